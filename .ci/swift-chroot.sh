@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Run a command inside the Debian trixie Swift chroot made by .ci/install-swift.sh.
+#
+#   .ci/swift-chroot.sh [options] HOSTDIR [--] CMD [ARGS...]
+#
+# HOSTDIR (an existing host directory) is bind-mounted at the SAME path inside the chroot and CMD runs there
+# (cwd = HOSTDIR), as root, with a clean environment (HOME=/root, PATH, LANG=C.UTF-8). Pass "-" as HOSTDIR to
+# bind nothing and run in /.
+#
+# Options:
+#   --root DIR           chroot directory (default $LOYALTY_SWIFT_ROOT, else
+#                        ${LOYALTY_TOOLCHAINS:-/opt/loyalty-toolchains}/swift-trixie)
+#   --env NAME=VALUE     add a variable to CMD's environment (repeatable)
+#   --allow-incomplete   do not require the "install complete" marker (used by install-swift.sh itself)
+#   --cleanup            only unmount whatever is mounted under the chroot in this (host) mount namespace
+#
+# Mounts on entry: proc at ROOT/proc, an rbind of /dev at ROOT/dev made rslave, and the HOSTDIR bind. They are
+# ALWAYS unmounted on exit (EXIT/INT/TERM/HUP trap), and checked before the command runs: if anything looks
+# wrong (stale mounts under ROOT, symlinked mount points, wrong fs type, shared propagation) it refuses to run.
+# Where `unshare` works (it does for root here) everything runs in a private mount + PID namespace, so the
+# host never sees these mounts at all and, even after a SIGKILL, they vanish with the namespace; stray
+# processes left inside the chroot are killed when the command ends.
+#
+# NEVER delete the chroot while something is mounted in it: a recursive delete through the /dev rbind wipes the
+# host's device nodes. Unmount first (this script, or --cleanup), then `rm -rf --one-file-system ROOT`.
+set -euo pipefail
+
+PROG="swift-chroot"
+log() { printf '[%s] %s\n' "$PROG" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
+
+ROOT="${LOYALTY_SWIFT_ROOT:-${LOYALTY_TOOLCHAINS:-/opt/loyalty-toolchains}/swift-trixie}"
+ALLOW_INCOMPLETE=0
+CLEANUP_ONLY=0
+EXTRA_ENV=()
+ORIG_ARGS=("$@")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) [ $# -ge 2 ] || usage; ROOT="$2"; shift 2 ;;
+        --root=*) ROOT="${1#--root=}"; shift ;;
+        --env) [ $# -ge 2 ] || usage; EXTRA_ENV+=("$2"); shift 2 ;;
+        --env=*) EXTRA_ENV+=("${1#--env=}"); shift ;;
+        --allow-incomplete) ALLOW_INCOMPLETE=1; shift ;;
+        --cleanup) CLEANUP_ONLY=1; shift ;;
+        -h|--help) usage ;;
+        --) shift; break ;;
+        -) break ;;
+        -*) die "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (mount, chroot)"
+for e in "${EXTRA_ENV[@]}"; do [[ "$e" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "bad --env '$e' (want NAME=VALUE)"; done
+
+# ---- the chroot directory must be a sane, canonical path --------------------------------------------------------
+[ -d "$ROOT" ] || die "chroot $ROOT does not exist: run .ci/install-swift.sh"
+[ -L "$ROOT" ] && die "chroot $ROOT is a symlink; give the real path"
+ROOT="$(realpath -e "$ROOT")"
+[[ "$ROOT" =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "chroot path '$ROOT' has unsupported characters"
+case "$ROOT" in /|/bin|/boot|/dev|/etc|/home|/lib*|/opt|/proc|/root|/run|/sbin|/srv|/sys|/tmp|/usr|/var) die "refusing chroot root '$ROOT'";; esac
+[ -f "$ROOT/etc/debian_version" ] && [ -x "$ROOT/bin/sh" ] || die "$ROOT does not look like a Debian root"
+
+# Mount points (in this mount namespace) at or below $ROOT, deepest first.
+mounts_under_root() {
+    awk -v r="$ROOT" '{ t = $5; gsub(/\\040/, " ", t); if (t == r || index(t, r "/") == 1) print t }' \
+        /proc/self/mountinfo | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2- | uniq
+}
+
+unmount_all_under_root() {
+    local t rc=0
+    # umount -R on each top-most remaining mount, retry lazily if busy; loop because of stacked mounts
+    for _ in 1 2 3 4 5; do
+        local left
+        left="$(mounts_under_root)"
+        [ -z "$left" ] && return 0
+        while IFS= read -r t; do
+            [ -n "$t" ] || continue
+            umount -R "$t" 2>/dev/null || umount -R -l "$t" 2>/dev/null || umount -l "$t" 2>/dev/null || true
+        done <<< "$left"
+    done
+    if [ -n "$(mounts_under_root)" ]; then
+        log "STILL MOUNTED under $ROOT:"; mounts_under_root >&2; rc=1
+    fi
+    return $rc
+}
+
+if [ "$CLEANUP_ONLY" = 1 ]; then
+    if [ -z "$(mounts_under_root)" ]; then log "nothing mounted under $ROOT"; exit 0; fi
+    unmount_all_under_root || die "could not unmount everything under $ROOT"
+    log "unmounted everything under $ROOT"
+    exit 0
+fi
+
+[ $# -ge 2 ] || usage
+HOSTDIR="$1"; shift
+[ "${1:-}" = "--" ] && shift
+[ $# -ge 1 ] || usage
+
+if [ "$ALLOW_INCOMPLETE" = 0 ]; then
+    [ -f "$ROOT/.loyalty-swift-ready" ] || die "chroot $ROOT is not complete: run .ci/install-swift.sh"
+fi
+
+# ---- the host directory to bind ----------------------------------------------------------------------------------
+if [ "$HOSTDIR" = "-" ]; then
+    HOSTDIR=""
+    CWD="/"
+else
+    [ -d "$HOSTDIR" ] || die "host directory '$HOSTDIR' does not exist"
+    HOSTDIR="$(realpath -e "$HOSTDIR")"
+    [[ "$HOSTDIR" =~ ^/[A-Za-z0-9._/+@-]+$ ]] || die "host dir '$HOSTDIR' has unsupported characters"
+    case "$HOSTDIR" in
+        /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/bin|/sbin|/lib|/lib64|/usr|/etc|/boot|/run|/tmp|/opt|/var|/root|/home)
+            die "refusing to bind host directory '$HOSTDIR'" ;;
+    esac
+    case "$ROOT/" in "$HOSTDIR"/*) die "host dir '$HOSTDIR' contains the chroot $ROOT";; esac
+    case "$HOSTDIR/" in "$ROOT"/*) die "host dir '$HOSTDIR' is inside the chroot";; esac
+    CWD="$HOSTDIR"
+fi
+
+# ---- stale mounts from an earlier crash (fallback mode) -> refuse -------------------------------------------------
+if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ -n "$(mounts_under_root)" ]; then
+    log "something is already mounted under $ROOT in the host namespace:"; mounts_under_root >&2
+    die "refusing to proceed; run: $0 --root $ROOT --cleanup"
+fi
+
+# ---- re-exec inside a private mount + PID namespace when possible -------------------------------------------------
+if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ "${LOYALTY_SWIFT_NO_UNSHARE:-0}" != 1 ] &&
+   unshare --mount --pid --fork --propagation private true 2>/dev/null; then
+    exec unshare --mount --pid --fork --kill-child=SIGKILL --propagation private \
+        env _LOYALTY_SWIFT_NS=1 bash "$0" "${ORIG_ARGS[@]}"
+fi
+
+# Without namespaces, mounts are in the host namespace: serialise users of this chroot.
+if [ -z "${_LOYALTY_SWIFT_NS:-}" ]; then
+    log "unshare unavailable: mounting in the host namespace (serialised)"
+    exec 8>"$ROOT.lock"
+    flock 8
+    [ -z "$(mounts_under_root)" ] || die "mounts appeared under $ROOT; run $0 --cleanup"
+fi
+
+# ---- mount, with an always-run cleanup --------------------------------------------------------------------------
+CHILD=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+        kill -TERM "$CHILD" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+    fi
+    # In our own PID namespace we are PID 1: kill every stray process left inside it (never done otherwise).
+    if [ -n "${_LOYALTY_SWIFT_NS:-}" ] && [ "$$" = 1 ]; then
+        kill -KILL -1 2>/dev/null || true
+        sleep 0.1
+    fi
+    if ! unmount_all_under_root; then
+        log "ERROR: mounts left under $ROOT; do NOT delete it; run $0 --cleanup"
+        [ "$rc" = 0 ] && rc=70
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "signal received, stopping"; exit 130' INT
+trap 'log "signal received, stopping"; exit 143' TERM HUP
+
+# a mount point inside ROOT must be a real directory whose canonical path is exactly itself (no symlink escape)
+safe_mountpoint() {
+    local p="$1"
+    [ "$(realpath -m "$p")" = "$p" ] || die "mount point $p resolves elsewhere ($(realpath -m "$p")); refusing"
+    mkdir -p "$p"
+    [ -d "$p" ] && [ ! -L "$p" ] || die "mount point $p is not a plain directory"
+    [ "$(realpath -e "$p")" = "$p" ] || die "mount point $p resolves elsewhere; refusing"
+}
+
+safe_mountpoint "$ROOT/proc"
+safe_mountpoint "$ROOT/dev"
+mount -t proc proc "$ROOT/proc"
+mount --rbind /dev "$ROOT/dev"
+mount --make-rslave "$ROOT/dev"
+if [ -n "$HOSTDIR" ]; then
+    safe_mountpoint "$ROOT$HOSTDIR"
+    mount --bind "$HOSTDIR" "$ROOT$HOSTDIR"
+    mount --make-private "$ROOT$HOSTDIR"
+fi
+
+# ---- verify the mounts before running anything ----------------------------------------------------------------
+fm() { findmnt -n -o "$1" --mountpoint "$2" 2>/dev/null | tail -n1; }
+[ "$(fm FSTYPE "$ROOT/proc")" = proc ] || die "$ROOT/proc is not a proc mount"
+[ "$(fm FSTYPE "$ROOT/dev")" = "$(fm FSTYPE /dev)" ] || die "$ROOT/dev is not the host /dev"
+case "$(fm PROPAGATION "$ROOT/dev")" in *shared*|"") die "$ROOT/dev propagation is '$(fm PROPAGATION "$ROOT/dev")', want slave/private";; esac
+[ -c "$ROOT/dev/null" ] || die "$ROOT/dev/null is not a character device"
+if [ -n "$HOSTDIR" ]; then
+    [ -n "$(fm TARGET "$ROOT$HOSTDIR")" ] || die "$ROOT$HOSTDIR is not mounted"
+    [ "$(stat -c %d:%i "$HOSTDIR")" = "$(stat -c %d:%i "$ROOT$HOSTDIR")" ] || die "$ROOT$HOSTDIR is not $HOSTDIR"
+fi
+
+# ---- run ----------------------------------------------------------------------------------------------------------
+chroot "$ROOT" /usr/bin/env -i \
+    HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    ${CI:+CI="$CI"} "${EXTRA_ENV[@]}" \
+    /bin/sh -c 'cd "$1" || exit 97; shift; exec "$@"' sh "$CWD" "$@" &
+CHILD=$!
+set +e
+while :; do
+    wait "$CHILD"; status=$?
+    kill -0 "$CHILD" 2>/dev/null || break
+done
+set -e
+CHILD=""
+exit "$status"

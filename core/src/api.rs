@@ -1,0 +1,137 @@
+//! The JSON side of the HTTP API, shared by the server, the device and the operator tools: request
+//! and response bodies, the error body every failed request carries, and the header that
+//! authenticates a device.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inbox::Message;
+use crate::offers::Offer;
+
+pub const ENROLL_PATH: &str = "/v1/enroll";
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Device credentials as the `Authorization` header carries them: `Bearer <device_id>.<secret>`.
+pub fn device_authorization(device_id: &str, secret: &str) -> String {
+    format!("Bearer {device_id}.{secret}")
+}
+
+/// Splits a device bearer token into id and secret.
+pub fn parse_device_token(header: &str) -> Option<(&str, &str)> {
+    let token = header.strip_prefix("Bearer ")?;
+    let (id, secret) = token.split_once('.')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub activation_code: String,
+    /// A name the member recognises, shown in activations ("Anna's Pixel").
+    #[serde(default)]
+    pub device_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub member_id: String,
+    pub card_number: String,
+    pub device_id: String,
+    /// Shown once; the server keeps only its hash.
+    pub device_secret: String,
+    pub server_time_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMemberRequest {
+    /// The retailer's own reference for the member (CRM id), optional.
+    #[serde(default)]
+    pub external_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMemberResponse {
+    pub member_id: String,
+    pub card_number: String,
+    pub activation_code: String,
+    pub activation_expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationCodeResponse {
+    pub member_id: String,
+    pub activation_code: String,
+    pub activation_expires_at_ms: i64,
+}
+
+/// An offer as an operator posts it; the server fills in the id when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostOffer {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub terms: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    #[serde(default)]
+    pub needs_activation: bool,
+    #[serde(default)]
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMessage {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+fn default_channel() -> String {
+    "inapp".into()
+}
+
+/// What the server holds for a member, for operators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub member_id: String,
+    pub card: Option<crate::card::Card>,
+    pub offers: Vec<Offer>,
+    pub messages: Vec<Message>,
+    pub member: crate::member::MemberState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_tokens_round_trip() {
+        let h = device_authorization("dev_1", "abc");
+        assert_eq!(parse_device_token(&h), Some(("dev_1", "abc")));
+        assert_eq!(parse_device_token("Bearer nodot"), None);
+        assert_eq!(parse_device_token("Basic a.b"), None);
+        assert_eq!(parse_device_token("Bearer .b"), None);
+    }
+
+    #[test]
+    fn post_message_defaults_to_inapp() {
+        let m: PostMessage = serde_json::from_str(r#"{"subject":"Hi"}"#).unwrap();
+        assert_eq!(m.channel, "inapp");
+    }
+}

@@ -1,0 +1,163 @@
+//! The card document: the member's card number, its status, tier, points balance and the ledger
+//! entries that explain the balance. The server writes it; devices only read it. The balance here is a
+//! projection of the server's relational ledger, never a CRDT counter.
+
+use automerge::{AutoCommit, ScalarValue};
+use serde::{Deserialize, Serialize};
+
+use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardStatus {
+    Active,
+    Blocked,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(CardStatus::Active),
+            "blocked" => Some(CardStatus::Blocked),
+            _ => None,
+        }
+    }
+}
+
+/// One movement of points, keyed by the server's transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub tx_id: String,
+    pub points: i64,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub card_number: String,
+    pub member_id: String,
+    pub status: CardStatus,
+    pub tier: String,
+    pub balance: i64,
+    /// Newest first.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// Reads the card, or `None` when the document is still at genesis (the device has not synced yet).
+pub fn read(doc: &AutoCommit) -> Result<Option<Card>, DocumentError> {
+    check_root(doc, DocKind::Card)?;
+    let f = Fields::new(doc, DocKind::Card);
+    let root = automerge::ROOT;
+    let Some(card_number) = f.opt_str(&root, "card_number")? else {
+        return Ok(None);
+    };
+    let status_text = f.str(&root, "status")?;
+    let status = CardStatus::parse(&status_text).ok_or_else(|| DocumentError::Invalid {
+        doc: DocKind::Card,
+        message: format!("unknown card status `{status_text}`"),
+    })?;
+    let ledger_obj = f.map(&root, "ledger")?;
+    let mut ledger = Vec::new();
+    for tx_id in f.keys(&ledger_obj) {
+        let entry = f.map(&ledger_obj, &tx_id)?;
+        ledger.push(LedgerEntry {
+            points: f.int(&entry, "points")?,
+            reason: f.str(&entry, "reason")?,
+            at_ms: f.timestamp(&entry, "at")?,
+            tx_id,
+        });
+    }
+    ledger.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| b.tx_id.cmp(&a.tx_id)));
+    Ok(Some(Card {
+        card_number,
+        member_id: f.str(&root, "member_id")?,
+        status,
+        tier: f.str(&root, "tier")?,
+        balance: f.int(&root, "balance")?,
+        ledger,
+    }))
+}
+
+/// Issues a new card into a genesis card document (server side, at enrollment of the member).
+pub fn issue(
+    doc: &mut AutoCommit,
+    card_number: &str,
+    member_id: &str,
+) -> Result<(), automerge::AutomergeError> {
+    let root = automerge::ROOT;
+    put_if_changed(doc, &root, "card_number", ScalarValue::Str(card_number.into()))?;
+    put_if_changed(doc, &root, "member_id", ScalarValue::Str(member_id.into()))?;
+    put_if_changed(doc, &root, "status", ScalarValue::Str("active".into()))?;
+    put_if_changed(doc, &root, "tier", ScalarValue::Str("base".into()))?;
+    put_if_changed(doc, &root, "balance", ScalarValue::Int(0))?;
+    Ok(())
+}
+
+pub fn set_status(doc: &mut AutoCommit, status: CardStatus) -> Result<(), automerge::AutomergeError> {
+    put_if_changed(doc, &automerge::ROOT, "status", ScalarValue::Str(status.as_str().into()))
+}
+
+/// Records a ledger entry and the balance that results from it, in one change.
+pub fn record(
+    doc: &mut AutoCommit,
+    entry: &LedgerEntry,
+    balance: i64,
+) -> Result<(), automerge::AutomergeError> {
+    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
+    let obj = ensure_map(doc, &ledger, &entry.tx_id)?;
+    put_if_changed(doc, &obj, "points", ScalarValue::Int(entry.points))?;
+    put_if_changed(doc, &obj, "reason", ScalarValue::Str(entry.reason.as_str().into()))?;
+    put_if_changed(doc, &obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
+    put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::genesis;
+
+    #[test]
+    fn genesis_card_reads_as_not_issued() {
+        assert_eq!(read(&genesis(DocKind::Card)).unwrap(), None);
+    }
+
+    #[test]
+    fn issued_card_reads_back_with_ledger_newest_first() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        for (i, pts) in [(1, 100), (2, -40)] {
+            let entry = LedgerEntry {
+                tx_id: format!("tx{i}"),
+                points: pts,
+                reason: format!("reason {i}"),
+                at_ms: i * 1000,
+            };
+            record(&mut doc, &entry, 60).unwrap();
+        }
+        set_status(&mut doc, CardStatus::Blocked).unwrap();
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(card.status, CardStatus::Blocked);
+        assert_eq!(card.balance, 60);
+        assert_eq!(card.ledger[0].tx_id, "tx2");
+        assert_eq!(card.ledger[1].points, 100);
+    }
+
+    #[test]
+    fn unchanged_reissue_adds_no_operations() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        doc.commit();
+        let heads = doc.get_heads();
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        assert_eq!(doc.commit(), None);
+        assert_eq!(doc.get_heads(), heads);
+    }
+}

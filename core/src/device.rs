@@ -1,0 +1,420 @@
+//! [`Device`]: the one object an app drives. It owns the local store and the in-memory documents,
+//! answers every read from them (so the app works offline), validates and records the member's
+//! actions, and syncs with the server when asked.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, AutoCommit};
+use serde::Serialize;
+
+use crate::api::{self, EnrollRequest, EnrollResponse, ErrorBody};
+use crate::card::{self, Card};
+use crate::clock::{Clock, SystemClock};
+use crate::document::{DocKind, Writer};
+use crate::error::Error;
+use crate::inbox::{self, MessageView};
+use crate::member::{self, MemberState};
+use crate::offers::{self, OfferState, OfferView};
+use crate::protocol::{self, Rejection, SyncRequest, SyncResponse, codes};
+use crate::store::{Credentials, Store};
+use crate::sync::{self as algo, DeviceOutcome, MAX_ROUNDS};
+
+const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
+
+/// What one call to [`Device::sync`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// HTTP round trips.
+    pub round_trips: usize,
+    /// Request and response body bytes.
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+    /// Documents whose content changed on this device.
+    pub changed: Vec<DocKind>,
+    /// Documents the server refused data for, with its reason.
+    pub rejected: Vec<(DocKind, Rejection)>,
+}
+
+struct Inner {
+    store: Store,
+    docs: Vec<AutoCommit>,
+    credentials: Option<Credentials>,
+    clock_offset_ms: i64,
+}
+
+impl Inner {
+    fn doc(&mut self, kind: DocKind) -> &mut AutoCommit {
+        &mut self.docs[kind.index()]
+    }
+}
+
+pub struct Device {
+    inner: Mutex<Inner>,
+    /// Serialises syncs: two at once would fight over the same sync states.
+    sync_lock: tokio::sync::Mutex<()>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl Device {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with_clock(path, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let store = Store::open(path)?;
+        // A fresh actor per open: two processes that open the same file can never reuse one actor's
+        // sequence numbers.
+        let actor = ActorId::random();
+        let mut docs = Vec::with_capacity(DocKind::ALL.len());
+        for kind in DocKind::ALL {
+            let mut doc = store.load_doc(kind)?;
+            doc.set_actor(actor.clone());
+            docs.push(doc);
+        }
+        let credentials = store.credentials()?;
+        let clock_offset_ms = store
+            .setting(CLOCK_OFFSET_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Offline(e.to_string()))?;
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                store,
+                docs,
+                credentials,
+                clock_offset_ms,
+            }),
+            sync_lock: tokio::sync::Mutex::new(()),
+            http,
+            clock,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the documents half-written (every write is
+        // committed or rolled back before the lock is released), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn credentials(&self) -> Option<Credentials> {
+        self.lock().credentials.clone()
+    }
+
+    pub fn is_enrolled(&self) -> bool {
+        self.lock().credentials.is_some()
+    }
+
+    /// The server's time as this device best knows it (its clock corrected at the last sync).
+    pub fn server_now_ms(&self) -> i64 {
+        self.clock.now_ms() + self.lock().clock_offset_ms
+    }
+
+    /// Enrolls this device with an activation code from the operator. Does not sync: call
+    /// [`Device::sync`] next.
+    pub async fn enroll(&self, server_url: &str, activation_code: &str, device_name: &str) -> Result<(), Error> {
+        if let Some(c) = self.credentials() {
+            return Err(Error::AlreadyEnrolled { member_id: c.member_id });
+        }
+        let server_url = server_url.trim_end_matches('/').to_string();
+        let body = EnrollRequest {
+            activation_code: activation_code.to_string(),
+            device_name: device_name.to_string(),
+        };
+        let sent_at = self.clock.now_ms();
+        let response = self
+            .http
+            .post(format!("{server_url}{}", api::ENROLL_PATH))
+            .json(&body)
+            .send()
+            .await
+            .map_err(offline)?;
+        let response = check_status(response).await?;
+        let enrolled: EnrollResponse = response
+            .json()
+            .await
+            .map_err(|e| Error::Protocol(protocol::ProtocolError::BadSyncMessage(e.to_string())))?;
+        let credentials = Credentials {
+            server_url,
+            member_id: enrolled.member_id,
+            card_number: enrolled.card_number,
+            device_id: enrolled.device_id,
+            device_secret: enrolled.device_secret,
+            device_name: device_name.to_string(),
+        };
+        let mut inner = self.lock();
+        inner.store.set_credentials(&credentials)?;
+        inner.credentials = Some(credentials);
+        self.learn_clock(&mut inner, sent_at, enrolled.server_time_ms)?;
+        tracing::info!("device enrolled");
+        Ok(())
+    }
+
+    fn learn_clock(&self, inner: &mut Inner, sent_at: i64, server_time_ms: i64) -> Result<(), Error> {
+        // The server stamped its answer somewhere between sending and receiving; the midpoint is
+        // the best guess and is within half a round trip of the truth.
+        let local = (sent_at + self.clock.now_ms()) / 2;
+        inner.clock_offset_ms = server_time_ms - local;
+        inner
+            .store
+            .set_setting(CLOCK_OFFSET_KEY, &inner.clock_offset_ms.to_string())?;
+        Ok(())
+    }
+
+    /// Syncs every document with the server until both sides agree or the server refuses one.
+    pub async fn sync(&self) -> Result<SyncReport, Error> {
+        let _one_at_a_time = self.sync_lock.lock().await;
+        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
+        let url = format!(
+            "{}{}",
+            credentials.server_url,
+            protocol::sync_path(&credentials.member_id)
+        );
+        let auth = api::device_authorization(&credentials.device_id, &credentials.device_secret);
+        let mut states = {
+            let inner = self.lock();
+            DocKind::ALL
+                .iter()
+                .map(|&k| inner.store.sync_state(k))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut pending: Vec<DocKind> = DocKind::ALL.to_vec();
+        let mut report = SyncReport::default();
+        let mut first_round = true;
+        while !pending.is_empty() {
+            if report.round_trips == MAX_ROUNDS {
+                return Err(Error::SyncDidNotSettle(MAX_ROUNDS));
+            }
+            let request = {
+                let mut inner = self.lock();
+                let entries = pending
+                    .iter()
+                    .map(|&k| algo::device_entry(k, inner.doc(k), &mut states[k.index()], first_round))
+                    .collect();
+                SyncRequest { entries }.encode()
+            };
+            first_round = false;
+            report.round_trips += 1;
+            report.bytes_sent += request.len();
+            let sent_at = self.clock.now_ms();
+            let response = self
+                .http
+                .post(&url)
+                .header(reqwest::header::AUTHORIZATION, &auth)
+                .header(reqwest::header::CONTENT_TYPE, protocol::CONTENT_TYPE)
+                .body(request)
+                .send()
+                .await
+                .map_err(offline)?;
+            let body = check_status(response).await?.bytes().await.map_err(offline)?;
+            report.bytes_received += body.len();
+            let response = SyncResponse::decode(&body)?;
+            let mut inner = self.lock();
+            self.learn_clock(&mut inner, sent_at, response.server_time_ms)?;
+            pending = self.take_response(&mut inner, response, &mut states, &mut report)?;
+        }
+        tracing::info!(round_trips = report.round_trips, changed = ?report.changed, "sync finished");
+        Ok(report)
+    }
+
+    /// Applies one response, persisting each document it touched, and returns the documents that
+    /// still need another round.
+    fn take_response(
+        &self,
+        inner: &mut Inner,
+        response: SyncResponse,
+        states: &mut [automerge::sync::State],
+        report: &mut SyncReport,
+    ) -> Result<Vec<DocKind>, Error> {
+        let mut pending = Vec::new();
+        for entry in response.entries {
+            let kind = entry.doc;
+            let state = &mut states[kind.index()];
+            let before = inner.doc(kind).get_heads();
+            let outcome = algo::device_take_reply(kind, inner.doc(kind), state, entry.reply, entry.digest)?;
+            if inner.doc(kind).get_heads() != before && !report.changed.contains(&kind) {
+                report.changed.push(kind);
+            }
+            match outcome {
+                DeviceOutcome::Settled => {}
+                DeviceOutcome::Continue => pending.push(kind),
+                DeviceOutcome::Rejected(rejection) => {
+                    tracing::warn!(doc = %kind, code = %rejection.code, "server refused a document");
+                    let retry = self.recover_from_rejection(inner, kind, &rejection, state)?;
+                    report.rejected.push((kind, rejection));
+                    if retry {
+                        pending.push(kind);
+                    }
+                    continue;
+                }
+            }
+            let Inner { store, docs, .. } = inner;
+            store.save(kind, &mut docs[kind.index()], Some(state))?;
+        }
+        Ok(pending)
+    }
+
+    /// A server document the device somehow changed is replaced by the server's copy: the server is
+    /// its only writer, so nothing of the member's is lost. A refused member document is kept as it
+    /// is, because it holds the member's own work; the app reports the rejection.
+    fn recover_from_rejection(
+        &self,
+        inner: &mut Inner,
+        kind: DocKind,
+        rejection: &Rejection,
+        state: &mut automerge::sync::State,
+    ) -> Result<bool, Error> {
+        if kind.writer() != Writer::Server || rejection.code != codes::READ_ONLY_DOCUMENT {
+            return Ok(false);
+        }
+        inner.store.reset_doc(kind)?;
+        let actor = inner.doc(kind).get_actor().clone();
+        let mut fresh = inner.store.load_doc(kind)?;
+        fresh.set_actor(actor);
+        inner.docs[kind.index()] = fresh;
+        *state = automerge::sync::State::new();
+        Ok(true)
+    }
+
+    pub fn card(&self) -> Result<Option<Card>, Error> {
+        Ok(card::read(self.lock().doc(DocKind::Card))?)
+    }
+
+    pub fn member_state(&self) -> Result<MemberState, Error> {
+        Ok(member::read(self.lock().doc(DocKind::Member))?)
+    }
+
+    /// The member's offers as they stand now (server time), with their activation.
+    pub fn offers(&self) -> Result<Vec<OfferView>, Error> {
+        let now = self.server_now_ms();
+        let mut inner = self.lock();
+        let member = member::read(inner.doc(DocKind::Member))?;
+        let offers = offers::read_all(inner.doc(DocKind::Offers))?;
+        Ok(offers.into_iter().map(|o| OfferView::new(o, &member, now)).collect())
+    }
+
+    /// The member's messages, newest first, with their read and archived marks.
+    pub fn messages(&self) -> Result<Vec<MessageView>, Error> {
+        let mut inner = self.lock();
+        let member = member::read(inner.doc(DocKind::Member))?;
+        let messages = inbox::read_all(inner.doc(DocKind::Inbox))?;
+        Ok(messages.into_iter().map(|m| MessageView::new(m, &member)).collect())
+    }
+
+    /// Activates ("clips") an offer. Works offline; reaches the server at the next sync.
+    pub fn activate_offer(&self, offer_id: &str) -> Result<(), Error> {
+        let view = self
+            .offers()?
+            .into_iter()
+            .find(|o| o.offer.id == offer_id)
+            .ok_or_else(|| Error::InvalidInput(format!("there is no offer `{offer_id}`")))?;
+        match view.state {
+            OfferState::Expired => return Err(Error::InvalidInput(format!("offer `{offer_id}` has expired"))),
+            _ if view.activated_at_ms.is_some() => return Ok(()),
+            _ => {}
+        }
+        let device = self.credentials().map(|c| c.device_name).unwrap_or_default();
+        self.edit_member(|doc, now| member::activate(doc, offer_id, &device, now))
+    }
+
+    pub fn mark_read(&self, message_id: &str) -> Result<(), Error> {
+        self.mark_message("read", message_id)
+    }
+
+    pub fn archive(&self, message_id: &str) -> Result<(), Error> {
+        self.mark_message("archived", message_id)
+    }
+
+    fn mark_message(&self, list: &str, message_id: &str) -> Result<(), Error> {
+        let known = inbox::read_all(self.lock().doc(DocKind::Inbox))?
+            .iter()
+            .any(|m| m.id == message_id);
+        if !known {
+            return Err(Error::InvalidInput(format!("there is no message `{message_id}`")));
+        }
+        self.edit_member(|doc, now| member::mark(doc, list, message_id, now))
+    }
+
+    pub fn set_preference(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.edit_member(|doc, _| member::set_preference(doc, key, value))
+    }
+
+    pub fn set_consent(&self, channel: &str, granted: bool) -> Result<(), Error> {
+        if !member::CONSENT_CHANNELS.contains(&channel) {
+            return Err(Error::InvalidInput(format!(
+                "consent channel must be one of {}",
+                member::CONSENT_CHANNELS.join(", ")
+            )));
+        }
+        self.edit_member(|doc, now| member::set_consent(doc, channel, granted, now))
+    }
+
+    /// Applies `edit` to the member document, keeps it only if the result passes the same
+    /// validation the server will run, and stores it before returning.
+    fn edit_member(
+        &self,
+        edit: impl FnOnce(&mut AutoCommit, i64) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), Error> {
+        let now = self.server_now_ms();
+        let mut inner = self.lock();
+        let doc = inner.doc(DocKind::Member);
+        if let Err(e) = edit(doc, now) {
+            doc.rollback();
+            return Err(Error::automerge(DocKind::Member, e));
+        }
+        if let Err(e) = member::read(doc) {
+            doc.rollback();
+            return Err(Error::InvalidInput(e.to_string()));
+        }
+        doc.commit_with(CommitOptions::default().with_time(now / 1000));
+        let Inner { store, docs, .. } = &mut *inner;
+        store.save(DocKind::Member, &mut docs[DocKind::Member.index()], None)?;
+        Ok(())
+    }
+
+    /// Test and tooling hook: runs `f` on the raw document, committing and storing the result
+    /// without validation. This is how tests play a misbehaving client.
+    #[doc(hidden)]
+    pub fn tamper(&self, kind: DocKind, f: impl FnOnce(&mut AutoCommit)) -> Result<(), Error> {
+        let mut inner = self.lock();
+        f(inner.doc(kind));
+        inner.doc(kind).commit();
+        let Inner { store, docs, .. } = &mut *inner;
+        store.save(kind, &mut docs[kind.index()], None)?;
+        Ok(())
+    }
+
+    /// The heads of one document, for tests and diagnostics.
+    pub fn heads(&self, kind: DocKind) -> Vec<automerge::ChangeHash> {
+        self.lock().doc(kind).get_heads()
+    }
+}
+
+fn offline(e: reqwest::Error) -> Error {
+    Error::Offline(e.to_string())
+}
+
+/// Turns a non-success answer into [`Error::Server`] with the server's own code and message.
+async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, Error> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => ("http_error".into(), String::from_utf8_lossy(&body).into_owned()),
+    };
+    Err(Error::Server {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}

@@ -1,0 +1,41 @@
+//! The errors a [`crate::Device`] reports. Internal errors (SQLite, Automerge, HTTP) are mapped here
+//! into cases an app can act on; the FFI layer maps these again into its small public enum.
+
+use crate::document::DocumentError;
+use crate::protocol::ProtocolError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("this device is not enrolled yet")]
+    NotEnrolled,
+    #[error("this device is already enrolled as {member_id}")]
+    AlreadyEnrolled { member_id: String },
+    #[error("the server could not be reached: {0}")]
+    Offline(String),
+    #[error("the server refused the request ({status} {code}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("the sync did not settle after {0} rounds")]
+    SyncDidNotSettle(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error("the server sent a malformed answer: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+impl Error {
+    pub(crate) fn automerge(doc: crate::DocKind, e: automerge::AutomergeError) -> Self {
+        Error::Document(DocumentError::Corrupt {
+            doc,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The offers document: the member's personal offers, written by the server. Whether the member has
+//! activated ("clipped") an offer lives in the member document, so a device never writes here; the
+//! [`OfferView`] joins the two for display.
+
+use automerge::{AutoCommit, ScalarValue};
+use serde::{Deserialize, Serialize};
+
+use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
+use crate::member::MemberState;
+
+/// Longest title, description or terms text accepted, in bytes.
+pub const MAX_TEXT: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub terms: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    #[serde(default)]
+    pub needs_activation: bool,
+    /// The rule the offer applies at the till, in the programme's rule language (free text for now).
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub use_count: i64,
+}
+
+impl Offer {
+    /// Checks an offer before the server publishes it.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::ids::valid_record_id(&self.id) {
+            return Err("offer id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into());
+        }
+        if self.title.trim().is_empty() {
+            return Err("offer title must not be empty".into());
+        }
+        for (name, text) in [
+            ("title", &self.title),
+            ("description", &self.description),
+            ("terms", &self.terms),
+            ("rule", &self.rule),
+        ] {
+            if text.len() > MAX_TEXT {
+                return Err(format!("offer {name} is longer than {MAX_TEXT} bytes"));
+            }
+        }
+        if self.valid_until_ms <= self.valid_from_ms {
+            return Err("offer must end after it starts".into());
+        }
+        if self.use_count < 0 {
+            return Err("use count cannot be negative".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where an offer stands for the member at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfferState {
+    /// Not yet valid.
+    Upcoming,
+    /// Valid, and either activated or usable without activation.
+    Active,
+    /// Valid but waiting for the member to activate it.
+    Available,
+    Expired,
+}
+
+/// An offer as the app shows it: the server's offer plus the member's activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferView {
+    #[serde(flatten)]
+    pub offer: Offer,
+    pub activated_at_ms: Option<i64>,
+    pub state: OfferState,
+}
+
+impl OfferView {
+    pub fn new(offer: Offer, member: &MemberState, now_ms: i64) -> Self {
+        let activated_at_ms = member.activations.get(&offer.id).map(|a| a.at_ms);
+        let state = if now_ms < offer.valid_from_ms {
+            OfferState::Upcoming
+        } else if now_ms >= offer.valid_until_ms {
+            OfferState::Expired
+        } else if offer.needs_activation && activated_at_ms.is_none() {
+            OfferState::Available
+        } else {
+            OfferState::Active
+        };
+        Self {
+            offer,
+            activated_at_ms,
+            state,
+        }
+    }
+}
+
+pub fn read_all(doc: &AutoCommit) -> Result<Vec<Offer>, DocumentError> {
+    check_root(doc, DocKind::Offers)?;
+    let f = Fields::new(doc, DocKind::Offers);
+    let list = f.map(&automerge::ROOT, "offers")?;
+    let mut offers = Vec::new();
+    for id in f.keys(&list) {
+        let o = f.map(&list, &id)?;
+        offers.push(Offer {
+            title: f.str(&o, "title")?,
+            description: f.str(&o, "description")?,
+            terms: f.str(&o, "terms")?,
+            valid_from_ms: f.timestamp(&o, "valid_from")?,
+            valid_until_ms: f.timestamp(&o, "valid_until")?,
+            needs_activation: f.bool(&o, "needs_activation")?,
+            rule: f.str(&o, "rule")?,
+            use_count: f.int(&o, "use_count")?,
+            id,
+        });
+    }
+    offers.sort_by(|a, b| a.valid_until_ms.cmp(&b.valid_until_ms).then_with(|| a.id.cmp(&b.id)));
+    Ok(offers)
+}
+
+/// Publishes or updates an offer (server side).
+pub fn put(doc: &mut AutoCommit, offer: &Offer) -> Result<(), automerge::AutomergeError> {
+    let list = ensure_map(doc, &automerge::ROOT, "offers")?;
+    let o = ensure_map(doc, &list, &offer.id)?;
+    let s = |v: &str| ScalarValue::Str(v.into());
+    put_if_changed(doc, &o, "title", s(&offer.title))?;
+    put_if_changed(doc, &o, "description", s(&offer.description))?;
+    put_if_changed(doc, &o, "terms", s(&offer.terms))?;
+    put_if_changed(doc, &o, "valid_from", ScalarValue::Timestamp(offer.valid_from_ms))?;
+    put_if_changed(doc, &o, "valid_until", ScalarValue::Timestamp(offer.valid_until_ms))?;
+    put_if_changed(doc, &o, "needs_activation", ScalarValue::Boolean(offer.needs_activation))?;
+    put_if_changed(doc, &o, "rule", s(&offer.rule))?;
+    put_if_changed(doc, &o, "use_count", ScalarValue::Int(offer.use_count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::genesis;
+
+    pub(crate) fn sample(id: &str) -> Offer {
+        Offer {
+            id: id.into(),
+            title: "10% off coffee".into(),
+            description: "Any coffee beans".into(),
+            terms: "One per receipt".into(),
+            valid_from_ms: 1_000,
+            valid_until_ms: 10_000,
+            needs_activation: true,
+            rule: "percent_off:10:category=coffee".into(),
+            use_count: 0,
+        }
+    }
+
+    #[test]
+    fn offers_round_trip_sorted_by_end() {
+        let mut doc = genesis(DocKind::Offers);
+        let mut late = sample("b");
+        late.valid_until_ms = 20_000;
+        put(&mut doc, &late).unwrap();
+        put(&mut doc, &sample("a")).unwrap();
+        let offers = read_all(&doc).unwrap();
+        assert_eq!(offers, vec![sample("a"), late]);
+    }
+
+    #[test]
+    fn view_states_follow_time_and_activation() {
+        let mut member = MemberState::default();
+        let o = sample("a");
+        assert_eq!(OfferView::new(o.clone(), &member, 0).state, OfferState::Upcoming);
+        assert_eq!(OfferView::new(o.clone(), &member, 5_000).state, OfferState::Available);
+        member.activations.insert(
+            "a".into(),
+            crate::member::Activation {
+                at_ms: 4_000,
+                device: "d".into(),
+            },
+        );
+        let v = OfferView::new(o.clone(), &member, 5_000);
+        assert_eq!((v.state, v.activated_at_ms), (OfferState::Active, Some(4_000)));
+        assert_eq!(OfferView::new(o, &member, 10_000).state, OfferState::Expired);
+    }
+
+    #[test]
+    fn validation_refuses_bad_offers() {
+        assert!(sample("a").validate().is_ok());
+        let mut bad = sample("a/b");
+        assert!(bad.validate().is_err());
+        bad = sample("a");
+        bad.valid_until_ms = bad.valid_from_ms;
+        assert!(bad.validate().is_err());
+        bad = sample("a");
+        bad.title = " ".into();
+        assert!(bad.validate().is_err());
+        bad = sample("a");
+        bad.terms = "x".repeat(MAX_TEXT + 1);
+        assert!(bad.validate().is_err());
+    }
+}
