@@ -11,6 +11,8 @@
 #   --root DIR           chroot directory (default $LOYALTY_SWIFT_ROOT, else
 #                        ${LOYALTY_TOOLCHAINS:-/opt/loyalty-toolchains}/swift-trixie)
 #   --env NAME=VALUE     add a variable to CMD's environment (repeatable)
+#   --bind DIR           also bind-mount host directory DIR at the same path (repeatable), e.g. a
+#                        CARGO_TARGET_DIR that is not below HOSTDIR
 #   --allow-incomplete   do not require the "install complete" marker (used by install-swift.sh itself)
 #   --cleanup            only unmount whatever is mounted under the chroot in this (host) mount namespace
 #
@@ -34,6 +36,7 @@ ROOT="${LOYALTY_SWIFT_ROOT:-${LOYALTY_TOOLCHAINS:-/opt/loyalty-toolchains}/swift
 ALLOW_INCOMPLETE=0
 CLEANUP_ONLY=0
 EXTRA_ENV=()
+EXTRA_BINDS=()
 ORIG_ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +44,8 @@ while [ $# -gt 0 ]; do
         --root=*) ROOT="${1#--root=}"; shift ;;
         --env) [ $# -ge 2 ] || usage; EXTRA_ENV+=("$2"); shift 2 ;;
         --env=*) EXTRA_ENV+=("${1#--env=}"); shift ;;
+        --bind) [ $# -ge 2 ] || usage; EXTRA_BINDS+=("$2"); shift 2 ;;
+        --bind=*) EXTRA_BINDS+=("${1#--bind=}"); shift ;;
         --allow-incomplete) ALLOW_INCOMPLETE=1; shift ;;
         --cleanup) CLEANUP_ONLY=1; shift ;;
         -h|--help) usage ;;
@@ -102,22 +107,31 @@ if [ "$ALLOW_INCOMPLETE" = 0 ]; then
     [ -f "$ROOT/.loyalty-swift-ready" ] || die "chroot $ROOT is not complete: run .ci/install-swift.sh"
 fi
 
-# ---- the host directory to bind ----------------------------------------------------------------------------------
+# ---- the host directories to bind ---------------------------------------------------------------------------------
+check_hostdir() {   # prints the canonical path of a host directory that is safe to bind, or dies
+    local d="$1"
+    [ -d "$d" ] || die "host directory '$d' does not exist"
+    d="$(realpath -e "$d")"
+    [[ "$d" =~ ^/[A-Za-z0-9._/+@-]+$ ]] || die "host dir '$d' has unsupported characters"
+    case "$d" in
+        /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/bin|/sbin|/lib|/lib64|/usr|/etc|/boot|/run|/tmp|/opt|/var|/root|/home)
+            die "refusing to bind host directory '$d'" ;;
+    esac
+    case "$ROOT/" in "$d"/*) die "host dir '$d' contains the chroot $ROOT";; esac
+    case "$d/" in "$ROOT"/*) die "host dir '$d' is inside the chroot";; esac
+    printf '%s\n' "$d"
+}
+BINDS=()
 if [ "$HOSTDIR" = "-" ]; then
-    HOSTDIR=""
     CWD="/"
 else
-    [ -d "$HOSTDIR" ] || die "host directory '$HOSTDIR' does not exist"
-    HOSTDIR="$(realpath -e "$HOSTDIR")"
-    [[ "$HOSTDIR" =~ ^/[A-Za-z0-9._/+@-]+$ ]] || die "host dir '$HOSTDIR' has unsupported characters"
-    case "$HOSTDIR" in
-        /|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/bin|/sbin|/lib|/lib64|/usr|/etc|/boot|/run|/tmp|/opt|/var|/root|/home)
-            die "refusing to bind host directory '$HOSTDIR'" ;;
-    esac
-    case "$ROOT/" in "$HOSTDIR"/*) die "host dir '$HOSTDIR' contains the chroot $ROOT";; esac
-    case "$HOSTDIR/" in "$ROOT"/*) die "host dir '$HOSTDIR' is inside the chroot";; esac
+    HOSTDIR="$(check_hostdir "$HOSTDIR")"
+    BINDS+=("$HOSTDIR")
     CWD="$HOSTDIR"
 fi
+for b in "${EXTRA_BINDS[@]}"; do BINDS+=("$(check_hostdir "$b")"); done
+# bind parents before children so a nested extra bind is not hidden by its parent's bind
+mapfile -t BINDS < <(printf '%s\n' "${BINDS[@]}" | awk 'NF' | awk '{ print length($0) "\t" $0 }' | sort -n | cut -f2- | uniq)
 
 # ---- stale mounts from an earlier crash (fallback mode) -> refuse -------------------------------------------------
 if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ -n "$(mounts_under_root)" ]; then
@@ -128,7 +142,7 @@ fi
 # ---- re-exec inside a private mount + PID namespace when possible -------------------------------------------------
 if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ "${LOYALTY_SWIFT_NO_UNSHARE:-0}" != 1 ] &&
    unshare --mount --pid --fork --propagation private true 2>/dev/null; then
-    exec unshare --mount --pid --fork --kill-child=SIGKILL --propagation private \
+    exec unshare --mount --pid --fork --kill-child=SIGTERM --propagation private \
         env _LOYALTY_SWIFT_NS=1 bash "$0" "${ORIG_ARGS[@]}"
 fi
 
@@ -180,11 +194,11 @@ safe_mountpoint "$ROOT/dev"
 mount -t proc proc "$ROOT/proc"
 mount --rbind /dev "$ROOT/dev"
 mount --make-rslave "$ROOT/dev"
-if [ -n "$HOSTDIR" ]; then
-    safe_mountpoint "$ROOT$HOSTDIR"
-    mount --bind "$HOSTDIR" "$ROOT$HOSTDIR"
-    mount --make-private "$ROOT$HOSTDIR"
-fi
+for b in "${BINDS[@]}"; do
+    safe_mountpoint "$ROOT$b"
+    mount --bind "$b" "$ROOT$b"
+    mount --make-private "$ROOT$b"
+done
 
 # ---- verify the mounts before running anything ----------------------------------------------------------------
 fm() { findmnt -n -o "$1" --mountpoint "$2" 2>/dev/null | tail -n1; }
@@ -192,10 +206,10 @@ fm() { findmnt -n -o "$1" --mountpoint "$2" 2>/dev/null | tail -n1; }
 [ "$(fm FSTYPE "$ROOT/dev")" = "$(fm FSTYPE /dev)" ] || die "$ROOT/dev is not the host /dev"
 case "$(fm PROPAGATION "$ROOT/dev")" in *shared*|"") die "$ROOT/dev propagation is '$(fm PROPAGATION "$ROOT/dev")', want slave/private";; esac
 [ -c "$ROOT/dev/null" ] || die "$ROOT/dev/null is not a character device"
-if [ -n "$HOSTDIR" ]; then
-    [ -n "$(fm TARGET "$ROOT$HOSTDIR")" ] || die "$ROOT$HOSTDIR is not mounted"
-    [ "$(stat -c %d:%i "$HOSTDIR")" = "$(stat -c %d:%i "$ROOT$HOSTDIR")" ] || die "$ROOT$HOSTDIR is not $HOSTDIR"
-fi
+for b in "${BINDS[@]}"; do
+    [ -n "$(fm TARGET "$ROOT$b")" ] || die "$ROOT$b is not mounted"
+    [ "$(stat -c %d:%i "$b")" = "$(stat -c %d:%i "$ROOT$b")" ] || die "$ROOT$b is not the host's $b"
+done
 
 # ---- run ----------------------------------------------------------------------------------------------------------
 chroot "$ROOT" /usr/bin/env -i \

@@ -93,7 +93,12 @@ pub fn issue(
     member_id: &str,
 ) -> Result<(), automerge::AutomergeError> {
     let root = automerge::ROOT;
-    put_if_changed(doc, &root, "card_number", ScalarValue::Str(card_number.into()))?;
+    put_if_changed(
+        doc,
+        &root,
+        "card_number",
+        ScalarValue::Str(card_number.into()),
+    )?;
     put_if_changed(doc, &root, "member_id", ScalarValue::Str(member_id.into()))?;
     put_if_changed(doc, &root, "status", ScalarValue::Str("active".into()))?;
     put_if_changed(doc, &root, "tier", ScalarValue::Str("base".into()))?;
@@ -101,8 +106,16 @@ pub fn issue(
     Ok(())
 }
 
-pub fn set_status(doc: &mut AutoCommit, status: CardStatus) -> Result<(), automerge::AutomergeError> {
-    put_if_changed(doc, &automerge::ROOT, "status", ScalarValue::Str(status.as_str().into()))
+pub fn set_status(
+    doc: &mut AutoCommit,
+    status: CardStatus,
+) -> Result<(), automerge::AutomergeError> {
+    put_if_changed(
+        doc,
+        &automerge::ROOT,
+        "status",
+        ScalarValue::Str(status.as_str().into()),
+    )
 }
 
 /// Records a ledger entry and the balance that results from it, in one change.
@@ -114,7 +127,12 @@ pub fn record(
     let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
     let obj = ensure_map(doc, &ledger, &entry.tx_id)?;
     put_if_changed(doc, &obj, "points", ScalarValue::Int(entry.points))?;
-    put_if_changed(doc, &obj, "reason", ScalarValue::Str(entry.reason.as_str().into()))?;
+    put_if_changed(
+        doc,
+        &obj,
+        "reason",
+        ScalarValue::Str(entry.reason.as_str().into()),
+    )?;
     put_if_changed(doc, &obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
     put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))
 }

@@ -119,9 +119,16 @@ impl Device {
 
     /// Enrolls this device with an activation code from the operator. Does not sync: call
     /// [`Device::sync`] next.
-    pub async fn enroll(&self, server_url: &str, activation_code: &str, device_name: &str) -> Result<(), Error> {
+    pub async fn enroll(
+        &self,
+        server_url: &str,
+        activation_code: &str,
+        device_name: &str,
+    ) -> Result<(), Error> {
         if let Some(c) = self.credentials() {
-            return Err(Error::AlreadyEnrolled { member_id: c.member_id });
+            return Err(Error::AlreadyEnrolled {
+                member_id: c.member_id,
+            });
         }
         let server_url = server_url.trim_end_matches('/').to_string();
         let body = EnrollRequest {
@@ -157,7 +164,12 @@ impl Device {
         Ok(())
     }
 
-    fn learn_clock(&self, inner: &mut Inner, sent_at: i64, server_time_ms: i64) -> Result<(), Error> {
+    fn learn_clock(
+        &self,
+        inner: &mut Inner,
+        sent_at: i64,
+        server_time_ms: i64,
+    ) -> Result<(), Error> {
         // The server stamped its answer somewhere between sending and receiving; the midpoint is
         // the best guess and is within half a round trip of the truth.
         let local = (sent_at + self.clock.now_ms()) / 2;
@@ -196,7 +208,9 @@ impl Device {
                 let mut inner = self.lock();
                 let entries = pending
                     .iter()
-                    .map(|&k| algo::device_entry(k, inner.doc(k), &mut states[k.index()], first_round))
+                    .map(|&k| {
+                        algo::device_entry(k, inner.doc(k), &mut states[k.index()], first_round)
+                    })
                     .collect();
                 SyncRequest { entries }.encode()
             };
@@ -213,7 +227,11 @@ impl Device {
                 .send()
                 .await
                 .map_err(offline)?;
-            let body = check_status(response).await?.bytes().await.map_err(offline)?;
+            let body = check_status(response)
+                .await?
+                .bytes()
+                .await
+                .map_err(offline)?;
             report.bytes_received += body.len();
             let response = SyncResponse::decode(&body)?;
             let mut inner = self.lock();
@@ -238,7 +256,8 @@ impl Device {
             let kind = entry.doc;
             let state = &mut states[kind.index()];
             let before = inner.doc(kind).get_heads();
-            let outcome = algo::device_take_reply(kind, inner.doc(kind), state, entry.reply, entry.digest)?;
+            let outcome =
+                algo::device_take_reply(kind, inner.doc(kind), state, entry.reply, entry.digest)?;
             if inner.doc(kind).get_heads() != before && !report.changed.contains(&kind) {
                 report.changed.push(kind);
             }
@@ -297,7 +316,10 @@ impl Device {
         let mut inner = self.lock();
         let member = member::read(inner.doc(DocKind::Member))?;
         let offers = offers::read_all(inner.doc(DocKind::Offers))?;
-        Ok(offers.into_iter().map(|o| OfferView::new(o, &member, now)).collect())
+        Ok(offers
+            .into_iter()
+            .map(|o| OfferView::new(o, &member, now))
+            .collect())
     }
 
     /// The member's messages, newest first, with their read and archived marks.
@@ -305,7 +327,10 @@ impl Device {
         let mut inner = self.lock();
         let member = member::read(inner.doc(DocKind::Member))?;
         let messages = inbox::read_all(inner.doc(DocKind::Inbox))?;
-        Ok(messages.into_iter().map(|m| MessageView::new(m, &member)).collect())
+        Ok(messages
+            .into_iter()
+            .map(|m| MessageView::new(m, &member))
+            .collect())
     }
 
     /// Activates ("clips") an offer. Works offline; reaches the server at the next sync.
@@ -316,11 +341,18 @@ impl Device {
             .find(|o| o.offer.id == offer_id)
             .ok_or_else(|| Error::InvalidInput(format!("there is no offer `{offer_id}`")))?;
         match view.state {
-            OfferState::Expired => return Err(Error::InvalidInput(format!("offer `{offer_id}` has expired"))),
+            OfferState::Expired => {
+                return Err(Error::InvalidInput(format!(
+                    "offer `{offer_id}` has expired"
+                )));
+            }
             _ if view.activated_at_ms.is_some() => return Ok(()),
             _ => {}
         }
-        let device = self.credentials().map(|c| c.device_name).unwrap_or_default();
+        let device = self
+            .credentials()
+            .map(|c| c.device_name)
+            .unwrap_or_default();
         self.edit_member(|doc, now| member::activate(doc, offer_id, &device, now))
     }
 
@@ -337,7 +369,9 @@ impl Device {
             .iter()
             .any(|m| m.id == message_id);
         if !known {
-            return Err(Error::InvalidInput(format!("there is no message `{message_id}`")));
+            return Err(Error::InvalidInput(format!(
+                "there is no message `{message_id}`"
+            )));
         }
         self.edit_member(|doc, now| member::mark(doc, list, message_id, now))
     }
@@ -410,7 +444,10 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
     let body = response.bytes().await.unwrap_or_default();
     let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(b) => (b.error.code, b.error.message),
-        Err(_) => ("http_error".into(), String::from_utf8_lossy(&body).into_owned()),
+        Err(_) => (
+            "http_error".into(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ),
     };
     Err(Error::Server {
         status: status.as_u16(),

@@ -41,7 +41,12 @@ pub enum DocKind {
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 4] = [DocKind::Card, DocKind::Offers, DocKind::Inbox, DocKind::Member];
+    pub const ALL: [DocKind; 4] = [
+        DocKind::Card,
+        DocKind::Offers,
+        DocKind::Inbox,
+        DocKind::Member,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -108,7 +113,9 @@ pub enum DocumentError {
         field: String,
         expected: &'static str,
     },
-    #[error("{doc} document: schema version {found} is newer than this build understands ({SCHEMA_VERSION})")]
+    #[error(
+        "{doc} document: schema version {found} is newer than this build understands ({SCHEMA_VERSION})"
+    )]
     UnsupportedSchema { doc: DocKind, found: i64 },
     #[error("{doc} document: unexpected field `{field}`")]
     Unexpected { doc: DocKind, field: String },
@@ -162,7 +169,10 @@ pub fn check_root(doc: &AutoCommit, kind: DocKind) -> Result<(), DocumentError> 
     let fields = Fields::new(doc, kind);
     let schema = fields.int(&automerge::ROOT, "schema")?;
     if schema > SCHEMA_VERSION {
-        return Err(DocumentError::UnsupportedSchema { doc: kind, found: schema });
+        return Err(DocumentError::UnsupportedSchema {
+            doc: kind,
+            found: schema,
+        });
     }
     let found = fields.str(&automerge::ROOT, "kind")?;
     if found != kind.name() {
@@ -195,10 +205,11 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, obj: &ObjId, key: &str) -> Result<ScalarValue, DocumentError> {
-        self.scalar(obj, key)?.ok_or_else(|| DocumentError::Missing {
-            doc: self.kind,
-            field: key.to_string(),
-        })
+        self.scalar(obj, key)?
+            .ok_or_else(|| DocumentError::Missing {
+                doc: self.kind,
+                field: key.to_string(),
+            })
     }
 
     pub fn str(&self, obj: &ObjId, key: &str) -> Result<String, DocumentError> {
@@ -352,7 +363,8 @@ mod tests {
     #[test]
     fn root_check_refuses_newer_schema_and_wrong_kind() {
         let mut doc = genesis(DocKind::Card);
-        doc.put(automerge::ROOT, "schema", SCHEMA_VERSION + 1).unwrap();
+        doc.put(automerge::ROOT, "schema", SCHEMA_VERSION + 1)
+            .unwrap();
         assert!(matches!(
             check_root(&doc, DocKind::Card),
             Err(DocumentError::UnsupportedSchema { .. })
@@ -367,7 +379,8 @@ mod tests {
     #[test]
     fn typed_reads_name_the_field() {
         let mut doc = genesis(DocKind::Card);
-        doc.put(automerge::ROOT, "balance", ScalarValue::Uint(5)).unwrap();
+        doc.put(automerge::ROOT, "balance", ScalarValue::Uint(5))
+            .unwrap();
         let f = Fields::new(&doc, DocKind::Card);
         let err = f.int(&automerge::ROOT, "balance").unwrap_err();
         assert!(err.to_string().contains("balance"), "{err}");

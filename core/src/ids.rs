@@ -83,7 +83,8 @@ pub mod card_number {
     pub fn is_valid(number: &str) -> bool {
         number.len() == 16
             && number.bytes().all(|b| b.is_ascii_digit())
-            && luhn_check_digit(&number[..15]) == number[15..].chars().next().and_then(|c| c.to_digit(10))
+            && luhn_check_digit(&number[..15])
+                == number[15..].chars().next().and_then(|c| c.to_digit(10))
     }
 
     /// A new random card number with the programme prefix.
@@ -159,8 +160,14 @@ mod tests {
         let code = activation_code::generate();
         assert_eq!(code.len(), 14);
         let norm = activation_code::normalize(&code).unwrap();
-        assert_eq!(activation_code::normalize(&code.to_lowercase()), Some(norm.clone()));
-        assert_eq!(activation_code::normalize(&norm.replace('0', "o")), Some(norm));
+        assert_eq!(
+            activation_code::normalize(&code.to_lowercase()),
+            Some(norm.clone())
+        );
+        assert_eq!(
+            activation_code::normalize(&norm.replace('0', "o")),
+            Some(norm)
+        );
         assert_eq!(activation_code::normalize("ABCD-EFGH-JKM"), None);
         assert_eq!(activation_code::normalize("ABCD-EFGH-JKMU"), None);
         assert_eq!(activation_code::normalize("ÄBCD-EFGH-JKMN"), None);

@@ -26,7 +26,9 @@ pub struct Message {
 impl Message {
     pub fn validate(&self) -> Result<(), String> {
         if !crate::ids::valid_record_id(&self.id) {
-            return Err("message id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into());
+            return Err(
+                "message id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into(),
+            );
         }
         if !CHANNELS.contains(&self.channel.as_str()) {
             return Err(format!("channel must be one of {}", CHANNELS.join(", ")));
@@ -75,7 +77,11 @@ pub fn read_all(doc: &AutoCommit) -> Result<Vec<Message>, DocumentError> {
             id,
         });
     }
-    messages.sort_by(|a, b| b.sent_at_ms.cmp(&a.sent_at_ms).then_with(|| b.id.cmp(&a.id)));
+    messages.sort_by(|a, b| {
+        b.sent_at_ms
+            .cmp(&a.sent_at_ms)
+            .then_with(|| b.id.cmp(&a.id))
+    });
     Ok(messages)
 }
 
@@ -83,10 +89,30 @@ pub fn read_all(doc: &AutoCommit) -> Result<Vec<Message>, DocumentError> {
 pub fn put(doc: &mut AutoCommit, message: &Message) -> Result<(), automerge::AutomergeError> {
     let list = ensure_map(doc, &automerge::ROOT, "messages")?;
     let m = ensure_map(doc, &list, &message.id)?;
-    put_if_changed(doc, &m, "channel", ScalarValue::Str(message.channel.as_str().into()))?;
-    put_if_changed(doc, &m, "subject", ScalarValue::Str(message.subject.as_str().into()))?;
-    put_if_changed(doc, &m, "body", ScalarValue::Str(message.body.as_str().into()))?;
-    put_if_changed(doc, &m, "sent_at", ScalarValue::Timestamp(message.sent_at_ms))
+    put_if_changed(
+        doc,
+        &m,
+        "channel",
+        ScalarValue::Str(message.channel.as_str().into()),
+    )?;
+    put_if_changed(
+        doc,
+        &m,
+        "subject",
+        ScalarValue::Str(message.subject.as_str().into()),
+    )?;
+    put_if_changed(
+        doc,
+        &m,
+        "body",
+        ScalarValue::Str(message.body.as_str().into()),
+    )?;
+    put_if_changed(
+        doc,
+        &m,
+        "sent_at",
+        ScalarValue::Timestamp(message.sent_at_ms),
+    )
 }
 
 #[cfg(test)]

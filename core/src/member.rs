@@ -77,7 +77,10 @@ fn too_large(what: impl Into<String>, limit: usize) -> DocumentError {
 
 fn check_key(key: &str) -> Result<(), DocumentError> {
     if key.is_empty() || key.len() > limits::MAX_KEY {
-        return Err(invalid(format!("key `{key}` must be 1 to {} bytes", limits::MAX_KEY)));
+        return Err(invalid(format!(
+            "key `{key}` must be 1 to {} bytes",
+            limits::MAX_KEY
+        )));
     }
     Ok(())
 }
@@ -94,7 +97,11 @@ pub fn read(doc: &AutoCommit) -> Result<MemberState, DocumentError> {
     check_root(doc, DocKind::Member)?;
     let f = Fields::new(doc, DocKind::Member);
     let root = automerge::ROOT;
-    if let Some(extra) = f.keys(&root).into_iter().find(|k| !ROOT_FIELDS.contains(&k.as_str())) {
+    if let Some(extra) = f
+        .keys(&root)
+        .into_iter()
+        .find(|k| !ROOT_FIELDS.contains(&k.as_str()))
+    {
         return Err(DocumentError::Unexpected {
             doc: DocKind::Member,
             field: extra,
@@ -134,7 +141,11 @@ pub fn read(doc: &AutoCommit) -> Result<MemberState, DocumentError> {
         }
         state.preferences.insert(key, value);
     }
-    check_count("preferences", state.preferences.len(), limits::MAX_PREFERENCES)?;
+    check_count(
+        "preferences",
+        state.preferences.len(),
+        limits::MAX_PREFERENCES,
+    )?;
 
     let consents = f.map(&root, "consents")?;
     for channel in f.keys(&consents) {
@@ -155,12 +166,18 @@ pub fn read(doc: &AutoCommit) -> Result<MemberState, DocumentError> {
 /// the saved size (`saved_len`, which the caller has at hand because it is about to store the bytes).
 pub fn validate(doc: &AutoCommit, saved_len: usize) -> Result<MemberState, DocumentError> {
     if saved_len > limits::MAX_DOC_BYTES {
-        return Err(too_large(format!("the document ({saved_len} bytes)"), limits::MAX_DOC_BYTES));
+        return Err(too_large(
+            format!("the document ({saved_len} bytes)"),
+            limits::MAX_DOC_BYTES,
+        ));
     }
     read(doc)
 }
 
-fn root_map(doc: &mut AutoCommit, name: &str) -> Result<automerge::ObjId, automerge::AutomergeError> {
+fn root_map(
+    doc: &mut AutoCommit,
+    name: &str,
+) -> Result<automerge::ObjId, automerge::AutomergeError> {
     ensure_map(doc, &automerge::ROOT, name)
 }
 

@@ -34,7 +34,9 @@ impl Offer {
     /// Checks an offer before the server publishes it.
     pub fn validate(&self) -> Result<(), String> {
         if !crate::ids::valid_record_id(&self.id) {
-            return Err("offer id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into());
+            return Err(
+                "offer id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into(),
+            );
         }
         if self.title.trim().is_empty() {
             return Err("offer title must not be empty".into());
@@ -120,7 +122,11 @@ pub fn read_all(doc: &AutoCommit) -> Result<Vec<Offer>, DocumentError> {
             id,
         });
     }
-    offers.sort_by(|a, b| a.valid_until_ms.cmp(&b.valid_until_ms).then_with(|| a.id.cmp(&b.id)));
+    offers.sort_by(|a, b| {
+        a.valid_until_ms
+            .cmp(&b.valid_until_ms)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     Ok(offers)
 }
 
@@ -132,9 +138,24 @@ pub fn put(doc: &mut AutoCommit, offer: &Offer) -> Result<(), automerge::Automer
     put_if_changed(doc, &o, "title", s(&offer.title))?;
     put_if_changed(doc, &o, "description", s(&offer.description))?;
     put_if_changed(doc, &o, "terms", s(&offer.terms))?;
-    put_if_changed(doc, &o, "valid_from", ScalarValue::Timestamp(offer.valid_from_ms))?;
-    put_if_changed(doc, &o, "valid_until", ScalarValue::Timestamp(offer.valid_until_ms))?;
-    put_if_changed(doc, &o, "needs_activation", ScalarValue::Boolean(offer.needs_activation))?;
+    put_if_changed(
+        doc,
+        &o,
+        "valid_from",
+        ScalarValue::Timestamp(offer.valid_from_ms),
+    )?;
+    put_if_changed(
+        doc,
+        &o,
+        "valid_until",
+        ScalarValue::Timestamp(offer.valid_until_ms),
+    )?;
+    put_if_changed(
+        doc,
+        &o,
+        "needs_activation",
+        ScalarValue::Boolean(offer.needs_activation),
+    )?;
     put_if_changed(doc, &o, "rule", s(&offer.rule))?;
     put_if_changed(doc, &o, "use_count", ScalarValue::Int(offer.use_count))
 }
@@ -173,8 +194,14 @@ mod tests {
     fn view_states_follow_time_and_activation() {
         let mut member = MemberState::default();
         let o = sample("a");
-        assert_eq!(OfferView::new(o.clone(), &member, 0).state, OfferState::Upcoming);
-        assert_eq!(OfferView::new(o.clone(), &member, 5_000).state, OfferState::Available);
+        assert_eq!(
+            OfferView::new(o.clone(), &member, 0).state,
+            OfferState::Upcoming
+        );
+        assert_eq!(
+            OfferView::new(o.clone(), &member, 5_000).state,
+            OfferState::Available
+        );
         member.activations.insert(
             "a".into(),
             crate::member::Activation {
@@ -183,8 +210,14 @@ mod tests {
             },
         );
         let v = OfferView::new(o.clone(), &member, 5_000);
-        assert_eq!((v.state, v.activated_at_ms), (OfferState::Active, Some(4_000)));
-        assert_eq!(OfferView::new(o, &member, 10_000).state, OfferState::Expired);
+        assert_eq!(
+            (v.state, v.activated_at_ms),
+            (OfferState::Active, Some(4_000))
+        );
+        assert_eq!(
+            OfferView::new(o, &member, 10_000).state,
+            OfferState::Expired
+        );
     }
 
     #[test]

@@ -335,17 +335,34 @@ mod tests {
     #[test]
     fn malformed_bodies_are_refused_with_a_reason() {
         assert_eq!(SyncRequest::decode(&[]), Err(ProtocolError::Truncated));
-        assert_eq!(SyncRequest::decode(&[9, 0]), Err(ProtocolError::BadVersion(9)));
+        assert_eq!(
+            SyncRequest::decode(&[9, 0]),
+            Err(ProtocolError::BadVersion(9))
+        );
         assert_eq!(
             SyncRequest::decode(&[1, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(ProtocolError::UnknownDocument(7))
         );
-        let dup = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(SyncRequest::decode(&dup), Err(ProtocolError::DuplicateDocument(DocKind::Card)));
-        assert_eq!(SyncRequest::decode(&[1, 0, 5]), Err(ProtocolError::TrailingBytes(1)));
+        let dup = [
+            1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            SyncRequest::decode(&dup),
+            Err(ProtocolError::DuplicateDocument(DocKind::Card))
+        );
+        assert_eq!(
+            SyncRequest::decode(&[1, 0, 5]),
+            Err(ProtocolError::TrailingBytes(1))
+        );
         let huge_len = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f];
-        assert_eq!(SyncRequest::decode(&huge_len), Err(ProtocolError::Truncated));
-        let endless = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            SyncRequest::decode(&huge_len),
+            Err(ProtocolError::Truncated)
+        );
+        let endless = [
+            1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff,
+        ];
         assert_eq!(SyncRequest::decode(&endless), Err(ProtocolError::BadLength));
     }
 

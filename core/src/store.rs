@@ -105,11 +105,15 @@ pub fn open_sqlite(
     if existing == 0 && user_version != 0 {
         return Err(not_ours());
     }
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
     // FULL: what a member did is on disk before the call that did it returns.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-    conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
     migrations.to_latest(&mut conn).map_err(|e| match e {
         rusqlite_migration::Error::MigrationDefinition(
             rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
@@ -121,7 +125,8 @@ pub fn open_sqlite(
             message: other.to_string(),
         },
     })?;
-    conn.pragma_update(None, "application_id", application_id).map_err(open_err)?;
+    conn.pragma_update(None, "application_id", application_id)
+        .map_err(open_err)?;
     Ok(conn)
 }
 
@@ -215,7 +220,11 @@ impl Store {
     pub fn sync_state(&self, kind: DocKind) -> Result<automerge::sync::State, StoreError> {
         let bytes: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT data FROM sync_states WHERE doc = ?1", [kind.code()], |r| r.get(0))
+            .query_row(
+                "SELECT data FROM sync_states WHERE doc = ?1",
+                [kind.code()],
+                |r| r.get(0),
+            )
             .optional()?;
         // A sync state is only an optimisation: an unreadable one is replaced by a fresh one, which
         // costs a larger first message, never data.
@@ -257,7 +266,9 @@ impl Store {
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -272,7 +283,11 @@ impl Store {
 }
 
 /// Replaces a document's chunks with one snapshot, inside the caller's transaction.
-fn compact(tx: &rusqlite::Transaction<'_>, kind: DocKind, doc: &mut AutoCommit) -> Result<(), StoreError> {
+fn compact(
+    tx: &rusqlite::Transaction<'_>,
+    kind: DocKind,
+    doc: &mut AutoCommit,
+) -> Result<(), StoreError> {
     let snapshot = doc.save();
     tx.execute("DELETE FROM doc_chunks WHERE doc = ?1", [kind.code()])?;
     tx.execute(
@@ -308,23 +323,37 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         let doc = store.load_doc(DocKind::Member).unwrap();
-        assert_eq!(member::read(&doc).unwrap().read.len() as i64, COMPACT_AFTER + 10);
+        assert_eq!(
+            member::read(&doc).unwrap().read.len() as i64,
+            COMPACT_AFTER + 10
+        );
     }
 
     #[test]
     fn a_file_that_is_not_a_store_is_refused() {
         let (_d, path) = temp();
-        std::fs::write(&path, b"this is not sqlite at all, just some text padding it out").unwrap();
-        assert!(matches!(Store::open(&path), Err(StoreError::NotAStore { .. })));
+        std::fs::write(
+            &path,
+            b"this is not sqlite at all, just some text padding it out",
+        )
+        .unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NotAStore { .. })
+        ));
     }
 
     #[test]
     fn another_programs_database_is_refused() {
         let (_d, path) = temp();
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE t (x); PRAGMA user_version = 3;").unwrap();
+        conn.execute_batch("CREATE TABLE t (x); PRAGMA user_version = 3;")
+            .unwrap();
         drop(conn);
-        assert!(matches!(Store::open(&path), Err(StoreError::NotAStore { .. })));
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NotAStore { .. })
+        ));
     }
 
     #[test]
@@ -334,7 +363,10 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        assert!(matches!(Store::open(&path), Err(StoreError::NewerSchema { .. })));
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NewerSchema { .. })
+        ));
     }
 
     #[test]
@@ -350,7 +382,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             store.load_doc(DocKind::Inbox),
-            Err(StoreError::CorruptDocument { doc: DocKind::Inbox, .. })
+            Err(StoreError::CorruptDocument {
+                doc: DocKind::Inbox,
+                ..
+            })
         ));
         // Other documents are unaffected.
         store.load_doc(DocKind::Card).unwrap();
@@ -367,8 +402,14 @@ mod tests {
         store.set_setting("clock_offset_ms", "-1500").unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.sync_state(DocKind::Card).unwrap().shared_heads, state.shared_heads);
-        assert_eq!(store.setting("clock_offset_ms").unwrap().as_deref(), Some("-1500"));
+        assert_eq!(
+            store.sync_state(DocKind::Card).unwrap().shared_heads,
+            state.shared_heads
+        );
+        assert_eq!(
+            store.setting("clock_offset_ms").unwrap().as_deref(),
+            Some("-1500")
+        );
         assert_eq!(store.credentials().unwrap(), None);
     }
 }

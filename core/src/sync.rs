@@ -39,15 +39,21 @@ pub fn prime(state: &mut State) {
 }
 
 /// The device's entry for one document in one round.
-pub fn device_entry(kind: DocKind, doc: &mut AutoCommit, state: &mut State, first_round: bool) -> RequestEntry {
+pub fn device_entry(
+    kind: DocKind,
+    doc: &mut AutoCommit,
+    state: &mut State,
+    first_round: bool,
+) -> RequestEntry {
     let heads = doc.get_heads();
     let message = if first_round {
         // Without local changes the digest alone tells the server everything it needs.
-        (heads != state.shared_heads).then(|| {
-            prime(state);
-            doc.sync().generate_sync_message(state)
-        })
-        .flatten()
+        (heads != state.shared_heads)
+            .then(|| {
+                prime(state);
+                doc.sync().generate_sync_message(state)
+            })
+            .flatten()
     } else {
         doc.sync().generate_sync_message(state)
     };
@@ -150,7 +156,10 @@ impl PeerState {
             .chunks_exact(32)
             .filter_map(|c| ChangeHash::try_from(c).ok())
             .collect();
-        Some(Self { state, answered_heads })
+        Some(Self {
+            state,
+            answered_heads,
+        })
     }
 }
 
@@ -186,7 +195,10 @@ pub fn server_answer(
     entry: &RequestEntry,
 ) -> Result<Answer, Rejection> {
     let server_written = kind.writer() == Writer::Server;
-    let PeerState { state, answered_heads } = peer;
+    let PeerState {
+        state,
+        answered_heads,
+    } = peer;
     state.read_only = server_written;
     let before = doc.get_heads();
     let digest = heads_digest(&before);
@@ -208,23 +220,35 @@ pub fn server_answer(
             }
         }
         Some(bytes) => {
-            let message = Message::decode(bytes)
-                .map_err(|e| rejection(codes::MALFORMED_MESSAGE, format!("not an Automerge sync message: {e}")))?;
+            let message = Message::decode(bytes).map_err(|e| {
+                rejection(
+                    codes::MALFORMED_MESSAGE,
+                    format!("not an Automerge sync message: {e}"),
+                )
+            })?;
             if server_written && message.heads.iter().any(|h| !knows(doc, h)) {
                 return Err(rejection(
                     codes::READ_ONLY_DOCUMENT,
-                    format!("the {kind} document is written by the server only; the device's changes to it were not stored"),
+                    format!(
+                        "the {kind} document is written by the server only; the device's changes to it were not stored"
+                    ),
                 ));
             }
             doc.sync()
                 .receive_sync_message(state, message)
-                .map_err(|e| rejection(codes::MALFORMED_MESSAGE, format!("the sync message could not be applied: {e}")))?;
+                .map_err(|e| {
+                    rejection(
+                        codes::MALFORMED_MESSAGE,
+                        format!("the sync message could not be applied: {e}"),
+                    )
+                })?;
         }
     }
     let after = doc.get_heads();
     let saved = if after != before {
         let bytes = doc.save();
-        member::validate(doc, bytes.len()).map_err(|e| rejection(codes::INVALID_DOCUMENT, e.to_string()))?;
+        member::validate(doc, bytes.len())
+            .map_err(|e| rejection(codes::INVALID_DOCUMENT, e.to_string()))?;
         Some(bytes)
     } else {
         None
@@ -299,18 +323,36 @@ mod tests {
         let (mut dstate, mut sstate) = (State::new(), Vec::new());
         inbox::put(&mut server, &message("m1")).unwrap();
         server.commit();
-        let (rounds, rej) = run(DocKind::Inbox, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (rounds, rej) = run(
+            DocKind::Inbox,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert!(rej.is_empty());
         assert!(rounds <= 3, "{rounds}");
         assert_eq!(device.get_heads(), server.get_heads());
 
         inbox::put(&mut server, &message("m2")).unwrap();
         server.commit();
-        let (rounds, _) = run(DocKind::Inbox, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (rounds, _) = run(
+            DocKind::Inbox,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert_eq!(rounds, 1);
         assert_eq!(inbox::read_all(&device).unwrap().len(), 2);
 
-        let (rounds, _) = run(DocKind::Inbox, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (rounds, _) = run(
+            DocKind::Inbox,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert_eq!(rounds, 1);
     }
 
@@ -321,13 +363,25 @@ mod tests {
         let (mut dstate, mut sstate) = (State::new(), Vec::new());
         member::activate(&mut device, "o1", "phone", 5).unwrap();
         device.commit();
-        let (rounds, rej) = run(DocKind::Member, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (rounds, rej) = run(
+            DocKind::Member,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert!(rej.is_empty());
         assert_eq!(rounds, 1);
         assert_eq!(member::read(&server).unwrap().activations.len(), 1);
         member::mark(&mut device, "read", "m1", 6).unwrap();
         device.commit();
-        let (rounds, _) = run(DocKind::Member, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (rounds, _) = run(
+            DocKind::Member,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert_eq!(rounds, 1);
         assert_eq!(server.get_heads(), device.get_heads());
     }
@@ -340,7 +394,13 @@ mod tests {
         device.put(automerge::ROOT, "balance", 1_000_000).unwrap();
         device.commit();
         let before = server.get_heads();
-        let (_, rej) = run(DocKind::Card, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (_, rej) = run(
+            DocKind::Card,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert_eq!(rej.len(), 1);
         assert_eq!(rej[0].code, codes::READ_ONLY_DOCUMENT);
         assert_eq!(server.get_heads(), before);
@@ -354,7 +414,13 @@ mod tests {
         device.put(automerge::ROOT, "balance", 1_000_000).unwrap();
         device.commit();
         let before = server.get_heads();
-        let (_, rej) = run(DocKind::Member, &mut device, &mut dstate, &mut server, &mut sstate);
+        let (_, rej) = run(
+            DocKind::Member,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
         assert_eq!(rej[0].code, codes::INVALID_DOCUMENT);
         assert_eq!(server.get_heads(), before);
     }

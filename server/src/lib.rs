@@ -1,1 +1,33 @@
-pub fn x(){}
+//! # loyalty-server
+//!
+//! The HTTP side of the loyalty system: devices enroll and sync here, operators create members and
+//! publish offers and messages. Storage sits behind [`storage::Storage`]; the embedded SQLite
+//! implementation is the default.
+//!
+//! Routes (all JSON errors are `{"error": {"code", "message"}}`; see `docs/protocol.md`):
+//!
+//! | method and path | who | what |
+//! |---|---|---|
+//! | `POST /v1/enroll` | anyone with an activation code | register a device |
+//! | `POST /v1/members/{id}/sync` | the member's device | sync all documents |
+//! | `GET /v1/members/{id}/documents/{doc}` | the member's device | a document's full bytes |
+//! | `POST /v1/admin/members` | operator | create a member |
+//! | `POST /v1/admin/members/{id}/activation-codes` | operator | a new code for another device |
+//! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer |
+//! | `POST /v1/admin/members/{id}/messages` | operator | send a message |
+//! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
+//! | `GET /healthz` | anyone | liveness |
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod documents;
+pub mod enroll;
+pub mod error;
+pub mod operator;
+pub mod sqlite;
+pub mod storage;
+pub mod sync;
+
+pub use app::{App, router, serve};
+pub use config::Config;

@@ -1,0 +1,191 @@
+//! The operator API: create members and their activation codes, publish offers and messages into a
+//! member's documents, and look at what the server holds for a member. Every route needs the
+//! operator token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use loyalty_core::api::{
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView, PostMessage,
+    PostOffer,
+};
+use loyalty_core::ids::{self, activation_code, card_number};
+use loyalty_core::inbox::{self, Message};
+use loyalty_core::offers::{self, Offer};
+use loyalty_core::{DocKind, card, member};
+
+use crate::app::App;
+use crate::documents::{self, load};
+use crate::error::ApiError;
+use crate::storage::{NewMember, StorageError};
+
+/// Card numbers drawn before giving up on finding a free one.
+const CARD_NUMBER_ATTEMPTS: usize = 8;
+
+async fn ensure_member(app: &App, member_id: &str) -> Result<(), ApiError> {
+    match app.storage.member(member_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("member_not_found", "no such member")),
+    }
+}
+
+pub async fn create_member(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Option<Json<CreateMemberRequest>>,
+) -> Result<(StatusCode, Json<CreateMemberResponse>), ApiError> {
+    app.authenticate_operator(&headers)?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let now = app.now_ms();
+    for _ in 0..CARD_NUMBER_ATTEMPTS {
+        let member_id = ids::new_member_id();
+        let card = card_number::generate();
+        let code = activation_code::generate();
+        let normalized = activation_code::normalize(&code).ok_or_else(|| {
+            ApiError::internal("activation code", "generated code does not normalise")
+        })?;
+        let expires = now + app.config.activation_ttl_ms;
+        let member = NewMember {
+            documents: documents::new_member_documents(&app, &member_id, &card)?,
+            member_id: member_id.clone(),
+            card_number: card.clone(),
+            external_ref: request.external_ref.clone(),
+            created_at_ms: now,
+            code_hash: activation_code::hash(&normalized),
+            code_expires_at_ms: expires,
+        };
+        match app.storage.create_member(member).await {
+            Ok(()) => {
+                tracing::info!(member = %member_id, "member created");
+                return Ok((
+                    StatusCode::CREATED,
+                    Json(CreateMemberResponse {
+                        member_id,
+                        card_number: card,
+                        activation_code: code,
+                        activation_expires_at_ms: expires,
+                    }),
+                ));
+            }
+            // A card number clash: draw another.
+            Err(StorageError::Duplicate(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal(
+        "create member",
+        "no free card number found",
+    ))
+}
+
+pub async fn new_activation_code(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<ActivationCodeResponse>), ApiError> {
+    app.authenticate_operator(&headers)?;
+    ensure_member(&app, &member_id).await?;
+    let code = activation_code::generate();
+    let normalized = activation_code::normalize(&code).ok_or_else(|| {
+        ApiError::internal("activation code", "generated code does not normalise")
+    })?;
+    let expires = app.now_ms() + app.config.activation_ttl_ms;
+    app.storage
+        .add_activation_code(&member_id, activation_code::hash(&normalized), expires)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ActivationCodeResponse {
+            member_id,
+            activation_code: code,
+            activation_expires_at_ms: expires,
+        }),
+    ))
+}
+
+pub async fn post_offer(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<PostOffer>, JsonRejection>,
+) -> Result<(StatusCode, Json<Offer>), ApiError> {
+    app.authenticate_operator(&headers)?;
+    let Json(p) = body?;
+    let offer = Offer {
+        id: p.id.unwrap_or_else(|| ids::new_record_id("off")),
+        title: p.title,
+        description: p.description,
+        terms: p.terms,
+        valid_from_ms: p.valid_from_ms,
+        valid_until_ms: p.valid_until_ms,
+        needs_activation: p.needs_activation,
+        rule: p.rule,
+        use_count: 0,
+    };
+    offer
+        .validate()
+        .map_err(|m| ApiError::bad_request("invalid_offer", m))?;
+    ensure_member(&app, &member_id).await?;
+    documents::update(&app, &member_id, DocKind::Offers, |doc| {
+        offers::put(doc, &offer).map_err(|e| ApiError::internal("publishing an offer", e))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(offer)))
+}
+
+pub async fn post_message(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<PostMessage>, JsonRejection>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    app.authenticate_operator(&headers)?;
+    let Json(p) = body?;
+    let message = Message {
+        id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
+        channel: p.channel,
+        subject: p.subject,
+        body: p.body,
+        sent_at_ms: app.now_ms(),
+    };
+    message
+        .validate()
+        .map_err(|m| ApiError::bad_request("invalid_message", m))?;
+    ensure_member(&app, &member_id).await?;
+    documents::update(&app, &member_id, DocKind::Inbox, |doc| {
+        inbox::put(doc, &message).map_err(|e| ApiError::internal("sending a message", e))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+pub async fn show_member(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MemberView>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    ensure_member(&app, &member_id).await?;
+    let stored = app
+        .storage
+        .load_documents(&member_id, &DocKind::ALL)
+        .await?;
+    let doc = |kind: DocKind| -> Result<automerge::AutoCommit, ApiError> {
+        let s = stored
+            .iter()
+            .find(|d| d.kind == kind)
+            .ok_or_else(|| ApiError::internal("show member", format!("no {kind} document")))?;
+        load(kind, &s.bytes)
+    };
+    let broken = |e: loyalty_core::document::DocumentError| ApiError::internal("show member", e);
+    Ok(Json(MemberView {
+        card: card::read(&doc(DocKind::Card)?).map_err(broken)?,
+        offers: offers::read_all(&doc(DocKind::Offers)?).map_err(broken)?,
+        messages: inbox::read_all(&doc(DocKind::Inbox)?).map_err(broken)?,
+        member: member::read(&doc(DocKind::Member)?).map_err(broken)?,
+        member_id,
+    }))
+}

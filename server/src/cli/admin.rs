@@ -1,0 +1,199 @@
+//! `loyalty admin`: the operator's console over the operator API.
+
+use clap::{Args, Subcommand};
+use loyalty_core::api::{PostMessage, PostOffer};
+use loyalty_server::operator::OperatorClient;
+
+use super::{CliResult, print_json, show_time};
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The server's base URL.
+    #[arg(long, env = "LOYALTY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The operator token.
+    #[arg(long, env = "LOYALTY_OPERATOR_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a member; prints the card number and the activation code for their first device.
+    CreateMember {
+        /// The retailer's own reference for the member.
+        #[arg(long)]
+        external_ref: Option<String>,
+    },
+    /// A new activation code for another device of a member.
+    ActivationCode { member_id: String },
+    /// Publish an offer to a member.
+    Offer {
+        member_id: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        terms: String,
+        /// Days from now the offer stays valid.
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        /// The member must activate the offer before it applies.
+        #[arg(long)]
+        needs_activation: bool,
+        /// Offer id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Send a message to a member.
+    Message {
+        member_id: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "")]
+        body: String,
+        /// inapp, push, sms or email.
+        #[arg(long, default_value = "inapp")]
+        channel: String,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Show what the server holds for a member.
+    Show { member_id: String },
+}
+
+fn now_ms() -> i64 {
+    use loyalty_core::Clock;
+    loyalty_core::SystemClock.now_ms()
+}
+
+pub async fn run(args: AdminArgs) -> CliResult {
+    super::init_logging("warn");
+    let client = OperatorClient::new(&args.server, &args.token).map_err(|e| e.to_string())?;
+    let json = args.json;
+    match args.command {
+        AdminCommand::CreateMember { external_ref } => {
+            let m = client
+                .create_member(external_ref)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&m);
+            }
+            println!("member:          {}", m.member_id);
+            println!("card number:     {}", m.card_number);
+            println!(
+                "activation code: {} (valid until {})",
+                m.activation_code,
+                show_time(m.activation_expires_at_ms)
+            );
+        }
+        AdminCommand::ActivationCode { member_id } => {
+            let c = client
+                .activation_code(&member_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&c);
+            }
+            println!(
+                "activation code: {} (valid until {})",
+                c.activation_code,
+                show_time(c.activation_expires_at_ms)
+            );
+        }
+        AdminCommand::Offer {
+            member_id,
+            title,
+            description,
+            terms,
+            days,
+            needs_activation,
+            id,
+        } => {
+            let now = now_ms();
+            let offer = PostOffer {
+                id,
+                title,
+                description,
+                terms,
+                valid_from_ms: now,
+                valid_until_ms: now.saturating_add(days.saturating_mul(86_400_000)),
+                needs_activation,
+                rule: String::new(),
+            };
+            let o = client
+                .post_offer(&member_id, &offer)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&o);
+            }
+            println!(
+                "offer {} published, valid until {}",
+                o.id,
+                show_time(o.valid_until_ms)
+            );
+        }
+        AdminCommand::Message {
+            member_id,
+            subject,
+            body,
+            channel,
+            id,
+        } => {
+            let message = PostMessage {
+                id,
+                channel,
+                subject,
+                body,
+            };
+            let m = client
+                .post_message(&member_id, &message)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&m);
+            }
+            println!("message {} sent on {}", m.id, m.channel);
+        }
+        AdminCommand::Show { member_id } => {
+            let v = client.member(&member_id).await.map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&v);
+            }
+            if let Some(card) = &v.card {
+                println!(
+                    "card {} ({}), tier {}, balance {}",
+                    card.card_number,
+                    card.status.as_str(),
+                    card.tier,
+                    card.balance
+                );
+            }
+            println!("{} offers, {} messages", v.offers.len(), v.messages.len());
+            for o in &v.offers {
+                let on = if v.member.activations.contains_key(&o.id) {
+                    " [activated]"
+                } else {
+                    ""
+                };
+                println!("  offer {}: {}{on}", o.id, o.title);
+            }
+            for m in &v.messages {
+                let read = if v.member.read.contains_key(&m.id) {
+                    " [read]"
+                } else {
+                    ""
+                };
+                println!("  message {}: {}{read}", m.id, m.subject);
+            }
+        }
+    }
+    Ok(())
+}

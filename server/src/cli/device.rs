@@ -1,0 +1,232 @@
+//! `loyalty device`: a member's phone in a terminal. Its documents live in a local store file, just
+//! as on a phone, and every command but `enroll` and `sync` works offline.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use loyalty_core::{Device, Error};
+use serde_json::json;
+
+use super::{CliResult, print_json, show_time};
+
+#[derive(Args)]
+pub struct DeviceArgs {
+    /// The device's local store file.
+    #[arg(
+        long,
+        env = "LOYALTY_DEVICE_STORE",
+        default_value = "loyalty-device.db"
+    )]
+    store: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Enroll with an activation code, then sync.
+    Enroll {
+        #[arg(long, env = "LOYALTY_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        code: String,
+        /// A name for this device.
+        #[arg(long, default_value = "terminal")]
+        name: String,
+    },
+    /// Sync with the server.
+    Sync,
+    /// Show the card and its balance.
+    Card,
+    /// List offers.
+    Offers,
+    /// List messages.
+    Inbox,
+    /// Activate (clip) an offer.
+    Activate { offer_id: String },
+    /// Mark a message read.
+    Read { message_id: String },
+    /// Archive a message.
+    Archive { message_id: String },
+    /// Set a preference.
+    SetPreference { key: String, value: String },
+    /// Grant or withdraw consent for a channel (push, sms, email).
+    Consent {
+        channel: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Preferences and consents.
+    Preferences,
+}
+
+fn err(e: Error) -> String {
+    e.to_string()
+}
+
+pub async fn run(args: DeviceArgs) -> CliResult {
+    super::init_logging("warn");
+    let device = Device::open(&args.store).map_err(err)?;
+    let json = args.json;
+    match args.command {
+        DeviceCommand::Enroll { server, code, name } => {
+            device.enroll(&server, &code, &name).await.map_err(err)?;
+            let report = device.sync().await.map_err(err)?;
+            let creds = device
+                .credentials()
+                .ok_or("enrollment left no credentials")?;
+            if json {
+                return print_json(
+                    &json!({"member_id": creds.member_id, "card_number": creds.card_number, "sync": report}),
+                );
+            }
+            println!(
+                "enrolled as member {} (card {})",
+                creds.member_id, creds.card_number
+            );
+            print_sync(&report);
+        }
+        DeviceCommand::Sync => {
+            let report = device.sync().await.map_err(err)?;
+            if json {
+                return print_json(&report);
+            }
+            print_sync(&report);
+        }
+        DeviceCommand::Card => {
+            let card = device.card().map_err(err)?;
+            if json {
+                return print_json(&card);
+            }
+            let Some(card) = card else {
+                println!("no card yet: enroll and sync first");
+                return Ok(());
+            };
+            println!(
+                "card {}  status {}  tier {}",
+                card.card_number,
+                card.status.as_str(),
+                card.tier
+            );
+            println!("balance: {} points", card.balance);
+            for e in card.ledger.iter().take(10) {
+                println!("  {:>+7}  {}  {}", e.points, show_time(e.at_ms), e.reason);
+            }
+        }
+        DeviceCommand::Offers => {
+            let offers = device.offers().map_err(err)?;
+            if json {
+                return print_json(&offers);
+            }
+            if offers.is_empty() {
+                println!("no offers");
+            }
+            for o in offers {
+                println!("{}  [{:?}]  {}", o.offer.id, o.state, o.offer.title);
+                if !o.offer.description.is_empty() {
+                    println!("    {}", o.offer.description);
+                }
+                println!("    valid until {}", show_time(o.offer.valid_until_ms));
+            }
+        }
+        DeviceCommand::Inbox => {
+            let messages = device.messages().map_err(err)?;
+            if json {
+                return print_json(&messages);
+            }
+            if messages.is_empty() {
+                println!("no messages");
+            }
+            for m in messages {
+                let mark = if m.archived_at_ms.is_some() {
+                    "archived"
+                } else if m.read_at_ms.is_some() {
+                    "read"
+                } else {
+                    "NEW"
+                };
+                println!(
+                    "{}  [{mark}]  {}  ({}, {})",
+                    m.message.id,
+                    m.message.subject,
+                    m.message.channel,
+                    show_time(m.message.sent_at_ms)
+                );
+                if !m.message.body.is_empty() {
+                    println!("    {}", m.message.body);
+                }
+            }
+        }
+        DeviceCommand::Activate { offer_id } => {
+            device.activate_offer(&offer_id).map_err(err)?;
+            done(
+                json,
+                &format!("offer {offer_id} activated (reaches the server at the next sync)"),
+            )?;
+        }
+        DeviceCommand::Read { message_id } => {
+            device.mark_read(&message_id).map_err(err)?;
+            done(json, &format!("message {message_id} marked read"))?;
+        }
+        DeviceCommand::Archive { message_id } => {
+            device.archive(&message_id).map_err(err)?;
+            done(json, &format!("message {message_id} archived"))?;
+        }
+        DeviceCommand::SetPreference { key, value } => {
+            device.set_preference(&key, &value).map_err(err)?;
+            done(json, &format!("preference {key} set"))?;
+        }
+        DeviceCommand::Consent { channel, state } => {
+            device.set_consent(&channel, state == "on").map_err(err)?;
+            done(json, &format!("consent for {channel}: {state}"))?;
+        }
+        DeviceCommand::Preferences => {
+            let m = device.member_state().map_err(err)?;
+            if json {
+                return print_json(&json!({"preferences": m.preferences, "consents": m.consents}));
+            }
+            for (k, v) in &m.preferences {
+                println!("{k} = {v}");
+            }
+            for (c, consent) in &m.consents {
+                println!(
+                    "consent {c}: {}",
+                    if consent.granted { "on" } else { "off" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn done(json: bool, text: &str) -> CliResult {
+    if json {
+        return print_json(&json!({"ok": true}));
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn print_sync(report: &loyalty_core::SyncReport) {
+    let changed: Vec<&str> = report.changed.iter().map(|k| k.name()).collect();
+    println!(
+        "synced in {} round trip(s), {} B sent, {} B received; changed: {}",
+        report.round_trips,
+        report.bytes_sent,
+        report.bytes_received,
+        if changed.is_empty() {
+            "nothing".into()
+        } else {
+            changed.join(", ")
+        }
+    );
+    for (doc, r) in &report.rejected {
+        println!(
+            "  the server refused the {doc} document: {} ({})",
+            r.message, r.code
+        );
+    }
+}

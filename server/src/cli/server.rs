@@ -1,0 +1,75 @@
+//! `loyalty server`: runs the HTTP server on its embedded SQLite database until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use loyalty_server::sqlite::SqliteStorage;
+use loyalty_server::{App, Config};
+
+use super::CliResult;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LOYALTY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The SQLite database file (created when absent).
+    #[arg(long, env = "LOYALTY_DATABASE", default_value = "loyalty-server.db")]
+    database: PathBuf,
+    /// Token operators must present (at least 16 characters).
+    #[arg(long, env = "LOYALTY_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: String,
+    /// Hours an activation code stays valid.
+    #[arg(long, default_value_t = 24 * 7)]
+    activation_ttl_hours: i64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+pub async fn run(args: ServerArgs) -> CliResult {
+    super::init_logging("info,tower_http=info");
+    if args.operator_token.len() < 16 {
+        return Err("the operator token must be at least 16 characters".into());
+    }
+    let storage = SqliteStorage::open(&args.database).map_err(|e| e.to_string())?;
+    let mut config = Config::new(args.database.clone(), args.operator_token);
+    config.listen = args.listen;
+    config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
+    config.max_body_bytes = args.max_body_bytes;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, database = %args.database.display(), "loyalty server listening");
+    // Scripts wait for this line to know the port (useful with --listen 127.0.0.1:0).
+    println!("listening on http://{addr}");
+    let app = App::new(config, Arc::new(storage));
+    loyalty_server::serve(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,32 @@
+//! Server configuration: where it listens, where it stores, the operator token and the limits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The embedded SQLite database file.
+    pub database: PathBuf,
+    /// The bearer token operators present on `/v1/admin/...`.
+    pub operator_token: String,
+    /// How long an activation code stays usable.
+    pub activation_ttl_ms: i64,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub const DEFAULT_ACTIVATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    pub fn new(database: PathBuf, operator_token: String) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database,
+            operator_token,
+            activation_ttl_ms: Self::DEFAULT_ACTIVATION_TTL_MS,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Device enrollment: an activation code from the operator buys one device its credentials. Only a
+//! hash of the device secret is stored; the secret itself is in this one answer and nowhere else.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use loyalty_core::api::{EnrollRequest, EnrollResponse};
+use loyalty_core::ids::{self, activation_code};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::storage::NewDevice;
+
+const MAX_DEVICE_NAME: usize = 128;
+
+pub async fn enroll(
+    State(app): State<Arc<App>>,
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let Json(request) = body?;
+    let code = activation_code::normalize(&request.activation_code).ok_or_else(|| {
+        ApiError::bad_request(
+            "malformed_activation_code",
+            "an activation code is 12 letters and digits, like ABCD-EFGH-JKMN",
+        )
+    })?;
+    if request.device_name.len() > MAX_DEVICE_NAME {
+        return Err(ApiError::bad_request(
+            "invalid_device_name",
+            format!("device name is longer than {MAX_DEVICE_NAME} bytes"),
+        ));
+    }
+    let device_id = ids::new_device_id();
+    let secret = ids::new_device_secret();
+    let now = app.now_ms();
+    let member = app
+        .storage
+        .redeem_activation_code(
+            activation_code::hash(&code),
+            now,
+            NewDevice {
+                device_id: device_id.clone(),
+                secret_hash: ids::sha256(secret.as_bytes()),
+                name: request.device_name,
+                created_at_ms: now,
+            },
+        )
+        .await?;
+    tracing::info!(member = %member.member_id, device = %device_id, "device enrolled");
+    Ok(Json(EnrollResponse {
+        member_id: member.member_id,
+        card_number: member.card_number,
+        device_id,
+        device_secret: secret,
+        server_time_ms: app.now_ms(),
+    }))
+}

@@ -1,0 +1,106 @@
+//! The one error type request handlers return, and how it becomes an HTTP answer with the JSON
+//! error body every client can rely on.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use loyalty_core::api::{ErrorBody, ErrorDetail};
+
+use crate::storage::StorageError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
+        // The detail goes to the log, not to the client.
+        tracing::error!(error = %e, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; the request was not applied",
+        )
+    }
+
+    /// Maps an extractor's rejection (bad JSON, body too large) onto our error body.
+    pub fn from_rejection(status: StatusCode, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(status, "payload_too_large", text)
+        } else {
+            Self::new(StatusCode::BAD_REQUEST, "malformed_body", text)
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::CodeUnknown => {
+                ApiError::not_found("activation_code_not_found", e.to_string())
+            }
+            StorageError::CodeUsed => {
+                ApiError::new(StatusCode::CONFLICT, "activation_code_used", e.to_string())
+            }
+            StorageError::CodeExpired => {
+                ApiError::new(StatusCode::GONE, "activation_code_expired", e.to_string())
+            }
+            StorageError::Conflict => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the member's documents are changing too fast; retry",
+            ),
+            other => ApiError::internal("storage failed", other),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        Self::from_rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        Self::from_rejection(r.status(), r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,177 @@
+//! The sync endpoint: authenticates the device, answers each document entry with the shared
+//! algorithm in `loyalty_core::sync`, and stores what changed — documents and per-(device, document)
+//! sync states — in one transaction before it answers, so an acknowledged sync is durable.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use loyalty_core::DocKind;
+use loyalty_core::protocol::{self, Reply, ResponseEntry, SyncRequest, SyncResponse};
+use loyalty_core::sync::{PeerState, server_answer};
+
+use crate::app::App;
+use crate::documents::load;
+use crate::error::ApiError;
+use crate::storage::{DeviceRecord, DocWrite, StorageError, StoredDoc};
+
+/// Attempts at storing a sync before answering "busy" (another instance kept writing first).
+const ATTEMPTS: usize = 5;
+
+async fn device_for_member(
+    app: &App,
+    headers: &HeaderMap,
+    member_id: &str,
+) -> Result<DeviceRecord, ApiError> {
+    let device = app.authenticate_device(headers).await?;
+    if device.member_id != member_id {
+        return Err(ApiError::forbidden(
+            "these credentials belong to another member",
+        ));
+    }
+    Ok(device)
+}
+
+pub async fn sync(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let device = device_for_member(&app, &headers, &member_id).await?;
+    let body = body?;
+    let request = SyncRequest::decode(&body).map_err(|e| match e {
+        protocol::ProtocolError::UnknownDocument(_) => {
+            ApiError::bad_request("unknown_document", e.to_string())
+        }
+        _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
+    })?;
+    let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
+    let _guard = app.lock_member(&member_id).await;
+    for _ in 0..ATTEMPTS {
+        let docs = app.storage.load_documents(&member_id, &kinds).await?;
+        let states = app
+            .storage
+            .load_peer_states(&device.device_id, &kinds)
+            .await?;
+        let request = request.clone();
+        // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
+        // 500 for this request, not a dead server.
+        let (response, writes, peer_writes) =
+            tokio::task::spawn_blocking(move || answer(request, docs, states))
+                .await
+                .map_err(|e| ApiError::internal("sync processing panicked", e))??;
+        match app
+            .storage
+            .commit(&member_id, Some(&device.device_id), writes, peer_writes)
+            .await
+        {
+            Ok(()) => {
+                let response = SyncResponse {
+                    server_time_ms: app.now_ms(),
+                    entries: response,
+                };
+                return Ok(binary(response.encode()));
+            }
+            Err(StorageError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StorageError::Conflict.into())
+}
+
+type Answered = (Vec<ResponseEntry>, Vec<DocWrite>, Vec<(DocKind, Vec<u8>)>);
+
+fn answer(
+    request: SyncRequest,
+    docs: Vec<StoredDoc>,
+    states: Vec<(DocKind, Vec<u8>)>,
+) -> Result<Answered, ApiError> {
+    let mut entries = Vec::new();
+    let mut writes = Vec::new();
+    let mut peer_writes = Vec::new();
+    for entry in &request.entries {
+        let kind = entry.doc;
+        let stored = docs
+            .iter()
+            .find(|d| d.kind == kind)
+            .ok_or_else(|| ApiError::internal("sync", format!("member has no {kind} document")))?;
+        let mut doc = load(kind, &stored.bytes)?;
+        let mut peer = states
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, b)| PeerState::decode(b))
+            .unwrap_or_default();
+        let stored_digest = loyalty_core::document::heads_digest(&doc.get_heads());
+        match server_answer(kind, &mut doc, &mut peer, entry) {
+            Ok(a) => {
+                if let Some(bytes) = a.saved {
+                    writes.push(DocWrite {
+                        kind,
+                        expected_version: stored.version,
+                        bytes,
+                    });
+                }
+                if a.state_changed {
+                    peer_writes.push((kind, peer.encode()));
+                }
+                entries.push(ResponseEntry {
+                    doc: kind,
+                    digest: a.digest,
+                    reply: a.reply,
+                });
+            }
+            Err(rejection) => {
+                tracing::warn!(doc = %kind, code = %rejection.code, "refused a device's document data");
+                entries.push(ResponseEntry {
+                    doc: kind,
+                    digest: stored_digest,
+                    reply: Reply::Rejected(rejection),
+                });
+            }
+        }
+    }
+    Ok((entries, writes, peer_writes))
+}
+
+fn binary(bytes: Vec<u8>) -> Response {
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol::CONTENT_TYPE),
+    );
+    response
+}
+
+/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger).
+pub async fn document(
+    State(app): State<Arc<App>>,
+    Path((member_id, doc)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    device_for_member(&app, &headers, &member_id).await?;
+    let kind = DocKind::from_name(&doc).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_document",
+            format!("there is no `{doc}` document; documents are card, offers, inbox, member"),
+        )
+    })?;
+    let stored = app
+        .storage
+        .load_documents(&member_id, &[kind])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_document", "the member has no such document")
+        })?;
+    let mut response = stored.bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
