@@ -19,7 +19,9 @@
 use automerge::sync::{BloomFilter, Have, Message, State, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 
-use crate::document::{DocKind, Writer, heads_digest};
+use std::sync::OnceLock;
+
+use crate::document::{DocKind, Writer, genesis, heads_digest};
 use crate::member;
 use crate::protocol::{ProtocolError, Rejection, Reply, RequestEntry, codes};
 
@@ -266,7 +268,6 @@ pub fn server_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::genesis;
     use crate::inbox;
     use automerge::transaction::Transactable;
 

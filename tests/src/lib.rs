@@ -1,1 +1,234 @@
-pub fn x() {}
+//! Test harness shared by the end-to-end tests and benchmarks: a real server on a free loopback
+//! port (in this process, or as a separate `loyalty` process that can be killed), its SQLite file,
+//! operators and enrolled devices with their own store files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use loyalty_core::clock::Clock;
+use loyalty_core::{Device, SystemClock};
+use loyalty_server::operator::OperatorClient;
+use loyalty_server::sqlite::SqliteStorage;
+use loyalty_server::{App, Config};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    pub database: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(dir: &Path) -> Self {
+        Self::start_with(
+            dir.join("server.db"),
+            "127.0.0.1:0",
+            Arc::new(SystemClock),
+            |_| {},
+        )
+        .await
+    }
+
+    /// Starts on `database` at `listen`, with `clock`, after `configure` adjusted the config.
+    pub async fn start_with(
+        database: PathBuf,
+        listen: &str,
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let storage = SqliteStorage::open(&database).expect("open server database");
+        let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
+        configure(&mut config);
+        let listener = TcpListener::bind(listen).await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let app = App::with_clock(config, Arc::new(storage), clock);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = loyalty_server::serve(listener, app, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self {
+            url: format!("http://{addr}"),
+            addr,
+            database,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits until it has let go of its port and database.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            // A connection stuck mid-request could hold a graceful shutdown open; do not wait forever.
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Starts again on the same port and database, as after a restart.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let listen = self.addr.to_string();
+        Self::start_with(
+            self.database.clone(),
+            &listen,
+            Arc::new(SystemClock),
+            |_| {},
+        )
+        .await
+    }
+
+    pub fn operator(&self) -> OperatorClient {
+        OperatorClient::new(&self.url, OPERATOR_TOKEN).expect("operator client")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `loyalty` binary built next to the test executable (the test command builds it first).
+pub fn loyalty_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/loyalty
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("loyalty");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bin loyalty` before the tests",
+        bin.display()
+    );
+    bin
+}
+
+/// A `loyalty server` child process, for tests that kill it.
+pub struct ServerProcess {
+    pub url: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    pub fn start(database: &Path, listen: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(loyalty_bin())
+            .args(["server", "--listen", listen, "--database"])
+            .arg(database)
+            .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn loyalty server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+            .to_string();
+        Self { url, child }
+    }
+
+    /// SIGKILL: no shutdown, no flush, no chance to finish anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn operator(&self) -> OperatorClient {
+        OperatorClient::new(&self.url, OPERATOR_TOKEN).expect("operator client")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new member and a device enrolled with its activation code and synced.
+pub async fn member_with_device(
+    url: &str,
+    operator: &OperatorClient,
+    store: &Path,
+) -> (String, Device) {
+    let member = operator.create_member(None).await.expect("create member");
+    let device = Device::open(store).expect("open device store");
+    device
+        .enroll(url, &member.activation_code, "first phone")
+        .await
+        .expect("enroll");
+    device.sync().await.expect("first sync");
+    (member.member_id, device)
+}
+
+/// Another device of an existing member, enrolled with a fresh code and synced.
+pub async fn second_device(
+    url: &str,
+    operator: &OperatorClient,
+    member_id: &str,
+    store: &Path,
+) -> Device {
+    let code = operator
+        .activation_code(member_id)
+        .await
+        .expect("activation code");
+    let device = Device::open(store).expect("open device store");
+    device
+        .enroll(url, &code.activation_code, "second phone")
+        .await
+        .expect("enroll");
+    device.sync().await.expect("first sync");
+    device
+}
+
+pub fn offer(id: &str, title: &str) -> loyalty_core::api::PostOffer {
+    let now = SystemClock.now_ms();
+    loyalty_core::api::PostOffer {
+        id: Some(id.into()),
+        title: title.into(),
+        description: format!("{title}, for members only"),
+        terms: "One per receipt. Not combinable.".into(),
+        valid_from_ms: now - 60_000,
+        valid_until_ms: now + 14 * 86_400_000,
+        needs_activation: true,
+        rule: String::new(),
+    }
+}
+
+pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
+    loyalty_core::api::PostMessage {
+        id: Some(id.into()),
+        channel: "inapp".into(),
+        subject: subject.into(),
+        body: format!("{subject}: the full text of the message, a few sentences long."),
+    }
+}

@@ -1,0 +1,221 @@
+//! End to end: a real server on loopback, real SQLite files, devices syncing over HTTP.
+
+use loyalty_core::{Device, DocKind};
+use loyalty_tests::*;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Two devices of one member act offline on different things, then sync in `order`.
+async fn two_devices_converge(first_syncs_a: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let op = server.operator();
+    let member = op.create_member(None).await.unwrap();
+    for (id, title) in [("o1", "Coffee"), ("o2", "Bread"), ("o3", "Cheese")] {
+        op.post_offer(&member.member_id, &offer(id, title))
+            .await
+            .unwrap();
+    }
+    for (id, subject) in [("m1", "Welcome"), ("m2", "Your week"), ("m3", "Survey")] {
+        op.post_message(&member.member_id, &message(id, subject))
+            .await
+            .unwrap();
+    }
+    let a = Device::open(dir.path().join("a.db")).unwrap();
+    a.enroll(&server.url, &member.activation_code, "a")
+        .await
+        .unwrap();
+    a.sync().await.unwrap();
+    let b = second_device(
+        &server.url,
+        &op,
+        &member.member_id,
+        &dir.path().join("b.db"),
+    )
+    .await;
+
+    // Offline: no syncs while they act.
+    a.activate_offer("o1").unwrap();
+    a.mark_read("m1").unwrap();
+    a.set_preference("store", "Mitte").unwrap();
+    a.set_consent("email", true).unwrap();
+    b.activate_offer("o2").unwrap();
+    b.mark_read("m2").unwrap();
+    b.archive("m3").unwrap();
+    b.set_preference("language", "de").unwrap();
+    b.set_consent("sms", false).unwrap();
+
+    let (x, y) = if first_syncs_a { (&a, &b) } else { (&b, &a) };
+    x.sync().await.unwrap();
+    y.sync().await.unwrap();
+    x.sync().await.unwrap();
+
+    for kind in DocKind::ALL {
+        assert_eq!(a.heads(kind), b.heads(kind), "{kind} differs");
+    }
+    let state = a.member_state().unwrap();
+    assert_eq!(state, b.member_state().unwrap());
+    assert!(state.activations.contains_key("o1") && state.activations.contains_key("o2"));
+    assert_eq!(state.read.keys().collect::<Vec<_>>(), ["m1", "m2"]);
+    assert!(state.archived.contains_key("m3"));
+    assert_eq!(state.preferences["store"], "Mitte");
+    assert_eq!(state.preferences["language"], "de");
+    assert!(state.consents["email"].granted && !state.consents["sms"].granted);
+    // And the server holds the same.
+    let view = op.member(&member.member_id).await.unwrap();
+    assert_eq!(view.member, state);
+}
+
+#[test]
+fn two_devices_converge_when_a_syncs_first() {
+    rt().block_on(two_devices_converge(true));
+}
+
+#[test]
+fn two_devices_converge_when_b_syncs_first() {
+    rt().block_on(two_devices_converge(false));
+}
+
+#[test]
+fn a_restarted_server_and_a_reopened_store_lose_nothing() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        let op = server.operator();
+        let store = dir.path().join("phone.db");
+        let (member_id, device) = member_with_device(&server.url, &op, &store).await;
+        op.post_offer(&member_id, &offer("o1", "Coffee"))
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+        device.activate_offer("o1").unwrap();
+        device.sync().await.unwrap();
+
+        let server = server.restart().await;
+        let op = server.operator();
+        let view = op.member(&member_id).await.unwrap();
+        assert!(view.member.activations.contains_key("o1"));
+        assert_eq!(view.offers.len(), 1);
+
+        // The app is closed and opened again; it carries on from its store.
+        drop(device);
+        let device = Device::open(&store).unwrap();
+        assert_eq!(device.offers().unwrap().len(), 1);
+        op.post_message(&member_id, &message("m1", "After the restart"))
+            .await
+            .unwrap();
+        device.mark_read("m1").unwrap_err(); // not here yet: it arrives with the next sync
+        let report = device.sync().await.unwrap();
+        assert_eq!(report.changed, [DocKind::Inbox]);
+        device.mark_read("m1").unwrap();
+        device.sync().await.unwrap();
+        let view = op.member(&member_id).await.unwrap();
+        assert!(view.member.read.contains_key("m1"));
+        server.stop().await;
+    });
+}
+
+#[test]
+fn a_sync_the_server_answered_survives_sigkill() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("server.db");
+        let server = ServerProcess::start(&db, "127.0.0.1:0");
+        let op = server.operator();
+        let (member_id, device) =
+            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        op.post_offer(&member_id, &offer("o1", "Coffee"))
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+        device.activate_offer("o1").unwrap();
+        device.set_preference("store", "Mitte").unwrap();
+        let report = device.sync().await.unwrap();
+        assert!(report.rejected.is_empty());
+        // Killed the instant after it answered: no graceful shutdown, no chance to flush.
+        server.kill9();
+
+        let server = ServerProcess::start(&db, "127.0.0.1:0");
+        let view = server.operator().member(&member_id).await.unwrap();
+        assert!(view.member.activations.contains_key("o1"));
+        assert_eq!(view.member.preferences["store"], "Mitte");
+    });
+}
+
+#[test]
+fn a_device_change_to_its_card_is_refused_and_the_member_document_still_syncs() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        let op = server.operator();
+        let (member_id, device) =
+            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        op.post_offer(&member_id, &offer("o1", "Coffee"))
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+        let card_before = op.member(&member_id).await.unwrap().card;
+
+        // A tampered client writes itself a million points, and also clips an offer.
+        device
+            .tamper(DocKind::Card, |doc| {
+                use automerge::transaction::Transactable;
+                doc.put(automerge::ROOT, "balance", 1_000_000i64).unwrap();
+            })
+            .unwrap();
+        device.activate_offer("o1").unwrap();
+        let report = device.sync().await.unwrap();
+
+        assert_eq!(report.rejected.len(), 1, "{report:?}");
+        let (doc, rejection) = &report.rejected[0];
+        assert_eq!(*doc, DocKind::Card);
+        assert_eq!(rejection.code, "read_only_document");
+        assert!(
+            rejection.message.contains("written by the server"),
+            "{}",
+            rejection.message
+        );
+        // The server's card is untouched; the device took the server's copy back.
+        let view = op.member(&member_id).await.unwrap();
+        assert_eq!(view.card, card_before);
+        assert_eq!(device.card().unwrap(), card_before);
+        // The member document went through in the same sync, and later syncs are clean.
+        assert!(view.member.activations.contains_key("o1"));
+        device.set_preference("store", "Mitte").unwrap();
+        let report = device.sync().await.unwrap();
+        assert!(report.rejected.is_empty());
+        assert_eq!(
+            op.member(&member_id).await.unwrap().member.preferences["store"],
+            "Mitte"
+        );
+    });
+}
+
+#[test]
+fn nothing_changed_is_one_small_round_trip_and_one_new_message_is_one_more() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        let op = server.operator();
+        let (member_id, device) =
+            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let idle = device.sync().await.unwrap();
+        assert_eq!(idle.round_trips, 1);
+        assert!(idle.bytes_sent + idle.bytes_received < 300, "{idle:?}");
+        assert!(idle.changed.is_empty());
+
+        op.post_message(&member_id, &message("m1", "Hello"))
+            .await
+            .unwrap();
+        let one = device.sync().await.unwrap();
+        assert_eq!(one.round_trips, 1, "{one:?}");
+        assert!(one.bytes_sent + one.bytes_received < 1024, "{one:?}");
+        assert_eq!(one.changed, [DocKind::Inbox]);
+        assert_eq!(device.messages().unwrap()[0].message.subject, "Hello");
+    });
+}
