@@ -5,7 +5,7 @@ use std::sync::Arc;
 use loyalty_core::api::device_authorization;
 use loyalty_core::clock::ManualClock;
 use loyalty_core::protocol::{RequestEntry, SyncRequest, sync_path};
-use loyalty_core::{DocKind, Device, Error};
+use loyalty_core::{Device, DocKind, Error};
 use loyalty_tests::*;
 use serde_json::Value;
 
@@ -20,7 +20,10 @@ fn rt() -> tokio::runtime::Runtime {
 async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("a JSON error body");
-    let code = body["error"]["code"].as_str().expect("error.code").to_string();
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string();
     let message = body["error"]["message"].as_str().expect("error.message");
     assert!(!message.is_empty(), "empty message for {code}");
     (status, code)
@@ -45,7 +48,9 @@ async fn world(configure: impl FnOnce(&mut loyalty_server::Config)) -> World {
     .await;
     let op = server.operator();
     let (member_id, device) = member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
-    op.post_offer(&member_id, &offer("o1", "Coffee")).await.unwrap();
+    op.post_offer(&member_id, &offer("o1", "Coffee"))
+        .await
+        .unwrap();
     device.sync().await.unwrap();
     World {
         _dir: dir,
@@ -62,8 +67,16 @@ impl World {
         device_authorization(&c.device_id, &c.device_secret)
     }
 
-    async fn post_sync(&self, member_id: &str, auth: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-        let mut req = self.http.post(format!("{}{}", self.server.url, sync_path(member_id))).body(body);
+    async fn post_sync(
+        &self,
+        member_id: &str,
+        auth: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.server.url, sync_path(member_id)))
+            .body(body);
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -71,7 +84,11 @@ impl World {
     }
 
     async fn snapshot(&self) -> loyalty_core::api::MemberView {
-        self.server.operator().member(&self.member_id).await.unwrap()
+        self.server
+            .operator()
+            .member(&self.member_id)
+            .await
+            .unwrap()
     }
 }
 
@@ -92,7 +109,12 @@ fn malformed_sync_bodies_are_400_and_change_nothing() {
         let w = world(|_| {}).await;
         let before = w.snapshot().await;
         let auth = w.auth();
-        for body in [b"hello world".to_vec(), vec![], vec![1, 1, 3, 0, 0], vec![2, 0]] {
+        for body in [
+            b"hello world".to_vec(),
+            vec![],
+            vec![1, 1, 3, 0, 0],
+            vec![2, 0],
+        ] {
             let (status, code) = error_of(w.post_sync(&w.member_id, Some(&auth), body).await).await;
             assert_eq!((status, code.as_str()), (400, "malformed_body"));
         }
@@ -107,7 +129,8 @@ fn malformed_sync_bodies_are_400_and_change_nothing() {
         .encode();
         let response = w.post_sync(&w.member_id, Some(&auth), garbage).await;
         assert_eq!(response.status(), 200);
-        let decoded = loyalty_core::protocol::SyncResponse::decode(&response.bytes().await.unwrap()).unwrap();
+        let decoded =
+            loyalty_core::protocol::SyncResponse::decode(&response.bytes().await.unwrap()).unwrap();
         match &decoded.entries[0].reply {
             loyalty_core::protocol::Reply::Rejected(r) => assert_eq!(r.code, "malformed_message"),
             other => panic!("expected a rejection, got {other:?}"),
@@ -124,12 +147,30 @@ fn unknown_documents_are_named_as_such() {
         let body = vec![1, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let (status, code) = error_of(w.post_sync(&w.member_id, Some(&auth), body).await).await;
         assert_eq!((status, code.as_str()), (400, "unknown_document"));
-        let url = format!("{}/v1/members/{}/documents/wallet", w.server.url, w.member_id);
-        let r = w.http.get(url).header("authorization", &auth).send().await.unwrap();
+        let url = format!(
+            "{}/v1/members/{}/documents/wallet",
+            w.server.url, w.member_id
+        );
+        let r = w
+            .http
+            .get(url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(error_of(r).await, (404, "unknown_document".into()));
         // The real documents are there for their owner.
-        let url = format!("{}/v1/members/{}/documents/offers", w.server.url, w.member_id);
-        let r = w.http.get(url).header("authorization", &auth).send().await.unwrap();
+        let url = format!(
+            "{}/v1/members/{}/documents/offers",
+            w.server.url, w.member_id
+        );
+        let r = w
+            .http
+            .get(url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let doc = automerge::AutoCommit::load(&r.bytes().await.unwrap()).unwrap();
         assert_eq!(loyalty_core::offers::read_all(&doc).unwrap().len(), 1);
@@ -144,20 +185,39 @@ fn wrong_or_missing_credentials_are_401() {
         let c = w.device.credentials().unwrap();
         let wrong_secret = device_authorization(&c.device_id, &"0".repeat(64));
         let unknown_device = device_authorization("dev_nobody", &c.device_secret);
-        for auth in [None, Some("Bearer"), Some("Basic abc"), Some(wrong_secret.as_str()), Some(unknown_device.as_str())] {
-            let (status, code) = error_of(w.post_sync(&w.member_id, auth, empty_request()).await).await;
+        for auth in [
+            None,
+            Some("Bearer"),
+            Some("Basic abc"),
+            Some(wrong_secret.as_str()),
+            Some(unknown_device.as_str()),
+        ] {
+            let (status, code) =
+                error_of(w.post_sync(&w.member_id, auth, empty_request()).await).await;
             assert_eq!((status, code.as_str()), (401, "unauthorized"), "{auth:?}");
         }
         // Operators: a wrong or missing token.
         let url = format!("{}/v1/admin/members", w.server.url);
         let r = w.http.post(&url).send().await.unwrap();
         assert_eq!(error_of(r).await, (401, "unauthorized".into()));
-        let r = w.http.post(&url).bearer_auth("not-the-token").send().await.unwrap();
+        let r = w
+            .http
+            .post(&url)
+            .bearer_auth("not-the-token")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(error_of(r).await, (401, "unauthorized".into()));
         let wrong = loyalty_server::operator::OperatorClient::new(&w.server.url, "nope").unwrap();
         assert!(wrong.member(&w.member_id).await.is_err());
         // A device secret is no operator token.
-        let r = w.http.post(&url).header("authorization", w.auth()).send().await.unwrap();
+        let r = w
+            .http
+            .post(&url)
+            .header("authorization", w.auth())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(error_of(r).await.0, 401);
         assert_eq!(w.snapshot().await, before);
     });
@@ -169,13 +229,28 @@ fn another_members_documents_are_403() {
         let w = world(|_| {}).await;
         let op = w.server.operator();
         let other = op.create_member(None).await.unwrap();
-        op.post_message(&other.member_id, &message("secret", "Private")).await.unwrap();
+        op.post_message(&other.member_id, &message("secret", "Private"))
+            .await
+            .unwrap();
         let before = op.member(&other.member_id).await.unwrap();
         let auth = w.auth();
-        let (status, code) = error_of(w.post_sync(&other.member_id, Some(&auth), empty_request()).await).await;
+        let (status, code) = error_of(
+            w.post_sync(&other.member_id, Some(&auth), empty_request())
+                .await,
+        )
+        .await;
         assert_eq!((status, code.as_str()), (403, "forbidden"));
-        let url = format!("{}/v1/members/{}/documents/inbox", w.server.url, other.member_id);
-        let r = w.http.get(url).header("authorization", &auth).send().await.unwrap();
+        let url = format!(
+            "{}/v1/members/{}/documents/inbox",
+            w.server.url, other.member_id
+        );
+        let r = w
+            .http
+            .get(url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(error_of(r).await, (403, "forbidden".into()));
         assert_eq!(op.member(&other.member_id).await.unwrap(), before);
     });
@@ -263,10 +338,11 @@ fn activation_codes_work_once_and_not_after_they_expire() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let server = TestServer::start_with(dir.path().join("s.db"), "127.0.0.1:0", clock.clone(), |c| {
-            c.activation_ttl_ms = 3_600_000;
-        })
-        .await;
+        let server =
+            TestServer::start_with(dir.path().join("s.db"), "127.0.0.1:0", clock.clone(), |c| {
+                c.activation_ttl_ms = 3_600_000;
+            })
+            .await;
         let op = server.operator();
         let member = op.create_member(None).await.unwrap();
 
@@ -275,21 +351,44 @@ fn activation_codes_work_once_and_not_after_they_expire() {
             other => panic!("expected a server error, got {other}"),
         };
         let d1 = Device::open(dir.path().join("d1.db")).unwrap();
-        d1.enroll(&server.url, &member.activation_code, "one").await.unwrap();
+        d1.enroll(&server.url, &member.activation_code, "one")
+            .await
+            .unwrap();
         let d2 = Device::open(dir.path().join("d2.db")).unwrap();
-        let used = d2.enroll(&server.url, &member.activation_code, "two").await.unwrap_err();
+        let used = d2
+            .enroll(&server.url, &member.activation_code, "two")
+            .await
+            .unwrap_err();
         assert_eq!(server_error(used), (409, "activation_code_used".into()));
-        assert!(!d2.is_enrolled(), "a refused enrollment stores no credentials");
+        assert!(
+            !d2.is_enrolled(),
+            "a refused enrollment stores no credentials"
+        );
 
         let fresh = op.activation_code(&member.member_id).await.unwrap();
         clock.advance(3_600_000);
-        let expired = d2.enroll(&server.url, &fresh.activation_code, "two").await.unwrap_err();
-        assert_eq!(server_error(expired), (410, "activation_code_expired".into()));
+        let expired = d2
+            .enroll(&server.url, &fresh.activation_code, "two")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            server_error(expired),
+            (410, "activation_code_expired".into())
+        );
 
-        let unknown = d2.enroll(&server.url, "AAAA-BBBB-CCCC", "two").await.unwrap_err();
-        assert_eq!(server_error(unknown), (404, "activation_code_not_found".into()));
+        let unknown = d2
+            .enroll(&server.url, "AAAA-BBBB-CCCC", "two")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            server_error(unknown),
+            (404, "activation_code_not_found".into())
+        );
         let malformed = d2.enroll(&server.url, "hello", "two").await.unwrap_err();
-        assert_eq!(server_error(malformed), (400, "malformed_activation_code".into()));
+        assert_eq!(
+            server_error(malformed),
+            (400, "malformed_activation_code".into())
+        );
         assert!(matches!(d2.sync().await, Err(Error::NotEnrolled)));
     });
 }
@@ -317,13 +416,25 @@ fn a_member_document_change_that_breaks_the_schema_is_refused_and_kept_locally()
 fn a_server_that_is_down_is_reported_as_offline_and_local_work_goes_on() {
     rt().block_on(async {
         let w = world(|_| {}).await;
-        let World { server, device, member_id, _dir, .. } = w;
+        let World {
+            server,
+            device,
+            member_id,
+            _dir,
+            ..
+        } = w;
         server.stop().await;
         assert!(matches!(device.sync().await, Err(Error::Offline(_))));
         device.activate_offer("o1").unwrap();
         assert!(device.offers().unwrap()[0].activated_at_ms.is_some());
-        assert!(matches!(device.activate_offer("nope"), Err(Error::InvalidInput(_))));
-        assert!(matches!(device.set_consent("pigeon", true), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            device.activate_offer("nope"),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            device.set_consent("pigeon", true),
+            Err(Error::InvalidInput(_))
+        ));
         assert!(matches!(
             device.set_preference(&"k".repeat(100), "v"),
             Err(Error::InvalidInput(_))

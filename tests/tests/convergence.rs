@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use loyalty_core::{DocKind, Device};
+use loyalty_core::{Device, DocKind};
 use loyalty_tests::*;
 use proptest::prelude::*;
 
@@ -53,13 +53,20 @@ async fn run(devices: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let op = server.operator();
     let member = op.create_member(None).await.unwrap();
     for id in OFFERS {
-        op.post_offer(&member.member_id, &offer(id, id)).await.unwrap();
+        op.post_offer(&member.member_id, &offer(id, id))
+            .await
+            .unwrap();
     }
     for id in MESSAGES {
-        op.post_message(&member.member_id, &message(id, id)).await.unwrap();
+        op.post_message(&member.member_id, &message(id, id))
+            .await
+            .unwrap();
     }
     let first = Device::open(dir.path().join("d0.db")).unwrap();
-    first.enroll(&server.url, &member.activation_code, "d0").await.unwrap();
+    first
+        .enroll(&server.url, &member.activation_code, "d0")
+        .await
+        .unwrap();
     first.sync().await.unwrap();
     let mut phones = vec![first];
     for i in 1..devices {
@@ -84,7 +91,11 @@ async fn run(devices: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Prefer(d, k, v) => {
                 phones[d].set_preference(PREFS[k], &v.to_string()).unwrap();
-                expected.prefs.entry(PREFS[k].into()).or_default().insert(v.to_string());
+                expected
+                    .prefs
+                    .entry(PREFS[k].into())
+                    .or_default()
+                    .insert(v.to_string());
             }
             Op::Sync(d) => {
                 let report = phones[d].sync().await.unwrap();
@@ -111,9 +122,18 @@ async fn run(devices: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     let state = phones[0].member_state().unwrap();
     prop_assert_eq!(&state, &view.member);
-    prop_assert_eq!(state.activations.keys().cloned().collect::<BTreeSet<_>>(), expected.activations);
-    prop_assert_eq!(state.read.keys().cloned().collect::<BTreeSet<_>>(), expected.read);
-    prop_assert_eq!(state.archived.keys().cloned().collect::<BTreeSet<_>>(), expected.archived);
+    prop_assert_eq!(
+        state.activations.keys().cloned().collect::<BTreeSet<_>>(),
+        expected.activations
+    );
+    prop_assert_eq!(
+        state.read.keys().cloned().collect::<BTreeSet<_>>(),
+        expected.read
+    );
+    prop_assert_eq!(
+        state.archived.keys().cloned().collect::<BTreeSet<_>>(),
+        expected.archived
+    );
     for (key, values) in &expected.prefs {
         // Concurrent writes to one preference settle on one of the written values.
         prop_assert!(values.contains(&state.preferences[key]));
