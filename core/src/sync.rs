@@ -16,7 +16,7 @@
 //! Server-written documents are synced with a read-only state, and an entry whose heads name changes
 //! the server never made is refused as [`codes::READ_ONLY_DOCUMENT`]: a device cannot write them.
 
-use automerge::sync::{BloomFilter, Have, Message, State, SyncDoc};
+use automerge::sync::{BloomFilter, Capability, Have, Message, State, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 
 use std::sync::OnceLock;
@@ -38,6 +38,11 @@ pub fn prime(state: &mut State) {
         last_sync: shared,
         bloom: BloomFilter::default(),
     }]);
+    // Protocol version 1 requires Automerge's version-2 sync messages on both sides, so a large
+    // catch-up can travel as one compressed document instead of change by change.
+    if state.their_capabilities.is_none() {
+        state.their_capabilities = Some(vec![Capability::MessageV2, Capability::SyncReset]);
+    }
 }
 
 /// The heads of a document of this kind at genesis.
@@ -52,8 +57,9 @@ fn genesis_heads(kind: DocKind) -> Vec<ChangeHash> {
     .clone()
 }
 
-/// Every replica starts from the same genesis change, so its heads are shared before the first
-/// sync; saying so keeps a first sync from shipping genesis back and forth.
+/// Every replica of ours starts from the same genesis change, so a device may take its heads as
+/// shared before the first sync; that keeps a first sync from shipping genesis to the server. (The
+/// server does not assume it: a client in another language may start from an empty document.)
 pub fn floor_at_genesis(kind: DocKind, state: &mut State) {
     if state.shared_heads.is_empty() {
         state.shared_heads = genesis_heads(kind);
@@ -223,7 +229,6 @@ pub fn server_answer(
         answered_heads,
     } = peer;
     state.read_only = server_written;
-    floor_at_genesis(kind, state);
     let before = doc.get_heads();
     let digest = heads_digest(&before);
     match &entry.message {
@@ -236,10 +241,18 @@ pub fn server_answer(
             });
         }
         None => {
-            if entry.digest == heads_digest(answered_heads) {
-                state.shared_heads = answered_heads.clone();
-            }
-            if entry.digest == heads_digest(&state.shared_heads) {
+            // The digest proves where the device is when it matches heads the server knows: the
+            // heads it last answered with, the last shared ones, or genesis.
+            let candidates = [
+                answered_heads.clone(),
+                state.shared_heads.clone(),
+                genesis_heads(kind),
+            ];
+            if let Some(heads) = candidates
+                .into_iter()
+                .find(|h| heads_digest(h) == entry.digest)
+            {
+                state.shared_heads = heads;
                 prime(state);
             }
         }
