@@ -62,38 +62,24 @@ pub fn valid_record_id(id: &str) -> bool {
 }
 
 /// Card numbers: 16 decimal digits, the last a Luhn check digit, so a mistyped number is caught.
+/// The arithmetic lives with the checkout code, which carries the number as an integer.
 pub mod card_number {
-    pub const PREFIX: &str = "627";
+    use crate::checkout_code::{card_number_to_u64, format_card_number, with_luhn_check_digit};
 
-    pub fn luhn_check_digit(digits: &str) -> Option<u32> {
-        let mut sum = 0;
-        for (i, c) in digits.chars().rev().enumerate() {
-            let mut d = c.to_digit(10)?;
-            if i % 2 == 0 {
-                d *= 2;
-                if d > 9 {
-                    d -= 9;
-                }
-            }
-            sum += d;
-        }
-        Some((10 - sum % 10) % 10)
-    }
+    /// The programme's prefix: the first three digits of every card.
+    pub const PREFIX: u64 = 627;
 
+    /// Whether `number` is exactly 16 digits with a valid check digit (no spaces or dashes).
     pub fn is_valid(number: &str) -> bool {
         number.len() == 16
             && number.bytes().all(|b| b.is_ascii_digit())
-            && luhn_check_digit(&number[..15])
-                == number[15..].chars().next().and_then(|c| c.to_digit(10))
+            && card_number_to_u64(number).is_ok()
     }
 
     /// A new random card number with the programme prefix.
     pub fn generate() -> String {
-        let bytes = super::random_bytes::<8>();
-        let n = u64::from_be_bytes(bytes) % 1_000_000_000_000;
-        let body = format!("{PREFIX}{n:012}");
-        let check = luhn_check_digit(&body).unwrap_or(0);
-        format!("{body}{check}")
+        let n = u64::from_be_bytes(super::random_bytes::<8>()) % 1_000_000_000_000;
+        format_card_number(with_luhn_check_digit(PREFIX * 1_000_000_000_000 + n))
     }
 }
 

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod card;
+pub mod checkout_code;
 pub mod clock;
 pub mod device;
 pub mod document;
@@ -30,6 +31,7 @@ pub mod inbox;
 pub mod member;
 pub mod offers;
 pub mod protocol;
+pub mod qr;
 pub mod store;
 pub mod sync;
 

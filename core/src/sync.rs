@@ -38,11 +38,6 @@ pub fn prime(state: &mut State) {
         last_sync: shared,
         bloom: BloomFilter::default(),
     }]);
-    // Protocol version 1 requires Automerge's version-2 sync messages on both sides, so a large
-    // catch-up can travel as one compressed document instead of change by change.
-    if state.their_capabilities.is_none() {
-        state.their_capabilities = Some(vec![Capability::MessageV2, Capability::SyncReset]);
-    }
 }
 
 /// The heads of a document of this kind at genesis.
@@ -254,6 +249,13 @@ pub fn server_answer(
             {
                 state.shared_heads = heads;
                 prime(state);
+                // Protocol version 1 requires Automerge's version-2 sync messages, so a large
+                // catch-up can travel as one compressed document instead of change by change.
+                // Only in this direction: a member's few small edits are smaller change by change.
+                if state.their_capabilities.is_none() {
+                    state.their_capabilities =
+                        Some(vec![Capability::MessageV2, Capability::SyncReset]);
+                }
             }
         }
         Some(bytes) => {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit, end-to-end and property tests, and the demo as a smoke test.
+# Installs what it needs on a fresh machine and is safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+echo "==> toolchain"
+cargo --version
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+
+echo "==> system packages"
+need=()
+command -v zbarimg >/dev/null || need+=(zbar-tools)   # a real QR decoder for the checkout-code tests
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+export LOYALTY_REQUIRE_ZBAR=1
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> build (the end-to-end tests run the loyalty binary)"
+cargo build --workspace --bins
+
+echo "==> cargo test"
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
+read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$log")
+
+echo "==> demo (smoke test of the main job)"
+PROFILE=debug DEMO_EXIT=1 LOYALTY_LISTEN=127.0.0.1:0 DEMO_DATA="$(mktemp -d)/demo" bash scripts/demo.sh > /tmp/loyalty-demo.log 2>&1 \
+  || { cat /tmp/loyalty-demo.log; echo "demo failed"; exit 1; }
+grep -q "demo done" /tmp/loyalty-demo.log
+
+echo "==> all tests passed in $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed"
