@@ -23,6 +23,8 @@ use crate::store::{Credentials, Store};
 use crate::sync::{self as algo, DeviceOutcome, MAX_ROUNDS};
 
 const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
+/// A learned clock offset is stored again only when it moved by at least this much.
+const CLOCK_PERSIST_THRESHOLD_MS: i64 = 250;
 
 /// What one call to [`Device::sync`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -173,10 +175,15 @@ impl Device {
         // The server stamped its answer somewhere between sending and receiving; the midpoint is
         // the best guess and is within half a round trip of the truth.
         let local = (sent_at + self.clock.now_ms()) / 2;
-        inner.clock_offset_ms = server_time_ms - local;
-        inner
-            .store
-            .set_setting(CLOCK_OFFSET_KEY, &inner.clock_offset_ms.to_string())?;
+        let offset = server_time_ms - local;
+        // Persist only a real change: a jitter of a few milliseconds is not worth a disk write on
+        // every sync round.
+        if (offset - inner.clock_offset_ms).abs() >= CLOCK_PERSIST_THRESHOLD_MS {
+            inner
+                .store
+                .set_setting(CLOCK_OFFSET_KEY, &offset.to_string())?;
+        }
+        inner.clock_offset_ms = offset;
         Ok(())
     }
 
@@ -256,9 +263,11 @@ impl Device {
             let kind = entry.doc;
             let state = &mut states[kind.index()];
             let before = inner.doc(kind).get_heads();
+            let shared_before = state.shared_heads.clone();
             let outcome =
                 algo::device_take_reply(kind, inner.doc(kind), state, entry.reply, entry.digest)?;
-            if inner.doc(kind).get_heads() != before && !report.changed.contains(&kind) {
+            let doc_changed = inner.doc(kind).get_heads() != before;
+            if doc_changed && !report.changed.contains(&kind) {
                 report.changed.push(kind);
             }
             match outcome {
@@ -274,8 +283,11 @@ impl Device {
                     continue;
                 }
             }
-            let Inner { store, docs, .. } = inner;
-            store.save(kind, &mut docs[kind.index()], Some(state))?;
+            // "Nothing changed" writes nothing: only the persisted parts count.
+            if doc_changed || state.shared_heads != shared_before {
+                let Inner { store, docs, .. } = inner;
+                store.save(kind, &mut docs[kind.index()], Some(state))?;
+            }
         }
         Ok(pending)
     }

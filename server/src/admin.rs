@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{
@@ -35,10 +36,17 @@ async fn ensure_member(app: &App, member_id: &str) -> Result<(), ApiError> {
 pub async fn create_member(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Option<Json<CreateMemberRequest>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CreateMemberResponse>), ApiError> {
     app.authenticate_operator(&headers)?;
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    // The body is optional, and read only once the operator is known.
+    let body = body?;
+    let request: CreateMemberRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateMemberRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_body", format!("member: {e}")))?
+    };
     let now = app.now_ms();
     for _ in 0..CARD_NUMBER_ATTEMPTS {
         let member_id = ids::new_member_id();
