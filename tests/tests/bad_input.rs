@@ -208,6 +208,9 @@ fn wrong_or_missing_credentials_are_401() {
             .await
             .unwrap();
         assert_eq!(error_of(r).await, (401, "unauthorized".into()));
+        // Credentials are checked before the body is even read.
+        let r = w.http.post(&url).body("{not json").send().await.unwrap();
+        assert_eq!(error_of(r).await, (401, "unauthorized".into()));
         let wrong = loyalty_server::operator::OperatorClient::new(&w.server.url, "nope").unwrap();
         assert!(wrong.member(&w.member_id).await.is_err());
         // A device secret is no operator token.
@@ -329,6 +332,15 @@ fn malformed_operator_input_is_400() {
             .await
             .unwrap();
         assert_eq!(error_of(r).await, (404, "member_not_found".into()));
+        let r = w
+            .http
+            .post(format!("{}/v1/admin/members", w.server.url))
+            .bearer_auth(OPERATOR_TOKEN)
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r).await, (400, "malformed_body".into()));
         assert_eq!(w.snapshot().await, before);
     });
 }
