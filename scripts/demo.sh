@@ -10,6 +10,7 @@ PROFILE=${PROFILE:-release}
 LISTEN=${LOYALTY_LISTEN:-127.0.0.1:8080}
 DATA=${DEMO_DATA:-demo-data}
 export LOYALTY_OPERATOR_TOKEN=${LOYALTY_OPERATOR_TOKEN:-demo-operator-token-change-me}
+export LOYALTY_TILL_TOKEN=${LOYALTY_TILL_TOKEN:-demo-till-token-change-me}
 
 echo "==> building loyalty ($PROFILE)"
 if [ "$PROFILE" = release ]; then cargo build --release --bin loyalty; else cargo build --bin loyalty; fi
@@ -57,6 +58,18 @@ step "${P[@]}" sync
 
 echo; echo "==> the server agrees"
 step admin show "$MEMBER"
+
+echo; echo "==> at the till, with no signal: the phone shows its checkout code (made offline)"
+step "${P[@]}" code --terminal --png "$DATA/code.png"
+echo; echo "==> the till scans it and posts a purchase of 42.50"
+SESSION=$("$L" till --json scan --png "$DATA/code.png" | json_field session_id)
+echo "checkout session $SESSION"
+step till purchase --session "$SESSION" --total 42.50 --receipt R-1001
+echo; echo "==> a screenshot of the same code is refused"
+"$L" till scan --png "$DATA/code.png" && { echo "a replayed code was accepted"; exit 1; } || true
+echo; echo "==> the phone syncs and explains its balance"
+step "${P[@]}" sync
+step "${P[@]}" card
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
   echo; echo "demo done"

@@ -39,6 +39,8 @@ pub struct EnrollRequest {
     /// A name the member recognises, shown in activations ("Anna's Pixel").
     #[serde(default)]
     pub device_name: String,
+    /// The device's Ed25519 public key for checkout codes, 32 bytes as 64 hex characters.
+    pub public_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,4 +136,95 @@ mod tests {
         let m: PostMessage = serde_json::from_str(r#"{"subject":"Hi"}"#).unwrap();
         assert_eq!(m.channel, "inapp");
     }
+}
+
+/// `POST /v1/till/scan`: the text a till's scanner read from the member's phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanResponse {
+    /// Names the member for this checkout's purchase.
+    pub session_id: String,
+    pub session_expires_at_ms: i64,
+    pub member_id: String,
+    pub card_number: String,
+    pub tier: String,
+    /// Points the member can spend now.
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseLine {
+    pub sku: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+    /// The line's total in minor units (cents).
+    pub amount_minor: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// `POST /v1/till/purchases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRequest {
+    pub session_id: String,
+    /// Chosen by the till, unique per purchase: a retry with the same key changes nothing and
+    /// gets the first answer.
+    pub idempotency_key: String,
+    pub receipt_id: String,
+    /// The receipt total in minor units (cents).
+    pub total_minor: i64,
+    #[serde(default)]
+    pub lines: Vec<PurchaseLine>,
+    /// Points the member spends on this purchase (0 for none).
+    #[serde(default)]
+    pub redeem_points: i64,
+}
+
+/// One movement of points as tills and apps see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movement {
+    pub tx_id: String,
+    pub points: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostingResponse {
+    /// The idempotency key of the purchase (for a refund: of the refund).
+    pub posting: String,
+    pub member_id: String,
+    /// Points added (purchase) or taken back (refund).
+    pub earned: i64,
+    /// Points spent (purchase) or given back (refund).
+    pub redeemed: i64,
+    pub balance: i64,
+    pub movements: Vec<Movement>,
+}
+
+/// `POST /v1/till/refunds`: gives back part or all of a purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// The idempotency key the purchase was posted with.
+    pub purchase: String,
+    pub idempotency_key: String,
+    pub receipt_id: String,
+    /// Minor units refunded; at most what is left of the purchase.
+    pub amount_minor: i64,
+}
+
+/// `GET /v1/members/{id}/changes?since=SEQ&wait_s=25`: the long poll for live updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangesResponse {
+    /// Poll again from here.
+    pub seq: u64,
+    /// Whether the member's server documents changed: sync now.
+    pub changed: bool,
 }

@@ -179,3 +179,69 @@ mod tests {
         assert_eq!(doc.get_heads(), heads);
     }
 }
+
+/// How many ledger entries the card document keeps: enough for the app to explain every recent
+/// change of the balance; the full history stays in the server's ledger.
+pub const RECENT_ENTRIES: usize = 50;
+
+/// Drops the oldest ledger entries beyond [`RECENT_ENTRIES`], so the document does not grow with
+/// every purchase for ever.
+pub fn trim_ledger(doc: &mut AutoCommit) -> Result<(), automerge::AutomergeError> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
+    let mut entries: Vec<(i64, String)> = Vec::new();
+    for key in doc.keys(&ledger).collect::<Vec<_>>() {
+        let at = match doc.get(&ledger, &key)? {
+            Some((automerge::Value::Object(_), obj)) => match doc.get(&obj, "at")? {
+                Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Timestamp(t) => *t,
+                    _ => 0,
+                },
+                _ => 0,
+            },
+            _ => 0,
+        };
+        entries.push((at, key));
+    }
+    if entries.len() <= RECENT_ENTRIES {
+        return Ok(());
+    }
+    entries.sort();
+    let excess = entries.len() - RECENT_ENTRIES;
+    for (_, key) in entries.into_iter().take(excess) {
+        doc.delete(&ledger, key.as_str())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::*;
+    use crate::document::genesis;
+
+    #[test]
+    fn only_the_most_recent_entries_stay() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        for i in 0..(RECENT_ENTRIES as i64 + 5) {
+            let e = LedgerEntry {
+                tx_id: format!("tx{i:03}"),
+                points: 1,
+                reason: "r".into(),
+                at_ms: i,
+            };
+            record(&mut doc, &e, i + 1).unwrap();
+            trim_ledger(&mut doc).unwrap();
+        }
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(card.ledger.len(), RECENT_ENTRIES);
+        assert_eq!(card.ledger[0].tx_id, format!("tx{:03}", RECENT_ENTRIES + 4));
+        assert_eq!(card.balance, RECENT_ENTRIES as i64 + 5);
+    }
+}
+
+/// Sets the balance alone (a posting with no movement still projects the ledger's balance).
+pub fn set_balance(doc: &mut AutoCommit, balance: i64) -> Result<(), automerge::AutomergeError> {
+    put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))
+}

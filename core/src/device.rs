@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::api::{self, EnrollRequest, EnrollResponse, ErrorBody};
 use crate::card::{self, Card};
+use crate::checkout_code::{self, CheckoutCode, SigningKey, generate_key_pair};
 use crate::clock::{Clock, SystemClock};
 use crate::document::{DocKind, Writer};
 use crate::error::Error;
@@ -19,6 +20,7 @@ use crate::inbox::{self, MessageView};
 use crate::member::{self, MemberState};
 use crate::offers::{self, OfferState, OfferView};
 use crate::protocol::{self, Rejection, SyncRequest, SyncResponse, codes};
+use crate::secrets::{SIGNING_KEY, SecretStore};
 use crate::store::{Credentials, Store};
 use crate::sync::{self as algo, DeviceOutcome, MAX_ROUNDS};
 
@@ -45,6 +47,8 @@ struct Inner {
     docs: Vec<AutoCommit>,
     credentials: Option<Credentials>,
     clock_offset_ms: i64,
+    /// Loaded from the secret store on first use, so a code costs one signature, not a key parse.
+    signing_key: Option<SigningKey>,
 }
 
 impl Inner {
@@ -59,6 +63,10 @@ pub struct Device {
     sync_lock: tokio::sync::Mutex<()>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// The host's secret store; `None` keeps secrets in the store file.
+    secrets: Option<Arc<dyn SecretStore>>,
+    /// Told which documents changed after every sync that changed something.
+    changes: tokio::sync::broadcast::Sender<Vec<DocKind>>,
 }
 
 impl Device {
@@ -67,6 +75,15 @@ impl Device {
     }
 
     pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_with(path, clock, None)
+    }
+
+    /// Opens with the host's clock and secret store (`None`: secrets stay in the store file).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        secrets: Option<Arc<dyn SecretStore>>,
+    ) -> Result<Self, Error> {
         let store = Store::open(path)?;
         // A fresh actor per open: two processes that open the same file can never reuse one actor's
         // sequence numbers.
@@ -93,10 +110,13 @@ impl Device {
                 docs,
                 credentials,
                 clock_offset_ms,
+                signing_key: None,
             }),
             sync_lock: tokio::sync::Mutex::new(()),
             http,
             clock,
+            secrets,
+            changes: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -133,9 +153,14 @@ impl Device {
             });
         }
         let server_url = server_url.trim_end_matches('/').to_string();
+        // The key is kept before the server hears of it: a key the server knows but the device lost
+        // would make an enrolled device that can never show a code.
+        let key = generate_key_pair().map_err(|e| Error::CheckoutKey(e.to_string()))?;
+        self.put_secret(SIGNING_KEY, key.pkcs8())?;
         let body = EnrollRequest {
             activation_code: activation_code.to_string(),
             device_name: device_name.to_string(),
+            public_key: crate::ids::hex(&key.public_key()),
         };
         let sent_at = self.clock.now_ms();
         let response = self
@@ -161,6 +186,7 @@ impl Device {
         let mut inner = self.lock();
         inner.store.set_credentials(&credentials)?;
         inner.credentials = Some(credentials);
+        inner.signing_key = Some(key);
         self.learn_clock(&mut inner, sent_at, enrolled.server_time_ms)?;
         tracing::info!("device enrolled");
         Ok(())
@@ -246,7 +272,66 @@ impl Device {
             pending = self.take_response(&mut inner, response, &mut states, &mut report)?;
         }
         tracing::info!(round_trips = report.round_trips, changed = ?report.changed, "sync finished");
+        if !report.changed.is_empty() {
+            // Nobody listening is fine.
+            let _ = self.changes.send(report.changed.clone());
+        }
         Ok(report)
+    }
+
+    /// Changes brought by syncs: each message lists the documents one sync changed. For the app's
+    /// UI to refresh what it shows.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Vec<DocKind>> {
+        self.changes.subscribe()
+    }
+
+    /// Keeps this device live while the app is open: waits on the server's change feed and syncs
+    /// as soon as the member's documents change (a purchase at the till, a new offer), so the
+    /// phone shows it within a round trip. Runs until the future is dropped; rides out the server
+    /// being unreachable with a growing pause.
+    pub async fn watch(&self) -> Result<(), Error> {
+        let mut since = 0u64;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.wait_for_change(since).await {
+                Ok(answer) => {
+                    pause = Duration::from_millis(250);
+                    since = answer.seq;
+                    if answer.changed {
+                        self.sync().await?;
+                    }
+                }
+                Err(Error::Offline(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn wait_for_change(&self, since: u64) -> Result<api::ChangesResponse, Error> {
+        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
+        let url = format!(
+            "{}/v1/members/{}/changes?since={since}&wait_s=25",
+            credentials.server_url, credentials.member_id
+        );
+        let response = self
+            .http
+            .get(url)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                api::device_authorization(&credentials.device_id, &credentials.device_secret),
+            )
+            .timeout(Duration::from_secs(40))
+            .send()
+            .await
+            .map_err(offline)?;
+        check_status(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Error::Protocol(protocol::ProtocolError::BadSyncMessage(e.to_string())))
     }
 
     /// Applies one response, persisting each document it touched, and returns the documents that
@@ -312,6 +397,42 @@ impl Device {
         inner.docs[kind.index()] = fresh;
         *state = automerge::sync::State::new();
         Ok(true)
+    }
+
+    fn put_secret(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        match &self.secrets {
+            Some(host) => Ok(host.put(name, value)?),
+            None => Ok(self.lock().store.set_secret(name, value)?),
+        }
+    }
+
+    fn get_secret(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        match &self.secrets {
+            Some(host) => Ok(host.get(name)?),
+            None => Ok(self.lock().store.secret(name)?),
+        }
+    }
+
+    /// The checkout code to show now: made offline, on server time, valid until `expires_at_ms`.
+    pub fn checkout_code(&self) -> Result<CheckoutCode, Error> {
+        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
+        let card_number = checkout_code::card_number_to_u64(&credentials.card_number)
+            .map_err(|e| Error::CheckoutKey(format!("card number: {e}")))?;
+        let now = self.server_now_ms();
+        if self.lock().signing_key.is_none() {
+            let pkcs8 = self.get_secret(SIGNING_KEY)?.ok_or_else(|| {
+                Error::CheckoutKey("the signing key is missing from the secret store".into())
+            })?;
+            let key =
+                SigningKey::from_pkcs8(&pkcs8).map_err(|e| Error::CheckoutKey(e.to_string()))?;
+            self.lock().signing_key = Some(key);
+        }
+        let inner = self.lock();
+        let key = inner
+            .signing_key
+            .as_ref()
+            .ok_or_else(|| Error::CheckoutKey("the signing key is missing".into()))?;
+        Ok(CheckoutCode::make(key, card_number, now))
     }
 
     pub fn card(&self) -> Result<Option<Card>, Error> {

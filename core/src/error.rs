@@ -27,6 +27,10 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Document(#[from] DocumentError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretStoreError),
+    #[error("this device has no usable checkout key: {0}")]
+    CheckoutKey(String),
     #[error("the server sent a malformed answer: {0}")]
     Protocol(#[from] ProtocolError),
 }

@@ -32,6 +32,7 @@ pub mod member;
 pub mod offers;
 pub mod protocol;
 pub mod qr;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 

@@ -55,8 +55,9 @@ pub struct Credentials {
 }
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE doc_chunks (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE doc_chunks (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              doc INTEGER NOT NULL,
              snapshot INTEGER NOT NULL,
@@ -74,7 +75,17 @@ pub(crate) fn migrations() -> Migrations<'static> {
              device_name TEXT NOT NULL
          );
          CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-    )])
+        ),
+        // Secrets kept in the file itself when the host app supplies no secret store. The column
+        // says so, for anyone inspecting the file.
+        M::up(
+            "CREATE TABLE secrets (
+                 name TEXT PRIMARY KEY,
+                 value BLOB NOT NULL,
+                 protection TEXT NOT NULL DEFAULT 'none: kept in the store file, not a platform secret store'
+             );",
+        ),
+    ])
 }
 
 /// Opens (creating when absent) an SQLite file of ours: checks it is ours, brings its schema up to
@@ -259,6 +270,24 @@ impl Store {
             "INSERT INTO credentials (id, server_url, member_id, card_number, device_id, device_secret, device_name)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
             params![c.server_url, c.member_id, c.card_number, c.device_id, c.device_secret, c.device_name],
+        )?;
+        Ok(())
+    }
+
+    pub fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![name, value],
         )?;
         Ok(())
     }

@@ -197,3 +197,94 @@ pub async fn show_member(
         member_id,
     }))
 }
+
+async fn set_blocked(app: &App, member_id: &str, blocked: bool) -> Result<StatusCode, ApiError> {
+    if !app.storage.set_blocked(member_id, blocked).await? {
+        return Err(ApiError::not_found("member_not_found", "no such member"));
+    }
+    let status = if blocked {
+        card::CardStatus::Blocked
+    } else {
+        card::CardStatus::Active
+    };
+    documents::update(app, member_id, DocKind::Card, |doc| {
+        card::set_status(doc, status).map_err(|e| ApiError::internal("card status", e))
+    })
+    .await?;
+    tracing::info!(member = %member_id, blocked, "card status changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Blocks the member's card: the till refuses its codes from now on.
+pub async fn block(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    app.authenticate_operator(&headers)?;
+    set_blocked(&app, &member_id, true).await
+}
+
+pub async fn unblock(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    app.authenticate_operator(&headers)?;
+    set_blocked(&app, &member_id, false).await
+}
+
+/// Revokes a device: its credentials and its checkout key stop working at once.
+pub async fn revoke_device(
+    State(app): State<Arc<App>>,
+    Path(device_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    app.authenticate_operator(&headers)?;
+    if !app.storage.revoke_device(&device_id, app.now_ms()).await? {
+        return Err(ApiError::not_found("device_not_found", "no such device"));
+    }
+    tracing::info!(device = %device_id, "device revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+pub struct QrQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The member's card number as a QR code, for printed cards and e-mail: `?format=svg` (default)
+/// or `?format=png`.
+pub async fn card_qr(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<QrQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    app.authenticate_operator(&headers)?;
+    let member = app
+        .storage
+        .member(&member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+    let matrix = loyalty_core::qr::QrMatrix::encode(&member.card_number)
+        .map_err(|e| ApiError::internal("rendering a QR code", e))?;
+    let (content_type, body) = match q.format.as_deref().unwrap_or("svg") {
+        "svg" => ("image/svg+xml", matrix.to_svg(8).into_bytes()),
+        "png" => (
+            "image/png",
+            matrix
+                .to_png(8)
+                .map_err(|e| ApiError::internal("rendering a QR code", e))?,
+        ),
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                format!("format `{other}`: use svg or png"),
+            ));
+        }
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}

@@ -1,8 +1,10 @@
 //! The server's shared state, the router, authentication of devices and operators, and the
 //! per-member lock that keeps one process from racing itself on a member's documents.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ActorId;
 use axum::Router;
@@ -13,7 +15,7 @@ use loyalty_core::api::parse_device_token;
 use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::ids::{constant_time_eq, sha256};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, broadcast};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -31,6 +33,16 @@ pub struct App {
     pub actor: ActorId,
     locks: Vec<Mutex<()>>,
     operator_token_hash: [u8; 32],
+    changes: Changes,
+}
+
+/// Which members' documents changed, for devices waiting on `GET /v1/members/{id}/changes`.
+/// Sequence numbers start at the process's start time in microseconds, so they keep growing across
+/// restarts and a device's `since` from before a restart never hides a later change.
+struct Changes {
+    seq: AtomicU64,
+    last: std::sync::Mutex<HashMap<String, u64>>,
+    tx: broadcast::Sender<(String, u64)>,
 }
 
 impl App {
@@ -47,15 +59,72 @@ impl App {
         Arc::new(Self {
             config,
             storage,
-            clock,
+            clock: clock.clone(),
             actor: ActorId::random(),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             operator_token_hash,
+            changes: Changes {
+                seq: AtomicU64::new(
+                    u64::try_from(clock.now_ms())
+                        .unwrap_or(0)
+                        .saturating_mul(1000),
+                ),
+                last: std::sync::Mutex::new(HashMap::new()),
+                tx: broadcast::channel(1024).0,
+            },
         })
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Tells waiting devices that a member's server documents changed.
+    pub fn notify(&self, member_id: &str) {
+        let seq = self.changes.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changes
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(member_id.to_string(), seq);
+        // Nobody listening is fine.
+        let _ = self.changes.tx.send((member_id.to_string(), seq));
+    }
+
+    /// Waits until the member's documents change after `since`, or `timeout` passes. Returns the
+    /// sequence number to wait from next and whether anything changed.
+    pub async fn wait_for_change(
+        &self,
+        member_id: &str,
+        since: u64,
+        timeout: std::time::Duration,
+    ) -> (u64, bool) {
+        let mut rx = self.changes.tx.subscribe();
+        let current = self
+            .changes
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(member_id)
+            .copied()
+            .unwrap_or(0);
+        if current > since {
+            return (current, true);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok((member, seq))) if member == member_id => return (seq, true),
+                Ok(Ok(_)) => continue,
+                // Missed notifications: tell the device to sync rather than risk missing its own.
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    return (self.changes.seq.load(Ordering::SeqCst), true);
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
+                    return (since.max(current), false);
+                }
+            }
+        }
     }
 
     /// Serialises work on one member's documents within this process. Across processes the
@@ -111,7 +180,27 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/members/{member_id}/documents/{doc}",
             get(crate::sync::document),
         )
+        .route("/v1/members/{member_id}/changes", get(crate::sync::changes))
+        .route("/v1/till/scan", post(crate::till::scan))
+        .route("/v1/till/purchases", post(crate::till::purchase))
+        .route("/v1/till/refunds", post(crate::till::refund))
         .route("/v1/admin/members", post(crate::admin::create_member))
+        .route(
+            "/v1/admin/members/{member_id}/block",
+            post(crate::admin::block),
+        )
+        .route(
+            "/v1/admin/members/{member_id}/unblock",
+            post(crate::admin::unblock),
+        )
+        .route(
+            "/v1/admin/members/{member_id}/card-qr",
+            get(crate::admin::card_qr),
+        )
+        .route(
+            "/v1/admin/devices/{device_id}/revoke",
+            post(crate::admin::revoke_device),
+        )
         .route(
             "/v1/admin/members/{member_id}",
             get(crate::admin::show_member),

@@ -14,6 +14,10 @@ pub struct Config {
     pub activation_ttl_ms: i64,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The bearer token tills present on `/v1/till/...`.
+    pub till_token: String,
+    /// Points earned per whole currency unit spent (per 100 minor units).
+    pub points_per_unit: i64,
 }
 
 impl Config {
@@ -27,6 +31,8 @@ impl Config {
             operator_token,
             activation_ttl_ms: Self::DEFAULT_ACTIVATION_TTL_MS,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            till_token: String::new(),
+            points_per_unit: 1,
         }
     }
 }

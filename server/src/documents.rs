@@ -73,7 +73,10 @@ pub async fn update<T>(
             .commit(member_id, None, vec![write], Vec::new())
             .await
         {
-            Ok(()) => return Ok(result),
+            Ok(()) => {
+                app.notify(member_id);
+                return Ok(result);
+            }
             Err(StorageError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }

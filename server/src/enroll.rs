@@ -32,6 +32,7 @@ pub async fn enroll(
             format!("device name is longer than {MAX_DEVICE_NAME} bytes"),
         ));
     }
+    let public_key = parse_public_key(&request.public_key)?;
     let device_id = ids::new_device_id();
     let secret = ids::new_device_secret();
     let now = app.now_ms();
@@ -43,6 +44,7 @@ pub async fn enroll(
             NewDevice {
                 device_id: device_id.clone(),
                 secret_hash: ids::sha256(secret.as_bytes()),
+                public_key,
                 name: request.device_name,
                 created_at_ms: now,
             },
@@ -56,4 +58,22 @@ pub async fn enroll(
         device_secret: secret,
         server_time_ms: app.now_ms(),
     }))
+}
+
+/// A 32-byte Ed25519 public key from 64 hex characters.
+fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_public_key",
+            "public_key must be the 32-byte Ed25519 key as 64 hex characters",
+        )
+    };
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
 }

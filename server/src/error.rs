@@ -71,6 +71,21 @@ impl From<StorageError> for ApiError {
             StorageError::CodeExpired => {
                 ApiError::new(StatusCode::GONE, "activation_code_expired", e.to_string())
             }
+            StorageError::Duplicate(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate",
+                format!("{what} exists already; retry"),
+            ),
+            StorageError::CodeReplayed => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "code_replayed",
+                "this code was already used",
+            ),
+            StorageError::InsufficientPoints => ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient_points",
+                "the balance does not cover the redemption",
+            ),
             StorageError::Conflict => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

@@ -28,6 +28,7 @@ pub mod operator;
 pub mod sqlite;
 pub mod storage;
 pub mod sync;
+pub mod till;
 
 pub use app::{App, router, serve};
 pub use config::Config;

@@ -25,6 +25,8 @@ enum Command {
     Admin(cli::admin::AdminArgs),
     /// Play a member's device from the terminal.
     Device(cli::device::DeviceArgs),
+    /// Play a till: scan a code, post a purchase, refund.
+    Till(cli::till::TillArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => cli::server::run(args).await,
             Command::Admin(args) => cli::admin::run(args).await,
             Command::Device(args) => cli::device::run(args).await,
+            Command::Till(args) => cli::till::run(args).await,
         }
     });
     match result {

@@ -1,10 +1,12 @@
-//! [`OperatorClient`]: the operator API from Rust, for `loyalty admin`, scripts and tests.
+//! Clients of the server's operator and till APIs, for `loyalty admin`, `loyalty till`, scripts and
+//! tests: [`OperatorClient`] and [`TillClient`].
 
 use std::time::Duration;
 
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, ErrorBody, MemberView,
-    PostMessage, PostOffer,
+    PostMessage, PostOffer, PostingResponse, PurchaseRequest, RefundRequest, ScanRequest,
+    ScanResponse,
 };
 use loyalty_core::inbox::Message;
 use loyalty_core::offers::Offer;
@@ -25,14 +27,25 @@ pub enum OperatorError {
     BadAnswer(String),
 }
 
-pub struct OperatorClient {
+impl OperatorError {
+    /// The server's error code, when it refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            OperatorError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// What both clients share: a base URL, a bearer token, and error bodies read back.
+struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
-impl OperatorClient {
-    pub fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
+impl Api {
+    fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -44,10 +57,11 @@ impl OperatorClient {
         })
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<T, OperatorError> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, OperatorError> {
         let response = request
             .bearer_auth(&self.token)
             .send()
@@ -72,7 +86,27 @@ impl OperatorClient {
                 message,
             });
         }
+        Ok(body.to_vec())
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, OperatorError> {
+        let body = self.send_raw(request).await?;
         serde_json::from_slice(&body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+    }
+}
+
+pub struct OperatorClient {
+    api: Api,
+}
+
+impl OperatorClient {
+    pub fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
+        Ok(Self {
+            api: Api::new(base_url, token)?,
+        })
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(
@@ -80,8 +114,17 @@ impl OperatorClient {
         path: &str,
         body: &B,
     ) -> Result<T, OperatorError> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+        self.api
+            .send(self.api.http.post(self.api.url(path)).json(body))
             .await
+    }
+
+    /// A POST whose success has no body (204).
+    async fn post_empty(&self, path: &str) -> Result<(), OperatorError> {
+        self.api
+            .send_raw(self.api.http.post(self.api.url(path)))
+            .await
+            .map(|_| ())
     }
 
     pub async fn create_member(
@@ -122,10 +165,80 @@ impl OperatorClient {
     }
 
     pub async fn member(&self, member_id: &str) -> Result<MemberView, OperatorError> {
-        self.send(
-            self.http
-                .get(format!("{}/v1/admin/members/{member_id}", self.base)),
+        let url = self.api.url(&format!("/v1/admin/members/{member_id}"));
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    pub async fn block(&self, member_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/members/{member_id}/block"))
+            .await
+    }
+
+    pub async fn unblock(&self, member_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/members/{member_id}/unblock"))
+            .await
+    }
+
+    pub async fn revoke_device(&self, device_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/devices/{device_id}/revoke"))
+            .await
+    }
+
+    /// The member's card number as a QR image (`svg` or `png`).
+    pub async fn card_qr(&self, member_id: &str, format: &str) -> Result<Vec<u8>, OperatorError> {
+        let url = self.api.url(&format!(
+            "/v1/admin/members/{member_id}/card-qr?format={format}"
+        ));
+        self.api.send_raw(self.api.http.get(url)).await
+    }
+}
+
+/// The till API: scan, purchase, refund.
+pub struct TillClient {
+    api: Api,
+    till_id: String,
+}
+
+impl TillClient {
+    pub fn new(base_url: &str, token: &str, till_id: &str) -> Result<Self, OperatorError> {
+        Ok(Self {
+            api: Api::new(base_url, token)?,
+            till_id: till_id.to_string(),
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, OperatorError> {
+        let request = self
+            .api
+            .http
+            .post(self.api.url(path))
+            .header("x-till-id", &self.till_id)
+            .json(body);
+        self.api.send(request).await
+    }
+
+    pub async fn scan(&self, code: &str) -> Result<ScanResponse, OperatorError> {
+        self.post(
+            "/v1/till/scan",
+            &ScanRequest {
+                code: code.to_string(),
+            },
         )
         .await
+    }
+
+    pub async fn purchase(
+        &self,
+        purchase: &PurchaseRequest,
+    ) -> Result<PostingResponse, OperatorError> {
+        self.post("/v1/till/purchases", purchase).await
+    }
+
+    pub async fn refund(&self, refund: &RefundRequest) -> Result<PostingResponse, OperatorError> {
+        self.post("/v1/till/refunds", refund).await
     }
 }

@@ -13,15 +13,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::storage::{
-    DeviceRecord, DocWrite, MemberRecord, NewDevice, NewMember, Storage, StorageError, StoredDoc,
+    CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberRecord, NewDevice, NewMember,
+    Posting, PriorPosting, PurchaseRecord, Storage, StorageError, StoredDoc, TillMember,
+    TillStorage,
 };
 
 /// `PRAGMA application_id` of a server database ("LYLS").
 const APPLICATION_ID: i32 = 0x4C59_4C53;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE members (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE members (
              member_id TEXT PRIMARY KEY,
              card_number TEXT NOT NULL UNIQUE,
              external_ref TEXT,
@@ -56,7 +59,63 @@ fn migrations() -> Migrations<'static> {
              data BLOB NOT NULL,
              PRIMARY KEY (device_id, kind)
          ) WITHOUT ROWID;",
-    )])
+        ),
+        // Checkout: the keys devices sign codes with, card status, and the codes already used.
+        M::up(
+            "ALTER TABLE members ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+             CREATE TABLE device_keys (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 key_id INTEGER NOT NULL,
+                 device_id TEXT NOT NULL REFERENCES devices (device_id),
+                 public_key BLOB NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 revoked_at INTEGER,
+                 PRIMARY KEY (member_id, key_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE used_codes (
+                 code_id BLOB PRIMARY KEY,
+                 used_at INTEGER NOT NULL
+             ) WITHOUT ROWID;",
+        ),
+        // The points ledger: the system of record for balances. Every till request is a posting
+        // under its idempotency key; the balance is kept with the ledger in one transaction.
+        M::up(
+            "ALTER TABLE members ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+             CREATE TABLE checkout_sessions (
+                 session_id TEXT PRIMARY KEY,
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 till_id TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL
+             );
+             CREATE TABLE postings (
+                 idempotency_key TEXT PRIMARY KEY,
+                 request_hash BLOB NOT NULL,
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 kind TEXT NOT NULL,
+                 refers_to TEXT REFERENCES postings (idempotency_key),
+                 till_id TEXT NOT NULL,
+                 receipt_id TEXT NOT NULL,
+                 total_minor INTEGER NOT NULL,
+                 earned INTEGER NOT NULL,
+                 redeemed INTEGER NOT NULL,
+                 at INTEGER NOT NULL,
+                 response BLOB NOT NULL
+             );
+             CREATE INDEX postings_by_purchase ON postings (refers_to);
+             CREATE TABLE ledger (
+                 tx_id TEXT PRIMARY KEY,
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 posting TEXT NOT NULL REFERENCES postings (idempotency_key),
+                 points INTEGER NOT NULL,
+                 reason TEXT NOT NULL,
+                 till_id TEXT NOT NULL,
+                 receipt_id TEXT NOT NULL,
+                 at INTEGER NOT NULL
+             );
+             CREATE INDEX ledger_by_member ON ledger (member_id, at);",
+        ),
+    ])
 }
 
 #[derive(Clone)]
@@ -224,6 +283,25 @@ impl Storage for SqliteStorage {
                 ],
             )
             .map_err(backend)?;
+            let key_id = loyalty_core::checkout_code::key_id(&device.public_key);
+            let inserted = tx
+                .execute(
+                    "INSERT INTO device_keys (member_id, key_id, device_id, public_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![
+                        member_id,
+                        key_id,
+                        device.device_id,
+                        device.public_key.as_slice(),
+                        device.created_at_ms
+                    ],
+                )
+                .map_err(backend)?;
+            if inserted != 1 {
+                // Two keys of one member with the same 32-bit id: one in four billion. The
+                // transaction rolls back and the code stays usable for a retry with a new key.
+                return Err(StorageError::Duplicate("a key with this key id".into()));
+            }
             tx.commit().map_err(backend)?;
             Ok(MemberRecord {
                 member_id,
@@ -333,16 +411,7 @@ impl Storage for SqliteStorage {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             for d in &documents {
-                let updated = tx
-                    .execute(
-                        "UPDATE documents SET data = ?1, version = version + 1
-                         WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
-                        params![d.bytes, member_id, d.kind.code(), d.expected_version],
-                    )
-                    .map_err(backend)?;
-                if updated != 1 {
-                    return Err(StorageError::Conflict);
-                }
+                update_document(&tx, &member_id, d)?;
             }
             if let Some(device_id) = &device_id {
                 for (kind, bytes) in &peer_states {
@@ -355,6 +424,265 @@ impl Storage for SqliteStorage {
                 }
             }
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+}
+
+fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {
+    Ok(TillMember {
+        member_id: r.get(0)?,
+        card_number: r.get(1)?,
+        blocked: r.get::<_, String>(2)? == "blocked",
+        balance: r.get(3)?,
+    })
+}
+
+fn update_document(
+    tx: &rusqlite::Transaction<'_>,
+    member_id: &str,
+    d: &DocWrite,
+) -> Result<(), StorageError> {
+    let updated = tx
+        .execute(
+            "UPDATE documents SET data = ?1, version = version + 1
+             WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
+            params![d.bytes, member_id, d.kind.code(), d.expected_version],
+        )
+        .map_err(backend)?;
+    if updated != 1 {
+        return Err(StorageError::Conflict);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl TillStorage for SqliteStorage {
+    async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError> {
+        let card_number = card_number.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT member_id, card_number, status, balance FROM members WHERE card_number = ?1",
+                [card_number],
+                till_member,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn till_member(&self, member_id: &str) -> Result<Option<TillMember>, StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT member_id, card_number, status, balance FROM members WHERE member_id = ?1",
+                [member_id],
+                till_member,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn device_key(
+        &self,
+        member_id: &str,
+        key_id: u32,
+    ) -> Result<Option<DeviceKey>, StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT k.device_id, k.public_key, k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
+                 FROM device_keys k JOIN devices d USING (device_id)
+                 WHERE k.member_id = ?1 AND k.key_id = ?2",
+                params![member_id, key_id],
+                |r| {
+                    Ok(DeviceKey {
+                        device_id: r.get(0)?,
+                        public_key: r.get(1)?,
+                        revoked: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn open_checkout(
+        &self,
+        code_id: [u8; 16],
+        session: &CheckoutSession,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let session = session.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let fresh = tx
+                .execute(
+                    "INSERT INTO used_codes (code_id, used_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![code_id.as_slice(), now_ms],
+                )
+                .map_err(backend)?;
+            if fresh != 1 {
+                return Err(StorageError::CodeReplayed);
+            }
+            tx.execute(
+                "INSERT INTO checkout_sessions (session_id, member_id, till_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session.session_id, session.member_id, session.till_id, now_ms, session.expires_at_ms],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<CheckoutSession>, StorageError> {
+        let session_id = session_id.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
+                [session_id],
+                |r| {
+                    Ok(CheckoutSession {
+                        session_id: r.get(0)?,
+                        member_id: r.get(1)?,
+                        till_id: r.get(2)?,
+                        expires_at_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn prior_posting(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<PriorPosting>, StorageError> {
+        let key = idempotency_key.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT request_hash, response FROM postings WHERE idempotency_key = ?1",
+                [key],
+                |r| {
+                    Ok(PriorPosting {
+                        request_hash: hash_from(r.get(0)?),
+                        response: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purchase(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<PurchaseRecord>, StorageError> {
+        let key = idempotency_key.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
+                        (SELECT coalesce(sum(r.total_minor), 0) FROM postings r WHERE r.refers_to = p.idempotency_key)
+                 FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
+                [key],
+                |r| {
+                    Ok(PurchaseRecord {
+                        member_id: r.get(0)?,
+                        total_minor: r.get(1)?,
+                        earned: r.get(2)?,
+                        redeemed: r.get(3)?,
+                        refunded_minor: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn post(&self, p: Posting) -> Result<(), StorageError> {
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if p.redeemed > p.expected_balance {
+                return Err(StorageError::InsufficientPoints);
+            }
+            let fresh = tx
+                .execute(
+                    "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
+                                           receipt_id, total_minor, earned, redeemed, at, response)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+                    params![
+                        p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
+                        p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response
+                    ],
+                )
+                .map_err(backend)?;
+            if fresh != 1 {
+                return Err(StorageError::Duplicate("a posting with this idempotency key".into()));
+            }
+            // The guard on the old balance makes a concurrent posting (another instance) a
+            // conflict to retry, never a lost update.
+            let moved = tx
+                .execute(
+                    "UPDATE members SET balance = ?1 WHERE member_id = ?2 AND balance = ?3",
+                    params![p.new_balance, p.member_id, p.expected_balance],
+                )
+                .map_err(backend)?;
+            if moved != 1 {
+                return Err(StorageError::Conflict);
+            }
+            for m in &p.movements {
+                tx.execute(
+                    "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![m.tx_id, p.member_id, p.idempotency_key, m.points, m.reason, p.till_id, p.receipt_id, p.at_ms],
+                )
+                .map_err(backend)?;
+            }
+            update_document(&tx, &p.member_id, &p.card)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
+        let device_id = device_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE device_id = ?2",
+                    params![now_ms, device_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE members SET status = ?1 WHERE member_id = ?2",
+                    params![if blocked { "blocked" } else { "active" }, member_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

@@ -175,3 +175,36 @@ pub async fn document(
     );
     Ok(response)
 }
+
+#[derive(serde::Deserialize)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    since: u64,
+    /// Seconds to hold the request open; at most 60.
+    #[serde(default = "default_wait")]
+    wait_s: u64,
+}
+
+fn default_wait() -> u64 {
+    25
+}
+
+/// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
+/// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
+/// `changed` is true and polls again from the returned `seq`.
+pub async fn changes(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
+    device_for_member(&app, &headers, &member_id).await?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let wait = std::time::Duration::from_secs(q.wait_s.min(60));
+    let (seq, changed) = app.wait_for_change(&member_id, q.since, wait).await;
+    Ok(axum::Json(loyalty_core::api::ChangesResponse {
+        seq,
+        changed,
+    }))
+}

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+pub const TILL_TOKEN: &str = "test-till-token-0123456789";
 
 /// A server running inside the test process.
 pub struct TestServer {
@@ -45,6 +46,7 @@ impl TestServer {
     ) -> Self {
         let storage = SqliteStorage::open(&database).expect("open server database");
         let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
+        config.till_token = TILL_TOKEN.into();
         configure(&mut config);
         let listener = TcpListener::bind(listen).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
@@ -101,6 +103,11 @@ impl TestServer {
     pub fn operator(&self) -> OperatorClient {
         OperatorClient::new(&self.url, OPERATOR_TOKEN).expect("operator client")
     }
+
+    pub fn till(&self, till_id: &str) -> loyalty_server::operator::TillClient {
+        loyalty_server::operator::TillClient::new(&self.url, TILL_TOKEN, till_id)
+            .expect("till client")
+    }
 }
 
 impl Drop for TestServer {
@@ -138,6 +145,7 @@ impl ServerProcess {
             .args(["server", "--listen", listen, "--database"])
             .arg(database)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -61,6 +61,20 @@ enum DeviceCommand {
     },
     /// Preferences and consents.
     Preferences,
+    /// Show the checkout code (made offline, rotating every 30 s).
+    Code {
+        /// Also write the QR code as an SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Also write the QR code as a PNG file.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Draw the QR code in the terminal.
+        #[arg(long)]
+        terminal: bool,
+    },
+    /// Stay connected and sync whenever the server has news (Ctrl-C stops).
+    Watch,
 }
 
 fn err(e: Error) -> String {
@@ -182,6 +196,46 @@ pub async fn run(args: DeviceArgs) -> CliResult {
         DeviceCommand::Consent { channel, state } => {
             device.set_consent(&channel, state == "on").map_err(err)?;
             done(json, &format!("consent for {channel}: {state}"))?;
+        }
+        DeviceCommand::Code { svg, png, terminal } => {
+            let code = device.checkout_code().map_err(err)?;
+            let matrix =
+                loyalty_core::qr::QrMatrix::encode(&code.text).map_err(|e| e.to_string())?;
+            if let Some(path) = &svg {
+                std::fs::write(path, matrix.to_svg(8))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if let Some(path) = &png {
+                let bytes = matrix.to_png(8).map_err(|e| e.to_string())?;
+                std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if json {
+                return print_json(
+                    &json!({"code": code.text, "expires_at_ms": code.expires_at_ms, "qr_version": matrix.version}),
+                );
+            }
+            if terminal {
+                print!("{}", matrix.to_terminal());
+            }
+            println!("{}", code.text);
+            println!(
+                "valid until {} (QR version {})",
+                show_time(code.expires_at_ms),
+                matrix.version
+            );
+        }
+        DeviceCommand::Watch => {
+            let mut changes = device.subscribe();
+            let printer = tokio::spawn(async move {
+                while let Ok(docs) = changes.recv().await {
+                    let names: Vec<&str> = docs.iter().map(|d| d.name()).collect();
+                    println!("synced: {} changed", names.join(", "));
+                }
+            });
+            println!("watching for changes (Ctrl-C stops)");
+            let result = device.watch().await.map_err(err);
+            printer.abort();
+            result?;
         }
         DeviceCommand::Preferences => {
             let m = device.member_state().map_err(err)?;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod device;
 pub mod server;
+pub mod till;
 
 /// What a command failed with, already phrased for the person at the terminal.
 pub type CliResult = Result<(), String>;

@@ -21,6 +21,12 @@ pub struct ServerArgs {
     /// Token operators must present (at least 16 characters).
     #[arg(long, env = "LOYALTY_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: String,
+    /// Token tills must present (at least 16 characters).
+    #[arg(long, env = "LOYALTY_TILL_TOKEN", hide_env_values = true)]
+    till_token: String,
+    /// Points earned per whole currency unit spent.
+    #[arg(long, default_value_t = 1)]
+    points_per_unit: i64,
     /// Hours an activation code stays valid.
     #[arg(long, default_value_t = 24 * 7)]
     activation_ttl_hours: i64,
@@ -31,14 +37,19 @@ pub struct ServerArgs {
 
 pub async fn run(args: ServerArgs) -> CliResult {
     super::init_logging("info,tower_http=info");
-    if args.operator_token.len() < 16 {
-        return Err("the operator token must be at least 16 characters".into());
+    if args.operator_token.len() < 16 || args.till_token.len() < 16 {
+        return Err("the operator and till tokens must be at least 16 characters".into());
+    }
+    if args.till_token == args.operator_token {
+        return Err("the till token must differ from the operator token".into());
     }
     let storage = SqliteStorage::open(&args.database).map_err(|e| e.to_string())?;
     let mut config = Config::new(args.database.clone(), args.operator_token);
     config.listen = args.listen;
     config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
     config.max_body_bytes = args.max_body_bytes;
+    config.till_token = args.till_token;
+    config.points_per_unit = args.points_per_unit;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

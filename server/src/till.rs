@@ -1,0 +1,540 @@
+//! The till's API: scan the code on a member's phone, post a purchase that earns and redeems
+//! points, refund. The relational ledger in the server's database is the system of record; the card
+//! document is its projection, written in the same transaction under the member's lock.
+//!
+//! A scan checks, in order: the text is a version-1 code; the card exists; the key id is registered
+//! for that card and not revoked; the signature; the time step is within one step of server time;
+//! the card is active; and the code was never used before. Only then is the code marked used and a
+//! checkout session opened — a refused scan changes nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode};
+use loyalty_core::api::{
+    Movement, PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
+};
+use loyalty_core::checkout_code::{CodeError, ParsedCode, format_card_number};
+use loyalty_core::ids::{self, constant_time_eq, sha256};
+use loyalty_core::{DocKind, card};
+
+use crate::app::App;
+use crate::documents::load;
+use crate::error::ApiError;
+use crate::storage::{
+    CheckoutSession, DocWrite, LedgerMovement, Posting, StorageError, TillMember,
+};
+
+/// How long a scan's session stays open for its purchase.
+const SESSION_MS: i64 = 10 * 60 * 1000;
+/// Time steps of clock skew tolerated either side of the server's.
+const SKEW_STEPS: u32 = 1;
+/// Attempts at a posting before answering "busy".
+const ATTEMPTS: usize = 8;
+const MAX_KEY: usize = 128;
+/// Ten million in the major unit: a receipt beyond that is a typo.
+const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+
+fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The till's id, once its bearer token checks out.
+fn authenticate_till(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("till token is missing"))?;
+    if !constant_time_eq(
+        &sha256(token.as_bytes()),
+        &sha256(app.config.till_token.as_bytes()),
+    ) {
+        return Err(ApiError::unauthorized("till token is wrong"));
+    }
+    let till = headers
+        .get("x-till-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| ids::valid_record_id(t))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_till_id",
+                "send the till's id in X-Till-Id (1-64 of A-Z a-z 0-9 _ - .)",
+            )
+        })?;
+    Ok(till.to_string())
+}
+
+fn code_refusal(e: CodeError) -> ApiError {
+    match e {
+        CodeError::BadSignature
+        | CodeError::KeyIdMismatch { .. }
+        | CodeError::InvalidPublicKey { .. } => refused(
+            "bad_signature",
+            "the code's signature does not verify: a forged or altered code",
+        ),
+        CodeError::Expired { .. } => refused(
+            "code_expired",
+            "the code has expired: ask the member to show the current one",
+        ),
+        CodeError::NotYetValid { .. } => refused(
+            "code_not_yet_valid",
+            "the code is from the future: the phone's clock is far off",
+        ),
+        other => refused("malformed_code", format!("not a checkout code: {other}")),
+    }
+}
+
+pub async fn scan(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<ScanRequest>, JsonRejection>,
+) -> Result<Json<ScanResponse>, ApiError> {
+    let till_id = authenticate_till(&app, &headers)?;
+    let Json(request) = body?;
+    let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
+    let card_number = format_card_number(parsed.card_number);
+    let member = app
+        .storage
+        .member_by_card(&card_number)
+        .await?
+        .ok_or_else(|| refused("unknown_card", "no member has this card"))?;
+    let key = app
+        .storage
+        .device_key(&member.member_id, parsed.key_id)
+        .await?
+        .ok_or_else(|| {
+            refused(
+                "unknown_key",
+                "the code was signed with a key this server never registered for the card",
+            )
+        })?;
+    if key.revoked {
+        return Err(refused(
+            "key_revoked",
+            "the code was signed by a device that has been revoked",
+        ));
+    }
+    parsed
+        .verify_signature(&key.public_key)
+        .map_err(code_refusal)?;
+    let now = app.now_ms();
+    parsed.check_time(now, SKEW_STEPS).map_err(code_refusal)?;
+    if member.blocked {
+        return Err(refused("card_blocked", "this card is blocked"));
+    }
+    let session = CheckoutSession {
+        session_id: ids::new_record_id("chk"),
+        member_id: member.member_id.clone(),
+        till_id,
+        expires_at_ms: now + SESSION_MS,
+    };
+    app.storage
+        .open_checkout(parsed.code_id(), &session, now)
+        .await
+        .map_err(|e| match e {
+            StorageError::CodeReplayed => refused(
+                "code_replayed",
+                "this code was already used: a screenshot or a second scan",
+            ),
+            other => other.into(),
+        })?;
+    let tier = tier_of(&app, &member.member_id).await?;
+    tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
+    Ok(Json(ScanResponse {
+        session_id: session.session_id,
+        session_expires_at_ms: session.expires_at_ms,
+        member_id: member.member_id,
+        card_number,
+        tier,
+        balance: member.balance,
+    }))
+}
+
+async fn tier_of(app: &App, member_id: &str) -> Result<String, ApiError> {
+    let stored = app
+        .storage
+        .load_documents(member_id, &[DocKind::Card])
+        .await?;
+    let doc = stored
+        .first()
+        .map(|d| load(DocKind::Card, &d.bytes))
+        .transpose()?;
+    Ok(doc
+        .and_then(|d| card::read(&d).ok().flatten())
+        .map(|c| c.tier)
+        .unwrap_or_default())
+}
+
+fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
+    sha256(&serde_json::to_vec(request).unwrap_or_default())
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("idempotency_key must be 1 to {MAX_KEY} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The first answer to an idempotency key, when it was used before with the same request.
+async fn replay(
+    app: &App,
+    key: &str,
+    hash: [u8; 32],
+) -> Result<Option<Json<PostingResponse>>, ApiError> {
+    let Some(prior) = app.storage.prior_posting(key).await? else {
+        return Ok(None);
+    };
+    if prior.request_hash != hash {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this idempotency key was used for a different request",
+        ));
+    }
+    let response = serde_json::from_slice(&prior.response)
+        .map_err(|e| ApiError::internal("stored posting answer", e))?;
+    Ok(Some(Json(response)))
+}
+
+fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_purchase", m);
+    check_key(&p.idempotency_key)?;
+    if p.receipt_id.is_empty() || p.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if !(0..=MAX_TOTAL_MINOR).contains(&p.total_minor) {
+        return Err(bad(format!("total_minor must be 0 to {MAX_TOTAL_MINOR}")));
+    }
+    if p.redeem_points < 0 {
+        return Err(bad("redeem_points cannot be negative".into()));
+    }
+    if !p.lines.is_empty() {
+        let sum = p
+            .lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.amount_minor));
+        if sum != Some(p.total_minor) {
+            return Err(bad("the lines do not add up to total_minor".into()));
+        }
+    }
+    Ok(p.total_minor / 100 * points_per_unit)
+}
+
+/// One till request's effect on a member: who, under which key, and the ledger movements.
+struct Effect {
+    member_id: String,
+    till_id: String,
+    receipt_id: String,
+    idempotency_key: String,
+    hash: [u8; 32],
+    kind: &'static str,
+    refers_to: Option<String>,
+    total_minor: i64,
+    earned: i64,
+    redeemed: i64,
+    movements: Vec<LedgerMovement>,
+}
+
+/// Writes `effect` for the member: ledger, balance and the card projection in one transaction,
+/// retrying when another writer moved the balance or the card first.
+async fn post_effect(app: &App, effect: Effect) -> Result<Json<PostingResponse>, ApiError> {
+    let Effect {
+        member_id,
+        till_id,
+        receipt_id,
+        idempotency_key,
+        hash,
+        kind,
+        refers_to,
+        total_minor,
+        ..
+    } = &effect;
+    let (member_id, hash, kind, total_minor) = (member_id.as_str(), *hash, *kind, *total_minor);
+    let _guard = app.lock_member(member_id).await;
+    for _ in 0..ATTEMPTS {
+        let member = current_member(app, member_id).await?;
+        if effect.redeemed > member.balance && kind == "purchase" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient_points",
+                format!(
+                    "the member has {} points, the purchase redeems {}",
+                    member.balance, effect.redeemed
+                ),
+            ));
+        }
+        let delta: i64 = effect.movements.iter().map(|m| m.points).sum();
+        let new_balance = member.balance + delta;
+        let now = app.now_ms();
+        let (card, stored_version) =
+            project(app, member_id, &effect.movements, new_balance, now).await?;
+        let response = PostingResponse {
+            posting: idempotency_key.clone(),
+            member_id: member_id.to_string(),
+            earned: effect.earned,
+            redeemed: effect.redeemed,
+            balance: new_balance,
+            movements: effect
+                .movements
+                .iter()
+                .map(|m| Movement {
+                    tx_id: m.tx_id.clone(),
+                    points: m.points,
+                    reason: m.reason.clone(),
+                })
+                .collect(),
+        };
+        let posting = Posting {
+            idempotency_key: idempotency_key.clone(),
+            request_hash: hash,
+            member_id: member_id.to_string(),
+            till_id: till_id.clone(),
+            receipt_id: receipt_id.clone(),
+            kind,
+            refers_to: refers_to.clone(),
+            total_minor,
+            earned: effect.earned,
+            redeemed: effect.redeemed,
+            movements: effect.movements.clone(),
+            expected_balance: member.balance,
+            new_balance,
+            card: DocWrite {
+                kind: DocKind::Card,
+                expected_version: stored_version,
+                bytes: card,
+            },
+            at_ms: now,
+            response: serde_json::to_vec(&response)
+                .map_err(|e| ApiError::internal("posting answer", e))?,
+        };
+        match app.storage.post(posting).await {
+            Ok(()) => {
+                app.notify(member_id);
+                return Ok(Json(response));
+            }
+            Err(StorageError::Conflict) => continue,
+            Err(StorageError::Duplicate(_)) => {
+                // Another request with the same key won the race: answer as it did.
+                return replay(app, idempotency_key, hash).await?.ok_or_else(|| {
+                    ApiError::internal("posting", "duplicate key without a stored answer")
+                });
+            }
+            Err(StorageError::InsufficientPoints) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "insufficient_points",
+                    "the balance does not cover the redemption",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StorageError::Conflict.into())
+}
+
+async fn current_member(app: &App, member_id: &str) -> Result<TillMember, ApiError> {
+    app.storage
+        .till_member(member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))
+}
+
+/// The card document with the movements and the new balance recorded, and the stored version it
+/// was made from.
+async fn project(
+    app: &App,
+    member_id: &str,
+    movements: &[LedgerMovement],
+    balance: i64,
+    now: i64,
+) -> Result<(Vec<u8>, i64), ApiError> {
+    let stored = app
+        .storage
+        .load_documents(member_id, &[DocKind::Card])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("posting", "member has no card document"))?;
+    let mut doc = load(DocKind::Card, &stored.bytes)?;
+    doc.set_actor(app.actor.clone());
+    let failed = |e| ApiError::internal("projecting the ledger", e);
+    for m in movements {
+        let entry = card::LedgerEntry {
+            tx_id: m.tx_id.clone(),
+            points: m.points,
+            reason: m.reason.clone(),
+            at_ms: now,
+        };
+        card::record(&mut doc, &entry, balance).map_err(failed)?;
+    }
+    card::set_balance(&mut doc, balance).map_err(failed)?;
+    card::trim_ledger(&mut doc).map_err(failed)?;
+    doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now / 1000));
+    Ok((doc.save(), stored.version))
+}
+
+pub async fn purchase(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<PurchaseRequest>, JsonRejection>,
+) -> Result<Json<PostingResponse>, ApiError> {
+    let till_id = authenticate_till(&app, &headers)?;
+    let Json(request) = body?;
+    let earned = validate_purchase(&request, app.config.points_per_unit)?;
+    let hash = request_hash(&request);
+    if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
+        return Ok(answer);
+    }
+    let session = app
+        .storage
+        .checkout_session(&request.session_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "session_not_found",
+                "no such checkout session: scan the member's code first",
+            )
+        })?;
+    if session.till_id != till_id {
+        return Err(ApiError::forbidden(
+            "the checkout session belongs to another till",
+        ));
+    }
+    if app.now_ms() >= session.expires_at_ms {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "session_expired",
+            "the checkout session has expired: scan again",
+        ));
+    }
+    let member = current_member(&app, &session.member_id).await?;
+    if member.blocked {
+        return Err(refused("card_blocked", "this card is blocked"));
+    }
+    let receipt = &request.receipt_id;
+    let mut movements = Vec::new();
+    if request.redeem_points > 0 {
+        movements.push(LedgerMovement {
+            tx_id: ids::new_record_id("tx"),
+            points: -request.redeem_points,
+            reason: format!("Redeemed at the till (receipt {receipt})"),
+        });
+    }
+    if earned > 0 {
+        movements.push(LedgerMovement {
+            tx_id: ids::new_record_id("tx"),
+            points: earned,
+            reason: format!(
+                "Earned on a purchase of {} (receipt {receipt})",
+                money(request.total_minor)
+            ),
+        });
+    }
+    let effect = Effect {
+        member_id: session.member_id.clone(),
+        till_id,
+        receipt_id: request.receipt_id.clone(),
+        idempotency_key: request.idempotency_key.clone(),
+        hash,
+        kind: "purchase",
+        refers_to: None,
+        total_minor: request.total_minor,
+        earned,
+        redeemed: request.redeem_points,
+        movements,
+    };
+    post_effect(&app, effect).await
+}
+
+fn money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+pub async fn refund(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<RefundRequest>, JsonRejection>,
+) -> Result<Json<PostingResponse>, ApiError> {
+    let till_id = authenticate_till(&app, &headers)?;
+    let Json(request) = body?;
+    check_key(&request.idempotency_key)?;
+    let hash = request_hash(&request);
+    if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
+        return Ok(answer);
+    }
+    let purchase = app
+        .storage
+        .purchase(&request.purchase)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "purchase_not_found",
+                "no purchase was posted with that idempotency key",
+            )
+        })?;
+    let left = purchase.total_minor - purchase.refunded_minor;
+    if request.amount_minor <= 0 || request.amount_minor > left {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refund_exceeds_purchase",
+            format!("{} of the purchase is left to refund", money(left)),
+        ));
+    }
+    // Proportional, computed on the running total so that refunds in parts add up exactly to a
+    // refund of the whole.
+    let share = |points: i64, upto: i64| {
+        if purchase.total_minor == 0 {
+            points
+        } else {
+            points * upto / purchase.total_minor
+        }
+    };
+    let after = purchase.refunded_minor + request.amount_minor;
+    let earned_back =
+        share(purchase.earned, after) - share(purchase.earned, purchase.refunded_minor);
+    let redeemed_back =
+        share(purchase.redeemed, after) - share(purchase.redeemed, purchase.refunded_minor);
+    let mut movements = Vec::new();
+    let receipt = &request.receipt_id;
+    if earned_back > 0 {
+        movements.push(LedgerMovement {
+            tx_id: ids::new_record_id("tx"),
+            points: -earned_back,
+            reason: format!(
+                "Refund of {} (receipt {receipt}): earned points taken back",
+                money(request.amount_minor)
+            ),
+        });
+    }
+    if redeemed_back > 0 {
+        movements.push(LedgerMovement {
+            tx_id: ids::new_record_id("tx"),
+            points: redeemed_back,
+            reason: format!(
+                "Refund of {} (receipt {receipt}): redeemed points returned",
+                money(request.amount_minor)
+            ),
+        });
+    }
+    let effect = Effect {
+        member_id: purchase.member_id.clone(),
+        till_id,
+        receipt_id: request.receipt_id.clone(),
+        idempotency_key: request.idempotency_key.clone(),
+        hash,
+        kind: "refund",
+        refers_to: Some(request.purchase.clone()),
+        total_minor: request.amount_minor,
+        earned: earned_back,
+        redeemed: redeemed_back,
+        movements,
+    };
+    post_effect(&app, effect).await
+}
