@@ -110,6 +110,8 @@ fi
 
 # ---- stage 2: swiftlang inside ---------------------------------------------------------------------------------
 log "installing $PACKAGES inside $ROOT"
+# mounts left in the host namespace by a killed fallback-mode swift-chroot.sh run would make it refuse
+"$CHROOT_SH" --root "$ROOT" --cleanup || die "could not clean up mounts under $ROOT"
 t0=$(date +%s)
 install -m 0644 /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"; chmod 0755 "$ROOT/usr/sbin/policy-rc.d"

@@ -19,9 +19,9 @@
 # Mounts on entry: proc at ROOT/proc, an rbind of /dev at ROOT/dev made rslave, and the HOSTDIR bind. They are
 # ALWAYS unmounted on exit (EXIT/INT/TERM/HUP trap), and checked before the command runs: if anything looks
 # wrong (stale mounts under ROOT, symlinked mount points, wrong fs type, shared propagation) it refuses to run.
-# Where `unshare` works (it does for root here) everything runs in a private mount + PID namespace, so the
-# host never sees these mounts at all and, even after a SIGKILL, they vanish with the namespace; stray
-# processes left inside the chroot are killed when the command ends.
+# Where `unshare` works (it does for root here) everything runs in a private mount namespace, so the host never
+# sees these mounts at all and, even after a SIGKILL, they vanish with the namespace; processes the command
+# leaves behind are killed when it ends (only members of that private namespace, never anything else).
 #
 # NEVER delete the chroot while something is mounted in it: a recursive delete through the /dev rbind wipes the
 # host's device nodes. Unmount first (this script, or --cleanup), then `rm -rf --one-file-system ROOT`.
@@ -92,6 +92,9 @@ unmount_all_under_root() {
 }
 
 if [ "$CLEANUP_ONLY" = 1 ]; then
+    # a host-namespace (fallback mode) run holds this lock while its mounts are in use: never yank them
+    exec 8>"$ROOT.lock"
+    flock -n 8 || die "a swift-chroot run is using $ROOT right now; not unmounting"
     if [ -z "$(mounts_under_root)" ]; then log "nothing mounted under $ROOT"; exit 0; fi
     unmount_all_under_root || die "could not unmount everything under $ROOT"
     log "unmounted everything under $ROOT"
@@ -139,16 +142,19 @@ if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ -n "$(mounts_under_root)" ]; then
     die "refusing to proceed; run: $0 --root $ROOT --cleanup"
 fi
 
-# ---- re-exec inside a private mount + PID namespace when possible -------------------------------------------------
+# ---- re-exec inside a private mount namespace when possible ------------------------------------------------------
+# (no --fork/PID namespace: `unshare --fork` ignores SIGINT/SIGTERM, so a kill of this script would not stop the
+# command; without --fork unshare execs us in place and our traps get the signals directly)
 if [ -z "${_LOYALTY_SWIFT_NS:-}" ] && [ "${LOYALTY_SWIFT_NO_UNSHARE:-0}" != 1 ] &&
-   unshare --mount --pid --fork --propagation private true 2>/dev/null; then
-    exec unshare --mount --pid --fork --kill-child=SIGTERM --propagation private \
-        env _LOYALTY_SWIFT_NS=1 bash "$0" "${ORIG_ARGS[@]}"
+   unshare --mount --propagation private true 2>/dev/null; then
+    exec unshare --mount --propagation private env _LOYALTY_SWIFT_NS=1 bash "$0" "${ORIG_ARGS[@]}"
 fi
+# true only when this process really is in a mount namespace of its own (never the host's / PID 1's)
+own_mount_ns() { [ -n "${_LOYALTY_SWIFT_NS:-}" ] && ! [ /proc/self/ns/mnt -ef /proc/1/ns/mnt ]; }
 
 # Without namespaces, mounts are in the host namespace: serialise users of this chroot.
 if [ -z "${_LOYALTY_SWIFT_NS:-}" ]; then
-    log "unshare unavailable: mounting in the host namespace (serialised)"
+    log "no private mount namespace (unshare failed or LOYALTY_SWIFT_NO_UNSHARE=1): mounting in the host namespace, serialised"
     exec 8>"$ROOT.lock"
     flock 8
     [ -z "$(mounts_under_root)" ] || die "mounts appeared under $ROOT; run $0 --cleanup"
@@ -158,16 +164,23 @@ fi
 CHILD=""
 cleanup() {
     local rc=$?
+    set +e
     trap - EXIT INT TERM HUP
     if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
-        kill -TERM "$CHILD" 2>/dev/null || true
+        kill -TERM -- "-$CHILD" "$CHILD" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$CHILD" 2>/dev/null || true
+        kill -KILL -- "-$CHILD" "$CHILD" 2>/dev/null || true
         wait "$CHILD" 2>/dev/null || true
     fi
-    # In our own PID namespace we are PID 1: kill every stray process left inside it (never done otherwise).
-    if [ -n "${_LOYALTY_SWIFT_NS:-}" ] && [ "$$" = 1 ]; then
-        kill -KILL -1 2>/dev/null || true
+    # Stray processes of this run (e.g. a daemon the command left behind) would keep the mounts busy. In our own
+    # mount namespace every other member is ours: kill them. Never done when sharing the host's namespace.
+    if own_mount_ns; then
+        local q pid
+        for q in /proc/[0-9]*; do
+            pid="${q#/proc/}"
+            [ "$pid" = "$$" ] && continue
+            [ "$q/ns/mnt" -ef /proc/self/ns/mnt ] 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        done
         sleep 0.1
     fi
     if ! unmount_all_under_root; then
@@ -178,7 +191,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "signal received, stopping"; exit 130' INT
-trap 'log "signal received, stopping"; exit 143' TERM HUP
+trap 'log "signal received, stopping"; exit 143' TERM
+trap 'log "signal received, stopping"; exit 129' HUP
 
 # a mount point inside ROOT must be a real directory whose canonical path is exactly itself (no symlink escape)
 safe_mountpoint() {
@@ -212,11 +226,13 @@ for b in "${BINDS[@]}"; do
 done
 
 # ---- run ----------------------------------------------------------------------------------------------------------
-chroot "$ROOT" /usr/bin/env -i \
-    HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    ${CI:+CI="$CI"} "${EXTRA_ENV[@]}" \
-    /bin/sh -c 'cd "$1" || exit 97; shift; exec "$@"' sh "$CWD" "$@" &
+# own session/process group (so the cleanup can signal all of it), stdin kept (a background job would get
+# /dev/null), lock fds closed (a stray process must not hold them)
+ENV_IN=(HOME=/root LANG=C.UTF-8 "TERM=${TERM:-dumb}" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+[ -n "${CI:-}" ] && ENV_IN+=("CI=$CI")
+ENV_IN+=("${EXTRA_ENV[@]}")
+setsid -w chroot "$ROOT" /usr/bin/env -i "${ENV_IN[@]}" \
+    /bin/sh -c 'cd "$1" || exit 97; shift; exec "$@"' sh "$CWD" "$@" <&0 8>&- 9>&- &
 CHILD=$!
 set +e
 while :; do
