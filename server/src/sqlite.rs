@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use loyalty_core::DocKind;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
+use tokio::sync::oneshot;
 
 use crate::storage::{
     CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberRecord, NewDevice, NewMember,
@@ -118,9 +119,21 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
+/// Read connections beside the writer.
+const READERS: usize = 4;
+
+/// Postings written in one transaction at most.
+const MAX_POSTING_BATCH: usize = 256;
+
 #[derive(Clone)]
 pub struct SqliteStorage {
+    /// The one connection that writes.
     conn: Arc<Mutex<Connection>>,
+    /// Connections for reads, so a lookup never waits behind a write's fsync (WAL lets readers
+    /// run beside the writer, each on the last committed state).
+    readers: Arc<Vec<Mutex<Connection>>>,
+    /// The group-commit writer for till postings (see [`posting_writer`]).
+    poster: std::sync::mpsc::Sender<PostingJob>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
@@ -129,10 +142,51 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self, loyalty_core::store::StoreError> {
-        let conn = loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())?;
+        let conn = Arc::new(Mutex::new(loyalty_core::store::open_sqlite(
+            path,
+            APPLICATION_ID,
+            &migrations(),
+        )?));
+        let (poster, jobs) = std::sync::mpsc::channel();
+        let writer_conn = conn.clone();
+        // The writer ends when the last SqliteStorage (and so the last sender) is dropped.
+        std::thread::Builder::new()
+            .name("loyalty-postings".into())
+            .spawn(move || posting_writer(writer_conn, jobs))
+            .map_err(|e| loyalty_core::store::StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot start the posting writer: {e}"),
+            })?;
+        let readers = (0..READERS)
+            .map(|_| {
+                loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())
+                    .map(Mutex::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
+            readers: Arc::new(readers),
+            poster,
         })
+    }
+
+    /// Runs a read-only `f` on one of the read connections, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            // Take the first free reader; wait on one only when all are busy.
+            let mut guard = readers
+                .iter()
+                .find_map(|r| r.try_lock().ok())
+                .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -199,7 +253,7 @@ impl Storage for SqliteStorage {
 
     async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError> {
         let member_id = member_id.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT member_id, card_number FROM members WHERE member_id = ?1",
                 [member_id],
@@ -313,7 +367,7 @@ impl Storage for SqliteStorage {
 
     async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
         let device_id = device_id.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
                  FROM devices WHERE device_id = ?1",
@@ -343,7 +397,7 @@ impl Storage for SqliteStorage {
             "SELECT kind, version, data FROM documents WHERE member_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt
                 .query_map([member_id], |r| {
@@ -380,7 +434,7 @@ impl Storage for SqliteStorage {
             "SELECT kind, data FROM peer_states WHERE device_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt
                 .query_map([device_id], |r| {
@@ -438,8 +492,100 @@ fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {
     })
 }
 
+/// Writes one posting inside the caller's transaction.
+fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
+    if p.redeemed > p.expected_balance {
+        return Err(StorageError::InsufficientPoints);
+    }
+    let fresh = tx
+        .execute(
+            "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
+                                   receipt_id, total_minor, earned, redeemed, at, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+            params![
+                p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
+                p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response
+            ],
+        )
+        .map_err(backend)?;
+    if fresh != 1 {
+        return Err(StorageError::Duplicate(
+            "a posting with this idempotency key".into(),
+        ));
+    }
+    // The guard on the old balance makes a concurrent posting (another instance) a conflict to
+    // retry, never a lost update.
+    let moved = tx
+        .execute(
+            "UPDATE members SET balance = ?1 WHERE member_id = ?2 AND balance = ?3",
+            params![p.new_balance, p.member_id, p.expected_balance],
+        )
+        .map_err(backend)?;
+    if moved != 1 {
+        return Err(StorageError::Conflict);
+    }
+    for m in &p.movements {
+        tx.execute(
+            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![m.tx_id, p.member_id, p.idempotency_key, m.points, m.reason, p.till_id, p.receipt_id, p.at_ms],
+        )
+        .map_err(backend)?;
+    }
+    update_document(tx, &p.member_id, &p.card)
+}
+
+type PostingJob = (Posting, oneshot::Sender<Result<(), StorageError>>);
+
+/// Postings waiting together are written in one transaction, each in its own savepoint: one
+/// durable commit (one fsync) for the whole group, while a posting that fails rolls back alone.
+/// Nobody is answered before the commit, so an acknowledged purchase is on disk.
+fn posting_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc::Receiver<PostingJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_POSTING_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+        let results = write_batch(&mut guard, &batch);
+        drop(guard);
+        for ((_, done), result) in batch.into_iter().zip(results) {
+            let _ = done.send(result);
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), StorageError>> {
+    let fail_all = |e: rusqlite::Error| batch.iter().map(|_| Err(backend(&e))).collect();
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (posting, _) in batch {
+        let outcome = match tx.savepoint() {
+            Ok(mut sp) => match apply_posting(&sp, posting) {
+                Ok(()) => sp.commit().map_err(backend),
+                Err(e) => {
+                    sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+                    Err(e)
+                }
+            },
+            Err(e) => Err(backend(e)),
+        };
+        results.push(outcome);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all(e),
+    }
+}
+
 fn update_document(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     member_id: &str,
     d: &DocWrite,
 ) -> Result<(), StorageError> {
@@ -460,7 +606,7 @@ fn update_document(
 impl TillStorage for SqliteStorage {
     async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError> {
         let card_number = card_number.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT member_id, card_number, status, balance FROM members WHERE card_number = ?1",
                 [card_number],
@@ -474,7 +620,7 @@ impl TillStorage for SqliteStorage {
 
     async fn till_member(&self, member_id: &str) -> Result<Option<TillMember>, StorageError> {
         let member_id = member_id.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT member_id, card_number, status, balance FROM members WHERE member_id = ?1",
                 [member_id],
@@ -492,7 +638,7 @@ impl TillStorage for SqliteStorage {
         key_id: u32,
     ) -> Result<Option<DeviceKey>, StorageError> {
         let member_id = member_id.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT k.device_id, k.public_key, k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
                  FROM device_keys k JOIN devices d USING (device_id)
@@ -546,7 +692,7 @@ impl TillStorage for SqliteStorage {
         session_id: &str,
     ) -> Result<Option<CheckoutSession>, StorageError> {
         let session_id = session_id.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
                 [session_id],
@@ -570,7 +716,7 @@ impl TillStorage for SqliteStorage {
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError> {
         let key = idempotency_key.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT request_hash, response FROM postings WHERE idempotency_key = ?1",
                 [key],
@@ -592,7 +738,7 @@ impl TillStorage for SqliteStorage {
         idempotency_key: &str,
     ) -> Result<Option<PurchaseRecord>, StorageError> {
         let key = idempotency_key.to_string();
-        self.run(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
                         (SELECT coalesce(sum(r.total_minor), 0) FROM postings r WHERE r.refers_to = p.idempotency_key)
@@ -615,48 +761,13 @@ impl TillStorage for SqliteStorage {
     }
 
     async fn post(&self, p: Posting) -> Result<(), StorageError> {
-        self.run(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            if p.redeemed > p.expected_balance {
-                return Err(StorageError::InsufficientPoints);
-            }
-            let fresh = tx
-                .execute(
-                    "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
-                                           receipt_id, total_minor, earned, redeemed, at, response)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
-                    params![
-                        p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
-                        p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response
-                    ],
-                )
-                .map_err(backend)?;
-            if fresh != 1 {
-                return Err(StorageError::Duplicate("a posting with this idempotency key".into()));
-            }
-            // The guard on the old balance makes a concurrent posting (another instance) a
-            // conflict to retry, never a lost update.
-            let moved = tx
-                .execute(
-                    "UPDATE members SET balance = ?1 WHERE member_id = ?2 AND balance = ?3",
-                    params![p.new_balance, p.member_id, p.expected_balance],
-                )
-                .map_err(backend)?;
-            if moved != 1 {
-                return Err(StorageError::Conflict);
-            }
-            for m in &p.movements {
-                tx.execute(
-                    "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![m.tx_id, p.member_id, p.idempotency_key, m.points, m.reason, p.till_id, p.receipt_id, p.at_ms],
-                )
-                .map_err(backend)?;
-            }
-            update_document(&tx, &p.member_id, &p.card)?;
-            tx.commit().map_err(backend)
-        })
-        .await
+        let (done, result) = oneshot::channel();
+        self.poster
+            .send((p, done))
+            .map_err(|_| StorageError::Backend("the posting writer has stopped".into()))?;
+        result
+            .await
+            .map_err(|_| StorageError::Backend("the posting writer has stopped".into()))?
     }
 
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {

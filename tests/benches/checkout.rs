@@ -1,0 +1,161 @@
+//! Checkout benchmark. Run with `cargo bench -p loyalty-tests --bench checkout`.
+//!
+//! 1. Code generation on the device (sign + Base45 + QR matrix) against the raw cost of one ring
+//!    Ed25519 signature plus one qrcodegen encode of the same text, as a ratio in one run.
+//! 2. Scans and durable purchases per second on the embedded server with 100 concurrent tills.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loyalty_core::api::PurchaseRequest;
+use loyalty_core::checkout_code::{self, STEP_SECONDS};
+use loyalty_core::clock::ManualClock;
+use loyalty_core::qr::QrMatrix;
+use loyalty_core::{Clock, Device};
+use loyalty_tests::*;
+use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
+
+const TILLS: usize = 100;
+
+fn per_op(total: Duration, n: u32) -> f64 {
+    total.as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let server = TestServer::start_with(
+            dir.path().join("s.db"),
+            "127.0.0.1:0",
+            clock.clone(),
+            |_| {},
+        )
+        .await;
+        let op = server.operator();
+        let member = op.create_member(None).await.expect("member");
+        let phone =
+            Device::open_with_clock(dir.path().join("phone.db"), clock.clone()).expect("open");
+        phone
+            .enroll(&server.url, &member.activation_code, "bench")
+            .await
+            .expect("enroll");
+
+        // 1. Code generation against its raw parts.
+        let n = 2_000u32;
+        let code = phone.checkout_code().expect("code");
+        let start = Instant::now();
+        for i in 0..n {
+            clock.advance(i64::from(i % 2) * STEP_SECONDS * 1000);
+            let code = phone.checkout_code().expect("code");
+            std::hint::black_box(QrMatrix::encode(&code.text).expect("qr"));
+        }
+        let device = start.elapsed();
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).expect("key");
+        let start = Instant::now();
+        for i in 0..n {
+            std::hint::black_box(key.sign(&i.to_be_bytes()));
+            let segs = QrSegment::make_segments(&code.text);
+            std::hint::black_box(
+                QrCode::encode_segments_advanced(
+                    &segs,
+                    QrCodeEcc::Medium,
+                    Version::MIN,
+                    Version::MAX,
+                    None,
+                    false,
+                )
+                .expect("qr"),
+            );
+        }
+        let raw = start.elapsed();
+        let version = QrMatrix::encode(&code.text).expect("qr").version;
+        println!("| code generation | per code |");
+        println!("|---|---|");
+        println!(
+            "| device: checkout_code() + QR matrix | {:.0} µs |",
+            per_op(device, n)
+        );
+        println!(
+            "| raw: one ring Ed25519 signature + one qrcodegen encode | {:.0} µs |",
+            per_op(raw, n)
+        );
+        println!(
+            "| ratio | {:.2}x |",
+            device.as_secs_f64() / raw.as_secs_f64()
+        );
+        println!("| QR version at ECC M | {version} |");
+
+        // 2. Scans and purchases with 100 concurrent tills, each serving its own member (a chain's
+        // stores at a busy hour), every member with an enrolled phone.
+        let mut phones = Vec::new();
+        for i in 0..TILLS {
+            let m = op.create_member(None).await.expect("member");
+            let p = Device::open_with_clock(dir.path().join(format!("p{i}.db")), clock.clone())
+                .expect("open");
+            p.enroll(&server.url, &m.activation_code, "bench")
+                .await
+                .expect("enroll");
+            phones.push(p);
+        }
+        clock.advance(STEP_SECONDS * 1000);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, p) in phones.iter().enumerate() {
+            let till = server.till(&format!("till-{i}"));
+            let code = p.checkout_code().expect("code").text;
+            tasks.push(tokio::spawn(async move {
+                till.scan(&code).await.map(|s| (till, s.session_id))
+            }));
+        }
+        let mut sessions = Vec::new();
+        for t in tasks {
+            sessions.push(t.await.expect("task").expect("scan"));
+        }
+        let scans = start.elapsed();
+        println!();
+        println!("| till load ({TILLS} concurrent tills, one member each) | figure |");
+        println!("|---|---|");
+        println!(
+            "| scans (signature, key, replay record, session) | {TILLS} in {:.1} ms = {:.0}/s |",
+            scans.as_secs_f64() * 1e3,
+            TILLS as f64 / scans.as_secs_f64()
+        );
+
+        let per_till = 40;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, (till, session)) in sessions.into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                for j in 0..per_till {
+                    let p = PurchaseRequest {
+                        session_id: session.clone(),
+                        idempotency_key: format!("t{i}-p{j}"),
+                        receipt_id: format!("t{i}-r{j}"),
+                        total_minor: 1_000,
+                        lines: Vec::new(),
+                        redeem_points: 0,
+                    };
+                    till.purchase(&p).await.expect("purchase");
+                }
+            }));
+        }
+        let tills = tasks.len();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let elapsed = start.elapsed();
+        let total = tills * per_till;
+        println!(
+            "| durable purchases | {total} in {:.2} s = {:.0}/s |",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64()
+        );
+        let _ = checkout_code::VERSION;
+        server.stop().await;
+    });
+}
