@@ -116,8 +116,17 @@ fn migrations() -> Migrations<'static> {
              );
              CREATE INDEX ledger_by_member ON ledger (member_id, at);",
         ),
+        // Used codes and checkout sessions are only needed while they can still matter; these
+        // indexes let each scan sweep out the stale ones cheaply.
+        M::up(
+            "CREATE INDEX used_codes_by_time ON used_codes (used_at);
+             CREATE INDEX checkout_sessions_by_expiry ON checkout_sessions (expires_at);",
+        ),
     ])
 }
+
+/// How long a used checkout code is remembered (it expires after at most 90 s).
+const USED_CODE_RETENTION_MS: i64 = 10 * 60 * 1000;
 
 /// Read connections beside the writer.
 const READERS: usize = 4;
@@ -676,6 +685,15 @@ impl TillStorage for SqliteStorage {
             if fresh != 1 {
                 return Err(StorageError::CodeReplayed);
             }
+            // A code can pass the time check for at most three steps (90 s); keep its record
+            // well past that, then let it go, so the table holds minutes of scans, not years.
+            tx.execute(
+                "DELETE FROM used_codes WHERE used_at < ?1",
+                [now_ms - USED_CODE_RETENTION_MS],
+            )
+            .map_err(backend)?;
+            tx.execute("DELETE FROM checkout_sessions WHERE expires_at < ?1", [now_ms])
+                .map_err(backend)?;
             tx.execute(
                 "INSERT INTO checkout_sessions (session_id, member_id, till_id, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
