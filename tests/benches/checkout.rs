@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loyalty_core::api::PurchaseRequest;
-use loyalty_core::checkout_code::{self, STEP_SECONDS};
+use loyalty_core::checkout_code::STEP_SECONDS;
 use loyalty_core::clock::ManualClock;
 use loyalty_core::qr::QrMatrix;
-use loyalty_core::{Clock, Device};
+use loyalty_core::Device;
 use loyalty_tests::*;
 use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
 
@@ -155,7 +155,6 @@ fn main() {
             elapsed.as_secs_f64(),
             total as f64 / elapsed.as_secs_f64()
         );
-        let _ = checkout_code::VERSION;
         server.stop().await;
     });
 }
