@@ -14,7 +14,7 @@ export LOYALTY_TILL_TOKEN=${LOYALTY_TILL_TOKEN:-demo-till-token-change-me}
 
 echo "==> building loyalty ($PROFILE)"
 if [ "$PROFILE" = release ]; then cargo build --release --bin loyalty; else cargo build --bin loyalty; fi
-L="target/$PROFILE/loyalty"
+L="${CARGO_TARGET_DIR:-target}/$PROFILE/loyalty"
 
 rm -rf "$DATA" && mkdir -p "$DATA"
 echo "==> starting the server on $LISTEN (database $DATA/server.db)"
