@@ -139,6 +139,18 @@ impl Device {
         self.clock.now_ms() + self.lock().clock_offset_ms
     }
 
+    /// Points an enrolled device at `server_url` for as long as this `Device` is open: the server
+    /// address the app is configured with wins over the one it enrolled with (a moved host, a
+    /// staging build). The mobile bindings call this when an app opens its store with a URL.
+    /// Nothing is stored, so reopening without it goes back to the enrollment URL. Before
+    /// enrollment it does nothing: [`Device::enroll`] takes the URL then.
+    pub fn use_server_url(&self, server_url: &str) {
+        let server_url = server_url.trim_end_matches('/');
+        if let Some(credentials) = self.lock().credentials.as_mut() {
+            credentials.server_url = server_url.to_string();
+        }
+    }
+
     /// Enrolls this device with an activation code from the operator. Does not sync: call
     /// [`Device::sync`] next.
     pub async fn enroll(

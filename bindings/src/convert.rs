@@ -1,0 +1,355 @@
+//! The records and enums the apps see, and their conversions from the core's types. Nothing here
+//! decides anything: the filters only select by the state the core computed.
+
+use loyalty_core::card::{self, CardStatus as CoreCardStatus};
+use loyalty_core::checkout_code::CheckoutCode as CoreCheckoutCode;
+use loyalty_core::inbox::MessageView;
+use loyalty_core::offers::{OfferState as CoreOfferState, OfferView};
+use loyalty_core::qr::QrMatrix;
+use loyalty_core::store::Credentials;
+use loyalty_core::{DocKind, SyncReport as CoreSyncReport};
+
+use crate::LoyaltyError;
+
+/// One of the member's documents; a [`crate::ChangeListener`] is told which ones changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum Document {
+    Card,
+    Offers,
+    Inbox,
+    Member,
+}
+
+impl From<DocKind> for Document {
+    fn from(k: DocKind) -> Self {
+        match k {
+            DocKind::Card => Document::Card,
+            DocKind::Offers => Document::Offers,
+            DocKind::Inbox => Document::Inbox,
+            DocKind::Member => Document::Member,
+        }
+    }
+}
+
+/// Who this device is enrolled as. The device's secret is not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Enrollment {
+    pub member_id: String,
+    pub card_number: String,
+    pub device_id: String,
+    pub device_name: String,
+    pub server_url: String,
+}
+
+impl From<Credentials> for Enrollment {
+    fn from(c: Credentials) -> Self {
+        Self {
+            member_id: c.member_id,
+            card_number: c.card_number,
+            device_id: c.device_id,
+            device_name: c.device_name,
+            server_url: c.server_url,
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    pub round_trips: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Documents whose content changed on this device.
+    pub changed: Vec<Document>,
+    /// Documents the server refused this device's data for (a bug to report; the member's own
+    /// data is kept).
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Rejection {
+    pub document: Document,
+    pub code: String,
+    pub detail: String,
+}
+
+impl From<CoreSyncReport> for SyncReport {
+    fn from(r: CoreSyncReport) -> Self {
+        Self {
+            round_trips: u32::try_from(r.round_trips).unwrap_or(u32::MAX),
+            bytes_sent: r.bytes_sent as u64,
+            bytes_received: r.bytes_received as u64,
+            changed: r.changed.into_iter().map(Document::from).collect(),
+            rejected: r
+                .rejected
+                .into_iter()
+                .map(|(doc, rej)| Rejection {
+                    document: doc.into(),
+                    code: rej.code,
+                    detail: rej.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CardStatus {
+    Active,
+    Blocked,
+}
+
+/// The member's card: a projection of the server's ledger, never edited on the device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Card {
+    pub card_number: String,
+    pub member_id: String,
+    pub status: CardStatus,
+    pub tier: String,
+    /// Points.
+    pub balance: i64,
+    /// Recent entries, newest first.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// Points earned (positive) or spent or expired (negative) by one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LedgerEntry {
+    pub transaction_id: String,
+    pub points: i64,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+impl From<card::Card> for Card {
+    fn from(c: card::Card) -> Self {
+        Self {
+            card_number: c.card_number,
+            member_id: c.member_id,
+            status: match c.status {
+                CoreCardStatus::Active => CardStatus::Active,
+                CoreCardStatus::Blocked => CardStatus::Blocked,
+            },
+            tier: c.tier,
+            balance: c.balance,
+            ledger: c
+                .ledger
+                .into_iter()
+                .map(|e| LedgerEntry {
+                    transaction_id: e.tx_id,
+                    points: e.points,
+                    reason: e.reason,
+                    at_ms: e.at_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Where an offer stands for the member now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OfferState {
+    /// Not valid yet.
+    Upcoming,
+    /// Valid and usable: activated, or needing no activation.
+    Active,
+    /// Valid, waiting for the member to activate it.
+    Available,
+    Expired,
+}
+
+/// A personal offer with the member's activation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Offer {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub terms: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    pub needs_activation: bool,
+    pub rule: String,
+    pub use_count: i64,
+    pub state: OfferState,
+    /// When the member activated it; `None` if not.
+    pub activated_at_ms: Option<i64>,
+}
+
+impl From<OfferView> for Offer {
+    fn from(v: OfferView) -> Self {
+        let o = v.offer;
+        Self {
+            id: o.id,
+            title: o.title,
+            description: o.description,
+            terms: o.terms,
+            valid_from_ms: o.valid_from_ms,
+            valid_until_ms: o.valid_until_ms,
+            needs_activation: o.needs_activation,
+            rule: o.rule,
+            use_count: o.use_count,
+            state: match v.state {
+                CoreOfferState::Upcoming => OfferState::Upcoming,
+                CoreOfferState::Active => OfferState::Active,
+                CoreOfferState::Available => OfferState::Available,
+                CoreOfferState::Expired => OfferState::Expired,
+            },
+            activated_at_ms: v.activated_at_ms,
+        }
+    }
+}
+
+/// Which offers to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OfferFilter {
+    All,
+    /// Usable now (state `Active`).
+    Active,
+    /// Waiting to be activated (state `Available`).
+    Available,
+    /// Activated by the member, whatever their state now.
+    Activated,
+    Upcoming,
+    Expired,
+}
+
+impl OfferFilter {
+    pub(crate) fn keeps(self, o: &Offer) -> bool {
+        match self {
+            OfferFilter::All => true,
+            OfferFilter::Active => o.state == OfferState::Active,
+            OfferFilter::Available => o.state == OfferState::Available,
+            OfferFilter::Activated => o.activated_at_ms.is_some(),
+            OfferFilter::Upcoming => o.state == OfferState::Upcoming,
+            OfferFilter::Expired => o.state == OfferState::Expired,
+        }
+    }
+}
+
+/// A message in the member's inbox with their marks.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Message {
+    pub id: String,
+    /// `inapp`, `push`, `sms` or `email`.
+    pub channel: String,
+    pub subject: String,
+    pub body: String,
+    pub sent_at_ms: i64,
+    pub read_at_ms: Option<i64>,
+    pub archived_at_ms: Option<i64>,
+}
+
+impl From<MessageView> for Message {
+    fn from(v: MessageView) -> Self {
+        let m = v.message;
+        Self {
+            id: m.id,
+            channel: m.channel,
+            subject: m.subject,
+            body: m.body,
+            sent_at_ms: m.sent_at_ms,
+            read_at_ms: v.read_at_ms,
+            archived_at_ms: v.archived_at_ms,
+        }
+    }
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MessageFilter {
+    /// Everything, archived or not.
+    All,
+    /// The inbox: not archived.
+    Inbox,
+    /// Not archived and not read.
+    Unread,
+    Archived,
+}
+
+impl MessageFilter {
+    pub(crate) fn keeps(self, m: &Message) -> bool {
+        match self {
+            MessageFilter::All => true,
+            MessageFilter::Inbox => m.archived_at_ms.is_none(),
+            MessageFilter::Unread => m.archived_at_ms.is_none() && m.read_at_ms.is_none(),
+            MessageFilter::Archived => m.archived_at_ms.is_some(),
+        }
+    }
+}
+
+/// A channel the member consents (or not) to be contacted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConsentChannel {
+    Push,
+    Sms,
+    Email,
+}
+
+impl ConsentChannel {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ConsentChannel::Push => "push",
+            ConsentChannel::Sms => "sms",
+            ConsentChannel::Email => "email",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [Self::Push, Self::Sms, Self::Email]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Consent {
+    pub channel: ConsentChannel,
+    pub granted: bool,
+    pub at_ms: i64,
+}
+
+/// A QR code as a square of modules, row by row, `true` for dark. Draw it with a quiet zone of
+/// 4 modules on every side.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct QrCode {
+    /// Modules on a side.
+    pub size: u32,
+    /// QR version (1–40).
+    pub version: u8,
+    /// `size * size` modules, row-major: module (x, y) is `modules[y * size + x]`.
+    pub modules: Vec<bool>,
+}
+
+/// The code to show at the till: valid until `expires_at_ms` (server time), then show the next.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CheckoutCode {
+    /// The code's text, for a QR code in alphanumeric mode (or for a till that types it in).
+    pub text: String,
+    pub qr: QrCode,
+    pub card_number: String,
+    pub key_id: u32,
+    pub time_step: u32,
+    pub expires_at_ms: i64,
+}
+
+impl TryFrom<CoreCheckoutCode> for CheckoutCode {
+    type Error = LoyaltyError;
+
+    fn try_from(c: CoreCheckoutCode) -> Result<Self, LoyaltyError> {
+        let qr = QrMatrix::encode(&c.text).map_err(|e| LoyaltyError::Storage {
+            detail: format!("cannot draw the checkout code: {e}"),
+        })?;
+        Ok(Self {
+            qr: QrCode {
+                size: qr.size,
+                version: qr.version,
+                modules: qr.modules,
+            },
+            card_number: format!("{:016}", c.card_number),
+            key_id: c.key_id,
+            time_step: c.time_step,
+            expires_at_ms: c.expires_at_ms,
+            text: c.text,
+        })
+    }
+}
