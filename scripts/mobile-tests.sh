@@ -63,6 +63,9 @@ done
 LOYALTY_SERVER_URL=$(sed -n 's/^listening on //p' "$WORK/server.out" | head -1)
 [ -n "$LOYALTY_SERVER_URL" ] || { cat "$WORK/server.log"; echo "the server did not start"; exit 1; }
 export LOYALTY_SERVER_URL
+# Where nothing listens: how the tests put a device offline.
+LOYALTY_CLOSED_URL="http://127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export LOYALTY_CLOSED_URL
 echo "server at $LOYALTY_SERVER_URL"
 
 passed=0
@@ -101,6 +104,7 @@ if [ "$ONLY" != kotlin ]; then
     --env LOYALTY_SERVER_URL="$LOYALTY_SERVER_URL" \
     --env LOYALTY_OPERATOR_TOKEN="$LOYALTY_OPERATOR_TOKEN" \
     --env LOYALTY_TILL_TOKEN="$LOYALTY_TILL_TOKEN" \
+    --env LOYALTY_CLOSED_URL="$LOYALTY_CLOSED_URL" \
     $( [ "${TARGET#"$ROOT"/}" = "$TARGET" ] && echo --bind "$TARGET" ) \
     "$ROOT" swift test --package-path ios --disable-swift-testing 2>&1 | tee "$WORK/swift.log"
   rc=${PIPESTATUS[0]}
