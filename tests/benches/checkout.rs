@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use loyalty_core::Device;
 use loyalty_core::api::PurchaseRequest;
 use loyalty_core::checkout_code::STEP_SECONDS;
 use loyalty_core::clock::ManualClock;
 use loyalty_core::qr::QrMatrix;
-use loyalty_core::Device;
 use loyalty_tests::*;
 use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
 
