@@ -16,8 +16,9 @@ mod convert;
 mod error;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use loyalty_core::Device;
 use loyalty_core::clock::SystemClock;
@@ -81,6 +82,14 @@ impl CoreSecretStore for HostSecrets {
 pub struct LoyaltyClient {
     device: Arc<Device>,
     server_url: String,
+    /// The background watch, if started.
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for LoyaltyClient {
+    fn drop(&mut self) {
+        self.stop_watching();
+    }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -109,7 +118,11 @@ impl LoyaltyClient {
         if let Some(listener) = listener {
             forward_changes(&device, listener)?;
         }
-        Ok(Arc::new(Self { device, server_url }))
+        Ok(Arc::new(Self {
+            device,
+            server_url,
+            watcher: Mutex::new(None),
+        }))
     }
 
     /// Enrolls this device with the activation code the member got from the retailer. Does not
@@ -119,8 +132,8 @@ impl LoyaltyClient {
         activation_code: String,
         device_name: String,
     ) -> Result<Enrollment, LoyaltyError> {
-        self.device
-            .enroll(&self.server_url, &activation_code, &device_name)
+        let url = self.server_url.clone();
+        self.spawn(move |d| async move { d.enroll(&url, &activation_code, &device_name).await })
             .await?;
         self.enrollment().ok_or(LoyaltyError::NotEnrolled)
     }
@@ -136,14 +149,51 @@ impl LoyaltyClient {
 
     /// Sends this device's changes and fetches the server's, until both agree.
     pub async fn sync(&self) -> Result<SyncReport, LoyaltyError> {
-        Ok(self.device.sync().await?.into())
+        Ok(self.spawn(|d| async move { d.sync().await }).await?.into())
     }
 
-    /// Keeps the data live while the app shows it: waits on the server's change feed and syncs
-    /// as soon as something changes (a purchase at the till, a new offer). Rides out the network
-    /// coming and going. Runs until cancelled (cancel the coroutine / task).
-    pub async fn watch(&self) -> Result<(), LoyaltyError> {
-        Ok(self.device.watch().await?)
+    /// Keeps the data live while the app shows it, until [`LoyaltyClient::stop_watching`]: in
+    /// the background, waits on the server's change feed and syncs as soon as something changes
+    /// (a purchase at the till, a new offer), so the listener hears of it within a round trip.
+    /// Rides out the network coming and going; stops by itself only if the server refuses the
+    /// device (the next `sync` reports why). Calling it again while watching does nothing.
+    pub async fn start_watching(&self) -> Result<(), LoyaltyError> {
+        if !self.device.is_enrolled() {
+            return Err(LoyaltyError::NotEnrolled);
+        }
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if watcher.as_ref().is_some_and(|w| !w.is_finished()) {
+            return Ok(());
+        }
+        let device = Arc::clone(&self.device);
+        *watcher = Some(tokio::spawn(async move {
+            if let Err(e) = device.watch().await {
+                tracing::warn!(error = %e, "watching stopped");
+            }
+        }));
+        Ok(())
+    }
+
+    /// Stops [`LoyaltyClient::start_watching`]'s background work (a sync under way is cut off
+    /// like a dropped connection; nothing acknowledged is lost). Closing the client stops it too.
+    pub fn stop_watching(&self) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = watcher {
+            w.abort();
+        }
+    }
+
+    /// Whether the background watch started by [`LoyaltyClient::start_watching`] is running.
+    pub fn is_watching(&self) -> bool {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|w| !w.is_finished())
     }
 
     /// The server's time as this device best knows it, in milliseconds since the epoch.
@@ -244,6 +294,25 @@ impl LoyaltyClient {
 }
 
 impl LoyaltyClient {
+    /// Runs the core's async work as a task on the library's runtime, not in the caller's poll:
+    /// UniFFI polls a future on the thread that awaits it (maybe the app's main thread), and a
+    /// sync applies documents and writes SQLite between its network round trips. A caller that
+    /// stops waiting (a cancelled coroutine) does not stop the task: an enrollment or a sync
+    /// under way finishes, so the server and the device never disagree about what happened.
+    async fn spawn<T, F, Fut>(&self, f: F) -> Result<T, LoyaltyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Device>) -> Fut,
+        Fut: Future<Output = Result<T, loyalty_core::Error>> + Send + 'static,
+    {
+        match tokio::spawn(f(Arc::clone(&self.device))).await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(LoyaltyError::Storage {
+                detail: format!("internal failure: {e}"),
+            }),
+        }
+    }
+
     /// Runs `f` on tokio's blocking pool: the store's SQLite writes (fsync'd) and the host's
     /// secret store may take a while, and must not hold up the runtime's workers.
     async fn blocking<T, F>(&self, f: F) -> Result<T, LoyaltyError>

@@ -895,6 +895,11 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     func isEnrolled()  -> Bool
     
     /**
+     * Whether the background watch started by [`LoyaltyClient::start_watching`] is running.
+     */
+    func isWatching()  -> Bool
+    
+    /**
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
     func ledger() async throws  -> [LedgerEntry]
@@ -926,16 +931,24 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     func setPreference(name: String, value: String) async throws 
     
     /**
+     * Keeps the data live while the app shows it, until [`LoyaltyClient::stop_watching`]: in
+     * the background, waits on the server's change feed and syncs as soon as something changes
+     * (a purchase at the till, a new offer), so the listener hears of it within a round trip.
+     * Rides out the network coming and going; stops by itself only if the server refuses the
+     * device (the next `sync` reports why). Calling it again while watching does nothing.
+     */
+    func startWatching() async throws 
+    
+    /**
+     * Stops [`LoyaltyClient::start_watching`]'s background work (a sync under way is cut off
+     * like a dropped connection; nothing acknowledged is lost). Closing the client stops it too.
+     */
+    func stopWatching() 
+    
+    /**
      * Sends this device's changes and fetches the server's, until both agree.
      */
     func sync() async throws  -> SyncReport
-    
-    /**
-     * Keeps the data live while the app shows it: waits on the server's change feed and syncs
-     * as soon as something changes (a purchase at the till, a new offer). Rides out the network
-     * coming and going. Runs until cancelled (cancel the coroutine / task).
-     */
-    func watch() async throws 
     
 }
 /**
@@ -1167,6 +1180,18 @@ open func isEnrolled() -> Bool  {
 }
     
     /**
+     * Whether the background watch started by [`LoyaltyClient::start_watching`] is running.
+     */
+open func isWatching() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_loyalty_ffi_fn_method_loyaltyclient_is_watching(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
 open func ledger()async throws  -> [LedgerEntry]  {
@@ -1303,6 +1328,41 @@ open func setPreference(name: String, value: String)async throws   {
 }
     
     /**
+     * Keeps the data live while the app shows it, until [`LoyaltyClient::stop_watching`]: in
+     * the background, waits on the server's change feed and syncs as soon as something changes
+     * (a purchase at the till, a new offer), so the listener hears of it within a round trip.
+     * Rides out the network coming and going; stops by itself only if the server refuses the
+     * device (the next `sync` reports why). Calling it again while watching does nothing.
+     */
+open func startWatching()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_start_watching(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_void,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * Stops [`LoyaltyClient::start_watching`]'s background work (a sync under way is cut off
+     * like a dropped connection; nothing acknowledged is lost). Closing the client stops it too.
+     */
+open func stopWatching()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_loyalty_ffi_fn_method_loyaltyclient_stop_watching(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Sends this device's changes and fetches the server's, until both agree.
      */
 open func sync()async throws  -> SyncReport  {
@@ -1317,27 +1377,6 @@ open func sync()async throws  -> SyncReport  {
             completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeSyncReport_lift,
-            errorHandler: FfiConverterTypeLoyaltyError_lift
-        )
-}
-    
-    /**
-     * Keeps the data live while the app shows it: waits on the server's change feed and syncs
-     * as soon as something changes (a purchase at the till, a new offer). Rides out the network
-     * coming and going. Runs until cancelled (cancel the coroutine / task).
-     */
-open func watch()async throws   {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_loyalty_ffi_fn_method_loyaltyclient_watch(
-                        self.uniffiCloneHandle()
-                )
-            },
-            pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
-            completeFunc: ffi_loyalty_ffi_rust_future_complete_void,
-            freeFunc: ffi_loyalty_ffi_rust_future_free_void,
-            liftFunc: { $0 },
             errorHandler: FfiConverterTypeLoyaltyError_lift
         )
 }
@@ -3603,6 +3642,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_is_enrolled() != 20117) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_is_watching() != 21456) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_ledger() != 53663) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3627,10 +3669,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_preference() != 52417) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_sync() != 62066) {
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_start_watching() != 59550) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_watch() != 23742) {
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_stop_watching() != 14888) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_sync() != 62066) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_secretstore_get() != 248) {

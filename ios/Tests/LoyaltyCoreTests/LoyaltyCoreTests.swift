@@ -327,6 +327,31 @@ final class LoyaltyCoreTests: XCTestCase {
         XCTAssertEqual(seen, ["news"])
     }
 
+    func testWatchingSyncsByItselfWhenTheServerChanges() async throws {
+        do {
+            let c = try Loyalty(databasePath: db("watch-fresh"), serverUrl: Server.url, secretStore: MapSecretStore()).client
+            await assertThrows("not enrolled", { try await c.startWatching() }) { $0 == .NotEnrolled }
+        }
+        let (app, member, _) = try await enrolled("watch")
+        let c = app.client
+        _ = try await c.sync()
+        let changes = app.changes()
+        try await c.startWatching()
+        try await c.startWatching()   // once is enough; twice changes nothing
+        XCTAssertTrue(c.isWatching())
+        try await Task.sleep(nanoseconds: 300_000_000)
+        try await Server.message(member, "live", subject: "Live")   // no sync() from the app
+        let first = try await withTimeout(10) { () -> [Document]? in
+            var it = changes.makeAsyncIterator()
+            return await it.next()
+        }
+        XCTAssertEqual(first, [.inbox])
+        let unread = try await c.messages(filter: .unread)
+        XCTAssertEqual(unread.map(\.id), ["live"])
+        c.stopWatching()
+        XCTAssertFalse(c.isWatching())
+    }
+
     func testManyConcurrentCallsNeitherDeadlockNorCrash() async throws {
         let (app, member, _) = try await enrolled("concurrent")
         let c = app.client

@@ -759,6 +759,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_is_enrolled(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_is_watching(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_ledger(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_mark_read(
@@ -775,9 +777,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_preference(
     ): Int
-    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_sync(
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_start_watching(
     ): Int
-    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_watch(
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_stop_watching(
+    ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_sync(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_secretstore_get(
     ): Int
@@ -841,6 +845,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_is_enrolled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_is_watching(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_ledger(`ptr`: Long,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_mark_read(`ptr`: Long,`messageId`: RustBuffer.ByValue,
@@ -857,9 +863,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_set_preference(`ptr`: Long,`name`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_sync(`ptr`: Long,
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_start_watching(`ptr`: Long,
     ): Long
-    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_watch(`ptr`: Long,
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_stop_watching(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_sync(`ptr`: Long,
     ): Long
     external fun uniffi_loyalty_ffi_fn_clone_secretstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1902,6 +1910,11 @@ public interface LoyaltyClientInterface {
     fun `isEnrolled`(): kotlin.Boolean
     
     /**
+     * Whether the background watch started by [`LoyaltyClient::start_watching`] is running.
+     */
+    fun `isWatching`(): kotlin.Boolean
+    
+    /**
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
     suspend fun `ledger`(): List<LedgerEntry>
@@ -1933,16 +1946,24 @@ public interface LoyaltyClientInterface {
     suspend fun `setPreference`(`name`: kotlin.String, `value`: kotlin.String)
     
     /**
+     * Keeps the data live while the app shows it, until [`LoyaltyClient::stop_watching`]: in
+     * the background, waits on the server's change feed and syncs as soon as something changes
+     * (a purchase at the till, a new offer), so the listener hears of it within a round trip.
+     * Rides out the network coming and going; stops by itself only if the server refuses the
+     * device (the next `sync` reports why). Calling it again while watching does nothing.
+     */
+    suspend fun `startWatching`()
+    
+    /**
+     * Stops [`LoyaltyClient::start_watching`]'s background work (a sync under way is cut off
+     * like a dropped connection; nothing acknowledged is lost). Closing the client stops it too.
+     */
+    fun `stopWatching`()
+    
+    /**
      * Sends this device's changes and fetches the server's, until both agree.
      */
     suspend fun `sync`(): SyncReport
-    
-    /**
-     * Keeps the data live while the app shows it: waits on the server's change feed and syncs
-     * as soon as something changes (a purchase at the till, a new offer). Rides out the network
-     * coming and going. Runs until cancelled (cancel the coroutine / task).
-     */
-    suspend fun `watch`()
     
     companion object
 }
@@ -2274,6 +2295,22 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
 
     
     /**
+     * Whether the background watch started by [`LoyaltyClient::start_watching`] is running.
+     */override fun `isWatching`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_is_watching(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
     @Throws(LoyaltyException::class)
@@ -2459,6 +2496,51 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
 
     
     /**
+     * Keeps the data live while the app shows it, until [`LoyaltyClient::stop_watching`]: in
+     * the background, waits on the server's change feed and syncs as soon as something changes
+     * (a purchase at the till, a new offer), so the listener hears of it within a round trip.
+     * Rides out the network coming and going; stops by itself only if the server refuses the
+     * device (the next `sync` reports why). Calling it again while watching does nothing.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `startWatching`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_start_watching(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Stops [`LoyaltyClient::start_watching`]'s background work (a sync under way is cut off
+     * like a dropped connection; nothing acknowledged is lost). Closing the client stops it too.
+     */override fun `stopWatching`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_stop_watching(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Sends this device's changes and fetches the server's, until both agree.
      */
     @Throws(LoyaltyException::class)
@@ -2476,33 +2558,6 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
         { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeSyncReport.lift(it) },
-        // Error FFI converter
-        LoyaltyException.ErrorHandler,
-    )
-    }
-
-    
-    /**
-     * Keeps the data live while the app shows it: waits on the server's change feed and syncs
-     * as soon as something changes (a purchase at the till, a new offer). Rides out the network
-     * coming and going. Runs until cancelled (cancel the coroutine / task).
-     */
-    @Throws(LoyaltyException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `watch`() {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_watch(
-                uniffiHandle,
-                
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_void(future) },
-        // lift function
-        { },
-        
         // Error FFI converter
         LoyaltyException.ErrorHandler,
     )

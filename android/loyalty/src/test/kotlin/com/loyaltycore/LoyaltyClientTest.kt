@@ -319,6 +319,28 @@ class LoyaltyClientTest {
     }
 
     @Test
+    fun watchingSyncsByItselfWhenTheServerChanges() = runBlocking {
+        Loyalty(db("watch-fresh"), Server.url, MapSecretStore()).use { app ->
+            assertFailsWith<LoyaltyException.NotEnrolled> { app.client.startWatching() }
+        }
+        val (app, member, _) = enrolled(db("watch"))
+        app.use {
+            val c = app.client
+            c.sync()
+            val change = async(Dispatchers.Default) { withTimeout(10_000) { app.changes.first() } }
+            c.startWatching()
+            c.startWatching()   // once is enough; twice changes nothing
+            assertTrue(c.isWatching())
+            Thread.sleep(300)
+            Server.message(member, "live", "Live")   // no sync() from the app
+            assertEquals(listOf(Document.INBOX), change.await())
+            assertEquals(listOf("live"), c.messages(MessageFilter.UNREAD).map { it.id })
+            c.stopWatching()
+            assertFalse(c.isWatching())
+        }
+    }
+
+    @Test
     fun manyConcurrentCallsNeitherDeadlockNorCrash() = runBlocking {
         val (app, member, _) = enrolled(db("concurrent"))
         app.use {
