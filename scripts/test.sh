@@ -37,5 +37,17 @@ PROFILE=debug DEMO_EXIT=1 LOYALTY_LISTEN=127.0.0.1:0 DEMO_DATA="$(mktemp -d)/dem
   || { cat /tmp/loyalty-demo.log; echo "demo failed"; exit 1; }
 grep -q "demo done" /tmp/loyalty-demo.log
 
+echo "==> Kotlin and Swift API tests (scripts/mobile-tests.sh: real compilers, real server)"
+mobile_counts=$(mktemp)
+mobile_rc=0
+MOBILE_COUNTS="$mobile_counts" bash scripts/mobile-tests.sh || mobile_rc=$?
+read -r mobile_passed mobile_failed < "$mobile_counts" || { mobile_passed=0; mobile_failed=1; }
+passed=$((passed + mobile_passed)); failed=$((failed + mobile_failed))
+if [ "$mobile_rc" != 0 ]; then
+  echo "==> the Kotlin or Swift tests failed"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
 echo "==> all tests passed in $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
