@@ -162,6 +162,11 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthorized("operator token is missing"))?;
+        if self.config.operator_token.is_empty() {
+            return Err(ApiError::unauthorized(
+                "no operator token is configured on this server",
+            ));
+        }
         if constant_time_eq(&sha256(token.as_bytes()), &self.operator_token_hash) {
             Ok(())
         } else {

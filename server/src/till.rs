@@ -48,6 +48,12 @@ fn authenticate_till(app: &App, headers: &HeaderMap) -> Result<String, ApiError>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("till token is missing"))?;
+    // An unset token must close the till API, not open it to anyone sending an empty one.
+    if app.config.till_token.is_empty() {
+        return Err(ApiError::unauthorized(
+            "no till token is configured on this server",
+        ));
+    }
     if !constant_time_eq(
         &sha256(token.as_bytes()),
         &sha256(app.config.till_token.as_bytes()),
@@ -538,4 +544,59 @@ pub async fn refund(
         movements,
     };
     post_effect(&app, effect).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn app(till_token: &str) -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::sqlite::SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        let mut config =
+            crate::Config::new(dir.path().join("s.db"), "operator-token-0123456789".into());
+        config.till_token = till_token.into();
+        (dir, App::new(config, Arc::new(storage)))
+    }
+
+    fn headers(auth: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static(auth));
+        h.insert("x-till-id", HeaderValue::from_static("till-1"));
+        h
+    }
+
+    #[test]
+    fn an_unset_till_token_admits_nobody() {
+        let (_d, app) = app("");
+        // A header that survives as "Bearer " with an empty token must not match an empty setting.
+        assert_eq!(
+            authenticate_till(&app, &headers("Bearer "))
+                .unwrap_err()
+                .code,
+            "unauthorized"
+        );
+    }
+
+    #[test]
+    fn the_configured_till_token_and_a_till_id_are_required() {
+        let (_d, app) = app("till-token-0123456789");
+        assert_eq!(
+            authenticate_till(&app, &headers("Bearer till-token-0123456789")).unwrap(),
+            "till-1"
+        );
+        assert_eq!(
+            authenticate_till(&app, &headers("Bearer wrong"))
+                .unwrap_err()
+                .code,
+            "unauthorized"
+        );
+        let mut no_id = headers("Bearer till-token-0123456789");
+        no_id.remove("x-till-id");
+        assert_eq!(
+            authenticate_till(&app, &no_id).unwrap_err().code,
+            "missing_till_id"
+        );
+    }
 }
