@@ -480,11 +480,14 @@ impl Device {
 
     /// Activates ("clips") an offer. Works offline; reaches the server at the next sync.
     pub fn activate_offer(&self, offer_id: &str) -> Result<(), Error> {
-        let view = self
-            .offers()?
-            .into_iter()
-            .find(|o| o.offer.id == offer_id)
-            .ok_or_else(|| Error::InvalidInput(format!("there is no offer `{offer_id}`")))?;
+        let now = self.server_now_ms();
+        let view = {
+            let mut inner = self.lock();
+            let offer = offers::get(inner.doc(DocKind::Offers), offer_id)?
+                .ok_or_else(|| Error::InvalidInput(format!("there is no offer `{offer_id}`")))?;
+            let member = member::read(inner.doc(DocKind::Member))?;
+            OfferView::new(offer, &member, now)
+        };
         match view.state {
             OfferState::Expired => {
                 return Err(Error::InvalidInput(format!(
@@ -510,10 +513,7 @@ impl Device {
     }
 
     fn mark_message(&self, list: &str, message_id: &str) -> Result<(), Error> {
-        let known = inbox::read_all(self.lock().doc(DocKind::Inbox))?
-            .iter()
-            .any(|m| m.id == message_id);
-        if !known {
+        if !inbox::contains(self.lock().doc(DocKind::Inbox), message_id)? {
             return Err(Error::InvalidInput(format!(
                 "there is no message `{message_id}`"
             )));

@@ -117,6 +117,14 @@ pub mod activation_code {
         (out.len() == 12).then_some(out)
     }
 
+    /// A new code as the member sees it, and the hash the server keeps of it.
+    pub fn issue() -> (String, [u8; 32]) {
+        let code = generate();
+        // Generated codes are canonical already; normalising is the same step a typed code takes.
+        let hashed = hash(&normalize(&code).unwrap_or_default());
+        (code, hashed)
+    }
+
     /// What the server stores instead of the code itself.
     pub fn hash(normalized: &str) -> [u8; 32] {
         super::sha256(normalized.as_bytes())
@@ -146,6 +154,11 @@ mod tests {
         let code = activation_code::generate();
         assert_eq!(code.len(), 14);
         let norm = activation_code::normalize(&code).unwrap();
+        let (issued, hashed) = activation_code::issue();
+        assert_eq!(
+            hashed,
+            activation_code::hash(&activation_code::normalize(&issued).unwrap())
+        );
         assert_eq!(
             activation_code::normalize(&code.to_lowercase()),
             Some(norm.clone())

@@ -85,6 +85,14 @@ pub fn read_all(doc: &AutoCommit) -> Result<Vec<Message>, DocumentError> {
     Ok(messages)
 }
 
+/// Whether the inbox holds a message with this id, without reading the messages.
+pub fn contains(doc: &AutoCommit, id: &str) -> Result<bool, DocumentError> {
+    check_root(doc, DocKind::Inbox)?;
+    let f = Fields::new(doc, DocKind::Inbox);
+    let list = f.map(&automerge::ROOT, "messages")?;
+    Ok(f.keys(&list).iter().any(|k| k == id))
+}
+
 /// Records a message in the inbox (server side).
 pub fn put(doc: &mut AutoCommit, message: &Message) -> Result<(), automerge::AutomergeError> {
     let list = ensure_map(doc, &automerge::ROOT, "messages")?;
@@ -137,6 +145,14 @@ mod tests {
         put(&mut doc, &sample("b", 2)).unwrap();
         let ids: Vec<_> = read_all(&doc).unwrap().into_iter().map(|m| m.id).collect();
         assert_eq!(ids, ["b", "a"]);
+    }
+
+    #[test]
+    fn contains_finds_ids() {
+        let mut doc = genesis(DocKind::Inbox);
+        put(&mut doc, &sample("a", 1)).unwrap();
+        assert!(contains(&doc, "a").unwrap());
+        assert!(!contains(&doc, "b").unwrap());
     }
 
     #[test]

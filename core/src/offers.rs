@@ -107,27 +107,43 @@ pub fn read_all(doc: &AutoCommit) -> Result<Vec<Offer>, DocumentError> {
     check_root(doc, DocKind::Offers)?;
     let f = Fields::new(doc, DocKind::Offers);
     let list = f.map(&automerge::ROOT, "offers")?;
-    let mut offers = Vec::new();
-    for id in f.keys(&list) {
-        let o = f.map(&list, &id)?;
-        offers.push(Offer {
-            title: f.str(&o, "title")?,
-            description: f.str(&o, "description")?,
-            terms: f.str(&o, "terms")?,
-            valid_from_ms: f.timestamp(&o, "valid_from")?,
-            valid_until_ms: f.timestamp(&o, "valid_until")?,
-            needs_activation: f.bool(&o, "needs_activation")?,
-            rule: f.str(&o, "rule")?,
-            use_count: f.int(&o, "use_count")?,
-            id,
-        });
-    }
+    let mut offers = f
+        .keys(&list)
+        .into_iter()
+        .map(|id| read_one(&f, &list, id))
+        .collect::<Result<Vec<_>, _>>()?;
     offers.sort_by(|a, b| {
         a.valid_until_ms
             .cmp(&b.valid_until_ms)
             .then_with(|| a.id.cmp(&b.id))
     });
     Ok(offers)
+}
+
+/// One offer by id, without reading the others.
+pub fn get(doc: &AutoCommit, id: &str) -> Result<Option<Offer>, DocumentError> {
+    check_root(doc, DocKind::Offers)?;
+    let f = Fields::new(doc, DocKind::Offers);
+    let list = f.map(&automerge::ROOT, "offers")?;
+    if !f.keys(&list).iter().any(|k| k == id) {
+        return Ok(None);
+    }
+    read_one(&f, &list, id.to_string()).map(Some)
+}
+
+fn read_one(f: &Fields<'_>, list: &automerge::ObjId, id: String) -> Result<Offer, DocumentError> {
+    let o = f.map(list, &id)?;
+    Ok(Offer {
+        title: f.str(&o, "title")?,
+        description: f.str(&o, "description")?,
+        terms: f.str(&o, "terms")?,
+        valid_from_ms: f.timestamp(&o, "valid_from")?,
+        valid_until_ms: f.timestamp(&o, "valid_until")?,
+        needs_activation: f.bool(&o, "needs_activation")?,
+        rule: f.str(&o, "rule")?,
+        use_count: f.int(&o, "use_count")?,
+        id,
+    })
 }
 
 /// Publishes or updates an offer (server side).
@@ -188,6 +204,14 @@ mod tests {
         put(&mut doc, &sample("a")).unwrap();
         let offers = read_all(&doc).unwrap();
         assert_eq!(offers, vec![sample("a"), late]);
+    }
+
+    #[test]
+    fn one_offer_is_found_by_id() {
+        let mut doc = genesis(DocKind::Offers);
+        put(&mut doc, &sample("a")).unwrap();
+        assert_eq!(get(&doc, "a").unwrap(), Some(sample("a")));
+        assert_eq!(get(&doc, "b").unwrap(), None);
     }
 
     #[test]

@@ -51,10 +51,7 @@ pub async fn create_member(
     for _ in 0..CARD_NUMBER_ATTEMPTS {
         let member_id = ids::new_member_id();
         let card = card_number::generate();
-        let code = activation_code::generate();
-        let normalized = activation_code::normalize(&code).ok_or_else(|| {
-            ApiError::internal("activation code", "generated code does not normalise")
-        })?;
+        let (code, code_hash) = activation_code::issue();
         let expires = now + app.config.activation_ttl_ms;
         let member = NewMember {
             documents: documents::new_member_documents(&app, &member_id, &card)?,
@@ -62,7 +59,7 @@ pub async fn create_member(
             card_number: card.clone(),
             external_ref: request.external_ref.clone(),
             created_at_ms: now,
-            code_hash: activation_code::hash(&normalized),
+            code_hash,
             code_expires_at_ms: expires,
         };
         match app.storage.create_member(member).await {
@@ -96,13 +93,10 @@ pub async fn new_activation_code(
 ) -> Result<(StatusCode, Json<ActivationCodeResponse>), ApiError> {
     app.authenticate_operator(&headers)?;
     ensure_member(&app, &member_id).await?;
-    let code = activation_code::generate();
-    let normalized = activation_code::normalize(&code).ok_or_else(|| {
-        ApiError::internal("activation code", "generated code does not normalise")
-    })?;
+    let (code, code_hash) = activation_code::issue();
     let expires = app.now_ms() + app.config.activation_ttl_ms;
     app.storage
-        .add_activation_code(&member_id, activation_code::hash(&normalized), expires)
+        .add_activation_code(&member_id, code_hash, expires)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -32,7 +32,8 @@ pub struct App {
     /// instances sharing a database never claim the same actor's sequence numbers.
     pub actor: ActorId,
     locks: Vec<Mutex<()>>,
-    operator_token_hash: [u8; 32],
+    operator_token_hash: Option<[u8; 32]>,
+    till_token_hash: Option<[u8; 32]>,
     changes: Changes,
 }
 
@@ -55,7 +56,8 @@ impl App {
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
-        let operator_token_hash = sha256(config.operator_token.as_bytes());
+        let operator_token_hash = token_hash(&config.operator_token);
+        let till_token_hash = token_hash(&config.till_token);
         Arc::new(Self {
             config,
             storage,
@@ -63,6 +65,7 @@ impl App {
             actor: ActorId::random(),
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             operator_token_hash,
+            till_token_hash,
             changes: Changes {
                 seq: AtomicU64::new(
                     u64::try_from(clock.now_ms())
@@ -157,21 +160,40 @@ impl App {
 
     /// Checks the operator bearer token, or 401.
     pub fn authenticate_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("operator token is missing"))?;
-        if self.config.operator_token.is_empty() {
-            return Err(ApiError::unauthorized(
-                "no operator token is configured on this server",
-            ));
-        }
-        if constant_time_eq(&sha256(token.as_bytes()), &self.operator_token_hash) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized("operator token is wrong"))
-        }
+        check_bearer(headers, self.operator_token_hash.as_ref(), "operator")
+    }
+
+    /// Checks the till bearer token, or 401.
+    pub fn authenticate_till_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        check_bearer(headers, self.till_token_hash.as_ref(), "till")
+    }
+}
+
+/// The SHA-256 of a configured token, or `None` when it is unset: an unset token must close its
+/// API, not open it to anyone who sends an empty one.
+fn token_hash(token: &str) -> Option<[u8; 32]> {
+    (!token.is_empty()).then(|| sha256(token.as_bytes()))
+}
+
+/// Checks `Authorization: Bearer <token>` against the hash of the configured token, in constant
+/// time; `who` names the token in the error.
+fn check_bearer(
+    headers: &HeaderMap,
+    expected: Option<&[u8; 32]>,
+    who: &str,
+) -> Result<(), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized(format!("{who} token is missing")))?;
+    let expected = expected.ok_or_else(|| {
+        ApiError::unauthorized(format!("no {who} token is configured on this server"))
+    })?;
+    if constant_time_eq(&sha256(token.as_bytes()), expected) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(format!("{who} token is wrong")))
     }
 }
 

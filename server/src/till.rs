@@ -17,7 +17,7 @@ use loyalty_core::api::{
     Movement, PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
 };
 use loyalty_core::checkout_code::{CodeError, ParsedCode, format_card_number};
-use loyalty_core::ids::{self, constant_time_eq, sha256};
+use loyalty_core::ids::{self, sha256};
 use loyalty_core::{DocKind, card};
 
 use crate::app::App;
@@ -34,6 +34,8 @@ const SKEW_STEPS: u32 = 1;
 /// Attempts at a posting before answering "busy".
 const ATTEMPTS: usize = 8;
 const MAX_KEY: usize = 128;
+/// Points one posting may move: far above any real basket, far below overflow when added up.
+const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
 const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 
@@ -43,23 +45,7 @@ fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
 
 /// The till's id, once its bearer token checks out.
 fn authenticate_till(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("till token is missing"))?;
-    // An unset token must close the till API, not open it to anyone sending an empty one.
-    if app.config.till_token.is_empty() {
-        return Err(ApiError::unauthorized(
-            "no till token is configured on this server",
-        ));
-    }
-    if !constant_time_eq(
-        &sha256(token.as_bytes()),
-        &sha256(app.config.till_token.as_bytes()),
-    ) {
-        return Err(ApiError::unauthorized("till token is wrong"));
-    }
+    app.authenticate_till_token(headers)?;
     let till = headers
         .get("x-till-id")
         .and_then(|v| v.to_str().ok())
@@ -218,8 +204,8 @@ fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, A
     if !(0..=MAX_TOTAL_MINOR).contains(&p.total_minor) {
         return Err(bad(format!("total_minor must be 0 to {MAX_TOTAL_MINOR}")));
     }
-    if p.redeem_points < 0 {
-        return Err(bad("redeem_points cannot be negative".into()));
+    if !(0..=MAX_POINTS).contains(&p.redeem_points) {
+        return Err(bad(format!("redeem_points must be 0 to {MAX_POINTS}")));
     }
     if !p.lines.is_empty() {
         let sum = p
@@ -230,7 +216,11 @@ fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, A
             return Err(bad("the lines do not add up to total_minor".into()));
         }
     }
-    Ok(p.total_minor / 100 * points_per_unit)
+    // A misconfigured rate must not overflow into a panic or a negative earning.
+    (p.total_minor / 100)
+        .checked_mul(points_per_unit)
+        .filter(|earned| (0..=MAX_POINTS).contains(earned))
+        .ok_or_else(|| bad("the points this purchase would earn are out of range".into()))
 }
 
 /// One till request's effect on a member: who, under which key, and the ledger movements.
@@ -565,6 +555,38 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static(auth));
         h.insert("x-till-id", HeaderValue::from_static("till-1"));
         h
+    }
+
+    fn purchase(total_minor: i64, redeem_points: i64) -> PurchaseRequest {
+        PurchaseRequest {
+            session_id: "chk_1".into(),
+            idempotency_key: "k".into(),
+            receipt_id: "r".into(),
+            total_minor,
+            lines: Vec::new(),
+            redeem_points,
+        }
+    }
+
+    #[test]
+    fn purchases_out_of_range_are_refused_not_overflowed() {
+        assert_eq!(validate_purchase(&purchase(4_250, 0), 1).unwrap(), 42);
+        assert_eq!(
+            validate_purchase(&purchase(100, i64::MAX), 1)
+                .unwrap_err()
+                .code,
+            "invalid_purchase"
+        );
+        assert_eq!(
+            validate_purchase(&purchase(100, -1), 1).unwrap_err().code,
+            "invalid_purchase"
+        );
+        assert_eq!(
+            validate_purchase(&purchase(MAX_TOTAL_MINOR, 0), i64::MAX)
+                .unwrap_err()
+                .code,
+            "invalid_purchase"
+        );
     }
 
     #[test]

@@ -83,6 +83,16 @@ impl World {
         req.send().await.unwrap()
     }
 
+    async fn get_document(&self, member_id: &str, doc: &str, auth: &str) -> reqwest::Response {
+        let url = format!("{}/v1/members/{member_id}/documents/{doc}", self.server.url);
+        self.http
+            .get(url)
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn snapshot(&self) -> loyalty_core::api::MemberView {
         self.server
             .operator()
@@ -147,30 +157,10 @@ fn unknown_documents_are_named_as_such() {
         let body = vec![1, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let (status, code) = error_of(w.post_sync(&w.member_id, Some(&auth), body).await).await;
         assert_eq!((status, code.as_str()), (400, "unknown_document"));
-        let url = format!(
-            "{}/v1/members/{}/documents/wallet",
-            w.server.url, w.member_id
-        );
-        let r = w
-            .http
-            .get(url)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap();
+        let r = w.get_document(&w.member_id, "wallet", &auth).await;
         assert_eq!(error_of(r).await, (404, "unknown_document".into()));
         // The real documents are there for their owner.
-        let url = format!(
-            "{}/v1/members/{}/documents/offers",
-            w.server.url, w.member_id
-        );
-        let r = w
-            .http
-            .get(url)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap();
+        let r = w.get_document(&w.member_id, "offers", &auth).await;
         assert_eq!(r.status(), 200);
         let doc = automerge::AutoCommit::load(&r.bytes().await.unwrap()).unwrap();
         assert_eq!(loyalty_core::offers::read_all(&doc).unwrap().len(), 1);
@@ -243,17 +233,7 @@ fn another_members_documents_are_403() {
         )
         .await;
         assert_eq!((status, code.as_str()), (403, "forbidden"));
-        let url = format!(
-            "{}/v1/members/{}/documents/inbox",
-            w.server.url, other.member_id
-        );
-        let r = w
-            .http
-            .get(url)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap();
+        let r = w.get_document(&other.member_id, "inbox", &auth).await;
         assert_eq!(error_of(r).await, (403, "forbidden".into()));
         assert_eq!(op.member(&other.member_id).await.unwrap(), before);
     });
