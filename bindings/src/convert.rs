@@ -168,7 +168,15 @@ pub struct Offer {
     pub valid_from_ms: i64,
     pub valid_until_ms: i64,
     pub needs_activation: bool,
-    pub rule: String,
+    /// `percent_off`, `fixed_points` or `points_multiplier`.
+    pub reward: String,
+    /// Percent off, bonus points, or the multiplier in percent (200 = double points).
+    pub value: i64,
+    /// The product category it applies to; empty for the whole basket.
+    pub category: String,
+    pub min_spend_minor: i64,
+    /// Uses per member; 0 for no limit.
+    pub use_limit: i64,
     pub use_count: i64,
     pub state: OfferState,
     /// When the member activated it; `None` if not.
@@ -186,7 +194,11 @@ impl From<OfferView> for Offer {
             valid_from_ms: o.valid_from_ms,
             valid_until_ms: o.valid_until_ms,
             needs_activation: o.needs_activation,
-            rule: o.rule,
+            reward: o.reward.as_str().into(),
+            value: o.value,
+            category: o.category,
+            min_spend_minor: o.min_spend_minor,
+            use_limit: o.use_limit,
             use_count: o.use_count,
             state: match v.state {
                 CoreOfferState::Upcoming => OfferState::Upcoming,

@@ -89,8 +89,14 @@ pub struct PostOffer {
     pub valid_until_ms: i64,
     #[serde(default)]
     pub needs_activation: bool,
+    pub reward: crate::offers::Reward,
+    pub value: i64,
     #[serde(default)]
-    pub rule: String,
+    pub category: String,
+    #[serde(default)]
+    pub min_spend_minor: i64,
+    #[serde(default)]
+    pub use_limit: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +167,9 @@ pub struct PurchaseLine {
     pub sku: String,
     #[serde(default)]
     pub description: String,
+    /// The product category earning rules and offers match on ("coffee", "fresh"); empty for none.
+    #[serde(default)]
+    pub category: String,
     #[serde(default = "one")]
     pub quantity: i64,
     /// The line's total in minor units (cents).

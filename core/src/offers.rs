@@ -23,11 +23,52 @@ pub struct Offer {
     pub valid_until_ms: i64,
     #[serde(default)]
     pub needs_activation: bool,
-    /// The rule the offer applies at the till, in the programme's rule language (free text for now).
+    /// What the offer gives at the till.
+    pub reward: Reward,
+    /// Percent off (1-100), fixed points (> 0), or a points multiplier in percent (150 = 1.5x).
+    pub value: i64,
+    /// The product category the offer applies to; empty for the whole basket.
     #[serde(default)]
-    pub rule: String,
+    pub category: String,
+    /// The least the basket (or the category's lines) must come to, in minor units.
+    #[serde(default)]
+    pub min_spend_minor: i64,
+    /// How often one member may use the offer; 0 for no limit.
+    #[serde(default)]
+    pub use_limit: i64,
     #[serde(default)]
     pub use_count: i64,
+}
+
+/// What an offer gives when the till applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reward {
+    /// A discount of `value` percent on the basket or the category's lines.
+    PercentOff,
+    /// `value` bonus points.
+    FixedPoints,
+    /// The points the basket or category earns, times `value` / 100.
+    PointsMultiplier,
+}
+
+impl Reward {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reward::PercentOff => "percent_off",
+            Reward::FixedPoints => "fixed_points",
+            Reward::PointsMultiplier => "points_multiplier",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "percent_off" => Some(Reward::PercentOff),
+            "fixed_points" => Some(Reward::FixedPoints),
+            "points_multiplier" => Some(Reward::PointsMultiplier),
+            _ => None,
+        }
+    }
 }
 
 impl Offer {
@@ -45,7 +86,7 @@ impl Offer {
             ("title", &self.title),
             ("description", &self.description),
             ("terms", &self.terms),
-            ("rule", &self.rule),
+            ("category", &self.category),
         ] {
             if text.len() > MAX_TEXT {
                 return Err(format!("offer {name} is longer than {MAX_TEXT} bytes"));
@@ -54,8 +95,20 @@ impl Offer {
         if self.valid_until_ms <= self.valid_from_ms {
             return Err("offer must end after it starts".into());
         }
-        if self.use_count < 0 {
-            return Err("use count cannot be negative".into());
+        if self.use_count < 0 || self.use_limit < 0 || self.min_spend_minor < 0 {
+            return Err("use count, use limit and minimum spend cannot be negative".into());
+        }
+        let value_ok = match self.reward {
+            Reward::PercentOff => (1..=100).contains(&self.value),
+            Reward::FixedPoints => (1..=1_000_000_000).contains(&self.value),
+            Reward::PointsMultiplier => (101..=10_000).contains(&self.value),
+        };
+        if !value_ok {
+            return Err(format!(
+                "offer value {} is out of range for {} (percent 1-100, points 1-10^9, multiplier 101-10000 percent)",
+                self.value,
+                self.reward.as_str()
+            ));
         }
         Ok(())
     }
@@ -140,7 +193,17 @@ fn read_one(f: &Fields<'_>, list: &automerge::ObjId, id: String) -> Result<Offer
         valid_from_ms: f.timestamp(&o, "valid_from")?,
         valid_until_ms: f.timestamp(&o, "valid_until")?,
         needs_activation: f.bool(&o, "needs_activation")?,
-        rule: f.str(&o, "rule")?,
+        reward: {
+            let text = f.str(&o, "reward")?;
+            Reward::parse(&text).ok_or_else(|| DocumentError::Invalid {
+                doc: DocKind::Offers,
+                message: format!("unknown offer reward `{text}`"),
+            })?
+        },
+        value: f.int(&o, "value")?,
+        category: f.str(&o, "category")?,
+        min_spend_minor: f.int(&o, "min_spend")?,
+        use_limit: f.int(&o, "use_limit")?,
         use_count: f.int(&o, "use_count")?,
         id,
     })
@@ -172,7 +235,16 @@ pub fn put(doc: &mut AutoCommit, offer: &Offer) -> Result<(), automerge::Automer
         "needs_activation",
         ScalarValue::Boolean(offer.needs_activation),
     )?;
-    put_if_changed(doc, &o, "rule", s(&offer.rule))?;
+    put_if_changed(doc, &o, "reward", s(offer.reward.as_str()))?;
+    put_if_changed(doc, &o, "value", ScalarValue::Int(offer.value))?;
+    put_if_changed(doc, &o, "category", s(&offer.category))?;
+    put_if_changed(
+        doc,
+        &o,
+        "min_spend",
+        ScalarValue::Int(offer.min_spend_minor),
+    )?;
+    put_if_changed(doc, &o, "use_limit", ScalarValue::Int(offer.use_limit))?;
     put_if_changed(doc, &o, "use_count", ScalarValue::Int(offer.use_count))
 }
 
@@ -190,7 +262,11 @@ mod tests {
             valid_from_ms: 1_000,
             valid_until_ms: 10_000,
             needs_activation: true,
-            rule: "percent_off:10:category=coffee".into(),
+            reward: Reward::PercentOff,
+            value: 10,
+            category: "coffee".into(),
+            min_spend_minor: 0,
+            use_limit: 1,
             use_count: 0,
         }
     }
@@ -258,5 +334,12 @@ mod tests {
         bad = sample("a");
         bad.terms = "x".repeat(MAX_TEXT + 1);
         assert!(bad.validate().is_err());
+        bad = sample("a");
+        bad.value = 101;
+        assert!(bad.validate().is_err(), "more than 100 percent off");
+        bad.reward = Reward::PointsMultiplier;
+        assert!(bad.validate().is_ok());
+        bad.value = 100;
+        assert!(bad.validate().is_err(), "a 1x multiplier is no offer");
     }
 }

@@ -197,6 +197,9 @@ pub struct Answer {
     pub saved: Option<Vec<u8>>,
     /// Whether the sync state must be stored.
     pub state_changed: bool,
+    /// The member document's validated state, when the entry changed it: the server mirrors it
+    /// into its relational store (consents, preferences, activations) for targeting and the till.
+    pub member: Option<member::MemberState>,
 }
 
 fn rejection(code: &str, message: impl Into<String>) -> Rejection {
@@ -233,6 +236,7 @@ pub fn server_answer(
                 digest,
                 saved: None,
                 state_changed: false,
+                member: None,
             });
         }
         None => {
@@ -284,13 +288,13 @@ pub fn server_answer(
         }
     }
     let after = doc.get_heads();
-    let saved = if after != before {
+    let (saved, member_state) = if after != before {
         let bytes = doc.save();
-        member::validate(doc, bytes.len())
+        let state = member::validate(doc, bytes.len())
             .map_err(|e| rejection(codes::INVALID_DOCUMENT, e.to_string()))?;
-        Some(bytes)
+        (Some(bytes), (kind == DocKind::Member).then_some(state))
     } else {
-        None
+        (None, None)
     };
     let reply = doc.sync().generate_sync_message(state).map(Message::encode);
     *answered_heads = after.clone();
@@ -299,6 +303,7 @@ pub fn server_answer(
         digest: heads_digest(&after),
         saved,
         state_changed: true,
+        member: member_state,
     })
 }
 

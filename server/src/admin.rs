@@ -124,7 +124,11 @@ pub async fn post_offer(
         valid_from_ms: p.valid_from_ms,
         valid_until_ms: p.valid_until_ms,
         needs_activation: p.needs_activation,
-        rule: p.rule,
+        reward: p.reward,
+        value: p.value,
+        category: p.category,
+        min_spend_minor: p.min_spend_minor,
+        use_limit: p.use_limit,
         use_count: 0,
     };
     offer

@@ -70,7 +70,7 @@ pub async fn update<T>(
         };
         match app
             .storage
-            .commit(member_id, None, vec![write], Vec::new())
+            .commit(member_id, None, vec![write], Vec::new(), None)
             .await
         {
             Ok(()) => {

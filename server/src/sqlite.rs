@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use loyalty_core::DocKind;
+use loyalty_core::member::MemberState;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::oneshot;
@@ -121,6 +122,32 @@ fn migrations() -> Migrations<'static> {
         M::up(
             "CREATE INDEX used_codes_by_time ON used_codes (used_at);
              CREATE INDEX checkout_sessions_by_expiry ON checkout_sessions (expires_at);",
+        ),
+        // The programme: the member's tier, and a relational mirror of what the member document
+        // says (preferences, consents, activations), so targeting and the till query SQL instead
+        // of loading a million Automerge documents.
+        M::up(
+            "ALTER TABLE members ADD COLUMN tier TEXT NOT NULL DEFAULT 'base';
+             CREATE TABLE member_preferences (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 key TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 PRIMARY KEY (member_id, key)
+             ) WITHOUT ROWID;
+             CREATE INDEX member_preferences_by_value ON member_preferences (key, value);
+             CREATE TABLE member_consents (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 channel TEXT NOT NULL,
+                 granted INTEGER NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (member_id, channel)
+             ) WITHOUT ROWID;
+             CREATE TABLE member_activations (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 offer_id TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (member_id, offer_id)
+             ) WITHOUT ROWID;",
         ),
     ])
 }
@@ -468,6 +495,7 @@ impl Storage for SqliteStorage {
         device_id: Option<&str>,
         documents: Vec<DocWrite>,
         peer_states: Vec<(DocKind, Vec<u8>)>,
+        mirror: Option<MemberState>,
     ) -> Result<(), StorageError> {
         let member_id = member_id.to_string();
         let device_id = device_id.map(str::to_string);
@@ -475,6 +503,9 @@ impl Storage for SqliteStorage {
             let tx = conn.transaction().map_err(backend)?;
             for d in &documents {
                 update_document(&tx, &member_id, d)?;
+            }
+            if let Some(state) = &mirror {
+                mirror_member(&tx, &member_id, state)?;
             }
             if let Some(device_id) = &device_id {
                 for (kind, bytes) in &peer_states {
@@ -490,6 +521,54 @@ impl Storage for SqliteStorage {
         })
         .await
     }
+}
+
+/// Replaces the relational mirror of the member document with `state`, in the caller's
+/// transaction, so the mirror never disagrees with the stored document.
+fn mirror_member(
+    tx: &rusqlite::Connection,
+    member_id: &str,
+    state: &MemberState,
+) -> Result<(), StorageError> {
+    for table in [
+        "member_preferences",
+        "member_consents",
+        "member_activations",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE member_id = ?1"),
+            [member_id],
+        )
+        .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_preferences (member_id, key, value) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for (key, value) in &state.preferences {
+        put.execute(params![member_id, key, value])
+            .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_consents (member_id, channel, granted, at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(backend)?;
+    for (channel, c) in &state.consents {
+        put.execute(params![member_id, channel, c.granted, c.at_ms])
+            .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_activations (member_id, offer_id, at) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for (offer_id, a) in &state.activations {
+        put.execute(params![member_id, offer_id, a.at_ms])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {

@@ -114,13 +114,15 @@ pub trait Storage: TillStorage + Send + Sync + 'static {
         kinds: &[DocKind],
     ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError>;
 
-    /// Stores documents and sync states in one transaction, durably, or nothing at all.
+    /// Stores documents and sync states in one transaction, durably, or nothing at all. `mirror`,
+    /// when the member document changed, replaces the relational copy of what it says.
     async fn commit(
         &self,
         member_id: &str,
         device_id: Option<&str>,
         documents: Vec<DocWrite>,
         peer_states: Vec<(DocKind, Vec<u8>)>,
+        mirror: Option<loyalty_core::member::MemberState>,
     ) -> Result<(), StorageError>;
 }
 

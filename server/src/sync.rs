@@ -60,13 +60,19 @@ pub async fn sync(
         let request = request.clone();
         // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
         // 500 for this request, not a dead server.
-        let (response, writes, peer_writes) =
+        let (response, writes, peer_writes, mirror) =
             tokio::task::spawn_blocking(move || answer(request, docs, states))
                 .await
                 .map_err(|e| ApiError::internal("sync processing panicked", e))??;
         match app
             .storage
-            .commit(&member_id, Some(&device.device_id), writes, peer_writes)
+            .commit(
+                &member_id,
+                Some(&device.device_id),
+                writes,
+                peer_writes,
+                mirror,
+            )
             .await
         {
             Ok(()) => {
@@ -83,7 +89,12 @@ pub async fn sync(
     Err(StorageError::Conflict.into())
 }
 
-type Answered = (Vec<ResponseEntry>, Vec<DocWrite>, Vec<(DocKind, Vec<u8>)>);
+type Answered = (
+    Vec<ResponseEntry>,
+    Vec<DocWrite>,
+    Vec<(DocKind, Vec<u8>)>,
+    Option<loyalty_core::member::MemberState>,
+);
 
 fn answer(
     request: SyncRequest,
@@ -93,6 +104,7 @@ fn answer(
     let mut entries = Vec::new();
     let mut writes = Vec::new();
     let mut peer_writes = Vec::new();
+    let mut mirror = None;
     for entry in &request.entries {
         let kind = entry.doc;
         let stored = docs
@@ -118,6 +130,9 @@ fn answer(
                 if a.state_changed {
                     peer_writes.push((kind, peer.encode()));
                 }
+                if a.member.is_some() {
+                    mirror = a.member;
+                }
                 entries.push(ResponseEntry {
                     doc: kind,
                     digest: a.digest,
@@ -134,7 +149,7 @@ fn answer(
             }
         }
     }
-    Ok((entries, writes, peer_writes))
+    Ok((entries, writes, peer_writes, mirror))
 }
 
 fn binary(bytes: Vec<u8>) -> Response {

@@ -228,7 +228,11 @@ pub fn offer(id: &str, title: &str) -> loyalty_core::api::PostOffer {
         valid_from_ms: now - 60_000,
         valid_until_ms: now + 14 * 86_400_000,
         needs_activation: true,
-        rule: String::new(),
+        reward: loyalty_core::offers::Reward::FixedPoints,
+        value: 100,
+        category: String::new(),
+        min_spend_minor: 0,
+        use_limit: 1,
     }
 }
 

@@ -276,9 +276,12 @@ fn malformed_operator_input_is_400() {
         let url = format!("{}/v1/admin/members/{}/offers", w.server.url, w.member_id);
         let cases = [
             (serde_json::json!({"title": "no dates"}), "malformed_body"),
-            (serde_json::json!({"title": "", "valid_from_ms": 0, "valid_until_ms": 1}), "invalid_offer"),
-            (serde_json::json!({"title": "t", "valid_from_ms": 5, "valid_until_ms": 1}), "invalid_offer"),
-            (serde_json::json!({"id": "a/b", "title": "t", "valid_from_ms": 0, "valid_until_ms": 1}), "invalid_offer"),
+            (serde_json::json!({"title": "no reward", "valid_from_ms": 0, "valid_until_ms": 1}), "malformed_body"),
+            (serde_json::json!({"title": "", "valid_from_ms": 0, "valid_until_ms": 1, "reward": "fixed_points", "value": 5}), "invalid_offer"),
+            (serde_json::json!({"title": "t", "valid_from_ms": 5, "valid_until_ms": 1, "reward": "fixed_points", "value": 5}), "invalid_offer"),
+            (serde_json::json!({"id": "a/b", "title": "t", "valid_from_ms": 0, "valid_until_ms": 1, "reward": "fixed_points", "value": 5}), "invalid_offer"),
+            (serde_json::json!({"title": "t", "valid_from_ms": 0, "valid_until_ms": 1, "reward": "percent_off", "value": 150}), "invalid_offer"),
+            (serde_json::json!({"title": "t", "valid_from_ms": 0, "valid_until_ms": 1, "reward": "free_lunch", "value": 1}), "malformed_body"),
         ];
         for (body, expected) in cases {
             let r = w.http.post(&url).bearer_auth(OPERATOR_TOKEN).json(&body).send().await.unwrap();

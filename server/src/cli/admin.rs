@@ -49,6 +49,21 @@ enum AdminCommand {
         /// Offer id (default: generated).
         #[arg(long)]
         id: Option<String>,
+        /// percent_off, fixed_points or points_multiplier.
+        #[arg(long, default_value = "fixed_points")]
+        reward: String,
+        /// Percent off, bonus points, or the multiplier in percent (200 = double points).
+        #[arg(long, default_value_t = 100)]
+        value: i64,
+        /// The product category it applies to (default: the whole basket).
+        #[arg(long, default_value = "")]
+        category: String,
+        /// The least the basket must come to, in minor units.
+        #[arg(long, default_value_t = 0)]
+        min_spend_minor: i64,
+        /// Uses per member; 0 for no limit.
+        #[arg(long, default_value_t = 1)]
+        use_limit: i64,
     },
     /// Send a message to a member.
     Message {
@@ -115,7 +130,15 @@ pub async fn run(args: AdminArgs) -> CliResult {
             days,
             needs_activation,
             id,
+            reward,
+            value,
+            category,
+            min_spend_minor,
+            use_limit,
         } => {
+            let reward = loyalty_core::offers::Reward::parse(&reward).ok_or_else(|| {
+                format!("unknown reward `{reward}`: percent_off, fixed_points or points_multiplier")
+            })?;
             let now = now_ms();
             let offer = PostOffer {
                 id,
@@ -125,7 +148,11 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 valid_from_ms: now,
                 valid_until_ms: now.saturating_add(days.saturating_mul(86_400_000)),
                 needs_activation,
-                rule: String::new(),
+                reward,
+                value,
+                category,
+                min_spend_minor,
+                use_limit,
             };
             let o = client
                 .post_offer(&member_id, &offer)
