@@ -203,6 +203,9 @@ pub struct Movement {
     pub tx_id: String,
     pub points: i64,
     pub reason: String,
+    /// The programme rule behind it (`base:gold`, `redeem`, `expiry`, `offer:off_1`...).
+    #[serde(default)]
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,8 +217,18 @@ pub struct PostingResponse {
     pub earned: i64,
     /// Points spent (purchase) or given back (refund).
     pub redeemed: i64,
+    /// Points the member can spend now.
     pub balance: i64,
+    /// Points earned but still pending (they become spendable after the programme's period).
+    #[serde(default)]
+    pub pending: i64,
     pub movements: Vec<Movement>,
+    /// What the applied offers take off the receipt: the till charges the total less this.
+    #[serde(default)]
+    pub discount_minor: i64,
+    /// The member's offers applied to this purchase, for the receipt.
+    #[serde(default)]
+    pub offers_applied: Vec<crate::earning::AppliedOffer>,
 }
 
 /// `POST /v1/till/refunds`: gives back part or all of a purchase.

@@ -38,6 +38,40 @@ pub struct LedgerEntry {
     pub points: i64,
     pub reason: String,
     pub at_ms: i64,
+    /// The programme rule behind the movement (`base:gold`, `offer:off_1`, `expiry`, `redeem`...).
+    #[serde(default)]
+    pub rule: String,
+}
+
+/// What the programme says about the member beyond the balance: the tier with its benefits and
+/// the progress to the next one, pending points, and the next expiries. Written by the server;
+/// `None` on a card the programme has not projected yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    pub tier_name: String,
+    /// Set by an operator rather than earned.
+    pub tier_manual: bool,
+    pub tier_benefits: Vec<String>,
+    /// `spend` (minor units) or `points`.
+    pub metric: String,
+    /// What the member qualifies with over the ladder's window.
+    pub qualifying: i64,
+    /// The next tier's name and what is missing to reach it; `None` at the top.
+    pub next_tier_name: Option<String>,
+    pub needed: i64,
+    pub review_at_ms: i64,
+    /// When the tier drops unless the member requalifies first.
+    pub downgrade_at_ms: Option<i64>,
+    /// Earned points not yet spendable.
+    pub pending: i64,
+    /// The next expiries as (when, points), soonest first.
+    pub expiries: Vec<PointsExpiry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsExpiry {
+    pub at_ms: i64,
+    pub points: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +83,8 @@ pub struct Card {
     pub balance: i64,
     /// Newest first.
     pub ledger: Vec<LedgerEntry>,
+    #[serde(default)]
+    pub standing: Option<Standing>,
 }
 
 /// Reads the card, or `None` when the document is still at genesis (the device has not synced yet).
@@ -72,6 +108,7 @@ pub fn read(doc: &AutoCommit) -> Result<Option<Card>, DocumentError> {
             points: f.int(&entry, "points")?,
             reason: f.str(&entry, "reason")?,
             at_ms: f.timestamp(&entry, "at")?,
+            rule: f.opt_str(&entry, "rule")?.unwrap_or_default(),
             tx_id,
         });
     }
@@ -83,7 +120,117 @@ pub fn read(doc: &AutoCommit) -> Result<Option<Card>, DocumentError> {
         tier: f.str(&root, "tier")?,
         balance: f.int(&root, "balance")?,
         ledger,
+        standing: read_standing(&f)?,
     }))
+}
+
+fn read_standing(f: &Fields<'_>) -> Result<Option<Standing>, DocumentError> {
+    let root = automerge::ROOT;
+    let Some(tier_name) = f.opt_str(&root, "tier_name")? else {
+        return Ok(None);
+    };
+    let benefits = f.map(&root, "tier_benefits")?;
+    let mut tier_benefits = Vec::new();
+    for key in f.keys(&benefits) {
+        tier_benefits.push(f.str(&benefits, &key)?);
+    }
+    let p = f.map(&root, "progress")?;
+    let next = f.str(&p, "next_tier_name")?;
+    let exp = f.map(&root, "expiries")?;
+    let mut expiries = Vec::new();
+    for key in f.keys(&exp) {
+        let at_ms = key.parse().map_err(|_| DocumentError::Invalid {
+            doc: DocKind::Card,
+            message: format!("expiry key `{key}` is not a time"),
+        })?;
+        expiries.push(PointsExpiry {
+            at_ms,
+            points: f.int(&exp, &key)?,
+        });
+    }
+    expiries.sort_by_key(|e| e.at_ms);
+    Ok(Some(Standing {
+        tier_name,
+        tier_manual: f.bool(&root, "tier_manual")?,
+        tier_benefits,
+        metric: f.str(&p, "metric")?,
+        qualifying: f.int(&p, "qualifying")?,
+        next_tier_name: (!next.is_empty()).then_some(next),
+        needed: f.int(&p, "needed")?,
+        review_at_ms: f.timestamp(&p, "review_at")?,
+        downgrade_at_ms: f.opt_timestamp(&p, "downgrade_at")?,
+        pending: f.int(&root, "pending")?,
+        expiries,
+    }))
+}
+
+/// Writes the member's tier and standing (server side); unchanged values add no operations.
+pub fn set_standing(
+    doc: &mut AutoCommit,
+    tier: &str,
+    s: &Standing,
+) -> Result<(), automerge::AutomergeError> {
+    let root = automerge::ROOT;
+    let text = |v: &str| ScalarValue::Str(v.into());
+    put_if_changed(doc, &root, "tier", text(tier))?;
+    put_if_changed(doc, &root, "tier_name", text(&s.tier_name))?;
+    put_if_changed(
+        doc,
+        &root,
+        "tier_manual",
+        ScalarValue::Boolean(s.tier_manual),
+    )?;
+    put_if_changed(doc, &root, "pending", ScalarValue::Int(s.pending))?;
+    // Zero-padded keys keep the benefits in their order when read back as map keys.
+    let benefits: Vec<(String, ScalarValue)> = s
+        .tier_benefits
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("{i:03}"), text(b)))
+        .collect();
+    replace_map(doc, "tier_benefits", &benefits)?;
+    let expiries: Vec<(String, ScalarValue)> = s
+        .expiries
+        .iter()
+        .map(|e| (e.at_ms.to_string(), ScalarValue::Int(e.points)))
+        .collect();
+    replace_map(doc, "expiries", &expiries)?;
+    let mut progress = vec![
+        ("metric".to_string(), text(&s.metric)),
+        ("qualifying".into(), ScalarValue::Int(s.qualifying)),
+        (
+            "next_tier_name".into(),
+            text(s.next_tier_name.as_deref().unwrap_or("")),
+        ),
+        ("needed".into(), ScalarValue::Int(s.needed)),
+        ("review_at".into(), ScalarValue::Timestamp(s.review_at_ms)),
+    ];
+    if let Some(at) = s.downgrade_at_ms {
+        progress.push(("downgrade_at".into(), ScalarValue::Timestamp(at)));
+    }
+    replace_map(doc, "progress", &progress)
+}
+
+/// Makes the map at `root[key]` hold exactly `entries`, touching only what differs.
+fn replace_map(
+    doc: &mut AutoCommit,
+    key: &str,
+    entries: &[(String, ScalarValue)],
+) -> Result<(), automerge::AutomergeError> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let map = ensure_map(doc, &automerge::ROOT, key)?;
+    let stale: Vec<String> = doc
+        .keys(&map)
+        .filter(|k| !entries.iter().any(|(e, _)| e == k))
+        .collect();
+    for k in stale {
+        doc.delete(&map, k.as_str())?;
+    }
+    for (k, v) in entries {
+        put_if_changed(doc, &map, k, v.clone())?;
+    }
+    Ok(())
 }
 
 /// Issues a new card into a genesis card document (server side, at enrollment of the member).
@@ -134,6 +281,14 @@ pub fn record(
         ScalarValue::Str(entry.reason.as_str().into()),
     )?;
     put_if_changed(doc, &obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
+    if !entry.rule.is_empty() {
+        put_if_changed(
+            doc,
+            &obj,
+            "rule",
+            ScalarValue::Str(entry.rule.as_str().into()),
+        )?;
+    }
     put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))
 }
 
@@ -157,6 +312,7 @@ mod tests {
                 points: pts,
                 reason: format!("reason {i}"),
                 at_ms: i * 1000,
+                rule: "base:base".into(),
             };
             record(&mut doc, &entry, 60).unwrap();
         }
@@ -166,6 +322,52 @@ mod tests {
         assert_eq!(card.balance, 60);
         assert_eq!(card.ledger[0].tx_id, "tx2");
         assert_eq!(card.ledger[1].points, 100);
+        assert_eq!(card.ledger[1].rule, "base:base");
+        assert_eq!(card.standing, None);
+    }
+
+    #[test]
+    fn standing_round_trips_and_rewrites_only_changes() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        let mut s = Standing {
+            tier_name: "Gold".into(),
+            tier_manual: false,
+            tier_benefits: vec!["Free coffee".into(), "Priority line".into()],
+            metric: "spend".into(),
+            qualifying: 120_000,
+            next_tier_name: None,
+            needed: 0,
+            review_at_ms: 9_000,
+            downgrade_at_ms: Some(10_000),
+            pending: 40,
+            expiries: vec![
+                PointsExpiry {
+                    at_ms: 5_000,
+                    points: 10,
+                },
+                PointsExpiry {
+                    at_ms: 50_000,
+                    points: 20,
+                },
+            ],
+        };
+        set_standing(&mut doc, "gold", &s).unwrap();
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(
+            (card.tier.as_str(), card.standing.as_ref()),
+            ("gold", Some(&s))
+        );
+        doc.commit();
+        let heads = doc.get_heads();
+        set_standing(&mut doc, "gold", &s).unwrap();
+        assert_eq!(doc.commit(), None);
+        assert_eq!(doc.get_heads(), heads);
+        s.expiries.remove(0);
+        s.downgrade_at_ms = None;
+        s.tier_benefits.pop();
+        set_standing(&mut doc, "gold", &s).unwrap();
+        assert_eq!(read(&doc).unwrap().unwrap().standing, Some(s));
     }
 
     #[test]
@@ -238,6 +440,7 @@ mod trim_tests {
                 points: 1,
                 reason: "r".into(),
                 at_ms: i,
+                rule: String::new(),
             };
             record(&mut doc, &e, i + 1).unwrap();
             trim_ledger(&mut doc).unwrap();

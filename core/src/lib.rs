@@ -20,21 +20,26 @@
 //! ```
 
 pub mod api;
+pub mod calendar;
 pub mod card;
 pub mod checkout_code;
 pub mod clock;
 pub mod device;
 pub mod document;
+pub mod earning;
 pub mod error;
 pub mod ids;
 pub mod inbox;
+pub mod lots;
 pub mod member;
 pub mod offers;
+pub mod programme;
 pub mod protocol;
 pub mod qr;
 pub mod secrets;
 pub mod store;
 pub mod sync;
+pub mod tiers;
 
 pub use clock::{Clock, SystemClock};
 pub use device::{Device, SyncReport};

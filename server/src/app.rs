@@ -17,6 +17,8 @@ use loyalty_core::ids::{constant_time_eq, sha256};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, MutexGuard, broadcast};
 
+use loyalty_core::programme::Programme;
+
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::storage::{DeviceRecord, Storage};
@@ -35,7 +37,13 @@ pub struct App {
     operator_token_hash: Option<[u8; 32]>,
     till_token_hash: Option<[u8; 32]>,
     changes: Changes,
+    /// The programme configuration, cached for [`PROGRAMME_TTL`] so a posting does not parse it
+    /// from the database each time, yet other instances see an operator's change soon.
+    programme: std::sync::RwLock<Option<(std::time::Instant, Arc<Programme>)>>,
 }
+
+/// How long an instance trusts its cached programme configuration.
+const PROGRAMME_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which members' documents changed, for devices waiting on `GET /v1/members/{id}/changes`.
 /// Sequence numbers start at the process's start time in microseconds, so they keep growing across
@@ -75,7 +83,30 @@ impl App {
                 last: std::sync::Mutex::new(HashMap::new()),
                 tx: broadcast::channel(1024).0,
             },
+            programme: std::sync::RwLock::new(None),
         })
+    }
+
+    /// The programme as operators configured it; before they do, one base tier earning the
+    /// server's configured `points_per_unit`.
+    pub async fn programme(&self) -> Result<Arc<Programme>, ApiError> {
+        if let Some((at, p)) = &*self.programme.read().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < PROGRAMME_TTL
+        {
+            return Ok(p.clone());
+        }
+        let programme = Arc::new(self.storage.programme().await?.unwrap_or_else(|| {
+            let mut p = Programme::default();
+            p.earning.default_rate = self.config.points_per_unit;
+            p
+        }));
+        self.cache_programme(programme.clone());
+        Ok(programme)
+    }
+
+    pub fn cache_programme(&self, programme: Arc<Programme>) {
+        *self.programme.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), programme));
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -213,6 +244,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/till/refunds", post(crate::till::refund))
         .route("/v1/admin/members", post(crate::admin::create_member))
         .route(
+            "/v1/admin/programme",
+            get(crate::programme::get_programme).put(crate::programme::put_programme),
+        )
+        .route(
+            "/v1/admin/programme/settle",
+            post(crate::programme::settle_now),
+        )
+        .route(
+            "/v1/admin/members/{member_id}/tier",
+            post(crate::programme::set_tier),
+        )
+        .route(
             "/v1/admin/members/{member_id}/block",
             post(crate::admin::block),
         )
@@ -256,7 +299,13 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    let settler = tokio::spawn(crate::programme::settle_forever(
+        app.clone(),
+        app.config.settle_interval,
+    ));
+    let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    settler.abort();
+    served
 }

@@ -16,8 +16,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The bearer token tills present on `/v1/till/...`.
     pub till_token: String,
-    /// Points earned per whole currency unit spent (per 100 minor units).
+    /// Points earned per whole currency unit spent (per 100 minor units), until an operator
+    /// configures the programme's earning rules.
     pub points_per_unit: i64,
+    /// How often the settle job matures and expires points and reviews tiers.
+    pub settle_interval: std::time::Duration,
 }
 
 impl Config {
@@ -33,6 +36,7 @@ impl Config {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             till_token: String::new(),
             points_per_unit: 1,
+            settle_interval: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -51,6 +51,7 @@ pub async fn enroll(
         )
         .await?;
     tracing::info!(member = %member.member_id, device = %device_id, "device enrolled");
+    crate::programme::enrolled(&app, &member.member_id).await;
     Ok(Json(EnrollResponse {
         member_id: member.member_id,
         card_number: member.card_number,

@@ -86,6 +86,11 @@ impl From<StorageError> for ApiError {
                 "insufficient_points",
                 "the balance does not cover the redemption",
             ),
+            StorageError::RefundExceedsPurchase => ApiError::new(
+                StatusCode::CONFLICT,
+                "refund_exceeds_purchase",
+                "the refunds would exceed the purchase",
+            ),
             StorageError::Conflict => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

@@ -15,10 +15,13 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::oneshot;
 
 use crate::storage::{
-    CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberRecord, NewDevice, NewMember,
-    Posting, PriorPosting, PurchaseRecord, Storage, StorageError, StoredDoc, TillMember,
-    TillStorage,
+    CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme, MemberRecord,
+    NewDevice, NewMember, Posting, PriorPosting, PurchaseRecord, Storage, StorageError, StoredDoc,
+    TillMember, TillStorage,
 };
+use loyalty_core::lots::Lot;
+use loyalty_core::programme::Programme;
+use loyalty_core::tiers::{Metric, TierState};
 
 /// `PRAGMA application_id` of a server database ("LYLS").
 const APPLICATION_ID: i32 = 0x4C59_4C53;
@@ -148,6 +151,44 @@ fn migrations() -> Migrations<'static> {
                  at INTEGER NOT NULL,
                  PRIMARY KEY (member_id, offer_id)
              ) WITHOUT ROWID;",
+        ),
+        // Points lots, the tier's state, and the programme's configuration. Every ledger movement
+        // still belongs to a posting: the programme's own changes (expiry, event points, tier
+        // changes) are postings of their own kinds. `revision` guards every change of a member's
+        // points against a concurrent one; `next_event_at` lets the settle job find the members
+        // whose points mature or expire, or whose tier is up for review, without a scan.
+        M::up(
+            "CREATE TABLE programme (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 config TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             ALTER TABLE members ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE members ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE members ADD COLUMN tier_manual INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE members ADD COLUMN tier_since INTEGER;
+             ALTER TABLE members ADD COLUMN tier_review_at INTEGER;
+             ALTER TABLE members ADD COLUMN tier_downgrade_at INTEGER;
+             ALTER TABLE members ADD COLUMN next_event_at INTEGER;
+             CREATE INDEX members_by_next_event ON members (next_event_at)
+                 WHERE next_event_at IS NOT NULL;
+             CREATE TABLE lots (
+                 lot_id TEXT PRIMARY KEY,
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 posting TEXT NOT NULL REFERENCES postings (idempotency_key),
+                 rule TEXT NOT NULL,
+                 points INTEGER NOT NULL,
+                 remaining INTEGER NOT NULL CHECK (remaining >= 0),
+                 expired INTEGER NOT NULL DEFAULT 0,
+                 earned_at INTEGER NOT NULL,
+                 available_at INTEGER NOT NULL,
+                 expires_at INTEGER,
+                 warned INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX lots_open_by_member ON lots (member_id) WHERE remaining > 0;
+             CREATE INDEX lots_by_posting ON lots (posting);
+             ALTER TABLE ledger ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+             CREATE INDEX postings_by_member ON postings (member_id, at);",
         ),
     ])
 }
@@ -577,50 +618,213 @@ fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {
         card_number: r.get(1)?,
         blocked: r.get::<_, String>(2)? == "blocked",
         balance: r.get(3)?,
+        tier: r.get(4)?,
     })
 }
 
 /// Writes one posting inside the caller's transaction.
 fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
-    if p.redeemed > p.expected_balance {
+    let st = &p.state;
+    if st.balance < 0 {
         return Err(StorageError::InsufficientPoints);
     }
     let fresh = tx
-        .execute(
+        .prepare_cached(
             "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
                                    receipt_id, total_minor, earned, redeemed, at, response)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
-            params![
+        )
+        .and_then(|mut s| {
+            s.execute(params![
                 p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
                 p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response
-            ],
-        )
+            ])
+        })
         .map_err(backend)?;
     if fresh != 1 {
         return Err(StorageError::Duplicate(
             "a posting with this idempotency key".into(),
         ));
     }
-    // The guard on the old balance makes a concurrent posting (another instance) a conflict to
-    // retry, never a lost update.
+    if let Some(purchase) = &p.refers_to {
+        // Checked in the writer, which sees every earlier refund: two refunds racing on one
+        // purchase cannot together give back more than it was.
+        let over: bool = tx
+            .prepare_cached(
+                "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1)
+                        > total_minor
+                 FROM postings WHERE idempotency_key = ?1",
+            )
+            .and_then(|mut s| s.query_row([purchase], |r| r.get(0)))
+            .map_err(backend)?;
+        if over {
+            return Err(StorageError::RefundExceedsPurchase);
+        }
+    }
+    // The revision guard makes a concurrent change (another instance) a conflict to retry,
+    // never a lost update.
     let moved = tx
-        .execute(
-            "UPDATE members SET balance = ?1 WHERE member_id = ?2 AND balance = ?3",
-            params![p.new_balance, p.member_id, p.expected_balance],
+        .prepare_cached(
+            "UPDATE members SET balance = ?1, pending = ?2, tier = ?3, tier_manual = ?4,
+                 tier_since = ?5, tier_review_at = ?6, tier_downgrade_at = ?7, next_event_at = ?8,
+                 revision = revision + 1
+             WHERE member_id = ?9 AND revision = ?10",
         )
+        .and_then(|mut s| {
+            s.execute(params![
+                st.balance,
+                st.pending,
+                st.tier.tier,
+                st.tier.manual,
+                st.tier.since_ms,
+                st.tier.review_at_ms,
+                st.tier.downgrade_at_ms,
+                st.next_event_at_ms,
+                p.member_id,
+                p.expected_revision
+            ])
+        })
         .map_err(backend)?;
     if moved != 1 {
         return Err(StorageError::Conflict);
     }
-    for m in &p.movements {
-        tx.execute(
-            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![m.tx_id, p.member_id, p.idempotency_key, m.points, m.reason, p.till_id, p.receipt_id, p.at_ms],
+    let mut ledger = tx
+        .prepare_cached(
+            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at, rule)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
+        .map_err(backend)?;
+    for m in &p.movements {
+        ledger
+            .execute(params![
+                m.tx_id,
+                p.member_id,
+                p.idempotency_key,
+                m.points,
+                m.reason,
+                p.till_id,
+                p.receipt_id,
+                p.at_ms,
+                m.rule
+            ])
+            .map_err(backend)?;
+    }
+    let mut lots = tx
+        .prepare_cached(
+            "INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired,
+                               earned_at, available_at, expires_at, warned)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (lot_id) DO UPDATE SET remaining = excluded.remaining,
+                 expired = excluded.expired, warned = excluded.warned",
+        )
+        .map_err(backend)?;
+    for l in &p.lots {
+        lots.execute(params![
+            l.lot_id,
+            p.member_id,
+            p.idempotency_key,
+            l.rule,
+            l.points,
+            l.remaining,
+            l.expired,
+            l.earned_at_ms,
+            l.available_at_ms,
+            l.expires_at_ms,
+            l.warned
+        ])
         .map_err(backend)?;
     }
     update_document(tx, &p.member_id, &p.card)
+}
+
+fn read_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
+    Ok(Lot {
+        lot_id: r.get(0)?,
+        rule: r.get(1)?,
+        points: r.get(2)?,
+        remaining: r.get(3)?,
+        expired: r.get(4)?,
+        earned_at_ms: r.get(5)?,
+        available_at_ms: r.get(6)?,
+        expires_at_ms: r.get(7)?,
+        warned: r.get(8)?,
+    })
+}
+
+/// The member's row, lots and qualifying amount, read in one snapshot.
+fn read_book(
+    conn: &mut Connection,
+    member_id: &str,
+    metric: Metric,
+    window_start_ms: i64,
+) -> Result<Option<MemberBook>, StorageError> {
+    let tx = conn.transaction().map_err(backend)?;
+    let row = tx
+        .prepare_cached(
+            "SELECT card_number, status, revision, balance, pending, tier, tier_manual,
+                    coalesce(tier_since, created_at), tier_review_at, tier_downgrade_at, next_event_at
+             FROM members WHERE member_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([member_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)? == "blocked",
+                    r.get::<_, i64>(2)?,
+                    MemberProgramme {
+                        balance: r.get(3)?,
+                        pending: r.get(4)?,
+                        tier: TierState {
+                            tier: r.get(5)?,
+                            manual: r.get(6)?,
+                            since_ms: r.get(7)?,
+                            // A member from before the programme is reviewed at once.
+                            review_at_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+                            downgrade_at_ms: r.get(9)?,
+                        },
+                        next_event_at_ms: r.get(10)?,
+                    },
+                ))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let Some((card_number, blocked, revision, state)) = row else {
+        return Ok(None);
+    };
+    let lots = tx
+        .prepare_cached(
+            "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
+             FROM lots WHERE member_id = ?1 AND remaining > 0",
+        )
+        .and_then(|mut s| {
+            s.query_map([member_id], read_lot)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    let sql = match metric {
+        Metric::Spend => {
+            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN total_minor ELSE -total_minor END), 0)
+             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
+        }
+        Metric::Points => {
+            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN earned ELSE -earned END), 0)
+             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
+        }
+    };
+    let qualifying = tx
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(Some(MemberBook {
+        member_id: member_id.to_string(),
+        card_number,
+        blocked,
+        revision,
+        state,
+        lots,
+        qualifying,
+    }))
 }
 
 type PostingJob = (Posting, oneshot::Sender<Result<(), StorageError>>);
@@ -696,7 +900,7 @@ impl TillStorage for SqliteStorage {
         let card_number = card_number.to_string();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT member_id, card_number, status, balance FROM members WHERE card_number = ?1",
+                "SELECT member_id, card_number, status, balance, tier FROM members WHERE card_number = ?1",
                 [card_number],
                 till_member,
             )
@@ -710,7 +914,7 @@ impl TillStorage for SqliteStorage {
         let member_id = member_id.to_string();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT member_id, card_number, status, balance FROM members WHERE member_id = ?1",
+                "SELECT member_id, card_number, status, balance, tier FROM members WHERE member_id = ?1",
                 [member_id],
                 till_member,
             )
@@ -836,11 +1040,11 @@ impl TillStorage for SqliteStorage {
     ) -> Result<Option<PurchaseRecord>, StorageError> {
         let key = idempotency_key.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            let record = conn.query_row(
                 "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
                         (SELECT coalesce(sum(r.total_minor), 0) FROM postings r WHERE r.refers_to = p.idempotency_key)
                  FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
-                [key],
+                [&key],
                 |r| {
                     Ok(PurchaseRecord {
                         member_id: r.get(0)?,
@@ -848,11 +1052,108 @@ impl TillStorage for SqliteStorage {
                         earned: r.get(2)?,
                         redeemed: r.get(3)?,
                         refunded_minor: r.get(4)?,
+                        lots: Vec::new(),
                     })
                 },
             )
             .optional()
+            .map_err(backend)?;
+            let Some(mut record) = record else {
+                return Ok(None);
+            };
+            record.lots = conn
+                .prepare_cached("SELECT lot_id, points FROM lots WHERE posting = ?1 ORDER BY lot_id")
+                .and_then(|mut s| {
+                    s.query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend)?;
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    async fn member_book(
+        &self,
+        member_id: &str,
+        metric: Metric,
+        window_start_ms: i64,
+    ) -> Result<Option<MemberBook>, StorageError> {
+        let member_id = member_id.to_string();
+        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms))
+            .await
+    }
+
+    async fn members_due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StorageError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT member_id FROM members WHERE next_event_at <= ?1 ORDER BY next_event_at LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![now_ms, limit as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn birthdays(&self, month: u8, day: u8) -> Result<Vec<String>, StorageError> {
+        let md = format!("{month:02}-{day:02}");
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT member_id FROM member_preferences
+                 WHERE key = 'birthday' AND (value = ?1 OR value LIKE '____-' || ?1)",
+            )
+            .and_then(|mut s| {
+                s.query_map([md], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn preferences(
+        &self,
+        member_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StorageError> {
+        let member_id = member_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT key, value FROM member_preferences WHERE member_id = ?1")
+                .and_then(|mut s| {
+                    s.query_map([member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn programme(&self) -> Result<Option<Programme>, StorageError> {
+        let text: Option<String> = self
+            .read(|conn| {
+                conn.query_row("SELECT config FROM programme WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(backend))
+            .transpose()
+    }
+
+    async fn set_programme(&self, programme: &Programme, now_ms: i64) -> Result<(), StorageError> {
+        let text = serde_json::to_string(programme).map_err(backend)?;
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO programme (id, config, updated_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+                params![text, now_ms],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }

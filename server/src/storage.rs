@@ -8,6 +8,9 @@
 
 use async_trait::async_trait;
 use loyalty_core::DocKind;
+use loyalty_core::lots::Lot;
+use loyalty_core::programme::Programme;
+use loyalty_core::tiers::{Metric, TierState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -25,6 +28,8 @@ pub enum StorageError {
     CodeReplayed,
     #[error("the balance does not cover the redemption")]
     InsufficientPoints,
+    #[error("the refunds would exceed the purchase")]
+    RefundExceedsPurchase,
     #[error("the database failed: {0}")]
     Backend(String),
 }
@@ -133,6 +138,7 @@ pub struct TillMember {
     pub card_number: String,
     pub blocked: bool,
     pub balance: i64,
+    pub tier: String,
 }
 
 /// A registered checkout key.
@@ -158,18 +164,24 @@ pub struct LedgerMovement {
     pub tx_id: String,
     pub points: i64,
     pub reason: String,
+    /// The programme rule behind it (`base:gold`, `redeem`, `expiry`, `offer:off_1`...).
+    #[serde(default)]
+    pub rule: String,
 }
 
-/// Everything one purchase or refund writes, in one transaction: the idempotency record with its
-/// answer, the ledger movements, the new balance (guarded against overdraft and against a
-/// concurrent change), and the card document that projects it.
+/// Everything one change of a member's points writes, in one transaction: the posting under its
+/// idempotency key with the answer stored for retries, the ledger movements, the lots they touch,
+/// the member's balance, pending points and tier, and the card document that projects it all.
+/// Purchases and refunds are postings; so are expiries, event points and operator tier changes,
+/// each with its own kind, so every ledger movement belongs to exactly one posting.
 pub struct Posting {
     pub idempotency_key: String,
     pub request_hash: [u8; 32],
     pub member_id: String,
+    /// The till, or `programme` for what the programme does by itself.
     pub till_id: String,
     pub receipt_id: String,
-    /// `purchase` or `refund`.
+    /// `purchase`, `refund`, `settle`, `event` or `tier`.
     pub kind: &'static str,
     /// For a refund: the purchase's idempotency key.
     pub refers_to: Option<String>,
@@ -177,12 +189,42 @@ pub struct Posting {
     pub earned: i64,
     pub redeemed: i64,
     pub movements: Vec<LedgerMovement>,
-    pub expected_balance: i64,
-    pub new_balance: i64,
+    /// The member's revision this posting was computed from: a concurrent change is a conflict.
+    pub expected_revision: i64,
+    pub state: MemberProgramme,
+    /// Lots created or changed, each with the posting that created it.
+    pub lots: Vec<Lot>,
+    /// Offers applied at the till, whose use counts go up by one.
+    pub offer_uses: Vec<String>,
     pub card: DocWrite,
     pub at_ms: i64,
     /// The JSON answer stored for retries.
     pub response: Vec<u8>,
+}
+
+/// The member's programme state as the members table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberProgramme {
+    /// Spendable points: what the available lots hold.
+    pub balance: i64,
+    pub pending: i64,
+    pub tier: TierState,
+    /// When the programme must look at the member again by itself (maturity, expiry, review).
+    pub next_event_at_ms: Option<i64>,
+}
+
+/// A member's points and tier, loaded to compute a posting.
+#[derive(Debug, Clone)]
+pub struct MemberBook {
+    pub member_id: String,
+    pub card_number: String,
+    pub blocked: bool,
+    pub revision: i64,
+    pub state: MemberProgramme,
+    /// The lots with points left.
+    pub lots: Vec<Lot>,
+    /// Spend (minor units) or points earned on purchases less refunds, since the window's start.
+    pub qualifying: i64,
 }
 
 /// A posting already made under an idempotency key.
@@ -201,6 +243,8 @@ pub struct PurchaseRecord {
     pub redeemed: i64,
     /// Minor units refunded so far.
     pub refunded_minor: i64,
+    /// The lots the purchase earned, as (lot id, points earned).
+    pub lots: Vec<(String, i64)>,
 }
 
 #[async_trait]
@@ -230,10 +274,29 @@ pub trait TillStorage: Send + Sync + 'static {
     ) -> Result<Option<PriorPosting>, StorageError>;
     async fn purchase(&self, idempotency_key: &str)
     -> Result<Option<PurchaseRecord>, StorageError>;
-    /// Writes a posting; [`StorageError::Conflict`] when the balance or the card moved meanwhile,
-    /// [`StorageError::InsufficientPoints`] when the balance would go below zero through a
-    /// redemption, [`StorageError::Duplicate`] when the idempotency key was used meanwhile.
+    /// Writes a posting; [`StorageError::Conflict`] when the member or the card moved meanwhile,
+    /// [`StorageError::InsufficientPoints`] when the balance would go below zero,
+    /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile.
     async fn post(&self, posting: Posting) -> Result<(), StorageError>;
+    /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..
+    async fn member_book(
+        &self,
+        member_id: &str,
+        metric: Metric,
+        window_start_ms: i64,
+    ) -> Result<Option<MemberBook>, StorageError>;
+    /// Members the programme must look at by `now_ms` (maturity, expiry, warnings, reviews).
+    async fn members_due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StorageError>;
+    /// Members whose `birthday` preference falls on (`month`, `day`).
+    async fn birthdays(&self, month: u8, day: u8) -> Result<Vec<String>, StorageError>;
+    /// The member's preferences as the member document last said.
+    async fn preferences(
+        &self,
+        member_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StorageError>;
+    /// The programme configuration, `None` before an operator set one.
+    async fn programme(&self) -> Result<Option<Programme>, StorageError>;
+    async fn set_programme(&self, programme: &Programme, now_ms: i64) -> Result<(), StorageError>;
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError>;
     async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError>;
 }

@@ -64,6 +64,7 @@ pub async fn sync(
             tokio::task::spawn_blocking(move || answer(request, docs, states))
                 .await
                 .map_err(|e| ApiError::internal("sync processing panicked", e))??;
+        let member_changed = mirror.is_some();
         match app
             .storage
             .commit(
@@ -80,6 +81,11 @@ pub async fn sync(
                     server_time_ms: app.now_ms(),
                     entries: response,
                 };
+                if member_changed {
+                    // After the lock is released: the award takes the member's lock itself.
+                    drop(_guard);
+                    crate::programme::member_changed(&app, &member_id).await;
+                }
                 return Ok(binary(response.encode()));
             }
             Err(StorageError::Conflict) => continue,

@@ -14,30 +14,29 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{
-    Movement, PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
+    PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
 };
 use loyalty_core::checkout_code::{CodeError, ParsedCode, format_card_number};
+use loyalty_core::earning::{Basket, price};
 use loyalty_core::ids::{self, sha256};
-use loyalty_core::{DocKind, card};
+use loyalty_core::tiers::Metric;
 
 use crate::app::App;
-use crate::documents::load;
 use crate::error::ApiError;
-use crate::storage::{
-    CheckoutSession, DocWrite, LedgerMovement, Posting, StorageError, TillMember,
-};
+use crate::ledger::{self, Plan};
+use crate::storage::{CheckoutSession, StorageError};
 
 /// How long a scan's session stays open for its purchase.
 const SESSION_MS: i64 = 10 * 60 * 1000;
 /// Time steps of clock skew tolerated either side of the server's.
 const SKEW_STEPS: u32 = 1;
-/// Attempts at a posting before answering "busy".
-const ATTEMPTS: usize = 8;
 const MAX_KEY: usize = 128;
 /// Points one posting may move: far above any real basket, far below overflow when added up.
 const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
 const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+/// Lines on one receipt: a generous supermarket trolley.
+const MAX_LINES: usize = 1_000;
 
 fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
@@ -133,31 +132,15 @@ pub async fn scan(
             ),
             other => other.into(),
         })?;
-    let tier = tier_of(&app, &member.member_id).await?;
     tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
     Ok(Json(ScanResponse {
         session_id: session.session_id,
         session_expires_at_ms: session.expires_at_ms,
         member_id: member.member_id,
         card_number,
-        tier,
+        tier: member.tier,
         balance: member.balance,
     }))
-}
-
-async fn tier_of(app: &App, member_id: &str) -> Result<String, ApiError> {
-    let stored = app
-        .storage
-        .load_documents(member_id, &[DocKind::Card])
-        .await?;
-    let doc = stored
-        .first()
-        .map(|d| load(DocKind::Card, &d.bytes))
-        .transpose()?;
-    Ok(doc
-        .and_then(|d| card::read(&d).ok().flatten())
-        .map(|c| c.tier)
-        .unwrap_or_default())
 }
 
 fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
@@ -195,7 +178,7 @@ async fn replay(
     Ok(Some(Json(response)))
 }
 
-fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, ApiError> {
+fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
     let bad = |m: String| ApiError::bad_request("invalid_purchase", m);
     check_key(&p.idempotency_key)?;
     if p.receipt_id.is_empty() || p.receipt_id.len() > MAX_KEY {
@@ -207,6 +190,17 @@ fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, A
     if !(0..=MAX_POINTS).contains(&p.redeem_points) {
         return Err(bad(format!("redeem_points must be 0 to {MAX_POINTS}")));
     }
+    if p.lines.len() > MAX_LINES {
+        return Err(bad(format!("a receipt has at most {MAX_LINES} lines")));
+    }
+    if p.lines
+        .iter()
+        .any(|l| l.amount_minor < 0 || l.category.len() > MAX_KEY)
+    {
+        return Err(bad(
+            "line amounts must not be negative, categories at most 128 bytes".into(),
+        ));
+    }
     if !p.lines.is_empty() {
         let sum = p
             .lines
@@ -216,169 +210,7 @@ fn validate_purchase(p: &PurchaseRequest, points_per_unit: i64) -> Result<i64, A
             return Err(bad("the lines do not add up to total_minor".into()));
         }
     }
-    // A misconfigured rate must not overflow into a panic or a negative earning.
-    (p.total_minor / 100)
-        .checked_mul(points_per_unit)
-        .filter(|earned| (0..=MAX_POINTS).contains(earned))
-        .ok_or_else(|| bad("the points this purchase would earn are out of range".into()))
-}
-
-/// One till request's effect on a member: who, under which key, and the ledger movements.
-struct Effect {
-    member_id: String,
-    till_id: String,
-    receipt_id: String,
-    idempotency_key: String,
-    hash: [u8; 32],
-    kind: &'static str,
-    refers_to: Option<String>,
-    total_minor: i64,
-    earned: i64,
-    redeemed: i64,
-    movements: Vec<LedgerMovement>,
-}
-
-/// Writes `effect` for the member: ledger, balance and the card projection in one transaction,
-/// retrying when another writer moved the balance or the card first.
-async fn post_effect(app: &App, effect: Effect) -> Result<Json<PostingResponse>, ApiError> {
-    let Effect {
-        member_id,
-        till_id,
-        receipt_id,
-        idempotency_key,
-        hash,
-        kind,
-        refers_to,
-        total_minor,
-        ..
-    } = &effect;
-    let (member_id, hash, kind, total_minor) = (member_id.as_str(), *hash, *kind, *total_minor);
-    let _guard = app.lock_member(member_id).await;
-    for _ in 0..ATTEMPTS {
-        let member = current_member(app, member_id).await?;
-        // Checked here, under the lock, rather than at the door: one read instead of two, and
-        // a block that lands while the till waits still counts. Refunds go through regardless.
-        if member.blocked && kind == "purchase" {
-            return Err(refused("card_blocked", "this card is blocked"));
-        }
-        if effect.redeemed > member.balance && kind == "purchase" {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "insufficient_points",
-                format!(
-                    "the member has {} points, the purchase redeems {}",
-                    member.balance, effect.redeemed
-                ),
-            ));
-        }
-        let delta: i64 = effect.movements.iter().map(|m| m.points).sum();
-        let new_balance = member.balance + delta;
-        let now = app.now_ms();
-        let (card, stored_version) =
-            project(app, member_id, &effect.movements, new_balance, now).await?;
-        let response = PostingResponse {
-            posting: idempotency_key.clone(),
-            member_id: member_id.to_string(),
-            earned: effect.earned,
-            redeemed: effect.redeemed,
-            balance: new_balance,
-            movements: effect
-                .movements
-                .iter()
-                .map(|m| Movement {
-                    tx_id: m.tx_id.clone(),
-                    points: m.points,
-                    reason: m.reason.clone(),
-                })
-                .collect(),
-        };
-        let posting = Posting {
-            idempotency_key: idempotency_key.clone(),
-            request_hash: hash,
-            member_id: member_id.to_string(),
-            till_id: till_id.clone(),
-            receipt_id: receipt_id.clone(),
-            kind,
-            refers_to: refers_to.clone(),
-            total_minor,
-            earned: effect.earned,
-            redeemed: effect.redeemed,
-            movements: effect.movements.clone(),
-            expected_balance: member.balance,
-            new_balance,
-            card: DocWrite {
-                kind: DocKind::Card,
-                expected_version: stored_version,
-                bytes: card,
-            },
-            at_ms: now,
-            response: serde_json::to_vec(&response)
-                .map_err(|e| ApiError::internal("posting answer", e))?,
-        };
-        match app.storage.post(posting).await {
-            Ok(()) => {
-                app.notify(member_id);
-                return Ok(Json(response));
-            }
-            Err(StorageError::Conflict) => continue,
-            Err(StorageError::Duplicate(_)) => {
-                // Another request with the same key won the race: answer as it did.
-                return replay(app, idempotency_key, hash).await?.ok_or_else(|| {
-                    ApiError::internal("posting", "duplicate key without a stored answer")
-                });
-            }
-            Err(StorageError::InsufficientPoints) => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "insufficient_points",
-                    "the balance does not cover the redemption",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StorageError::Conflict.into())
-}
-
-async fn current_member(app: &App, member_id: &str) -> Result<TillMember, ApiError> {
-    app.storage
-        .till_member(member_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))
-}
-
-/// The card document with the movements and the new balance recorded, and the stored version it
-/// was made from.
-async fn project(
-    app: &App,
-    member_id: &str,
-    movements: &[LedgerMovement],
-    balance: i64,
-    now: i64,
-) -> Result<(Vec<u8>, i64), ApiError> {
-    let stored = app
-        .storage
-        .load_documents(member_id, &[DocKind::Card])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("posting", "member has no card document"))?;
-    let mut doc = load(DocKind::Card, &stored.bytes)?;
-    doc.set_actor(app.actor.clone());
-    let failed = |e| ApiError::internal("projecting the ledger", e);
-    for m in movements {
-        let entry = card::LedgerEntry {
-            tx_id: m.tx_id.clone(),
-            points: m.points,
-            reason: m.reason.clone(),
-            at_ms: now,
-        };
-        card::record(&mut doc, &entry, balance).map_err(failed)?;
-    }
-    card::set_balance(&mut doc, balance).map_err(failed)?;
-    card::trim_ledger(&mut doc).map_err(failed)?;
-    doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now / 1000));
-    Ok((doc.save(), stored.version))
+    Ok(())
 }
 
 pub async fn purchase(
@@ -388,14 +220,74 @@ pub async fn purchase(
 ) -> Result<Json<PostingResponse>, ApiError> {
     let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
-    let earned = validate_purchase(&request, app.config.points_per_unit)?;
+    validate_purchase(&request)?;
     let hash = request_hash(&request);
     if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
         return Ok(answer);
     }
+    let session = open_session(&app, &request.session_id, &till_id).await?;
+    let offers = crate::programme::till_offers(&app, &session.member_id).await?;
+    let basket = Basket {
+        total_minor: request.total_minor,
+        lines: request.lines.clone(),
+    };
+    let receipt = request.receipt_id.clone();
+    let outcome = ledger::transact(&app, &session.member_id, |draft| {
+        // Checked here, under the lock, rather than at the door: a block that lands while the
+        // till waits still counts.
+        if draft.blocked {
+            return Err(refused("card_blocked", "this card is blocked"));
+        }
+        let pricing = price(
+            &draft.programme.earning,
+            &draft.tier.tier,
+            &basket,
+            &offers,
+            draft.now,
+        );
+        draft
+            .redeem(
+                request.redeem_points,
+                format!("Redeemed at the till (receipt {receipt})"),
+            )
+            .map_err(|e| ledger::insufficient(Some(e)))?;
+        for e in &pricing.earnings {
+            let mut e = e.clone();
+            e.reason = format!("{} (receipt {receipt})", e.reason);
+            draft.earn(&e);
+        }
+        draft.qualifying_delta = match draft.programme.tiers.metric {
+            Metric::Spend => pricing.paid_minor,
+            Metric::Points => pricing.points(),
+        };
+        draft.offer_uses = pricing.applied.iter().map(|a| a.offer_id.clone()).collect();
+        draft.discount_minor = pricing.discount_minor;
+        draft.applied = pricing.applied.clone();
+        Ok(Plan {
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: hash,
+            kind: "purchase",
+            till_id: till_id.clone(),
+            receipt_id: receipt.clone(),
+            refers_to: None,
+            total_minor: request.total_minor,
+            earned: pricing.points(),
+            redeemed: request.redeem_points,
+            always: true,
+        })
+    })
+    .await?;
+    Ok(Json(outcome.response))
+}
+
+async fn open_session(
+    app: &App,
+    session_id: &str,
+    till_id: &str,
+) -> Result<CheckoutSession, ApiError> {
     let session = app
         .storage
-        .checkout_session(&request.session_id)
+        .checkout_session(session_id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(
@@ -415,39 +307,7 @@ pub async fn purchase(
             "the checkout session has expired: scan again",
         ));
     }
-    let receipt = &request.receipt_id;
-    let mut movements = Vec::new();
-    if request.redeem_points > 0 {
-        movements.push(LedgerMovement {
-            tx_id: ids::new_record_id("tx"),
-            points: -request.redeem_points,
-            reason: format!("Redeemed at the till (receipt {receipt})"),
-        });
-    }
-    if earned > 0 {
-        movements.push(LedgerMovement {
-            tx_id: ids::new_record_id("tx"),
-            points: earned,
-            reason: format!(
-                "Earned on a purchase of {} (receipt {receipt})",
-                money(request.total_minor)
-            ),
-        });
-    }
-    let effect = Effect {
-        member_id: session.member_id.clone(),
-        till_id,
-        receipt_id: request.receipt_id.clone(),
-        idempotency_key: request.idempotency_key.clone(),
-        hash,
-        kind: "purchase",
-        refers_to: None,
-        total_minor: request.total_minor,
-        earned,
-        redeemed: request.redeem_points,
-        movements,
-    };
-    post_effect(&app, effect).await
+    Ok(session)
 }
 
 fn money(minor: i64) -> String {
@@ -494,46 +354,45 @@ pub async fn refund(
         }
     };
     let after = purchase.refunded_minor + request.amount_minor;
-    let earned_back =
-        share(purchase.earned, after) - share(purchase.earned, purchase.refunded_minor);
-    let redeemed_back =
-        share(purchase.redeemed, after) - share(purchase.redeemed, purchase.refunded_minor);
-    let mut movements = Vec::new();
-    let receipt = &request.receipt_id;
-    if earned_back > 0 {
-        movements.push(LedgerMovement {
-            tx_id: ids::new_record_id("tx"),
-            points: -earned_back,
-            reason: format!(
-                "Refund of {} (receipt {receipt}): earned points taken back",
-                money(request.amount_minor)
-            ),
-        });
-    }
-    if redeemed_back > 0 {
-        movements.push(LedgerMovement {
-            tx_id: ids::new_record_id("tx"),
-            points: redeemed_back,
-            reason: format!(
-                "Refund of {} (receipt {receipt}): redeemed points returned",
-                money(request.amount_minor)
-            ),
-        });
-    }
-    let effect = Effect {
-        member_id: purchase.member_id.clone(),
-        till_id,
-        receipt_id: request.receipt_id.clone(),
-        idempotency_key: request.idempotency_key.clone(),
-        hash,
-        kind: "refund",
-        refers_to: Some(request.purchase.clone()),
-        total_minor: request.amount_minor,
-        earned: earned_back,
-        redeemed: redeemed_back,
-        movements,
-    };
-    post_effect(&app, effect).await
+    let before = purchase.refunded_minor;
+    let redeemed_back = share(purchase.redeemed, after) - share(purchase.redeemed, before);
+    let earned_back = share(purchase.earned, after) - share(purchase.earned, before);
+    let receipt = request.receipt_id.clone();
+    let amount = money(request.amount_minor);
+    let outcome = ledger::transact(&app, &purchase.member_id, |draft| {
+        for (lot_id, points) in &purchase.lots {
+            let back = share(*points, after) - share(*points, before);
+            if back > 0 {
+                draft.take_back(
+                    lot_id,
+                    back,
+                    &format!("Refund of {amount} (receipt {receipt}): earned points taken back"),
+                );
+            }
+        }
+        draft.give_back(
+            redeemed_back,
+            format!("Refund of {amount} (receipt {receipt}): redeemed points returned"),
+        );
+        draft.qualifying_delta = match draft.programme.tiers.metric {
+            Metric::Spend => -request.amount_minor,
+            Metric::Points => -earned_back,
+        };
+        Ok(Plan {
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: hash,
+            kind: "refund",
+            till_id: till_id.clone(),
+            receipt_id: receipt.clone(),
+            refers_to: Some(request.purchase.clone()),
+            total_minor: request.amount_minor,
+            earned: earned_back,
+            redeemed: redeemed_back,
+            always: true,
+        })
+    })
+    .await?;
+    Ok(Json(outcome.response))
 }
 
 #[cfg(test)]
@@ -570,21 +429,23 @@ mod tests {
 
     #[test]
     fn purchases_out_of_range_are_refused_not_overflowed() {
-        assert_eq!(validate_purchase(&purchase(4_250, 0), 1).unwrap(), 42);
+        assert!(validate_purchase(&purchase(4_250, 0)).is_ok());
+        for bad in [purchase(100, i64::MAX), purchase(100, -1), purchase(-1, 0)] {
+            assert_eq!(
+                validate_purchase(&bad).unwrap_err().code,
+                "invalid_purchase"
+            );
+        }
+        let mut lines = purchase(100, 0);
+        lines.lines = vec![loyalty_core::api::PurchaseLine {
+            sku: "s".into(),
+            description: String::new(),
+            category: "c".into(),
+            quantity: 1,
+            amount_minor: 99,
+        }];
         assert_eq!(
-            validate_purchase(&purchase(100, i64::MAX), 1)
-                .unwrap_err()
-                .code,
-            "invalid_purchase"
-        );
-        assert_eq!(
-            validate_purchase(&purchase(100, -1), 1).unwrap_err().code,
-            "invalid_purchase"
-        );
-        assert_eq!(
-            validate_purchase(&purchase(MAX_TOTAL_MINOR, 0), i64::MAX)
-                .unwrap_err()
-                .code,
+            validate_purchase(&lines).unwrap_err().code,
             "invalid_purchase"
         );
     }

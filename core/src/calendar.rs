@@ -1,0 +1,95 @@
+//! Calendar dates for the programme: when points expire on a fixed date, when a review falls, whose
+//! birthday is today, and how a date reads in a ledger reason. The programme runs on UTC days; a
+//! retailer in another zone sees its day boundaries shifted by its offset (see docs/programme.md).
+
+use time::{Date, Month, OffsetDateTime};
+
+pub const DAY_MS: i64 = 86_400_000;
+
+fn datetime(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The UTC date of an instant.
+pub fn date_of(ms: i64) -> Date {
+    datetime(ms).date()
+}
+
+/// Midnight UTC at the start of `date`, in milliseconds.
+pub fn start_of(date: Date) -> i64 {
+    let secs = date.midnight().assume_utc().unix_timestamp();
+    secs.saturating_mul(1000)
+}
+
+/// `2027-12-31`: how dates read in ledger reasons and messages.
+pub fn format_date(ms: i64) -> String {
+    let d = date_of(ms);
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The instant `month`/`day` ends in the year `years_after` years after `from`'s year: points
+/// earned in 2026 with (12, 31, 1) expire at the end of 2027-12-31. A day that does not exist in
+/// that year (29 February) falls back to the month's last day.
+pub fn end_of_fixed_date(from_ms: i64, month: u8, day: u8, years_after: i32) -> Option<i64> {
+    let year = date_of(from_ms).year().checked_add(years_after)?;
+    let month = Month::try_from(month).ok()?;
+    let last = month.length(year);
+    let date = Date::from_calendar_date(year, month, day.min(last)).ok()?;
+    Some(start_of(date.next_day()?))
+}
+
+/// `(month, day)` of a birthday written as `MM-DD` or `YYYY-MM-DD`.
+pub fn parse_birthday(text: &str) -> Option<(u8, u8)> {
+    let md = match text.len() {
+        5 => text,
+        10 => text.get(5..)?,
+        _ => return None,
+    };
+    let (m, d) = md.split_once('-')?;
+    let (m, d): (u8, u8) = (m.parse().ok()?, d.parse().ok()?);
+    let month = Month::try_from(m).ok()?;
+    // 29 February is a valid birthday: check against a leap year.
+    (1..=month.length(2000)).contains(&d).then_some((m, d))
+}
+
+/// Whether a member born on (`month`, `day`) has their birthday on the UTC date of `now_ms`. A 29
+/// February birthday is celebrated on 28 February in other years.
+pub fn is_birthday(month: u8, day: u8, now_ms: i64) -> bool {
+    let today = date_of(now_ms);
+    let Ok(m) = Month::try_from(month) else {
+        return false;
+    };
+    today.month() == m && today.day() == day.min(m.length(today.year()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JAN_1_2026: i64 = 1_767_225_600_000;
+
+    #[test]
+    fn fixed_dates_end_at_the_next_midnight() {
+        let mid_2026 = JAN_1_2026 + 180 * DAY_MS;
+        let end = end_of_fixed_date(mid_2026, 12, 31, 1).unwrap();
+        assert_eq!(format_date(end - 1), "2027-12-31");
+        assert_eq!(format_date(end), "2028-01-01");
+        // 29 February in a year without one.
+        let feb = end_of_fixed_date(JAN_1_2026, 2, 29, 1).unwrap();
+        assert_eq!(format_date(feb - 1), "2027-02-28");
+        assert_eq!(end_of_fixed_date(JAN_1_2026, 13, 1, 1), None);
+    }
+
+    #[test]
+    fn birthdays_parse_and_fall_on_their_day() {
+        assert_eq!(parse_birthday("1990-07-14"), Some((7, 14)));
+        assert_eq!(parse_birthday("02-29"), Some((2, 29)));
+        assert_eq!(parse_birthday("02-30"), None);
+        assert_eq!(parse_birthday("tomorrow"), None);
+        assert!(is_birthday(1, 1, JAN_1_2026 + 5_000));
+        assert!(!is_birthday(1, 2, JAN_1_2026));
+        let feb_28_2026 = JAN_1_2026 + 58 * DAY_MS;
+        assert!(is_birthday(2, 29, feb_28_2026));
+    }
+}

@@ -1,0 +1,436 @@
+//! The one way a member's points change. Purchases, refunds, the programme's own work (maturing and
+//! expiring points, expiry warnings, tier reviews), event points and operator tier changes all run
+//! through [`transact`]: under the member's lock it loads their lots and tier, expires what is due,
+//! lets the caller add its movements, re-evaluates the tier, projects it all into the card document,
+//! and writes it as one posting guarded by the member's revision — retrying when another instance
+//! got there first, and answering a repeated idempotency key with the first answer.
+
+use automerge::transaction::CommitOptions;
+use loyalty_core::api::{Movement, PostingResponse};
+use loyalty_core::calendar::{DAY_MS, format_date};
+use loyalty_core::card::{self, PointsExpiry, Standing};
+use loyalty_core::earning::{AppliedOffer, Earning};
+use loyalty_core::ids;
+use loyalty_core::lots::{Book, Insufficient};
+use loyalty_core::programme::Programme;
+use loyalty_core::tiers::{self, Metric, TierState};
+use loyalty_core::{DocKind, card::LedgerEntry};
+
+use crate::app::App;
+use crate::documents::load;
+use crate::error::ApiError;
+use crate::storage::{
+    DocWrite, LedgerMovement, MemberBook, MemberProgramme, Posting, StorageError,
+};
+
+/// Attempts at a posting before answering "busy".
+const ATTEMPTS: usize = 8;
+/// Expiry dates the card shows.
+const EXPIRIES_SHOWN: usize = 3;
+
+/// A posting being put together for one member.
+pub struct Draft<'a> {
+    pub now: i64,
+    pub programme: &'a Programme,
+    pub member_id: String,
+    pub blocked: bool,
+    pub tier: TierState,
+    pub book: Book,
+    pub movements: Vec<LedgerMovement>,
+    pub applied: Vec<AppliedOffer>,
+    pub discount_minor: i64,
+    pub offer_uses: Vec<String>,
+    /// Added to the member's qualifying amount by this posting (it is not in the database yet).
+    pub qualifying_delta: i64,
+    /// Expiry warnings that became due: (expiry time, points).
+    pub warnings: Vec<(i64, i64)>,
+}
+
+impl Draft<'_> {
+    /// Books an earning as a new lot, pending for the programme's period.
+    pub fn earn(&mut self, e: &Earning) {
+        let lot = self
+            .programme
+            .points
+            .lot(ids::new_record_id("lot"), &e.rule, e.points, self.now);
+        let mut reason = e.reason.clone();
+        if lot.available_at_ms > self.now {
+            reason.push_str(&format!(
+                " (pending until {})",
+                format_date(lot.available_at_ms)
+            ));
+        }
+        self.book.add(lot);
+        self.movement(e.points, reason, &e.rule);
+    }
+
+    /// Spends points from the lots that expire first.
+    pub fn redeem(&mut self, points: i64, reason: String) -> Result<(), Insufficient> {
+        if points == 0 {
+            return Ok(());
+        }
+        self.book.spend(points, self.now)?;
+        self.movement(-points, reason, "redeem");
+        Ok(())
+    }
+
+    /// Takes back what a refunded purchase earned in `lot_id` (see `Book::take_back`).
+    pub fn take_back(&mut self, lot_id: &str, points: i64, reason: &str) {
+        let back = self.book.take_back(lot_id, points, self.now);
+        let mut reason = reason.to_string();
+        if back.already_expired > 0 {
+            reason.push_str(&format!("; {} had already expired", back.already_expired));
+        }
+        if back.unrecovered > 0 {
+            reason.push_str(&format!(
+                "; {} already spent could not be taken back",
+                back.unrecovered
+            ));
+            tracing::warn!(member = %self.member_id, points = back.unrecovered, "refund could not take back spent points");
+        }
+        if back.taken > 0 || back.already_expired > 0 || back.unrecovered > 0 {
+            self.movement(-back.taken, reason, "refund");
+        }
+    }
+
+    /// Gives points back as a new lot available at once (a refunded redemption).
+    pub fn give_back(&mut self, points: i64, reason: String) {
+        if points <= 0 {
+            return;
+        }
+        let lot = self
+            .programme
+            .points
+            .returned_lot(ids::new_record_id("lot"), points, self.now);
+        self.book.add(lot);
+        self.movement(points, reason, "refund");
+    }
+
+    fn movement(&mut self, points: i64, reason: String, rule: &str) {
+        self.movements.push(LedgerMovement {
+            tx_id: ids::new_record_id("tx"),
+            points,
+            reason,
+            rule: rule.to_string(),
+        });
+    }
+}
+
+/// What the caller's posting is, besides its movements.
+pub struct Plan {
+    pub idempotency_key: String,
+    pub request_hash: [u8; 32],
+    pub kind: &'static str,
+    pub till_id: String,
+    pub receipt_id: String,
+    pub refers_to: Option<String>,
+    pub total_minor: i64,
+    pub earned: i64,
+    pub redeemed: i64,
+    /// Write even when nothing changed (a till's purchase must be recorded; a settle need not).
+    pub always: bool,
+}
+
+/// The outcome of [`transact`].
+pub struct Outcome {
+    pub response: PostingResponse,
+    /// Whether this call wrote a posting (a replay or an idle settle does not).
+    pub written: bool,
+    pub warnings: Vec<(i64, i64)>,
+}
+
+/// Runs `build` on the member's current points and writes the result as one posting.
+pub async fn transact(
+    app: &App,
+    member_id: &str,
+    mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
+) -> Result<Outcome, ApiError> {
+    let programme = app.programme().await?;
+    let _guard = app.lock_member(member_id).await;
+    for _ in 0..ATTEMPTS {
+        let now = app.now_ms();
+        let book = load_book(app, &programme, member_id, now).await?;
+        let revision = book.revision;
+        let before = book.state.clone();
+        let qualifying = book.qualifying;
+        let mut draft = draft(&programme, book, now);
+        let plan = build(&mut draft)?;
+        let state = settle_tier(&programme, &mut draft, qualifying);
+        let idle =
+            draft.movements.is_empty() && draft.book.touched().next().is_none() && state == before;
+        let response = response(&plan, member_id, &draft, &state);
+        if idle && !plan.always {
+            return Ok(Outcome {
+                response,
+                written: false,
+                warnings: Vec::new(),
+            });
+        }
+        let card = project(app, &programme, member_id, &draft, &state, qualifying).await?;
+        let posting = Posting {
+            idempotency_key: plan.idempotency_key.clone(),
+            request_hash: plan.request_hash,
+            member_id: member_id.to_string(),
+            till_id: plan.till_id.clone(),
+            receipt_id: plan.receipt_id.clone(),
+            kind: plan.kind,
+            refers_to: plan.refers_to.clone(),
+            total_minor: plan.total_minor,
+            earned: plan.earned,
+            redeemed: plan.redeemed,
+            movements: draft.movements.clone(),
+            expected_revision: revision,
+            state,
+            lots: draft.book.touched().cloned().collect(),
+            offer_uses: draft.offer_uses.clone(),
+            card,
+            at_ms: now,
+            response: serde_json::to_vec(&response)
+                .map_err(|e| ApiError::internal("posting answer", e))?,
+        };
+        match app.storage.post(posting).await {
+            Ok(()) => {
+                app.notify(member_id);
+                return Ok(Outcome {
+                    response,
+                    written: true,
+                    warnings: draft.warnings,
+                });
+            }
+            Err(StorageError::Conflict) => continue,
+            Err(StorageError::Duplicate(_)) => {
+                let stored = app
+                    .storage
+                    .prior_posting(&plan.idempotency_key)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("posting", "duplicate without an answer"))?;
+                if stored.request_hash != plan.request_hash {
+                    return Err(key_reused());
+                }
+                let response = serde_json::from_slice(&stored.response)
+                    .map_err(|e| ApiError::internal("stored posting answer", e))?;
+                return Ok(Outcome {
+                    response,
+                    written: false,
+                    warnings: Vec::new(),
+                });
+            }
+            Err(StorageError::InsufficientPoints) => return Err(insufficient(None)),
+            Err(StorageError::RefundExceedsPurchase) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "refund_exceeds_purchase",
+                    "another refund of this purchase came first: look at what is left and retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StorageError::Conflict.into())
+}
+
+pub fn key_reused() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        "this idempotency key was used for a different request",
+    )
+}
+
+pub fn insufficient(detail: Option<Insufficient>) -> ApiError {
+    let message = match detail {
+        Some(i) => format!(
+            "the member has {} points available, the purchase redeems {}",
+            i.available, i.wanted
+        ),
+        None => "the balance does not cover the redemption".into(),
+    };
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "insufficient_points",
+        message,
+    )
+}
+
+async fn load_book(
+    app: &App,
+    programme: &Programme,
+    member_id: &str,
+    now: i64,
+) -> Result<MemberBook, ApiError> {
+    let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
+    let mut book = app
+        .storage
+        .member_book(member_id, programme.tiers.metric, window_start)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+    // A member who never had a review date (new, or from before the programme) gets one from the
+    // day they reached their tier.
+    if book.state.tier.review_at_ms == 0 {
+        let t = &mut book.state.tier;
+        t.review_at_ms = t
+            .since_ms
+            .saturating_add(programme.tiers.review_days * DAY_MS);
+    }
+    Ok(book)
+}
+
+fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<'_> {
+    let mut draft = Draft {
+        now,
+        programme,
+        member_id: book.member_id,
+        blocked: book.blocked,
+        tier: book.state.tier,
+        book: Book::new(book.lots),
+        movements: Vec::new(),
+        applied: Vec::new(),
+        discount_minor: 0,
+        offer_uses: Vec::new(),
+        qualifying_delta: 0,
+        warnings: Vec::new(),
+    };
+    // Whatever else this posting does, points whose time has come expire first, each with a
+    // ledger entry the member can read.
+    for e in draft.book.expire(now) {
+        draft.movement(
+            -e.points,
+            format!(
+                "{} points earned on {} expired",
+                e.points,
+                format_date(e.earned_at_ms)
+            ),
+            "expiry",
+        );
+    }
+    draft
+}
+
+/// The member's state after the draft: balance and pending from the lots, the tier re-evaluated.
+fn settle_tier(programme: &Programme, draft: &mut Draft<'_>, qualifying: i64) -> MemberProgramme {
+    let qualifying = qualifying + draft.qualifying_delta;
+    let tier = tiers::evaluate(&programme.tiers, &draft.tier, qualifying, draft.now);
+    draft.tier = tier.clone();
+    let warn_days = programme.points.warn_days;
+    let next = [
+        draft.book.next_event(draft.now, warn_days),
+        tier.next_event(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    MemberProgramme {
+        balance: draft.book.available(draft.now),
+        pending: draft.book.pending(draft.now),
+        tier,
+        next_event_at_ms: next,
+    }
+}
+
+fn response(
+    plan: &Plan,
+    member_id: &str,
+    draft: &Draft<'_>,
+    state: &MemberProgramme,
+) -> PostingResponse {
+    PostingResponse {
+        posting: plan.idempotency_key.clone(),
+        member_id: member_id.to_string(),
+        earned: plan.earned,
+        redeemed: plan.redeemed,
+        balance: state.balance,
+        pending: state.pending,
+        movements: draft
+            .movements
+            .iter()
+            .map(|m| Movement {
+                tx_id: m.tx_id.clone(),
+                points: m.points,
+                reason: m.reason.clone(),
+                rule: m.rule.clone(),
+            })
+            .collect(),
+        discount_minor: draft.discount_minor,
+        offers_applied: draft.applied.clone(),
+    }
+}
+
+/// What the card shows about the member's standing.
+pub fn standing(
+    programme: &Programme,
+    tier: &TierState,
+    qualifying: i64,
+    book: &Book,
+    now: i64,
+) -> Standing {
+    let def = programme.tiers.get(&tier.tier);
+    let progress = tiers::progress(&programme.tiers, tier, qualifying);
+    Standing {
+        tier_name: def.map_or_else(|| tier.tier.clone(), |t| t.name.clone()),
+        tier_manual: tier.manual,
+        tier_benefits: def.map(|t| t.benefits.clone()).unwrap_or_default(),
+        metric: match progress.metric {
+            Metric::Spend => "spend".into(),
+            Metric::Points => "points".into(),
+        },
+        qualifying,
+        next_tier_name: progress.next_tier_name,
+        needed: progress.needed,
+        review_at_ms: tier.review_at_ms,
+        downgrade_at_ms: tier.downgrade_at_ms,
+        pending: book.pending(now),
+        expiries: book
+            .next_expiries(now, EXPIRIES_SHOWN)
+            .into_iter()
+            .map(|(at_ms, points)| PointsExpiry { at_ms, points })
+            .collect(),
+    }
+}
+
+/// The card document with the draft's movements, balance and standing, and the version it was
+/// made from.
+async fn project(
+    app: &App,
+    programme: &Programme,
+    member_id: &str,
+    draft: &Draft<'_>,
+    state: &MemberProgramme,
+    qualifying: i64,
+) -> Result<DocWrite, ApiError> {
+    let stored = app
+        .storage
+        .load_documents(member_id, &[DocKind::Card])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("posting", "member has no card document"))?;
+    let mut doc = load(DocKind::Card, &stored.bytes)?;
+    doc.set_actor(app.actor.clone());
+    let failed = |e| ApiError::internal("projecting the ledger", e);
+    for m in &draft.movements {
+        let entry = LedgerEntry {
+            tx_id: m.tx_id.clone(),
+            points: m.points,
+            reason: m.reason.clone(),
+            at_ms: draft.now,
+            rule: m.rule.clone(),
+        };
+        card::record(&mut doc, &entry, state.balance).map_err(failed)?;
+    }
+    card::set_balance(&mut doc, state.balance).map_err(failed)?;
+    let standing = standing(
+        programme,
+        &state.tier,
+        qualifying + draft.qualifying_delta,
+        &draft.book,
+        draft.now,
+    );
+    card::set_standing(&mut doc, &state.tier.tier, &standing).map_err(failed)?;
+    card::trim_ledger(&mut doc).map_err(failed)?;
+    doc.commit_with(CommitOptions::default().with_time(draft.now / 1000));
+    Ok(DocWrite {
+        kind: DocKind::Card,
+        expected_version: stored.version,
+        bytes: doc.save(),
+    })
+}

@@ -1,0 +1,364 @@
+//! The programme's operator API and its own work. Operators read and replace the configuration
+//! (earning rules, points policy, tier ladder) as one validated document and can set a member's
+//! tier by hand. The settle job matures and expires points, warns members before their points
+//! expire, reviews tiers and awards birthday points; it runs in the background every
+//! `settle_interval` and on request. Event points (enrollment, a completed profile, birthdays) are
+//! postings with an idempotency key per member and event, so each is awarded once.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use loyalty_core::calendar::{self, format_date};
+use loyalty_core::earning::{Earning, OfferCandidate};
+use loyalty_core::inbox::{self, Message};
+use loyalty_core::programme::Programme;
+use loyalty_core::{DocKind, offers};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::documents::{self, load};
+use crate::error::ApiError;
+use crate::ledger::{self, Plan};
+
+/// Members settled per batch of the settle job.
+const SETTLE_BATCH: usize = 500;
+
+pub async fn get_programme(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Programme>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    Ok(Json((*app.programme().await?).clone()))
+}
+
+pub async fn put_programme(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<Programme>, JsonRejection>,
+) -> Result<Json<Programme>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    let Json(programme) = body?;
+    programme
+        .validate()
+        .map_err(|m| ApiError::bad_request("invalid_programme", m))?;
+    app.storage.set_programme(&programme, app.now_ms()).await?;
+    app.cache_programme(Arc::new(programme.clone()));
+    tracing::info!("programme configuration replaced");
+    Ok(Json(programme))
+}
+
+/// `POST /v1/admin/members/{id}/tier`: `{"tier": "gold"}` pins a tier; `{"tier": null}` hands the
+/// member back to the ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetTier {
+    pub tier: Option<String>,
+}
+
+pub async fn set_tier(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<SetTier>, JsonRejection>,
+) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    let Json(request) = body?;
+    let programme = app.programme().await?;
+    if let Some(t) = &request.tier
+        && programme.tiers.get(t).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "unknown_tier",
+            format!("the programme has no tier `{t}`"),
+        ));
+    }
+    let key = format!("tier:{}", loyalty_core::ids::new_record_id("set"));
+    let outcome = ledger::transact(&app, &member_id, |draft| {
+        match &request.tier {
+            Some(t) => {
+                draft.tier.tier = t.clone();
+                draft.tier.manual = true;
+                draft.tier.since_ms = draft.now;
+                draft.tier.downgrade_at_ms = None;
+            }
+            None => {
+                // Back on the ladder: evaluation from the current spend decides, from today.
+                draft.tier.manual = false;
+                draft.tier.since_ms = draft.now;
+                draft.tier.review_at_ms = draft.now;
+            }
+        }
+        Ok(programme_plan(&key, "tier"))
+    })
+    .await?;
+    tracing::info!(member = %member_id, manual = request.tier.is_some(), "tier set by an operator");
+    Ok(Json(outcome.response))
+}
+
+fn programme_plan(key: &str, kind: &'static str) -> Plan {
+    Plan {
+        idempotency_key: key.to_string(),
+        request_hash: [0; 32],
+        kind,
+        till_id: "programme".into(),
+        receipt_id: String::new(),
+        refers_to: None,
+        total_minor: 0,
+        earned: 0,
+        redeemed: 0,
+        always: true,
+    }
+}
+
+/// Awards event points once per member and `event` (`enrollment`, `profile`, `birthday:2026`).
+/// Returns whether this call awarded them.
+pub async fn award_event(
+    app: &App,
+    member_id: &str,
+    event: &str,
+    points: i64,
+    reason: &str,
+) -> Result<bool, ApiError> {
+    if points <= 0 {
+        return Ok(false);
+    }
+    let key = format!("event:{member_id}:{event}");
+    let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
+    let outcome = ledger::transact(app, member_id, |draft| {
+        draft.earn(&Earning {
+            rule: rule.clone(),
+            points,
+            reason: reason.to_string(),
+        });
+        let mut plan = programme_plan(&key, "event");
+        plan.earned = points;
+        Ok(plan)
+    })
+    .await?;
+    Ok(outcome.written)
+}
+
+/// After enrollment: the enrollment bonus, once per member however many devices they enroll.
+pub async fn enrolled(app: &App, member_id: &str) {
+    let result = async {
+        let points = app.programme().await?.earning.events.enrollment;
+        award_event(
+            app,
+            member_id,
+            "enrollment",
+            points,
+            "Welcome to the programme",
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(member = %member_id, error = %e.message, "enrollment points not awarded");
+    }
+}
+
+/// After the member document changed: the profile bonus, once, when every profile field is set.
+pub async fn member_changed(app: &App, member_id: &str) {
+    let result = async {
+        let programme = app.programme().await?;
+        let events = &programme.earning.events;
+        if events.profile_complete <= 0 {
+            return Ok(false);
+        }
+        let prefs = app.storage.preferences(member_id).await?;
+        let complete = events
+            .profile_fields
+            .iter()
+            .all(|f| prefs.get(f).is_some_and(|v| !v.trim().is_empty()));
+        if !complete {
+            return Ok(false);
+        }
+        award_event(
+            app,
+            member_id,
+            "profile",
+            events.profile_complete,
+            "Thank you for completing your profile",
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(member = %member_id, error = %e.message, "profile points not awarded");
+    }
+}
+
+/// What one run of the settle job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleReport {
+    /// Members whose points or tier changed.
+    pub members: usize,
+    pub expired_points: i64,
+    pub warnings: usize,
+    pub birthdays: usize,
+}
+
+/// Settles every member whose points mature or expire, whose warning is due or whose tier is up
+/// for review by now, and awards today's birthday points.
+pub async fn settle(app: &App) -> Result<SettleReport, ApiError> {
+    let mut report = SettleReport::default();
+    let now = app.now_ms();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let due = app.storage.members_due(now, SETTLE_BATCH).await?;
+        // A member whose next event stays in the past (one that failed) must not loop forever.
+        let fresh: Vec<String> = due.into_iter().filter(|m| seen.insert(m.clone())).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for member_id in fresh {
+            settle_member(app, &member_id, &mut report).await?;
+        }
+    }
+    report.birthdays = birthdays(app, now).await?;
+    Ok(report)
+}
+
+async fn settle_member(
+    app: &App,
+    member_id: &str,
+    report: &mut SettleReport,
+) -> Result<(), ApiError> {
+    let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
+    let outcome = ledger::transact(app, member_id, |draft| {
+        let warn_days = draft.programme.points.warn_days;
+        draft.warnings = draft.book.due_warnings(draft.now, warn_days);
+        let mut plan = programme_plan(&key, "settle");
+        plan.always = false;
+        Ok(plan)
+    })
+    .await?;
+    if !outcome.written {
+        return Ok(());
+    }
+    report.members += 1;
+    report.expired_points -= outcome
+        .response
+        .movements
+        .iter()
+        .filter(|m| m.rule == "expiry")
+        .map(|m| m.points)
+        .sum::<i64>();
+    for (at, points) in outcome.warnings {
+        warn_expiry(app, member_id, at, points).await?;
+        report.warnings += 1;
+    }
+    Ok(())
+}
+
+/// Tells the member in their inbox that points will expire. The message id is the expiry date, so
+/// a repeated run writes nothing new.
+async fn warn_expiry(app: &App, member_id: &str, at: i64, points: i64) -> Result<(), ApiError> {
+    // The last day the points can be used is the day before they expire at midnight.
+    let last_day = format_date(at - 1);
+    let message = Message {
+        id: format!("expiry-{last_day}"),
+        channel: "inapp".into(),
+        subject: format!("{points} points expire after {last_day}"),
+        body: format!(
+            "{points} of your points expire at the end of {last_day}. Spend them at the till before then."
+        ),
+        sent_at_ms: app.now_ms(),
+    };
+    documents::update(app, member_id, DocKind::Inbox, |doc| {
+        if inbox::contains(doc, &message.id).map_err(|e| ApiError::internal("inbox", e))? {
+            return Ok(());
+        }
+        inbox::put(doc, &message).map_err(|e| ApiError::internal("inbox", e))
+    })
+    .await
+}
+
+async fn birthdays(app: &App, now: i64) -> Result<usize, ApiError> {
+    let points = app.programme().await?.earning.events.birthday;
+    if points <= 0 {
+        return Ok(0);
+    }
+    let today = calendar::date_of(now);
+    let (month, day) = (u8::from(today.month()), today.day());
+    let mut members = app.storage.birthdays(month, day).await?;
+    // A 29 February birthday is celebrated on 28 February in other years.
+    if (month, day) == (2, 28) && !calendar::is_birthday(2, 29, now - calendar::DAY_MS * 365) {
+        members.extend(app.storage.birthdays(2, 29).await?);
+    }
+    let event = format!("birthday:{}", today.year());
+    let mut awarded = 0;
+    for member_id in members {
+        if award_event(app, &member_id, &event, points, "Happy birthday!").await? {
+            awarded += 1;
+        }
+    }
+    Ok(awarded)
+}
+
+/// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
+pub async fn settle_now(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<SettleReport>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    Ok(Json(settle(&app).await?))
+}
+
+/// Runs the settle job every `interval` until the process ends.
+pub async fn settle_forever(app: Arc<App>, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match settle(&app).await {
+            Ok(r) if r != SettleReport::default() => {
+                tracing::info!(
+                    members = r.members,
+                    expired = r.expired_points,
+                    warnings = r.warnings,
+                    birthdays = r.birthdays,
+                    "programme settled"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.message, "settle run failed; retrying next interval")
+            }
+        }
+    }
+}
+
+/// The member's offers as the till applies them: each offer from the member's offers document
+/// with the member's activation from their member document.
+pub async fn till_offers(app: &App, member_id: &str) -> Result<Vec<OfferCandidate>, ApiError> {
+    let stored = app
+        .storage
+        .load_documents(member_id, &[DocKind::Offers, DocKind::Member])
+        .await?;
+    let doc = |kind: DocKind| -> Result<Option<automerge::AutoCommit>, ApiError> {
+        stored
+            .iter()
+            .find(|d| d.kind == kind)
+            .map(|d| load(kind, &d.bytes))
+            .transpose()
+    };
+    let broken = |e| ApiError::internal("reading the member's offers", e);
+    let Some(offers_doc) = doc(DocKind::Offers)? else {
+        return Ok(Vec::new());
+    };
+    let activations = match doc(DocKind::Member)? {
+        Some(m) => loyalty_core::member::read(&m).map_err(broken)?.activations,
+        None => Default::default(),
+    };
+    Ok(offers::read_all(&offers_doc)
+        .map_err(broken)?
+        .into_iter()
+        .map(|offer| OfferCandidate {
+            activated_at_ms: activations.get(&offer.id).map(|a| a.at_ms),
+            offer,
+        })
+        .collect())
+}
