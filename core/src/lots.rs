@@ -221,6 +221,14 @@ impl Book {
             .filter(|l| self.touched.contains(&l.lot_id))
     }
 
+    /// Adds a lot as it is stored (a spent or expired one the book was not loaded with), unless
+    /// the book holds it already; unlike [`Book::add`] it is not written back unless it changes.
+    pub fn include(&mut self, lot: Lot) {
+        if !self.lots.iter().any(|l| l.lot_id == lot.lot_id) {
+            self.lots.push(lot);
+        }
+    }
+
     pub fn add(&mut self, lot: Lot) {
         self.touched.insert(lot.lot_id.clone());
         self.lots.push(lot);

@@ -11,7 +11,7 @@ use loyalty_core::calendar::{DAY_MS, format_date};
 use loyalty_core::card::{self, PointsExpiry, Standing};
 use loyalty_core::earning::{AppliedOffer, Earning};
 use loyalty_core::ids;
-use loyalty_core::lots::{Book, Insufficient};
+use loyalty_core::lots::{Book, Insufficient, Lot};
 use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 use loyalty_core::{DocKind, card::LedgerEntry};
@@ -74,9 +74,11 @@ impl Draft<'_> {
         Ok(())
     }
 
-    /// Takes back what a refunded purchase earned in `lot_id` (see `Book::take_back`).
-    pub fn take_back(&mut self, lot_id: &str, points: i64, reason: &str) {
-        let back = self.book.take_back(lot_id, points, self.now);
+    /// Takes back what a refunded purchase earned in `lot` (see `Book::take_back`).
+    pub fn take_back(&mut self, lot: &Lot, points: i64, reason: &str) {
+        // A lot that is spent or expired is not among the open lots the book was loaded with.
+        self.book.include(lot.clone());
+        let back = self.book.take_back(&lot.lot_id, points, self.now);
         let mut reason = reason.to_string();
         if back.already_expired > 0 {
             reason.push_str(&format!("; {} had already expired", back.already_expired));

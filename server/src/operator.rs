@@ -164,6 +164,37 @@ impl OperatorClient {
             .await
     }
 
+    pub async fn programme(&self) -> Result<loyalty_core::programme::Programme, OperatorError> {
+        let url = self.api.url("/v1/admin/programme");
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    pub async fn set_programme(
+        &self,
+        programme: &loyalty_core::programme::Programme,
+    ) -> Result<loyalty_core::programme::Programme, OperatorError> {
+        let url = self.api.url("/v1/admin/programme");
+        self.api.send(self.api.http.put(url).json(programme)).await
+    }
+
+    /// Runs the programme's settle job now (maturity, expiry, warnings, reviews, birthdays).
+    pub async fn settle(&self) -> Result<crate::programme::SettleReport, OperatorError> {
+        self.post("/v1/admin/programme/settle", &()).await
+    }
+
+    /// Pins the member's tier (`Some`) or hands them back to the ladder (`None`).
+    pub async fn set_tier(
+        &self,
+        member_id: &str,
+        tier: Option<&str>,
+    ) -> Result<PostingResponse, OperatorError> {
+        let body = crate::programme::SetTier {
+            tier: tier.map(str::to_string),
+        };
+        self.post(&format!("/v1/admin/members/{member_id}/tier"), &body)
+            .await
+    }
+
     pub async fn member(&self, member_id: &str) -> Result<MemberView, OperatorError> {
         let url = self.api.url(&format!("/v1/admin/members/{member_id}"));
         self.api.send(self.api.http.get(url)).await

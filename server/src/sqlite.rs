@@ -1062,9 +1062,12 @@ impl TillStorage for SqliteStorage {
                 return Ok(None);
             };
             record.lots = conn
-                .prepare_cached("SELECT lot_id, points FROM lots WHERE posting = ?1 ORDER BY lot_id")
+                .prepare_cached(
+                    "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
+                     FROM lots WHERE posting = ?1 ORDER BY lot_id",
+                )
                 .and_then(|mut s| {
-                    s.query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    s.query_map([&key], read_lot)?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(backend)?;

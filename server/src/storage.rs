@@ -243,8 +243,8 @@ pub struct PurchaseRecord {
     pub redeemed: i64,
     /// Minor units refunded so far.
     pub refunded_minor: i64,
-    /// The lots the purchase earned, as (lot id, points earned).
-    pub lots: Vec<(String, i64)>,
+    /// The lots the purchase earned, spent and expired ones included.
+    pub lots: Vec<Lot>,
 }
 
 #[async_trait]

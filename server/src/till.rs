@@ -360,11 +360,11 @@ pub async fn refund(
     let receipt = request.receipt_id.clone();
     let amount = money(request.amount_minor);
     let outcome = ledger::transact(&app, &purchase.member_id, |draft| {
-        for (lot_id, points) in &purchase.lots {
-            let back = share(*points, after) - share(*points, before);
+        for lot in &purchase.lots {
+            let back = share(lot.points, after) - share(lot.points, before);
             if back > 0 {
                 draft.take_back(
-                    lot_id,
+                    lot,
                     back,
                     &format!("Refund of {amount} (receipt {receipt}): earned points taken back"),
                 );

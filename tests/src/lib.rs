@@ -244,3 +244,111 @@ pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
         body: format!("{subject}: the full text of the message, a few sentences long."),
     }
 }
+
+// A shop: a server on a hand-moved clock with one member, their phone and a till.
+
+use loyalty_core::api::PurchaseRequest;
+use loyalty_core::checkout_code::{self, CheckoutCode};
+use loyalty_core::clock::ManualClock;
+use loyalty_server::operator::{OperatorError, TillClient};
+
+pub fn refusal(e: OperatorError) -> String {
+    match e {
+        OperatorError::Refused { code, .. } => code,
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+pub fn purchase(session: &str, key: &str, total_minor: i64, redeem: i64) -> PurchaseRequest {
+    PurchaseRequest {
+        session_id: session.into(),
+        idempotency_key: key.into(),
+        receipt_id: format!("R-{key}"),
+        total_minor,
+        lines: Vec::new(),
+        redeem_points: redeem,
+    }
+}
+
+pub struct Shop {
+    pub dir: tempfile::TempDir,
+    pub server: TestServer,
+    pub clock: Arc<ManualClock>,
+    pub member_id: String,
+    pub phone: Device,
+    pub till: TillClient,
+}
+
+/// A server on a hand-moved clock, one member with an enrolled, synced phone on the same clock.
+pub async fn shop() -> Shop {
+    shop_with(|_| {}).await
+}
+
+/// [`shop`] with the server's configuration adjusted by `configure`.
+pub async fn shop_with(configure: impl FnOnce(&mut loyalty_server::Config)) -> Shop {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let server = TestServer::start_with(
+        dir.path().join("s.db"),
+        "127.0.0.1:0",
+        clock.clone(),
+        configure,
+    )
+    .await;
+    let op = server.operator();
+    let member = op.create_member(None).await.unwrap();
+    let phone = Device::open_with_clock(dir.path().join("phone.db"), clock.clone()).unwrap();
+    phone
+        .enroll(&server.url, &member.activation_code, "phone")
+        .await
+        .unwrap();
+    phone.sync().await.unwrap();
+    let till = server.till("till-7");
+    Shop {
+        dir,
+        server,
+        clock,
+        member_id: member.member_id,
+        phone,
+        till,
+    }
+}
+
+impl Shop {
+    /// A fresh code: the next time step, so it has never been scanned.
+    pub fn next_code(&self) -> CheckoutCode {
+        self.clock.advance(checkout_code::STEP_SECONDS * 1000);
+        self.phone.checkout_code().unwrap()
+    }
+
+    pub async fn balance(&self) -> i64 {
+        self.server
+            .operator()
+            .member(&self.member_id)
+            .await
+            .unwrap()
+            .card
+            .unwrap()
+            .balance
+    }
+
+    /// Gives the member `points` through a purchase.
+    pub async fn earn(&self, points: i64) -> String {
+        let session = self
+            .till
+            .scan(&self.next_code().text)
+            .await
+            .unwrap()
+            .session_id;
+        self.till
+            .purchase(&purchase(
+                &session,
+                &format!("earn-{points}"),
+                points * 100,
+                0,
+            ))
+            .await
+            .unwrap();
+        session
+    }
+}

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loyalty_core::api::{PurchaseRequest, RefundRequest};
+use loyalty_core::api::RefundRequest;
 use loyalty_core::checkout_code::{self, CheckoutCode, ParsedCode};
-use loyalty_core::clock::ManualClock;
 use loyalty_core::qr::QrMatrix;
-use loyalty_core::{Clock, Device, DocKind};
-use loyalty_server::operator::{OperatorError, TillClient};
+use loyalty_core::{Clock, DocKind};
+use loyalty_server::operator::TillClient;
 use loyalty_tests::*;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -33,102 +32,6 @@ fn zbar(png: &[u8]) -> String {
         .unwrap()
         .trim_end_matches('\n')
         .to_string()
-}
-
-fn refusal(e: OperatorError) -> String {
-    match e {
-        OperatorError::Refused { code, .. } => code,
-        other => panic!("expected a refusal, got {other}"),
-    }
-}
-
-fn purchase(session: &str, key: &str, total_minor: i64, redeem: i64) -> PurchaseRequest {
-    PurchaseRequest {
-        session_id: session.into(),
-        idempotency_key: key.into(),
-        receipt_id: format!("R-{key}"),
-        total_minor,
-        lines: Vec::new(),
-        redeem_points: redeem,
-    }
-}
-
-struct Shop {
-    _dir: tempfile::TempDir,
-    server: TestServer,
-    clock: Arc<ManualClock>,
-    member_id: String,
-    phone: Device,
-    till: TillClient,
-}
-
-/// A server on a hand-moved clock, one member with an enrolled, synced phone on the same clock.
-async fn shop() -> Shop {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-    let server = TestServer::start_with(
-        dir.path().join("s.db"),
-        "127.0.0.1:0",
-        clock.clone(),
-        |_| {},
-    )
-    .await;
-    let op = server.operator();
-    let member = op.create_member(None).await.unwrap();
-    let phone = Device::open_with_clock(dir.path().join("phone.db"), clock.clone()).unwrap();
-    phone
-        .enroll(&server.url, &member.activation_code, "phone")
-        .await
-        .unwrap();
-    phone.sync().await.unwrap();
-    let till = server.till("till-7");
-    Shop {
-        _dir: dir,
-        server,
-        clock,
-        member_id: member.member_id,
-        phone,
-        till,
-    }
-}
-
-impl Shop {
-    /// A fresh code: the next time step, so it has never been scanned.
-    fn next_code(&self) -> CheckoutCode {
-        self.clock.advance(checkout_code::STEP_SECONDS * 1000);
-        self.phone.checkout_code().unwrap()
-    }
-
-    async fn balance(&self) -> i64 {
-        self.server
-            .operator()
-            .member(&self.member_id)
-            .await
-            .unwrap()
-            .card
-            .unwrap()
-            .balance
-    }
-
-    /// Gives the member `points` through a purchase.
-    async fn earn(&self, points: i64) -> String {
-        let session = self
-            .till
-            .scan(&self.next_code().text)
-            .await
-            .unwrap()
-            .session_id;
-        self.till
-            .purchase(&purchase(
-                &session,
-                &format!("earn-{points}"),
-                points * 100,
-                0,
-            ))
-            .await
-            .unwrap();
-        session
-    }
 }
 
 #[test]

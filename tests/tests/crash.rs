@@ -23,7 +23,15 @@ fn a_device_killed_mid_write_or_mid_compaction_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("phone.db");
     let mut acknowledged = 0u64;
-    for (round, delay_ms) in [40u64, 75, 110, 150, 190, 230].into_iter().enumerate() {
+    // Kill at varied moments, and keep going until the writes span more than a compaction: on a
+    // loaded machine the writer gets fewer writes done per round, so the count of rounds adapts
+    // instead of the test depending on speed.
+    let delays = [40u64, 75, 110, 150, 190, 230];
+    for round in 0..200 {
+        if round >= delays.len() && acknowledged > 2 * COMPACT_AFTER as u64 {
+            break;
+        }
+        let delay_ms = delays[round % delays.len()];
         let mut child = Command::new(hammer())
             .arg(&store)
             .stdout(Stdio::piped())
