@@ -28,6 +28,18 @@ pub fn format_date(ms: i64) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// `2027-12-31 23:59:59 UTC`: how times read for people at a terminal.
+pub fn format_datetime(ms: i64) -> String {
+    let t = datetime(ms);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        format_date(ms),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// The instant `month`/`day` ends in the year `years_after` years after `from`'s year: points
 /// earned in 2026 with (12, 31, 1) expire at the end of 2027-12-31. A day that does not exist in
 /// that year (29 February) falls back to the month's last day.
@@ -75,6 +87,7 @@ mod tests {
         let end = end_of_fixed_date(mid_2026, 12, 31, 1).unwrap();
         assert_eq!(format_date(end - 1), "2027-12-31");
         assert_eq!(format_date(end), "2028-01-01");
+        assert_eq!(format_datetime(end - 1), "2027-12-31 23:59:59 UTC");
         // 29 February in a year without one.
         let feb = end_of_fixed_date(JAN_1_2026, 2, 29, 1).unwrap();
         assert_eq!(format_date(feb - 1), "2027-02-28");

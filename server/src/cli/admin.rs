@@ -80,6 +80,19 @@ enum AdminCommand {
     },
     /// Show what the server holds for a member.
     Show { member_id: String },
+    /// The programme's configuration and its settle job.
+    Programme {
+        #[command(subcommand)]
+        command: super::programme::ProgrammeCommand,
+    },
+    /// Pin a member's tier, or with --release hand them back to the ladder.
+    Tier {
+        member_id: String,
+        /// The tier to pin.
+        tier: Option<String>,
+        #[arg(long, conflicts_with = "tier")]
+        release: bool,
+    },
 }
 
 fn now_ms() -> i64 {
@@ -188,6 +201,19 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 return print_json(&m);
             }
             println!("message {} sent on {}", m.id, m.channel);
+        }
+        AdminCommand::Programme { command } => {
+            return super::programme::run(&client, command, json).await;
+        }
+        AdminCommand::Tier {
+            member_id,
+            tier,
+            release,
+        } => {
+            if tier.is_none() && !release {
+                return Err("name a tier to pin, or --release".into());
+            }
+            return super::programme::set_tier(&client, &member_id, tier.as_deref(), json).await;
         }
         AdminCommand::Show { member_id } => {
             let v = client.member(&member_id).await.map_err(|e| e.to_string())?;

@@ -126,6 +126,9 @@ pub async fn run(args: DeviceArgs) -> CliResult {
                 card.tier
             );
             println!("balance: {} points", card.balance);
+            if let Some(s) = &card.standing {
+                print_standing(s);
+            }
             for e in card.ledger.iter().take(10) {
                 println!("  {:>+7}  {}  {}", e.points, show_time(e.at_ms), e.reason);
             }
@@ -282,5 +285,34 @@ fn print_sync(report: &loyalty_core::SyncReport) {
             "  the server refused the {doc} document: {} ({})",
             r.message, r.code
         );
+    }
+}
+
+/// The tier, its benefits, the way to the next one, pending points and the next expiries.
+fn print_standing(s: &loyalty_core::card::Standing) {
+    let how = if s.tier_manual {
+        " (set by the programme)"
+    } else {
+        ""
+    };
+    println!("tier: {}{how}", s.tier_name);
+    for b in &s.tier_benefits {
+        println!("  - {b}");
+    }
+    let amount = |v: i64| match s.metric.as_str() {
+        "spend" => format!("{}.{:02}", v / 100, v % 100),
+        _ => format!("{v} points"),
+    };
+    if let Some(next) = &s.next_tier_name {
+        println!("{} more to reach {next}", amount(s.needed));
+    }
+    if let Some(at) = s.downgrade_at_ms {
+        println!("tier drops on {} unless you requalify", show_time(at));
+    }
+    if s.pending > 0 {
+        println!("pending: {} points", s.pending);
+    }
+    for e in &s.expiries {
+        println!("{} points expire on {}", e.points, show_time(e.at_ms));
     }
 }

@@ -27,6 +27,9 @@ pub struct ServerArgs {
     /// Points earned per whole currency unit spent.
     #[arg(long, default_value_t = 1)]
     points_per_unit: i64,
+    /// Seconds between runs of the programme's settle job (maturity, expiry, tier reviews).
+    #[arg(long, default_value_t = 60)]
+    settle_interval_s: u64,
     /// Hours an activation code stays valid.
     #[arg(long, default_value_t = 24 * 7)]
     activation_ttl_hours: i64,
@@ -50,6 +53,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
     config.max_body_bytes = args.max_body_bytes;
     config.till_token = args.till_token;
     config.points_per_unit = args.points_per_unit;
+    config.settle_interval = std::time::Duration::from_secs(args.settle_interval_s.max(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
