@@ -110,6 +110,9 @@ pub struct Card {
     pub balance: i64,
     /// Recent entries, newest first.
     pub ledger: Vec<LedgerEntry>,
+    /// The tier, its benefits and progress, pending points and the next expiries; `None` until the
+    /// programme has projected them.
+    pub standing: Option<Standing>,
 }
 
 /// Points earned (positive) or spent or expired (negative) by one transaction.
@@ -119,6 +122,63 @@ pub struct LedgerEntry {
     pub points: i64,
     pub reason: String,
     pub at_ms: i64,
+    /// The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
+    /// `refund`, `expiry`, `event:birthday`...
+    pub rule: String,
+}
+
+/// What the programme says about the member beyond the balance.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Standing {
+    pub tier_name: String,
+    /// Set by the programme's staff rather than earned.
+    pub tier_manual: bool,
+    pub tier_benefits: Vec<String>,
+    /// `spend` (minor units) or `points`: what `qualifying` and `needed` count.
+    pub metric: String,
+    pub qualifying: i64,
+    /// The next tier up; `None` at the top.
+    pub next_tier_name: Option<String>,
+    /// What is still missing to reach it.
+    pub needed: i64,
+    pub review_at_ms: i64,
+    /// When the tier drops unless the member requalifies first.
+    pub downgrade_at_ms: Option<i64>,
+    /// Earned points that cannot be spent yet.
+    pub pending: i64,
+    /// The next expiries, soonest first.
+    pub expiries: Vec<PointsExpiry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PointsExpiry {
+    pub at_ms: i64,
+    pub points: i64,
+}
+
+impl From<card::Standing> for Standing {
+    fn from(s: card::Standing) -> Self {
+        Self {
+            tier_name: s.tier_name,
+            tier_manual: s.tier_manual,
+            tier_benefits: s.tier_benefits,
+            metric: s.metric,
+            qualifying: s.qualifying,
+            next_tier_name: s.next_tier_name,
+            needed: s.needed,
+            review_at_ms: s.review_at_ms,
+            downgrade_at_ms: s.downgrade_at_ms,
+            pending: s.pending,
+            expiries: s
+                .expiries
+                .into_iter()
+                .map(|e| PointsExpiry {
+                    at_ms: e.at_ms,
+                    points: e.points,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<card::Card> for Card {
@@ -140,8 +200,10 @@ impl From<card::Card> for Card {
                     points: e.points,
                     reason: e.reason,
                     at_ms: e.at_ms,
+                    rule: e.rule,
                 })
                 .collect(),
+            standing: c.standing.map(Standing::from),
         }
     }
 }

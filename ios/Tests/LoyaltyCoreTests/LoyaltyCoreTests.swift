@@ -250,6 +250,10 @@ final class LoyaltyCoreTests: XCTestCase {
         let ledger = try await c.ledger()
         XCTAssertEqual(ledger.map(\.points).reduce(0, +), earned)
         XCTAssertTrue(ledger.allSatisfy { !$0.reason.isEmpty && !$0.transactionId.isEmpty })
+        XCTAssertTrue(ledger.contains { $0.rule.hasPrefix("base:") })
+        let standing = try XCTUnwrap(try await c.card()?.standing)
+        XCTAssertEqual(standing.tierName, "Member")
+        XCTAssertEqual(standing.pending, 0)
     }
 
     func testEveryErrorReachesTheAppTyped() async throws {

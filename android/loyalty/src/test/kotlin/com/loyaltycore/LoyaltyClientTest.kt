@@ -248,6 +248,10 @@ class LoyaltyClientTest {
             val ledger = c.ledger()
             assertEquals(earned, ledger.sumOf { it.points })
             assertTrue(ledger.all { it.reason.isNotEmpty() && it.transactionId.isNotEmpty() })
+            assertTrue(ledger.any { it.rule.startsWith("base:") })
+            val standing = c.card()!!.standing!!
+            assertEquals("Member", standing.tierName)
+            assertEquals(0L, standing.pending)
         }
     }
 
