@@ -33,6 +33,7 @@ pub mod offers;
 pub mod protocol;
 pub mod qr;
 pub mod secrets;
+pub mod segments;
 pub mod store;
 pub mod sync;
 

@@ -21,9 +21,9 @@ use crate::storage::{
 };
 
 /// `PRAGMA application_id` of a server database ("LYLS").
-const APPLICATION_ID: i32 = 0x4C59_4C53;
+pub(crate) const APPLICATION_ID: i32 = 0x4C59_4C53;
 
-fn migrations() -> Migrations<'static> {
+pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(
             "CREATE TABLE members (
@@ -149,6 +149,9 @@ fn migrations() -> Migrations<'static> {
                  PRIMARY KEY (member_id, offer_id)
              ) WITHOUT ROWID;",
         ),
+        // Targeted offers and segments (`sqlite_offers.rs`). Targeting is decided here, in SQL;
+        // an offer reaches a member's offers document only when projected (at their next sync).
+        M::up(crate::sqlite_offers::MIGRATION),
     ])
 }
 
@@ -207,7 +210,7 @@ impl SqliteStorage {
     }
 
     /// Runs a read-only `f` on one of the read connections, on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
@@ -226,7 +229,7 @@ impl SqliteStorage {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
@@ -259,6 +262,10 @@ fn hash_from(blob: Vec<u8>) -> [u8; 32] {
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    fn programme(&self) -> Option<Arc<dyn crate::targeting::ProgrammeStorage>> {
+        Some(Arc::new(self.clone()))
+    }
+
     async fn create_member(&self, m: NewMember) -> Result<(), StorageError> {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
