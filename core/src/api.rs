@@ -281,7 +281,7 @@ pub struct PostSegment {
     #[serde(default)]
     pub id: Option<String>,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::segments::rules_object")]
     pub rules: crate::segments::SegmentRules,
 }
 

@@ -66,6 +66,13 @@ pub struct Segment {
     pub rules: SegmentRules,
 }
 
+/// Reads rules only from a JSON object. Serde would also take an array for a struct (its fields in
+/// order), so `"rules": []` would become "no conditions" — every member — without a word.
+pub fn rules_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SegmentRules, D::Error> {
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+}
+
 impl ScoreRange {
     fn validate(&self, what: &str) -> Result<(), String> {
         if self.min > self.max || self.max > MAX_SCORE {
@@ -168,6 +175,19 @@ mod tests {
         let again: SegmentRules =
             serde_json::from_str(&serde_json::to_string(&rules).unwrap()).unwrap();
         assert_eq!(again, rules);
+    }
+
+    #[test]
+    fn rules_must_be_an_object() {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(deserialize_with = "rules_object")]
+            rules: SegmentRules,
+        }
+        assert!(serde_json::from_str::<Body>(r#"{"rules": []}"#).is_err());
+        assert!(serde_json::from_str::<Body>(r#"{"rules": {"recncy": {}}}"#).is_err());
+        let ok = serde_json::from_str::<Body>(r#"{"rules": {"tiers": ["gold"]}}"#).unwrap();
+        assert_eq!(ok.rules.tiers, ["gold"]);
     }
 
     #[test]

@@ -261,7 +261,10 @@ pub async fn run(args: AdminArgs) -> CliResult {
             println!("message {} sent on {}", m.id, m.channel);
         }
         AdminCommand::Segments(SegmentsCommand::Create { id, name, rules }) => {
-            let rules = serde_json::from_str(&rules).map_err(|e| format!("--rules: {e}"))?;
+            let rules = loyalty_core::segments::rules_object(
+                &mut serde_json::Deserializer::from_str(&rules),
+            )
+            .map_err(|e| format!("--rules: {e}"))?;
             let v = client
                 .create_segment(&PostSegment { id, name, rules })
                 .await
