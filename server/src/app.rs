@@ -59,6 +59,8 @@ pub struct App {
 /// A notification for the empty member id ([`WAKE_ALL`]) asks every waiter to re-check.
 struct Changes {
     seq: AtomicU64,
+    /// How many times [`App::wake_all`] was called; lets a waiter tell it missed one.
+    wakes: AtomicU64,
     last: std::sync::Mutex<HashMap<String, u64>>,
     tx: broadcast::Sender<(String, u64)>,
 }
@@ -90,6 +92,7 @@ impl App {
                         .unwrap_or(0)
                         .saturating_mul(1000),
                 ),
+                wakes: AtomicU64::new(0),
                 last: std::sync::Mutex::new(HashMap::new()),
                 tx: broadcast::channel(1024).0,
             },
@@ -115,6 +118,7 @@ impl App {
     /// Wakes every waiting device to re-check whether it has news (offers waiting to be projected
     /// after a fan-out): one broadcast, however many members the fan-out reached.
     pub fn wake_all(&self) {
+        self.changes.wakes.fetch_add(1, Ordering::SeqCst);
         let seq = self.changes.seq.load(Ordering::SeqCst);
         let _ = self.changes.tx.send((WAKE_ALL.to_string(), seq));
     }
@@ -129,7 +133,10 @@ impl App {
     ) -> (u64, bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.wait_for_change_until(member_id, since, deadline).await {
+            match self
+                .wait_for_change_until(member_id, since, self.wakes(), deadline)
+                .await
+            {
                 Wait::Changed(seq) => return (seq, true),
                 Wait::TimedOut(seq) => return (seq, false),
                 Wait::Woken => continue,
@@ -137,15 +144,26 @@ impl App {
         }
     }
 
-    /// Like [`Self::wait_for_change`], but also returns when [`Self::wake_all`] is called, so
-    /// the caller can re-check its own condition and wait again until the same deadline.
+    /// The number of [`Self::wake_all`] calls so far: read it before checking a condition, pass
+    /// it to [`Self::wait_for_change_until`], and a wake between the check and the wait is not lost.
+    pub fn wakes(&self) -> u64 {
+        self.changes.wakes.load(Ordering::SeqCst)
+    }
+
+    /// Like [`Self::wait_for_change`], but also returns [`Wait::Woken`] when [`Self::wake_all`]
+    /// is called (or was, since `wakes_seen` was read), so the caller can re-check its own
+    /// condition and wait again until the same deadline.
     pub async fn wait_for_change_until(
         &self,
         member_id: &str,
         since: u64,
+        wakes_seen: u64,
         deadline: tokio::time::Instant,
     ) -> Wait {
         let mut rx = self.changes.tx.subscribe();
+        if self.wakes() != wakes_seen {
+            return Wait::Woken;
+        }
         let current = self
             .changes
             .last

@@ -107,39 +107,173 @@ fn bump_fanout_seq(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Adds the members of a tier or segment to an offer; returns how many were new.
+/// Rows written per transaction by the big writes (fan-outs, segment and RFM updates). Short
+/// transactions keep the write lock for tens of milliseconds at a time, so till postings in the
+/// server — or the server beside the batch job, whose busy timeout is 5 s — never wait long.
+pub const CHUNK: i64 = 25_000;
+
+/// One chunk of a large write, keyed by member id: `bound_sql` finds the chunk's last member id
+/// (`?1` the previous chunk's last id, `?2` the chunk size), `apply_sql` writes the chunk (`?1`
+/// exclusive lower, `?2` inclusive upper bound); both take `extra` as `?3`, `?4`, ... Returns the
+/// chunk's last member id and the rows written, or `None` when nothing is left.
+fn one_chunk(
+    conn: &mut Connection,
+    bound_sql: &str,
+    apply_sql: &str,
+    extra: &[Value],
+    after: &str,
+) -> Result<Option<(String, usize)>, StorageError> {
+    let bound_params = [Value::Text(after.into()), Value::Integer(CHUNK)]
+        .into_iter()
+        .chain(extra.iter().cloned());
+    // Each statement takes the leading parameters it numbers; rusqlite refuses extra ones.
+    let upto: Option<String> = {
+        let mut stmt = conn.prepare_cached(bound_sql).map_err(backend)?;
+        let n = stmt.parameter_count();
+        stmt.query_row(params_from_iter(bound_params.take(n)), |r| r.get(0))
+            .map_err(backend)?
+    };
+    let Some(upto) = upto else {
+        return Ok(None);
+    };
+    let tx = conn.transaction().map_err(backend)?;
+    let apply_params = [Value::Text(after.into()), Value::Text(upto.clone())]
+        .into_iter()
+        .chain(extra.iter().cloned());
+    let written = {
+        let mut stmt = tx.prepare_cached(apply_sql).map_err(backend)?;
+        let n = stmt.parameter_count();
+        stmt.execute(params_from_iter(apply_params.take(n)))
+            .map_err(backend)?
+    };
+    tx.commit().map_err(backend)?;
+    Ok(Some((upto, written)))
+}
+
+/// Runs [`one_chunk`] until the source is exhausted; returns the rows written.
+fn in_chunks(
+    conn: &mut Connection,
+    bound_sql: &str,
+    apply_sql: &str,
+    extra: &[Value],
+) -> Result<usize, StorageError> {
+    // Member ids are never empty, so every id sorts after "".
+    let mut after = String::new();
+    let mut total = 0;
+    while let Some((upto, written)) = one_chunk(conn, bound_sql, apply_sql, extra, &after)? {
+        total += written;
+        after = upto;
+    }
+    Ok(total)
+}
+
+/// The SQL of a fan-out chunk to a tier or segment: (bound, apply), with `?3` the offer id, `?4`
+/// the tier or segment id and `?5` the time. `None` for an explicit target.
+fn fan_out_sql(kind: &str) -> Option<(&'static str, &'static str)> {
+    match kind {
+        "tier" => Some((
+            "SELECT max(member_id) FROM (SELECT member_id FROM members
+             WHERE tier = ?4 AND member_id > ?1 ORDER BY member_id LIMIT ?2)",
+            // OR IGNORE: members who have the offer keep their row, uses and projection state.
+            "INSERT OR IGNORE INTO offer_members (offer_id, member_id, added_at)
+             SELECT ?3, member_id, ?5 FROM members
+             WHERE tier = ?4 AND member_id > ?1 AND member_id <= ?2 ORDER BY member_id",
+        )),
+        "segment" => Some((
+            "SELECT max(member_id) FROM (SELECT member_id FROM segment_members
+             WHERE segment_id = ?4 AND member_id > ?1 ORDER BY member_id LIMIT ?2)",
+            "INSERT OR IGNORE INTO offer_members (offer_id, member_id, added_at)
+             SELECT ?3, member_id, ?5 FROM segment_members
+             WHERE segment_id = ?4 AND member_id > ?1 AND member_id <= ?2",
+        )),
+        _ => None,
+    }
+}
+
+fn fan_out_params(offer_id: &str, key: &str, now_ms: i64) -> Vec<Value> {
+    vec![
+        Value::Text(offer_id.into()),
+        Value::Text(key.into()),
+        Value::Integer(now_ms),
+    ]
+}
+
+/// Adds what one fan-out chunk added to the offer's member count and moves `fanout_seq`, so
+/// servers wake their waiting devices while a long fan-out is still going.
+fn count_added(conn: &Connection, offer_id: &str, added: usize) -> Result<(), StorageError> {
+    if added == 0 {
+        return Ok(());
+    }
+    conn.execute(
+        "UPDATE offers SET member_count = member_count + ?2 WHERE offer_id = ?1",
+        params![offer_id, added as i64],
+    )
+    .map_err(backend)?;
+    bump_fanout_seq(conn)
+}
+
+/// Adds the members of a tier or segment to an offer, chunk by chunk; returns how many were new.
 fn fan_out(
-    conn: &Connection,
+    conn: &mut Connection,
     offer_id: &str,
     kind: &str,
     key: &str,
     now_ms: i64,
 ) -> Result<i64, StorageError> {
-    // OR IGNORE: members who have the offer already keep their row, uses and projection state.
-    let sql = match kind {
-        "tier" => {
-            "INSERT OR IGNORE INTO offer_members (offer_id, member_id, added_at)
-             SELECT ?1, member_id, ?2 FROM members WHERE tier = ?3 ORDER BY member_id"
-        }
-        "segment" => {
-            "INSERT OR IGNORE INTO offer_members (offer_id, member_id, added_at)
-             SELECT ?1, member_id, ?2 FROM segment_members WHERE segment_id = ?3"
-        }
-        _ => return Ok(0),
+    let Some((bound, apply)) = fan_out_sql(kind) else {
+        return Ok(0);
     };
-    let added = conn
-        .execute(sql, params![offer_id, now_ms, key])
-        .map_err(backend)?;
-    let added = i64::try_from(added).unwrap_or(i64::MAX);
-    conn.execute(
-        "UPDATE offers SET member_count = member_count + ?2 WHERE offer_id = ?1",
-        params![offer_id, added],
-    )
-    .map_err(backend)?;
-    Ok(added)
+    let extra = fan_out_params(offer_id, key, now_ms);
+    let mut after = String::new();
+    let mut total = 0;
+    while let Some((upto, added)) = one_chunk(conn, bound, apply, &extra, &after)? {
+        count_added(conn, offer_id, added)?;
+        total += added;
+        after = upto;
+    }
+    Ok(i64::try_from(total).unwrap_or(i64::MAX))
 }
 
-/// Stores an offer and fans it out, in the caller's transaction.
+/// Publishes on one connection, as tests do: stores the offer, then fans it out in chunks.
+#[cfg(test)]
+fn publish_now(
+    conn: &mut Connection,
+    offer: &Offer,
+    target: &OfferTarget,
+    now_ms: i64,
+) -> Result<Published, ProgrammeError> {
+    let tx = conn.transaction().map_err(backend)?;
+    let mut published = publish_in(&tx, offer, target, now_ms)?;
+    tx.commit().map_err(backend)?;
+    if let Some((kind, key)) = standing(target) {
+        published.added_members += fan_out(conn, &offer.id, kind, key, now_ms)?;
+        published.members = member_count(conn, &offer.id)?;
+    }
+    Ok(published)
+}
+
+fn member_count(conn: &Connection, offer_id: &str) -> Result<i64, StorageError> {
+    conn.query_row(
+        "SELECT member_count FROM offers WHERE offer_id = ?1",
+        [offer_id],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
+/// The tier or segment a target names, as (kind, key); `None` for explicit members.
+fn standing(target: &OfferTarget) -> Option<(&'static str, &str)> {
+    match target {
+        OfferTarget::Members { .. } => None,
+        OfferTarget::Tier { tier } => Some(("tier", tier)),
+        OfferTarget::Segment { segment_id } => Some(("segment", segment_id)),
+    }
+}
+
+/// Stores an offer and adds explicit members, in the caller's transaction. A tier or segment
+/// target is only checked here; its members are added afterwards in chunks ([`fan_out`]), so a
+/// million-member fan-out never holds the write lock for seconds. Should the process stop midway,
+/// the next recompute completes it: the target is standing.
 pub(crate) fn publish_in(
     tx: &Connection,
     offer: &Offer,
@@ -221,8 +355,8 @@ pub(crate) fn publish_in(
         ],
     )
     .map_err(backend)?;
-    let added = match (kind, key) {
-        ("members", _) => {
+    let added = match kind {
+        "members" => {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO offer_members (offer_id, member_id, added_at)
@@ -242,7 +376,6 @@ pub(crate) fn publish_in(
             .map_err(backend)?;
             added
         }
-        (kind, Some(key)) => fan_out(tx, &offer.id, kind, key, now_ms)?,
         _ => 0,
     };
     let (version, members) = tx
@@ -447,18 +580,51 @@ impl ProgrammeStorage for SqliteStorage {
         target: &OfferTarget,
         now_ms: i64,
     ) -> Result<Published, ProgrammeError> {
-        let offer = offer.clone();
-        let target = target.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
-            // Dropping the transaction on an error rolls it back: a refused target stores nothing.
-            let outcome = publish_in(&tx, &offer, &target, now_ms);
-            if outcome.is_ok() {
-                tx.commit().map_err(backend)?;
-            }
-            Ok(outcome)
+        let stored = {
+            let (offer, target) = (offer.clone(), target.clone());
+            self.run(move |conn| {
+                let tx = conn.transaction().map_err(backend)?;
+                // Dropping the transaction on an error rolls it back: a refused target stores
+                // nothing.
+                let outcome = publish_in(&tx, &offer, &target, now_ms);
+                if outcome.is_ok() {
+                    tx.commit().map_err(backend)?;
+                }
+                Ok(outcome)
+            })
+            .await??
+        };
+        let Some((bound, apply)) = standing(target).and_then(|(kind, _)| fan_out_sql(kind)) else {
+            return Ok(stored);
+        };
+        let key = standing(target).map_or("", |(_, key)| key);
+        // Each chunk is its own turn on the writer connection, so till postings queued behind the
+        // fan-out get in between chunks.
+        let extra = fan_out_params(&offer.id, key, now_ms);
+        let mut after = String::new();
+        let mut added = 0i64;
+        loop {
+            let (extra, offer_id, from) = (extra.clone(), offer.id.clone(), after.clone());
+            let chunk = self
+                .run(move |conn| {
+                    let chunk = one_chunk(conn, bound, apply, &extra, &from)?;
+                    if let Some((_, n)) = &chunk {
+                        count_added(conn, &offer_id, *n)?;
+                    }
+                    Ok(chunk)
+                })
+                .await?;
+            let Some((upto, n)) = chunk else { break };
+            added += n as i64;
+            after = upto;
+        }
+        let offer_id = offer.id.clone();
+        let members = self.read(move |conn| member_count(conn, &offer_id)).await?;
+        Ok(Published {
+            added_members: stored.added_members + added,
+            members,
+            ..stored
         })
-        .await?
     }
 
     async fn pending_offers(
@@ -685,21 +851,34 @@ pub fn recompute(
         step(t)
     ));
     let t = Instant::now();
-    {
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM member_rfm", []).map_err(backend)?;
-        tx.execute(
-            "INSERT INTO member_rfm (member_id, recency, frequency, monetary, last_purchase_at,
-                                     purchases, spend_minor, computed_at)
-             SELECT member_id, recency, frequency, monetary, last_purchase_at, purchases,
-                    spend_minor, ?1
-             FROM temp.rfm_new ORDER BY member_id",
-            [now],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-    }
-    conn.execute("DROP TABLE temp.rfm_new", [])
+    // Replace in chunks: new scores first, then drop members who no longer bought in the window.
+    in_chunks(
+        conn,
+        "SELECT max(member_id) FROM (SELECT member_id FROM temp.rfm_new
+         WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
+        "INSERT OR REPLACE INTO member_rfm (member_id, recency, frequency, monetary,
+                                            last_purchase_at, purchases, spend_minor, computed_at)
+         SELECT member_id, recency, frequency, monetary, last_purchase_at, purchases,
+                spend_minor, ?3
+         FROM temp.rfm_new WHERE member_id > ?1 AND member_id <= ?2",
+        &[Value::Integer(now)],
+    )?;
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.rfm_gone;
+         CREATE TEMP TABLE rfm_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
+         INSERT INTO temp.rfm_gone SELECT member_id FROM member_rfm
+         WHERE member_id NOT IN (SELECT member_id FROM temp.rfm_new);",
+    )
+    .map_err(backend)?;
+    in_chunks(
+        conn,
+        "SELECT max(member_id) FROM (SELECT member_id FROM temp.rfm_gone
+         WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
+        "DELETE FROM member_rfm WHERE member_id IN
+         (SELECT member_id FROM temp.rfm_gone WHERE member_id > ?1 AND member_id <= ?2)",
+        &[],
+    )?;
+    conn.execute_batch("DROP TABLE temp.rfm_new; DROP TABLE temp.rfm_gone;")
         .map_err(backend)?;
     progress(&format!("rfm: scores stored ({})", step(t)));
 
@@ -712,7 +891,9 @@ pub fn recompute(
         let (cond, values) = rules_sql(&view.segment.rules);
         conn.execute_batch(
             "DROP TABLE IF EXISTS temp.segment_new;
-             CREATE TEMP TABLE segment_new (member_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+             DROP TABLE IF EXISTS temp.segment_gone;
+             CREATE TEMP TABLE segment_new (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
+             CREATE TEMP TABLE segment_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;",
         )
         .map_err(backend)?;
         let members = conn
@@ -726,27 +907,34 @@ pub fn recompute(
                 params_from_iter(values),
             )
             .map_err(backend)?;
-        let tx = conn.transaction().map_err(backend)?;
-        let left = tx
-            .execute(
-                "DELETE FROM segment_members WHERE segment_id = ?1
-                 AND member_id NOT IN (SELECT member_id FROM temp.segment_new)",
-                [id],
-            )
-            .map_err(backend)?;
-        let joined = tx
-            .execute(
-                "INSERT OR IGNORE INTO segment_members (segment_id, member_id)
-                 SELECT ?1, member_id FROM temp.segment_new",
-                [id],
-            )
-            .map_err(backend)?;
-        tx.execute(
+        conn.execute(
+            "INSERT INTO temp.segment_gone SELECT member_id FROM segment_members
+             WHERE segment_id = ?1 AND member_id NOT IN (SELECT member_id FROM temp.segment_new)",
+            [id],
+        )
+        .map_err(backend)?;
+        let key = [Value::Text(id.clone())];
+        let left = in_chunks(
+            conn,
+            "SELECT max(member_id) FROM (SELECT member_id FROM temp.segment_gone
+             WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
+            "DELETE FROM segment_members WHERE segment_id = ?3 AND member_id IN
+             (SELECT member_id FROM temp.segment_gone WHERE member_id > ?1 AND member_id <= ?2)",
+            &key,
+        )?;
+        let joined = in_chunks(
+            conn,
+            "SELECT max(member_id) FROM (SELECT member_id FROM temp.segment_new
+             WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
+            "INSERT OR IGNORE INTO segment_members (segment_id, member_id)
+             SELECT ?3, member_id FROM temp.segment_new WHERE member_id > ?1 AND member_id <= ?2",
+            &key,
+        )?;
+        conn.execute(
             "UPDATE segments SET computed_at = ?2, member_count = ?3 WHERE segment_id = ?1",
             params![id, now, members as i64],
         )
         .map_err(backend)?;
-        tx.commit().map_err(backend)?;
         report.segments.push((id.clone(), members as i64));
         progress(&format!(
             "segment {}/{total} `{id}`: {members} members ({joined} joined, {left} left) ({})",
@@ -754,8 +942,10 @@ pub fn recompute(
             step(t)
         ));
     }
-    conn.execute("DROP TABLE IF EXISTS temp.segment_new", [])
-        .map_err(backend)?;
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.segment_new; DROP TABLE IF EXISTS temp.segment_gone;",
+    )
+    .map_err(backend)?;
 
     // 3. Standing targets reach the members who newly qualify.
     let standing: Vec<(String, String, String)> = {
@@ -773,12 +963,7 @@ pub fn recompute(
     };
     for (offer_id, kind, key) in standing {
         let t = Instant::now();
-        let tx = conn.transaction().map_err(backend)?;
-        let added = fan_out(&tx, &offer_id, &kind, &key, now)?;
-        if added > 0 {
-            bump_fanout_seq(&tx)?;
-        }
-        tx.commit().map_err(backend)?;
+        let added = fan_out(conn, &offer_id, &kind, &key, now)?;
         progress(&format!(
             "offer `{offer_id}` ({kind} {key}): {added} members added ({})",
             step(t)
@@ -1008,9 +1193,8 @@ mod tests {
         member(&conn, "g1", "gold", 0);
         member(&conn, "g2", "gold", 0);
         member(&conn, "b1", "base", 0);
-        let tx = conn.transaction().unwrap();
-        let p = publish_in(
-            &tx,
+        let p = publish_now(
+            &mut conn,
             &offer("gold", 0),
             &OfferTarget::Tier {
                 tier: "gold".into(),
@@ -1018,7 +1202,6 @@ mod tests {
             NOW,
         )
         .unwrap();
-        tx.commit().unwrap();
         assert_eq!((p.version, p.added_members, p.members), (1, 2, 2));
 
         let err = publish_in(
@@ -1052,8 +1235,8 @@ mod tests {
         assert_eq!(offers, 1, "the refused publications stored nothing");
 
         // Same terms again: no new version. New terms: version 2, pending for both members.
-        let again = publish_in(
-            &conn,
+        let again = publish_now(
+            &mut conn,
             &offer("gold", 0),
             &OfferTarget::Tier {
                 tier: "gold".into(),
@@ -1155,8 +1338,8 @@ mod tests {
             },
         );
         run(&mut conn);
-        let p = publish_in(
-            &conn,
+        let p = publish_now(
+            &mut conn,
             &offer("for-buyers", 0),
             &OfferTarget::Segment {
                 segment_id: "buyers".into(),
@@ -1179,5 +1362,40 @@ mod tests {
             seq_after > seq_before,
             "a running server notices and wakes its devices"
         );
+    }
+
+    #[test]
+    fn large_writes_go_in_chunks_and_miss_nobody() {
+        let (_d, mut conn) = db();
+        let n = 2 * CHUNK + 7;
+        conn.execute(
+            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < ?1 - 1)
+             INSERT INTO members (member_id, card_number, created_at, tier)
+             SELECT printf('m%07d', i), printf('c%07d', i), 0, 'gold' FROM k",
+            [n],
+        )
+        .unwrap();
+        segment(&conn, "all", SegmentRules::default());
+        let report = run(&mut conn);
+        assert_eq!(report.segments, [("all".to_string(), n)]);
+        let p = publish_now(
+            &mut conn,
+            &offer("wide", 0),
+            &OfferTarget::Tier {
+                tier: "gold".into(),
+            },
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((p.added_members, p.members), (n, n));
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM offer_members", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, n);
+        // The segment shrinks to nobody: every member leaves, chunk by chunk.
+        conn.execute("UPDATE segments SET rules = '{\"tiers\":[\"none\"]}'", [])
+            .unwrap();
+        assert_eq!(run(&mut conn).segments, [("all".to_string(), 0)]);
+        assert!(members_of(&conn, "all").is_empty());
     }
 }

@@ -227,11 +227,13 @@ pub async fn changes(
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
     let (seq, changed) = loop {
+        // Read before the check: a fan-out that lands after the check has woken after this read.
+        let wakes = app.wakes();
         if crate::targeting::has_pending(&app, &member_id).await? {
             break (q.since, true);
         }
         match app
-            .wait_for_change_until(&member_id, q.since, deadline)
+            .wait_for_change_until(&member_id, q.since, wakes, deadline)
             .await
         {
             Wait::Changed(seq) => break (seq, true),
