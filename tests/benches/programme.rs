@@ -59,7 +59,8 @@ fn peak_kib() -> u64 {
 /// refunded. 37% of members like coffee. Tiers: 70% base, 20% silver, 10% gold.
 fn seed(db: &Path, members: i64, now: i64) -> (i64, i64) {
     let conn = rusqlite::Connection::open(db).expect("open for seeding");
-    // Seeding only: the figures are about what comes after.
+    // Seeding only: the figures are about what comes after. `drawn` is materialised because
+    // SQLite would otherwise inline `r` and draw a new random number at every use.
     conn.execute_batch(
         "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA foreign_keys = ON;",
     )
@@ -77,7 +78,8 @@ fn seed(db: &Path, members: i64, now: i64) -> (i64, i64) {
                 CASE {rnd} % 10 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' WHEN 2 THEN 'silver'
                      ELSE 'base' END
          FROM n;
-         CREATE TEMP TABLE buyers AS
+                  CREATE TEMP TABLE buyers AS
+         WITH drawn AS MATERIALIZED (SELECT member_id, {rnd} % 100 AS r FROM members)
          SELECT member_id,
                 CASE WHEN r < 30 THEN 0
                      WHEN r < 60 THEN 1 + {rnd} % 2
@@ -85,7 +87,7 @@ fn seed(db: &Path, members: i64, now: i64) -> (i64, i64) {
                      WHEN r < 97 THEN 9 + {rnd} % 16
                      ELSE 25 + {rnd} % 36 END AS k,
                 CASE WHEN {rnd} % 3 = 0 THEN {rnd} % (365 * {DAY}) ELSE 0 END AS lapse
-         FROM (SELECT member_id, {rnd} % 100 AS r FROM members);
+                  FROM drawn;
          INSERT INTO postings (idempotency_key, request_hash, member_id, kind, till_id, receipt_id,
                                total_minor, earned, redeemed, at, response)
          SELECT b.member_id || '-' || n.i, x'', b.member_id, 'purchase', 'till-' || ({rnd} % 500),
