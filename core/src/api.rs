@@ -250,3 +250,62 @@ pub struct ChangesResponse {
     /// Whether the member's server documents changed: sync now.
     pub changed: bool,
 }
+
+/// Who an operator's offer is for (`POST /v1/admin/offers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OfferTarget {
+    /// These members, by id.
+    Members { member_ids: Vec<String> },
+    /// Every member in this tier, now and whenever segments are recomputed while the offer is valid.
+    Tier { tier: String },
+    /// Every member of this segment, now and after each recompute while the offer is valid.
+    Segment { segment_id: String },
+}
+
+/// Most member ids one explicit target may list; larger groups are what segments are for.
+pub const MAX_TARGET_MEMBERS: usize = 10_000;
+
+/// `POST /v1/admin/offers`: an offer and who it is for. Posting an id that exists publishes a new
+/// version of that offer: its members get the new terms, and the target's members are added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostTargetedOffer {
+    pub offer: PostOffer,
+    pub target: OfferTarget,
+}
+
+/// The answer to a published offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedOffer {
+    pub offer: Offer,
+    /// 1 for a new offer, one more for every update.
+    pub version: i64,
+    /// Members newly targeted by this publication.
+    pub added_members: i64,
+    /// Members the offer is targeted at now, in all.
+    pub members: i64,
+}
+
+/// `POST /v1/admin/segments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostSegment {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::segments::rules_object")]
+    pub rules: crate::segments::SegmentRules,
+}
+
+/// A segment as operators see it: its definition and when its membership was last computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentView {
+    #[serde(flatten)]
+    pub segment: crate::segments::Segment,
+    pub created_at_ms: i64,
+    /// `None` until the first recompute after the segment was created.
+    pub computed_at_ms: Option<i64>,
+    /// Members at the last recompute.
+    pub members: i64,
+}

@@ -37,6 +37,7 @@ pub mod programme;
 pub mod protocol;
 pub mod qr;
 pub mod secrets;
+pub mod segments;
 pub mod store;
 pub mod sync;
 pub mod tiers;

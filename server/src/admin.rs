@@ -108,6 +108,8 @@ pub async fn new_activation_code(
     ))
 }
 
+/// Publishes an offer to one member: an explicit one-member target, through the same path as
+/// `POST /v1/admin/offers`, so the offer is in the relational store the till reads.
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -116,30 +118,21 @@ pub async fn post_offer(
 ) -> Result<(StatusCode, Json<Offer>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;
-    let offer = Offer {
-        id: p.id.unwrap_or_else(|| ids::new_record_id("off")),
-        title: p.title,
-        description: p.description,
-        terms: p.terms,
-        valid_from_ms: p.valid_from_ms,
-        valid_until_ms: p.valid_until_ms,
-        needs_activation: p.needs_activation,
-        reward: p.reward,
-        value: p.value,
-        category: p.category,
-        min_spend_minor: p.min_spend_minor,
-        use_limit: p.use_limit,
-        use_count: 0,
-    };
+    let offer = crate::programme_admin::offer_from_post(p);
+    // Checked here too, so a bad offer is a 400 whatever the member id looks like.
     offer
         .validate()
         .map_err(|m| ApiError::bad_request("invalid_offer", m))?;
     ensure_member(&app, &member_id).await?;
-    documents::update(&app, &member_id, DocKind::Offers, |doc| {
-        offers::put(doc, &offer).map_err(|e| ApiError::internal("publishing an offer", e))
-    })
+    let published = crate::targeting::publish(
+        &app,
+        offer,
+        loyalty_core::api::OfferTarget::Members {
+            member_ids: vec![member_id],
+        },
+    )
     .await?;
-    Ok((StatusCode::CREATED, Json(offer)))
+    Ok((StatusCode::CREATED, Json(published.offer)))
 }
 
 pub async fn post_message(
@@ -175,6 +168,8 @@ pub async fn show_member(
 ) -> Result<Json<MemberView>, ApiError> {
     app.authenticate_operator(&headers)?;
     ensure_member(&app, &member_id).await?;
+    // Show what the member's phone will see: the offers owed to them, projected.
+    crate::targeting::project_pending(&app, &member_id).await?;
     let stored = app
         .storage
         .load_documents(&member_id, &DocKind::ALL)

@@ -23,12 +23,28 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::storage::{DeviceRecord, Storage};
 
+/// The member id of a wake-all notification; no member id is empty.
+const WAKE_ALL: &str = "";
+
+/// How a wait for a member's change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The member's documents changed; wait from this sequence number next.
+    Changed(u64),
+    /// Everyone was asked to re-check (a fan-out); nothing is known about this member yet.
+    Woken,
+    /// Nothing happened before the deadline; wait from this sequence number next.
+    TimedOut(u64),
+}
+
 /// Lock stripes: enough that unrelated members rarely share one, few enough to allocate up front.
 const LOCK_STRIPES: usize = 1024;
 
 pub struct App {
     pub config: Config,
     pub storage: Arc<dyn Storage>,
+    /// Targeted offers and segments, when the storage supports them (`crate::targeting`).
+    pub targeting: Option<Arc<dyn crate::targeting::ProgrammeStorage>>,
     pub clock: Arc<dyn Clock>,
     /// The Automerge actor of this process's own writes. Random per process, so two server
     /// instances sharing a database never claim the same actor's sequence numbers.
@@ -48,8 +64,11 @@ const PROGRAMME_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Which members' documents changed, for devices waiting on `GET /v1/members/{id}/changes`.
 /// Sequence numbers start at the process's start time in microseconds, so they keep growing across
 /// restarts and a device's `since` from before a restart never hides a later change.
+/// A notification for the empty member id ([`WAKE_ALL`]) asks every waiter to re-check.
 struct Changes {
     seq: AtomicU64,
+    /// How many times [`App::wake_all`] was called; lets a waiter tell it missed one.
+    wakes: AtomicU64,
     last: std::sync::Mutex<HashMap<String, u64>>,
     tx: broadcast::Sender<(String, u64)>,
 }
@@ -68,6 +87,7 @@ impl App {
         let till_token_hash = token_hash(&config.till_token);
         Arc::new(Self {
             config,
+            targeting: storage.targeting(),
             storage,
             clock: clock.clone(),
             actor: ActorId::random(),
@@ -80,6 +100,7 @@ impl App {
                         .unwrap_or(0)
                         .saturating_mul(1000),
                 ),
+                wakes: AtomicU64::new(0),
                 last: std::sync::Mutex::new(HashMap::new()),
                 tx: broadcast::channel(1024).0,
             },
@@ -125,6 +146,14 @@ impl App {
         let _ = self.changes.tx.send((member_id.to_string(), seq));
     }
 
+    /// Wakes every waiting device to re-check whether it has news (offers waiting to be projected
+    /// after a fan-out): one broadcast, however many members the fan-out reached.
+    pub fn wake_all(&self) {
+        self.changes.wakes.fetch_add(1, Ordering::SeqCst);
+        let seq = self.changes.seq.load(Ordering::SeqCst);
+        let _ = self.changes.tx.send((WAKE_ALL.to_string(), seq));
+    }
+
     /// Waits until the member's documents change after `since`, or `timeout` passes. Returns the
     /// sequence number to wait from next and whether anything changed.
     pub async fn wait_for_change(
@@ -133,7 +162,39 @@ impl App {
         since: u64,
         timeout: std::time::Duration,
     ) -> (u64, bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self
+                .wait_for_change_until(member_id, since, self.wakes(), deadline)
+                .await
+            {
+                Wait::Changed(seq) => return (seq, true),
+                Wait::TimedOut(seq) => return (seq, false),
+                Wait::Woken => continue,
+            }
+        }
+    }
+
+    /// The number of [`Self::wake_all`] calls so far: read it before checking a condition, pass
+    /// it to [`Self::wait_for_change_until`], and a wake between the check and the wait is not lost.
+    pub fn wakes(&self) -> u64 {
+        self.changes.wakes.load(Ordering::SeqCst)
+    }
+
+    /// Like [`Self::wait_for_change`], but also returns [`Wait::Woken`] when [`Self::wake_all`]
+    /// is called (or was, since `wakes_seen` was read), so the caller can re-check its own
+    /// condition and wait again until the same deadline.
+    pub async fn wait_for_change_until(
+        &self,
+        member_id: &str,
+        since: u64,
+        wakes_seen: u64,
+        deadline: tokio::time::Instant,
+    ) -> Wait {
         let mut rx = self.changes.tx.subscribe();
+        if self.wakes() != wakes_seen {
+            return Wait::Woken;
+        }
         let current = self
             .changes
             .last
@@ -143,19 +204,19 @@ impl App {
             .copied()
             .unwrap_or(0);
         if current > since {
-            return (current, true);
+            return Wait::Changed(current);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok((member, seq))) if member == member_id => return (seq, true),
+                Ok(Ok((member, seq))) if member == member_id => return Wait::Changed(seq),
+                Ok(Ok((member, _))) if member == WAKE_ALL => return Wait::Woken,
                 Ok(Ok(_)) => continue,
                 // Missed notifications: tell the device to sync rather than risk missing its own.
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    return (self.changes.seq.load(Ordering::SeqCst), true);
+                    return Wait::Changed(self.changes.seq.load(Ordering::SeqCst));
                 }
                 Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
-                    return (since.max(current), false);
+                    return Wait::TimedOut(since.max(current));
                 }
             }
         }
@@ -287,6 +348,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/admin/members/{member_id}/messages",
             post(crate::admin::post_message),
         )
+        .route("/v1/admin/offers", post(crate::programme_admin::post_offer))
+        .route(
+            "/v1/admin/segments",
+            post(crate::programme_admin::create_segment).get(crate::programme_admin::segments),
+        )
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -303,9 +369,36 @@ pub async fn serve(
         app.clone(),
         app.config.settle_interval,
     ));
+    let watcher = tokio::spawn(watch_fanouts(app.clone()));
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
+    watcher.abort();
     settler.abort();
     served
+}
+
+/// How often the server looks for fan-outs made by another process (the segment batch job).
+const FANOUT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Wakes waiting devices when a fan-out happened elsewhere on the same database — the batch job
+/// that recomputes segments runs as its own process and cannot call [`App::wake_all`]. One small
+/// query every two seconds.
+async fn watch_fanouts(app: Arc<App>) {
+    let Some(programme) = app.targeting.clone() else {
+        return;
+    };
+    let mut seen = None;
+    loop {
+        match programme.fanout_seq().await {
+            Ok(seq) => {
+                if seen.is_some_and(|s| s != seq) {
+                    app.wake_all();
+                }
+                seen = Some(seq);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the fan-out sequence"),
+        }
+        tokio::time::sleep(FANOUT_POLL).await;
+    }
 }

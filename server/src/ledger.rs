@@ -9,7 +9,7 @@ use automerge::transaction::CommitOptions;
 use loyalty_core::api::{Movement, PostingResponse};
 use loyalty_core::calendar::{DAY_MS, format_date};
 use loyalty_core::card::{self, PointsExpiry, Standing};
-use loyalty_core::earning::{AppliedOffer, Earning};
+use loyalty_core::earning::{AppliedOffer, Earning, OfferCandidate};
 use loyalty_core::ids;
 use loyalty_core::lots::{Book, Insufficient, Lot};
 use loyalty_core::programme::Programme;
@@ -40,6 +40,8 @@ pub struct Draft<'a> {
     pub applied: Vec<AppliedOffer>,
     pub discount_minor: i64,
     pub offer_uses: Vec<String>,
+    /// The member's offers, loaded under the lock on each attempt when the caller asked for them.
+    pub offers: Vec<OfferCandidate>,
     /// Added to the member's qualifying amount by this posting (it is not in the database yet).
     pub qualifying_delta: i64,
     /// Expiry warnings that became due: (expiry time, points).
@@ -141,10 +143,13 @@ pub struct Outcome {
     pub warnings: Vec<(i64, i64)>,
 }
 
-/// Runs `build` on the member's current points and writes the result as one posting.
+/// Runs `build` on the member's current points and writes the result as one posting. With
+/// `with_offers`, the draft carries the member's offers, read under the lock on each attempt, so a
+/// purchase never applies an offer whose last use another purchase just took.
 pub async fn transact(
     app: &App,
     member_id: &str,
+    with_offers: bool,
     mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
 ) -> Result<Outcome, ApiError> {
     let programme = app.programme().await?;
@@ -156,6 +161,9 @@ pub async fn transact(
         let before = book.state.clone();
         let qualifying = book.qualifying;
         let mut draft = draft(&programme, book, now);
+        if with_offers {
+            draft.offers = crate::programme::till_offers(app, member_id).await?;
+        }
         let plan = build(&mut draft)?;
         let state = settle_tier(&programme, &mut draft, qualifying);
         let idle =
@@ -289,6 +297,7 @@ fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<'_> {
         applied: Vec::new(),
         discount_minor: 0,
         offer_uses: Vec::new(),
+        offers: Vec::new(),
         qualifying_delta: 0,
         warnings: Vec::new(),
     };

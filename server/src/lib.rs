@@ -13,7 +13,9 @@
 //! | `GET /v1/members/{id}/documents/{doc}` | the member's device | a document's full bytes |
 //! | `POST /v1/admin/members` | operator | create a member |
 //! | `POST /v1/admin/members/{id}/activation-codes` | operator | a new code for another device |
-//! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer |
+//! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer to one member |
+//! | `POST /v1/admin/offers` | operator | publish an offer to members, a tier or a segment |
+//! | `POST`, `GET /v1/admin/segments` | operator | define and list segments |
 //! | `POST /v1/admin/members/{id}/messages` | operator | send a message |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `GET /healthz` | anyone | liveness |
@@ -27,9 +29,12 @@ pub mod error;
 pub mod ledger;
 pub mod operator;
 pub mod programme;
+pub mod programme_admin;
 pub mod sqlite;
+pub mod sqlite_offers;
 pub mod storage;
 pub mod sync;
+pub mod targeting;
 pub mod till;
 
 pub use app::{App, router, serve};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, ErrorBody, MemberView,
-    PostMessage, PostOffer, PostingResponse, PurchaseRequest, RefundRequest, ScanRequest,
-    ScanResponse,
+    PostMessage, PostOffer, PostSegment, PostTargetedOffer, PostingResponse, PublishedOffer,
+    PurchaseRequest, RefundRequest, ScanRequest, ScanResponse, SegmentView,
 };
 use loyalty_core::inbox::Message;
 use loyalty_core::offers::Offer;
@@ -153,6 +153,26 @@ impl OperatorClient {
     ) -> Result<Offer, OperatorError> {
         self.post(&format!("/v1/admin/members/{member_id}/offers"), offer)
             .await
+    }
+
+    /// Publishes an offer to a target (members, a tier or a segment), or a new version of it.
+    pub async fn publish_offer(
+        &self,
+        offer: &PostTargetedOffer,
+    ) -> Result<PublishedOffer, OperatorError> {
+        self.post("/v1/admin/offers", offer).await
+    }
+
+    pub async fn create_segment(
+        &self,
+        segment: &PostSegment,
+    ) -> Result<SegmentView, OperatorError> {
+        self.post("/v1/admin/segments", segment).await
+    }
+
+    pub async fn segments(&self) -> Result<Vec<SegmentView>, OperatorError> {
+        let url = self.api.url("/v1/admin/segments");
+        self.api.send(self.api.http.get(url)).await
     }
 
     pub async fn post_message(

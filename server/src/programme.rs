@@ -11,15 +11,15 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use loyalty_core::DocKind;
 use loyalty_core::calendar::{self, format_date};
 use loyalty_core::earning::{Earning, OfferCandidate};
 use loyalty_core::inbox::{self, Message};
 use loyalty_core::programme::Programme;
-use loyalty_core::{DocKind, offers};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::documents::{self, load};
+use crate::documents;
 use crate::error::ApiError;
 use crate::ledger::{self, Plan};
 
@@ -75,7 +75,7 @@ pub async fn set_tier(
         ));
     }
     let key = format!("tier:{}", loyalty_core::ids::new_record_id("set"));
-    let outcome = ledger::transact(&app, &member_id, |draft| {
+    let outcome = ledger::transact(&app, &member_id, false, |draft| {
         match &request.tier {
             Some(t) => {
                 draft.tier.tier = t.clone();
@@ -126,7 +126,7 @@ pub async fn award_event(
     }
     let key = format!("event:{member_id}:{event}");
     let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
-    let outcome = ledger::transact(app, member_id, |draft| {
+    let outcome = ledger::transact(app, member_id, false, |draft| {
         draft.earn(&Earning {
             rule: rule.clone(),
             points,
@@ -227,7 +227,7 @@ async fn settle_member(
     report: &mut SettleReport,
 ) -> Result<(), ApiError> {
     let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
-    let outcome = ledger::transact(app, member_id, |draft| {
+    let outcome = ledger::transact(app, member_id, false, |draft| {
         let warn_days = draft.programme.points.warn_days;
         draft.warnings = draft.book.due_warnings(draft.now, warn_days);
         let mut plan = programme_plan(&key, "settle");
@@ -331,34 +331,19 @@ pub async fn settle_forever(app: Arc<App>, interval: std::time::Duration) {
     }
 }
 
-/// The member's offers as the till applies them: each offer from the member's offers document
-/// with the member's activation from their member document.
+/// The member's offers as the till applies them: those they are targeted with and that are valid
+/// now, with their use counts and the member's activation (as of the member's last sync).
 pub async fn till_offers(app: &App, member_id: &str) -> Result<Vec<OfferCandidate>, ApiError> {
-    let stored = app
-        .storage
-        .load_documents(member_id, &[DocKind::Offers, DocKind::Member])
-        .await?;
-    let doc = |kind: DocKind| -> Result<Option<automerge::AutoCommit>, ApiError> {
-        stored
-            .iter()
-            .find(|d| d.kind == kind)
-            .map(|d| load(kind, &d.bytes))
-            .transpose()
-    };
-    let broken = |e| ApiError::internal("reading the member's offers", e);
-    let Some(offers_doc) = doc(DocKind::Offers)? else {
+    let Some(store) = app.targeting.as_deref() else {
         return Ok(Vec::new());
     };
-    let activations = match doc(DocKind::Member)? {
-        Some(m) => loyalty_core::member::read(&m).map_err(broken)?.activations,
-        None => Default::default(),
-    };
-    Ok(offers::read_all(&offers_doc)
-        .map_err(broken)?
+    Ok(store
+        .till_offers(member_id, app.now_ms())
+        .await?
         .into_iter()
-        .map(|offer| OfferCandidate {
-            activated_at_ms: activations.get(&offer.id).map(|a| a.at_ms),
-            offer,
+        .map(|t| OfferCandidate {
+            offer: t.offer,
+            activated_at_ms: t.activated_at_ms,
         })
         .collect())
 }

@@ -24,9 +24,9 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{Metric, TierState};
 
 /// `PRAGMA application_id` of a server database ("LYLS").
-const APPLICATION_ID: i32 = 0x4C59_4C53;
+pub(crate) const APPLICATION_ID: i32 = 0x4C59_4C53;
 
-fn migrations() -> Migrations<'static> {
+pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(
             "CREATE TABLE members (
@@ -152,6 +152,9 @@ fn migrations() -> Migrations<'static> {
                  PRIMARY KEY (member_id, offer_id)
              ) WITHOUT ROWID;",
         ),
+        // Targeted offers and segments (`sqlite_offers.rs`). Targeting is decided here, in SQL;
+        // an offer reaches a member's offers document only when projected (at their next sync).
+        M::up(crate::sqlite_offers::MIGRATION),
         // Points lots, the tier's state, and the programme's configuration. Every ledger movement
         // still belongs to a posting: the programme's own changes (expiry, event points, tier
         // changes) are postings of their own kinds. `revision` guards every change of a member's
@@ -248,7 +251,7 @@ impl SqliteStorage {
     }
 
     /// Runs a read-only `f` on one of the read connections, on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
@@ -267,7 +270,7 @@ impl SqliteStorage {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
@@ -300,6 +303,10 @@ fn hash_from(blob: Vec<u8>) -> [u8; 32] {
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    fn targeting(&self) -> Option<Arc<dyn crate::targeting::ProgrammeStorage>> {
+        Some(Arc::new(self.clone()))
+    }
+
     async fn create_member(&self, m: NewMember) -> Result<(), StorageError> {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
@@ -733,6 +740,9 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
             l.warned
         ])
         .map_err(backend)?;
+    }
+    if !p.offer_uses.is_empty() {
+        crate::sqlite_offers::record_offer_uses(tx, &p.member_id, &p.offer_uses)?;
     }
     update_document(tx, &p.member_id, &p.card)
 }

@@ -129,6 +129,11 @@ pub trait Storage: TillStorage + Send + Sync + 'static {
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<loyalty_core::member::MemberState>,
     ) -> Result<(), StorageError>;
+
+    /// Targeted offers and segments, where the backend supports them (`crate::targeting`).
+    fn targeting(&self) -> Option<std::sync::Arc<dyn crate::targeting::ProgrammeStorage>> {
+        None
+    }
 }
 
 /// A member as the till sees them.

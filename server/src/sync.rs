@@ -13,7 +13,7 @@ use loyalty_core::DocKind;
 use loyalty_core::protocol::{self, Reply, ResponseEntry, SyncRequest, SyncResponse};
 use loyalty_core::sync::{PeerState, server_answer};
 
-use crate::app::App;
+use crate::app::{App, Wait};
 use crate::documents::load;
 use crate::error::ApiError;
 use crate::storage::{DeviceRecord, DocWrite, StorageError, StoredDoc};
@@ -50,6 +50,11 @@ pub async fn sync(
         _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
     })?;
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
+    // Offers the member was targeted with since their last sync go into their offers document
+    // first, so this sync carries them. Before the lock: the projection takes it itself.
+    if kinds.contains(&DocKind::Offers) {
+        crate::targeting::project_pending(&app, &member_id).await?;
+    }
     let _guard = app.lock_member(&member_id).await;
     for _ in 0..ATTEMPTS {
         let docs = app.storage.load_documents(&member_id, &kinds).await?;
@@ -180,6 +185,9 @@ pub async fn document(
             format!("there is no `{doc}` document; documents are card, offers, inbox, member"),
         )
     })?;
+    if kind == DocKind::Offers {
+        crate::targeting::project_pending(&app, &member_id).await?;
+    }
     let stored = app
         .storage
         .load_documents(&member_id, &[kind])
@@ -212,7 +220,8 @@ fn default_wait() -> u64 {
 
 /// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
 /// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
-/// `changed` is true and polls again from the returned `seq`.
+/// `changed` is true and polls again from the returned `seq`. Offers waiting to be projected for
+/// the member (after a fan-out) count as a change: the sync that follows projects them.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -222,8 +231,23 @@ pub async fn changes(
     device_for_member(&app, &headers, &member_id).await?;
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    let wait = std::time::Duration::from_secs(q.wait_s.min(60));
-    let (seq, changed) = app.wait_for_change(&member_id, q.since, wait).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
+    let (seq, changed) = loop {
+        // Read before the check: a fan-out that lands after the check has woken after this read.
+        let wakes = app.wakes();
+        if crate::targeting::has_pending(&app, &member_id).await? {
+            break (q.since, true);
+        }
+        match app
+            .wait_for_change_until(&member_id, q.since, wakes, deadline)
+            .await
+        {
+            Wait::Changed(seq) => break (seq, true),
+            Wait::TimedOut(seq) => break (seq, false),
+            // A fan-out somewhere: check this member's pending offers again.
+            Wait::Woken => continue,
+        }
+    };
     Ok(axum::Json(loyalty_core::api::ChangesResponse {
         seq,
         changed,

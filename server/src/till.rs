@@ -226,13 +226,12 @@ pub async fn purchase(
         return Ok(answer);
     }
     let session = open_session(&app, &request.session_id, &till_id).await?;
-    let offers = crate::programme::till_offers(&app, &session.member_id).await?;
     let basket = Basket {
         total_minor: request.total_minor,
         lines: request.lines.clone(),
     };
     let receipt = request.receipt_id.clone();
-    let outcome = ledger::transact(&app, &session.member_id, |draft| {
+    let outcome = ledger::transact(&app, &session.member_id, true, |draft| {
         // Checked here, under the lock, rather than at the door: a block that lands while the
         // till waits still counts.
         if draft.blocked {
@@ -242,7 +241,7 @@ pub async fn purchase(
             &draft.programme.earning,
             &draft.tier.tier,
             &basket,
-            &offers,
+            &draft.offers,
             draft.now,
         );
         draft
@@ -359,7 +358,7 @@ pub async fn refund(
     let earned_back = share(purchase.earned, after) - share(purchase.earned, before);
     let receipt = request.receipt_id.clone();
     let amount = money(request.amount_minor);
-    let outcome = ledger::transact(&app, &purchase.member_id, |draft| {
+    let outcome = ledger::transact(&app, &purchase.member_id, false, |draft| {
         for lot in &purchase.lots {
             let back = share(lot.points, after) - share(lot.points, before);
             if back > 0 {

@@ -441,3 +441,74 @@ fn bad_programme_input_is_refused_and_changes_nothing() {
         assert_eq!(card(&s).await.tier, "base");
     });
 }
+
+#[test]
+fn an_activated_offer_is_applied_at_the_till_once_and_not_after_its_limit_or_validity() {
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let now = s.clock.now_ms();
+        let mut bonus = offer("bonus", "50 bonus points");
+        bonus.reward = loyalty_core::offers::Reward::FixedPoints;
+        bonus.value = 50;
+        bonus.use_limit = 1;
+        bonus.valid_from_ms = now - 1_000;
+        bonus.valid_until_ms = now + 7 * DAY_MS;
+        op.post_offer(&s.member_id, &bonus).await.unwrap();
+        let mut coffee = offer("coffee10", "10% off coffee");
+        coffee.reward = loyalty_core::offers::Reward::PercentOff;
+        coffee.value = 10;
+        coffee.category = "coffee".into();
+        coffee.needs_activation = false;
+        coffee.use_limit = 0;
+        coffee.valid_from_ms = now - 1_000;
+        coffee.valid_until_ms = now + DAY_MS;
+        op.post_offer(&s.member_id, &coffee).await.unwrap();
+
+        // Not activated yet: the bonus does not apply; the coffee discount needs no activation.
+        let r = buy(
+            &s,
+            "before",
+            2_000,
+            vec![line("coffee", 1_000), line("bread", 1_000)],
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.discount_minor, 100);
+        let applied: Vec<_> = r
+            .offers_applied
+            .iter()
+            .map(|a| a.offer_id.as_str())
+            .collect();
+        assert_eq!(applied, ["coffee10"]);
+        assert_eq!(r.earned, 19, "points on what was paid: 19.00");
+
+        // Activated on the phone (offline), honoured at the till once the phone has synced.
+        s.phone.sync().await.unwrap();
+        s.phone.activate_offer("bonus").unwrap();
+        s.phone.sync().await.unwrap();
+        let r = buy(&s, "with-bonus", 1_000, vec![], 0).await.unwrap();
+        assert_eq!(rule_points(&r, "offer:bonus"), 50);
+        assert!(
+            r.offers_applied
+                .iter()
+                .any(|a| a.offer_id == "bonus" && a.points == 50)
+        );
+        // Its limit is reached: the next purchase gets no bonus.
+        let r = buy(&s, "after-limit", 1_000, vec![], 0).await.unwrap();
+        assert_eq!(rule_points(&r, "offer:bonus"), 0);
+        // The use count reaches the phone.
+        s.phone.sync().await.unwrap();
+        let views = s.phone.offers().unwrap();
+        let b = views.iter().find(|v| v.offer.id == "bonus").unwrap();
+        assert_eq!(b.offer.use_count, 1);
+
+        // After its validity the discount no longer applies.
+        s.clock.advance(DAY_MS);
+        let r = buy(&s, "late", 1_000, vec![line("coffee", 1_000)], 0)
+            .await
+            .unwrap();
+        assert_eq!((r.discount_minor, r.offers_applied.len()), (0, 0));
+    });
+}

@@ -1,7 +1,7 @@
 //! `loyalty admin`: the operator's console over the operator API.
 
 use clap::{Args, Subcommand};
-use loyalty_core::api::{PostMessage, PostOffer};
+use loyalty_core::api::{OfferTarget, PostMessage, PostOffer, PostSegment, PostTargetedOffer};
 use loyalty_server::operator::OperatorClient;
 
 use super::{CliResult, print_json, show_time};
@@ -11,9 +11,9 @@ pub struct AdminArgs {
     /// The server's base URL.
     #[arg(long, env = "LOYALTY_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The operator token.
+    /// The operator token (every command but `segments recompute`, which works on the file).
     #[arg(long, env = "LOYALTY_OPERATOR_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -31,9 +31,20 @@ enum AdminCommand {
     },
     /// A new activation code for another device of a member.
     ActivationCode { member_id: String },
-    /// Publish an offer to a member.
+    /// Publish an offer to members (`MEMBER_ID` or `--member`, repeatable), a tier or a segment.
+    /// Publishing an existing id again updates the offer for everyone who has it.
     Offer {
-        member_id: String,
+        /// One member (the same as `--member`).
+        member_id: Option<String>,
+        /// A member to target; repeat for several.
+        #[arg(long = "member")]
+        members: Vec<String>,
+        /// Every member of this tier, including those who reach it while the offer is valid.
+        #[arg(long, conflicts_with_all = ["member_id", "members", "segment"])]
+        tier: Option<String>,
+        /// Every member of this segment, including those who join it while the offer is valid.
+        #[arg(long, conflicts_with_all = ["member_id", "members", "tier"])]
+        segment: Option<String>,
         #[arg(long)]
         title: String,
         #[arg(long, default_value = "")]
@@ -93,6 +104,37 @@ enum AdminCommand {
         #[arg(long, conflicts_with = "tier")]
         release: bool,
     },
+    /// Segments: define, list, and recompute them with the RFM scores.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
+}
+
+#[derive(Subcommand)]
+enum SegmentsCommand {
+    /// Define a segment. Its members are known after the next `recompute`.
+    Create {
+        /// Segment id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// The rules as JSON, e.g. '{"recency":{"min":4,"max":5},"tiers":["gold"],
+        /// "preferences":{"coffee":"yes"}}' (see docs/offers-and-segments.md).
+        #[arg(long, default_value = "{}")]
+        rules: String,
+    },
+    /// List the segments with their member counts.
+    List,
+    /// Recompute RFM scores and every segment, and extend tier and segment offers to members who
+    /// newly qualify: a batch job on the database file, beside a running server. Prints progress.
+    Recompute {
+        /// The server's SQLite database file.
+        #[arg(long, env = "LOYALTY_DATABASE")]
+        database: std::path::PathBuf,
+        /// The RFM window in days: purchases older than this do not count.
+        #[arg(long, default_value_t = 365)]
+        window_days: i64,
+    },
 }
 
 fn now_ms() -> i64 {
@@ -102,8 +144,19 @@ fn now_ms() -> i64 {
 
 pub async fn run(args: AdminArgs) -> CliResult {
     super::init_logging("warn");
-    let client = OperatorClient::new(&args.server, &args.token).map_err(|e| e.to_string())?;
     let json = args.json;
+    if let AdminCommand::Segments(SegmentsCommand::Recompute {
+        database,
+        window_days,
+    }) = &args.command
+    {
+        return recompute(database, *window_days, json).await;
+    }
+    let token = args
+        .token
+        .as_deref()
+        .ok_or("the operator token is missing: pass --token or set LOYALTY_OPERATOR_TOKEN")?;
+    let client = OperatorClient::new(&args.server, token).map_err(|e| e.to_string())?;
     match args.command {
         AdminCommand::CreateMember { external_ref } => {
             let m = client
@@ -137,6 +190,9 @@ pub async fn run(args: AdminArgs) -> CliResult {
         }
         AdminCommand::Offer {
             member_id,
+            members,
+            tier,
+            segment,
             title,
             description,
             terms,
@@ -167,17 +223,32 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 min_spend_minor,
                 use_limit,
             };
-            let o = client
-                .post_offer(&member_id, &offer)
+            let target = match (tier, segment) {
+                (Some(tier), _) => OfferTarget::Tier { tier },
+                (_, Some(segment_id)) => OfferTarget::Segment { segment_id },
+                _ => OfferTarget::Members {
+                    member_ids: member_id.into_iter().chain(members).collect(),
+                },
+            };
+            if matches!(&target, OfferTarget::Members { member_ids } if member_ids.is_empty()) {
+                return Err(
+                    "say who the offer is for: MEMBER_ID, --member, --tier or --segment".into(),
+                );
+            }
+            let p = client
+                .publish_offer(&PostTargetedOffer { offer, target })
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
-                return print_json(&o);
+                return print_json(&p);
             }
             println!(
-                "offer {} published, valid until {}",
-                o.id,
-                show_time(o.valid_until_ms)
+                "offer {} version {} published to {} new members ({} in all), valid until {}",
+                p.offer.id,
+                p.version,
+                p.added_members,
+                p.members,
+                show_time(p.offer.valid_until_ms)
             );
         }
         AdminCommand::Message {
@@ -215,6 +286,39 @@ pub async fn run(args: AdminArgs) -> CliResult {
             }
             return super::programme::set_tier(&client, &member_id, tier.as_deref(), json).await;
         }
+        AdminCommand::Segments(SegmentsCommand::Create { id, name, rules }) => {
+            let rules = loyalty_core::segments::rules_object(
+                &mut serde_json::Deserializer::from_str(&rules),
+            )
+            .map_err(|e| format!("--rules: {e}"))?;
+            let v = client
+                .create_segment(&PostSegment { id, name, rules })
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "segment {} created; its members are known after `loyalty admin segments recompute`",
+                v.segment.id
+            );
+        }
+        AdminCommand::Segments(SegmentsCommand::List) => {
+            let all = client.segments().await.map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&all);
+            }
+            for v in all {
+                let when = v
+                    .computed_at_ms
+                    .map_or_else(|| "never computed".to_string(), show_time);
+                println!(
+                    "{}: {} — {} members ({when})",
+                    v.segment.id, v.segment.name, v.members
+                );
+            }
+        }
+        AdminCommand::Segments(SegmentsCommand::Recompute { .. }) => {}
         AdminCommand::Show { member_id } => {
             let v = client.member(&member_id).await.map_err(|e| e.to_string())?;
             if json {
@@ -247,6 +351,42 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 println!("  message {}: {}{read}", m.id, m.subject);
             }
         }
+    }
+    Ok(())
+}
+
+/// `loyalty admin segments recompute`: runs on the blocking pool, printing each step as it ends.
+async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> CliResult {
+    use loyalty_server::sqlite_offers;
+    if !(1..=3650).contains(&window_days) {
+        return Err("--window-days must be 1 to 3650".into());
+    }
+    if !database.exists() {
+        return Err(format!("no database at {}", database.display()));
+    }
+    let database = database.to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut conn = sqlite_offers::open_for_batch(&database).map_err(|e| e.to_string())?;
+        sqlite_offers::recompute(
+            &mut conn,
+            &loyalty_core::SystemClock,
+            window_days.saturating_mul(86_400_000),
+            &mut |line| {
+                if !json {
+                    println!("{line}");
+                }
+            },
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if json {
+        return print_json(&serde_json::json!({
+            "scored_members": report.scored_members,
+            "segments": report.segments,
+            "offers": report.offers,
+        }));
     }
     Ok(())
 }
