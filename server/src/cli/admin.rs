@@ -179,6 +179,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 channel,
                 subject,
                 body,
+                kind: None,
             };
             let m = client
                 .post_message(&member_id, &message)
