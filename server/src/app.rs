@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, MutexGuard, broadcast};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::outbound::{LogOutbound, Outbound};
 use crate::storage::{DeviceRecord, Storage};
 
 /// Lock stripes: enough that unrelated members rarely share one, few enough to allocate up front.
@@ -35,6 +36,67 @@ pub struct App {
     operator_token_hash: Option<[u8; 32]>,
     till_token_hash: Option<[u8; 32]>,
     changes: Changes,
+    /// Where push, SMS and e-mail go out (see [`crate::outbound`]); chosen at startup.
+    pub outbound: Arc<dyn Outbound>,
+    /// Wakes the outbound worker when a send queued external deliveries.
+    pub(crate) outbound_wake: tokio::sync::Notify,
+    /// Wakes the devices waiting on the long poll so they look for inbox entries a send recorded
+    /// relationally (a segment send does not notify its members one by one).
+    pub(crate) inbox_wake: tokio::sync::Notify,
+}
+
+/// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
+/// logging adapter); tests and embedders replace them.
+pub struct AppBuilder {
+    config: Config,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    outbound: Arc<dyn Outbound>,
+}
+
+impl AppBuilder {
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The push, SMS and e-mail provider (default: [`LogOutbound`], which only logs).
+    pub fn outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    pub fn build(self) -> Arc<App> {
+        let AppBuilder {
+            config,
+            storage,
+            clock,
+            outbound,
+        } = self;
+        let operator_token_hash = token_hash(&config.operator_token);
+        let till_token_hash = token_hash(&config.till_token);
+        Arc::new(App {
+            config,
+            storage,
+            clock: clock.clone(),
+            actor: ActorId::random(),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            operator_token_hash,
+            till_token_hash,
+            changes: Changes {
+                seq: AtomicU64::new(
+                    u64::try_from(clock.now_ms())
+                        .unwrap_or(0)
+                        .saturating_mul(1000),
+                ),
+                last: std::sync::Mutex::new(HashMap::new()),
+                tx: broadcast::channel(1024).0,
+            },
+            outbound,
+            outbound_wake: tokio::sync::Notify::new(),
+            inbox_wake: tokio::sync::Notify::new(),
+        })
+    }
 }
 
 /// Which members' documents changed, for devices waiting on `GET /v1/members/{id}/changes`.
@@ -56,26 +118,17 @@ impl App {
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
-        let operator_token_hash = token_hash(&config.operator_token);
-        let till_token_hash = token_hash(&config.till_token);
-        Arc::new(Self {
+        Self::builder(config, storage).clock(clock).build()
+    }
+
+    /// An [`AppBuilder`] with the defaults: system clock, logging outbound adapter.
+    pub fn builder(config: Config, storage: Arc<dyn Storage>) -> AppBuilder {
+        AppBuilder {
             config,
             storage,
-            clock: clock.clone(),
-            actor: ActorId::random(),
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            operator_token_hash,
-            till_token_hash,
-            changes: Changes {
-                seq: AtomicU64::new(
-                    u64::try_from(clock.now_ms())
-                        .unwrap_or(0)
-                        .saturating_mul(1000),
-                ),
-                last: std::sync::Mutex::new(HashMap::new()),
-                tx: broadcast::channel(1024).0,
-            },
-        })
+            clock: Arc::new(SystemClock),
+            outbound: Arc::new(LogOutbound),
+        }
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -242,7 +295,18 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/v1/admin/members/{member_id}/messages",
-            post(crate::admin::post_message),
+            post(crate::messaging::post_member_message),
+        )
+        .route("/v1/admin/messages", post(crate::messaging::send))
+        .route("/v1/admin/deliveries", get(crate::messaging::deliveries))
+        .route("/v1/admin/requests", get(crate::messaging::list_requests))
+        .route(
+            "/v1/admin/requests/{id}/replies",
+            post(crate::messaging::reply),
+        )
+        .route(
+            "/v1/admin/requests/{id}/close",
+            post(crate::messaging::close),
         )
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
@@ -250,13 +314,18 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, with the outbound worker running beside the HTTP server
+/// (an embedder that uses [`router`] alone runs [`crate::messaging::run_outbound_worker`] itself).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    let worker = tokio::spawn(crate::messaging::run_outbound_worker(app.clone()));
+    let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // A delivery cut off here stays claimed until its lease runs out, then goes out again.
+    worker.abort();
+    result
 }

@@ -18,11 +18,14 @@ pub struct Config {
     pub till_token: String,
     /// Points earned per whole currency unit spent (per 100 minor units).
     pub points_per_unit: i64,
+    /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
+    pub marketing_per_day: i64,
 }
 
 impl Config {
     pub const DEFAULT_ACTIVATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_MARKETING_PER_DAY: i64 = 3;
 
     pub fn new(database: PathBuf, operator_token: String) -> Self {
         Self {
@@ -33,6 +36,7 @@ impl Config {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             till_token: String::new(),
             points_per_unit: 1,
+            marketing_per_day: Self::DEFAULT_MARKETING_PER_DAY,
         }
     }
 }

@@ -86,6 +86,20 @@ impl From<StorageError> for ApiError {
                 "insufficient_points",
                 "the balance does not cover the redemption",
             ),
+            StorageError::NotFound(what) => ApiError::not_found(
+                match what {
+                    "member" => "member_not_found",
+                    "segment" => "segment_not_found",
+                    "request" => "request_not_found",
+                    _ => "not_found",
+                },
+                format!("no such {what}"),
+            ),
+            StorageError::IdReused(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "id_reused",
+                format!("{what} was used before for something else; choose another id"),
+            ),
             StorageError::Conflict => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

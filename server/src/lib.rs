@@ -14,7 +14,11 @@
 //! | `POST /v1/admin/members` | operator | create a member |
 //! | `POST /v1/admin/members/{id}/activation-codes` | operator | a new code for another device |
 //! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer |
-//! | `POST /v1/admin/members/{id}/messages` | operator | send a message |
+//! | `POST /v1/admin/members/{id}/messages` | operator | send a message to one member |
+//! | `POST /v1/admin/messages` | operator | send a message to members or a segment |
+//! | `GET /v1/admin/deliveries` | operator | what became of each recipient of a message |
+//! | `GET /v1/admin/requests` | operator | members' questions and complaints |
+//! | `POST /v1/admin/requests/{id}/replies`, `/close` | operator | answer, close a request |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `GET /healthz` | anyone | liveness |
 
@@ -24,11 +28,13 @@ pub mod config;
 pub mod documents;
 pub mod enroll;
 pub mod error;
+pub mod messaging;
 pub mod operator;
+pub mod outbound;
 pub mod sqlite;
 pub mod storage;
 pub mod sync;
 pub mod till;
 
-pub use app::{App, router, serve};
+pub use app::{App, AppBuilder, router, serve};
 pub use config::Config;

@@ -50,6 +50,14 @@ pub async fn sync(
         _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
     })?;
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
+    // Messages and replies recorded relationally (a segment send, a reply) reach the inbox
+    // document now, so this very sync carries them. Before the lock: the projection takes it.
+    if kinds.contains(&DocKind::Inbox)
+        && let Err(e) = crate::messaging::project_inbox(&app, &member_id).await
+    {
+        // The sync itself can still go ahead; the next one tries again.
+        tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
+    }
     let _guard = app.lock_member(&member_id).await;
     for _ in 0..ATTEMPTS {
         let docs = app.storage.load_documents(&member_id, &kinds).await?;
@@ -207,6 +215,10 @@ fn default_wait() -> u64 {
 /// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
 /// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
 /// `changed` is true and polls again from the returned `seq`.
+///
+/// A member with inbox entries recorded but not yet projected (a segment send) is online right
+/// now, so they are projected here: the write is a change like any other and answers the poll. A
+/// send wakes every waiting poll to look again.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -217,9 +229,23 @@ pub async fn changes(
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let wait = std::time::Duration::from_secs(q.wait_s.min(60));
-    let (seq, changed) = app.wait_for_change(&member_id, q.since, wait).await;
-    Ok(axum::Json(loyalty_core::api::ChangesResponse {
-        seq,
-        changed,
-    }))
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before looking, so a send between the look and the wait still wakes us.
+        let woken = app.inbox_wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if app.storage.has_pending_inbox(&member_id).await?
+            && let Err(e) = crate::messaging::project_inbox(&app, &member_id).await
+        {
+            tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::select! {
+            (seq, changed) = app.wait_for_change(&member_id, q.since, remaining) => {
+                return Ok(axum::Json(loyalty_core::api::ChangesResponse { seq, changed }));
+            }
+            _ = &mut woken => continue,
+        }
+    }
 }

@@ -33,6 +33,9 @@ pub struct ServerArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Marketing messages a member may get per day (UTC); more are refused as rate_limited.
+    #[arg(long, env = "LOYALTY_MARKETING_PER_DAY", default_value_t = Config::DEFAULT_MARKETING_PER_DAY)]
+    marketing_per_day: i64,
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -50,6 +53,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
     config.max_body_bytes = args.max_body_bytes;
     config.till_token = args.till_token;
     config.points_per_unit = args.points_per_unit;
+    if args.marketing_per_day < 0 {
+        return Err("--marketing-per-day cannot be negative".into());
+    }
+    config.marketing_per_day = args.marketing_per_day;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
