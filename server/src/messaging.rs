@@ -151,6 +151,11 @@ async fn dispatch(app: &App, out: Outgoing, target: SendTarget) -> Result<SendSu
         refused_rate_limited = summary.refused_rate_limited,
         "message recorded"
     );
+    if matches!(target, SendTarget::Members(_))
+        && summary.refused_no_consent + summary.refused_rate_limited > 0
+    {
+        log_refusals(app, &summary.message_id).await;
+    }
     match &target {
         SendTarget::Members(members) if members.len() <= EAGER_PROJECTION_MAX => {
             for member in members {
@@ -164,6 +169,32 @@ async fn dispatch(app: &App, out: Outgoing, target: SendTarget) -> Result<SendSu
         app.outbound_wake.notify_one();
     }
     Ok(summary)
+}
+
+/// Logs each refused recipient of a send to explicit members, with the reason. (A segment send
+/// logs its counts only — a line per member of a million-member segment helps nobody; the
+/// deliveries table has every reason.)
+async fn log_refusals(app: &App, message_id: &str) {
+    let filter = DeliveryFilter {
+        message_id: Some(message_id.to_string()),
+        member_id: None,
+        status: Some("refused".into()),
+        limit: MAX_RECIPIENTS as i64,
+    };
+    match app.storage.deliveries(filter).await {
+        Ok(refused) => {
+            for d in refused {
+                tracing::info!(
+                    message = %d.message_id,
+                    member = %d.member_id,
+                    channel = %d.channel,
+                    reason = d.reason.as_deref().unwrap_or(""),
+                    "not sent"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "refusals could not be read back for the log"),
+    }
 }
 
 /// `POST /v1/admin/messages`: one message to explicit members or to a segment.
