@@ -664,3 +664,147 @@ impl MessagingStorage for SqliteStorage {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{NewMember, Storage};
+
+    async fn storage_with(members: &[&str]) -> (tempfile::TempDir, SqliteStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        for (i, m) in members.iter().enumerate() {
+            storage
+                .create_member(NewMember {
+                    member_id: m.to_string(),
+                    card_number: format!("{i:016}"),
+                    external_ref: None,
+                    created_at_ms: 0,
+                    documents: Vec::new(),
+                    code_hash: [i as u8; 32],
+                    code_expires_at_ms: 1,
+                })
+                .await
+                .unwrap();
+        }
+        (dir, storage)
+    }
+
+    fn consent(storage: &SqliteStorage, member: &str, channel: &str, granted: bool) {
+        let conn = storage.conn.lock().unwrap();
+        conn.execute(
+            "INSERT INTO member_consents (member_id, channel, granted, at) VALUES (?1, ?2, ?3, 0)",
+            params![member, channel, granted],
+        )
+        .unwrap();
+    }
+
+    fn new_send(id: &str, kind: &str, channel: &str, members: &[&str]) -> NewSend {
+        NewSend {
+            message_id: id.into(),
+            kind: kind.into(),
+            channel: channel.into(),
+            subject: "s".into(),
+            body: "b".into(),
+            request_hash: loyalty_core::ids::sha256(id.as_bytes()),
+            target: SendTarget::Members(members.iter().map(|m| m.to_string()).collect()),
+            now_ms: 10,
+            day: 0,
+            marketing_per_day: 1,
+        }
+    }
+
+    async fn status(storage: &SqliteStorage, id: &str, member: &str) -> (String, Option<String>) {
+        let d = storage
+            .deliveries(DeliveryFilter {
+                message_id: Some(id.into()),
+                member_id: Some(member.into()),
+                status: None,
+                limit: 1,
+            })
+            .await
+            .unwrap();
+        (d[0].status.clone(), d[0].reason.clone())
+    }
+
+    #[tokio::test]
+    async fn each_recipient_gets_the_fate_the_policy_gives_it() {
+        let (_dir, s) = storage_with(&["a", "b", "c", "d"]).await;
+        consent(&s, "a", "email", true);
+        consent(&s, "c", "email", false);
+        consent(&s, "d", "email", true);
+        // d has had today's one marketing message already.
+        s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
+            .await
+            .unwrap();
+        let sum = s
+            .send_message(new_send("m1", "marketing", "email", &["a", "b", "c", "d"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            (sum.recipients, sum.in_inbox, sum.queued),
+            (4, 3, 1),
+            "{sum:?}"
+        );
+        assert_eq!(status(&s, "m1", "a").await, ("queued".into(), None));
+        for m in ["b", "c"] {
+            assert_eq!(
+                status(&s, "m1", m).await,
+                ("refused".into(), Some("no_consent".into()))
+            );
+        }
+        assert_eq!(
+            status(&s, "m1", "d").await,
+            ("refused".into(), Some("rate_limited".into()))
+        );
+        // Service ignores both rules.
+        let sum = s
+            .send_message(new_send("s1", "service", "email", &["b", "d"]))
+            .await
+            .unwrap();
+        assert_eq!(sum.queued, 2);
+    }
+
+    #[tokio::test]
+    async fn a_projection_of_an_older_version_leaves_the_newer_one_pending() {
+        let (_dir, s) = storage_with(&["a"]).await;
+        consent(&s, "a", "push", true);
+        s.send_message(new_send("m1", "marketing", "push", &["a"]))
+            .await
+            .unwrap();
+        let pending = s.pending_inbox("a").await.unwrap();
+        let (message, version) = pending.messages[0].clone();
+        assert_eq!(message.delivery.unwrap().status, "queued");
+        // The worker finishes between the projection's read and its mark.
+        let jobs = s.claim_outbound(20, 1000, 10).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        let outcome = OutboundOutcome::Final {
+            status: "sent",
+            reason: None,
+        };
+        s.finish_outbound("m1", "a", outcome, 30).await.unwrap();
+        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+            .await
+            .unwrap();
+        assert!(s.has_pending_inbox("a").await.unwrap());
+        let (message, version) = s.pending_inbox("a").await.unwrap().messages[0].clone();
+        assert_eq!(message.delivery.unwrap().status, "sent");
+        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+            .await
+            .unwrap();
+        assert!(!s.has_pending_inbox("a").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
+        let (_dir, s) = storage_with(&["a"]).await;
+        s.send_message(new_send("m1", "service", "sms", &["a"]))
+            .await
+            .unwrap();
+        assert_eq!(s.claim_outbound(100, 50, 10).await.unwrap().len(), 1);
+        assert!(s.claim_outbound(120, 50, 10).await.unwrap().is_empty());
+        let again = s.claim_outbound(150, 50, 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].consent, again[0].address.clone()), (false, None));
+    }
+}
