@@ -209,6 +209,10 @@ final class LoyaltyCoreTests: XCTestCase {
             let consents = try await c.consents()
             XCTAssertEqual(consents.map(\.channel), [.email])
             XCTAssertEqual(consents.map(\.granted), [true])
+            let requestId = try await c.openRequest(kind: .question, subject: "Parking?", body: "Is there parking?")
+            let requests = try await c.requests()
+            XCTAssertEqual(requests.map(\.id), [requestId])
+            XCTAssertEqual(requests.map(\.status), [.open])
             let checkout = try await c.checkoutCode()   // made offline
             XCTAssertEqual(checkout.cardNumber, cardNumber)
             XCTAssertEqual(checkout.text.count, 122)
