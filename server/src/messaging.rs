@@ -142,7 +142,7 @@ async fn dispatch(app: &App, out: Outgoing, target: SendTarget) -> Result<SendSu
         })
         .await?;
     tracing::info!(
-        message = %summary.message_id,
+        message_id = %summary.message_id,
         kind = %summary.kind,
         channel = %summary.channel,
         recipients = summary.recipients,
@@ -185,7 +185,7 @@ async fn log_refusals(app: &App, message_id: &str) {
         Ok(refused) => {
             for d in refused {
                 tracing::info!(
-                    message = %d.message_id,
+                    message_id = %d.message_id,
                     member = %d.member_id,
                     channel = %d.channel,
                     reason = d.reason.as_deref().unwrap_or(""),
@@ -425,10 +425,10 @@ async fn deliver(app: &App, job: OutboundJob) -> bool {
         OutboundOutcome::Retry { reason, .. } => ("queued", Some(reason.as_str()), false),
     };
     if status == "sent" {
-        tracing::info!(message = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
+        tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
     } else {
         tracing::warn!(
-            message = %job.message_id,
+            message_id = %job.message_id,
             member = %job.member_id,
             channel = %job.channel,
             status,
@@ -442,7 +442,7 @@ async fn deliver(app: &App, job: OutboundJob) -> bool {
         .await
     {
         // The lease runs out and the delivery is tried again: sent twice rather than lost.
-        tracing::warn!(error = %e, message = %job.message_id, "a delivery's outcome was not recorded");
+        tracing::warn!(error = %e, message_id = %job.message_id, "a delivery's outcome was not recorded");
     }
     last
 }

@@ -157,7 +157,7 @@ impl Outbound for LogOutbound {
         tracing::info!(
             channel = message.channel.as_str(),
             member = %message.member_id,
-            message = %message.message_id,
+            message_id = %message.message_id,
             "outbound delivery (logged only: no provider is configured)"
         );
         Ok(())

@@ -199,6 +199,17 @@ pub async fn run(args: DeviceArgs) -> CliResult {
                 if !m.message.body.is_empty() {
                     println!("    {}", m.message.body);
                 }
+                if let Some(d) = m.message.delivery.as_ref().filter(|d| d.status != "sent") {
+                    println!(
+                        "    {} by {}{}",
+                        d.status,
+                        m.message.channel,
+                        d.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
         DeviceCommand::Activate { offer_id } => {
