@@ -118,7 +118,9 @@ pub struct PostMessage {
 /// one-member endpoint, `kind` has no default: a campaign must say whether it is marketing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessage {
-    /// Makes the send safe to retry: the same id and body change nothing the second time.
+    /// Names the message's text (kind, channel, subject, body). Sending the same text under the
+    /// same id again reaches only recipients it has not reached (a retry changes nothing);
+    /// another text under a used id is refused.
     #[serde(default)]
     pub id: Option<String>,
     /// `inapp`, `push`, `sms` or `email`.
@@ -135,7 +137,7 @@ pub struct SendMessage {
     pub segment: Option<String>,
 }
 
-/// What became of a send, counted over its recipients.
+/// What became of a message, counted over all its recipients so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendSummary {
     pub message_id: String,

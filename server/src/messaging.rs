@@ -117,12 +117,9 @@ fn check_target(members: &[String], segment: Option<&str>) -> Result<SendTarget,
 /// Records a message for its recipients and starts what follows (inbox projection, outbound).
 async fn dispatch(app: &App, out: Outgoing, target: SendTarget) -> Result<SendSummary, ApiError> {
     out.check()?;
+    // What the id names: the text, not its recipients (the same message may go to more later).
     let request_hash = {
-        let target_key = match &target {
-            SendTarget::Members(ids) => format!("members:{}", ids.join(",")),
-            SendTarget::Segment(s) => format!("segment:{s}"),
-        };
-        let text = serde_json::json!([out.kind, out.channel, out.subject, out.body, target_key]);
+        let text = serde_json::json!([out.kind, out.channel, out.subject, out.body]);
         ids::sha256(text.to_string().as_bytes())
     };
     let now = app.now_ms();
@@ -270,9 +267,10 @@ pub async fn post_member_message(
 
 /// An in-app service message to one member, for other parts of the programme (points-expiry
 /// notices, tier changes). Not rate-limited and needs no consent. Idempotent by `id`: calling
-/// again with the same id and text changes nothing; the same id with another text or member is
-/// `409 id_reused`, so `id` must be unique across members (put the member id in it, e.g.
-/// `exp-2026-05-mbr_…`; at most 64 characters of letters, digits, `_`, `-`, `.`).
+/// again with the same id and text changes nothing. An id names one text across all members: the
+/// same id with another subject or body is `409 id_reused`, so give texts that differ per member
+/// (amounts, dates) their own ids, e.g. with the member id in them (`exp-2026-05-mbr_…`; at most
+/// 64 characters of letters, digits, `_`, `-`, `.`).
 pub async fn send_service(
     app: &App,
     member_id: &str,

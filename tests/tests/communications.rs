@@ -409,6 +409,18 @@ fn a_segment_message_reaches_exactly_its_members_after_they_sync() {
         let mut expected = [a.as_str(), b.as_str()];
         expected.sort();
         assert_eq!(who, expected);
+
+        // The same text under the same id reaches whoever it has not reached yet, and no one twice.
+        let again = w.op.send_message(&m).await.unwrap();
+        assert_eq!(again.recipients, 2);
+        let mut to_c = m.clone();
+        to_c.segment = Some("tea-lovers".into());
+        assert_eq!(w.op.send_message(&to_c).await.unwrap().recipients, 3);
+        phone_c.sync().await.unwrap();
+        assert_eq!(inbox_ids(&phone_c), ["beans"]);
+        to_c.subject = "Another text".into();
+        let clash = w.op.send_message(&to_c).await.unwrap_err();
+        assert_eq!(clash.code(), Some("id_reused"));
     });
 }
 

@@ -90,10 +90,9 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
         )
         .optional()
         .map_err(backend)?;
-    if let Some(hash) = prior {
-        if hash == s.request_hash {
-            return summary(&tx, &s.message_id);
-        }
+    // A message id names one text. The same text again only reaches recipients it has not
+    // reached yet (a retry reaches none); another text under the id is refused.
+    if prior.is_some_and(|hash| hash != s.request_hash) {
         return Err(StorageError::IdReused(format!(
             "message id `{}`",
             s.message_id
@@ -143,7 +142,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
     };
     tx.execute(
         "INSERT INTO messages (message_id, kind, channel, subject, body, target, request_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         params![
             s.message_id,
             s.kind,
