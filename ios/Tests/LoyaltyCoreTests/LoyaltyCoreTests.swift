@@ -76,7 +76,7 @@ enum Server {
 
     static func offer(_ member: String, _ id: String, needsActivation: Bool, from: Int64, until: Int64) async throws {
         _ = try await call("POST", "/v1/admin/members/\(member)/offers", token: operatorToken,
-            body: #"{"id":"\#(id)","title":"Offer \#(id)","valid_from_ms":\#(from),"valid_until_ms":\#(until),"needs_activation":\#(needsActivation)}"#)
+            body: #"{"id":"\#(id)","title":"Offer \#(id)","valid_from_ms":\#(from),"valid_until_ms":\#(until),"needs_activation":\#(needsActivation),"reward":"fixed_points","value":100}"#)
     }
 
     static func message(_ member: String, _ id: String, subject: String) async throws {

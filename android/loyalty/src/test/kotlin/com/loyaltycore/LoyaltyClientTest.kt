@@ -64,7 +64,7 @@ object Server {
 
     fun offer(member: String, id: String, needsActivation: Boolean, fromMs: Long, untilMs: Long) {
         call("POST", "/v1/admin/members/$member/offers", operatorToken,
-            """{"id":"$id","title":"Offer $id","valid_from_ms":$fromMs,"valid_until_ms":$untilMs,"needs_activation":$needsActivation}""")
+            """{"id":"$id","title":"Offer $id","valid_from_ms":$fromMs,"valid_until_ms":$untilMs,"needs_activation":$needsActivation,"reward":"fixed_points","value":100}""")
     }
 
     fun message(member: String, id: String, subject: String) {
