@@ -6,6 +6,7 @@ use loyalty_core::checkout_code::CheckoutCode as CoreCheckoutCode;
 use loyalty_core::inbox::MessageView;
 use loyalty_core::offers::{OfferState as CoreOfferState, OfferView};
 use loyalty_core::qr::QrMatrix;
+use loyalty_core::requests::RequestView;
 use loyalty_core::store::Credentials;
 use loyalty_core::{DocKind, SyncReport as CoreSyncReport};
 
@@ -311,6 +312,20 @@ pub struct Message {
     pub sent_at_ms: i64,
     pub read_at_ms: Option<i64>,
     pub archived_at_ms: Option<i64>,
+    /// `marketing` or `service`; empty for messages from before kinds existed.
+    pub kind: String,
+    /// How it fared on push, SMS or e-mail; `None` for in-app messages.
+    pub delivery: Option<Delivery>,
+}
+
+/// A message's state on its external channel: `status` is `queued`, `sent`, `failed` or
+/// `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
+/// marketing on that channel; `no_address`; `rate_limited`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Delivery {
+    pub status: String,
+    pub reason: Option<String>,
+    pub at_ms: i64,
 }
 
 impl From<MessageView> for Message {
@@ -324,6 +339,96 @@ impl From<MessageView> for Message {
             sent_at_ms: m.sent_at_ms,
             read_at_ms: v.read_at_ms,
             archived_at_ms: v.archived_at_ms,
+            kind: m.kind,
+            delivery: m.delivery.map(|d| Delivery {
+                status: d.status,
+                reason: d.reason,
+                at_ms: d.at_ms,
+            }),
+        }
+    }
+}
+
+/// What a member's request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RequestKind {
+    Question,
+    Complaint,
+}
+
+impl RequestKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Question => "question",
+            RequestKind::Complaint => "complaint",
+        }
+    }
+}
+
+/// Where a request stands: `Open` until the retailer answers (and again after the member follows
+/// up on an answer), `Answered`, or `Closed` for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RequestStatus {
+    Open,
+    Answered,
+    Closed,
+}
+
+/// One message of a request's conversation after its opening text.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RequestEntry {
+    pub id: String,
+    /// True for the retailer's replies, false for the member's follow-ups.
+    pub from_operator: bool,
+    /// The reply's signature ("Customer care"); empty for the member.
+    pub author: String,
+    pub body: String,
+    pub at_ms: i64,
+}
+
+/// A question or complaint the member opened, with its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MemberRequest {
+    pub id: String,
+    pub kind: RequestKind,
+    pub subject: String,
+    pub body: String,
+    pub opened_at_ms: i64,
+    pub status: RequestStatus,
+    pub last_activity_ms: i64,
+    /// Follow-ups and replies, oldest first.
+    pub entries: Vec<RequestEntry>,
+}
+
+impl From<RequestView> for MemberRequest {
+    fn from(v: RequestView) -> Self {
+        Self {
+            kind: if v.kind == "complaint" {
+                RequestKind::Complaint
+            } else {
+                RequestKind::Question
+            },
+            status: match v.status.as_str() {
+                "answered" => RequestStatus::Answered,
+                "closed" => RequestStatus::Closed,
+                _ => RequestStatus::Open,
+            },
+            entries: v
+                .entries
+                .into_iter()
+                .map(|e| RequestEntry {
+                    from_operator: e.from == "operator",
+                    id: e.id,
+                    author: e.author,
+                    body: e.body,
+                    at_ms: e.at_ms,
+                })
+                .collect(),
+            id: v.id,
+            subject: v.subject,
+            body: v.body,
+            opened_at_ms: v.opened_at_ms,
+            last_activity_ms: v.last_activity_ms,
         }
     }
 }

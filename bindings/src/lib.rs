@@ -74,7 +74,8 @@ impl CoreSecretStore for HostSecrets {
     }
 }
 
-/// One member's loyalty data on this device: card, offers, inbox, preferences, checkout code.
+/// One member's loyalty data on this device: card, offers, inbox, requests, preferences, checkout
+/// code.
 /// Every read is answered from the local store (works offline); actions are recorded locally at
 /// once and reach the server at the next [`LoyaltyClient::sync`]. Safe to share between threads
 /// and to call concurrently.
@@ -283,6 +284,31 @@ impl LoyaltyClient {
     ) -> Result<(), LoyaltyError> {
         self.blocking(move |d| d.set_consent(channel.as_str(), granted))
             .await
+    }
+
+    /// Opens a question or complaint to the retailer. Works offline: recorded at once, sent at
+    /// the next sync. Returns the request's id.
+    pub async fn open_request(
+        &self,
+        kind: RequestKind,
+        subject: String,
+        body: String,
+    ) -> Result<String, LoyaltyError> {
+        self.blocking(move |d| d.open_request(kind.as_str(), &subject, &body))
+            .await
+    }
+
+    /// Adds the member's follow-up to one of their requests (not a closed one). Works offline.
+    pub async fn add_followup(&self, request_id: String, body: String) -> Result<(), LoyaltyError> {
+        self.blocking(move |d| d.add_followup(&request_id, &body))
+            .await
+    }
+
+    /// The member's requests with the retailer's replies and their status, the most recently
+    /// active first.
+    pub async fn requests(&self) -> Result<Vec<MemberRequest>, LoyaltyError> {
+        let all = self.blocking(|d| d.requests()).await?;
+        Ok(all.into_iter().map(MemberRequest::from).collect())
     }
 
     /// The code to show at the till now, made offline: its text, its QR modules and when to show

@@ -99,6 +99,7 @@ pub struct PostOffer {
     pub use_limit: i64,
 }
 
+/// `POST /v1/admin/members/{id}/messages`: one message to one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostMessage {
     #[serde(default)]
@@ -108,6 +109,104 @@ pub struct PostMessage {
     pub subject: String,
     #[serde(default)]
     pub body: String,
+    /// `marketing` or `service`; a direct message to one member is `service` unless it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `POST /v1/admin/messages`: one message to explicit members or to a segment. Unlike the
+/// one-member endpoint, `kind` has no default: a campaign must say whether it is marketing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessage {
+    /// Names the message's text (kind, channel, subject, body). Sending the same text under the
+    /// same id again reaches only recipients it has not reached (a retry changes nothing);
+    /// another text under a used id is refused.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `inapp`, `push`, `sms` or `email`.
+    pub channel: String,
+    /// `marketing` or `service`.
+    pub kind: String,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+    /// Member ids; give these or `segment`, not both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+}
+
+/// What became of a message, counted over all its recipients so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendSummary {
+    pub message_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub recipients: i64,
+    /// Recipients whose in-app inbox gets the message (at their next sync, or at once when online).
+    pub in_inbox: i64,
+    /// Waiting for the outbound worker (push, SMS, e-mail).
+    pub queued: i64,
+    pub sent: i64,
+    pub failed: i64,
+    /// Marketing not sent on its channel because the member has not consented to it.
+    pub refused_no_consent: i64,
+    /// Marketing not sent at all: the member had the day's maximum already.
+    pub refused_rate_limited: i64,
+}
+
+/// One recipient of one message, for operators (`GET /v1/admin/deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub message_id: String,
+    pub member_id: String,
+    pub channel: String,
+    pub kind: String,
+    /// `queued`, `sent`, `failed` or `refused`.
+    pub status: String,
+    /// `no_consent`, `rate_limited`, `no_address` or the provider's error kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the member's in-app inbox shows the message.
+    pub in_inbox: bool,
+    pub attempts: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A member's request as operators see it (`GET /v1/admin/requests`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The operators' handle: `<member_id>.<request_id>` (request ids are drawn offline by devices
+    /// and are unique only within a member).
+    pub id: String,
+    pub member_id: String,
+    pub request_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub body: String,
+    pub opened_at_ms: i64,
+    /// `open`, `answered` or `closed`.
+    pub status: String,
+    pub last_activity_ms: i64,
+    /// The member's follow-ups and the operators' replies, oldest first.
+    pub entries: Vec<crate::requests::ThreadEntry>,
+}
+
+/// `POST /v1/admin/requests/{id}/replies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostReply {
+    /// Makes the reply safe to retry.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub body: String,
+    /// The name the member sees as the reply's author; "Customer service" when absent.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Close the request with this reply.
+    #[serde(default)]
+    pub close: bool,
 }
 
 fn default_channel() -> String {

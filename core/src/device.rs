@@ -20,6 +20,7 @@ use crate::inbox::{self, MessageView};
 use crate::member::{self, MemberState};
 use crate::offers::{self, OfferState, OfferView};
 use crate::protocol::{self, Rejection, SyncRequest, SyncResponse, codes};
+use crate::requests::{self, RequestView};
 use crate::secrets::{SIGNING_KEY, SecretStore};
 use crate::store::{Credentials, Store};
 use crate::sync::{self as algo, DeviceOutcome, MAX_ROUNDS};
@@ -533,6 +534,46 @@ impl Device {
             )));
         }
         self.edit_member(|doc, now| member::set_consent(doc, channel, granted, now))
+    }
+
+    /// Opens a question or complaint (`kind`: `question` or `complaint`). Works offline: it is
+    /// recorded at once and reaches the operators at the next sync. Returns the request's id.
+    pub fn open_request(&self, kind: &str, subject: &str, body: &str) -> Result<String, Error> {
+        if !member::REQUEST_KINDS.contains(&kind) {
+            return Err(Error::InvalidInput(format!(
+                "request kind must be one of {}",
+                member::REQUEST_KINDS.join(", ")
+            )));
+        }
+        // Random, so two devices opening requests offline never pick the same id.
+        let id = crate::ids::new_record_id("req");
+        self.edit_member(|doc, now| member::open_request(doc, &id, kind, subject, body, now))?;
+        Ok(id)
+    }
+
+    /// Adds the member's follow-up to one of their requests. Works offline, like opening one.
+    pub fn add_followup(&self, request_id: &str, body: &str) -> Result<(), Error> {
+        let view = self
+            .requests()?
+            .into_iter()
+            .find(|r| r.id == request_id)
+            .ok_or_else(|| Error::InvalidInput(format!("there is no request `{request_id}`")))?;
+        if view.status == "closed" {
+            return Err(Error::InvalidInput(format!(
+                "request `{request_id}` is closed; open a new one"
+            )));
+        }
+        let followup_id = crate::ids::new_record_id("fu");
+        self.edit_member(|doc, now| member::add_followup(doc, request_id, &followup_id, body, now))
+    }
+
+    /// The member's requests as threads (their text, follow-ups, the programme's replies and the
+    /// status), the most recently active first.
+    pub fn requests(&self) -> Result<Vec<RequestView>, Error> {
+        let mut inner = self.lock();
+        let member = member::read(inner.doc(DocKind::Member))?;
+        let threads = inbox::read_threads(inner.doc(DocKind::Inbox))?;
+        Ok(requests::views(&member, &threads))
     }
 
     /// Applies `edit` to the member document, keeps it only if the result passes the same

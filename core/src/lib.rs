@@ -5,7 +5,7 @@
 //! the device and the server speak, and the [`Device`] object an app drives.
 //!
 //! The server and the devices use this one crate for the definition of the documents ([`document`],
-//! [`card`], [`offers`], [`inbox`], [`member`]), the wire format ([`protocol`], [`api`]) and the
+//! [`card`], [`offers`], [`inbox`], [`member`], [`requests`]), the wire format ([`protocol`], [`api`]) and the
 //! checkout code, so the two sides cannot drift apart.
 //!
 //! ```no_run
@@ -36,6 +36,7 @@ pub mod offers;
 pub mod programme;
 pub mod protocol;
 pub mod qr;
+pub mod requests;
 pub mod secrets;
 pub mod segments;
 pub mod store;

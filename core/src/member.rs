@@ -5,10 +5,15 @@
 //! Every record is a map entry keyed by what it is about (offer id, message id, preference name), so
 //! two devices that act offline on different things merge without losing either, and two that act on
 //! the same thing settle on one value.
+//!
+//! The member's requests (questions, complaints) came after the genesis change was fixed, so their
+//! `requests` map is created by one more deterministic change ([`ensure_requests`]): identical on
+//! every device, it merges into one map instead of two rival ones.
 
 use std::collections::BTreeMap;
 
-use automerge::{AutoCommit, ScalarValue};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ReadDoc, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
@@ -23,12 +28,22 @@ pub mod limits {
     pub const MAX_VALUE: usize = 1024;
     /// The whole document as saved, in bytes.
     pub const MAX_DOC_BYTES: usize = 512 * 1024;
+    /// Requests a member can have opened, over the document's life.
+    pub const MAX_REQUESTS: usize = 500;
+    /// Follow-ups the member can add to one request.
+    pub const MAX_FOLLOWUPS: usize = 50;
+    pub const MAX_REQUEST_SUBJECT: usize = 200;
+    /// The text of a request or a follow-up.
+    pub const MAX_REQUEST_BODY: usize = 4096;
 }
+
+/// What a member can open a request about.
+pub const REQUEST_KINDS: [&str; 2] = ["question", "complaint"];
 
 /// Channels a member can consent to being contacted on for marketing.
 pub const CONSENT_CHANNELS: [&str; 3] = ["push", "sms", "email"];
 
-const ROOT_FIELDS: [&str; 7] = [
+const ROOT_FIELDS: [&str; 8] = [
     "schema",
     "kind",
     "activations",
@@ -36,6 +51,7 @@ const ROOT_FIELDS: [&str; 7] = [
     "archived",
     "preferences",
     "consents",
+    "requests",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +67,25 @@ pub struct Consent {
     pub at_ms: i64,
 }
 
+/// A question or complaint the member opened from the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// `question` or `complaint`.
+    pub kind: String,
+    pub subject: String,
+    pub body: String,
+    pub at_ms: i64,
+    /// What the member added later, by follow-up id.
+    #[serde(default)]
+    pub followups: BTreeMap<String, FollowUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub body: String,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberState {
     pub activations: BTreeMap<String, Activation>,
@@ -58,6 +93,9 @@ pub struct MemberState {
     pub archived: BTreeMap<String, i64>,
     pub preferences: BTreeMap<String, String>,
     pub consents: BTreeMap<String, Consent>,
+    /// The member's requests, by request id.
+    #[serde(default)]
+    pub requests: BTreeMap<String, Request>,
 }
 
 fn invalid(message: impl Into<String>) -> DocumentError {
@@ -159,7 +197,68 @@ pub fn read(doc: &AutoCommit) -> Result<MemberState, DocumentError> {
         };
         state.consents.insert(channel, consent);
     }
+
+    if f.keys(&root).iter().any(|k| k == "requests") {
+        let requests = f.map(&root, "requests")?;
+        for id in f.keys(&requests) {
+            // Operators name requests by these ids in URLs.
+            if !crate::ids::valid_record_id(&id) {
+                return Err(invalid(format!(
+                    "request id `{id}` must be 1-64 characters of letters, digits, `_`, `-`, `.`"
+                )));
+            }
+            let r = f.map(&requests, &id)?;
+            let request = read_request(&f, &r)?;
+            state.requests.insert(id, request);
+        }
+        check_count("requests", state.requests.len(), limits::MAX_REQUESTS)?;
+    }
     Ok(state)
+}
+
+fn read_request(f: &Fields<'_>, r: &automerge::ObjId) -> Result<Request, DocumentError> {
+    let kind = f.str(r, "kind")?;
+    if !REQUEST_KINDS.contains(&kind.as_str()) {
+        return Err(invalid(format!(
+            "request kind `{kind}` must be one of {}",
+            REQUEST_KINDS.join(", ")
+        )));
+    }
+    let subject = f.str(r, "subject")?;
+    if subject.trim().is_empty() {
+        return Err(invalid("a request needs a subject"));
+    }
+    if subject.len() > limits::MAX_REQUEST_SUBJECT {
+        return Err(too_large("a request subject", limits::MAX_REQUEST_SUBJECT));
+    }
+    let body = f.str(r, "body")?;
+    if body.len() > limits::MAX_REQUEST_BODY {
+        return Err(too_large("a request body", limits::MAX_REQUEST_BODY));
+    }
+    let at_ms = f.timestamp(r, "at")?;
+    let list = f.map(r, "followups")?;
+    let mut followups = BTreeMap::new();
+    for id in f.keys(&list) {
+        check_key(&id)?;
+        let fu = f.map(&list, &id)?;
+        let body = f.str(&fu, "body")?;
+        if body.trim().is_empty() {
+            return Err(invalid("a follow-up needs a text"));
+        }
+        if body.len() > limits::MAX_REQUEST_BODY {
+            return Err(too_large("a follow-up", limits::MAX_REQUEST_BODY));
+        }
+        let at_ms = f.timestamp(&fu, "at")?;
+        followups.insert(id, FollowUp { body, at_ms });
+    }
+    check_count("follow-ups", followups.len(), limits::MAX_FOLLOWUPS)?;
+    Ok(Request {
+        kind,
+        subject,
+        body,
+        at_ms,
+        followups,
+    })
 }
 
 /// The full check the server runs before it stores a device's change: schema, types, counts, and
@@ -225,11 +324,158 @@ pub fn set_consent(
     put_if_changed(doc, &c, "at", ScalarValue::Timestamp(now_ms))
 }
 
+/// The actor of the change that creates the `requests` map. Nobody writes under it but that one
+/// change, so its first (and only) sequence number means the same change everywhere.
+const REQUESTS_ACTOR: &[u8] = b"loyalty-member-requests-map";
+
+/// The one change that adds the `requests` map to a member document: made on top of genesis by a
+/// fixed actor at time zero, so it is byte-for-byte the same wherever it is made, like genesis.
+fn requests_change() -> Result<automerge::Change, automerge::AutomergeError> {
+    let mut doc = crate::document::genesis(DocKind::Member);
+    doc.set_actor(automerge::ActorId::from(REQUESTS_ACTOR));
+    doc.put_object(automerge::ROOT, "requests", automerge::ObjType::Map)?;
+    doc.commit();
+    doc.get_last_local_change()
+        .ok_or(automerge::AutomergeError::Fail)
+}
+
+/// The document's `requests` map, first adding it with the shared change when it is missing. Two
+/// devices that do this offline add the same change, so they end up with one map, not two rival
+/// ones of which only one would show.
+pub fn ensure_requests(
+    doc: &mut AutoCommit,
+) -> Result<automerge::ObjId, automerge::AutomergeError> {
+    if let Some((automerge::Value::Object(automerge::ObjType::Map), id)) =
+        doc.get(automerge::ROOT, "requests")?
+    {
+        return Ok(id);
+    }
+    doc.apply_changes([requests_change()?])?;
+    match doc.get(automerge::ROOT, "requests")? {
+        Some((automerge::Value::Object(automerge::ObjType::Map), id)) => Ok(id),
+        _ => Err(automerge::AutomergeError::Fail),
+    }
+}
+
+/// Records a new request (device side). `id` must be fresh: the caller draws it at random.
+pub fn open_request(
+    doc: &mut AutoCommit,
+    id: &str,
+    kind: &str,
+    subject: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<(), automerge::AutomergeError> {
+    let requests = ensure_requests(doc)?;
+    let r = ensure_map(doc, &requests, id)?;
+    put_if_changed(doc, &r, "kind", ScalarValue::Str(kind.into()))?;
+    put_if_changed(doc, &r, "subject", ScalarValue::Str(subject.into()))?;
+    put_if_changed(doc, &r, "body", ScalarValue::Str(body.into()))?;
+    put_if_changed(doc, &r, "at", ScalarValue::Timestamp(now_ms))?;
+    // Made with the request, by the one device that opens it, so no rival map can appear.
+    ensure_map(doc, &r, "followups")?;
+    Ok(())
+}
+
+/// Adds the member's follow-up to a request they opened (device side).
+pub fn add_followup(
+    doc: &mut AutoCommit,
+    request_id: &str,
+    followup_id: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<(), automerge::AutomergeError> {
+    let requests = ensure_requests(doc)?;
+    let r = ensure_map(doc, &requests, request_id)?;
+    let list = ensure_map(doc, &r, "followups")?;
+    let fu = ensure_map(doc, &list, followup_id)?;
+    put_if_changed(doc, &fu, "body", ScalarValue::Str(body.into()))?;
+    put_if_changed(doc, &fu, "at", ScalarValue::Timestamp(now_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::document::genesis;
-    use automerge::transaction::Transactable;
+
+    #[test]
+    fn requests_opened_offline_on_two_devices_share_one_map() {
+        let mut a = genesis(DocKind::Member);
+        let mut b = genesis(DocKind::Member);
+        open_request(&mut a, "req_a", "question", "Opening hours?", "", 1).unwrap();
+        a.commit();
+        open_request(
+            &mut b,
+            "req_b",
+            "complaint",
+            "Wrong points",
+            "Receipt 1001",
+            2,
+        )
+        .unwrap();
+        add_followup(&mut b, "req_b", "f1", "Photo attached later", 3).unwrap();
+        b.commit();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        let state = read(&a).unwrap();
+        assert_eq!(state.requests.len(), 2, "{:?}", state.requests);
+        assert_eq!(
+            state.requests["req_b"].followups["f1"].body,
+            "Photo attached later"
+        );
+        assert_eq!(read(&b).unwrap(), state);
+        // One map: no conflicting values at the root.
+        assert_eq!(a.get_all(automerge::ROOT, "requests").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn documents_from_before_requests_read_as_having_none() {
+        let doc = genesis(DocKind::Member);
+        assert!(read(&doc).unwrap().requests.is_empty());
+    }
+
+    #[test]
+    fn validation_refuses_requests_that_break_the_rules() {
+        let too_long = "x".repeat(limits::MAX_REQUEST_BODY + 1);
+        let long_subject = "s".repeat(limits::MAX_REQUEST_SUBJECT + 1);
+        let cases: [(&str, &str, &str, &str); 5] = [
+            ("req_1", "praise", "Hi", ""),
+            ("req_1", "question", " ", ""),
+            ("req_1", "question", &long_subject, ""),
+            ("req_1", "question", "Hi", &too_long),
+            ("req 1/x", "question", "Hi", ""),
+        ];
+        for (id, kind, subject, body) in cases {
+            let mut doc = genesis(DocKind::Member);
+            open_request(&mut doc, id, kind, subject, body, 1).unwrap();
+            assert!(read(&doc).is_err(), "{id} {kind} {subject}");
+        }
+        let mut doc = genesis(DocKind::Member);
+        open_request(&mut doc, "req_1", "question", "Hi", "", 1).unwrap();
+        add_followup(&mut doc, "req_1", "f1", "", 2).unwrap();
+        assert!(read(&doc).is_err());
+
+        let mut doc = genesis(DocKind::Member);
+        open_request(&mut doc, "req_1", "question", "Hi", "", 1).unwrap();
+        for i in 0..=limits::MAX_FOLLOWUPS {
+            add_followup(&mut doc, "req_1", &format!("f{i}"), "more", 2).unwrap();
+        }
+        assert!(matches!(read(&doc), Err(DocumentError::TooLarge { .. })));
+
+        let mut doc = genesis(DocKind::Member);
+        let requests = ensure_requests(&mut doc).unwrap();
+        doc.put(&requests, "req_1", "not a map").unwrap();
+        assert!(matches!(read(&doc), Err(DocumentError::WrongType { .. })));
+    }
+
+    #[test]
+    fn validation_refuses_too_many_requests() {
+        let mut doc = genesis(DocKind::Member);
+        for i in 0..=limits::MAX_REQUESTS {
+            open_request(&mut doc, &format!("r{i}"), "question", "Hi", "", 1).unwrap();
+        }
+        assert!(matches!(read(&doc), Err(DocumentError::TooLarge { .. })));
+    }
 
     fn len(doc: &mut AutoCommit) -> usize {
         doc.save().len()

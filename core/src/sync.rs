@@ -356,6 +356,7 @@ mod tests {
             subject: "s".into(),
             body: "b".into(),
             sent_at_ms: 1,
+            ..inbox::Message::default()
         }
     }
 

@@ -1,6 +1,6 @@
-//! The operator API: create members and their activation codes, publish offers and messages into a
-//! member's documents, and look at what the server holds for a member. Every route needs the
-//! operator token.
+//! The operator API: create members and their activation codes, publish offers into a member's
+//! documents, and look at what the server holds for a member (messages are `crate::messaging`).
+//! Every route needs the operator token.
 
 use std::sync::Arc;
 
@@ -10,11 +10,10 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{
-    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView, PostMessage,
-    PostOffer,
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView, PostOffer,
 };
 use loyalty_core::ids::{self, activation_code, card_number};
-use loyalty_core::inbox::{self, Message};
+use loyalty_core::inbox;
 use loyalty_core::offers::{self, Offer};
 use loyalty_core::{DocKind, card, member};
 
@@ -133,32 +132,6 @@ pub async fn post_offer(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(published.offer)))
-}
-
-pub async fn post_message(
-    State(app): State<Arc<App>>,
-    Path(member_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<PostMessage>, JsonRejection>,
-) -> Result<(StatusCode, Json<Message>), ApiError> {
-    app.authenticate_operator(&headers)?;
-    let Json(p) = body?;
-    let message = Message {
-        id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
-        channel: p.channel,
-        subject: p.subject,
-        body: p.body,
-        sent_at_ms: app.now_ms(),
-    };
-    message
-        .validate()
-        .map_err(|m| ApiError::bad_request("invalid_message", m))?;
-    ensure_member(&app, &member_id).await?;
-    documents::update(&app, &member_id, DocKind::Inbox, |doc| {
-        inbox::put(doc, &message).map_err(|e| ApiError::internal("sending a message", e))
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(message)))
 }
 
 pub async fn show_member(

@@ -21,6 +21,7 @@ use loyalty_core::programme::Programme;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::outbound::{LogOutbound, Outbound};
 use crate::storage::{DeviceRecord, Storage};
 
 /// The member id of a wake-all notification; no member id is empty.
@@ -56,6 +57,72 @@ pub struct App {
     /// The programme configuration, cached for [`PROGRAMME_TTL`] so a posting does not parse it
     /// from the database each time, yet other instances see an operator's change soon.
     programme: std::sync::RwLock<Option<(std::time::Instant, Arc<Programme>)>>,
+    /// Where push, SMS and e-mail go out (see [`crate::outbound`]); chosen at startup.
+    pub outbound: Arc<dyn Outbound>,
+    /// Wakes the outbound worker when a send queued external deliveries.
+    pub(crate) outbound_wake: tokio::sync::Notify,
+    /// Wakes the devices waiting on the long poll so they look for inbox entries a send recorded
+    /// relationally (a segment send does not notify its members one by one).
+    pub(crate) inbox_wake: tokio::sync::Notify,
+}
+
+/// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
+/// logging adapter); tests and embedders replace them.
+pub struct AppBuilder {
+    config: Config,
+    storage: Arc<dyn Storage>,
+    targeting: Option<Arc<dyn crate::targeting::ProgrammeStorage>>,
+    clock: Arc<dyn Clock>,
+    outbound: Arc<dyn Outbound>,
+}
+
+impl AppBuilder {
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The push, SMS and e-mail provider (default: [`LogOutbound`], which only logs).
+    pub fn outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    pub fn build(self) -> Arc<App> {
+        let AppBuilder {
+            config,
+            storage,
+            targeting,
+            clock,
+            outbound,
+        } = self;
+        let operator_token_hash = token_hash(&config.operator_token);
+        let till_token_hash = token_hash(&config.till_token);
+        Arc::new(App {
+            config,
+            storage,
+            clock: clock.clone(),
+            actor: ActorId::random(),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            operator_token_hash,
+            till_token_hash,
+            changes: Changes {
+                seq: AtomicU64::new(
+                    u64::try_from(clock.now_ms())
+                        .unwrap_or(0)
+                        .saturating_mul(1000),
+                ),
+                wakes: AtomicU64::new(0),
+                last: std::sync::Mutex::new(HashMap::new()),
+                tx: broadcast::channel(1024).0,
+            },
+            programme: std::sync::RwLock::new(None),
+            targeting,
+            outbound,
+            outbound_wake: tokio::sync::Notify::new(),
+            inbox_wake: tokio::sync::Notify::new(),
+        })
+    }
 }
 
 /// How long an instance trusts its cached programme configuration.
@@ -83,29 +150,18 @@ impl App {
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
-        let operator_token_hash = token_hash(&config.operator_token);
-        let till_token_hash = token_hash(&config.till_token);
-        Arc::new(Self {
+        Self::builder(config, storage).clock(clock).build()
+    }
+
+    /// An [`AppBuilder`] with the defaults: system clock, logging outbound adapter.
+    pub fn builder(config: Config, storage: Arc<dyn Storage>) -> AppBuilder {
+        AppBuilder {
             config,
             targeting: storage.targeting(),
             storage,
-            clock: clock.clone(),
-            actor: ActorId::random(),
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            operator_token_hash,
-            till_token_hash,
-            changes: Changes {
-                seq: AtomicU64::new(
-                    u64::try_from(clock.now_ms())
-                        .unwrap_or(0)
-                        .saturating_mul(1000),
-                ),
-                wakes: AtomicU64::new(0),
-                last: std::sync::Mutex::new(HashMap::new()),
-                tx: broadcast::channel(1024).0,
-            },
-            programme: std::sync::RwLock::new(None),
-        })
+            clock: Arc::new(SystemClock),
+            outbound: Arc::new(LogOutbound),
+        }
     }
 
     /// The programme as operators configured it; before they do, one base tier earning the
@@ -346,7 +402,18 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/v1/admin/members/{member_id}/messages",
-            post(crate::admin::post_message),
+            post(crate::messaging::post_member_message),
+        )
+        .route("/v1/admin/messages", post(crate::messaging::send))
+        .route("/v1/admin/deliveries", get(crate::messaging::deliveries))
+        .route("/v1/admin/requests", get(crate::messaging::list_requests))
+        .route(
+            "/v1/admin/requests/{id}/replies",
+            post(crate::messaging::reply),
+        )
+        .route(
+            "/v1/admin/requests/{id}/close",
+            post(crate::messaging::close),
         )
         .route("/v1/admin/offers", post(crate::programme_admin::post_offer))
         .route(
@@ -359,7 +426,8 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, with the outbound worker running beside the HTTP server
+/// (an embedder that uses [`router`] alone runs [`crate::messaging::run_outbound_worker`] itself).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -370,11 +438,14 @@ pub async fn serve(
         app.config.settle_interval,
     ));
     let watcher = tokio::spawn(watch_fanouts(app.clone()));
+    let worker = tokio::spawn(crate::messaging::run_outbound_worker(app.clone()));
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
     watcher.abort();
     settler.abort();
+    // A delivery cut off here stays claimed until its lease runs out, then goes out again.
+    worker.abort();
     served
 }
 

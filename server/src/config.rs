@@ -21,11 +21,14 @@ pub struct Config {
     pub points_per_unit: i64,
     /// How often the settle job matures and expires points and reviews tiers.
     pub settle_interval: std::time::Duration,
+    /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
+    pub marketing_per_day: i64,
 }
 
 impl Config {
     pub const DEFAULT_ACTIVATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_MARKETING_PER_DAY: i64 = 3;
 
     pub fn new(database: PathBuf, operator_token: String) -> Self {
         Self {
@@ -37,6 +40,7 @@ impl Config {
             till_token: String::new(),
             points_per_unit: 1,
             settle_interval: std::time::Duration::from_secs(60),
+            marketing_per_day: Self::DEFAULT_MARKETING_PER_DAY,
         }
     }
 }

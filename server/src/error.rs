@@ -91,6 +91,20 @@ impl From<StorageError> for ApiError {
                 "refund_exceeds_purchase",
                 "the refunds would exceed the purchase",
             ),
+            StorageError::NotFound(what) => ApiError::not_found(
+                match what {
+                    "member" => "member_not_found",
+                    "segment" => "segment_not_found",
+                    "request" => "request_not_found",
+                    _ => "not_found",
+                },
+                format!("no such {what}"),
+            ),
+            StorageError::IdReused(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "id_reused",
+                format!("{what} was used before for something else; choose another id"),
+            ),
             StorageError::Conflict => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

@@ -17,6 +17,18 @@
 //! | `POST /v1/admin/offers` | operator | publish an offer to members, a tier or a segment |
 //! | `POST`, `GET /v1/admin/segments` | operator | define and list segments |
 //! | `POST /v1/admin/members/{id}/messages` | operator | send a message |
+//! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer |
+//! | `POST /v1/admin/members/{id}/messages` | operator | send a message to one member |
+//! | `POST /v1/admin/messages` | operator | send a message to members or a segment |
+//! | `GET /v1/admin/deliveries` | operator | what became of each recipient of a message |
+//! | `GET /v1/admin/requests` | operator | members' questions and complaints |
+//! | `POST /v1/admin/requests/{id}/replies`, `/close` | operator | answer, close a request |
+//! | `POST /v1/admin/offers` | operator | publish an offer to members, a tier or a segment |
+//! | `POST`/`GET /v1/admin/segments` | operator | define and list segments |
+//! | `GET`/`PUT /v1/admin/programme` | operator | the earning rules, points policy and tiers |
+//! | `POST /v1/admin/programme/settle` | operator | mature and expire points, review tiers now |
+//! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |
+//! | `POST /v1/till/scan`, `/purchases`, `/refunds` | till | checkout |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `GET /healthz` | anyone | liveness |
 
@@ -27,7 +39,9 @@ pub mod documents;
 pub mod enroll;
 pub mod error;
 pub mod ledger;
+pub mod messaging;
 pub mod operator;
+pub mod outbound;
 pub mod programme;
 pub mod programme_admin;
 pub mod sqlite;
@@ -37,5 +51,5 @@ pub mod sync;
 pub mod targeting;
 pub mod till;
 
-pub use app::{App, router, serve};
+pub use app::{App, AppBuilder, router, serve};
 pub use config::Config;

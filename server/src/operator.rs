@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use loyalty_core::api::{
-    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, ErrorBody, MemberView,
-    PostMessage, PostOffer, PostSegment, PostTargetedOffer, PostingResponse, PublishedOffer,
-    PurchaseRequest, RefundRequest, ScanRequest, ScanResponse, SegmentView,
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorBody,
+    MemberView, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, PostingResponse,
+    PublishedOffer, PurchaseRequest, RefundRequest, RequestRecord, ScanRequest, ScanResponse,
+    SegmentView, SendMessage, SendSummary,
 };
 use loyalty_core::inbox::Message;
 use loyalty_core::offers::Offer;
@@ -213,6 +214,53 @@ impl OperatorClient {
         };
         self.post(&format!("/v1/admin/members/{member_id}/tier"), &body)
             .await
+    }
+
+    /// Sends one message to explicit members or to a segment.
+    pub async fn send_message(&self, message: &SendMessage) -> Result<SendSummary, OperatorError> {
+        self.post("/v1/admin/messages", message).await
+    }
+
+    /// What became of each recipient of a message, or of each message to a member.
+    pub async fn deliveries(
+        &self,
+        message_id: Option<&str>,
+        member_id: Option<&str>,
+    ) -> Result<Vec<DeliveryRecord>, OperatorError> {
+        let mut query = Vec::new();
+        if let Some(m) = message_id {
+            query.push(("message_id", m));
+        }
+        if let Some(m) = member_id {
+            query.push(("member_id", m));
+        }
+        let url = self.api.url("/v1/admin/deliveries");
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// Members' requests, optionally of one status (`open`, `answered`, `closed`).
+    pub async fn requests(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<RequestRecord>, OperatorError> {
+        let url = self.api.url("/v1/admin/requests");
+        let query: Vec<(&str, &str)> = status.map(|s| ("status", s)).into_iter().collect();
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// Answers a request, named as the request list gives it (`<member_id>.<request_id>`).
+    pub async fn reply_request(
+        &self,
+        id: &str,
+        reply: &PostReply,
+    ) -> Result<RequestRecord, OperatorError> {
+        self.post(&format!("/v1/admin/requests/{id}/replies"), reply)
+            .await
+    }
+
+    pub async fn close_request(&self, id: &str) -> Result<RequestRecord, OperatorError> {
+        let url = self.api.url(&format!("/v1/admin/requests/{id}/close"));
+        self.api.send(self.api.http.post(url)).await
     }
 
     pub async fn member(&self, member_id: &str) -> Result<MemberView, OperatorError> {

@@ -11,15 +11,12 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use loyalty_core::DocKind;
 use loyalty_core::calendar::{self, format_date};
 use loyalty_core::earning::{Earning, OfferCandidate};
-use loyalty_core::inbox::{self, Message};
 use loyalty_core::programme::Programme;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::documents;
 use crate::error::ApiError;
 use crate::ledger::{self, Plan};
 
@@ -253,26 +250,21 @@ async fn settle_member(
     Ok(())
 }
 
-/// Tells the member in their inbox that points will expire. The message id is the expiry date, so
-/// a repeated run writes nothing new.
+/// Tells the member in their inbox that points will expire. The message id names the member,
+/// the date and the points, so a repeated run writes nothing new and a later warning for the same
+/// date (points earned since) is a message of its own.
 async fn warn_expiry(app: &App, member_id: &str, at: i64, points: i64) -> Result<(), ApiError> {
     // The last day the points can be used is the day before they expire at midnight.
     let last_day = format_date(at - 1);
-    let message = Message {
-        id: format!("expiry-{last_day}"),
-        channel: "inapp".into(),
-        subject: format!("{points} points expire after {last_day}"),
-        body: format!(
+    crate::messaging::send_service(
+        app,
+        member_id,
+        &format!("{points} points expire after {last_day}"),
+        &format!(
             "{points} of your points expire at the end of {last_day}. Spend them at the till before then."
         ),
-        sent_at_ms: app.now_ms(),
-    };
-    documents::update(app, member_id, DocKind::Inbox, |doc| {
-        if inbox::contains(doc, &message.id).map_err(|e| ApiError::internal("inbox", e))? {
-            return Ok(());
-        }
-        inbox::put(doc, &message).map_err(|e| ApiError::internal("inbox", e))
-    })
+        &format!("exp-{last_day}-{points}-{member_id}"),
+    )
     .await
 }
 

@@ -14,6 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::oneshot;
 
+mod messaging;
+
 use crate::storage::{
     CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme, MemberRecord,
     NewDevice, NewMember, Posting, PriorPosting, PurchaseRecord, Storage, StorageError, StoredDoc,
@@ -192,6 +194,89 @@ pub(crate) fn migrations() -> Migrations<'static> {
              CREATE INDEX lots_by_posting ON lots (posting);
              ALTER TABLE ledger ADD COLUMN rule TEXT NOT NULL DEFAULT '';
              CREATE INDEX postings_by_member ON postings (member_id, at);",
+        ),
+        // Communications: each message once, one delivery row per recipient with its status and
+        // reason (the operators' record, and what a segment send writes instead of documents),
+        // the mirror of the members' requests, and the programme's replies to them. `projected`
+        // = 0 marks what a member's inbox document still lacks; `version` lets a projection tell
+        // whether the row changed under it. `segment_members` belongs to segments; it is created
+        // here too (if absent) because a segment send reads it.
+        M::up(
+            "CREATE TABLE IF NOT EXISTS segment_members (
+                 segment_id TEXT NOT NULL,
+                 member_id TEXT NOT NULL,
+                 PRIMARY KEY (segment_id, member_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE messages (
+                 message_id TEXT PRIMARY KEY,
+                 kind TEXT NOT NULL,
+                 channel TEXT NOT NULL,
+                 subject TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 request_hash BLOB NOT NULL,
+                 created_at INTEGER NOT NULL
+             );
+             CREATE TABLE deliveries (
+                 message_id TEXT NOT NULL REFERENCES messages (message_id),
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 kind TEXT NOT NULL,
+                 channel TEXT NOT NULL,
+                 day INTEGER NOT NULL,
+                 status TEXT NOT NULL,
+                 reason TEXT,
+                 in_inbox INTEGER NOT NULL,
+                 projected INTEGER NOT NULL,
+                 version INTEGER NOT NULL DEFAULT 1,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 not_before INTEGER NOT NULL DEFAULT 0,
+                 created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (message_id, member_id)
+             ) WITHOUT ROWID;
+             CREATE INDEX deliveries_by_member ON deliveries (member_id, created_at);
+             CREATE INDEX deliveries_to_project ON deliveries (member_id) WHERE projected = 0;
+             CREATE INDEX deliveries_marketing_by_day ON deliveries (member_id, day)
+                 WHERE kind = 'marketing' AND in_inbox = 1;
+             CREATE INDEX deliveries_queued ON deliveries (not_before) WHERE status = 'queued';
+             CREATE TABLE member_requests (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 request_id TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 subject TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (member_id, request_id)
+             ) WITHOUT ROWID;
+             CREATE INDEX member_requests_by_time ON member_requests (at);
+             CREATE TABLE member_request_followups (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 request_id TEXT NOT NULL,
+                 followup_id TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (member_id, request_id, followup_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE request_threads (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 request_id TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 projected INTEGER NOT NULL,
+                 version INTEGER NOT NULL DEFAULT 1,
+                 PRIMARY KEY (member_id, request_id)
+             ) WITHOUT ROWID;
+             CREATE INDEX request_threads_to_project ON request_threads (member_id)
+                 WHERE projected = 0;
+             CREATE TABLE request_replies (
+                 member_id TEXT NOT NULL REFERENCES members (member_id),
+                 request_id TEXT NOT NULL,
+                 reply_id TEXT NOT NULL,
+                 author TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (member_id, request_id, reply_id)
+             ) WITHOUT ROWID;",
         ),
     ])
 }
@@ -582,6 +667,8 @@ fn mirror_member(
         "member_preferences",
         "member_consents",
         "member_activations",
+        "member_requests",
+        "member_request_followups",
     ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE member_id = ?1"),
@@ -615,6 +702,29 @@ fn mirror_member(
     for (offer_id, a) in &state.activations {
         put.execute(params![member_id, offer_id, a.at_ms])
             .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_requests (member_id, request_id, kind, subject, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(backend)?;
+    let mut put_followup = tx
+        .prepare_cached(
+            "INSERT INTO member_request_followups (member_id, request_id, followup_id, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for (request_id, r) in &state.requests {
+        put.execute(params![
+            member_id, request_id, r.kind, r.subject, r.body, r.at_ms
+        ])
+        .map_err(backend)?;
+        for (followup_id, f) in &r.followups {
+            put_followup
+                .execute(params![member_id, request_id, followup_id, f.body, f.at_ms])
+                .map_err(backend)?;
+        }
     }
     Ok(())
 }

@@ -55,6 +55,14 @@ pub async fn sync(
     if kinds.contains(&DocKind::Offers) {
         crate::targeting::project_pending(&app, &member_id).await?;
     }
+    // Messages and replies recorded relationally (a segment send, a reply) reach the inbox
+    // document now, so this very sync carries them. Before the lock: the projection takes it.
+    if kinds.contains(&DocKind::Inbox)
+        && let Err(e) = crate::messaging::project_inbox(&app, &member_id).await
+    {
+        // The sync itself can still go ahead; the next one tries again.
+        tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
+    }
     let _guard = app.lock_member(&member_id).await;
     for _ in 0..ATTEMPTS {
         let docs = app.storage.load_documents(&member_id, &kinds).await?;
@@ -221,7 +229,9 @@ fn default_wait() -> u64 {
 /// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
 /// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
 /// `changed` is true and polls again from the returned `seq`. Offers waiting to be projected for
-/// the member (after a fan-out) count as a change: the sync that follows projects them.
+/// the member (after a fan-out) count as a change: the sync that follows projects them. Inbox
+/// entries recorded but not yet projected (a segment send) are projected here, since the member is
+/// online right now: the write is a change like any other and answers the poll.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -233,19 +243,28 @@ pub async fn changes(
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
     let (seq, changed) = loop {
-        // Read before the check: a fan-out that lands after the check has woken after this read.
+        // Read and registered before the checks: a fan-out or a send that lands after a check has
+        // woken after this point, so the wait below still sees it.
         let wakes = app.wakes();
+        let sent = app.inbox_wake.notified();
+        tokio::pin!(sent);
+        sent.as_mut().enable();
         if crate::targeting::has_pending(&app, &member_id).await? {
             break (q.since, true);
         }
-        match app
-            .wait_for_change_until(&member_id, q.since, wakes, deadline)
-            .await
+        if app.storage.has_pending_inbox(&member_id).await?
+            && let Err(e) = crate::messaging::project_inbox(&app, &member_id).await
         {
-            Wait::Changed(seq) => break (seq, true),
-            Wait::TimedOut(seq) => break (seq, false),
-            // A fan-out somewhere: check this member's pending offers again.
-            Wait::Woken => continue,
+            tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
+        }
+        tokio::select! {
+            waited = app.wait_for_change_until(&member_id, q.since, wakes, deadline) => match waited {
+                Wait::Changed(seq) => break (seq, true),
+                Wait::TimedOut(seq) => break (seq, false),
+                // A fan-out somewhere: check this member's pending offers again.
+                Wait::Woken => continue,
+            },
+            _ = &mut sent => continue,
         }
     };
     Ok(axum::Json(loyalty_core::api::ChangesResponse {

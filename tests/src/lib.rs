@@ -22,6 +22,8 @@ pub struct TestServer {
     pub url: String,
     pub addr: std::net::SocketAddr,
     pub database: PathBuf,
+    /// The server's state, for tests that call the server's functions directly.
+    pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -44,16 +46,38 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_with_outbound(
+            database,
+            listen,
+            clock,
+            Arc::new(loyalty_server::outbound::LogOutbound),
+            configure,
+        )
+        .await
+    }
+
+    /// As [`TestServer::start_with`], with the push/SMS/e-mail adapter the server sends through.
+    pub async fn start_with_outbound(
+        database: PathBuf,
+        listen: &str,
+        clock: Arc<dyn Clock>,
+        outbound: Arc<dyn loyalty_server::outbound::Outbound>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let storage = SqliteStorage::open(&database).expect("open server database");
         let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         configure(&mut config);
         let listener = TcpListener::bind(listen).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let app = App::with_clock(config, Arc::new(storage), clock);
+        let app = App::builder(config, Arc::new(storage))
+            .clock(clock)
+            .outbound(outbound)
+            .build();
+        let served = app.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = loyalty_server::serve(listener, app, async {
+            let _ = loyalty_server::serve(listener, served, async {
                 let _ = stopped.await;
             })
             .await;
@@ -62,6 +86,7 @@ impl TestServer {
             url: format!("http://{addr}"),
             addr,
             database,
+            app,
             stop: Some(stop),
             task: Some(task),
         }
@@ -242,6 +267,7 @@ pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
         channel: "inapp".into(),
         subject: subject.into(),
         body: format!("{subject}: the full text of the message, a few sentences long."),
+        kind: None,
     }
 }
 

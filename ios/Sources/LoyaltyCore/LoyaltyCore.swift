@@ -846,7 +846,8 @@ public func FfiConverterTypeChangeListener_lower(_ value: ChangeListener) -> UIn
 
 
 /**
- * One member's loyalty data on this device: card, offers, inbox, preferences, checkout code.
+ * One member's loyalty data on this device: card, offers, inbox, requests, preferences, checkout
+ * code.
  * Every read is answered from the local store (works offline); actions are recorded locally at
  * once and reach the server at the next [`LoyaltyClient::sync`]. Safe to share between threads
  * and to call concurrently.
@@ -857,6 +858,11 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
      * Activates ("clips") an offer. Works offline; reaches the server at the next sync.
      */
     func activateOffer(offerId: String) async throws 
+    
+    /**
+     * Adds the member's follow-up to one of their requests (not a closed one). Works offline.
+     */
+    func addFollowup(requestId: String, body: String) async throws 
     
     func archive(messageId: String) async throws 
     
@@ -917,9 +923,21 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     func offers(filter: OfferFilter) async throws  -> [Offer]
     
     /**
+     * Opens a question or complaint to the retailer. Works offline: recorded at once, sent at
+     * the next sync. Returns the request's id.
+     */
+    func openRequest(kind: RequestKind, subject: String, body: String) async throws  -> String
+    
+    /**
      * The member's preferences (name → value).
      */
     func preferences() async throws  -> [String: String]
+    
+    /**
+     * The member's requests with the retailer's replies and their status, the most recently
+     * active first.
+     */
+    func requests() async throws  -> [MemberRequest]
     
     /**
      * The server's time as this device best knows it, in milliseconds since the epoch.
@@ -952,7 +970,8 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     
 }
 /**
- * One member's loyalty data on this device: card, offers, inbox, preferences, checkout code.
+ * One member's loyalty data on this device: card, offers, inbox, requests, preferences, checkout
+ * code.
  * Every read is answered from the local store (works offline); actions are recorded locally at
  * once and reach the server at the next [`LoyaltyClient::sync`]. Safe to share between threads
  * and to call concurrently.
@@ -1035,6 +1054,25 @@ open func activateOffer(offerId: String)async throws   {
             rustFutureFunc: {
                 uniffi_loyalty_ffi_fn_method_loyaltyclient_activate_offer(
                         self.uniffiCloneHandle(),FfiConverterString.lower(offerId)
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_void,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * Adds the member's follow-up to one of their requests (not a closed one). Works offline.
+     */
+open func addFollowup(requestId: String, body: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_add_followup(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(requestId),FfiConverterString.lower(body)
                 )
             },
             pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
@@ -1265,6 +1303,26 @@ open func offers(filter: OfferFilter)async throws  -> [Offer]  {
 }
     
     /**
+     * Opens a question or complaint to the retailer. Works offline: recorded at once, sent at
+     * the next sync. Returns the request's id.
+     */
+open func openRequest(kind: RequestKind, subject: String, body: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_open_request(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestKind_lower(kind),FfiConverterString.lower(subject),FfiConverterString.lower(body)
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
      * The member's preferences (name → value).
      */
 open func preferences()async throws  -> [String: String]  {
@@ -1279,6 +1337,26 @@ open func preferences()async throws  -> [String: String]  {
             completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterDictionaryStringString.lift,
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * The member's requests with the retailer's replies and their status, the most recently
+     * active first.
+     */
+open func requests()async throws  -> [MemberRequest]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeMemberRequest.lift,
             errorHandler: FfiConverterTypeLoyaltyError_lift
         )
 }
@@ -1937,6 +2015,69 @@ public func FfiConverterTypeConsent_lower(_ value: Consent) -> RustBuffer {
 
 
 /**
+ * A message's state on its external channel: `status` is `queued`, `sent`, `failed` or
+ * `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
+ * marketing on that channel; `no_address`; `rate_limited`).
+ */
+public struct Delivery: Equatable, Hashable {
+    public var status: String
+    public var reason: String?
+    public var atMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(status: String, reason: String?, atMs: Int64) {
+        self.status = status
+        self.reason = reason
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Delivery: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDelivery: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Delivery {
+        return
+            try Delivery(
+                status: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterOptionString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Delivery, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterOptionString.write(value.reason, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDelivery_lift(_ buf: RustBuffer) throws -> Delivery {
+    return try FfiConverterTypeDelivery.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDelivery_lower(_ value: Delivery) -> RustBuffer {
+    return FfiConverterTypeDelivery.lower(value)
+}
+
+
+/**
  * Who this device is enrolled as. The device's secret is not part of it.
  */
 public struct Enrollment: Equatable, Hashable {
@@ -2071,6 +2212,93 @@ public func FfiConverterTypeLedgerEntry_lower(_ value: LedgerEntry) -> RustBuffe
 
 
 /**
+ * A question or complaint the member opened, with its conversation.
+ */
+public struct MemberRequest: Equatable, Hashable {
+    public var id: String
+    public var kind: RequestKind
+    public var subject: String
+    public var body: String
+    public var openedAtMs: Int64
+    public var status: RequestStatus
+    public var lastActivityMs: Int64
+    /**
+     * Follow-ups and replies, oldest first.
+     */
+    public var entries: [RequestEntry]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, kind: RequestKind, subject: String, body: String, openedAtMs: Int64, status: RequestStatus, lastActivityMs: Int64, 
+        /**
+         * Follow-ups and replies, oldest first.
+         */entries: [RequestEntry]) {
+        self.id = id
+        self.kind = kind
+        self.subject = subject
+        self.body = body
+        self.openedAtMs = openedAtMs
+        self.status = status
+        self.lastActivityMs = lastActivityMs
+        self.entries = entries
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MemberRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMemberRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MemberRequest {
+        return
+            try MemberRequest(
+                id: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeRequestKind.read(from: &buf), 
+                subject: FfiConverterString.read(from: &buf), 
+                body: FfiConverterString.read(from: &buf), 
+                openedAtMs: FfiConverterInt64.read(from: &buf), 
+                status: FfiConverterTypeRequestStatus.read(from: &buf), 
+                lastActivityMs: FfiConverterInt64.read(from: &buf), 
+                entries: FfiConverterSequenceTypeRequestEntry.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MemberRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeRequestKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.subject, into: &buf)
+        FfiConverterString.write(value.body, into: &buf)
+        FfiConverterInt64.write(value.openedAtMs, into: &buf)
+        FfiConverterTypeRequestStatus.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.lastActivityMs, into: &buf)
+        FfiConverterSequenceTypeRequestEntry.write(value.entries, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemberRequest_lift(_ buf: RustBuffer) throws -> MemberRequest {
+    return try FfiConverterTypeMemberRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemberRequest_lower(_ value: MemberRequest) -> RustBuffer {
+    return FfiConverterTypeMemberRequest.lower(value)
+}
+
+
+/**
  * A message in the member's inbox with their marks.
  */
 public struct Message: Equatable, Hashable {
@@ -2084,13 +2312,27 @@ public struct Message: Equatable, Hashable {
     public var sentAtMs: Int64
     public var readAtMs: Int64?
     public var archivedAtMs: Int64?
+    /**
+     * `marketing` or `service`; empty for messages from before kinds existed.
+     */
+    public var kind: String
+    /**
+     * How it fared on push, SMS or e-mail; `None` for in-app messages.
+     */
+    public var delivery: Delivery?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(id: String, 
         /**
          * `inapp`, `push`, `sms` or `email`.
-         */channel: String, subject: String, body: String, sentAtMs: Int64, readAtMs: Int64?, archivedAtMs: Int64?) {
+         */channel: String, subject: String, body: String, sentAtMs: Int64, readAtMs: Int64?, archivedAtMs: Int64?, 
+        /**
+         * `marketing` or `service`; empty for messages from before kinds existed.
+         */kind: String, 
+        /**
+         * How it fared on push, SMS or e-mail; `None` for in-app messages.
+         */delivery: Delivery?) {
         self.id = id
         self.channel = channel
         self.subject = subject
@@ -2098,6 +2340,8 @@ public struct Message: Equatable, Hashable {
         self.sentAtMs = sentAtMs
         self.readAtMs = readAtMs
         self.archivedAtMs = archivedAtMs
+        self.kind = kind
+        self.delivery = delivery
     }
 
     
@@ -2122,7 +2366,9 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
                 body: FfiConverterString.read(from: &buf), 
                 sentAtMs: FfiConverterInt64.read(from: &buf), 
                 readAtMs: FfiConverterOptionInt64.read(from: &buf), 
-                archivedAtMs: FfiConverterOptionInt64.read(from: &buf)
+                archivedAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                delivery: FfiConverterOptionTypeDelivery.read(from: &buf)
         )
     }
 
@@ -2134,6 +2380,8 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.sentAtMs, into: &buf)
         FfiConverterOptionInt64.write(value.readAtMs, into: &buf)
         FfiConverterOptionInt64.write(value.archivedAtMs, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterOptionTypeDelivery.write(value.delivery, into: &buf)
     }
 }
 
@@ -2164,7 +2412,23 @@ public struct Offer: Equatable, Hashable {
     public var validFromMs: Int64
     public var validUntilMs: Int64
     public var needsActivation: Bool
-    public var rule: String
+    /**
+     * `percent_off`, `fixed_points` or `points_multiplier`.
+     */
+    public var reward: String
+    /**
+     * Percent off, bonus points, or the multiplier in percent (200 = double points).
+     */
+    public var value: Int64
+    /**
+     * The product category it applies to; empty for the whole basket.
+     */
+    public var category: String
+    public var minSpendMinor: Int64
+    /**
+     * Uses per member; 0 for no limit.
+     */
+    public var useLimit: Int64
     public var useCount: Int64
     public var state: OfferState
     /**
@@ -2174,7 +2438,19 @@ public struct Offer: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: String, title: String, description: String, terms: String, validFromMs: Int64, validUntilMs: Int64, needsActivation: Bool, rule: String, useCount: Int64, state: OfferState, 
+    public init(id: String, title: String, description: String, terms: String, validFromMs: Int64, validUntilMs: Int64, needsActivation: Bool, 
+        /**
+         * `percent_off`, `fixed_points` or `points_multiplier`.
+         */reward: String, 
+        /**
+         * Percent off, bonus points, or the multiplier in percent (200 = double points).
+         */value: Int64, 
+        /**
+         * The product category it applies to; empty for the whole basket.
+         */category: String, minSpendMinor: Int64, 
+        /**
+         * Uses per member; 0 for no limit.
+         */useLimit: Int64, useCount: Int64, state: OfferState, 
         /**
          * When the member activated it; `None` if not.
          */activatedAtMs: Int64?) {
@@ -2185,7 +2461,11 @@ public struct Offer: Equatable, Hashable {
         self.validFromMs = validFromMs
         self.validUntilMs = validUntilMs
         self.needsActivation = needsActivation
-        self.rule = rule
+        self.reward = reward
+        self.value = value
+        self.category = category
+        self.minSpendMinor = minSpendMinor
+        self.useLimit = useLimit
         self.useCount = useCount
         self.state = state
         self.activatedAtMs = activatedAtMs
@@ -2214,7 +2494,11 @@ public struct FfiConverterTypeOffer: FfiConverterRustBuffer {
                 validFromMs: FfiConverterInt64.read(from: &buf), 
                 validUntilMs: FfiConverterInt64.read(from: &buf), 
                 needsActivation: FfiConverterBool.read(from: &buf), 
-                rule: FfiConverterString.read(from: &buf), 
+                reward: FfiConverterString.read(from: &buf), 
+                value: FfiConverterInt64.read(from: &buf), 
+                category: FfiConverterString.read(from: &buf), 
+                minSpendMinor: FfiConverterInt64.read(from: &buf), 
+                useLimit: FfiConverterInt64.read(from: &buf), 
                 useCount: FfiConverterInt64.read(from: &buf), 
                 state: FfiConverterTypeOfferState.read(from: &buf), 
                 activatedAtMs: FfiConverterOptionInt64.read(from: &buf)
@@ -2229,7 +2513,11 @@ public struct FfiConverterTypeOffer: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.validFromMs, into: &buf)
         FfiConverterInt64.write(value.validUntilMs, into: &buf)
         FfiConverterBool.write(value.needsActivation, into: &buf)
-        FfiConverterString.write(value.rule, into: &buf)
+        FfiConverterString.write(value.reward, into: &buf)
+        FfiConverterInt64.write(value.value, into: &buf)
+        FfiConverterString.write(value.category, into: &buf)
+        FfiConverterInt64.write(value.minSpendMinor, into: &buf)
+        FfiConverterInt64.write(value.useLimit, into: &buf)
         FfiConverterInt64.write(value.useCount, into: &buf)
         FfiConverterTypeOfferState.write(value.state, into: &buf)
         FfiConverterOptionInt64.write(value.activatedAtMs, into: &buf)
@@ -2387,6 +2675,87 @@ public func FfiConverterTypeRejection_lift(_ buf: RustBuffer) throws -> Rejectio
 #endif
 public func FfiConverterTypeRejection_lower(_ value: Rejection) -> RustBuffer {
     return FfiConverterTypeRejection.lower(value)
+}
+
+
+/**
+ * One message of a request's conversation after its opening text.
+ */
+public struct RequestEntry: Equatable, Hashable {
+    public var id: String
+    /**
+     * True for the retailer's replies, false for the member's follow-ups.
+     */
+    public var fromOperator: Bool
+    /**
+     * The reply's signature ("Customer care"); empty for the member.
+     */
+    public var author: String
+    public var body: String
+    public var atMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, 
+        /**
+         * True for the retailer's replies, false for the member's follow-ups.
+         */fromOperator: Bool, 
+        /**
+         * The reply's signature ("Customer care"); empty for the member.
+         */author: String, body: String, atMs: Int64) {
+        self.id = id
+        self.fromOperator = fromOperator
+        self.author = author
+        self.body = body
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RequestEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestEntry {
+        return
+            try RequestEntry(
+                id: FfiConverterString.read(from: &buf), 
+                fromOperator: FfiConverterBool.read(from: &buf), 
+                author: FfiConverterString.read(from: &buf), 
+                body: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RequestEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterBool.write(value.fromOperator, into: &buf)
+        FfiConverterString.write(value.author, into: &buf)
+        FfiConverterString.write(value.body, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestEntry_lift(_ buf: RustBuffer) throws -> RequestEntry {
+    return try FfiConverterTypeRequestEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestEntry_lower(_ value: RequestEntry) -> RustBuffer {
+    return FfiConverterTypeRequestEntry.lower(value)
 }
 
 
@@ -3139,6 +3508,152 @@ public func FfiConverterTypeOfferState_lower(_ value: OfferState) -> RustBuffer 
 
 
 /**
+ * What a member's request is about.
+ */
+
+public enum RequestKind: Equatable, Hashable {
+    
+    case question
+    case complaint
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RequestKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestKind: FfiConverterRustBuffer {
+    typealias SwiftType = RequestKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .question
+        
+        case 2: return .complaint
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RequestKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .question:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .complaint:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestKind_lift(_ buf: RustBuffer) throws -> RequestKind {
+    return try FfiConverterTypeRequestKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestKind_lower(_ value: RequestKind) -> RustBuffer {
+    return FfiConverterTypeRequestKind.lower(value)
+}
+
+
+
+/**
+ * Where a request stands: `Open` until the retailer answers (and again after the member follows
+ * up on an answer), `Answered`, or `Closed` for good.
+ */
+
+public enum RequestStatus: Equatable, Hashable {
+    
+    case `open`
+    case answered
+    case closed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RequestStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestStatus: FfiConverterRustBuffer {
+    typealias SwiftType = RequestStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .`open`
+        
+        case 2: return .answered
+        
+        case 3: return .closed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RequestStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .`open`:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .answered:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .closed:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestStatus_lift(_ buf: RustBuffer) throws -> RequestStatus {
+    return try FfiConverterTypeRequestStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestStatus_lower(_ value: RequestStatus) -> RustBuffer {
+    return FfiConverterTypeRequestStatus.lower(value)
+}
+
+
+
+/**
  * What a host's [`crate::SecretStore`] throws when the platform store fails.
  */
 public 
@@ -3242,6 +3757,30 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
     typealias SwiftType = Data?
 
@@ -3306,6 +3845,30 @@ fileprivate struct FfiConverterOptionTypeCard: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeCard.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDelivery: FfiConverterRustBuffer {
+    typealias SwiftType = Delivery?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDelivery.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDelivery.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3413,6 +3976,31 @@ fileprivate struct FfiConverterSequenceTypeLedgerEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeMemberRequest: FfiConverterRustBuffer {
+    typealias SwiftType = [MemberRequest]
+
+    public static func write(_ value: [MemberRequest], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMemberRequest.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MemberRequest] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MemberRequest]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMemberRequest.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
     typealias SwiftType = [Message]
 
@@ -3480,6 +4068,31 @@ fileprivate struct FfiConverterSequenceTypeRejection: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeRejection.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRequestEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [RequestEntry]
+
+    public static func write(_ value: [RequestEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRequestEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RequestEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RequestEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRequestEntry.read(from: &buf))
         }
         return seq
     }
@@ -3618,6 +4231,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_activate_offer() != 32558) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_add_followup() != 379) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_archive() != 34865) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3657,7 +4273,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_offers() != 19169) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_open_request() != 48020) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_preferences() != 64032) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests() != 48807) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms() != 10420) {

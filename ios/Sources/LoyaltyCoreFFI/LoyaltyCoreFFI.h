@@ -331,6 +331,11 @@ uint64_t uniffi_loyalty_ffi_fn_constructor_loyaltyclient_new(RustBuffer database
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_activate_offer(uint64_t ptr, RustBuffer offer_id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_ADD_FOLLOWUP
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_ADD_FOLLOWUP
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_add_followup(uint64_t ptr, RustBuffer request_id, RustBuffer body
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_ARCHIVE
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_ARCHIVE
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_archive(uint64_t ptr, RustBuffer message_id
@@ -396,9 +401,19 @@ uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_messages(uint64_t ptr, RustB
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_offers(uint64_t ptr, RustBuffer filter
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_OPEN_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_OPEN_REQUEST
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_open_request(uint64_t ptr, RustBuffer kind, RustBuffer subject, RustBuffer body
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_PREFERENCES
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_PREFERENCES
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_preferences(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_REQUESTS
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_REQUESTS
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SERVER_NOW_MS
@@ -745,6 +760,12 @@ uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_activate_offer(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_ADD_FOLLOWUP
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_ADD_FOLLOWUP
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_add_followup(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_ARCHIVE
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_ARCHIVE
 uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_archive(void
@@ -823,9 +844,21 @@ uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_offers(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_OPEN_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_OPEN_REQUEST
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_open_request(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_PREFERENCES
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_PREFERENCES
 uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_preferences(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_REQUESTS
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_REQUESTS
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests(void
     
 );
 #endif

@@ -76,7 +76,7 @@ enum Server {
 
     static func offer(_ member: String, _ id: String, needsActivation: Bool, from: Int64, until: Int64) async throws {
         _ = try await call("POST", "/v1/admin/members/\(member)/offers", token: operatorToken,
-            body: #"{"id":"\#(id)","title":"Offer \#(id)","valid_from_ms":\#(from),"valid_until_ms":\#(until),"needs_activation":\#(needsActivation)}"#)
+            body: #"{"id":"\#(id)","title":"Offer \#(id)","valid_from_ms":\#(from),"valid_until_ms":\#(until),"needs_activation":\#(needsActivation),"reward":"fixed_points","value":100}"#)
     }
 
     static func message(_ member: String, _ id: String, subject: String) async throws {
@@ -209,6 +209,10 @@ final class LoyaltyCoreTests: XCTestCase {
             let consents = try await c.consents()
             XCTAssertEqual(consents.map(\.channel), [.email])
             XCTAssertEqual(consents.map(\.granted), [true])
+            let requestId = try await c.openRequest(kind: .question, subject: "Parking?", body: "Is there parking?")
+            let requests = try await c.requests()
+            XCTAssertEqual(requests.map(\.id), [requestId])
+            XCTAssertEqual(requests.map(\.status), [.open])
             let checkout = try await c.checkoutCode()   // made offline
             XCTAssertEqual(checkout.cardNumber, cardNumber)
             XCTAssertEqual(checkout.text.count, 122)

@@ -1,7 +1,9 @@
 //! `loyalty admin`: the operator's console over the operator API.
 
 use clap::{Args, Subcommand};
-use loyalty_core::api::{OfferTarget, PostMessage, PostOffer, PostSegment, PostTargetedOffer};
+use loyalty_core::api::{
+    OfferTarget, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, SendMessage,
+};
 use loyalty_server::operator::OperatorClient;
 
 use super::{CliResult, print_json, show_time};
@@ -89,6 +91,39 @@ enum AdminCommand {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Send a message to members or to a segment (marketing honours consents and the daily limit).
+    Send {
+        /// A recipient (repeat for several); or give --segment.
+        #[arg(long = "member")]
+        members: Vec<String>,
+        #[arg(long, conflicts_with = "members")]
+        segment: Option<String>,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "")]
+        body: String,
+        /// inapp, push, sms or email.
+        #[arg(long, default_value = "inapp")]
+        channel: String,
+        /// marketing or service.
+        #[arg(long)]
+        kind: String,
+        /// Message id, to make a retry safe (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// What became of each recipient of a message, or of each message to a member.
+    Deliveries {
+        #[arg(long)]
+        message: Option<String>,
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Members' questions and complaints.
+    Requests {
+        #[command(subcommand)]
+        command: RequestsCommand,
+    },
     /// Show what the server holds for a member.
     Show { member_id: String },
     /// The programme's configuration and its settle job.
@@ -135,6 +170,30 @@ enum SegmentsCommand {
         #[arg(long, default_value_t = 365)]
         window_days: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum RequestsCommand {
+    /// List requests (open ones by default).
+    List {
+        /// open, answered or closed; `all` for every one.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Answer a request (its id as `requests list` prints it).
+    Reply {
+        id: String,
+        #[arg(long)]
+        body: String,
+        /// The name the member sees.
+        #[arg(long)]
+        author: Option<String>,
+        /// Close the request with this answer.
+        #[arg(long)]
+        close: bool,
+    },
+    /// Close a request without an answer.
+    Close { id: String },
 }
 
 fn now_ms() -> i64 {
@@ -263,6 +322,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 channel,
                 subject,
                 body,
+                kind: None,
             };
             let m = client
                 .post_message(&member_id, &message)
@@ -319,6 +379,61 @@ pub async fn run(args: AdminArgs) -> CliResult {
             }
         }
         AdminCommand::Segments(SegmentsCommand::Recompute { .. }) => {}
+        AdminCommand::Send {
+            members,
+            segment,
+            subject,
+            body,
+            channel,
+            kind,
+            id,
+        } => {
+            let message = SendMessage {
+                id,
+                channel,
+                kind,
+                subject,
+                body,
+                members,
+                segment,
+            };
+            let s = client
+                .send_message(&message)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&s);
+            }
+            println!(
+                "message {} ({}, {}): {} recipients, {} in the inbox, {} queued",
+                s.message_id, s.kind, s.channel, s.recipients, s.in_inbox, s.queued
+            );
+            println!(
+                "  not sent: {} without consent, {} over the daily limit",
+                s.refused_no_consent, s.refused_rate_limited
+            );
+        }
+        AdminCommand::Deliveries { message, member } => {
+            let list = client
+                .deliveries(message.as_deref(), member.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&list);
+            }
+            for d in list {
+                println!(
+                    "{}  {}  {:<6} {:<8} {}{}",
+                    d.message_id,
+                    d.member_id,
+                    d.channel,
+                    d.status,
+                    d.reason.unwrap_or_default(),
+                    if d.in_inbox { "  [inbox]" } else { "" }
+                );
+            }
+        }
+        AdminCommand::Requests { command } => return requests(&client, command, json).await,
         AdminCommand::Show { member_id } => {
             let v = client.member(&member_id).await.map_err(|e| e.to_string())?;
             if json {
@@ -388,5 +503,70 @@ async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> 
             "offers": report.offers,
         }));
     }
+    Ok(())
+}
+
+async fn requests(client: &OperatorClient, command: RequestsCommand, json: bool) -> CliResult {
+    let record = match command {
+        RequestsCommand::List { status } => {
+            let status = (status != "all").then_some(status);
+            let list = client
+                .requests(status.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!("no requests");
+            }
+            for r in list {
+                println!(
+                    "{}  [{}] {}: {}  ({})",
+                    r.id,
+                    r.status,
+                    r.kind,
+                    r.subject,
+                    show_time(r.opened_at_ms)
+                );
+                if !r.body.is_empty() {
+                    println!("    {}", r.body);
+                }
+                for e in r.entries {
+                    let who = if e.from == "member" {
+                        "member"
+                    } else {
+                        &e.author
+                    };
+                    println!("    {who}: {}", e.body);
+                }
+            }
+            return Ok(());
+        }
+        RequestsCommand::Reply {
+            id,
+            body,
+            author,
+            close,
+        } => {
+            let reply = PostReply {
+                id: None,
+                body,
+                author,
+                close,
+            };
+            client
+                .reply_request(&id, &reply)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        RequestsCommand::Close { id } => {
+            client.close_request(&id).await.map_err(|e| e.to_string())?
+        }
+    };
+    if json {
+        return print_json(&record);
+    }
+    println!("request {} is now {}", record.id, record.status);
     Ok(())
 }

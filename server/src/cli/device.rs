@@ -75,6 +75,33 @@ enum DeviceCommand {
     },
     /// Stay connected and sync whenever the server has news (Ctrl-C stops).
     Watch,
+    /// Questions and complaints to the retailer (work offline; sent at the next sync).
+    Request {
+        #[command(subcommand)]
+        command: RequestCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestCommand {
+    /// Open a question or a complaint.
+    Open {
+        /// question or complaint.
+        #[arg(long, default_value = "question")]
+        kind: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "")]
+        body: String,
+    },
+    /// Add to one of your requests.
+    FollowUp {
+        request_id: String,
+        #[arg(long)]
+        body: String,
+    },
+    /// Your requests with their answers.
+    List,
 }
 
 fn err(e: Error) -> String {
@@ -175,6 +202,17 @@ pub async fn run(args: DeviceArgs) -> CliResult {
                 if !m.message.body.is_empty() {
                     println!("    {}", m.message.body);
                 }
+                if let Some(d) = m.message.delivery.as_ref().filter(|d| d.status != "sent") {
+                    println!(
+                        "    {} by {}{}",
+                        d.status,
+                        m.message.channel,
+                        d.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
         DeviceCommand::Activate { offer_id } => {
@@ -240,6 +278,49 @@ pub async fn run(args: DeviceArgs) -> CliResult {
             printer.abort();
             result?;
         }
+        DeviceCommand::Request { command } => match command {
+            RequestCommand::Open {
+                kind,
+                subject,
+                body,
+            } => {
+                let id = device.open_request(&kind, &subject, &body).map_err(err)?;
+                if json {
+                    return print_json(&json!({"request_id": id}));
+                }
+                println!("request {id} opened (reaches the retailer at the next sync)");
+            }
+            RequestCommand::FollowUp { request_id, body } => {
+                device.add_followup(&request_id, &body).map_err(err)?;
+                done(json, &format!("added to request {request_id}"))?;
+            }
+            RequestCommand::List => {
+                let list = device.requests().map_err(err)?;
+                if json {
+                    return print_json(&list);
+                }
+                if list.is_empty() {
+                    println!("no requests");
+                }
+                for r in list {
+                    println!(
+                        "{}  [{}] {}: {}  ({})",
+                        r.id,
+                        r.status,
+                        r.kind,
+                        r.subject,
+                        show_time(r.opened_at_ms)
+                    );
+                    if !r.body.is_empty() {
+                        println!("    you: {}", r.body);
+                    }
+                    for e in r.entries {
+                        let who = if e.from == "member" { "you" } else { &e.author };
+                        println!("    {who}: {}", e.body);
+                    }
+                }
+            }
+        },
         DeviceCommand::Preferences => {
             let m = device.member_state().map_err(err)?;
             if json {

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Marketing messages a member may get per day (UTC); more are refused as rate_limited.
+    #[arg(long, env = "LOYALTY_MARKETING_PER_DAY", default_value_t = Config::DEFAULT_MARKETING_PER_DAY)]
+    marketing_per_day: i64,
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -54,6 +57,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
     config.till_token = args.till_token;
     config.points_per_unit = args.points_per_unit;
     config.settle_interval = std::time::Duration::from_secs(args.settle_interval_s.max(1));
+    if args.marketing_per_day < 0 {
+        return Err("--marketing-per-day cannot be negative".into());
+    }
+    config.marketing_per_day = args.marketing_per_day;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -743,6 +743,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_activate_offer(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_add_followup(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_archive(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_balance(
@@ -769,7 +771,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_offers(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_open_request(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_preferences(
+    ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms(
     ): Int
@@ -829,6 +835,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_activate_offer(`ptr`: Long,`offerId`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_add_followup(`ptr`: Long,`requestId`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_archive(`ptr`: Long,`messageId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_balance(`ptr`: Long,
@@ -855,7 +863,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_offers(`ptr`: Long,`filter`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_open_request(`ptr`: Long,`kind`: RustBuffer.ByValue,`subject`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_preferences(`ptr`: Long,
+    ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(`ptr`: Long,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_server_now_ms(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1861,7 +1873,8 @@ public object FfiConverterTypeChangeListener: FfiConverter<ChangeListener, Long>
 
 
 /**
- * One member's loyalty data on this device: card, offers, inbox, preferences, checkout code.
+ * One member's loyalty data on this device: card, offers, inbox, requests, preferences, checkout
+ * code.
  * Every read is answered from the local store (works offline); actions are recorded locally at
  * once and reach the server at the next [`LoyaltyClient::sync`]. Safe to share between threads
  * and to call concurrently.
@@ -1872,6 +1885,11 @@ public interface LoyaltyClientInterface {
      * Activates ("clips") an offer. Works offline; reaches the server at the next sync.
      */
     suspend fun `activateOffer`(`offerId`: kotlin.String)
+    
+    /**
+     * Adds the member's follow-up to one of their requests (not a closed one). Works offline.
+     */
+    suspend fun `addFollowup`(`requestId`: kotlin.String, `body`: kotlin.String)
     
     suspend fun `archive`(`messageId`: kotlin.String)
     
@@ -1932,9 +1950,21 @@ public interface LoyaltyClientInterface {
     suspend fun `offers`(`filter`: OfferFilter): List<Offer>
     
     /**
+     * Opens a question or complaint to the retailer. Works offline: recorded at once, sent at
+     * the next sync. Returns the request's id.
+     */
+    suspend fun `openRequest`(`kind`: RequestKind, `subject`: kotlin.String, `body`: kotlin.String): kotlin.String
+    
+    /**
      * The member's preferences (name → value).
      */
     suspend fun `preferences`(): Map<kotlin.String, kotlin.String>
+    
+    /**
+     * The member's requests with the retailer's replies and their status, the most recently
+     * active first.
+     */
+    suspend fun `requests`(): List<MemberRequest>
     
     /**
      * The server's time as this device best knows it, in milliseconds since the epoch.
@@ -1969,7 +1999,8 @@ public interface LoyaltyClientInterface {
 }
 
 /**
- * One member's loyalty data on this device: card, offers, inbox, preferences, checkout code.
+ * One member's loyalty data on this device: card, offers, inbox, requests, preferences, checkout
+ * code.
  * Every read is answered from the local store (works offline); actions are recorded locally at
  * once and reach the server at the next [`LoyaltyClient::sync`]. Safe to share between threads
  * and to call concurrently.
@@ -2104,6 +2135,33 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
                 uniffiHandle,
                 
         FfiConverterString.lower(`offerId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Adds the member's follow-up to one of their requests (not a closed one). Works offline.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `addFollowup`(`requestId`: kotlin.String, `body`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_add_followup(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`requestId`),
+        FfiConverterString.lower(`body`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
@@ -2408,6 +2466,34 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
 
     
     /**
+     * Opens a question or complaint to the retailer. Works offline: recorded at once, sent at
+     * the next sync. Returns the request's id.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `openRequest`(`kind`: RequestKind, `subject`: kotlin.String, `body`: kotlin.String) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_open_request(
+                uniffiHandle,
+                
+        FfiConverterTypeRequestKind.lower(`kind`),
+        FfiConverterString.lower(`subject`),
+        FfiConverterString.lower(`body`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * The member's preferences (name → value).
      */
     @Throws(LoyaltyException::class)
@@ -2425,6 +2511,31 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
         { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterMapStringString.lift(it) },
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The member's requests with the retailer's replies and their status, the most recently
+     * active first.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `requests`() : List<MemberRequest> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeMemberRequest.lift(it) },
         // Error FFI converter
         LoyaltyException.ErrorHandler,
     )
@@ -3176,6 +3287,54 @@ public object FfiConverterTypeConsent: FfiConverterRustBuffer<Consent> {
 
 
 /**
+ * A message's state on its external channel: `status` is `queued`, `sent`, `failed` or
+ * `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
+ * marketing on that channel; `no_address`; `rate_limited`).
+ */
+data class Delivery (
+    var `status`: kotlin.String
+    , 
+    var `reason`: kotlin.String?
+    , 
+    var `atMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDelivery: FfiConverterRustBuffer<Delivery> {
+    override fun read(buf: ByteBuffer): Delivery {
+        return Delivery(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Delivery) = (
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterOptionalString.allocationSize(value.`reason`) +
+            FfiConverterLong.allocationSize(value.`atMs`)
+    )
+
+    override fun write(value: Delivery, buf: ByteBuffer) {
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterOptionalString.write(value.`reason`, buf)
+            FfiConverterLong.write(value.`atMs`, buf)
+    }
+}
+
+
+
+/**
  * Who this device is enrolled as. The device's secret is not part of it.
  */
 data class Enrollment (
@@ -3283,6 +3442,80 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
 
 
 /**
+ * A question or complaint the member opened, with its conversation.
+ */
+data class MemberRequest (
+    var `id`: kotlin.String
+    , 
+    var `kind`: RequestKind
+    , 
+    var `subject`: kotlin.String
+    , 
+    var `body`: kotlin.String
+    , 
+    var `openedAtMs`: kotlin.Long
+    , 
+    var `status`: RequestStatus
+    , 
+    var `lastActivityMs`: kotlin.Long
+    , 
+    /**
+     * Follow-ups and replies, oldest first.
+     */
+    var `entries`: List<RequestEntry>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMemberRequest: FfiConverterRustBuffer<MemberRequest> {
+    override fun read(buf: ByteBuffer): MemberRequest {
+        return MemberRequest(
+            FfiConverterString.read(buf),
+            FfiConverterTypeRequestKind.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterTypeRequestStatus.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterSequenceTypeRequestEntry.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MemberRequest) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterTypeRequestKind.allocationSize(value.`kind`) +
+            FfiConverterString.allocationSize(value.`subject`) +
+            FfiConverterString.allocationSize(value.`body`) +
+            FfiConverterLong.allocationSize(value.`openedAtMs`) +
+            FfiConverterTypeRequestStatus.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`lastActivityMs`) +
+            FfiConverterSequenceTypeRequestEntry.allocationSize(value.`entries`)
+    )
+
+    override fun write(value: MemberRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterTypeRequestKind.write(value.`kind`, buf)
+            FfiConverterString.write(value.`subject`, buf)
+            FfiConverterString.write(value.`body`, buf)
+            FfiConverterLong.write(value.`openedAtMs`, buf)
+            FfiConverterTypeRequestStatus.write(value.`status`, buf)
+            FfiConverterLong.write(value.`lastActivityMs`, buf)
+            FfiConverterSequenceTypeRequestEntry.write(value.`entries`, buf)
+    }
+}
+
+
+
+/**
  * A message in the member's inbox with their marks.
  */
 data class Message (
@@ -3302,6 +3535,16 @@ data class Message (
     var `readAtMs`: kotlin.Long?
     , 
     var `archivedAtMs`: kotlin.Long?
+    , 
+    /**
+     * `marketing` or `service`; empty for messages from before kinds existed.
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * How it fared on push, SMS or e-mail; `None` for in-app messages.
+     */
+    var `delivery`: Delivery?
     
 ){
     
@@ -3325,6 +3568,8 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterLong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalTypeDelivery.read(buf),
         )
     }
 
@@ -3335,7 +3580,9 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterString.allocationSize(value.`body`) +
             FfiConverterLong.allocationSize(value.`sentAtMs`) +
             FfiConverterOptionalLong.allocationSize(value.`readAtMs`) +
-            FfiConverterOptionalLong.allocationSize(value.`archivedAtMs`)
+            FfiConverterOptionalLong.allocationSize(value.`archivedAtMs`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterOptionalTypeDelivery.allocationSize(value.`delivery`)
     )
 
     override fun write(value: Message, buf: ByteBuffer) {
@@ -3346,6 +3593,8 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterLong.write(value.`sentAtMs`, buf)
             FfiConverterOptionalLong.write(value.`readAtMs`, buf)
             FfiConverterOptionalLong.write(value.`archivedAtMs`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterOptionalTypeDelivery.write(value.`delivery`, buf)
     }
 }
 
@@ -3369,7 +3618,27 @@ data class Offer (
     , 
     var `needsActivation`: kotlin.Boolean
     , 
-    var `rule`: kotlin.String
+    /**
+     * `percent_off`, `fixed_points` or `points_multiplier`.
+     */
+    var `reward`: kotlin.String
+    , 
+    /**
+     * Percent off, bonus points, or the multiplier in percent (200 = double points).
+     */
+    var `value`: kotlin.Long
+    , 
+    /**
+     * The product category it applies to; empty for the whole basket.
+     */
+    var `category`: kotlin.String
+    , 
+    var `minSpendMinor`: kotlin.Long
+    , 
+    /**
+     * Uses per member; 0 for no limit.
+     */
+    var `useLimit`: kotlin.Long
     , 
     var `useCount`: kotlin.Long
     , 
@@ -3404,6 +3673,10 @@ public object FfiConverterTypeOffer: FfiConverterRustBuffer<Offer> {
             FfiConverterBoolean.read(buf),
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
             FfiConverterTypeOfferState.read(buf),
             FfiConverterOptionalLong.read(buf),
         )
@@ -3417,7 +3690,11 @@ public object FfiConverterTypeOffer: FfiConverterRustBuffer<Offer> {
             FfiConverterLong.allocationSize(value.`validFromMs`) +
             FfiConverterLong.allocationSize(value.`validUntilMs`) +
             FfiConverterBoolean.allocationSize(value.`needsActivation`) +
-            FfiConverterString.allocationSize(value.`rule`) +
+            FfiConverterString.allocationSize(value.`reward`) +
+            FfiConverterLong.allocationSize(value.`value`) +
+            FfiConverterString.allocationSize(value.`category`) +
+            FfiConverterLong.allocationSize(value.`minSpendMinor`) +
+            FfiConverterLong.allocationSize(value.`useLimit`) +
             FfiConverterLong.allocationSize(value.`useCount`) +
             FfiConverterTypeOfferState.allocationSize(value.`state`) +
             FfiConverterOptionalLong.allocationSize(value.`activatedAtMs`)
@@ -3431,7 +3708,11 @@ public object FfiConverterTypeOffer: FfiConverterRustBuffer<Offer> {
             FfiConverterLong.write(value.`validFromMs`, buf)
             FfiConverterLong.write(value.`validUntilMs`, buf)
             FfiConverterBoolean.write(value.`needsActivation`, buf)
-            FfiConverterString.write(value.`rule`, buf)
+            FfiConverterString.write(value.`reward`, buf)
+            FfiConverterLong.write(value.`value`, buf)
+            FfiConverterString.write(value.`category`, buf)
+            FfiConverterLong.write(value.`minSpendMinor`, buf)
+            FfiConverterLong.write(value.`useLimit`, buf)
             FfiConverterLong.write(value.`useCount`, buf)
             FfiConverterTypeOfferState.write(value.`state`, buf)
             FfiConverterOptionalLong.write(value.`activatedAtMs`, buf)
@@ -3534,6 +3815,68 @@ public object FfiConverterTypeRejection: FfiConverterRustBuffer<Rejection> {
             FfiConverterTypeDocument.write(value.`document`, buf)
             FfiConverterString.write(value.`code`, buf)
             FfiConverterString.write(value.`detail`, buf)
+    }
+}
+
+
+
+/**
+ * One message of a request's conversation after its opening text.
+ */
+data class RequestEntry (
+    var `id`: kotlin.String
+    , 
+    /**
+     * True for the retailer's replies, false for the member's follow-ups.
+     */
+    var `fromOperator`: kotlin.Boolean
+    , 
+    /**
+     * The reply's signature ("Customer care"); empty for the member.
+     */
+    var `author`: kotlin.String
+    , 
+    var `body`: kotlin.String
+    , 
+    var `atMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRequestEntry: FfiConverterRustBuffer<RequestEntry> {
+    override fun read(buf: ByteBuffer): RequestEntry {
+        return RequestEntry(
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RequestEntry) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterBoolean.allocationSize(value.`fromOperator`) +
+            FfiConverterString.allocationSize(value.`author`) +
+            FfiConverterString.allocationSize(value.`body`) +
+            FfiConverterLong.allocationSize(value.`atMs`)
+    )
+
+    override fun write(value: RequestEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterBoolean.write(value.`fromOperator`, buf)
+            FfiConverterString.write(value.`author`, buf)
+            FfiConverterString.write(value.`body`, buf)
+            FfiConverterLong.write(value.`atMs`, buf)
     }
 }
 
@@ -4055,6 +4398,82 @@ public object FfiConverterTypeOfferState: FfiConverterRustBuffer<OfferState> {
 
 
 
+/**
+ * What a member's request is about.
+ */
+
+enum class RequestKind {
+    
+    QUESTION,
+    COMPLAINT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRequestKind: FfiConverterRustBuffer<RequestKind> {
+    override fun read(buf: ByteBuffer) = try {
+        RequestKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RequestKind) = 4UL
+
+    override fun write(value: RequestKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Where a request stands: `Open` until the retailer answers (and again after the member follows
+ * up on an answer), `Answered`, or `Closed` for good.
+ */
+
+enum class RequestStatus {
+    
+    OPEN,
+    ANSWERED,
+    CLOSED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRequestStatus: FfiConverterRustBuffer<RequestStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        RequestStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RequestStatus) = 4UL
+
+    override fun write(value: RequestStatus, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4156,6 +4575,38 @@ public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
     override fun read(buf: ByteBuffer): kotlin.ByteArray? {
         if (buf.get().toInt() == 0) {
@@ -4242,6 +4693,38 @@ public object FfiConverterOptionalTypeCard: FfiConverterRustBuffer<Card?> {
         } else {
             buf.put(1)
             FfiConverterTypeCard.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDelivery: FfiConverterRustBuffer<Delivery?> {
+    override fun read(buf: ByteBuffer): Delivery? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDelivery.read(buf)
+    }
+
+    override fun allocationSize(value: Delivery?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDelivery.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Delivery?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDelivery.write(value, buf)
         }
     }
 }
@@ -4368,6 +4851,34 @@ public object FfiConverterSequenceTypeLedgerEntry: FfiConverterRustBuffer<List<L
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeMemberRequest: FfiConverterRustBuffer<List<MemberRequest>> {
+    override fun read(buf: ByteBuffer): List<MemberRequest> {
+        val len = buf.getInt()
+        return List<MemberRequest>(len) {
+            FfiConverterTypeMemberRequest.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MemberRequest>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMemberRequest.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MemberRequest>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMemberRequest.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeMessage: FfiConverterRustBuffer<List<Message>> {
     override fun read(buf: ByteBuffer): List<Message> {
         val len = buf.getInt()
@@ -4442,6 +4953,34 @@ public object FfiConverterSequenceTypeRejection: FfiConverterRustBuffer<List<Rej
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeRejection.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRequestEntry: FfiConverterRustBuffer<List<RequestEntry>> {
+    override fun read(buf: ByteBuffer): List<RequestEntry> {
+        val len = buf.getInt()
+        return List<RequestEntry>(len) {
+            FfiConverterTypeRequestEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RequestEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRequestEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RequestEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRequestEntry.write(it, buf)
         }
     }
 }

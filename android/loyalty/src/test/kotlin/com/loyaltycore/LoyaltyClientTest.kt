@@ -64,7 +64,7 @@ object Server {
 
     fun offer(member: String, id: String, needsActivation: Boolean, fromMs: Long, untilMs: Long) {
         call("POST", "/v1/admin/members/$member/offers", operatorToken,
-            """{"id":"$id","title":"Offer $id","valid_from_ms":$fromMs,"valid_until_ms":$untilMs,"needs_activation":$needsActivation}""")
+            """{"id":"$id","title":"Offer $id","valid_from_ms":$fromMs,"valid_until_ms":$untilMs,"needs_activation":$needsActivation,"reward":"fixed_points","value":100}""")
     }
 
     fun message(member: String, id: String, subject: String) {
@@ -208,6 +208,8 @@ class LoyaltyClientTest {
             assertNotNull(c.messages(MessageFilter.INBOX).single().readAtMs)
             assertEquals(mapOf("store" to "berlin-mitte"), c.preferences())
             assertEquals(listOf(ConsentChannel.EMAIL to true), c.consents().map { it.channel to it.granted })
+            val requestId = c.openRequest(RequestKind.QUESTION, "Parking?", "Is there parking at Mitte?")
+            assertEquals(listOf(requestId to RequestStatus.OPEN), c.requests().map { it.id to it.status })
             val checkout = c.checkoutCode()   // made offline
             assertEquals(cardNumber, checkout.cardNumber)
             assertEquals(122, checkout.text.length)
@@ -230,6 +232,7 @@ class LoyaltyClientTest {
             assertTrue(m.obj("read").containsKey("welcome"))
             assertEquals("berlin-mitte", m.obj("preferences")["store"])
             assertEquals(true, m.obj("consents").obj("email")["granted"])
+            assertEquals(1, m.obj("requests").size)
             assertEquals(listOf("coffee"), app.client.offers(OfferFilter.ACTIVATED).map { it.id })
         }
     }
