@@ -1808,6 +1808,11 @@ public struct Card: Equatable, Hashable {
      * Recent entries, newest first.
      */
     public var ledger: [LedgerEntry]
+    /**
+     * The tier, its benefits and progress, pending points and the next expiries; `None` until the
+     * programme has projected them.
+     */
+    public var standing: Standing?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1817,13 +1822,18 @@ public struct Card: Equatable, Hashable {
          */balance: Int64, 
         /**
          * Recent entries, newest first.
-         */ledger: [LedgerEntry]) {
+         */ledger: [LedgerEntry], 
+        /**
+         * The tier, its benefits and progress, pending points and the next expiries; `None` until the
+         * programme has projected them.
+         */standing: Standing?) {
         self.cardNumber = cardNumber
         self.memberId = memberId
         self.status = status
         self.tier = tier
         self.balance = balance
         self.ledger = ledger
+        self.standing = standing
     }
 
     
@@ -1847,7 +1857,8 @@ public struct FfiConverterTypeCard: FfiConverterRustBuffer {
                 status: FfiConverterTypeCardStatus.read(from: &buf), 
                 tier: FfiConverterString.read(from: &buf), 
                 balance: FfiConverterInt64.read(from: &buf), 
-                ledger: FfiConverterSequenceTypeLedgerEntry.read(from: &buf)
+                ledger: FfiConverterSequenceTypeLedgerEntry.read(from: &buf), 
+                standing: FfiConverterOptionTypeStanding.read(from: &buf)
         )
     }
 
@@ -1858,6 +1869,7 @@ public struct FfiConverterTypeCard: FfiConverterRustBuffer {
         FfiConverterString.write(value.tier, into: &buf)
         FfiConverterInt64.write(value.balance, into: &buf)
         FfiConverterSequenceTypeLedgerEntry.write(value.ledger, into: &buf)
+        FfiConverterOptionTypeStanding.write(value.standing, into: &buf)
     }
 }
 
@@ -2154,14 +2166,24 @@ public struct LedgerEntry: Equatable, Hashable {
     public var points: Int64
     public var reason: String
     public var atMs: Int64
+    /**
+     * The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
+     * `refund`, `expiry`, `event:birthday`...
+     */
+    public var rule: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(transactionId: String, points: Int64, reason: String, atMs: Int64) {
+    public init(transactionId: String, points: Int64, reason: String, atMs: Int64, 
+        /**
+         * The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
+         * `refund`, `expiry`, `event:birthday`...
+         */rule: String) {
         self.transactionId = transactionId
         self.points = points
         self.reason = reason
         self.atMs = atMs
+        self.rule = rule
     }
 
     
@@ -2183,7 +2205,8 @@ public struct FfiConverterTypeLedgerEntry: FfiConverterRustBuffer {
                 transactionId: FfiConverterString.read(from: &buf), 
                 points: FfiConverterInt64.read(from: &buf), 
                 reason: FfiConverterString.read(from: &buf), 
-                atMs: FfiConverterInt64.read(from: &buf)
+                atMs: FfiConverterInt64.read(from: &buf), 
+                rule: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -2192,6 +2215,7 @@ public struct FfiConverterTypeLedgerEntry: FfiConverterRustBuffer {
         FfiConverterInt64.write(value.points, into: &buf)
         FfiConverterString.write(value.reason, into: &buf)
         FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.rule, into: &buf)
     }
 }
 
@@ -2540,6 +2564,60 @@ public func FfiConverterTypeOffer_lower(_ value: Offer) -> RustBuffer {
 }
 
 
+public struct PointsExpiry: Equatable, Hashable {
+    public var atMs: Int64
+    public var points: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(atMs: Int64, points: Int64) {
+        self.atMs = atMs
+        self.points = points
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PointsExpiry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePointsExpiry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PointsExpiry {
+        return
+            try PointsExpiry(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                points: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PointsExpiry, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterInt64.write(value.points, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsExpiry_lift(_ buf: RustBuffer) throws -> PointsExpiry {
+    return try FfiConverterTypePointsExpiry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsExpiry_lower(_ value: PointsExpiry) -> RustBuffer {
+    return FfiConverterTypePointsExpiry.lower(value)
+}
+
+
 /**
  * A QR code as a square of modules, row by row, `true` for dark. Draw it with a quiet zone of
  * 4 modules on every side.
@@ -2756,6 +2834,141 @@ public func FfiConverterTypeRequestEntry_lift(_ buf: RustBuffer) throws -> Reque
 #endif
 public func FfiConverterTypeRequestEntry_lower(_ value: RequestEntry) -> RustBuffer {
     return FfiConverterTypeRequestEntry.lower(value)
+}
+
+
+/**
+ * What the programme says about the member beyond the balance.
+ */
+public struct Standing: Equatable, Hashable {
+    public var tierName: String
+    /**
+     * Set by the programme's staff rather than earned.
+     */
+    public var tierManual: Bool
+    public var tierBenefits: [String]
+    /**
+     * `spend` (minor units) or `points`: what `qualifying` and `needed` count.
+     */
+    public var metric: String
+    public var qualifying: Int64
+    /**
+     * The next tier up; `None` at the top.
+     */
+    public var nextTierName: String?
+    /**
+     * What is still missing to reach it.
+     */
+    public var needed: Int64
+    public var reviewAtMs: Int64
+    /**
+     * When the tier drops unless the member requalifies first.
+     */
+    public var downgradeAtMs: Int64?
+    /**
+     * Earned points that cannot be spent yet.
+     */
+    public var pending: Int64
+    /**
+     * The next expiries, soonest first.
+     */
+    public var expiries: [PointsExpiry]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(tierName: String, 
+        /**
+         * Set by the programme's staff rather than earned.
+         */tierManual: Bool, tierBenefits: [String], 
+        /**
+         * `spend` (minor units) or `points`: what `qualifying` and `needed` count.
+         */metric: String, qualifying: Int64, 
+        /**
+         * The next tier up; `None` at the top.
+         */nextTierName: String?, 
+        /**
+         * What is still missing to reach it.
+         */needed: Int64, reviewAtMs: Int64, 
+        /**
+         * When the tier drops unless the member requalifies first.
+         */downgradeAtMs: Int64?, 
+        /**
+         * Earned points that cannot be spent yet.
+         */pending: Int64, 
+        /**
+         * The next expiries, soonest first.
+         */expiries: [PointsExpiry]) {
+        self.tierName = tierName
+        self.tierManual = tierManual
+        self.tierBenefits = tierBenefits
+        self.metric = metric
+        self.qualifying = qualifying
+        self.nextTierName = nextTierName
+        self.needed = needed
+        self.reviewAtMs = reviewAtMs
+        self.downgradeAtMs = downgradeAtMs
+        self.pending = pending
+        self.expiries = expiries
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Standing: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStanding: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Standing {
+        return
+            try Standing(
+                tierName: FfiConverterString.read(from: &buf), 
+                tierManual: FfiConverterBool.read(from: &buf), 
+                tierBenefits: FfiConverterSequenceString.read(from: &buf), 
+                metric: FfiConverterString.read(from: &buf), 
+                qualifying: FfiConverterInt64.read(from: &buf), 
+                nextTierName: FfiConverterOptionString.read(from: &buf), 
+                needed: FfiConverterInt64.read(from: &buf), 
+                reviewAtMs: FfiConverterInt64.read(from: &buf), 
+                downgradeAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                pending: FfiConverterInt64.read(from: &buf), 
+                expiries: FfiConverterSequenceTypePointsExpiry.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Standing, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.tierName, into: &buf)
+        FfiConverterBool.write(value.tierManual, into: &buf)
+        FfiConverterSequenceString.write(value.tierBenefits, into: &buf)
+        FfiConverterString.write(value.metric, into: &buf)
+        FfiConverterInt64.write(value.qualifying, into: &buf)
+        FfiConverterOptionString.write(value.nextTierName, into: &buf)
+        FfiConverterInt64.write(value.needed, into: &buf)
+        FfiConverterInt64.write(value.reviewAtMs, into: &buf)
+        FfiConverterOptionInt64.write(value.downgradeAtMs, into: &buf)
+        FfiConverterInt64.write(value.pending, into: &buf)
+        FfiConverterSequenceTypePointsExpiry.write(value.expiries, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStanding_lift(_ buf: RustBuffer) throws -> Standing {
+    return try FfiConverterTypeStanding.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStanding_lower(_ value: Standing) -> RustBuffer {
+    return FfiConverterTypeStanding.lower(value)
 }
 
 
@@ -3901,6 +4114,30 @@ fileprivate struct FfiConverterOptionTypeEnrollment: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeStanding: FfiConverterRustBuffer {
+    typealias SwiftType = Standing?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStanding.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStanding.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceBool: FfiConverterRustBuffer {
     typealias SwiftType = [Bool]
 
@@ -3918,6 +4155,31 @@ fileprivate struct FfiConverterSequenceBool: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterBool.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
         }
         return seq
     }
@@ -4043,6 +4305,31 @@ fileprivate struct FfiConverterSequenceTypeOffer: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeOffer.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePointsExpiry: FfiConverterRustBuffer {
+    typealias SwiftType = [PointsExpiry]
+
+    public static func write(_ value: [PointsExpiry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePointsExpiry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PointsExpiry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PointsExpiry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePointsExpiry.read(from: &buf))
         }
         return seq
     }

@@ -255,7 +255,8 @@ final class LoyaltyCoreTests: XCTestCase {
         XCTAssertEqual(ledger.map(\.points).reduce(0, +), earned)
         XCTAssertTrue(ledger.allSatisfy { !$0.reason.isEmpty && !$0.transactionId.isEmpty })
         XCTAssertTrue(ledger.contains { $0.rule.hasPrefix("base:") })
-        let standing = try XCTUnwrap(try await c.card()?.standing)
+        let card = try await c.card()
+        let standing = try XCTUnwrap(card?.standing)
         XCTAssertEqual(standing.tierName, "Member")
         XCTAssertEqual(standing.pending, 0)
     }

@@ -3133,6 +3133,12 @@ data class Card (
      * Recent entries, newest first.
      */
     var `ledger`: List<LedgerEntry>
+    , 
+    /**
+     * The tier, its benefits and progress, pending points and the next expiries; `None` until the
+     * programme has projected them.
+     */
+    var `standing`: Standing?
     
 ){
     
@@ -3155,6 +3161,7 @@ public object FfiConverterTypeCard: FfiConverterRustBuffer<Card> {
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterSequenceTypeLedgerEntry.read(buf),
+            FfiConverterOptionalTypeStanding.read(buf),
         )
     }
 
@@ -3164,7 +3171,8 @@ public object FfiConverterTypeCard: FfiConverterRustBuffer<Card> {
             FfiConverterTypeCardStatus.allocationSize(value.`status`) +
             FfiConverterString.allocationSize(value.`tier`) +
             FfiConverterLong.allocationSize(value.`balance`) +
-            FfiConverterSequenceTypeLedgerEntry.allocationSize(value.`ledger`)
+            FfiConverterSequenceTypeLedgerEntry.allocationSize(value.`ledger`) +
+            FfiConverterOptionalTypeStanding.allocationSize(value.`standing`)
     )
 
     override fun write(value: Card, buf: ByteBuffer) {
@@ -3174,6 +3182,7 @@ public object FfiConverterTypeCard: FfiConverterRustBuffer<Card> {
             FfiConverterString.write(value.`tier`, buf)
             FfiConverterLong.write(value.`balance`, buf)
             FfiConverterSequenceTypeLedgerEntry.write(value.`ledger`, buf)
+            FfiConverterOptionalTypeStanding.write(value.`standing`, buf)
     }
 }
 
@@ -3401,6 +3410,12 @@ data class LedgerEntry (
     var `reason`: kotlin.String
     , 
     var `atMs`: kotlin.Long
+    , 
+    /**
+     * The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
+     * `refund`, `expiry`, `event:birthday`...
+     */
+    var `rule`: kotlin.String
     
 ){
     
@@ -3421,6 +3436,7 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterLong.read(buf),
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -3428,7 +3444,8 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterString.allocationSize(value.`transactionId`) +
             FfiConverterLong.allocationSize(value.`points`) +
             FfiConverterString.allocationSize(value.`reason`) +
-            FfiConverterLong.allocationSize(value.`atMs`)
+            FfiConverterLong.allocationSize(value.`atMs`) +
+            FfiConverterString.allocationSize(value.`rule`)
     )
 
     override fun write(value: LedgerEntry, buf: ByteBuffer) {
@@ -3436,6 +3453,7 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterLong.write(value.`points`, buf)
             FfiConverterString.write(value.`reason`, buf)
             FfiConverterLong.write(value.`atMs`, buf)
+            FfiConverterString.write(value.`rule`, buf)
     }
 }
 
@@ -3721,6 +3739,44 @@ public object FfiConverterTypeOffer: FfiConverterRustBuffer<Offer> {
 
 
 
+data class PointsExpiry (
+    var `atMs`: kotlin.Long
+    , 
+    var `points`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePointsExpiry: FfiConverterRustBuffer<PointsExpiry> {
+    override fun read(buf: ByteBuffer): PointsExpiry {
+        return PointsExpiry(
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PointsExpiry) = (
+            FfiConverterLong.allocationSize(value.`atMs`) +
+            FfiConverterLong.allocationSize(value.`points`)
+    )
+
+    override fun write(value: PointsExpiry, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`atMs`, buf)
+            FfiConverterLong.write(value.`points`, buf)
+    }
+}
+
+
+
 /**
  * A QR code as a square of modules, row by row, `true` for dark. Draw it with a quiet zone of
  * 4 modules on every side.
@@ -3877,6 +3933,113 @@ public object FfiConverterTypeRequestEntry: FfiConverterRustBuffer<RequestEntry>
             FfiConverterString.write(value.`author`, buf)
             FfiConverterString.write(value.`body`, buf)
             FfiConverterLong.write(value.`atMs`, buf)
+    }
+}
+
+
+
+/**
+ * What the programme says about the member beyond the balance.
+ */
+data class Standing (
+    var `tierName`: kotlin.String
+    , 
+    /**
+     * Set by the programme's staff rather than earned.
+     */
+    var `tierManual`: kotlin.Boolean
+    , 
+    var `tierBenefits`: List<kotlin.String>
+    , 
+    /**
+     * `spend` (minor units) or `points`: what `qualifying` and `needed` count.
+     */
+    var `metric`: kotlin.String
+    , 
+    var `qualifying`: kotlin.Long
+    , 
+    /**
+     * The next tier up; `None` at the top.
+     */
+    var `nextTierName`: kotlin.String?
+    , 
+    /**
+     * What is still missing to reach it.
+     */
+    var `needed`: kotlin.Long
+    , 
+    var `reviewAtMs`: kotlin.Long
+    , 
+    /**
+     * When the tier drops unless the member requalifies first.
+     */
+    var `downgradeAtMs`: kotlin.Long?
+    , 
+    /**
+     * Earned points that cannot be spent yet.
+     */
+    var `pending`: kotlin.Long
+    , 
+    /**
+     * The next expiries, soonest first.
+     */
+    var `expiries`: List<PointsExpiry>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStanding: FfiConverterRustBuffer<Standing> {
+    override fun read(buf: ByteBuffer): Standing {
+        return Standing(
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterSequenceTypePointsExpiry.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Standing) = (
+            FfiConverterString.allocationSize(value.`tierName`) +
+            FfiConverterBoolean.allocationSize(value.`tierManual`) +
+            FfiConverterSequenceString.allocationSize(value.`tierBenefits`) +
+            FfiConverterString.allocationSize(value.`metric`) +
+            FfiConverterLong.allocationSize(value.`qualifying`) +
+            FfiConverterOptionalString.allocationSize(value.`nextTierName`) +
+            FfiConverterLong.allocationSize(value.`needed`) +
+            FfiConverterLong.allocationSize(value.`reviewAtMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`downgradeAtMs`) +
+            FfiConverterLong.allocationSize(value.`pending`) +
+            FfiConverterSequenceTypePointsExpiry.allocationSize(value.`expiries`)
+    )
+
+    override fun write(value: Standing, buf: ByteBuffer) {
+            FfiConverterString.write(value.`tierName`, buf)
+            FfiConverterBoolean.write(value.`tierManual`, buf)
+            FfiConverterSequenceString.write(value.`tierBenefits`, buf)
+            FfiConverterString.write(value.`metric`, buf)
+            FfiConverterLong.write(value.`qualifying`, buf)
+            FfiConverterOptionalString.write(value.`nextTierName`, buf)
+            FfiConverterLong.write(value.`needed`, buf)
+            FfiConverterLong.write(value.`reviewAtMs`, buf)
+            FfiConverterOptionalLong.write(value.`downgradeAtMs`, buf)
+            FfiConverterLong.write(value.`pending`, buf)
+            FfiConverterSequenceTypePointsExpiry.write(value.`expiries`, buf)
     }
 }
 
@@ -4767,6 +4930,38 @@ public object FfiConverterOptionalTypeEnrollment: FfiConverterRustBuffer<Enrollm
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeStanding: FfiConverterRustBuffer<Standing?> {
+    override fun read(buf: ByteBuffer): Standing? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeStanding.read(buf)
+    }
+
+    override fun allocationSize(value: Standing?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeStanding.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Standing?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeStanding.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceBoolean: FfiConverterRustBuffer<List<kotlin.Boolean>> {
     override fun read(buf: ByteBuffer): List<kotlin.Boolean> {
         val len = buf.getInt()
@@ -4785,6 +4980,34 @@ public object FfiConverterSequenceBoolean: FfiConverterRustBuffer<List<kotlin.Bo
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterBoolean.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
         }
     }
 }
@@ -4925,6 +5148,34 @@ public object FfiConverterSequenceTypeOffer: FfiConverterRustBuffer<List<Offer>>
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeOffer.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePointsExpiry: FfiConverterRustBuffer<List<PointsExpiry>> {
+    override fun read(buf: ByteBuffer): List<PointsExpiry> {
+        val len = buf.getInt()
+        return List<PointsExpiry>(len) {
+            FfiConverterTypePointsExpiry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PointsExpiry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePointsExpiry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PointsExpiry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePointsExpiry.write(it, buf)
         }
     }
 }
