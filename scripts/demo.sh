@@ -34,13 +34,16 @@ echo "server listening at $LOYALTY_SERVER"
 step() { echo; echo "\$ loyalty $*"; "$L" "$@"; }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
+echo; echo "==> an operator sets up the programme: earning rules, points that mature and expire, tiers"
+step admin programme set docs/programme.example.json
+
 echo; echo "==> an operator enrolls a member and gives them something to sync"
 "$L" admin --json create-member > "$DATA/member.json"
 MEMBER=$(json_field member_id < "$DATA/member.json")
 CODE=$(json_field activation_code < "$DATA/member.json")
 echo "member $MEMBER, activation code $CODE"
-step admin offer "$MEMBER" --id coffee --title "20% off all coffee" --description "Beans and ground" --needs-activation
-step admin offer "$MEMBER" --id bread --title "Double points on bread" --days 7
+step admin offer "$MEMBER" --id coffee --title "20% off all coffee" --description "Beans and ground" --needs-activation --reward percent_off --value 20 --category coffee
+step admin offer "$MEMBER" --id bread --title "Double points on bread" --days 7 --reward points_multiplier --value 200 --category bread --use-limit 0
 step admin message "$MEMBER" --id welcome --subject "Welcome to the programme" --body "Show your code at the till to collect points."
 
 echo; echo "==> the member's phone enrolls and syncs"
@@ -61,10 +64,10 @@ step admin show "$MEMBER"
 
 echo; echo "==> at the till, with no signal: the phone shows its checkout code (made offline)"
 step "${P[@]}" code --terminal --png "$DATA/code.png"
-echo; echo "==> the till scans it and posts a purchase of 42.50"
+echo; echo "==> the till scans it and posts a purchase of 42.50: coffee (the clipped offer applies) and bread"
 SESSION=$("$L" till --json scan --png "$DATA/code.png" | json_field session_id)
 echo "checkout session $SESSION"
-step till purchase --session "$SESSION" --total 42.50 --receipt R-1001
+step till purchase --session "$SESSION" --total 42.50 --receipt R-1001 --line coffee:coffee:30.00 --line bread:bread:12.50
 echo; echo "==> a screenshot of the same code is refused"
 "$L" till scan --png "$DATA/code.png" && { echo "a replayed code was accepted"; exit 1; } || true
 echo; echo "==> the phone syncs and explains its balance"

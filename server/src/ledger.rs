@@ -55,6 +55,20 @@ impl Draft<'_> {
             .programme
             .points
             .lot(ids::new_record_id("lot"), &e.rule, e.points, self.now);
+        self.book_earning(lot, e);
+    }
+
+    /// Books an earning no refund can reverse (event points): available at once.
+    pub fn earn_available(&mut self, e: &Earning) {
+        let mut lot =
+            self.programme
+                .points
+                .lot(ids::new_record_id("lot"), &e.rule, e.points, self.now);
+        lot.available_at_ms = self.now;
+        self.book_earning(lot, e);
+    }
+
+    fn book_earning(&mut self, lot: Lot, e: &Earning) {
         let mut reason = e.reason.clone();
         if lot.available_at_ms > self.now {
             reason.push_str(&format!(

@@ -124,7 +124,8 @@ pub async fn award_event(
     let key = format!("event:{member_id}:{event}");
     let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
     let outcome = ledger::transact(app, member_id, false, |draft| {
-        draft.earn(&Earning {
+        // Pending protects against refunds; nothing refunds an event, so it is spendable at once.
+        draft.earn_available(&Earning {
             rule: rule.clone(),
             points,
             reason: reason.to_string(),

@@ -326,6 +326,8 @@ fn event_points_come_once_each() {
             profile_complete: 20,
             profile_fields: vec!["name".into(), "email".into()],
         };
+        // Purchases' points wait 14 days; event points, which nothing refunds, do not.
+        p.points.pending_days = 14;
         set(&s, &p).await;
 
         // A new member with two devices gets the enrollment bonus once.

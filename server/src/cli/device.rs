@@ -394,6 +394,11 @@ fn print_standing(s: &loyalty_core::card::Standing) {
         println!("pending: {} points", s.pending);
     }
     for e in &s.expiries {
-        println!("{} points expire on {}", e.points, show_time(e.at_ms));
+        // Points expire at midnight: the last day they can be spent is the day before.
+        println!(
+            "{} points expire after {}",
+            e.points,
+            loyalty_core::calendar::format_date(e.at_ms - 1)
+        );
     }
 }

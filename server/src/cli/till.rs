@@ -47,6 +47,10 @@ enum TillCommand {
         /// Idempotency key (default: the receipt id).
         #[arg(long)]
         key: Option<String>,
+        /// A receipt line as SKU:CATEGORY:AMOUNT (e.g. 4006381:coffee:12.99); repeat for more.
+        /// Categories drive multipliers and category offers; lines must add up to the total.
+        #[arg(long = "line")]
+        lines: Vec<String>,
     },
     /// Refund part or all of a purchase.
     Refund {
@@ -124,22 +128,44 @@ pub async fn run(args: TillArgs) -> CliResult {
             receipt,
             redeem,
             key,
+            lines,
         } => {
             let request = PurchaseRequest {
                 session_id: session,
                 idempotency_key: key.unwrap_or_else(|| receipt.clone()),
                 receipt_id: receipt,
                 total_minor: minor_units(&total)?,
-                lines: Vec::new(),
+                lines: lines
+                    .iter()
+                    .map(|l| parse_line(l))
+                    .collect::<Result<_, _>>()?,
                 redeem_points: redeem,
             };
             let p = till.purchase(&request).await.map_err(|e| e.to_string())?;
             if args.json {
                 return print_json(&p);
             }
+            for o in &p.offers_applied {
+                let gave = if o.discount_minor > 0 {
+                    format!("{} off", show_money(o.discount_minor))
+                } else {
+                    format!("{} points", o.points)
+                };
+                println!("offer applied: {} ({gave})", o.title);
+            }
+            if p.discount_minor > 0 {
+                println!(
+                    "charge {} after {} off",
+                    show_money(request.total_minor - p.discount_minor),
+                    show_money(p.discount_minor)
+                );
+            }
+            for m in &p.movements {
+                println!("  {:>+7}  {}", m.points, m.reason);
+            }
             println!(
-                "earned {}, redeemed {}, balance now {}",
-                p.earned, p.redeemed, p.balance
+                "earned {}, redeemed {}, balance now {} ({} pending)",
+                p.earned, p.redeemed, p.balance, p.pending
             );
         }
         TillCommand::Refund {
@@ -167,8 +193,36 @@ pub async fn run(args: TillArgs) -> CliResult {
     Ok(())
 }
 
+fn show_money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+/// `SKU:CATEGORY:AMOUNT` as a receipt line.
+fn parse_line(text: &str) -> Result<loyalty_core::api::PurchaseLine, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(sku), Some(category), Some(amount)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("--line `{text}`: expected SKU:CATEGORY:AMOUNT"));
+    };
+    Ok(loyalty_core::api::PurchaseLine {
+        sku: sku.into(),
+        description: String::new(),
+        category: category.into(),
+        quantity: 1,
+        amount_minor: minor_units(amount)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lines_parse_from_the_command_line() {
+        let l = super::parse_line("4006381:coffee:12.99").unwrap();
+        assert_eq!((l.category.as_str(), l.amount_minor), ("coffee", 1299));
+        assert!(super::parse_line("just-a-sku").is_err());
+        assert!(super::parse_line("s:c:lots").is_err());
+    }
+
     #[test]
     fn amounts_parse_to_minor_units() {
         assert_eq!(super::minor_units("12.34"), Ok(1234));
