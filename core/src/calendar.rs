@@ -65,6 +65,10 @@ pub fn parse_birthday(text: &str) -> Option<(u8, u8)> {
     (1..=month.length(2000)).contains(&d).then_some((m, d))
 }
 
+pub fn is_leap_year(year: i32) -> bool {
+    time::util::is_leap_year(year)
+}
+
 /// Whether a member born on (`month`, `day`) has their birthday on the UTC date of `now_ms`. A 29
 /// February birthday is celebrated on 28 February in other years.
 pub fn is_birthday(month: u8, day: u8, now_ms: i64) -> bool {

@@ -64,6 +64,9 @@ pub struct App {
     /// Wakes the devices waiting on the long poll so they look for inbox entries a send recorded
     /// relationally (a segment send does not notify its members one by one).
     pub(crate) inbox_wake: tokio::sync::Notify,
+    /// The UTC day (days since the epoch) this process last paid birthdays for, so the settle job
+    /// looks for birthdays once a day rather than every run.
+    pub(crate) birthdays_paid: std::sync::atomic::AtomicI64,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -121,6 +124,7 @@ impl AppBuilder {
             outbound,
             outbound_wake: tokio::sync::Notify::new(),
             inbox_wake: tokio::sync::Notify::new(),
+            birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 }

@@ -122,6 +122,11 @@ pub async fn award_event(
         return Ok(false);
     }
     let key = format!("event:{member_id}:{event}");
+    // Most calls find the event already paid (another device enrolled, the profile changed
+    // again): one indexed read instead of a whole posting attempt.
+    if app.storage.prior_posting(&key).await?.is_some() {
+        return Ok(false);
+    }
     let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
     let outcome = ledger::transact(app, member_id, false, |draft| {
         // Pending protects against refunds; nothing refunds an event, so it is spendable at once.
@@ -274,11 +279,29 @@ async fn birthdays(app: &App, now: i64) -> Result<usize, ApiError> {
     if points <= 0 {
         return Ok(0);
     }
+    // Once per UTC day per process; the postings' keys make a second run (another instance, a
+    // restart) pay nobody twice. A run that fails is tried again at the next interval.
+    let day_number = now.div_euclid(calendar::DAY_MS);
+    let before = app
+        .birthdays_paid
+        .swap(day_number, std::sync::atomic::Ordering::SeqCst);
+    if before == day_number {
+        return Ok(0);
+    }
+    let paid = pay_birthdays(app, now, points).await;
+    if paid.is_err() {
+        app.birthdays_paid
+            .store(before, std::sync::atomic::Ordering::SeqCst);
+    }
+    paid
+}
+
+async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<usize, ApiError> {
     let today = calendar::date_of(now);
     let (month, day) = (u8::from(today.month()), today.day());
     let mut members = app.storage.birthdays(month, day).await?;
     // A 29 February birthday is celebrated on 28 February in other years.
-    if (month, day) == (2, 28) && !calendar::is_birthday(2, 29, now - calendar::DAY_MS * 365) {
+    if (month, day) == (2, 28) && !calendar::is_leap_year(today.year()) {
         members.extend(app.storage.birthdays(2, 29).await?);
     }
     let event = format!("birthday:{}", today.year());
@@ -304,6 +327,9 @@ pub async fn settle_now(
 pub async fn settle_forever(app: Arc<App>, interval: std::time::Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: skip it, so a server that just started (and a test that
+    // drives the job itself) is not raced by a run nobody asked for.
+    tick.tick().await;
     loop {
         tick.tick().await;
         match settle(&app).await {
