@@ -64,6 +64,9 @@ pub struct App {
     /// Wakes the devices waiting on the long poll so they look for inbox entries a send recorded
     /// relationally (a segment send does not notify its members one by one).
     pub(crate) inbox_wake: tokio::sync::Notify,
+    /// Card documents between a member's postings, so a posting neither loads the card nor saves
+    /// its whole history (see [`crate::card_cache`]).
+    pub cards: crate::card_cache::CardCache,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -97,6 +100,7 @@ impl AppBuilder {
             outbound,
         } = self;
         let operator_token_hash = token_hash(&config.operator_token);
+        let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
         Arc::new(App {
             config,
@@ -121,6 +125,7 @@ impl AppBuilder {
             outbound,
             outbound_wake: tokio::sync::Notify::new(),
             inbox_wake: tokio::sync::Notify::new(),
+            cards,
         })
     }
 }

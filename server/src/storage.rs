@@ -85,6 +85,11 @@ pub struct DocWrite {
     pub kind: DocKind,
     pub expected_version: i64,
     pub bytes: Vec<u8>,
+    /// `bytes` are Automerge change chunks to add after the stored bytes rather than a whole save
+    /// replacing them. Automerge loads a save followed by change chunks as one document, so the
+    /// stored bytes stay loadable; the card uses this to store a posting's change without
+    /// re-encoding the whole history (see `crate::card_cache`).
+    pub append: bool,
 }
 
 #[async_trait]
@@ -231,6 +236,9 @@ pub struct MemberBook {
     pub card_number: String,
     pub blocked: bool,
     pub revision: i64,
+    /// The stored version of the member's card document, read in the same snapshot, so a posting
+    /// can tell whether its cached copy is current without reading the document.
+    pub card_version: Option<i64>,
     pub state: MemberProgramme,
     /// The lots with points left.
     pub lots: Vec<Lot>,
