@@ -158,15 +158,21 @@ pub async fn transact(
     let _guard = app.lock_member(member_id).await;
     for _ in 0..ATTEMPTS {
         let now = app.now_ms();
-        let book = load_book(app, &programme, member_id, now).await?;
+        // The offers come in the book's read, from the same snapshot: one trip to the database.
+        let mut book = load_book(app, &programme, member_id, now, with_offers).await?;
+        let offers = std::mem::take(&mut book.offers);
         let revision = book.revision;
         let card_version = book.card_version;
         let before = book.state.clone();
         let qualifying = book.qualifying;
         let mut draft = draft(&programme, book, now);
-        if with_offers {
-            draft.offers = crate::programme::till_offers(app, member_id).await?;
-        }
+        draft.offers = offers
+            .into_iter()
+            .map(|t| OfferCandidate {
+                offer: t.offer,
+                activated_at_ms: t.activated_at_ms,
+            })
+            .collect();
         let plan = build(&mut draft)?;
         let state = settle_tier(&programme, &mut draft, qualifying);
         let idle =
@@ -283,11 +289,17 @@ async fn load_book(
     programme: &Programme,
     member_id: &str,
     now: i64,
+    with_offers: bool,
 ) -> Result<MemberBook, ApiError> {
     let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
     let mut book = app
         .storage
-        .member_book(member_id, programme.tiers.metric, window_start)
+        .member_book(
+            member_id,
+            programme.tiers.metric,
+            window_start,
+            with_offers.then_some(now),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
     // A member who never had a review date (new, or from before the programme) gets one from the

@@ -857,6 +857,41 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
     update_document(tx, &p.member_id, &p.card)
 }
 
+fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
+    conn.prepare_cached("SELECT request_hash, response FROM postings WHERE idempotency_key = ?1")
+        .and_then(|mut s| {
+            s.query_row([key], |r| {
+                Ok(PriorPosting {
+                    request_hash: hash_from(r.get(0)?),
+                    response: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(backend)
+}
+
+fn read_checkout_session(
+    conn: &Connection,
+    session_id: &str,
+) -> Result<Option<CheckoutSession>, StorageError> {
+    conn.prepare_cached(
+        "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([session_id], |r| {
+            Ok(CheckoutSession {
+                session_id: r.get(0)?,
+                member_id: r.get(1)?,
+                till_id: r.get(2)?,
+                expires_at_ms: r.get(3)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
 fn read_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
     Ok(Lot {
         lot_id: r.get(0)?,
@@ -877,6 +912,7 @@ fn read_book(
     member_id: &str,
     metric: Metric,
     window_start_ms: i64,
+    offers_at_ms: Option<i64>,
 ) -> Result<Option<MemberBook>, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let row = tx
@@ -939,6 +975,10 @@ fn read_book(
         .prepare_cached(sql)
         .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
         .map_err(backend)?;
+    let offers = match offers_at_ms {
+        Some(now_ms) => crate::sqlite_offers::till_offers_in(&tx, member_id, now_ms)?,
+        None => Vec::new(),
+    };
     Ok(Some(MemberBook {
         member_id: member_id.to_string(),
         card_number,
@@ -948,6 +988,7 @@ fn read_book(
         state,
         lots,
         qualifying,
+        offers,
     }))
 }
 
@@ -1130,23 +1171,8 @@ impl TillStorage for SqliteStorage {
         session_id: &str,
     ) -> Result<Option<CheckoutSession>, StorageError> {
         let session_id = session_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
-                [session_id],
-                |r| {
-                    Ok(CheckoutSession {
-                        session_id: r.get(0)?,
-                        member_id: r.get(1)?,
-                        till_id: r.get(2)?,
-                        expires_at_ms: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        self.read(move |conn| read_checkout_session(conn, &session_id))
+            .await
     }
 
     async fn prior_posting(
@@ -1154,19 +1180,23 @@ impl TillStorage for SqliteStorage {
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError> {
         let key = idempotency_key.to_string();
+        self.read(move |conn| read_prior_posting(conn, &key)).await
+    }
+
+    async fn prior_posting_and_session(
+        &self,
+        idempotency_key: &str,
+        session_id: &str,
+    ) -> Result<(Option<PriorPosting>, Option<CheckoutSession>), StorageError> {
+        let key = idempotency_key.to_string();
+        let session_id = session_id.to_string();
+        // One trip to the blocking pool instead of two: each costs more than the query.
         self.read(move |conn| {
-            conn.query_row(
-                "SELECT request_hash, response FROM postings WHERE idempotency_key = ?1",
-                [key],
-                |r| {
-                    Ok(PriorPosting {
-                        request_hash: hash_from(r.get(0)?),
-                        response: r.get(1)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(backend)
+            let prior = read_prior_posting(conn, &key)?;
+            if prior.is_some() {
+                return Ok((prior, None));
+            }
+            Ok((None, read_checkout_session(conn, &session_id)?))
         })
         .await
     }
@@ -1218,9 +1248,10 @@ impl TillStorage for SqliteStorage {
         member_id: &str,
         metric: Metric,
         window_start_ms: i64,
+        offers_at_ms: Option<i64>,
     ) -> Result<Option<MemberBook>, StorageError> {
         let member_id = member_id.to_string();
-        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms))
+        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms, offers_at_ms))
             .await
     }
 
