@@ -67,6 +67,9 @@ pub struct App {
     /// The UTC day (days since the epoch) this process last paid birthdays for, so the settle job
     /// looks for birthdays once a day rather than every run.
     pub(crate) birthdays_paid: std::sync::atomic::AtomicI64,
+    /// Card documents between a member's postings, so a posting neither loads the card nor saves
+    /// its whole history (see [`crate::card_cache`]).
+    pub cards: crate::card_cache::CardCache,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -100,6 +103,7 @@ impl AppBuilder {
             outbound,
         } = self;
         let operator_token_hash = token_hash(&config.operator_token);
+        let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
         Arc::new(App {
             config,
@@ -125,6 +129,7 @@ impl AppBuilder {
             outbound_wake: tokio::sync::Notify::new(),
             inbox_wake: tokio::sync::Notify::new(),
             birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
+            cards,
         })
     }
 }

@@ -23,12 +23,16 @@ pub struct Config {
     pub settle_interval: std::time::Duration,
     /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
     pub marketing_per_day: i64,
+    /// Card documents kept in memory between a member's postings (`crate::card_cache`); 0 turns
+    /// the cache off. A card of a few dozen postings takes about 40 KiB.
+    pub card_cache_entries: usize,
 }
 
 impl Config {
     pub const DEFAULT_ACTIVATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
     pub const DEFAULT_MARKETING_PER_DAY: i64 = 3;
+    pub const DEFAULT_CARD_CACHE_ENTRIES: usize = 1024;
 
     pub fn new(database: PathBuf, operator_token: String) -> Self {
         Self {
@@ -41,6 +45,7 @@ impl Config {
             points_per_unit: 1,
             settle_interval: std::time::Duration::from_secs(60),
             marketing_per_day: Self::DEFAULT_MARKETING_PER_DAY,
+            card_cache_entries: Self::DEFAULT_CARD_CACHE_ENTRIES,
         }
     }
 }

@@ -67,6 +67,7 @@ pub async fn update<T>(
             kind,
             expected_version: stored.version,
             bytes: doc.save(),
+            append: false,
         };
         match app
             .storage
@@ -74,6 +75,10 @@ pub async fn update<T>(
             .await
         {
             Ok(()) => {
+                if kind == DocKind::Card {
+                    // The version check would catch the stale copy anyway; this frees it now.
+                    app.cards.forget(member_id);
+                }
                 app.notify(member_id);
                 return Ok(result);
             }

@@ -5,6 +5,7 @@
 //! and writes it as one posting guarded by the member's revision — retrying when another instance
 //! got there first, and answering a repeated idempotency key with the first answer.
 
+use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use loyalty_core::api::{Movement, PostingResponse};
 use loyalty_core::calendar::{DAY_MS, format_date};
@@ -17,6 +18,7 @@ use loyalty_core::tiers::{self, Metric, TierState};
 use loyalty_core::{DocKind, card::LedgerEntry};
 
 use crate::app::App;
+use crate::card_cache::{CachedCard, CardSave};
 use crate::documents::load;
 use crate::error::ApiError;
 use crate::storage::{
@@ -170,14 +172,21 @@ pub async fn transact(
     let _guard = app.lock_member(member_id).await;
     for _ in 0..ATTEMPTS {
         let now = app.now_ms();
-        let book = load_book(app, &programme, member_id, now).await?;
+        // The offers come in the book's read, from the same snapshot: one trip to the database.
+        let mut book = load_book(app, &programme, member_id, now, with_offers).await?;
+        let offers = std::mem::take(&mut book.offers);
         let revision = book.revision;
+        let card_version = book.card_version;
         let before = book.state.clone();
         let qualifying = book.qualifying;
         let mut draft = draft(&programme, book, now);
-        if with_offers {
-            draft.offers = crate::programme::till_offers(app, member_id).await?;
-        }
+        draft.offers = offers
+            .into_iter()
+            .map(|t| OfferCandidate {
+                offer: t.offer,
+                activated_at_ms: t.activated_at_ms,
+            })
+            .collect();
         let plan = build(&mut draft)?;
         let state = settle_tier(&programme, &mut draft, qualifying);
         let idle =
@@ -190,7 +199,17 @@ pub async fn transact(
                 warnings: Vec::new(),
             });
         }
-        let card = project(app, &programme, member_id, &draft, &state, qualifying).await?;
+        let mut card = card_document(app, member_id, card_version).await?;
+        project(&programme, &mut card.doc, &draft, &state, qualifying)?;
+        let save = card.next_save();
+        let bytes = card.bytes(save);
+        let saved_len = bytes.len();
+        let card_write = DocWrite {
+            kind: DocKind::Card,
+            expected_version: card.version,
+            bytes,
+            append: save == CardSave::Append,
+        };
         let posting = Posting {
             idempotency_key: plan.idempotency_key.clone(),
             request_hash: plan.request_hash,
@@ -207,13 +226,16 @@ pub async fn transact(
             state,
             lots: draft.book.touched().cloned().collect(),
             offer_uses: draft.offer_uses.clone(),
-            card,
+            card: card_write,
             at_ms: now,
             response: serde_json::to_vec(&response)
                 .map_err(|e| ApiError::internal("posting answer", e))?,
         };
+        // On any error below, `card` is dropped with the change the database did not take.
         match app.storage.post(posting).await {
             Ok(()) => {
+                card.stored(save, saved_len);
+                app.cards.put(member_id, card);
                 app.notify(member_id);
                 return Ok(Outcome {
                     response,
@@ -281,11 +303,17 @@ async fn load_book(
     programme: &Programme,
     member_id: &str,
     now: i64,
+    with_offers: bool,
 ) -> Result<MemberBook, ApiError> {
     let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
     let mut book = app
         .storage
-        .member_book(member_id, programme.tiers.metric, window_start)
+        .member_book(
+            member_id,
+            programme.tiers.metric,
+            window_start,
+            with_offers.then_some(now),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
     // A member who never had a review date (new, or from before the programme) gets one from the
@@ -412,16 +440,16 @@ pub fn standing(
     }
 }
 
-/// The card document with the draft's movements, balance and standing, and the version it was
-/// made from.
-async fn project(
+/// The member's card document as stored: the cached copy when it is at the version read with the
+/// member's book, else loaded from the database.
+async fn card_document(
     app: &App,
-    programme: &Programme,
     member_id: &str,
-    draft: &Draft<'_>,
-    state: &MemberProgramme,
-    qualifying: i64,
-) -> Result<DocWrite, ApiError> {
+    version: Option<i64>,
+) -> Result<CachedCard, ApiError> {
+    if let Some(card) = version.and_then(|v| app.cards.take(member_id, v)) {
+        return Ok(card);
+    }
     let stored = app
         .storage
         .load_documents(member_id, &[DocKind::Card])
@@ -431,6 +459,17 @@ async fn project(
         .ok_or_else(|| ApiError::internal("posting", "member has no card document"))?;
     let mut doc = load(DocKind::Card, &stored.bytes)?;
     doc.set_actor(app.actor.clone());
+    Ok(CachedCard::loaded(stored.version, doc, stored.bytes.len()))
+}
+
+/// Writes the draft's movements, balance and standing into the card document, as one change.
+fn project(
+    programme: &Programme,
+    doc: &mut AutoCommit,
+    draft: &Draft<'_>,
+    state: &MemberProgramme,
+    qualifying: i64,
+) -> Result<(), ApiError> {
     let failed = |e| ApiError::internal("projecting the ledger", e);
     for m in &draft.movements {
         let entry = LedgerEntry {
@@ -440,9 +479,9 @@ async fn project(
             at_ms: draft.now,
             rule: m.rule.clone(),
         };
-        card::record(&mut doc, &entry, state.balance).map_err(failed)?;
+        card::record(doc, &entry, state.balance).map_err(failed)?;
     }
-    card::set_balance(&mut doc, state.balance).map_err(failed)?;
+    card::set_balance(doc, state.balance).map_err(failed)?;
     let standing = standing(
         programme,
         &state.tier,
@@ -450,12 +489,8 @@ async fn project(
         &draft.book,
         draft.now,
     );
-    card::set_standing(&mut doc, &state.tier.tier, &standing).map_err(failed)?;
-    card::trim_ledger(&mut doc).map_err(failed)?;
+    card::set_standing(doc, &state.tier.tier, &standing).map_err(failed)?;
+    card::trim_ledger(doc).map_err(failed)?;
     doc.commit_with(CommitOptions::default().with_time(draft.now / 1000));
-    Ok(DocWrite {
-        kind: DocKind::Card,
-        expected_version: stored.version,
-        bytes: doc.save(),
-    })
+    Ok(())
 }

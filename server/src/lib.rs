@@ -34,6 +34,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod card_cache;
 pub mod config;
 pub mod documents;
 pub mod enroll;

@@ -12,7 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use loyalty_core::calendar::{self, format_date};
-use loyalty_core::earning::{Earning, OfferCandidate};
+use loyalty_core::earning::Earning;
 use loyalty_core::programme::Programme;
 use serde::{Deserialize, Serialize};
 
@@ -348,21 +348,4 @@ pub async fn settle_forever(app: Arc<App>, interval: std::time::Duration) {
             }
         }
     }
-}
-
-/// The member's offers as the till applies them: those they are targeted with and that are valid
-/// now, with their use counts and the member's activation (as of the member's last sync).
-pub async fn till_offers(app: &App, member_id: &str) -> Result<Vec<OfferCandidate>, ApiError> {
-    let Some(store) = app.targeting.as_deref() else {
-        return Ok(Vec::new());
-    };
-    Ok(store
-        .till_offers(member_id, app.now_ms())
-        .await?
-        .into_iter()
-        .map(|t| OfferCandidate {
-            offer: t.offer,
-            activated_at_ms: t.activated_at_ms,
-        })
-        .collect())
 }

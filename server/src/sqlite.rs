@@ -857,6 +857,41 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
     update_document(tx, &p.member_id, &p.card)
 }
 
+fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
+    conn.prepare_cached("SELECT request_hash, response FROM postings WHERE idempotency_key = ?1")
+        .and_then(|mut s| {
+            s.query_row([key], |r| {
+                Ok(PriorPosting {
+                    request_hash: hash_from(r.get(0)?),
+                    response: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(backend)
+}
+
+fn read_checkout_session(
+    conn: &Connection,
+    session_id: &str,
+) -> Result<Option<CheckoutSession>, StorageError> {
+    conn.prepare_cached(
+        "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([session_id], |r| {
+            Ok(CheckoutSession {
+                session_id: r.get(0)?,
+                member_id: r.get(1)?,
+                till_id: r.get(2)?,
+                expires_at_ms: r.get(3)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
 fn read_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
     Ok(Lot {
         lot_id: r.get(0)?,
@@ -877,20 +912,24 @@ fn read_book(
     member_id: &str,
     metric: Metric,
     window_start_ms: i64,
+    offers_at_ms: Option<i64>,
 ) -> Result<Option<MemberBook>, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let row = tx
         .prepare_cached(
-            "SELECT card_number, status, revision, balance, pending, tier, tier_manual,
-                    coalesce(tier_since, created_at), tier_review_at, tier_downgrade_at, next_event_at
-             FROM members WHERE member_id = ?1",
+            "SELECT m.card_number, m.status, m.revision, m.balance, m.pending, m.tier, m.tier_manual,
+                    coalesce(m.tier_since, m.created_at), m.tier_review_at, m.tier_downgrade_at,
+                    m.next_event_at, d.version
+             FROM members m LEFT JOIN documents d ON d.member_id = m.member_id AND d.kind = ?2
+             WHERE m.member_id = ?1",
         )
         .and_then(|mut s| {
-            s.query_row([member_id], |r| {
+            s.query_row(params![member_id, DocKind::Card.code()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)? == "blocked",
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(11)?,
                     MemberProgramme {
                         balance: r.get(3)?,
                         pending: r.get(4)?,
@@ -909,7 +948,7 @@ fn read_book(
             .optional()
         })
         .map_err(backend)?;
-    let Some((card_number, blocked, revision, state)) = row else {
+    let Some((card_number, blocked, revision, card_version, state)) = row else {
         return Ok(None);
     };
     let lots = tx
@@ -936,14 +975,20 @@ fn read_book(
         .prepare_cached(sql)
         .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
         .map_err(backend)?;
+    let offers = match offers_at_ms {
+        Some(now_ms) => crate::sqlite_offers::till_offers_in(&tx, member_id, now_ms)?,
+        None => Vec::new(),
+    };
     Ok(Some(MemberBook {
         member_id: member_id.to_string(),
         card_number,
         blocked,
         revision,
+        card_version,
         state,
         lots,
         qualifying,
+        offers,
     }))
 }
 
@@ -1001,12 +1046,25 @@ fn update_document(
     member_id: &str,
     d: &DocWrite,
 ) -> Result<(), StorageError> {
+    let sql = if d.append {
+        // `||` yields text; the cast takes its bytes back as they are (no conversion happens in
+        // a UTF-8 database, and the length is kept, NULs and all).
+        "UPDATE documents SET data = CAST(data || ?1 AS BLOB), version = version + 1
+         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
+    } else {
+        "UPDATE documents SET data = ?1, version = version + 1
+         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
+    };
     let updated = tx
-        .execute(
-            "UPDATE documents SET data = ?1, version = version + 1
-             WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
-            params![d.bytes, member_id, d.kind.code(), d.expected_version],
-        )
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                d.bytes,
+                member_id,
+                d.kind.code(),
+                d.expected_version
+            ])
+        })
         .map_err(backend)?;
     if updated != 1 {
         return Err(StorageError::Conflict);
@@ -1113,23 +1171,8 @@ impl TillStorage for SqliteStorage {
         session_id: &str,
     ) -> Result<Option<CheckoutSession>, StorageError> {
         let session_id = session_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
-                [session_id],
-                |r| {
-                    Ok(CheckoutSession {
-                        session_id: r.get(0)?,
-                        member_id: r.get(1)?,
-                        till_id: r.get(2)?,
-                        expires_at_ms: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        self.read(move |conn| read_checkout_session(conn, &session_id))
+            .await
     }
 
     async fn prior_posting(
@@ -1137,19 +1180,23 @@ impl TillStorage for SqliteStorage {
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError> {
         let key = idempotency_key.to_string();
+        self.read(move |conn| read_prior_posting(conn, &key)).await
+    }
+
+    async fn prior_posting_and_session(
+        &self,
+        idempotency_key: &str,
+        session_id: &str,
+    ) -> Result<(Option<PriorPosting>, Option<CheckoutSession>), StorageError> {
+        let key = idempotency_key.to_string();
+        let session_id = session_id.to_string();
+        // One trip to the blocking pool instead of two: each costs more than the query.
         self.read(move |conn| {
-            conn.query_row(
-                "SELECT request_hash, response FROM postings WHERE idempotency_key = ?1",
-                [key],
-                |r| {
-                    Ok(PriorPosting {
-                        request_hash: hash_from(r.get(0)?),
-                        response: r.get(1)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(backend)
+            let prior = read_prior_posting(conn, &key)?;
+            if prior.is_some() {
+                return Ok((prior, None));
+            }
+            Ok((None, read_checkout_session(conn, &session_id)?))
         })
         .await
     }
@@ -1201,9 +1248,10 @@ impl TillStorage for SqliteStorage {
         member_id: &str,
         metric: Metric,
         window_start_ms: i64,
+        offers_at_ms: Option<i64>,
     ) -> Result<Option<MemberBook>, StorageError> {
         let member_id = member_id.to_string();
-        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms))
+        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms, offers_at_ms))
             .await
     }
 
@@ -1317,5 +1365,72 @@ impl TillStorage for SqliteStorage {
             Ok(n == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appended_document_bytes_are_kept_exactly_and_guarded_by_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        // Bytes no text encoding would keep: NULs, invalid UTF-8.
+        let first = vec![0x85, 0x6f, 0x4a, 0x83, 0x00, 0xff, 0xfe, 0x00];
+        storage
+            .create_member(NewMember {
+                member_id: "m1".into(),
+                card_number: "6270000000000001".into(),
+                external_ref: None,
+                created_at_ms: 0,
+                documents: vec![(DocKind::Card, first.clone())],
+                code_hash: [1; 32],
+                code_expires_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        let write = |expected_version, bytes: &[u8], append| DocWrite {
+            kind: DocKind::Card,
+            expected_version,
+            bytes: bytes.to_vec(),
+            append,
+        };
+        let tail = [0x00, 0xc3, 0x28, 0x00, 0x80];
+        storage
+            .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
+            .await
+            .unwrap();
+        // A writer that read version 1 lost the race: nothing is appended twice.
+        assert!(matches!(
+            storage
+                .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
+                .await,
+            Err(StorageError::Conflict)
+        ));
+        let stored = storage
+            .load_documents("m1", &[DocKind::Card])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.bytes, [first.as_slice(), &tail].concat());
+        // A whole write replaces them.
+        storage
+            .commit(
+                "m1",
+                None,
+                vec![write(2, &[7, 0, 7], false)],
+                Vec::new(),
+                None,
+            )
+            .await
+            .unwrap();
+        let stored = storage
+            .load_documents("m1", &[DocKind::Card])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!((stored.version, stored.bytes), (3, vec![7, 0, 7]));
     }
 }

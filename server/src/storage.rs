@@ -85,6 +85,11 @@ pub struct DocWrite {
     pub kind: DocKind,
     pub expected_version: i64,
     pub bytes: Vec<u8>,
+    /// `bytes` are Automerge change chunks to add after the stored bytes rather than a whole save
+    /// replacing them. Automerge loads a save followed by change chunks as one document, so the
+    /// stored bytes stay loadable; the card uses this to store a posting's change without
+    /// re-encoding the whole history (see `crate::card_cache`).
+    pub append: bool,
 }
 
 #[async_trait]
@@ -231,11 +236,16 @@ pub struct MemberBook {
     pub card_number: String,
     pub blocked: bool,
     pub revision: i64,
+    /// The stored version of the member's card document, read in the same snapshot, so a posting
+    /// can tell whether its cached copy is current without reading the document.
+    pub card_version: Option<i64>,
     pub state: MemberProgramme,
     /// The lots with points left.
     pub lots: Vec<Lot>,
     /// Spend (minor units) or points earned on purchases less refunds, since the window's start.
     pub qualifying: i64,
+    /// The member's offers valid at the time asked for (empty when none was asked).
+    pub offers: Vec<crate::targeting::TillOffer>,
 }
 
 /// A posting already made under an idempotency key.
@@ -283,18 +293,34 @@ pub trait TillStorage: Send + Sync + 'static {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError>;
+    /// [`TillStorage::prior_posting`] and [`TillStorage::checkout_session`] together, as a
+    /// purchase needs them: a backend can answer both in one round trip.
+    async fn prior_posting_and_session(
+        &self,
+        idempotency_key: &str,
+        session_id: &str,
+    ) -> Result<(Option<PriorPosting>, Option<CheckoutSession>), StorageError> {
+        let prior = self.prior_posting(idempotency_key).await?;
+        if prior.is_some() {
+            return Ok((prior, None));
+        }
+        Ok((None, self.checkout_session(session_id).await?))
+    }
     async fn purchase(&self, idempotency_key: &str)
     -> Result<Option<PurchaseRecord>, StorageError>;
     /// Writes a posting; [`StorageError::Conflict`] when the member or the card moved meanwhile,
     /// [`StorageError::InsufficientPoints`] when the balance would go below zero,
     /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile.
     async fn post(&self, posting: Posting) -> Result<(), StorageError>;
-    /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..
+    /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,
+    /// and with `offers_at_ms` the offers the till may apply at that time (none from a backend
+    /// without targeting), all from one snapshot.
     async fn member_book(
         &self,
         member_id: &str,
         metric: Metric,
         window_start_ms: i64,
+        offers_at_ms: Option<i64>,
     ) -> Result<Option<MemberBook>, StorageError>;
     /// Members the programme must look at by `now_ms` (maturity, expiry, warnings, reviews).
     async fn members_due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StorageError>;

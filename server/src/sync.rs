@@ -144,6 +144,7 @@ fn answer(
                         kind,
                         expected_version: stored.version,
                         bytes,
+                        append: false,
                     });
                 }
                 if a.state_changed {

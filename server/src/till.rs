@@ -24,7 +24,7 @@ use loyalty_core::tiers::Metric;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ledger::{self, Plan};
-use crate::storage::{CheckoutSession, StorageError};
+use crate::storage::{CheckoutSession, PriorPosting, StorageError};
 
 /// How long a scan's session stays open for its purchase.
 const SESSION_MS: i64 = 10 * 60 * 1000;
@@ -163,7 +163,15 @@ async fn replay(
     key: &str,
     hash: [u8; 32],
 ) -> Result<Option<Json<PostingResponse>>, ApiError> {
-    let Some(prior) = app.storage.prior_posting(key).await? else {
+    replayed(app.storage.prior_posting(key).await?, hash)
+}
+
+/// The first answer from a prior posting under the key, if there was one with the same request.
+fn replayed(
+    prior: Option<PriorPosting>,
+    hash: [u8; 32],
+) -> Result<Option<Json<PostingResponse>>, ApiError> {
+    let Some(prior) = prior else {
         return Ok(None);
     };
     if prior.request_hash != hash {
@@ -222,10 +230,15 @@ pub async fn purchase(
     let Json(request) = body?;
     validate_purchase(&request)?;
     let hash = request_hash(&request);
-    if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
+    // A retry is answered before the session is looked at: its session may have expired since.
+    let (prior, session) = app
+        .storage
+        .prior_posting_and_session(&request.idempotency_key, &request.session_id)
+        .await?;
+    if let Some(answer) = replayed(prior, hash)? {
         return Ok(answer);
     }
-    let session = open_session(&app, &request.session_id, &till_id).await?;
+    let session = open_session(&app, session, &till_id)?;
     let basket = Basket {
         total_minor: request.total_minor,
         lines: request.lines.clone(),
@@ -279,21 +292,18 @@ pub async fn purchase(
     Ok(Json(outcome.response))
 }
 
-async fn open_session(
+/// The session a purchase names, if it is this till's and still open.
+fn open_session(
     app: &App,
-    session_id: &str,
+    session: Option<CheckoutSession>,
     till_id: &str,
 ) -> Result<CheckoutSession, ApiError> {
-    let session = app
-        .storage
-        .checkout_session(session_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "session_not_found",
-                "no such checkout session: scan the member's code first",
-            )
-        })?;
+    let session = session.ok_or_else(|| {
+        ApiError::not_found(
+            "session_not_found",
+            "no such checkout session: scan the member's code first",
+        )
+    })?;
     if session.till_id != till_id {
         return Err(ApiError::forbidden(
             "the checkout session belongs to another till",

@@ -39,6 +39,10 @@ pub struct ServerArgs {
     /// Marketing messages a member may get per day (UTC); more are refused as rate_limited.
     #[arg(long, env = "LOYALTY_MARKETING_PER_DAY", default_value_t = Config::DEFAULT_MARKETING_PER_DAY)]
     marketing_per_day: i64,
+    /// Card documents kept in memory between a member's postings (about 40 KiB each for a card
+    /// of a few dozen postings); 0 turns the cache off.
+    #[arg(long, env = "LOYALTY_CARD_CACHE", default_value_t = Config::DEFAULT_CARD_CACHE_ENTRIES)]
+    card_cache: usize,
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -61,6 +65,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         return Err("--marketing-per-day cannot be negative".into());
     }
     config.marketing_per_day = args.marketing_per_day;
+    config.card_cache_entries = args.card_cache;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
