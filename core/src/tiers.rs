@@ -162,7 +162,8 @@ impl TierState {
 
 /// The member's tier state after counting `qualifying` at `now_ms`.
 pub fn evaluate(ladder: &TierLadder, state: &TierState, qualifying: i64, now_ms: i64) -> TierState {
-    if state.manual {
+    // A ladder without tiers is refused by validation; should one get here, nothing changes.
+    if state.manual || ladder.tiers.is_empty() {
         return state.clone();
     }
     let current = ladder.rank(&state.tier);

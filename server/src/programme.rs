@@ -201,6 +201,9 @@ pub struct SettleReport {
     pub expired_points: i64,
     pub warnings: usize,
     pub birthdays: usize,
+    /// Members the run could not settle (logged; they stay due and are tried again next run).
+    #[serde(default)]
+    pub failed: usize,
 }
 
 /// Settles every member whose points mature or expire, whose warning is due or whose tier is up
@@ -217,7 +220,12 @@ pub async fn settle(app: &App) -> Result<SettleReport, ApiError> {
             break;
         }
         for member_id in fresh {
-            settle_member(app, &member_id, &mut report).await?;
+            // One member's failure (a corrupt card, a busy database) must not hold up everyone
+            // else's expiries and reviews.
+            if let Err(e) = settle_member(app, &member_id, &mut report).await {
+                tracing::warn!(member = %member_id, code = e.code, "could not settle a member");
+                report.failed += 1;
+            }
         }
     }
     report.birthdays = birthdays(app, now).await?;
@@ -289,14 +297,16 @@ async fn birthdays(app: &App, now: i64) -> Result<usize, ApiError> {
         return Ok(0);
     }
     let paid = pay_birthdays(app, now, points).await;
-    if paid.is_err() {
+    if !matches!(paid, Ok((_, 0))) {
+        // Not everyone was paid: look again next run; the keys pay nobody twice.
         app.birthdays_paid
             .store(before, std::sync::atomic::Ordering::SeqCst);
     }
-    paid
+    paid.map(|(awarded, _)| awarded)
 }
 
-async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<usize, ApiError> {
+/// Pays today's birthdays: how many were paid now, and how many failed.
+async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<(usize, usize), ApiError> {
     let today = calendar::date_of(now);
     let (month, day) = (u8::from(today.month()), today.day());
     let mut members = app.storage.birthdays(month, day).await?;
@@ -305,13 +315,19 @@ async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<usize, ApiErr
         members.extend(app.storage.birthdays(2, 29).await?);
     }
     let event = format!("birthday:{}", today.year());
-    let mut awarded = 0;
+    let (mut awarded, mut failed) = (0, 0);
     for member_id in members {
-        if award_event(app, &member_id, &event, points, "Happy birthday!").await? {
-            awarded += 1;
+        match award_event(app, &member_id, &event, points, "Happy birthday!").await {
+            Ok(true) => awarded += 1,
+            Ok(false) => {}
+            // Logged and skipped, so the others still get theirs.
+            Err(e) => {
+                tracing::warn!(member = %member_id, code = e.code, "birthday points not awarded");
+                failed += 1;
+            }
         }
     }
-    Ok(awarded)
+    Ok((awarded, failed))
 }
 
 /// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.

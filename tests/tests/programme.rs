@@ -514,3 +514,50 @@ fn an_activated_offer_is_applied_at_the_till_once_and_not_after_its_limit_or_val
         assert_eq!((r.discount_minor, r.offers_applied.len()), (0, 0));
     });
 }
+
+#[test]
+fn a_tampered_card_fails_alone_and_everyone_else_is_settled() {
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let mut p = Programme::default();
+        p.earning.events.enrollment = 50;
+        p.points.expiry = Expiry::Rolling { days: 10 };
+        set(&s, &p).await;
+        let mut members = Vec::new();
+        for name in ["ada", "bob"] {
+            let m = op.create_member(None).await.unwrap();
+            let phone =
+                Device::open_with_clock(s.dir.path().join(format!("{name}.db")), s.clock.clone())
+                    .unwrap();
+            phone
+                .enroll(&s.server.url, &m.activation_code, name)
+                .await
+                .unwrap();
+            members.push(m.member_id);
+        }
+        // Someone with access to the database file overwrites ada's card with garbage.
+        let conn = rusqlite::Connection::open(&s.server.database).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute(
+            "UPDATE documents SET data = x'00ff00ff', version = version + 1
+             WHERE member_id = ?1 AND kind = 0",
+            [&members[0]],
+        )
+        .unwrap();
+
+        s.clock.advance(10 * DAY_MS);
+        let report = op.settle().await.unwrap();
+        assert_eq!((report.failed, report.members), (1, 1));
+        assert_eq!(
+            report.expired_points, 50,
+            "bob's points expired all the same"
+        );
+        let bob = op.member(&members[1]).await.unwrap().card.unwrap();
+        assert_eq!(bob.balance, 0);
+        assert_eq!(bob.ledger[0].rule, "expiry");
+        // Ada stays due; nothing about her was written.
+        assert_eq!(op.settle().await.unwrap().failed, 1);
+    });
+}

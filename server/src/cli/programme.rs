@@ -54,6 +54,12 @@ pub async fn run(client: &OperatorClient, command: ProgrammeCommand, json: bool)
                 "settled {} members: {} points expired, {} expiry warnings, {} birthdays",
                 r.members, r.expired_points, r.warnings, r.birthdays
             );
+            if r.failed > 0 {
+                println!(
+                    "{} members could not be settled (see the server's log)",
+                    r.failed
+                );
+            }
             Ok(())
         }
     }
