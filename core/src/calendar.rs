@@ -17,7 +17,7 @@ pub fn date_of(ms: i64) -> Date {
 }
 
 /// Midnight UTC at the start of `date`, in milliseconds.
-pub fn start_of(date: Date) -> i64 {
+fn start_of(date: Date) -> i64 {
     let secs = date.midnight().assume_utc().unix_timestamp();
     secs.saturating_mul(1000)
 }
@@ -51,32 +51,8 @@ pub fn end_of_fixed_date(from_ms: i64, month: u8, day: u8, years_after: i32) -> 
     Some(start_of(date.next_day()?))
 }
 
-/// `(month, day)` of a birthday written as `MM-DD` or `YYYY-MM-DD`.
-pub fn parse_birthday(text: &str) -> Option<(u8, u8)> {
-    let md = match text.len() {
-        5 => text,
-        10 => text.get(5..)?,
-        _ => return None,
-    };
-    let (m, d) = md.split_once('-')?;
-    let (m, d): (u8, u8) = (m.parse().ok()?, d.parse().ok()?);
-    let month = Month::try_from(m).ok()?;
-    // 29 February is a valid birthday: check against a leap year.
-    (1..=month.length(2000)).contains(&d).then_some((m, d))
-}
-
 pub fn is_leap_year(year: i32) -> bool {
     time::util::is_leap_year(year)
-}
-
-/// Whether a member born on (`month`, `day`) has their birthday on the UTC date of `now_ms`. A 29
-/// February birthday is celebrated on 28 February in other years.
-pub fn is_birthday(month: u8, day: u8, now_ms: i64) -> bool {
-    let today = date_of(now_ms);
-    let Ok(m) = Month::try_from(month) else {
-        return false;
-    };
-    today.month() == m && today.day() == day.min(m.length(today.year()))
 }
 
 #[cfg(test)]
@@ -96,17 +72,5 @@ mod tests {
         let feb = end_of_fixed_date(JAN_1_2026, 2, 29, 1).unwrap();
         assert_eq!(format_date(feb - 1), "2027-02-28");
         assert_eq!(end_of_fixed_date(JAN_1_2026, 13, 1, 1), None);
-    }
-
-    #[test]
-    fn birthdays_parse_and_fall_on_their_day() {
-        assert_eq!(parse_birthday("1990-07-14"), Some((7, 14)));
-        assert_eq!(parse_birthday("02-29"), Some((2, 29)));
-        assert_eq!(parse_birthday("02-30"), None);
-        assert_eq!(parse_birthday("tomorrow"), None);
-        assert!(is_birthday(1, 1, JAN_1_2026 + 5_000));
-        assert!(!is_birthday(1, 2, JAN_1_2026));
-        let feb_28_2026 = JAN_1_2026 + 58 * DAY_MS;
-        assert!(is_birthday(2, 29, feb_28_2026));
     }
 }

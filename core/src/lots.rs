@@ -347,6 +347,17 @@ impl Book {
         by_time.into_iter().collect()
     }
 
+    /// Undoes [`Book::due_warnings`] for the lots expiring at `at`, when the warning could not be
+    /// delivered: the next run warns again.
+    pub fn unwarn(&mut self, at: i64) {
+        for l in &mut self.lots {
+            if l.warned && l.expires_at_ms == Some(at) && l.remaining > 0 {
+                l.warned = false;
+                self.touched.insert(l.lot_id.clone());
+            }
+        }
+    }
+
     /// The next moment something happens to these lots by itself: points mature, a warning is due,
     /// or points expire.
     pub fn next_event(&self, now_ms: i64, warn_days: i64) -> Option<i64> {
@@ -484,6 +495,12 @@ mod tests {
         assert!(b.due_warnings(69 * DAY_MS, 30).is_empty());
         assert_eq!(b.due_warnings(70 * DAY_MS, 30), vec![(100 * DAY_MS, 10)]);
         assert!(b.due_warnings(71 * DAY_MS, 30).is_empty());
+        b.unwarn(100 * DAY_MS);
+        assert_eq!(
+            b.due_warnings(71 * DAY_MS, 30),
+            vec![(100 * DAY_MS, 10)],
+            "a warning that could not be delivered is due again"
+        );
         assert_eq!(b.next_event(71 * DAY_MS, 30), Some(100 * DAY_MS));
     }
 

@@ -61,9 +61,6 @@ pub struct App {
     pub outbound: Arc<dyn Outbound>,
     /// Wakes the outbound worker when a send queued external deliveries.
     pub(crate) outbound_wake: tokio::sync::Notify,
-    /// Wakes the devices waiting on the long poll so they look for inbox entries a send recorded
-    /// relationally (a segment send does not notify its members one by one).
-    pub(crate) inbox_wake: tokio::sync::Notify,
     /// The UTC day (days since the epoch) this process last paid birthdays for, so the settle job
     /// looks for birthdays once a day rather than every run.
     pub(crate) birthdays_paid: std::sync::atomic::AtomicI64,
@@ -127,7 +124,6 @@ impl AppBuilder {
             targeting,
             outbound,
             outbound_wake: tokio::sync::Notify::new(),
-            inbox_wake: tokio::sync::Notify::new(),
             birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
             cards,
         })

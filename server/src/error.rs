@@ -81,16 +81,14 @@ impl From<StorageError> for ApiError {
                 "code_replayed",
                 "this code was already used",
             ),
-            StorageError::InsufficientPoints => ApiError::new(
+            StorageError::RequestClosed => ApiError::new(
                 StatusCode::CONFLICT,
-                "insufficient_points",
-                "the balance does not cover the redemption",
+                "request_closed",
+                "the request is closed: the member opens a new one",
             ),
-            StorageError::RefundExceedsPurchase => ApiError::new(
-                StatusCode::CONFLICT,
-                "refund_exceeds_purchase",
-                "the refunds would exceed the purchase",
-            ),
+            StorageError::RefundExceedsPurchase => {
+                crate::ledger::refund_exceeds("the refunds would exceed the purchase")
+            }
             StorageError::NotFound(what) => ApiError::not_found(
                 match what {
                     "member" => "member_not_found",

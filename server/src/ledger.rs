@@ -22,7 +22,7 @@ use crate::card_cache::{CachedCard, CardSave};
 use crate::documents::load;
 use crate::error::ApiError;
 use crate::storage::{
-    DocWrite, LedgerMovement, MemberBook, MemberProgramme, Posting, StorageError,
+    DocWrite, LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, StorageError,
 };
 
 /// Attempts at a posting before answering "busy".
@@ -46,8 +46,6 @@ pub struct Draft<'a> {
     pub offers: Vec<OfferCandidate>,
     /// Added to the member's qualifying amount by this posting (it is not in the database yet).
     pub qualifying_delta: i64,
-    /// Expiry warnings that became due: (expiry time, points).
-    pub warnings: Vec<(i64, i64)>,
 }
 
 impl Draft<'_> {
@@ -156,7 +154,6 @@ pub struct Outcome {
     pub response: PostingResponse,
     /// Whether this call wrote a posting (a replay or an idle settle does not).
     pub written: bool,
-    pub warnings: Vec<(i64, i64)>,
 }
 
 /// Runs `build` on the member's current points and writes the result as one posting. With
@@ -180,13 +177,7 @@ pub async fn transact(
         let before = book.state.clone();
         let qualifying = book.qualifying;
         let mut draft = draft(&programme, book, now);
-        draft.offers = offers
-            .into_iter()
-            .map(|t| OfferCandidate {
-                offer: t.offer,
-                activated_at_ms: t.activated_at_ms,
-            })
-            .collect();
+        draft.offers = offers;
         let plan = build(&mut draft)?;
         let state = settle_tier(&programme, &mut draft, qualifying);
         let idle =
@@ -196,7 +187,6 @@ pub async fn transact(
             return Ok(Outcome {
                 response,
                 written: false,
-                warnings: Vec::new(),
             });
         }
         let mut card = card_document(app, member_id, card_version).await?;
@@ -240,32 +230,21 @@ pub async fn transact(
                 return Ok(Outcome {
                     response,
                     written: true,
-                    warnings: draft.warnings,
                 });
             }
             Err(StorageError::Conflict) => continue,
             Err(StorageError::Duplicate(_)) => {
-                let stored = app
-                    .storage
-                    .prior_posting(&plan.idempotency_key)
-                    .await?
+                // Another request with the same key won the race: answer as it did.
+                let prior = app.storage.prior_posting(&plan.idempotency_key).await?;
+                let response = replayed(prior, plan.request_hash)?
                     .ok_or_else(|| ApiError::internal("posting", "duplicate without an answer"))?;
-                if stored.request_hash != plan.request_hash {
-                    return Err(key_reused());
-                }
-                let response = serde_json::from_slice(&stored.response)
-                    .map_err(|e| ApiError::internal("stored posting answer", e))?;
                 return Ok(Outcome {
                     response,
                     written: false,
-                    warnings: Vec::new(),
                 });
             }
-            Err(StorageError::InsufficientPoints) => return Err(insufficient(None)),
             Err(StorageError::RefundExceedsPurchase) => {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "refund_exceeds_purchase",
+                return Err(refund_exceeds(
                     "another refund of this purchase came first: look at what is left and retry",
                 ));
             }
@@ -275,26 +254,43 @@ pub async fn transact(
     Err(StorageError::Conflict.into())
 }
 
-pub fn key_reused() -> ApiError {
+/// The first answer to an idempotency key used before, `None` when it was not; the same key with
+/// another request is `409 idempotency_key_reused`.
+pub fn replayed(
+    prior: Option<PriorPosting>,
+    request_hash: [u8; 32],
+) -> Result<Option<PostingResponse>, ApiError> {
+    let Some(prior) = prior else {
+        return Ok(None);
+    };
+    if prior.request_hash != request_hash {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this idempotency key was used for a different request",
+        ));
+    }
+    serde_json::from_slice(&prior.response)
+        .map(Some)
+        .map_err(|e| ApiError::internal("stored posting answer", e))
+}
+
+pub fn refund_exceeds(message: impl Into<String>) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::CONFLICT,
-        "idempotency_key_reused",
-        "this idempotency key was used for a different request",
+        "refund_exceeds_purchase",
+        message,
     )
 }
 
-pub fn insufficient(detail: Option<Insufficient>) -> ApiError {
-    let message = match detail {
-        Some(i) => format!(
-            "the member has {} points available, the purchase redeems {}",
-            i.available, i.wanted
-        ),
-        None => "the balance does not cover the redemption".into(),
-    };
+pub fn insufficient(i: Insufficient) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::CONFLICT,
         "insufficient_points",
-        message,
+        format!(
+            "the member has {} points available, the purchase redeems {}",
+            i.available, i.wanted
+        ),
     )
 }
 
@@ -341,7 +337,6 @@ fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<'_> {
         offer_uses: Vec::new(),
         offers: Vec::new(),
         qualifying_delta: 0,
-        warnings: Vec::new(),
     };
     // Whatever else this posting does, points whose time has come expire first, each with a
     // ledger entry the member can read.

@@ -16,15 +16,11 @@
 //! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer to one member |
 //! | `POST /v1/admin/offers` | operator | publish an offer to members, a tier or a segment |
 //! | `POST`, `GET /v1/admin/segments` | operator | define and list segments |
-//! | `POST /v1/admin/members/{id}/messages` | operator | send a message |
-//! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer |
 //! | `POST /v1/admin/members/{id}/messages` | operator | send a message to one member |
 //! | `POST /v1/admin/messages` | operator | send a message to members or a segment |
 //! | `GET /v1/admin/deliveries` | operator | what became of each recipient of a message |
 //! | `GET /v1/admin/requests` | operator | members' questions and complaints |
 //! | `POST /v1/admin/requests/{id}/replies`, `/close` | operator | answer, close a request |
-//! | `POST /v1/admin/offers` | operator | publish an offer to members, a tier or a segment |
-//! | `POST`/`GET /v1/admin/segments` | operator | define and list segments |
 //! | `GET`/`PUT /v1/admin/programme` | operator | the earning rules, points policy and tiers |
 //! | `POST /v1/admin/programme/settle` | operator | mature and expire points, review tiers now |
 //! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |

@@ -14,6 +14,7 @@
 //!
 //! Logs name messages, members and channels by id; never an address, a subject or a body.
 
+use loyalty_core::calendar::DAY_MS;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,15 +40,16 @@ pub const MAX_RECIPIENTS: usize = 1000;
 /// Sends to at most this many explicit members write their inboxes in the request; larger ones
 /// are projected lazily like a segment's.
 const EAGER_PROJECTION_MAX: usize = 16;
-const DAY_MS: i64 = 86_400_000;
 /// What a direct reply is signed with when the operator gives no name.
 const DEFAULT_AUTHOR: &str = "Customer service";
 
-/// External deliveries the worker claims at once, and for how long.
-const OUTBOUND_BATCH: i64 = 64;
-const OUTBOUND_LEASE_MS: i64 = 120_000;
 /// How long one provider call may take before it counts as unavailable.
 const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// External deliveries the worker claims at once, and for how long: the lease outlasts the
+/// batch sent one by one at the slowest a provider may be, so another instance never reclaims
+/// (and sends again) what this one is still sending.
+const OUTBOUND_BATCH: i64 = 8;
+const OUTBOUND_LEASE_MS: i64 = OUTBOUND_BATCH * OUTBOUND_TIMEOUT.as_millis() as i64 + 60_000;
 /// Attempts at a delivery whose provider is unavailable, before it is recorded as failed.
 const OUTBOUND_ATTEMPTS: i64 = 5;
 /// The first pause before a retry; it doubles with each attempt.
@@ -160,7 +162,7 @@ async fn dispatch(app: &App, out: Outgoing, target: SendTarget) -> Result<SendSu
                 let _ = project_inbox(app, member).await;
             }
         }
-        _ => app.inbox_wake.notify_waiters(),
+        _ => app.wake_all(),
     }
     if summary.queued > 0 {
         app.outbound_wake.notify_one();
@@ -344,13 +346,10 @@ pub async fn run_outbound_worker(app: Arc<App>) {
             .await
         {
             Ok(jobs) if !jobs.is_empty() => {
-                let mut shown = false;
+                // The new delivery states reach the phones at their next sync; waking every
+                // waiting device after each batch of a campaign would cost more than it shows.
                 for job in jobs {
-                    shown |= deliver(&app, job).await;
-                }
-                if shown {
-                    // Devices waiting on the long poll pick up the new delivery states.
-                    app.inbox_wake.notify_waiters();
+                    deliver(&app, job).await;
                 }
                 continue;
             }
@@ -364,9 +363,8 @@ pub async fn run_outbound_worker(app: Arc<App>) {
     }
 }
 
-/// Carries out one delivery and records how it ended; returns whether the state is final (and so
-/// will show in the member's inbox).
-async fn deliver(app: &App, job: OutboundJob) -> bool {
+/// Carries out one delivery and records how it ended.
+async fn deliver(app: &App, job: OutboundJob) {
     let channel = OutboundChannel::parse(&job.channel);
     let outcome = match (channel, &job.address) {
         // Consent can be withdrawn between the send and now: it is checked again at the last moment.
@@ -418,9 +416,9 @@ async fn deliver(app: &App, job: OutboundJob) -> bool {
             }
         }
     };
-    let (status, reason, last) = match &outcome {
-        OutboundOutcome::Final { status, reason } => (*status, reason.as_deref(), true),
-        OutboundOutcome::Retry { reason, .. } => ("queued", Some(reason.as_str()), false),
+    let (status, reason) = match &outcome {
+        OutboundOutcome::Final { status, reason } => (*status, reason.as_deref()),
+        OutboundOutcome::Retry { reason, .. } => ("queued", Some(reason.as_str())),
     };
     if status == "sent" {
         tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
@@ -442,7 +440,6 @@ async fn deliver(app: &App, job: OutboundJob) -> bool {
         // The lease runs out and the delivery is tried again: sent twice rather than lost.
         tracing::warn!(error = %e, message_id = %job.message_id, "a delivery's outcome was not recorded");
     }
-    last
 }
 
 #[derive(serde::Deserialize)]

@@ -104,8 +104,8 @@ impl std::fmt::Debug for OutboundMessage {
     }
 }
 
-/// Why a delivery did not happen. The text is for the operators' delivery records: it must not
-/// carry the address or the message.
+/// Why a delivery did not happen. The operators' delivery records keep its [`Self::reason`]; the
+/// text is for people reading the error and must not carry the address or the message either.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
     /// The provider is down or slow; the worker tries again later.

@@ -163,18 +163,22 @@ pub async fn enrolled(app: &App, member_id: &str) {
 }
 
 /// After the member document changed: the profile bonus, once, when every profile field is set.
-pub async fn member_changed(app: &App, member_id: &str) {
+/// `preferences` are the ones the sync just stored.
+pub async fn member_changed(
+    app: &App,
+    member_id: &str,
+    preferences: &std::collections::BTreeMap<String, String>,
+) {
     let result = async {
         let programme = app.programme().await?;
         let events = &programme.earning.events;
         if events.profile_complete <= 0 {
             return Ok(false);
         }
-        let prefs = app.storage.preferences(member_id).await?;
         let complete = events
             .profile_fields
             .iter()
-            .all(|f| prefs.get(f).is_some_and(|v| !v.trim().is_empty()));
+            .all(|f| preferences.get(f).is_some_and(|v| !v.trim().is_empty()));
         if !complete {
             return Ok(false);
         }
@@ -211,15 +215,19 @@ pub struct SettleReport {
 pub async fn settle(app: &App) -> Result<SettleReport, ApiError> {
     let mut report = SettleReport::default();
     let now = app.now_ms();
-    let mut seen = std::collections::HashSet::new();
+    // Paged by (next event, member id): a member who fails keeps their old next event and so
+    // sorts first, and must not hide everyone after them.
+    let mut after: Option<(i64, String)> = None;
     loop {
-        let due = app.storage.members_due(now, SETTLE_BATCH).await?;
-        // A member whose next event stays in the past (one that failed) must not loop forever.
-        let fresh: Vec<String> = due.into_iter().filter(|m| seen.insert(m.clone())).collect();
-        if fresh.is_empty() {
+        let due = app
+            .storage
+            .members_due(now, after.clone(), SETTLE_BATCH)
+            .await?;
+        let Some(last) = due.last() else {
             break;
-        }
-        for member_id in fresh {
+        };
+        after = Some((last.1, last.0.clone()));
+        for (member_id, _) in due {
             // One member's failure (a corrupt card, a busy database) must not hold up everyone
             // else's expiries and reviews.
             if let Err(e) = settle_member(app, &member_id, &mut report).await {
@@ -238,9 +246,10 @@ async fn settle_member(
     report: &mut SettleReport,
 ) -> Result<(), ApiError> {
     let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
+    let mut warnings = Vec::new();
     let outcome = ledger::transact(app, member_id, false, |draft| {
         let warn_days = draft.programme.points.warn_days;
-        draft.warnings = draft.book.due_warnings(draft.now, warn_days);
+        warnings = draft.book.due_warnings(draft.now, warn_days);
         let mut plan = programme_plan(&key, "settle");
         plan.always = false;
         Ok(plan)
@@ -257,11 +266,28 @@ async fn settle_member(
         .filter(|m| m.rule == "expiry")
         .map(|m| m.points)
         .sum::<i64>();
-    for (at, points) in outcome.warnings {
-        warn_expiry(app, member_id, at, points).await?;
+    for (at, points) in warnings {
+        if let Err(e) = warn_expiry(app, member_id, at, points).await {
+            // The lots were marked warned with the settle; unmark them so the next run warns
+            // again rather than never.
+            unwarn(app, member_id, at).await?;
+            return Err(e);
+        }
         report.warnings += 1;
     }
     Ok(())
+}
+
+async fn unwarn(app: &App, member_id: &str, at: i64) -> Result<(), ApiError> {
+    let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
+    ledger::transact(app, member_id, false, |draft| {
+        draft.book.unwarn(at);
+        let mut plan = programme_plan(&key, "settle");
+        plan.always = false;
+        Ok(plan)
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Tells the member in their inbox that points will expire. The message id names the member,

@@ -301,7 +301,7 @@ pub struct SqliteStorage {
     poster: std::sync::mpsc::Sender<PostingJob>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
 }
 
@@ -741,10 +741,9 @@ fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {
 
 /// Writes one posting inside the caller's transaction.
 fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
+    // The balance is what the lots hold, and `lots.remaining` cannot go below zero (a CHECK):
+    // no overdraft reaches this far.
     let st = &p.state;
-    if st.balance < 0 {
-        return Err(StorageError::InsufficientPoints);
-    }
     let fresh = tx
         .prepare_cached(
             "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
@@ -937,7 +936,7 @@ fn read_book(
                             tier: r.get(5)?,
                             manual: r.get(6)?,
                             since_ms: r.get(7)?,
-                            // A member from before the programme is reviewed at once.
+                            // 0: no review date yet; the ledger derives one from `since`.
                             review_at_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
                             downgrade_at_ms: r.get(9)?,
                         },
@@ -1080,20 +1079,6 @@ impl TillStorage for SqliteStorage {
             conn.query_row(
                 "SELECT member_id, card_number, status, balance, tier FROM members WHERE card_number = ?1",
                 [card_number],
-                till_member,
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn till_member(&self, member_id: &str) -> Result<Option<TillMember>, StorageError> {
-        let member_id = member_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT member_id, card_number, status, balance, tier FROM members WHERE member_id = ?1",
-                [member_id],
                 till_member,
             )
             .optional()
@@ -1255,14 +1240,24 @@ impl TillStorage for SqliteStorage {
             .await
     }
 
-    async fn members_due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StorageError> {
+    async fn members_due(
+        &self,
+        now_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT member_id FROM members WHERE next_event_at <= ?1 ORDER BY next_event_at LIMIT ?2",
+                "SELECT member_id, next_event_at FROM members
+                 WHERE next_event_at <= ?1 AND (next_event_at, member_id) > (?2, ?3)
+                 ORDER BY next_event_at, member_id LIMIT ?4",
             )
             .and_then(|mut s| {
-                s.query_map(params![now_ms, limit as i64], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
+                s.query_map(params![now_ms, at, id, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(backend)
         })
@@ -1281,22 +1276,6 @@ impl TillStorage for SqliteStorage {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(backend)
-        })
-        .await
-    }
-
-    async fn preferences(
-        &self,
-        member_id: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>, StorageError> {
-        let member_id = member_id.to_string();
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT key, value FROM member_preferences WHERE member_id = ?1")
-                .and_then(|mut s| {
-                    s.query_map([member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<rusqlite::Result<_>>()
-                })
-                .map_err(backend)
         })
         .await
     }

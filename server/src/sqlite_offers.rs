@@ -3,8 +3,8 @@
 //! calls inside its own transaction ([`till_offers_in`], [`record_offer_uses`]), and the batch job
 //! that recomputes RFM scores and every segment ([`recompute`]).
 //!
-//! Everything that touches many members is one `INSERT ... SELECT`: a fan-out to a million members
-//! is a B-tree append, not a million Automerge documents. The batch job computes into temporary
+//! Everything that touches many members is `INSERT ... SELECT` in chunks of [`CHUNK`] members: a
+//! fan-out to a million members is a few B-tree appends, not a million Automerge documents. The batch job computes into temporary
 //! tables first (reads only, beside a running server thanks to WAL) and then holds the write lock
 //! only for the short copy, so the server's own writes wait milliseconds, not the whole job.
 
@@ -21,6 +21,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::sqlite::SqliteStorage;
+use crate::sqlite::backend;
 use crate::storage::StorageError;
 use crate::targeting::{PendingOffer, ProgrammeError, ProgrammeStorage, Published, TillOffer};
 
@@ -90,10 +91,6 @@ INSERT INTO programme_state (id, fanout_seq) VALUES (1, 0);
 /// The default RFM window: purchases in the last 365 days.
 pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
 
-fn backend(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(e.to_string())
-}
-
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
 }
@@ -115,13 +112,16 @@ pub const CHUNK: i64 = 25_000;
 /// One chunk of a large write, keyed by member id: `bound_sql` finds the chunk's last member id
 /// (`?1` the previous chunk's last id, `?2` the chunk size), `apply_sql` writes the chunk (`?1`
 /// exclusive lower, `?2` inclusive upper bound); both take `extra` as `?3`, `?4`, ... Returns the
-/// chunk's last member id and the rows written, or `None` when nothing is left.
+/// chunk's last member id and the rows written, or `None` when nothing is left. With
+/// `count_for`, the rows written are added to that offer's member count in the chunk's own
+/// transaction, so the count never drifts from the rows.
 fn one_chunk(
     conn: &mut Connection,
     bound_sql: &str,
     apply_sql: &str,
     extra: &[Value],
     after: &str,
+    count_for: Option<&str>,
 ) -> Result<Option<(String, usize)>, StorageError> {
     let bound_params = [Value::Text(after.into()), Value::Integer(CHUNK)]
         .into_iter()
@@ -146,6 +146,9 @@ fn one_chunk(
         stmt.execute(params_from_iter(apply_params.take(n)))
             .map_err(backend)?
     };
+    if let Some(offer_id) = count_for {
+        count_added(&tx, offer_id, written)?;
+    }
     tx.commit().map_err(backend)?;
     Ok(Some((upto, written)))
 }
@@ -156,11 +159,14 @@ fn in_chunks(
     bound_sql: &str,
     apply_sql: &str,
     extra: &[Value],
+    count_for: Option<&str>,
 ) -> Result<usize, StorageError> {
     // Member ids are never empty, so every id sorts after "".
     let mut after = String::new();
     let mut total = 0;
-    while let Some((upto, written)) = one_chunk(conn, bound_sql, apply_sql, extra, &after)? {
+    while let Some((upto, written)) =
+        one_chunk(conn, bound_sql, apply_sql, extra, &after, count_for)?
+    {
         total += written;
         after = upto;
     }
@@ -224,13 +230,7 @@ fn fan_out(
         return Ok(0);
     };
     let extra = fan_out_params(offer_id, key, now_ms);
-    let mut after = String::new();
-    let mut total = 0;
-    while let Some((upto, added)) = one_chunk(conn, bound, apply, &extra, &after)? {
-        count_added(conn, offer_id, added)?;
-        total += added;
-        after = upto;
-    }
+    let total = in_chunks(conn, bound, apply, &extra, Some(offer_id))?;
     Ok(i64::try_from(total).unwrap_or(i64::MAX))
 }
 
@@ -607,13 +607,7 @@ impl ProgrammeStorage for SqliteStorage {
         loop {
             let (extra, offer_id, from) = (extra.clone(), offer.id.clone(), after.clone());
             let chunk = self
-                .run(move |conn| {
-                    let chunk = one_chunk(conn, bound, apply, &extra, &from)?;
-                    if let Some((_, n)) = &chunk {
-                        count_added(conn, &offer_id, *n)?;
-                    }
-                    Ok(chunk)
-                })
+                .run(move |conn| one_chunk(conn, bound, apply, &extra, &from, Some(&offer_id)))
                 .await?;
             let Some((upto, n)) = chunk else { break };
             added += n as i64;
@@ -863,6 +857,7 @@ pub fn recompute(
                 spend_minor, ?3
          FROM temp.rfm_new WHERE member_id > ?1 AND member_id <= ?2",
         &[Value::Integer(now)],
+        None,
     )?;
     conn.execute_batch(
         "DROP TABLE IF EXISTS temp.rfm_gone;
@@ -878,6 +873,7 @@ pub fn recompute(
         "DELETE FROM member_rfm WHERE member_id IN
          (SELECT member_id FROM temp.rfm_gone WHERE member_id > ?1 AND member_id <= ?2)",
         &[],
+        None,
     )?;
     conn.execute_batch("DROP TABLE temp.rfm_new; DROP TABLE temp.rfm_gone;")
         .map_err(backend)?;
@@ -922,6 +918,7 @@ pub fn recompute(
             "DELETE FROM segment_members WHERE segment_id = ?3 AND member_id IN
              (SELECT member_id FROM temp.segment_gone WHERE member_id > ?1 AND member_id <= ?2)",
             &key,
+            None,
         )?;
         let joined = in_chunks(
             conn,
@@ -930,6 +927,7 @@ pub fn recompute(
             "INSERT OR IGNORE INTO segment_members (segment_id, member_id)
              SELECT ?3, member_id FROM temp.segment_new WHERE member_id > ?1 AND member_id <= ?2",
             &key,
+            None,
         )?;
         conn.execute(
             "UPDATE segments SET computed_at = ?2, member_count = ?3 WHERE segment_id = ?1",
@@ -1303,7 +1301,11 @@ mod tests {
         let till = till_offers_in(&conn, "m", NOW).unwrap();
         assert_eq!(till.len(), 1);
         assert_eq!(till[0].activated_at_ms, Some(NOW - 5));
-        assert!(till[0].usable());
+        let basket = loyalty_core::earning::Basket::total(1_000);
+        assert_eq!(
+            loyalty_core::earning::offer_blocker(&till[0], &basket, NOW),
+            None
+        );
 
         record_offer_uses(&conn, "m", &["once".into()]).unwrap();
         let pending = pending_in(&conn, "m", NOW).unwrap();
@@ -1312,7 +1314,10 @@ mod tests {
             "the new count is owed to the phone"
         );
         let till = till_offers_in(&conn, "m", NOW).unwrap();
-        assert!(!till[0].usable());
+        assert_eq!(
+            loyalty_core::earning::offer_blocker(&till[0], &basket, NOW),
+            Some("use limit reached")
+        );
         assert!(matches!(
             record_offer_uses(&conn, "m", &["once".into()]),
             Err(StorageError::Conflict)

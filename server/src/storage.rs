@@ -26,10 +26,10 @@ pub enum StorageError {
     CodeExpired,
     #[error("this checkout code was used before")]
     CodeReplayed,
-    #[error("the balance does not cover the redemption")]
-    InsufficientPoints,
     #[error("the refunds would exceed the purchase")]
     RefundExceedsPurchase,
+    #[error("the request is closed")]
+    RequestClosed,
     /// A named record does not exist: `member`, `segment`, `request`.
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -271,7 +271,6 @@ pub struct PurchaseRecord {
 #[async_trait]
 pub trait TillStorage: Send + Sync + 'static {
     async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError>;
-    async fn till_member(&self, member_id: &str) -> Result<Option<TillMember>, StorageError>;
     async fn device_key(
         &self,
         member_id: &str,
@@ -309,8 +308,8 @@ pub trait TillStorage: Send + Sync + 'static {
     async fn purchase(&self, idempotency_key: &str)
     -> Result<Option<PurchaseRecord>, StorageError>;
     /// Writes a posting; [`StorageError::Conflict`] when the member or the card moved meanwhile,
-    /// [`StorageError::InsufficientPoints`] when the balance would go below zero,
-    /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile.
+    /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile,
+    /// [`StorageError::RefundExceedsPurchase`] when refunds together would exceed their purchase.
     async fn post(&self, posting: Posting) -> Result<(), StorageError>;
     /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,
     /// and with `offers_at_ms` the offers the till may apply at that time (none from a backend
@@ -322,15 +321,16 @@ pub trait TillStorage: Send + Sync + 'static {
         window_start_ms: i64,
         offers_at_ms: Option<i64>,
     ) -> Result<Option<MemberBook>, StorageError>;
-    /// Members the programme must look at by `now_ms` (maturity, expiry, warnings, reviews).
-    async fn members_due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StorageError>;
+    /// Members the programme must look at by `now_ms` (maturity, expiry, warnings, reviews), with
+    /// their next event, in (next event, member id) order after `after`.
+    async fn members_due(
+        &self,
+        now_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StorageError>;
     /// Members whose `birthday` preference falls on (`month`, `day`).
     async fn birthdays(&self, month: u8, day: u8) -> Result<Vec<String>, StorageError>;
-    /// The member's preferences as the member document last said.
-    async fn preferences(
-        &self,
-        member_id: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>, StorageError>;
     /// The programme configuration, `None` before an operator set one.
     async fn programme(&self) -> Result<Option<Programme>, StorageError>;
     async fn set_programme(&self, programme: &Programme, now_ms: i64) -> Result<(), StorageError>;

@@ -52,8 +52,11 @@ pub async fn sync(
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
     // Offers the member was targeted with since their last sync go into their offers document
     // first, so this sync carries them. Before the lock: the projection takes it itself.
-    if kinds.contains(&DocKind::Offers) {
-        crate::targeting::project_pending(&app, &member_id).await?;
+    if kinds.contains(&DocKind::Offers)
+        && let Err(e) = crate::targeting::project_pending(&app, &member_id).await
+    {
+        // Like the inbox below: the sync itself goes ahead; the next one tries again.
+        tracing::warn!(member = %member_id, code = e.code, "offers projection failed");
     }
     // Messages and replies recorded relationally (a segment send, a reply) reach the inbox
     // document now, so this very sync carries them. Before the lock: the projection takes it.
@@ -77,7 +80,8 @@ pub async fn sync(
             tokio::task::spawn_blocking(move || answer(request, docs, states))
                 .await
                 .map_err(|e| ApiError::internal("sync processing panicked", e))??;
-        let member_changed = mirror.is_some();
+        // Kept for the profile check after the commit, which stores the mirror.
+        let preferences = mirror.as_ref().map(|m| m.preferences.clone());
         match app
             .storage
             .commit(
@@ -94,10 +98,10 @@ pub async fn sync(
                     server_time_ms: app.now_ms(),
                     entries: response,
                 };
-                if member_changed {
+                if let Some(preferences) = preferences {
                     // After the lock is released: the award takes the member's lock itself.
                     drop(_guard);
-                    crate::programme::member_changed(&app, &member_id).await;
+                    crate::programme::member_changed(&app, &member_id, &preferences).await;
                 }
                 return Ok(binary(response.encode()));
             }
@@ -244,28 +248,24 @@ pub async fn changes(
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
     let (seq, changed) = loop {
-        // Read and registered before the checks: a fan-out or a send that lands after a check has
-        // woken after this point, so the wait below still sees it.
+        // Read before the checks: a fan-out or a send that lands after a check has woken after
+        // this read, so the wait below still sees it.
         let wakes = app.wakes();
-        let sent = app.inbox_wake.notified();
-        tokio::pin!(sent);
-        sent.as_mut().enable();
-        if crate::targeting::has_pending(&app, &member_id).await? {
+        // Offers or messages recorded relationally and not yet in the member's documents: the
+        // sync that answers this poll projects them.
+        if crate::targeting::has_pending(&app, &member_id).await?
+            || app.storage.has_pending_inbox(&member_id).await?
+        {
             break (q.since, true);
         }
-        if app.storage.has_pending_inbox(&member_id).await?
-            && let Err(e) = crate::messaging::project_inbox(&app, &member_id).await
+        match app
+            .wait_for_change_until(&member_id, q.since, wakes, deadline)
+            .await
         {
-            tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
-        }
-        tokio::select! {
-            waited = app.wait_for_change_until(&member_id, q.since, wakes, deadline) => match waited {
-                Wait::Changed(seq) => break (seq, true),
-                Wait::TimedOut(seq) => break (seq, false),
-                // A fan-out somewhere: check this member's pending offers again.
-                Wait::Woken => continue,
-            },
-            _ = &mut sent => continue,
+            Wait::Changed(seq) => break (seq, true),
+            Wait::TimedOut(seq) => break (seq, false),
+            // A fan-out or a send somewhere: check this member again.
+            Wait::Woken => continue,
         }
     };
     Ok(axum::Json(loyalty_core::api::ChangesResponse {

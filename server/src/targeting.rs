@@ -1,11 +1,13 @@
 //! Targeted offers: who an offer is for is decided in the relational store, and an offer reaches a
 //! member's offers document only when it matters — when one of their devices syncs or reads the
 //! document, or right away for a small explicit target. Writing a million Automerge documents at
-//! publish time would take minutes; one `INSERT ... SELECT` into `offer_members` takes a second.
+//! publish time would take minutes; `INSERT ... SELECT` into `offer_members`, in chunks, takes a
+//! second.
 //!
 //! The pieces: [`ProgrammeStorage`] (the narrow storage trait, implemented for SQLite in
 //! `sqlite_offers.rs`), [`publish`] (store, fan out, wake waiting devices), [`project_pending`]
-//! (write what a member is owed into their offers document), and [`TillOffer`] for the till.
+//! (write what a member is owed into their offers document), and the till's view of a member's
+//! offers ([`TillOffer`]).
 //! Decisions are written down in `docs/offers-and-segments.md`.
 
 use async_trait::async_trait;
@@ -26,21 +28,9 @@ use crate::storage::StorageError;
 pub const EAGER_PROJECTION_MAX: usize = 100;
 
 /// An offer as the till needs it for one member: the terms with `use_count` = the member's uses so
-/// far, and when the member activated it (from the mirror of their member document).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TillOffer {
-    pub offer: Offer,
-    pub activated_at_ms: Option<i64>,
-}
-
-impl TillOffer {
-    /// Whether the till may apply the offer now: activated if it needs activation, and uses left.
-    /// Validity in time is already checked by the query that returned it.
-    pub fn usable(&self) -> bool {
-        (!self.offer.needs_activation || self.activated_at_ms.is_some())
-            && (self.offer.use_limit == 0 || self.offer.use_count < self.offer.use_limit)
-    }
-}
+/// far, and when the member activated it (from the mirror of their member document). The till
+/// decides with [`loyalty_core::earning::offer_blocker`] whether it applies.
+pub use loyalty_core::earning::OfferCandidate as TillOffer;
 
 /// An offer the member's document does not yet show as it stands: new, at an older version, or
 /// with an older use count. `offer.use_count` is the current count of uses.
@@ -83,11 +73,12 @@ impl From<ProgrammeError> for ApiError {
 }
 
 /// The storage the programme needs beside [`crate::storage::Storage`]. Kept apart so the core
-/// storage trait stays small; a backend offers it through `Storage::programme`.
+/// storage trait stays small; a backend offers it through `Storage::targeting`.
 #[async_trait]
 pub trait ProgrammeStorage: Send + Sync + 'static {
     /// Stores the offer (a new version when its id exists and its terms changed) and adds the
-    /// target's members to it, atomically: an unknown segment or member changes nothing.
+    /// target's members to it: the offer and an explicit target in one transaction (an unknown
+    /// segment or member changes nothing), a tier's or segment's members in chunks after it.
     async fn publish_offer(
         &self,
         offer: &Offer,
@@ -267,37 +258,6 @@ pub async fn segments(app: &App) -> Result<Vec<SegmentView>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loyalty_core::offers::Reward;
-
-    fn till_offer(needs_activation: bool, activated: bool, limit: i64, uses: i64) -> TillOffer {
-        TillOffer {
-            offer: Offer {
-                id: "o".into(),
-                title: "t".into(),
-                description: String::new(),
-                terms: String::new(),
-                valid_from_ms: 0,
-                valid_until_ms: 10,
-                needs_activation,
-                reward: Reward::FixedPoints,
-                value: 10,
-                category: String::new(),
-                min_spend_minor: 0,
-                use_limit: limit,
-                use_count: uses,
-            },
-            activated_at_ms: activated.then_some(5),
-        }
-    }
-
-    #[test]
-    fn usable_needs_activation_and_uses_left() {
-        assert!(till_offer(false, false, 0, 7).usable());
-        assert!(!till_offer(true, false, 1, 0).usable());
-        assert!(till_offer(true, true, 1, 0).usable());
-        assert!(!till_offer(true, true, 1, 1).usable());
-        assert!(till_offer(false, false, 3, 2).usable());
-    }
 
     #[test]
     fn targets_are_checked_for_shape() {

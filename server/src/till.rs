@@ -24,14 +24,15 @@ use loyalty_core::tiers::Metric;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ledger::{self, Plan};
-use crate::storage::{CheckoutSession, PriorPosting, StorageError};
+use crate::storage::{CheckoutSession, StorageError};
 
 /// How long a scan's session stays open for its purchase.
 const SESSION_MS: i64 = 10 * 60 * 1000;
 /// Time steps of clock skew tolerated either side of the server's.
 const SKEW_STEPS: u32 = 1;
 const MAX_KEY: usize = 128;
-/// Points one posting may move: far above any real basket, far below overflow when added up.
+/// Points a till may redeem in one purchase: far above any real basket, far below overflow when
+/// added up.
 const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
 const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
@@ -163,27 +164,19 @@ async fn replay(
     key: &str,
     hash: [u8; 32],
 ) -> Result<Option<Json<PostingResponse>>, ApiError> {
-    replayed(app.storage.prior_posting(key).await?, hash)
+    Ok(ledger::replayed(app.storage.prior_posting(key).await?, hash)?.map(Json))
 }
 
-/// The first answer from a prior posting under the key, if there was one with the same request.
-fn replayed(
-    prior: Option<PriorPosting>,
-    hash: [u8; 32],
-) -> Result<Option<Json<PostingResponse>>, ApiError> {
-    let Some(prior) = prior else {
-        return Ok(None);
-    };
-    if prior.request_hash != hash {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            "this idempotency key was used for a different request",
-        ));
+fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_refund", m);
+    check_key(&r.idempotency_key)?;
+    if r.receipt_id.is_empty() || r.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
     }
-    let response = serde_json::from_slice(&prior.response)
-        .map_err(|e| ApiError::internal("stored posting answer", e))?;
-    Ok(Some(Json(response)))
+    if !(1..=MAX_TOTAL_MINOR).contains(&r.amount_minor) {
+        return Err(bad(format!("amount_minor must be 1 to {MAX_TOTAL_MINOR}")));
+    }
+    Ok(())
 }
 
 fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
@@ -235,7 +228,7 @@ pub async fn purchase(
         .storage
         .prior_posting_and_session(&request.idempotency_key, &request.session_id)
         .await?;
-    if let Some(answer) = replayed(prior, hash)? {
+    if let Some(answer) = ledger::replayed(prior, hash)?.map(Json) {
         return Ok(answer);
     }
     let session = open_session(&app, session, &till_id)?;
@@ -262,7 +255,7 @@ pub async fn purchase(
                 request.redeem_points,
                 format!("Redeemed at the till (receipt {receipt})"),
             )
-            .map_err(|e| ledger::insufficient(Some(e)))?;
+            .map_err(ledger::insufficient)?;
         for e in &pricing.earnings {
             let mut e = e.clone();
             e.reason = format!("{} (receipt {receipt})", e.reason);
@@ -330,7 +323,7 @@ pub async fn refund(
 ) -> Result<Json<PostingResponse>, ApiError> {
     let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
-    check_key(&request.idempotency_key)?;
+    validate_refund(&request)?;
     let hash = request_hash(&request);
     if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
         return Ok(answer);
@@ -346,20 +339,22 @@ pub async fn refund(
             )
         })?;
     let left = purchase.total_minor - purchase.refunded_minor;
-    if request.amount_minor <= 0 || request.amount_minor > left {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refund_exceeds_purchase",
-            format!("{} of the purchase is left to refund", money(left)),
-        ));
+    if request.amount_minor > left {
+        return Err(ledger::refund_exceeds(format!(
+            "{} of the purchase is left to refund",
+            money(left)
+        )));
     }
     // Proportional, computed on the running total so that refunds in parts add up exactly to a
-    // refund of the whole.
+    // refund of the whole. In 128 bits: points (up to 10^11 a receipt) times minor units (up to
+    // 10^9) does not fit in 64.
     let share = |points: i64, upto: i64| {
         if purchase.total_minor == 0 {
             points
         } else {
-            points * upto / purchase.total_minor
+            let exact = i128::from(points) * i128::from(upto) / i128::from(purchase.total_minor);
+            // `upto` never exceeds the total, so the share never exceeds `points`.
+            i64::try_from(exact).unwrap_or(points)
         }
     };
     let after = purchase.refunded_minor + request.amount_minor;

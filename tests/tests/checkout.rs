@@ -221,6 +221,15 @@ fn retries_and_refunds_count_once() {
             refusal(s.till.refund(&again).await.unwrap_err()),
             "refund_exceeds_purchase"
         );
+        let nothing = RefundRequest {
+            idempotency_key: "r4".into(),
+            amount_minor: 0,
+            ..again
+        };
+        assert_eq!(
+            refusal(s.till.refund(&nothing).await.unwrap_err()),
+            "invalid_refund"
+        );
         assert_eq!(s.balance().await, 200);
     });
 }

@@ -559,6 +559,20 @@ fn a_request_opened_offline_reaches_the_operator_and_the_answer_reaches_both_dev
             phone.add_followup(&id, "Hello?"),
             Err(Error::InvalidInput(_))
         ));
+        // Closed is final on the server too: a late reply is refused, closing again is a no-op.
+        let late = PostReply {
+            id: Some("r2".into()),
+            body: "One more thing".into(),
+            author: None,
+            close: false,
+        };
+        match w.op.reply_request(&handle, &late).await {
+            Err(loyalty_server::operator::OperatorError::Refused { code, .. }) => {
+                assert_eq!(code, "request_closed")
+            }
+            other => panic!("a reply to a closed request: {other:?}"),
+        }
+        assert_eq!(w.op.close_request(&handle).await.unwrap().status, "closed");
     });
 }
 

@@ -12,6 +12,7 @@ use loyalty_core::api::{
 };
 use loyalty_core::checkout_code::STEP_SECONDS;
 use loyalty_core::clock::ManualClock;
+use loyalty_core::earning::offer_blocker;
 use loyalty_core::offers::Reward;
 use loyalty_core::programme::Programme;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
@@ -402,7 +403,17 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
             offers[0].activated_at_ms.is_some(),
             "the phone's activation"
         );
-        assert!(offers[0].usable());
+        let basket = loyalty_core::earning::Basket {
+            total_minor: 1_000,
+            lines: vec![loyalty_core::api::PurchaseLine {
+                sku: "beans".into(),
+                description: String::new(),
+                category: "coffee".into(),
+                quantity: 1,
+                amount_minor: 1_000,
+            }],
+        };
+        assert_eq!(offer_blocker(&offers[0], &basket, now), None);
 
         till_side
             .record_offer_uses_alone(&phone.member_id, &["twice".into()])
@@ -417,12 +428,17 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
             .unwrap();
         let offers = programme.till_offers(&phone.member_id, now).await.unwrap();
         assert_eq!(offers[0].offer.use_count, 2);
-        assert!(!offers[0].usable(), "the limit is reached");
+        assert_eq!(
+            offer_blocker(&offers[0], &basket, now),
+            Some("use limit reached")
+        );
         assert!(
-            till_side
-                .record_offer_uses_alone(&phone.member_id, &["twice".into()])
-                .await
-                .is_err(),
+            matches!(
+                till_side
+                    .record_offer_uses_alone(&phone.member_id, &["twice".into()])
+                    .await,
+                Err(loyalty_server::storage::StorageError::Conflict)
+            ),
             "never past the limit"
         );
         phone.device.sync().await.unwrap();

@@ -385,6 +385,22 @@ fn answer(
     if !known {
         return Err(StorageError::NotFound("request"));
     }
+    let closed: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM request_threads
+                            WHERE member_id = ?1 AND request_id = ?2 AND status = 'closed')",
+            params![member_id, request_id],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    // Closed is final: a reply would reopen what the member was told is finished. Closing again
+    // (a retry) changes nothing.
+    if closed {
+        return match reply {
+            Some(_) => Err(StorageError::RequestClosed),
+            None => tx.commit().map_err(backend),
+        };
+    }
     if let Some(reply) = reply {
         let prior: Option<(String, String)> = tx
             .query_row(
