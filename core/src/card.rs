@@ -265,14 +265,23 @@ pub fn set_status(
     )
 }
 
-/// Records a ledger entry and the balance that results from it, in one change.
+/// Records a ledger entry and the balance that results from it.
 pub fn record(
     doc: &mut AutoCommit,
     entry: &LedgerEntry,
     balance: i64,
 ) -> Result<(), automerge::AutomergeError> {
     let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
-    let obj = ensure_map(doc, &ledger, &entry.tx_id)?;
+    put_entry(doc, &ledger, entry)?;
+    set_balance(doc, balance)
+}
+
+fn put_entry(
+    doc: &mut AutoCommit,
+    ledger: &automerge::ObjId,
+    entry: &LedgerEntry,
+) -> Result<(), automerge::AutomergeError> {
+    let obj = ensure_map(doc, ledger, &entry.tx_id)?;
     put_if_changed(doc, &obj, "points", ScalarValue::Int(entry.points))?;
     put_if_changed(
         doc,
@@ -289,7 +298,30 @@ pub fn record(
             ScalarValue::Str(entry.rule.as_str().into()),
         )?;
     }
-    put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))
+    Ok(())
+}
+
+/// Makes the card show the server's ledger as it is now: the `recent` entries (newest first, at
+/// most [`RECENT_ENTRIES`]) it does not have yet, the balance, the tier and the standing, then a
+/// trim. Entries already on the card are left as they are, so showing the same ledger twice adds
+/// no operations, and a card many postings behind catches up in one go.
+pub fn show(
+    doc: &mut AutoCommit,
+    recent: &[LedgerEntry],
+    balance: i64,
+    tier: &str,
+    standing: &Standing,
+) -> Result<(), automerge::AutomergeError> {
+    use automerge::ReadDoc;
+    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
+    for entry in recent.iter().take(RECENT_ENTRIES).rev() {
+        if doc.get(&ledger, entry.tx_id.as_str())?.is_none() {
+            put_entry(doc, &ledger, entry)?;
+        }
+    }
+    set_balance(doc, balance)?;
+    set_standing(doc, tier, standing)?;
+    trim_ledger(doc)
 }
 
 #[cfg(test)]
@@ -368,6 +400,66 @@ mod tests {
         s.tier_benefits.pop();
         set_standing(&mut doc, "gold", &s).unwrap();
         assert_eq!(read(&doc).unwrap().unwrap().standing, Some(s));
+    }
+
+    fn entries(range: std::ops::Range<i64>) -> Vec<LedgerEntry> {
+        // Newest first, as the server's ledger reads them.
+        range
+            .rev()
+            .map(|i| LedgerEntry {
+                tx_id: format!("tx{i:04}"),
+                points: 10,
+                reason: format!("purchase {i}"),
+                at_ms: i * 1000,
+                rule: "base:base".into(),
+            })
+            .collect()
+    }
+
+    fn standing(pending: i64) -> Standing {
+        Standing {
+            tier_name: "Base".into(),
+            metric: "spend".into(),
+            pending,
+            ..Standing::default()
+        }
+    }
+
+    #[test]
+    fn showing_the_ledger_catches_up_in_one_change_and_twice_adds_nothing() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        doc.commit();
+        show(&mut doc, &entries(0..3), 30, "base", &standing(5)).unwrap();
+        assert!(doc.commit().is_some());
+        // Three postings later, the card shows them all, newest first.
+        show(&mut doc, &entries(0..6), 60, "base", &standing(0)).unwrap();
+        assert!(doc.commit().is_some());
+        let card = read(&doc).unwrap().unwrap();
+        let ids: Vec<&str> = card.ledger.iter().map(|e| e.tx_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["tx0005", "tx0004", "tx0003", "tx0002", "tx0001", "tx0000"]
+        );
+        assert_eq!((card.balance, card.standing.unwrap().pending), (60, 0));
+        let heads = doc.get_heads();
+        show(&mut doc, &entries(0..6), 60, "base", &standing(0)).unwrap();
+        assert_eq!(doc.commit(), None);
+        assert_eq!(doc.get_heads(), heads);
+    }
+
+    #[test]
+    fn a_card_far_behind_keeps_only_the_most_recent_entries() {
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        show(&mut doc, &entries(0..40), 400, "base", &standing(0)).unwrap();
+        // 200 postings later the server sends its most recent entries; more than it keeps are
+        // ignored.
+        show(&mut doc, &entries(0..240), 2400, "base", &standing(0)).unwrap();
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(card.ledger.len(), RECENT_ENTRIES);
+        assert_eq!(card.ledger[0].tx_id, "tx0239");
+        assert_eq!(card.ledger[RECENT_ENTRIES - 1].tx_id, "tx0190");
     }
 
     #[test]

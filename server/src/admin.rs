@@ -141,8 +141,9 @@ pub async fn show_member(
 ) -> Result<Json<MemberView>, ApiError> {
     app.authenticate_operator(&headers)?;
     ensure_member(&app, &member_id).await?;
-    // Show what the member's phone will see: the offers owed to them, projected.
+    // Show what the member's phone will see: the offers owed to them and the card, projected.
     crate::targeting::project_pending(&app, &member_id).await?;
+    crate::card_projection::catch_up(&app, &member_id).await?;
     let stored = app
         .storage
         .load_documents(&member_id, &DocKind::ALL)

@@ -1,34 +1,27 @@
 //! The one way a member's points change. Purchases, refunds, the programme's own work (maturing and
 //! expiring points, expiry warnings, tier reviews), event points and operator tier changes all run
 //! through [`transact`]: under the member's lock it loads their lots and tier, expires what is due,
-//! lets the caller add its movements, re-evaluates the tier, projects it all into the card document,
-//! and writes it as one posting guarded by the member's revision — retrying when another instance
-//! got there first, and answering a repeated idempotency key with the first answer.
+//! lets the caller add its movements, re-evaluates the tier, and writes it all as one posting
+//! guarded by the member's revision — retrying when another instance got there first, and
+//! answering a repeated idempotency key with the first answer. The card document catches up with
+//! the posting when it is next read (`crate::card_projection`), not here.
 
-use automerge::AutoCommit;
-use automerge::transaction::CommitOptions;
 use loyalty_core::api::{Movement, PostingResponse};
 use loyalty_core::calendar::{DAY_MS, format_date};
-use loyalty_core::card::{self, PointsExpiry, Standing};
 use loyalty_core::earning::{AppliedOffer, Earning, OfferCandidate};
 use loyalty_core::ids;
 use loyalty_core::lots::{Book, Insufficient, Lot};
 use loyalty_core::programme::Programme;
-use loyalty_core::tiers::{self, Metric, TierState};
-use loyalty_core::{DocKind, card::LedgerEntry};
+use loyalty_core::tiers::{self, TierState};
 
 use crate::app::App;
-use crate::card_cache::{CachedCard, CardSave};
-use crate::documents::load;
 use crate::error::ApiError;
 use crate::storage::{
-    DocWrite, LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, StorageError,
+    LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, StorageError,
 };
 
 /// Attempts at a posting before answering "busy".
 const ATTEMPTS: usize = 8;
-/// Expiry dates the card shows.
-const EXPIRIES_SHOWN: usize = 3;
 
 /// A posting being put together for one member.
 pub struct Draft<'a> {
@@ -173,7 +166,6 @@ pub async fn transact(
         let mut book = load_book(app, &programme, member_id, now, with_offers).await?;
         let offers = std::mem::take(&mut book.offers);
         let revision = book.revision;
-        let card_version = book.card_version;
         let before = book.state.clone();
         let qualifying = book.qualifying;
         let mut draft = draft(&programme, book, now);
@@ -189,17 +181,6 @@ pub async fn transact(
                 written: false,
             });
         }
-        let mut card = card_document(app, member_id, card_version).await?;
-        project(&programme, &mut card.doc, &draft, &state, qualifying)?;
-        let save = card.next_save();
-        let bytes = card.bytes(save);
-        let saved_len = bytes.len();
-        let card_write = DocWrite {
-            kind: DocKind::Card,
-            expected_version: card.version,
-            bytes,
-            append: save == CardSave::Append,
-        };
         let posting = Posting {
             idempotency_key: plan.idempotency_key.clone(),
             request_hash: plan.request_hash,
@@ -216,16 +197,13 @@ pub async fn transact(
             state,
             lots: draft.book.touched().cloned().collect(),
             offer_uses: draft.offer_uses.clone(),
-            card: card_write,
             at_ms: now,
             response: serde_json::to_vec(&response)
                 .map_err(|e| ApiError::internal("posting answer", e))?,
         };
-        // On any error below, `card` is dropped with the change the database did not take.
         match app.storage.post(posting).await {
             Ok(()) => {
-                card.stored(save, saved_len);
-                app.cards.put(member_id, card);
+                // Devices waiting on the member sync now, and their sync brings the card up.
                 app.notify(member_id);
                 return Ok(Outcome {
                     response,
@@ -312,15 +290,18 @@ async fn load_book(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
-    // A member who never had a review date (new, or from before the programme) gets one from the
-    // day they reached their tier.
-    if book.state.tier.review_at_ms == 0 {
-        let t = &mut book.state.tier;
-        t.review_at_ms = t
+    with_review_date(programme, &mut book.state.tier);
+    Ok(book)
+}
+
+/// A member who never had a review date (new, or from before the programme) gets one from the day
+/// they reached their tier.
+pub fn with_review_date(programme: &Programme, tier: &mut TierState) {
+    if tier.review_at_ms == 0 {
+        tier.review_at_ms = tier
             .since_ms
             .saturating_add(programme.tiers.review_days * DAY_MS);
     }
-    Ok(book)
 }
 
 fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<'_> {
@@ -401,91 +382,4 @@ fn response(
         discount_minor: draft.discount_minor,
         offers_applied: draft.applied.clone(),
     }
-}
-
-/// What the card shows about the member's standing.
-pub fn standing(
-    programme: &Programme,
-    tier: &TierState,
-    qualifying: i64,
-    book: &Book,
-    now: i64,
-) -> Standing {
-    let def = programme.tiers.get(&tier.tier);
-    let progress = tiers::progress(&programme.tiers, tier, qualifying);
-    Standing {
-        tier_name: def.map_or_else(|| tier.tier.clone(), |t| t.name.clone()),
-        tier_manual: tier.manual,
-        tier_benefits: def.map(|t| t.benefits.clone()).unwrap_or_default(),
-        metric: match progress.metric {
-            Metric::Spend => "spend".into(),
-            Metric::Points => "points".into(),
-        },
-        qualifying,
-        next_tier_name: progress.next_tier_name,
-        needed: progress.needed,
-        review_at_ms: tier.review_at_ms,
-        downgrade_at_ms: tier.downgrade_at_ms,
-        pending: book.pending(now),
-        expiries: book
-            .next_expiries(now, EXPIRIES_SHOWN)
-            .into_iter()
-            .map(|(at_ms, points)| PointsExpiry { at_ms, points })
-            .collect(),
-    }
-}
-
-/// The member's card document as stored: the cached copy when it is at the version read with the
-/// member's book, else loaded from the database.
-async fn card_document(
-    app: &App,
-    member_id: &str,
-    version: Option<i64>,
-) -> Result<CachedCard, ApiError> {
-    if let Some(card) = version.and_then(|v| app.cards.take(member_id, v)) {
-        return Ok(card);
-    }
-    let stored = app
-        .storage
-        .load_documents(member_id, &[DocKind::Card])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("posting", "member has no card document"))?;
-    let mut doc = load(DocKind::Card, &stored.bytes)?;
-    doc.set_actor(app.actor.clone());
-    Ok(CachedCard::loaded(stored.version, doc, stored.bytes.len()))
-}
-
-/// Writes the draft's movements, balance and standing into the card document, as one change.
-fn project(
-    programme: &Programme,
-    doc: &mut AutoCommit,
-    draft: &Draft<'_>,
-    state: &MemberProgramme,
-    qualifying: i64,
-) -> Result<(), ApiError> {
-    let failed = |e| ApiError::internal("projecting the ledger", e);
-    for m in &draft.movements {
-        let entry = LedgerEntry {
-            tx_id: m.tx_id.clone(),
-            points: m.points,
-            reason: m.reason.clone(),
-            at_ms: draft.now,
-            rule: m.rule.clone(),
-        };
-        card::record(doc, &entry, state.balance).map_err(failed)?;
-    }
-    card::set_balance(doc, state.balance).map_err(failed)?;
-    let standing = standing(
-        programme,
-        &state.tier,
-        qualifying + draft.qualifying_delta,
-        &draft.book,
-        draft.now,
-    );
-    card::set_standing(doc, &state.tier.tier, &standing).map_err(failed)?;
-    card::trim_ledger(doc).map_err(failed)?;
-    doc.commit_with(CommitOptions::default().with_time(draft.now / 1000));
-    Ok(())
 }

@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod app;
 pub mod card_cache;
+pub mod card_projection;
 pub mod config;
 pub mod documents;
 pub mod enroll;

@@ -17,10 +17,11 @@ use tokio::sync::oneshot;
 mod messaging;
 
 use crate::storage::{
-    CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme, MemberRecord,
-    NewDevice, NewMember, Posting, PriorPosting, PurchaseRecord, Storage, StorageError, StoredDoc,
-    TillMember, TillStorage,
+    CardSource, CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme,
+    MemberRecord, NewDevice, NewMember, Posting, PriorPosting, PurchaseRecord, Storage,
+    StorageError, StoredDoc, TillMember, TillStorage,
 };
+use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
 use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{Metric, TierState};
@@ -277,6 +278,13 @@ pub(crate) fn migrations() -> Migrations<'static> {
                  at INTEGER NOT NULL,
                  PRIMARY KEY (member_id, request_id, reply_id)
              ) WITHOUT ROWID;",
+        ),
+        // The card document stops being written by every posting: it catches up with the ledger
+        // when read (`crate::card_projection`). `card_revision` is the member's revision it shows;
+        // cards written so far were projected by each posting, so they show the current one.
+        M::up(
+            "ALTER TABLE members ADD COLUMN card_revision INTEGER NOT NULL DEFAULT 0;
+             UPDATE members SET card_revision = revision;",
         ),
     ])
 }
@@ -853,7 +861,7 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
     if !p.offer_uses.is_empty() {
         crate::sqlite_offers::record_offer_uses(tx, &p.member_id, &p.offer_uses)?;
     }
-    update_document(tx, &p.member_id, &p.card)
+    Ok(())
 }
 
 fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
@@ -905,15 +913,14 @@ fn read_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
     })
 }
 
-/// The member's row, lots and qualifying amount, read in one snapshot.
+/// The member's row, lots and qualifying amount; the caller holds the snapshot (a transaction).
 fn read_book(
-    conn: &mut Connection,
+    tx: &Connection,
     member_id: &str,
     metric: Metric,
     window_start_ms: i64,
     offers_at_ms: Option<i64>,
 ) -> Result<Option<MemberBook>, StorageError> {
-    let tx = conn.transaction().map_err(backend)?;
     let row = tx
         .prepare_cached(
             "SELECT m.card_number, m.status, m.revision, m.balance, m.pending, m.tier, m.tier_manual,
@@ -975,7 +982,7 @@ fn read_book(
         .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
         .map_err(backend)?;
     let offers = match offers_at_ms {
-        Some(now_ms) => crate::sqlite_offers::till_offers_in(&tx, member_id, now_ms)?,
+        Some(now_ms) => crate::sqlite_offers::till_offers_in(tx, member_id, now_ms)?,
         None => Vec::new(),
     };
     Ok(Some(MemberBook {
@@ -989,6 +996,31 @@ fn read_book(
         qualifying,
         offers,
     }))
+}
+
+/// The member's `limit` most recent ledger movements, newest first, as the card shows them.
+fn read_recent_movements(
+    conn: &Connection,
+    member_id: &str,
+    limit: usize,
+) -> Result<Vec<LedgerEntry>, StorageError> {
+    conn.prepare_cached(
+        "SELECT tx_id, points, reason, at, rule FROM ledger WHERE member_id = ?1
+         ORDER BY at DESC, tx_id DESC LIMIT ?2",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![member_id, limit as i64], |r| {
+            Ok(LedgerEntry {
+                tx_id: r.get(0)?,
+                points: r.get(1)?,
+                reason: r.get(2)?,
+                at_ms: r.get(3)?,
+                rule: r.get(4)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(backend)
 }
 
 type PostingJob = (Posting, oneshot::Sender<Result<(), StorageError>>);
@@ -1228,6 +1260,66 @@ impl TillStorage for SqliteStorage {
         .await
     }
 
+    async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError> {
+        let member_id = member_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT card_revision < revision FROM members WHERE member_id = ?1")
+                .and_then(|mut s| s.query_row([&member_id], |r| r.get(0)).optional())
+                .map(|behind| behind.unwrap_or(false))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn card_source(
+        &self,
+        member_id: &str,
+        metric: Metric,
+        window_start_ms: i64,
+        limit: usize,
+    ) -> Result<Option<CardSource>, StorageError> {
+        let member_id = member_id.to_string();
+        self.read(move |conn| {
+            // One snapshot: the movements, the book and the revisions agree with each other.
+            let tx = conn.transaction().map_err(backend)?;
+            let Some(book) = read_book(&tx, &member_id, metric, window_start_ms, None)? else {
+                return Ok(None);
+            };
+            let recent = read_recent_movements(&tx, &member_id, limit)?;
+            let card_revision = tx
+                .prepare_cached("SELECT card_revision FROM members WHERE member_id = ?1")
+                .and_then(|mut s| s.query_row([&member_id], |r| r.get(0)))
+                .map_err(backend)?;
+            Ok(Some(CardSource {
+                book,
+                recent,
+                card_revision,
+            }))
+        })
+        .await
+    }
+
+    async fn store_card(
+        &self,
+        member_id: &str,
+        card: DocWrite,
+        revision: i64,
+    ) -> Result<(), StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            update_document(&tx, &member_id, &card)?;
+            // Never back: a slower catch-up of an older revision must not undo a newer one.
+            tx.prepare_cached(
+                "UPDATE members SET card_revision = max(card_revision, ?2) WHERE member_id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![member_id, revision]))
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
     async fn member_book(
         &self,
         member_id: &str,
@@ -1236,8 +1328,12 @@ impl TillStorage for SqliteStorage {
         offers_at_ms: Option<i64>,
     ) -> Result<Option<MemberBook>, StorageError> {
         let member_id = member_id.to_string();
-        self.read(move |conn| read_book(conn, &member_id, metric, window_start_ms, offers_at_ms))
-            .await
+        self.read(move |conn| {
+            // One snapshot for the member's row, lots, qualifying amount and offers.
+            let tx = conn.transaction().map_err(backend)?;
+            read_book(&tx, &member_id, metric, window_start_ms, offers_at_ms)
+        })
+        .await
     }
 
     async fn members_due(

@@ -187,7 +187,8 @@ pub struct LedgerMovement {
 
 /// Everything one change of a member's points writes, in one transaction: the posting under its
 /// idempotency key with the answer stored for retries, the ledger movements, the lots they touch,
-/// the member's balance, pending points and tier, and the card document that projects it all.
+/// and the member's balance, pending points and tier (raising their revision, which leaves the
+/// card document behind until `crate::card_projection` catches it up).
 /// Purchases and refunds are postings; so are expiries, event points and operator tier changes,
 /// each with its own kind, so every ledger movement belongs to exactly one posting.
 pub struct Posting {
@@ -212,7 +213,6 @@ pub struct Posting {
     pub lots: Vec<Lot>,
     /// Offers applied at the till, whose use counts go up by one.
     pub offer_uses: Vec<String>,
-    pub card: DocWrite,
     pub at_ms: i64,
     /// The JSON answer stored for retries.
     pub response: Vec<u8>,
@@ -236,8 +236,8 @@ pub struct MemberBook {
     pub card_number: String,
     pub blocked: bool,
     pub revision: i64,
-    /// The stored version of the member's card document, read in the same snapshot, so a posting
-    /// can tell whether its cached copy is current without reading the document.
+    /// The stored version of the member's card document, read in the same snapshot, so the card's
+    /// projection can tell whether its cached copy is current without reading the document.
     pub card_version: Option<i64>,
     pub state: MemberProgramme,
     /// The lots with points left.
@@ -246,6 +246,15 @@ pub struct MemberBook {
     pub qualifying: i64,
     /// The member's offers valid at the time asked for (empty when none was asked).
     pub offers: Vec<crate::targeting::TillOffer>,
+}
+
+/// What the member's card document must show: their book, their most recent ledger movements
+/// (newest first), and the revision of their points the card shows now.
+#[derive(Debug, Clone)]
+pub struct CardSource {
+    pub book: MemberBook,
+    pub recent: Vec<loyalty_core::card::LedgerEntry>,
+    pub card_revision: i64,
 }
 
 /// A posting already made under an idempotency key.
@@ -307,10 +316,30 @@ pub trait TillStorage: Send + Sync + 'static {
     }
     async fn purchase(&self, idempotency_key: &str)
     -> Result<Option<PurchaseRecord>, StorageError>;
-    /// Writes a posting; [`StorageError::Conflict`] when the member or the card moved meanwhile,
+    /// Writes a posting; [`StorageError::Conflict`] when the member's points moved meanwhile,
     /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile,
     /// [`StorageError::RefundExceedsPurchase`] when refunds together would exceed their purchase.
     async fn post(&self, posting: Posting) -> Result<(), StorageError>;
+    /// Whether the member's card document shows an older revision of their points than the
+    /// ledger has (false for an unknown member).
+    async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError>;
+    /// The member's book (as [`TillStorage::member_book`], without offers) with their `limit`
+    /// most recent ledger movements, from one snapshot.
+    async fn card_source(
+        &self,
+        member_id: &str,
+        metric: Metric,
+        window_start_ms: i64,
+        limit: usize,
+    ) -> Result<Option<CardSource>, StorageError>;
+    /// Stores the card document brought up to the member's `revision`, if it is still at the
+    /// version it was read at ([`StorageError::Conflict`] otherwise).
+    async fn store_card(
+        &self,
+        member_id: &str,
+        card: DocWrite,
+        revision: i64,
+    ) -> Result<(), StorageError>;
     /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,
     /// and with `offers_at_ms` the offers the till may apply at that time (none from a backend
     /// without targeting), all from one snapshot.

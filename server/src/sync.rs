@@ -50,6 +50,14 @@ pub async fn sync(
         _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
     })?;
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
+    // Postings since the card was last read go into it first, so this sync carries them. Before
+    // the lock: the projection takes it itself.
+    if kinds.contains(&DocKind::Card)
+        && let Err(e) = crate::card_projection::catch_up(&app, &member_id).await
+    {
+        // The sync goes ahead with the card as it is; the next one tries again.
+        tracing::warn!(member = %member_id, code = e.code, "card projection failed");
+    }
     // Offers the member was targeted with since their last sync go into their offers document
     // first, so this sync carries them. Before the lock: the projection takes it itself.
     if kinds.contains(&DocKind::Offers)
@@ -198,8 +206,14 @@ pub async fn document(
             format!("there is no `{doc}` document; documents are card, offers, inbox, member"),
         )
     })?;
-    if kind == DocKind::Offers {
-        crate::targeting::project_pending(&app, &member_id).await?;
+    match kind {
+        DocKind::Offers => {
+            crate::targeting::project_pending(&app, &member_id).await?;
+        }
+        DocKind::Card => {
+            crate::card_projection::catch_up(&app, &member_id).await?;
+        }
+        _ => {}
     }
     let stored = app
         .storage
@@ -233,10 +247,10 @@ fn default_wait() -> u64 {
 
 /// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
 /// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
-/// `changed` is true and polls again from the returned `seq`. Offers waiting to be projected for
-/// the member (after a fan-out) count as a change: the sync that follows projects them. Inbox
-/// entries recorded but not yet projected (a segment send) are projected here, since the member is
-/// online right now: the write is a change like any other and answers the poll.
+/// `changed` is true and polls again from the returned `seq`. Offers, inbox entries and postings
+/// recorded relationally but not yet in the member's documents (a fan-out, a segment send, a
+/// purchase made through another server instance) count as a change: the sync that follows
+/// projects them.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -251,10 +265,11 @@ pub async fn changes(
         // Read before the checks: a fan-out or a send that lands after a check has woken after
         // this read, so the wait below still sees it.
         let wakes = app.wakes();
-        // Offers or messages recorded relationally and not yet in the member's documents: the
-        // sync that answers this poll projects them.
+        // Offers, messages or postings recorded relationally and not yet in the member's
+        // documents: the sync that answers this poll projects them.
         if crate::targeting::has_pending(&app, &member_id).await?
             || app.storage.has_pending_inbox(&member_id).await?
+            || app.storage.card_behind(&member_id).await?
         {
             break (q.since, true);
         }

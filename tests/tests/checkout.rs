@@ -283,6 +283,81 @@ fn the_phone_shows_the_new_balance_and_why_after_its_next_sync_or_live() {
     });
 }
 
+/// The stored version of the member's card document, read from the server's database.
+fn card_version(s: &Shop) -> i64 {
+    let conn = rusqlite::Connection::open(&s.server.database).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.query_row(
+        "SELECT version FROM documents WHERE member_id = ?1 AND kind = 0",
+        [&s.member_id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn purchases_write_the_ledger_and_the_card_catches_up_in_one_change_when_read() {
+    rt().block_on(async {
+        let s = shop().await;
+        let before = card_version(&s);
+        for points in [10, 11, 12] {
+            s.earn(points).await;
+        }
+        assert_eq!(card_version(&s), before, "no purchase wrote the card");
+        let report = s.phone.sync().await.unwrap();
+        assert_eq!(report.changed, [DocKind::Card]);
+        let card = s.phone.card().unwrap().unwrap();
+        assert_eq!(card.balance, 33);
+        let points: Vec<i64> = card.ledger.iter().map(|e| e.points).collect();
+        assert_eq!(points, [12, 11, 10], "every purchase, newest first");
+        assert!(card.ledger.iter().all(|e| e.reason.contains("Earned")));
+        assert_eq!(card_version(&s), before + 1, "three purchases, one write");
+        // Nothing new: the next sync and the operator's view write nothing.
+        assert!(s.phone.sync().await.unwrap().changed.is_empty());
+        assert_eq!(s.balance().await, 33);
+        assert_eq!(card_version(&s), before + 1);
+    });
+}
+
+#[test]
+fn a_damaged_card_document_never_stops_the_till() {
+    rt().block_on(async {
+        let s = shop().await;
+        s.earn(10).await;
+        // Someone with access to the database file overwrites the card with garbage.
+        let conn = rusqlite::Connection::open(&s.server.database).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute(
+            "UPDATE documents SET data = x'00ff00ff', version = version + 1
+             WHERE member_id = ?1 AND kind = 0",
+            [&s.member_id],
+        )
+        .unwrap();
+        // The till goes on: the ledger is the system of record, not the document.
+        let session = s.till.scan(&s.next_code().text).await.unwrap();
+        assert_eq!(session.balance, 10);
+        let r = s
+            .till
+            .purchase(&purchase(&session.session_id, "after-damage", 2_000, 5))
+            .await
+            .unwrap();
+        assert_eq!((r.earned, r.redeemed, r.balance), (20, 5, 25));
+        // Whoever reads the card is told it is broken, and nothing is lost from the ledger.
+        assert!(s.phone.sync().await.is_err());
+        assert_eq!(
+            s.server
+                .operator()
+                .member(&s.member_id)
+                .await
+                .unwrap_err()
+                .code(),
+            Some("internal")
+        );
+        let session = s.till.scan(&s.next_code().text).await.unwrap();
+        assert_eq!(session.balance, 25);
+    });
+}
+
 #[test]
 fn the_server_renders_a_members_card_as_svg_and_png() {
     rt().block_on(async {

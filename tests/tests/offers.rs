@@ -461,6 +461,9 @@ fn the_long_poll_says_changed_after_a_fan_out() {
         let gold = shop.phone("gold").await;
         let other = shop.phone("other").await;
         shop.set_tier(&gold, "gold").await;
+        // The tier change is news for the phone until it syncs.
+        assert!(poll(&shop, &gold, 0, 0).await.changed);
+        gold.device.sync().await.unwrap();
         let since = poll(&shop, &gold, 0, 0).await.seq;
         let other_since = poll(&shop, &other, 0, 0).await.seq;
         assert!(!poll(&shop, &gold, since, 0).await.changed);

@@ -516,7 +516,7 @@ fn an_activated_offer_is_applied_at_the_till_once_and_not_after_its_limit_or_val
 }
 
 #[test]
-fn a_tampered_card_fails_alone_and_everyone_else_is_settled() {
+fn a_damaged_member_fails_alone_and_everyone_else_is_settled() {
     rt().block_on(async {
         let s = shop().await;
         let op = s.server.operator();
@@ -536,16 +536,17 @@ fn a_tampered_card_fails_alone_and_everyone_else_is_settled() {
                 .unwrap();
             members.push(m.member_id);
         }
-        // Someone with access to the database file overwrites ada's card with garbage.
+        // Someone with access to the database file damages ada's points: her book cannot be read.
         let conn = rusqlite::Connection::open(&s.server.database).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
-        conn.execute(
-            "UPDATE documents SET data = x'00ff00ff', version = version + 1
-             WHERE member_id = ?1 AND kind = 0",
-            [&members[0]],
-        )
-        .unwrap();
+        let damaged = conn
+            .execute(
+                "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
+                [&members[0]],
+            )
+            .unwrap();
+        assert_eq!(damaged, 1);
 
         s.clock.advance(10 * DAY_MS);
         let report = op.settle().await.unwrap();
