@@ -286,6 +286,17 @@ pub(crate) fn migrations() -> Migrations<'static> {
             "ALTER TABLE members ADD COLUMN card_revision INTEGER NOT NULL DEFAULT 0;
              UPDATE members SET card_revision = revision;",
         ),
+        // Every posting reads the member's open lots and sums their purchases in the tier window.
+        // Rows of one member lie scattered among everyone else's (they are written as members
+        // buy), so each was a page of its own to fetch; with the columns in the indexes, both
+        // reads are one range scan of a few adjacent index pages.
+        M::up(
+            "DROP INDEX postings_by_member;
+             CREATE INDEX postings_by_member ON postings (member_id, at, kind, total_minor, earned);
+             DROP INDEX lots_open_by_member;
+             CREATE INDEX lots_open_by_member ON lots (member_id, lot_id, rule, points, remaining,
+                 expired, earned_at, available_at, expires_at, warned) WHERE remaining > 0;",
+        ),
     ])
 }
 
@@ -313,13 +324,25 @@ pub(crate) fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
 }
 
+/// Bytes of the database file each connection maps into memory.
+const MMAP_BYTES: i64 = 1 << 30;
+
+/// A connection to the server's database, migrated. The file is memory-mapped: a connection's page
+/// cache starts over whenever another connection commits (every posting), and with the file mapped
+/// the pages it reads again are memory, not a system call and a copy each.
+fn connection(path: &Path) -> Result<Connection, loyalty_core::store::StoreError> {
+    let conn = loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+        .map_err(|e| loyalty_core::store::StoreError::Open {
+            path: path.to_path_buf(),
+            message: format!("cannot map the database: {e}"),
+        })?;
+    Ok(conn)
+}
+
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self, loyalty_core::store::StoreError> {
-        let conn = Arc::new(Mutex::new(loyalty_core::store::open_sqlite(
-            path,
-            APPLICATION_ID,
-            &migrations(),
-        )?));
+        let conn = Arc::new(Mutex::new(connection(path)?));
         let (poster, jobs) = std::sync::mpsc::channel();
         let writer_conn = conn.clone();
         // The writer ends when the last SqliteStorage (and so the last sender) is dropped.
@@ -331,10 +354,7 @@ impl SqliteStorage {
                 message: format!("cannot start the posting writer: {e}"),
             })?;
         let readers = (0..READERS)
-            .map(|_| {
-                loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())
-                    .map(Mutex::new)
-            })
+            .map(|_| connection(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             conn,
@@ -913,6 +933,25 @@ fn read_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lot> {
     })
 }
 
+/// A member's open lots; `lots_open_by_member` covers it.
+const OPEN_LOTS_SQL: &str =
+    "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
+     FROM lots WHERE member_id = ?1 AND remaining > 0";
+
+/// What a member qualifies with since a time; `postings_by_member` covers it.
+fn qualifying_sql(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Spend => {
+            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN total_minor ELSE -total_minor END), 0)
+             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
+        }
+        Metric::Points => {
+            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN earned ELSE -earned END), 0)
+             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
+        }
+    }
+}
+
 /// The member's row, lots and qualifying amount; the caller holds the snapshot (a transaction).
 fn read_book(
     tx: &Connection,
@@ -958,27 +997,14 @@ fn read_book(
         return Ok(None);
     };
     let lots = tx
-        .prepare_cached(
-            "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
-             FROM lots WHERE member_id = ?1 AND remaining > 0",
-        )
+        .prepare_cached(OPEN_LOTS_SQL)
         .and_then(|mut s| {
             s.query_map([member_id], read_lot)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(backend)?;
-    let sql = match metric {
-        Metric::Spend => {
-            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN total_minor ELSE -total_minor END), 0)
-             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
-        }
-        Metric::Points => {
-            "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN earned ELSE -earned END), 0)
-             FROM postings WHERE member_id = ?1 AND at >= ?2 AND kind IN ('purchase', 'refund')"
-        }
-    };
     let qualifying = tx
-        .prepare_cached(sql)
+        .prepare_cached(qualifying_sql(metric))
         .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
         .map_err(backend)?;
     let offers = match offers_at_ms {
@@ -1025,8 +1051,8 @@ fn read_recent_movements(
 
 type PostingJob = (Posting, oneshot::Sender<Result<(), StorageError>>);
 
-/// Postings waiting together are written in one transaction, each in its own savepoint: one
-/// durable commit (one fsync) for the whole group, while a posting that fails rolls back alone.
+/// Postings waiting together are written in one transaction: one durable commit (one fsync) for
+/// the whole group, while a posting that fails rolls back alone (see [`write_batch`]).
 /// Nobody is answered before the commit, so an acknowledged purchase is on disk.
 fn posting_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc::Receiver<PostingJob>) {
     while let Ok(first) = jobs.recv() {
@@ -1047,6 +1073,25 @@ fn posting_writer(conn: Arc<Mutex<Connection>>, jobs: std::sync::mpsc::Receiver<
 }
 
 fn write_batch(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), StorageError>> {
+    // A posting rarely fails (a retried key, a race with another instance), and a savepoint costs
+    // every posting a statement journal: the group is written without them first, and only when
+    // one fails is it written again with a savepoint each, so that one fails alone.
+    match write_together(conn, batch) {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(e) if batch.len() == 1 => vec![Err(e)],
+        Err(_) => write_each(conn, batch),
+    }
+}
+
+fn write_together(conn: &mut Connection, batch: &[PostingJob]) -> Result<(), StorageError> {
+    let tx = conn.transaction().map_err(backend)?;
+    for (posting, _) in batch {
+        apply_posting(&tx, posting)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+fn write_each(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), StorageError>> {
     let fail_all = |e: rusqlite::Error| batch.iter().map(|_| Err(backend(&e))).collect();
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -1507,5 +1552,120 @@ mod tests {
             .unwrap()
             .remove(0);
         assert_eq!((stored.version, stored.bytes), (3, vec![7, 0, 7]));
+    }
+    fn member(id: &str) -> NewMember {
+        NewMember {
+            member_id: id.into(),
+            card_number: format!("627000000000000{}", id.len()),
+            external_ref: None,
+            created_at_ms: 0,
+            documents: vec![(DocKind::Card, vec![1])],
+            code_hash: [id.len() as u8; 32],
+            code_expires_at_ms: 1,
+        }
+    }
+
+    fn posting(key: &str, member_id: &str, balance: i64) -> PostingJob {
+        let posting = Posting {
+            idempotency_key: key.into(),
+            request_hash: [0; 32],
+            member_id: member_id.into(),
+            till_id: "till".into(),
+            receipt_id: key.into(),
+            kind: "purchase",
+            refers_to: None,
+            total_minor: 100,
+            earned: balance,
+            redeemed: 0,
+            movements: vec![crate::storage::LedgerMovement {
+                tx_id: format!("tx-{key}"),
+                points: balance,
+                reason: "earned".into(),
+                rule: "base".into(),
+            }],
+            expected_revision: 0,
+            state: MemberProgramme {
+                balance,
+                pending: 0,
+                tier: TierState {
+                    tier: "base".into(),
+                    manual: false,
+                    since_ms: 0,
+                    review_at_ms: 0,
+                    downgrade_at_ms: None,
+                },
+                next_event_at_ms: None,
+            },
+            lots: Vec::new(),
+            offer_uses: Vec::new(),
+            at_ms: 1,
+            response: b"{}".to_vec(),
+        };
+        (posting, oneshot::channel().0)
+    }
+
+    #[tokio::test]
+    async fn a_posting_that_fails_in_a_group_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        for id in ["m1", "m22", "m333"] {
+            storage.create_member(member(id)).await.unwrap();
+        }
+        let batch = [
+            posting("k1", "m1", 10),
+            // The same key again: a duplicate, which must not take the others with it.
+            posting("k1", "m22", 20),
+            posting("k3", "m333", 30),
+        ];
+        let mut conn = storage.conn.lock().unwrap();
+        let results = write_batch(&mut conn, &batch);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(StorageError::Duplicate(_))));
+        let balances: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT member_id, balance, revision FROM members ORDER BY member_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            balances,
+            [
+                ("m1".to_string(), 10, 1),
+                ("m22".to_string(), 0, 0),
+                ("m333".to_string(), 30, 1)
+            ]
+        );
+        let movements: i64 = conn
+            .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(movements, 2);
+        // A group of one that fails is answered with its own error.
+        let results = write_batch(&mut conn, &[posting("k1", "m22", 20)]);
+        assert!(matches!(results[..], [Err(StorageError::Duplicate(_))]));
+    }
+
+    #[test]
+    fn the_reads_of_every_posting_are_covered_by_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = connection(&dir.path().join("s.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params!["m1", 0], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let lots = plan(&OPEN_LOTS_SQL.replace("?1", "?1 AND ?2 = ?2"));
+        assert!(
+            lots.contains("COVERING INDEX lots_open_by_member"),
+            "{lots}"
+        );
+        for metric in [Metric::Spend, Metric::Points] {
+            let q = plan(qualifying_sql(metric));
+            assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
+        }
     }
 }
