@@ -55,7 +55,12 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
             return Ok(false);
         }
         let mut card = card_document(app, member_id, source.book.card_version).await?;
-        show(&programme, &mut card, &source, now)?;
+        if !show(&programme, &mut card, &source, now)? {
+            // Nothing to show (a revision that changed no points, such as a block).
+            app.storage.store_card(member_id, None, revision).await?;
+            app.cards.put(member_id, card);
+            return Ok(false);
+        }
         let save = card.next_save();
         let bytes = card.bytes(save);
         let saved_len = bytes.len();
@@ -66,7 +71,11 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
             append: save == crate::card_cache::CardSave::Append,
         };
         // On any error below, `card` is dropped with the change the database did not take.
-        match app.storage.store_card(member_id, write, revision).await {
+        match app
+            .storage
+            .store_card(member_id, Some(write), revision)
+            .await
+        {
             Ok(()) => {
                 card.stored(save, saved_len);
                 app.cards.put(member_id, card);
@@ -79,13 +88,14 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
     Err(StorageError::Conflict.into())
 }
 
-/// Writes what the ledger says now into the card, as one change.
+/// Writes what the ledger says now into the card, as one change; whether there was anything to
+/// change.
 fn show(
     programme: &Programme,
     card: &mut CachedCard,
     source: &CardSource,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let book = Book::new(source.book.lots.clone());
     let mut tier = source.book.state.tier.clone();
     crate::ledger::with_review_date(programme, &mut tier);
@@ -98,9 +108,10 @@ fn show(
         &standing,
     )
     .map_err(|e| ApiError::internal("projecting the ledger", e))?;
-    card.doc
-        .commit_with(CommitOptions::default().with_time(now / 1000));
-    Ok(())
+    Ok(card
+        .doc
+        .commit_with(CommitOptions::default().with_time(now / 1000))
+        .is_some())
 }
 
 /// What the card shows about the member's standing.

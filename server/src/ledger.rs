@@ -156,6 +156,19 @@ pub async fn transact(
     app: &App,
     member_id: &str,
     with_offers: bool,
+    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
+) -> Result<Outcome, ApiError> {
+    transact_from(app, member_id, with_offers, None, build).await
+}
+
+/// [`transact`], starting from a book the caller read before the lock (with offers when
+/// `with_offers`): if another posting came between, the revision guard refuses the write and the
+/// next attempt reads the book again.
+pub async fn transact_from(
+    app: &App,
+    member_id: &str,
+    with_offers: bool,
+    mut first: Option<MemberBook>,
     mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
 ) -> Result<Outcome, ApiError> {
     let programme = app.programme().await?;
@@ -163,7 +176,13 @@ pub async fn transact(
     for _ in 0..ATTEMPTS {
         let now = app.now_ms();
         // The offers come in the book's read, from the same snapshot: one trip to the database.
-        let mut book = load_book(app, &programme, member_id, now, with_offers).await?;
+        let mut book = match first.take() {
+            Some(mut book) => {
+                with_review_date(&programme, &mut book.state.tier);
+                book
+            }
+            None => load_book(app, &programme, member_id, now, with_offers).await?,
+        };
         let offers = std::mem::take(&mut book.offers);
         let revision = book.revision;
         let before = book.state.clone();

@@ -18,8 +18,8 @@ mod messaging;
 
 use crate::storage::{
     CardSource, CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme,
-    MemberRecord, NewDevice, NewMember, Posting, PriorPosting, PurchaseRecord, Storage,
-    StorageError, StoredDoc, TillMember, TillStorage,
+    MemberRecord, NewDevice, NewMember, Posting, PriorPosting, PurchaseContext, PurchaseRecord,
+    Storage, StorageError, StoredDoc, TillMember, TillStorage,
 };
 use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
@@ -1245,20 +1245,36 @@ impl TillStorage for SqliteStorage {
         self.read(move |conn| read_prior_posting(conn, &key)).await
     }
 
-    async fn prior_posting_and_session(
+    async fn purchase_context(
         &self,
         idempotency_key: &str,
         session_id: &str,
-    ) -> Result<(Option<PriorPosting>, Option<CheckoutSession>), StorageError> {
+        metric: Metric,
+        window_start_ms: i64,
+        now_ms: i64,
+    ) -> Result<PurchaseContext, StorageError> {
         let key = idempotency_key.to_string();
         let session_id = session_id.to_string();
-        // One trip to the blocking pool instead of two: each costs more than the query.
+        // One trip to the blocking pool instead of three: each costs more than its queries.
         self.read(move |conn| {
-            let prior = read_prior_posting(conn, &key)?;
+            let tx = conn.transaction().map_err(backend)?;
+            let prior = read_prior_posting(&tx, &key)?;
             if prior.is_some() {
-                return Ok((prior, None));
+                return Ok(PurchaseContext {
+                    prior,
+                    ..PurchaseContext::default()
+                });
             }
-            Ok((None, read_checkout_session(conn, &session_id)?))
+            let session = read_checkout_session(&tx, &session_id)?;
+            let book = match &session {
+                Some(s) => read_book(&tx, &s.member_id, metric, window_start_ms, Some(now_ms))?,
+                None => None,
+            };
+            Ok(PurchaseContext {
+                prior: None,
+                session,
+                book,
+            })
         })
         .await
     }
@@ -1347,13 +1363,15 @@ impl TillStorage for SqliteStorage {
     async fn store_card(
         &self,
         member_id: &str,
-        card: DocWrite,
+        card: Option<DocWrite>,
         revision: i64,
     ) -> Result<(), StorageError> {
         let member_id = member_id.to_string();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            update_document(&tx, &member_id, &card)?;
+            if let Some(card) = &card {
+                update_document(&tx, &member_id, card)?;
+            }
             // Never back: a slower catch-up of an older revision must not undo a newer one.
             tx.prepare_cached(
                 "UPDATE members SET card_revision = max(card_revision, ?2) WHERE member_id = ?1",
@@ -1478,7 +1496,9 @@ impl TillStorage for SqliteStorage {
         self.run(move |conn| {
             let n = conn
                 .execute(
-                    "UPDATE members SET status = ?1 WHERE member_id = ?2",
+                    // A posting that read the member before the block is refused by the
+                    // revision guard and reads again.
+                    "UPDATE members SET status = ?1, revision = revision + 1 WHERE member_id = ?2",
                     params![if blocked { "blocked" } else { "active" }, member_id],
                 )
                 .map_err(backend)?;
@@ -1667,5 +1687,33 @@ mod tests {
             let q = plan(qualifying_sql(metric));
             assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_posting_read_before_a_block_is_refused_and_reads_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        storage.create_member(member("m1")).await.unwrap();
+        let book = storage
+            .member_book("m1", Metric::Spend, 0, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!book.blocked);
+        assert!(storage.set_blocked("m1", true).await.unwrap());
+        // A purchase that read the member before the block (outside the member's lock) must not
+        // go through on what it read.
+        let (stale, _) = posting("k1", "m1", 10);
+        assert_eq!(stale.expected_revision, book.revision);
+        assert!(matches!(
+            storage.post(stale).await,
+            Err(StorageError::Conflict)
+        ));
+        let book = storage
+            .member_book("m1", Metric::Spend, 0, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(book.blocked);
     }
 }

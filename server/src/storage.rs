@@ -257,6 +257,14 @@ pub struct CardSource {
     pub card_revision: i64,
 }
 
+/// See [`TillStorage::purchase_context`].
+#[derive(Debug, Clone, Default)]
+pub struct PurchaseContext {
+    pub prior: Option<PriorPosting>,
+    pub session: Option<CheckoutSession>,
+    pub book: Option<MemberBook>,
+}
+
 /// A posting already made under an idempotency key.
 #[derive(Debug, Clone)]
 pub struct PriorPosting {
@@ -301,18 +309,38 @@ pub trait TillStorage: Send + Sync + 'static {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError>;
-    /// [`TillStorage::prior_posting`] and [`TillStorage::checkout_session`] together, as a
-    /// purchase needs them: a backend can answer both in one round trip.
-    async fn prior_posting_and_session(
+    /// What a purchase reads before it takes the member's lock, in one round trip where the
+    /// backend can: the answer to a retried key; else the session named, and the book of the
+    /// session's member with their offers at `now_ms`. The book may be stale by the time the lock
+    /// is held: the posting's revision guard catches that, and the ledger reads it again.
+    async fn purchase_context(
         &self,
         idempotency_key: &str,
         session_id: &str,
-    ) -> Result<(Option<PriorPosting>, Option<CheckoutSession>), StorageError> {
+        metric: Metric,
+        window_start_ms: i64,
+        now_ms: i64,
+    ) -> Result<PurchaseContext, StorageError> {
         let prior = self.prior_posting(idempotency_key).await?;
         if prior.is_some() {
-            return Ok((prior, None));
+            return Ok(PurchaseContext {
+                prior,
+                ..PurchaseContext::default()
+            });
         }
-        Ok((None, self.checkout_session(session_id).await?))
+        let session = self.checkout_session(session_id).await?;
+        let book = match &session {
+            Some(s) => {
+                self.member_book(&s.member_id, metric, window_start_ms, Some(now_ms))
+                    .await?
+            }
+            None => None,
+        };
+        Ok(PurchaseContext {
+            prior: None,
+            session,
+            book,
+        })
     }
     async fn purchase(&self, idempotency_key: &str)
     -> Result<Option<PurchaseRecord>, StorageError>;
@@ -333,11 +361,12 @@ pub trait TillStorage: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Option<CardSource>, StorageError>;
     /// Stores the card document brought up to the member's `revision`, if it is still at the
-    /// version it was read at ([`StorageError::Conflict`] otherwise).
+    /// version it was read at ([`StorageError::Conflict`] otherwise); `None` when the card already
+    /// showed everything and only the revision it shows moves on.
     async fn store_card(
         &self,
         member_id: &str,
-        card: DocWrite,
+        card: Option<DocWrite>,
         revision: i64,
     ) -> Result<(), StorageError>;
     /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,

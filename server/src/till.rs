@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
 };
+use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{CodeError, ParsedCode, format_card_number};
 use loyalty_core::earning::{Basket, price};
 use loyalty_core::ids::{self, sha256};
@@ -224,20 +225,28 @@ pub async fn purchase(
     validate_purchase(&request)?;
     let hash = request_hash(&request);
     // A retry is answered before the session is looked at: its session may have expired since.
-    let (prior, session) = app
+    let programme = app.programme().await?;
+    let now = app.now_ms();
+    let context = app
         .storage
-        .prior_posting_and_session(&request.idempotency_key, &request.session_id)
+        .purchase_context(
+            &request.idempotency_key,
+            &request.session_id,
+            programme.tiers.metric,
+            now.saturating_sub(programme.tiers.window_days * DAY_MS),
+            now,
+        )
         .await?;
-    if let Some(answer) = ledger::replayed(prior, hash)?.map(Json) {
+    if let Some(answer) = ledger::replayed(context.prior, hash)?.map(Json) {
         return Ok(answer);
     }
-    let session = open_session(&app, session, &till_id)?;
+    let session = open_session(&app, context.session, &till_id)?;
     let basket = Basket {
         total_minor: request.total_minor,
         lines: request.lines.clone(),
     };
     let receipt = request.receipt_id.clone();
-    let outcome = ledger::transact(&app, &session.member_id, true, |draft| {
+    let outcome = ledger::transact_from(&app, &session.member_id, true, context.book, |draft| {
         // Checked here, under the lock, rather than at the door: a block that lands while the
         // till waits still counts.
         if draft.blocked {
