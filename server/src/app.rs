@@ -64,8 +64,8 @@ pub struct App {
     /// The UTC day (days since the epoch) this process last paid birthdays for, so the settle job
     /// looks for birthdays once a day rather than every run.
     pub(crate) birthdays_paid: std::sync::atomic::AtomicI64,
-    /// Card documents between a member's postings, so a posting neither loads the card nor saves
-    /// its whole history (see [`crate::card_cache`]).
+    /// Card documents between catch-ups with the ledger, so a catch-up neither loads the card nor
+    /// saves its whole history (see [`crate::card_cache`]).
     pub cards: crate::card_cache::CardCache,
 }
 

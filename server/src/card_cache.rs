@@ -1,13 +1,15 @@
-//! Card documents kept in memory between a member's postings, so a posting does not load the card
-//! from its stored bytes (Automerge's `load` rebuilds the whole history, and costs more than the
-//! posting's own edit) and can store only the changes it made instead of the whole document.
+//! Card documents kept in memory between catch-ups of a member's card with their ledger
+//! (`crate::card_projection`), so a catch-up does not load the card from its stored bytes
+//! (Automerge's `load` rebuilds the whole history, and costs more than the catch-up's own edit) and
+//! can store only the changes it made instead of the whole document. A phone that stays open syncs
+//! after each of its member's purchases, and each of those syncs catches the card up.
 //!
-//! The stored row stays the truth. An entry is only used by a posting that holds the member's
+//! The stored row stays the truth. An entry is only used by a catch-up that holds the member's
 //! lock, and only if the card's stored version (read with the member's book) is the one the entry
-//! was made from: any other write — a sync, another server instance sharing the database — bumps
-//! the version, and the stale entry is dropped. A posting takes the entry out of the cache, and puts
-//! it back only after its posting committed; on any error it is simply dropped, so the cache never
-//! holds a change the database does not.
+//! was made from: any other write — an operator's block, another server instance sharing the
+//! database — bumps the version, and the stale entry is dropped. A catch-up takes the entry out of
+//! the cache, and puts it back only after its write committed; on any error it is simply dropped,
+//! so the cache never holds a change the database does not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -23,8 +23,8 @@ pub struct Config {
     pub settle_interval: std::time::Duration,
     /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
     pub marketing_per_day: i64,
-    /// Card documents kept in memory between a member's postings (`crate::card_cache`); 0 turns
-    /// the cache off. A card of a few dozen postings takes about 40 KiB.
+    /// Card documents kept in memory between catch-ups with the ledger (`crate::card_cache`); 0
+    /// turns the cache off. A card of a few dozen postings takes about 40 KiB.
     pub card_cache_entries: usize,
 }
 

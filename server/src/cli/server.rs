@@ -39,8 +39,9 @@ pub struct ServerArgs {
     /// Marketing messages a member may get per day (UTC); more are refused as rate_limited.
     #[arg(long, env = "LOYALTY_MARKETING_PER_DAY", default_value_t = Config::DEFAULT_MARKETING_PER_DAY)]
     marketing_per_day: i64,
-    /// Card documents kept in memory between a member's postings (about 40 KiB each for a card
-    /// of a few dozen postings); 0 turns the cache off.
+    /// Card documents kept in memory between catch-ups with the ledger, as when a member's phone
+    /// syncs after each purchase (about 40 KiB each for a card of a few dozen postings); 0 turns
+    /// the cache off.
     #[arg(long, env = "LOYALTY_CARD_CACHE", default_value_t = Config::DEFAULT_CARD_CACHE_ENTRIES)]
     card_cache: usize,
 }
