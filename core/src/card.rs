@@ -265,8 +265,9 @@ pub fn set_status(
     )
 }
 
-/// Records a ledger entry and the balance that results from it.
-pub fn record(
+/// Records one ledger entry and the balance after it (the tests' way to fill a card).
+#[cfg(test)]
+fn record(
     doc: &mut AutoCommit,
     entry: &LedgerEntry,
     balance: i64,
