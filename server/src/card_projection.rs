@@ -50,7 +50,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
             .await?
             .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
         let revision = source.book.revision;
-        if source.card_revision >= revision {
+        if source.book.card_revision >= revision {
             // Another request caught it up while this one waited for the lock.
             return Ok(false);
         }

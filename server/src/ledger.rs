@@ -6,6 +6,8 @@
 //! answering a repeated idempotency key with the first answer. The card document catches up with
 //! the posting when it is next read (`crate::card_projection`), not here.
 
+use std::sync::Arc;
+
 use loyalty_core::api::{Movement, PostingResponse};
 use loyalty_core::calendar::{DAY_MS, format_date};
 use loyalty_core::earning::{AppliedOffer, Earning, OfferCandidate};
@@ -162,16 +164,20 @@ pub async fn transact(
 }
 
 /// [`transact`], starting from a book the caller read before the lock (with offers when
-/// `with_offers`): if another posting came between, the revision guard refuses the write and the
-/// next attempt reads the book again.
+/// `with_offers`) under the programme it read it with (the tier window and metric): if another
+/// posting came between, the revision guard refuses the write and the next attempt reads the book
+/// again.
 pub async fn transact_from(
     app: &App,
     member_id: &str,
     with_offers: bool,
-    mut first: Option<MemberBook>,
+    first: Option<(Arc<Programme>, MemberBook)>,
     mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
 ) -> Result<Outcome, ApiError> {
-    let programme = app.programme().await?;
+    let (programme, mut first) = match first {
+        Some((programme, book)) => (programme, Some(book)),
+        None => (app.programme().await?, None),
+    };
     let _guard = app.lock_member(member_id).await;
     for _ in 0..ATTEMPTS {
         let now = app.now_ms();

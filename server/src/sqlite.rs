@@ -964,7 +964,7 @@ fn read_book(
         .prepare_cached(
             "SELECT m.card_number, m.status, m.revision, m.balance, m.pending, m.tier, m.tier_manual,
                     coalesce(m.tier_since, m.created_at), m.tier_review_at, m.tier_downgrade_at,
-                    m.next_event_at, d.version
+                    m.next_event_at, d.version, m.card_revision
              FROM members m LEFT JOIN documents d ON d.member_id = m.member_id AND d.kind = ?2
              WHERE m.member_id = ?1",
         )
@@ -974,7 +974,7 @@ fn read_book(
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)? == "blocked",
                     r.get::<_, i64>(2)?,
-                    r.get::<_, Option<i64>>(11)?,
+                    (r.get::<_, Option<i64>>(11)?, r.get::<_, i64>(12)?),
                     MemberProgramme {
                         balance: r.get(3)?,
                         pending: r.get(4)?,
@@ -993,7 +993,7 @@ fn read_book(
             .optional()
         })
         .map_err(backend)?;
-    let Some((card_number, blocked, revision, card_version, state)) = row else {
+    let Some((card_number, blocked, revision, (card_version, card_revision), state)) = row else {
         return Ok(None);
     };
     let lots = tx
@@ -1017,6 +1017,7 @@ fn read_book(
         blocked,
         revision,
         card_version,
+        card_revision,
         state,
         lots,
         qualifying,
@@ -1341,21 +1342,13 @@ impl TillStorage for SqliteStorage {
     ) -> Result<Option<CardSource>, StorageError> {
         let member_id = member_id.to_string();
         self.read(move |conn| {
-            // One snapshot: the movements, the book and the revisions agree with each other.
+            // One snapshot: the movements and the book (with its revisions) agree.
             let tx = conn.transaction().map_err(backend)?;
             let Some(book) = read_book(&tx, &member_id, metric, window_start_ms, None)? else {
                 return Ok(None);
             };
             let recent = read_recent_movements(&tx, &member_id, limit)?;
-            let card_revision = tx
-                .prepare_cached("SELECT card_revision FROM members WHERE member_id = ?1")
-                .and_then(|mut s| s.query_row([&member_id], |r| r.get(0)))
-                .map_err(backend)?;
-            Ok(Some(CardSource {
-                book,
-                recent,
-                card_revision,
-            }))
+            Ok(Some(CardSource { book, recent }))
         })
         .await
     }
@@ -1666,7 +1659,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reads_of_every_posting_are_covered_by_indexes() {
+    fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let conn = connection(&dir.path().join("s.db")).unwrap();
         let plan = |sql: &str| -> String {
@@ -1678,6 +1671,10 @@ mod tests {
                 .unwrap()
                 .join("; ")
         };
+        let mapped: i64 = conn
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mapped, MMAP_BYTES, "the database is mapped");
         let lots = plan(&OPEN_LOTS_SQL.replace("?1", "?1 AND ?2 = ?2"));
         assert!(
             lots.contains("COVERING INDEX lots_open_by_member"),

@@ -239,6 +239,8 @@ pub struct MemberBook {
     /// The stored version of the member's card document, read in the same snapshot, so the card's
     /// projection can tell whether its cached copy is current without reading the document.
     pub card_version: Option<i64>,
+    /// The member's revision the card document shows (`crate::card_projection`).
+    pub card_revision: i64,
     pub state: MemberProgramme,
     /// The lots with points left.
     pub lots: Vec<Lot>,
@@ -248,13 +250,12 @@ pub struct MemberBook {
     pub offers: Vec<crate::targeting::TillOffer>,
 }
 
-/// What the member's card document must show: their book, their most recent ledger movements
-/// (newest first), and the revision of their points the card shows now.
+/// What the member's card document must show: their book and their most recent ledger movements
+/// (newest first).
 #[derive(Debug, Clone)]
 pub struct CardSource {
     pub book: MemberBook,
     pub recent: Vec<loyalty_core::card::LedgerEntry>,
-    pub card_revision: i64,
 }
 
 /// See [`TillStorage::purchase_context`].

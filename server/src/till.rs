@@ -246,7 +246,8 @@ pub async fn purchase(
         lines: request.lines.clone(),
     };
     let receipt = request.receipt_id.clone();
-    let outcome = ledger::transact_from(&app, &session.member_id, true, context.book, |draft| {
+    let first = context.book.map(|book| (programme, book));
+    let outcome = ledger::transact_from(&app, &session.member_id, true, first, |draft| {
         // Checked here, under the lock, rather than at the door: a block that lands while the
         // till waits still counts.
         if draft.blocked {

@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 use loyalty_core::api::{
     OfferTarget, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, SendMessage,
 };
+use loyalty_core::requests::RequestView;
 use loyalty_server::operator::OperatorClient;
 
 use super::{CliResult, print_json, show_time};
@@ -517,30 +518,21 @@ async fn requests(client: &OperatorClient, command: RequestsCommand, json: bool)
             if json {
                 return print_json(&list);
             }
-            if list.is_empty() {
-                println!("no requests");
-            }
-            for r in list {
-                println!(
-                    "{}  [{}] {}: {}  ({})",
-                    r.id,
-                    r.status,
-                    r.kind,
-                    r.subject,
-                    show_time(r.opened_at_ms)
-                );
-                if !r.body.is_empty() {
-                    println!("    {}", r.body);
-                }
-                for e in r.entries {
-                    let who = if e.from == "member" {
-                        "member"
-                    } else {
-                        &e.author
-                    };
-                    println!("    {who}: {}", e.body);
-                }
-            }
+            // The operators' handle stands in for the id: it names the member too.
+            let threads: Vec<RequestView> = list
+                .into_iter()
+                .map(|r| RequestView {
+                    id: r.id,
+                    kind: r.kind,
+                    subject: r.subject,
+                    body: r.body,
+                    opened_at_ms: r.opened_at_ms,
+                    status: r.status,
+                    last_activity_ms: r.last_activity_ms,
+                    entries: r.entries,
+                })
+                .collect();
+            super::print_requests(&threads, "member", "");
             return Ok(());
         }
         RequestsCommand::Reply {

@@ -299,26 +299,7 @@ pub async fn run(args: DeviceArgs) -> CliResult {
                 if json {
                     return print_json(&list);
                 }
-                if list.is_empty() {
-                    println!("no requests");
-                }
-                for r in list {
-                    println!(
-                        "{}  [{}] {}: {}  ({})",
-                        r.id,
-                        r.status,
-                        r.kind,
-                        r.subject,
-                        show_time(r.opened_at_ms)
-                    );
-                    if !r.body.is_empty() {
-                        println!("    you: {}", r.body);
-                    }
-                    for e in r.entries {
-                        let who = if e.from == "member" { "you" } else { &e.author };
-                        println!("    {who}: {}", e.body);
-                    }
-                }
+                super::print_requests(&list, "you", "you: ");
             }
         },
         DeviceCommand::Preferences => {

@@ -30,6 +30,35 @@ pub fn show_time(ms: i64) -> String {
     loyalty_core::calendar::format_datetime(ms)
 }
 
+/// Prints request threads for people: `member` names the member's entries (`you` on their own
+/// device), and `opening` goes before the request's own text.
+pub fn print_requests(list: &[loyalty_core::requests::RequestView], member: &str, opening: &str) {
+    if list.is_empty() {
+        println!("no requests");
+    }
+    for r in list {
+        println!(
+            "{}  [{}] {}: {}  ({})",
+            r.id,
+            r.status,
+            r.kind,
+            r.subject,
+            show_time(r.opened_at_ms)
+        );
+        if !r.body.is_empty() {
+            println!("    {opening}{}", r.body);
+        }
+        for e in &r.entries {
+            let who = if e.from == "member" {
+                member
+            } else {
+                &e.author
+            };
+            println!("    {who}: {}", e.body);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
