@@ -14,6 +14,8 @@ use loyalty_server::{App, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod race;
+
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 pub const TILL_TOKEN: &str = "test-till-token-0123456789";
 

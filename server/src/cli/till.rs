@@ -44,7 +44,9 @@ enum TillCommand {
         /// Points to redeem.
         #[arg(long, default_value_t = 0)]
         redeem: i64,
-        /// Idempotency key (default: the receipt id).
+        /// This till's retry token for the purchase. Default: a new random one, printed on
+        /// stderr; to retry a purchase whose answer was lost, run it again with that `--key`.
+        /// Not the receipt number: receipt numbers repeat across stores and days.
         #[arg(long)]
         key: Option<String>,
         /// A receipt line as SKU:CATEGORY:AMOUNT (e.g. 4006381:coffee:12.99); repeat for more.
@@ -54,7 +56,8 @@ enum TillCommand {
     },
     /// Refund part or all of a purchase.
     Refund {
-        /// The purchase's idempotency key.
+        /// The purchase's posting id (`posting` in its answer; any till may use it), or the
+        /// idempotency key this till posted it with.
         #[arg(long)]
         purchase: String,
         /// Amount refunded, e.g. 5.00.
@@ -62,6 +65,7 @@ enum TillCommand {
         amount: String,
         #[arg(long)]
         receipt: String,
+        /// This till's retry token for the refund; default: a new random one, printed on stderr.
         #[arg(long)]
         key: Option<String>,
     },
@@ -132,7 +136,7 @@ pub async fn run(args: TillArgs) -> CliResult {
         } => {
             let request = PurchaseRequest {
                 session_id: session,
-                idempotency_key: key.unwrap_or_else(|| receipt.clone()),
+                idempotency_key: key_or_new(key),
                 receipt_id: receipt,
                 total_minor: minor_units(&total)?,
                 lines: lines
@@ -167,6 +171,10 @@ pub async fn run(args: TillArgs) -> CliResult {
                 "earned {}, redeemed {}, balance now {} ({} pending)",
                 p.earned, p.redeemed, p.balance, p.pending
             );
+            println!(
+                "posting {} (a refund at any till names it by this)",
+                p.posting
+            );
         }
         TillCommand::Refund {
             purchase,
@@ -176,7 +184,7 @@ pub async fn run(args: TillArgs) -> CliResult {
         } => {
             let request = RefundRequest {
                 purchase,
-                idempotency_key: key.unwrap_or_else(|| receipt.clone()),
+                idempotency_key: key_or_new(key),
                 receipt_id: receipt,
                 amount_minor: minor_units(&amount)?,
             };
@@ -191,6 +199,16 @@ pub async fn run(args: TillArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The till's retry token: the one given, or a new random one, printed on stderr before the
+/// request goes out, so that a request whose answer is lost can be sent again with `--key`.
+fn key_or_new(key: Option<String>) -> String {
+    key.unwrap_or_else(|| {
+        let key = loyalty_core::ids::new_record_id("key");
+        eprintln!("idempotency key: {key} (to retry, run the same command with --key {key})");
+        key
+    })
 }
 
 fn show_money(minor: i64) -> String {
