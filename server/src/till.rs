@@ -68,6 +68,10 @@ fn code_refusal(e: CodeError) -> ApiError {
             "bad_signature",
             "the code's signature does not verify: a forged or altered code",
         ),
+        CodeError::UnsafePublicKey(_) => refused(
+            "unsafe_key",
+            "the key registered for this card is one anyone could sign for: the device must enroll again",
+        ),
         CodeError::Expired { .. } => refused(
             "code_expired",
             "the code has expired: ask the member to show the current one",
