@@ -34,9 +34,9 @@ const SKEW_STEPS: u32 = 1;
 const MAX_KEY: usize = 128;
 /// Points a till may redeem in one purchase: far above any real basket, far below overflow when
 /// added up.
-const MAX_POINTS: i64 = 1_000_000_000_000;
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
-const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 /// Lines on one receipt: a generous supermarket trolley.
 const MAX_LINES: usize = 1_000;
 
