@@ -109,7 +109,9 @@ pub struct PostMessage {
     pub subject: String,
     #[serde(default)]
     pub body: String,
-    /// `marketing` or `service`; a direct message to one member is `service` unless it says so.
+    /// `marketing` or `service`: required (a missing kind is `400 missing_message_kind`), since a
+    /// service message skips the member's consent. An `Option` only so that the server, not the
+    /// JSON decoder, answers its absence with that code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }

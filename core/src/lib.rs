@@ -30,6 +30,7 @@ pub mod earning;
 pub mod error;
 pub mod ids;
 pub mod inbox;
+pub mod keys;
 pub mod lots;
 pub mod member;
 pub mod offers;

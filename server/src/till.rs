@@ -41,9 +41,9 @@ const MAX_KEY: usize = 128;
 const MAX_PURCHASE_NAME: usize = 256;
 /// Points a till may redeem in one purchase: far above any real basket, far below overflow when
 /// added up.
-const MAX_POINTS: i64 = 1_000_000_000_000;
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
-const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 /// Lines on one receipt: a generous supermarket trolley.
 const MAX_LINES: usize = 1_000;
 
@@ -74,6 +74,10 @@ fn code_refusal(e: CodeError) -> ApiError {
         | CodeError::InvalidPublicKey { .. } => refused(
             "bad_signature",
             "the code's signature does not verify: a forged or altered code",
+        ),
+        CodeError::UnsafePublicKey(_) => refused(
+            "unsafe_key",
+            "the key registered for this card is one anyone could sign for: the device must enroll again",
         ),
         CodeError::Expired { .. } => refused(
             "code_expired",

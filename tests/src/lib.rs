@@ -269,7 +269,7 @@ pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
         channel: "inapp".into(),
         subject: subject.into(),
         body: format!("{subject}: the full text of the message, a few sentences long."),
-        kind: None,
+        kind: Some("service".into()),
     }
 }
 
