@@ -393,6 +393,59 @@ pub fn add_followup(
     put_if_changed(doc, &fu, "at", ScalarValue::Timestamp(now_ms))
 }
 
+/// Writes into `doc` every record of `mine` that `base` does not hold as it is — what the member
+/// did since `base` — with the same writers the member's actions use, so what is written is
+/// exactly what those actions would have written. With an empty `base` it writes the whole
+/// state: that is how a new epoch of the member document is made, and how a device carries its
+/// own unacknowledged actions over into one (`crate::epoch`).
+pub fn replay(
+    doc: &mut AutoCommit,
+    base: &MemberState,
+    mine: &MemberState,
+) -> Result<(), automerge::AutomergeError> {
+    if !mine.requests.is_empty() {
+        // First, while no other operation is pending: it applies a fixed change of its own.
+        ensure_requests(doc)?;
+    }
+    for (id, a) in &mine.activations {
+        if base.activations.get(id) != Some(a) {
+            activate(doc, id, &a.device, a.at_ms)?;
+        }
+    }
+    for (list, marks, base_marks) in [
+        ("read", &mine.read, &base.read),
+        ("archived", &mine.archived, &base.archived),
+    ] {
+        for (id, at) in marks {
+            if base_marks.get(id) != Some(at) {
+                mark(doc, list, id, *at)?;
+            }
+        }
+    }
+    for (key, value) in &mine.preferences {
+        if base.preferences.get(key) != Some(value) {
+            set_preference(doc, key, value)?;
+        }
+    }
+    for (channel, c) in &mine.consents {
+        if base.consents.get(channel) != Some(c) {
+            set_consent(doc, channel, c.granted, c.at_ms)?;
+        }
+    }
+    for (id, r) in &mine.requests {
+        let before = base.requests.get(id);
+        if before != Some(r) {
+            open_request(doc, id, &r.kind, &r.subject, &r.body, r.at_ms)?;
+        }
+        for (fid, f) in &r.followups {
+            if before.and_then(|b| b.followups.get(fid)) != Some(f) {
+                add_followup(doc, id, fid, &f.body, f.at_ms)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
