@@ -408,3 +408,30 @@ pub struct SegmentView {
     /// Members at the last recompute.
     pub members: i64,
 }
+
+/// `POST /v1/admin/members/{member_id}/epochs`: start these documents afresh from their current
+/// state (a new epoch, `crate::epoch`); no body or an empty list means all four.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartEpochs {
+    #[serde(default)]
+    pub docs: Vec<crate::DocKind>,
+}
+
+/// One document started afresh: its new epoch and its history before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentEpoch {
+    pub doc: crate::DocKind,
+    pub epoch: u64,
+    pub ops_before: u64,
+    pub changes_before: u64,
+    pub ops_after: u64,
+    pub changes_after: u64,
+}
+
+/// The answer to [`StartEpochs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochsStarted {
+    pub member_id: String,
+    pub documents: Vec<DocumentEpoch>,
+}

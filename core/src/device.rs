@@ -428,7 +428,8 @@ impl Device {
         save: &[u8],
         state: &mut automerge::sync::State,
     ) -> Result<(), Error> {
-        let now = self.server_now_ms();
+        // `inner` is locked already: server time from its offset directly.
+        let now = self.clock.now_ms() + inner.clock_offset_ms;
         let (mut doc, fresh) = algo::device_take_epoch(kind, inner.doc(kind), state, save, now)?;
         inner.store.replace_doc(kind, &mut doc, epoch, &fresh)?;
         tracing::info!(doc = %kind, epoch, "took a new epoch of a document");

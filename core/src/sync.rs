@@ -36,6 +36,11 @@ use crate::protocol::{ProtocolError, Rejection, Reply, RequestEntry, codes};
 /// Rounds after which a device gives up on one sync call rather than loop.
 pub const MAX_ROUNDS: usize = 12;
 
+/// Local changes beyond which a device lets Automerge send its whole document rather than the
+/// changes one by one. A few edits are smaller one by one; thousands (a device offline for a
+/// long time) would be over a megabyte.
+pub const WHOLE_DOCUMENT_AFTER: usize = 1_000;
+
 /// Tells `state` that the peer is at `state.shared_heads`, needs nothing, and has nothing newer, so
 /// the next generated message carries every change made since.
 pub fn prime(state: &mut State) {
@@ -84,6 +89,13 @@ pub fn device_entry(
         (heads != state.shared_heads)
             .then(|| {
                 prime(state);
+                if doc.get_changes(&state.shared_heads).len() > WHOLE_DOCUMENT_AFTER {
+                    // Many changes one by one could outgrow the server's body limit; the whole
+                    // document, compressed, is smaller (Automerge sends it once they are more
+                    // than a third of the history). The server speaks version-2 messages.
+                    state.their_capabilities =
+                        Some(vec![Capability::MessageV2, Capability::SyncReset]);
+                }
                 doc.sync().generate_sync_message(state)
             })
             .flatten()
@@ -384,6 +396,15 @@ pub fn server_answer(
         let bytes = doc.save();
         let state = member::validate(doc, bytes.len())
             .map_err(|e| rejection(codes::INVALID_DOCUMENT, e.to_string()))?;
+        // Automerge applies a change that is not encoded the way it encodes changes, but a save
+        // holding it does not load back (its rebuilt change hashes differ): stored, it would make
+        // the member's document unreadable. Loading the save is the check.
+        AutoCommit::load(&bytes).map_err(|e| {
+            rejection(
+                codes::MALFORMED_MESSAGE,
+                format!("a change is not encoded as Automerge encodes changes: {e}"),
+            )
+        })?;
         (Some(bytes), (kind == DocKind::Member).then_some(state))
     } else {
         (None, None)
@@ -762,6 +783,22 @@ mod tests {
     }
 
     #[test]
+    fn a_change_that_would_not_load_back_is_refused() {
+        let mut server = genesis(DocKind::Member);
+        // Hand-written columns (runs of one value written as runs): Automerge applies the
+        // change, but a save holding it does not load.
+        let odd = crate::forge::overwrites(&mut server.clone(), "email", 10);
+        let mut applied = server.clone();
+        applied
+            .apply_changes([automerge::Change::try_from(&odd[..]).unwrap()])
+            .unwrap();
+        assert!(AutoCommit::load(&applied.save()).is_err());
+        let entry = entry_with(DocKind::Member, &mut server, odd);
+        let err = answer_alone(DocKind::Member, &mut server, &entry).unwrap_err();
+        assert_eq!(err.code, codes::MALFORMED_MESSAGE, "{}", err.message);
+    }
+
+    #[test]
     fn a_bomb_for_a_server_document_is_refused_as_read_only() {
         let mut server = genesis(DocKind::Card);
         let bomb = crate::forge::list_of_nulls(&mut server.clone(), "junk", 10_000_000);
@@ -778,12 +815,20 @@ mod tests {
         };
         let mut server = host(DocKind::Member, policy);
         let mut device = side(DocKind::Member);
-        // Written past the device's own check, as a client in another language might.
-        for i in 0..budget::limits::MAX_HISTORY_CHANGES {
-            member::set_preference(&mut device.doc, "n", if i % 2 == 0 { "a" } else { "b" })
-                .unwrap();
-            device.doc.commit();
-        }
+        let edit = |device: &mut Side, n: u64| {
+            for i in 0..n {
+                member::set_preference(&mut device.doc, "n", if i % 2 == 0 { "a" } else { "b" })
+                    .unwrap();
+                device.doc.commit();
+            }
+        };
+        let limit = budget::limits::MAX_HISTORY_CHANGES;
+        edit(&mut device, limit * 7 / 10);
+        let (_, rej) = run_with(DocKind::Member, &mut device, &mut server);
+        assert!(rej.is_empty());
+        // Past the device's own check, as a client in another language might: few enough for
+        // one request, too many for the history.
+        edit(&mut device, limit * 3 / 10 + 1);
         let before = server.doc.get_heads();
         let (_, rej) = run_with(DocKind::Member, &mut device, &mut server);
         assert_eq!(rej[0].code, codes::HISTORY_TOO_LONG, "{}", rej[0].message);

@@ -67,6 +67,8 @@ pub struct App {
     /// Card documents between catch-ups with the ledger, so a catch-up neither loads the card nor
     /// saves its whole history (see [`crate::card_cache`]).
     pub cards: crate::card_cache::CardCache,
+    /// The bound on sync jobs running at once (see [`crate::jobs`]).
+    pub sync_jobs: crate::jobs::SyncJobs,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -102,6 +104,7 @@ impl AppBuilder {
         let operator_token_hash = token_hash(&config.operator_token);
         let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
+        let sync_jobs = crate::jobs::SyncJobs::new(config.sync_jobs);
         Arc::new(App {
             config,
             storage,
@@ -126,6 +129,7 @@ impl AppBuilder {
             outbound_wake: tokio::sync::Notify::new(),
             birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
             cards,
+            sync_jobs,
         })
     }
 }
@@ -396,6 +400,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/admin/members/{member_id}",
             get(crate::admin::show_member),
+        )
+        .route(
+            "/v1/admin/members/{member_id}/epochs",
+            post(crate::epochs::start),
         )
         .route(
             "/v1/admin/members/{member_id}/activation-codes",

@@ -26,6 +26,11 @@ pub struct Config {
     /// Card documents kept in memory between catch-ups with the ledger (`crate::card_cache`); 0
     /// turns the cache off. A card of a few dozen postings takes about 40 KiB.
     pub card_cache_entries: usize,
+    /// Sync jobs (the Automerge work of answering a sync) that may run at once; more wait their
+    /// turn (`crate::jobs`).
+    pub sync_jobs: usize,
+    /// When a member's document starts afresh by itself (a new epoch, `loyalty_core::epoch`).
+    pub epochs: loyalty_core::epoch::EpochPolicy,
 }
 
 impl Config {
@@ -33,6 +38,11 @@ impl Config {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
     pub const DEFAULT_MARKETING_PER_DAY: i64 = 3;
     pub const DEFAULT_CARD_CACHE_ENTRIES: usize = 1024;
+
+    /// One sync job per core: they are CPU-bound, so more at once only adds memory.
+    pub fn default_sync_jobs() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
 
     pub fn new(database: PathBuf, operator_token: String) -> Self {
         Self {
@@ -46,6 +56,8 @@ impl Config {
             settle_interval: std::time::Duration::from_secs(60),
             marketing_per_day: Self::DEFAULT_MARKETING_PER_DAY,
             card_cache_entries: Self::DEFAULT_CARD_CACHE_ENTRIES,
+            sync_jobs: Self::default_sync_jobs(),
+            epochs: loyalty_core::epoch::EpochPolicy::default(),
         }
     }
 }

@@ -26,6 +26,7 @@
 //! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |
 //! | `POST /v1/till/scan`, `/purchases`, `/refunds` | till | checkout |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
+//! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
 
 pub mod admin;
@@ -35,7 +36,9 @@ pub mod card_projection;
 pub mod config;
 pub mod documents;
 pub mod enroll;
+pub mod epochs;
 pub mod error;
+pub mod jobs;
 pub mod ledger;
 pub mod messaging;
 pub mod operator;

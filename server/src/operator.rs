@@ -278,6 +278,19 @@ impl OperatorClient {
             .await
     }
 
+    /// Starts the member's documents of these kinds afresh (all four when empty): a new epoch.
+    pub async fn start_epochs(
+        &self,
+        member_id: &str,
+        docs: Vec<loyalty_core::DocKind>,
+    ) -> Result<loyalty_core::api::EpochsStarted, OperatorError> {
+        self.post(
+            &format!("/v1/admin/members/{member_id}/epochs"),
+            &loyalty_core::api::StartEpochs { docs },
+        )
+        .await
+    }
+
     pub async fn revoke_device(&self, device_id: &str) -> Result<(), OperatorError> {
         self.post_empty(&format!("/v1/admin/devices/{device_id}/revoke"))
             .await

@@ -1,6 +1,11 @@
 //! The sync endpoint: authenticates the device, answers each document entry with the shared
 //! algorithm in `loyalty_core::sync`, and stores what changed — documents and per-(device, document)
 //! sync states — in one transaction before it answers, so an acknowledged sync is durable.
+//!
+//! The Automerge work of an answer runs on the blocking pool under a place from
+//! [`crate::jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
+//! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
+//! document whose history is due starts a new epoch there too (`loyalty_core::epoch`).
 
 use std::sync::Arc;
 
@@ -10,8 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
+use loyalty_core::epoch::EpochPolicy;
 use loyalty_core::protocol::{self, Reply, ResponseEntry, SyncRequest, SyncResponse};
-use loyalty_core::sync::{PeerState, server_answer};
+use loyalty_core::sync::{PeerState, Stored, server_answer};
 
 use crate::app::{App, Wait};
 use crate::documents::load;
@@ -82,12 +88,26 @@ pub async fn sync(
             .load_peer_states(&device.device_id, &kinds)
             .await?;
         let request = request.clone();
+        let (policy, now) = (app.config.epochs, app.now_ms());
+        // A place among the sync jobs, taken under the member's lock (never the other way round,
+        // so a job never waits for a lock while it holds a place).
+        let job = app
+            .sync_jobs
+            .start()
+            .await
+            .map_err(|e| ApiError::internal("sync jobs", e))?;
         // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
         // 500 for this request, not a dead server.
         let (response, writes, peer_writes, mirror) =
-            tokio::task::spawn_blocking(move || answer(request, docs, states))
+            tokio::task::spawn_blocking(move || answer(request, docs, states, policy, now))
                 .await
                 .map_err(|e| ApiError::internal("sync processing panicked", e))??;
+        drop(job);
+        let new_epochs: Vec<DocKind> = writes
+            .iter()
+            .filter(|w| w.new_epoch.is_some())
+            .map(|w| w.kind)
+            .collect();
         // Kept for the profile check after the commit, which stores the mirror.
         let preferences = mirror.as_ref().map(|m| m.preferences.clone());
         match app
@@ -102,6 +122,13 @@ pub async fn sync(
             .await
         {
             Ok(()) => {
+                if !new_epochs.is_empty() {
+                    tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
+                    // The cached card (if any) is of the old epoch; the member's other devices
+                    // learn of the epoch at their next sync, and watching ones sync now.
+                    app.cards.forget(&member_id);
+                    app.notify(&member_id);
+                }
                 let response = SyncResponse {
                     server_time_ms: app.now_ms(),
                     entries: response,
@@ -131,6 +158,8 @@ fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
     states: Vec<(DocKind, Vec<u8>)>,
+    policy: EpochPolicy,
+    now_ms: i64,
 ) -> Result<Answered, ApiError> {
     let mut entries = Vec::new();
     let mut writes = Vec::new();
@@ -149,7 +178,13 @@ fn answer(
             .map(|(_, b)| PeerState::decode(b))
             .unwrap_or_default();
         let stored_digest = loyalty_core::document::heads_digest(&doc.get_heads());
-        match server_answer(kind, &mut doc, &mut peer, entry) {
+        let context = Stored {
+            epoch: stored.epoch,
+            bytes: &stored.bytes,
+            policy,
+            now_ms,
+        };
+        match server_answer(kind, &mut doc, &mut peer, entry, &context) {
             Ok(a) => {
                 if let Some(bytes) = a.saved {
                     writes.push(DocWrite {
@@ -157,6 +192,7 @@ fn answer(
                         expected_version: stored.version,
                         bytes,
                         append: false,
+                        new_epoch: a.new_epoch.then_some(a.epoch),
                     });
                 }
                 if a.state_changed {
@@ -167,6 +203,7 @@ fn answer(
                 }
                 entries.push(ResponseEntry {
                     doc: kind,
+                    epoch: a.epoch,
                     digest: a.digest,
                     reply: a.reply,
                 });
@@ -175,6 +212,7 @@ fn answer(
                 tracing::warn!(doc = %kind, code = %rejection.code, "refused a device's document data");
                 entries.push(ResponseEntry {
                     doc: kind,
+                    epoch: stored.epoch,
                     digest: stored_digest,
                     reply: Reply::Rejected(rejection),
                 });
@@ -193,7 +231,11 @@ fn binary(bytes: Vec<u8>) -> Response {
     response
 }
 
-/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger).
+/// The header that carries a document's epoch with its bytes.
+pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
+
+/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger),
+/// with its epoch in [`EPOCH_HEADER`].
 pub async fn document(
     State(app): State<Arc<App>>,
     Path((member_id, doc)): Path<(String, String)>,
@@ -224,11 +266,15 @@ pub async fn document(
         .ok_or_else(|| {
             ApiError::not_found("unknown_document", "the member has no such document")
         })?;
+    let epoch = stored.epoch;
     let mut response = stored.bytes.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    response
+        .headers_mut()
+        .insert(EPOCH_HEADER, HeaderValue::from(epoch));
     Ok(response)
 }
 

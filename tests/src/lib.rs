@@ -189,6 +189,11 @@ impl ServerProcess {
         Self { url, child }
     }
 
+    /// The server's process id, to read what it costs (`/proc/<pid>/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flush, no chance to finish anything.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -241,6 +246,98 @@ pub async fn second_device(
         .expect("enroll");
     device.sync().await.expect("first sync");
     device
+}
+
+/// Sync requests written by hand, as a hostile or foreign client would send them.
+pub mod raw {
+    use automerge::sync::{BloomFilter, Have, Message, MessageVersion};
+    use automerge::{AutoCommit, ReadDoc};
+    use loyalty_core::protocol::{RequestEntry, SyncRequest, SyncResponse, sync_path};
+    use loyalty_core::{Device, DocKind};
+
+    /// A device's authorization header.
+    pub fn auth(device: &Device) -> String {
+        let c = device.credentials().expect("enrolled");
+        loyalty_core::api::device_authorization(&c.device_id, &c.device_secret)
+    }
+
+    /// The server's copy of one of the device's member's documents, and its epoch.
+    pub async fn document(url: &str, device: &Device, kind: DocKind) -> (AutoCommit, u64) {
+        let member = device.credentials().expect("enrolled").member_id;
+        let response = reqwest::Client::new()
+            .get(format!("{url}/v1/members/{member}/documents/{kind}"))
+            .header("authorization", auth(device))
+            .send()
+            .await
+            .expect("document");
+        assert_eq!(response.status(), 200);
+        let epoch = response
+            .headers()
+            .get("x-loyalty-epoch")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("an epoch header");
+        let bytes = response.bytes().await.expect("document bytes");
+        (AutoCommit::load(&bytes).expect("loads"), epoch)
+    }
+
+    /// A one-entry sync body that offers `chunk` as a change of `kind` on top of `base` (the
+    /// server's copy), the way Automerge's sync would.
+    pub fn body_with(kind: DocKind, base: &mut AutoCommit, chunk: Vec<u8>) -> Vec<u8> {
+        let heads = automerge::Change::try_from(&chunk[..])
+            .map(|c| vec![c.hash()])
+            .unwrap_or_default();
+        let message = Message {
+            heads,
+            need: Vec::new(),
+            have: vec![Have {
+                last_sync: base.get_heads(),
+                bloom: BloomFilter::default(),
+            }],
+            changes: vec![chunk].into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        SyncRequest {
+            entries: vec![RequestEntry {
+                doc: kind,
+                epoch: 0,
+                digest: loyalty_core::document::heads_digest(&base.get_heads()),
+                message: Some(message.encode()),
+            }],
+        }
+        .encode()
+    }
+
+    /// Posts a sync body as `device` and decodes the answer.
+    pub async fn post_sync(url: &str, device: &Device, body: Vec<u8>) -> SyncResponse {
+        let member = device.credentials().expect("enrolled").member_id;
+        post_sync_as(url.to_string(), member, auth(device), body).await
+    }
+
+    /// [`post_sync`] with owned arguments, for requests sent from spawned tasks.
+    pub async fn post_sync_as(
+        url: String,
+        member: String,
+        auth: String,
+        body: Vec<u8>,
+    ) -> SyncResponse {
+        let response = reqwest::Client::new()
+            .post(format!("{url}{}", sync_path(&member)))
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .expect("sync");
+        assert_eq!(response.status(), 200);
+        SyncResponse::decode(&response.bytes().await.expect("body")).expect("a sync response")
+    }
+
+    /// The operations and changes in a document's history.
+    pub fn history(doc: &AutoCommit) -> (u64, u64) {
+        let stats = doc.stats();
+        (stats.num_ops, stats.num_changes)
+    }
 }
 
 pub fn offer(id: &str, title: &str) -> loyalty_core::api::PostOffer {

@@ -106,6 +106,7 @@ fn empty_request() -> Vec<u8> {
     SyncRequest {
         entries: vec![RequestEntry {
             doc: DocKind::Member,
+            epoch: 0,
             digest: [0; 8],
             message: None,
         }],
@@ -132,6 +133,7 @@ fn malformed_sync_bodies_are_400_and_change_nothing() {
         let garbage = SyncRequest {
             entries: vec![RequestEntry {
                 doc: DocKind::Member,
+                epoch: 0,
                 digest: [0; 8],
                 message: Some(vec![0x42, 0xff, 0xff]),
             }],
@@ -247,6 +249,7 @@ fn oversized_bodies_are_413() {
         let big = SyncRequest {
             entries: vec![RequestEntry {
                 doc: DocKind::Member,
+                epoch: 0,
                 digest: [0; 8],
                 message: Some(vec![0x42; 100 * 1024]),
             }],

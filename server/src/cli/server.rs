@@ -44,6 +44,18 @@ pub struct ServerArgs {
     /// the cache off.
     #[arg(long, env = "LOYALTY_CARD_CACHE", default_value_t = Config::DEFAULT_CARD_CACHE_ENTRIES)]
     card_cache: usize,
+    /// Sync requests whose Automerge work may run at once; more wait their turn (default: one
+    /// per core).
+    #[arg(long, env = "LOYALTY_SYNC_JOBS")]
+    sync_jobs: Option<usize>,
+    /// A document whose history passes this many changes starts afresh (a new epoch) at its
+    /// next sync.
+    #[arg(long, env = "LOYALTY_EPOCH_AFTER_CHANGES", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_CHANGES)]
+    epoch_after_changes: u64,
+    /// A document whose history passes this many operations starts afresh at its next sync, when
+    /// that at least halves it.
+    #[arg(long, env = "LOYALTY_EPOCH_AFTER_OPS", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_OPS)]
+    epoch_after_ops: u64,
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -67,6 +79,14 @@ pub async fn run(args: ServerArgs) -> CliResult {
     }
     config.marketing_per_day = args.marketing_per_day;
     config.card_cache_entries = args.card_cache;
+    if args.sync_jobs == Some(0) {
+        return Err("--sync-jobs must be at least 1".into());
+    }
+    config.sync_jobs = args.sync_jobs.unwrap_or_else(Config::default_sync_jobs);
+    config.epochs = loyalty_core::epoch::EpochPolicy {
+        after_ops: args.epoch_after_ops,
+        after_changes: args.epoch_after_changes,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
