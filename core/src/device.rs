@@ -648,7 +648,9 @@ impl Device {
         // device must never commit what the server would refuse.
         let stats = doc.stats();
         let pending = doc.pending_ops() as u64;
-        if let Err(e) = budget::check_history(stats.num_ops + pending, stats.num_changes + 1) {
+        if pending > 0
+            && let Err(e) = budget::check_history(stats.num_ops + pending, stats.num_changes + 1)
+        {
             doc.rollback();
             return Err(Error::HistoryTooLong(e));
         }

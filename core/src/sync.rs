@@ -303,7 +303,12 @@ pub fn server_answer(
     if epoch::due(&stored.policy, stats.num_ops, stats.num_changes, || {
         epoch::live_ops(stored.bytes)
     }) {
-        return start_epoch(kind, doc, stored);
+        match start_epoch(kind, doc, stored) {
+            Ok(answer) => return Ok(answer),
+            // A stored document the typed state cannot read is left in its epoch rather than
+            // made unsyncable: the entry is answered as usual.
+            Err(r) => tracing::warn!(doc = %kind, code = %r.code, "could not start a new epoch"),
+        }
     }
     if entry.epoch != stored.epoch {
         // A copy from another epoch: it gets the current one whole, and nothing of it is applied.
