@@ -44,7 +44,7 @@ CODE=$(json_field activation_code < "$DATA/member.json")
 echo "member $MEMBER, activation code $CODE"
 step admin offer "$MEMBER" --id coffee --title "20% off all coffee" --description "Beans and ground" --needs-activation --reward percent_off --value 20 --category coffee
 step admin offer "$MEMBER" --id bread --title "Double points on bread" --days 7 --reward points_multiplier --value 200 --category bread --use-limit 0
-step admin message "$MEMBER" --id welcome --subject "Welcome to the programme" --body "Show your code at the till to collect points."
+step admin message "$MEMBER" --kind service --id welcome --subject "Welcome to the programme" --body "Show your code at the till to collect points."
 
 echo; echo "==> the member's phone enrolls and syncs"
 P=(device --store "$DATA/phone.db")
@@ -81,5 +81,5 @@ fi
 echo
 echo "The server is still running at $LOYALTY_SERVER (Ctrl-C stops it). Try:"
 echo "  $L ${P[*]} offers"
-echo "  LOYALTY_OPERATOR_TOKEN=$LOYALTY_OPERATOR_TOKEN $L admin message $MEMBER --subject Hi"
+echo "  LOYALTY_OPERATOR_TOKEN=$LOYALTY_OPERATOR_TOKEN $L admin message $MEMBER --kind service --subject Hi"
 wait $SERVER

@@ -218,6 +218,8 @@ pub enum OfferState {
     Active,
     /// Valid, waiting for the member to activate it.
     Available,
+    /// Valid, but used as often as `use_limit` allows: the till no longer applies it.
+    UsedUp,
     Expired,
 }
 
@@ -267,6 +269,7 @@ impl From<OfferView> for Offer {
                 CoreOfferState::Upcoming => OfferState::Upcoming,
                 CoreOfferState::Active => OfferState::Active,
                 CoreOfferState::Available => OfferState::Available,
+                CoreOfferState::UsedUp => OfferState::UsedUp,
                 CoreOfferState::Expired => OfferState::Expired,
             },
             activated_at_ms: v.activated_at_ms,
@@ -285,6 +288,8 @@ pub enum OfferFilter {
     /// Activated by the member, whatever their state now.
     Activated,
     Upcoming,
+    /// Used up to their limit (state `UsedUp`).
+    UsedUp,
     Expired,
 }
 
@@ -296,6 +301,7 @@ impl OfferFilter {
             OfferFilter::Available => o.state == OfferState::Available,
             OfferFilter::Activated => o.activated_at_ms.is_some(),
             OfferFilter::Upcoming => o.state == OfferState::Upcoming,
+            OfferFilter::UsedUp => o.state == OfferState::UsedUp,
             OfferFilter::Expired => o.state == OfferState::Expired,
         }
     }
@@ -530,5 +536,55 @@ impl TryFrom<CoreCheckoutCode> for CheckoutCode {
             expires_at_ms: c.expires_at_ms,
             text: c.text,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loyalty_core::member::{Activation, MemberState};
+    use loyalty_core::offers::{Offer as CoreOffer, Reward};
+
+    #[test]
+    fn usable_now_leaves_out_an_offer_used_up_to_its_limit() {
+        let offer = |id: &str, use_count: i64| CoreOffer {
+            id: id.into(),
+            title: id.into(),
+            description: String::new(),
+            terms: String::new(),
+            valid_from_ms: 0,
+            valid_until_ms: 10_000,
+            needs_activation: true,
+            reward: Reward::FixedPoints,
+            value: 100,
+            category: String::new(),
+            min_spend_minor: 0,
+            use_limit: 1,
+            use_count,
+        };
+        let mut member = MemberState::default();
+        for id in ["fresh", "spent"] {
+            member.activations.insert(
+                id.into(),
+                Activation {
+                    at_ms: 1,
+                    device: "d".into(),
+                },
+            );
+        }
+        let offers: Vec<Offer> = [offer("fresh", 0), offer("spent", 1)]
+            .into_iter()
+            .map(|o| Offer::from(OfferView::new(o, &member, 5_000)))
+            .collect();
+        let ids = |filter: OfferFilter| -> Vec<&str> {
+            offers
+                .iter()
+                .filter(|o| filter.keeps(o))
+                .map(|o| o.id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(OfferFilter::Active), ["fresh"]);
+        assert_eq!(ids(OfferFilter::UsedUp), ["spent"]);
+        assert_eq!(ids(OfferFilter::Activated), ["fresh", "spent"]);
     }
 }

@@ -139,6 +139,17 @@ impl LoyaltyClient {
         self.enrollment().ok_or(LoyaltyError::NotEnrolled)
     }
 
+    /// Signs this device out: stops watching, then wipes the member's documents, the
+    /// credentials and the checkout key (deleted from the [`SecretStore`] too), so the store is
+    /// as new and [`LoyaltyClient::enroll`] works again with a new activation code. The way back
+    /// when the server refuses the device (`Unauthorized`: revoked) and the "sign out" of an app.
+    /// Local only (the server is not told); changes not yet synced are lost, so sync first if
+    /// the server still accepts the device. The listener hears that every document changed.
+    pub async fn reset(&self) -> Result<(), LoyaltyError> {
+        self.stop_watching();
+        self.spawn(|d| async move { d.reset().await }).await
+    }
+
     /// Who this device is enrolled as; `None` before [`LoyaltyClient::enroll`].
     pub fn enrollment(&self) -> Option<Enrollment> {
         self.device.credentials().map(Enrollment::from)

@@ -109,7 +109,9 @@ pub struct PostMessage {
     pub subject: String,
     #[serde(default)]
     pub body: String,
-    /// `marketing` or `service`; a direct message to one member is `service` unless it says so.
+    /// `marketing` or `service`: required (a missing kind is `400 missing_message_kind`), since a
+    /// service message skips the member's consent. An `Option` only so that the server, not the
+    /// JSON decoder, answers its absence with that code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
@@ -283,8 +285,9 @@ fn one() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseRequest {
     pub session_id: String,
-    /// Chosen by the till, unique per purchase: a retry with the same key changes nothing and
-    /// gets the first answer.
+    /// The till's retry token, unique per purchase at this till (not the receipt number): a retry
+    /// with the same key changes nothing and gets the first answer. Scoped by till; keys beginning
+    /// with `till:` are reserved.
     pub idempotency_key: String,
     pub receipt_id: String,
     /// The receipt total in minor units (cents).
@@ -309,10 +312,12 @@ pub struct Movement {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostingResponse {
-    /// The idempotency key of the purchase (for a refund: of the refund).
+    /// The posting id: `till:<till id>:<idempotency key>` for a till's purchase or refund, unique
+    /// across tills. A refund at any till names its purchase by it.
     pub posting: String,
     pub member_id: String,
-    /// Points added (purchase) or taken back (refund).
+    /// Points added (purchase), or actually taken back (refund: the sum of its movements, which may
+    /// be less than its share when points had expired or were spent).
     pub earned: i64,
     /// Points spent (purchase) or given back (refund).
     pub redeemed: i64,
@@ -333,7 +338,8 @@ pub struct PostingResponse {
 /// `POST /v1/till/refunds`: gives back part or all of a purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRequest {
-    /// The idempotency key the purchase was posted with.
+    /// The purchase's posting id (`PostingResponse::posting`; any till may use it), or the
+    /// idempotency key this same till posted it with.
     pub purchase: String,
     pub idempotency_key: String,
     pub receipt_id: String,

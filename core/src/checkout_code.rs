@@ -58,7 +58,7 @@ pub const PAYLOAD_LEN: usize = SIGNED_LEN + SIGNATURE_LEN;
 /// one trailing byte (2 characters).
 pub const TEXT_LEN: usize = PAYLOAD_LEN / 2 * 3 + PAYLOAD_LEN % 2 * 2;
 /// Length of an Ed25519 public key.
-pub const PUBLIC_KEY_LEN: usize = 32;
+pub const PUBLIC_KEY_LEN: usize = crate::keys::PUBLIC_KEY_LEN;
 /// Digits in a card number, check digit included.
 pub const CARD_NUMBER_DIGITS: usize = 16;
 const CARD_PREFIX_MODULUS: u64 = 1_000_000_000_000_000; // 10^15
@@ -78,6 +78,10 @@ pub enum CodeError {
     UnsupportedVersion(u8),
     #[error("public key must be {expected} bytes, got {actual}")]
     InvalidPublicKey { expected: usize, actual: usize },
+    /// The registered key is one no honest device makes (small order, not canonical): a code
+    /// "signed" with it proves nothing, so it is refused before its signature is looked at.
+    #[error("the registered public key is unsafe: {0}")]
+    UnsafePublicKey(crate::keys::KeyError),
     #[error("code names key id {code:08x} but the key given has id {key:08x}")]
     KeyIdMismatch { code: u32, key: u32 },
     #[error("checkout code signature is invalid")]
@@ -118,6 +122,11 @@ impl SigningKey {
                 .map_err(|_| CodeError::KeyRejected {
                     reason: "public key is not 32 bytes".to_owned(),
                 })?;
+        // ring derives the public key from the seed, so this cannot fail for a key ring made; it
+        // keeps the rule "the device never registers a key the server would refuse" in one place.
+        crate::keys::check_public_key(&public_key).map_err(|e| CodeError::KeyRejected {
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             pkcs8: pkcs8.to_vec(),
             pair,
@@ -309,6 +318,9 @@ impl ParsedCode {
                 key: actual,
             });
         }
+        // Keys registered before enrollment refused unsafe ones are still in databases: for a
+        // small-order key the signature check below would accept a forgery.
+        crate::keys::check_verifying_key(public_key).map_err(CodeError::UnsafePublicKey)?;
         let signed = signed_fields(self.card_number, self.key_id, self.time_step);
         UnparsedPublicKey::new(&ED25519, public_key)
             .verify(&signing_input(&signed), &self.signature)
@@ -593,6 +605,33 @@ mod tests {
             parsed.verify_signature(&[0u8; 31]),
             Err(CodeError::InvalidPublicKey { actual: 31, .. })
         ));
+    }
+
+    /// The attack the key checks close: for the identity key, `R` = identity and `s` = 0 is a
+    /// valid Ed25519 signature of every message. ring accepts it; `verify_signature` must not.
+    #[test]
+    fn a_trivial_signature_for_a_small_order_key_is_refused() {
+        let mut identity = [0u8; PUBLIC_KEY_LEN];
+        identity[0] = 1;
+        let step = time_step_at(NOW_MS);
+        let signed = signed_fields(example_card(), key_id(&identity), step);
+        let mut forged_signature = [0u8; SIGNATURE_LEN];
+        forged_signature[..PUBLIC_KEY_LEN].copy_from_slice(&identity);
+        assert!(
+            UnparsedPublicKey::new(&ED25519, &identity)
+                .verify(&signing_input(&signed), &forged_signature)
+                .is_ok(),
+            "ring accepts the forgery, so the key check is what stops it"
+        );
+        let mut payload = signed.to_vec();
+        payload.extend_from_slice(&forged_signature);
+        let parsed = ParsedCode::parse(&base45::encode(&payload)).expect("parse");
+        assert_eq!(
+            parsed.verify_signature(&identity),
+            Err(CodeError::UnsafePublicKey(
+                crate::keys::KeyError::SmallOrder
+            ))
+        );
     }
 
     #[test]

@@ -213,6 +213,47 @@ impl Device {
         Ok(())
     }
 
+    /// Signs this device out: forgets the member's documents, the sync states, the credentials,
+    /// the learned clock and the checkout key (from the host's secret store too), so the store is
+    /// as new and [`Device::enroll`] works again — the way back for a revoked device ("ask the
+    /// member to enroll again") and for a phone handed on. Local only: the server is not told
+    /// (a revoked device cannot be heard anyway); an operator revokes a device that is gone.
+    /// Member edits not yet synced are lost with the rest, so sync first when the server still
+    /// accepts the device. Waits for a sync under way, then stops any later one from writing.
+    pub async fn reset(&self) -> Result<(), Error> {
+        let _no_sync_meanwhile = self.sync_lock.lock().await;
+        self.wipe_local()?;
+        // After the store: a crash in between leaves a key nobody uses, which the next
+        // enrollment replaces; the reverse order could leave credentials without their key.
+        if let Some(host) = &self.secrets {
+            host.delete(SIGNING_KEY)?;
+        }
+        tracing::info!("device reset");
+        // The app shows new (empty) documents: tell it, as after a sync.
+        let _ = self.changes.send(DocKind::ALL.to_vec());
+        Ok(())
+    }
+
+    /// The store and the in-memory state back to a new device's.
+    fn wipe_local(&self) -> Result<(), Error> {
+        let mut inner = self.lock();
+        inner.store.wipe()?;
+        // A new actor: the old one's changes may live on in the server's copy of the member
+        // document, and reusing its sequence numbers for other changes would corrupt it.
+        let actor = ActorId::random();
+        let mut docs = Vec::with_capacity(DocKind::ALL.len());
+        for kind in DocKind::ALL {
+            let mut doc = inner.store.load_doc(kind)?;
+            doc.set_actor(actor.clone());
+            docs.push(doc);
+        }
+        inner.docs = docs;
+        inner.credentials = None;
+        inner.signing_key = None;
+        inner.clock_offset_ms = 0;
+        Ok(())
+    }
+
     fn learn_clock(
         &self,
         inner: &mut Inner,
@@ -679,7 +720,7 @@ impl Device {
 }
 
 fn offline(e: reqwest::Error) -> Error {
-    Error::Offline(e.to_string())
+    Error::Offline(crate::error::transport_reason(&e))
 }
 
 /// Turns a non-success answer into [`Error::Server`] with the server's own code and message.

@@ -47,3 +47,14 @@ impl Error {
         })
     }
 }
+
+/// What went wrong under a failed HTTP request, for people: the innermost cause ("Connection
+/// refused (os error 111)", "operation timed out") rather than reqwest's "error sending request
+/// for url (...)", which says only that something did.
+pub fn transport_reason(e: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    innermost.to_string()
+}

@@ -35,6 +35,7 @@ pub mod error;
 pub mod forge;
 pub mod ids;
 pub mod inbox;
+pub mod keys;
 pub mod lots;
 pub mod member;
 pub mod offers;

@@ -114,9 +114,11 @@ impl Offer {
     }
 }
 
-/// Where an offer stands for the member at a given moment.
+/// Where an offer stands for the member at a given moment. The till applies exactly the offers
+/// that are `Active` (and whose basket conditions hold): the same rules as
+/// [`crate::earning::offer_blocker`], so the phone never shows as usable what the till refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OfferState {
     /// Not yet valid.
     Upcoming,
@@ -124,6 +126,8 @@ pub enum OfferState {
     Active,
     /// Valid but waiting for the member to activate it.
     Available,
+    /// Valid, but used as often as its `use_limit` allows.
+    UsedUp,
     Expired,
 }
 
@@ -143,6 +147,8 @@ impl OfferView {
             OfferState::Upcoming
         } else if now_ms >= offer.valid_until_ms {
             OfferState::Expired
+        } else if offer.use_limit > 0 && offer.use_count >= offer.use_limit {
+            OfferState::UsedUp
         } else if offer.needs_activation && activated_at_ms.is_none() {
             OfferState::Available
         } else {
@@ -318,6 +324,52 @@ mod tests {
             OfferView::new(o, &member, 10_000).state,
             OfferState::Expired
         );
+    }
+
+    #[test]
+    fn an_offer_used_up_to_its_limit_is_no_longer_active() {
+        let mut member = MemberState::default();
+        member.activations.insert(
+            "a".into(),
+            crate::member::Activation {
+                at_ms: 2_000,
+                device: "d".into(),
+            },
+        );
+        let mut o = sample("a");
+        o.use_limit = 2;
+        o.use_count = 1;
+        assert_eq!(
+            OfferView::new(o.clone(), &member, 5_000).state,
+            OfferState::Active
+        );
+        o.use_count = 2;
+        let v = OfferView::new(o.clone(), &member, 5_000);
+        assert_eq!(v.state, OfferState::UsedUp);
+        assert_eq!(
+            serde_json::to_value(v.state).unwrap(),
+            serde_json::json!("used_up")
+        );
+        // The till agrees: a used-up offer is blocked for that reason.
+        let candidate = crate::earning::OfferCandidate {
+            offer: o.clone(),
+            activated_at_ms: Some(2_000),
+        };
+        let basket = crate::earning::Basket {
+            total_minor: 1_000,
+            lines: Vec::new(),
+        };
+        assert_eq!(
+            crate::earning::offer_blocker(&candidate, &basket, 5_000),
+            Some("use limit reached")
+        );
+        // Expiry still wins, and no limit (0) is never used up.
+        assert_eq!(
+            OfferView::new(o.clone(), &member, 10_000).state,
+            OfferState::Expired
+        );
+        o.use_limit = 0;
+        assert_eq!(OfferView::new(o, &member, 5_000).state, OfferState::Active);
     }
 
     #[test]

@@ -268,6 +268,24 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets everything the store holds — documents, sync states, credentials, settings and
+    /// secrets — in one transaction, leaving it as a new store: a crash leaves all or nothing.
+    pub fn wipe(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for table in [
+            "doc_chunks",
+            "doc_epochs",
+            "sync_states",
+            "credentials",
+            "settings",
+            "secrets",
+        ] {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn chunk_count(&self, kind: DocKind) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM doc_chunks WHERE doc = ?1",
@@ -495,6 +513,53 @@ mod tests {
         assert_eq!(
             store.sync_state(DocKind::Member).unwrap().shared_heads,
             state.shared_heads
+        );
+    }
+
+    #[test]
+    fn wipe_leaves_a_new_store() {
+        let (_d, path) = temp();
+        let mut store = Store::open(&path).unwrap();
+        let mut doc = store.load_doc(DocKind::Member).unwrap();
+        member::mark(&mut doc, "read", "m1", 1).unwrap();
+        doc.commit();
+        store
+            .save(
+                DocKind::Member,
+                &mut doc,
+                Some(&automerge::sync::State::new()),
+            )
+            .unwrap();
+        store
+            .set_credentials(&Credentials {
+                server_url: "http://s".into(),
+                member_id: "mbr_1".into(),
+                card_number: "6000000000001237".into(),
+                device_id: "dev_1".into(),
+                device_secret: "secret".into(),
+                device_name: "phone".into(),
+            })
+            .unwrap();
+        store.set_setting("clock_offset_ms", "12").unwrap();
+        store.set_secret("key", b"private").unwrap();
+        let card = store.load_doc(DocKind::Card).unwrap();
+        let mut fresh = crate::epoch::fresh(DocKind::Card, &card, 0).unwrap();
+        store
+            .replace_doc(DocKind::Card, &mut fresh, 2, &automerge::sync::State::new())
+            .unwrap();
+        store.wipe().unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.credentials().unwrap(), None);
+        assert_eq!(store.setting("clock_offset_ms").unwrap(), None);
+        assert_eq!(store.secret("key").unwrap(), None);
+        assert_eq!(store.chunk_count(DocKind::Member).unwrap(), 0);
+        assert_eq!(store.epoch(DocKind::Card).unwrap(), 0);
+        assert!(
+            member::read(&store.load_doc(DocKind::Member).unwrap())
+                .unwrap()
+                .read
+                .is_empty()
         );
     }
 

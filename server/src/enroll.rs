@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::ids::{self, activation_code};
+use loyalty_core::keys;
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -61,20 +62,16 @@ pub async fn enroll(
     }))
 }
 
-/// A 32-byte Ed25519 public key from 64 hex characters.
+/// The device's Ed25519 key from its 64 hex characters, refused unless it is a key a device could
+/// honestly have made (`loyalty_core::keys`: canonical, not of small order, in the prime-order
+/// subgroup): for a small-order key anyone could sign checkout codes for the card.
 fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
-    let bad = || {
+    keys::parse_public_key_hex(hex).map_err(|e| {
         ApiError::bad_request(
             "invalid_public_key",
-            "public_key must be the 32-byte Ed25519 key as 64 hex characters",
+            format!(
+                "public_key must be the device's 32-byte Ed25519 key as 64 hex characters: {e}"
+            ),
         )
-    };
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
+    })
 }

@@ -31,6 +31,9 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_)) {
+        die_quietly_on_broken_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,5 +58,19 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `loyalty device offers | head -1`: when the reader goes away, end at once and quietly, as `cat`
+/// and `git` do, instead of panicking on the next `println!` with "Broken pipe". Rust ignores
+/// SIGPIPE for every program; this puts back the default action (the process ends, silently) for
+/// the terminal commands. Sockets are unaffected: the standard library sends with MSG_NOSIGNAL.
+/// The server keeps SIGPIPE ignored, so nothing it writes can end it.
+fn die_quietly_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: signal(2) with SIG_DFL installs no handler of ours; it runs before any other thread
+    // exists (the async runtime is built after this), so nothing races with the change.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

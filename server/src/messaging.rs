@@ -217,8 +217,8 @@ pub async fn send(
 }
 
 /// `POST /v1/admin/members/{id}/messages`: one message to one member, through the same path as
-/// any send. `kind` defaults to `service` here (a direct message from the retailer to one member),
-/// so the endpoint keeps its earlier behaviour; the answer is the message with its delivery.
+/// any send; the answer is the message with its delivery. `kind` is required, as for campaigns:
+/// it once defaulted to `service`, and a "BIG SALE" e-mail went out without a consent check.
 pub async fn post_member_message(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -229,7 +229,7 @@ pub async fn post_member_message(
     let Json(p) = body?;
     let out = Outgoing {
         id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
-        kind: p.kind.unwrap_or_else(|| "service".into()),
+        kind: p.kind.ok_or_else(missing_kind)?,
         channel: p.channel,
         subject: p.subject,
         body: p.body,
@@ -265,6 +265,14 @@ pub async fn post_member_message(
             }),
         }),
     ))
+}
+
+fn missing_kind() -> ApiError {
+    ApiError::bad_request(
+        "missing_message_kind",
+        "say the message's kind: `marketing` (offers, campaigns: needs the member's consent on \
+         push, SMS and e-mail) or `service` (the member's account, points, receipts, answers)",
+    )
 }
 
 /// An in-app service message to one member, for other parts of the programme (points-expiry

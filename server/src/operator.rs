@@ -9,6 +9,7 @@ use loyalty_core::api::{
     PublishedOffer, PurchaseRequest, RefundRequest, RequestRecord, ScanRequest, ScanResponse,
     SegmentView, SendMessage, SendSummary,
 };
+use loyalty_core::error::transport_reason;
 use loyalty_core::inbox::Message;
 use loyalty_core::offers::Offer;
 use serde::Serialize;
@@ -16,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error("the server could not be reached: {0}")]
-    Unreachable(String),
+    #[error("the server at {url} is not reachable: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("the server refused ({status} {code}): {message}")]
     Refused {
         status: u16,
@@ -50,12 +51,22 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| OperatorError::Unreachable(e.to_string()))?;
+            .map_err(|e| OperatorError::Unreachable {
+                url: base_url.to_string(),
+                reason: transport_reason(&e),
+            })?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             http,
         })
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> OperatorError {
+        OperatorError::Unreachable {
+            url: self.base.clone(),
+            reason: transport_reason(e),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -67,12 +78,9 @@ impl Api {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| OperatorError::Unreachable(e.to_string()))?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| OperatorError::Unreachable(e.to_string()))?;
+        let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
         if !status.is_success() {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(b) => (b.error.code, b.error.message),

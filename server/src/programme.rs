@@ -123,9 +123,20 @@ pub async fn award_event(
     }
     let key = format!("event:{member_id}:{event}");
     // Most calls find the event already paid (another device enrolled, the profile changed
-    // again): one indexed read instead of a whole posting attempt.
-    if app.storage.prior_posting(&key).await?.is_some() {
-        return Ok(false);
+    // again): one indexed read instead of a whole posting attempt. Only this member's event
+    // posting counts as paid: tills post in a namespace of their own (`till:…`), so anything else
+    // under this key is a defect to report, not a bonus to skip in silence.
+    if let Some(prior) = app.storage.prior_posting(&key).await? {
+        if prior.member_id == member_id && prior.kind == "event" {
+            return Ok(false);
+        }
+        return Err(ApiError::internal(
+            "event points",
+            format!(
+                "key {key} holds a {} posting, not this member's event",
+                prior.kind
+            ),
+        ));
     }
     let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
     let outcome = ledger::transact(app, member_id, false, |draft| {

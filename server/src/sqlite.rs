@@ -297,11 +297,32 @@ pub(crate) fn migrations() -> Migrations<'static> {
              CREATE INDEX lots_open_by_member ON lots (member_id, lot_id, rule, points, remaining,
                  expired, earned_at, available_at, expires_at, warned) WHERE remaining > 0;",
         ),
+        M::up(TILL_NAMESPACES),
         // Document epochs (`loyalty_core::epoch`): a document started afresh from its current
         // state carries its epoch, and devices with a copy of another epoch replace theirs.
         M::up("ALTER TABLE documents ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"),
     ])
 }
+
+/// A till's idempotency key lives in its till's namespace: the posting id is `till:<till>:<key>`,
+/// so two tills may use the same key and no till can take a key of the programme's own postings
+/// (`event:<member>:<event>`). Postings made before keep their answers for retries under their new
+/// ids; the rows that name them follow (the foreign keys are checked at the end of the migration's
+/// transaction).
+const TILL_NAMESPACES: &str = "PRAGMA defer_foreign_keys = ON;
+    UPDATE postings SET refers_to = coalesce(
+            (SELECT 'till:' || p.till_id || ':' || p.idempotency_key FROM postings p
+             WHERE p.idempotency_key = postings.refers_to AND p.kind = 'purchase'),
+            refers_to)
+        WHERE refers_to IS NOT NULL;
+    UPDATE lots SET posting = 'till:' ||
+            (SELECT p.till_id FROM postings p WHERE p.idempotency_key = lots.posting)
+            || ':' || posting
+        WHERE posting IN (SELECT idempotency_key FROM postings WHERE kind IN ('purchase', 'refund'));
+    UPDATE ledger SET posting = 'till:' || till_id || ':' || posting
+        WHERE posting IN (SELECT idempotency_key FROM postings WHERE kind IN ('purchase', 'refund'));
+    UPDATE postings SET idempotency_key = 'till:' || till_id || ':' || idempotency_key
+        WHERE kind IN ('purchase', 'refund');";
 
 /// How long a used checkout code is remembered (it expires after at most 90 s).
 const USED_CODE_RETENTION_MS: i64 = 10 * 60 * 1000;
@@ -796,19 +817,7 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
         ));
     }
     if let Some(purchase) = &p.refers_to {
-        // Checked in the writer, which sees every earlier refund: two refunds racing on one
-        // purchase cannot together give back more than it was.
-        let over: bool = tx
-            .prepare_cached(
-                "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1)
-                        > total_minor
-                 FROM postings WHERE idempotency_key = ?1",
-            )
-            .and_then(|mut s| s.query_row([purchase], |r| r.get(0)))
-            .map_err(backend)?;
-        if over {
-            return Err(StorageError::RefundExceedsPurchase);
-        }
+        check_refund(tx, purchase, p)?;
     }
     // The revision guard makes a concurrent change (another instance) a conflict to retry,
     // never a lost update.
@@ -889,18 +898,94 @@ fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageEr
     Ok(())
 }
 
+/// Checked in the writer, which sees every earlier refund of the purchase (this one included, just
+/// inserted): refunds together never exceed their purchase, and the shares this refund reverses
+/// were computed from the refunded total that is really there — even when refunds of the same
+/// purchase race through several instances.
+fn check_refund(
+    tx: &rusqlite::Connection,
+    purchase: &str,
+    p: &Posting,
+) -> Result<(), StorageError> {
+    let (refunded, total): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1),
+                    total_minor
+             FROM postings WHERE idempotency_key = ?1",
+        )
+        .and_then(|mut s| s.query_row([purchase], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(backend)?;
+    // A refund came between: read again and recompute (it may no longer fit, which the ledger
+    // then says with what is left).
+    if p.refunded_before
+        .is_some_and(|before| before + p.total_minor != refunded)
+    {
+        return Err(StorageError::Conflict);
+    }
+    if refunded > total {
+        return Err(StorageError::RefundExceedsPurchase);
+    }
+    Ok(())
+}
+
 fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
-    conn.prepare_cached("SELECT request_hash, response FROM postings WHERE idempotency_key = ?1")
+    conn.prepare_cached(
+        "SELECT member_id, till_id, kind, request_hash, response FROM postings
+         WHERE idempotency_key = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([key], |r| {
+            Ok(PriorPosting {
+                member_id: r.get(0)?,
+                till_id: r.get(1)?,
+                kind: r.get(2)?,
+                request_hash: hash_from(r.get(3)?),
+                response: r.get(4)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+/// The purchase posted under `posting`, with the lots it earned and what was refunded of it.
+fn read_purchase(conn: &Connection, posting: &str) -> Result<Option<PurchaseRecord>, StorageError> {
+    let record = conn
+        .prepare_cached(
+            "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
+                    (SELECT coalesce(sum(r.total_minor), 0) FROM postings r
+                     WHERE r.refers_to = p.idempotency_key)
+             FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
+        )
         .and_then(|mut s| {
-            s.query_row([key], |r| {
-                Ok(PriorPosting {
-                    request_hash: hash_from(r.get(0)?),
-                    response: r.get(1)?,
+            s.query_row([posting], |r| {
+                Ok(PurchaseRecord {
+                    posting: posting.to_string(),
+                    member_id: r.get(0)?,
+                    total_minor: r.get(1)?,
+                    earned: r.get(2)?,
+                    redeemed: r.get(3)?,
+                    refunded_minor: r.get(4)?,
+                    lots: Vec::new(),
                 })
             })
             .optional()
         })
-        .map_err(backend)
+        .map_err(backend)?;
+    let Some(mut record) = record else {
+        return Ok(None);
+    };
+    record.lots = conn
+        .prepare_cached(
+            "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
+             FROM lots WHERE posting = ?1 ORDER BY lot_id",
+        )
+        .and_then(|mut s| {
+            s.query_map([posting], read_lot)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    Ok(Some(record))
 }
 
 fn read_checkout_session(
@@ -1278,13 +1363,14 @@ impl TillStorage for SqliteStorage {
         self.read(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let prior = read_prior_posting(&tx, &key)?;
+            let session = read_checkout_session(&tx, &session_id)?;
             if prior.is_some() {
                 return Ok(PurchaseContext {
                     prior,
-                    ..PurchaseContext::default()
+                    session,
+                    book: None,
                 });
             }
-            let session = read_checkout_session(&tx, &session_id)?;
             let book = match &session {
                 Some(s) => read_book(&tx, &s.member_id, metric, window_start_ms, Some(now_ms))?,
                 None => None,
@@ -1298,44 +1384,27 @@ impl TillStorage for SqliteStorage {
         .await
     }
 
-    async fn purchase(
+    async fn purchase(&self, posting: &str) -> Result<Option<PurchaseRecord>, StorageError> {
+        let posting = posting.to_string();
+        self.read(move |conn| read_purchase(conn, &posting)).await
+    }
+
+    async fn refund_book(
         &self,
-        idempotency_key: &str,
-    ) -> Result<Option<PurchaseRecord>, StorageError> {
-        let key = idempotency_key.to_string();
+        member_id: &str,
+        purchase: &str,
+        metric: Metric,
+        window_start_ms: i64,
+    ) -> Result<Option<(MemberBook, Option<PurchaseRecord>)>, StorageError> {
+        let member_id = member_id.to_string();
+        let purchase = purchase.to_string();
         self.read(move |conn| {
-            let record = conn.query_row(
-                "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
-                        (SELECT coalesce(sum(r.total_minor), 0) FROM postings r WHERE r.refers_to = p.idempotency_key)
-                 FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
-                [&key],
-                |r| {
-                    Ok(PurchaseRecord {
-                        member_id: r.get(0)?,
-                        total_minor: r.get(1)?,
-                        earned: r.get(2)?,
-                        redeemed: r.get(3)?,
-                        refunded_minor: r.get(4)?,
-                        lots: Vec::new(),
-                    })
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-            let Some(mut record) = record else {
+            // One snapshot: the refunded total belongs to the book's revision.
+            let tx = conn.transaction().map_err(backend)?;
+            let Some(book) = read_book(&tx, &member_id, metric, window_start_ms, None)? else {
                 return Ok(None);
             };
-            record.lots = conn
-                .prepare_cached(
-                    "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
-                     FROM lots WHERE posting = ?1 ORDER BY lot_id",
-                )
-                .and_then(|mut s| {
-                    s.query_map([&key], read_lot)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(backend)?;
-            Ok(Some(record))
+            Ok(Some((book, read_purchase(&tx, &purchase)?)))
         })
         .await
     }
@@ -1606,6 +1675,7 @@ mod tests {
             receipt_id: key.into(),
             kind: "purchase",
             refers_to: None,
+            refunded_before: None,
             total_minor: 100,
             earned: balance,
             redeemed: 0,
@@ -1703,6 +1773,117 @@ mod tests {
             let q = plan(qualifying_sql(metric));
             assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
         }
+    }
+
+    /// A refund of `amount` of `purchase`, computed from `before` refunded and `revision`.
+    fn refund(key: &str, purchase: &str, amount: i64, before: i64, revision: i64) -> Posting {
+        let (mut p, _) = posting(key, "m1", 0);
+        p.kind = "refund";
+        p.refers_to = Some(purchase.into());
+        p.total_minor = amount;
+        p.refunded_before = Some(before);
+        p.expected_revision = revision;
+        p
+    }
+
+    #[tokio::test]
+    async fn a_refund_computed_from_a_refunded_total_no_longer_stored_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        storage.create_member(member("m1")).await.unwrap();
+        storage.post(posting("till:t:p", "m1", 10).0).await.unwrap();
+        storage
+            .post(refund("till:t:r1", "till:t:p", 40, 0, 1))
+            .await
+            .unwrap();
+        // The member's revision is current, but the shares were computed as if nothing had been
+        // refunded: another instance's snapshot, say. The write must not go through.
+        assert!(matches!(
+            storage
+                .post(refund("till:t:r2", "till:t:p", 40, 0, 2))
+                .await,
+            Err(StorageError::Conflict)
+        ));
+        storage
+            .post(refund("till:t:r2", "till:t:p", 40, 40, 2))
+            .await
+            .unwrap();
+        assert!(matches!(
+            storage
+                .post(refund("till:t:r3", "till:t:p", 30, 80, 3))
+                .await,
+            Err(StorageError::RefundExceedsPurchase)
+        ));
+        let refunded: i64 = storage
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT sum(total_minor) FROM postings WHERE refers_to = 'till:t:p'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(refunded, 80);
+    }
+
+    #[test]
+    fn till_postings_made_before_namespaces_move_into_their_tills_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = connection(&path).unwrap();
+        // Rows as the server wrote them before: till postings under the till's bare key.
+        conn.execute_batch(
+            "INSERT INTO members (member_id, card_number, created_at) VALUES ('m1', 'c1', 0);
+             INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
+                                   till_id, receipt_id, total_minor, earned, redeemed, at, response)
+             VALUES ('1001', x'', 'm1', 'purchase', NULL, 't-1', '1001', 100, 1, 0, 0, x''),
+                    ('1001-r', x'', 'm1', 'refund', '1001', 't-1', 'r', 50, 0, 0, 0, x''),
+                    ('event:m1:enrollment', x'', 'm1', 'event', NULL, 'programme', '', 0, 5, 0, 0, x'');
+             INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
+             VALUES ('tx1', 'm1', '1001', 1, 'earned', 't-1', '1001', 0),
+                    ('tx2', 'm1', 'event:m1:enrollment', 5, 'welcome', 'programme', '', 0);
+             INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, earned_at,
+                               available_at)
+             VALUES ('lot1', 'm1', '1001', 'base', 1, 1, 0, 0);",
+        )
+        .unwrap();
+        conn.execute_batch(&format!("BEGIN; {TILL_NAMESPACES} COMMIT;"))
+            .unwrap();
+        let keys: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT idempotency_key, refers_to FROM postings ORDER BY idempotency_key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                ("event:m1:enrollment".to_string(), None),
+                ("till:t-1:1001".to_string(), None),
+                (
+                    "till:t-1:1001-r".to_string(),
+                    Some("till:t-1:1001".to_string())
+                ),
+            ]
+        );
+        let named = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            named("SELECT posting FROM ledger ORDER BY tx_id"),
+            ["till:t-1:1001", "event:m1:enrollment"]
+        );
+        assert_eq!(named("SELECT posting FROM lots"), ["till:t-1:1001"]);
+        let broken: Vec<String> = named("SELECT \"table\" FROM pragma_foreign_key_check");
+        assert!(broken.is_empty(), "{broken:?}");
     }
 
     #[tokio::test]

@@ -197,6 +197,8 @@ pub struct LedgerMovement {
 /// Purchases and refunds are postings; so are expiries, event points and operator tier changes,
 /// each with its own kind, so every ledger movement belongs to exactly one posting.
 pub struct Posting {
+    /// The posting's id: a till's idempotency key in its till's namespace (`till:<till>:<key>`),
+    /// or the programme's own key (`event:…`, `settle:…`, `tier:…`).
     pub idempotency_key: String,
     pub request_hash: [u8; 32],
     pub member_id: String,
@@ -205,8 +207,11 @@ pub struct Posting {
     pub receipt_id: String,
     /// `purchase`, `refund`, `settle`, `event` or `tier`.
     pub kind: &'static str,
-    /// For a refund: the purchase's idempotency key.
+    /// For a refund: the purchase's posting id.
     pub refers_to: Option<String>,
+    /// For a refund: the purchase's refunded total its shares were computed from. Another refund
+    /// of the purchase written in between (by any instance) makes the write a conflict to retry.
+    pub refunded_before: Option<i64>,
     pub total_minor: i64,
     pub earned: i64,
     pub redeemed: i64,
@@ -271,9 +276,12 @@ pub struct PurchaseContext {
     pub book: Option<MemberBook>,
 }
 
-/// A posting already made under an idempotency key.
+/// A posting already made under an idempotency key: whose it is, and its answer.
 #[derive(Debug, Clone)]
 pub struct PriorPosting {
+    pub member_id: String,
+    pub till_id: String,
+    pub kind: String,
     pub request_hash: [u8; 32],
     pub response: Vec<u8>,
 }
@@ -281,6 +289,8 @@ pub struct PriorPosting {
 /// A purchase as a refund needs it.
 #[derive(Debug, Clone)]
 pub struct PurchaseRecord {
+    /// Its posting id.
+    pub posting: String,
     pub member_id: String,
     pub total_minor: i64,
     pub earned: i64,
@@ -311,14 +321,16 @@ pub trait TillStorage: Send + Sync + 'static {
         &self,
         session_id: &str,
     ) -> Result<Option<CheckoutSession>, StorageError>;
+    /// The posting stored under a posting id, if any.
     async fn prior_posting(
         &self,
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError>;
     /// What a purchase reads before it takes the member's lock, in one round trip where the
-    /// backend can: the answer to a retried key; else the session named, and the book of the
-    /// session's member with their offers at `now_ms`. The book may be stale by the time the lock
-    /// is held: the posting's revision guard catches that, and the ledger reads it again.
+    /// backend can: the session named and the posting stored under the purchase's posting id (a
+    /// retry); when there is none, the book of the session's member with their offers at `now_ms`.
+    /// The book may be stale by the time the lock is held: the posting's revision guard catches
+    /// that, and the ledger reads it again.
     async fn purchase_context(
         &self,
         idempotency_key: &str,
@@ -328,13 +340,14 @@ pub trait TillStorage: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<PurchaseContext, StorageError> {
         let prior = self.prior_posting(idempotency_key).await?;
+        let session = self.checkout_session(session_id).await?;
         if prior.is_some() {
             return Ok(PurchaseContext {
                 prior,
-                ..PurchaseContext::default()
+                session,
+                book: None,
             });
         }
-        let session = self.checkout_session(session_id).await?;
         let book = match &session {
             Some(s) => {
                 self.member_book(&s.member_id, metric, window_start_ms, Some(now_ms))
@@ -348,8 +361,18 @@ pub trait TillStorage: Send + Sync + 'static {
             book,
         })
     }
-    async fn purchase(&self, idempotency_key: &str)
-    -> Result<Option<PurchaseRecord>, StorageError>;
+    /// The purchase posted under a posting id (`None` when there is none, or it is no purchase).
+    async fn purchase(&self, posting: &str) -> Result<Option<PurchaseRecord>, StorageError>;
+    /// The member's book (as [`TillStorage::member_book`], without offers) and the purchase a
+    /// refund reverses, from one snapshot: the refunded total agrees with the member's revision,
+    /// which every refund raises, so the revision guard catches any refund that came between.
+    async fn refund_book(
+        &self,
+        member_id: &str,
+        purchase: &str,
+        metric: Metric,
+        window_start_ms: i64,
+    ) -> Result<Option<(MemberBook, Option<PurchaseRecord>)>, StorageError>;
     /// Writes a posting; [`StorageError::Conflict`] when the member's points moved meanwhile,
     /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile,
     /// [`StorageError::RefundExceedsPurchase`] when refunds together would exceed their purchase.

@@ -6,6 +6,11 @@
 //! for that card and not revoked; the signature; the time step is within one step of server time;
 //! the card is active; and the code was never used before. Only then is the code marked used and a
 //! checkout session opened — a refused scan changes nothing.
+//!
+//! A till's idempotency key is its own retry token, scoped by till: the posting it makes is stored
+//! as `till:<till id>:<key>` (its posting id, in every answer's `posting`), so two tills never
+//! collide and no till can take a key of the programme's own postings (`event:<member>:<event>`).
+//! A refund names its purchase by that posting id from any till, or by its key at the same till.
 
 use std::sync::Arc;
 
@@ -24,7 +29,7 @@ use loyalty_core::tiers::Metric;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::ledger::{self, Plan};
+use crate::ledger::{self, Plan, Retry};
 use crate::storage::{CheckoutSession, StorageError};
 
 /// How long a scan's session stays open for its purchase.
@@ -32,11 +37,13 @@ const SESSION_MS: i64 = 10 * 60 * 1000;
 /// Time steps of clock skew tolerated either side of the server's.
 const SKEW_STEPS: u32 = 1;
 const MAX_KEY: usize = 128;
+/// A refund's `purchase`: a key, or a posting id (`till:`, a till id of up to 64, `:`, a key).
+const MAX_PURCHASE_NAME: usize = 256;
 /// Points a till may redeem in one purchase: far above any real basket, far below overflow when
 /// added up.
-const MAX_POINTS: i64 = 1_000_000_000_000;
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Ten million in the major unit: a receipt beyond that is a typo.
-const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 /// Lines on one receipt: a generous supermarket trolley.
 const MAX_LINES: usize = 1_000;
 
@@ -67,6 +74,10 @@ fn code_refusal(e: CodeError) -> ApiError {
         | CodeError::InvalidPublicKey { .. } => refused(
             "bad_signature",
             "the code's signature does not verify: a forged or altered code",
+        ),
+        CodeError::UnsafePublicKey(_) => refused(
+            "unsafe_key",
+            "the key registered for this card is one anyone could sign for: the device must enroll again",
         ),
         CodeError::Expired { .. } => refused(
             "code_expired",
@@ -149,23 +160,37 @@ fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
     sha256(&serde_json::to_vec(request).unwrap_or_default())
 }
 
-fn check_key(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > MAX_KEY {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("idempotency_key must be 1 to {MAX_KEY} bytes"),
-        ));
-    }
-    Ok(())
+/// How every till posting's id begins: `till:<till id>:<idempotency key>`.
+const POSTING_PREFIX: &str = "till:";
+
+/// The posting id of a till's idempotency key: the key in the till's own namespace. Till ids have
+/// no `:`, so the id names one till and one key.
+fn posting_id(till_id: &str, key: &str) -> String {
+    format!("{POSTING_PREFIX}{till_id}:{key}")
 }
 
-/// The first answer to an idempotency key, when it was used before with the same request.
-async fn replay(
-    app: &App,
-    key: &str,
-    hash: [u8; 32],
-) -> Result<Option<Json<PostingResponse>>, ApiError> {
-    Ok(ledger::replayed(app.storage.prior_posting(key).await?, hash)?.map(Json))
+/// The posting id a refund's `purchase` names: a posting id as the purchase's answer gave it (any
+/// till may refund it), or else this till's own key for it.
+fn purchase_posting(till_id: &str, purchase: &str) -> String {
+    if purchase.starts_with(POSTING_PREFIX) {
+        purchase.to_string()
+    } else {
+        posting_id(till_id, purchase)
+    }
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_idempotency_key", m);
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(bad(format!("idempotency_key must be 1 to {MAX_KEY} bytes")));
+    }
+    // Reserved, so that a refund's `purchase` is a posting id exactly when it looks like one.
+    if key.starts_with(POSTING_PREFIX) {
+        return Err(bad(format!(
+            "idempotency keys beginning with `{POSTING_PREFIX}` are reserved for posting ids"
+        )));
+    }
+    Ok(())
 }
 
 fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
@@ -173,6 +198,11 @@ fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
     check_key(&r.idempotency_key)?;
     if r.receipt_id.is_empty() || r.receipt_id.len() > MAX_KEY {
         return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if r.purchase.is_empty() || r.purchase.len() > MAX_PURCHASE_NAME {
+        return Err(bad(format!(
+            "purchase must be 1 to {MAX_PURCHASE_NAME} bytes: a posting id or a key"
+        )));
     }
     if !(1..=MAX_TOTAL_MINOR).contains(&r.amount_minor) {
         return Err(bad(format!("amount_minor must be 1 to {MAX_TOTAL_MINOR}")));
@@ -224,20 +254,28 @@ pub async fn purchase(
     let Json(request) = body?;
     validate_purchase(&request)?;
     let hash = request_hash(&request);
-    // A retry is answered before the session is looked at: its session may have expired since.
+    let posting = posting_id(&till_id, &request.idempotency_key);
+    // A retry is answered before the session is checked: its session may have expired since.
     let programme = app.programme().await?;
     let now = app.now_ms();
     let context = app
         .storage
         .purchase_context(
-            &request.idempotency_key,
+            &posting,
             &request.session_id,
             programme.tiers.metric,
             now.saturating_sub(programme.tiers.window_days * DAY_MS),
             now,
         )
         .await?;
-    if let Some(answer) = ledger::replayed(context.prior, hash)?.map(Json) {
+    let retry = Retry {
+        // The session's member, while the session is still kept.
+        member_id: context.session.as_ref().map(|s| s.member_id.as_str()),
+        till_id: &till_id,
+        kind: "purchase",
+        request_hash: hash,
+    };
+    if let Some(answer) = ledger::replayed(context.prior, &retry)?.map(Json) {
         return Ok(answer);
     }
     let session = open_session(&app, context.session, &till_id)?;
@@ -279,7 +317,7 @@ pub async fn purchase(
         draft.discount_minor = pricing.discount_minor;
         draft.applied = pricing.applied.clone();
         Ok(Plan {
-            idempotency_key: request.idempotency_key.clone(),
+            idempotency_key: posting.clone(),
             request_hash: hash,
             kind: "purchase",
             till_id: till_id.clone(),
@@ -335,47 +373,45 @@ pub async fn refund(
     let Json(request) = body?;
     validate_refund(&request)?;
     let hash = request_hash(&request);
-    if let Some(answer) = replay(&app, &request.idempotency_key, hash).await? {
-        return Ok(answer);
-    }
+    let posting = posting_id(&till_id, &request.idempotency_key);
+    let purchase_id = purchase_posting(&till_id, &request.purchase);
+    // Read here only for whose it is (that never changes); what was refunded of it is read again
+    // under the member's lock.
     let purchase = app
         .storage
-        .purchase(&request.purchase)
+        .purchase(&purchase_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "purchase_not_found",
-                "no purchase was posted with that idempotency key",
-            )
-        })?;
-    let left = purchase.total_minor - purchase.refunded_minor;
-    if request.amount_minor > left {
-        return Err(ledger::refund_exceeds(format!(
-            "{} of the purchase is left to refund",
-            money(left)
-        )));
-    }
-    // Proportional, computed on the running total so that refunds in parts add up exactly to a
-    // refund of the whole. In 128 bits: points (up to 10^11 a receipt) times minor units (up to
-    // 10^9) does not fit in 64.
-    let share = |points: i64, upto: i64| {
-        if purchase.total_minor == 0 {
-            points
-        } else {
-            let exact = i128::from(points) * i128::from(upto) / i128::from(purchase.total_minor);
-            // `upto` never exceeds the total, so the share never exceeds `points`.
-            i64::try_from(exact).unwrap_or(points)
-        }
+        .ok_or_else(purchase_not_found)?;
+    let retry = Retry {
+        member_id: Some(&purchase.member_id),
+        till_id: &till_id,
+        kind: "refund",
+        request_hash: hash,
     };
-    let after = purchase.refunded_minor + request.amount_minor;
-    let before = purchase.refunded_minor;
-    let redeemed_back = share(purchase.redeemed, after) - share(purchase.redeemed, before);
-    let earned_back = share(purchase.earned, after) - share(purchase.earned, before);
+    if let Some(answer) = ledger::replayed(app.storage.prior_posting(&posting).await?, &retry)? {
+        return Ok(Json(answer));
+    }
     let receipt = request.receipt_id.clone();
     let amount = money(request.amount_minor);
-    let outcome = ledger::transact(&app, &purchase.member_id, false, |draft| {
+    let outcome = ledger::transact_refund(&app, &purchase.member_id, &purchase_id, |draft| {
+        let purchase = draft.purchase.clone().ok_or_else(purchase_not_found)?;
+        let left = purchase.total_minor - purchase.refunded_minor;
+        if request.amount_minor > left {
+            return Err(ledger::refund_exceeds(format!(
+                "{} of the purchase is left to refund",
+                money(left)
+            )));
+        }
+        let share = |points| {
+            ledger::refund_share(
+                points,
+                purchase.total_minor,
+                purchase.refunded_minor,
+                request.amount_minor,
+            )
+        };
         for lot in &purchase.lots {
-            let back = share(lot.points, after) - share(lot.points, before);
+            let back = share(lot.points);
             if back > 0 {
                 draft.take_back(
                     lot,
@@ -384,6 +420,8 @@ pub async fn refund(
                 );
             }
         }
+        let earned_back = share(purchase.earned);
+        let redeemed_back = share(purchase.redeemed);
         draft.give_back(
             redeemed_back,
             format!("Refund of {amount} (receipt {receipt}): redeemed points returned"),
@@ -393,12 +431,12 @@ pub async fn refund(
             Metric::Points => -earned_back,
         };
         Ok(Plan {
-            idempotency_key: request.idempotency_key.clone(),
+            idempotency_key: posting.clone(),
             request_hash: hash,
             kind: "refund",
             till_id: till_id.clone(),
             receipt_id: receipt.clone(),
-            refers_to: Some(request.purchase.clone()),
+            refers_to: Some(purchase.posting.clone()),
             total_minor: request.amount_minor,
             earned: earned_back,
             redeemed: redeemed_back,
@@ -407,6 +445,13 @@ pub async fn refund(
     })
     .await?;
     Ok(Json(outcome.response))
+}
+
+fn purchase_not_found() -> ApiError {
+    ApiError::not_found(
+        "purchase_not_found",
+        "no purchase has that posting id, nor this till that idempotency key",
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use loyalty_server::{App, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod race;
+
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 pub const TILL_TOKEN: &str = "test-till-token-0123456789";
 
@@ -364,7 +366,7 @@ pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
         channel: "inapp".into(),
         subject: subject.into(),
         body: format!("{subject}: the full text of the message, a few sentences long."),
-        kind: None,
+        kind: Some("service".into()),
     }
 }
 

@@ -304,7 +304,7 @@ fn malformed_operator_input_is_400() {
             .http
             .post(format!("{}/v1/admin/members/{}/messages", w.server.url, w.member_id))
             .bearer_auth(OPERATOR_TOKEN)
-            .json(&serde_json::json!({"subject": "hi", "channel": "pigeon"}))
+            .json(&serde_json::json!({"subject": "hi", "kind": "service", "channel": "pigeon"}))
             .send()
             .await
             .unwrap();
@@ -313,7 +313,7 @@ fn malformed_operator_input_is_400() {
             .http
             .post(format!("{}/v1/admin/members/mbr_nobody/messages", w.server.url))
             .bearer_auth(OPERATOR_TOKEN)
-            .json(&serde_json::json!({"subject": "hi"}))
+            .json(&serde_json::json!({"subject": "hi", "kind": "service"}))
             .send()
             .await
             .unwrap();

@@ -617,6 +617,19 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             assert_eq!(s, 401);
         }
 
+        // The one-member endpoint has no default kind either: a "BIG SALE" e-mail once went out
+        // as a service message, past the member's consent.
+        let path = format!("/v1/admin/members/{anna}/messages");
+        let no_kind = json!({"id": "sale", "channel": "email", "subject": "BIG SALE"});
+        let (s, v) = w.raw("POST", &path, Some(&operator()), Some(no_kind.to_string().into_bytes())).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("missing_message_kind")), "{v}");
+        let mut direct = message("sale", "BIG SALE");
+        direct.kind = None;
+        assert_eq!(
+            w.op.post_message(&anna, &direct).await.unwrap_err().code(),
+            Some("missing_message_kind")
+        );
+
         // Nothing of the above was recorded.
         assert!(w.op.deliveries(None, Some(&anna)).await.unwrap().is_empty());
         phone.sync().await.unwrap();

@@ -38,13 +38,25 @@ fn a_device_killed_mid_write_or_mid_compaction_loses_nothing_it_acknowledged() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (started, running) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
+            let mut last = None;
+            for n in BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
                 .filter_map(|l| l.parse::<u64>().ok())
-                .last()
+            {
+                if last.is_none() {
+                    let _ = started.send(());
+                }
+                last = Some(n);
+            }
+            last
         });
+        // The delay counts from the writer's first acknowledged write, not from the spawn: on a
+        // loaded machine starting the process alone can take longer than the longest delay, and
+        // the kill would then land before anything was written.
+        let _ = running.recv_timeout(Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

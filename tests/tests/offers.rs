@@ -420,7 +420,9 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
             .await
             .unwrap();
         phone.device.sync().await.unwrap();
-        assert_eq!(phone.device.offers().unwrap()[0].offer.use_count, 1);
+        let on_phone = &phone.device.offers().unwrap()[0];
+        assert_eq!(on_phone.offer.use_count, 1);
+        assert_eq!(on_phone.state, loyalty_core::offers::OfferState::Active);
 
         till_side
             .record_offer_uses_alone(&phone.member_id, &["twice".into()])
@@ -442,7 +444,13 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
             "never past the limit"
         );
         phone.device.sync().await.unwrap();
-        assert_eq!(phone.device.offers().unwrap()[0].offer.use_count, 2);
+        let on_phone = &phone.device.offers().unwrap()[0];
+        assert_eq!(on_phone.offer.use_count, 2);
+        assert_eq!(
+            on_phone.state,
+            loyalty_core::offers::OfferState::UsedUp,
+            "the phone no longer shows as usable what the till refuses"
+        );
         // Out of its validity the till does not see it.
         assert!(
             programme

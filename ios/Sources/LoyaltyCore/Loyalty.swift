@@ -40,7 +40,7 @@ public final class ChangeFeed: ChangeListener, @unchecked Sendable {
 /// talking to `serverUrl`, keeping its signing key in `secretStore` (the Keychain), with its
 /// changes as `AsyncStream`s. One per store; it is thread-safe, share it.
 public final class Loyalty: @unchecked Sendable {
-    /// Every operation: enroll, sync, card, offers, inbox, preferences, checkout code.
+    /// Every operation: enroll, sync, card, offers, inbox, preferences, checkout code, reset (sign out).
     public let client: LoyaltyClient
     private let feed = ChangeFeed()
 

@@ -940,6 +940,16 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     func requests() async throws  -> [MemberRequest]
     
     /**
+     * Signs this device out: stops watching, then wipes the member's documents, the
+     * credentials and the checkout key (deleted from the [`SecretStore`] too), so the store is
+     * as new and [`LoyaltyClient::enroll`] works again with a new activation code. The way back
+     * when the server refuses the device (`Unauthorized`: revoked) and the "sign out" of an app.
+     * Local only (the server is not told); changes not yet synced are lost, so sync first if
+     * the server still accepts the device. The listener hears that every document changed.
+     */
+    func reset() async throws 
+    
+    /**
      * The server's time as this device best knows it, in milliseconds since the epoch.
      */
     func serverNowMs()  -> Int64
@@ -1357,6 +1367,30 @@ open func requests()async throws  -> [MemberRequest]  {
             completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeMemberRequest.lift,
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * Signs this device out: stops watching, then wipes the member's documents, the
+     * credentials and the checkout key (deleted from the [`SecretStore`] too), so the store is
+     * as new and [`LoyaltyClient::enroll`] works again with a new activation code. The way back
+     * when the server refuses the device (`Unauthorized`: revoked) and the "sign out" of an app.
+     * Local only (the server is not told); changes not yet synced are lost, so sync first if
+     * the server still accepts the device. The listener hears that every document changed.
+     */
+open func reset()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_reset(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_void,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeLoyaltyError_lift
         )
 }
@@ -3542,6 +3576,10 @@ public enum OfferFilter: Equatable, Hashable {
      */
     case activated
     case upcoming
+    /**
+     * Used up to their limit (state `UsedUp`).
+     */
+    case usedUp
     case expired
 
 
@@ -3574,7 +3612,9 @@ public struct FfiConverterTypeOfferFilter: FfiConverterRustBuffer {
         
         case 5: return .upcoming
         
-        case 6: return .expired
+        case 6: return .usedUp
+        
+        case 7: return .expired
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3604,8 +3644,12 @@ public struct FfiConverterTypeOfferFilter: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         
         
-        case .expired:
+        case .usedUp:
             writeInt(&buf, Int32(6))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(7))
         
         }
     }
@@ -3646,6 +3690,10 @@ public enum OfferState: Equatable, Hashable {
      * Valid, waiting for the member to activate it.
      */
     case available
+    /**
+     * Valid, but used as often as `use_limit` allows: the till no longer applies it.
+     */
+    case usedUp
     case expired
 
 
@@ -3674,7 +3722,9 @@ public struct FfiConverterTypeOfferState: FfiConverterRustBuffer {
         
         case 3: return .available
         
-        case 4: return .expired
+        case 4: return .usedUp
+        
+        case 5: return .expired
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3696,8 +3746,12 @@ public struct FfiConverterTypeOfferState: FfiConverterRustBuffer {
             writeInt(&buf, Int32(3))
         
         
-        case .expired:
+        case .usedUp:
             writeInt(&buf, Int32(4))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(5))
         
         }
     }
@@ -4567,6 +4621,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests() != 48807) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_reset() != 49288) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms() != 10420) {

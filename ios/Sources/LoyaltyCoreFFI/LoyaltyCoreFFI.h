@@ -416,6 +416,11 @@ uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_preferences(uint64_t ptr
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_RESET
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_RESET
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_reset(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SERVER_NOW_MS
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SERVER_NOW_MS
 int64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_server_now_ms(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -859,6 +864,12 @@ uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_preferences(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_REQUESTS
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_REQUESTS
 uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_RESET
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_RESET
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_reset(void
     
 );
 #endif

@@ -13,6 +13,7 @@ final class MapSecretStore: SecretStore, @unchecked Sendable {
     private let lock = NSLock()
     private var map: [String: Data] = [:]
     var count: Int { lock.lock(); defer { lock.unlock() }; return map.count }
+    var values: [Data] { lock.lock(); defer { lock.unlock() }; return Array(map.values) }
     func get(name: String) throws -> Data? { lock.lock(); defer { lock.unlock() }; return map[name] }
     func put(name: String, value: Data) throws { lock.lock(); defer { lock.unlock() }; map[name] = value }
     func delete(name: String) throws { lock.lock(); defer { lock.unlock() }; map[name] = nil }
@@ -62,6 +63,7 @@ enum Server {
         guard (200..<300).contains(status) else {
             throw HTTPFailure(description: "\(method) \(path): \(status) \(String(decoding: data, as: UTF8.self))")
         }
+        if data.isEmpty { return [:] }   // 204
         guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw HTTPFailure(description: "\(method) \(path): not a JSON object")
         }
@@ -81,7 +83,17 @@ enum Server {
 
     static func message(_ member: String, _ id: String, subject: String) async throws {
         _ = try await call("POST", "/v1/admin/members/\(member)/messages", token: operatorToken,
-            body: #"{"id":"\#(id)","subject":"\#(subject)","body":"Hello from the tests"}"#)
+            body: #"{"id":"\#(id)","kind":"service","subject":"\#(subject)","body":"Hello from the tests"}"#)
+    }
+
+    /// Another activation code for `member`, for a device that enrolls again.
+    static func activationCode(_ member: String) async throws -> String {
+        let c = try await call("POST", "/v1/admin/members/\(member)/activation-codes", token: operatorToken, body: nil)
+        return c["activation_code"] as! String
+    }
+
+    static func revoke(_ deviceId: String) async throws {
+        _ = try await call("POST", "/v1/admin/devices/\(deviceId)/revoke", token: operatorToken, body: nil)
     }
 
     /// The member's document as the server holds it.
@@ -238,6 +250,46 @@ final class LoyaltyCoreTests: XCTestCase {
             XCTAssertEqual((m["preferences"] as? [String: Any])?["store"] as? String, "berlin-mitte")
             XCTAssertEqual(((m["consents"] as? [String: Any])?["email"] as? [String: Any])?["granted"] as? Bool, true)
         }
+    }
+
+    func testARevokedPhoneResetsEnrollsAgainAndHasItsBalanceBack() async throws {
+        let (member, _, firstCode) = try await Server.createMember()
+        let secrets = MapSecretStore()
+        let c = try Loyalty(databasePath: db("reset"), serverUrl: Server.url, secretStore: secrets).client
+        let first = try await c.enroll(activationCode: firstCode, deviceName: "swift test")
+        _ = try await c.sync()
+        let code1 = try await c.checkoutCode()
+        let posting = try await Server.purchase(code: code1.text, totalMinor: 4250)
+        _ = try await c.sync()
+        let balance = try await c.balance()
+        XCTAssertEqual(balance, int64(posting["balance"]))
+        let oldKey = secrets.values
+
+        try await Server.revoke(first.deviceId)
+        await assertThrows("sync when revoked", { try await c.sync() }) {
+            if case .Unauthorized = $0 { return true } else { return false }
+        }
+        let code = try await Server.activationCode(member)
+        await assertThrows("enroll without reset", { try await c.enroll(activationCode: code, deviceName: "swift test") }) {
+            if case .InvalidInput = $0 { return true } else { return false }
+        }
+
+        try await c.reset()
+        XCTAssertFalse(c.isEnrolled())
+        XCTAssertNil(c.enrollment())
+        let noCard = try await c.card()
+        XCTAssertNil(noCard)
+        XCTAssertEqual(secrets.count, 0, "the key is gone from the Keychain")
+
+        let again = try await c.enroll(activationCode: code, deviceName: "swift test")
+        XCTAssertEqual(again.memberId, member)
+        XCTAssertNotEqual(again.deviceId, first.deviceId)
+        _ = try await c.sync()
+        let back = try await c.balance()
+        XCTAssertEqual(back, balance)
+        XCTAssertNotEqual(secrets.values, oldKey)
+        let code2 = try await c.checkoutCode()
+        _ = try await Server.purchase(code: code2.text, totalMinor: 100)   // the new key works
     }
 
     func testAPurchaseAtTheTillShowsInBalanceAndLedger() async throws {

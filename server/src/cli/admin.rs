@@ -89,6 +89,10 @@ enum AdminCommand {
         /// inapp, push, sms or email.
         #[arg(long, default_value = "inapp")]
         channel: String,
+        /// marketing (offers, campaigns: only to members who consented on push, SMS, e-mail) or
+        /// service (their account, points, receipts, answers). No default: say which.
+        #[arg(long, value_parser = ["marketing", "service"])]
+        kind: String,
         #[arg(long)]
         id: Option<String>,
     },
@@ -330,6 +334,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
             subject,
             body,
             channel,
+            kind,
             id,
         } => {
             let message = PostMessage {
@@ -337,7 +342,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 channel,
                 subject,
                 body,
-                kind: None,
+                kind: Some(kind),
             };
             let m = client
                 .post_message(&member_id, &message)

@@ -1,7 +1,9 @@
 //! `loyalty device`: a member's phone in a terminal. Its documents live in a local store file, just
-//! as on a phone, and every command but `enroll` and `sync` works offline.
+//! as on a phone, and every command but `enroll` and `sync` works offline. Only `enroll` creates
+//! the store: any other command on a path with no store is refused, so a mistyped `--store` is
+//! not mistaken for a new, empty phone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use loyalty_core::{Device, Error};
@@ -39,6 +41,10 @@ enum DeviceCommand {
     },
     /// Sync with the server.
     Sync,
+    /// Sign this device out: forget the member's data, credentials and checkout key, so it can
+    /// enroll again (after the operator revoked it, or to hand the phone on). Changes not synced
+    /// yet are lost.
+    Reset,
     /// Show the card and its balance.
     Card,
     /// List offers.
@@ -104,13 +110,52 @@ enum RequestCommand {
     List,
 }
 
-fn err(e: Error) -> String {
-    e.to_string()
+/// A core error as advice for the person at the terminal: which server could not be reached,
+/// and what to do when the server no longer accepts the device or the store is enrolled already.
+fn explain(e: Error, store: &Path, server: &str) -> String {
+    let store = store.display();
+    match e {
+        Error::Offline(reason) => format!(
+            "the server at {server} is not reachable ({reason}); is `loyalty server` running there?"
+        ),
+        Error::Server {
+            status: 401 | 403,
+            message,
+            ..
+        } => format!(
+            "the server no longer accepts this device ({message}). To enroll it again: \
+             `loyalty device --store {store} reset`, then `loyalty device --store {store} enroll \
+             --code CODE` with a new activation code from the operator"
+        ),
+        Error::AlreadyEnrolled { member_id } => format!(
+            "the store {store} is already enrolled as member {member_id}; \
+             `loyalty device --store {store} reset` signs it out first"
+        ),
+        other => other.to_string(),
+    }
 }
 
 pub async fn run(args: DeviceArgs) -> CliResult {
     super::init_logging("warn");
-    let device = Device::open(&args.store).map_err(err)?;
+    let store = args.store.as_path();
+    let creating = matches!(args.command, DeviceCommand::Enroll { .. });
+    if !creating && !store.exists() {
+        return Err(format!(
+            "there is no device store at {}: check --store (or LOYALTY_DEVICE_STORE), or enroll \
+             one first with `loyalty device --store {} enroll --code CODE`",
+            store.display(),
+            store.display()
+        ));
+    }
+    let device = Device::open(store).map_err(|e| e.to_string())?;
+    let server = match &args.command {
+        DeviceCommand::Enroll { server, .. } => server.clone(),
+        _ => device
+            .credentials()
+            .map(|c| c.server_url)
+            .unwrap_or_default(),
+    };
+    let err = |e: Error| explain(e, store, &server);
     let json = args.json;
     match args.command {
         DeviceCommand::Enroll { server, code, name } => {
@@ -129,6 +174,22 @@ pub async fn run(args: DeviceArgs) -> CliResult {
                 creds.member_id, creds.card_number
             );
             print_sync(&report);
+        }
+        DeviceCommand::Reset => {
+            let was = device.credentials();
+            device.reset().await.map_err(err)?;
+            if json {
+                return print_json(&json!({"reset": true, "was_member": was.map(|c| c.member_id)}));
+            }
+            match was {
+                Some(c) => println!(
+                    "signed out: member {} (card {}) and its data are gone from {}; enroll again with a new activation code",
+                    c.member_id,
+                    c.card_number,
+                    store.display()
+                ),
+                None => println!("{} was not enrolled; it is empty now", store.display()),
+            }
         }
         DeviceCommand::Sync => {
             let report = device.sync().await.map_err(err)?;

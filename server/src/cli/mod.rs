@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod device;
+pub mod money;
 pub mod programme;
+pub mod qr_scan;
 pub mod server;
 pub mod till;
 

@@ -1,12 +1,15 @@
-//! `loyalty till`: a till in a terminal — scan a member's code (as text or from a PNG, decoded by
-//! a real QR decoder), post a purchase, refund.
+//! `loyalty till`: a till in a terminal — scan a member's code (as text or from a PNG, decoded
+//! in-process by [`super::qr_scan`]), post a purchase, refund. Amounts are read strictly by
+//! [`super::money`], and refused with the flag's name.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use loyalty_core::api::{PurchaseRequest, RefundRequest};
+use loyalty_core::api::{PurchaseLine, PurchaseRequest, RefundRequest};
 use loyalty_server::operator::TillClient;
+use loyalty_server::till::MAX_POINTS;
 
+use super::money::{self, show as show_money};
 use super::{CliResult, print_json, show_time};
 
 #[derive(Args)]
@@ -37,64 +40,38 @@ enum TillCommand {
         #[arg(long)]
         session: String,
         /// Receipt total, e.g. 12.34.
-        #[arg(long)]
-        total: String,
+        #[arg(long, value_parser = money::amount)]
+        total: i64,
         #[arg(long)]
         receipt: String,
         /// Points to redeem.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=MAX_POINTS))]
         redeem: i64,
-        /// Idempotency key (default: the receipt id).
+        /// This till's retry token for the purchase. Default: a new random one, printed on
+        /// stderr; to retry a purchase whose answer was lost, run it again with that `--key`.
+        /// Not the receipt number: receipt numbers repeat across stores and days.
         #[arg(long)]
         key: Option<String>,
         /// A receipt line as SKU:CATEGORY:AMOUNT (e.g. 4006381:coffee:12.99); repeat for more.
         /// Categories drive multipliers and category offers; lines must add up to the total.
-        #[arg(long = "line")]
-        lines: Vec<String>,
+        #[arg(long = "line", value_parser = parse_line)]
+        lines: Vec<PurchaseLine>,
     },
     /// Refund part or all of a purchase.
     Refund {
-        /// The purchase's idempotency key.
+        /// The purchase's posting id (`posting` in its answer; any till may use it), or the
+        /// idempotency key this till posted it with.
         #[arg(long)]
         purchase: String,
         /// Amount refunded, e.g. 5.00.
-        #[arg(long)]
-        amount: String,
+        #[arg(long, value_parser = money::positive_amount)]
+        amount: i64,
         #[arg(long)]
         receipt: String,
+        /// This till's retry token for the refund; default: a new random one, printed on stderr.
         #[arg(long)]
         key: Option<String>,
     },
-}
-
-/// "12.34" as 1234 minor units.
-fn minor_units(text: &str) -> Result<i64, String> {
-    let bad = || format!("`{text}` is not an amount like 12.34");
-    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
-    if frac.len() > 2 || whole.is_empty() {
-        return Err(bad());
-    }
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
-    whole
-        .checked_mul(100)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or_else(bad)
-}
-
-/// Decodes a QR code in a PNG with zbarimg, the decoder a till's scanner stands in for.
-fn decode_png(path: &PathBuf) -> Result<String, String> {
-    let out = std::process::Command::new("zbarimg")
-        .args(["--raw", "-q"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("zbarimg (apt-get install zbar-tools) could not run: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("no QR code found in {}", path.display()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .trim_end_matches('\n')
-        .to_string())
 }
 
 pub async fn run(args: TillArgs) -> CliResult {
@@ -105,7 +82,7 @@ pub async fn run(args: TillArgs) -> CliResult {
         TillCommand::Scan { code, png } => {
             let text = match (code, png) {
                 (Some(c), _) => c,
-                (None, Some(p)) => decode_png(&p)?,
+                (None, Some(p)) => super::qr_scan::decode_png_file(&p)?,
                 (None, None) => return Err("give the code's text or --png FILE".into()),
             };
             let s = till.scan(&text).await.map_err(|e| e.to_string())?;
@@ -130,15 +107,13 @@ pub async fn run(args: TillArgs) -> CliResult {
             key,
             lines,
         } => {
+            check_lines_add_up(&lines, total)?;
             let request = PurchaseRequest {
                 session_id: session,
-                idempotency_key: key.unwrap_or_else(|| receipt.clone()),
+                idempotency_key: key_or_new(key),
                 receipt_id: receipt,
-                total_minor: minor_units(&total)?,
-                lines: lines
-                    .iter()
-                    .map(|l| parse_line(l))
-                    .collect::<Result<_, _>>()?,
+                total_minor: total,
+                lines,
                 redeem_points: redeem,
             };
             let p = till.purchase(&request).await.map_err(|e| e.to_string())?;
@@ -167,6 +142,10 @@ pub async fn run(args: TillArgs) -> CliResult {
                 "earned {}, redeemed {}, balance now {} ({} pending)",
                 p.earned, p.redeemed, p.balance, p.pending
             );
+            println!(
+                "posting {} (a refund at any till names it by this)",
+                p.posting
+            );
         }
         TillCommand::Refund {
             purchase,
@@ -176,9 +155,9 @@ pub async fn run(args: TillArgs) -> CliResult {
         } => {
             let request = RefundRequest {
                 purchase,
-                idempotency_key: key.unwrap_or_else(|| receipt.clone()),
+                idempotency_key: key_or_new(key),
                 receipt_id: receipt,
-                amount_minor: minor_units(&amount)?,
+                amount_minor: amount,
             };
             let r = till.refund(&request).await.map_err(|e| e.to_string())?;
             if args.json {
@@ -193,24 +172,49 @@ pub async fn run(args: TillArgs) -> CliResult {
     Ok(())
 }
 
-fn show_money(minor: i64) -> String {
-    format!("{}.{:02}", minor / 100, minor % 100)
+/// The till's retry token: the one given, or a new random one, printed on stderr before the
+/// request goes out, so that a request whose answer is lost can be sent again with `--key`.
+fn key_or_new(key: Option<String>) -> String {
+    key.unwrap_or_else(|| {
+        let key = loyalty_core::ids::new_record_id("key");
+        eprintln!("idempotency key: {key} (to retry, run the same command with --key {key})");
+        key
+    })
 }
 
-/// `SKU:CATEGORY:AMOUNT` as a receipt line.
-fn parse_line(text: &str) -> Result<loyalty_core::api::PurchaseLine, String> {
+/// `SKU:CATEGORY:AMOUNT` as a receipt line (a clap value parser, so errors name `--line`).
+fn parse_line(text: &str) -> Result<PurchaseLine, String> {
     let mut parts = text.splitn(3, ':');
     let (Some(sku), Some(category), Some(amount)) = (parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!("--line `{text}`: expected SKU:CATEGORY:AMOUNT"));
+        return Err(format!("`{text}`: expected SKU:CATEGORY:AMOUNT"));
     };
-    Ok(loyalty_core::api::PurchaseLine {
+    Ok(PurchaseLine {
         sku: sku.into(),
         description: String::new(),
         category: category.into(),
         quantity: 1,
-        amount_minor: minor_units(amount)?,
+        amount_minor: money::amount(amount)?,
     })
+}
+
+/// The server refuses lines that do not add up to the total; say so here in the flags' terms.
+fn check_lines_add_up(lines: &[PurchaseLine], total: i64) -> CliResult {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let sum = lines
+        .iter()
+        .try_fold(0i64, |acc, l| acc.checked_add(l.amount_minor));
+    match sum {
+        Some(sum) if sum == total => Ok(()),
+        Some(sum) => Err(format!(
+            "the --line amounts add up to {}, but --total is {}",
+            show_money(sum),
+            show_money(total)
+        )),
+        None => Err("the --line amounts add up to more than any receipt can hold".into()),
+    }
 }
 
 #[cfg(test)]
@@ -221,15 +225,21 @@ mod tests {
         assert_eq!((l.category.as_str(), l.amount_minor), ("coffee", 1299));
         assert!(super::parse_line("just-a-sku").is_err());
         assert!(super::parse_line("s:c:lots").is_err());
+        assert!(super::parse_line("s:c:1.-5").is_err());
+        assert!(super::parse_line("s:c:-5.50").is_err());
     }
 
     #[test]
-    fn amounts_parse_to_minor_units() {
-        assert_eq!(super::minor_units("12.34"), Ok(1234));
-        assert_eq!(super::minor_units("12.3"), Ok(1230));
-        assert_eq!(super::minor_units("7"), Ok(700));
-        assert!(super::minor_units("1.234").is_err());
-        assert!(super::minor_units("abc").is_err());
-        assert!(super::minor_units(".5").is_err());
+    fn lines_must_add_up_to_the_total() {
+        let lines = [
+            super::parse_line("a:coffee:10.00").unwrap(),
+            super::parse_line("b:bread:2.50").unwrap(),
+        ];
+        assert_eq!(super::check_lines_add_up(&lines, 1250), Ok(()));
+        assert_eq!(
+            super::check_lines_add_up(&lines, 1300),
+            Err("the --line amounts add up to 12.50, but --total is 13.00".into())
+        );
+        assert_eq!(super::check_lines_add_up(&[], 1300), Ok(()));
     }
 }

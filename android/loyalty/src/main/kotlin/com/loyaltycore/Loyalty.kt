@@ -38,7 +38,7 @@ class ChangeFeed : ChangeListener {
 class Loyalty(databasePath: String, serverUrl: String, secretStore: SecretStore) : AutoCloseable {
     private val feed = ChangeFeed()
 
-    /** Every operation: enroll, sync, card, offers, inbox, preferences, checkout code. */
+    /** Every operation: enroll, sync, card, offers, inbox, preferences, checkout code, reset (sign out). */
     val client: LoyaltyClient = LoyaltyClient(databasePath, serverUrl, secretStore, feed)
 
     /** The documents each sync changed, as they happen. */

@@ -777,6 +777,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_requests(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_reset(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_consent(
@@ -868,6 +870,8 @@ internal object UniffiLib {
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_preferences(`ptr`: Long,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_requests(`ptr`: Long,
+    ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_reset(`ptr`: Long,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_server_now_ms(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1967,6 +1971,16 @@ public interface LoyaltyClientInterface {
     suspend fun `requests`(): List<MemberRequest>
     
     /**
+     * Signs this device out: stops watching, then wipes the member's documents, the
+     * credentials and the checkout key (deleted from the [`SecretStore`] too), so the store is
+     * as new and [`LoyaltyClient::enroll`] works again with a new activation code. The way back
+     * when the server refuses the device (`Unauthorized`: revoked) and the "sign out" of an app.
+     * Local only (the server is not told); changes not yet synced are lost, so sync first if
+     * the server still accepts the device. The listener hears that every document changed.
+     */
+    suspend fun `reset`()
+    
+    /**
      * The server's time as this device best knows it, in milliseconds since the epoch.
      */
     fun `serverNowMs`(): kotlin.Long
@@ -2536,6 +2550,36 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
         { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeMemberRequest.lift(it) },
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Signs this device out: stops watching, then wipes the member's documents, the
+     * credentials and the checkout key (deleted from the [`SecretStore`] too), so the store is
+     * as new and [`LoyaltyClient::enroll`] works again with a new activation code. The way back
+     * when the server refuses the device (`Unauthorized`: revoked) and the "sign out" of an app.
+     * Local only (the server is not told); changes not yet synced are lost, so sync first if
+     * the server still accepts the device. The listener hears that every document changed.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `reset`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_reset(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
         // Error FFI converter
         LoyaltyException.ErrorHandler,
     )
@@ -4483,6 +4527,10 @@ enum class OfferFilter {
      */
     ACTIVATED,
     UPCOMING,
+    /**
+     * Used up to their limit (state `UsedUp`).
+     */
+    USED_UP,
     EXPIRED;
 
     
@@ -4531,6 +4579,10 @@ enum class OfferState {
      * Valid, waiting for the member to activate it.
      */
     AVAILABLE,
+    /**
+     * Valid, but used as often as `use_limit` allows: the till no longer applies it.
+     */
+    USED_UP,
     EXPIRED;
 
     

@@ -52,6 +52,7 @@ object Server {
         if (tillId) b.header("X-Till-Id", "till-1")
         val response = http.send(b.build(), HttpResponse.BodyHandlers.ofString())
         check(response.statusCode() in 200..299) { "$method $path: ${response.statusCode()} ${response.body()}" }
+        if (response.body().isBlank()) return emptyMap()   // 204
         @Suppress("UNCHECKED_CAST")
         return Json.parse(response.body()) as Map<String, Any?>
     }
@@ -69,7 +70,15 @@ object Server {
 
     fun message(member: String, id: String, subject: String) {
         call("POST", "/v1/admin/members/$member/messages", operatorToken,
-            """{"id":"$id","subject":"$subject","body":"Hello from the tests"}""")
+            """{"id":"$id","kind":"service","subject":"$subject","body":"Hello from the tests"}""")
+    }
+
+    /** Another activation code for [member], for a device that enrolls again. */
+    fun activationCode(member: String): String =
+        call("POST", "/v1/admin/members/$member/activation-codes", operatorToken, null)["activation_code"] as String
+
+    fun revoke(deviceId: String) {
+        call("POST", "/v1/admin/devices/$deviceId/revoke", operatorToken, null)
     }
 
     fun member(member: String): Map<String, Any?> = call("GET", "/v1/admin/members/$member", operatorToken, null)
@@ -234,6 +243,42 @@ class LoyaltyClientTest {
             assertEquals(true, m.obj("consents").obj("email")["granted"])
             assertEquals(1, m.obj("requests").size)
             assertEquals(listOf("coffee"), app.client.offers(OfferFilter.ACTIVATED).map { it.id })
+        }
+    }
+
+    @Test
+    fun aRevokedPhoneResetsEnrollsAgainAndHasItsBalanceBack() = runBlocking<Unit> {
+        val secrets = MapSecretStore()
+        val (app, member, _) = enrolled(db("reset"), secrets)
+        app.use {
+            val c = app.client
+            c.sync()
+            val posting = Server.purchase(c.checkoutCode().text, totalMinor = 4250)
+            c.sync()
+            val balance = c.balance()
+            assertEquals(posting["balance"] as Long, balance)
+            val oldKey = secrets.map.values.single().copyOf()
+            val oldDevice = c.enrollment()!!.deviceId
+
+            Server.revoke(oldDevice)
+            assertFailsWith<LoyaltyException.Unauthorized> { c.sync() }
+            val code = Server.activationCode(member)
+            assertFailsWith<LoyaltyException.InvalidInput> { c.enroll(code, "kotlin test") }
+
+            c.reset()
+            assertFalse(c.isEnrolled())
+            assertNull(c.enrollment())
+            assertNull(c.card())
+            assertTrue("the key is gone from the secret store", secrets.map.isEmpty())
+            assertFailsWith<LoyaltyException.NotEnrolled> { c.sync() }
+
+            val again = c.enroll(code, "kotlin test")
+            assertEquals(member, again.memberId)
+            assertTrue(again.deviceId != oldDevice)
+            c.sync()
+            assertEquals(balance, c.balance())
+            assertFalse(oldKey.contentEquals(secrets.map.values.single()))
+            Server.purchase(c.checkoutCode().text, totalMinor = 100)   // the new key works
         }
     }
 
