@@ -110,6 +110,9 @@ impl Device {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
+            // Well under the server's 10 s idle limit: a pooled connection is never reused just
+            // as the server closes it (docs/protocol.md, "Timeouts and load").
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Offline(e.to_string()))?;
         Ok(Self {
@@ -357,7 +360,9 @@ impl Device {
     /// Keeps this device live while the app is open: waits on the server's change feed and syncs
     /// as soon as the member's documents change (a purchase at the till, a new offer), so the
     /// phone shows it within a round trip. Runs until the future is dropped; rides out the server
-    /// being unreachable with a growing pause.
+    /// being unreachable, overloaded (`503`) or rate-limiting (`429`) with a growing pause. Ends
+    /// with the server's `poll_superseded` when newer polls of this device took its place (a
+    /// second `watch` of the same device: the newer ones keep watching).
     pub async fn watch(&self) -> Result<(), Error> {
         let mut since = 0u64;
         let mut pause = Duration::from_millis(250);
@@ -370,7 +375,12 @@ impl Device {
                         self.sync().await?;
                     }
                 }
-                Err(Error::Offline(_)) => {
+                Err(
+                    Error::Offline(_)
+                    | Error::Server {
+                        status: 429 | 503, ..
+                    },
+                ) => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(30));
                 }

@@ -1,5 +1,6 @@
 //! Device enrollment: an activation code from the operator buys one device its credentials. Only a
 //! hash of the device secret is stored; the secret itself is in this one answer and nowhere else.
+//! Attempts are rate-limited per client address before the body is read ([`EnrollAttempt`]).
 
 use std::sync::Arc;
 
@@ -12,12 +13,14 @@ use loyalty_core::keys;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::EnrollAttempt;
 use crate::storage::NewDevice;
 
 const MAX_DEVICE_NAME: usize = 128;
 
 pub async fn enroll(
     State(app): State<Arc<App>>,
+    _: EnrollAttempt,
     body: Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let Json(request) = body?;

@@ -50,6 +50,9 @@ impl Api {
     fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Well under the server's 10 s idle limit: a pooled connection is never reused just
+            // as the server closes it (docs/protocol.md, "Timeouts and load").
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| OperatorError::Unreachable {
                 url: base_url.to_string(),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use loyalty_core::calendar::{self, format_date};
 use loyalty_core::earning::Earning;
 use loyalty_core::programme::Programme;
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::Operator;
 use crate::ledger::{self, Plan};
 
 /// Members settled per batch of the settle job.
@@ -25,18 +25,16 @@ const SETTLE_BATCH: usize = 500;
 
 pub async fn get_programme(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<Programme>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json((*app.programme().await?).clone()))
 }
 
 pub async fn put_programme(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
     body: Result<Json<Programme>, JsonRejection>,
 ) -> Result<Json<Programme>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(programme) = body?;
     programme
         .validate()
@@ -57,10 +55,9 @@ pub struct SetTier {
 pub async fn set_tier(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
     body: Result<Json<SetTier>, JsonRejection>,
 ) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(request) = body?;
     let programme = app.programme().await?;
     if let Some(t) = &request.tier
@@ -370,9 +367,8 @@ async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<(usize, usize
 /// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
 pub async fn settle_now(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<SettleReport>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json(settle(&app).await?))
 }
 

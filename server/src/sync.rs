@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
 use loyalty_core::epoch::EpochPolicy;
@@ -22,32 +22,18 @@ use loyalty_core::sync::{PeerState, Stored, server_answer};
 use crate::app::{App, Wait};
 use crate::documents::load;
 use crate::error::ApiError;
-use crate::storage::{DeviceRecord, DocWrite, StorageError, StoredDoc};
+use crate::extract::MemberDevice;
+use crate::storage::{DocWrite, StorageError, StoredDoc};
 
 /// Attempts at storing a sync before answering "busy" (another instance kept writing first).
 const ATTEMPTS: usize = 5;
 
-async fn device_for_member(
-    app: &App,
-    headers: &HeaderMap,
-    member_id: &str,
-) -> Result<DeviceRecord, ApiError> {
-    let device = app.authenticate_device(headers).await?;
-    if device.member_id != member_id {
-        return Err(ApiError::forbidden(
-            "these credentials belong to another member",
-        ));
-    }
-    Ok(device)
-}
-
 pub async fn sync(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    MemberDevice(device): MemberDevice,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let device = device_for_member(&app, &headers, &member_id).await?;
     let body = body?;
     let request = SyncRequest::decode(&body).map_err(|e| match e {
         protocol::ProtocolError::UnknownDocument(_) => {
@@ -239,9 +225,8 @@ pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
 pub async fn document(
     State(app): State<Arc<App>>,
     Path((member_id, doc)): Path<(String, String)>,
-    headers: HeaderMap,
+    _: MemberDevice,
 ) -> Result<Response, ApiError> {
-    device_for_member(&app, &headers, &member_id).await?;
     let kind = DocKind::from_name(&doc).ok_or_else(|| {
         ApiError::not_found(
             "unknown_document",
@@ -296,17 +281,19 @@ fn default_wait() -> u64 {
 /// `changed` is true and polls again from the returned `seq`. Offers, inbox entries and postings
 /// recorded relationally but not yet in the member's documents (a fan-out, a segment send, a
 /// purchase made through another server instance) count as a change: the sync that follows
-/// projects them.
+/// projects them. A device holds at most `long_polls_per_device` polls open: a newer one ends the
+/// oldest with `409 poll_superseded`. At shutdown every poll is answered at once.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    MemberDevice(device): MemberDevice,
     query: Result<axum::extract::Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
-    device_for_member(&app, &headers, &member_id).await?;
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
+    // Open before the checks below, so a change between them and the wait is not missed.
+    let poll = app.live.open(&member_id, &device.device_id);
     let (seq, changed) = loop {
         // Read before the checks: a fan-out or a send that lands after a check has woken after
         // this read, so the wait below still sees it.
@@ -319,14 +306,18 @@ pub async fn changes(
         {
             break (q.since, true);
         }
-        match app
-            .wait_for_change_until(&member_id, q.since, wakes, deadline)
-            .await
-        {
+        match poll.wait(q.since, wakes, deadline).await {
             Wait::Changed(seq) => break (seq, true),
             Wait::TimedOut(seq) => break (seq, false),
             // A fan-out or a send somewhere: check this member again.
             Wait::Woken => continue,
+            Wait::Superseded => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "poll_superseded",
+                    "a newer long poll of this device took this one's place; do not poll again from here",
+                ));
+            }
         }
     };
     Ok(axum::Json(loyalty_core::api::ChangesResponse {

@@ -69,6 +69,10 @@ impl TestServer {
         let storage = SqliteStorage::open(&database).expect("open server database");
         let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
+        // Tests enroll many phones and try wrong credentials from one address: the per-address
+        // limits are off unless a test turns them on (tests/tests/edge.rs does).
+        config.edge.enroll_per_minute = 0;
+        config.edge.auth_failures_per_minute = 0;
         configure(&mut config);
         let listener = TcpListener::bind(listen).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
@@ -167,10 +171,30 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(database: &Path, listen: &str) -> Self {
+        Self::start_with_args(database, listen, &[])
+    }
+
+    /// As [`ServerProcess::start`], with more `loyalty server` flags.
+    pub fn start_with_args(database: &Path, listen: &str, args: &[&str]) -> Self {
+        Self::start_wrapped(&[], database, listen, args)
+    }
+
+    /// As [`ServerProcess::start_with_args`], run under `wrapper` (for example `valgrind
+    /// --tool=callgrind`): the wrapper's command line comes first, then the server's.
+    pub fn start_wrapped(wrapper: &[&str], database: &Path, listen: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(loyalty_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(loyalty_bin());
+                c
+            }
+            None => Command::new(loyalty_bin()),
+        };
+        let mut child = command
             .args(["server", "--listen", listen, "--database"])
             .arg(database)
+            .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
             .env("RUST_LOG", "warn")
