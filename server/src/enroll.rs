@@ -3,21 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::ids::{self, activation_code};
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::storage::NewDevice;
 
 const MAX_DEVICE_NAME: usize = 128;
 
 pub async fn enroll(
     State(app): State<Arc<App>>,
-    body: Result<Json<EnrollRequest>, JsonRejection>,
+    body: Result<Json<EnrollRequest>, ApiError>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let Json(request) = body?;
     let code = activation_code::normalize(&request.activation_code).ok_or_else(|| {

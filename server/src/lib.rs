@@ -36,6 +36,7 @@ pub mod config;
 pub mod documents;
 pub mod enroll;
 pub mod error;
+pub mod json;
 pub mod ledger;
 pub mod messaging;
 pub mod operator;

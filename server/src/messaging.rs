@@ -18,8 +18,6 @@ use loyalty_core::calendar::DAY_MS;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::DocKind;
@@ -32,6 +30,7 @@ use loyalty_core::inbox::{self, Delivery, Message, Reply};
 use crate::app::App;
 use crate::documents;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::outbound::{OutboundChannel, OutboundMessage};
 use crate::storage::{DeliveryFilter, NewSend, OutboundJob, OutboundOutcome, SendTarget};
 
@@ -200,7 +199,7 @@ async fn log_refusals(app: &App, message_id: &str) {
 pub async fn send(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<SendMessage>, JsonRejection>,
+    body: Result<Json<SendMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<SendSummary>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;
@@ -223,7 +222,7 @@ pub async fn post_member_message(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<PostMessage>, JsonRejection>,
+    body: Result<Json<PostMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;
@@ -556,7 +555,7 @@ pub async fn reply(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<PostReply>, JsonRejection>,
+    body: Result<Json<PostReply>, ApiError>,
 ) -> Result<(StatusCode, Json<RequestRecord>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{PostOffer, PostSegment, PostTargetedOffer, PublishedOffer, SegmentView};
 use loyalty_core::ids;
@@ -15,6 +13,7 @@ use loyalty_core::segments::Segment;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::targeting;
 
 /// The offer an operator posted, with its id filled in.
@@ -40,7 +39,7 @@ pub fn offer_from_post(p: PostOffer) -> Offer {
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<PostTargetedOffer>, JsonRejection>,
+    body: Result<Json<PostTargetedOffer>, ApiError>,
 ) -> Result<(StatusCode, Json<PublishedOffer>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;
@@ -52,7 +51,7 @@ pub async fn post_offer(
 pub async fn create_segment(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<PostSegment>, JsonRejection>,
+    body: Result<Json<PostSegment>, ApiError>,
 ) -> Result<(StatusCode, Json<SegmentView>), ApiError> {
     app.authenticate_operator(&headers)?;
     let Json(p) = body?;

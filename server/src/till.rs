@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
@@ -24,6 +22,7 @@ use loyalty_core::tiers::Metric;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::ledger::{self, Plan};
 use crate::storage::{CheckoutSession, StorageError};
 
@@ -83,7 +82,7 @@ fn code_refusal(e: CodeError) -> ApiError {
 pub async fn scan(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<ScanRequest>, JsonRejection>,
+    body: Result<Json<ScanRequest>, ApiError>,
 ) -> Result<Json<ScanResponse>, ApiError> {
     let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
@@ -218,7 +217,7 @@ fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
 pub async fn purchase(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<PurchaseRequest>, JsonRejection>,
+    body: Result<Json<PurchaseRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
     let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
@@ -329,7 +328,7 @@ fn money(minor: i64) -> String {
 pub async fn refund(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<RefundRequest>, JsonRejection>,
+    body: Result<Json<RefundRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
     let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
