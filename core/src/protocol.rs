@@ -32,6 +32,8 @@ pub mod codes {
     pub const READ_ONLY_DOCUMENT: &str = "read_only_document";
     pub const INVALID_DOCUMENT: &str = "invalid_document";
     pub const MALFORMED_MESSAGE: &str = "malformed_message";
+    /// A member-document change that made the `requests` map other than with the shared change.
+    pub const RIVAL_MAP: &str = "rival_map";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
