@@ -61,7 +61,7 @@ pub async fn enroll(
 }
 
 /// A 32-byte Ed25519 public key from 64 hex characters.
-fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
+pub fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_public_key",
