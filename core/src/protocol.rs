@@ -44,6 +44,8 @@ pub mod codes {
     pub const TOO_MANY_OPERATIONS: &str = "too_many_operations";
     /// Applying the message would make the member document's history longer than its limit.
     pub const HISTORY_TOO_LONG: &str = "history_too_long";
+    /// A member-document change that made the `requests` map other than with the shared change.
+    pub const RIVAL_MAP: &str = "rival_map";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

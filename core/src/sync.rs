@@ -268,6 +268,15 @@ fn rejection(code: &str, message: impl Into<String>) -> Rejection {
     }
 }
 
+/// The rejection of a member-document change that validation refused.
+fn document_rejection(e: crate::document::DocumentError) -> Rejection {
+    let code = match e {
+        crate::document::DocumentError::RivalMap { .. } => codes::RIVAL_MAP,
+        _ => codes::INVALID_DOCUMENT,
+    };
+    rejection(code, e.to_string())
+}
+
 fn knows(doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
     doc.get_change_by_hash(hash).is_some()
 }
@@ -399,8 +408,7 @@ pub fn server_answer(
         budget::check_history(stats.num_ops, stats.num_changes)
             .map_err(|e| rejection(codes::HISTORY_TOO_LONG, e.to_string()))?;
         let bytes = doc.save();
-        let state = member::validate(doc, bytes.len())
-            .map_err(|e| rejection(codes::INVALID_DOCUMENT, e.to_string()))?;
+        let state = member::validate(doc, bytes.len()).map_err(document_rejection)?;
         // Automerge applies a change that is not encoded the way it encodes changes, but a save
         // holding it does not load back (its rebuilt change hashes differ): stored, it would make
         // the member's document unreadable. Loading the save is the check.
@@ -697,6 +705,42 @@ mod tests {
         );
         assert_eq!(rej[0].code, codes::INVALID_DOCUMENT);
         assert_eq!(server.get_heads(), before);
+    }
+
+    #[test]
+    fn a_rival_requests_map_is_refused_and_the_shared_one_accepted() {
+        let mut server = genesis(DocKind::Member);
+        let mut device = genesis(DocKind::Member);
+        let (mut dstate, mut sstate) = (State::new(), Vec::new());
+        device
+            .put_object(automerge::ROOT, "requests", automerge::ObjType::Map)
+            .unwrap();
+        device.commit();
+        let before = server.get_heads();
+        let (_, rej) = run(
+            DocKind::Member,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
+        assert_eq!(rej.len(), 1);
+        assert_eq!(rej[0].code, codes::RIVAL_MAP);
+        assert_eq!(server.get_heads(), before);
+
+        let mut device = genesis(DocKind::Member);
+        let mut dstate = State::new();
+        member::open_request(&mut device, "req_1", "question", "Hours?", "", 5).unwrap();
+        device.commit();
+        let (_, rej) = run(
+            DocKind::Member,
+            &mut device,
+            &mut dstate,
+            &mut server,
+            &mut sstate,
+        );
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(member::read(&server).unwrap().requests.len(), 1);
     }
 
     #[test]

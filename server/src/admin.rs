@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loyalty_core::api::{
@@ -21,6 +20,7 @@ use crate::app::App;
 use crate::documents::{self, load};
 use crate::error::ApiError;
 use crate::extract::Operator;
+use crate::json::Json;
 use crate::storage::{NewMember, StorageError};
 
 /// Card numbers drawn before giving up on finding a free one.
@@ -43,8 +43,7 @@ pub async fn create_member(
     let request: CreateMemberRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateMemberRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed_body", format!("member: {e}")))?
+        crate::json::parse(&body)?
     };
     let now = app.now_ms();
     for _ in 0..CARD_NUMBER_ATTEMPTS {
@@ -112,7 +111,7 @@ pub async fn post_offer(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    body: Result<Json<PostOffer>, JsonRejection>,
+    body: Result<Json<PostOffer>, ApiError>,
 ) -> Result<(StatusCode, Json<Offer>), ApiError> {
     let Json(p) = body?;
     let offer = crate::programme_admin::offer_from_post(p);

@@ -47,6 +47,7 @@ pub mod error;
 pub mod jobs;
 pub mod extract;
 pub mod guard;
+pub mod json;
 pub mod ledger;
 pub mod live;
 pub mod messaging;

@@ -18,8 +18,6 @@ use loyalty_core::calendar::DAY_MS;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use loyalty_core::DocKind;
@@ -33,6 +31,7 @@ use crate::app::App;
 use crate::documents;
 use crate::error::ApiError;
 use crate::extract::Operator;
+use crate::json::Json;
 use crate::outbound::{OutboundChannel, OutboundMessage};
 use crate::storage::{DeliveryFilter, NewSend, OutboundJob, OutboundOutcome, SendTarget};
 
@@ -201,7 +200,7 @@ async fn log_refusals(app: &App, message_id: &str) {
 pub async fn send(
     State(app): State<Arc<App>>,
     _: Operator,
-    body: Result<Json<SendMessage>, JsonRejection>,
+    body: Result<Json<SendMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<SendSummary>), ApiError> {
     let Json(p) = body?;
     let target = check_target(&p.members, p.segment.as_deref())?;
@@ -223,7 +222,7 @@ pub async fn post_member_message(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    body: Result<Json<PostMessage>, JsonRejection>,
+    body: Result<Json<PostMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let Json(p) = body?;
     let out = Outgoing {
@@ -561,7 +560,7 @@ pub async fn reply(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     _: Operator,
-    body: Result<Json<PostReply>, JsonRejection>,
+    body: Result<Json<PostReply>, ApiError>,
 ) -> Result<(StatusCode, Json<RequestRecord>), ApiError> {
     let Json(p) = body?;
     let invalid = |m: String| ApiError::bad_request("invalid_reply", m);

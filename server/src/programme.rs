@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use loyalty_core::calendar::{self, format_date};
 use loyalty_core::earning::Earning;
@@ -18,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::extract::Operator;
+use crate::json::Json;
 use crate::ledger::{self, Plan};
 
 /// Members settled per batch of the settle job.
@@ -33,7 +32,7 @@ pub async fn get_programme(
 pub async fn put_programme(
     State(app): State<Arc<App>>,
     _: Operator,
-    body: Result<Json<Programme>, JsonRejection>,
+    body: Result<Json<Programme>, ApiError>,
 ) -> Result<Json<Programme>, ApiError> {
     let Json(programme) = body?;
     programme
@@ -48,6 +47,7 @@ pub async fn put_programme(
 /// `POST /v1/admin/members/{id}/tier`: `{"tier": "gold"}` pins a tier; `{"tier": null}` hands the
 /// member back to the ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetTier {
     pub tier: Option<String>,
 }
@@ -56,7 +56,7 @@ pub async fn set_tier(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    body: Result<Json<SetTier>, JsonRejection>,
+    body: Result<Json<SetTier>, ApiError>,
 ) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
     let Json(request) = body?;
     let programme = app.programme().await?;

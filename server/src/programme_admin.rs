@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use loyalty_core::api::{PostOffer, PostSegment, PostTargetedOffer, PublishedOffer, SegmentView};
 use loyalty_core::ids;
@@ -16,6 +14,7 @@ use loyalty_core::segments::Segment;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::extract::Operator;
+use crate::json::Json;
 use crate::targeting;
 
 /// The offer an operator posted, with its id filled in.
@@ -41,7 +40,7 @@ pub fn offer_from_post(p: PostOffer) -> Offer {
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     _: Operator,
-    body: Result<Json<PostTargetedOffer>, JsonRejection>,
+    body: Result<Json<PostTargetedOffer>, ApiError>,
 ) -> Result<(StatusCode, Json<PublishedOffer>), ApiError> {
     let Json(p) = body?;
     let published = targeting::publish(&app, offer_from_post(p.offer), p.target).await?;
@@ -52,7 +51,7 @@ pub async fn post_offer(
 pub async fn create_segment(
     State(app): State<Arc<App>>,
     _: Operator,
-    body: Result<Json<PostSegment>, JsonRejection>,
+    body: Result<Json<PostSegment>, ApiError>,
 ) -> Result<(StatusCode, Json<SegmentView>), ApiError> {
     let Json(p) = body?;
     let segment = Segment {

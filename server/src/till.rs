@@ -14,9 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
@@ -30,6 +28,7 @@ use loyalty_core::tiers::Metric;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::extract::Till;
+use crate::json::Json;
 use crate::ledger::{self, Plan, Retry};
 use crate::storage::{CheckoutSession, StorageError};
 
@@ -79,7 +78,7 @@ fn code_refusal(e: CodeError) -> ApiError {
 pub async fn scan(
     State(app): State<Arc<App>>,
     Till { till_id }: Till,
-    body: Result<Json<ScanRequest>, JsonRejection>,
+    body: Result<Json<ScanRequest>, ApiError>,
 ) -> Result<Json<ScanResponse>, ApiError> {
     let Json(request) = body?;
     let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
@@ -232,7 +231,7 @@ fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
 pub async fn purchase(
     State(app): State<Arc<App>>,
     Till { till_id }: Till,
-    body: Result<Json<PurchaseRequest>, JsonRejection>,
+    body: Result<Json<PurchaseRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
     let Json(request) = body?;
     validate_purchase(&request)?;
@@ -350,7 +349,7 @@ fn money(minor: i64) -> String {
 pub async fn refund(
     State(app): State<Arc<App>>,
     Till { till_id }: Till,
-    body: Result<Json<RefundRequest>, JsonRejection>,
+    body: Result<Json<RefundRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
     let Json(request) = body?;
     validate_refund(&request)?;

@@ -501,3 +501,92 @@ impl Shop {
         session
     }
 }
+
+// What a request costs on the wire: a relay in front of the server.
+
+/// A loopback TCP relay in front of a server that counts the bytes each way, headers included, and
+/// keeps them until they are taken: what the HTTP exchange of a sync really costs (TCP/IP framing
+/// excluded). Connections are relayed as they come; keep-alive works as without it.
+pub struct WireTap {
+    /// Point clients here instead of at the server.
+    pub url: String,
+    seen: Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl WireTap {
+    pub async fn start(server: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tap");
+        let url = format!("http://{}", listener.local_addr().expect("tap addr"));
+        let seen = Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+        let relay = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(server).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                tokio::spawn(pump(client_read, server_write, relay.clone(), true));
+                tokio::spawn(pump(server_read, client_write, relay.clone(), false));
+            }
+        });
+        Self { url, seen }
+    }
+
+    /// The bytes sent to the server and received from it since the last call.
+    pub fn take(&self) -> (Vec<u8>, Vec<u8>) {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    seen: Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>,
+    upstream: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let side = if upstream { &mut seen.0 } else { &mut seen.1 };
+            side.extend_from_slice(&buf[..n]);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// The HTTP/1.1 messages in `raw`, each as (lower-case header names, header bytes, body bytes):
+/// the head up to and including the blank line, and a body of its `content-length`.
+pub fn http_messages(raw: &[u8]) -> Vec<(Vec<String>, usize, usize)> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let names: Vec<String> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, _)| n.trim().to_ascii_lowercase())
+            })
+            .collect();
+        let length = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let head_len = end + 4;
+        out.push((names, head_len, length));
+        rest = &rest[(head_len + length).min(rest.len())..];
+    }
+    out
+}
