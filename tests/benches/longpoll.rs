@@ -114,7 +114,13 @@ async fn run(levels: Vec<usize>, per_till: usize, callgrind: bool) {
         drop(server);
         let out_file = format!("--callgrind-out-file={}/cg.out", dir.path().display());
         ServerProcess::start_wrapped(
-            &["valgrind", "--tool=callgrind", &out_file],
+            // The server's blocking pool may run hundreds of threads; valgrind's default is 500.
+            &[
+                "valgrind",
+                "--tool=callgrind",
+                "--max-threads=2000",
+                &out_file,
+            ],
             &db,
             "127.0.0.1:0",
             &args,
