@@ -34,33 +34,18 @@
 //! request head before any body is read; [`edge`] holds the connection and request limits,
 //! [`guard`] the per-address rate limits, [`live`] the change feed behind the long poll.
 
-pub mod admin;
 pub mod app;
-pub mod card_cache;
-pub mod card_projection;
+pub mod client;
 pub mod config;
-pub mod documents;
-pub mod edge;
-pub mod enroll;
-pub mod epochs;
-pub mod error;
-pub mod extract;
-pub mod guard;
+pub mod http;
 pub mod jobs;
-pub mod json;
-pub mod ledger;
 pub mod live;
-pub mod messaging;
-pub mod operator;
+pub mod locks;
 pub mod outbound;
-pub mod programme;
-pub mod programme_admin;
-pub mod sqlite;
-pub mod sqlite_offers;
+pub mod projection;
+pub mod service;
 pub mod storage;
-pub mod sync;
-pub mod targeting;
-pub mod till;
 
-pub use app::{App, AppBuilder, router, serve};
+pub use app::{App, AppBuilder};
 pub use config::Config;
+pub use http::{router, serve};

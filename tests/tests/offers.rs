@@ -18,9 +18,9 @@ use loyalty_core::programme::Programme;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_core::tiers::TierDef;
 use loyalty_core::{Clock, Device};
-use loyalty_server::operator::{OperatorClient, OperatorError, TillClient};
-use loyalty_server::sqlite::SqliteStorage;
-use loyalty_server::sqlite_offers::{self, RecomputeReport};
+use loyalty_server::client::{OperatorClient, OperatorError, TillClient};
+use loyalty_server::storage::sqlite::SqliteStorage;
+use loyalty_server::storage::sqlite::offers::{self as sqlite_offers, RecomputeReport};
 use loyalty_tests::*;
 use serde_json::{Value, json};
 

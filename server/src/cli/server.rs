@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use loyalty_server::config::EdgeConfig;
-use loyalty_server::sqlite::SqliteStorage;
+use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 
 use super::CliResult;

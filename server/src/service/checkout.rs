@@ -1,0 +1,231 @@
+//! The till's API: scan the code on a member's phone, post a purchase that earns and redeems
+//! points, refund. The relational ledger in the server's database is the system of record; the card
+//! document is its projection, written in the same transaction under the member's lock.
+//!
+//! A scan checks, in order: the text is a version-1 code; the card exists; the key id is registered
+//! for that card and not revoked; the signature; the time step is within one step of server time;
+//! the card is active; and the code was never used before. Only then is the code marked used and a
+//! checkout session opened — a refused scan changes nothing.
+//!
+//! A till's idempotency key is its own retry token, scoped by till: the posting it makes is stored
+//! as `till:<till id>:<key>` (its posting id, in every answer's `posting`), so two tills never
+//! collide and no till can take a key of the programme's own postings (`event:<member>:<event>`).
+//! A refund names its purchase by that posting id from any till, or by its key at the same till.
+
+use axum::http::StatusCode;
+use loyalty_core::api::{PurchaseRequest, RefundRequest};
+use loyalty_core::checkout_code::CodeError;
+use loyalty_core::ids::sha256;
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use crate::storage::CheckoutSession;
+
+/// How long a scan's session stays open for its purchase.
+pub(crate) const SESSION_MS: i64 = 10 * 60 * 1000;
+/// Time steps of clock skew tolerated either side of the server's.
+pub(crate) const SKEW_STEPS: u32 = 1;
+pub(crate) const MAX_KEY: usize = 128;
+/// A refund's `purchase`: a key, or a posting id (`till:`, a till id of up to 64, `:`, a key).
+pub(crate) const MAX_PURCHASE_NAME: usize = 256;
+/// Points a till may redeem in one purchase: far above any real basket, far below overflow when
+/// added up.
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
+/// Ten million in the major unit: a receipt beyond that is a typo.
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+/// Lines on one receipt: a generous supermarket trolley.
+pub(crate) const MAX_LINES: usize = 1_000;
+
+pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+pub(crate) fn code_refusal(e: CodeError) -> ApiError {
+    match e {
+        CodeError::BadSignature
+        | CodeError::KeyIdMismatch { .. }
+        | CodeError::InvalidPublicKey { .. } => refused(
+            "bad_signature",
+            "the code's signature does not verify: a forged or altered code",
+        ),
+        CodeError::UnsafePublicKey(_) => refused(
+            "unsafe_key",
+            "the key registered for this card is one anyone could sign for: the device must enroll again",
+        ),
+        CodeError::Expired { .. } => refused(
+            "code_expired",
+            "the code has expired: ask the member to show the current one",
+        ),
+        CodeError::NotYetValid { .. } => refused(
+            "code_not_yet_valid",
+            "the code is from the future: the phone's clock is far off",
+        ),
+        other => refused("malformed_code", format!("not a checkout code: {other}")),
+    }
+}
+
+pub(crate) fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
+    sha256(&serde_json::to_vec(request).unwrap_or_default())
+}
+
+/// How every till posting's id begins: `till:<till id>:<idempotency key>`.
+pub(crate) const POSTING_PREFIX: &str = "till:";
+
+/// The posting id of a till's idempotency key: the key in the till's own namespace. Till ids have
+/// no `:`, so the id names one till and one key.
+pub(crate) fn posting_id(till_id: &str, key: &str) -> String {
+    format!("{POSTING_PREFIX}{till_id}:{key}")
+}
+
+/// The posting id a refund's `purchase` names: a posting id as the purchase's answer gave it (any
+/// till may refund it), or else this till's own key for it.
+pub(crate) fn purchase_posting(till_id: &str, purchase: &str) -> String {
+    if purchase.starts_with(POSTING_PREFIX) {
+        purchase.to_string()
+    } else {
+        posting_id(till_id, purchase)
+    }
+}
+
+pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_idempotency_key", m);
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(bad(format!("idempotency_key must be 1 to {MAX_KEY} bytes")));
+    }
+    // Reserved, so that a refund's `purchase` is a posting id exactly when it looks like one.
+    if key.starts_with(POSTING_PREFIX) {
+        return Err(bad(format!(
+            "idempotency keys beginning with `{POSTING_PREFIX}` are reserved for posting ids"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_refund", m);
+    check_key(&r.idempotency_key)?;
+    if r.receipt_id.is_empty() || r.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if r.purchase.is_empty() || r.purchase.len() > MAX_PURCHASE_NAME {
+        return Err(bad(format!(
+            "purchase must be 1 to {MAX_PURCHASE_NAME} bytes: a posting id or a key"
+        )));
+    }
+    if !(1..=MAX_TOTAL_MINOR).contains(&r.amount_minor) {
+        return Err(bad(format!("amount_minor must be 1 to {MAX_TOTAL_MINOR}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_purchase", m);
+    check_key(&p.idempotency_key)?;
+    if p.receipt_id.is_empty() || p.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if !(0..=MAX_TOTAL_MINOR).contains(&p.total_minor) {
+        return Err(bad(format!("total_minor must be 0 to {MAX_TOTAL_MINOR}")));
+    }
+    if !(0..=MAX_POINTS).contains(&p.redeem_points) {
+        return Err(bad(format!("redeem_points must be 0 to {MAX_POINTS}")));
+    }
+    if p.lines.len() > MAX_LINES {
+        return Err(bad(format!("a receipt has at most {MAX_LINES} lines")));
+    }
+    if p.lines
+        .iter()
+        .any(|l| l.amount_minor < 0 || l.category.len() > MAX_KEY)
+    {
+        return Err(bad(
+            "line amounts must not be negative, categories at most 128 bytes".into(),
+        ));
+    }
+    if !p.lines.is_empty() {
+        let sum = p
+            .lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.amount_minor));
+        if sum != Some(p.total_minor) {
+            return Err(bad("the lines do not add up to total_minor".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The session a purchase names, if it is this till's and still open.
+pub(crate) fn open_session(
+    app: &App,
+    session: Option<CheckoutSession>,
+    till_id: &str,
+) -> Result<CheckoutSession, ApiError> {
+    let session = session.ok_or_else(|| {
+        ApiError::not_found(
+            "session_not_found",
+            "no such checkout session: scan the member's code first",
+        )
+    })?;
+    if session.till_id != till_id {
+        return Err(ApiError::forbidden(
+            "the checkout session belongs to another till",
+        ));
+    }
+    if app.now_ms() >= session.expires_at_ms {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "session_expired",
+            "the checkout session has expired: scan again",
+        ));
+    }
+    Ok(session)
+}
+
+pub(crate) fn money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+pub(crate) fn purchase_not_found() -> ApiError {
+    ApiError::not_found(
+        "purchase_not_found",
+        "no purchase has that posting id, nor this till that idempotency key",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase(total_minor: i64, redeem_points: i64) -> PurchaseRequest {
+        PurchaseRequest {
+            session_id: "chk_1".into(),
+            idempotency_key: "k".into(),
+            receipt_id: "r".into(),
+            total_minor,
+            lines: Vec::new(),
+            redeem_points,
+        }
+    }
+
+    #[test]
+    fn purchases_out_of_range_are_refused_not_overflowed() {
+        assert!(validate_purchase(&purchase(4_250, 0)).is_ok());
+        for bad in [purchase(100, i64::MAX), purchase(100, -1), purchase(-1, 0)] {
+            assert_eq!(
+                validate_purchase(&bad).unwrap_err().code,
+                "invalid_purchase"
+            );
+        }
+        let mut lines = purchase(100, 0);
+        lines.lines = vec![loyalty_core::api::PurchaseLine {
+            sku: "s".into(),
+            description: String::new(),
+            category: "c".into(),
+            quantity: 1,
+            amount_minor: 99,
+        }];
+        assert_eq!(
+            validate_purchase(&lines).unwrap_err().code,
+            "invalid_purchase"
+        );
+    }
+}
