@@ -12,7 +12,7 @@ use tokio::sync::MutexGuard;
 use loyalty_core::programme::Programme;
 
 use crate::config::Config;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::outbound::{LogOutbound, Outbound};
 use crate::storage::Storage;
 
@@ -144,7 +144,7 @@ impl App {
 
     /// The programme as operators configured it; before they do, one base tier earning the
     /// server's configured `points_per_unit`.
-    pub async fn programme(&self) -> Result<Arc<Programme>, ApiError> {
+    pub async fn programme(&self) -> Result<Arc<Programme>, DomainError> {
         if let Some((at, p)) = &*self.programme.read().unwrap_or_else(|p| p.into_inner())
             && at.elapsed() < PROGRAMME_TTL
         {

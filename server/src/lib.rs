@@ -37,6 +37,7 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod live;

@@ -1,10 +1,12 @@
 //! The one error type request handlers return, and how it becomes an HTTP answer with the JSON
-//! error body every client can rely on.
+//! error body every client can rely on. The domain's errors ([`crate::error::DomainError`]) come
+//! in through `From`, their kind mapped onto a status here and nowhere else.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::{ErrorBody, ErrorDetail};
 
+use crate::error::{DomainError, ErrorKind};
 use crate::storage::StorageError;
 
 #[derive(Debug)]
@@ -70,54 +72,36 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::CodeUnknown => {
-                ApiError::not_found("activation_code_not_found", e.to_string())
-            }
-            StorageError::CodeUsed => {
-                ApiError::new(StatusCode::CONFLICT, "activation_code_used", e.to_string())
-            }
-            StorageError::CodeExpired => {
-                ApiError::new(StatusCode::GONE, "activation_code_expired", e.to_string())
-            }
-            StorageError::Duplicate(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                "duplicate",
-                format!("{what} exists already; retry"),
-            ),
-            StorageError::CodeReplayed => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "code_replayed",
-                "this code was already used",
-            ),
-            StorageError::RequestClosed => ApiError::new(
-                StatusCode::CONFLICT,
-                "request_closed",
-                "the request is closed: the member opens a new one",
-            ),
-            StorageError::RefundExceedsPurchase => {
-                crate::service::ledger::refund_exceeds("the refunds would exceed the purchase")
-            }
-            StorageError::NotFound(what) => ApiError::not_found(
-                match what {
-                    "member" => "member_not_found",
-                    "segment" => "segment_not_found",
-                    "request" => "request_not_found",
-                    _ => "not_found",
-                },
-                format!("no such {what}"),
-            ),
-            StorageError::IdReused(what) => ApiError::new(
-                StatusCode::CONFLICT,
-                "id_reused",
-                format!("{what} was used before for something else; choose another id"),
-            ),
-            StorageError::Conflict => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the member's documents are changing too fast; retry",
-            ),
-            other => ApiError::internal("storage failed", other),
+        DomainError::from(e).into()
+    }
+}
+
+/// The status each kind of domain outcome is answered with.
+fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TimedOut => StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self {
+            status: status(e.kind),
+            code: e.code,
+            message: e.message,
+            retry_after: e.retry_after,
         }
     }
 }

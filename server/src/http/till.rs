@@ -45,7 +45,8 @@ pub async fn scan(
         return Err(refused(
             "key_revoked",
             "the code was signed by a device that has been revoked",
-        ));
+        )
+        .into());
     }
     parsed
         .verify_signature(&key.public_key)
@@ -53,7 +54,7 @@ pub async fn scan(
     let now = app.now_ms();
     parsed.check_time(now, SKEW_STEPS).map_err(code_refusal)?;
     if member.blocked {
-        return Err(refused("card_blocked", "this card is blocked"));
+        return Err(refused("card_blocked", "this card is blocked").into());
     }
     let session = CheckoutSession {
         session_id: ids::new_record_id("chk"),

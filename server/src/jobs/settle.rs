@@ -1,7 +1,7 @@
 //! The settle job: matures and expires points, warns of expiry, pays birthdays and reviews tiers, for the members due.
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::service::ledger::{self};
 use crate::service::programme::*;
 use loyalty_core::calendar::{self, format_date};
@@ -26,7 +26,7 @@ pub struct SettleReport {
 
 /// Settles every member whose points mature or expire, whose warning is due or whose tier is up
 /// for review by now, and awards today's birthday points.
-pub async fn settle(app: &App) -> Result<SettleReport, ApiError> {
+pub async fn settle(app: &App) -> Result<SettleReport, DomainError> {
     let mut report = SettleReport::default();
     let now = app.now_ms();
     // Paged by (next event, member id): a member who fails keeps their old next event and so
@@ -58,7 +58,7 @@ pub(crate) async fn settle_member(
     app: &App,
     member_id: &str,
     report: &mut SettleReport,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
     let mut warnings = Vec::new();
     let outcome = ledger::transact(app, member_id, false, |draft| {
@@ -92,7 +92,7 @@ pub(crate) async fn settle_member(
     Ok(())
 }
 
-pub(crate) async fn unwarn(app: &App, member_id: &str, at: i64) -> Result<(), ApiError> {
+pub(crate) async fn unwarn(app: &App, member_id: &str, at: i64) -> Result<(), DomainError> {
     let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
     ledger::transact(app, member_id, false, |draft| {
         draft.book.unwarn(at);
@@ -112,7 +112,7 @@ pub(crate) async fn warn_expiry(
     member_id: &str,
     at: i64,
     points: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     // The last day the points can be used is the day before they expire at midnight.
     let last_day = format_date(at - 1);
     crate::service::messaging::send_service(
@@ -127,7 +127,7 @@ pub(crate) async fn warn_expiry(
     .await
 }
 
-pub(crate) async fn birthdays(app: &App, now: i64) -> Result<usize, ApiError> {
+pub(crate) async fn birthdays(app: &App, now: i64) -> Result<usize, DomainError> {
     let points = app.programme().await?.earning.events.birthday;
     if points <= 0 {
         return Ok(0);
@@ -155,7 +155,7 @@ pub(crate) async fn pay_birthdays(
     app: &App,
     now: i64,
     points: i64,
-) -> Result<(usize, usize), ApiError> {
+) -> Result<(usize, usize), DomainError> {
     let today = calendar::date_of(now);
     let (month, day) = (u8::from(today.month()), today.day());
     let mut members = app.storage.birthdays(month, day).await?;

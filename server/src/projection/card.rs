@@ -22,7 +22,7 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::projection::card_cache::CachedCard;
 use crate::projection::documents::load;
 use crate::storage::{CardSource, DocWrite, StorageError};
@@ -34,7 +34,7 @@ pub(crate) const EXPIRIES_SHOWN: usize = 3;
 
 /// Brings the member's card document up to their ledger, if it is behind. Returns whether it
 /// wrote the card.
-pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
+pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
     if !app.storage.card_behind(member_id).await? {
         return Ok(false);
     }
@@ -52,7 +52,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
                 RECENT_ENTRIES,
             )
             .await?
-            .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+            .ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
         let revision = source.book.revision;
         if source.book.card_revision >= revision {
             // Another request caught it up while this one waited for the lock.
@@ -88,7 +88,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
                     // starts afresh (the cached copy, of the old epoch, is dropped with it). The
                     // catch-up itself is stored either way.
                     if let Err(e) =
-                        crate::service::epochs::renew(app, member_id, &[DocKind::Card]).await
+                        crate::projection::epochs::renew(app, member_id, &[DocKind::Card]).await
                     {
                         tracing::warn!(member = %member_id, code = e.code, "the card could not start afresh");
                     }
@@ -120,10 +120,10 @@ pub(crate) fn show(
     card: &mut CachedCard,
     source: &CardSource,
     now: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     let book = Book::new(source.book.lots.clone());
     let mut tier = source.book.state.tier.clone();
-    crate::service::ledger::with_review_date(programme, &mut tier);
+    with_review_date(programme, &mut tier);
     let standing = standing(programme, &tier, source.book.qualifying, &book, now);
     card::show(
         &mut card.doc,
@@ -132,7 +132,7 @@ pub(crate) fn show(
         &tier.tier,
         &standing,
     )
-    .map_err(|e| ApiError::internal("projecting the ledger", e))?;
+    .map_err(|e| DomainError::internal("projecting the ledger", e))?;
     Ok(card
         .doc
         .commit_with(CommitOptions::default().with_time(now / 1000))
@@ -177,7 +177,7 @@ pub(crate) async fn card_document(
     app: &App,
     member_id: &str,
     version: Option<i64>,
-) -> Result<CachedCard, ApiError> {
+) -> Result<CachedCard, DomainError> {
     if let Some(card) = version.and_then(|v| app.cards.take(member_id, v)) {
         return Ok(card);
     }
@@ -187,8 +187,18 @@ pub(crate) async fn card_document(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::internal("card", "member has no card document"))?;
+        .ok_or_else(|| DomainError::internal("card", "member has no card document"))?;
     let mut doc = load(DocKind::Card, &stored.bytes)?;
     doc.set_actor(app.actor.clone());
     Ok(CachedCard::loaded(stored.version, doc, stored.bytes.len()))
+}
+
+/// A member who never had a review date (new, or from before the programme) gets one from the day
+/// they reached their tier.
+pub fn with_review_date(programme: &Programme, tier: &mut TierState) {
+    if tier.review_at_ms == 0 {
+        tier.review_at_ms = tier
+            .since_ms
+            .saturating_add(programme.tiers.review_days * DAY_MS);
+    }
 }

@@ -8,7 +8,7 @@ use loyalty_core::DocKind;
 use loyalty_core::document::genesis;
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::storage::{DocWrite, StorageError};
 
 /// Attempts at a document write before answering "busy".
@@ -19,14 +19,14 @@ pub fn new_member_documents(
     app: &App,
     member_id: &str,
     card_number: &str,
-) -> Result<Vec<(DocKind, Vec<u8>)>, ApiError> {
+) -> Result<Vec<(DocKind, Vec<u8>)>, DomainError> {
     let mut out = Vec::new();
     for kind in DocKind::ALL {
         let mut doc = genesis(kind);
         if kind == DocKind::Card {
             doc.set_actor(app.actor.clone());
             loyalty_core::card::issue(&mut doc, card_number, member_id)
-                .map_err(|e| ApiError::internal("issuing a card", e))?;
+                .map_err(|e| DomainError::internal("issuing a card", e))?;
             commit(app, &mut doc);
         }
         out.push((kind, doc.save()));
@@ -38,9 +38,9 @@ pub(crate) fn commit(app: &App, doc: &mut AutoCommit) {
     doc.commit_with(CommitOptions::default().with_time(app.now_ms() / 1000));
 }
 
-pub fn load(kind: DocKind, bytes: &[u8]) -> Result<AutoCommit, ApiError> {
+pub fn load(kind: DocKind, bytes: &[u8]) -> Result<AutoCommit, DomainError> {
     AutoCommit::load(bytes)
-        .map_err(|e| ApiError::internal(&format!("stored {kind} document is unreadable"), e))
+        .map_err(|e| DomainError::internal(&format!("stored {kind} document is unreadable"), e))
 }
 
 /// Applies `edit` to one of a member's server-written documents and stores the result.
@@ -48,8 +48,8 @@ pub async fn update<T>(
     app: &App,
     member_id: &str,
     kind: DocKind,
-    mut edit: impl FnMut(&mut AutoCommit) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    mut edit: impl FnMut(&mut AutoCommit) -> Result<T, DomainError>,
+) -> Result<T, DomainError> {
     let _guard = app.lock_member(member_id).await;
     for _ in 0..ATTEMPTS {
         let stored = app
@@ -58,7 +58,7 @@ pub async fn update<T>(
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+            .ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
         let mut doc = load(kind, &stored.bytes)?;
         doc.set_actor(app.actor.clone());
         let result = edit(&mut doc)?;

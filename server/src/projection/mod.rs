@@ -4,5 +4,6 @@
 pub mod card;
 pub mod card_cache;
 pub mod documents;
+pub mod epochs;
 pub mod inbox;
 pub mod offers;

@@ -1,7 +1,7 @@
 //! The offers projection: offers a member was targeted with, written into their offers document.
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::projection::documents;
 use loyalty_core::DocKind;
 pub use loyalty_core::earning::OfferCandidate as TillOffer;
@@ -9,7 +9,7 @@ use loyalty_core::offers::{self};
 
 /// Writes the offers the member is owed into their offers document. Returns whether anything was
 /// written. Takes the member lock itself (through `documents::update`), so callers must not hold it.
-pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, ApiError> {
+pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
     let Some(store) = app.targeting.as_deref() else {
         return Ok(false);
     };
@@ -19,7 +19,8 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, ApiErro
     }
     documents::update(app, member_id, DocKind::Offers, |doc| {
         for p in &pending {
-            offers::put(doc, &p.offer).map_err(|e| ApiError::internal("projecting an offer", e))?;
+            offers::put(doc, &p.offer)
+                .map_err(|e| DomainError::internal("projecting an offer", e))?;
         }
         Ok(())
     })
@@ -32,7 +33,7 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, ApiErro
 }
 
 /// Whether the member has offers waiting to be projected (one indexed query).
-pub async fn has_pending(app: &App, member_id: &str) -> Result<bool, ApiError> {
+pub async fn has_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
     match app.targeting.as_deref() {
         Some(store) => Ok(store.has_pending_offers(member_id, app.now_ms()).await?),
         None => Ok(false),

@@ -12,13 +12,13 @@
 //! collide and no till can take a key of the programme's own postings (`event:<member>:<event>`).
 //! A refund names its purchase by that posting id from any till, or by its key at the same till.
 
-use axum::http::StatusCode;
+use crate::error::ErrorKind;
 use loyalty_core::api::{PurchaseRequest, RefundRequest};
 use loyalty_core::checkout_code::CodeError;
 use loyalty_core::ids::sha256;
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::storage::CheckoutSession;
 
 /// How long a scan's session stays open for its purchase.
@@ -36,11 +36,11 @@ pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 /// Lines on one receipt: a generous supermarket trolley.
 pub(crate) const MAX_LINES: usize = 1_000;
 
-pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::new(ErrorKind::Refused, code, message)
 }
 
-pub(crate) fn code_refusal(e: CodeError) -> ApiError {
+pub(crate) fn code_refusal(e: CodeError) -> DomainError {
     match e {
         CodeError::BadSignature
         | CodeError::KeyIdMismatch { .. }
@@ -87,8 +87,8 @@ pub(crate) fn purchase_posting(till_id: &str, purchase: &str) -> String {
     }
 }
 
-pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::bad_request("invalid_idempotency_key", m);
+pub(crate) fn check_key(key: &str) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_idempotency_key", m);
     if key.is_empty() || key.len() > MAX_KEY {
         return Err(bad(format!("idempotency_key must be 1 to {MAX_KEY} bytes")));
     }
@@ -101,8 +101,8 @@ pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::bad_request("invalid_refund", m);
+pub(crate) fn validate_refund(r: &RefundRequest) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_refund", m);
     check_key(&r.idempotency_key)?;
     if r.receipt_id.is_empty() || r.receipt_id.len() > MAX_KEY {
         return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
@@ -118,8 +118,8 @@ pub(crate) fn validate_refund(r: &RefundRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::bad_request("invalid_purchase", m);
+pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_purchase", m);
     check_key(&p.idempotency_key)?;
     if p.receipt_id.is_empty() || p.receipt_id.len() > MAX_KEY {
         return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
@@ -158,21 +158,21 @@ pub(crate) fn open_session(
     app: &App,
     session: Option<CheckoutSession>,
     till_id: &str,
-) -> Result<CheckoutSession, ApiError> {
+) -> Result<CheckoutSession, DomainError> {
     let session = session.ok_or_else(|| {
-        ApiError::not_found(
+        DomainError::not_found(
             "session_not_found",
             "no such checkout session: scan the member's code first",
         )
     })?;
     if session.till_id != till_id {
-        return Err(ApiError::forbidden(
+        return Err(DomainError::forbidden(
             "the checkout session belongs to another till",
         ));
     }
     if app.now_ms() >= session.expires_at_ms {
-        return Err(ApiError::new(
-            StatusCode::GONE,
+        return Err(DomainError::new(
+            ErrorKind::Gone,
             "session_expired",
             "the checkout session has expired: scan again",
         ));
@@ -184,8 +184,8 @@ pub(crate) fn money(minor: i64) -> String {
     format!("{}.{:02}", minor / 100, minor % 100)
 }
 
-pub(crate) fn purchase_not_found() -> ApiError {
-    ApiError::not_found(
+pub(crate) fn purchase_not_found() -> DomainError {
+    DomainError::not_found(
         "purchase_not_found",
         "no purchase has that posting id, nor this till that idempotency key",
     )

@@ -19,7 +19,8 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, TierState};
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
+use crate::projection::card::with_review_date;
 use crate::storage::{
     LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, PurchaseRecord,
     StorageError,
@@ -195,8 +196,8 @@ pub async fn transact(
     app: &App,
     member_id: &str,
     with_offers: bool,
-    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
-) -> Result<Outcome, ApiError> {
+    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, DomainError>,
+) -> Result<Outcome, DomainError> {
     attempts(app, member_id, Reads::offers(with_offers), None, build).await
 }
 
@@ -209,8 +210,8 @@ pub async fn transact_from(
     member_id: &str,
     with_offers: bool,
     first: Option<(Arc<Programme>, MemberBook)>,
-    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
-) -> Result<Outcome, ApiError> {
+    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, DomainError>,
+) -> Result<Outcome, DomainError> {
     attempts(app, member_id, Reads::offers(with_offers), first, build).await
 }
 
@@ -223,8 +224,8 @@ pub async fn transact_refund(
     app: &App,
     member_id: &str,
     purchase: &str,
-    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
-) -> Result<Outcome, ApiError> {
+    build: impl FnMut(&mut Draft<'_>) -> Result<Plan, DomainError>,
+) -> Result<Outcome, DomainError> {
     attempts(app, member_id, Reads::Refund(purchase), None, build).await
 }
 
@@ -233,8 +234,8 @@ pub(crate) async fn attempts(
     member_id: &str,
     reads: Reads<'_>,
     first: Option<(Arc<Programme>, MemberBook)>,
-    mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, ApiError>,
-) -> Result<Outcome, ApiError> {
+    mut build: impl FnMut(&mut Draft<'_>) -> Result<Plan, DomainError>,
+) -> Result<Outcome, DomainError> {
     let (programme, mut first) = match first {
         Some((programme, book)) => (programme, Some(book)),
         None => (app.programme().await?, None),
@@ -287,7 +288,7 @@ pub(crate) async fn attempts(
             offer_uses: draft.offer_uses.clone(),
             at_ms: now,
             response: serde_json::to_vec(&response)
-                .map_err(|e| ApiError::internal("posting answer", e))?,
+                .map_err(|e| DomainError::internal("posting answer", e))?,
         };
         match app.storage.post(posting).await {
             Ok(()) => {
@@ -303,8 +304,9 @@ pub(crate) async fn attempts(
                 // Another request with the same key won the race: answer as it did, if it is
                 // the same request.
                 let prior = app.storage.prior_posting(&plan.idempotency_key).await?;
-                let response = replayed(prior, &Retry::of(&plan, member_id))?
-                    .ok_or_else(|| ApiError::internal("posting", "duplicate without an answer"))?;
+                let response = replayed(prior, &Retry::of(&plan, member_id))?.ok_or_else(|| {
+                    DomainError::internal("posting", "duplicate without an answer")
+                })?;
                 return Ok(Outcome {
                     response,
                     written: false,
@@ -365,7 +367,7 @@ pub fn refund_share(points: i64, total: i64, before: i64, amount: i64) -> i64 {
 pub fn replayed(
     prior: Option<PriorPosting>,
     retry: &Retry<'_>,
-) -> Result<Option<PostingResponse>, ApiError> {
+) -> Result<Option<PostingResponse>, DomainError> {
     let Some(prior) = prior else {
         return Ok(None);
     };
@@ -374,28 +376,28 @@ pub fn replayed(
         && retry.member_id.is_none_or(|m| m == prior.member_id)
         && prior.request_hash == retry.request_hash;
     if !same {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
+        return Err(DomainError::new(
+            crate::error::ErrorKind::Conflict,
             "idempotency_key_reused",
             "this idempotency key was used for a different request",
         ));
     }
     serde_json::from_slice(&prior.response)
         .map(Some)
-        .map_err(|e| ApiError::internal("stored posting answer", e))
+        .map_err(|e| DomainError::internal("stored posting answer", e))
 }
 
-pub fn refund_exceeds(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
+pub fn refund_exceeds(message: impl Into<String>) -> DomainError {
+    DomainError::new(
+        crate::error::ErrorKind::Conflict,
         "refund_exceeds_purchase",
         message,
     )
 }
 
-pub fn insufficient(i: Insufficient) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
+pub fn insufficient(i: Insufficient) -> DomainError {
+    DomainError::new(
+        crate::error::ErrorKind::Conflict,
         "insufficient_points",
         format!(
             "the member has {} points available, the purchase redeems {}",
@@ -410,7 +412,7 @@ pub(crate) async fn load_book(
     member_id: &str,
     now: i64,
     reads: Reads<'_>,
-) -> Result<(MemberBook, Option<PurchaseRecord>), ApiError> {
+) -> Result<(MemberBook, Option<PurchaseRecord>), DomainError> {
     let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
     let metric = programme.tiers.metric;
     let found = match reads {
@@ -431,19 +433,9 @@ pub(crate) async fn load_book(
             .map(|book| (book, None)),
     };
     let (mut book, purchase) =
-        found.ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+        found.ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
     with_review_date(programme, &mut book.state.tier);
     Ok((book, purchase))
-}
-
-/// A member who never had a review date (new, or from before the programme) gets one from the day
-/// they reached their tier.
-pub fn with_review_date(programme: &Programme, tier: &mut TierState) {
-    if tier.review_at_ms == 0 {
-        tier.review_at_ms = tier
-            .since_ms
-            .saturating_add(programme.tiers.review_days * DAY_MS);
-    }
 }
 
 pub(crate) fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<'_> {

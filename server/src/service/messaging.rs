@@ -21,7 +21,7 @@ use loyalty_core::ids;
 use loyalty_core::inbox::{self, Message, Reply};
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::storage::{DeliveryFilter, NewSend, SendTarget};
 
 /// Explicit recipients of one send at most; larger audiences are segments.
@@ -43,8 +43,8 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    fn check(&self) -> Result<(), ApiError> {
-        let invalid = |m: String| ApiError::bad_request("invalid_message", m);
+    fn check(&self) -> Result<(), DomainError> {
+        let invalid = |m: String| DomainError::bad_request("invalid_message", m);
         if !inbox::KINDS.contains(&self.kind.as_str()) {
             return Err(invalid(format!(
                 "kind must be one of {}",
@@ -67,8 +67,8 @@ impl Outgoing {
 pub(crate) fn check_target(
     members: &[String],
     segment: Option<&str>,
-) -> Result<SendTarget, ApiError> {
-    let invalid = |m: &str| ApiError::bad_request("invalid_message", m);
+) -> Result<SendTarget, DomainError> {
+    let invalid = |m: &str| DomainError::bad_request("invalid_message", m);
     match (members.is_empty(), segment) {
         (false, None) => {
             if members.len() > MAX_RECIPIENTS {
@@ -99,7 +99,7 @@ pub(crate) async fn dispatch(
     app: &App,
     out: Outgoing,
     target: SendTarget,
-) -> Result<SendSummary, ApiError> {
+) -> Result<SendSummary, DomainError> {
     out.check()?;
     // What the id names: the text, not its recipients (the same message may go to more later).
     let request_hash = {
@@ -178,8 +178,8 @@ pub(crate) async fn log_refusals(app: &App, message_id: &str) {
     }
 }
 
-pub(crate) fn missing_kind() -> ApiError {
-    ApiError::bad_request(
+pub(crate) fn missing_kind() -> DomainError {
+    DomainError::bad_request(
         "missing_message_kind",
         "say the message's kind: `marketing` (offers, campaigns: needs the member's consent on \
          push, SMS and e-mail) or `service` (the member's account, points, receipts, answers)",
@@ -198,7 +198,7 @@ pub async fn send_service(
     subject: &str,
     body: &str,
     id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let out = Outgoing {
         id: id.to_string(),
         kind: "service".into(),
@@ -212,12 +212,12 @@ pub async fn send_service(
 }
 
 /// Splits an operator's request handle `<member_id>.<request_id>`.
-pub(crate) fn request_handle(id: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn request_handle(id: &str) -> Result<(String, String), DomainError> {
     id.split_once('.')
         .filter(|(m, r)| !m.is_empty() && ids::valid_record_id(r))
         .map(|(m, r)| (m.to_string(), r.to_string()))
         .ok_or_else(|| {
-            ApiError::bad_request(
+            DomainError::bad_request(
                 "invalid_request_id",
                 "a request is named `<member_id>.<request_id>`, as the request list gives it",
             )
@@ -231,7 +231,7 @@ pub(crate) async fn act_on_request(
     id: &str,
     reply: Option<Reply>,
     status: &'static str,
-) -> Result<RequestRecord, ApiError> {
+) -> Result<RequestRecord, DomainError> {
     let (member_id, request_id) = request_handle(id)?;
     app.storage
         .answer_request(&member_id, &request_id, reply, status, app.now_ms())
@@ -245,7 +245,7 @@ pub(crate) async fn act_on_request(
         .await?
         .into_iter()
         .find(|r| r.request_id == request_id)
-        .ok_or_else(|| ApiError::not_found("request_not_found", "no such request"))
+        .ok_or_else(|| DomainError::not_found("request_not_found", "no such request"))
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 pub mod checkout;
 pub mod enrollment;
-pub mod epochs;
 pub mod ledger;
 pub mod members;
 pub mod messaging;

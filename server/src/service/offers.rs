@@ -18,7 +18,7 @@ use loyalty_core::offers::Offer;
 use loyalty_core::segments::{Segment, valid_tier};
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 
 /// Explicit targets up to this many members are projected into their documents at once, so a
 /// member who is online (or an operator looking) sees the offer without waiting for a sync.
@@ -30,24 +30,24 @@ pub const EAGER_PROJECTION_MAX: usize = 100;
 /// decides with [`loyalty_core::earning::offer_blocker`] whether it applies.
 pub use crate::storage::offers::TillOffer;
 
-impl From<ProgrammeError> for ApiError {
+impl From<ProgrammeError> for DomainError {
     fn from(e: ProgrammeError) -> Self {
         match e {
             ProgrammeError::UnknownSegment(_) => {
-                ApiError::not_found("segment_not_found", e.to_string())
+                DomainError::not_found("segment_not_found", e.to_string())
             }
             ProgrammeError::UnknownMembers { .. } => {
-                ApiError::not_found("member_not_found", e.to_string())
+                DomainError::not_found("member_not_found", e.to_string())
             }
             ProgrammeError::Storage(s) => s.into(),
         }
     }
 }
 
-pub(crate) fn targeting(app: &App) -> Result<&dyn ProgrammeStorage, ApiError> {
+pub(crate) fn targeting(app: &App) -> Result<&dyn ProgrammeStorage, DomainError> {
     app.targeting.as_deref().ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
+        DomainError::new(
+            crate::error::ErrorKind::Unsupported,
             "not_supported",
             "this server's storage does not support targeted offers",
         )
@@ -55,8 +55,8 @@ pub(crate) fn targeting(app: &App) -> Result<&dyn ProgrammeStorage, ApiError> {
 }
 
 /// Checks a target's shape before anything is looked up.
-pub fn validate_target(target: &OfferTarget) -> Result<(), ApiError> {
-    let bad = |m: String| Err(ApiError::bad_request("invalid_target", m));
+pub fn validate_target(target: &OfferTarget) -> Result<(), DomainError> {
+    let bad = |m: String| Err(DomainError::bad_request("invalid_target", m));
     match target {
         OfferTarget::Members { member_ids } => {
             if member_ids.is_empty() || member_ids.len() > MAX_TARGET_MEMBERS {
@@ -90,10 +90,10 @@ pub async fn publish(
     app: &App,
     offer: Offer,
     target: OfferTarget,
-) -> Result<PublishedOffer, ApiError> {
+) -> Result<PublishedOffer, DomainError> {
     offer
         .validate()
-        .map_err(|m| ApiError::bad_request("invalid_offer", m))?;
+        .map_err(|m| DomainError::bad_request("invalid_offer", m))?;
     validate_target(&target)?;
     let store = targeting(app)?;
     let published = store.publish_offer(&offer, &target, app.now_ms()).await?;
@@ -125,10 +125,10 @@ pub async fn publish(
 
 /// Creates a segment. Its membership is empty until the next recompute (a batch job), because
 /// evaluating rules over a million members does not belong in a request.
-pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView, ApiError> {
+pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView, DomainError> {
     segment
         .validate()
-        .map_err(|m| ApiError::bad_request("invalid_segment", m))?;
+        .map_err(|m| DomainError::bad_request("invalid_segment", m))?;
     let now = app.now_ms();
     targeting(app)?.create_segment(segment, now).await?;
     tracing::info!(segment = %segment.id, "segment created");
@@ -140,7 +140,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
     })
 }
 
-pub async fn segments(app: &App) -> Result<Vec<SegmentView>, ApiError> {
+pub async fn segments(app: &App) -> Result<Vec<SegmentView>, DomainError> {
     Ok(targeting(app)?.segments().await?)
 }
 

@@ -9,7 +9,7 @@ use loyalty_core::earning::Earning;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::service::ledger::{self, Plan};
 
 pub(crate) fn programme_plan(key: &str, kind: &'static str) -> Plan {
@@ -35,7 +35,7 @@ pub async fn award_event(
     event: &str,
     points: i64,
     reason: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, DomainError> {
     if points <= 0 {
         return Ok(false);
     }
@@ -48,7 +48,7 @@ pub async fn award_event(
         if prior.member_id == member_id && prior.kind == "event" {
             return Ok(false);
         }
-        return Err(ApiError::internal(
+        return Err(DomainError::internal(
             "event points",
             format!(
                 "key {key} holds a {} posting, not this member's event",

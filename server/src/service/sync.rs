@@ -12,7 +12,7 @@ use loyalty_core::epoch::EpochPolicy;
 use loyalty_core::protocol::{Reply, ResponseEntry, SyncRequest};
 use loyalty_core::sync::{PeerState, Stored, server_answer};
 
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::projection::documents::load;
 use crate::storage::{DocWrite, StoredDoc};
 
@@ -32,17 +32,16 @@ pub(crate) fn answer(
     states: Vec<(DocKind, Vec<u8>)>,
     policy: EpochPolicy,
     now_ms: i64,
-) -> Result<Answered, ApiError> {
+) -> Result<Answered, DomainError> {
     let mut entries = Vec::new();
     let mut writes = Vec::new();
     let mut peer_writes = Vec::new();
     let mut mirror = None;
     for entry in &request.entries {
         let kind = entry.doc;
-        let stored = docs
-            .iter()
-            .find(|d| d.kind == kind)
-            .ok_or_else(|| ApiError::internal("sync", format!("member has no {kind} document")))?;
+        let stored = docs.iter().find(|d| d.kind == kind).ok_or_else(|| {
+            DomainError::internal("sync", format!("member has no {kind} document"))
+        })?;
         let mut doc = load(kind, &stored.bytes)?;
         let mut peer = states
             .iter()

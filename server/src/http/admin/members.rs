@@ -2,7 +2,7 @@
 //! documents, and look at what the server holds for a member (messages are `crate::messaging`).
 //! Every route needs the operator token.
 
-use crate::service::epochs::renew;
+use crate::projection::epochs::renew;
 use crate::service::members::CARD_NUMBER_ATTEMPTS;
 
 use crate::service::members::{ensure_member, set_blocked};
@@ -120,7 +120,7 @@ pub async fn show_member(
             .iter()
             .find(|d| d.kind == kind)
             .ok_or_else(|| ApiError::internal("show member", format!("no {kind} document")))?;
-        load(kind, &s.bytes)
+        Ok(load(kind, &s.bytes)?)
     };
     let broken = |e: loyalty_core::document::DocumentError| ApiError::internal("show member", e);
     Ok(Json(MemberView {
@@ -138,7 +138,8 @@ pub async fn block(
     Path(member_id): Path<String>,
     _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    set_blocked(&app, &member_id, true).await
+    set_blocked(&app, &member_id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn unblock(
@@ -146,7 +147,8 @@ pub async fn unblock(
     Path(member_id): Path<String>,
     _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    set_blocked(&app, &member_id, false).await
+    set_blocked(&app, &member_id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revokes a device: its credentials and its checkout key stop working at once.

@@ -1,7 +1,7 @@
 //! Starting a member's documents afresh — a new epoch (`loyalty_core::epoch`) — on an operator's
 //! request (`POST /v1/admin/members/{id}/epochs`, `loyalty admin epoch`), and for the card when
 //! its history has grown past the policy after a catch-up with the ledger (each catch-up adds a
-//! change). A sync starts a due document afresh by itself (`crate::sync`).
+//! change). A sync starts a due document afresh by itself (`crate::service::sync`).
 //!
 //! This is also how a member whose history is poisoned — a run-length bomb stored before the
 //! server counted operations — is recovered: the new epoch holds only the state, and every device
@@ -12,7 +12,7 @@ use loyalty_core::api::DocumentEpoch;
 use loyalty_core::epoch;
 
 use crate::app::App;
-use crate::http::error::ApiError;
+use crate::error::DomainError;
 use crate::projection::documents::load;
 use crate::storage::{DocWrite, StorageError, StoredDoc};
 
@@ -25,7 +25,7 @@ pub async fn renew(
     app: &App,
     member_id: &str,
     kinds: &[DocKind],
-) -> Result<Vec<DocumentEpoch>, ApiError> {
+) -> Result<Vec<DocumentEpoch>, DomainError> {
     for _ in 0..ATTEMPTS {
         let docs = app.storage.load_documents(member_id, kinds).await?;
         let now = app.now_ms();
@@ -33,10 +33,10 @@ pub async fn renew(
             .sync_jobs
             .start()
             .await
-            .map_err(|e| ApiError::internal("sync jobs", e))?;
+            .map_err(|e| DomainError::internal("sync jobs", e))?;
         let (writes, report) = tokio::task::spawn_blocking(move || fresh_documents(docs, now))
             .await
-            .map_err(|e| ApiError::internal("new epoch panicked", e))??;
+            .map_err(|e| DomainError::internal("new epoch panicked", e))??;
         drop(job);
         match app
             .storage
@@ -60,14 +60,14 @@ pub async fn renew(
 pub(crate) fn fresh_documents(
     docs: Vec<StoredDoc>,
     now_ms: i64,
-) -> Result<(Vec<DocWrite>, Vec<DocumentEpoch>), ApiError> {
+) -> Result<(Vec<DocWrite>, Vec<DocumentEpoch>), DomainError> {
     let mut writes = Vec::new();
     let mut report = Vec::new();
     for stored in docs {
         let doc = load(stored.kind, &stored.bytes)?;
         let before = automerge::ReadDoc::stats(&doc);
         let mut fresh = epoch::fresh(stored.kind, &doc, now_ms)
-            .map_err(|e| ApiError::internal("starting a document afresh", e))?;
+            .map_err(|e| DomainError::internal("starting a document afresh", e))?;
         let after = automerge::ReadDoc::stats(&fresh);
         let next = stored.epoch + 1;
         writes.push(DocWrite {

@@ -1,0 +1,140 @@
+//! The domain's error: what a service, a projection or a job refuses or fails with, as a kind of
+//! outcome, a stable error code (`docs/protocol.md`'s table) and a message for people. It names no
+//! HTTP type; `crate::http::error` maps each [`ErrorKind`] onto a status and the JSON error body.
+
+use crate::storage::StorageError;
+
+/// What kind of outcome an error is, which the HTTP layer answers with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule of its shape.
+    Invalid,
+    /// Who is asking is unknown or their credentials are wrong.
+    Unauthenticated,
+    /// Who is asking may not do this.
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request clashes with the state (used already, closed, another request's key).
+    Conflict,
+    /// What the request names existed but is no longer usable (an expired code).
+    Gone,
+    /// Well formed, but refused by a business rule (a replayed code, a blocked card).
+    Refused,
+    /// Too many attempts: retry later.
+    TooMany,
+    /// Busy: retry (a lost race that kept losing, overload).
+    Busy,
+    /// The body is larger than allowed.
+    TooLarge,
+    /// The request did not arrive or finish in time.
+    TimedOut,
+    /// This server's storage cannot do it.
+    Unsupported,
+    /// The server failed; nothing was applied.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DomainError {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds after which a retry may succeed.
+    pub retry_after: Option<u64>,
+}
+
+impl DomainError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, telling the client to retry after `secs` seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, "forbidden", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, code, message)
+    }
+
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
+        // The detail goes to the log, not to the client.
+        tracing::error!(error = %e, "{context}");
+        Self::new(
+            ErrorKind::Internal,
+            "internal",
+            "the server failed; the request was not applied",
+        )
+    }
+}
+
+impl From<StorageError> for DomainError {
+    fn from(e: StorageError) -> Self {
+        use ErrorKind::*;
+        match e {
+            StorageError::CodeUnknown => {
+                Self::not_found("activation_code_not_found", e.to_string())
+            }
+            StorageError::CodeUsed => Self::new(Conflict, "activation_code_used", e.to_string()),
+            StorageError::CodeExpired => Self::new(Gone, "activation_code_expired", e.to_string()),
+            StorageError::Duplicate(what) => Self::new(
+                Conflict,
+                "duplicate",
+                format!("{what} exists already; retry"),
+            ),
+            StorageError::CodeReplayed => {
+                Self::new(Refused, "code_replayed", "this code was already used")
+            }
+            StorageError::RequestClosed => Self::new(
+                Conflict,
+                "request_closed",
+                "the request is closed: the member opens a new one",
+            ),
+            StorageError::RefundExceedsPurchase => Self::new(
+                Conflict,
+                "refund_exceeds_purchase",
+                "the refunds would exceed the purchase",
+            ),
+            StorageError::NotFound(what) => Self::not_found(
+                match what {
+                    "member" => "member_not_found",
+                    "segment" => "segment_not_found",
+                    "request" => "request_not_found",
+                    _ => "not_found",
+                },
+                format!("no such {what}"),
+            ),
+            StorageError::IdReused(what) => Self::new(
+                Conflict,
+                "id_reused",
+                format!("{what} was used before for something else; choose another id"),
+            ),
+            StorageError::Conflict => Self::new(
+                Busy,
+                "busy",
+                "the member's documents are changing too fast; retry",
+            ),
+            other => Self::internal("storage failed", other),
+        }
+    }
+}
