@@ -21,8 +21,8 @@ pub use crate::live::Wait;
 pub struct App {
     pub config: Config,
     pub storage: Arc<dyn Storage>,
-    /// Targeted offers and segments, when the storage supports them (`crate::service::offers`).
-    pub targeting: Option<Arc<dyn crate::storage::offers::ProgrammeStorage>>,
+    /// Targeted offers and segments (`crate::storage::offers`), from the storage.
+    pub targeting: Arc<dyn crate::storage::offers::ProgrammeStorage>,
     pub clock: Arc<dyn Clock>,
     /// The Automerge actor of this process's own writes. Random per process, so two server
     /// instances sharing a database never claim the same actor's sequence numbers.
@@ -56,7 +56,7 @@ pub struct App {
 pub struct AppBuilder {
     config: Config,
     storage: Arc<dyn Storage>,
-    targeting: Option<Arc<dyn crate::storage::offers::ProgrammeStorage>>,
+    targeting: Arc<dyn crate::storage::offers::ProgrammeStorage>,
     clock: Arc<dyn Clock>,
     outbound: Arc<dyn Outbound>,
 }

@@ -29,8 +29,6 @@ pub enum ErrorKind {
     TooLarge,
     /// The request did not arrive or finish in time.
     TimedOut,
-    /// This server's storage cannot do it.
-    Unsupported,
     /// The server failed; nothing was applied.
     Internal,
 }

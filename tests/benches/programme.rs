@@ -240,7 +240,7 @@ fn main() {
             .expect("mark projected");
         }
         let storage = SqliteStorage::open(&db).expect("open");
-        let programme = storage.targeting().expect("programme storage");
+        let programme = storage.targeting();
         let ids: Vec<String> = {
             let conn = rusqlite::Connection::open(&db).expect("open");
             let mut s = conn

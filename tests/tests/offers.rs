@@ -395,7 +395,7 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
 
         // A second storage on the same file plays the till's posting transaction.
         let till_side = SqliteStorage::open(&shop.server.database).unwrap();
-        let programme = loyalty_server::storage::Storage::targeting(&till_side).unwrap();
+        let programme = loyalty_server::storage::Storage::targeting(&till_side);
         let now = shop.clock.now_ms();
         let offers = programme.till_offers(&phone.member_id, now).await.unwrap();
         assert_eq!(offers.len(), 1);

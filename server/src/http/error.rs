@@ -90,7 +90,6 @@ fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::TimedOut => StatusCode::REQUEST_TIMEOUT,
-        ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -119,7 +118,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 }
 
 /// `408 request_timeout` when a body could not be read because the client paused longer than the
-/// edge allows (`crate::edge`), rather than "malformed": the body was never complete.
+/// edge allows (`crate::http::edge`), rather than "malformed": the body was never complete.
 pub fn body_timeout(rejection: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
     let mut cause = rejection.source();
     while let Some(e) = cause {

@@ -6,6 +6,7 @@ use crate::http::extract::Till;
 use crate::http::json::Json;
 use crate::service::checkout::*;
 use crate::service::ledger::{self, Plan, Retry};
+use crate::storage::PostingKind;
 use crate::storage::{CheckoutSession, StorageError};
 use axum::extract::State;
 use loyalty_core::api::{
@@ -109,7 +110,7 @@ pub async fn purchase(
         // The session's member, while the session is still kept.
         member_id: context.session.as_ref().map(|s| s.member_id.as_str()),
         till_id: &till_id,
-        kind: "purchase",
+        kind: PostingKind::Purchase,
         request_hash: hash,
     };
     if let Some(answer) = ledger::replayed(context.prior, &retry)?.map(Json) {
@@ -156,7 +157,7 @@ pub async fn purchase(
         Ok(Plan {
             idempotency_key: posting.clone(),
             request_hash: hash,
-            kind: "purchase",
+            kind: PostingKind::Purchase,
             till_id: till_id.clone(),
             receipt_id: receipt.clone(),
             refers_to: None,
@@ -190,7 +191,7 @@ pub async fn refund(
     let retry = Retry {
         member_id: Some(&purchase.member_id),
         till_id: &till_id,
-        kind: "refund",
+        kind: PostingKind::Refund,
         request_hash: hash,
     };
     if let Some(answer) = ledger::replayed(app.storage.prior_posting(&posting).await?, &retry)? {
@@ -238,7 +239,7 @@ pub async fn refund(
         Ok(Plan {
             idempotency_key: posting.clone(),
             request_hash: hash,
-            kind: "refund",
+            kind: PostingKind::Refund,
             till_id: till_id.clone(),
             receipt_id: receipt.clone(),
             refers_to: Some(purchase.posting.clone()),

@@ -11,9 +11,7 @@ pub(crate) const FANOUT_POLL: std::time::Duration = std::time::Duration::from_se
 /// that recomputes segments runs as its own process and cannot call [`App::wake_all`]. One small
 /// query every two seconds.
 pub async fn watch_fanouts(app: Arc<App>) {
-    let Some(programme) = app.targeting.clone() else {
-        return;
-    };
+    let programme = app.targeting.clone();
     let mut seen = None;
     loop {
         match programme.fanout_seq().await {

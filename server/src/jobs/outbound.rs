@@ -2,6 +2,7 @@
 
 use crate::app::App;
 use crate::outbound::{OutboundChannel, OutboundMessage};
+use crate::storage::FinalStatus;
 use crate::storage::{OutboundJob, OutboundOutcome};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,15 +63,15 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
     let outcome = match (channel, &job.address) {
         // Consent can be withdrawn between the send and now: it is checked again at the last moment.
         _ if job.kind == "marketing" && !job.consent => OutboundOutcome::Final {
-            status: "refused",
+            status: FinalStatus::Refused,
             reason: Some("no_consent".into()),
         },
         (None, _) => OutboundOutcome::Final {
-            status: "failed",
+            status: FinalStatus::Failed,
             reason: Some("channel_unsupported".into()),
         },
         (_, None) => OutboundOutcome::Final {
-            status: "failed",
+            status: FinalStatus::Failed,
             reason: Some("no_address".into()),
         },
         (Some(channel), Some(address)) => {
@@ -92,7 +93,7 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
                 });
             match result {
                 Ok(()) => OutboundOutcome::Final {
-                    status: "sent",
+                    status: FinalStatus::Sent,
                     reason: None,
                 },
                 Err(e) if e.is_transient() && job.attempts + 1 < OUTBOUND_ATTEMPTS => {
@@ -103,14 +104,14 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
                     }
                 }
                 Err(e) => OutboundOutcome::Final {
-                    status: "failed",
+                    status: FinalStatus::Failed,
                     reason: Some(e.reason().into()),
                 },
             }
         }
     };
     let (status, reason) = match &outcome {
-        OutboundOutcome::Final { status, reason } => (*status, reason.as_deref()),
+        OutboundOutcome::Final { status, reason } => (status.as_str(), reason.as_deref()),
         OutboundOutcome::Retry { reason, .. } => ("queued", Some(reason.as_str())),
     };
     if status == "sent" {

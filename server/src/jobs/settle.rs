@@ -4,6 +4,7 @@ use crate::app::App;
 use crate::error::DomainError;
 use crate::service::ledger::{self};
 use crate::service::programme::*;
+use crate::storage::PostingKind;
 use loyalty_core::calendar::{self, format_date};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -64,7 +65,7 @@ pub(crate) async fn settle_member(
     let outcome = ledger::transact(app, member_id, false, |draft| {
         let warn_days = draft.programme.points.warn_days;
         warnings = draft.book.due_warnings(draft.now, warn_days);
-        let mut plan = programme_plan(&key, "settle");
+        let mut plan = programme_plan(&key, PostingKind::Settle);
         plan.always = false;
         Ok(plan)
     })
@@ -96,7 +97,7 @@ pub(crate) async fn unwarn(app: &App, member_id: &str, at: i64) -> Result<(), Do
     let key = format!("settle:{}", loyalty_core::ids::new_record_id("run"));
     ledger::transact(app, member_id, false, |draft| {
         draft.book.unwarn(at);
-        let mut plan = programme_plan(&key, "settle");
+        let mut plan = programme_plan(&key, PostingKind::Settle);
         plan.always = false;
         Ok(plan)
     })

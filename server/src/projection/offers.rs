@@ -10,9 +10,7 @@ use loyalty_core::offers::{self};
 /// Writes the offers the member is owed into their offers document. Returns whether anything was
 /// written. Takes the member lock itself (through `documents::update`), so callers must not hold it.
 pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
-    let Some(store) = app.targeting.as_deref() else {
-        return Ok(false);
-    };
+    let store = &*app.targeting;
     let pending = store.pending_offers(member_id, app.now_ms()).await?;
     if pending.is_empty() {
         return Ok(false);
@@ -34,8 +32,8 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainE
 
 /// Whether the member has offers waiting to be projected (one indexed query).
 pub async fn has_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
-    match app.targeting.as_deref() {
-        Some(store) => Ok(store.has_pending_offers(member_id, app.now_ms()).await?),
-        None => Ok(false),
-    }
+    Ok(app
+        .targeting
+        .has_pending_offers(member_id, app.now_ms())
+        .await?)
 }

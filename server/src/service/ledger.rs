@@ -6,8 +6,9 @@
 //! answering a repeated idempotency key with the first answer. Everything a posting is computed
 //! from is read under the lock, on each attempt, in one snapshot with the revision: a refund's
 //! purchase and what was refunded of it too ([`transact_refund`]). The card document catches up
-//! with the posting when it is next read (`crate::card_projection`), not here.
+//! with the posting when it is next read (`crate::projection::card`), not here.
 
+use crate::storage::PostingKind;
 use std::sync::Arc;
 
 use loyalty_core::api::{Movement, PostingResponse};
@@ -147,7 +148,7 @@ impl Draft<'_> {
 pub struct Plan {
     pub idempotency_key: String,
     pub request_hash: [u8; 32],
-    pub kind: &'static str,
+    pub kind: PostingKind,
     pub till_id: String,
     pub receipt_id: String,
     pub refers_to: Option<String>,
@@ -328,7 +329,7 @@ pub(crate) async fn attempts(
 pub struct Retry<'a> {
     pub member_id: Option<&'a str>,
     pub till_id: &'a str,
-    pub kind: &'a str,
+    pub kind: PostingKind,
     pub request_hash: [u8; 32],
 }
 
@@ -585,7 +586,7 @@ mod tests {
         Some(PriorPosting {
             member_id: member.into(),
             till_id: till.into(),
-            kind: kind.into(),
+            kind: PostingKind::from_name(kind).unwrap(),
             request_hash: hash,
             response: serde_json::to_vec(&PostingResponse {
                 posting: "till:t1:k".into(),
@@ -607,7 +608,7 @@ mod tests {
         let retry = Retry {
             member_id: Some("m1"),
             till_id: "t1",
-            kind: "purchase",
+            kind: PostingKind::Purchase,
             request_hash: [1; 32],
         };
         let answer = replayed(prior("m1", "t1", "purchase", [1; 32]), &retry).unwrap();

@@ -26,9 +26,6 @@ use crate::storage::{DeliveryFilter, NewSend, SendTarget};
 
 /// Explicit recipients of one send at most; larger audiences are segments.
 pub const MAX_RECIPIENTS: usize = 1000;
-/// Sends to at most this many explicit members write their inboxes in the request; larger ones
-/// are projected lazily like a segment's.
-pub(crate) const EAGER_PROJECTION_MAX: usize = 16;
 /// What a direct reply is signed with when the operator gives no name.
 pub(crate) const DEFAULT_AUTHOR: &str = "Customer service";
 
@@ -138,7 +135,9 @@ pub(crate) async fn dispatch(
         log_refusals(app, &summary.message_id).await;
     }
     match &target {
-        SendTarget::Members(members) if members.len() <= EAGER_PROJECTION_MAX => {
+        SendTarget::Members(members)
+            if members.len() <= crate::projection::EAGER_PROJECTION_MAX =>
+        {
             for member in members {
                 // Recorded is what counts: a projection that fails here happens at the next sync.
                 let _ = crate::projection::inbox::project_inbox(app, member).await;

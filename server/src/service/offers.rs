@@ -4,13 +4,14 @@
 //! publish time would take minutes; `INSERT ... SELECT` into `offer_members`, in chunks, takes a
 //! second.
 //!
-//! The pieces: [`ProgrammeStorage`] (the narrow storage trait, implemented for SQLite in
-//! `sqlite_offers.rs`), [`publish`] (store, fan out, wake waiting devices), [`project_pending`]
-//! (write what a member is owed into their offers document), and the till's view of a member's
-//! offers ([`TillOffer`]).
+//! The pieces: [`publish`] (store, fan out, wake waiting devices) and segments here;
+//! `ProgrammeStorage` (the narrow storage trait, implemented for SQLite in
+//! `crate::storage::sqlite::offers`) and the till's view of a member's offers (`TillOffer`) in
+//! `crate::storage::offers`; `crate::projection::offers::project_pending` (write what a member is
+//! owed into their offers document).
 //! Decisions are written down in `docs/offers-and-segments.md`.
 
-use crate::storage::offers::{ProgrammeError, ProgrammeStorage};
+use crate::storage::offers::ProgrammeError;
 
 use loyalty_core::api::{MAX_TARGET_MEMBERS, OfferTarget, PublishedOffer, SegmentView};
 use loyalty_core::ids::valid_record_id;
@@ -19,11 +20,6 @@ use loyalty_core::segments::{Segment, valid_tier};
 
 use crate::app::App;
 use crate::error::DomainError;
-
-/// Explicit targets up to this many members are projected into their documents at once, so a
-/// member who is online (or an operator looking) sees the offer without waiting for a sync.
-/// Larger publications are only projected lazily.
-pub const EAGER_PROJECTION_MAX: usize = 100;
 
 /// An offer as the till needs it for one member: the terms with `use_count` = the member's uses so
 /// far, and when the member activated it (from the mirror of their member document). The till
@@ -42,16 +38,6 @@ impl From<ProgrammeError> for DomainError {
             ProgrammeError::Storage(s) => s.into(),
         }
     }
-}
-
-pub(crate) fn targeting(app: &App) -> Result<&dyn ProgrammeStorage, DomainError> {
-    app.targeting.as_deref().ok_or_else(|| {
-        DomainError::new(
-            crate::error::ErrorKind::Unsupported,
-            "not_supported",
-            "this server's storage does not support targeted offers",
-        )
-    })
 }
 
 /// Checks a target's shape before anything is looked up.
@@ -95,7 +81,7 @@ pub async fn publish(
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_offer", m))?;
     validate_target(&target)?;
-    let store = targeting(app)?;
+    let store = &*app.targeting;
     let published = store.publish_offer(&offer, &target, app.now_ms()).await?;
     tracing::info!(
         offer = %offer.id,
@@ -104,7 +90,9 @@ pub async fn publish(
         "offer published"
     );
     match &target {
-        OfferTarget::Members { member_ids } if member_ids.len() <= EAGER_PROJECTION_MAX => {
+        OfferTarget::Members { member_ids }
+            if member_ids.len() <= crate::projection::EAGER_PROJECTION_MAX =>
+        {
             for member_id in member_ids {
                 // The publication is stored; a failed projection is caught up at the next sync,
                 // so it must not turn the operator's answer into an error.
@@ -130,7 +118,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_segment", m))?;
     let now = app.now_ms();
-    targeting(app)?.create_segment(segment, now).await?;
+    app.targeting.create_segment(segment, now).await?;
     tracing::info!(segment = %segment.id, "segment created");
     Ok(SegmentView {
         segment: segment.clone(),
@@ -141,7 +129,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
 }
 
 pub async fn segments(app: &App) -> Result<Vec<SegmentView>, DomainError> {
-    Ok(targeting(app)?.segments().await?)
+    Ok(app.targeting.segments().await?)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `settle_interval` and on request. Event points (enrollment, a completed profile, birthdays) are
 //! postings with an idempotency key per member and event, so each is awarded once.
 
+use crate::storage::PostingKind;
 use loyalty_core::earning::Earning;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ use crate::app::App;
 use crate::error::DomainError;
 use crate::service::ledger::{self, Plan};
 
-pub(crate) fn programme_plan(key: &str, kind: &'static str) -> Plan {
+pub(crate) fn programme_plan(key: &str, kind: PostingKind) -> Plan {
     Plan {
         idempotency_key: key.to_string(),
         request_hash: [0; 32],
@@ -45,7 +46,7 @@ pub async fn award_event(
     // posting counts as paid: tills post in a namespace of their own (`till:…`), so anything else
     // under this key is a defect to report, not a bonus to skip in silence.
     if let Some(prior) = app.storage.prior_posting(&key).await? {
-        if prior.member_id == member_id && prior.kind == "event" {
+        if prior.member_id == member_id && prior.kind == PostingKind::Event {
             return Ok(false);
         }
         return Err(DomainError::internal(
@@ -64,7 +65,7 @@ pub async fn award_event(
             points,
             reason: reason.to_string(),
         });
-        let mut plan = programme_plan(&key, "event");
+        let mut plan = programme_plan(&key, PostingKind::Event);
         plan.earned = points;
         Ok(plan)
     })

@@ -39,8 +39,11 @@ pub enum StorageError {
     /// An id the caller chose names something else already.
     #[error("{0} was used before for something else")]
     IdReused(String),
+    /// The backend failed (I/O, a constraint it did not expect, a stored value it cannot read, its
+    /// writer gone). The cause is kept as the error's source, for the log; the client is told only
+    /// that the server failed.
     #[error("the database failed: {0}")]
-    Backend(String),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub struct NewMember {
@@ -93,7 +96,7 @@ pub struct DocWrite {
     /// `bytes` are Automerge change chunks to add after the stored bytes rather than a whole save
     /// replacing them. Automerge loads a save followed by change chunks as one document, so the
     /// stored bytes stay loadable; the card uses this to store a posting's change without
-    /// re-encoding the whole history (see `crate::card_cache`).
+    /// re-encoding the whole history (see `crate::projection::card_cache`).
     pub append: bool,
     /// `bytes` start this new epoch of the document: the stored epoch becomes it, and every
     /// device's sync state for the document is forgotten (it described the old history).
@@ -149,10 +152,9 @@ pub trait Storage: TillStorage + MessagingStorage + Send + Sync + 'static {
         mirror: Option<loyalty_core::member::MemberState>,
     ) -> Result<(), StorageError>;
 
-    /// Targeted offers and segments, where the backend supports them (`crate::storage::offers`).
-    fn targeting(&self) -> Option<std::sync::Arc<dyn crate::storage::offers::ProgrammeStorage>> {
-        None
-    }
+    /// Targeted offers and segments (`crate::storage::offers`). Every backend has them: the till
+    /// applies offers at every purchase.
+    fn targeting(&self) -> std::sync::Arc<dyn crate::storage::offers::ProgrammeStorage>;
 }
 
 /// A member as the till sees them.
@@ -196,9 +198,54 @@ pub struct LedgerMovement {
 /// Everything one change of a member's points writes, in one transaction: the posting under its
 /// idempotency key with the answer stored for retries, the ledger movements, the lots they touch,
 /// and the member's balance, pending points and tier (raising their revision, which leaves the
-/// card document behind until `crate::card_projection` catches it up).
+/// card document behind until `crate::projection::card` catches it up).
 /// Purchases and refunds are postings; so are expiries, event points and operator tier changes,
 /// each with its own kind, so every ledger movement belongs to exactly one posting.
+/// What a posting is: a till's purchase or refund, or one of the programme's own postings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostingKind {
+    Purchase,
+    Refund,
+    /// Event points (enrollment, a completed profile, a birthday).
+    Event,
+    /// The settle job's maturing and expiry of points.
+    Settle,
+    /// An operator's tier change.
+    Tier,
+}
+
+impl PostingKind {
+    /// The name stored with the posting.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Refund => "refund",
+            Self::Event => "event",
+            Self::Settle => "settle",
+            Self::Tier => "tier",
+        }
+    }
+
+    /// The kind a stored name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Purchase,
+            Self::Refund,
+            Self::Event,
+            Self::Settle,
+            Self::Tier,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for PostingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub struct Posting {
     /// The posting's id: a till's idempotency key in its till's namespace (`till:<till>:<key>`),
     /// or the programme's own key (`event:…`, `settle:…`, `tier:…`).
@@ -208,8 +255,7 @@ pub struct Posting {
     /// The till, or `programme` for what the programme does by itself.
     pub till_id: String,
     pub receipt_id: String,
-    /// `purchase`, `refund`, `settle`, `event` or `tier`.
-    pub kind: &'static str,
+    pub kind: PostingKind,
     /// For a refund: the purchase's posting id.
     pub refers_to: Option<String>,
     /// For a refund: the purchase's refunded total its shares were computed from. Another refund
@@ -252,7 +298,7 @@ pub struct MemberBook {
     /// The stored version of the member's card document, read in the same snapshot, so the card's
     /// projection can tell whether its cached copy is current without reading the document.
     pub card_version: Option<i64>,
-    /// The member's revision the card document shows (`crate::card_projection`).
+    /// The member's revision the card document shows (`crate::projection::card`).
     pub card_revision: i64,
     pub state: MemberProgramme,
     /// The lots with points left.
@@ -284,7 +330,7 @@ pub struct PurchaseContext {
 pub struct PriorPosting {
     pub member_id: String,
     pub till_id: String,
-    pub kind: String,
+    pub kind: PostingKind,
     pub request_hash: [u8; 32],
     pub response: Vec<u8>,
 }
@@ -486,12 +532,33 @@ pub struct OutboundJob {
     pub address: Option<String>,
 }
 
+/// How an outbound delivery ended for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Sent,
+    /// The provider or the address failed.
+    Failed,
+    /// Not sent on purpose (consent withdrawn).
+    Refused,
+}
+
+impl FinalStatus {
+    /// The delivery's status as stored and reported (`docs/protocol.md`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 /// How an outbound delivery ended, or when to try it again.
 #[derive(Debug, Clone)]
 pub enum OutboundOutcome {
-    /// `sent`, `failed` or `refused`, with the reason when it was not sent.
+    /// Sent, failed or refused, with the reason when it was not sent.
     Final {
-        status: &'static str,
+        status: FinalStatus,
         reason: Option<String>,
     },
     Retry {

@@ -7,6 +7,7 @@ use crate::http::json::Json;
 use crate::jobs::settle::{SettleReport, settle};
 use crate::service::ledger::{self};
 use crate::service::programme::*;
+use crate::storage::PostingKind;
 use axum::extract::{Path, State};
 use loyalty_core::programme::Programme;
 use std::sync::Arc;
@@ -65,7 +66,7 @@ pub async fn set_tier(
                 draft.tier.review_at_ms = draft.now;
             }
         }
-        Ok(programme_plan(&key, "tier"))
+        Ok(programme_plan(&key, PostingKind::Tier))
     })
     .await?;
     tracing::info!(member = %member_id, manual = request.tier.is_some(), "tier set by an operator");

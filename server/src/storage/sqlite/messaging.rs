@@ -1,5 +1,6 @@
 //! [`MessagingStorage`] on the embedded SQLite database: messages, deliveries, the outbound queue
-//! and the programme's side of members' requests (tables of migration 6).
+//! and the programme's side of members' requests (tables of
+//! `server/migrations/sqlite/008_communications.sql`).
 //!
 //! A send decides every recipient's fate in one `INSERT … SELECT`: the daily marketing count and
 //! the consent are correlated subqueries on indexed tables, so a segment of a million members is
@@ -598,7 +599,7 @@ impl MessagingStorage for SqliteStorage {
                      SET status = ?1, reason = ?2, attempts = attempts + 1, updated_at = ?3,
                          projected = NOT in_inbox, version = version + 1
                      WHERE message_id = ?4 AND member_id = ?5 AND status = 'queued'",
-                    params![status, reason, now_ms, message_id, member_id],
+                    params![status.as_str(), reason, now_ms, message_id, member_id],
                 ),
                 OutboundOutcome::Retry { reason, at_ms } => conn.execute(
                     "UPDATE deliveries
@@ -794,7 +795,7 @@ mod tests {
         let jobs = s.claim_outbound(20, 1000, 10).await.unwrap();
         assert_eq!(jobs.len(), 1);
         let outcome = OutboundOutcome::Final {
-            status: "sent",
+            status: crate::storage::FinalStatus::Sent,
             reason: None,
         };
         s.finish_outbound("m1", "a", outcome, 30).await.unwrap();

@@ -19,8 +19,8 @@ pub mod offers;
 
 use crate::storage::{
     CardSource, CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme,
-    MemberRecord, NewDevice, NewMember, Posting, PriorPosting, PurchaseContext, PurchaseRecord,
-    Storage, StorageError, StoredDoc, TillMember, TillStorage,
+    MemberRecord, NewDevice, NewMember, Posting, PostingKind, PriorPosting, PurchaseContext,
+    PurchaseRecord, Storage, StorageError, StoredDoc, TillMember, TillStorage,
 };
 use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
@@ -30,300 +30,31 @@ use loyalty_core::tiers::{Metric, TierState};
 /// `PRAGMA application_id` of a server database ("LYLS").
 pub(crate) const APPLICATION_ID: i32 = 0x4C59_4C53;
 
+/// The server database's migrations, in order: one file each in `server/migrations/sqlite/`
+/// (`NNN_name.sql`), applied once each in one transaction and counted in `PRAGMA user_version`. A
+/// migration is never edited once released; a change is a new file at the end of the list.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/001_members_devices_documents.sql"),
+    include_str!("../../../migrations/sqlite/002_checkout_keys_and_used_codes.sql"),
+    include_str!("../../../migrations/sqlite/003_ledger.sql"),
+    include_str!("../../../migrations/sqlite/004_sweep_indexes.sql"),
+    include_str!("../../../migrations/sqlite/005_programme_mirror.sql"),
+    include_str!("../../../migrations/sqlite/006_offers_and_segments.sql"),
+    include_str!("../../../migrations/sqlite/007_lots_tiers_programme.sql"),
+    include_str!("../../../migrations/sqlite/008_communications.sql"),
+    include_str!("../../../migrations/sqlite/009_card_catches_up.sql"),
+    include_str!("../../../migrations/sqlite/010_covering_indexes.sql"),
+    include_str!("../../../migrations/sqlite/011_till_namespaces.sql"),
+    include_str!("../../../migrations/sqlite/012_document_epochs.sql"),
+];
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(
-            "CREATE TABLE members (
-             member_id TEXT PRIMARY KEY,
-             card_number TEXT NOT NULL UNIQUE,
-             external_ref TEXT,
-             created_at INTEGER NOT NULL
-         );
-         CREATE TABLE activation_codes (
-             code_hash BLOB PRIMARY KEY,
-             member_id TEXT NOT NULL REFERENCES members (member_id),
-             expires_at INTEGER NOT NULL,
-             used_at INTEGER,
-             device_id TEXT
-         );
-         CREATE TABLE devices (
-             device_id TEXT PRIMARY KEY,
-             member_id TEXT NOT NULL REFERENCES members (member_id),
-             secret_hash BLOB NOT NULL,
-             name TEXT NOT NULL,
-             created_at INTEGER NOT NULL,
-             revoked_at INTEGER
-         );
-         CREATE INDEX devices_by_member ON devices (member_id);
-         CREATE TABLE documents (
-             member_id TEXT NOT NULL REFERENCES members (member_id),
-             kind INTEGER NOT NULL,
-             version INTEGER NOT NULL,
-             data BLOB NOT NULL,
-             PRIMARY KEY (member_id, kind)
-         ) WITHOUT ROWID;
-         CREATE TABLE peer_states (
-             device_id TEXT NOT NULL REFERENCES devices (device_id),
-             kind INTEGER NOT NULL,
-             data BLOB NOT NULL,
-             PRIMARY KEY (device_id, kind)
-         ) WITHOUT ROWID;",
-        ),
-        // Checkout: the keys devices sign codes with, card status, and the codes already used.
-        M::up(
-            "ALTER TABLE members ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
-             CREATE TABLE device_keys (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 key_id INTEGER NOT NULL,
-                 device_id TEXT NOT NULL REFERENCES devices (device_id),
-                 public_key BLOB NOT NULL,
-                 created_at INTEGER NOT NULL,
-                 revoked_at INTEGER,
-                 PRIMARY KEY (member_id, key_id)
-             ) WITHOUT ROWID;
-             CREATE TABLE used_codes (
-                 code_id BLOB PRIMARY KEY,
-                 used_at INTEGER NOT NULL
-             ) WITHOUT ROWID;",
-        ),
-        // The points ledger: the system of record for balances. Every till request is a posting
-        // under its idempotency key; the balance is kept with the ledger in one transaction.
-        M::up(
-            "ALTER TABLE members ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
-             CREATE TABLE checkout_sessions (
-                 session_id TEXT PRIMARY KEY,
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 till_id TEXT NOT NULL,
-                 created_at INTEGER NOT NULL,
-                 expires_at INTEGER NOT NULL
-             );
-             CREATE TABLE postings (
-                 idempotency_key TEXT PRIMARY KEY,
-                 request_hash BLOB NOT NULL,
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 kind TEXT NOT NULL,
-                 refers_to TEXT REFERENCES postings (idempotency_key),
-                 till_id TEXT NOT NULL,
-                 receipt_id TEXT NOT NULL,
-                 total_minor INTEGER NOT NULL,
-                 earned INTEGER NOT NULL,
-                 redeemed INTEGER NOT NULL,
-                 at INTEGER NOT NULL,
-                 response BLOB NOT NULL
-             );
-             CREATE INDEX postings_by_purchase ON postings (refers_to);
-             CREATE TABLE ledger (
-                 tx_id TEXT PRIMARY KEY,
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 posting TEXT NOT NULL REFERENCES postings (idempotency_key),
-                 points INTEGER NOT NULL,
-                 reason TEXT NOT NULL,
-                 till_id TEXT NOT NULL,
-                 receipt_id TEXT NOT NULL,
-                 at INTEGER NOT NULL
-             );
-             CREATE INDEX ledger_by_member ON ledger (member_id, at);",
-        ),
-        // Used codes and checkout sessions are only needed while they can still matter; these
-        // indexes let each scan sweep out the stale ones cheaply.
-        M::up(
-            "CREATE INDEX used_codes_by_time ON used_codes (used_at);
-             CREATE INDEX checkout_sessions_by_expiry ON checkout_sessions (expires_at);",
-        ),
-        // The programme: the member's tier, and a relational mirror of what the member document
-        // says (preferences, consents, activations), so targeting and the till query SQL instead
-        // of loading a million Automerge documents.
-        M::up(
-            "ALTER TABLE members ADD COLUMN tier TEXT NOT NULL DEFAULT 'base';
-             CREATE TABLE member_preferences (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 key TEXT NOT NULL,
-                 value TEXT NOT NULL,
-                 PRIMARY KEY (member_id, key)
-             ) WITHOUT ROWID;
-             CREATE INDEX member_preferences_by_value ON member_preferences (key, value);
-             CREATE TABLE member_consents (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 channel TEXT NOT NULL,
-                 granted INTEGER NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (member_id, channel)
-             ) WITHOUT ROWID;
-             CREATE TABLE member_activations (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 offer_id TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (member_id, offer_id)
-             ) WITHOUT ROWID;",
-        ),
-        // Targeted offers and segments (`sqlite_offers.rs`). Targeting is decided here, in SQL;
-        // an offer reaches a member's offers document only when projected (at their next sync).
-        M::up(crate::storage::sqlite::offers::MIGRATION),
-        // Points lots, the tier's state, and the programme's configuration. Every ledger movement
-        // still belongs to a posting: the programme's own changes (expiry, event points, tier
-        // changes) are postings of their own kinds. `revision` guards every change of a member's
-        // points against a concurrent one; `next_event_at` lets the settle job find the members
-        // whose points mature or expire, or whose tier is up for review, without a scan.
-        M::up(
-            "CREATE TABLE programme (
-                 id INTEGER PRIMARY KEY CHECK (id = 1),
-                 config TEXT NOT NULL,
-                 updated_at INTEGER NOT NULL
-             );
-             ALTER TABLE members ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
-             ALTER TABLE members ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
-             ALTER TABLE members ADD COLUMN tier_manual INTEGER NOT NULL DEFAULT 0;
-             ALTER TABLE members ADD COLUMN tier_since INTEGER;
-             ALTER TABLE members ADD COLUMN tier_review_at INTEGER;
-             ALTER TABLE members ADD COLUMN tier_downgrade_at INTEGER;
-             ALTER TABLE members ADD COLUMN next_event_at INTEGER;
-             CREATE INDEX members_by_next_event ON members (next_event_at)
-                 WHERE next_event_at IS NOT NULL;
-             CREATE TABLE lots (
-                 lot_id TEXT PRIMARY KEY,
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 posting TEXT NOT NULL REFERENCES postings (idempotency_key),
-                 rule TEXT NOT NULL,
-                 points INTEGER NOT NULL,
-                 remaining INTEGER NOT NULL CHECK (remaining >= 0),
-                 expired INTEGER NOT NULL DEFAULT 0,
-                 earned_at INTEGER NOT NULL,
-                 available_at INTEGER NOT NULL,
-                 expires_at INTEGER,
-                 warned INTEGER NOT NULL DEFAULT 0
-             );
-             CREATE INDEX lots_open_by_member ON lots (member_id) WHERE remaining > 0;
-             CREATE INDEX lots_by_posting ON lots (posting);
-             ALTER TABLE ledger ADD COLUMN rule TEXT NOT NULL DEFAULT '';
-             CREATE INDEX postings_by_member ON postings (member_id, at);",
-        ),
-        // Communications: each message once, one delivery row per recipient with its status and
-        // reason (the operators' record, and what a segment send writes instead of documents),
-        // the mirror of the members' requests, and the programme's replies to them. `projected`
-        // = 0 marks what a member's inbox document still lacks; `version` lets a projection tell
-        // whether the row changed under it. `segment_members` belongs to segments; it is created
-        // here too (if absent) because a segment send reads it.
-        M::up(
-            "CREATE TABLE IF NOT EXISTS segment_members (
-                 segment_id TEXT NOT NULL,
-                 member_id TEXT NOT NULL,
-                 PRIMARY KEY (segment_id, member_id)
-             ) WITHOUT ROWID;
-             CREATE TABLE messages (
-                 message_id TEXT PRIMARY KEY,
-                 kind TEXT NOT NULL,
-                 channel TEXT NOT NULL,
-                 subject TEXT NOT NULL,
-                 body TEXT NOT NULL,
-                 target TEXT NOT NULL,
-                 request_hash BLOB NOT NULL,
-                 created_at INTEGER NOT NULL
-             );
-             CREATE TABLE deliveries (
-                 message_id TEXT NOT NULL REFERENCES messages (message_id),
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 kind TEXT NOT NULL,
-                 channel TEXT NOT NULL,
-                 day INTEGER NOT NULL,
-                 status TEXT NOT NULL,
-                 reason TEXT,
-                 in_inbox INTEGER NOT NULL,
-                 projected INTEGER NOT NULL,
-                 version INTEGER NOT NULL DEFAULT 1,
-                 attempts INTEGER NOT NULL DEFAULT 0,
-                 not_before INTEGER NOT NULL DEFAULT 0,
-                 created_at INTEGER NOT NULL,
-                 updated_at INTEGER NOT NULL,
-                 PRIMARY KEY (message_id, member_id)
-             ) WITHOUT ROWID;
-             CREATE INDEX deliveries_by_member ON deliveries (member_id, created_at);
-             CREATE INDEX deliveries_to_project ON deliveries (member_id) WHERE projected = 0;
-             CREATE INDEX deliveries_marketing_by_day ON deliveries (member_id, day)
-                 WHERE kind = 'marketing' AND in_inbox = 1;
-             CREATE INDEX deliveries_queued ON deliveries (not_before) WHERE status = 'queued';
-             CREATE TABLE member_requests (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 request_id TEXT NOT NULL,
-                 kind TEXT NOT NULL,
-                 subject TEXT NOT NULL,
-                 body TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (member_id, request_id)
-             ) WITHOUT ROWID;
-             CREATE INDEX member_requests_by_time ON member_requests (at);
-             CREATE TABLE member_request_followups (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 request_id TEXT NOT NULL,
-                 followup_id TEXT NOT NULL,
-                 body TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (member_id, request_id, followup_id)
-             ) WITHOUT ROWID;
-             CREATE TABLE request_threads (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 request_id TEXT NOT NULL,
-                 status TEXT NOT NULL,
-                 updated_at INTEGER NOT NULL,
-                 projected INTEGER NOT NULL,
-                 version INTEGER NOT NULL DEFAULT 1,
-                 PRIMARY KEY (member_id, request_id)
-             ) WITHOUT ROWID;
-             CREATE INDEX request_threads_to_project ON request_threads (member_id)
-                 WHERE projected = 0;
-             CREATE TABLE request_replies (
-                 member_id TEXT NOT NULL REFERENCES members (member_id),
-                 request_id TEXT NOT NULL,
-                 reply_id TEXT NOT NULL,
-                 author TEXT NOT NULL,
-                 body TEXT NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (member_id, request_id, reply_id)
-             ) WITHOUT ROWID;",
-        ),
-        // The card document stops being written by every posting: it catches up with the ledger
-        // when read (`crate::card_projection`). `card_revision` is the member's revision it shows;
-        // cards written so far were projected by each posting, so they show the current one.
-        M::up(
-            "ALTER TABLE members ADD COLUMN card_revision INTEGER NOT NULL DEFAULT 0;
-             UPDATE members SET card_revision = revision;",
-        ),
-        // Every posting reads the member's open lots and sums their purchases in the tier window.
-        // Rows of one member lie scattered among everyone else's (they are written as members
-        // buy), so each was a page of its own to fetch; with the columns in the indexes, both
-        // reads are one range scan of a few adjacent index pages.
-        M::up(
-            "DROP INDEX postings_by_member;
-             CREATE INDEX postings_by_member ON postings (member_id, at, kind, total_minor, earned);
-             DROP INDEX lots_open_by_member;
-             CREATE INDEX lots_open_by_member ON lots (member_id, lot_id, rule, points, remaining,
-                 expired, earned_at, available_at, expires_at, warned) WHERE remaining > 0;",
-        ),
-        M::up(TILL_NAMESPACES),
-        // Document epochs (`loyalty_core::epoch`): a document started afresh from its current
-        // state carries its epoch, and devices with a copy of another epoch replace theirs.
-        M::up("ALTER TABLE documents ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
 
-/// A till's idempotency key lives in its till's namespace: the posting id is `till:<till>:<key>`,
-/// so two tills may use the same key and no till can take a key of the programme's own postings
-/// (`event:<member>:<event>`). Postings made before keep their answers for retries under their new
-/// ids; the rows that name them follow (the foreign keys are checked at the end of the migration's
-/// transaction).
-const TILL_NAMESPACES: &str = "PRAGMA defer_foreign_keys = ON;
-    UPDATE postings SET refers_to = coalesce(
-            (SELECT 'till:' || p.till_id || ':' || p.idempotency_key FROM postings p
-             WHERE p.idempotency_key = postings.refers_to AND p.kind = 'purchase'),
-            refers_to)
-        WHERE refers_to IS NOT NULL;
-    UPDATE lots SET posting = 'till:' ||
-            (SELECT p.till_id FROM postings p WHERE p.idempotency_key = lots.posting)
-            || ':' || posting
-        WHERE posting IN (SELECT idempotency_key FROM postings WHERE kind IN ('purchase', 'refund'));
-    UPDATE ledger SET posting = 'till:' || till_id || ':' || posting
-        WHERE posting IN (SELECT idempotency_key FROM postings WHERE kind IN ('purchase', 'refund'));
-    UPDATE postings SET idempotency_key = 'till:' || till_id || ':' || idempotency_key
-        WHERE kind IN ('purchase', 'refund');";
+/// The migration that moved till postings into their till's namespace (kept for its test).
+#[cfg(test)]
+const TILL_NAMESPACES: &str = MIGRATIONS[10];
 
 /// How long a used checkout code is remembered (it expires after at most 90 s).
 const USED_CODE_RETENTION_MS: i64 = 10 * 60 * 1000;
@@ -345,8 +76,24 @@ pub struct SqliteStorage {
     poster: std::sync::mpsc::Sender<PostingJob>,
 }
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(e.to_string())
+impl rusqlite::ToSql for PostingKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for PostingKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let name = value.as_str()?;
+        PostingKind::from_name(name).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown posting kind `{name}`").into())
+        })
+    }
+}
+
+/// A failure of the database (or of what it returned), kept as the error's source.
+pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+    StorageError::Backend(e.into())
 }
 
 /// Bytes of the database file each connection maps into memory.
@@ -441,8 +188,8 @@ fn hash_from(blob: Vec<u8>) -> [u8; 32] {
 
 #[async_trait]
 impl Storage for SqliteStorage {
-    fn targeting(&self) -> Option<Arc<dyn crate::storage::offers::ProgrammeStorage>> {
-        Some(Arc::new(self.clone()))
+    fn targeting(&self) -> Arc<dyn crate::storage::offers::ProgrammeStorage> {
+        Arc::new(self.clone())
     }
 
     async fn create_member(&self, m: NewMember) -> Result<(), StorageError> {
@@ -1184,7 +931,11 @@ fn write_together(conn: &mut Connection, batch: &[PostingJob]) -> Result<(), Sto
 }
 
 fn write_each(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), StorageError>> {
-    let fail_all = |e: rusqlite::Error| batch.iter().map(|_| Err(backend(&e))).collect();
+    // One cause for every posting of the batch, shared so each keeps it as its source.
+    let fail_all = |e: rusqlite::Error| {
+        let e = Arc::new(e);
+        batch.iter().map(|_| Err(backend(e.clone()))).collect()
+    };
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => return fail_all(e),
@@ -1552,10 +1303,10 @@ impl TillStorage for SqliteStorage {
         let (done, result) = oneshot::channel();
         self.poster
             .send((p, done))
-            .map_err(|_| StorageError::Backend("the posting writer has stopped".into()))?;
+            .map_err(|_| backend("the posting writer has stopped"))?;
         result
             .await
-            .map_err(|_| StorageError::Backend("the posting writer has stopped".into()))?
+            .map_err(|_| backend("the posting writer has stopped"))?
     }
 
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
@@ -1655,6 +1406,82 @@ mod tests {
             .remove(0);
         assert_eq!((stored.version, stored.bytes), (3, vec![7, 0, 7]));
     }
+    /// A database made by every earlier version of the server upgrades to the latest: for each
+    /// prefix of [`MIGRATIONS`], a database is built at that version with a member, a document and
+    /// (from the ledger's version on) a till's purchase written by that version's schema, then
+    /// opened by the server, which migrates it. The old rows must read back through the storage
+    /// trait — the purchase under its till's namespace — and the upgraded database must take new
+    /// members.
+    #[tokio::test]
+    async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
+        const LEDGER: usize = 3;
+        for version in 1..=MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.db");
+            {
+                let old =
+                    Migrations::new(MIGRATIONS[..version].iter().map(|sql| M::up(sql)).collect());
+                let conn = loyalty_core::store::open_sqlite(&path, APPLICATION_ID, &old).unwrap();
+                let user_version: usize = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(user_version, version);
+                conn.execute_batch(
+                    "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                         VALUES ('old', '6270000000000009', NULL, 1);
+                     INSERT INTO documents (member_id, kind, version, data)
+                         VALUES ('old', 0, 1, x'0102');",
+                )
+                .unwrap();
+                if version >= LEDGER {
+                    conn.execute_batch(
+                        "INSERT INTO postings (idempotency_key, request_hash, member_id, kind,
+                             refers_to, till_id, receipt_id, total_minor, earned, redeemed, at,
+                             response)
+                         VALUES ('k1', x'00', 'old', 'purchase', NULL, 't1', 'r1', 100, 1, 0, 1,
+                             x'7b7d');",
+                    )
+                    .unwrap();
+                }
+            }
+            let storage = SqliteStorage::open(&path).unwrap_or_else(|e| {
+                panic!("a database of version {version} does not upgrade: {e}")
+            });
+            let member = storage
+                .member("old")
+                .await
+                .unwrap()
+                .expect("the old member");
+            assert_eq!(member.card_number, "6270000000000009", "version {version}");
+            let card = storage
+                .load_documents("old", &[DocKind::Card])
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!((card.version, card.epoch, card.bytes), (1, 0, vec![1, 2]));
+            if version >= LEDGER {
+                // Up to version 10 the till namespaces migration (011) moves the key into the
+                // till's namespace; from 11 on it has run already and the row stays as written.
+                let key = if version <= 10 { "till:t1:k1" } else { "k1" };
+                let prior = storage.prior_posting(key).await.unwrap();
+                let prior = prior.unwrap_or_else(|| panic!("version {version}: no posting {key}"));
+                assert_eq!(
+                    (prior.member_id.as_str(), prior.till_id.as_str()),
+                    ("old", "t1")
+                );
+            }
+            storage.create_member(member_named("new")).await.unwrap();
+            assert!(storage.member("new").await.unwrap().is_some());
+        }
+    }
+
+    fn member_named(id: &str) -> NewMember {
+        NewMember {
+            card_number: "6270000000000010".into(),
+            ..member(id)
+        }
+    }
+
     fn member(id: &str) -> NewMember {
         NewMember {
             member_id: id.into(),
@@ -1674,7 +1501,7 @@ mod tests {
             member_id: member_id.into(),
             till_id: "till".into(),
             receipt_id: key.into(),
-            kind: "purchase",
+            kind: PostingKind::Purchase,
             refers_to: None,
             refunded_before: None,
             total_minor: 100,
@@ -1779,7 +1606,7 @@ mod tests {
     /// A refund of `amount` of `purchase`, computed from `before` refunded and `revision`.
     fn refund(key: &str, purchase: &str, amount: i64, before: i64, revision: i64) -> Posting {
         let (mut p, _) = posting(key, "m1", 0);
-        p.kind = "refund";
+        p.kind = PostingKind::Refund;
         p.refers_to = Some(purchase.into());
         p.total_minor = amount;
         p.refunded_before = Some(before);

@@ -1,5 +1,5 @@
-//! Targeted offers, segments and RFM scores on the embedded SQLite database: the schema (appended
-//! to the server's migrations), [`ProgrammeStorage`] for [`SqliteStorage`], the functions the till
+//! Targeted offers, segments and RFM scores on the embedded SQLite database: the tables (created
+//! by `server/migrations/sqlite/006_offers_and_segments.sql`), [`ProgrammeStorage`] for [`SqliteStorage`], the functions the till
 //! calls inside its own transaction ([`till_offers_in`], [`record_offer_uses`]), and the batch job
 //! that recomputes RFM scores and every segment ([`recompute`]).
 //!
@@ -7,6 +7,15 @@
 //! fan-out to a million members is a few B-tree appends, not a million Automerge documents. The batch job computes into temporary
 //! tables first (reads only, beside a running server thanks to WAL) and then holds the write lock
 //! only for the short copy, so the server's own writes wait milliseconds, not the whole job.
+//!
+//! The tables:
+//! - `offers`: the definition (JSON of [`Offer`]), its version, and its standing target (a tier or
+//!   segment re-evaluated at each recompute while the offer is valid; `members` for none).
+//! - `offer_members`: who is targeted, their uses, and what their offers document shows
+//!   (`projected_version`, `projected_uses`); a row whose projection lags is pending.
+//! - `segments`, `segment_members` (read by the message fan-out too), `member_rfm`.
+//! - `programme_state.fanout_seq`: moves at every fan-out, so a server notices one made by a batch
+//!   job in another process and wakes its waiting devices.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -26,69 +35,6 @@ use crate::storage::StorageError;
 use crate::storage::offers::{
     PendingOffer, ProgrammeError, ProgrammeStorage, Published, TillOffer,
 };
-
-/// The schema, appended to the server's migrations in `sqlite.rs`.
-///
-/// - `offers`: the definition (JSON of [`Offer`]), its version, and its standing target (a tier or
-///   segment re-evaluated at each recompute while the offer is valid; `members` for none).
-/// - `offer_members`: who is targeted, their uses, and what their offers document shows
-///   (`projected_version`, `projected_uses`); a row whose projection lags is pending.
-/// - `segments`, `segment_members` (read by the message fan-out too), `member_rfm`.
-/// - `programme_state.fanout_seq`: moves at every fan-out, so a server notices one made by a batch
-///   job in another process and wakes its waiting devices.
-pub const MIGRATION: &str = "
-CREATE TABLE offers (
-    offer_id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    definition TEXT NOT NULL,
-    target_kind TEXT NOT NULL,
-    target_key TEXT,
-    valid_from INTEGER NOT NULL,
-    valid_until INTEGER NOT NULL,
-    use_limit INTEGER NOT NULL,
-    member_count INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX offers_standing ON offers (valid_until) WHERE target_kind <> 'members';
-CREATE TABLE offer_members (
-    offer_id TEXT NOT NULL REFERENCES offers (offer_id),
-    member_id TEXT NOT NULL REFERENCES members (member_id),
-    uses INTEGER NOT NULL DEFAULT 0,
-    projected_version INTEGER NOT NULL DEFAULT 0,
-    projected_uses INTEGER NOT NULL DEFAULT 0,
-    added_at INTEGER NOT NULL,
-    PRIMARY KEY (member_id, offer_id)
-) WITHOUT ROWID;
-CREATE TABLE segments (
-    segment_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    rules TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    computed_at INTEGER,
-    member_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE segment_members (
-    segment_id TEXT NOT NULL,
-    member_id TEXT NOT NULL,
-    PRIMARY KEY (segment_id, member_id)
-) WITHOUT ROWID;
-CREATE TABLE member_rfm (
-    member_id TEXT PRIMARY KEY,
-    recency INTEGER NOT NULL,
-    frequency INTEGER NOT NULL,
-    monetary INTEGER NOT NULL,
-    last_purchase_at INTEGER NOT NULL,
-    purchases INTEGER NOT NULL,
-    spend_minor INTEGER NOT NULL,
-    computed_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE programme_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    fanout_seq INTEGER NOT NULL
-);
-INSERT INTO programme_state (id, fanout_seq) VALUES (1, 0);
-";
 
 /// The default RFM window: purchases in the last 365 days.
 pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
@@ -509,7 +455,7 @@ pub(crate) fn record_offer_uses(
         return Err(if targeted {
             StorageError::Conflict
         } else {
-            StorageError::Backend(format!("offer {offer_id} is not targeted at the member"))
+            backend(format!("offer {offer_id} is not targeted at the member"))
         });
     }
     Ok(())
