@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use loyalty_core::api::{
-    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorBody,
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorDetail,
     MemberView, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, PostingResponse,
     PublishedOffer, PurchaseRequest, RefundRequest, RequestRecord, ScanRequest, ScanResponse,
     SegmentView, SendMessage, SendSummary,
@@ -85,13 +85,7 @@ impl Api {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
         if !status.is_success() {
-            let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(b) => (b.error.code, b.error.message),
-                Err(_) => (
-                    "http_error".into(),
-                    String::from_utf8_lossy(&body).into_owned(),
-                ),
-            };
+            let ErrorDetail { code, message } = ErrorDetail::from_body(&body);
             return Err(OperatorError::Refused {
                 status: status.as_u16(),
                 code,

@@ -25,14 +25,22 @@
 //! | `GET`/`PUT /v1/admin/programme` | operator | the earning rules, points policy and tiers |
 //! | `POST /v1/admin/programme/settle` | operator | mature and expire points, review tiers now |
 //! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |
+//! | `POST /v1/admin/members/{id}/block`, `/unblock` | operator | block or unblock a member's card |
+//! | `GET /v1/admin/members/{id}/card-qr` | operator | the member's card number as a QR code (SVG, PNG) |
+//! | `POST /v1/admin/devices/{id}/revoke` | operator | revoke a device and its checkout key |
 //! | `POST /v1/till/scan`, `/purchases`, `/refunds` | till | checkout |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
 //!
-//! Handlers learn who is asking from the extractors in [`extract`], which authenticate from the
-//! request head before any body is read; [`edge`] holds the connection and request limits,
-//! [`guard`] the per-address rate limits, [`live`] the change feed behind the long poll.
+//! The crate is in layers that import downward only (`docs/architecture.md`, *The server's
+//! layers*): [`http`] (the router per area; handlers learn who is asking from the extractors in
+//! [`http::extract`], which authenticate from the request head before any body is read;
+//! [`http::edge`] holds the connection and request limits, [`http::guard`] the per-address rate
+//! limits) → [`service`] (the domain, returning [`error::DomainError`]) → [`projection`] (the
+//! server-written documents brought up to date) → [`storage`] (the traits and SQLite). Beside
+//! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
+//! the long poll), [`locks`] (the per-member lock), [`client`] (the operator and till clients).
 
 pub mod app;
 pub mod client;

@@ -67,7 +67,7 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> Self {
         let storage = SqliteStorage::open(&database).expect("open server database");
-        let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
+        let mut config = Config::new(OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         // Tests enroll many phones and try wrong credentials from one address: the per-address
         // limits are off unless a test turns them on (tests/tests/edge.rs does).

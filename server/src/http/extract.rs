@@ -5,7 +5,7 @@
 //! nobody will use (a client sending a megabyte with a wrong token costs the server nothing).
 //! [`EnrollAttempt`] is the unauthenticated counterpart for enrollment: only the rate limit.
 //!
-//! Every extractor applies the per-address limits of [`crate::guard`] first: a blocked address is
+//! Every extractor applies the per-address limits of [`crate::http::guard`] first: a blocked address is
 //! refused before its credentials are looked at, and a failed authentication (`401`) counts
 //! against its address. `403` (a revoked device, another member's path) is not a guess and does
 //! not count.
@@ -192,8 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage =
             crate::storage::sqlite::SqliteStorage::open(&dir.path().join("s.db")).unwrap();
-        let mut config =
-            crate::Config::new(dir.path().join("s.db"), "operator-token-0123456789".into());
+        let mut config = crate::Config::new("operator-token-0123456789".into());
         config.till_token = till_token.into();
         (dir, App::new(config, Arc::new(storage)))
     }

@@ -10,7 +10,7 @@
 //! one indexed read, so a sync when nothing happened costs nothing more.
 //!
 //! Every catch-up adds a change to the card's history; once the history is past the server's
-//! epoch policy, the card starts afresh from its current state (`crate::epochs`).
+//! epoch policy, the card starts afresh from its current state (`crate::projection::epochs`).
 
 use automerge::transaction::CommitOptions;
 use loyalty_core::DocKind;

@@ -1,5 +1,5 @@
 //! Card documents kept in memory between catch-ups of a member's card with their ledger
-//! (`crate::card_projection`), so a catch-up does not load the card from its stored bytes
+//! (`crate::projection::card`), so a catch-up does not load the card from its stored bytes
 //! (Automerge's `load` rebuilds the whole history, and costs more than the catch-up's own edit) and
 //! can store only the changes it made instead of the whole document. A phone that stays open syncs
 //! after each of its member's purchases, and each of those syncs catches the card up.

@@ -1,6 +1,7 @@
-//! The till's API: scan the code on a member's phone, post a purchase that earns and redeems
-//! points, refund. The relational ledger in the server's database is the system of record; the card
-//! document is its projection, written in the same transaction under the member's lock.
+//! The till's domain (its routes are `crate::http::till`): scan the code on a member's phone, post
+//! a purchase that earns and redeems points, refund. The relational ledger in the server's database
+//! is the system of record; the card document is its projection, which a posting does not write:
+//! it catches up with the ledger when it is next read (`crate::projection::card`).
 //!
 //! A scan checks, in order: the text is a version-1 code; the card exists; the key id is registered
 //! for that card and not revoked; the signature; the time step is within one step of server time;

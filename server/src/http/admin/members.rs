@@ -1,5 +1,5 @@
 //! The operator API: create members and their activation codes, publish offers into a member's
-//! documents, and look at what the server holds for a member (messages are `crate::messaging`).
+//! documents, and look at what the server holds for a member (messages are `crate::http::admin::messages`).
 //! Every route needs the operator token.
 
 use crate::projection::epochs::renew;
