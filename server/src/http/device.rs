@@ -6,9 +6,7 @@ use crate::http::extract::EnrollAttempt;
 use crate::http::extract::MemberDevice;
 use crate::http::json::Json;
 use crate::service::enrollment::{MAX_DEVICE_NAME, parse_public_key};
-use crate::service::sync::{ATTEMPTS, answer};
 use crate::storage::NewDevice;
-use crate::storage::StorageError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -17,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::ids::{self, activation_code};
-use loyalty_core::protocol::{self, SyncRequest, SyncResponse};
+use loyalty_core::protocol::{self, SyncRequest};
 use std::sync::Arc;
 
 pub async fn enroll(
@@ -80,96 +78,8 @@ pub async fn sync(
         }
         _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
     })?;
-    let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
-    // Postings since the card was last read go into it first, so this sync carries them. Before
-    // the lock: the projection takes it itself.
-    if kinds.contains(&DocKind::Card)
-        && let Err(e) = crate::projection::card::catch_up(&app, &member_id).await
-    {
-        // The sync goes ahead with the card as it is; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "card projection failed");
-    }
-    // Offers the member was targeted with since their last sync go into their offers document
-    // first, so this sync carries them. Before the lock: the projection takes it itself.
-    if kinds.contains(&DocKind::Offers)
-        && let Err(e) = crate::projection::offers::project_pending(&app, &member_id).await
-    {
-        // Like the inbox below: the sync itself goes ahead; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "offers projection failed");
-    }
-    // Messages and replies recorded relationally (a segment send, a reply) reach the inbox
-    // document now, so this very sync carries them. Before the lock: the projection takes it.
-    if kinds.contains(&DocKind::Inbox)
-        && let Err(e) = crate::projection::inbox::project_inbox(&app, &member_id).await
-    {
-        // The sync itself can still go ahead; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
-    }
-    let _guard = app.lock_member(&member_id).await;
-    for _ in 0..ATTEMPTS {
-        let docs = app.storage.load_documents(&member_id, &kinds).await?;
-        let states = app
-            .storage
-            .load_peer_states(&device.device_id, &kinds)
-            .await?;
-        let request = request.clone();
-        let (policy, now) = (app.config.epochs, app.now_ms());
-        // A place among the sync jobs, taken under the member's lock (never the other way round,
-        // so a job never waits for a lock while it holds a place).
-        let job = app
-            .sync_jobs
-            .start()
-            .await
-            .map_err(|e| ApiError::internal("sync jobs", e))?;
-        // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
-        // 500 for this request, not a dead server.
-        let (response, writes, peer_writes, mirror) =
-            tokio::task::spawn_blocking(move || answer(request, docs, states, policy, now))
-                .await
-                .map_err(|e| ApiError::internal("sync processing panicked", e))??;
-        drop(job);
-        let new_epochs: Vec<DocKind> = writes
-            .iter()
-            .filter(|w| w.new_epoch.is_some())
-            .map(|w| w.kind)
-            .collect();
-        // Kept for the profile check after the commit, which stores the mirror.
-        let preferences = mirror.as_ref().map(|m| m.preferences.clone());
-        match app
-            .storage
-            .commit(
-                &member_id,
-                Some(&device.device_id),
-                writes,
-                peer_writes,
-                mirror,
-            )
-            .await
-        {
-            Ok(()) => {
-                if !new_epochs.is_empty() {
-                    tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
-                    // The cached card (if any) is of the old epoch; the member's other devices
-                    // learn of the epoch at their next sync, and watching ones sync now.
-                    app.cards.forget(&member_id);
-                    app.notify(&member_id);
-                }
-                let response = SyncResponse {
-                    server_time_ms: app.now_ms(),
-                    entries: response,
-                };
-                if let Some(preferences) = preferences {
-                    // After the lock is released: the award takes the member's lock itself.
-                    drop(_guard);
-                    crate::service::programme::member_changed(&app, &member_id, &preferences).await;
-                }
-                return Ok(binary(response.encode()));
-            }
-            Err(StorageError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StorageError::Conflict.into())
+    let response = crate::service::sync::sync(&app, &member_id, &device.device_id, request).await?;
+    Ok(binary(response.encode()))
 }
 
 fn binary(bytes: Vec<u8>) -> Response {

@@ -12,6 +12,7 @@
 //! Every catch-up adds a change to the card's history; once the history is past the server's
 //! epoch policy, the card starts afresh from its current state (`crate::projection::epochs`).
 
+use crate::locks::Retry;
 use automerge::transaction::CommitOptions;
 use loyalty_core::DocKind;
 use loyalty_core::calendar::DAY_MS;
@@ -27,8 +28,6 @@ use crate::projection::card_cache::CachedCard;
 use crate::projection::documents::load;
 use crate::storage::{CardSource, DocWrite, StorageError};
 
-/// Attempts at storing the card before answering "busy".
-pub(crate) const ATTEMPTS: usize = 5;
 /// Expiry dates the card shows.
 pub(crate) const EXPIRIES_SHOWN: usize = 3;
 
@@ -40,7 +39,9 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
     }
     let programme = app.programme().await?;
     let _guard = app.lock_member(member_id).await;
-    for _ in 0..ATTEMPTS {
+    let mut retry = Retry::default();
+    loop {
+        retry.another()?;
         let now = app.now_ms();
         let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
         let source = app
@@ -101,7 +102,6 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StorageError::Conflict.into())
 }
 
 /// Whether the card's history is due for a new epoch by the server's policy.

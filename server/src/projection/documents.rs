@@ -2,6 +2,7 @@
 //! under the member's lock with the storage's optimistic version check, retrying as a merge when
 //! another instance wrote first.
 
+use crate::locks::Retry;
 use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use loyalty_core::DocKind;
@@ -10,9 +11,6 @@ use loyalty_core::document::genesis;
 use crate::app::App;
 use crate::error::DomainError;
 use crate::storage::{DocWrite, StorageError};
-
-/// Attempts at a document write before answering "busy".
-pub(crate) const ATTEMPTS: usize = 5;
 
 /// The four documents of a new member, saved.
 pub fn new_member_documents(
@@ -51,7 +49,9 @@ pub async fn update<T>(
     mut edit: impl FnMut(&mut AutoCommit) -> Result<T, DomainError>,
 ) -> Result<T, DomainError> {
     let _guard = app.lock_member(member_id).await;
-    for _ in 0..ATTEMPTS {
+    let mut retry = Retry::default();
+    loop {
+        retry.another()?;
         let stored = app
             .storage
             .load_documents(member_id, &[kind])
@@ -87,5 +87,4 @@ pub async fn update<T>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StorageError::Conflict.into())
 }

@@ -7,6 +7,7 @@
 //! server counted operations — is recovered: the new epoch holds only the state, and every device
 //! replaces its copy at its next sync, carrying over what the member did offline.
 
+use crate::locks::Retry;
 use loyalty_core::DocKind;
 use loyalty_core::api::DocumentEpoch;
 use loyalty_core::epoch;
@@ -16,9 +17,6 @@ use crate::error::DomainError;
 use crate::projection::documents::load;
 use crate::storage::{DocWrite, StorageError, StoredDoc};
 
-/// Attempts at storing the new epochs before answering "busy".
-pub(crate) const ATTEMPTS: usize = 5;
-
 /// Starts the member's documents of these kinds afresh and stores them, each under its next
 /// epoch, forgetting every device's sync state for them. The caller holds the member's lock.
 pub async fn renew(
@@ -26,7 +24,9 @@ pub async fn renew(
     member_id: &str,
     kinds: &[DocKind],
 ) -> Result<Vec<DocumentEpoch>, DomainError> {
-    for _ in 0..ATTEMPTS {
+    let mut retry = Retry::default();
+    loop {
+        retry.another()?;
         let docs = app.storage.load_documents(member_id, kinds).await?;
         let now = app.now_ms();
         let job = app
@@ -53,7 +53,6 @@ pub async fn renew(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StorageError::Conflict.into())
 }
 
 /// Each stored document started afresh: what to write and what to report.

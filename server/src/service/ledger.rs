@@ -8,6 +8,7 @@
 //! purchase and what was refunded of it too ([`transact_refund`]). The card document catches up
 //! with the posting when it is next read (`crate::projection::card`), not here.
 
+use crate::locks;
 use crate::storage::PostingKind;
 use std::sync::Arc;
 
@@ -26,9 +27,6 @@ use crate::storage::{
     LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, PurchaseRecord,
     StorageError,
 };
-
-/// Attempts at a posting before answering "busy".
-pub(crate) const ATTEMPTS: usize = 8;
 
 /// A posting being put together for one member.
 pub struct Draft<'a> {
@@ -242,7 +240,9 @@ pub(crate) async fn attempts(
         None => (app.programme().await?, None),
     };
     let _guard = app.lock_member(member_id).await;
-    for _ in 0..ATTEMPTS {
+    let mut retry = locks::Retry::default();
+    loop {
+        retry.another()?;
         let now = app.now_ms();
         // The offers come in the book's read, from the same snapshot: one trip to the database.
         let (mut book, purchase) = match first.take() {
@@ -321,7 +321,6 @@ pub(crate) async fn attempts(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StorageError::Conflict.into())
 }
 
 /// What a posting found under a key must be for a request to be its retry: the same member (when
