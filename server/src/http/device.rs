@@ -5,8 +5,6 @@ use crate::http::error::ApiError;
 use crate::http::extract::EnrollAttempt;
 use crate::http::extract::MemberDevice;
 use crate::http::json::Json;
-use crate::service::enrollment::{MAX_DEVICE_NAME, parse_public_key};
-use crate::storage::NewDevice;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -14,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
-use loyalty_core::ids::{self, activation_code};
 use loyalty_core::protocol::{self, SyncRequest};
 use std::sync::Arc;
 
@@ -24,45 +21,9 @@ pub async fn enroll(
     body: Result<Json<EnrollRequest>, ApiError>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let Json(request) = body?;
-    let code = activation_code::normalize(&request.activation_code).ok_or_else(|| {
-        ApiError::bad_request(
-            "malformed_activation_code",
-            "an activation code is 12 letters and digits, like ABCD-EFGH-JKMN",
-        )
-    })?;
-    if request.device_name.len() > MAX_DEVICE_NAME {
-        return Err(ApiError::bad_request(
-            "invalid_device_name",
-            format!("device name is longer than {MAX_DEVICE_NAME} bytes"),
-        ));
-    }
-    let public_key = parse_public_key(&request.public_key)?;
-    let device_id = ids::new_device_id();
-    let secret = ids::new_device_secret();
-    let now = app.now_ms();
-    let member = app
-        .storage
-        .redeem_activation_code(
-            activation_code::hash(&code),
-            now,
-            NewDevice {
-                device_id: device_id.clone(),
-                secret_hash: ids::sha256(secret.as_bytes()),
-                public_key,
-                name: request.device_name,
-                created_at_ms: now,
-            },
-        )
-        .await?;
-    tracing::info!(member = %member.member_id, device = %device_id, "device enrolled");
-    crate::service::programme::enrolled(&app, &member.member_id).await;
-    Ok(Json(EnrollResponse {
-        member_id: member.member_id,
-        card_number: member.card_number,
-        device_id,
-        device_secret: secret,
-        server_time_ms: app.now_ms(),
-    }))
+    Ok(Json(
+        crate::service::enrollment::enroll(&app, request).await?,
+    ))
 }
 
 pub async fn sync(
