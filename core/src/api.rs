@@ -26,6 +26,20 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+impl ErrorDetail {
+    /// The code and message of an error answer's body; a body that is not ours (a proxy's page)
+    /// is `http_error` with the body as its message. Every client reads errors through this.
+    pub fn from_body(body: &[u8]) -> Self {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(b) => b.error,
+            Err(_) => Self {
+                code: "http_error".into(),
+                message: String::from_utf8_lossy(body).into_owned(),
+            },
+        }
+    }
+}
+
 /// Device credentials as the `Authorization` header carries them: `Bearer <device_id>.<secret>`.
 pub fn device_authorization(device_id: &str, secret: &str) -> String {
     format!("Bearer {device_id}.{secret}")

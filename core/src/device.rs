@@ -10,7 +10,7 @@ use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit};
 use serde::Serialize;
 
-use crate::api::{self, EnrollRequest, EnrollResponse, ErrorBody};
+use crate::api::{self, EnrollRequest, EnrollResponse};
 use crate::budget;
 use crate::card::{self, Card};
 use crate::checkout_code::{self, CheckoutCode, SigningKey, generate_key_pair};
@@ -740,13 +740,7 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
         return Ok(response);
     }
     let body = response.bytes().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(b) => (b.error.code, b.error.message),
-        Err(_) => (
-            "http_error".into(),
-            String::from_utf8_lossy(&body).into_owned(),
-        ),
-    };
+    let api::ErrorDetail { code, message } = api::ErrorDetail::from_body(&body);
     Err(Error::Server {
         status: status.as_u16(),
         code,

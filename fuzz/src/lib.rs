@@ -106,7 +106,7 @@ pub fn checkout_code(data: &[u8]) {
 /// The enrollment body as the server reads it: the JSON (with our refusals), then the activation
 /// code's normalisation and the public key's parsing, also on the raw text.
 pub fn enroll_body(data: &[u8]) {
-    match loyalty_server::json::parse::<EnrollRequest>(data) {
+    match loyalty_server::http::json::parse::<EnrollRequest>(data) {
         Ok(request) => {
             activation(&request.activation_code);
             public_key(&request.public_key);
@@ -134,7 +134,7 @@ fn activation(typed: &str) {
 }
 
 fn public_key(hex: &str) {
-    if let Ok(key) = loyalty_server::enroll::parse_public_key(hex) {
+    if let Ok(key) = loyalty_server::service::enrollment::parse_public_key(hex) {
         assert_eq!(hex.len(), 64);
         let back: String = key.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(back, hex.to_ascii_lowercase());

@@ -1,16 +1,12 @@
-//! Server configuration: where it listens, where it stores, the operator token and the limits,
+//! Server configuration: the operator and till tokens, the programme's defaults and the limits,
 //! among them the HTTP edge's ([`EdgeConfig`]: timeouts, connection and request limits, rate limits,
 //! long polls).
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
-    /// The embedded SQLite database file.
-    pub database: PathBuf,
     /// The bearer token operators present on `/v1/admin/...`.
     pub operator_token: String,
     /// How long an activation code stays usable.
@@ -26,11 +22,11 @@ pub struct Config {
     pub settle_interval: std::time::Duration,
     /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
     pub marketing_per_day: i64,
-    /// Card documents kept in memory between catch-ups with the ledger (`crate::card_cache`); 0
+    /// Card documents kept in memory between catch-ups with the ledger (`crate::projection::card_cache`); 0
     /// turns the cache off. A card of a few dozen postings takes about 40 KiB.
     pub card_cache_entries: usize,
     /// Sync jobs (the Automerge work of answering a sync) that may run at once; more wait their
-    /// turn (`crate::jobs`).
+    /// turn (`crate::jobs::sync`).
     pub sync_jobs: usize,
     /// When a member's document starts afresh by itself (a new epoch, `loyalty_core::epoch`).
     pub epochs: loyalty_core::epoch::EpochPolicy,
@@ -103,10 +99,10 @@ impl Config {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     }
 
-    pub fn new(database: PathBuf, operator_token: String) -> Self {
+    /// The defaults with this operator token. Where the server listens and which database it
+    /// opens are the caller's (`loyalty server --listen --database`), not the App's.
+    pub fn new(operator_token: String) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database,
             operator_token,
             activation_ttl_ms: Self::DEFAULT_ACTIVATION_TTL_MS,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,

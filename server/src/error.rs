@@ -1,25 +1,52 @@
-//! The one error type request handlers return, and how it becomes an HTTP answer with the JSON
-//! error body every client can rely on.
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use loyalty_core::api::{ErrorBody, ErrorDetail};
+//! The domain's error: what a service, a projection or a job refuses or fails with, as a kind of
+//! outcome, a stable error code (`docs/protocol.md`'s table) and a message for people. It names no
+//! HTTP type; `crate::http::error` maps each [`ErrorKind`] onto a status and the JSON error body.
 
 use crate::storage::StorageError;
 
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
+/// What kind of outcome an error is, which the HTTP layer answers with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule of its shape.
+    Invalid,
+    /// Who is asking is unknown or their credentials are wrong.
+    Unauthenticated,
+    /// Who is asking may not do this.
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request clashes with the state (used already, closed, another request's key).
+    Conflict,
+    /// What the request names existed but is no longer usable (an expired code).
+    Gone,
+    /// Well formed, but refused by a business rule (a replayed code, a blocked card).
+    Refused,
+    /// Too many attempts: retry later.
+    TooMany,
+    /// Busy: retry (a lost race that kept losing, overload).
+    Busy,
+    /// The body is larger than allowed.
+    TooLarge,
+    /// The request did not arrive or finish in time.
+    TimedOut,
+    /// The server failed; nothing was applied.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DomainError {
+    pub kind: ErrorKind,
     pub code: &'static str,
     pub message: String,
-    /// Seconds after which a retry may succeed, sent as `Retry-After` (429, 503).
+    /// Seconds after which a retry may succeed.
     pub retry_after: Option<u64>,
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+impl DomainError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status,
+            kind,
             code,
             message: message.into(),
             retry_after: None,
@@ -33,72 +60,60 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+        Self::new(ErrorKind::Invalid, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorKind::Unauthenticated, "unauthorized", message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorKind::Forbidden, "forbidden", message)
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+        Self::new(ErrorKind::NotFound, code, message)
     }
 
     pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the client.
         tracing::error!(error = %e, "{context}");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Internal,
             "internal",
             "the server failed; the request was not applied",
         )
     }
-
-    /// Maps an extractor's rejection (bad JSON, body too large) onto our error body.
-    pub fn from_rejection(status: StatusCode, text: String) -> Self {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::new(status, "payload_too_large", text)
-        } else {
-            Self::new(StatusCode::BAD_REQUEST, "malformed_body", text)
-        }
-    }
 }
 
-impl From<StorageError> for ApiError {
+impl From<StorageError> for DomainError {
     fn from(e: StorageError) -> Self {
+        use ErrorKind::*;
         match e {
             StorageError::CodeUnknown => {
-                ApiError::not_found("activation_code_not_found", e.to_string())
+                Self::not_found("activation_code_not_found", e.to_string())
             }
-            StorageError::CodeUsed => {
-                ApiError::new(StatusCode::CONFLICT, "activation_code_used", e.to_string())
-            }
-            StorageError::CodeExpired => {
-                ApiError::new(StatusCode::GONE, "activation_code_expired", e.to_string())
-            }
-            StorageError::Duplicate(what) => ApiError::new(
-                StatusCode::CONFLICT,
+            StorageError::CodeUsed => Self::new(Conflict, "activation_code_used", e.to_string()),
+            StorageError::CodeExpired => Self::new(Gone, "activation_code_expired", e.to_string()),
+            StorageError::Duplicate(what) => Self::new(
+                Conflict,
                 "duplicate",
                 format!("{what} exists already; retry"),
             ),
-            StorageError::CodeReplayed => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "code_replayed",
-                "this code was already used",
-            ),
-            StorageError::RequestClosed => ApiError::new(
-                StatusCode::CONFLICT,
+            StorageError::CodeReplayed => {
+                Self::new(Refused, "code_replayed", "this code was already used")
+            }
+            StorageError::RequestClosed => Self::new(
+                Conflict,
                 "request_closed",
                 "the request is closed: the member opens a new one",
             ),
-            StorageError::RefundExceedsPurchase => {
-                crate::ledger::refund_exceeds("the refunds would exceed the purchase")
-            }
-            StorageError::NotFound(what) => ApiError::not_found(
+            StorageError::RefundExceedsPurchase => Self::new(
+                Conflict,
+                "refund_exceeds_purchase",
+                "the refunds would exceed the purchase",
+            ),
+            StorageError::NotFound(what) => Self::not_found(
                 match what {
                     "member" => "member_not_found",
                     "segment" => "segment_not_found",
@@ -107,71 +122,17 @@ impl From<StorageError> for ApiError {
                 },
                 format!("no such {what}"),
             ),
-            StorageError::IdReused(what) => ApiError::new(
-                StatusCode::CONFLICT,
+            StorageError::IdReused(what) => Self::new(
+                Conflict,
                 "id_reused",
                 format!("{what} was used before for something else; choose another id"),
             ),
-            StorageError::Conflict => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            StorageError::Conflict => Self::new(
+                Busy,
                 "busy",
                 "the member's documents are changing too fast; retry",
             ),
-            other => ApiError::internal("storage failed", other),
+            other => Self::internal("storage failed", other),
         }
-    }
-}
-
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        body_timeout(&r).unwrap_or_else(|| Self::from_rejection(r.status(), r.body_text()))
-    }
-}
-
-impl From<axum::extract::rejection::BytesRejection> for ApiError {
-    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
-        body_timeout(&r).unwrap_or_else(|| Self::from_rejection(r.status(), r.body_text()))
-    }
-}
-
-/// `408 request_timeout` when a body could not be read because the client paused longer than the
-/// edge allows (`crate::edge`), rather than "malformed": the body was never complete.
-pub fn body_timeout(rejection: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
-    let mut cause = rejection.source();
-    while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return Some(ApiError::request_timeout());
-        }
-        cause = e.source();
-    }
-    None
-}
-
-impl ApiError {
-    /// `408 request_timeout`: the request did not arrive (or finish) in the time the edge allows.
-    pub fn request_timeout() -> Self {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request took too long to arrive or to answer; retry",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-            },
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
-        }
-        response
     }
 }

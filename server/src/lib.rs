@@ -25,42 +25,36 @@
 //! | `GET`/`PUT /v1/admin/programme` | operator | the earning rules, points policy and tiers |
 //! | `POST /v1/admin/programme/settle` | operator | mature and expire points, review tiers now |
 //! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |
+//! | `POST /v1/admin/members/{id}/block`, `/unblock` | operator | block or unblock a member's card |
+//! | `GET /v1/admin/members/{id}/card-qr` | operator | the member's card number as a QR code (SVG, PNG) |
+//! | `POST /v1/admin/devices/{id}/revoke` | operator | revoke a device and its checkout key |
 //! | `POST /v1/till/scan`, `/purchases`, `/refunds` | till | checkout |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
 //!
-//! Handlers learn who is asking from the extractors in [`extract`], which authenticate from the
-//! request head before any body is read; [`edge`] holds the connection and request limits,
-//! [`guard`] the per-address rate limits, [`live`] the change feed behind the long poll.
+//! The crate is in layers that import downward only (`docs/architecture.md`, *The server's
+//! layers*): [`http`] (the router per area; handlers learn who is asking from the extractors in
+//! [`http::extract`], which authenticate from the request head before any body is read;
+//! [`http::edge`] holds the connection and request limits, [`http::guard`] the per-address rate
+//! limits) → [`service`] (the domain, returning [`error::DomainError`]) → [`projection`] (the
+//! server-written documents brought up to date) → [`storage`] (the traits and SQLite). Beside
+//! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
+//! the long poll), [`locks`] (the per-member lock), [`client`] (the operator and till clients).
 
-pub mod admin;
 pub mod app;
-pub mod card_cache;
-pub mod card_projection;
+pub mod client;
 pub mod config;
-pub mod documents;
-pub mod edge;
-pub mod enroll;
-pub mod epochs;
 pub mod error;
-pub mod extract;
-pub mod guard;
+pub mod http;
 pub mod jobs;
-pub mod json;
-pub mod ledger;
 pub mod live;
-pub mod messaging;
-pub mod operator;
+pub mod locks;
 pub mod outbound;
-pub mod programme;
-pub mod programme_admin;
-pub mod sqlite;
-pub mod sqlite_offers;
+pub mod projection;
+pub mod service;
 pub mod storage;
-pub mod sync;
-pub mod targeting;
-pub mod till;
 
-pub use app::{App, AppBuilder, router, serve};
+pub use app::{App, AppBuilder};
 pub use config::Config;
+pub use http::{router, serve};

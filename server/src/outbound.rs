@@ -32,7 +32,7 @@
 //! # }
 //! ```
 //!
-//! The background worker (`crate::messaging::run_outbound_worker`) calls `send` outside any request,
+//! The background worker (`crate::jobs::outbound::run_outbound_worker`) calls `send` outside any request,
 //! one delivery at a time, with a time limit; [`OutboundError::Unavailable`] is retried with a
 //! growing pause, every other error is final. A provider that cannot tell whether it delivered
 //! should answer `Unavailable`: a message sent twice is better than a service notice lost.

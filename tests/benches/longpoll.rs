@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use loyalty_core::Device;
 use loyalty_core::api::{ChangesResponse, EnrollResponse, PurchaseRequest, device_authorization};
-use loyalty_server::operator::{OperatorClient, TillClient};
+use loyalty_server::client::{OperatorClient, TillClient};
 use loyalty_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

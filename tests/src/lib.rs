@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use loyalty_core::clock::Clock;
 use loyalty_core::{Device, SystemClock};
-use loyalty_server::operator::OperatorClient;
-use loyalty_server::sqlite::SqliteStorage;
+use loyalty_server::client::OperatorClient;
+use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -67,7 +67,7 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> Self {
         let storage = SqliteStorage::open(&database).expect("open server database");
-        let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
+        let mut config = Config::new(OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         // Tests enroll many phones and try wrong credentials from one address: the per-address
         // limits are off unless a test turns them on (tests/tests/edge.rs does).
@@ -135,8 +135,8 @@ impl TestServer {
         OperatorClient::new(&self.url, OPERATOR_TOKEN).expect("operator client")
     }
 
-    pub fn till(&self, till_id: &str) -> loyalty_server::operator::TillClient {
-        loyalty_server::operator::TillClient::new(&self.url, TILL_TOKEN, till_id)
+    pub fn till(&self, till_id: &str) -> loyalty_server::client::TillClient {
+        loyalty_server::client::TillClient::new(&self.url, TILL_TOKEN, till_id)
             .expect("till client")
     }
 }
@@ -399,7 +399,7 @@ pub fn message(id: &str, subject: &str) -> loyalty_core::api::PostMessage {
 use loyalty_core::api::PurchaseRequest;
 use loyalty_core::checkout_code::{self, CheckoutCode};
 use loyalty_core::clock::ManualClock;
-use loyalty_server::operator::{OperatorError, TillClient};
+use loyalty_server::client::{OperatorError, TillClient};
 
 pub fn refusal(e: OperatorError) -> String {
     match e {

@@ -203,7 +203,7 @@ fn wrong_or_missing_credentials_are_401() {
         // Credentials are checked before the body is even read.
         let r = w.http.post(&url).body("{not json").send().await.unwrap();
         assert_eq!(error_of(r).await, (401, "unauthorized".into()));
-        let wrong = loyalty_server::operator::OperatorClient::new(&w.server.url, "nope").unwrap();
+        let wrong = loyalty_server::client::OperatorClient::new(&w.server.url, "nope").unwrap();
         assert!(wrong.member(&w.member_id).await.is_err());
         // A device secret is no operator token.
         let r = w

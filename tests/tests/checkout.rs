@@ -8,7 +8,7 @@ use loyalty_core::api::RefundRequest;
 use loyalty_core::checkout_code::{self, CheckoutCode, ParsedCode};
 use loyalty_core::qr::QrMatrix;
 use loyalty_core::{Clock, DocKind};
-use loyalty_server::operator::TillClient;
+use loyalty_server::client::TillClient;
 use loyalty_tests::*;
 
 fn rt() -> tokio::runtime::Runtime {

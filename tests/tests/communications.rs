@@ -9,7 +9,7 @@ use std::time::Duration;
 use loyalty_core::api::{DeliveryRecord, PostReply, SendMessage, device_authorization};
 use loyalty_core::clock::{Clock, ManualClock};
 use loyalty_core::{Device, DocKind, Error};
-use loyalty_server::operator::OperatorClient;
+use loyalty_server::client::OperatorClient;
 use loyalty_server::outbound::{Outbound, OutboundError, OutboundMessage};
 use loyalty_tests::*;
 use serde_json::{Value, json};
@@ -335,7 +335,7 @@ fn marketing_is_limited_per_day_and_service_messages_pass() {
                 .await
                 .unwrap();
         assert_eq!(s.in_inbox, 1);
-        loyalty_server::messaging::send_service(
+        loyalty_server::service::messaging::send_service(
             &w.server.app,
             &anna,
             "Points expire",
@@ -345,7 +345,7 @@ fn marketing_is_limited_per_day_and_service_messages_pass() {
         .await
         .unwrap();
         // Idempotent by id: the same call again changes nothing; another text under it is refused.
-        loyalty_server::messaging::send_service(
+        loyalty_server::service::messaging::send_service(
             &w.server.app,
             &anna,
             "Points expire",
@@ -354,7 +354,7 @@ fn marketing_is_limited_per_day_and_service_messages_pass() {
         )
         .await
         .unwrap();
-        let clash = loyalty_server::messaging::send_service(
+        let clash = loyalty_server::service::messaging::send_service(
             &w.server.app,
             &anna,
             "Points expire",
@@ -567,7 +567,7 @@ fn a_request_opened_offline_reaches_the_operator_and_the_answer_reaches_both_dev
             close: false,
         };
         match w.op.reply_request(&handle, &late).await {
-            Err(loyalty_server::operator::OperatorError::Refused { code, .. }) => {
+            Err(loyalty_server::client::OperatorError::Refused { code, .. }) => {
                 assert_eq!(code, "request_closed")
             }
             other => panic!("a reply to a closed request: {other:?}"),

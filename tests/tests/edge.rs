@@ -281,7 +281,7 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_retry_after() {
     let mut shed = None;
     for _ in 0..200 {
         match op.create_member(None).await {
-            Err(loyalty_server::operator::OperatorError::Refused { status, code, .. }) => {
+            Err(loyalty_server::client::OperatorError::Refused { status, code, .. }) => {
                 shed = Some((status, code));
                 break;
             }

@@ -59,5 +59,5 @@ fn the_seeds_are_what_their_targets_expect() {
     let text = String::from_utf8(read("checkout_code", "worked-example-crlf.txt")).unwrap();
     assert!(ParsedCode::parse(&text).is_ok());
     let body = read("enroll_body", "enroll.json");
-    assert!(loyalty_server::json::parse::<loyalty_core::api::EnrollRequest>(&body).is_ok());
+    assert!(loyalty_server::http::json::parse::<loyalty_core::api::EnrollRequest>(&body).is_ok());
 }

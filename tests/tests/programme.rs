@@ -9,7 +9,7 @@ use loyalty_core::lots::{Expiry, PointsPolicy};
 use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{Metric, TierDef, TierLadder};
 use loyalty_core::{Clock, Device};
-use loyalty_server::operator::OperatorError;
+use loyalty_server::client::OperatorError;
 use loyalty_tests::*;
 
 fn rt() -> tokio::runtime::Runtime {

@@ -4,7 +4,7 @@
 //! `1.-5` once became a purchase of 0.50 and `-5.50` one of −4.50. The functions here are clap
 //! value parsers, so a refusal names the flag the person typed (`--total`, `--amount`, `--line`).
 
-use loyalty_server::till::MAX_TOTAL_MINOR;
+use loyalty_server::service::checkout::MAX_TOTAL_MINOR;
 
 /// An amount in minor units (`12.34` is 1234), from 0 up to the most one receipt may hold.
 pub fn amount(text: &str) -> Result<i64, String> {

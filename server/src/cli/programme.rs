@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use loyalty_core::programme::Programme;
-use loyalty_server::operator::OperatorClient;
+use loyalty_server::client::OperatorClient;
 
 use super::{CliResult, print_json};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use loyalty_server::config::EdgeConfig;
-use loyalty_server::sqlite::SqliteStorage;
+use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 
 use super::CliResult;
@@ -164,8 +164,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         return Err("the till token must differ from the operator token".into());
     }
     let storage = SqliteStorage::open(&args.database).map_err(|e| e.to_string())?;
-    let mut config = Config::new(args.database.clone(), args.operator_token);
-    config.listen = args.listen;
+    let mut config = Config::new(args.operator_token);
     config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
     config.max_body_bytes = args.max_body_bytes;
     config.till_token = args.till_token;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use loyalty_core::api::{PurchaseLine, PurchaseRequest, RefundRequest};
-use loyalty_server::operator::TillClient;
-use loyalty_server::till::MAX_POINTS;
+use loyalty_server::client::TillClient;
+use loyalty_server::service::checkout::MAX_POINTS;
 
 use super::money::{self, show as show_money};
 use super::{CliResult, print_json, show_time};

@@ -1,0 +1,361 @@
+//! Clients of the server's operator and till APIs, for `loyalty admin`, `loyalty till`, scripts and
+//! tests: [`OperatorClient`] and [`TillClient`].
+
+use std::time::Duration;
+
+use loyalty_core::api::{
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorDetail,
+    MemberView, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, PostingResponse,
+    PublishedOffer, PurchaseRequest, RefundRequest, RequestRecord, ScanRequest, ScanResponse,
+    SegmentView, SendMessage, SendSummary,
+};
+use loyalty_core::error::transport_reason;
+use loyalty_core::inbox::Message;
+use loyalty_core::offers::Offer;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("the server at {url} is not reachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the server refused ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the server's answer could not be read: {0}")]
+    BadAnswer(String),
+}
+
+impl OperatorError {
+    /// The server's error code, when it refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            OperatorError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// What both clients share: a base URL, a bearer token, and error bodies read back.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            // Well under the server's 10 s idle limit: a pooled connection is never reused just
+            // as the server closes it (docs/protocol.md, "Timeouts and load").
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| OperatorError::Unreachable {
+                url: base_url.to_string(),
+                reason: transport_reason(&e),
+            })?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        })
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> OperatorError {
+        OperatorError::Unreachable {
+            url: self.base.clone(),
+            reason: transport_reason(e),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, OperatorError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            let ErrorDetail { code, message } = ErrorDetail::from_body(&body);
+            return Err(OperatorError::Refused {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        Ok(body.to_vec())
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, OperatorError> {
+        let body = self.send_raw(request).await?;
+        serde_json::from_slice(&body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+    }
+}
+
+pub struct OperatorClient {
+    api: Api,
+}
+
+impl OperatorClient {
+    pub fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
+        Ok(Self {
+            api: Api::new(base_url, token)?,
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, OperatorError> {
+        self.api
+            .send(self.api.http.post(self.api.url(path)).json(body))
+            .await
+    }
+
+    /// A POST whose success has no body (204).
+    async fn post_empty(&self, path: &str) -> Result<(), OperatorError> {
+        self.api
+            .send_raw(self.api.http.post(self.api.url(path)))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn create_member(
+        &self,
+        external_ref: Option<String>,
+    ) -> Result<CreateMemberResponse, OperatorError> {
+        self.post("/v1/admin/members", &CreateMemberRequest { external_ref })
+            .await
+    }
+
+    pub async fn activation_code(
+        &self,
+        member_id: &str,
+    ) -> Result<ActivationCodeResponse, OperatorError> {
+        self.post(
+            &format!("/v1/admin/members/{member_id}/activation-codes"),
+            &(),
+        )
+        .await
+    }
+
+    pub async fn post_offer(
+        &self,
+        member_id: &str,
+        offer: &PostOffer,
+    ) -> Result<Offer, OperatorError> {
+        self.post(&format!("/v1/admin/members/{member_id}/offers"), offer)
+            .await
+    }
+
+    /// Publishes an offer to a target (members, a tier or a segment), or a new version of it.
+    pub async fn publish_offer(
+        &self,
+        offer: &PostTargetedOffer,
+    ) -> Result<PublishedOffer, OperatorError> {
+        self.post("/v1/admin/offers", offer).await
+    }
+
+    pub async fn create_segment(
+        &self,
+        segment: &PostSegment,
+    ) -> Result<SegmentView, OperatorError> {
+        self.post("/v1/admin/segments", segment).await
+    }
+
+    pub async fn segments(&self) -> Result<Vec<SegmentView>, OperatorError> {
+        let url = self.api.url("/v1/admin/segments");
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    pub async fn post_message(
+        &self,
+        member_id: &str,
+        message: &PostMessage,
+    ) -> Result<Message, OperatorError> {
+        self.post(&format!("/v1/admin/members/{member_id}/messages"), message)
+            .await
+    }
+
+    pub async fn programme(&self) -> Result<loyalty_core::programme::Programme, OperatorError> {
+        let url = self.api.url("/v1/admin/programme");
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    pub async fn set_programme(
+        &self,
+        programme: &loyalty_core::programme::Programme,
+    ) -> Result<loyalty_core::programme::Programme, OperatorError> {
+        let url = self.api.url("/v1/admin/programme");
+        self.api.send(self.api.http.put(url).json(programme)).await
+    }
+
+    /// Runs the programme's settle job now (maturity, expiry, warnings, reviews, birthdays).
+    pub async fn settle(&self) -> Result<crate::jobs::settle::SettleReport, OperatorError> {
+        self.post("/v1/admin/programme/settle", &()).await
+    }
+
+    /// Pins the member's tier (`Some`) or hands them back to the ladder (`None`).
+    pub async fn set_tier(
+        &self,
+        member_id: &str,
+        tier: Option<&str>,
+    ) -> Result<PostingResponse, OperatorError> {
+        let body = crate::service::programme::SetTier {
+            tier: tier.map(str::to_string),
+        };
+        self.post(&format!("/v1/admin/members/{member_id}/tier"), &body)
+            .await
+    }
+
+    /// Sends one message to explicit members or to a segment.
+    pub async fn send_message(&self, message: &SendMessage) -> Result<SendSummary, OperatorError> {
+        self.post("/v1/admin/messages", message).await
+    }
+
+    /// What became of each recipient of a message, or of each message to a member.
+    pub async fn deliveries(
+        &self,
+        message_id: Option<&str>,
+        member_id: Option<&str>,
+    ) -> Result<Vec<DeliveryRecord>, OperatorError> {
+        let mut query = Vec::new();
+        if let Some(m) = message_id {
+            query.push(("message_id", m));
+        }
+        if let Some(m) = member_id {
+            query.push(("member_id", m));
+        }
+        let url = self.api.url("/v1/admin/deliveries");
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// Members' requests, optionally of one status (`open`, `answered`, `closed`).
+    pub async fn requests(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<RequestRecord>, OperatorError> {
+        let url = self.api.url("/v1/admin/requests");
+        let query: Vec<(&str, &str)> = status.map(|s| ("status", s)).into_iter().collect();
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// Answers a request, named as the request list gives it (`<member_id>.<request_id>`).
+    pub async fn reply_request(
+        &self,
+        id: &str,
+        reply: &PostReply,
+    ) -> Result<RequestRecord, OperatorError> {
+        self.post(&format!("/v1/admin/requests/{id}/replies"), reply)
+            .await
+    }
+
+    pub async fn close_request(&self, id: &str) -> Result<RequestRecord, OperatorError> {
+        let url = self.api.url(&format!("/v1/admin/requests/{id}/close"));
+        self.api.send(self.api.http.post(url)).await
+    }
+
+    pub async fn member(&self, member_id: &str) -> Result<MemberView, OperatorError> {
+        let url = self.api.url(&format!("/v1/admin/members/{member_id}"));
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    pub async fn block(&self, member_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/members/{member_id}/block"))
+            .await
+    }
+
+    pub async fn unblock(&self, member_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/members/{member_id}/unblock"))
+            .await
+    }
+
+    /// Starts the member's documents of these kinds afresh (all four when empty): a new epoch.
+    pub async fn start_epochs(
+        &self,
+        member_id: &str,
+        docs: Vec<loyalty_core::DocKind>,
+    ) -> Result<loyalty_core::api::EpochsStarted, OperatorError> {
+        self.post(
+            &format!("/v1/admin/members/{member_id}/epochs"),
+            &loyalty_core::api::StartEpochs { docs },
+        )
+        .await
+    }
+
+    pub async fn revoke_device(&self, device_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&format!("/v1/admin/devices/{device_id}/revoke"))
+            .await
+    }
+
+    /// The member's card number as a QR image (`svg` or `png`).
+    pub async fn card_qr(&self, member_id: &str, format: &str) -> Result<Vec<u8>, OperatorError> {
+        let url = self.api.url(&format!(
+            "/v1/admin/members/{member_id}/card-qr?format={format}"
+        ));
+        self.api.send_raw(self.api.http.get(url)).await
+    }
+}
+
+/// The till API: scan, purchase, refund.
+pub struct TillClient {
+    api: Api,
+    till_id: String,
+}
+
+impl TillClient {
+    pub fn new(base_url: &str, token: &str, till_id: &str) -> Result<Self, OperatorError> {
+        Ok(Self {
+            api: Api::new(base_url, token)?,
+            till_id: till_id.to_string(),
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, OperatorError> {
+        let request = self
+            .api
+            .http
+            .post(self.api.url(path))
+            .header("x-till-id", &self.till_id)
+            .json(body);
+        self.api.send(request).await
+    }
+
+    pub async fn scan(&self, code: &str) -> Result<ScanResponse, OperatorError> {
+        self.post(
+            "/v1/till/scan",
+            &ScanRequest {
+                code: code.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn purchase(
+        &self,
+        purchase: &PurchaseRequest,
+    ) -> Result<PostingResponse, OperatorError> {
+        self.post("/v1/till/purchases", purchase).await
+    }
+
+    pub async fn refund(&self, refund: &RefundRequest) -> Result<PostingResponse, OperatorError> {
+        self.post("/v1/till/refunds", refund).await
+    }
+}

@@ -1,0 +1,245 @@
+//! The operator API: create members and their activation codes, publish offers into a member's
+//! documents, and look at what the server holds for a member (messages are `crate::http::admin::messages`).
+//! Every route needs the operator token.
+
+use crate::projection::epochs::renew;
+use crate::service::members::CARD_NUMBER_ATTEMPTS;
+
+use crate::service::members::{ensure_member, set_blocked};
+use axum::http::HeaderMap;
+use loyalty_core::api::{EpochsStarted, StartEpochs};
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use loyalty_core::api::{
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView,
+};
+use loyalty_core::ids::{self, activation_code, card_number};
+use loyalty_core::inbox;
+use loyalty_core::offers::{self};
+use loyalty_core::{DocKind, card, member};
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use crate::http::extract::Operator;
+use crate::http::json::Json;
+use crate::projection::documents::{self, load};
+use crate::storage::{NewMember, StorageError};
+
+pub async fn create_member(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<CreateMemberResponse>), ApiError> {
+    // The body is optional, and read only once the operator is known.
+    let body = body?;
+    let request: CreateMemberRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateMemberRequest::default()
+    } else {
+        crate::http::json::parse(&body)?
+    };
+    let now = app.now_ms();
+    for _ in 0..CARD_NUMBER_ATTEMPTS {
+        let member_id = ids::new_member_id();
+        let card = card_number::generate();
+        let (code, code_hash) = activation_code::issue();
+        let expires = now + app.config.activation_ttl_ms;
+        let member = NewMember {
+            documents: documents::new_member_documents(&app, &member_id, &card)?,
+            member_id: member_id.clone(),
+            card_number: card.clone(),
+            external_ref: request.external_ref.clone(),
+            created_at_ms: now,
+            code_hash,
+            code_expires_at_ms: expires,
+        };
+        match app.storage.create_member(member).await {
+            Ok(()) => {
+                tracing::info!(member = %member_id, "member created");
+                return Ok((
+                    StatusCode::CREATED,
+                    Json(CreateMemberResponse {
+                        member_id,
+                        card_number: card,
+                        activation_code: code,
+                        activation_expires_at_ms: expires,
+                    }),
+                ));
+            }
+            // A card number clash: draw another.
+            Err(StorageError::Duplicate(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal(
+        "create member",
+        "no free card number found",
+    ))
+}
+
+pub async fn new_activation_code(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+) -> Result<(StatusCode, Json<ActivationCodeResponse>), ApiError> {
+    ensure_member(&app, &member_id).await?;
+    let (code, code_hash) = activation_code::issue();
+    let expires = app.now_ms() + app.config.activation_ttl_ms;
+    app.storage
+        .add_activation_code(&member_id, code_hash, expires)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ActivationCodeResponse {
+            member_id,
+            activation_code: code,
+            activation_expires_at_ms: expires,
+        }),
+    ))
+}
+
+pub async fn show_member(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+) -> Result<Json<MemberView>, ApiError> {
+    ensure_member(&app, &member_id).await?;
+    // Show what the member's phone will see: the offers owed to them and the card, projected.
+    crate::projection::offers::project_pending(&app, &member_id).await?;
+    crate::projection::card::catch_up(&app, &member_id).await?;
+    let stored = app
+        .storage
+        .load_documents(&member_id, &DocKind::ALL)
+        .await?;
+    let doc = |kind: DocKind| -> Result<automerge::AutoCommit, ApiError> {
+        let s = stored
+            .iter()
+            .find(|d| d.kind == kind)
+            .ok_or_else(|| ApiError::internal("show member", format!("no {kind} document")))?;
+        Ok(load(kind, &s.bytes)?)
+    };
+    let broken = |e: loyalty_core::document::DocumentError| ApiError::internal("show member", e);
+    Ok(Json(MemberView {
+        card: card::read(&doc(DocKind::Card)?).map_err(broken)?,
+        offers: offers::read_all(&doc(DocKind::Offers)?).map_err(broken)?,
+        messages: inbox::read_all(&doc(DocKind::Inbox)?).map_err(broken)?,
+        member: member::read(&doc(DocKind::Member)?).map_err(broken)?,
+        member_id,
+    }))
+}
+
+/// Blocks the member's card: the till refuses its codes from now on.
+pub async fn block(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+) -> Result<StatusCode, ApiError> {
+    set_blocked(&app, &member_id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unblock(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+) -> Result<StatusCode, ApiError> {
+    set_blocked(&app, &member_id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a device: its credentials and its checkout key stop working at once.
+pub async fn revoke_device(
+    State(app): State<Arc<App>>,
+    Path(device_id): Path<String>,
+    _: Operator,
+) -> Result<StatusCode, ApiError> {
+    if !app.storage.revoke_device(&device_id, app.now_ms()).await? {
+        return Err(ApiError::not_found("device_not_found", "no such device"));
+    }
+    tracing::info!(device = %device_id, "device revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+pub struct QrQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The member's card number as a QR code, for printed cards and e-mail: `?format=svg` (default)
+/// or `?format=png`.
+pub async fn card_qr(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+    axum::extract::Query(q): axum::extract::Query<QrQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let member = app
+        .storage
+        .member(&member_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
+    let matrix = loyalty_core::qr::QrMatrix::encode(&member.card_number)
+        .map_err(|e| ApiError::internal("rendering a QR code", e))?;
+    let (content_type, body) = match q.format.as_deref().unwrap_or("svg") {
+        "svg" => ("image/svg+xml", matrix.to_svg(8).into_bytes()),
+        "png" => (
+            "image/png",
+            matrix
+                .to_png(8)
+                .map_err(|e| ApiError::internal("rendering a QR code", e))?,
+        ),
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                format!("format `{other}`: use svg or png"),
+            ));
+        }
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `POST /v1/admin/members/{member_id}/epochs` with an optional [`StartEpochs`] body.
+pub async fn start_epochs(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<EpochsStarted>, ApiError> {
+    app.authenticate_operator(&headers)?;
+    let body = body?;
+    let request: StartEpochs = if body.iter().all(u8::is_ascii_whitespace) {
+        StartEpochs::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_body", format!("epochs: {e}")))?
+    };
+    if app.storage.member(&member_id).await?.is_none() {
+        return Err(ApiError::not_found("member_not_found", "no such member"));
+    }
+    let mut kinds = if request.docs.is_empty() {
+        DocKind::ALL.to_vec()
+    } else {
+        request.docs
+    };
+    kinds.sort();
+    kinds.dedup();
+    if kinds.contains(&DocKind::Card) {
+        // The new epoch starts from the card as the ledger has it now.
+        crate::projection::card::catch_up(&app, &member_id).await?;
+    }
+    let documents = {
+        let _guard = app.lock_member(&member_id).await;
+        renew(&app, &member_id, &kinds).await?
+    };
+    tracing::info!(member = %member_id, docs = ?kinds, "an operator started documents afresh");
+    Ok(axum::Json(EpochsStarted {
+        member_id,
+        documents,
+    }))
+}

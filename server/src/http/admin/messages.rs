@@ -1,0 +1,203 @@
+//! The operator's messaging routes: send to members or a segment, deliveries, members' requests.
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use crate::http::extract::Operator;
+use crate::http::json::Json;
+use crate::service::messaging::*;
+use crate::storage::DeliveryFilter;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use loyalty_core::api::{
+    DeliveryRecord, PostMessage, PostReply, RequestRecord, SendMessage, SendSummary,
+};
+use loyalty_core::ids;
+use loyalty_core::inbox::{self, Delivery, Message, Reply};
+use std::sync::Arc;
+
+/// `POST /v1/admin/messages`: one message to explicit members or to a segment.
+pub async fn send(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    body: Result<Json<SendMessage>, ApiError>,
+) -> Result<(StatusCode, Json<SendSummary>), ApiError> {
+    let Json(p) = body?;
+    let target = check_target(&p.members, p.segment.as_deref())?;
+    let out = Outgoing {
+        id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
+        kind: p.kind,
+        channel: p.channel,
+        subject: p.subject,
+        body: p.body,
+    };
+    let summary = dispatch(&app, out, target).await?;
+    Ok((StatusCode::CREATED, Json(summary)))
+}
+
+/// `POST /v1/admin/members/{id}/messages`: one message to one member, through the same path as
+/// any send; the answer is the message with its delivery. `kind` is required, as for campaigns:
+/// it once defaulted to `service`, and a "BIG SALE" e-mail went out without a consent check.
+pub async fn post_member_message(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+    body: Result<Json<PostMessage>, ApiError>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let Json(p) = body?;
+    let out = Outgoing {
+        id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
+        kind: p.kind.ok_or_else(missing_kind)?,
+        channel: p.channel,
+        subject: p.subject,
+        body: p.body,
+    };
+    let (subject, text) = (out.subject.clone(), out.body.clone());
+    let target = check_target(std::slice::from_ref(&member_id), None)?;
+    let summary = dispatch(&app, out, target).await?;
+    let record = app
+        .storage
+        .deliveries(DeliveryFilter {
+            message_id: Some(summary.message_id.clone()),
+            member_id: Some(member_id),
+            status: None,
+            limit: 1,
+        })
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("post message", "the delivery was not recorded"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Message {
+            id: summary.message_id,
+            channel: summary.channel,
+            subject,
+            body: text,
+            sent_at_ms: record.created_at_ms,
+            kind: summary.kind,
+            delivery: Some(Delivery {
+                status: record.status,
+                reason: record.reason,
+                at_ms: record.updated_at_ms,
+            }),
+        }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeliveriesQuery {
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    member_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/admin/deliveries?message_id=…&member_id=…&status=…&limit=100`: what became of each
+/// recipient (status and reason), newest first. Needs a message or a member.
+pub async fn deliveries(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    if q.message_id.is_none() && q.member_id.is_none() {
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            "give message_id or member_id",
+        ));
+    }
+    let filter = DeliveryFilter {
+        message_id: q.message_id,
+        member_id: q.member_id,
+        status: q.status,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    Ok(Json(app.storage.deliveries(filter).await?))
+}
+
+#[derive(serde::Deserialize)]
+pub struct RequestsQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    member_id: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/admin/requests?status=open&member_id=…&limit=100`: members' requests with their
+/// threads, the most recently active first.
+pub async fn list_requests(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<RequestRecord>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    if let Some(s) = &q.status
+        && !inbox::REQUEST_STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            format!(
+                "status must be one of {}",
+                inbox::REQUEST_STATUSES.join(", ")
+            ),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    Ok(Json(
+        app.storage.requests(q.status, q.member_id, limit).await?,
+    ))
+}
+
+/// `POST /v1/admin/requests/{id}/replies`: answers a request (and closes it with `close: true`).
+pub async fn reply(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    _: Operator,
+    body: Result<Json<PostReply>, ApiError>,
+) -> Result<(StatusCode, Json<RequestRecord>), ApiError> {
+    let Json(p) = body?;
+    let invalid = |m: String| ApiError::bad_request("invalid_reply", m);
+    if p.body.trim().is_empty() || p.body.len() > inbox::MAX_BODY {
+        return Err(invalid(format!(
+            "the reply must be 1 to {} bytes",
+            inbox::MAX_BODY
+        )));
+    }
+    let author = p.author.unwrap_or_else(|| DEFAULT_AUTHOR.into());
+    if author.trim().is_empty() || author.len() > inbox::MAX_AUTHOR {
+        return Err(invalid(format!(
+            "the author must be 1 to {} bytes",
+            inbox::MAX_AUTHOR
+        )));
+    }
+    let reply_id = p.id.unwrap_or_else(|| ids::new_record_id("rep"));
+    if !ids::valid_record_id(&reply_id) {
+        return Err(invalid(
+            "reply id must be 1-64 characters of letters, digits, `_`, `-`, `.`".into(),
+        ));
+    }
+    let reply = Reply {
+        id: reply_id,
+        author,
+        body: p.body,
+        at_ms: app.now_ms(),
+    };
+    let status = if p.close { "closed" } else { "answered" };
+    let record = act_on_request(&app, &id, Some(reply), status).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// `POST /v1/admin/requests/{id}/close`: closes a request without a reply.
+pub async fn close(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    _: Operator,
+) -> Result<Json<RequestRecord>, ApiError> {
+    Ok(Json(act_on_request(&app, &id, None, "closed").await?))
+}

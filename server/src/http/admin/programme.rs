@@ -1,0 +1,82 @@
+//! The operator's programme routes: the configuration, a member's tier, settling now.
+
+use crate::app::App;
+use crate::http::error::ApiError;
+use crate::http::extract::Operator;
+use crate::http::json::Json;
+use crate::jobs::settle::{SettleReport, settle};
+use crate::service::ledger::{self};
+use crate::service::programme::*;
+use crate::storage::PostingKind;
+use axum::extract::{Path, State};
+use loyalty_core::programme::Programme;
+use std::sync::Arc;
+
+pub async fn get_programme(
+    State(app): State<Arc<App>>,
+    _: Operator,
+) -> Result<Json<Programme>, ApiError> {
+    Ok(Json((*app.programme().await?).clone()))
+}
+
+pub async fn put_programme(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    body: Result<Json<Programme>, ApiError>,
+) -> Result<Json<Programme>, ApiError> {
+    let Json(programme) = body?;
+    programme
+        .validate()
+        .map_err(|m| ApiError::bad_request("invalid_programme", m))?;
+    app.storage.set_programme(&programme, app.now_ms()).await?;
+    app.cache_programme(Arc::new(programme.clone()));
+    tracing::info!("programme configuration replaced");
+    Ok(Json(programme))
+}
+
+pub async fn set_tier(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    _: Operator,
+    body: Result<Json<SetTier>, ApiError>,
+) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
+    let Json(request) = body?;
+    let programme = app.programme().await?;
+    if let Some(t) = &request.tier
+        && programme.tiers.get(t).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "unknown_tier",
+            format!("the programme has no tier `{t}`"),
+        ));
+    }
+    let key = format!("tier:{}", loyalty_core::ids::new_record_id("set"));
+    let outcome = ledger::transact(&app, &member_id, false, |draft| {
+        match &request.tier {
+            Some(t) => {
+                draft.tier.tier = t.clone();
+                draft.tier.manual = true;
+                draft.tier.since_ms = draft.now;
+                draft.tier.downgrade_at_ms = None;
+            }
+            None => {
+                // Back on the ladder: evaluation from the current spend decides, from today.
+                draft.tier.manual = false;
+                draft.tier.since_ms = draft.now;
+                draft.tier.review_at_ms = draft.now;
+            }
+        }
+        Ok(programme_plan(&key, PostingKind::Tier))
+    })
+    .await?;
+    tracing::info!(member = %member_id, manual = request.tier.is_some(), "tier set by an operator");
+    Ok(Json(outcome.response))
+}
+
+/// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
+pub async fn settle_now(
+    State(app): State<Arc<App>>,
+    _: Operator,
+) -> Result<Json<SettleReport>, ApiError> {
+    Ok(Json(settle(&app).await?))
+}

@@ -1,0 +1,171 @@
+//! The member's device's routes: enrollment, sync, a document's bytes and the long poll.
+
+use crate::app::{App, Wait};
+use crate::http::error::ApiError;
+use crate::http::extract::EnrollAttempt;
+use crate::http::extract::MemberDevice;
+use crate::http::json::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loyalty_core::DocKind;
+use loyalty_core::api::{EnrollRequest, EnrollResponse};
+use loyalty_core::protocol::{self, SyncRequest};
+use std::sync::Arc;
+
+pub async fn enroll(
+    State(app): State<Arc<App>>,
+    _: EnrollAttempt,
+    body: Result<Json<EnrollRequest>, ApiError>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let Json(request) = body?;
+    Ok(Json(
+        crate::service::enrollment::enroll(&app, request).await?,
+    ))
+}
+
+pub async fn sync(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    MemberDevice(device): MemberDevice,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let request = SyncRequest::decode(&body).map_err(|e| match e {
+        protocol::ProtocolError::UnknownDocument(_) => {
+            ApiError::bad_request("unknown_document", e.to_string())
+        }
+        _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
+    })?;
+    let response = crate::service::sync::sync(&app, &member_id, &device.device_id, request).await?;
+    Ok(binary(response.encode()))
+}
+
+fn binary(bytes: Vec<u8>) -> Response {
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol::CONTENT_TYPE),
+    );
+    response
+}
+
+/// The header that carries a document's epoch with its bytes.
+pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
+
+/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger),
+/// with its epoch in [`EPOCH_HEADER`].
+pub async fn document(
+    State(app): State<Arc<App>>,
+    Path((member_id, doc)): Path<(String, String)>,
+    _: MemberDevice,
+) -> Result<Response, ApiError> {
+    let kind = DocKind::from_name(&doc).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_document",
+            format!("there is no `{doc}` document; documents are card, offers, inbox, member"),
+        )
+    })?;
+    match kind {
+        DocKind::Offers => {
+            crate::projection::offers::project_pending(&app, &member_id).await?;
+        }
+        DocKind::Card => {
+            crate::projection::card::catch_up(&app, &member_id).await?;
+        }
+        _ => {}
+    }
+    let stored = app
+        .storage
+        .load_documents(&member_id, &[kind])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_document", "the member has no such document")
+        })?;
+    let epoch = stored.epoch;
+    let mut response = stored.bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(EPOCH_HEADER, HeaderValue::from(epoch));
+    Ok(response)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    since: u64,
+    /// Seconds to hold the request open; at most 60.
+    #[serde(default = "default_wait")]
+    wait_s: u64,
+}
+
+fn default_wait() -> u64 {
+    25
+}
+
+/// Long poll: answers as soon as the member's server documents change after `since` (a purchase,
+/// an offer, a message), or after `wait_s` seconds with `changed: false`. The device syncs when
+/// `changed` is true and polls again from the returned `seq`. Offers, inbox entries and postings
+/// recorded relationally but not yet in the member's documents (a fan-out, a segment send, a
+/// purchase made through another server instance) count as a change: the sync that follows
+/// projects them. A device holds at most `long_polls_per_device` polls open: a newer one ends the
+/// oldest with `409 poll_superseded`. At shutdown every poll is answered at once.
+pub async fn changes(
+    State(app): State<Arc<App>>,
+    Path(member_id): Path<String>,
+    MemberDevice(device): MemberDevice,
+    query: Result<axum::extract::Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
+    // Open before the checks below, so a change between them and the wait is not missed.
+    let poll = app.live.open(&member_id, &device.device_id);
+    let (seq, changed) = loop {
+        // Read before the checks: a fan-out or a send that lands after a check has woken after
+        // this read, so the wait below still sees it.
+        let wakes = app.wakes();
+        // Offers, messages or postings recorded relationally and not yet in the member's
+        // documents: the sync that answers this poll projects them.
+        if crate::projection::offers::has_pending(&app, &member_id).await?
+            || app.storage.has_pending_inbox(&member_id).await?
+            || app.storage.card_behind(&member_id).await?
+        {
+            break (q.since, true);
+        }
+        match poll.wait(q.since, wakes, deadline).await {
+            Wait::Changed(seq) => break (seq, true),
+            Wait::TimedOut(seq) => break (seq, false),
+            // A fan-out or a send somewhere: check this member again.
+            Wait::Woken => continue,
+            Wait::Superseded => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "poll_superseded",
+                    "a newer long poll of this device took this one's place; do not poll again from here",
+                ));
+            }
+        }
+    };
+    Ok(axum::Json(loyalty_core::api::ChangesResponse {
+        seq,
+        changed,
+    }))
+}
+
+/// The device's routes but the long poll (which [`super::router`] keeps outside the request limits).
+pub fn routes() -> axum::Router<Arc<App>> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(loyalty_core::api::ENROLL_PATH, post(enroll))
+        .route("/v1/members/{member_id}/sync", post(sync))
+        .route("/v1/members/{member_id}/documents/{doc}", get(document))
+}

@@ -1,0 +1,204 @@
+//! The card document as the projection of the ledger. A posting (a purchase, a refund, the
+//! programme's own work) writes only the relational ledger, so the till never waits on Automerge
+//! and a card document that cannot be loaded never stops a purchase. The card catches up when it
+//! is about to be read — a device's sync, the document endpoint, an operator's view of the member —
+//! under the member's lock, with everything that happened since in one change: the recent
+//! movements with their reasons, the balance and the standing.
+//!
+//! `members.card_revision` records which revision of the member's points the card shows; the card
+//! is behind while it is lower than `members.revision`, which every posting raises. Checking that is
+//! one indexed read, so a sync when nothing happened costs nothing more.
+//!
+//! Every catch-up adds a change to the card's history; once the history is past the server's
+//! epoch policy, the card starts afresh from its current state (`crate::projection::epochs`).
+
+use crate::locks::Retry;
+use automerge::transaction::CommitOptions;
+use loyalty_core::DocKind;
+use loyalty_core::calendar::DAY_MS;
+use loyalty_core::card::{self, PointsExpiry, RECENT_ENTRIES, Standing};
+use loyalty_core::epoch;
+use loyalty_core::lots::Book;
+use loyalty_core::programme::Programme;
+use loyalty_core::tiers::{self, Metric, TierState};
+
+use crate::app::App;
+use crate::error::DomainError;
+use crate::projection::card_cache::CachedCard;
+use crate::projection::documents::load;
+use crate::storage::{CardSource, DocWrite, StorageError};
+
+/// Expiry dates the card shows.
+pub(crate) const EXPIRIES_SHOWN: usize = 3;
+
+/// Brings the member's card document up to their ledger, if it is behind. Returns whether it
+/// wrote the card.
+pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
+    if !app.storage.card_behind(member_id).await? {
+        return Ok(false);
+    }
+    let programme = app.programme().await?;
+    let _guard = app.lock_member(member_id).await;
+    let mut retry = Retry::default();
+    loop {
+        retry.another()?;
+        let now = app.now_ms();
+        let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
+        let source = app
+            .storage
+            .card_source(
+                member_id,
+                programme.tiers.metric,
+                window_start,
+                RECENT_ENTRIES,
+            )
+            .await?
+            .ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
+        let revision = source.book.revision;
+        if source.book.card_revision >= revision {
+            // Another request caught it up while this one waited for the lock.
+            return Ok(false);
+        }
+        let mut card = card_document(app, member_id, source.book.card_version).await?;
+        if !show(&programme, &mut card, &source, now)? {
+            // Nothing to show (a revision that changed no points, such as a block).
+            app.storage.store_card(member_id, None, revision).await?;
+            app.cards.put(member_id, card);
+            return Ok(false);
+        }
+        let save = card.next_save();
+        let bytes = card.bytes(save);
+        let saved_len = bytes.len();
+        let write = DocWrite {
+            kind: DocKind::Card,
+            expected_version: card.version,
+            bytes,
+            append: save == crate::projection::card_cache::CardSave::Append,
+            new_epoch: None,
+        };
+        // On any error below, `card` is dropped with the change the database did not take.
+        match app
+            .storage
+            .store_card(member_id, Some(write), revision)
+            .await
+        {
+            Ok(()) => {
+                card.stored(save, saved_len);
+                if history_due(app, &mut card) {
+                    // Each catch-up adds a change: once the history is past the policy the card
+                    // starts afresh (the cached copy, of the old epoch, is dropped with it). The
+                    // catch-up itself is stored either way.
+                    if let Err(e) =
+                        crate::projection::epochs::renew(app, member_id, &[DocKind::Card]).await
+                    {
+                        tracing::warn!(member = %member_id, code = e.code, "the card could not start afresh");
+                    }
+                    return Ok(true);
+                }
+                app.cards.put(member_id, card);
+                return Ok(true);
+            }
+            Err(StorageError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether the card's history is due for a new epoch by the server's policy.
+pub(crate) fn history_due(app: &App, card: &mut CachedCard) -> bool {
+    let stats = automerge::ReadDoc::stats(&card.doc);
+    let doc = &mut card.doc;
+    epoch::due(&app.config.epochs, stats.num_ops, stats.num_changes, || {
+        epoch::live_ops(&doc.save())
+    })
+}
+
+/// Writes what the ledger says now into the card, as one change; whether there was anything to
+/// change.
+pub(crate) fn show(
+    programme: &Programme,
+    card: &mut CachedCard,
+    source: &CardSource,
+    now: i64,
+) -> Result<bool, DomainError> {
+    let book = Book::new(source.book.lots.clone());
+    let mut tier = source.book.state.tier.clone();
+    with_review_date(programme, &mut tier);
+    let standing = standing(programme, &tier, source.book.qualifying, &book, now);
+    card::show(
+        &mut card.doc,
+        &source.recent,
+        book.available(now),
+        &tier.tier,
+        &standing,
+    )
+    .map_err(|e| DomainError::internal("projecting the ledger", e))?;
+    Ok(card
+        .doc
+        .commit_with(CommitOptions::default().with_time(now / 1000))
+        .is_some())
+}
+
+/// What the card shows about the member's standing.
+pub fn standing(
+    programme: &Programme,
+    tier: &TierState,
+    qualifying: i64,
+    book: &Book,
+    now: i64,
+) -> Standing {
+    let def = programme.tiers.get(&tier.tier);
+    let progress = tiers::progress(&programme.tiers, tier, qualifying);
+    Standing {
+        tier_name: def.map_or_else(|| tier.tier.clone(), |t| t.name.clone()),
+        tier_manual: tier.manual,
+        tier_benefits: def.map(|t| t.benefits.clone()).unwrap_or_default(),
+        metric: match progress.metric {
+            Metric::Spend => "spend".into(),
+            Metric::Points => "points".into(),
+        },
+        qualifying,
+        next_tier_name: progress.next_tier_name,
+        needed: progress.needed,
+        review_at_ms: tier.review_at_ms,
+        downgrade_at_ms: tier.downgrade_at_ms,
+        pending: book.pending(now),
+        expiries: book
+            .next_expiries(now, EXPIRIES_SHOWN)
+            .into_iter()
+            .map(|(at_ms, points)| PointsExpiry { at_ms, points })
+            .collect(),
+    }
+}
+
+/// The member's card document as stored: the cached copy when it is at the version read with the
+/// member's book, else loaded from the database.
+pub(crate) async fn card_document(
+    app: &App,
+    member_id: &str,
+    version: Option<i64>,
+) -> Result<CachedCard, DomainError> {
+    if let Some(card) = version.and_then(|v| app.cards.take(member_id, v)) {
+        return Ok(card);
+    }
+    let stored = app
+        .storage
+        .load_documents(member_id, &[DocKind::Card])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DomainError::internal("card", "member has no card document"))?;
+    let mut doc = load(DocKind::Card, &stored.bytes)?;
+    doc.set_actor(app.actor.clone());
+    Ok(CachedCard::loaded(stored.version, doc, stored.bytes.len()))
+}
+
+/// A member who never had a review date (new, or from before the programme) gets one from the day
+/// they reached their tier.
+pub fn with_review_date(programme: &Programme, tier: &mut TierState) {
+    if tier.review_at_ms == 0 {
+        tier.review_at_ms = tier
+            .since_ms
+            .saturating_add(programme.tiers.review_days * DAY_MS);
+    }
+}

@@ -1,0 +1,478 @@
+//! The till's domain (its routes are `crate::http::till`): scan the code on a member's phone, post
+//! a purchase that earns and redeems points, refund. The relational ledger in the server's database
+//! is the system of record; the card document is its projection, which a posting does not write:
+//! it catches up with the ledger when it is next read (`crate::projection::card`).
+//!
+//! A scan checks, in order: the text is a version-1 code; the card exists; the key id is registered
+//! for that card and not revoked; the signature; the time step is within one step of server time;
+//! the card is active; and the code was never used before. Only then is the code marked used and a
+//! checkout session opened — a refused scan changes nothing.
+//!
+//! A till's idempotency key is its own retry token, scoped by till: the posting it makes is stored
+//! as `till:<till id>:<key>` (its posting id, in every answer's `posting`), so two tills never
+//! collide and no till can take a key of the programme's own postings (`event:<member>:<event>`).
+//! A refund names its purchase by that posting id from any till, or by its key at the same till.
+
+use crate::error::ErrorKind;
+use loyalty_core::api::{
+    PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
+};
+use loyalty_core::calendar::DAY_MS;
+use loyalty_core::checkout_code::{ParsedCode, format_card_number};
+use loyalty_core::earning::{Basket, price};
+use loyalty_core::ids;
+use loyalty_core::tiers::Metric;
+
+use crate::service::ledger::{self, Plan, Retry};
+use crate::storage::{PostingKind, StorageError};
+use loyalty_core::checkout_code::CodeError;
+use loyalty_core::ids::sha256;
+
+use crate::app::App;
+use crate::error::DomainError;
+use crate::storage::CheckoutSession;
+
+/// How long a scan's session stays open for its purchase.
+pub(crate) const SESSION_MS: i64 = 10 * 60 * 1000;
+/// Time steps of clock skew tolerated either side of the server's.
+pub(crate) const SKEW_STEPS: u32 = 1;
+pub(crate) const MAX_KEY: usize = 128;
+/// A refund's `purchase`: a key, or a posting id (`till:`, a till id of up to 64, `:`, a key).
+pub(crate) const MAX_PURCHASE_NAME: usize = 256;
+/// Points a till may redeem in one purchase: far above any real basket, far below overflow when
+/// added up.
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
+/// Ten million in the major unit: a receipt beyond that is a typo.
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
+/// Lines on one receipt: a generous supermarket trolley.
+pub(crate) const MAX_LINES: usize = 1_000;
+
+pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::new(ErrorKind::Refused, code, message)
+}
+
+pub(crate) fn code_refusal(e: CodeError) -> DomainError {
+    match e {
+        CodeError::BadSignature
+        | CodeError::KeyIdMismatch { .. }
+        | CodeError::InvalidPublicKey { .. } => refused(
+            "bad_signature",
+            "the code's signature does not verify: a forged or altered code",
+        ),
+        CodeError::UnsafePublicKey(_) => refused(
+            "unsafe_key",
+            "the key registered for this card is one anyone could sign for: the device must enroll again",
+        ),
+        CodeError::Expired { .. } => refused(
+            "code_expired",
+            "the code has expired: ask the member to show the current one",
+        ),
+        CodeError::NotYetValid { .. } => refused(
+            "code_not_yet_valid",
+            "the code is from the future: the phone's clock is far off",
+        ),
+        other => refused("malformed_code", format!("not a checkout code: {other}")),
+    }
+}
+
+pub(crate) fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
+    sha256(&serde_json::to_vec(request).unwrap_or_default())
+}
+
+/// How every till posting's id begins: `till:<till id>:<idempotency key>`.
+pub(crate) const POSTING_PREFIX: &str = "till:";
+
+/// The posting id of a till's idempotency key: the key in the till's own namespace. Till ids have
+/// no `:`, so the id names one till and one key.
+pub(crate) fn posting_id(till_id: &str, key: &str) -> String {
+    format!("{POSTING_PREFIX}{till_id}:{key}")
+}
+
+/// The posting id a refund's `purchase` names: a posting id as the purchase's answer gave it (any
+/// till may refund it), or else this till's own key for it.
+pub(crate) fn purchase_posting(till_id: &str, purchase: &str) -> String {
+    if purchase.starts_with(POSTING_PREFIX) {
+        purchase.to_string()
+    } else {
+        posting_id(till_id, purchase)
+    }
+}
+
+pub(crate) fn check_key(key: &str) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_idempotency_key", m);
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(bad(format!("idempotency_key must be 1 to {MAX_KEY} bytes")));
+    }
+    // Reserved, so that a refund's `purchase` is a posting id exactly when it looks like one.
+    if key.starts_with(POSTING_PREFIX) {
+        return Err(bad(format!(
+            "idempotency keys beginning with `{POSTING_PREFIX}` are reserved for posting ids"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_refund(r: &RefundRequest) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_refund", m);
+    check_key(&r.idempotency_key)?;
+    if r.receipt_id.is_empty() || r.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if r.purchase.is_empty() || r.purchase.len() > MAX_PURCHASE_NAME {
+        return Err(bad(format!(
+            "purchase must be 1 to {MAX_PURCHASE_NAME} bytes: a posting id or a key"
+        )));
+    }
+    if !(1..=MAX_TOTAL_MINOR).contains(&r.amount_minor) {
+        return Err(bad(format!("amount_minor must be 1 to {MAX_TOTAL_MINOR}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), DomainError> {
+    let bad = |m: String| DomainError::bad_request("invalid_purchase", m);
+    check_key(&p.idempotency_key)?;
+    if p.receipt_id.is_empty() || p.receipt_id.len() > MAX_KEY {
+        return Err(bad(format!("receipt_id must be 1 to {MAX_KEY} bytes")));
+    }
+    if !(0..=MAX_TOTAL_MINOR).contains(&p.total_minor) {
+        return Err(bad(format!("total_minor must be 0 to {MAX_TOTAL_MINOR}")));
+    }
+    if !(0..=MAX_POINTS).contains(&p.redeem_points) {
+        return Err(bad(format!("redeem_points must be 0 to {MAX_POINTS}")));
+    }
+    if p.lines.len() > MAX_LINES {
+        return Err(bad(format!("a receipt has at most {MAX_LINES} lines")));
+    }
+    if p.lines
+        .iter()
+        .any(|l| l.amount_minor < 0 || l.category.len() > MAX_KEY)
+    {
+        return Err(bad(
+            "line amounts must not be negative, categories at most 128 bytes".into(),
+        ));
+    }
+    if !p.lines.is_empty() {
+        let sum = p
+            .lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.amount_minor));
+        if sum != Some(p.total_minor) {
+            return Err(bad("the lines do not add up to total_minor".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The session a purchase names, if it is this till's and still open.
+pub(crate) fn open_session(
+    app: &App,
+    session: Option<CheckoutSession>,
+    till_id: &str,
+) -> Result<CheckoutSession, DomainError> {
+    let session = session.ok_or_else(|| {
+        DomainError::not_found(
+            "session_not_found",
+            "no such checkout session: scan the member's code first",
+        )
+    })?;
+    if session.till_id != till_id {
+        return Err(DomainError::forbidden(
+            "the checkout session belongs to another till",
+        ));
+    }
+    if app.now_ms() >= session.expires_at_ms {
+        return Err(DomainError::new(
+            ErrorKind::Gone,
+            "session_expired",
+            "the checkout session has expired: scan again",
+        ));
+    }
+    Ok(session)
+}
+
+pub(crate) fn money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+pub(crate) fn purchase_not_found() -> DomainError {
+    DomainError::not_found(
+        "purchase_not_found",
+        "no purchase has that posting id, nor this till that idempotency key",
+    )
+}
+
+/// Checks a scanned code (see the module's guide for the order of the checks) and opens a checkout
+/// session for it; a refused code changes nothing.
+pub async fn scan(
+    app: &App,
+    till_id: String,
+    request: ScanRequest,
+) -> Result<ScanResponse, DomainError> {
+    let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
+    let card_number = format_card_number(parsed.card_number);
+    let member = app
+        .storage
+        .member_by_card(&card_number)
+        .await?
+        .ok_or_else(|| refused("unknown_card", "no member has this card"))?;
+    let key = app
+        .storage
+        .device_key(&member.member_id, parsed.key_id)
+        .await?
+        .ok_or_else(|| {
+            refused(
+                "unknown_key",
+                "the code was signed with a key this server never registered for the card",
+            )
+        })?;
+    if key.revoked {
+        return Err(refused(
+            "key_revoked",
+            "the code was signed by a device that has been revoked",
+        ));
+    }
+    parsed
+        .verify_signature(&key.public_key)
+        .map_err(code_refusal)?;
+    let now = app.now_ms();
+    parsed.check_time(now, SKEW_STEPS).map_err(code_refusal)?;
+    if member.blocked {
+        return Err(refused("card_blocked", "this card is blocked"));
+    }
+    let session = CheckoutSession {
+        session_id: ids::new_record_id("chk"),
+        member_id: member.member_id.clone(),
+        till_id,
+        expires_at_ms: now + SESSION_MS,
+    };
+    app.storage
+        .open_checkout(parsed.code_id(), &session, now)
+        .await
+        .map_err(|e| match e {
+            StorageError::CodeReplayed => refused(
+                "code_replayed",
+                "this code was already used: a screenshot or a second scan",
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
+    Ok(ScanResponse {
+        session_id: session.session_id,
+        session_expires_at_ms: session.expires_at_ms,
+        member_id: member.member_id,
+        card_number,
+        tier: member.tier,
+        balance: member.balance,
+    })
+}
+
+/// Posts a purchase at a till: answers a retry of the same request as it was answered, otherwise
+/// earns and redeems under the member's lock through the ledger.
+pub async fn purchase(
+    app: &App,
+    till_id: String,
+    request: PurchaseRequest,
+) -> Result<PostingResponse, DomainError> {
+    validate_purchase(&request)?;
+    let hash = request_hash(&request);
+    let posting = posting_id(&till_id, &request.idempotency_key);
+    // A retry is answered before the session is checked: its session may have expired since.
+    let programme = app.programme().await?;
+    let now = app.now_ms();
+    let context = app
+        .storage
+        .purchase_context(
+            &posting,
+            &request.session_id,
+            programme.tiers.metric,
+            now.saturating_sub(programme.tiers.window_days * DAY_MS),
+            now,
+        )
+        .await?;
+    let retry = Retry {
+        // The session's member, while the session is still kept.
+        member_id: context.session.as_ref().map(|s| s.member_id.as_str()),
+        till_id: &till_id,
+        kind: PostingKind::Purchase,
+        request_hash: hash,
+    };
+    if let Some(answer) = ledger::replayed(context.prior, &retry)? {
+        return Ok(answer);
+    }
+    let session = open_session(app, context.session, &till_id)?;
+    let basket = Basket {
+        total_minor: request.total_minor,
+        lines: request.lines.clone(),
+    };
+    let receipt = request.receipt_id.clone();
+    let first = context.book.map(|book| (programme, book));
+    let outcome = ledger::transact_from(app, &session.member_id, true, first, |draft| {
+        // Checked here, under the lock, rather than at the door: a block that lands while the
+        // till waits still counts.
+        if draft.blocked {
+            return Err(refused("card_blocked", "this card is blocked"));
+        }
+        let pricing = price(
+            &draft.programme.earning,
+            &draft.tier.tier,
+            &basket,
+            &draft.offers,
+            draft.now,
+        );
+        draft
+            .redeem(
+                request.redeem_points,
+                format!("Redeemed at the till (receipt {receipt})"),
+            )
+            .map_err(ledger::insufficient)?;
+        for e in &pricing.earnings {
+            let mut e = e.clone();
+            e.reason = format!("{} (receipt {receipt})", e.reason);
+            draft.earn(&e);
+        }
+        draft.qualifying_delta = match draft.programme.tiers.metric {
+            Metric::Spend => pricing.paid_minor,
+            Metric::Points => pricing.points(),
+        };
+        draft.offer_uses = pricing.applied.iter().map(|a| a.offer_id.clone()).collect();
+        draft.discount_minor = pricing.discount_minor;
+        draft.applied = pricing.applied.clone();
+        Ok(Plan {
+            idempotency_key: posting.clone(),
+            request_hash: hash,
+            kind: PostingKind::Purchase,
+            till_id: till_id.clone(),
+            receipt_id: receipt.clone(),
+            refers_to: None,
+            total_minor: request.total_minor,
+            earned: pricing.points(),
+            redeemed: request.redeem_points,
+            always: true,
+        })
+    })
+    .await?;
+    Ok(outcome.response)
+}
+
+/// Posts a refund of (part of) a purchase: takes back the shares of what it earned and gives back
+/// the shares of what it redeemed, read under the member's lock.
+pub async fn refund(
+    app: &App,
+    till_id: String,
+    request: RefundRequest,
+) -> Result<PostingResponse, DomainError> {
+    validate_refund(&request)?;
+    let hash = request_hash(&request);
+    let posting = posting_id(&till_id, &request.idempotency_key);
+    let purchase_id = purchase_posting(&till_id, &request.purchase);
+    // Read here only for whose it is (that never changes); what was refunded of it is read again
+    // under the member's lock.
+    let purchase = app
+        .storage
+        .purchase(&purchase_id)
+        .await?
+        .ok_or_else(purchase_not_found)?;
+    let retry = Retry {
+        member_id: Some(&purchase.member_id),
+        till_id: &till_id,
+        kind: PostingKind::Refund,
+        request_hash: hash,
+    };
+    if let Some(answer) = ledger::replayed(app.storage.prior_posting(&posting).await?, &retry)? {
+        return Ok(answer);
+    }
+    let receipt = request.receipt_id.clone();
+    let amount = money(request.amount_minor);
+    let outcome = ledger::transact_refund(app, &purchase.member_id, &purchase_id, |draft| {
+        let purchase = draft.purchase.clone().ok_or_else(purchase_not_found)?;
+        let left = purchase.total_minor - purchase.refunded_minor;
+        if request.amount_minor > left {
+            return Err(ledger::refund_exceeds(format!(
+                "{} of the purchase is left to refund",
+                money(left)
+            )));
+        }
+        let share = |points| {
+            ledger::refund_share(
+                points,
+                purchase.total_minor,
+                purchase.refunded_minor,
+                request.amount_minor,
+            )
+        };
+        for lot in &purchase.lots {
+            let back = share(lot.points);
+            if back > 0 {
+                draft.take_back(
+                    lot,
+                    back,
+                    &format!("Refund of {amount} (receipt {receipt}): earned points taken back"),
+                );
+            }
+        }
+        let earned_back = share(purchase.earned);
+        let redeemed_back = share(purchase.redeemed);
+        draft.give_back(
+            redeemed_back,
+            format!("Refund of {amount} (receipt {receipt}): redeemed points returned"),
+        );
+        draft.qualifying_delta = match draft.programme.tiers.metric {
+            Metric::Spend => -request.amount_minor,
+            Metric::Points => -earned_back,
+        };
+        Ok(Plan {
+            idempotency_key: posting.clone(),
+            request_hash: hash,
+            kind: PostingKind::Refund,
+            till_id: till_id.clone(),
+            receipt_id: receipt.clone(),
+            refers_to: Some(purchase.posting.clone()),
+            total_minor: request.amount_minor,
+            earned: earned_back,
+            redeemed: redeemed_back,
+            always: true,
+        })
+    })
+    .await?;
+    Ok(outcome.response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase(total_minor: i64, redeem_points: i64) -> PurchaseRequest {
+        PurchaseRequest {
+            session_id: "chk_1".into(),
+            idempotency_key: "k".into(),
+            receipt_id: "r".into(),
+            total_minor,
+            lines: Vec::new(),
+            redeem_points,
+        }
+    }
+
+    #[test]
+    fn purchases_out_of_range_are_refused_not_overflowed() {
+        assert!(validate_purchase(&purchase(4_250, 0)).is_ok());
+        for bad in [purchase(100, i64::MAX), purchase(100, -1), purchase(-1, 0)] {
+            assert_eq!(
+                validate_purchase(&bad).unwrap_err().code,
+                "invalid_purchase"
+            );
+        }
+        let mut lines = purchase(100, 0);
+        lines.lines = vec![loyalty_core::api::PurchaseLine {
+            sku: "s".into(),
+            description: String::new(),
+            category: "c".into(),
+            quantity: 1,
+            amount_minor: 99,
+        }];
+        assert_eq!(
+            validate_purchase(&lines).unwrap_err().code,
+            "invalid_purchase"
+        );
+    }
+}

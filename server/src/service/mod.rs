@@ -1,0 +1,11 @@
+//! The domain: enrollment, sync, checkout, the ledger, the programme, offers, messaging, members
+//! and epochs. Called by the HTTP handlers and the jobs; knows nothing of HTTP.
+
+pub mod checkout;
+pub mod enrollment;
+pub mod ledger;
+pub mod members;
+pub mod messaging;
+pub mod offers;
+pub mod programme;
+pub mod sync;

@@ -1,0 +1,85 @@
+//! Offers and segments as stored: the trait a backend implements for targeting.
+
+use crate::storage::StorageError;
+use async_trait::async_trait;
+use loyalty_core::api::{OfferTarget, SegmentView};
+pub use loyalty_core::earning::OfferCandidate as TillOffer;
+use loyalty_core::offers::Offer;
+use loyalty_core::segments::Segment;
+
+/// An offer the member's document does not yet show as it stands: new, at an older version, or
+/// with an older use count. `offer.use_count` is the current count of uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOffer {
+    pub offer: Offer,
+    pub version: i64,
+}
+
+/// What publishing stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub version: i64,
+    pub added_members: i64,
+    pub members: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProgrammeError {
+    #[error("no segment `{0}`")]
+    UnknownSegment(String),
+    #[error("{count} of the target's members do not exist (first: {first})")]
+    UnknownMembers { count: usize, first: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The storage the programme needs beside [`crate::storage::Storage`]. Kept apart so the core
+/// storage trait stays small; a backend offers it through `Storage::targeting`.
+#[async_trait]
+pub trait ProgrammeStorage: Send + Sync + 'static {
+    /// Stores the offer (a new version when its id exists and its terms changed) and adds the
+    /// target's members to it: the offer and an explicit target in one transaction (an unknown
+    /// segment or member changes nothing), a tier's or segment's members in chunks after it.
+    async fn publish_offer(
+        &self,
+        offer: &Offer,
+        target: &OfferTarget,
+        now_ms: i64,
+    ) -> Result<Published, ProgrammeError>;
+
+    /// Offers still valid at `now_ms` that the member's offers document does not show as they
+    /// stand. One indexed query; empty in the steady state.
+    async fn pending_offers(
+        &self,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<PendingOffer>, StorageError>;
+
+    /// Whether [`Self::pending_offers`] would return anything, without reading the terms.
+    async fn has_pending_offers(&self, member_id: &str, now_ms: i64) -> Result<bool, StorageError>;
+
+    /// Records that these offers were written into the member's document at this version and
+    /// use count. A use recorded meanwhile leaves the row pending, so it is projected next time.
+    async fn mark_projected(
+        &self,
+        member_id: &str,
+        projected: &[PendingOffer],
+    ) -> Result<(), StorageError>;
+
+    /// The offers the member is targeted with and that are valid at `now_ms`, with their uses and
+    /// the member's activation. For the till.
+    async fn till_offers(
+        &self,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<TillOffer>, StorageError>;
+
+    /// [`StorageError::Duplicate`] when the id exists.
+    async fn create_segment(&self, segment: &Segment, now_ms: i64) -> Result<(), StorageError>;
+
+    async fn segments(&self) -> Result<Vec<SegmentView>, StorageError>;
+
+    /// A number that moves whenever a fan-out added members to offers, in this process or in a
+    /// batch job on the same database; the server watches it to wake waiting devices.
+    async fn fanout_seq(&self) -> Result<i64, StorageError>;
+}
