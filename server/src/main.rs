@@ -27,6 +27,9 @@ enum Command {
     Device(cli::device::DeviceArgs),
     /// Play a till: scan a code, post a purchase, refund.
     Till(cli::till::TillArgs),
+    /// Load a running server (or several): devices syncing, tills purchasing, phones long-polling;
+    /// prints throughput and latency percentiles.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
             Command::Admin(args) => cli::admin::run(args).await,
             Command::Device(args) => cli::device::run(args).await,
             Command::Till(args) => cli::till::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
         }
     });
     match result {

@@ -479,3 +479,81 @@ fn a_message_must_say_its_kind() {
         );
     });
 }
+
+/// `loyalty bench` drives real devices, tills and long polls against a running server, from its
+/// own process, and reports every kind of operation it ran with its percentiles.
+#[test]
+fn bench_loads_a_running_server_and_reports_each_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with_args(
+        &dir.path().join("s.db"),
+        "127.0.0.1:0",
+        &["--enroll-per-minute", "0"],
+    );
+    rt().block_on(async {
+        let out = ok(loyalty(
+            &server.url,
+            &[
+                "bench",
+                "--devices",
+                "3",
+                "--tills",
+                "2",
+                "--shoppers",
+                "2",
+                "--pollers",
+                "2",
+                "--duration-s",
+                "2",
+            ],
+        )
+        .await);
+        for op in ["sync", "scan", "purchase"] {
+            let row = out
+                .lines()
+                .find(|l| l.starts_with(&format!("| {op} |")))
+                .unwrap_or_else(|| panic!("no {op} row in {out}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let count: u64 = cells[2].parse().unwrap();
+            assert!(count > 0, "{row}");
+            assert!(
+                cells[4].ends_with(" ms") && cells[6].ends_with(" ms"),
+                "{row}"
+            );
+        }
+        // Two tills with two shoppers each scan at least once each.
+        let scans = out.lines().find(|l| l.starts_with("| scan |")).unwrap();
+        assert!(
+            scans
+                .split('|')
+                .nth(2)
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+                >= 2
+        );
+        assert!(out.contains("errors: 0"), "{out}");
+    });
+}
+
+/// A bench against a server that limits enrollments per address says how to lift the limit, and
+/// one against no server names the address.
+#[test]
+fn bench_setup_failures_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("s.db"), "127.0.0.1:0");
+    rt().block_on(async {
+        let err = refused(
+            loyalty(
+                &server.url,
+                &["bench", "--devices", "40", "--duration-s", "1"],
+            )
+            .await,
+        );
+        assert!(err.contains("--enroll-per-minute 0"), "{err}");
+        let gone = "http://127.0.0.1:9";
+        let err = refused(loyalty(gone, &["bench", "--duration-s", "1"]).await);
+        assert!(err.contains("127.0.0.1:9"), "{err}");
+    });
+}

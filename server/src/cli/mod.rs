@@ -1,6 +1,7 @@
 //! The subcommands of `loyalty`, one module each, and what they share.
 
 pub mod admin;
+pub mod bench;
 pub mod device;
 pub mod money;
 pub mod programme;
