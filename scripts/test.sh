@@ -18,8 +18,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export LOYALTY_REQUIRE_ZBAR=1
 
+echo "==> the JavaScript protocol client's packages (.ci/install-js.sh, cached outside the clone)"
+eval "$(bash .ci/install-js.sh)"
+export LOYALTY_REQUIRE_JS=1   # tests/tests/js_client.rs: a client written from docs/protocol.md alone
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -31,6 +36,9 @@ echo "==> cargo test"
 log=$(mktemp)
 cargo test --workspace 2>&1 | tee "$log"
 read -r passed failed < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' "$log")
+
+echo "==> fuzz (scripts/fuzz.sh: each target ${FUZZ_SECONDS:-60} s; a crash is kept in fuzz/regressions/)"
+bash scripts/fuzz.sh || { echo "==> fuzzing found a crash"; exit 1; }
 
 echo "==> demo (smoke test of the main job)"
 PROFILE=debug DEMO_EXIT=1 LOYALTY_LISTEN=127.0.0.1:0 DEMO_DATA="$(mktemp -d)/demo" bash scripts/demo.sh > /tmp/loyalty-demo.log 2>&1 \

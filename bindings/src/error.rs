@@ -41,9 +41,9 @@ impl From<CoreError> for LoyaltyError {
         let detail = e.to_string();
         match e {
             CoreError::NotEnrolled => LoyaltyError::NotEnrolled,
-            CoreError::AlreadyEnrolled { .. } | CoreError::InvalidInput(_) => {
-                LoyaltyError::InvalidInput { detail }
-            }
+            CoreError::AlreadyEnrolled { .. }
+            | CoreError::InvalidInput(_)
+            | CoreError::HistoryTooLong(_) => LoyaltyError::InvalidInput { detail },
             CoreError::Offline(_) => LoyaltyError::Offline { detail },
             CoreError::Server {
                 status: 401 | 403,

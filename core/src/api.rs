@@ -1,6 +1,11 @@
 //! The JSON side of the HTTP API, shared by the server, the device and the operator tools: request
 //! and response bodies, the error body every failed request carries, and the header that
 //! authenticates a device.
+//!
+//! Request bodies refuse fields they do not know (`#[serde(deny_unknown_fields)]` on every request
+//! type and on what they nest), so a misspelt field is an error, never a silently missing value.
+//! Response bodies do not: a client keeps working when the server adds a field. None of the
+//! request types may use `#[serde(flatten)]`, which does not combine with `deny_unknown_fields`.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +39,7 @@ pub fn parse_device_token(header: &str) -> Option<(&str, &str)> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     pub activation_code: String,
     /// A name the member recognises, shown in activations ("Anna's Pixel").
@@ -54,6 +60,7 @@ pub struct EnrollResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateMemberRequest {
     /// The retailer's own reference for the member (CRM id), optional.
     #[serde(default)]
@@ -77,6 +84,7 @@ pub struct ActivationCodeResponse {
 
 /// An offer as an operator posts it; the server fills in the id when absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PostOffer {
     #[serde(default)]
     pub id: Option<String>,
@@ -101,6 +109,7 @@ pub struct PostOffer {
 
 /// `POST /v1/admin/members/{id}/messages`: one message to one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PostMessage {
     #[serde(default)]
     pub id: Option<String>,
@@ -119,6 +128,7 @@ pub struct PostMessage {
 /// `POST /v1/admin/messages`: one message to explicit members or to a segment. Unlike the
 /// one-member endpoint, `kind` has no default: a campaign must say whether it is marketing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// Names the message's text (kind, channel, subject, body). Sending the same text under the
     /// same id again reaches only recipients it has not reached (a retry changes nothing);
@@ -198,6 +208,7 @@ pub struct RequestRecord {
 
 /// `POST /v1/admin/requests/{id}/replies`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PostReply {
     /// Makes the reply safe to retry.
     #[serde(default)]
@@ -247,6 +258,7 @@ mod tests {
 
 /// `POST /v1/till/scan`: the text a till's scanner read from the member's phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScanRequest {
     pub code: String,
 }
@@ -264,6 +276,7 @@ pub struct ScanResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PurchaseLine {
     pub sku: String,
     #[serde(default)]
@@ -283,6 +296,7 @@ fn one() -> i64 {
 
 /// `POST /v1/till/purchases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     pub session_id: String,
     /// The till's retry token, unique per purchase at this till (not the receipt number): a retry
@@ -337,6 +351,7 @@ pub struct PostingResponse {
 
 /// `POST /v1/till/refunds`: gives back part or all of a purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// The purchase's posting id (`PostingResponse::posting`; any till may use it), or the
     /// idempotency key this same till posted it with.
@@ -413,4 +428,31 @@ pub struct SegmentView {
     pub computed_at_ms: Option<i64>,
     /// Members at the last recompute.
     pub members: i64,
+}
+
+/// `POST /v1/admin/members/{member_id}/epochs`: start these documents afresh from their current
+/// state (a new epoch, `crate::epoch`); no body or an empty list means all four.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartEpochs {
+    #[serde(default)]
+    pub docs: Vec<crate::DocKind>,
+}
+
+/// One document started afresh: its new epoch and its history before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentEpoch {
+    pub doc: crate::DocKind,
+    pub epoch: u64,
+    pub ops_before: u64,
+    pub changes_before: u64,
+    pub ops_after: u64,
+    pub changes_after: u64,
+}
+
+/// The answer to [`StartEpochs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochsStarted {
+    pub member_id: String,
+    pub documents: Vec<DocumentEpoch>,
 }

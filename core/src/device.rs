@@ -11,6 +11,7 @@ use automerge::{ActorId, AutoCommit};
 use serde::Serialize;
 
 use crate::api::{self, EnrollRequest, EnrollResponse, ErrorBody};
+use crate::budget;
 use crate::card::{self, Card};
 use crate::checkout_code::{self, CheckoutCode, SigningKey, generate_key_pair};
 use crate::clock::{Clock, SystemClock};
@@ -45,11 +46,15 @@ pub struct SyncReport {
     pub changed: Vec<DocKind>,
     /// Documents the server refused data for, with its reason.
     pub rejected: Vec<(DocKind, Rejection)>,
+    /// Documents the server had started afresh (a new epoch), which this sync replaced.
+    pub new_epochs: Vec<DocKind>,
 }
 
 struct Inner {
     store: Store,
     docs: Vec<AutoCommit>,
+    /// The epoch of each document's copy, by [`DocKind::index`].
+    epochs: Vec<u64>,
     credentials: Option<Credentials>,
     clock_offset_ms: i64,
     /// The checkout key, parsed once: a code then costs one signature, not a read of the secret
@@ -99,10 +104,12 @@ impl Device {
         // sequence numbers.
         let actor = ActorId::random();
         let mut docs = Vec::with_capacity(DocKind::ALL.len());
+        let mut epochs = Vec::with_capacity(DocKind::ALL.len());
         for kind in DocKind::ALL {
             let mut doc = store.load_doc(kind)?;
             doc.set_actor(actor.clone());
             docs.push(doc);
+            epochs.push(store.epoch(kind)?);
         }
         let credentials = store.credentials()?;
         let clock_offset_ms = store
@@ -112,12 +119,16 @@ impl Device {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
+            // Well under the server's 10 s idle limit: a pooled connection is never reused just
+            // as the server closes it (docs/protocol.md, "Timeouts and load").
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Offline(e.to_string()))?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 store,
                 docs,
+                epochs,
                 credentials,
                 clock_offset_ms,
                 signing_key: None,
@@ -308,7 +319,14 @@ impl Device {
                 let entries = pending
                     .iter()
                     .map(|&k| {
-                        algo::device_entry(k, inner.doc(k), &mut states[k.index()], first_round)
+                        let epoch = inner.epochs[k.index()];
+                        algo::device_entry(
+                            k,
+                            epoch,
+                            inner.doc(k),
+                            &mut states[k.index()],
+                            first_round,
+                        )
                     })
                     .collect();
                 SyncRequest { entries }.encode()
@@ -354,7 +372,9 @@ impl Device {
     /// Keeps this device live while the app is open: waits on the server's change feed and syncs
     /// as soon as the member's documents change (a purchase at the till, a new offer), so the
     /// phone shows it within a round trip. Runs until the future is dropped; rides out the server
-    /// being unreachable with a growing pause.
+    /// being unreachable, overloaded (`503`) or rate-limiting (`429`) with a growing pause. Ends
+    /// with the server's `poll_superseded` when newer polls of this device took its place (a
+    /// second `watch` of the same device: the newer ones keep watching).
     pub async fn watch(&self) -> Result<(), Error> {
         let mut since = 0u64;
         let mut pause = Duration::from_millis(250);
@@ -367,7 +387,12 @@ impl Device {
                         self.sync().await?;
                     }
                 }
-                Err(Error::Offline(_)) => {
+                Err(
+                    Error::Offline(_)
+                    | Error::Server {
+                        status: 429 | 503, ..
+                    },
+                ) => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(30));
                 }
@@ -413,6 +438,19 @@ impl Device {
         for entry in response.entries {
             let kind = entry.doc;
             let state = &mut states[kind.index()];
+            if let protocol::Reply::NewEpoch(save) = &entry.reply {
+                self.take_new_epoch(inner, kind, entry.epoch, save, state)?;
+                report.new_epochs.push(kind);
+                if !report.changed.contains(&kind) {
+                    report.changed.push(kind);
+                }
+                let heads = inner.doc(kind).get_heads();
+                if crate::document::heads_digest(&heads) != entry.digest {
+                    // Carried-over actions to send, or more to fetch.
+                    pending.push(kind);
+                }
+                continue;
+            }
             let before = inner.doc(kind).get_heads();
             let shared_before = state.shared_heads.clone();
             let outcome =
@@ -441,6 +479,27 @@ impl Device {
             }
         }
         Ok(pending)
+    }
+
+    /// Replaces a document by the new epoch the server sent, carrying over the member's actions
+    /// it had not acknowledged (`algo::device_take_epoch`), and stores it with its epoch.
+    fn take_new_epoch(
+        &self,
+        inner: &mut Inner,
+        kind: DocKind,
+        epoch: u64,
+        save: &[u8],
+        state: &mut automerge::sync::State,
+    ) -> Result<(), Error> {
+        // `inner` is locked already: server time from its offset directly.
+        let now = self.clock.now_ms() + inner.clock_offset_ms;
+        let (mut doc, fresh) = algo::device_take_epoch(kind, inner.doc(kind), state, save, now)?;
+        inner.store.replace_doc(kind, &mut doc, epoch, &fresh)?;
+        tracing::info!(doc = %kind, epoch, "took a new epoch of a document");
+        inner.docs[kind.index()] = doc;
+        inner.epochs[kind.index()] = epoch;
+        *state = fresh;
+        Ok(())
     }
 
     /// A server document the device somehow changed is replaced by the server's copy: the server is
@@ -661,11 +720,13 @@ impl Device {
     }
 
     /// Applies `edit` to the member document, keeps it only if the result passes the same
-    /// validation the server will run, and stores it before returning.
+    /// validation and history limits the server will check, and stores it before returning.
     fn edit_member(
         &self,
         edit: impl FnOnce(&mut AutoCommit, i64) -> Result<(), automerge::AutomergeError>,
     ) -> Result<(), Error> {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
         let now = self.server_now_ms();
         let mut inner = self.lock();
         let doc = inner.doc(DocKind::Member);
@@ -676,6 +737,16 @@ impl Device {
         if let Err(e) = member::read(doc) {
             doc.rollback();
             return Err(Error::InvalidInput(e.to_string()));
+        }
+        // Counted generously (the pending operations may already be in the statistics): the
+        // device must never commit what the server would refuse.
+        let stats = doc.stats();
+        let pending = doc.pending_ops() as u64;
+        if pending > 0
+            && let Err(e) = budget::check_history(stats.num_ops + pending, stats.num_changes + 1)
+        {
+            doc.rollback();
+            return Err(Error::HistoryTooLong(e));
         }
         doc.commit_with(CommitOptions::default().with_time(now / 1000));
         let Inner { store, docs, .. } = &mut *inner;

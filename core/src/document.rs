@@ -127,6 +127,10 @@ pub enum DocumentError {
     },
     #[error("{doc} document: {message}")]
     Invalid { doc: DocKind, message: String },
+    #[error(
+        "{doc} document: the `{field}` map was not made by the shared change that must make it (docs/protocol.md §3)"
+    )]
+    RivalMap { doc: DocKind, field: String },
     #[error("{doc} document could not be decoded: {message}")]
     Corrupt { doc: DocKind, message: String },
 }

@@ -24,6 +24,7 @@ use crate::offers::{Offer, Reward};
 
 /// Points per currency unit, multipliers and caps: what an operator configures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EarningRules {
     /// Points per whole currency unit (100 minor units) for tiers without their own rate.
     #[serde(default = "one")]
@@ -65,6 +66,7 @@ impl Default for EarningRules {
 /// Extra points on a category (or, with an empty category, the whole basket), optionally limited
 /// to a date range: `percent` 200 earns double points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Multiplier {
     pub id: String,
     #[serde(default)]
@@ -88,6 +90,7 @@ impl Multiplier {
 
 /// Points for events other than purchases, each awarded once (the birthday once a year).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventPoints {
     #[serde(default)]
     pub enrollment: i64,

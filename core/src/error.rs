@@ -33,6 +33,10 @@ pub enum Error {
     CheckoutKey(String),
     #[error("the server sent a malformed answer: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The action would make the member document's history longer than the server accepts. A
+    /// sync lets the server start the document afresh (a new epoch), after which there is room.
+    #[error("{0}: sync with the server so it can start the member's document afresh")]
+    HistoryTooLong(#[from] crate::budget::HistoryTooLong),
 }
 
 impl Error {

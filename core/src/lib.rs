@@ -20,14 +20,19 @@
 //! ```
 
 pub mod api;
+pub mod budget;
 pub mod calendar;
 pub mod card;
 pub mod checkout_code;
+pub mod chunks;
 pub mod clock;
 pub mod device;
 pub mod document;
 pub mod earning;
+pub mod epoch;
 pub mod error;
+#[cfg(any(test, feature = "forge"))]
+pub mod forge;
 pub mod ids;
 pub mod inbox;
 pub mod keys;

@@ -13,6 +13,7 @@ use crate::calendar::{self, DAY_MS};
 
 /// How long points stay pending and when they expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PointsPolicy {
     /// Days earned points stay pending before they can be spent.
     #[serde(default)]
@@ -39,7 +40,7 @@ impl Default for PointsPolicy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expiry {
     #[default]
     Never,

@@ -200,6 +200,7 @@ pub fn read(doc: &AutoCommit) -> Result<MemberState, DocumentError> {
 
     if f.keys(&root).iter().any(|k| k == "requests") {
         let requests = f.map(&root, "requests")?;
+        check_requests_map(doc)?;
         for id in f.keys(&requests) {
             // Operators name requests by these ids in URLs.
             if !crate::ids::valid_record_id(&id) {
@@ -328,6 +329,45 @@ pub fn set_consent(
 /// change, so its first (and only) sequence number means the same change everywhere.
 const REQUESTS_ACTOR: &[u8] = b"loyalty-member-requests-map";
 
+/// The operation that makes the `requests` map: the member genesis change has 7 operations, so the
+/// change on top of it starts at 8, and the map's object id is `8@<REQUESTS_ACTOR>`.
+const REQUESTS_START_OP: u64 = 8;
+
+/// The hash of [`requests_change`], as `docs/protocol.md` §3 gives it with the change's bytes.
+pub const REQUESTS_CHANGE_HASH: automerge::ChangeHash = automerge::ChangeHash([
+    0x3c, 0x40, 0x75, 0xc1, 0x31, 0x45, 0x53, 0x09, 0xd4, 0x21, 0xf7, 0x25, 0x31, 0x8c, 0x7f, 0x53,
+    0xd2, 0x9d, 0xf6, 0xd0, 0x32, 0x02, 0xee, 0xc4, 0xa4, 0xd5, 0x16, 0xb6, 0x40, 0xf7, 0xcb, 0x28,
+]);
+
+/// Checks that the document's `requests` map is the one the shared change makes: one value at the
+/// root, the map made by operation `8@loyalty-member-requests-map`, and that change (by hash) in
+/// the history. A map made any other way would be a rival: devices that made the shared one
+/// would never see what is in it, and one with the shared actor but another hash would make
+/// every later sync of theirs fail.
+fn check_requests_map(doc: &AutoCommit) -> Result<(), DocumentError> {
+    let rival = || DocumentError::RivalMap {
+        doc: DocKind::Member,
+        field: "requests".into(),
+    };
+    let values = doc
+        .get_all(automerge::ROOT, "requests")
+        .map_err(|e| DocumentError::Corrupt {
+            doc: DocKind::Member,
+            message: e.to_string(),
+        })?;
+    let [(automerge::Value::Object(automerge::ObjType::Map), id)] = values.as_slice() else {
+        return Err(rival());
+    };
+    let made_by_shared_change = matches!(
+        id,
+        automerge::ObjId::Id(REQUESTS_START_OP, actor, _) if actor.to_bytes() == REQUESTS_ACTOR
+    );
+    if !made_by_shared_change || ReadDoc::get_change_by_hash(doc, &REQUESTS_CHANGE_HASH).is_none() {
+        return Err(rival());
+    }
+    Ok(())
+}
+
 /// The one change that adds the `requests` map to a member document: made on top of genesis by a
 /// fixed actor at time zero, so it is byte-for-byte the same wherever it is made, like genesis.
 fn requests_change() -> Result<automerge::Change, automerge::AutomergeError> {
@@ -393,6 +433,59 @@ pub fn add_followup(
     put_if_changed(doc, &fu, "at", ScalarValue::Timestamp(now_ms))
 }
 
+/// Writes into `doc` every record of `mine` that `base` does not hold as it is — what the member
+/// did since `base` — with the same writers the member's actions use, so what is written is
+/// exactly what those actions would have written. With an empty `base` it writes the whole
+/// state: that is how a new epoch of the member document is made, and how a device carries its
+/// own unacknowledged actions over into one (`crate::epoch`).
+pub fn replay(
+    doc: &mut AutoCommit,
+    base: &MemberState,
+    mine: &MemberState,
+) -> Result<(), automerge::AutomergeError> {
+    if !mine.requests.is_empty() {
+        // First, while no other operation is pending: it applies a fixed change of its own.
+        ensure_requests(doc)?;
+    }
+    for (id, a) in &mine.activations {
+        if base.activations.get(id) != Some(a) {
+            activate(doc, id, &a.device, a.at_ms)?;
+        }
+    }
+    for (list, marks, base_marks) in [
+        ("read", &mine.read, &base.read),
+        ("archived", &mine.archived, &base.archived),
+    ] {
+        for (id, at) in marks {
+            if base_marks.get(id) != Some(at) {
+                mark(doc, list, id, *at)?;
+            }
+        }
+    }
+    for (key, value) in &mine.preferences {
+        if base.preferences.get(key) != Some(value) {
+            set_preference(doc, key, value)?;
+        }
+    }
+    for (channel, c) in &mine.consents {
+        if base.consents.get(channel) != Some(c) {
+            set_consent(doc, channel, c.granted, c.at_ms)?;
+        }
+    }
+    for (id, r) in &mine.requests {
+        let before = base.requests.get(id);
+        if before != Some(r) {
+            open_request(doc, id, &r.kind, &r.subject, &r.body, r.at_ms)?;
+        }
+        for (fid, f) in &r.followups {
+            if before.and_then(|b| b.followups.get(fid)) != Some(f) {
+                add_followup(doc, id, fid, &f.body, f.at_ms)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +519,81 @@ mod tests {
         assert_eq!(read(&b).unwrap(), state);
         // One map: no conflicting values at the root.
         assert_eq!(a.get_all(automerge::ROOT, "requests").unwrap().len(), 1);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `docs/protocol.md` §3 gives this change byte for byte; a client in another language applies
+    /// these bytes (or makes the same change) rather than a map of its own.
+    #[test]
+    fn the_shared_requests_change_is_the_documented_one() {
+        let change = requests_change().unwrap();
+        assert_eq!(
+            hex(change.raw_bytes()),
+            "856f4a833c4075c1015e013e5ae8c0c08e7c15c8a4f2e5e1547b508bf33df3399f73ed73b65fea5fc2dadc\
+             1b6c6f79616c74792d6d656d6265722d72657175657374732d6d6170010800000005150a34014202560270\
+             027f087265717565737473017f007f007f00"
+        );
+        assert_eq!(change.hash(), REQUESTS_CHANGE_HASH);
+        assert_eq!(
+            change.hash().to_string(),
+            "3c4075c131455309d421f725318c7f53d29df6d03202eec4a4d516b640f7cb28"
+        );
+        assert_eq!(change.actor_id().to_bytes(), REQUESTS_ACTOR);
+        assert_eq!(
+            (change.seq(), change.start_op().get(), change.timestamp()),
+            (1, REQUESTS_START_OP, 0)
+        );
+        assert_eq!(change.message(), None);
+        assert_eq!(
+            change.deps(),
+            genesis(DocKind::Member).get_heads().as_slice()
+        );
+    }
+
+    /// Maps made any other way than with the shared change are refused; the shared one is not.
+    #[test]
+    fn a_rival_requests_map_is_refused() {
+        let mut shared = genesis(DocKind::Member);
+        open_request(&mut shared, "req_1", "question", "Hi", "", 1).unwrap();
+        assert!(read(&shared).is_ok());
+
+        // Another actor: what a client that simply sets `requests = {}` makes.
+        let mut other_actor = genesis(DocKind::Member);
+        other_actor
+            .put_object(automerge::ROOT, "requests", automerge::ObjType::Map)
+            .unwrap();
+        // The shared actor, but another time: another hash, the same object id.
+        let mut other_time = genesis(DocKind::Member);
+        other_time.set_actor(automerge::ActorId::from(REQUESTS_ACTOR));
+        other_time
+            .put_object(automerge::ROOT, "requests", automerge::ObjType::Map)
+            .unwrap();
+        other_time.commit_with(automerge::transaction::CommitOptions::default().with_time(1));
+        // Both maps, made concurrently: two values under one key.
+        let mut both = genesis(DocKind::Member);
+        ensure_requests(&mut both).unwrap();
+        both.merge(&mut other_actor.clone()).unwrap();
+        // The shared map, overwritten later by another.
+        let mut overwritten = genesis(DocKind::Member);
+        ensure_requests(&mut overwritten).unwrap();
+        overwritten
+            .put_object(automerge::ROOT, "requests", automerge::ObjType::Map)
+            .unwrap();
+        for (name, doc) in [
+            ("another actor", &other_actor),
+            ("another time", &other_time),
+            ("both", &both),
+            ("overwritten", &overwritten),
+        ] {
+            assert!(
+                matches!(read(doc), Err(DocumentError::RivalMap { .. })),
+                "{name}: {:?}",
+                read(doc)
+            );
+        }
     }
 
     #[test]

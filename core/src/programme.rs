@@ -21,6 +21,7 @@ use crate::lots::PointsPolicy;
 use crate::tiers::TierLadder;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Programme {
     #[serde(default)]
     pub earning: EarningRules,

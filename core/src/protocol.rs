@@ -7,10 +7,14 @@
 //! document is settled without any Automerge message at all, which is what makes "nothing changed"
 //! one round trip of about a hundred bytes for four documents.
 //!
+//! A document that has started afresh (a new *epoch*, see [`crate::epoch`]) carries its epoch in
+//! every entry about it: the document-code byte gets [`EPOCH_FLAG`] and a uLEB epoch follows it.
+//! Epoch 0 is written as nothing at all, so the steady state's bytes do not change.
+//!
 //! ```
 //! use loyalty_core::protocol::{RequestEntry, SyncRequest};
 //! use loyalty_core::DocKind;
-//! let request = SyncRequest { entries: vec![RequestEntry { doc: DocKind::Card, digest: [7; 8], message: None }] };
+//! let request = SyncRequest { entries: vec![RequestEntry { doc: DocKind::Card, epoch: 0, digest: [7; 8], message: None }] };
 //! let bytes = request.encode();
 //! assert_eq!(bytes.len(), 2 + 10);
 //! assert_eq!(SyncRequest::decode(&bytes).unwrap(), request);
@@ -27,11 +31,21 @@ pub fn sync_path(member_id: &str) -> String {
     format!("/v1/members/{member_id}/sync")
 }
 
+/// Set on an entry's document-code byte when a uLEB epoch follows it.
+pub const EPOCH_FLAG: u8 = 0x80;
+
 /// Rejection codes a server puts on a document entry it refuses.
 pub mod codes {
     pub const READ_ONLY_DOCUMENT: &str = "read_only_document";
     pub const INVALID_DOCUMENT: &str = "invalid_document";
     pub const MALFORMED_MESSAGE: &str = "malformed_message";
+    /// The message carries more operations, changes, references or compressed bytes than one
+    /// request may ([`crate::budget::limits`]); it was refused before anything was applied.
+    pub const TOO_MANY_OPERATIONS: &str = "too_many_operations";
+    /// Applying the message would make the member document's history longer than its limit.
+    pub const HISTORY_TOO_LONG: &str = "history_too_long";
+    /// A member-document change that made the `requests` map other than with the shared change.
+    pub const RIVAL_MAP: &str = "rival_map";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +68,25 @@ pub enum ProtocolError {
     BadLength,
     #[error("not an Automerge sync message: {0}")]
     BadSyncMessage(String),
+    #[error("an epoch flag must be followed by a non-zero epoch")]
+    BadEpoch,
+}
+
+/// A document code with its epoch: the code alone for epoch 0, else flagged and followed by it.
+fn put_doc(out: &mut Vec<u8>, doc: DocKind, epoch: u64) {
+    if epoch == 0 {
+        out.push(doc.code());
+    } else {
+        out.push(doc.code() | EPOCH_FLAG);
+        put_uleb(out, epoch);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestEntry {
     pub doc: DocKind,
+    /// The epoch of the sender's copy (0 until the server first starts the document afresh).
+    pub epoch: u64,
     pub digest: [u8; 8],
     /// An Automerge sync message, when the device has one to send this round.
     pub message: Option<Vec<u8>>,
@@ -84,11 +112,16 @@ pub enum Reply {
     Continue(Option<Vec<u8>>),
     /// The device's data for this document was refused and not stored.
     Rejected(Rejection),
+    /// The document started afresh: here is the whole new epoch (an Automerge save). The
+    /// device's copy belongs to another epoch and must be replaced, never merged.
+    NewEpoch(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseEntry {
     pub doc: DocKind,
+    /// The epoch of the server's copy.
+    pub epoch: u64,
     /// Digest of the server's heads after it processed the entry.
     pub digest: [u8; 8],
     pub reply: Reply,
@@ -162,14 +195,24 @@ impl<'a> Reader<'a> {
         Ok(d)
     }
 
-    fn doc(&mut self, seen: &mut Vec<DocKind>) -> Result<DocKind, ProtocolError> {
-        let code = self.u8()?;
+    /// A document code, and its epoch when the code carries [`EPOCH_FLAG`].
+    fn doc(&mut self, seen: &mut Vec<DocKind>) -> Result<(DocKind, u64), ProtocolError> {
+        let byte = self.u8()?;
+        let code = byte & !EPOCH_FLAG;
         let doc = DocKind::from_code(code).ok_or(ProtocolError::UnknownDocument(code))?;
         if seen.contains(&doc) {
             return Err(ProtocolError::DuplicateDocument(doc));
         }
         seen.push(doc);
-        Ok(doc)
+        let epoch = if byte & EPOCH_FLAG != 0 {
+            match self.uleb()? {
+                0 => return Err(ProtocolError::BadEpoch),
+                e => e,
+            }
+        } else {
+            0
+        };
+        Ok((doc, epoch))
     }
 
     fn version(&mut self) -> Result<(), ProtocolError> {
@@ -191,7 +234,7 @@ impl SyncRequest {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION, self.entries.len() as u8];
         for e in &self.entries {
-            out.push(e.doc.code());
+            put_doc(&mut out, e.doc, e.epoch);
             out.extend_from_slice(&e.digest);
             put_bytes(&mut out, e.message.as_deref().unwrap_or_default());
         }
@@ -205,11 +248,12 @@ impl SyncRequest {
         let mut seen = Vec::new();
         let mut entries = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            let doc = r.doc(&mut seen)?;
+            let (doc, epoch) = r.doc(&mut seen)?;
             let digest = r.digest()?;
             let message = r.bytes()?;
             entries.push(RequestEntry {
                 doc,
+                epoch,
                 digest,
                 message: (!message.is_empty()).then(|| message.to_vec()),
             });
@@ -225,11 +269,12 @@ impl SyncResponse {
         out.extend_from_slice(&self.server_time_ms.to_be_bytes());
         out.push(self.entries.len() as u8);
         for e in &self.entries {
-            out.push(e.doc.code());
-            let (status, payload): (u8, Vec<u8>) = match &e.reply {
-                Reply::InSync => (0, Vec::new()),
-                Reply::Continue(m) => (1, m.clone().unwrap_or_default()),
-                Reply::Rejected(r) => (2, serde_json::to_vec(r).unwrap_or_default()),
+            put_doc(&mut out, e.doc, e.epoch);
+            let (status, payload): (u8, std::borrow::Cow<'_, [u8]>) = match &e.reply {
+                Reply::InSync => (0, Default::default()),
+                Reply::Continue(m) => (1, m.as_deref().unwrap_or_default().into()),
+                Reply::Rejected(r) => (2, serde_json::to_vec(r).unwrap_or_default().into()),
+                Reply::NewEpoch(save) => (3, save.as_slice().into()),
             };
             out.push(status);
             out.extend_from_slice(&e.digest);
@@ -247,7 +292,7 @@ impl SyncResponse {
         let mut seen = Vec::new();
         let mut entries = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            let doc = r.doc(&mut seen)?;
+            let (doc, epoch) = r.doc(&mut seen)?;
             let status = r.u8()?;
             let digest = r.digest()?;
             let payload = r.bytes()?;
@@ -257,9 +302,15 @@ impl SyncResponse {
                 2 => Reply::Rejected(
                     serde_json::from_slice(payload).map_err(|_| ProtocolError::BadRejection)?,
                 ),
+                3 => Reply::NewEpoch(payload.to_vec()),
                 s => return Err(ProtocolError::BadStatus(s)),
             };
-            entries.push(ResponseEntry { doc, digest, reply });
+            entries.push(ResponseEntry {
+                doc,
+                epoch,
+                digest,
+                reply,
+            });
         }
         r.finish()?;
         Ok(Self {
@@ -280,16 +331,25 @@ mod tests {
             entries: vec![
                 ResponseEntry {
                     doc: DocKind::Card,
+                    epoch: 0,
                     digest: [1; 8],
                     reply: Reply::InSync,
                 },
                 ResponseEntry {
                     doc: DocKind::Inbox,
+                    epoch: 300,
                     digest: [2; 8],
                     reply: Reply::Continue(Some(vec![0x43; 300])),
                 },
                 ResponseEntry {
+                    doc: DocKind::Offers,
+                    epoch: 2,
+                    digest: [4; 8],
+                    reply: Reply::NewEpoch(vec![0x85; 40]),
+                },
+                ResponseEntry {
                     doc: DocKind::Member,
+                    epoch: 0,
                     digest: [3; 8],
                     reply: Reply::Rejected(Rejection {
                         code: codes::INVALID_DOCUMENT.into(),
@@ -313,6 +373,7 @@ mod tests {
                 .iter()
                 .map(|&doc| RequestEntry {
                     doc,
+                    epoch: 0,
                     digest: [0; 8],
                     message: None,
                 })
@@ -324,6 +385,7 @@ mod tests {
                 .iter()
                 .map(|&doc| ResponseEntry {
                     doc,
+                    epoch: 0,
                     digest: [0; 8],
                     reply: Reply::InSync,
                 })
@@ -364,6 +426,38 @@ mod tests {
             0xff,
         ];
         assert_eq!(SyncRequest::decode(&endless), Err(ProtocolError::BadLength));
+        // An epoch flag must carry a real epoch, and the flag does not hide an unknown code.
+        let zero_epoch = [1, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            SyncRequest::decode(&zero_epoch),
+            Err(ProtocolError::BadEpoch)
+        );
+        assert_eq!(
+            SyncRequest::decode(&[1, 1, 0x87, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(ProtocolError::UnknownDocument(7))
+        );
+    }
+
+    #[test]
+    fn an_epoch_costs_bytes_only_when_there_is_one() {
+        let entry = |epoch| RequestEntry {
+            doc: DocKind::Member,
+            epoch,
+            digest: [9; 8],
+            message: None,
+        };
+        let plain = SyncRequest {
+            entries: vec![entry(0)],
+        }
+        .encode();
+        assert_eq!(plain[2], 3);
+        let flagged = SyncRequest {
+            entries: vec![entry(200)],
+        };
+        let bytes = flagged.encode();
+        assert_eq!(bytes.len(), plain.len() + 2);
+        assert_eq!(&bytes[2..5], &[0x83, 0xc8, 0x01]);
+        assert_eq!(SyncRequest::decode(&bytes).unwrap(), flagged);
     }
 
     proptest! {
@@ -374,8 +468,8 @@ mod tests {
         }
 
         #[test]
-        fn requests_round_trip(msgs in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 1..300)), 0..4)) {
-            let entries = msgs.into_iter().zip(DocKind::ALL).map(|(message, doc)| RequestEntry { doc, digest: [doc.code(); 8], message }).collect();
+        fn requests_round_trip(msgs in proptest::collection::vec((proptest::option::of(proptest::collection::vec(any::<u8>(), 1..300)), any::<u64>()), 0..4)) {
+            let entries = msgs.into_iter().zip(DocKind::ALL).map(|((message, epoch), doc)| RequestEntry { doc, epoch, digest: [doc.code(); 8], message }).collect();
             let req = SyncRequest { entries };
             prop_assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
         }

@@ -85,6 +85,10 @@ pub(crate) fn migrations() -> Migrations<'static> {
                  protection TEXT NOT NULL DEFAULT 'none: kept in the store file, not a platform secret store'
              );",
         ),
+        // The epoch of each document's copy (`crate::epoch`); a document without a row is at 0.
+        M::up(
+            "CREATE TABLE doc_epochs (doc INTEGER PRIMARY KEY, epoch INTEGER NOT NULL);",
+        ),
     ])
 }
 
@@ -211,6 +215,50 @@ impl Store {
         Ok(())
     }
 
+    /// The epoch of the stored copy of a document.
+    pub fn epoch(&self, kind: DocKind) -> Result<u64, StoreError> {
+        let epoch: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT epoch FROM doc_epochs WHERE doc = ?1",
+                [kind.code()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(epoch.and_then(|e| u64::try_from(e).ok()).unwrap_or(0))
+    }
+
+    /// Replaces a document by a new epoch of it, with its sync state, in one transaction: after
+    /// a crash the store holds either the old epoch or the new one, never a mix.
+    pub fn replace_doc(
+        &mut self,
+        kind: DocKind,
+        doc: &mut AutoCommit,
+        epoch: u64,
+        sync_state: &automerge::sync::State,
+    ) -> Result<(), StoreError> {
+        let snapshot = doc.save();
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM doc_chunks WHERE doc = ?1", [kind.code()])?;
+        tx.execute(
+            "INSERT INTO doc_chunks (doc, snapshot, data) VALUES (?1, 1, ?2)",
+            params![kind.code(), snapshot],
+        )?;
+        tx.execute(
+            "INSERT INTO doc_epochs (doc, epoch) VALUES (?1, ?2)
+             ON CONFLICT (doc) DO UPDATE SET epoch = excluded.epoch",
+            params![kind.code(), epoch],
+        )?;
+        tx.execute(
+            "INSERT INTO sync_states (doc, data) VALUES (?1, ?2)
+             ON CONFLICT (doc) DO UPDATE SET data = excluded.data",
+            params![kind.code(), sync_state.encode()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Forgets a document and its sync state; it starts again from genesis at the next load.
     pub fn reset_doc(&mut self, kind: DocKind) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -226,6 +274,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         for table in [
             "doc_chunks",
+            "doc_epochs",
             "sync_states",
             "credentials",
             "settings",
@@ -438,6 +487,36 @@ mod tests {
     }
 
     #[test]
+    fn a_new_epoch_replaces_the_document_whole_and_is_remembered() {
+        let (_d, path) = temp();
+        let mut store = Store::open(&path).unwrap();
+        let mut doc = store.load_doc(DocKind::Member).unwrap();
+        for i in 0..3 {
+            member::mark(&mut doc, "read", &format!("m{i}"), i).unwrap();
+            doc.commit();
+            store.save(DocKind::Member, &mut doc, None).unwrap();
+        }
+        assert_eq!(store.epoch(DocKind::Member).unwrap(), 0);
+        let mut fresh = crate::epoch::fresh(DocKind::Member, &doc, 0).unwrap();
+        let mut state = automerge::sync::State::new();
+        state.shared_heads = fresh.get_heads();
+        store
+            .replace_doc(DocKind::Member, &mut fresh, 4, &state)
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.epoch(DocKind::Member).unwrap(), 4);
+        assert_eq!(store.epoch(DocKind::Card).unwrap(), 0);
+        assert_eq!(store.chunk_count(DocKind::Member).unwrap(), 1);
+        let mut back = store.load_doc(DocKind::Member).unwrap();
+        assert_eq!(back.get_heads(), fresh.get_heads());
+        assert_eq!(
+            store.sync_state(DocKind::Member).unwrap().shared_heads,
+            state.shared_heads
+        );
+    }
+
+    #[test]
     fn wipe_leaves_a_new_store() {
         let (_d, path) = temp();
         let mut store = Store::open(&path).unwrap();
@@ -463,6 +542,11 @@ mod tests {
             .unwrap();
         store.set_setting("clock_offset_ms", "12").unwrap();
         store.set_secret("key", b"private").unwrap();
+        let card = store.load_doc(DocKind::Card).unwrap();
+        let mut fresh = crate::epoch::fresh(DocKind::Card, &card, 0).unwrap();
+        store
+            .replace_doc(DocKind::Card, &mut fresh, 2, &automerge::sync::State::new())
+            .unwrap();
         store.wipe().unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
@@ -470,6 +554,7 @@ mod tests {
         assert_eq!(store.setting("clock_offset_ms").unwrap(), None);
         assert_eq!(store.secret("key").unwrap(), None);
         assert_eq!(store.chunk_count(DocKind::Member).unwrap(), 0);
+        assert_eq!(store.epoch(DocKind::Card).unwrap(), 0);
         assert!(
             member::read(&store.load_doc(DocKind::Member).unwrap())
                 .unwrap()

@@ -23,6 +23,7 @@ pub enum Metric {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierDef {
     pub id: String,
     pub name: String,
@@ -33,6 +34,7 @@ pub struct TierDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierLadder {
     #[serde(default)]
     pub metric: Metric,

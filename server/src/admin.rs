@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView, PostOffer,
 };
@@ -20,6 +19,8 @@ use loyalty_core::{DocKind, card, member};
 use crate::app::App;
 use crate::documents::{self, load};
 use crate::error::ApiError;
+use crate::extract::Operator;
+use crate::json::Json;
 use crate::storage::{NewMember, StorageError};
 
 /// Card numbers drawn before giving up on finding a free one.
@@ -34,17 +35,15 @@ async fn ensure_member(app: &App, member_id: &str) -> Result<(), ApiError> {
 
 pub async fn create_member(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CreateMemberResponse>), ApiError> {
-    app.authenticate_operator(&headers)?;
     // The body is optional, and read only once the operator is known.
     let body = body?;
     let request: CreateMemberRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateMemberRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed_body", format!("member: {e}")))?
+        crate::json::parse(&body)?
     };
     let now = app.now_ms();
     for _ in 0..CARD_NUMBER_ATTEMPTS {
@@ -88,9 +87,8 @@ pub async fn create_member(
 pub async fn new_activation_code(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<(StatusCode, Json<ActivationCodeResponse>), ApiError> {
-    app.authenticate_operator(&headers)?;
     ensure_member(&app, &member_id).await?;
     let (code, code_hash) = activation_code::issue();
     let expires = app.now_ms() + app.config.activation_ttl_ms;
@@ -112,10 +110,9 @@ pub async fn new_activation_code(
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<PostOffer>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<PostOffer>, ApiError>,
 ) -> Result<(StatusCode, Json<Offer>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let offer = crate::programme_admin::offer_from_post(p);
     // Checked here too, so a bad offer is a 400 whatever the member id looks like.
@@ -137,9 +134,8 @@ pub async fn post_offer(
 pub async fn show_member(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<MemberView>, ApiError> {
-    app.authenticate_operator(&headers)?;
     ensure_member(&app, &member_id).await?;
     // Show what the member's phone will see: the offers owed to them and the card, projected.
     crate::targeting::project_pending(&app, &member_id).await?;
@@ -186,18 +182,16 @@ async fn set_blocked(app: &App, member_id: &str, blocked: bool) -> Result<Status
 pub async fn block(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    app.authenticate_operator(&headers)?;
     set_blocked(&app, &member_id, true).await
 }
 
 pub async fn unblock(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    app.authenticate_operator(&headers)?;
     set_blocked(&app, &member_id, false).await
 }
 
@@ -205,9 +199,8 @@ pub async fn unblock(
 pub async fn revoke_device(
     State(app): State<Arc<App>>,
     Path(device_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    app.authenticate_operator(&headers)?;
     if !app.storage.revoke_device(&device_id, app.now_ms()).await? {
         return Err(ApiError::not_found("device_not_found", "no such device"));
     }
@@ -226,11 +219,10 @@ pub struct QrQuery {
 pub async fn card_qr(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
     axum::extract::Query(q): axum::extract::Query<QrQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    app.authenticate_operator(&headers)?;
     let member = app
         .storage
         .member(&member_id)

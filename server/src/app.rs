@@ -1,10 +1,10 @@
-//! The server's shared state, the router, authentication of devices and operators, and the
-//! per-member lock that keeps one process from racing itself on a member's documents.
+//! The server's shared state, the router, the credential checks behind the extractors of
+//! [`crate::extract`], and the per-member lock that keeps one process from racing itself on a
+//! member's documents. The HTTP edge (connections, timeouts, limits) is [`crate::edge`]; the
+//! change feed behind the long poll is [`crate::live`].
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use automerge::ActorId;
 use axum::Router;
@@ -15,7 +15,7 @@ use loyalty_core::api::parse_device_token;
 use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::ids::{constant_time_eq, sha256};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, MutexGuard, broadcast};
+use tokio::sync::{Mutex, MutexGuard};
 
 use loyalty_core::programme::Programme;
 
@@ -24,19 +24,7 @@ use crate::error::ApiError;
 use crate::outbound::{LogOutbound, Outbound};
 use crate::storage::{DeviceRecord, Storage};
 
-/// The member id of a wake-all notification; no member id is empty.
-const WAKE_ALL: &str = "";
-
-/// How a wait for a member's change ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// The member's documents changed; wait from this sequence number next.
-    Changed(u64),
-    /// Everyone was asked to re-check (a fan-out); nothing is known about this member yet.
-    Woken,
-    /// Nothing happened before the deadline; wait from this sequence number next.
-    TimedOut(u64),
-}
+pub use crate::live::Wait;
 
 /// Lock stripes: enough that unrelated members rarely share one, few enough to allocate up front.
 const LOCK_STRIPES: usize = 1024;
@@ -53,7 +41,10 @@ pub struct App {
     locks: Vec<Mutex<()>>,
     operator_token_hash: Option<[u8; 32]>,
     till_token_hash: Option<[u8; 32]>,
-    changes: Changes,
+    /// The change feed long polls wait on (see [`crate::live`]).
+    pub live: crate::live::Live,
+    /// Rate limits per client address (see [`crate::guard`]).
+    pub guard: crate::guard::Guard,
     /// The programme configuration, cached for [`PROGRAMME_TTL`] so a posting does not parse it
     /// from the database each time, yet other instances see an operator's change soon.
     programme: std::sync::RwLock<Option<(std::time::Instant, Arc<Programme>)>>,
@@ -67,6 +58,8 @@ pub struct App {
     /// Card documents between catch-ups with the ledger, so a catch-up neither loads the card nor
     /// saves its whole history (see [`crate::card_cache`]).
     pub cards: crate::card_cache::CardCache,
+    /// The bound on sync jobs running at once (see [`crate::jobs`]).
+    pub sync_jobs: crate::jobs::SyncJobs,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -102,6 +95,16 @@ impl AppBuilder {
         let operator_token_hash = token_hash(&config.operator_token);
         let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
+        let sync_jobs = crate::jobs::SyncJobs::new(config.sync_jobs);
+        // Microseconds since the epoch: sequence numbers keep growing across restarts.
+        let live = crate::live::Live::new(
+            u64::try_from(clock.now_ms())
+                .unwrap_or(0)
+                .saturating_mul(1000),
+            config.edge.long_polls_per_device,
+            crate::live::RECENT_CHANGES,
+        );
+        let guard = crate::guard::Guard::new(&config.edge);
         Arc::new(App {
             config,
             storage,
@@ -110,40 +113,21 @@ impl AppBuilder {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             operator_token_hash,
             till_token_hash,
-            changes: Changes {
-                seq: AtomicU64::new(
-                    u64::try_from(clock.now_ms())
-                        .unwrap_or(0)
-                        .saturating_mul(1000),
-                ),
-                wakes: AtomicU64::new(0),
-                last: std::sync::Mutex::new(HashMap::new()),
-                tx: broadcast::channel(1024).0,
-            },
+            live,
+            guard,
             programme: std::sync::RwLock::new(None),
             targeting,
             outbound,
             outbound_wake: tokio::sync::Notify::new(),
             birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
             cards,
+            sync_jobs,
         })
     }
 }
 
 /// How long an instance trusts its cached programme configuration.
 const PROGRAMME_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Which members' documents changed, for devices waiting on `GET /v1/members/{id}/changes`.
-/// Sequence numbers start at the process's start time in microseconds, so they keep growing across
-/// restarts and a device's `since` from before a restart never hides a later change.
-/// A notification for the empty member id ([`WAKE_ALL`]) asks every waiter to re-check.
-struct Changes {
-    seq: AtomicU64,
-    /// How many times [`App::wake_all`] was called; lets a waiter tell it missed one.
-    wakes: AtomicU64,
-    last: std::sync::Mutex<HashMap<String, u64>>,
-    tx: broadcast::Sender<(String, u64)>,
-}
 
 impl App {
     pub fn new(config: Config, storage: Arc<dyn Storage>) -> Arc<Self> {
@@ -197,90 +181,18 @@ impl App {
 
     /// Tells waiting devices that a member's server documents changed.
     pub fn notify(&self, member_id: &str) {
-        let seq = self.changes.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        self.changes
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(member_id.to_string(), seq);
-        // Nobody listening is fine.
-        let _ = self.changes.tx.send((member_id.to_string(), seq));
+        self.live.notify(member_id);
     }
 
     /// Wakes every waiting device to re-check whether it has news (offers waiting to be projected
-    /// after a fan-out): one broadcast, however many members the fan-out reached.
+    /// after a fan-out): one call, however many members the fan-out reached.
     pub fn wake_all(&self) {
-        self.changes.wakes.fetch_add(1, Ordering::SeqCst);
-        let seq = self.changes.seq.load(Ordering::SeqCst);
-        let _ = self.changes.tx.send((WAKE_ALL.to_string(), seq));
+        self.live.wake_all();
     }
 
-    /// Waits until the member's documents change after `since`, or `timeout` passes. Returns the
-    /// sequence number to wait from next and whether anything changed.
-    pub async fn wait_for_change(
-        &self,
-        member_id: &str,
-        since: u64,
-        timeout: std::time::Duration,
-    ) -> (u64, bool) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self
-                .wait_for_change_until(member_id, since, self.wakes(), deadline)
-                .await
-            {
-                Wait::Changed(seq) => return (seq, true),
-                Wait::TimedOut(seq) => return (seq, false),
-                Wait::Woken => continue,
-            }
-        }
-    }
-
-    /// The number of [`Self::wake_all`] calls so far: read it before checking a condition, pass
-    /// it to [`Self::wait_for_change_until`], and a wake between the check and the wait is not lost.
+    /// The number of [`Self::wake_all`] calls so far (see [`crate::live::Live::wakes`]).
     pub fn wakes(&self) -> u64 {
-        self.changes.wakes.load(Ordering::SeqCst)
-    }
-
-    /// Like [`Self::wait_for_change`], but also returns [`Wait::Woken`] when [`Self::wake_all`]
-    /// is called (or was, since `wakes_seen` was read), so the caller can re-check its own
-    /// condition and wait again until the same deadline.
-    pub async fn wait_for_change_until(
-        &self,
-        member_id: &str,
-        since: u64,
-        wakes_seen: u64,
-        deadline: tokio::time::Instant,
-    ) -> Wait {
-        let mut rx = self.changes.tx.subscribe();
-        if self.wakes() != wakes_seen {
-            return Wait::Woken;
-        }
-        let current = self
-            .changes
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(member_id)
-            .copied()
-            .unwrap_or(0);
-        if current > since {
-            return Wait::Changed(current);
-        }
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok((member, seq))) if member == member_id => return Wait::Changed(seq),
-                Ok(Ok((member, _))) if member == WAKE_ALL => return Wait::Woken,
-                Ok(Ok(_)) => continue,
-                // Missed notifications: tell the device to sync rather than risk missing its own.
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    return Wait::Changed(self.changes.seq.load(Ordering::SeqCst));
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
-                    return Wait::TimedOut(since.max(current));
-                }
-            }
-        }
+        self.live.wakes()
     }
 
     /// Serialises work on one member's documents within this process. Across processes the
@@ -350,17 +262,24 @@ fn check_bearer(
     }
 }
 
+/// Every route, with the request limits of [`crate::edge`]. Serve it with [`serve`] (which adds the
+/// connection limits and records each client's address for the rate limits); an embedder serving
+/// it otherwise gets no per-address rate limits unless it records `ConnectInfo<SocketAddr>`.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
-    Router::new()
+    let edge = app.config.edge.clone();
+    // Long polls wait by design: bounded per device and by the connection limit, not by the
+    // request limits, which would count them as busy. Health checks answer under load too.
+    let waiting = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/members/{member_id}/changes", get(crate::sync::changes));
+    let routes = Router::new()
         .route(loyalty_core::api::ENROLL_PATH, post(crate::enroll::enroll))
         .route("/v1/members/{member_id}/sync", post(crate::sync::sync))
         .route(
             "/v1/members/{member_id}/documents/{doc}",
             get(crate::sync::document),
         )
-        .route("/v1/members/{member_id}/changes", get(crate::sync::changes))
         .route("/v1/till/scan", post(crate::till::scan))
         .route("/v1/till/purchases", post(crate::till::purchase))
         .route("/v1/till/refunds", post(crate::till::refund))
@@ -398,6 +317,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(crate::admin::show_member),
         )
         .route(
+            "/v1/admin/members/{member_id}/epochs",
+            post(crate::epochs::start),
+        )
+        .route(
             "/v1/admin/members/{member_id}/activation-codes",
             post(crate::admin::new_activation_code),
         )
@@ -424,9 +347,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/admin/segments",
             post(crate::programme_admin::create_segment).get(crate::programme_admin::segments),
-        )
+        );
+    crate::edge::limited(routes, &edge)
+        .merge(waiting)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            edge.body_read_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
@@ -444,14 +372,30 @@ pub async fn serve(
     ));
     let watcher = tokio::spawn(watch_fanouts(app.clone()));
     let worker = tokio::spawn(crate::messaging::run_outbound_worker(app.clone()));
-    let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let housekeeper = tokio::spawn(guard_housekeeping(app.clone()));
+    let served = crate::edge::run(
+        listener,
+        &app.live,
+        &app.config.edge,
+        router(app.clone()),
+        shutdown,
+    )
+    .await;
+    housekeeper.abort();
     watcher.abort();
     settler.abort();
     // A delivery cut off here stays claimed until its lease runs out, then goes out again.
     worker.abort();
     served
+}
+
+/// Forgets, once a minute, the rate-limit state of addresses that are quiet again.
+async fn guard_housekeeping(app: Arc<App>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        app.guard.housekeeping();
+    }
 }
 
 /// How often the server looks for fan-outs made by another process (the segment batch job).

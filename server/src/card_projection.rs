@@ -8,11 +8,15 @@
 //! `members.card_revision` records which revision of the member's points the card shows; the card
 //! is behind while it is lower than `members.revision`, which every posting raises. Checking that is
 //! one indexed read, so a sync when nothing happened costs nothing more.
+//!
+//! Every catch-up adds a change to the card's history; once the history is past the server's
+//! epoch policy, the card starts afresh from its current state (`crate::epochs`).
 
 use automerge::transaction::CommitOptions;
 use loyalty_core::DocKind;
 use loyalty_core::calendar::DAY_MS;
 use loyalty_core::card::{self, PointsExpiry, RECENT_ENTRIES, Standing};
+use loyalty_core::epoch;
 use loyalty_core::lots::Book;
 use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
@@ -69,6 +73,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
             expected_version: card.version,
             bytes,
             append: save == crate::card_cache::CardSave::Append,
+            new_epoch: None,
         };
         // On any error below, `card` is dropped with the change the database did not take.
         match app
@@ -78,6 +83,15 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
         {
             Ok(()) => {
                 card.stored(save, saved_len);
+                if history_due(app, &mut card) {
+                    // Each catch-up adds a change: once the history is past the policy the card
+                    // starts afresh (the cached copy, of the old epoch, is dropped with it). The
+                    // catch-up itself is stored either way.
+                    if let Err(e) = crate::epochs::renew(app, member_id, &[DocKind::Card]).await {
+                        tracing::warn!(member = %member_id, code = e.code, "the card could not start afresh");
+                    }
+                    return Ok(true);
+                }
                 app.cards.put(member_id, card);
                 return Ok(true);
             }
@@ -86,6 +100,15 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, ApiError> {
         }
     }
     Err(StorageError::Conflict.into())
+}
+
+/// Whether the card's history is due for a new epoch by the server's policy.
+fn history_due(app: &App, card: &mut CachedCard) -> bool {
+    let stats = automerge::ReadDoc::stats(&card.doc);
+    let doc = &mut card.doc;
+    epoch::due(&app.config.epochs, stats.num_ops, stats.num_changes, || {
+        epoch::live_ops(&doc.save())
+    })
 }
 
 /// Writes what the ledger says now into the card, as one change; whether there was anything to

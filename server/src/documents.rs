@@ -68,6 +68,7 @@ pub async fn update<T>(
             expected_version: stored.version,
             bytes: doc.save(),
             append: false,
+            new_epoch: None,
         };
         match app
             .storage

@@ -1,24 +1,26 @@
 //! Device enrollment: an activation code from the operator buys one device its credentials. Only a
 //! hash of the device secret is stored; the secret itself is in this one answer and nowhere else.
+//! Attempts are rate-limited per client address before the body is read ([`EnrollAttempt`]).
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::ids::{self, activation_code};
 use loyalty_core::keys;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::EnrollAttempt;
+use crate::json::Json;
 use crate::storage::NewDevice;
 
 const MAX_DEVICE_NAME: usize = 128;
 
 pub async fn enroll(
     State(app): State<Arc<App>>,
-    body: Result<Json<EnrollRequest>, JsonRejection>,
+    _: EnrollAttempt,
+    body: Result<Json<EnrollRequest>, ApiError>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let Json(request) = body?;
     let code = activation_code::normalize(&request.activation_code).ok_or_else(|| {
@@ -65,7 +67,7 @@ pub async fn enroll(
 /// The device's Ed25519 key from its 64 hex characters, refused unless it is a key a device could
 /// honestly have made (`loyalty_core::keys`: canonical, not of small order, in the prime-order
 /// subgroup): for a small-order key anyone could sign checkout codes for the card.
-fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
+pub fn parse_public_key(hex: &str) -> Result<[u8; 32], ApiError> {
     keys::parse_public_key_hex(hex).map_err(|e| {
         ApiError::bad_request(
             "invalid_public_key",

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -20,7 +22,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to retry after `secs` seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -115,13 +124,37 @@ impl From<StorageError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        Self::from_rejection(r.status(), r.body_text())
+        body_timeout(&r).unwrap_or_else(|| Self::from_rejection(r.status(), r.body_text()))
     }
 }
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
-        Self::from_rejection(r.status(), r.body_text())
+        body_timeout(&r).unwrap_or_else(|| Self::from_rejection(r.status(), r.body_text()))
+    }
+}
+
+/// `408 request_timeout` when a body could not be read because the client paused longer than the
+/// edge allows (`crate::edge`), rather than "malformed": the body was never complete.
+pub fn body_timeout(rejection: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+    let mut cause = rejection.source();
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return Some(ApiError::request_timeout());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+impl ApiError {
+    /// `408 request_timeout`: the request did not arrive (or finish) in the time the edge allows.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long to arrive or to answer; retry",
+        )
     }
 }
 
@@ -133,6 +166,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -11,6 +11,7 @@
 //! | `POST /v1/enroll` | anyone with an activation code | register a device |
 //! | `POST /v1/members/{id}/sync` | the member's device | sync all documents |
 //! | `GET /v1/members/{id}/documents/{doc}` | the member's device | a document's full bytes |
+//! | `GET /v1/members/{id}/changes` | the member's device | long poll for live updates |
 //! | `POST /v1/admin/members` | operator | create a member |
 //! | `POST /v1/admin/members/{id}/activation-codes` | operator | a new code for another device |
 //! | `POST /v1/admin/members/{id}/offers` | operator | publish an offer to one member |
@@ -26,7 +27,12 @@
 //! | `POST /v1/admin/members/{id}/tier` | operator | pin or release a member's tier |
 //! | `POST /v1/till/scan`, `/purchases`, `/refunds` | till | checkout |
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
+//! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
+//!
+//! Handlers learn who is asking from the extractors in [`extract`], which authenticate from the
+//! request head before any body is read; [`edge`] holds the connection and request limits,
+//! [`guard`] the per-address rate limits, [`live`] the change feed behind the long poll.
 
 pub mod admin;
 pub mod app;
@@ -34,9 +40,16 @@ pub mod card_cache;
 pub mod card_projection;
 pub mod config;
 pub mod documents;
+pub mod edge;
 pub mod enroll;
+pub mod epochs;
 pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod jobs;
+pub mod json;
 pub mod ledger;
+pub mod live;
 pub mod messaging;
 pub mod operator;
 pub mod outbound;

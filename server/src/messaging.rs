@@ -18,10 +18,8 @@ use loyalty_core::calendar::DAY_MS;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use loyalty_core::DocKind;
 use loyalty_core::api::{
     DeliveryRecord, PostMessage, PostReply, RequestRecord, SendMessage, SendSummary,
@@ -32,6 +30,8 @@ use loyalty_core::inbox::{self, Delivery, Message, Reply};
 use crate::app::App;
 use crate::documents;
 use crate::error::ApiError;
+use crate::extract::Operator;
+use crate::json::Json;
 use crate::outbound::{OutboundChannel, OutboundMessage};
 use crate::storage::{DeliveryFilter, NewSend, OutboundJob, OutboundOutcome, SendTarget};
 
@@ -199,10 +199,9 @@ async fn log_refusals(app: &App, message_id: &str) {
 /// `POST /v1/admin/messages`: one message to explicit members or to a segment.
 pub async fn send(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<SendMessage>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<SendMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<SendSummary>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let target = check_target(&p.members, p.segment.as_deref())?;
     let out = Outgoing {
@@ -222,10 +221,9 @@ pub async fn send(
 pub async fn post_member_message(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<PostMessage>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<PostMessage>, ApiError>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let out = Outgoing {
         id: p.id.unwrap_or_else(|| ids::new_record_id("msg")),
@@ -466,10 +464,9 @@ pub struct DeliveriesQuery {
 /// recipient (status and reason), newest first. Needs a message or a member.
 pub async fn deliveries(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     if q.message_id.is_none() && q.member_id.is_none() {
         return Err(ApiError::bad_request(
@@ -500,10 +497,9 @@ pub struct RequestsQuery {
 /// threads, the most recently active first.
 pub async fn list_requests(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
     query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<RequestRecord>>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     if let Some(s) = &q.status
         && !inbox::REQUEST_STATUSES.contains(&s.as_str())
@@ -563,10 +559,9 @@ async fn act_on_request(
 pub async fn reply(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<PostReply>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<PostReply>, ApiError>,
 ) -> Result<(StatusCode, Json<RequestRecord>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let invalid = |m: String| ApiError::bad_request("invalid_reply", m);
     if p.body.trim().is_empty() || p.body.len() > inbox::MAX_BODY {
@@ -603,9 +598,8 @@ pub async fn reply(
 pub async fn close(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<RequestRecord>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json(act_on_request(&app, &id, None, "closed").await?))
 }
 

@@ -50,6 +50,9 @@ impl Api {
     fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // Well under the server's 10 s idle limit: a pooled connection is never reused just
+            // as the server closes it (docs/protocol.md, "Timeouts and load").
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| OperatorError::Unreachable {
                 url: base_url.to_string(),
@@ -284,6 +287,19 @@ impl OperatorClient {
     pub async fn unblock(&self, member_id: &str) -> Result<(), OperatorError> {
         self.post_empty(&format!("/v1/admin/members/{member_id}/unblock"))
             .await
+    }
+
+    /// Starts the member's documents of these kinds afresh (all four when empty): a new epoch.
+    pub async fn start_epochs(
+        &self,
+        member_id: &str,
+        docs: Vec<loyalty_core::DocKind>,
+    ) -> Result<loyalty_core::api::EpochsStarted, OperatorError> {
+        self.post(
+            &format!("/v1/admin/members/{member_id}/epochs"),
+            &loyalty_core::api::StartEpochs { docs },
+        )
+        .await
     }
 
     pub async fn revoke_device(&self, device_id: &str) -> Result<(), OperatorError> {

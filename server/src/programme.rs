@@ -7,10 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use loyalty_core::calendar::{self, format_date};
 use loyalty_core::earning::Earning;
 use loyalty_core::programme::Programme;
@@ -18,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::Operator;
+use crate::json::Json;
 use crate::ledger::{self, Plan};
 
 /// Members settled per batch of the settle job.
@@ -25,18 +24,16 @@ const SETTLE_BATCH: usize = 500;
 
 pub async fn get_programme(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<Programme>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json((*app.programme().await?).clone()))
 }
 
 pub async fn put_programme(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<Programme>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<Programme>, ApiError>,
 ) -> Result<Json<Programme>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(programme) = body?;
     programme
         .validate()
@@ -50,6 +47,7 @@ pub async fn put_programme(
 /// `POST /v1/admin/members/{id}/tier`: `{"tier": "gold"}` pins a tier; `{"tier": null}` hands the
 /// member back to the ladder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetTier {
     pub tier: Option<String>,
 }
@@ -57,10 +55,9 @@ pub struct SetTier {
 pub async fn set_tier(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Json<SetTier>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<SetTier>, ApiError>,
 ) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(request) = body?;
     let programme = app.programme().await?;
     if let Some(t) = &request.tier
@@ -370,9 +367,8 @@ async fn pay_birthdays(app: &App, now: i64, points: i64) -> Result<(usize, usize
 /// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
 pub async fn settle_now(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<SettleReport>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json(settle(&app).await?))
 }
 

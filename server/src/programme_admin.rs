@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use loyalty_core::api::{PostOffer, PostSegment, PostTargetedOffer, PublishedOffer, SegmentView};
 use loyalty_core::ids;
 use loyalty_core::offers::Offer;
@@ -15,6 +13,8 @@ use loyalty_core::segments::Segment;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::Operator;
+use crate::json::Json;
 use crate::targeting;
 
 /// The offer an operator posted, with its id filled in.
@@ -39,10 +39,9 @@ pub fn offer_from_post(p: PostOffer) -> Offer {
 /// `POST /v1/admin/offers`.
 pub async fn post_offer(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<PostTargetedOffer>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<PostTargetedOffer>, ApiError>,
 ) -> Result<(StatusCode, Json<PublishedOffer>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let published = targeting::publish(&app, offer_from_post(p.offer), p.target).await?;
     Ok((StatusCode::CREATED, Json(published)))
@@ -51,10 +50,9 @@ pub async fn post_offer(
 /// `POST /v1/admin/segments`.
 pub async fn create_segment(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<PostSegment>, JsonRejection>,
+    _: Operator,
+    body: Result<Json<PostSegment>, ApiError>,
 ) -> Result<(StatusCode, Json<SegmentView>), ApiError> {
-    app.authenticate_operator(&headers)?;
     let Json(p) = body?;
     let segment = Segment {
         id: p.id.unwrap_or_else(|| ids::new_record_id("seg")),
@@ -68,8 +66,7 @@ pub async fn create_segment(
 /// `GET /v1/admin/segments`.
 pub async fn segments(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Operator,
 ) -> Result<Json<Vec<SegmentView>>, ApiError> {
-    app.authenticate_operator(&headers)?;
     Ok(Json(targeting::segments(&app).await?))
 }

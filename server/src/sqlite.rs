@@ -298,6 +298,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
                  expired, earned_at, available_at, expires_at, warned) WHERE remaining > 0;",
         ),
         M::up(TILL_NAMESPACES),
+        // Document epochs (`loyalty_core::epoch`): a document started afresh from its current
+        // state carries its epoch, and devices with a copy of another epoch replace theirs.
+        M::up("ALTER TABLE documents ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"),
     ])
 }
 
@@ -612,7 +615,7 @@ impl Storage for SqliteStorage {
     ) -> Result<Vec<StoredDoc>, StorageError> {
         let member_id = member_id.to_string();
         let sql = format!(
-            "SELECT kind, version, data FROM documents WHERE member_id = ?1 AND kind IN ({})",
+            "SELECT kind, version, data, epoch FROM documents WHERE member_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
         self.read(move |conn| {
@@ -623,16 +626,18 @@ impl Storage for SqliteStorage {
                         r.get::<_, u8>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
                     ))
                 })
                 .map_err(backend)?;
             let mut docs = Vec::new();
             for row in rows {
-                let (code, version, bytes) = row.map_err(backend)?;
+                let (code, version, bytes, epoch) = row.map_err(backend)?;
                 if let Some(kind) = DocKind::from_code(code) {
                     docs.push(StoredDoc {
                         kind,
                         version,
+                        epoch: u64::try_from(epoch).unwrap_or(0),
                         bytes,
                     });
                 }
@@ -1231,6 +1236,19 @@ fn update_document(
     if updated != 1 {
         return Err(StorageError::Conflict);
     }
+    if let Some(epoch) = d.new_epoch {
+        let epoch = i64::try_from(epoch).map_err(backend)?;
+        tx.prepare_cached("UPDATE documents SET epoch = ?1 WHERE member_id = ?2 AND kind = ?3")
+            .and_then(|mut s| s.execute(params![epoch, member_id, d.kind.code()]))
+            .map_err(backend)?;
+        // Every device's sync state described the old history.
+        tx.prepare_cached(
+            "DELETE FROM peer_states WHERE kind = ?1
+             AND device_id IN (SELECT device_id FROM devices WHERE member_id = ?2)",
+        )
+        .and_then(|mut s| s.execute(params![d.kind.code(), member_id]))
+        .map_err(backend)?;
+    }
     Ok(())
 }
 
@@ -1593,6 +1611,7 @@ mod tests {
             .await
             .unwrap();
         let write = |expected_version, bytes: &[u8], append| DocWrite {
+            new_epoch: None,
             kind: DocKind::Card,
             expected_version,
             bytes: bytes.to_vec(),

@@ -77,6 +77,8 @@ pub struct MemberRecord {
 pub struct StoredDoc {
     pub kind: DocKind,
     pub version: i64,
+    /// The document's epoch (`loyalty_core::epoch`): 0 until it first starts afresh.
+    pub epoch: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -90,6 +92,9 @@ pub struct DocWrite {
     /// stored bytes stay loadable; the card uses this to store a posting's change without
     /// re-encoding the whole history (see `crate::card_cache`).
     pub append: bool,
+    /// `bytes` start this new epoch of the document: the stored epoch becomes it, and every
+    /// device's sync state for the document is forgotten (it described the old history).
+    pub new_epoch: Option<u64>,
 }
 
 #[async_trait]

@@ -1,47 +1,39 @@
 //! The sync endpoint: authenticates the device, answers each document entry with the shared
 //! algorithm in `loyalty_core::sync`, and stores what changed — documents and per-(device, document)
 //! sync states — in one transaction before it answers, so an acknowledged sync is durable.
+//!
+//! The Automerge work of an answer runs on the blocking pool under a place from
+//! [`crate::jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
+//! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
+//! document whose history is due starts a new epoch there too (`loyalty_core::epoch`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
+use loyalty_core::epoch::EpochPolicy;
 use loyalty_core::protocol::{self, Reply, ResponseEntry, SyncRequest, SyncResponse};
-use loyalty_core::sync::{PeerState, server_answer};
+use loyalty_core::sync::{PeerState, Stored, server_answer};
 
 use crate::app::{App, Wait};
 use crate::documents::load;
 use crate::error::ApiError;
-use crate::storage::{DeviceRecord, DocWrite, StorageError, StoredDoc};
+use crate::extract::MemberDevice;
+use crate::storage::{DocWrite, StorageError, StoredDoc};
 
 /// Attempts at storing a sync before answering "busy" (another instance kept writing first).
 const ATTEMPTS: usize = 5;
 
-async fn device_for_member(
-    app: &App,
-    headers: &HeaderMap,
-    member_id: &str,
-) -> Result<DeviceRecord, ApiError> {
-    let device = app.authenticate_device(headers).await?;
-    if device.member_id != member_id {
-        return Err(ApiError::forbidden(
-            "these credentials belong to another member",
-        ));
-    }
-    Ok(device)
-}
-
 pub async fn sync(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    MemberDevice(device): MemberDevice,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let device = device_for_member(&app, &headers, &member_id).await?;
     let body = body?;
     let request = SyncRequest::decode(&body).map_err(|e| match e {
         protocol::ProtocolError::UnknownDocument(_) => {
@@ -82,12 +74,26 @@ pub async fn sync(
             .load_peer_states(&device.device_id, &kinds)
             .await?;
         let request = request.clone();
+        let (policy, now) = (app.config.epochs, app.now_ms());
+        // A place among the sync jobs, taken under the member's lock (never the other way round,
+        // so a job never waits for a lock while it holds a place).
+        let job = app
+            .sync_jobs
+            .start()
+            .await
+            .map_err(|e| ApiError::internal("sync jobs", e))?;
         // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
         // 500 for this request, not a dead server.
         let (response, writes, peer_writes, mirror) =
-            tokio::task::spawn_blocking(move || answer(request, docs, states))
+            tokio::task::spawn_blocking(move || answer(request, docs, states, policy, now))
                 .await
                 .map_err(|e| ApiError::internal("sync processing panicked", e))??;
+        drop(job);
+        let new_epochs: Vec<DocKind> = writes
+            .iter()
+            .filter(|w| w.new_epoch.is_some())
+            .map(|w| w.kind)
+            .collect();
         // Kept for the profile check after the commit, which stores the mirror.
         let preferences = mirror.as_ref().map(|m| m.preferences.clone());
         match app
@@ -102,6 +108,13 @@ pub async fn sync(
             .await
         {
             Ok(()) => {
+                if !new_epochs.is_empty() {
+                    tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
+                    // The cached card (if any) is of the old epoch; the member's other devices
+                    // learn of the epoch at their next sync, and watching ones sync now.
+                    app.cards.forget(&member_id);
+                    app.notify(&member_id);
+                }
                 let response = SyncResponse {
                     server_time_ms: app.now_ms(),
                     entries: response,
@@ -131,6 +144,8 @@ fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
     states: Vec<(DocKind, Vec<u8>)>,
+    policy: EpochPolicy,
+    now_ms: i64,
 ) -> Result<Answered, ApiError> {
     let mut entries = Vec::new();
     let mut writes = Vec::new();
@@ -149,7 +164,13 @@ fn answer(
             .map(|(_, b)| PeerState::decode(b))
             .unwrap_or_default();
         let stored_digest = loyalty_core::document::heads_digest(&doc.get_heads());
-        match server_answer(kind, &mut doc, &mut peer, entry) {
+        let context = Stored {
+            epoch: stored.epoch,
+            bytes: &stored.bytes,
+            policy,
+            now_ms,
+        };
+        match server_answer(kind, &mut doc, &mut peer, entry, &context) {
             Ok(a) => {
                 if let Some(bytes) = a.saved {
                     writes.push(DocWrite {
@@ -157,6 +178,7 @@ fn answer(
                         expected_version: stored.version,
                         bytes,
                         append: false,
+                        new_epoch: a.new_epoch.then_some(a.epoch),
                     });
                 }
                 if a.state_changed {
@@ -167,6 +189,7 @@ fn answer(
                 }
                 entries.push(ResponseEntry {
                     doc: kind,
+                    epoch: a.epoch,
                     digest: a.digest,
                     reply: a.reply,
                 });
@@ -175,6 +198,7 @@ fn answer(
                 tracing::warn!(doc = %kind, code = %rejection.code, "refused a device's document data");
                 entries.push(ResponseEntry {
                     doc: kind,
+                    epoch: stored.epoch,
                     digest: stored_digest,
                     reply: Reply::Rejected(rejection),
                 });
@@ -193,13 +217,16 @@ fn binary(bytes: Vec<u8>) -> Response {
     response
 }
 
-/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger).
+/// The header that carries a document's epoch with its bytes.
+pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
+
+/// A document's full bytes, for a client that wants to load it directly (a web page, a debugger),
+/// with its epoch in [`EPOCH_HEADER`].
 pub async fn document(
     State(app): State<Arc<App>>,
     Path((member_id, doc)): Path<(String, String)>,
-    headers: HeaderMap,
+    _: MemberDevice,
 ) -> Result<Response, ApiError> {
-    device_for_member(&app, &headers, &member_id).await?;
     let kind = DocKind::from_name(&doc).ok_or_else(|| {
         ApiError::not_found(
             "unknown_document",
@@ -224,11 +251,15 @@ pub async fn document(
         .ok_or_else(|| {
             ApiError::not_found("unknown_document", "the member has no such document")
         })?;
+    let epoch = stored.epoch;
     let mut response = stored.bytes.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    response
+        .headers_mut()
+        .insert(EPOCH_HEADER, HeaderValue::from(epoch));
     Ok(response)
 }
 
@@ -250,17 +281,19 @@ fn default_wait() -> u64 {
 /// `changed` is true and polls again from the returned `seq`. Offers, inbox entries and postings
 /// recorded relationally but not yet in the member's documents (a fan-out, a segment send, a
 /// purchase made through another server instance) count as a change: the sync that follows
-/// projects them.
+/// projects them. A device holds at most `long_polls_per_device` polls open: a newer one ends the
+/// oldest with `409 poll_superseded`. At shutdown every poll is answered at once.
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    MemberDevice(device): MemberDevice,
     query: Result<axum::extract::Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
-    device_for_member(&app, &headers, &member_id).await?;
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
+    // Open before the checks below, so a change between them and the wait is not missed.
+    let poll = app.live.open(&member_id, &device.device_id);
     let (seq, changed) = loop {
         // Read before the checks: a fan-out or a send that lands after a check has woken after
         // this read, so the wait below still sees it.
@@ -273,14 +306,18 @@ pub async fn changes(
         {
             break (q.since, true);
         }
-        match app
-            .wait_for_change_until(&member_id, q.since, wakes, deadline)
-            .await
-        {
+        match poll.wait(q.since, wakes, deadline).await {
             Wait::Changed(seq) => break (seq, true),
             Wait::TimedOut(seq) => break (seq, false),
             // A fan-out or a send somewhere: check this member again.
             Wait::Woken => continue,
+            Wait::Superseded => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "poll_superseded",
+                    "a newer long poll of this device took this one's place; do not poll again from here",
+                ));
+            }
         }
     };
     Ok(axum::Json(loyalty_core::api::ChangesResponse {

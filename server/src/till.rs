@@ -14,10 +14,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
 };
@@ -29,6 +27,8 @@ use loyalty_core::tiers::Metric;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::Till;
+use crate::json::Json;
 use crate::ledger::{self, Plan, Retry};
 use crate::storage::{CheckoutSession, StorageError};
 
@@ -49,22 +49,6 @@ const MAX_LINES: usize = 1_000;
 
 fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
-/// The till's id, once its bearer token checks out.
-fn authenticate_till(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
-    app.authenticate_till_token(headers)?;
-    let till = headers
-        .get("x-till-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|t| ids::valid_record_id(t))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_till_id",
-                "send the till's id in X-Till-Id (1-64 of A-Z a-z 0-9 _ - .)",
-            )
-        })?;
-    Ok(till.to_string())
 }
 
 fn code_refusal(e: CodeError) -> ApiError {
@@ -93,10 +77,9 @@ fn code_refusal(e: CodeError) -> ApiError {
 
 pub async fn scan(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<ScanRequest>, JsonRejection>,
+    Till { till_id }: Till,
+    body: Result<Json<ScanRequest>, ApiError>,
 ) -> Result<Json<ScanResponse>, ApiError> {
-    let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
     let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
     let card_number = format_card_number(parsed.card_number);
@@ -247,10 +230,9 @@ fn validate_purchase(p: &PurchaseRequest) -> Result<(), ApiError> {
 
 pub async fn purchase(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<PurchaseRequest>, JsonRejection>,
+    Till { till_id }: Till,
+    body: Result<Json<PurchaseRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
-    let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
     validate_purchase(&request)?;
     let hash = request_hash(&request);
@@ -366,10 +348,9 @@ fn money(minor: i64) -> String {
 
 pub async fn refund(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Json<RefundRequest>, JsonRejection>,
+    Till { till_id }: Till,
+    body: Result<Json<RefundRequest>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
-    let till_id = authenticate_till(&app, &headers)?;
     let Json(request) = body?;
     validate_refund(&request)?;
     let hash = request_hash(&request);
@@ -457,23 +438,6 @@ fn purchase_not_found() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn app(till_token: &str) -> (tempfile::TempDir, Arc<App>) {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = crate::sqlite::SqliteStorage::open(&dir.path().join("s.db")).unwrap();
-        let mut config =
-            crate::Config::new(dir.path().join("s.db"), "operator-token-0123456789".into());
-        config.till_token = till_token.into();
-        (dir, App::new(config, Arc::new(storage)))
-    }
-
-    fn headers(auth: &'static str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static(auth));
-        h.insert("x-till-id", HeaderValue::from_static("till-1"));
-        h
-    }
 
     fn purchase(total_minor: i64, redeem_points: i64) -> PurchaseRequest {
         PurchaseRequest {
@@ -506,39 +470,6 @@ mod tests {
         assert_eq!(
             validate_purchase(&lines).unwrap_err().code,
             "invalid_purchase"
-        );
-    }
-
-    #[test]
-    fn an_unset_till_token_admits_nobody() {
-        let (_d, app) = app("");
-        // A header that survives as "Bearer " with an empty token must not match an empty setting.
-        assert_eq!(
-            authenticate_till(&app, &headers("Bearer "))
-                .unwrap_err()
-                .code,
-            "unauthorized"
-        );
-    }
-
-    #[test]
-    fn the_configured_till_token_and_a_till_id_are_required() {
-        let (_d, app) = app("till-token-0123456789");
-        assert_eq!(
-            authenticate_till(&app, &headers("Bearer till-token-0123456789")).unwrap(),
-            "till-1"
-        );
-        assert_eq!(
-            authenticate_till(&app, &headers("Bearer wrong"))
-                .unwrap_err()
-                .code,
-            "unauthorized"
-        );
-        let mut no_id = headers("Bearer till-token-0123456789");
-        no_id.remove("x-till-id");
-        assert_eq!(
-            authenticate_till(&app, &no_id).unwrap_err().code,
-            "missing_till_id"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Sync benchmark: a member with 20 offers and 200 messages. Reports bytes and round trips for the
-//! first sync, for "nothing changed", for one new message and for one local edit, and the time to
+//! first sync, for "nothing changed", for one new message and for one local edit (body bytes, and the
+//! HTTP bytes on the wire through a counting relay, headers included), and the time to
 //! open a device store and read the card. Run with `cargo bench -p loyalty-tests --bench sync`;
 //! the figures go to `docs/benchmarks.md`.
 
@@ -8,13 +9,19 @@ use std::time::{Duration, Instant};
 use loyalty_core::{Device, SyncReport};
 use loyalty_tests::*;
 
-fn row(what: &str, r: &SyncReport) {
+/// One table row: body bytes as the device counts them, and the HTTP bytes the tap saw (headers
+/// included) for the same sync.
+fn row(what: &str, r: &SyncReport, tap: &WireTap) {
+    let (up, down) = tap.take();
     println!(
-        "| {what} | {} | {} | {} | {} |",
+        "| {what} | {} | {} | {} | {} | {} ({} + {}) |",
         r.round_trips,
         r.bytes_sent,
         r.bytes_received,
-        r.bytes_sent + r.bytes_received
+        r.bytes_sent + r.bytes_received,
+        up.len() + down.len(),
+        up.len(),
+        down.len()
     );
 }
 
@@ -51,30 +58,37 @@ fn main() {
         }
         let store = dir.path().join("phone.db");
         let device = Device::open(&store).expect("open");
+        let tap = WireTap::start(server.addr).await;
         device
-            .enroll(&server.url, &member.activation_code, "bench")
+            .enroll(&tap.url, &member.activation_code, "bench")
             .await
             .expect("enroll");
+        tap.take();
 
-        println!("| sync | round trips | bytes sent | bytes received | total bytes |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "| sync | round trips | body bytes sent | body bytes received | body bytes | HTTP bytes on the wire (sent + received) |"
+        );
+        println!("|---|---|---|---|---|---|");
         row(
             "first sync (20 offers, 200 messages)",
             &device.sync().await.expect("sync"),
+            &tap,
         );
-        row("nothing changed", &device.sync().await.expect("sync"));
+        row("nothing changed", &device.sync().await.expect("sync"), &tap);
         op.post_message(&member.member_id, &message("new", "One more message"))
             .await
             .expect("message");
-        row("one new message", &device.sync().await.expect("sync"));
+        row("one new message", &device.sync().await.expect("sync"), &tap);
         device.activate_offer("o3").expect("activate");
         row(
             "one local edit (activate an offer)",
             &device.sync().await.expect("sync"),
+            &tap,
         );
         row(
             "nothing changed, again",
             &device.sync().await.expect("sync"),
+            &tap,
         );
         drop(device);
 

@@ -69,6 +69,10 @@ impl TestServer {
         let storage = SqliteStorage::open(&database).expect("open server database");
         let mut config = Config::new(database.clone(), OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
+        // Tests enroll many phones and try wrong credentials from one address: the per-address
+        // limits are off unless a test turns them on (tests/tests/edge.rs does).
+        config.edge.enroll_per_minute = 0;
+        config.edge.auth_failures_per_minute = 0;
         configure(&mut config);
         let listener = TcpListener::bind(listen).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
@@ -167,10 +171,30 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(database: &Path, listen: &str) -> Self {
+        Self::start_with_args(database, listen, &[])
+    }
+
+    /// As [`ServerProcess::start`], with more `loyalty server` flags.
+    pub fn start_with_args(database: &Path, listen: &str, args: &[&str]) -> Self {
+        Self::start_wrapped(&[], database, listen, args)
+    }
+
+    /// As [`ServerProcess::start_with_args`], run under `wrapper` (for example `valgrind
+    /// --tool=callgrind`): the wrapper's command line comes first, then the server's.
+    pub fn start_wrapped(wrapper: &[&str], database: &Path, listen: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(loyalty_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(loyalty_bin());
+                c
+            }
+            None => Command::new(loyalty_bin()),
+        };
+        let mut child = command
             .args(["server", "--listen", listen, "--database"])
             .arg(database)
+            .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
             .env("RUST_LOG", "warn")
@@ -189,6 +213,11 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
             .to_string();
         Self { url, child }
+    }
+
+    /// The server's process id, to read what it costs (`/proc/<pid>/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown, no flush, no chance to finish anything.
@@ -243,6 +272,98 @@ pub async fn second_device(
         .expect("enroll");
     device.sync().await.expect("first sync");
     device
+}
+
+/// Sync requests written by hand, as a hostile or foreign client would send them.
+pub mod raw {
+    use automerge::sync::{BloomFilter, Have, Message, MessageVersion};
+    use automerge::{AutoCommit, ReadDoc};
+    use loyalty_core::protocol::{RequestEntry, SyncRequest, SyncResponse, sync_path};
+    use loyalty_core::{Device, DocKind};
+
+    /// A device's authorization header.
+    pub fn auth(device: &Device) -> String {
+        let c = device.credentials().expect("enrolled");
+        loyalty_core::api::device_authorization(&c.device_id, &c.device_secret)
+    }
+
+    /// The server's copy of one of the device's member's documents, and its epoch.
+    pub async fn document(url: &str, device: &Device, kind: DocKind) -> (AutoCommit, u64) {
+        let member = device.credentials().expect("enrolled").member_id;
+        let response = reqwest::Client::new()
+            .get(format!("{url}/v1/members/{member}/documents/{kind}"))
+            .header("authorization", auth(device))
+            .send()
+            .await
+            .expect("document");
+        assert_eq!(response.status(), 200);
+        let epoch = response
+            .headers()
+            .get("x-loyalty-epoch")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("an epoch header");
+        let bytes = response.bytes().await.expect("document bytes");
+        (AutoCommit::load(&bytes).expect("loads"), epoch)
+    }
+
+    /// A one-entry sync body that offers `chunk` as a change of `kind` on top of `base` (the
+    /// server's copy), the way Automerge's sync would.
+    pub fn body_with(kind: DocKind, base: &mut AutoCommit, chunk: Vec<u8>) -> Vec<u8> {
+        let heads = automerge::Change::try_from(&chunk[..])
+            .map(|c| vec![c.hash()])
+            .unwrap_or_default();
+        let message = Message {
+            heads,
+            need: Vec::new(),
+            have: vec![Have {
+                last_sync: base.get_heads(),
+                bloom: BloomFilter::default(),
+            }],
+            changes: vec![chunk].into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        SyncRequest {
+            entries: vec![RequestEntry {
+                doc: kind,
+                epoch: 0,
+                digest: loyalty_core::document::heads_digest(&base.get_heads()),
+                message: Some(message.encode()),
+            }],
+        }
+        .encode()
+    }
+
+    /// Posts a sync body as `device` and decodes the answer.
+    pub async fn post_sync(url: &str, device: &Device, body: Vec<u8>) -> SyncResponse {
+        let member = device.credentials().expect("enrolled").member_id;
+        post_sync_as(url.to_string(), member, auth(device), body).await
+    }
+
+    /// [`post_sync`] with owned arguments, for requests sent from spawned tasks.
+    pub async fn post_sync_as(
+        url: String,
+        member: String,
+        auth: String,
+        body: Vec<u8>,
+    ) -> SyncResponse {
+        let response = reqwest::Client::new()
+            .post(format!("{url}{}", sync_path(&member)))
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .expect("sync");
+        assert_eq!(response.status(), 200);
+        SyncResponse::decode(&response.bytes().await.expect("body")).expect("a sync response")
+    }
+
+    /// The operations and changes in a document's history.
+    pub fn history(doc: &AutoCommit) -> (u64, u64) {
+        let stats = doc.stats();
+        (stats.num_ops, stats.num_changes)
+    }
 }
 
 pub fn offer(id: &str, title: &str) -> loyalty_core::api::PostOffer {
@@ -379,4 +500,93 @@ impl Shop {
             .unwrap();
         session
     }
+}
+
+// What a request costs on the wire: a relay in front of the server.
+
+/// A loopback TCP relay in front of a server that counts the bytes each way, headers included, and
+/// keeps them until they are taken: what the HTTP exchange of a sync really costs (TCP/IP framing
+/// excluded). Connections are relayed as they come; keep-alive works as without it.
+pub struct WireTap {
+    /// Point clients here instead of at the server.
+    pub url: String,
+    seen: Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl WireTap {
+    pub async fn start(server: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tap");
+        let url = format!("http://{}", listener.local_addr().expect("tap addr"));
+        let seen = Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+        let relay = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(server).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                tokio::spawn(pump(client_read, server_write, relay.clone(), true));
+                tokio::spawn(pump(server_read, client_write, relay.clone(), false));
+            }
+        });
+        Self { url, seen }
+    }
+
+    /// The bytes sent to the server and received from it since the last call.
+    pub fn take(&self) -> (Vec<u8>, Vec<u8>) {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    seen: Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>,
+    upstream: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let side = if upstream { &mut seen.0 } else { &mut seen.1 };
+            side.extend_from_slice(&buf[..n]);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// The HTTP/1.1 messages in `raw`, each as (lower-case header names, header bytes, body bytes):
+/// the head up to and including the blank line, and a body of its `content-length`.
+pub fn http_messages(raw: &[u8]) -> Vec<(Vec<String>, usize, usize)> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let names: Vec<String> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, _)| n.trim().to_ascii_lowercase())
+            })
+            .collect();
+        let length = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let head_len = end + 4;
+        out.push((names, head_len, length));
+        rest = &rest[(head_len + length).min(rest.len())..];
+    }
+    out
 }

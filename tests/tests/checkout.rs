@@ -76,6 +76,14 @@ fn bad_codes_are_refused_with_a_reason_and_change_nothing() {
             refusal(s.till.scan(&old.text).await.unwrap_err()),
             "code_expired"
         );
+        // From the future: made two steps ahead of the server's clock (a phone far off).
+        let ahead = s.next_code();
+        s.clock.advance(-2 * checkout_code::STEP_SECONDS * 1000);
+        assert_eq!(
+            refusal(s.till.scan(&ahead.text).await.unwrap_err()),
+            "code_not_yet_valid"
+        );
+        s.clock.advance(2 * checkout_code::STEP_SECONDS * 1000);
         // Forged: the signature of a real code altered.
         let real = s.next_code();
         let mut payload = base45::decode(&real.text).unwrap();

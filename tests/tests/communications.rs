@@ -589,7 +589,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             (json!({"id": "x1", "channel": "inapp", "kind": "service", "subject": "Hi", "segment": "nobody-here"}), 404, "segment_not_found"),
             (json!({"id": "x1", "channel": "fax", "kind": "service", "subject": "Hi", "members": [anna]}), 400, "invalid_message"),
             (json!({"id": "x1", "channel": "inapp", "kind": "spam", "subject": "Hi", "members": [anna]}), 400, "invalid_message"),
-            (json!({"id": "x1", "channel": "inapp", "subject": "Hi", "members": [anna]}), 400, "malformed_body"),
+            (json!({"id": "x1", "channel": "inapp", "subject": "Hi", "members": [anna]}), 400, "invalid_message"),
             (json!({"id": "x1", "channel": "inapp", "kind": "service", "subject": "Hi", "members": [anna], "segment": "vip"}), 400, "invalid_message"),
             (json!({"id": "x1", "channel": "inapp", "kind": "service", "subject": "Hi"}), 400, "invalid_message"),
             (json!({"id": "x1", "channel": "inapp", "kind": "service", "subject": "", "members": [anna]}), 400, "invalid_message"),

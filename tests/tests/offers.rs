@@ -547,18 +547,18 @@ fn bad_programme_input_is_refused_and_changes_nothing() {
             ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer, "target": {"kind": "members", "member_ids": [phone.member_id, "mbr_ghost"]}}), 404, "member_not_found"),
             ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer, "target": {"kind": "members", "member_ids": []}}), 400, "invalid_target"),
             ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer, "target": {"kind": "tier", "tier": "gold; DROP TABLE members"}}), 400, "invalid_target"),
-            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer, "target": {"kind": "everyone"}}), 400, "malformed_body"),
-            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer}), 400, "malformed_body"),
-            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": {"title": "t"}, "target": members}), 400, "malformed_body"),
+            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer, "target": {"kind": "everyone"}}), 400, "invalid_target"),
+            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": offer}), 400, "invalid_target"),
+            ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": {"title": "t"}, "target": members}), 400, "invalid_offer"),
             ("/v1/admin/offers", OPERATOR_TOKEN, json!({"offer": {"title": "t", "valid_from_ms": 5, "valid_until_ms": 1, "reward": "fixed_points", "value": 5}, "target": members}), 400, "invalid_offer"),
             // Segment rules.
-            ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": {"recncy": {"min": 1, "max": 2}}}), 400, "malformed_body"),
+            ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": {"recncy": {"min": 1, "max": 2}}}), 400, "invalid_segment"),
             ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": {"recency": {"min": 4, "max": 2}}}), 400, "invalid_segment"),
             ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": {"monetary": {"min": 1, "max": 9}}}), 400, "invalid_segment"),
             ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": {"tiers": ["a b"]}}), 400, "invalid_segment"),
             ("/v1/admin/segments", OPERATOR_TOKEN, json!({"id": "a/b", "name": "s"}), 400, "invalid_segment"),
             ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": ""}), 400, "invalid_segment"),
-            ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": []}), 400, "malformed_body"),
+            ("/v1/admin/segments", OPERATOR_TOKEN, json!({"name": "s", "rules": []}), 400, "invalid_segment"),
         ];
         for (path, token, body, status, code) in cases {
             let r = post(path, token, serde_json::to_vec(&body).unwrap()).await.unwrap();

@@ -219,3 +219,52 @@ fn nothing_changed_is_one_small_round_trip_and_one_new_message_is_one_more() {
         assert_eq!(device.messages().unwrap()[0].message.subject, "Hello");
     });
 }
+
+/// "Nothing changed" is 96 body bytes (`docs/protocol.md` §2), and the HTTP around them carries
+/// only what the protocol needs: the request Host, Authorization, Content-Type and Content-Length
+/// (and reqwest's unavoidable `accept: */*`), the answer Content-Type and Content-Length (and
+/// hyper's Date). No CORS, `vary` or other headers a layer might add.
+#[test]
+fn nothing_changed_is_96_body_bytes_with_only_the_headers_the_protocol_needs() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        let tap = WireTap::start(server.addr).await;
+        let member = server.operator().create_member(None).await.unwrap();
+        let device = Device::open(dir.path().join("p.db")).unwrap();
+        device
+            .enroll(&tap.url, &member.activation_code, "phone")
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+        tap.take();
+
+        let report = device.sync().await.unwrap();
+        assert_eq!(report.round_trips, 1);
+        assert_eq!(report.bytes_sent + report.bytes_received, 96);
+        let (up, down) = tap.take();
+        let (request, response) = (http_messages(&up), http_messages(&down));
+        assert_eq!((request.len(), response.len()), (1, 1));
+        let (names, head, body) = &request[0];
+        assert_eq!((*body, head + body), (report.bytes_sent, up.len()));
+        let mut names = names.clone();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "authorization",
+                "content-length",
+                "content-type",
+                "host"
+            ]
+        );
+        let (names, head, body) = &response[0];
+        assert_eq!((*body, head + body), (report.bytes_received, down.len()));
+        let mut names = names.clone();
+        names.sort();
+        names.retain(|n| n != "date");
+        assert_eq!(names, ["content-length", "content-type"]);
+        server.stop().await;
+    });
+}

@@ -131,6 +131,15 @@ enum AdminCommand {
     },
     /// Show what the server holds for a member.
     Show { member_id: String },
+    /// Start a member's documents afresh from their current state (a new epoch): their history
+    /// is dropped, the member's phones take the new epoch at their next sync and keep what they
+    /// did offline. For a history that grew too long or holds what must go.
+    Epoch {
+        member_id: String,
+        /// Only this document (card, offers, inbox or member); repeat for several. Default: all.
+        #[arg(long = "doc", value_parser = parse_doc)]
+        docs: Vec<loyalty_core::DocKind>,
+    },
     /// The programme's configuration and its settle job.
     Programme {
         #[command(subcommand)]
@@ -199,6 +208,11 @@ enum RequestsCommand {
     },
     /// Close a request without an answer.
     Close { id: String },
+}
+
+fn parse_doc(name: &str) -> Result<loyalty_core::DocKind, String> {
+    loyalty_core::DocKind::from_name(name)
+        .ok_or_else(|| format!("`{name}` is not a document: card, offers, inbox or member"))
 }
 
 fn now_ms() -> i64 {
@@ -440,6 +454,21 @@ pub async fn run(args: AdminArgs) -> CliResult {
             }
         }
         AdminCommand::Requests { command } => return requests(&client, command, json).await,
+        AdminCommand::Epoch { member_id, docs } => {
+            let started = client
+                .start_epochs(&member_id, docs)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&started);
+            }
+            for d in &started.documents {
+                println!(
+                    "{}: epoch {}, history {} operations in {} changes -> {} in {}",
+                    d.doc, d.epoch, d.ops_before, d.changes_before, d.ops_after, d.changes_after
+                );
+            }
+        }
         AdminCommand::Show { member_id } => {
             let v = client.member(&member_id).await.map_err(|e| e.to_string())?;
             if json {

@@ -1,10 +1,12 @@
 //! `loyalty server`: runs the HTTP server on its embedded SQLite database until interrupted.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use loyalty_server::config::EdgeConfig;
 use loyalty_server::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 
@@ -44,6 +46,113 @@ pub struct ServerArgs {
     /// the cache off.
     #[arg(long, env = "LOYALTY_CARD_CACHE", default_value_t = Config::DEFAULT_CARD_CACHE_ENTRIES)]
     card_cache: usize,
+    /// Sync requests whose Automerge work may run at once; more wait their turn (default: one
+    /// per core).
+    #[arg(long, env = "LOYALTY_SYNC_JOBS")]
+    sync_jobs: Option<usize>,
+    /// A document whose history passes this many changes starts afresh (a new epoch) at its
+    /// next sync.
+    #[arg(long, env = "LOYALTY_EPOCH_AFTER_CHANGES", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_CHANGES)]
+    epoch_after_changes: u64,
+    /// A document whose history passes this many operations starts afresh at its next sync, when
+    /// that at least halves it.
+    #[arg(long, env = "LOYALTY_EPOCH_AFTER_OPS", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_OPS)]
+    epoch_after_ops: u64,
+    #[command(flatten)]
+    edge: EdgeArgs,
+}
+
+/// The HTTP edge's settings (`EdgeConfig`); defaults suit one shop's server.
+#[derive(Args)]
+struct EdgeArgs {
+    /// Connections served at once (an open long poll is one); beyond it new connections wait to
+    /// be accepted. The open-file limit is raised to its maximum at startup to fit them.
+    #[arg(long, env = "LOYALTY_MAX_CONNECTIONS", default_value_t = EdgeConfig::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers (and the longest idle time between
+    /// requests on a kept-alive connection); then the connection is closed.
+    #[arg(long, default_value_t = EdgeConfig::default().header_read_timeout.as_secs())]
+    header_timeout_s: u64,
+    /// Longest pause in seconds while a request body arrives; then 408 and the connection closes.
+    #[arg(long, default_value_t = EdgeConfig::default().body_read_timeout.as_secs())]
+    body_timeout_s: u64,
+    /// Seconds a request may take in all, body included (long polls excepted); then 408.
+    #[arg(long, default_value_t = EdgeConfig::default().request_timeout.as_secs())]
+    request_timeout_s: u64,
+    /// Requests handled at once (long polls excepted); more are answered 503 with Retry-After.
+    #[arg(long, env = "LOYALTY_MAX_IN_FLIGHT", default_value_t = EdgeConfig::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Long polls one device may hold open; a newer one ends the oldest (409 poll_superseded).
+    #[arg(long, default_value_t = EdgeConfig::default().long_polls_per_device)]
+    long_polls_per_device: usize,
+    /// Enrollment attempts per client address and minute (0: no limit); more get 429.
+    #[arg(long, env = "LOYALTY_ENROLL_PER_MINUTE", default_value_t = EdgeConfig::default().enroll_per_minute)]
+    enroll_per_minute: u32,
+    /// Failed authentications per client address and minute (0: no limit); then the address
+    /// gets 429 on every authenticated request until Retry-After.
+    #[arg(long, env = "LOYALTY_AUTH_FAILURES_PER_MINUTE", default_value_t = EdgeConfig::default().auth_failures_per_minute)]
+    auth_failures_per_minute: u32,
+    /// A reverse proxy whose X-Forwarded-For names the client (repeat for several).
+    #[arg(
+        long = "trusted-proxy",
+        env = "LOYALTY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<IpAddr>,
+    /// Seconds requests in progress may take to finish at shutdown (long polls are answered at
+    /// once).
+    #[arg(long, default_value_t = EdgeConfig::default().shutdown_grace.as_secs())]
+    shutdown_grace_s: u64,
+}
+
+impl EdgeArgs {
+    fn config(self) -> Result<EdgeConfig, String> {
+        let positive = |name: &str, secs: u64| {
+            if secs == 0 {
+                Err(format!("--{name} must be at least 1 second"))
+            } else {
+                Ok(Duration::from_secs(secs))
+            }
+        };
+        if self.max_connections == 0 || self.max_in_flight == 0 || self.long_polls_per_device == 0 {
+            return Err(
+                "--max-connections, --max-in-flight and --long-polls-per-device must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(EdgeConfig {
+            max_connections: self.max_connections,
+            header_read_timeout: positive("header-timeout-s", self.header_timeout_s)?,
+            body_read_timeout: positive("body-timeout-s", self.body_timeout_s)?,
+            request_timeout: positive("request-timeout-s", self.request_timeout_s)?,
+            max_in_flight: self.max_in_flight,
+            long_polls_per_device: self.long_polls_per_device,
+            enroll_per_minute: self.enroll_per_minute,
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            trusted_proxies: self.trusted_proxies,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+        })
+    }
+}
+
+/// Raises the soft open-file limit as far as the hard one allows: every connection is a file
+/// descriptor, and the usual soft limit (1,024) would cap the server far below `max_connections`.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // The database, its journal and the listener need a few descriptors of their own.
+            let needed = max_connections as u64 + 64;
+            if limit < needed {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "the open-file limit is below --max-connections; raise it (ulimit -n) or \
+                     connections beyond it wait until others close"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
@@ -67,6 +176,16 @@ pub async fn run(args: ServerArgs) -> CliResult {
     }
     config.marketing_per_day = args.marketing_per_day;
     config.card_cache_entries = args.card_cache;
+    if args.sync_jobs == Some(0) {
+        return Err("--sync-jobs must be at least 1".into());
+    }
+    config.sync_jobs = args.sync_jobs.unwrap_or_else(Config::default_sync_jobs);
+    config.epochs = loyalty_core::epoch::EpochPolicy {
+        after_ops: args.epoch_after_ops,
+        after_changes: args.epoch_after_changes,
+    };
+    config.edge = args.edge.config()?;
+    raise_open_file_limit(config.edge.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -379,13 +379,17 @@ class LoyaltyClientTest {
         app.use {
             val c = app.client
             c.sync()
-            val change = async(Dispatchers.Default) { withTimeout(10_000) { app.changes.first() } }
+            // The watcher's own first sync may bring a card refresh before the message
+            // lands; what matters is that the inbox change arrives without a sync() call.
+            val change = async(Dispatchers.Default) {
+                withTimeout(10_000) { app.changes.first { Document.INBOX in it } }
+            }
             c.startWatching()
             c.startWatching()   // once is enough; twice changes nothing
             assertTrue(c.isWatching())
             Thread.sleep(300)
             Server.message(member, "live", "Live")   // no sync() from the app
-            assertEquals(listOf(Document.INBOX), change.await())
+            assertTrue(Document.INBOX in change.await())
             assertEquals(listOf("live"), c.messages(MessageFilter.UNREAD).map { it.id })
             c.stopWatching()
             assertFalse(c.isWatching())

@@ -1,0 +1,142 @@
+//! What each fuzz target does with its input, in one file shared by the cargo-fuzz targets
+//! (`fuzz_targets/*.rs`) and by the main workspace's replay test (`tests/tests/fuzz_regressions.rs`
+//! includes this file), so a crashing input kept under `fuzz/regressions/<target>/` is replayed
+//! through exactly the code that crashed. Each function takes any bytes; a panic is a finding.
+//! Beyond "does not panic", each checks a property the rest of the system relies on.
+
+use automerge::AutoCommit;
+use loyalty_core::api::EnrollRequest;
+use loyalty_core::checkout_code::ParsedCode;
+use loyalty_core::document::{DocKind, genesis};
+use loyalty_core::ids::activation_code;
+use loyalty_core::member;
+use loyalty_core::protocol::{SyncRequest, SyncResponse};
+
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
+/// Every target by the name of its cargo-fuzz binary and regression folder.
+pub const TARGETS: [(&str, Target); 4] = [
+    ("sync_request", sync_request),
+    ("member_document", member_document),
+    ("checkout_code", checkout_code),
+    ("enroll_body", enroll_body),
+];
+
+/// The sync body decoders (the server's for requests, the device's for responses): a body that
+/// decodes re-encodes to something that decodes to the same value.
+pub fn sync_request(data: &[u8]) {
+    if let Ok(request) = SyncRequest::decode(data) {
+        let again = SyncRequest::decode(&request.encode());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&request),
+            "a decoded request must round-trip"
+        );
+    }
+    if let Ok(response) = SyncResponse::decode(data) {
+        let again = SyncResponse::decode(&response.encode());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&response),
+            "a decoded response must round-trip"
+        );
+    }
+}
+
+/// Member-document validation on arbitrary Automerge bytes, the two ways they reach it: loaded as
+/// a document, and applied on top of the member genesis as a device's changes would be.
+pub fn member_document(data: &[u8]) {
+    if let Ok(doc) = AutoCommit::load(data) {
+        validate(&doc, data.len());
+    }
+    thread_local! {
+        static GENESIS: AutoCommit = genesis(DocKind::Member);
+    }
+    let mut doc = GENESIS.with(AutoCommit::clone);
+    let before = doc.get_heads();
+    // Only what changed the document is worth validating (and saving, for its size).
+    if doc.load_incremental(data).is_ok() && doc.get_heads() != before {
+        let saved = doc.save().len();
+        validate(&doc, saved);
+    }
+}
+
+fn validate(doc: &AutoCommit, saved_len: usize) {
+    let read = member::read(doc);
+    let validated = member::validate(doc, saved_len);
+    if saved_len <= member::limits::MAX_DOC_BYTES {
+        // Below the byte limit, validation is reading.
+        assert_eq!(read, validated, "validate and read disagree");
+    }
+}
+
+/// The checkout-code parser on any text: what parses has one spelling, and the checks that follow
+/// a parse take any clock and key without failing other than by refusing.
+pub fn checkout_code(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(code) = ParsedCode::parse(text) else {
+        return;
+    };
+    let _ = code.code_id();
+    for now in [i64::MIN, -1, 0, 1_767_225_600_000, i64::MAX] {
+        for skew in [0, 1, u32::MAX] {
+            let _ = code.check_time(now, skew);
+        }
+    }
+    for key in [
+        &[0u8; 32][..],
+        &[0xff; 32],
+        &[],
+        &data[..data.len().min(33)],
+    ] {
+        let verified = code.verify_signature(key);
+        assert!(
+            key.len() == 32 || verified.is_err(),
+            "a key of the wrong size verifies nothing"
+        );
+    }
+    // One code, one id, however it was spelt around (scanner line endings).
+    let again = ParsedCode::parse(&format!("{text}\r\n")).map(|c| c.code_id());
+    assert_eq!(again.ok(), Some(code.code_id()));
+}
+
+/// The enrollment body as the server reads it: the JSON (with our refusals), then the activation
+/// code's normalisation and the public key's parsing, also on the raw text.
+pub fn enroll_body(data: &[u8]) {
+    match loyalty_server::json::parse::<EnrollRequest>(data) {
+        Ok(request) => {
+            activation(&request.activation_code);
+            public_key(&request.public_key);
+        }
+        Err(e) => {
+            assert_eq!(e.status.as_u16(), 400);
+            assert!(!e.message.is_empty(), "a refusal says why");
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        activation(text);
+        public_key(text);
+    }
+}
+
+fn activation(typed: &str) {
+    if let Some(code) = activation_code::normalize(typed) {
+        assert_eq!(code.len(), 12);
+        assert_eq!(
+            activation_code::normalize(&code).as_deref(),
+            Some(code.as_str())
+        );
+        let _ = activation_code::hash(&code);
+    }
+}
+
+fn public_key(hex: &str) {
+    if let Ok(key) = loyalty_server::enroll::parse_public_key(hex) {
+        assert_eq!(hex.len(), 64);
+        let back: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(back, hex.to_ascii_lowercase());
+    }
+}

@@ -1,0 +1,192 @@
+//! Who is asking: axum extractors that authenticate a request from its head alone, before any of
+//! its body is read. A handler names the caller it needs as an argument placed before its body
+//! argument — [`Operator`], [`Till`] or [`MemberDevice`] — and axum runs it first; a wrong
+//! credential is answered at once, and hyper then closes the connection rather than read a body
+//! nobody will use (a client sending a megabyte with a wrong token costs the server nothing).
+//! [`EnrollAttempt`] is the unauthenticated counterpart for enrollment: only the rate limit.
+//!
+//! Every extractor applies the per-address limits of [`crate::guard`] first: a blocked address is
+//! refused before its credentials are looked at, and a failed authentication (`401`) counts
+//! against its address. `403` (a revoked device, another member's path) is not a guess and does
+//! not count.
+//!
+//! ```text
+//! pub async fn purchase(State(app): State<Arc<App>>, till: Till, body: Json<PurchaseRequest>) ...
+//! pub async fn sync(State(app): State<Arc<App>>, MemberDevice(device): MemberDevice, body: Bytes) ...
+//! ```
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use loyalty_core::ids;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::storage::DeviceRecord;
+
+/// An operator: `Authorization: Bearer <operator token>`.
+pub struct Operator;
+
+/// A till: `Authorization: Bearer <till token>` and its id in `X-Till-Id`.
+pub struct Till {
+    pub till_id: String,
+}
+
+/// The device of the member named by the path's `{member_id}`: `Authorization: Bearer
+/// <device_id>.<device_secret>`, not revoked, and belonging to that member.
+pub struct MemberDevice(pub DeviceRecord);
+
+/// An enrollment attempt, counted against its address's budget.
+pub struct EnrollAttempt;
+
+/// Runs `check` under the guard's limits: refused at once while the address is blocked, and a
+/// `401` counted as a failure.
+async fn guarded<T>(
+    parts: &Parts,
+    app: &App,
+    check: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let client = app.guard.client(parts);
+    app.guard.admit(client)?;
+    check.await.map_err(|e| {
+        if e.status == StatusCode::UNAUTHORIZED {
+            app.guard.failed(client, e)
+        } else {
+            e
+        }
+    })
+}
+
+impl FromRequestParts<Arc<App>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        guarded(parts, app, async {
+            app.authenticate_operator(&parts.headers)
+        })
+        .await?;
+        Ok(Operator)
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Till {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        guarded(parts, app, async {
+            app.authenticate_till_token(&parts.headers)
+        })
+        .await?;
+        let till_id = parts
+            .headers
+            .get("x-till-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| ids::valid_record_id(t))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "missing_till_id",
+                    "send the till's id in X-Till-Id (1-64 of A-Z a-z 0-9 _ - .)",
+                )
+            })?;
+        Ok(Till {
+            till_id: till_id.to_string(),
+        })
+    }
+}
+
+impl FromRequestParts<Arc<App>> for MemberDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let device = guarded(parts, app, app.authenticate_device(&parts.headers)).await?;
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::internal("reading the path", e))?;
+        let member_id = params
+            .iter()
+            .find_map(|(name, value)| (name == "member_id").then_some(value))
+            .ok_or_else(|| ApiError::internal("reading the path", "no {member_id} in the route"))?;
+        if device.member_id != member_id {
+            return Err(ApiError::forbidden(
+                "these credentials belong to another member",
+            ));
+        }
+        Ok(MemberDevice(device))
+    }
+}
+
+impl FromRequestParts<Arc<App>> for EnrollAttempt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        app.guard.enroll_attempt(app.guard.client(parts))?;
+        Ok(EnrollAttempt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn app(till_token: &str) -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::sqlite::SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+        let mut config =
+            crate::Config::new(dir.path().join("s.db"), "operator-token-0123456789".into());
+        config.till_token = till_token.into();
+        (dir, App::new(config, Arc::new(storage)))
+    }
+
+    fn parts(auth: &str, till_id: Option<&str>) -> Parts {
+        let mut request = Request::builder().header("authorization", auth);
+        if let Some(id) = till_id {
+            request = request.header("x-till-id", id);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    async fn till(app: &Arc<App>, auth: &str, till_id: Option<&str>) -> Result<String, ApiError> {
+        Till::from_request_parts(&mut parts(auth, till_id), app)
+            .await
+            .map(|t| t.till_id)
+    }
+
+    #[tokio::test]
+    async fn an_unset_till_token_admits_nobody() {
+        let (_d, app) = app("");
+        // A header that survives as "Bearer " with an empty token must not match an empty setting.
+        let refused = till(&app, "Bearer ", Some("till-1")).await.unwrap_err();
+        assert_eq!(refused.code, "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn the_configured_till_token_and_a_till_id_are_required() {
+        let (_d, app) = app("till-token-0123456789");
+        let token = "Bearer till-token-0123456789";
+        assert_eq!(till(&app, token, Some("till-1")).await.unwrap(), "till-1");
+        let wrong = till(&app, "Bearer wrong", Some("till-1")).await;
+        assert_eq!(wrong.unwrap_err().code, "unauthorized");
+        let no_id = till(&app, token, None).await.unwrap_err();
+        assert_eq!(no_id.code, "missing_till_id");
+        let bad_id = till(&app, token, Some("till 1")).await.unwrap_err();
+        assert_eq!(bad_id.code, "missing_till_id");
+    }
+
+    #[tokio::test]
+    async fn the_operator_token_is_checked() {
+        let (_d, app) = app("till-token-0123456789");
+        let ok = Operator::from_request_parts(
+            &mut parts("Bearer operator-token-0123456789", None),
+            &app,
+        )
+        .await;
+        assert!(ok.is_ok());
+        for auth in ["Bearer till-token-0123456789", "operator-token-0123456789"] {
+            let refused = Operator::from_request_parts(&mut parts(auth, None), &app).await;
+            assert_eq!(refused.err().map(|e| e.code), Some("unauthorized"));
+        }
+    }
+}
