@@ -18,16 +18,18 @@ cp "$gen/LoyaltyCore.swift" ios/Sources/LoyaltyCore/LoyaltyCore.swift
 cp "$gen/LoyaltyCoreFFI.h" ios/Sources/LoyaltyCoreFFI/LoyaltyCoreFFI.h
 cp "$gen/LoyaltyCoreFFI.modulemap" ios/Sources/LoyaltyCoreFFI/module.modulemap
 
-# 2. The static library for every Apple target, release profile.
+# 2. The static library for every Apple target, with the size-tuned `mobile` profile (fat LTO,
+#    one codegen unit, opt-level "z"; Cargo.toml). Its output lies under <target>/mobile/.
+PROFILE=mobile
 for t in "${targets[@]}"; do
   IPHONEOS_DEPLOYMENT_TARGET=15.0 MACOSX_DEPLOYMENT_TARGET=12.0 \
-    cargo build --release -p loyalty-ffi --lib --target "$t"
+    cargo build --profile "$PROFILE" -p loyalty-ffi --lib --target "$t"
 done
 fat=$(mktemp -d)
 mkdir -p "$fat/sim" "$fat/mac" "$fat/headers"
-lipo -create "$TARGET/aarch64-apple-ios-sim/release/libloyalty_ffi.a" "$TARGET/x86_64-apple-ios/release/libloyalty_ffi.a" \
+lipo -create "$TARGET/aarch64-apple-ios-sim/$PROFILE/libloyalty_ffi.a" "$TARGET/x86_64-apple-ios/$PROFILE/libloyalty_ffi.a" \
   -output "$fat/sim/libloyalty_ffi.a"
-lipo -create "$TARGET/aarch64-apple-darwin/release/libloyalty_ffi.a" "$TARGET/x86_64-apple-darwin/release/libloyalty_ffi.a" \
+lipo -create "$TARGET/aarch64-apple-darwin/$PROFILE/libloyalty_ffi.a" "$TARGET/x86_64-apple-darwin/$PROFILE/libloyalty_ffi.a" \
   -output "$fat/mac/libloyalty_ffi.a"
 cp "$gen/LoyaltyCoreFFI.h" "$fat/headers/"
 cp "$gen/LoyaltyCoreFFI.modulemap" "$fat/headers/module.modulemap"
@@ -35,7 +37,7 @@ cp "$gen/LoyaltyCoreFFI.modulemap" "$fat/headers/module.modulemap"
 # 3. The XCFramework.
 rm -rf "$OUT"
 xcodebuild -create-xcframework \
-  -library "$TARGET/aarch64-apple-ios/release/libloyalty_ffi.a" -headers "$fat/headers" \
+  -library "$TARGET/aarch64-apple-ios/$PROFILE/libloyalty_ffi.a" -headers "$fat/headers" \
   -library "$fat/sim/libloyalty_ffi.a" -headers "$fat/headers" \
   -library "$fat/mac/libloyalty_ffi.a" -headers "$fat/headers" \
   -output "$OUT"

@@ -47,7 +47,8 @@ dependencies {
     testImplementation(kotlin("test-junit"))
 }
 
-// libloyalty_ffi.so for every ABI an app ships, into build/rustJniLibs/<abi>/.
+// libloyalty_ffi.so for every ABI an app ships, into build/rustJniLibs/<abi>/, with the workspace's
+// size-tuned `mobile` profile (fat LTO, one codegen unit, opt-level "z", stripped; Cargo.toml).
 val cargoNdk by tasks.registering(Exec::class) {
     workingDir = workspace
     commandLine(
@@ -55,7 +56,7 @@ val cargoNdk by tasks.registering(Exec::class) {
         "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64", "-t", "x86",
         "--platform", "24",
         "-o", rustJniLibs.get().asFile.path,
-        "build", "--release", "-p", "loyalty-ffi", "--lib",
+        "build", "--profile", "mobile", "-p", "loyalty-ffi", "--lib",
     )
 }
 

@@ -521,7 +521,7 @@ impl TryFrom<CoreCheckoutCode> for CheckoutCode {
     type Error = LoyaltyError;
 
     fn try_from(c: CoreCheckoutCode) -> Result<Self, LoyaltyError> {
-        let qr = QrMatrix::encode(&c.text).map_err(|e| LoyaltyError::Storage {
+        let qr = QrMatrix::encode_checkout_code(&c).map_err(|e| LoyaltyError::Storage {
             detail: format!("cannot draw the checkout code: {e}"),
         })?;
         Ok(Self {

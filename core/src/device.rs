@@ -29,6 +29,10 @@ use crate::sync::{self as algo, DeviceOutcome, MAX_ROUNDS};
 const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
 /// A learned clock offset is stored again only when it moved by at least this much.
 const CLOCK_PERSIST_THRESHOLD_MS: i64 = 250;
+/// Reads of the checkout key from the secret store before [`Device::checkout_code`] gives up: a
+/// read is only retried when a reset or an enrollment overtook it, which a person does not do
+/// several times within one read.
+const KEY_READ_ATTEMPTS: usize = 3;
 
 /// What one call to [`Device::sync`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -53,8 +57,13 @@ struct Inner {
     epochs: Vec<u64>,
     credentials: Option<Credentials>,
     clock_offset_ms: i64,
-    /// Loaded from the secret store on first use, so a code costs one signature, not a key parse.
+    /// The checkout key, parsed once: a code then costs one signature, not a read of the secret
+    /// store and a key parse. Set by enrollment or read on first use; emptied by a reset, so it
+    /// never outlives the enrollment it belongs to. A key read from the secret store is only
+    /// installed if `key_epoch` has not moved meanwhile (see [`Device::checkout_code`]).
     signing_key: Option<SigningKey>,
+    /// Moves on at every reset and enrollment. A key read while either ran may be the old one.
+    key_epoch: u64,
 }
 
 impl Inner {
@@ -123,6 +132,7 @@ impl Device {
                 credentials,
                 clock_offset_ms,
                 signing_key: None,
+                key_epoch: 0,
             }),
             sync_lock: tokio::sync::Mutex::new(()),
             http,
@@ -211,6 +221,7 @@ impl Device {
         inner.store.set_credentials(&credentials)?;
         inner.credentials = Some(credentials);
         inner.signing_key = Some(key);
+        inner.key_epoch += 1;
         self.learn_clock(&mut inner, sent_at, enrolled.server_time_ms)?;
         tracing::info!("device enrolled");
         Ok(())
@@ -253,6 +264,7 @@ impl Device {
         inner.docs = docs;
         inner.credentials = None;
         inner.signing_key = None;
+        inner.key_epoch += 1;
         inner.clock_offset_ms = 0;
         Ok(())
     }
@@ -527,24 +539,55 @@ impl Device {
     }
 
     /// The checkout code to show now: made offline, on server time, valid until `expires_at_ms`.
+    /// The key is read from the secret store and parsed once, then kept in memory until a reset;
+    /// a reset or re-enrollment that overtakes a read discards what the read returned, so a key
+    /// the device no longer holds never signs a code.
     pub fn checkout_code(&self) -> Result<CheckoutCode, Error> {
-        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
-        let card_number = checkout_code::card_number_to_u64(&credentials.card_number)
-            .map_err(|e| Error::CheckoutKey(format!("card number: {e}")))?;
-        let now = self.server_now_ms();
-        if self.lock().signing_key.is_none() {
-            let pkcs8 = self.get_secret(SIGNING_KEY)?.ok_or_else(|| {
-                Error::CheckoutKey("the signing key is missing from the secret store".into())
-            })?;
-            let key =
-                SigningKey::from_pkcs8(&pkcs8).map_err(|e| Error::CheckoutKey(e.to_string()))?;
-            self.lock().signing_key = Some(key);
+        for _ in 0..KEY_READ_ATTEMPTS {
+            let epoch = {
+                let inner = self.lock();
+                if inner.credentials.is_none() {
+                    return Err(Error::NotEnrolled);
+                }
+                if inner.signing_key.is_some() {
+                    return self.make_code(&inner);
+                }
+                inner.key_epoch
+            };
+            // Read outside the lock: the host's store (Keychain, Keystore) may be slow, and the
+            // app's other calls should not wait for it.
+            let key = self.read_signing_key()?;
+            let mut inner = self.lock();
+            if inner.key_epoch == epoch {
+                inner.signing_key = Some(key);
+                return self.make_code(&inner);
+            }
+            // A reset (and maybe a new enrollment) ran while the key was read: it may be the old
+            // key, which must never sign again. Drop it and look again.
         }
-        let inner = self.lock();
+        Err(Error::CheckoutKey(
+            "the device was reset or enrolled while its key was being read; try again".into(),
+        ))
+    }
+
+    fn read_signing_key(&self) -> Result<SigningKey, Error> {
+        let pkcs8 = self.get_secret(SIGNING_KEY)?.ok_or_else(|| {
+            Error::CheckoutKey("the signing key is missing from the secret store".into())
+        })?;
+        SigningKey::from_pkcs8(&pkcs8).map_err(|e| Error::CheckoutKey(e.to_string()))
+    }
+
+    /// The code from the cached key and the credentials, read under one lock so the card number,
+    /// the key and the clock all belong to the same enrollment.
+    fn make_code(&self, inner: &Inner) -> Result<CheckoutCode, Error> {
+        let credentials = inner.credentials.as_ref().ok_or(Error::NotEnrolled)?;
         let key = inner
             .signing_key
             .as_ref()
             .ok_or_else(|| Error::CheckoutKey("the signing key is missing".into()))?;
+        let card_number = checkout_code::card_number_to_u64(&credentials.card_number)
+            .map_err(|e| Error::CheckoutKey(format!("card number: {e}")))?;
+        let now = self.clock.now_ms() + inner.clock_offset_ms;
         Ok(CheckoutCode::make(key, card_number, now))
     }
 

@@ -22,8 +22,10 @@
 //! # }
 //! ```
 
-use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
+use qrcodegen::{Mask, QrCode, QrCodeEcc, QrSegment, Version};
 use std::fmt::Write as _;
+
+use crate::checkout_code::CheckoutCode;
 
 /// Light border, in modules, that every renderer adds on each side; scanners
 /// need it to find the finder patterns.
@@ -56,10 +58,25 @@ pub struct QrMatrix {
     pub modules: Vec<bool>,
 }
 
+/// The mask pattern every checkout code is drawn with (0..=7, ISO/IEC 18004 numbering).
+///
+/// The standard's encoding procedure tries all eight masks and keeps the one with the lowest
+/// penalty score (long runs, 2×2 blocks, finder-like patterns, dark/light balance); that search
+/// is most of the cost of a QR encode. Any mask makes a valid symbol, since the mask is written
+/// in the format information and every decoder reads it from there; the search only optimises
+/// how easy the symbol is to read. A checkout code is always 122 alphanumeric characters at
+/// version 5-M whose bits are mostly a signature, so the search was done once, offline, over
+/// 10,000 codes (`cargo bench -p loyalty-tests --bench qr_masks`) and this mask is the one with
+/// the lowest mean penalty over them. Figures and the decoding tests: `docs/checkout-code.md` §5.
+pub const CHECKOUT_MASK: u8 = 2;
+// `Mask::new` panics above 7: refuse to build instead.
+const _: () = assert!(CHECKOUT_MASK <= 7);
+
 /// ECI assignment number for UTF-8.
 const ECI_UTF8: u32 = 26;
 
-fn encode_qr(text: &str) -> Result<QrCode, QrError> {
+/// `mask`: `None` for the standard's penalty search, or a fixed mask.
+fn encode_qr(text: &str, mask: Option<Mask>) -> Result<QrCode, QrError> {
     let segments = if text.is_ascii() {
         QrSegment::make_segments(text)
     } else {
@@ -80,7 +97,7 @@ fn encode_qr(text: &str) -> Result<QrCode, QrError> {
         QrCodeEcc::Medium,
         Version::MIN,
         Version::MAX,
-        None,
+        mask,
         false,
     )
     .map_err(QrError::DataTooLong)
@@ -91,17 +108,28 @@ impl QrMatrix {
     /// character allows it (Base45 checkout codes are alphanumeric), bytes
     /// otherwise, with a UTF-8 ECI marker in front when the text is not ASCII.
     pub fn encode(text: &str) -> Result<QrMatrix, QrError> {
-        let code = encode_qr(text)?;
+        encode_qr(text, None).map(Self::from_code)
+    }
+
+    /// The QR code of a checkout code, as [`QrMatrix::encode`] draws its text but with the fixed
+    /// [`CHECKOUT_MASK`] instead of the mask search: a fraction of the cost, for the code the app
+    /// redraws at every rotation. Use [`QrMatrix::encode`] for any other text, whose content the
+    /// fixed mask was not chosen for.
+    pub fn encode_checkout_code(code: &CheckoutCode) -> Result<QrMatrix, QrError> {
+        encode_qr(&code.text, Some(Mask::new(CHECKOUT_MASK))).map(Self::from_code)
+    }
+
+    fn from_code(code: QrCode) -> QrMatrix {
         let side = code.size();
         let modules = (0..side)
             .flat_map(|y| (0..side).map(move |x| (x, y)))
             .map(|(x, y)| code.get_module(x, y))
             .collect();
-        Ok(QrMatrix {
+        QrMatrix {
             size: u32::try_from(side).unwrap_or(0),
             version: code.version().value(),
             modules,
-        })
+        }
     }
 
     /// Whether the module at (`x`, `y`) is dark; anything outside the grid,
@@ -300,7 +328,7 @@ mod tests {
     fn checkout_code_is_version_5_at_ecc_m() {
         let text = checkout_text();
         assert_eq!(text.len(), 122);
-        let code = encode_qr(&text).expect("encode");
+        let code = encode_qr(&text, None).expect("encode");
         assert_eq!(code.version().value(), 5);
         assert_eq!(code.error_correction_level(), QrCodeEcc::Medium);
         let qr = QrMatrix::encode(&text).expect("encode");
@@ -318,7 +346,7 @@ mod tests {
     #[test]
     fn ecc_level_is_not_boosted() {
         for text in ["A", "HELLO", "12345"] {
-            let code = encode_qr(text).expect("encode");
+            let code = encode_qr(text, None).expect("encode");
             assert_eq!(code.error_correction_level(), QrCodeEcc::Medium, "{text}");
             assert_eq!(code.version().value(), 1);
         }
@@ -470,6 +498,107 @@ mod tests {
             };
             assert_eq!(decoded, text);
         }
+    }
+
+    /// Checkout codes for `n` keys × cards × steps, all different: a spread of real payloads.
+    fn many_checkout_codes(n: usize) -> Vec<CheckoutCode> {
+        let mut codes = Vec::with_capacity(n);
+        let mut key = generate_key_pair().expect("keygen");
+        for i in 0..n as u64 {
+            if i % 20 == 19 {
+                key = generate_key_pair().expect("keygen");
+            }
+            let card = with_luhn_check_digit(600_000_000_000_000 + i * 104_729_003);
+            let now_ms = 1_767_225_600_000 + i as i64 * 7_777_777;
+            codes.push(CheckoutCode::make(&key, card, now_ms));
+        }
+        codes
+    }
+
+    /// rqrr's reading of a PNG: the text and the mask its format information names.
+    fn rqrr_decode(png: &[u8]) -> (String, u16, usize) {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
+        let info = reader.next_frame(&mut buf).expect("png frame");
+        let (w, h) = (info.width as usize, info.height as usize);
+        let mut image =
+            rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * info.line_size + x]);
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1, "one code in the picture");
+        let (meta, text) = grids[0].decode().expect("rqrr decodes the code");
+        (text, meta.mask, meta.version.0)
+    }
+
+    #[test]
+    fn checkout_codes_differ_from_the_searched_encoding_only_by_the_mask() {
+        let mut same = 0;
+        for code in many_checkout_codes(80) {
+            let fixed = QrMatrix::encode_checkout_code(&code).expect("encode");
+            assert_eq!((fixed.version, fixed.size), (5, 37));
+            let searched = encode_qr(&code.text, None).expect("encode");
+            if searched.mask().value() == CHECKOUT_MASK {
+                assert_eq!(fixed, QrMatrix::from_code(searched));
+                same += 1;
+            } else {
+                assert_ne!(fixed, QrMatrix::from_code(searched));
+            }
+        }
+        // The search picks mask 2 for about a quarter of codes (docs/checkout-code.md §5).
+        assert!(same > 0, "no code where the search chose the fixed mask");
+    }
+
+    #[test]
+    fn rqrr_reads_many_fixed_mask_checkout_codes() {
+        for (i, code) in many_checkout_codes(200).into_iter().enumerate() {
+            let qr = QrMatrix::encode_checkout_code(&code).expect("encode");
+            // Mostly the 4 px the tests use elsewhere; every tenth at 2 px, near a scanner's limit.
+            let px = if i % 10 == 0 { 2 } else { 4 };
+            let (text, mask, version) = rqrr_decode(&qr.to_png(px).expect("png"));
+            assert_eq!(text, code.text, "code {i} at {px} px");
+            assert_eq!(mask, u16::from(CHECKOUT_MASK), "code {i}");
+            assert_eq!(version, 5, "code {i}");
+        }
+    }
+
+    #[test]
+    fn zbar_reads_many_fixed_mask_checkout_codes() {
+        let codes = many_checkout_codes(100);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut paths = Vec::new();
+        for (i, code) in codes.iter().enumerate() {
+            let qr = QrMatrix::encode_checkout_code(code).expect("encode");
+            let path = dir.path().join(format!("code-{i:03}.png"));
+            std::fs::write(&path, qr.to_png(4).expect("png")).expect("write png");
+            paths.push(path);
+        }
+        let Some(out) = zbar_decode_files(&paths) else {
+            return;
+        };
+        // One line per file, in the order given.
+        let read: Vec<&str> = out.lines().collect();
+        let expected: Vec<&str> = codes.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(read, expected);
+    }
+
+    /// `zbarimg` over several files in one process; `None` as [`zbar_decode`] when not installed.
+    fn zbar_decode_files(paths: &[std::path::PathBuf]) -> Option<String> {
+        if Command::new("zbarimg").arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("LOYALTY_REQUIRE_ZBAR").is_none(),
+                "zbarimg is required (LOYALTY_REQUIRE_ZBAR is set) but not on PATH"
+            );
+            eprintln!("NOTICE: zbarimg not on PATH; skipping scan check");
+            return None;
+        }
+        let out = Command::new("zbarimg")
+            .args(["--raw", "-q"])
+            .args(paths)
+            .output()
+            .expect("run zbarimg");
+        assert!(out.status.success(), "zbarimg failed: {out:?}");
+        Some(String::from_utf8(out.stdout).expect("utf-8"))
     }
 
     #[test]

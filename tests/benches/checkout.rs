@@ -3,6 +3,9 @@
 //! 1. Code generation on the device (sign + Base45 + QR matrix) against the raw cost of one ring
 //!    Ed25519 signature plus one qrcodegen encode of the same text, as a ratio in one run.
 //! 2. Scans and durable purchases per second on the embedded server with 100 concurrent tills.
+//!
+//! `CHECKOUT_BENCH=codes` runs part 1 only, e.g. under `valgrind --tool=callgrind` for instruction
+//! counts (see `docs/benchmarks.md`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +14,15 @@ use loyalty_core::Device;
 use loyalty_core::api::PurchaseRequest;
 use loyalty_core::checkout_code::STEP_SECONDS;
 use loyalty_core::clock::ManualClock;
-use loyalty_core::qr::QrMatrix;
+use loyalty_core::qr::{CHECKOUT_MASK, QrMatrix};
 use loyalty_tests::*;
-use qrcodegen::{QrCode, QrCodeEcc, QrSegment, Version};
+use qrcodegen::{Mask, QrCode, QrCodeEcc, QrSegment, Version};
 
 const TILLS: usize = 100;
 /// Purchases each till posts, one after the other.
 const PER_TILL: usize = 100;
+/// Codes per timed block of the code-generation comparison (eleven blocks of each kind run, the first as a warm-up).
+const BLOCK: u32 = 200;
 
 fn per_op(total: Duration, n: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(n)
@@ -50,32 +55,18 @@ fn main() {
         // 1. Code generation against its raw parts.
         let n = 2_000u32;
         let code = phone.checkout_code().expect("code");
-        let start = Instant::now();
-        for i in 0..n {
-            clock.advance(i64::from(i % 2) * STEP_SECONDS * 1000);
-            let code = phone.checkout_code().expect("code");
-            std::hint::black_box(QrMatrix::encode(&code.text).expect("qr"));
+        // Warm up, then alternate blocks of the three so a change in the machine's load or clock
+        // speed during the run falls on all of them alike.
+        device_codes(&phone, &clock, BLOCK);
+        raw_codes_searched(&code.text, BLOCK);
+        raw_codes_fixed(&code.text, BLOCK);
+        let (mut device, mut raw, mut floor) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for _ in 0..n / BLOCK {
+            device += device_codes(&phone, &clock, BLOCK);
+            raw += raw_codes_searched(&code.text, BLOCK);
+            floor += raw_codes_fixed(&code.text, BLOCK);
         }
-        let device = start.elapsed();
-        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).expect("key");
-        let start = Instant::now();
-        for i in 0..n {
-            std::hint::black_box(key.sign(&i.to_be_bytes()));
-            let segs = QrSegment::make_segments(&code.text);
-            std::hint::black_box(
-                QrCode::encode_segments_advanced(
-                    &segs,
-                    QrCodeEcc::Medium,
-                    Version::MIN,
-                    Version::MAX,
-                    None,
-                    false,
-                )
-                .expect("qr"),
-            );
-        }
-        let raw = start.elapsed();
-        let version = QrMatrix::encode(&code.text).expect("qr").version;
+        let version = QrMatrix::encode_checkout_code(&code).expect("qr").version;
         println!("| code generation | per code |");
         println!("|---|---|");
         println!(
@@ -90,9 +81,20 @@ fn main() {
             "| ratio | {:.2}x |",
             device.as_secs_f64() / raw.as_secs_f64()
         );
+        println!(
+            "| raw with the core's fixed mask (the device's floor) | {:.0} µs |",
+            per_op(floor, n)
+        );
+        println!(
+            "| device over its floor | {:.2}x |",
+            device.as_secs_f64() / floor.as_secs_f64()
+        );
         println!("| QR version at ECC M | {version} |");
 
         server.stop().await;
+        if std::env::var("CHECKOUT_BENCH").as_deref() == Ok("codes") {
+            return;
+        }
 
         // 2. Scans and purchases with 100 concurrent tills, each serving its own member (a chain's
         // stores at a busy hour), every member with an enrolled phone: first with the phones in
@@ -104,6 +106,56 @@ fn main() {
         till_load(dir.path(), &clock, false).await;
         till_load(dir.path(), &clock, true).await;
     });
+}
+
+/// What the app does for each code it shows (the bindings' `checkout_code()`): the device's
+/// `checkout_code()` and its QR matrix with the fixed mask,
+/// alternating between two time steps so no step is ever served twice in a row. Kept out of line
+/// so `callgrind_annotate --inclusive=yes` shows its instruction count on its own line.
+#[inline(never)]
+fn device_codes(phone: &Device, clock: &ManualClock, n: u32) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        clock.advance(i64::from(i % 2) * STEP_SECONDS * 1000);
+        let code = phone.checkout_code().expect("code");
+        std::hint::black_box(QrMatrix::encode_checkout_code(&code).expect("qr"));
+    }
+    start.elapsed()
+}
+
+/// One raw ring Ed25519 signature and one qrcodegen encode (smallest version, ECC M, qrcodegen's
+/// mask search) of a code's text, per code: the reference the target is set against.
+#[inline(never)]
+fn raw_codes_searched(text: &str, n: u32) -> Duration {
+    raw_codes(text, n, None)
+}
+
+/// The same with the core's fixed mask: the least the device can do.
+#[inline(never)]
+fn raw_codes_fixed(text: &str, n: u32) -> Duration {
+    raw_codes(text, n, Some(Mask::new(CHECKOUT_MASK)))
+}
+
+#[inline(always)]
+fn raw_codes(text: &str, n: u32, mask: Option<Mask>) -> Duration {
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).expect("key");
+    let start = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(key.sign(&i.to_be_bytes()));
+        let segs = QrSegment::make_segments(text);
+        std::hint::black_box(
+            QrCode::encode_segments_advanced(
+                &segs,
+                QrCodeEcc::Medium,
+                Version::MIN,
+                Version::MAX,
+                mask,
+                false,
+            )
+            .expect("qr"),
+        );
+    }
+    start.elapsed()
 }
 
 /// Seconds of CPU this process (server and tills together) has used so far, from

@@ -39,7 +39,8 @@ fn a_code_rendered_as_png_is_read_by_a_real_decoder_and_accepted_once() {
     rt().block_on(async {
         let s = shop().await;
         let code = s.phone.checkout_code().unwrap();
-        let matrix = QrMatrix::encode(&code.text).unwrap();
+        // Drawn as the app draws it (the fixed mask of docs/checkout-code.md §5).
+        let matrix = QrMatrix::encode_checkout_code(&code).unwrap();
         assert_eq!(
             matrix.version, 5,
             "a 122-character code fits QR version 5 at ECC M"

@@ -301,8 +301,8 @@ pub async fn run(args: DeviceArgs) -> CliResult {
         }
         DeviceCommand::Code { svg, png, terminal } => {
             let code = device.checkout_code().map_err(err)?;
-            let matrix =
-                loyalty_core::qr::QrMatrix::encode(&code.text).map_err(|e| e.to_string())?;
+            let matrix = loyalty_core::qr::QrMatrix::encode_checkout_code(&code)
+                .map_err(|e| e.to_string())?;
             if let Some(path) = &svg {
                 std::fs::write(path, matrix.to_svg(8))
                     .map_err(|e| format!("{}: {e}", path.display()))?;
