@@ -262,6 +262,8 @@ impl Device {
             docs.push(doc);
         }
         inner.docs = docs;
+        // The wiped store is at epoch 0 for every document; so is what the next sync claims.
+        inner.epochs = DocKind::ALL.iter().map(|_| 0).collect();
         inner.credentials = None;
         inner.signing_key = None;
         inner.key_epoch += 1;
