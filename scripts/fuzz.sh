@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target in fuzz/ for a bounded time (FUZZ_SECONDS each, default 60) and fails
 # on any crash, after copying the crashing input to fuzz/regressions/<target>/, where the normal
-# `cargo test` replays it (tests/tests/fuzz_regressions.rs): commit it with the fix.
+# `cargo test` replays it (tests/tests/e2e/fuzz_regressions.rs): commit it with the fix.
 # Installs cargo-fuzz when missing; safe to run twice. Caches outside the clone: the build in
 # $LOYALTY_TOOLCHAINS/fuzz-target, the growing corpus in $LOYALTY_TOOLCHAINS/fuzz-corpus/<target>.
 # FUZZ_TARGETS="a b" runs some only. How it works on a stable toolchain: docs/fuzzing.md.

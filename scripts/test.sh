@@ -20,7 +20,7 @@ export LOYALTY_REQUIRE_ZBAR=1
 
 echo "==> the JavaScript protocol client's packages (.ci/install-js.sh, cached outside the clone)"
 eval "$(bash .ci/install-js.sh)"
-export LOYALTY_REQUIRE_JS=1   # tests/tests/js_client.rs: a client written from docs/protocol.md alone
+export LOYALTY_REQUIRE_JS=1   # tests/tests/e2e/js_client.rs: a client written from docs/protocol.md alone
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

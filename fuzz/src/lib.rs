@@ -1,5 +1,5 @@
 //! What each fuzz target does with its input, in one file shared by the cargo-fuzz targets
-//! (`fuzz_targets/*.rs`) and by the main workspace's replay test (`tests/tests/fuzz_regressions.rs`
+//! (`fuzz_targets/*.rs`) and by the main workspace's replay test (`tests/tests/e2e/fuzz_regressions.rs`
 //! includes this file), so a crashing input kept under `fuzz/regressions/<target>/` is replayed
 //! through exactly the code that crashed. Each function takes any bytes; a panic is a finding.
 //! Beyond "does not panic", each checks a property the rest of the system relies on.

@@ -1,5 +1,5 @@
 // A sync client in JavaScript written from docs/protocol.md alone (no code shared with the Rust core),
-// run by the test command against a real server (tests/tests/js_client.rs drives it). It enrolls,
+// run by the test command against a real server (tests/tests/e2e/js_client.rs drives it). It enrolls,
 // syncs the four documents from empty, clips an offer and opens a request (the `requests` map made
 // with the shared change), and is refused when it makes a rival map. It measures what the document
 // promises: "nothing changed" is 96 body bytes in one round trip, a primed local edit one round trip,

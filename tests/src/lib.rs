@@ -70,7 +70,7 @@ impl TestServer {
         let mut config = Config::new(OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         // Tests enroll many phones and try wrong credentials from one address: the per-address
-        // limits are off unless a test turns them on (tests/tests/edge.rs does).
+        // limits are off unless a test turns them on (tests/tests/e2e/edge.rs does).
         config.edge.enroll_per_minute = 0;
         config.edge.auth_failures_per_minute = 0;
         configure(&mut config);

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../fuzz/src/lib.rs"]
+#[path = "../../../fuzz/src/lib.rs"]
 mod targets;
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {

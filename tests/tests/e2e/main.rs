@@ -1,0 +1,24 @@
+//! The end-to-end suite: real `loyalty` server processes on loopback, real device stores, real
+//! tills, the real JavaScript client and QR decoders, in one test binary (one link instead of
+//! eighteen: linking is the slow part of a build on two cores). Each module is one area; the
+//! shared harness (servers, tokens, simultaneous requests) is `loyalty_tests` (`tests/src`).
+//! Run one area with `cargo test -p loyalty-tests --test e2e AREA::`.
+
+mod bad_input;
+mod budget;
+mod checkout;
+mod cli;
+mod communications;
+mod convergence;
+mod crash;
+mod edge;
+mod epochs;
+mod fuzz_regressions;
+mod js_client;
+mod keys;
+mod offers;
+mod programme;
+mod reset;
+mod sync;
+mod till_keys;
+mod till_races;
