@@ -263,7 +263,7 @@ impl Device {
         }
         inner.docs = docs;
         // The wiped store is at epoch 0 for every document; so is what the next sync claims.
-        inner.epochs = DocKind::ALL.iter().map(|_| 0).collect();
+        inner.epochs = vec![0; DocKind::ALL.len()];
         inner.credentials = None;
         inner.signing_key = None;
         inner.key_epoch += 1;

@@ -34,30 +34,26 @@ impl ApiError {
         self
     }
 
+    // The shorthands go through the domain's own, so a kind's status is decided once, in
+    // `status` below.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+        DomainError::bad_request(code, message).into()
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        DomainError::unauthorized(message).into()
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        DomainError::forbidden(message).into()
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+        DomainError::not_found(code, message).into()
     }
 
     pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        // The detail goes to the log, not to the client.
-        tracing::error!(error = %e, "{context}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the server failed; the request was not applied",
-        )
+        DomainError::internal(context, e).into()
     }
 
     /// Maps an extractor's rejection (bad JSON, body too large) onto our error body.
