@@ -36,87 +36,11 @@ enum AdminCommand {
     ActivationCode { member_id: String },
     /// Publish an offer to members (`MEMBER_ID` or `--member`, repeatable), a tier or a segment.
     /// Publishing an existing id again updates the offer for everyone who has it.
-    Offer {
-        /// One member (the same as `--member`).
-        member_id: Option<String>,
-        /// A member to target; repeat for several.
-        #[arg(long = "member")]
-        members: Vec<String>,
-        /// Every member of this tier, including those who reach it while the offer is valid.
-        #[arg(long, conflicts_with_all = ["member_id", "members", "segment"])]
-        tier: Option<String>,
-        /// Every member of this segment, including those who join it while the offer is valid.
-        #[arg(long, conflicts_with_all = ["member_id", "members", "tier"])]
-        segment: Option<String>,
-        #[arg(long)]
-        title: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value = "")]
-        terms: String,
-        /// Days from now the offer stays valid.
-        #[arg(long, default_value_t = 14)]
-        days: i64,
-        /// The member must activate the offer before it applies.
-        #[arg(long)]
-        needs_activation: bool,
-        /// Offer id (default: generated).
-        #[arg(long)]
-        id: Option<String>,
-        /// percent_off, fixed_points or points_multiplier.
-        #[arg(long, default_value = "fixed_points")]
-        reward: String,
-        /// Percent off, bonus points, or the multiplier in percent (200 = double points).
-        #[arg(long, default_value_t = 100)]
-        value: i64,
-        /// The product category it applies to (default: the whole basket).
-        #[arg(long, default_value = "")]
-        category: String,
-        /// The least the basket must come to, in minor units.
-        #[arg(long, default_value_t = 0)]
-        min_spend_minor: i64,
-        /// Uses per member; 0 for no limit.
-        #[arg(long, default_value_t = 1)]
-        use_limit: i64,
-    },
+    Offer(OfferArgs),
     /// Send a message to a member.
-    Message {
-        member_id: String,
-        #[arg(long)]
-        subject: String,
-        #[arg(long, default_value = "")]
-        body: String,
-        /// inapp, push, sms or email.
-        #[arg(long, default_value = "inapp")]
-        channel: String,
-        /// marketing (offers, campaigns: only to members who consented on push, SMS, e-mail) or
-        /// service (their account, points, receipts, answers). No default: say which.
-        #[arg(long, value_parser = ["marketing", "service"])]
-        kind: String,
-        #[arg(long)]
-        id: Option<String>,
-    },
+    Message(MessageArgs),
     /// Send a message to members or to a segment (marketing honours consents and the daily limit).
-    Send {
-        /// A recipient (repeat for several); or give --segment.
-        #[arg(long = "member")]
-        members: Vec<String>,
-        #[arg(long, conflicts_with = "members")]
-        segment: Option<String>,
-        #[arg(long)]
-        subject: String,
-        #[arg(long, default_value = "")]
-        body: String,
-        /// inapp, push, sms or email.
-        #[arg(long, default_value = "inapp")]
-        channel: String,
-        /// marketing or service.
-        #[arg(long)]
-        kind: String,
-        /// Message id, to make a retry safe (default: generated).
-        #[arg(long)]
-        id: Option<String>,
-    },
+    Send(SendArgs),
     /// What became of each recipient of a message, or of each message to a member.
     Deliveries {
         #[arg(long)]
@@ -156,6 +80,91 @@ enum AdminCommand {
     /// Segments: define, list, and recompute them with the RFM scores.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+}
+
+#[derive(Args)]
+struct OfferArgs {
+    /// One member (the same as `--member`).
+    member_id: Option<String>,
+    /// A member to target; repeat for several.
+    #[arg(long = "member")]
+    members: Vec<String>,
+    /// Every member of this tier, including those who reach it while the offer is valid.
+    #[arg(long, conflicts_with_all = ["member_id", "members", "segment"])]
+    tier: Option<String>,
+    /// Every member of this segment, including those who join it while the offer is valid.
+    #[arg(long, conflicts_with_all = ["member_id", "members", "tier"])]
+    segment: Option<String>,
+    #[arg(long)]
+    title: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    #[arg(long, default_value = "")]
+    terms: String,
+    /// Days from now the offer stays valid.
+    #[arg(long, default_value_t = 14)]
+    days: i64,
+    /// The member must activate the offer before it applies.
+    #[arg(long)]
+    needs_activation: bool,
+    /// Offer id (default: generated).
+    #[arg(long)]
+    id: Option<String>,
+    /// percent_off, fixed_points or points_multiplier.
+    #[arg(long, default_value = "fixed_points")]
+    reward: String,
+    /// Percent off, bonus points, or the multiplier in percent (200 = double points).
+    #[arg(long, default_value_t = 100)]
+    value: i64,
+    /// The product category it applies to (default: the whole basket).
+    #[arg(long, default_value = "")]
+    category: String,
+    /// The least the basket must come to, in minor units.
+    #[arg(long, default_value_t = 0)]
+    min_spend_minor: i64,
+    /// Uses per member; 0 for no limit.
+    #[arg(long, default_value_t = 1)]
+    use_limit: i64,
+}
+
+#[derive(Args)]
+struct MessageArgs {
+    member_id: String,
+    #[arg(long)]
+    subject: String,
+    #[arg(long, default_value = "")]
+    body: String,
+    /// inapp, push, sms or email.
+    #[arg(long, default_value = "inapp")]
+    channel: String,
+    /// marketing (offers, campaigns: only to members who consented on push, SMS, e-mail) or
+    /// service (their account, points, receipts, answers). No default: say which.
+    #[arg(long, value_parser = ["marketing", "service"])]
+    kind: String,
+    #[arg(long)]
+    id: Option<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// A recipient (repeat for several); or give --segment.
+    #[arg(long = "member")]
+    members: Vec<String>,
+    #[arg(long, conflicts_with = "members")]
+    segment: Option<String>,
+    #[arg(long)]
+    subject: String,
+    #[arg(long, default_value = "")]
+    body: String,
+    /// inapp, push, sms or email.
+    #[arg(long, default_value = "inapp")]
+    channel: String,
+    /// marketing or service.
+    #[arg(long)]
+    kind: String,
+    /// Message id, to make a retry safe (default: generated).
+    #[arg(long)]
+    id: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -237,125 +246,14 @@ pub async fn run(args: AdminArgs) -> CliResult {
     let client = OperatorClient::new(&args.server, token).map_err(|e| e.to_string())?;
     match args.command {
         AdminCommand::CreateMember { external_ref } => {
-            let m = client
-                .create_member(external_ref)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&m);
-            }
-            println!("member:          {}", m.member_id);
-            println!("card number:     {}", m.card_number);
-            println!(
-                "activation code: {} (valid until {})",
-                m.activation_code,
-                show_time(m.activation_expires_at_ms)
-            );
+            create_member(&client, external_ref, json).await
         }
         AdminCommand::ActivationCode { member_id } => {
-            let c = client
-                .activation_code(&member_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&c);
-            }
-            println!(
-                "activation code: {} (valid until {})",
-                c.activation_code,
-                show_time(c.activation_expires_at_ms)
-            );
+            activation_code(&client, &member_id, json).await
         }
-        AdminCommand::Offer {
-            member_id,
-            members,
-            tier,
-            segment,
-            title,
-            description,
-            terms,
-            days,
-            needs_activation,
-            id,
-            reward,
-            value,
-            category,
-            min_spend_minor,
-            use_limit,
-        } => {
-            let reward = loyalty_core::offers::Reward::parse(&reward).ok_or_else(|| {
-                format!("unknown reward `{reward}`: percent_off, fixed_points or points_multiplier")
-            })?;
-            let now = now_ms();
-            let offer = PostOffer {
-                id,
-                title,
-                description,
-                terms,
-                valid_from_ms: now,
-                valid_until_ms: now.saturating_add(days.saturating_mul(86_400_000)),
-                needs_activation,
-                reward,
-                value,
-                category,
-                min_spend_minor,
-                use_limit,
-            };
-            let target = match (tier, segment) {
-                (Some(tier), _) => OfferTarget::Tier { tier },
-                (_, Some(segment_id)) => OfferTarget::Segment { segment_id },
-                _ => OfferTarget::Members {
-                    member_ids: member_id.into_iter().chain(members).collect(),
-                },
-            };
-            if matches!(&target, OfferTarget::Members { member_ids } if member_ids.is_empty()) {
-                return Err(
-                    "say who the offer is for: MEMBER_ID, --member, --tier or --segment".into(),
-                );
-            }
-            let p = client
-                .publish_offer(&PostTargetedOffer { offer, target })
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&p);
-            }
-            println!(
-                "offer {} version {} published to {} new members ({} in all), valid until {}",
-                p.offer.id,
-                p.version,
-                p.added_members,
-                p.members,
-                show_time(p.offer.valid_until_ms)
-            );
-        }
-        AdminCommand::Message {
-            member_id,
-            subject,
-            body,
-            channel,
-            kind,
-            id,
-        } => {
-            let message = PostMessage {
-                id,
-                channel,
-                subject,
-                body,
-                kind: Some(kind),
-            };
-            let m = client
-                .post_message(&member_id, &message)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&m);
-            }
-            println!("message {} sent on {}", m.id, m.channel);
-        }
-        AdminCommand::Programme { command } => {
-            return super::programme::run(&client, command, json).await;
-        }
+        AdminCommand::Offer(offer) => publish_offer(&client, offer, json).await,
+        AdminCommand::Message(message) => post_message(&client, message, json).await,
+        AdminCommand::Programme { command } => super::programme::run(&client, command, json).await,
         AdminCommand::Tier {
             member_id,
             tier,
@@ -364,9 +262,130 @@ pub async fn run(args: AdminArgs) -> CliResult {
             if tier.is_none() && !release {
                 return Err("name a tier to pin, or --release".into());
             }
-            return super::programme::set_tier(&client, &member_id, tier.as_deref(), json).await;
+            super::programme::set_tier(&client, &member_id, tier.as_deref(), json).await
         }
-        AdminCommand::Segments(SegmentsCommand::Create { id, name, rules }) => {
+        AdminCommand::Segments(command) => segments(&client, command, json).await,
+        AdminCommand::Send(send) => send_message(&client, send, json).await,
+        AdminCommand::Deliveries { message, member } => {
+            deliveries(&client, message.as_deref(), member.as_deref(), json).await
+        }
+        AdminCommand::Requests { command } => requests(&client, command, json).await,
+        AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
+        AdminCommand::Show { member_id } => show(&client, &member_id, json).await,
+    }
+}
+
+async fn create_member(
+    client: &OperatorClient,
+    external_ref: Option<String>,
+    json: bool,
+) -> CliResult {
+    let m = client
+        .create_member(external_ref)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&m);
+    }
+    println!("member:          {}", m.member_id);
+    println!("card number:     {}", m.card_number);
+    println!(
+        "activation code: {} (valid until {})",
+        m.activation_code,
+        show_time(m.activation_expires_at_ms)
+    );
+    Ok(())
+}
+
+async fn activation_code(client: &OperatorClient, member_id: &str, json: bool) -> CliResult {
+    let c = client
+        .activation_code(member_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&c);
+    }
+    println!(
+        "activation code: {} (valid until {})",
+        c.activation_code,
+        show_time(c.activation_expires_at_ms)
+    );
+    Ok(())
+}
+
+async fn publish_offer(client: &OperatorClient, args: OfferArgs, json: bool) -> CliResult {
+    let reward = loyalty_core::offers::Reward::parse(&args.reward).ok_or_else(|| {
+        format!(
+            "unknown reward `{}`: percent_off, fixed_points or points_multiplier",
+            args.reward
+        )
+    })?;
+    let now = now_ms();
+    let offer = PostOffer {
+        id: args.id,
+        title: args.title,
+        description: args.description,
+        terms: args.terms,
+        valid_from_ms: now,
+        valid_until_ms: now.saturating_add(args.days.saturating_mul(86_400_000)),
+        needs_activation: args.needs_activation,
+        reward,
+        value: args.value,
+        category: args.category,
+        min_spend_minor: args.min_spend_minor,
+        use_limit: args.use_limit,
+    };
+    let target = match (args.tier, args.segment) {
+        (Some(tier), _) => OfferTarget::Tier { tier },
+        (_, Some(segment_id)) => OfferTarget::Segment { segment_id },
+        _ => OfferTarget::Members {
+            member_ids: args.member_id.into_iter().chain(args.members).collect(),
+        },
+    };
+    if matches!(&target, OfferTarget::Members { member_ids } if member_ids.is_empty()) {
+        return Err("say who the offer is for: MEMBER_ID, --member, --tier or --segment".into());
+    }
+    let p = client
+        .publish_offer(&PostTargetedOffer { offer, target })
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&p);
+    }
+    println!(
+        "offer {} version {} published to {} new members ({} in all), valid until {}",
+        p.offer.id,
+        p.version,
+        p.added_members,
+        p.members,
+        show_time(p.offer.valid_until_ms)
+    );
+    Ok(())
+}
+
+async fn post_message(client: &OperatorClient, args: MessageArgs, json: bool) -> CliResult {
+    let message = PostMessage {
+        id: args.id,
+        channel: args.channel,
+        subject: args.subject,
+        body: args.body,
+        kind: Some(args.kind),
+    };
+    let m = client
+        .post_message(&args.member_id, &message)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&m);
+    }
+    println!("message {} sent on {}", m.id, m.channel);
+    Ok(())
+}
+
+/// `segments create` and `segments list` (`recompute` works on the file: see [`recompute`]).
+async fn segments(client: &OperatorClient, command: SegmentsCommand, json: bool) -> CliResult {
+    match command {
+        SegmentsCommand::Create { id, name, rules } => {
             let rules = loyalty_core::segments::rules_object(
                 &mut serde_json::Deserializer::from_str(&rules),
             )
@@ -383,7 +402,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 v.segment.id
             );
         }
-        AdminCommand::Segments(SegmentsCommand::List) => {
+        SegmentsCommand::List => {
             let all = client.segments().await.map_err(|e| e.to_string())?;
             if json {
                 return print_json(&all);
@@ -398,109 +417,121 @@ pub async fn run(args: AdminArgs) -> CliResult {
                 );
             }
         }
-        AdminCommand::Segments(SegmentsCommand::Recompute { .. }) => {}
-        AdminCommand::Send {
-            members,
-            segment,
-            subject,
-            body,
-            channel,
-            kind,
-            id,
-        } => {
-            let message = SendMessage {
-                id,
-                channel,
-                kind,
-                subject,
-                body,
-                members,
-                segment,
-            };
-            let s = client
-                .send_message(&message)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&s);
-            }
-            println!(
-                "message {} ({}, {}): {} recipients, {} in the inbox, {} queued",
-                s.message_id, s.kind, s.channel, s.recipients, s.in_inbox, s.queued
-            );
-            println!(
-                "  not sent: {} without consent, {} over the daily limit",
-                s.refused_no_consent, s.refused_rate_limited
-            );
-        }
-        AdminCommand::Deliveries { message, member } => {
-            let list = client
-                .deliveries(message.as_deref(), member.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&list);
-            }
-            for d in list {
-                println!(
-                    "{}  {}  {:<6} {:<8} {}{}",
-                    d.message_id,
-                    d.member_id,
-                    d.channel,
-                    d.status,
-                    d.reason.unwrap_or_default(),
-                    if d.in_inbox { "  [inbox]" } else { "" }
-                );
-            }
-        }
-        AdminCommand::Requests { command } => return requests(&client, command, json).await,
-        AdminCommand::Epoch { member_id, docs } => {
-            let started = client
-                .start_epochs(&member_id, docs)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&started);
-            }
-            for d in &started.documents {
-                println!(
-                    "{}: epoch {}, history {} operations in {} changes -> {} in {}",
-                    d.doc, d.epoch, d.ops_before, d.changes_before, d.ops_after, d.changes_after
-                );
-            }
-        }
-        AdminCommand::Show { member_id } => {
-            let v = client.member(&member_id).await.map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&v);
-            }
-            if let Some(card) = &v.card {
-                println!(
-                    "card {} ({}), tier {}, balance {}",
-                    card.card_number,
-                    card.status.as_str(),
-                    card.tier,
-                    card.balance
-                );
-            }
-            println!("{} offers, {} messages", v.offers.len(), v.messages.len());
-            for o in &v.offers {
-                let on = if v.member.activations.contains_key(&o.id) {
-                    " [activated]"
-                } else {
-                    ""
-                };
-                println!("  offer {}: {}{on}", o.id, o.title);
-            }
-            for m in &v.messages {
-                let read = if v.member.read.contains_key(&m.id) {
-                    " [read]"
-                } else {
-                    ""
-                };
-                println!("  message {}: {}{read}", m.id, m.subject);
-            }
-        }
+        SegmentsCommand::Recompute {
+            database,
+            window_days,
+        } => return recompute(&database, window_days, json).await,
+    }
+    Ok(())
+}
+
+async fn send_message(client: &OperatorClient, args: SendArgs, json: bool) -> CliResult {
+    let message = SendMessage {
+        id: args.id,
+        channel: args.channel,
+        kind: args.kind,
+        subject: args.subject,
+        body: args.body,
+        members: args.members,
+        segment: args.segment,
+    };
+    let s = client
+        .send_message(&message)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&s);
+    }
+    println!(
+        "message {} ({}, {}): {} recipients, {} in the inbox, {} queued",
+        s.message_id, s.kind, s.channel, s.recipients, s.in_inbox, s.queued
+    );
+    println!(
+        "  not sent: {} without consent, {} over the daily limit",
+        s.refused_no_consent, s.refused_rate_limited
+    );
+    Ok(())
+}
+
+async fn deliveries(
+    client: &OperatorClient,
+    message: Option<&str>,
+    member: Option<&str>,
+    json: bool,
+) -> CliResult {
+    let list = client
+        .deliveries(message, member)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&list);
+    }
+    for d in list {
+        println!(
+            "{}  {}  {:<6} {:<8} {}{}",
+            d.message_id,
+            d.member_id,
+            d.channel,
+            d.status,
+            d.reason.unwrap_or_default(),
+            if d.in_inbox { "  [inbox]" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+async fn epoch(
+    client: &OperatorClient,
+    member_id: &str,
+    docs: Vec<loyalty_core::DocKind>,
+    json: bool,
+) -> CliResult {
+    let started = client
+        .start_epochs(member_id, docs)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&started);
+    }
+    for d in &started.documents {
+        println!(
+            "{}: epoch {}, history {} operations in {} changes -> {} in {}",
+            d.doc, d.epoch, d.ops_before, d.changes_before, d.ops_after, d.changes_after
+        );
+    }
+    Ok(())
+}
+
+async fn show(client: &OperatorClient, member_id: &str, json: bool) -> CliResult {
+    let v = client.member(member_id).await.map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&v);
+    }
+    if let Some(card) = &v.card {
+        println!(
+            "card {} ({}), tier {}, balance {}",
+            card.card_number,
+            card.status.as_str(),
+            card.tier,
+            card.balance
+        );
+    }
+    println!("{} offers, {} messages", v.offers.len(), v.messages.len());
+    for o in &v.offers {
+        let on = if v.member.activations.contains_key(&o.id) {
+            " [activated]"
+        } else {
+            ""
+        };
+        println!("  offer {}: {}{on}", o.id, o.title);
+    }
+    for m in &v.messages {
+        let read = if v.member.read.contains_key(&m.id) {
+            " [read]"
+        } else {
+            ""
+        };
+        println!("  message {}: {}{read}", m.id, m.subject);
     }
     Ok(())
 }

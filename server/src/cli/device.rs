@@ -159,225 +159,281 @@ pub async fn run(args: DeviceArgs) -> CliResult {
     let json = args.json;
     match args.command {
         DeviceCommand::Enroll { server, code, name } => {
-            device.enroll(&server, &code, &name).await.map_err(err)?;
-            let report = device.sync().await.map_err(err)?;
-            let creds = device
-                .credentials()
-                .ok_or("enrollment left no credentials")?;
-            if json {
-                return print_json(
-                    &json!({"member_id": creds.member_id, "card_number": creds.card_number, "sync": report}),
-                );
-            }
-            println!(
-                "enrolled as member {} (card {})",
-                creds.member_id, creds.card_number
-            );
-            print_sync(&report);
+            enroll(&device, &err, json, &server, &code, &name).await
         }
-        DeviceCommand::Reset => {
-            let was = device.credentials();
-            device.reset().await.map_err(err)?;
-            if json {
-                return print_json(&json!({"reset": true, "was_member": was.map(|c| c.member_id)}));
-            }
-            match was {
-                Some(c) => println!(
-                    "signed out: member {} (card {}) and its data are gone from {}; enroll again with a new activation code",
-                    c.member_id,
-                    c.card_number,
-                    store.display()
-                ),
-                None => println!("{} was not enrolled; it is empty now", store.display()),
-            }
-        }
+        DeviceCommand::Reset => reset(&device, &err, json, store).await,
         DeviceCommand::Sync => {
             let report = device.sync().await.map_err(err)?;
             if json {
                 return print_json(&report);
             }
             print_sync(&report);
+            Ok(())
         }
-        DeviceCommand::Card => {
-            let card = device.card().map_err(err)?;
-            if json {
-                return print_json(&card);
-            }
-            let Some(card) = card else {
-                println!("no card yet: enroll and sync first");
-                return Ok(());
-            };
-            println!(
-                "card {}  status {}  tier {}",
-                card.card_number,
-                card.status.as_str(),
-                card.tier
-            );
-            println!("balance: {} points", card.balance);
-            if let Some(s) = &card.standing {
-                print_standing(s);
-            }
-            for e in card.ledger.iter().take(10) {
-                println!("  {:>+7}  {}  {}", e.points, show_time(e.at_ms), e.reason);
-            }
-        }
-        DeviceCommand::Offers => {
-            let offers = device.offers().map_err(err)?;
-            if json {
-                return print_json(&offers);
-            }
-            if offers.is_empty() {
-                println!("no offers");
-            }
-            for o in offers {
-                println!("{}  [{:?}]  {}", o.offer.id, o.state, o.offer.title);
-                if !o.offer.description.is_empty() {
-                    println!("    {}", o.offer.description);
-                }
-                println!("    valid until {}", show_time(o.offer.valid_until_ms));
-            }
-        }
-        DeviceCommand::Inbox => {
-            let messages = device.messages().map_err(err)?;
-            if json {
-                return print_json(&messages);
-            }
-            if messages.is_empty() {
-                println!("no messages");
-            }
-            for m in messages {
-                let mark = if m.archived_at_ms.is_some() {
-                    "archived"
-                } else if m.read_at_ms.is_some() {
-                    "read"
-                } else {
-                    "NEW"
-                };
-                println!(
-                    "{}  [{mark}]  {}  ({}, {})",
-                    m.message.id,
-                    m.message.subject,
-                    m.message.channel,
-                    show_time(m.message.sent_at_ms)
-                );
-                if !m.message.body.is_empty() {
-                    println!("    {}", m.message.body);
-                }
-                if let Some(d) = m.message.delivery.as_ref().filter(|d| d.status != "sent") {
-                    println!(
-                        "    {} by {}{}",
-                        d.status,
-                        m.message.channel,
-                        d.reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-        }
+        DeviceCommand::Card => show_card(&device, &err, json),
+        DeviceCommand::Offers => show_offers(&device, &err, json),
+        DeviceCommand::Inbox => show_inbox(&device, &err, json),
         DeviceCommand::Activate { offer_id } => {
             device.activate_offer(&offer_id).map_err(err)?;
             done(
                 json,
                 &format!("offer {offer_id} activated (reaches the server at the next sync)"),
-            )?;
+            )
         }
         DeviceCommand::Read { message_id } => {
             device.mark_read(&message_id).map_err(err)?;
-            done(json, &format!("message {message_id} marked read"))?;
+            done(json, &format!("message {message_id} marked read"))
         }
         DeviceCommand::Archive { message_id } => {
             device.archive(&message_id).map_err(err)?;
-            done(json, &format!("message {message_id} archived"))?;
+            done(json, &format!("message {message_id} archived"))
         }
         DeviceCommand::SetPreference { key, value } => {
             device.set_preference(&key, &value).map_err(err)?;
-            done(json, &format!("preference {key} set"))?;
+            done(json, &format!("preference {key} set"))
         }
         DeviceCommand::Consent { channel, state } => {
             device.set_consent(&channel, state == "on").map_err(err)?;
-            done(json, &format!("consent for {channel}: {state}"))?;
+            done(json, &format!("consent for {channel}: {state}"))
         }
         DeviceCommand::Code { svg, png, terminal } => {
-            let code = device.checkout_code().map_err(err)?;
-            let matrix = loyalty_core::qr::QrMatrix::encode_checkout_code(&code)
-                .map_err(|e| e.to_string())?;
-            if let Some(path) = &svg {
-                std::fs::write(path, matrix.to_svg(8))
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            if let Some(path) = &png {
-                let bytes = matrix.to_png(8).map_err(|e| e.to_string())?;
-                std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            if json {
-                return print_json(
-                    &json!({"code": code.text, "expires_at_ms": code.expires_at_ms, "qr_version": matrix.version}),
-                );
-            }
-            if terminal {
-                print!("{}", matrix.to_terminal());
-            }
-            println!("{}", code.text);
+            show_code(&device, &err, json, svg, png, terminal)
+        }
+        DeviceCommand::Watch => watch(&device, &err).await,
+        DeviceCommand::Request { command } => request(&device, &err, json, command),
+        DeviceCommand::Preferences => preferences(&device, &err, json),
+    }
+}
+
+async fn enroll(
+    device: &Device,
+    err: &dyn Fn(Error) -> String,
+    json: bool,
+    server: &str,
+    code: &str,
+    name: &str,
+) -> CliResult {
+    device.enroll(server, code, name).await.map_err(err)?;
+    let report = device.sync().await.map_err(err)?;
+    let creds = device
+        .credentials()
+        .ok_or("enrollment left no credentials")?;
+    if json {
+        return print_json(
+            &json!({"member_id": creds.member_id, "card_number": creds.card_number, "sync": report}),
+        );
+    }
+    println!(
+        "enrolled as member {} (card {})",
+        creds.member_id, creds.card_number
+    );
+    print_sync(&report);
+    Ok(())
+}
+
+async fn reset(
+    device: &Device,
+    err: &dyn Fn(Error) -> String,
+    json: bool,
+    store: &Path,
+) -> CliResult {
+    let was = device.credentials();
+    device.reset().await.map_err(err)?;
+    if json {
+        return print_json(&json!({"reset": true, "was_member": was.map(|c| c.member_id)}));
+    }
+    match was {
+        Some(c) => println!(
+            "signed out: member {} (card {}) and its data are gone from {}; enroll again with a new activation code",
+            c.member_id,
+            c.card_number,
+            store.display()
+        ),
+        None => println!("{} was not enrolled; it is empty now", store.display()),
+    }
+    Ok(())
+}
+
+fn show_card(device: &Device, err: &dyn Fn(Error) -> String, json: bool) -> CliResult {
+    let card = device.card().map_err(err)?;
+    if json {
+        return print_json(&card);
+    }
+    let Some(card) = card else {
+        println!("no card yet: enroll and sync first");
+        return Ok(());
+    };
+    println!(
+        "card {}  status {}  tier {}",
+        card.card_number,
+        card.status.as_str(),
+        card.tier
+    );
+    println!("balance: {} points", card.balance);
+    if let Some(s) = &card.standing {
+        print_standing(s);
+    }
+    for e in card.ledger.iter().take(10) {
+        println!("  {:>+7}  {}  {}", e.points, show_time(e.at_ms), e.reason);
+    }
+    Ok(())
+}
+
+fn show_offers(device: &Device, err: &dyn Fn(Error) -> String, json: bool) -> CliResult {
+    let offers = device.offers().map_err(err)?;
+    if json {
+        return print_json(&offers);
+    }
+    if offers.is_empty() {
+        println!("no offers");
+    }
+    for o in offers {
+        println!("{}  [{:?}]  {}", o.offer.id, o.state, o.offer.title);
+        if !o.offer.description.is_empty() {
+            println!("    {}", o.offer.description);
+        }
+        println!("    valid until {}", show_time(o.offer.valid_until_ms));
+    }
+    Ok(())
+}
+
+fn show_inbox(device: &Device, err: &dyn Fn(Error) -> String, json: bool) -> CliResult {
+    let messages = device.messages().map_err(err)?;
+    if json {
+        return print_json(&messages);
+    }
+    if messages.is_empty() {
+        println!("no messages");
+    }
+    for m in messages {
+        let mark = if m.archived_at_ms.is_some() {
+            "archived"
+        } else if m.read_at_ms.is_some() {
+            "read"
+        } else {
+            "NEW"
+        };
+        println!(
+            "{}  [{mark}]  {}  ({}, {})",
+            m.message.id,
+            m.message.subject,
+            m.message.channel,
+            show_time(m.message.sent_at_ms)
+        );
+        if !m.message.body.is_empty() {
+            println!("    {}", m.message.body);
+        }
+        if let Some(d) = m.message.delivery.as_ref().filter(|d| d.status != "sent") {
             println!(
-                "valid until {} (QR version {})",
-                show_time(code.expires_at_ms),
-                matrix.version
+                "    {} by {}{}",
+                d.status,
+                m.message.channel,
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             );
         }
-        DeviceCommand::Watch => {
-            let mut changes = device.subscribe();
-            let printer = tokio::spawn(async move {
-                while let Ok(docs) = changes.recv().await {
-                    let names: Vec<&str> = docs.iter().map(|d| d.name()).collect();
-                    println!("synced: {} changed", names.join(", "));
-                }
-            });
-            println!("watching for changes (Ctrl-C stops)");
-            let result = device.watch().await.map_err(err);
-            printer.abort();
-            result?;
+    }
+    Ok(())
+}
+
+fn show_code(
+    device: &Device,
+    err: &dyn Fn(Error) -> String,
+    json: bool,
+    svg: Option<PathBuf>,
+    png: Option<PathBuf>,
+    terminal: bool,
+) -> CliResult {
+    let code = device.checkout_code().map_err(err)?;
+    let matrix =
+        loyalty_core::qr::QrMatrix::encode_checkout_code(&code).map_err(|e| e.to_string())?;
+    if let Some(path) = &svg {
+        std::fs::write(path, matrix.to_svg(8)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &png {
+        let bytes = matrix.to_png(8).map_err(|e| e.to_string())?;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if json {
+        return print_json(
+            &json!({"code": code.text, "expires_at_ms": code.expires_at_ms, "qr_version": matrix.version}),
+        );
+    }
+    if terminal {
+        print!("{}", matrix.to_terminal());
+    }
+    println!("{}", code.text);
+    println!(
+        "valid until {} (QR version {})",
+        show_time(code.expires_at_ms),
+        matrix.version
+    );
+    Ok(())
+}
+
+async fn watch(device: &Device, err: &dyn Fn(Error) -> String) -> CliResult {
+    let mut changes = device.subscribe();
+    let printer = tokio::spawn(async move {
+        while let Ok(docs) = changes.recv().await {
+            let names: Vec<&str> = docs.iter().map(|d| d.name()).collect();
+            println!("synced: {} changed", names.join(", "));
         }
-        DeviceCommand::Request { command } => match command {
-            RequestCommand::Open {
-                kind,
-                subject,
-                body,
-            } => {
-                let id = device.open_request(&kind, &subject, &body).map_err(err)?;
-                if json {
-                    return print_json(&json!({"request_id": id}));
-                }
-                println!("request {id} opened (reaches the retailer at the next sync)");
-            }
-            RequestCommand::FollowUp { request_id, body } => {
-                device.add_followup(&request_id, &body).map_err(err)?;
-                done(json, &format!("added to request {request_id}"))?;
-            }
-            RequestCommand::List => {
-                let list = device.requests().map_err(err)?;
-                if json {
-                    return print_json(&list);
-                }
-                super::print_requests(&list, "you", "you: ");
-            }
-        },
-        DeviceCommand::Preferences => {
-            let m = device.member_state().map_err(err)?;
+    });
+    println!("watching for changes (Ctrl-C stops)");
+    let result = device.watch().await.map_err(err);
+    printer.abort();
+    result?;
+    Ok(())
+}
+
+fn request(
+    device: &Device,
+    err: &dyn Fn(Error) -> String,
+    json: bool,
+    command: RequestCommand,
+) -> CliResult {
+    match command {
+        RequestCommand::Open {
+            kind,
+            subject,
+            body,
+        } => {
+            let id = device.open_request(&kind, &subject, &body).map_err(err)?;
             if json {
-                return print_json(&json!({"preferences": m.preferences, "consents": m.consents}));
+                return print_json(&json!({"request_id": id}));
             }
-            for (k, v) in &m.preferences {
-                println!("{k} = {v}");
-            }
-            for (c, consent) in &m.consents {
-                println!(
-                    "consent {c}: {}",
-                    if consent.granted { "on" } else { "off" }
-                );
-            }
+            println!("request {id} opened (reaches the retailer at the next sync)");
         }
+        RequestCommand::FollowUp { request_id, body } => {
+            device.add_followup(&request_id, &body).map_err(err)?;
+            done(json, &format!("added to request {request_id}"))?;
+        }
+        RequestCommand::List => {
+            let list = device.requests().map_err(err)?;
+            if json {
+                return print_json(&list);
+            }
+            super::print_requests(&list, "you", "you: ");
+        }
+    }
+    Ok(())
+}
+
+fn preferences(device: &Device, err: &dyn Fn(Error) -> String, json: bool) -> CliResult {
+    let m = device.member_state().map_err(err)?;
+    if json {
+        return print_json(&json!({"preferences": m.preferences, "consents": m.consents}));
+    }
+    for (k, v) in &m.preferences {
+        println!("{k} = {v}");
+    }
+    for (c, consent) in &m.consents {
+        println!(
+            "consent {c}: {}",
+            if consent.granted { "on" } else { "off" }
+        );
     }
     Ok(())
 }
