@@ -4,7 +4,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite).
+    #[command(args_override_self = true)]
     Server(cli::server::ServerArgs),
     /// Operator console: members, offers, messages.
     Admin(cli::admin::AdminArgs),
@@ -33,7 +34,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // A configuration file's settings go in front of the command line (see cli::config_file).
+    let args = match cli::config_file::expand(&Cli::command(), std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     if !matches!(cli.command, Command::Server(_)) {
         die_quietly_on_broken_pipe();
     }
@@ -76,5 +85,29 @@ fn die_quietly_on_broken_pipe() {
     // exists (the async runtime is built after this), so nothing races with the change.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// docs/configuration.md promises that every server setting has a variable and a row there.
+    #[test]
+    fn every_server_setting_has_a_variable_and_a_documented_row() {
+        let doc = include_str!("../../docs/configuration.md");
+        let cli = super::Cli::command();
+        let server = cli.find_subcommand("server").unwrap();
+        let mut settings = 0;
+        for arg in server.get_arguments().filter(|a| a.get_id() != "help") {
+            let long = arg.get_long().unwrap();
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{long} has no variable"));
+            let row = format!("| `--{long}` | `{}` |", env.to_string_lossy());
+            assert!(doc.contains(&row), "docs/configuration.md lacks {row}");
+            settings += 1;
+        }
+        assert!(settings >= 25, "only {settings} settings found");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod config_file;
 pub mod device;
 pub mod money;
 pub mod programme;
@@ -12,13 +13,32 @@ pub mod till;
 /// What a command failed with, already phrased for the person at the terminal.
 pub type CliResult = Result<(), String>;
 
+/// How log lines look: `text` for people, `json` (one object a line) for a log collector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs to stderr at `default` level unless `RUST_LOG` says otherwise; colours only on a terminal,
+/// so a file or a collector gets no escape codes.
 pub fn init_logging(default: &str) {
+    init_logging_as(default, LogFormat::Text);
+}
+
+pub fn init_logging_as(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// Prints `value` as pretty JSON.

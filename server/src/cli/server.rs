@@ -10,7 +10,7 @@ use loyalty_server::config::EdgeConfig;
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 
-use super::CliResult;
+use super::{CliResult, LogFormat};
 
 #[derive(Args)]
 pub struct ServerArgs {
@@ -27,16 +27,16 @@ pub struct ServerArgs {
     #[arg(long, env = "LOYALTY_TILL_TOKEN", hide_env_values = true)]
     till_token: String,
     /// Points earned per whole currency unit spent.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "LOYALTY_POINTS_PER_UNIT", default_value_t = 1)]
     points_per_unit: i64,
     /// Seconds between runs of the programme's settle job (maturity, expiry, tier reviews).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "LOYALTY_SETTLE_INTERVAL_S", default_value_t = 60)]
     settle_interval_s: u64,
     /// Hours an activation code stays valid.
-    #[arg(long, default_value_t = 24 * 7)]
+    #[arg(long, env = "LOYALTY_ACTIVATION_TTL_HOURS", default_value_t = 24 * 7)]
     activation_ttl_hours: i64,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "LOYALTY_MAX_BODY_BYTES", default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Marketing messages a member may get per day (UTC); more are refused as rate_limited.
     #[arg(long, env = "LOYALTY_MARKETING_PER_DAY", default_value_t = Config::DEFAULT_MARKETING_PER_DAY)]
@@ -58,6 +58,13 @@ pub struct ServerArgs {
     /// that at least halves it.
     #[arg(long, env = "LOYALTY_EPOCH_AFTER_OPS", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_OPS)]
     epoch_after_ops: u64,
+    /// Log lines as text for people or JSON (one object a line) for a log collector.
+    #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// A TOML file with any of these settings by their long names (`max-connections = 5000`);
+    /// a flag or an environment variable given as well wins over the file.
+    #[arg(long, env = "LOYALTY_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     edge: EdgeArgs,
 }
@@ -71,19 +78,19 @@ struct EdgeArgs {
     max_connections: usize,
     /// Seconds a client has to send a request's headers (and the longest idle time between
     /// requests on a kept-alive connection); then the connection is closed.
-    #[arg(long, default_value_t = EdgeConfig::default().header_read_timeout.as_secs())]
+    #[arg(long, env = "LOYALTY_HEADER_TIMEOUT_S", default_value_t = EdgeConfig::default().header_read_timeout.as_secs())]
     header_timeout_s: u64,
     /// Longest pause in seconds while a request body arrives; then 408 and the connection closes.
-    #[arg(long, default_value_t = EdgeConfig::default().body_read_timeout.as_secs())]
+    #[arg(long, env = "LOYALTY_BODY_TIMEOUT_S", default_value_t = EdgeConfig::default().body_read_timeout.as_secs())]
     body_timeout_s: u64,
     /// Seconds a request may take in all, body included (long polls excepted); then 408.
-    #[arg(long, default_value_t = EdgeConfig::default().request_timeout.as_secs())]
+    #[arg(long, env = "LOYALTY_REQUEST_TIMEOUT_S", default_value_t = EdgeConfig::default().request_timeout.as_secs())]
     request_timeout_s: u64,
     /// Requests handled at once (long polls excepted); more are answered 503 with Retry-After.
     #[arg(long, env = "LOYALTY_MAX_IN_FLIGHT", default_value_t = EdgeConfig::default().max_in_flight)]
     max_in_flight: usize,
     /// Long polls one device may hold open; a newer one ends the oldest (409 poll_superseded).
-    #[arg(long, default_value_t = EdgeConfig::default().long_polls_per_device)]
+    #[arg(long, env = "LOYALTY_LONG_POLLS_PER_DEVICE", default_value_t = EdgeConfig::default().long_polls_per_device)]
     long_polls_per_device: usize,
     /// Enrollment attempts per client address and minute (0: no limit); more get 429.
     #[arg(long, env = "LOYALTY_ENROLL_PER_MINUTE", default_value_t = EdgeConfig::default().enroll_per_minute)]
@@ -101,7 +108,7 @@ struct EdgeArgs {
     trusted_proxies: Vec<IpAddr>,
     /// Seconds requests in progress may take to finish at shutdown (long polls are answered at
     /// once).
-    #[arg(long, default_value_t = EdgeConfig::default().shutdown_grace.as_secs())]
+    #[arg(long, env = "LOYALTY_SHUTDOWN_GRACE_S", default_value_t = EdgeConfig::default().shutdown_grace.as_secs())]
     shutdown_grace_s: u64,
 }
 
@@ -156,7 +163,7 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 pub async fn run(args: ServerArgs) -> CliResult {
-    super::init_logging("info,tower_http=info");
+    super::init_logging_as("info,tower_http=info", args.log_format);
     if args.operator_token.len() < 16 || args.till_token.len() < 16 {
         return Err("the operator and till tokens must be at least 16 characters".into());
     }
@@ -189,7 +196,12 @@ pub async fn run(args: ServerArgs) -> CliResult {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, database = %args.database.display(), "loyalty server listening");
+    tracing::info!(
+        %addr,
+        database = %args.database.display(),
+        config = ?args.config,
+        "loyalty server listening"
+    );
     // Scripts wait for this line to know the port (useful with --listen 127.0.0.1:0).
     println!("listening on http://{addr}");
     let app = App::new(config, Arc::new(storage));

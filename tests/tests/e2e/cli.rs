@@ -557,3 +557,82 @@ fn bench_setup_failures_say_what_to_do() {
         assert!(err.contains("127.0.0.1:9"), "{err}");
     });
 }
+
+/// `loyalty server --config FILE`: the file's settings apply (its database, JSON log lines), a
+/// variable beats the file, and a bad value in the file is refused with the flag's own message.
+#[test]
+fn the_server_reads_a_configuration_file_under_flags_and_variables() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("from-file.db");
+    let config = dir.path().join("server.toml");
+    let settings = format!(
+        "listen = \"127.0.0.1:0\"\ndatabase = \"{}\"\nlog_format = \"json\"\nmax-in-flight = 64\n",
+        database.display()
+    );
+    std::fs::write(&config, &settings).unwrap();
+    let server = |config: &Path, env: &[(&str, &str)]| {
+        let mut command = Command::new(loyalty_bin());
+        command
+            .args(["server", "--config"])
+            .arg(config)
+            .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
+            .env_remove("LOYALTY_LOG_FORMAT")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.spawn().unwrap()
+    };
+    // Started, then stopped: what it logged until the first line after "listening".
+    let first_log_lines = |mut child: std::process::Child| -> Vec<String> {
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let listening = out.lines().next().unwrap().unwrap();
+        assert!(
+            listening.starts_with("listening on http://127.0.0.1:"),
+            "{listening}"
+        );
+        let stopped = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(stopped.unwrap().success());
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(child.wait().unwrap().success());
+        err.lines().map(str::to_string).collect()
+    };
+
+    let lines = first_log_lines(server(&config, &[]));
+    assert!(database.exists(), "the file's database was used");
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+        assert!(
+            !line.contains('\u{1b}'),
+            "no colour codes off a terminal: {line}"
+        );
+    }
+
+    let lines = first_log_lines(server(&config, &[("LOYALTY_LOG_FORMAT", "text")]));
+    assert!(lines.iter().any(|l| l.contains("loyalty server listening")));
+    assert!(lines.iter().all(|l| !l.starts_with('{')), "{lines:?}");
+
+    std::fs::write(&config, format!("{settings}max-connections = 0\n")).unwrap();
+    let refused = server(&config, &[]).wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--max-connections"), "{message}");
+
+    std::fs::write(&config, "max-conections = 5\n").unwrap();
+    let refused = server(&config, &[]).wait_with_output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("`max-conections` is not a setting"),
+        "{message}"
+    );
+}
