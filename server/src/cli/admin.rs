@@ -80,6 +80,16 @@ enum AdminCommand {
     /// Segments: define, list, and recompute them with the RFM scores.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+    /// Copy the server's SQLite database into a new file while the server runs (SQLite's online
+    /// backup), then check the copy. Restore by copying it back with the server stopped.
+    Backup {
+        /// The server's SQLite database file.
+        #[arg(long, env = "LOYALTY_DATABASE")]
+        database: std::path::PathBuf,
+        /// The new file to write (never overwritten).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -239,6 +249,9 @@ pub async fn run(args: AdminArgs) -> CliResult {
     {
         return recompute(database, *window_days, json).await;
     }
+    if let AdminCommand::Backup { database, to } = &args.command {
+        return backup(database, to, json).await;
+    }
     let token = args
         .token
         .as_deref()
@@ -272,6 +285,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::Requests { command } => requests(&client, command, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
         AdminCommand::Show { member_id } => show(&client, &member_id, json).await,
+        AdminCommand::Backup { database, to } => backup(&database, &to, json).await,
     }
 }
 
@@ -569,6 +583,37 @@ async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> 
             "offers": report.offers,
         }));
     }
+    Ok(())
+}
+
+/// `loyalty admin backup`: on the blocking pool, printing how far it is in tenths.
+async fn backup(database: &std::path::Path, to: &std::path::Path, json: bool) -> CliResult {
+    use loyalty_server::storage::sqlite::backup;
+    let (database, to) = (database.to_path_buf(), to.to_path_buf());
+    let target = to.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut shown = -1;
+        backup::backup(&database, &to, &mut |left, all| {
+            let tenth = if all > 0 { 10 - left * 10 / all } else { 10 };
+            if !json && tenth != shown {
+                shown = tenth;
+                eprintln!("backup: {}%", tenth * 10);
+            }
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if json {
+        return print_json(&report);
+    }
+    println!(
+        "backup written to {}: {} pages, {} bytes, schema version {}, integrity ok",
+        target.display(),
+        report.pages,
+        report.bytes,
+        report.schema_version
+    );
     Ok(())
 }
 

@@ -636,3 +636,53 @@ fn the_server_reads_a_configuration_file_under_flags_and_variables() {
         "{message}"
     );
 }
+
+/// `loyalty admin backup` copies the database of a running server that keeps taking purchases:
+/// every purchase answered before the backup began is in the copy, a server started on the copy
+/// shows that balance, and a second backup onto the same file is refused.
+#[test]
+fn a_backup_taken_under_purchases_restores_every_answered_purchase() {
+    rt().block_on(async {
+        let s = shop().await;
+        for points in 10..15 {
+            s.earn(points).await;
+        }
+        let copy = s.dir.path().join("backup.db");
+        let database = s.server.database.display().to_string();
+        let target = copy.display().to_string();
+        // Purchases go on while the copy is made.
+        let busy = async {
+            for points in 1..6 {
+                s.earn(points).await;
+            }
+        };
+        let args = [
+            "admin",
+            "--json",
+            "backup",
+            "--database",
+            &database,
+            "--to",
+            &target,
+        ];
+        let (out, ()) = tokio::join!(loyalty(&s.server.url, &args), busy);
+        let report = json(out);
+        assert!(report["pages"].as_i64().unwrap() > 0, "{report}");
+        let again = loyalty(
+            &s.server.url,
+            &["admin", "backup", "--database", &database, "--to", &target],
+        )
+        .await;
+        assert!(refused(again).contains("never overwrites"));
+
+        // On the shop's clock, so the postings are no older or newer than on the first server.
+        let restored =
+            TestServer::start_with(copy, "127.0.0.1:0", s.clock.clone(), |_| {}).await;
+        let view = restored.operator().member(&s.member_id).await.unwrap();
+        let balance = view.card.unwrap().balance;
+        assert!(
+            (60..=75).contains(&balance),
+            "the five purchases before the backup, and some of those during it: {balance}"
+        );
+    });
+}

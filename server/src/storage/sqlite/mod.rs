@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::oneshot;
 
+pub mod backup;
 mod messaging;
 pub mod offers;
 
