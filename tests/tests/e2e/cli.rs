@@ -676,8 +676,7 @@ fn a_backup_taken_under_purchases_restores_every_answered_purchase() {
         assert!(refused(again).contains("never overwrites"));
 
         // On the shop's clock, so the postings are no older or newer than on the first server.
-        let restored =
-            TestServer::start_with(copy, "127.0.0.1:0", s.clock.clone(), |_| {}).await;
+        let restored = TestServer::start_with(copy, "127.0.0.1:0", s.clock.clone(), |_| {}).await;
         let view = restored.operator().member(&s.member_id).await.unwrap();
         let balance = view.card.unwrap().balance;
         assert!(

@@ -97,16 +97,38 @@ impl World {
         member_with_device(&self.server.url, &self.op, &self.dir.path().join(name)).await
     }
 
-    fn add_to_segment(&self, segment: &str, members: &[&str]) {
-        let conn = rusqlite::Connection::open(&self.server.database).unwrap();
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
-        for m in members {
-            conn.execute(
-                "INSERT INTO segment_members (segment_id, member_id) VALUES (?1, ?2)",
-                [segment, m],
-            )
-            .unwrap();
+    /// Makes `segment` hold exactly `members`, as an operator would: each member's phone says a
+    /// preference that only they share, the segment is defined by it, and the batch job
+    /// (`loyalty admin segments recompute`) finds them.
+    async fn segment_of(&self, segment: &str, members: &[&Device]) {
+        let key = format!("in-{segment}");
+        for phone in members {
+            phone.set_preference(&key, "yes").unwrap();
+            phone.sync().await.unwrap();
         }
+        let rules = loyalty_core::segments::SegmentRules {
+            preferences: [(key, "yes".to_string())].into(),
+            ..Default::default()
+        };
+        self.op
+            .create_segment(&loyalty_core::api::PostSegment {
+                id: Some(segment.into()),
+                name: segment.into(),
+                rules,
+            })
+            .await
+            .unwrap();
+        let database = self.server.database.clone();
+        let recompute = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(loyalty_bin())
+                .args(["admin", "segments", "recompute", "--database"])
+                .arg(database)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(recompute.status.success(), "{recompute:?}");
     }
 
     /// The deliveries of a message once the worker has finished with every one of them.
@@ -386,9 +408,9 @@ fn a_segment_message_reaches_exactly_its_members_after_they_sync() {
         let w = world(Arc::new(loyalty_core::SystemClock), |_| {}).await;
         let (a, phone_a) = w.member("a.db").await;
         let (b, phone_b) = w.member("b.db").await;
-        let (c, phone_c) = w.member("c.db").await;
-        w.add_to_segment("coffee-lovers", &[&a, &b]);
-        w.add_to_segment("tea-lovers", &[&c]);
+        let (_, phone_c) = w.member("c.db").await;
+        w.segment_of("coffee-lovers", &[&phone_a, &phone_b]).await;
+        w.segment_of("tea-lovers", &[&phone_c]).await;
 
         let mut m = send("beans", "marketing", "inapp", &[]);
         m.segment = Some("coffee-lovers".into());
@@ -429,7 +451,7 @@ fn a_device_waiting_on_the_long_poll_wakes_for_a_segment_message() {
     rt().block_on(async {
         let w = world(Arc::new(loyalty_core::SystemClock), |_| {}).await;
         let (a, phone) = w.member("a.db").await;
-        w.add_to_segment("all", &[&a]);
+        w.segment_of("all", &[&phone]).await;
         let creds = phone.credentials().unwrap();
         let auth = device_authorization(&creds.device_id, &creds.device_secret);
         let poll = |since: u64, wait: u64| {
@@ -581,7 +603,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     rt().block_on(async {
         let w = world(Arc::new(loyalty_core::SystemClock), |c| c.max_body_bytes = 64 * 1024).await;
         let (anna, phone) = w.member("anna.db").await;
-        w.add_to_segment("vip", &[&anna]);
+        w.segment_of("vip", &[&phone]).await;
         let ok = json!({"id": "x1", "channel": "inapp", "kind": "service", "subject": "Hi", "members": [anna]});
 
         let cases: Vec<(Value, u16, &str)> = vec![
