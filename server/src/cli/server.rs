@@ -202,32 +202,46 @@ pub async fn run(args: ServerArgs) -> CliResult {
         config = ?args.config,
         "loyalty server listening"
     );
+    let shutdown = shutdown_signal();
     // Scripts wait for this line to know the port (useful with --listen 127.0.0.1:0).
     println!("listening on http://{addr}");
     let app = App::new(config, Arc::new(storage));
-    loyalty_server::serve(listener, app, shutdown_signal())
+    loyalty_server::serve(listener, app, shutdown)
         .await
         .map_err(|e| e.to_string())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves at Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a SIGTERM right after the "listening" line (a supervisor stopping a
+/// server it just started) is a graceful shutdown, not the default action's abrupt exit.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            let (term, int) = signals;
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
