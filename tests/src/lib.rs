@@ -149,6 +149,38 @@ impl Drop for TestServer {
     }
 }
 
+/// A multi-threaded runtime for a test to `block_on`: tests drive servers, tills and phones at once.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
+/// A server with one member and their enrolled phone: the start of most device-side tests.
+pub struct Enrolled {
+    pub dir: tempfile::TempDir,
+    pub server: TestServer,
+    pub op: OperatorClient,
+    pub member_id: String,
+    pub phone: Device,
+}
+
+/// [`Enrolled`] on a fresh server (real clock) in a fresh folder.
+pub async fn enrolled() -> Enrolled {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let op = server.operator();
+    let (member_id, phone) = member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+    Enrolled {
+        dir,
+        server,
+        op,
+        member_id,
+        phone,
+    }
+}
+
 /// The `loyalty` binary built next to the test executable (the test command builds it first).
 pub fn loyalty_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -9,13 +9,6 @@ use loyalty_core::{Device, DocKind, Error};
 use loyalty_tests::*;
 use serde_json::Value;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Status and error code of an answer, checking the body is our JSON error with a message.
 async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();

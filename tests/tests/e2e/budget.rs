@@ -7,13 +7,6 @@ use loyalty_core::protocol::{Reply, codes};
 use loyalty_core::{Device, DocKind, Error, forge};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn refusal(reply: &Reply) -> &str {
     match reply {
         Reply::Rejected(r) => &r.code,
@@ -24,11 +17,13 @@ fn refusal(reply: &Reply) -> &str {
 #[test]
 fn run_length_bombs_are_refused_nothing_is_stored_and_the_honest_phone_syncs_on() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, phone) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
         let (mut stored, _) = raw::document(&server.url, &phone, DocKind::Member).await;
         let before = raw::history(&stored);
         let view = op.member(&member_id).await.unwrap();
@@ -91,11 +86,13 @@ fn a_bomb_the_schema_would_refuse_is_refused_before_it_is_applied() {
 #[test]
 fn a_change_that_would_leave_the_document_unreadable_is_refused() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, phone) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
         let (mut stored, _) = raw::document(&server.url, &phone, DocKind::Member).await;
         // Ten operations the schema allows, written with columns Automerge would not write:
         // applied and saved, they would leave a document that no longer loads.
@@ -114,11 +111,13 @@ fn a_change_that_would_leave_the_document_unreadable_is_refused() {
 #[test]
 fn a_device_refuses_to_commit_past_the_history_limit_and_a_sync_makes_room() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, phone) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
         // The member document's history at its limit, written straight into the document (as
         // if by years of taps offline): genesis and MAX - 1 changes.
         phone

@@ -11,13 +11,6 @@ use loyalty_core::{Clock, DocKind};
 use loyalty_server::client::TillClient;
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn zbar(png: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("code.png");

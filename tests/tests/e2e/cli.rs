@@ -10,13 +10,6 @@ use loyalty_core::qr::QrMatrix;
 use loyalty_tests::*;
 use serde_json::Value;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `loyalty ARGS` against `server` with the test tokens, off the async runtime's threads.
 async fn loyalty(server: &str, args: &[&str]) -> Output {
     let server = server.to_string();

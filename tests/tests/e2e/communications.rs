@@ -17,13 +17,6 @@ use tokio::sync::Notify;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// An outbound adapter that records what it is handed.
 #[derive(Default)]
 struct Recorder {

@@ -10,13 +10,6 @@ use automerge::{ROOT, ReadDoc};
 use loyalty_core::{Device, DocKind};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn server_with(dir: &std::path::Path, after_changes: u64) -> TestServer {
     TestServer::start_with(
         dir.join("s.db"),
@@ -104,11 +97,13 @@ fn a_card_whose_history_grows_with_every_posting_starts_afresh() {
 #[test]
 fn loyalty_admin_epoch_recovers_a_member_whose_stored_history_is_poisoned() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, phone) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
         phone.set_preference("store", "Mitte").unwrap();
         phone.sync().await.unwrap();
         // A bomb stored before the server counted operations (150,000 overwrites of one consent,
@@ -238,11 +233,13 @@ fn two_phones_that_acted_offline_keep_everything_across_a_new_epoch() {
 #[test]
 fn a_message_from_an_old_epoch_is_never_applied() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, phone) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
         let (mut old, _) = raw::document(&server.url, &phone, DocKind::Member).await;
         op.start_epochs(&member_id, vec![DocKind::Member])
             .await

@@ -7,13 +7,6 @@ use loyalty_core::ids::{self, activation_code, hex};
 use loyalty_server::storage::NewDevice;
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn unhex(text: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {

@@ -26,13 +26,6 @@ use serde_json::{Value, json};
 
 const DAY: i64 = 86_400_000;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 struct Shop {
     dir: tempfile::TempDir,
     server: TestServer,

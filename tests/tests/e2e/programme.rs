@@ -12,13 +12,6 @@ use loyalty_core::{Clock, Device};
 use loyalty_server::client::OperatorError;
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn line(category: &str, amount_minor: i64) -> PurchaseLine {
     PurchaseLine {
         sku: format!("sku-{category}"),

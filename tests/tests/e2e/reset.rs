@@ -11,13 +11,6 @@ use loyalty_core::secrets::{SIGNING_KEY, SecretStore, SecretStoreError};
 use loyalty_core::{Device, Error, SystemClock};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// The platform secret store stand-in (the Keychain, the Keystore).
 #[derive(Default)]
 struct MapSecrets(Mutex<HashMap<String, Vec<u8>>>);

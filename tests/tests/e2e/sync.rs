@@ -3,13 +3,6 @@
 use loyalty_core::{Device, DocKind};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Two devices of one member act offline on different things, then sync in `order`.
 async fn two_devices_converge(first_syncs_a: bool) {
     let dir = tempfile::tempdir().unwrap();
@@ -150,11 +143,13 @@ fn a_sync_the_server_answered_survives_sigkill() {
 #[test]
 fn a_device_change_to_its_card_is_refused_and_the_member_document_still_syncs() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, device) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server: _server,
+            op,
+            member_id,
+            phone: device,
+        } = enrolled().await;
         op.post_offer(&member_id, &offer("o1", "Coffee"))
             .await
             .unwrap();
@@ -199,11 +194,13 @@ fn a_device_change_to_its_card_is_refused_and_the_member_document_still_syncs() 
 #[test]
 fn nothing_changed_is_one_small_round_trip_and_one_new_message_is_one_more() {
     rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let server = TestServer::start(dir.path()).await;
-        let op = server.operator();
-        let (member_id, device) =
-            member_with_device(&server.url, &op, &dir.path().join("p.db")).await;
+        let Enrolled {
+            dir: _dir,
+            server: _server,
+            op,
+            member_id,
+            phone: device,
+        } = enrolled().await;
         let idle = device.sync().await.unwrap();
         assert_eq!(idle.round_trips, 1);
         assert!(idle.bytes_sent + idle.bytes_received < 300, "{idle:?}");

@@ -9,13 +9,6 @@ use loyalty_core::programme::Programme;
 use loyalty_core::{Clock, Device};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn refund(purchase: &str, key: &str, amount_minor: i64) -> RefundRequest {
     RefundRequest {
         purchase: purchase.into(),

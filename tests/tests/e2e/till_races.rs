@@ -9,13 +9,6 @@ use loyalty_core::api::{PostingResponse, RefundRequest};
 use loyalty_tests::race::{Request, Response, simultaneously};
 use loyalty_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn db(s: &Shop) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(&s.server.database).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
