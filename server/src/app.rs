@@ -47,8 +47,8 @@ pub struct App {
     /// Card documents between catch-ups with the ledger, so a catch-up neither loads the card nor
     /// saves its whole history (see [`crate::projection::card_cache`]).
     pub cards: crate::projection::card_cache::CardCache,
-    /// The bound on sync jobs running at once (see [`crate::jobs::sync`]).
-    pub sync_jobs: crate::jobs::sync::SyncJobs,
+    /// The bound on sync jobs running at once (see [`crate::sync_jobs`]).
+    pub sync_jobs: crate::sync_jobs::SyncJobs,
 }
 
 /// Builds an [`App`]: the clock and the outbound adapter have defaults (the system clock, the
@@ -84,7 +84,7 @@ impl AppBuilder {
         let operator_token_hash = token_hash(&config.operator_token);
         let cards = crate::projection::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
-        let sync_jobs = crate::jobs::sync::SyncJobs::new(config.sync_jobs);
+        let sync_jobs = crate::sync_jobs::SyncJobs::new(config.sync_jobs);
         // Microseconds since the epoch: sequence numbers keep growing across restarts.
         let live = crate::live::Live::new(
             u64::try_from(clock.now_ms())

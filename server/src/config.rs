@@ -26,7 +26,7 @@ pub struct Config {
     /// turns the cache off. A card of a few dozen postings takes about 40 KiB.
     pub card_cache_entries: usize,
     /// Sync jobs (the Automerge work of answering a sync) that may run at once; more wait their
-    /// turn (`crate::jobs::sync`).
+    /// turn (`crate::sync_jobs`).
     pub sync_jobs: usize,
     /// When a member's document starts afresh by itself (a new epoch, `loyalty_core::epoch`).
     pub epochs: loyalty_core::epoch::EpochPolicy,

@@ -40,7 +40,7 @@
 //! limits) → [`service`] (the domain, returning [`error::DomainError`]) → [`projection`] (the
 //! server-written documents brought up to date) → [`storage`] (the traits and SQLite). Beside
 //! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
-//! the long poll), [`locks`] (the per-member lock), [`client`] (the operator and till clients).
+//! the long poll), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
 
 pub mod app;
 pub mod client;
@@ -54,6 +54,7 @@ pub mod outbound;
 pub mod projection;
 pub mod service;
 pub mod storage;
+pub mod sync_jobs;
 
 pub use app::{App, AppBuilder};
 pub use config::Config;

@@ -1,7 +1,6 @@
-//! Work that runs beside the requests: the settle job, the outbound worker, the watcher of
-//! fan-outs made by another process, and the bound on sync jobs running at once.
+//! Work that runs beside the requests: the settle job, the outbound worker, and the watcher of
+//! fan-outs made by another process.
 
 pub mod fanouts;
 pub mod outbound;
 pub mod settle;
-pub mod sync;

@@ -3,7 +3,7 @@
 //! sync states — in one transaction before it answers, so an acknowledged sync is durable.
 //!
 //! The Automerge work of an answer runs on the blocking pool under a place from
-//! [`crate::jobs::sync::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
+//! [`crate::sync_jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
 //! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
 //! document whose history is due starts a new epoch there too (`loyalty_core::epoch`).
 

@@ -1,5 +1,6 @@
-//! The bound on expensive sync work running at once. Answering a sync is Automerge work on the
-//! blocking pool — loading the member's documents, applying what the device sent, saving — and
+//! The bound on expensive sync work running at once; it sits beside [`crate::locks`], below the
+//! services that take a permit and the [`crate::app::App`] that holds it. Answering a sync is
+//! Automerge work on the blocking pool — loading the member's documents, applying what the device sent, saving — and
 //! each job's memory is bounded by the request budgets (`loyalty_core::budget`), but not how many
 //! run together: a burst of heavy requests would take the memory of all of them at once. Jobs
 //! take a permit first, so a burst queues (each request waits for its turn, holding only its
