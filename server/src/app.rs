@@ -45,8 +45,8 @@ pub struct App {
     /// looks for birthdays once a day rather than every run.
     pub(crate) birthdays_paid: std::sync::atomic::AtomicI64,
     /// Card documents between catch-ups with the ledger, so a catch-up neither loads the card nor
-    /// saves its whole history (see [`crate::projection::card_cache`]).
-    pub cards: crate::projection::card_cache::CardCache,
+    /// saves its whole history (see [`crate::card_cache`]).
+    pub cards: crate::card_cache::CardCache,
     /// The bound on sync jobs running at once (see [`crate::sync_jobs`]).
     pub sync_jobs: crate::sync_jobs::SyncJobs,
 }
@@ -82,7 +82,7 @@ impl AppBuilder {
             outbound,
         } = self;
         let operator_token_hash = token_hash(&config.operator_token);
-        let cards = crate::projection::card_cache::CardCache::new(config.card_cache_entries);
+        let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
         let sync_jobs = crate::sync_jobs::SyncJobs::new(config.sync_jobs);
         // Microseconds since the epoch: sequence numbers keep growing across restarts.

@@ -22,7 +22,7 @@ pub struct Config {
     pub settle_interval: std::time::Duration,
     /// Marketing messages a member may get per day (UTC); more are refused as `rate_limited`.
     pub marketing_per_day: i64,
-    /// Card documents kept in memory between catch-ups with the ledger (`crate::projection::card_cache`); 0
+    /// Card documents kept in memory between catch-ups with the ledger (`crate::card_cache`); 0
     /// turns the cache off. A card of a few dozen postings takes about 40 KiB.
     pub card_cache_entries: usize,
     /// Sync jobs (the Automerge work of answering a sync) that may run at once; more wait their

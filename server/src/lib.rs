@@ -43,6 +43,7 @@
 //! the long poll), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
 
 pub mod app;
+pub mod card_cache;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -23,8 +23,8 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 
 use crate::app::App;
+use crate::card_cache::CachedCard;
 use crate::error::DomainError;
-use crate::projection::card_cache::CachedCard;
 use crate::projection::documents::load;
 use crate::storage::{CardSource, DocWrite, StorageError};
 
@@ -73,7 +73,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
             kind: DocKind::Card,
             expected_version: card.version,
             bytes,
-            append: save == crate::projection::card_cache::CardSave::Append,
+            append: save == crate::card_cache::CardSave::Append,
             new_epoch: None,
         };
         // On any error below, `card` is dropped with the change the database did not take.

@@ -9,7 +9,6 @@
 pub const EAGER_PROJECTION_MAX: usize = 16;
 
 pub mod card;
-pub mod card_cache;
 pub mod documents;
 pub mod epochs;
 pub mod inbox;

@@ -96,7 +96,7 @@ pub struct DocWrite {
     /// `bytes` are Automerge change chunks to add after the stored bytes rather than a whole save
     /// replacing them. Automerge loads a save followed by change chunks as one document, so the
     /// stored bytes stay loadable; the card uses this to store a posting's change without
-    /// re-encoding the whole history (see `crate::projection::card_cache`).
+    /// re-encoding the whole history (see `crate::card_cache`).
     pub append: bool,
     /// `bytes` start this new epoch of the document: the stored epoch becomes it, and every
     /// device's sync state for the document is forgotten (it described the old history).
