@@ -12,6 +12,9 @@ rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup compon
 echo "==> system packages"
 need=()
 command -v zbarimg >/dev/null || need+=(zbar-tools)   # a real QR decoder for the checkout-code tests
+# A real PostgreSQL 15 server for the PostgreSQL backend's tests.
+[ -x "${LOYALTY_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ] || need+=(postgresql-15)
+command -v psql >/dev/null || need+=(postgresql-client-15)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -31,6 +34,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "==> build (the end-to-end tests run the loyalty binary)"
 cargo build --workspace --bins
+
+echo "==> PostgreSQL (scripts/postgres.sh: one throwaway server for the run; each test takes its own database)"
+pg_dir=$(mktemp -d /tmp/loyalty-pg.XXXXXX)
+trap 'bash scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+LOYALTY_TEST_PG=$(bash scripts/postgres.sh start "$pg_dir")
+export LOYALTY_TEST_PG
 
 echo "==> cargo test"
 log=$(mktemp)

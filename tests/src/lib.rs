@@ -14,6 +14,7 @@ use loyalty_server::{App, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod postgres;
 pub mod race;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";

@@ -7,6 +7,7 @@
 //! several stateless server instances can share one database without sticky sessions.
 
 pub mod offers;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1,0 +1,148 @@
+//! The PostgreSQL schema: the migrations of `server/migrations/postgres/` (numbered as SQLite's,
+//! one file each), applied in order, each in its own transaction with its version recorded in
+//! `schema_migrations`. Several server instances may start at once against one database, so the
+//! runner holds a transaction-scoped advisory lock: the first applies what is missing, the others
+//! wait for it and then find nothing to do.
+//!
+//! A small runner rather than refinery: refinery's tokio-postgres driver brings native-tls with it
+//! (the server uses rustls) and does not lock against instances starting together. A database
+//! migrated by a newer program (a version this program does not know) is refused, as SQLite's is.
+
+use tokio_postgres::Client;
+
+/// The migrations in order; the version of the n-th (from 1) is n.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_members_devices_documents",
+        include_str!("../../../migrations/postgres/001_members_devices_documents.sql"),
+    ),
+    (
+        "002_checkout_keys_and_used_codes",
+        include_str!("../../../migrations/postgres/002_checkout_keys_and_used_codes.sql"),
+    ),
+    (
+        "003_ledger",
+        include_str!("../../../migrations/postgres/003_ledger.sql"),
+    ),
+    (
+        "004_sweep_indexes",
+        include_str!("../../../migrations/postgres/004_sweep_indexes.sql"),
+    ),
+    (
+        "005_programme_mirror",
+        include_str!("../../../migrations/postgres/005_programme_mirror.sql"),
+    ),
+    (
+        "006_offers_and_segments",
+        include_str!("../../../migrations/postgres/006_offers_and_segments.sql"),
+    ),
+    (
+        "007_lots_tiers_programme",
+        include_str!("../../../migrations/postgres/007_lots_tiers_programme.sql"),
+    ),
+    (
+        "008_communications",
+        include_str!("../../../migrations/postgres/008_communications.sql"),
+    ),
+    (
+        "009_card_catches_up",
+        include_str!("../../../migrations/postgres/009_card_catches_up.sql"),
+    ),
+    (
+        "010_covering_indexes",
+        include_str!("../../../migrations/postgres/010_covering_indexes.sql"),
+    ),
+    (
+        "011_till_namespaces",
+        include_str!("../../../migrations/postgres/011_till_namespaces.sql"),
+    ),
+    (
+        "012_document_epochs",
+        include_str!("../../../migrations/postgres/012_document_epochs.sql"),
+    ),
+];
+
+/// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).
+const MIGRATION_LOCK: i64 = 0x4C59_4C53;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the database is at schema version {found}, newer than this program's {known}")]
+    Newer { found: i64, known: i64 },
+    #[error("migration {name} failed: {source}")]
+    Migration {
+        name: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("the database failed: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// Brings the database's schema up to [`MIGRATIONS`]; returns the versions it applied.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i64>, SchemaError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY,
+                 name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .or_else(ignore_concurrent_create)?;
+    let mut applied = Vec::new();
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let current = current_version(&tx).await?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(SchemaError::Newer {
+                found: current,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
+        if current >= version {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .await
+            .map_err(|source| SchemaError::Migration { name, source })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&version, name],
+        )
+        .await?;
+        tx.commit().await?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+/// The highest version applied (0 for a new database).
+pub async fn version(client: &Client) -> Result<i64, SchemaError> {
+    Ok(current_version(client).await?)
+}
+
+async fn current_version(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await?;
+    row.try_get(0)
+}
+
+/// Two instances creating the bookkeeping table at the same moment: one wins, the other's
+/// `IF NOT EXISTS` can still fail on the catalog's unique index. The table exists either way.
+fn ignore_concurrent_create(e: tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE => Ok(()),
+        _ => Err(e),
+    }
+}
