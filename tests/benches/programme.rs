@@ -16,7 +16,7 @@ use loyalty_core::api::{OfferTarget, PostOffer, PostSegment, PostTargetedOffer};
 use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::offers::Reward;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
-use loyalty_server::storage::Storage;
+use loyalty_server::storage::OfferStore;
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::sqlite::offers as sqlite_offers;
 use loyalty_tests::TestServer;
@@ -240,7 +240,7 @@ fn main() {
             .expect("mark projected");
         }
         let storage = SqliteStorage::open(&db).expect("open");
-        let programme = storage.targeting();
+        let programme = &storage;
         let ids: Vec<String> = {
             let conn = rusqlite::Connection::open(&db).expect("open");
             let mut s = conn

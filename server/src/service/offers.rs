@@ -5,7 +5,7 @@
 //! second.
 //!
 //! The pieces: [`publish`] (store, fan out, wake waiting devices) and segments here;
-//! `ProgrammeStorage` (the narrow storage trait, implemented for SQLite in
+//! `OfferStore` (the storage trait, implemented for SQLite in
 //! `crate::storage::sqlite::offers`) and the till's view of a member's offers (`TillOffer`) in
 //! `crate::storage::offers`; `crate::projection::offers::project_pending` (write what a member is
 //! owed into their offers document).
@@ -81,7 +81,7 @@ pub async fn publish(
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_offer", m))?;
     validate_target(&target)?;
-    let store = &*app.targeting;
+    let store = &*app.storage;
     let published = store.publish_offer(&offer, &target, app.now_ms()).await?;
     tracing::info!(
         offer = %offer.id,
@@ -118,7 +118,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_segment", m))?;
     let now = app.now_ms();
-    app.targeting.create_segment(segment, now).await?;
+    app.storage.create_segment(segment, now).await?;
     tracing::info!(segment = %segment.id, "segment created");
     Ok(SegmentView {
         segment: segment.clone(),
@@ -129,7 +129,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
 }
 
 pub async fn segments(app: &App) -> Result<Vec<SegmentView>, DomainError> {
-    Ok(app.targeting.segments().await?)
+    Ok(app.storage.segments().await?)
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Offers and segments as stored: the trait a backend implements for targeting.
+//! Offers and segments as stored: publishing an offer and fanning it out to its target, the
+//! pending projections of members' offers documents, the till's view of a member's offers,
+//! segments, and the batch job that recomputes RFM scores and segments.
 
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -33,10 +35,8 @@ pub enum ProgrammeError {
     Storage(#[from] StorageError),
 }
 
-/// The storage the programme needs beside [`crate::storage::Storage`]. Kept apart so the core
-/// storage trait stays small; a backend offers it through `Storage::targeting`.
 #[async_trait]
-pub trait ProgrammeStorage: Send + Sync + 'static {
+pub trait OfferStore: Send + Sync + 'static {
     /// Stores the offer (a new version when its id exists and its terms changed) and adds the
     /// target's members to it: the offer and an explicit target in one transaction (an unknown
     /// segment or member changes nothing), a tier's or segment's members in chunks after it.
@@ -60,7 +60,7 @@ pub trait ProgrammeStorage: Send + Sync + 'static {
 
     /// Records that these offers were written into the member's document at this version and
     /// use count. A use recorded meanwhile leaves the row pending, so it is projected next time.
-    async fn mark_projected(
+    async fn mark_offers_projected(
         &self,
         member_id: &str,
         projected: &[PendingOffer],

@@ -19,6 +19,7 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_core::tiers::TierDef;
 use loyalty_core::{Clock, Device};
 use loyalty_server::client::{OperatorClient, OperatorError, TillClient};
+use loyalty_server::storage::OfferStore;
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::sqlite::offers::{self as sqlite_offers, RecomputeReport};
 use loyalty_tests::*;
@@ -395,7 +396,7 @@ fn use_counts_recorded_for_the_till_reach_the_phone() {
 
         // A second storage on the same file plays the till's posting transaction.
         let till_side = SqliteStorage::open(&shop.server.database).unwrap();
-        let programme = loyalty_server::storage::Storage::targeting(&till_side);
+        let programme = &till_side;
         let now = shop.clock.now_ms();
         let offers = programme.till_offers(&phone.member_id, now).await.unwrap();
         assert_eq!(offers.len(), 1);

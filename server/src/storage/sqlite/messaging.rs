@@ -1,4 +1,4 @@
-//! [`MessagingStorage`] on the embedded SQLite database: messages, deliveries, the outbound queue
+//! [`MessageStore`] on the embedded SQLite database: messages, deliveries, the outbound queue
 //! and the programme's side of members' requests (tables of
 //! `server/migrations/sqlite/008_communications.sql`).
 //!
@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::{SqliteStorage, backend};
 use crate::storage::{
-    DeliveryFilter, MessagingStorage, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
-    SendTarget, StorageError,
+    DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox, SendTarget,
+    StorageError,
 };
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
@@ -519,7 +519,7 @@ fn claim(
 }
 
 #[async_trait]
-impl MessagingStorage for SqliteStorage {
+impl MessageStore for SqliteStorage {
     async fn send_message(&self, send: NewSend) -> Result<SendSummary, StorageError> {
         self.run(move |conn| record_send(conn, &send)).await
     }
@@ -543,7 +543,7 @@ impl MessagingStorage for SqliteStorage {
         .await
     }
 
-    async fn mark_projected(
+    async fn mark_inbox_projected(
         &self,
         member_id: &str,
         messages: Vec<(String, i64)>,
@@ -684,7 +684,7 @@ impl MessagingStorage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{NewMember, Storage};
+    use crate::storage::{MemberStore, NewMember};
 
     async fn storage_with(members: &[&str]) -> (tempfile::TempDir, SqliteStorage) {
         let dir = tempfile::tempdir().unwrap();
@@ -799,13 +799,13 @@ mod tests {
             reason: None,
         };
         s.finish_outbound("m1", "a", outcome, 30).await.unwrap();
-        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
             .await
             .unwrap();
         assert!(s.has_pending_inbox("a").await.unwrap());
         let (message, version) = s.pending_inbox("a").await.unwrap().messages[0].clone();
         assert_eq!(message.delivery.unwrap().status, "sent");
-        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
             .await
             .unwrap();
         assert!(!s.has_pending_inbox("a").await.unwrap());

@@ -18,9 +18,10 @@ mod messaging;
 pub mod offers;
 
 use crate::storage::{
-    CardSource, CheckoutSession, DeviceKey, DeviceRecord, DocWrite, MemberBook, MemberProgramme,
-    MemberRecord, NewDevice, NewMember, Posting, PostingKind, PriorPosting, PurchaseContext,
-    PurchaseRecord, Storage, StorageError, StoredDoc, TillMember, TillStorage,
+    CardSource, CheckoutSession, DeviceKey, DeviceRecord, DocWrite, LedgerStore, MemberBook,
+    MemberProgramme, MemberRecord, MemberStore, NewDevice, NewMember, Posting, PostingKind,
+    PriorPosting, ProgrammeStore, PurchaseContext, PurchaseRecord, StorageError, StoredDoc,
+    TillMember,
 };
 use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
@@ -187,11 +188,7 @@ fn hash_from(blob: Vec<u8>) -> [u8; 32] {
 }
 
 #[async_trait]
-impl Storage for SqliteStorage {
-    fn targeting(&self) -> Arc<dyn crate::storage::offers::ProgrammeStorage> {
-        Arc::new(self.clone())
-    }
-
+impl MemberStore for SqliteStorage {
     async fn create_member(&self, m: NewMember) -> Result<(), StorageError> {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
@@ -453,6 +450,36 @@ impl Storage for SqliteStorage {
                 }
             }
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
+        let device_id = device_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE device_id = ?2",
+                    params![now_ms, device_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    // A posting that read the member before the block is refused by the
+                    // revision guard and reads again.
+                    "UPDATE members SET status = ?1, revision = revision + 1 WHERE member_id = ?2",
+                    params![if blocked { "blocked" } else { "active" }, member_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }
@@ -1005,7 +1032,7 @@ fn update_document(
 }
 
 #[async_trait]
-impl TillStorage for SqliteStorage {
+impl LedgerStore for SqliteStorage {
     async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError> {
         let card_number = card_number.to_string();
         self.read(move |conn| {
@@ -1271,6 +1298,19 @@ impl TillStorage for SqliteStorage {
         .await
     }
 
+    async fn post(&self, p: Posting) -> Result<(), StorageError> {
+        let (done, result) = oneshot::channel();
+        self.poster
+            .send((p, done))
+            .map_err(|_| backend("the posting writer has stopped"))?;
+        result
+            .await
+            .map_err(|_| backend("the posting writer has stopped"))?
+    }
+}
+
+#[async_trait]
+impl ProgrammeStore for SqliteStorage {
     async fn programme(&self) -> Result<Option<Programme>, StorageError> {
         let text: Option<String> = self
             .read(|conn| {
@@ -1295,46 +1335,6 @@ impl TillStorage for SqliteStorage {
             )
             .map_err(backend)?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn post(&self, p: Posting) -> Result<(), StorageError> {
-        let (done, result) = oneshot::channel();
-        self.poster
-            .send((p, done))
-            .map_err(|_| backend("the posting writer has stopped"))?;
-        result
-            .await
-            .map_err(|_| backend("the posting writer has stopped"))?
-    }
-
-    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
-        let device_id = device_id.to_string();
-        self.run(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE device_id = ?2",
-                    params![now_ms, device_id],
-                )
-                .map_err(backend)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError> {
-        let member_id = member_id.to_string();
-        self.run(move |conn| {
-            let n = conn
-                .execute(
-                    // A posting that read the member before the block is refused by the
-                    // revision guard and reads again.
-                    "UPDATE members SET status = ?1, revision = revision + 1 WHERE member_id = ?2",
-                    params![if blocked { "blocked" } else { "active" }, member_id],
-                )
-                .map_err(backend)?;
-            Ok(n == 1)
         })
         .await
     }

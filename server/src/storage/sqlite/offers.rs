@@ -1,5 +1,5 @@
 //! Targeted offers, segments and RFM scores on the embedded SQLite database: the tables (created
-//! by `server/migrations/sqlite/006_offers_and_segments.sql`), [`ProgrammeStorage`] for [`SqliteStorage`], the functions the till
+//! by `server/migrations/sqlite/006_offers_and_segments.sql`), [`OfferStore`] for [`SqliteStorage`], the functions the till
 //! calls inside its own transaction ([`till_offers_in`], [`record_offer_uses`]), and the batch job
 //! that recomputes RFM scores and every segment ([`recompute`]).
 //!
@@ -32,9 +32,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::SqliteStorage;
 use super::backend;
 use crate::storage::StorageError;
-use crate::storage::offers::{
-    PendingOffer, ProgrammeError, ProgrammeStorage, Published, TillOffer,
-};
+use crate::storage::offers::{OfferStore, PendingOffer, ProgrammeError, Published, TillOffer};
 
 /// The default RFM window: purchases in the last 365 days.
 pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
@@ -522,7 +520,7 @@ fn segments_in(conn: &Connection) -> Result<Vec<SegmentView>, StorageError> {
 }
 
 #[async_trait]
-impl ProgrammeStorage for SqliteStorage {
+impl OfferStore for SqliteStorage {
     async fn publish_offer(
         &self,
         offer: &Offer,
@@ -590,7 +588,7 @@ impl ProgrammeStorage for SqliteStorage {
         .await
     }
 
-    async fn mark_projected(
+    async fn mark_offers_projected(
         &self,
         member_id: &str,
         projected: &[PendingOffer],
