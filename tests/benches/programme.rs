@@ -18,7 +18,7 @@ use loyalty_core::offers::Reward;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::OfferStore;
 use loyalty_server::storage::sqlite::SqliteStorage;
-use loyalty_server::storage::sqlite::offers as sqlite_offers;
+use loyalty_server::storage::sqlite::segments as sqlite_offers;
 use loyalty_tests::TestServer;
 
 const DAY: i64 = 86_400_000;

@@ -507,7 +507,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
 
 /// `loyalty admin segments recompute`: runs on the blocking pool, printing each step as it ends.
 async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> CliResult {
-    use loyalty_server::storage::sqlite::offers as sqlite_offers;
+    use loyalty_server::storage::sqlite::segments as sqlite_offers;
     if !(1..=3650).contains(&window_days) {
         return Err("--window-days must be 1 to 3650".into());
     }

@@ -21,7 +21,7 @@ use loyalty_core::{Clock, Device};
 use loyalty_server::client::{OperatorClient, OperatorError, TillClient};
 use loyalty_server::storage::OfferStore;
 use loyalty_server::storage::sqlite::SqliteStorage;
-use loyalty_server::storage::sqlite::offers::{self as sqlite_offers, RecomputeReport};
+use loyalty_server::storage::sqlite::segments::{self as sqlite_offers, RecomputeReport};
 use loyalty_tests::*;
 use serde_json::{Value, json};
 
