@@ -21,8 +21,8 @@ use loyalty_core::ids;
 use loyalty_core::inbox::{self, Message, Reply};
 
 use crate::app::App;
-use crate::error::DomainError;
-use crate::storage::{DeliveryFilter, NewSend, SendTarget};
+use crate::error::{DomainError, ErrorKind};
+use crate::storage::{Answer, DeliveryFilter, NewSend, RequestStatus, SendOutcome, SendTarget};
 
 /// Explicit recipients of one send at most; larger audiences are segments.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -104,7 +104,8 @@ pub(crate) async fn dispatch(
         ids::sha256(text.to_string().as_bytes())
     };
     let now = app.now_ms();
-    let summary = app
+    let id = out.id.clone();
+    let outcome = app
         .storage
         .send_message(NewSend {
             message_id: out.id,
@@ -119,6 +120,19 @@ pub(crate) async fn dispatch(
             marketing_per_day: app.config.marketing_per_day,
         })
         .await?;
+    let summary = match outcome {
+        SendOutcome::Sent(summary) => summary,
+        SendOutcome::IdReused => return Err(DomainError::id_reused(&format!("message id `{id}`"))),
+        SendOutcome::UnknownMembers => {
+            return Err(DomainError::not_found("member_not_found", "no such member"));
+        }
+        SendOutcome::EmptySegment => {
+            return Err(DomainError::not_found(
+                "segment_not_found",
+                "no such segment",
+            ));
+        }
+    };
     tracing::info!(
         message_id = %summary.message_id,
         kind = %summary.kind,
@@ -229,12 +243,34 @@ pub(crate) async fn act_on_request(
     app: &App,
     id: &str,
     reply: Option<Reply>,
-    status: &'static str,
+    status: RequestStatus,
 ) -> Result<RequestRecord, DomainError> {
     let (member_id, request_id) = request_handle(id)?;
-    app.storage
+    let reply_id = reply.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    match app
+        .storage
         .answer_request(&member_id, &request_id, reply, status, app.now_ms())
-        .await?;
+        .await?
+    {
+        Answer::Answered => {}
+        Answer::UnknownRequest => {
+            return Err(DomainError::not_found(
+                "request_not_found",
+                "no such request",
+            ));
+        }
+        Answer::Closed => {
+            return Err(DomainError::new(
+                ErrorKind::Conflict,
+                "request_closed",
+                "the request is closed: the member opens a new one",
+            ));
+        }
+        Answer::ReplyIdReused => {
+            return Err(DomainError::id_reused(&format!("reply id `{reply_id}`")));
+        }
+    }
+    let status = status.as_str();
     tracing::info!(member = %member_id, request = %request_id, status, "request answered");
     // One member: worth doing now, so their waiting devices get it within a round trip. When it
     // fails, the next sync does it.

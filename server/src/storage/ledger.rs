@@ -8,7 +8,31 @@ use loyalty_core::lots::Lot;
 use loyalty_core::tiers::{Metric, TierState};
 
 use crate::storage::StorageError;
-use crate::storage::members::DocWrite;
+use crate::storage::members::{Commit, DocWrite};
+
+/// What [`LedgerStore::open_checkout`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum CheckoutOpening {
+    /// The code is recorded as used and the session is open.
+    Opened,
+    /// The code was used before (a screenshot, a second scan): nothing was stored.
+    Replayed,
+}
+
+/// What [`LedgerStore::post`] did. Only `Posted` stored anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum PostOutcome {
+    Posted,
+    /// The member's points moved since the posting was computed (its revision, a refund of the
+    /// same purchase, an offer's last use): read again and retry.
+    Conflict,
+    /// A posting under the same idempotency key was written meanwhile: answer as it did.
+    KeyTaken,
+    /// The refunds of the purchase together would exceed it.
+    RefundExceedsPurchase,
+}
 
 /// A member as the till sees them.
 #[derive(Debug, Clone)]
@@ -170,7 +194,7 @@ pub struct CardSource {
     pub recent: Vec<loyalty_core::card::LedgerEntry>,
 }
 
-/// See [`TillStorage::purchase_context`].
+/// See [`LedgerStore::purchase_context`].
 #[derive(Debug, Clone, Default)]
 pub struct PurchaseContext {
     pub prior: Option<PriorPosting>,
@@ -211,14 +235,14 @@ pub trait LedgerStore: Send + Sync + 'static {
         member_id: &str,
         key_id: u32,
     ) -> Result<Option<DeviceKey>, StorageError>;
-    /// Records the code as used and opens the session, atomically; a code used before is
-    /// [`StorageError::CodeReplayed`].
+    /// Records the code as used and opens the session, atomically; a code used before opens
+    /// nothing ([`CheckoutOpening::Replayed`]).
     async fn open_checkout(
         &self,
         code_id: [u8; 16],
         session: &CheckoutSession,
         now_ms: i64,
-    ) -> Result<(), StorageError>;
+    ) -> Result<CheckoutOpening, StorageError>;
     async fn checkout_session(
         &self,
         session_id: &str,
@@ -275,10 +299,9 @@ pub trait LedgerStore: Send + Sync + 'static {
         metric: Metric,
         window_start_ms: i64,
     ) -> Result<Option<(MemberBook, Option<PurchaseRecord>)>, StorageError>;
-    /// Writes a posting; [`StorageError::Conflict`] when the member's points moved meanwhile,
-    /// [`StorageError::Duplicate`] when the idempotency key was used meanwhile,
-    /// [`StorageError::RefundExceedsPurchase`] when refunds together would exceed their purchase.
-    async fn post(&self, posting: Posting) -> Result<(), StorageError>;
+    /// Writes a posting, durably, or nothing of it ([`PostOutcome`] says why). Postings that
+    /// arrive together may be committed together, but each succeeds or fails alone.
+    async fn post(&self, posting: Posting) -> Result<PostOutcome, StorageError>;
     /// Whether the member's card document shows an older revision of their points than the
     /// ledger has (false for an unknown member).
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError>;
@@ -292,14 +315,14 @@ pub trait LedgerStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Option<CardSource>, StorageError>;
     /// Stores the card document brought up to the member's `revision`, if it is still at the
-    /// version it was read at ([`StorageError::Conflict`] otherwise); `None` when the card already
-    /// showed everything and only the revision it shows moves on.
+    /// version it was read at ([`Commit::Conflict`] otherwise, storing nothing); `None` when the
+    /// card already showed everything and only the revision it shows moves on.
     async fn store_card(
         &self,
         member_id: &str,
         card: Option<DocWrite>,
         revision: i64,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Commit, StorageError>;
     /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,
     /// and with `offers_at_ms` the offers the till may apply at that time (none from a backend
     /// without targeting), all from one snapshot.

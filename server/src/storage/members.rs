@@ -13,6 +13,41 @@ use loyalty_core::DocKind;
 
 use crate::storage::StorageError;
 
+/// What [`MemberStore::create_member`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum MemberCreation {
+    Created,
+    /// The member id or the card number is taken: nothing was stored (draw others and retry).
+    Taken,
+}
+
+/// What [`MemberStore::redeem_activation_code`] did. Only `Redeemed` stored anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Redemption {
+    /// The code is used now, and the device registered for this member.
+    Redeemed(MemberRecord),
+    Unknown,
+    /// Used before (or by a redemption that won a race with this one).
+    Used,
+    Expired,
+    /// Another key of the member has the same 32-bit key id (one in four billion): the code
+    /// stays usable for a retry with a new key.
+    KeyIdTaken,
+}
+
+/// What a guarded document write did ([`MemberStore::commit`], `LedgerStore::store_card`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Commit {
+    /// Everything was stored.
+    Committed,
+    /// A document was no longer at its expected version — another writer got there first — and
+    /// nothing was stored: load again, merge, and retry.
+    Conflict,
+}
+
 pub struct NewMember {
     pub member_id: String,
     pub card_number: String,
@@ -40,7 +75,7 @@ pub struct DeviceRecord {
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRecord {
     pub member_id: String,
     pub card_number: String,
@@ -72,9 +107,9 @@ pub struct DocWrite {
 
 #[async_trait]
 pub trait MemberStore: Send + Sync + 'static {
-    /// Creates a member with their documents and first activation code, atomically. A clash of
-    /// member id or card number is [`StorageError::Duplicate`].
-    async fn create_member(&self, member: NewMember) -> Result<(), StorageError>;
+    /// Creates a member with their documents and first activation code, atomically; a clash of
+    /// member id or card number stores nothing.
+    async fn create_member(&self, member: NewMember) -> Result<MemberCreation, StorageError>;
 
     async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError>;
 
@@ -91,7 +126,7 @@ pub trait MemberStore: Send + Sync + 'static {
         code_hash: [u8; 32],
         now_ms: i64,
         device: NewDevice,
-    ) -> Result<MemberRecord, StorageError>;
+    ) -> Result<Redemption, StorageError>;
 
     async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError>;
 
@@ -108,7 +143,8 @@ pub trait MemberStore: Send + Sync + 'static {
         kinds: &[DocKind],
     ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError>;
 
-    /// Stores documents and sync states in one transaction, durably, or nothing at all. `mirror`,
+    /// Stores documents and sync states in one transaction, durably, or nothing at all: when any
+    /// document is no longer at its expected version the answer is [`Commit::Conflict`]. `mirror`,
     /// when the member document changed, replaces the relational copy of what it says.
     async fn commit(
         &self,
@@ -117,7 +153,7 @@ pub trait MemberStore: Send + Sync + 'static {
         documents: Vec<DocWrite>,
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<loyalty_core::member::MemberState>,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Commit, StorageError>;
 
     /// Marks the device revoked (at its first revocation's time); false for an unknown device.
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError>;

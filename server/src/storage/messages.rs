@@ -5,6 +5,52 @@ use async_trait::async_trait;
 
 use crate::storage::StorageError;
 
+/// What [`MessageStore::send_message`] did. Only `Sent` stored anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum SendOutcome {
+    /// Recorded (or, for a retry with the same id and text, recorded before): what became of
+    /// each recipient.
+    Sent(loyalty_core::api::SendSummary),
+    /// Another message was sent under this id.
+    IdReused,
+    /// Members of the target do not exist.
+    UnknownMembers,
+    /// The segment has no members (or does not exist).
+    EmptySegment,
+}
+
+/// What [`MessageStore::answer_request`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Answer {
+    /// Recorded (a retry of the same reply, or closing a closed request, changes nothing).
+    Answered,
+    UnknownRequest,
+    /// The request is closed: a reply would reopen it. Nothing was stored.
+    Closed,
+    /// Another reply was recorded under the reply id. Nothing was stored.
+    ReplyIdReused,
+}
+
+/// The status an operator's action gives a member's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    Answered,
+    /// Final: the member opens a new request.
+    Closed,
+}
+
+impl RequestStatus {
+    /// The status as stored and shown (`loyalty_core::inbox::REQUEST_STATUSES`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// Who a message goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendTarget {
@@ -115,12 +161,9 @@ pub struct DeliveryFilter {
 pub trait MessageStore: Send + Sync + 'static {
     /// Records a message and one delivery per recipient, deciding each recipient's status (rate
     /// limit, consent) in the same transaction. A retry with the same id and hash returns the first
-    /// answer; another message under the same id is [`StorageError::IdReused`]; an unknown member
-    /// or an empty segment is [`StorageError::NotFound`], and nothing is stored.
-    async fn send_message(
-        &self,
-        send: NewSend,
-    ) -> Result<loyalty_core::api::SendSummary, StorageError>;
+    /// answer; another message under the same id, an unknown member or an empty segment store
+    /// nothing ([`SendOutcome`]).
+    async fn send_message(&self, send: NewSend) -> Result<SendOutcome, StorageError>;
 
     /// What the member's inbox document still lacks (at most a few hundred entries per call).
     async fn pending_inbox(&self, member_id: &str) -> Result<PendingInbox, StorageError>;
@@ -168,14 +211,14 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Result<Vec<loyalty_core::api::RequestRecord>, StorageError>;
 
     /// Records an operator's reply (if any) and the request's new status; the thread becomes
-    /// pending for the member's inbox. A reply id used before with another text is
-    /// [`StorageError::IdReused`]; an unknown request is [`StorageError::NotFound`].
+    /// pending for the member's inbox. An unknown or closed request, or a reply id used before
+    /// with another text, store nothing ([`Answer`]).
     async fn answer_request(
         &self,
         member_id: &str,
         request_id: &str,
         reply: Option<loyalty_core::inbox::Reply>,
-        status: &'static str,
+        status: RequestStatus,
         now_ms: i64,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Answer, StorageError>;
 }

@@ -25,33 +25,15 @@ pub use messages::*;
 pub use offers::*;
 pub use programme::*;
 
-/// A storage failure: the backend could not do what it was asked. What a caller's input can make
-/// happen (a code used before, a revision conflict, an unknown segment...) is not an error but a
-/// typed outcome of the method concerned.
+/// A storage failure: the backend could not do what it was asked. What a caller's input or a
+/// concurrent writer can make happen — a code used before, a revision conflict, an idempotency
+/// key taken, an unknown segment or request — is not an error but a typed outcome of the method
+/// concerned (`Redemption`, `Commit`, `CheckoutOpening`, `PostOutcome`, `Publication`,
+/// `SegmentCreation`, `SendOutcome`, `Answer`, `MemberCreation`), which the services map to their
+/// own errors. So this has one variant: whatever reaches it is the server's fault, answered
+/// `500 internal` and logged with its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("another writer changed the document first")]
-    Conflict,
-    #[error("already exists: {0}")]
-    Duplicate(String),
-    #[error("activation code is not known")]
-    CodeUnknown,
-    #[error("activation code was already used")]
-    CodeUsed,
-    #[error("activation code has expired")]
-    CodeExpired,
-    #[error("this checkout code was used before")]
-    CodeReplayed,
-    #[error("the refunds would exceed the purchase")]
-    RefundExceedsPurchase,
-    #[error("the request is closed")]
-    RequestClosed,
-    /// A named record does not exist: `member`, `segment`, `request`.
-    #[error("no such {0}")]
-    NotFound(&'static str),
-    /// An id the caller chose names something else already.
-    #[error("{0} was used before for something else")]
-    IdReused(String),
     /// The backend failed (I/O, a constraint it did not expect, a stored value it cannot read, its
     /// writer gone). The cause is kept as the error's source, for the log; the client is told only
     /// that the server failed.

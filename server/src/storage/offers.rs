@@ -25,14 +25,27 @@ pub struct Published {
     pub members: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProgrammeError {
-    #[error("no segment `{0}`")]
+/// What [`OfferStore::publish_offer`] did. A refused target stores nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Publication {
+    Published(Published),
+    /// The target names a segment that does not exist.
     UnknownSegment(String),
-    #[error("{count} of the target's members do not exist (first: {first})")]
-    UnknownMembers { count: usize, first: String },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
+    /// Members of an explicit target do not exist.
+    UnknownMembers {
+        count: usize,
+        first: String,
+    },
+}
+
+/// What [`OfferStore::create_segment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SegmentCreation {
+    Created,
+    /// A segment with the id exists: nothing was changed.
+    Exists,
 }
 
 #[async_trait]
@@ -45,7 +58,7 @@ pub trait OfferStore: Send + Sync + 'static {
         offer: &Offer,
         target: &OfferTarget,
         now_ms: i64,
-    ) -> Result<Published, ProgrammeError>;
+    ) -> Result<Publication, StorageError>;
 
     /// Offers still valid at `now_ms` that the member's offers document does not show as they
     /// stand. One indexed query; empty in the steady state.
@@ -74,8 +87,11 @@ pub trait OfferStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Vec<TillOffer>, StorageError>;
 
-    /// [`StorageError::Duplicate`] when the id exists.
-    async fn create_segment(&self, segment: &Segment, now_ms: i64) -> Result<(), StorageError>;
+    async fn create_segment(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<SegmentCreation, StorageError>;
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError>;
 

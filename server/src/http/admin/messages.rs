@@ -5,7 +5,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::service::messaging::*;
-use crate::storage::DeliveryFilter;
+use crate::storage::{DeliveryFilter, RequestStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use loyalty_core::api::{
@@ -188,7 +188,11 @@ pub async fn reply(
         body: p.body,
         at_ms: app.now_ms(),
     };
-    let status = if p.close { "closed" } else { "answered" };
+    let status = if p.close {
+        RequestStatus::Closed
+    } else {
+        RequestStatus::Answered
+    };
     let record = act_on_request(&app, &id, Some(reply), status).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -199,5 +203,7 @@ pub async fn close(
     Path(id): Path<String>,
     _: Operator,
 ) -> Result<Json<RequestRecord>, ApiError> {
-    Ok(Json(act_on_request(&app, &id, None, "closed").await?))
+    Ok(Json(
+        act_on_request(&app, &id, None, RequestStatus::Closed).await?,
+    ))
 }

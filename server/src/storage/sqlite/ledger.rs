@@ -13,8 +13,9 @@ use tokio::sync::oneshot;
 use super::members::update_document;
 use super::{SqliteStorage, backend, hash_from};
 use crate::storage::{
-    CardSource, CheckoutSession, DeviceKey, DocWrite, LedgerStore, MemberBook, MemberProgramme,
-    Posting, PostingKind, PriorPosting, PurchaseContext, PurchaseRecord, StorageError, TillMember,
+    CardSource, CheckoutOpening, CheckoutSession, Commit, DeviceKey, DocWrite, LedgerStore,
+    MemberBook, MemberProgramme, PostOutcome, Posting, PostingKind, PriorPosting, PurchaseContext,
+    PurchaseRecord, StorageError, TillMember,
 };
 
 /// How long a used checkout code is remembered (it expires after at most 90 s).
@@ -45,8 +46,12 @@ fn till_member(r: &rusqlite::Row<'_>) -> rusqlite::Result<TillMember> {
     })
 }
 
-/// Writes one posting inside the caller's transaction.
-pub(super) fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
+/// Writes one posting inside the caller's transaction. Anything but [`PostOutcome::Posted`] leaves
+/// part of it written: the caller rolls back.
+pub(super) fn apply_posting(
+    tx: &rusqlite::Connection,
+    p: &Posting,
+) -> Result<PostOutcome, StorageError> {
     // The balance is what the lots hold, and `lots.remaining` cannot go below zero (a CHECK):
     // no overdraft reaches this far.
     let st = &p.state;
@@ -64,12 +69,13 @@ pub(super) fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<()
         })
         .map_err(backend)?;
     if fresh != 1 {
-        return Err(StorageError::Duplicate(
-            "a posting with this idempotency key".into(),
-        ));
+        return Ok(PostOutcome::KeyTaken);
     }
     if let Some(purchase) = &p.refers_to {
-        check_refund(tx, purchase, p)?;
+        let outcome = check_refund(tx, purchase, p)?;
+        if outcome != PostOutcome::Posted {
+            return Ok(outcome);
+        }
     }
     // The revision guard makes a concurrent change (another instance) a conflict to retry,
     // never a lost update.
@@ -96,7 +102,7 @@ pub(super) fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<()
         })
         .map_err(backend)?;
     if moved != 1 {
-        return Err(StorageError::Conflict);
+        return Ok(PostOutcome::Conflict);
     }
     let mut ledger = tx
         .prepare_cached(
@@ -144,10 +150,13 @@ pub(super) fn apply_posting(tx: &rusqlite::Connection, p: &Posting) -> Result<()
         ])
         .map_err(backend)?;
     }
-    if !p.offer_uses.is_empty() {
-        crate::storage::sqlite::offers::record_offer_uses(tx, &p.member_id, &p.offer_uses)?;
+    if !p.offer_uses.is_empty()
+        && !crate::storage::sqlite::offers::record_offer_uses(tx, &p.member_id, &p.offer_uses)?
+    {
+        // An offer's last use went to a concurrent posting: read again, post without it.
+        return Ok(PostOutcome::Conflict);
     }
-    Ok(())
+    Ok(PostOutcome::Posted)
 }
 
 /// Checked in the writer, which sees every earlier refund of the purchase (this one included, just
@@ -158,7 +167,7 @@ fn check_refund(
     tx: &rusqlite::Connection,
     purchase: &str,
     p: &Posting,
-) -> Result<(), StorageError> {
+) -> Result<PostOutcome, StorageError> {
     let (refunded, total): (i64, i64) = tx
         .prepare_cached(
             "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1),
@@ -172,12 +181,12 @@ fn check_refund(
     if p.refunded_before
         .is_some_and(|before| before + p.total_minor != refunded)
     {
-        return Err(StorageError::Conflict);
+        return Ok(PostOutcome::Conflict);
     }
     if refunded > total {
-        return Err(StorageError::RefundExceedsPurchase);
+        return Ok(PostOutcome::RefundExceedsPurchase);
     }
-    Ok(())
+    Ok(PostOutcome::Posted)
 }
 
 fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
@@ -439,7 +448,7 @@ impl LedgerStore for SqliteStorage {
         code_id: [u8; 16],
         session: &CheckoutSession,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<CheckoutOpening, StorageError> {
         let session = session.clone();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
@@ -450,7 +459,7 @@ impl LedgerStore for SqliteStorage {
                 )
                 .map_err(backend)?;
             if fresh != 1 {
-                return Err(StorageError::CodeReplayed);
+                return Ok(CheckoutOpening::Replayed);
             }
             // A code can pass the time check for at most three steps (90 s); keep its record
             // well past that, then let it go, so the table holds minutes of scans, not years.
@@ -467,7 +476,8 @@ impl LedgerStore for SqliteStorage {
                 params![session.session_id, session.member_id, session.till_id, now_ms, session.expires_at_ms],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            tx.commit().map_err(backend)?;
+            Ok(CheckoutOpening::Opened)
         })
         .await
     }
@@ -585,12 +595,14 @@ impl LedgerStore for SqliteStorage {
         member_id: &str,
         card: Option<DocWrite>,
         revision: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Commit, StorageError> {
         let member_id = member_id.to_string();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            if let Some(card) = &card {
-                update_document(&tx, &member_id, card)?;
+            if let Some(card) = &card
+                && !update_document(&tx, &member_id, card)?
+            {
+                return Ok(Commit::Conflict);
             }
             // Never back: a slower catch-up of an older revision must not undo a newer one.
             tx.prepare_cached(
@@ -598,7 +610,8 @@ impl LedgerStore for SqliteStorage {
             )
             .and_then(|mut s| s.execute(params![member_id, revision]))
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            tx.commit().map_err(backend)?;
+            Ok(Commit::Committed)
         })
         .await
     }
@@ -659,7 +672,7 @@ impl LedgerStore for SqliteStorage {
         .await
     }
 
-    async fn post(&self, p: Posting) -> Result<(), StorageError> {
+    async fn post(&self, p: Posting) -> Result<PostOutcome, StorageError> {
         let (done, result) = oneshot::channel();
         self.poster
             .send((p, done))

@@ -9,8 +9,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStorage, backend, hash_from};
 use crate::storage::{
-    DeviceRecord, DocWrite, MemberRecord, MemberStore, NewDevice, NewMember, StorageError,
-    StoredDoc,
+    Commit, DeviceRecord, DocWrite, MemberCreation, MemberRecord, MemberStore, NewDevice,
+    NewMember, Redemption, StorageError, StoredDoc,
 };
 
 fn kinds_sql(kinds: &[DocKind]) -> String {
@@ -23,7 +23,7 @@ fn kinds_sql(kinds: &[DocKind]) -> String {
 
 #[async_trait]
 impl MemberStore for SqliteStorage {
-    async fn create_member(&self, m: NewMember) -> Result<(), StorageError> {
+    async fn create_member(&self, m: NewMember) -> Result<MemberCreation, StorageError> {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let inserted = tx.execute(
@@ -32,7 +32,7 @@ impl MemberStore for SqliteStorage {
                 params![m.member_id, m.card_number, m.external_ref, m.created_at_ms],
             );
             if inserted.map_err(backend)? == 0 {
-                return Err(StorageError::Duplicate("member id or card number".into()));
+                return Ok(MemberCreation::Taken);
             }
             for (kind, bytes) in &m.documents {
                 tx.execute(
@@ -46,7 +46,8 @@ impl MemberStore for SqliteStorage {
                 params![m.code_hash.as_slice(), m.member_id, m.code_expires_at_ms],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            tx.commit().map_err(backend)?;
+            Ok(MemberCreation::Created)
         })
         .await
     }
@@ -93,7 +94,7 @@ impl MemberStore for SqliteStorage {
         code_hash: [u8; 32],
         now_ms: i64,
         device: NewDevice,
-    ) -> Result<MemberRecord, StorageError> {
+    ) -> Result<Redemption, StorageError> {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let row: Option<(String, i64, Option<i64>, String)> = tx
@@ -106,13 +107,14 @@ impl MemberStore for SqliteStorage {
                 )
                 .optional()
                 .map_err(backend)?;
-            let (member_id, expires_at, used_at, card_number) =
-                row.ok_or(StorageError::CodeUnknown)?;
+            let Some((member_id, expires_at, used_at, card_number)) = row else {
+                return Ok(Redemption::Unknown);
+            };
             if used_at.is_some() {
-                return Err(StorageError::CodeUsed);
+                return Ok(Redemption::Used);
             }
             if now_ms >= expires_at {
-                return Err(StorageError::CodeExpired);
+                return Ok(Redemption::Expired);
             }
             // The `used_at IS NULL` guard makes a concurrent second redemption update nothing.
             let updated = tx
@@ -123,7 +125,7 @@ impl MemberStore for SqliteStorage {
                 )
                 .map_err(backend)?;
             if updated != 1 {
-                return Err(StorageError::CodeUsed);
+                return Ok(Redemption::Used);
             }
             tx.execute(
                 "INSERT INTO devices (device_id, member_id, secret_hash, name, created_at)
@@ -154,13 +156,13 @@ impl MemberStore for SqliteStorage {
             if inserted != 1 {
                 // Two keys of one member with the same 32-bit id: one in four billion. The
                 // transaction rolls back and the code stays usable for a retry with a new key.
-                return Err(StorageError::Duplicate("a key with this key id".into()));
+                return Ok(Redemption::KeyIdTaken);
             }
             tx.commit().map_err(backend)?;
-            Ok(MemberRecord {
+            Ok(Redemption::Redeemed(MemberRecord {
                 member_id,
                 card_number,
-            })
+            }))
         })
         .await
     }
@@ -262,13 +264,16 @@ impl MemberStore for SqliteStorage {
         documents: Vec<DocWrite>,
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<MemberState>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Commit, StorageError> {
         let member_id = member_id.to_string();
         let device_id = device_id.map(str::to_string);
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             for d in &documents {
-                update_document(&tx, &member_id, d)?;
+                if !update_document(&tx, &member_id, d)? {
+                    // Dropping the transaction rolls back what was written before.
+                    return Ok(Commit::Conflict);
+                }
             }
             if let Some(state) = &mirror {
                 mirror_member(&tx, &member_id, state)?;
@@ -283,7 +288,8 @@ impl MemberStore for SqliteStorage {
                     .map_err(backend)?;
                 }
             }
-            tx.commit().map_err(backend)
+            tx.commit().map_err(backend)?;
+            Ok(Commit::Committed)
         })
         .await
     }
@@ -392,12 +398,13 @@ fn mirror_member(
     Ok(())
 }
 
-/// Writes one document if it is still at its expected version, in the caller's transaction.
+/// Writes one document if it is still at its expected version, in the caller's transaction;
+/// false (nothing written) when it is not.
 pub(super) fn update_document(
     tx: &rusqlite::Connection,
     member_id: &str,
     d: &DocWrite,
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     let sql = if d.append {
         // `||` yields text; the cast takes its bytes back as they are (no conversion happens in
         // a UTF-8 database, and the length is kept, NULs and all).
@@ -419,7 +426,7 @@ pub(super) fn update_document(
         })
         .map_err(backend)?;
     if updated != 1 {
-        return Err(StorageError::Conflict);
+        return Ok(false);
     }
     if let Some(epoch) = d.new_epoch {
         let epoch = i64::try_from(epoch).map_err(backend)?;
@@ -434,5 +441,5 @@ pub(super) fn update_document(
         .and_then(|mut s| s.execute(params![d.kind.code(), member_id]))
         .map_err(backend)?;
     }
-    Ok(())
+    Ok(true)
 }

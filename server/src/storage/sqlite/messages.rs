@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::{SqliteStorage, backend};
 use crate::storage::{
-    DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox, SendTarget,
-    StorageError,
+    Answer, DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
+    RequestStatus, SendOutcome, SendTarget, StorageError,
 };
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
@@ -81,7 +81,8 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
     .map_err(backend)
 }
 
-fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, StorageError> {
+/// Records a send in one transaction; a refused one stores nothing (the transaction is dropped).
+fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendOutcome, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let prior: Option<Vec<u8>> = tx
         .query_row(
@@ -94,10 +95,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
     // A message id names one text. The same text again only reaches recipients it has not
     // reached yet (a retry reaches none); another text under the id is refused.
     if prior.is_some_and(|hash| hash != s.request_hash) {
-        return Err(StorageError::IdReused(format!(
-            "message id `{}`",
-            s.message_id
-        )));
+        return Ok(SendOutcome::IdReused);
     }
     let target = match &s.target {
         SendTarget::Members(ids) => {
@@ -123,7 +121,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
                 )
                 .map_err(backend)?;
             if unknown > 0 {
-                return Err(StorageError::NotFound("member"));
+                return Ok(SendOutcome::UnknownMembers);
             }
             format!("members:{}", ids.len())
         }
@@ -136,7 +134,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
                 )
                 .map_err(backend)?;
             if !any {
-                return Err(StorageError::NotFound("segment"));
+                return Ok(SendOutcome::EmptySegment);
             }
             format!("segment:{segment}")
         }
@@ -174,7 +172,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
     tx.execute(&sql, named.as_slice()).map_err(backend)?;
     let out = summary(&tx, &s.message_id)?;
     tx.commit().map_err(backend)?;
-    Ok(out)
+    Ok(SendOutcome::Sent(out))
 }
 
 fn pending(conn: &Connection, member_id: &str) -> Result<PendingInbox, StorageError> {
@@ -372,9 +370,9 @@ fn answer(
     member_id: &str,
     request_id: &str,
     reply: Option<&Reply>,
-    status: &str,
+    status: RequestStatus,
     now_ms: i64,
-) -> Result<(), StorageError> {
+) -> Result<Answer, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let known: bool = tx
         .query_row(
@@ -384,7 +382,7 @@ fn answer(
         )
         .map_err(backend)?;
     if !known {
-        return Err(StorageError::NotFound("request"));
+        return Ok(Answer::UnknownRequest);
     }
     let closed: bool = tx
         .query_row(
@@ -398,8 +396,8 @@ fn answer(
     // (a retry) changes nothing.
     if closed {
         return match reply {
-            Some(_) => Err(StorageError::RequestClosed),
-            None => tx.commit().map_err(backend),
+            Some(_) => Ok(Answer::Closed),
+            None => Ok(Answer::Answered),
         };
     }
     if let Some(reply) = reply {
@@ -415,11 +413,9 @@ fn answer(
         match prior {
             // A retry of the same reply: nothing more to record.
             Some((author, body)) if author == reply.author && body == reply.body => {
-                return tx.commit().map_err(backend);
+                return Ok(Answer::Answered);
             }
-            Some(_) => {
-                return Err(StorageError::IdReused(format!("reply id `{}`", reply.id)));
-            }
+            Some(_) => return Ok(Answer::ReplyIdReused),
             None => {
                 tx.execute(
                     "INSERT INTO request_replies (member_id, request_id, reply_id, author, body, at)
@@ -436,10 +432,11 @@ fn answer(
          ON CONFLICT (member_id, request_id) DO UPDATE
          SET status = excluded.status, updated_at = excluded.updated_at, projected = 0,
              version = version + 1",
-        params![member_id, request_id, status, now_ms],
+        params![member_id, request_id, status.as_str(), now_ms],
     )
     .map_err(backend)?;
-    tx.commit().map_err(backend)
+    tx.commit().map_err(backend)?;
+    Ok(Answer::Answered)
 }
 
 fn claim(
@@ -520,7 +517,7 @@ fn claim(
 
 #[async_trait]
 impl MessageStore for SqliteStorage {
-    async fn send_message(&self, send: NewSend) -> Result<SendSummary, StorageError> {
+    async fn send_message(&self, send: NewSend) -> Result<SendOutcome, StorageError> {
         self.run(move |conn| record_send(conn, &send)).await
     }
 
@@ -663,9 +660,9 @@ impl MessageStore for SqliteStorage {
         member_id: &str,
         request_id: &str,
         reply: Option<Reply>,
-        status: &'static str,
+        status: RequestStatus,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Answer, StorageError> {
         let (member_id, request_id) = (member_id.to_string(), request_id.to_string());
         self.run(move |conn| {
             answer(
@@ -684,24 +681,27 @@ impl MessageStore for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{MemberStore, NewMember};
+    use crate::storage::{MemberCreation, MemberStore, NewMember};
 
     async fn storage_with(members: &[&str]) -> (tempfile::TempDir, SqliteStorage) {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
         for (i, m) in members.iter().enumerate() {
-            storage
-                .create_member(NewMember {
-                    member_id: m.to_string(),
-                    card_number: format!("{i:016}"),
-                    external_ref: None,
-                    created_at_ms: 0,
-                    documents: Vec::new(),
-                    code_hash: [i as u8; 32],
-                    code_expires_at_ms: 1,
-                })
-                .await
-                .unwrap();
+            assert!(matches!(
+                storage
+                    .create_member(NewMember {
+                        member_id: m.to_string(),
+                        card_number: format!("{i:016}"),
+                        external_ref: None,
+                        created_at_ms: 0,
+                        documents: Vec::new(),
+                        code_hash: [i as u8; 32],
+                        code_expires_at_ms: 1,
+                    })
+                    .await
+                    .unwrap(),
+                MemberCreation::Created
+            ));
         }
         (dir, storage)
     }
@@ -750,13 +750,19 @@ mod tests {
         consent(&s, "c", "email", false);
         consent(&s, "d", "email", true);
         // d has had today's one marketing message already.
-        s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
-            .await
-            .unwrap();
-        let sum = s
+        assert!(matches!(
+            s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
+        let SendOutcome::Sent(sum) = s
             .send_message(new_send("m1", "marketing", "email", &["a", "b", "c", "d"]))
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("not sent")
+        };
         assert_eq!(
             (sum.recipients, sum.in_inbox, sum.queued),
             (4, 3, 1),
@@ -774,10 +780,13 @@ mod tests {
             ("refused".into(), Some("rate_limited".into()))
         );
         // Service ignores both rules.
-        let sum = s
+        let SendOutcome::Sent(sum) = s
             .send_message(new_send("s1", "service", "email", &["b", "d"]))
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("not sent")
+        };
         assert_eq!(sum.queued, 2);
     }
 
@@ -785,9 +794,12 @@ mod tests {
     async fn a_projection_of_an_older_version_leaves_the_newer_one_pending() {
         let (_dir, s) = storage_with(&["a"]).await;
         consent(&s, "a", "push", true);
-        s.send_message(new_send("m1", "marketing", "push", &["a"]))
-            .await
-            .unwrap();
+        assert!(matches!(
+            s.send_message(new_send("m1", "marketing", "push", &["a"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
         let pending = s.pending_inbox("a").await.unwrap();
         let (message, version) = pending.messages[0].clone();
         assert_eq!(message.delivery.unwrap().status, "queued");
@@ -814,9 +826,12 @@ mod tests {
     #[tokio::test]
     async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
         let (_dir, s) = storage_with(&["a"]).await;
-        s.send_message(new_send("m1", "service", "sms", &["a"]))
-            .await
-            .unwrap();
+        assert!(matches!(
+            s.send_message(new_send("m1", "service", "sms", &["a"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
         assert_eq!(s.claim_outbound(100, 50, 10).await.unwrap().len(), 1);
         assert!(s.claim_outbound(120, 50, 10).await.unwrap().is_empty());
         let again = s.claim_outbound(150, 50, 10).await.unwrap();

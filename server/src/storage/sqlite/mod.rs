@@ -172,18 +172,21 @@ mod tests {
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
         // Bytes no text encoding would keep: NULs, invalid UTF-8.
         let first = vec![0x85, 0x6f, 0x4a, 0x83, 0x00, 0xff, 0xfe, 0x00];
-        storage
-            .create_member(NewMember {
-                member_id: "m1".into(),
-                card_number: "6270000000000001".into(),
-                external_ref: None,
-                created_at_ms: 0,
-                documents: vec![(DocKind::Card, first.clone())],
-                code_hash: [1; 32],
-                code_expires_at_ms: 1,
-            })
-            .await
-            .unwrap();
+        assert!(matches!(
+            storage
+                .create_member(NewMember {
+                    member_id: "m1".into(),
+                    card_number: "6270000000000001".into(),
+                    external_ref: None,
+                    created_at_ms: 0,
+                    documents: vec![(DocKind::Card, first.clone())],
+                    code_hash: [1; 32],
+                    code_expires_at_ms: 1,
+                })
+                .await
+                .unwrap(),
+            MemberCreation::Created
+        ));
         let write = |expected_version, bytes: &[u8], append| DocWrite {
             new_epoch: None,
             kind: DocKind::Card,
@@ -192,16 +195,19 @@ mod tests {
             append,
         };
         let tail = [0x00, 0xc3, 0x28, 0x00, 0x80];
-        storage
-            .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
-            .await
-            .unwrap();
+        assert!(matches!(
+            storage
+                .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
+                .await
+                .unwrap(),
+            Commit::Committed
+        ));
         // A writer that read version 1 lost the race: nothing is appended twice.
         assert!(matches!(
             storage
                 .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
                 .await,
-            Err(StorageError::Conflict)
+            Ok(Commit::Conflict)
         ));
         let stored = storage
             .load_documents("m1", &[DocKind::Card])
@@ -211,16 +217,19 @@ mod tests {
         assert_eq!(stored.version, 2);
         assert_eq!(stored.bytes, [first.as_slice(), &tail].concat());
         // A whole write replaces them.
-        storage
-            .commit(
-                "m1",
-                None,
-                vec![write(2, &[7, 0, 7], false)],
-                Vec::new(),
-                None,
-            )
-            .await
-            .unwrap();
+        assert!(matches!(
+            storage
+                .commit(
+                    "m1",
+                    None,
+                    vec![write(2, &[7, 0, 7], false)],
+                    Vec::new(),
+                    None,
+                )
+                .await
+                .unwrap(),
+            Commit::Committed
+        ));
         let stored = storage
             .load_documents("m1", &[DocKind::Card])
             .await
@@ -292,7 +301,10 @@ mod tests {
                     ("old", "t1")
                 );
             }
-            storage.create_member(member_named("new")).await.unwrap();
+            assert!(matches!(
+                storage.create_member(member_named("new")).await.unwrap(),
+                MemberCreation::Created
+            ));
             assert!(storage.member("new").await.unwrap().is_some());
         }
     }
@@ -361,7 +373,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
         for id in ["m1", "m22", "m333"] {
-            storage.create_member(member(id)).await.unwrap();
+            assert!(matches!(
+                storage.create_member(member(id)).await.unwrap(),
+                MemberCreation::Created
+            ));
         }
         let batch = [
             posting("k1", "m1", 10),
@@ -371,8 +386,12 @@ mod tests {
         ];
         let mut conn = storage.conn.lock().unwrap();
         let results = write_batch(&mut conn, &batch);
-        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
-        assert!(matches!(results[1], Err(StorageError::Duplicate(_))));
+        assert!(
+            matches!(results[0], Ok(PostOutcome::Posted))
+                && matches!(results[2], Ok(PostOutcome::Posted)),
+            "{results:?}"
+        );
+        assert!(matches!(results[1], Ok(PostOutcome::KeyTaken)));
         let balances: Vec<(String, i64, i64)> = conn
             .prepare("SELECT member_id, balance, revision FROM members ORDER BY member_id")
             .unwrap()
@@ -394,7 +413,7 @@ mod tests {
         assert_eq!(movements, 2);
         // A group of one that fails is answered with its own error.
         let results = write_batch(&mut conn, &[posting("k1", "m22", 20)]);
-        assert!(matches!(results[..], [Err(StorageError::Duplicate(_))]));
+        assert!(matches!(results[..], [Ok(PostOutcome::KeyTaken)]));
     }
 
     #[test]
@@ -440,29 +459,41 @@ mod tests {
     async fn a_refund_computed_from_a_refunded_total_no_longer_stored_is_a_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
-        storage.create_member(member("m1")).await.unwrap();
-        storage.post(posting("till:t:p", "m1", 10).0).await.unwrap();
-        storage
-            .post(refund("till:t:r1", "till:t:p", 40, 0, 1))
-            .await
-            .unwrap();
+        assert!(matches!(
+            storage.create_member(member("m1")).await.unwrap(),
+            MemberCreation::Created
+        ));
+        assert!(matches!(
+            storage.post(posting("till:t:p", "m1", 10).0).await.unwrap(),
+            PostOutcome::Posted
+        ));
+        assert!(matches!(
+            storage
+                .post(refund("till:t:r1", "till:t:p", 40, 0, 1))
+                .await
+                .unwrap(),
+            PostOutcome::Posted
+        ));
         // The member's revision is current, but the shares were computed as if nothing had been
         // refunded: another instance's snapshot, say. The write must not go through.
         assert!(matches!(
             storage
                 .post(refund("till:t:r2", "till:t:p", 40, 0, 2))
                 .await,
-            Err(StorageError::Conflict)
+            Ok(PostOutcome::Conflict)
         ));
-        storage
-            .post(refund("till:t:r2", "till:t:p", 40, 40, 2))
-            .await
-            .unwrap();
+        assert!(matches!(
+            storage
+                .post(refund("till:t:r2", "till:t:p", 40, 40, 2))
+                .await
+                .unwrap(),
+            PostOutcome::Posted
+        ));
         assert!(matches!(
             storage
                 .post(refund("till:t:r3", "till:t:p", 30, 80, 3))
                 .await,
-            Err(StorageError::RefundExceedsPurchase)
+            Ok(PostOutcome::RefundExceedsPurchase)
         ));
         let refunded: i64 = storage
             .read(|conn| {
@@ -540,7 +571,10 @@ mod tests {
     async fn a_posting_read_before_a_block_is_refused_and_reads_again() {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
-        storage.create_member(member("m1")).await.unwrap();
+        assert!(matches!(
+            storage.create_member(member("m1")).await.unwrap(),
+            MemberCreation::Created
+        ));
         let book = storage
             .member_book("m1", Metric::Spend, 0, None)
             .await
@@ -554,7 +588,7 @@ mod tests {
         assert_eq!(stale.expected_revision, book.revision);
         assert!(matches!(
             storage.post(stale).await,
-            Err(StorageError::Conflict)
+            Ok(PostOutcome::Conflict)
         ));
         let book = storage
             .member_book("m1", Metric::Spend, 0, None)

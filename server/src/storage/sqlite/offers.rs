@@ -30,7 +30,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::SqliteStorage;
 use super::backend;
 use crate::storage::StorageError;
-use crate::storage::offers::{OfferStore, PendingOffer, ProgrammeError, Published, TillOffer};
+use crate::storage::offers::{
+    OfferStore, PendingOffer, Publication, Published, SegmentCreation, TillOffer,
+};
 
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
@@ -182,9 +184,11 @@ fn publish_now(
     offer: &Offer,
     target: &OfferTarget,
     now_ms: i64,
-) -> Result<Published, ProgrammeError> {
+) -> Result<Published, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
-    let mut published = publish_in(&tx, offer, target, now_ms)?;
+    let Publication::Published(mut published) = publish_in(&tx, offer, target, now_ms)? else {
+        panic!("the test's publication was refused");
+    };
     tx.commit().map_err(backend)?;
     if let Some((kind, key)) = standing(target) {
         published.added_members += fan_out(conn, &offer.id, kind, key, now_ms)?;
@@ -220,7 +224,7 @@ pub(crate) fn publish_in(
     offer: &Offer,
     target: &OfferTarget,
     now_ms: i64,
-) -> Result<Published, ProgrammeError> {
+) -> Result<Publication, StorageError> {
     let (kind, key) = match target {
         OfferTarget::Members { .. } => ("members", None),
         OfferTarget::Tier { tier } => ("tier", Some(tier.as_str())),
@@ -235,7 +239,7 @@ pub(crate) fn publish_in(
             )
             .map_err(backend)?;
         if !known {
-            return Err(ProgrammeError::UnknownSegment(segment_id.clone()));
+            return Ok(Publication::UnknownSegment(segment_id.clone()));
         }
     }
     let explicit: BTreeSet<&str> = match target {
@@ -256,7 +260,7 @@ pub(crate) fn publish_in(
             }
         }
         if let Some(first) = unknown.first() {
-            return Err(ProgrammeError::UnknownMembers {
+            return Ok(Publication::UnknownMembers {
                 count: unknown.len(),
                 first: first.to_string(),
             });
@@ -327,11 +331,11 @@ pub(crate) fn publish_in(
         )
         .map_err(backend)?;
     bump_fanout_seq(tx)?;
-    Ok(Published {
+    Ok(Publication::Published(Published {
         version,
         added_members: added,
         members,
-    })
+    }))
 }
 
 /// The steady-state check behind every sync: the member's rows whose offer is still valid (or
@@ -415,13 +419,13 @@ pub(crate) fn till_offers_in(
 /// Counts one use of each offer in `offer_ids` (an id listed twice counts twice) for the member,
 /// inside the caller's transaction; the changed counts reach the member's offers document at their
 /// next sync. Guarded by the offer's use limit: when a concurrent use already reached it, this is
-/// [`StorageError::Conflict`] (roll back, read [`till_offers_in`] again, post without that offer).
-/// An offer the member is not targeted with is a caller bug: [`StorageError::Backend`].
+/// false (roll back, read [`till_offers_in`] again, post without that offer). An offer the member
+/// is not targeted with is a caller bug: [`StorageError::Backend`].
 pub(crate) fn record_offer_uses(
     tx: &Connection,
     member_id: &str,
     offer_ids: &[String],
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     let mut use_one = tx
         .prepare_cached(
             "UPDATE offer_members SET uses = uses + 1
@@ -445,30 +449,36 @@ pub(crate) fn record_offer_uses(
                 |r| r.get(0),
             )
             .map_err(backend)?;
-        return Err(if targeted {
-            StorageError::Conflict
+        return if targeted {
+            Ok(false)
         } else {
-            backend(format!("offer {offer_id} is not targeted at the member"))
-        });
+            Err(backend(format!(
+                "offer {offer_id} is not targeted at the member"
+            )))
+        };
     }
-    Ok(())
+    Ok(true)
 }
 
 impl SqliteStorage {
     /// Counts one use of each offer for the member in a transaction of its own: what the till
     /// does inside a posting with [`record_offer_uses`], for tools and for tests that stand in
-    /// for a till.
+    /// for a till. False when an offer's use limit was reached: nothing is counted.
     pub async fn record_offer_uses_alone(
         &self,
         member_id: &str,
         offer_ids: &[String],
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         let member_id = member_id.to_string();
         let offer_ids = offer_ids.to_vec();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            record_offer_uses(&tx, &member_id, &offer_ids)?;
-            tx.commit().map_err(backend)
+            // Dropping the transaction rolls back the uses counted before a refused one.
+            if !record_offer_uses(&tx, &member_id, &offer_ids)? {
+                return Ok(false);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
         })
         .await
     }
@@ -521,23 +531,26 @@ impl OfferStore for SqliteStorage {
         offer: &Offer,
         target: &OfferTarget,
         now_ms: i64,
-    ) -> Result<Published, ProgrammeError> {
+    ) -> Result<Publication, StorageError> {
         let stored = {
             let (offer, target) = (offer.clone(), target.clone());
             self.run(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
                 // Dropping the transaction on an error rolls it back: a refused target stores
                 // nothing.
-                let outcome = publish_in(&tx, &offer, &target, now_ms);
-                if outcome.is_ok() {
+                let outcome = publish_in(&tx, &offer, &target, now_ms)?;
+                if matches!(outcome, Publication::Published(_)) {
                     tx.commit().map_err(backend)?;
                 }
                 Ok(outcome)
             })
-            .await??
+            .await?
+        };
+        let Publication::Published(stored) = stored else {
+            return Ok(stored);
         };
         let Some((bound, apply)) = standing(target).and_then(|(kind, _)| fan_out_sql(kind)) else {
-            return Ok(stored);
+            return Ok(Publication::Published(stored));
         };
         let key = standing(target).map_or("", |(_, key)| key);
         // Each chunk is its own turn on the writer connection, so till postings queued behind the
@@ -556,11 +569,11 @@ impl OfferStore for SqliteStorage {
         }
         let offer_id = offer.id.clone();
         let members = self.read(move |conn| member_count(conn, &offer_id)).await?;
-        Ok(Published {
+        Ok(Publication::Published(Published {
             added_members: stored.added_members + added,
             members,
             ..stored
-        })
+        }))
     }
 
     async fn pending_offers(
@@ -622,7 +635,11 @@ impl OfferStore for SqliteStorage {
             .await
     }
 
-    async fn create_segment(&self, segment: &Segment, now_ms: i64) -> Result<(), StorageError> {
+    async fn create_segment(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<SegmentCreation, StorageError> {
         let rules = serde_json::to_string(&segment.rules).map_err(backend)?;
         let (id, name) = (segment.id.clone(), segment.name.clone());
         self.run(move |conn| {
@@ -633,10 +650,11 @@ impl OfferStore for SqliteStorage {
                     params![id, name, rules, now_ms],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StorageError::Duplicate(format!("segment `{id}`")));
-            }
-            Ok(())
+            Ok(if n == 0 {
+                SegmentCreation::Exists
+            } else {
+                SegmentCreation::Created
+            })
         })
         .await
     }
@@ -899,8 +917,8 @@ mod tests {
             },
             NOW,
         )
-        .unwrap_err();
-        assert!(matches!(err, ProgrammeError::UnknownSegment(_)));
+        .unwrap();
+        assert!(matches!(err, Publication::UnknownSegment(_)));
         let tx = conn.transaction().unwrap();
         let err = publish_in(
             &tx,
@@ -910,11 +928,8 @@ mod tests {
             },
             NOW,
         )
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            ProgrammeError::UnknownMembers { count: 1, .. }
-        ));
+        .unwrap();
+        assert!(matches!(err, Publication::UnknownMembers { count: 1, .. }));
         drop(tx);
         let offers: i64 = conn
             .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
@@ -938,7 +953,7 @@ mod tests {
         assert!(pending_in(&conn, "g1", NOW).unwrap().is_empty());
         let mut changed = offer("gold", 0);
         changed.value = 300;
-        let v2 = publish_in(
+        let Publication::Published(v2) = publish_in(
             &conn,
             &changed,
             &OfferTarget::Members {
@@ -946,7 +961,9 @@ mod tests {
             },
             NOW,
         )
-        .unwrap();
+        .unwrap() else {
+            panic!("refused")
+        };
         assert_eq!((v2.version, v2.added_members, v2.members), (2, 1, 3));
         assert_eq!(pending_in(&conn, "g1", NOW).unwrap()[0].offer.value, 300);
         // An explicit target adds members but keeps the standing tier target.
@@ -969,15 +986,18 @@ mod tests {
         let (_d, conn) = db();
         member(&conn, "m", "base", 0);
         member(&conn, "other", "base", 0);
-        publish_in(
-            &conn,
-            &offer("once", 1),
-            &OfferTarget::Members {
-                member_ids: vec!["m".into()],
-            },
-            NOW,
-        )
-        .unwrap();
+        assert!(matches!(
+            publish_in(
+                &conn,
+                &offer("once", 1),
+                &OfferTarget::Members {
+                    member_ids: vec!["m".into()],
+                },
+                NOW,
+            )
+            .unwrap(),
+            Publication::Published(_)
+        ));
         conn.execute("UPDATE offer_members SET projected_version = 1", [])
             .unwrap();
         assert!(pending_in(&conn, "m", NOW).unwrap().is_empty());
@@ -995,7 +1015,7 @@ mod tests {
             None
         );
 
-        record_offer_uses(&conn, "m", &["once".into()]).unwrap();
+        assert!(record_offer_uses(&conn, "m", &["once".into()]).unwrap());
         let pending = pending_in(&conn, "m", NOW).unwrap();
         assert_eq!(
             pending[0].offer.use_count, 1,
@@ -1008,7 +1028,7 @@ mod tests {
         );
         assert!(matches!(
             record_offer_uses(&conn, "m", &["once".into()]),
-            Err(StorageError::Conflict)
+            Ok(false)
         ));
         assert!(matches!(
             record_offer_uses(&conn, "other", &["once".into()]),

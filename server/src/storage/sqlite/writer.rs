@@ -8,12 +8,12 @@ use tokio::sync::oneshot;
 
 use super::backend;
 use super::ledger::apply_posting;
-use crate::storage::{Posting, StorageError};
+use crate::storage::{PostOutcome, Posting, StorageError};
 
 /// Postings written in one transaction at most.
 const MAX_POSTING_BATCH: usize = 256;
 
-pub(super) type PostingJob = (Posting, oneshot::Sender<Result<(), StorageError>>);
+pub(super) type PostingJob = (Posting, oneshot::Sender<Result<PostOutcome, StorageError>>);
 
 /// Postings waiting together are written in one transaction: one durable commit (one fsync) for
 /// the whole group, while a posting that fails rolls back alone (see [`write_batch`]).
@@ -42,26 +42,38 @@ pub(super) fn posting_writer(
 pub(super) fn write_batch(
     conn: &mut Connection,
     batch: &[PostingJob],
-) -> Vec<Result<(), StorageError>> {
+) -> Vec<Result<PostOutcome, StorageError>> {
     // A posting rarely fails (a retried key, a race with another instance), and a savepoint costs
     // every posting a statement journal: the group is written without them first, and only when
     // one fails is it written again with a savepoint each, so that one fails alone.
     match write_together(conn, batch) {
-        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-        Err(e) if batch.len() == 1 => vec![Err(e)],
-        Err(_) => write_each(conn, batch),
+        Ok(PostOutcome::Posted) => batch.iter().map(|_| Ok(PostOutcome::Posted)).collect(),
+        alone if batch.len() == 1 => vec![alone],
+        _ => write_each(conn, batch),
     }
 }
 
-fn write_together(conn: &mut Connection, batch: &[PostingJob]) -> Result<(), StorageError> {
+/// The whole group in one transaction; the first posting refused or failed rolls it all back
+/// (dropping the transaction) and is what this returns.
+fn write_together(
+    conn: &mut Connection,
+    batch: &[PostingJob],
+) -> Result<PostOutcome, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     for (posting, _) in batch {
-        apply_posting(&tx, posting)?;
+        let outcome = apply_posting(&tx, posting)?;
+        if outcome != PostOutcome::Posted {
+            return Ok(outcome);
+        }
     }
-    tx.commit().map_err(backend)
+    tx.commit().map_err(backend)?;
+    Ok(PostOutcome::Posted)
 }
 
-fn write_each(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), StorageError>> {
+fn write_each(
+    conn: &mut Connection,
+    batch: &[PostingJob],
+) -> Vec<Result<PostOutcome, StorageError>> {
     // One cause for every posting of the batch, shared so each keeps it as its source.
     let fail_all = |e: rusqlite::Error| {
         let e = Arc::new(e);
@@ -75,10 +87,12 @@ fn write_each(conn: &mut Connection, batch: &[PostingJob]) -> Vec<Result<(), Sto
     for (posting, _) in batch {
         let outcome = match tx.savepoint() {
             Ok(mut sp) => match apply_posting(&sp, posting) {
-                Ok(()) => sp.commit().map_err(backend),
-                Err(e) => {
+                Ok(PostOutcome::Posted) => {
+                    sp.commit().map(|()| PostOutcome::Posted).map_err(backend)
+                }
+                refused_or_failed => {
                     sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-                    Err(e)
+                    refused_or_failed
                 }
             },
             Err(e) => Err(backend(e)),
