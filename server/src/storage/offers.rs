@@ -17,6 +17,23 @@ pub struct PendingOffer {
     pub version: i64,
 }
 
+/// The default RFM window: purchases in the last 365 days.
+pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
+
+/// What a recompute did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecomputeReport {
+    /// Members with at least one purchase in the window (the rest score 0).
+    pub scored_members: i64,
+    /// Each segment and its members now.
+    pub segments: Vec<(String, i64)>,
+    /// Each standing offer and the members it gained.
+    pub offers: Vec<(String, i64)>,
+}
+
+/// Where a batch job reports its progress, a line per step as it ends.
+pub type Progress = Box<dyn FnMut(&str) + Send>;
+
 /// What publishing stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -98,4 +115,16 @@ pub trait OfferStore: Send + Sync + 'static {
     /// A number that moves whenever a fan-out added members to offers, in this process or in a
     /// batch job on the same database; the server watches it to wake waiting devices.
     async fn fanout_seq(&self) -> Result<i64, StorageError>;
+
+    /// The batch job: recomputes every member's RFM scores from their purchases and refunds in
+    /// the `window_ms` before `now_ms`, then every segment's membership, then fans every valid
+    /// offer with a tier or segment target out to members who newly qualify (moving
+    /// [`Self::fanout_seq`]). Minutes on a million members; it runs beside a live server, whose
+    /// own writes must not wait on it for long.
+    async fn recompute_segments(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        progress: Progress,
+    ) -> Result<RecomputeReport, StorageError>;
 }

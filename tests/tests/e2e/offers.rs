@@ -19,9 +19,8 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_core::tiers::TierDef;
 use loyalty_core::{Clock, Device};
 use loyalty_server::client::{OperatorClient, OperatorError, TillClient};
-use loyalty_server::storage::OfferStore;
 use loyalty_server::storage::sqlite::SqliteStorage;
-use loyalty_server::storage::sqlite::segments::{self as sqlite_offers, RecomputeReport};
+use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore, RecomputeReport};
 use loyalty_tests::*;
 use serde_json::{Value, json};
 
@@ -124,20 +123,11 @@ impl Shop {
 
     /// The batch job, as `loyalty admin segments recompute` runs it: on the file, beside the server.
     async fn recompute(&self) -> RecomputeReport {
-        let path = self.server.database.clone();
-        let clock = self.clock.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = sqlite_offers::open_for_batch(&path).unwrap();
-            sqlite_offers::recompute(
-                &mut conn,
-                &*clock,
-                sqlite_offers::DEFAULT_RFM_WINDOW_MS,
-                &mut |_| {},
-            )
+        let storage = SqliteStorage::open(&self.server.database).unwrap();
+        storage
+            .recompute_segments(self.clock.now_ms(), DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+            .await
             .unwrap()
-        })
-        .await
-        .unwrap()
     }
 
     fn offer(&self, id: &str, title: &str) -> PostOffer {

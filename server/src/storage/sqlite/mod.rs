@@ -19,7 +19,7 @@ mod members;
 mod messages;
 pub mod offers;
 mod programme;
-pub mod segments;
+mod segments;
 mod writer;
 
 use crate::storage::StorageError;
@@ -59,6 +59,8 @@ const READERS: usize = 4;
 
 #[derive(Clone)]
 pub struct SqliteStorage {
+    /// The database file, for connections of their own (the batch job's).
+    path: Arc<std::path::PathBuf>,
     /// The one connection that writes.
     conn: Arc<Mutex<Connection>>,
     /// Connections for reads, so a lookup never waits behind a write's fsync (WAL lets readers
@@ -106,6 +108,7 @@ impl SqliteStorage {
             .map(|_| connection(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            path: Arc::new(path.to_path_buf()),
             conn,
             readers: Arc::new(readers),
             poster,

@@ -31,7 +31,8 @@ use super::SqliteStorage;
 use super::backend;
 use crate::storage::StorageError;
 use crate::storage::offers::{
-    OfferStore, PendingOffer, Publication, Published, SegmentCreation, TillOffer,
+    OfferStore, PendingOffer, Progress, Publication, Published, RecomputeReport, SegmentCreation,
+    TillOffer,
 };
 
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
@@ -663,6 +664,23 @@ impl OfferStore for SqliteStorage {
         self.read(|conn| segments_in(conn)).await
     }
 
+    async fn recompute_segments(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        mut progress: Progress,
+    ) -> Result<RecomputeReport, StorageError> {
+        // A connection of its own, not the server's writer: the job reads for minutes and takes
+        // the write lock only for its short chunks, between which the server's writes get in.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = super::segments::open_for_batch(&path)?;
+            super::segments::recompute(&mut conn, now_ms, window_ms, &mut *progress)
+        })
+        .await
+        .map_err(backend)?
+    }
+
     async fn fanout_seq(&self) -> Result<i64, StorageError> {
         self.read(|conn| {
             conn.query_row(
@@ -681,8 +699,8 @@ impl OfferStore for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::DEFAULT_RFM_WINDOW_MS;
     use crate::storage::sqlite::segments::*;
-    use loyalty_core::clock::ManualClock;
     use loyalty_core::offers::Reward;
     use loyalty_core::segments::ScoreRange;
 
@@ -762,13 +780,7 @@ mod tests {
     }
 
     fn run(conn: &mut Connection) -> RecomputeReport {
-        recompute(
-            conn,
-            &ManualClock::new(NOW),
-            DEFAULT_RFM_WINDOW_MS,
-            &mut |_| {},
-        )
-        .unwrap()
+        recompute(conn, NOW, DEFAULT_RFM_WINDOW_MS, &mut |_| {}).unwrap()
     }
 
     #[test]

@@ -10,17 +10,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use loyalty_core::clock::Clock;
 use loyalty_core::segments::SegmentRules;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::backend;
 use super::offers::{fan_out, in_chunks, segments_in};
-use crate::storage::StorageError;
-
-/// The default RFM window: purchases in the last 365 days.
-pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
+use crate::storage::{RecomputeReport, StorageError};
 
 /// The SQL condition a member must meet for `rules`, over `members m LEFT JOIN member_rfm r`, with
 /// its parameters. Values are always bound, never spliced into the text.
@@ -64,20 +60,9 @@ pub(crate) fn rules_sql(rules: &SegmentRules) -> (String, Vec<Value>) {
     (conds.join(" AND "), values)
 }
 
-/// What a recompute did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecomputeReport {
-    /// Members with at least one purchase in the window (the rest score 0).
-    pub scored_members: i64,
-    /// Each segment and its members now.
-    pub segments: Vec<(String, i64)>,
-    /// Each standing offer and the members it gained.
-    pub offers: Vec<(String, i64)>,
-}
-
 /// Opens the server's database for the batch job: the same checks and migrations as the server,
 /// and a long busy timeout, because the server may be holding the write lock for a moment.
-pub fn open_for_batch(path: &Path) -> Result<Connection, StorageError> {
+pub(super) fn open_for_batch(path: &Path) -> Result<Connection, StorageError> {
     let conn = loyalty_core::store::open_sqlite(
         path,
         crate::storage::sqlite::APPLICATION_ID,
@@ -91,14 +76,13 @@ pub fn open_for_batch(path: &Path) -> Result<Connection, StorageError> {
 
 /// Recomputes RFM scores from the postings, then every segment's membership, then fans every
 /// valid offer with a tier or segment target out to members who newly qualify. `progress` gets a
-/// line per step. Runs beside a live server on the same file.
-pub fn recompute(
+/// line per step. Runs beside a live server on the same file (`OfferStore::recompute_segments`).
+pub(super) fn recompute(
     conn: &mut Connection,
-    clock: &dyn Clock,
+    now: i64,
     window_ms: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RecomputeReport, StorageError> {
-    let now = clock.now_ms();
     let mut report = RecomputeReport::default();
     let started = Instant::now();
     let step = |t: Instant| format!("{:.1} s", t.elapsed().as_secs_f64());
