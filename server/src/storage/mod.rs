@@ -12,6 +12,8 @@
 //! [`Storage`] is all five: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod ledger;
 pub mod members;
 pub mod messages;

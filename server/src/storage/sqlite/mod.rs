@@ -601,3 +601,17 @@ mod tests {
         assert!(book.blocked);
     }
 }
+
+/// The conformance suite every backend runs (`crate::storage::conformance`), on a fresh file each.
+#[cfg(test)]
+mod conformance {
+    crate::storage_conformance!({
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage =
+            super::SqliteStorage::open(&dir.path().join("conformance.db")).expect("a new database");
+        (
+            dir,
+            std::sync::Arc::new(storage) as std::sync::Arc<dyn crate::storage::Storage>,
+        )
+    });
+}
