@@ -22,7 +22,9 @@ use loyalty_core::inbox::{self, Message, Reply};
 
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
-use crate::storage::{Answer, DeliveryFilter, NewSend, RequestStatus, SendOutcome, SendTarget};
+use crate::storage::{
+    Answer, DeliveryFilter, MessageKind, NewSend, RequestStatus, SendOutcome, SendTarget,
+};
 
 /// Explicit recipients of one send at most; larger audiences are segments.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -40,14 +42,15 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    fn check(&self) -> Result<(), DomainError> {
+    /// Checks the message; its kind, when it passes.
+    fn check(&self) -> Result<MessageKind, DomainError> {
         let invalid = |m: String| DomainError::bad_request("invalid_message", m);
-        if !inbox::KINDS.contains(&self.kind.as_str()) {
+        let Some(kind) = MessageKind::from_name(&self.kind) else {
             return Err(invalid(format!(
                 "kind must be one of {}",
                 inbox::KINDS.join(", ")
             )));
-        }
+        };
         Message {
             id: self.id.clone(),
             channel: self.channel.clone(),
@@ -57,7 +60,8 @@ impl Outgoing {
             ..Message::default()
         }
         .validate()
-        .map_err(invalid)
+        .map_err(invalid)?;
+        Ok(kind)
     }
 }
 
@@ -97,7 +101,7 @@ pub(crate) async fn dispatch(
     out: Outgoing,
     target: SendTarget,
 ) -> Result<SendSummary, DomainError> {
-    out.check()?;
+    let kind = out.check()?;
     // What the id names: the text, not its recipients (the same message may go to more later).
     let request_hash = {
         let text = serde_json::json!([out.kind, out.channel, out.subject, out.body]);
@@ -109,7 +113,7 @@ pub(crate) async fn dispatch(
         .storage
         .send_message(NewSend {
             message_id: out.id,
-            kind: out.kind,
+            kind,
             channel: out.channel,
             subject: out.subject,
             body: out.body,

@@ -215,7 +215,7 @@ fn offer(id: &str, use_limit: i64) -> Offer {
 fn send(id: &str, kind: &str, channel: &str, target: SendTarget) -> NewSend {
     NewSend {
         message_id: id.into(),
-        kind: kind.into(),
+        kind: MessageKind::from_name(kind).expect("a message kind"),
         channel: channel.into(),
         subject: format!("subject {id}"),
         body: format!("body {id}"),
@@ -1301,7 +1301,7 @@ pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(unknown, Answer::UnknownRequest);
     let answered = s
-        .requests(Some("answered".into()), Some("m1".into()), 10)
+        .requests(Some(RequestStatus::Answered), Some("m1".into()), 10)
         .await
         .unwrap();
     assert_eq!(answered.len(), 1);
@@ -1325,7 +1325,10 @@ pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
         Answer::Answered,
         "again"
     );
-    let closed = s.requests(Some("closed".into()), None, 10).await.unwrap();
+    let closed = s
+        .requests(Some(RequestStatus::Closed), None, 10)
+        .await
+        .unwrap();
     assert_eq!((closed.len(), closed[0].entries.len()), (1, 1));
 }
 

@@ -33,21 +33,58 @@ pub enum Answer {
     ReplyIdReused,
 }
 
-/// The status an operator's action gives a member's request.
+/// A member's request's status as the programme sees it: what a list filters on and what an
+/// operator's action sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestStatus {
+    /// As the member opened it, nobody having answered yet.
+    Open,
     Answered,
     /// Final: the member opens a new request.
     Closed,
 }
 
 impl RequestStatus {
+    const ALL: [Self; 3] = [Self::Open, Self::Answered, Self::Closed];
+
     /// The status as stored and shown (`loyalty_core::inbox::REQUEST_STATUSES`).
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Open => "open",
             Self::Answered => "answered",
             Self::Closed => "closed",
         }
+    }
+
+    /// The status a name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// What a message is, which decides the policy its recipients are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Counts against the daily marketing limit and needs the member's consent off the app.
+    Marketing,
+    /// About the member's own account: neither limit nor consent applies.
+    Service,
+}
+
+impl MessageKind {
+    const ALL: [Self; 2] = [Self::Marketing, Self::Service];
+
+    /// The kind as stored and shown (`loyalty_core::inbox::KINDS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Service => "service",
+        }
+    }
+
+    /// The kind a name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -64,8 +101,7 @@ pub enum SendTarget {
 #[derive(Debug, Clone)]
 pub struct NewSend {
     pub message_id: String,
-    /// `marketing` or `service`.
-    pub kind: String,
+    pub kind: MessageKind,
     pub channel: String,
     pub subject: String,
     pub body: String,
@@ -99,7 +135,7 @@ pub struct OutboundJob {
     pub message_id: String,
     pub member_id: String,
     pub channel: String,
-    pub kind: String,
+    pub kind: MessageKind,
     pub subject: String,
     pub body: String,
     pub attempts: i64,
@@ -205,7 +241,7 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Members' requests, the most recently active first, optionally of one status or member.
     async fn requests(
         &self,
-        status: Option<String>,
+        status: Option<RequestStatus>,
         member_id: Option<String>,
         limit: i64,
     ) -> Result<Vec<loyalty_core::api::RequestRecord>, StorageError>;

@@ -137,20 +137,22 @@ pub async fn list_requests(
     query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<RequestRecord>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    if let Some(s) = &q.status
-        && !inbox::REQUEST_STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "malformed_query",
-            format!(
-                "status must be one of {}",
-                inbox::REQUEST_STATUSES.join(", ")
-            ),
-        ));
-    }
+    let status = match q.status.as_deref().map(RequestStatus::from_name) {
+        None => None,
+        Some(Some(status)) => Some(status),
+        Some(None) => {
+            return Err(ApiError::bad_request(
+                "malformed_query",
+                format!(
+                    "status must be one of {}",
+                    inbox::REQUEST_STATUSES.join(", ")
+                ),
+            ));
+        }
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     Ok(Json(
-        app.storage.requests(q.status, q.member_id, limit).await?,
+        app.storage.requests(status, q.member_id, limit).await?,
     ))
 }
 

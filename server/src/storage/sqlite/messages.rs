@@ -13,10 +13,26 @@ use loyalty_core::requests::ThreadEntry;
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::{SqliteStorage, backend};
+use crate::storage::MessageKind;
 use crate::storage::{
     Answer, DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
     RequestStatus, SendOutcome, SendTarget, StorageError,
 };
+
+impl rusqlite::ToSql for MessageKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for MessageKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let name = value.as_str()?;
+        MessageKind::from_name(name).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown message kind `{name}`").into())
+        })
+    }
+}
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
 const PROJECTION_BATCH: i64 = 200;
@@ -335,10 +351,11 @@ const REQUESTS_SQL: &str = "
 
 fn list_requests(
     conn: &Connection,
-    status: Option<String>,
+    status: Option<RequestStatus>,
     member_id: Option<String>,
     limit: i64,
 ) -> Result<Vec<RequestRecord>, StorageError> {
+    let status = status.map(RequestStatus::as_str);
     let mut stmt = conn.prepare_cached(REQUESTS_SQL).map_err(backend)?;
     let rows = stmt
         .query_map(params![status, member_id, limit], |r| {
@@ -647,7 +664,7 @@ impl MessageStore for SqliteStorage {
 
     async fn requests(
         &self,
-        status: Option<String>,
+        status: Option<RequestStatus>,
         member_id: Option<String>,
         limit: i64,
     ) -> Result<Vec<RequestRecord>, StorageError> {
@@ -718,7 +735,7 @@ mod tests {
     fn new_send(id: &str, kind: &str, channel: &str, members: &[&str]) -> NewSend {
         NewSend {
             message_id: id.into(),
-            kind: kind.into(),
+            kind: MessageKind::from_name(kind).expect("a message kind"),
             channel: channel.into(),
             subject: "s".into(),
             body: "b".into(),
