@@ -324,8 +324,7 @@ pub trait LedgerStore: Send + Sync + 'static {
         revision: i64,
     ) -> Result<Commit, StorageError>;
     /// The member's points, lots and tier, with what they qualify with over `window_start_ms`..,
-    /// and with `offers_at_ms` the offers the till may apply at that time (none from a backend
-    /// without targeting), all from one snapshot.
+    /// and with `offers_at_ms` the offers the till may apply at that time, all from one snapshot.
     async fn member_book(
         &self,
         member_id: &str,

@@ -5,8 +5,8 @@
 //! the runtime's worker threads.
 //!
 //! This file opens, migrates and wires the backend; each aggregate trait is implemented in its own
-//! file: [`members`], [`ledger`] (postings go through the group-commit writer, [`writer`]),
-//! [`offers`], [`segments`] (RFM scores and segment membership), [`messages`], [`programme`].
+//! file: `members.rs`, `ledger.rs` (postings go through the group-commit writer, `writer.rs`),
+//! [`offers`], `segments.rs` (RFM scores and segment membership), `messages.rs`, `programme.rs`.
 //! The conformance suite runs at the end of this file; the backend's own tests are `tests.rs`.
 
 use std::path::Path;
@@ -67,7 +67,7 @@ pub struct SqliteStorage {
     /// Connections for reads, so a lookup never waits behind a write's fsync (WAL lets readers
     /// run beside the writer, each on the last committed state).
     readers: Arc<Vec<Mutex<Connection>>>,
-    /// The group-commit writer for till postings (see [`writer`]).
+    /// The group-commit writer for till postings (see `writer.rs`).
     poster: std::sync::mpsc::Sender<PostingJob>,
 }
 

@@ -2,7 +2,7 @@
 //! `server/migrations/sqlite/006_offers_and_segments.sql`), [`OfferStore`] for [`SqliteStorage`],
 //! and the functions the till calls inside its own transaction ([`till_offers_in`],
 //! [`record_offer_uses`]). The batch job that recomputes RFM scores and every segment is
-//! [`super::segments`].
+//! `segments.rs`.
 //!
 //! Everything that touches many members is `INSERT ... SELECT` in chunks of [`CHUNK`] members: a
 //! fan-out to a million members is a few B-tree appends, not a million Automerge documents. The batch job computes into temporary
