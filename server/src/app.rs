@@ -21,8 +21,6 @@ pub use crate::live::Wait;
 pub struct App {
     pub config: Config,
     pub storage: Arc<dyn Storage>,
-    /// Targeted offers and segments (`crate::storage::offers`), from the storage.
-    pub targeting: Arc<dyn crate::storage::offers::ProgrammeStorage>,
     pub clock: Arc<dyn Clock>,
     /// The Automerge actor of this process's own writes. Random per process, so two server
     /// instances sharing a database never claim the same actor's sequence numbers.
@@ -56,7 +54,6 @@ pub struct App {
 pub struct AppBuilder {
     config: Config,
     storage: Arc<dyn Storage>,
-    targeting: Arc<dyn crate::storage::offers::ProgrammeStorage>,
     clock: Arc<dyn Clock>,
     outbound: Arc<dyn Outbound>,
 }
@@ -77,7 +74,6 @@ impl AppBuilder {
         let AppBuilder {
             config,
             storage,
-            targeting,
             clock,
             outbound,
         } = self;
@@ -105,7 +101,6 @@ impl AppBuilder {
             live,
             guard,
             programme: std::sync::RwLock::new(None),
-            targeting,
             outbound,
             outbound_wake: tokio::sync::Notify::new(),
             birthdays_paid: std::sync::atomic::AtomicI64::new(i64::MIN),
@@ -135,7 +130,6 @@ impl App {
     pub fn builder(config: Config, storage: Arc<dyn Storage>) -> AppBuilder {
         AppBuilder {
             config,
-            targeting: storage.targeting(),
             storage,
             clock: Arc::new(SystemClock),
             outbound: Arc::new(LogOutbound),

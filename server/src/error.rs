@@ -86,53 +86,39 @@ impl DomainError {
     }
 }
 
+impl DomainError {
+    /// A write that kept losing its optimistic race to other writers ([`crate::locks::Retry`]).
+    pub fn busy() -> Self {
+        Self::new(
+            ErrorKind::Busy,
+            "busy",
+            "the member's documents are changing too fast; retry",
+        )
+    }
+
+    /// Something the client named twice for different things (`what`: "message id `m1`").
+    pub fn id_reused(what: &str) -> Self {
+        Self::new(
+            ErrorKind::Conflict,
+            "id_reused",
+            format!("{what} was used before for something else; choose another id"),
+        )
+    }
+
+    /// Something that exists already and the client may retry differently (`what`: "segment `s`").
+    pub fn duplicate(what: &str) -> Self {
+        Self::new(
+            ErrorKind::Conflict,
+            "duplicate",
+            format!("{what} exists already; retry"),
+        )
+    }
+}
+
+/// A storage failure is the server's: what a client can cause comes back from storage as a typed
+/// outcome, which the service concerned maps to its own error.
 impl From<StorageError> for DomainError {
     fn from(e: StorageError) -> Self {
-        use ErrorKind::*;
-        match e {
-            StorageError::CodeUnknown => {
-                Self::not_found("activation_code_not_found", e.to_string())
-            }
-            StorageError::CodeUsed => Self::new(Conflict, "activation_code_used", e.to_string()),
-            StorageError::CodeExpired => Self::new(Gone, "activation_code_expired", e.to_string()),
-            StorageError::Duplicate(what) => Self::new(
-                Conflict,
-                "duplicate",
-                format!("{what} exists already; retry"),
-            ),
-            StorageError::CodeReplayed => {
-                Self::new(Refused, "code_replayed", "this code was already used")
-            }
-            StorageError::RequestClosed => Self::new(
-                Conflict,
-                "request_closed",
-                "the request is closed: the member opens a new one",
-            ),
-            StorageError::RefundExceedsPurchase => Self::new(
-                Conflict,
-                "refund_exceeds_purchase",
-                "the refunds would exceed the purchase",
-            ),
-            StorageError::NotFound(what) => Self::not_found(
-                match what {
-                    "member" => "member_not_found",
-                    "segment" => "segment_not_found",
-                    "request" => "request_not_found",
-                    _ => "not_found",
-                },
-                format!("no such {what}"),
-            ),
-            StorageError::IdReused(what) => Self::new(
-                Conflict,
-                "id_reused",
-                format!("{what} was used before for something else; choose another id"),
-            ),
-            StorageError::Conflict => Self::new(
-                Busy,
-                "busy",
-                "the member's documents are changing too fast; retry",
-            ),
-            other => Self::internal("storage failed", other),
-        }
+        Self::internal("storage failed", e)
     }
 }

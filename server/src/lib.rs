@@ -38,7 +38,9 @@
 //! [`http::extract`], which authenticate from the request head before any body is read;
 //! [`http::edge`] holds the connection and request limits, [`http::guard`] the per-address rate
 //! limits) → [`service`] (the domain, returning [`error::DomainError`]) → [`projection`] (the
-//! server-written documents brought up to date) → [`storage`] (the traits and SQLite). Beside
+//! server-written documents brought up to date) → [`storage`] (one trait per aggregate —
+//! members, ledger, offers, messages, programme — summed as [`storage::Storage`], typed outcomes,
+//! the conformance suite every backend runs, and the SQLite backend). Beside
 //! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
 //! the long poll), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
 

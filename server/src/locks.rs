@@ -1,13 +1,13 @@
 //! The per-member lock: within one process, work on a member's documents and points is serialised
 //! by a striped lock keyed by member id. Across processes the storage's optimistic versions take
-//! over: a write that lost the race is `StorageError::Conflict`, retried as a merge under the one
+//! over: a write that lost the race is a `Conflict` outcome of the storage, retried as a merge under the one
 //! policy of [`Retry`].
 
 use std::hash::{Hash, Hasher};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::storage::StorageError;
+use crate::error::DomainError;
 
 /// Lock stripes: enough that unrelated members rarely share one, few enough to allocate up front.
 const LOCK_STRIPES: usize = 1024;
@@ -36,12 +36,12 @@ impl MemberLocks {
 }
 
 /// Attempts at a write that lost an optimistic race — another instance wrote the member first
-/// (`StorageError::Conflict`) — before the request is answered `503 busy`. One count for every
+/// (a `Conflict` outcome) — before the request is answered `503 busy`. One count for every
 /// such loop: a sync, a document's update, the card's catch-up, an epoch, a posting.
 pub const CONFLICT_ATTEMPTS: usize = 8;
 
 /// The one retry policy of those loops:
-/// `let mut retry = Retry::default(); loop { retry.another()?; … Err(Conflict) => continue }`.
+/// `let mut retry = Retry::default(); loop { retry.another()?; … Conflict => continue }`.
 #[derive(Debug)]
 pub struct Retry {
     left: usize,
@@ -56,9 +56,9 @@ impl Default for Retry {
 }
 
 impl Retry {
-    /// Another attempt, or `StorageError::Conflict` (busy) once they are used up.
-    pub fn another(&mut self) -> Result<(), StorageError> {
-        self.left = self.left.checked_sub(1).ok_or(StorageError::Conflict)?;
+    /// Another attempt, or [`DomainError::busy`] once they are used up.
+    pub fn another(&mut self) -> Result<(), DomainError> {
+        self.left = self.left.checked_sub(1).ok_or_else(DomainError::busy)?;
         Ok(())
     }
 }
@@ -73,8 +73,8 @@ mod tests {
         for _ in 0..CONFLICT_ATTEMPTS {
             assert!(retry.another().is_ok());
         }
-        assert!(matches!(retry.another(), Err(StorageError::Conflict)));
+        assert_eq!(retry.another().map_err(|e| e.code), Err("busy"));
         // And stays busy.
-        assert!(matches!(retry.another(), Err(StorageError::Conflict)));
+        assert_eq!(retry.another().map_err(|e| e.code), Err("busy"));
     }
 }

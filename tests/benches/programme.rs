@@ -16,9 +16,8 @@ use loyalty_core::api::{OfferTarget, PostOffer, PostSegment, PostTargetedOffer};
 use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::offers::Reward;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
-use loyalty_server::storage::Storage;
 use loyalty_server::storage::sqlite::SqliteStorage;
-use loyalty_server::storage::sqlite::offers as sqlite_offers;
+use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
 
 const DAY: i64 = 86_400_000;
@@ -187,18 +186,19 @@ fn main() {
 
         let recompute = |label: &'static str| {
             let db = db.clone();
-            tokio::task::spawn_blocking(move || {
+            async move {
+                let storage = SqliteStorage::open(&db).expect("open");
                 let t = Instant::now();
-                let mut conn = sqlite_offers::open_for_batch(&db).expect("open");
-                let report = sqlite_offers::recompute(
-                    &mut conn,
-                    &SystemClock,
-                    sqlite_offers::DEFAULT_RFM_WINDOW_MS,
-                    &mut |line| eprintln!("  [{label}] {line}"),
-                )
-                .expect("recompute");
-                (t.elapsed(), report)
-            })
+                let report = storage
+                    .recompute_segments(
+                        SystemClock.now_ms(),
+                        DEFAULT_RFM_WINDOW_MS,
+                        Box::new(move |line| eprintln!("  [{label}] {line}")),
+                    )
+                    .await
+                    .expect("recompute");
+                Ok::<_, std::convert::Infallible>((t.elapsed(), report))
+            }
         };
         let (first, report) = recompute("recompute").await.expect("task");
         let t = Instant::now();
@@ -240,7 +240,7 @@ fn main() {
             .expect("mark projected");
         }
         let storage = SqliteStorage::open(&db).expect("open");
-        let programme = storage.targeting();
+        let programme = &storage;
         let ids: Vec<String> = {
             let conn = rusqlite::Connection::open(&db).expect("open");
             let mut s = conn

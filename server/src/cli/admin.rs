@@ -550,32 +550,31 @@ async fn show(client: &OperatorClient, member_id: &str, json: bool) -> CliResult
     Ok(())
 }
 
-/// `loyalty admin segments recompute`: runs on the blocking pool, printing each step as it ends.
+/// `loyalty admin segments recompute`: the batch job on the database file, beside a running
+/// server, through the storage's `OfferStore`, printing each step as it ends.
 async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> CliResult {
-    use loyalty_server::storage::sqlite::offers as sqlite_offers;
+    use loyalty_core::Clock;
+    use loyalty_server::storage::OfferStore;
     if !(1..=3650).contains(&window_days) {
         return Err("--window-days must be 1 to 3650".into());
     }
     if !database.exists() {
         return Err(format!("no database at {}", database.display()));
     }
-    let database = database.to_path_buf();
-    let report = tokio::task::spawn_blocking(move || {
-        let mut conn = sqlite_offers::open_for_batch(&database).map_err(|e| e.to_string())?;
-        sqlite_offers::recompute(
-            &mut conn,
-            &loyalty_core::SystemClock,
+    let storage = loyalty_server::storage::sqlite::SqliteStorage::open(database)
+        .map_err(|e| e.to_string())?;
+    let report = storage
+        .recompute_segments(
+            loyalty_core::SystemClock.now_ms(),
             window_days.saturating_mul(86_400_000),
-            &mut |line| {
+            Box::new(move |line| {
                 if !json {
                     println!("{line}");
                 }
-            },
+            }),
         )
-        .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+        .await
+        .map_err(|e| e.to_string())?;
     if json {
         return print_json(&serde_json::json!({
             "scored_members": report.scored_members,

@@ -11,10 +11,10 @@ pub(crate) const FANOUT_POLL: std::time::Duration = std::time::Duration::from_se
 /// that recomputes segments runs as its own process and cannot call [`App::wake_all`]. One small
 /// query every two seconds.
 pub async fn watch_fanouts(app: Arc<App>) {
-    let programme = app.targeting.clone();
+    let storage = app.storage.clone();
     let mut seen = None;
     loop {
-        match programme.fanout_seq().await {
+        match storage.fanout_seq().await {
             Ok(seq) => {
                 if seen.is_some_and(|s| s != seq) {
                     app.wake_all();

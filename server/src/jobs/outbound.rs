@@ -3,7 +3,7 @@
 use crate::app::App;
 use crate::outbound::{OutboundChannel, OutboundMessage};
 use crate::storage::FinalStatus;
-use crate::storage::{OutboundJob, OutboundOutcome};
+use crate::storage::{MessageKind, OutboundJob, OutboundOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
     let channel = OutboundChannel::parse(&job.channel);
     let outcome = match (channel, &job.address) {
         // Consent can be withdrawn between the send and now: it is checked again at the last moment.
-        _ if job.kind == "marketing" && !job.consent => OutboundOutcome::Final {
+        _ if job.kind == MessageKind::Marketing && !job.consent => OutboundOutcome::Final {
             status: FinalStatus::Refused,
             reason: Some("no_consent".into()),
         },
@@ -79,7 +79,7 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
                 channel,
                 member_id: job.member_id.clone(),
                 message_id: job.message_id.clone(),
-                kind: job.kind.clone(),
+                kind: job.kind.as_str().into(),
                 subject: job.subject.clone(),
                 body: job.body.clone(),
                 address: address.clone(),

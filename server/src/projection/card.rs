@@ -26,7 +26,7 @@ use crate::app::App;
 use crate::card_cache::CachedCard;
 use crate::error::DomainError;
 use crate::projection::documents::load;
-use crate::storage::{CardSource, DocWrite, StorageError};
+use crate::storage::{CardSource, Commit, DocWrite};
 
 /// Expiry dates the card shows.
 pub(crate) const EXPIRIES_SHOWN: usize = 3;
@@ -62,7 +62,8 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
         let mut card = card_document(app, member_id, source.book.card_version).await?;
         if !show(&programme, &mut card, &source, now)? {
             // Nothing to show (a revision that changed no points, such as a block).
-            app.storage.store_card(member_id, None, revision).await?;
+            // No document is written, so there is no version to lose: it always commits.
+            let _always_committed = app.storage.store_card(member_id, None, revision).await?;
             app.cards.put(member_id, card);
             return Ok(false);
         }
@@ -82,7 +83,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
             .store_card(member_id, Some(write), revision)
             .await
         {
-            Ok(()) => {
+            Ok(Commit::Committed) => {
                 card.stored(save, saved_len);
                 if history_due(app, &mut card) {
                     // Each catch-up adds a change: once the history is past the policy the card
@@ -98,7 +99,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
                 app.cards.put(member_id, card);
                 return Ok(true);
             }
-            Err(StorageError::Conflict) => continue,
+            Ok(Commit::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }

@@ -10,7 +10,7 @@ use loyalty_core::document::genesis;
 
 use crate::app::App;
 use crate::error::DomainError;
-use crate::storage::{DocWrite, StorageError};
+use crate::storage::{Commit, DocWrite};
 
 /// The four documents of a new member, saved.
 pub fn new_member_documents(
@@ -75,7 +75,7 @@ pub async fn update<T>(
             .commit(member_id, None, vec![write], Vec::new(), None)
             .await
         {
-            Ok(()) => {
+            Ok(Commit::Committed) => {
                 if kind == DocKind::Card {
                     // The version check would catch the stale copy anyway; this frees it now.
                     app.cards.forget(member_id);
@@ -83,7 +83,7 @@ pub async fn update<T>(
                 app.notify(member_id);
                 return Ok(result);
             }
-            Err(StorageError::Conflict) => continue,
+            Ok(Commit::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }

@@ -15,7 +15,7 @@ use loyalty_core::epoch;
 use crate::app::App;
 use crate::error::DomainError;
 use crate::projection::documents::load;
-use crate::storage::{DocWrite, StorageError, StoredDoc};
+use crate::storage::{Commit, DocWrite, StoredDoc};
 
 /// Starts the member's documents of these kinds afresh and stores them, each under its next
 /// epoch, forgetting every device's sync state for them. The caller holds the member's lock.
@@ -43,13 +43,13 @@ pub async fn renew(
             .commit(member_id, None, writes, Vec::new(), None)
             .await
         {
-            Ok(()) => {
+            Ok(Commit::Committed) => {
                 app.cards.forget(member_id);
                 // Watching devices sync now and take the new epochs.
                 app.notify(member_id);
                 return Ok(report);
             }
-            Err(StorageError::Conflict) => continue,
+            Ok(Commit::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }

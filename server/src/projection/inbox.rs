@@ -40,7 +40,7 @@ pub async fn project_inbox(app: &App, member_id: &str) -> Result<bool, DomainErr
             .map(|(t, v)| (t.request_id.clone(), *v))
             .collect();
         app.storage
-            .mark_projected(member_id, messages, threads)
+            .mark_inbox_projected(member_id, messages, threads)
             .await?;
         wrote = true;
     }

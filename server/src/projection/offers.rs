@@ -10,7 +10,7 @@ use loyalty_core::offers::{self};
 /// Writes the offers the member is owed into their offers document. Returns whether anything was
 /// written. Takes the member lock itself (through `documents::update`), so callers must not hold it.
 pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
-    let store = &*app.targeting;
+    let store = &*app.storage;
     let pending = store.pending_offers(member_id, app.now_ms()).await?;
     if pending.is_empty() {
         return Ok(false);
@@ -25,7 +25,7 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainE
     .await?;
     // After the document is stored: a crash in between projects again next time, and `put` only
     // writes what differs, so that costs nothing but the check.
-    store.mark_projected(member_id, &pending).await?;
+    store.mark_offers_projected(member_id, &pending).await?;
     tracing::debug!(member = %member_id, offers = pending.len(), "offers projected");
     Ok(true)
 }
@@ -33,7 +33,7 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainE
 /// Whether the member has offers waiting to be projected (one indexed query).
 pub async fn has_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
     Ok(app
-        .targeting
+        .storage
         .has_pending_offers(member_id, app.now_ms())
         .await?)
 }

@@ -24,7 +24,7 @@ use loyalty_core::ids;
 use loyalty_core::tiers::Metric;
 
 use crate::service::ledger::{self, Plan, Retry};
-use crate::storage::{PostingKind, StorageError};
+use crate::storage::{CheckoutOpening, PostingKind};
 use loyalty_core::checkout_code::CodeError;
 use loyalty_core::ids::sha256;
 
@@ -246,16 +246,16 @@ pub async fn scan(
         till_id,
         expires_at_ms: now + SESSION_MS,
     };
-    app.storage
+    let opening = app
+        .storage
         .open_checkout(parsed.code_id(), &session, now)
-        .await
-        .map_err(|e| match e {
-            StorageError::CodeReplayed => refused(
-                "code_replayed",
-                "this code was already used: a screenshot or a second scan",
-            ),
-            other => other.into(),
-        })?;
+        .await?;
+    if opening == CheckoutOpening::Replayed {
+        return Err(refused(
+            "code_replayed",
+            "this code was already used: a screenshot or a second scan",
+        ));
+    }
     tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
     Ok(ScanResponse {
         session_id: session.session_id,

@@ -7,8 +7,8 @@ use loyalty_core::ids::{self, activation_code};
 use loyalty_core::keys;
 
 use crate::app::App;
-use crate::error::DomainError;
-use crate::storage::NewDevice;
+use crate::error::{DomainError, ErrorKind};
+use crate::storage::{MemberRecord, NewDevice, Redemption};
 
 pub(crate) const MAX_DEVICE_NAME: usize = 128;
 
@@ -45,7 +45,7 @@ pub async fn enroll(app: &App, request: EnrollRequest) -> Result<EnrollResponse,
     let device_id = ids::new_device_id();
     let secret = ids::new_device_secret();
     let now = app.now_ms();
-    let member = app
+    let redemption = app
         .storage
         .redeem_activation_code(
             activation_code::hash(&code),
@@ -59,6 +59,7 @@ pub async fn enroll(app: &App, request: EnrollRequest) -> Result<EnrollResponse,
             },
         )
         .await?;
+    let member = redeemed(redemption)?;
     tracing::info!(member = %member.member_id, device = %device_id, "device enrolled");
     crate::service::programme::enrolled(app, &member.member_id).await;
     Ok(EnrollResponse {
@@ -68,4 +69,26 @@ pub async fn enroll(app: &App, request: EnrollRequest) -> Result<EnrollResponse,
         device_secret: secret,
         server_time_ms: app.now_ms(),
     })
+}
+
+/// The member a redeemed code enrolled the device for, or why it did not (nothing was stored).
+fn redeemed(redemption: Redemption) -> Result<MemberRecord, DomainError> {
+    match redemption {
+        Redemption::Redeemed(member) => Ok(member),
+        Redemption::Unknown => Err(DomainError::not_found(
+            "activation_code_not_found",
+            "activation code is not known",
+        )),
+        Redemption::Used => Err(DomainError::new(
+            ErrorKind::Conflict,
+            "activation_code_used",
+            "activation code was already used",
+        )),
+        Redemption::Expired => Err(DomainError::new(
+            ErrorKind::Gone,
+            "activation_code_expired",
+            "activation code has expired",
+        )),
+        Redemption::KeyIdTaken => Err(DomainError::duplicate("a key with this key id")),
+    }
 }

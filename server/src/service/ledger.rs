@@ -24,8 +24,7 @@ use crate::app::App;
 use crate::error::DomainError;
 use crate::projection::card::with_review_date;
 use crate::storage::{
-    LedgerMovement, MemberBook, MemberProgramme, Posting, PriorPosting, PurchaseRecord,
-    StorageError,
+    LedgerMovement, MemberBook, MemberProgramme, PostOutcome, Posting, PriorPosting, PurchaseRecord,
 };
 
 /// A posting being put together for one member.
@@ -292,7 +291,7 @@ pub(crate) async fn attempts(
                 .map_err(|e| DomainError::internal("posting answer", e))?,
         };
         match app.storage.post(posting).await {
-            Ok(()) => {
+            Ok(PostOutcome::Posted) => {
                 // Devices waiting on the member sync now, and their sync brings the card up.
                 app.notify(member_id);
                 return Ok(Outcome {
@@ -300,8 +299,8 @@ pub(crate) async fn attempts(
                     written: true,
                 });
             }
-            Err(StorageError::Conflict) => continue,
-            Err(StorageError::Duplicate(_)) => {
+            Ok(PostOutcome::Conflict) => continue,
+            Ok(PostOutcome::KeyTaken) => {
                 // Another request with the same key won the race: answer as it did, if it is
                 // the same request.
                 let prior = app.storage.prior_posting(&plan.idempotency_key).await?;
@@ -313,7 +312,7 @@ pub(crate) async fn attempts(
                     written: false,
                 });
             }
-            Err(StorageError::RefundExceedsPurchase) => {
+            Ok(PostOutcome::RefundExceedsPurchase) => {
                 return Err(refund_exceeds(
                     "another refund of this purchase came first: look at what is left and retry",
                 ));

@@ -21,8 +21,10 @@ use loyalty_core::ids;
 use loyalty_core::inbox::{self, Message, Reply};
 
 use crate::app::App;
-use crate::error::DomainError;
-use crate::storage::{DeliveryFilter, NewSend, SendTarget};
+use crate::error::{DomainError, ErrorKind};
+use crate::storage::{
+    Answer, DeliveryFilter, MessageKind, NewSend, RequestStatus, SendOutcome, SendTarget,
+};
 
 /// Explicit recipients of one send at most; larger audiences are segments.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -40,14 +42,15 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    fn check(&self) -> Result<(), DomainError> {
+    /// Checks the message; its kind, when it passes.
+    fn check(&self) -> Result<MessageKind, DomainError> {
         let invalid = |m: String| DomainError::bad_request("invalid_message", m);
-        if !inbox::KINDS.contains(&self.kind.as_str()) {
+        let Some(kind) = MessageKind::from_name(&self.kind) else {
             return Err(invalid(format!(
                 "kind must be one of {}",
                 inbox::KINDS.join(", ")
             )));
-        }
+        };
         Message {
             id: self.id.clone(),
             channel: self.channel.clone(),
@@ -57,7 +60,8 @@ impl Outgoing {
             ..Message::default()
         }
         .validate()
-        .map_err(invalid)
+        .map_err(invalid)?;
+        Ok(kind)
     }
 }
 
@@ -97,18 +101,19 @@ pub(crate) async fn dispatch(
     out: Outgoing,
     target: SendTarget,
 ) -> Result<SendSummary, DomainError> {
-    out.check()?;
+    let kind = out.check()?;
     // What the id names: the text, not its recipients (the same message may go to more later).
     let request_hash = {
         let text = serde_json::json!([out.kind, out.channel, out.subject, out.body]);
         ids::sha256(text.to_string().as_bytes())
     };
     let now = app.now_ms();
-    let summary = app
+    let id = out.id.clone();
+    let outcome = app
         .storage
         .send_message(NewSend {
             message_id: out.id,
-            kind: out.kind,
+            kind,
             channel: out.channel,
             subject: out.subject,
             body: out.body,
@@ -119,6 +124,19 @@ pub(crate) async fn dispatch(
             marketing_per_day: app.config.marketing_per_day,
         })
         .await?;
+    let summary = match outcome {
+        SendOutcome::Sent(summary) => summary,
+        SendOutcome::IdReused => return Err(DomainError::id_reused(&format!("message id `{id}`"))),
+        SendOutcome::UnknownMembers => {
+            return Err(DomainError::not_found("member_not_found", "no such member"));
+        }
+        SendOutcome::EmptySegment => {
+            return Err(DomainError::not_found(
+                "segment_not_found",
+                "no such segment",
+            ));
+        }
+    };
     tracing::info!(
         message_id = %summary.message_id,
         kind = %summary.kind,
@@ -229,12 +247,34 @@ pub(crate) async fn act_on_request(
     app: &App,
     id: &str,
     reply: Option<Reply>,
-    status: &'static str,
+    status: RequestStatus,
 ) -> Result<RequestRecord, DomainError> {
     let (member_id, request_id) = request_handle(id)?;
-    app.storage
+    let reply_id = reply.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    match app
+        .storage
         .answer_request(&member_id, &request_id, reply, status, app.now_ms())
-        .await?;
+        .await?
+    {
+        Answer::Answered => {}
+        Answer::UnknownRequest => {
+            return Err(DomainError::not_found(
+                "request_not_found",
+                "no such request",
+            ));
+        }
+        Answer::Closed => {
+            return Err(DomainError::new(
+                ErrorKind::Conflict,
+                "request_closed",
+                "the request is closed: the member opens a new one",
+            ));
+        }
+        Answer::ReplyIdReused => {
+            return Err(DomainError::id_reused(&format!("reply id `{reply_id}`")));
+        }
+    }
+    let status = status.as_str();
     tracing::info!(member = %member_id, request = %request_id, status, "request answered");
     // One member: worth doing now, so their waiting devices get it within a round trip. When it
     // fails, the next sync does it.

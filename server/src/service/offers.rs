@@ -5,13 +5,13 @@
 //! second.
 //!
 //! The pieces: [`publish`] (store, fan out, wake waiting devices) and segments here;
-//! `ProgrammeStorage` (the narrow storage trait, implemented for SQLite in
+//! `OfferStore` (the storage trait, implemented for SQLite in
 //! `crate::storage::sqlite::offers`) and the till's view of a member's offers (`TillOffer`) in
 //! `crate::storage::offers`; `crate::projection::offers::project_pending` (write what a member is
 //! owed into their offers document).
 //! Decisions are written down in `docs/offers-and-segments.md`.
 
-use crate::storage::offers::ProgrammeError;
+use crate::storage::{Publication, Published, SegmentCreation};
 
 use loyalty_core::api::{MAX_TARGET_MEMBERS, OfferTarget, PublishedOffer, SegmentView};
 use loyalty_core::ids::valid_record_id;
@@ -26,17 +26,18 @@ use crate::error::DomainError;
 /// decides with [`loyalty_core::earning::offer_blocker`] whether it applies.
 pub use crate::storage::offers::TillOffer;
 
-impl From<ProgrammeError> for DomainError {
-    fn from(e: ProgrammeError) -> Self {
-        match e {
-            ProgrammeError::UnknownSegment(_) => {
-                DomainError::not_found("segment_not_found", e.to_string())
-            }
-            ProgrammeError::UnknownMembers { .. } => {
-                DomainError::not_found("member_not_found", e.to_string())
-            }
-            ProgrammeError::Storage(s) => s.into(),
-        }
+/// What was published, or why the target was refused (nothing was stored then).
+fn published(publication: Publication) -> Result<Published, DomainError> {
+    match publication {
+        Publication::Published(p) => Ok(p),
+        Publication::UnknownSegment(segment) => Err(DomainError::not_found(
+            "segment_not_found",
+            format!("no segment `{segment}`"),
+        )),
+        Publication::UnknownMembers { count, first } => Err(DomainError::not_found(
+            "member_not_found",
+            format!("{count} of the target's members do not exist (first: {first})"),
+        )),
     }
 }
 
@@ -81,8 +82,8 @@ pub async fn publish(
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_offer", m))?;
     validate_target(&target)?;
-    let store = &*app.targeting;
-    let published = store.publish_offer(&offer, &target, app.now_ms()).await?;
+    let store = &*app.storage;
+    let published = published(store.publish_offer(&offer, &target, app.now_ms()).await?)?;
     tracing::info!(
         offer = %offer.id,
         version = published.version,
@@ -118,7 +119,9 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
         .validate()
         .map_err(|m| DomainError::bad_request("invalid_segment", m))?;
     let now = app.now_ms();
-    app.targeting.create_segment(segment, now).await?;
+    if app.storage.create_segment(segment, now).await? == SegmentCreation::Exists {
+        return Err(DomainError::duplicate(&format!("segment `{}`", segment.id)));
+    }
     tracing::info!(segment = %segment.id, "segment created");
     Ok(SegmentView {
         segment: segment.clone(),
@@ -129,7 +132,7 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
 }
 
 pub async fn segments(app: &App) -> Result<Vec<SegmentView>, DomainError> {
-    Ok(app.targeting.segments().await?)
+    Ok(app.storage.segments().await?)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::error::DomainError;
 use crate::locks::Retry;
 use crate::projection::documents::load;
-use crate::storage::{DocWrite, StorageError, StoredDoc};
+use crate::storage::{Commit, DocWrite, StoredDoc};
 
 /// Answers a device's sync of its member's documents: brings the server's documents up to date
 /// first (card, offers, inbox: each projection takes the member's lock itself), then, under the
@@ -88,7 +88,7 @@ pub async fn sync(
             .commit(member_id, Some(device_id), writes, peer_writes, mirror)
             .await
         {
-            Ok(()) => {
+            Ok(Commit::Committed) => {
                 if !new_epochs.is_empty() {
                     tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
                     // The cached card (if any) is of the old epoch; the member's other devices
@@ -107,7 +107,7 @@ pub async fn sync(
                 }
                 return Ok(response);
             }
-            Err(StorageError::Conflict) => continue,
+            Ok(Commit::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }

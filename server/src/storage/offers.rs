@@ -1,4 +1,6 @@
-//! Offers and segments as stored: the trait a backend implements for targeting.
+//! Offers and segments as stored: publishing an offer and fanning it out to its target, the
+//! pending projections of members' offers documents, the till's view of a member's offers,
+//! segments, and the batch job that recomputes RFM scores and segments.
 
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -15,6 +17,23 @@ pub struct PendingOffer {
     pub version: i64,
 }
 
+/// The default RFM window: purchases in the last 365 days.
+pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
+
+/// What a recompute did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecomputeReport {
+    /// Members with at least one purchase in the window (the rest score 0).
+    pub scored_members: i64,
+    /// Each segment and its members now.
+    pub segments: Vec<(String, i64)>,
+    /// Each standing offer and the members it gained.
+    pub offers: Vec<(String, i64)>,
+}
+
+/// Where a batch job reports its progress, a line per step as it ends.
+pub type Progress = Box<dyn FnMut(&str) + Send>;
+
 /// What publishing stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -23,20 +42,31 @@ pub struct Published {
     pub members: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProgrammeError {
-    #[error("no segment `{0}`")]
+/// What [`OfferStore::publish_offer`] did. A refused target stores nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Publication {
+    Published(Published),
+    /// The target names a segment that does not exist.
     UnknownSegment(String),
-    #[error("{count} of the target's members do not exist (first: {first})")]
-    UnknownMembers { count: usize, first: String },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
+    /// Members of an explicit target do not exist.
+    UnknownMembers {
+        count: usize,
+        first: String,
+    },
 }
 
-/// The storage the programme needs beside [`crate::storage::Storage`]. Kept apart so the core
-/// storage trait stays small; a backend offers it through `Storage::targeting`.
+/// What [`OfferStore::create_segment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SegmentCreation {
+    Created,
+    /// A segment with the id exists: nothing was changed.
+    Exists,
+}
+
 #[async_trait]
-pub trait ProgrammeStorage: Send + Sync + 'static {
+pub trait OfferStore: Send + Sync + 'static {
     /// Stores the offer (a new version when its id exists and its terms changed) and adds the
     /// target's members to it: the offer and an explicit target in one transaction (an unknown
     /// segment or member changes nothing), a tier's or segment's members in chunks after it.
@@ -45,7 +75,7 @@ pub trait ProgrammeStorage: Send + Sync + 'static {
         offer: &Offer,
         target: &OfferTarget,
         now_ms: i64,
-    ) -> Result<Published, ProgrammeError>;
+    ) -> Result<Publication, StorageError>;
 
     /// Offers still valid at `now_ms` that the member's offers document does not show as they
     /// stand. One indexed query; empty in the steady state.
@@ -60,7 +90,7 @@ pub trait ProgrammeStorage: Send + Sync + 'static {
 
     /// Records that these offers were written into the member's document at this version and
     /// use count. A use recorded meanwhile leaves the row pending, so it is projected next time.
-    async fn mark_projected(
+    async fn mark_offers_projected(
         &self,
         member_id: &str,
         projected: &[PendingOffer],
@@ -74,12 +104,27 @@ pub trait ProgrammeStorage: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Vec<TillOffer>, StorageError>;
 
-    /// [`StorageError::Duplicate`] when the id exists.
-    async fn create_segment(&self, segment: &Segment, now_ms: i64) -> Result<(), StorageError>;
+    async fn create_segment(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<SegmentCreation, StorageError>;
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError>;
 
     /// A number that moves whenever a fan-out added members to offers, in this process or in a
     /// batch job on the same database; the server watches it to wake waiting devices.
     async fn fanout_seq(&self) -> Result<i64, StorageError>;
+
+    /// The batch job: recomputes every member's RFM scores from their purchases and refunds in
+    /// the `window_ms` before `now_ms`, then every segment's membership, then fans every valid
+    /// offer with a tier or segment target out to members who newly qualify (moving
+    /// [`Self::fanout_seq`]). Minutes on a million members; it runs beside a live server, whose
+    /// own writes must not wait on it for long.
+    async fn recompute_segments(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        progress: Progress,
+    ) -> Result<RecomputeReport, StorageError>;
 }

@@ -129,7 +129,8 @@ fn the_identity_key_attack_is_refused_at_enrollment_and_at_the_till() {
 
         // A database from before the check may hold such a key: the till refuses it too.
         let normalized = activation_code::normalize(&code.activation_code).unwrap();
-        s.server
+        let redemption = s
+            .server
             .app
             .storage
             .redeem_activation_code(
@@ -145,6 +146,10 @@ fn the_identity_key_attack_is_refused_at_enrollment_and_at_the_till() {
             )
             .await
             .unwrap();
+        assert!(matches!(
+            redemption,
+            loyalty_server::storage::Redemption::Redeemed(_)
+        ));
         assert_eq!(
             refusal(s.till.scan(&forged).await.unwrap_err()),
             "unsafe_key"

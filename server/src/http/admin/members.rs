@@ -28,7 +28,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::projection::documents::{self, load};
-use crate::storage::{NewMember, StorageError};
+use crate::storage::{MemberCreation, NewMember};
 
 pub async fn create_member(
     State(app): State<Arc<App>>,
@@ -58,7 +58,7 @@ pub async fn create_member(
             code_expires_at_ms: expires,
         };
         match app.storage.create_member(member).await {
-            Ok(()) => {
+            Ok(MemberCreation::Created) => {
                 tracing::info!(member = %member_id, "member created");
                 return Ok((
                     StatusCode::CREATED,
@@ -71,7 +71,7 @@ pub async fn create_member(
                 ));
             }
             // A card number clash: draw another.
-            Err(StorageError::Duplicate(_)) => continue,
+            Ok(MemberCreation::Taken) => continue,
             Err(e) => return Err(e.into()),
         }
     }

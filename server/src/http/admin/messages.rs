@@ -5,7 +5,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::service::messaging::*;
-use crate::storage::DeliveryFilter;
+use crate::storage::{DeliveryFilter, RequestStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use loyalty_core::api::{
@@ -137,20 +137,22 @@ pub async fn list_requests(
     query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<RequestRecord>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    if let Some(s) = &q.status
-        && !inbox::REQUEST_STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "malformed_query",
-            format!(
-                "status must be one of {}",
-                inbox::REQUEST_STATUSES.join(", ")
-            ),
-        ));
-    }
+    let status = match q.status.as_deref().map(RequestStatus::from_name) {
+        None => None,
+        Some(Some(status)) => Some(status),
+        Some(None) => {
+            return Err(ApiError::bad_request(
+                "malformed_query",
+                format!(
+                    "status must be one of {}",
+                    inbox::REQUEST_STATUSES.join(", ")
+                ),
+            ));
+        }
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     Ok(Json(
-        app.storage.requests(q.status, q.member_id, limit).await?,
+        app.storage.requests(status, q.member_id, limit).await?,
     ))
 }
 
@@ -188,7 +190,11 @@ pub async fn reply(
         body: p.body,
         at_ms: app.now_ms(),
     };
-    let status = if p.close { "closed" } else { "answered" };
+    let status = if p.close {
+        RequestStatus::Closed
+    } else {
+        RequestStatus::Answered
+    };
     let record = act_on_request(&app, &id, Some(reply), status).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -199,5 +205,7 @@ pub async fn close(
     Path(id): Path<String>,
     _: Operator,
 ) -> Result<Json<RequestRecord>, ApiError> {
-    Ok(Json(act_on_request(&app, &id, None, "closed").await?))
+    Ok(Json(
+        act_on_request(&app, &id, None, RequestStatus::Closed).await?,
+    ))
 }

@@ -1,7 +1,8 @@
-//! Targeted offers, segments and RFM scores on the embedded SQLite database: the tables (created
-//! by `server/migrations/sqlite/006_offers_and_segments.sql`), [`ProgrammeStorage`] for [`SqliteStorage`], the functions the till
-//! calls inside its own transaction ([`till_offers_in`], [`record_offer_uses`]), and the batch job
-//! that recomputes RFM scores and every segment ([`recompute`]).
+//! Targeted offers and segments on the embedded SQLite database: the tables (created by
+//! `server/migrations/sqlite/006_offers_and_segments.sql`), [`OfferStore`] for [`SqliteStorage`],
+//! and the functions the till calls inside its own transaction ([`till_offers_in`],
+//! [`record_offer_uses`]). The batch job that recomputes RFM scores and every segment is
+//! `segments.rs`.
 //!
 //! Everything that touches many members is `INSERT ... SELECT` in chunks of [`CHUNK`] members: a
 //! fan-out to a million members is a few B-tree appends, not a million Automerge documents. The batch job computes into temporary
@@ -18,12 +19,9 @@
 //!   job in another process and wakes its waiting devices.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use loyalty_core::api::{OfferTarget, SegmentView};
-use loyalty_core::clock::Clock;
 use loyalty_core::offers::Offer;
 use loyalty_core::segments::{Segment, SegmentRules};
 use rusqlite::types::Value;
@@ -33,11 +31,9 @@ use super::SqliteStorage;
 use super::backend;
 use crate::storage::StorageError;
 use crate::storage::offers::{
-    PendingOffer, ProgrammeError, ProgrammeStorage, Published, TillOffer,
+    OfferStore, PendingOffer, Progress, Publication, Published, RecomputeReport, SegmentCreation,
+    TillOffer,
 };
-
-/// The default RFM window: purchases in the last 365 days.
-pub const DEFAULT_RFM_WINDOW_MS: i64 = 365 * 86_400_000;
 
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
@@ -102,7 +98,7 @@ fn one_chunk(
 }
 
 /// Runs [`one_chunk`] until the source is exhausted; returns the rows written.
-fn in_chunks(
+pub(super) fn in_chunks(
     conn: &mut Connection,
     bound_sql: &str,
     apply_sql: &str,
@@ -167,7 +163,7 @@ fn count_added(conn: &Connection, offer_id: &str, added: usize) -> Result<(), St
 }
 
 /// Adds the members of a tier or segment to an offer, chunk by chunk; returns how many were new.
-fn fan_out(
+pub(super) fn fan_out(
     conn: &mut Connection,
     offer_id: &str,
     kind: &str,
@@ -189,9 +185,11 @@ fn publish_now(
     offer: &Offer,
     target: &OfferTarget,
     now_ms: i64,
-) -> Result<Published, ProgrammeError> {
+) -> Result<Published, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
-    let mut published = publish_in(&tx, offer, target, now_ms)?;
+    let Publication::Published(mut published) = publish_in(&tx, offer, target, now_ms)? else {
+        panic!("the test's publication was refused");
+    };
     tx.commit().map_err(backend)?;
     if let Some((kind, key)) = standing(target) {
         published.added_members += fan_out(conn, &offer.id, kind, key, now_ms)?;
@@ -227,7 +225,7 @@ pub(crate) fn publish_in(
     offer: &Offer,
     target: &OfferTarget,
     now_ms: i64,
-) -> Result<Published, ProgrammeError> {
+) -> Result<Publication, StorageError> {
     let (kind, key) = match target {
         OfferTarget::Members { .. } => ("members", None),
         OfferTarget::Tier { tier } => ("tier", Some(tier.as_str())),
@@ -242,7 +240,7 @@ pub(crate) fn publish_in(
             )
             .map_err(backend)?;
         if !known {
-            return Err(ProgrammeError::UnknownSegment(segment_id.clone()));
+            return Ok(Publication::UnknownSegment(segment_id.clone()));
         }
     }
     let explicit: BTreeSet<&str> = match target {
@@ -263,7 +261,7 @@ pub(crate) fn publish_in(
             }
         }
         if let Some(first) = unknown.first() {
-            return Err(ProgrammeError::UnknownMembers {
+            return Ok(Publication::UnknownMembers {
                 count: unknown.len(),
                 first: first.to_string(),
             });
@@ -334,11 +332,11 @@ pub(crate) fn publish_in(
         )
         .map_err(backend)?;
     bump_fanout_seq(tx)?;
-    Ok(Published {
+    Ok(Publication::Published(Published {
         version,
         added_members: added,
         members,
-    })
+    }))
 }
 
 /// The steady-state check behind every sync: the member's rows whose offer is still valid (or
@@ -422,13 +420,13 @@ pub(crate) fn till_offers_in(
 /// Counts one use of each offer in `offer_ids` (an id listed twice counts twice) for the member,
 /// inside the caller's transaction; the changed counts reach the member's offers document at their
 /// next sync. Guarded by the offer's use limit: when a concurrent use already reached it, this is
-/// [`StorageError::Conflict`] (roll back, read [`till_offers_in`] again, post without that offer).
-/// An offer the member is not targeted with is a caller bug: [`StorageError::Backend`].
+/// false (roll back, read [`till_offers_in`] again, post without that offer). An offer the member
+/// is not targeted with is a caller bug: [`StorageError::Backend`].
 pub(crate) fn record_offer_uses(
     tx: &Connection,
     member_id: &str,
     offer_ids: &[String],
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     let mut use_one = tx
         .prepare_cached(
             "UPDATE offer_members SET uses = uses + 1
@@ -452,30 +450,36 @@ pub(crate) fn record_offer_uses(
                 |r| r.get(0),
             )
             .map_err(backend)?;
-        return Err(if targeted {
-            StorageError::Conflict
+        return if targeted {
+            Ok(false)
         } else {
-            backend(format!("offer {offer_id} is not targeted at the member"))
-        });
+            Err(backend(format!(
+                "offer {offer_id} is not targeted at the member"
+            )))
+        };
     }
-    Ok(())
+    Ok(true)
 }
 
 impl SqliteStorage {
     /// Counts one use of each offer for the member in a transaction of its own: what the till
     /// does inside a posting with [`record_offer_uses`], for tools and for tests that stand in
-    /// for a till.
+    /// for a till. False when an offer's use limit was reached: nothing is counted.
     pub async fn record_offer_uses_alone(
         &self,
         member_id: &str,
         offer_ids: &[String],
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         let member_id = member_id.to_string();
         let offer_ids = offer_ids.to_vec();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            record_offer_uses(&tx, &member_id, &offer_ids)?;
-            tx.commit().map_err(backend)
+            // Dropping the transaction rolls back the uses counted before a refused one.
+            if !record_offer_uses(&tx, &member_id, &offer_ids)? {
+                return Ok(false);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
         })
         .await
     }
@@ -498,7 +502,7 @@ fn segment_view(
     ))
 }
 
-fn segments_in(conn: &Connection) -> Result<Vec<SegmentView>, StorageError> {
+pub(super) fn segments_in(conn: &Connection) -> Result<Vec<SegmentView>, StorageError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT segment_id, name, rules, created_at, computed_at, member_count
@@ -522,29 +526,32 @@ fn segments_in(conn: &Connection) -> Result<Vec<SegmentView>, StorageError> {
 }
 
 #[async_trait]
-impl ProgrammeStorage for SqliteStorage {
+impl OfferStore for SqliteStorage {
     async fn publish_offer(
         &self,
         offer: &Offer,
         target: &OfferTarget,
         now_ms: i64,
-    ) -> Result<Published, ProgrammeError> {
+    ) -> Result<Publication, StorageError> {
         let stored = {
             let (offer, target) = (offer.clone(), target.clone());
             self.run(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
                 // Dropping the transaction on an error rolls it back: a refused target stores
                 // nothing.
-                let outcome = publish_in(&tx, &offer, &target, now_ms);
-                if outcome.is_ok() {
+                let outcome = publish_in(&tx, &offer, &target, now_ms)?;
+                if matches!(outcome, Publication::Published(_)) {
                     tx.commit().map_err(backend)?;
                 }
                 Ok(outcome)
             })
-            .await??
+            .await?
+        };
+        let Publication::Published(stored) = stored else {
+            return Ok(stored);
         };
         let Some((bound, apply)) = standing(target).and_then(|(kind, _)| fan_out_sql(kind)) else {
-            return Ok(stored);
+            return Ok(Publication::Published(stored));
         };
         let key = standing(target).map_or("", |(_, key)| key);
         // Each chunk is its own turn on the writer connection, so till postings queued behind the
@@ -563,11 +570,11 @@ impl ProgrammeStorage for SqliteStorage {
         }
         let offer_id = offer.id.clone();
         let members = self.read(move |conn| member_count(conn, &offer_id)).await?;
-        Ok(Published {
+        Ok(Publication::Published(Published {
             added_members: stored.added_members + added,
             members,
             ..stored
-        })
+        }))
     }
 
     async fn pending_offers(
@@ -590,7 +597,7 @@ impl ProgrammeStorage for SqliteStorage {
         .await
     }
 
-    async fn mark_projected(
+    async fn mark_offers_projected(
         &self,
         member_id: &str,
         projected: &[PendingOffer],
@@ -629,7 +636,11 @@ impl ProgrammeStorage for SqliteStorage {
             .await
     }
 
-    async fn create_segment(&self, segment: &Segment, now_ms: i64) -> Result<(), StorageError> {
+    async fn create_segment(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<SegmentCreation, StorageError> {
         let rules = serde_json::to_string(&segment.rules).map_err(backend)?;
         let (id, name) = (segment.id.clone(), segment.name.clone());
         self.run(move |conn| {
@@ -640,16 +651,34 @@ impl ProgrammeStorage for SqliteStorage {
                     params![id, name, rules, now_ms],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(StorageError::Duplicate(format!("segment `{id}`")));
-            }
-            Ok(())
+            Ok(if n == 0 {
+                SegmentCreation::Exists
+            } else {
+                SegmentCreation::Created
+            })
         })
         .await
     }
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError> {
         self.read(|conn| segments_in(conn)).await
+    }
+
+    async fn recompute_segments(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        mut progress: Progress,
+    ) -> Result<RecomputeReport, StorageError> {
+        // A connection of its own, not the server's writer: the job reads for minutes and takes
+        // the write lock only for its short chunks, between which the server's writes get in.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = super::segments::open_for_batch(&path)?;
+            super::segments::recompute(&mut conn, now_ms, window_ms, &mut *progress)
+        })
+        .await
+        .map_err(backend)?
     }
 
     async fn fanout_seq(&self) -> Result<i64, StorageError> {
@@ -667,264 +696,11 @@ impl ProgrammeStorage for SqliteStorage {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The batch job: RFM scores, segments, standing targets.
-
-/// The SQL condition a member must meet for `rules`, over `members m LEFT JOIN member_rfm r`, with
-/// its parameters. Values are always bound, never spliced into the text.
-pub(crate) fn rules_sql(rules: &SegmentRules) -> (String, Vec<Value>) {
-    let mut conds = vec!["1".to_string()];
-    let mut values = Vec::new();
-    for (column, range) in [
-        ("recency", rules.recency),
-        ("frequency", rules.frequency),
-        ("monetary", rules.monetary),
-    ] {
-        if let Some(range) = range {
-            // No row in member_rfm: no purchase in the window, score 0.
-            conds.push(format!("coalesce(r.{column}, 0) BETWEEN ? AND ?"));
-            values.push(Value::Integer(range.min.into()));
-            values.push(Value::Integer(range.max.into()));
-        }
-    }
-    if !rules.tiers.is_empty() {
-        let marks = vec!["?"; rules.tiers.len()].join(", ");
-        conds.push(format!("m.tier IN ({marks})"));
-        values.extend(rules.tiers.iter().map(|t| Value::Text(t.clone())));
-    }
-    if let Some(from) = rules.enrolled_from_ms {
-        conds.push("m.created_at >= ?".into());
-        values.push(Value::Integer(from));
-    }
-    if let Some(until) = rules.enrolled_until_ms {
-        conds.push("m.created_at < ?".into());
-        values.push(Value::Integer(until));
-    }
-    for (key, value) in &rules.preferences {
-        conds.push(
-            "EXISTS (SELECT 1 FROM member_preferences p
-                     WHERE p.member_id = m.member_id AND p.key = ? AND p.value = ?)"
-                .into(),
-        );
-        values.push(Value::Text(key.clone()));
-        values.push(Value::Text(value.clone()));
-    }
-    (conds.join(" AND "), values)
-}
-
-/// What a recompute did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecomputeReport {
-    /// Members with at least one purchase in the window (the rest score 0).
-    pub scored_members: i64,
-    /// Each segment and its members now.
-    pub segments: Vec<(String, i64)>,
-    /// Each standing offer and the members it gained.
-    pub offers: Vec<(String, i64)>,
-}
-
-/// Opens the server's database for the batch job: the same checks and migrations as the server,
-/// and a long busy timeout, because the server may be holding the write lock for a moment.
-pub fn open_for_batch(path: &Path) -> Result<Connection, StorageError> {
-    let conn = loyalty_core::store::open_sqlite(
-        path,
-        crate::storage::sqlite::APPLICATION_ID,
-        &crate::storage::sqlite::migrations(),
-    )
-    .map_err(backend)?;
-    conn.busy_timeout(std::time::Duration::from_secs(120))
-        .map_err(backend)?;
-    Ok(conn)
-}
-
-/// Recomputes RFM scores from the postings, then every segment's membership, then fans every
-/// valid offer with a tier or segment target out to members who newly qualify. `progress` gets a
-/// line per step. Runs beside a live server on the same file.
-pub fn recompute(
-    conn: &mut Connection,
-    clock: &dyn Clock,
-    window_ms: i64,
-    progress: &mut dyn FnMut(&str),
-) -> Result<RecomputeReport, StorageError> {
-    let now = clock.now_ms();
-    let mut report = RecomputeReport::default();
-    let started = Instant::now();
-    let step = |t: Instant| format!("{:.1} s", t.elapsed().as_secs_f64());
-
-    // 1. RFM into a temporary table: a read of the ledger, no lock on the server's tables.
-    let t = Instant::now();
-    progress("rfm: scoring purchases in the window");
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.rfm_new;
-         CREATE TEMP TABLE rfm_new (
-             member_id TEXT PRIMARY KEY, recency INTEGER, frequency INTEGER, monetary INTEGER,
-             last_purchase_at INTEGER, purchases INTEGER, spend_minor INTEGER
-         ) WITHOUT ROWID;",
-    )
-    .map_err(backend)?;
-    // Refunds in the window reduce the monetary value (net spend, never below 0) but not the
-    // frequency or recency: the member did come in. Scores are by percent rank, so members with
-    // equal values always share a score; the lowest value scores 1, the top fifth 5.
-    let scored = conn
-        .execute(
-            "INSERT INTO temp.rfm_new
-             WITH agg AS (
-                 SELECT member_id,
-                        max(CASE WHEN kind = 'purchase' THEN at END) AS last_at,
-                        sum(kind = 'purchase') AS purchases,
-                        max(0, sum(CASE WHEN kind = 'purchase' THEN total_minor
-                                        ELSE -total_minor END)) AS spend
-                 FROM postings
-                 WHERE at > ?1 AND at <= ?2
-                 GROUP BY member_id
-                 HAVING purchases > 0
-             )
-             SELECT member_id,
-                    min(5, 1 + CAST(5 * percent_rank() OVER (ORDER BY last_at) AS INTEGER)),
-                    min(5, 1 + CAST(5 * percent_rank() OVER (ORDER BY purchases) AS INTEGER)),
-                    min(5, 1 + CAST(5 * percent_rank() OVER (ORDER BY spend) AS INTEGER)),
-                    last_at, purchases, spend
-             FROM agg",
-            params![now.saturating_sub(window_ms), now],
-        )
-        .map_err(backend)?;
-    report.scored_members = i64::try_from(scored).unwrap_or(i64::MAX);
-    progress(&format!(
-        "rfm: {scored} members with purchases scored ({})",
-        step(t)
-    ));
-    let t = Instant::now();
-    // Replace in chunks: new scores first, then drop members who no longer bought in the window.
-    in_chunks(
-        conn,
-        "SELECT max(member_id) FROM (SELECT member_id FROM temp.rfm_new
-         WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
-        "INSERT OR REPLACE INTO member_rfm (member_id, recency, frequency, monetary,
-                                            last_purchase_at, purchases, spend_minor, computed_at)
-         SELECT member_id, recency, frequency, monetary, last_purchase_at, purchases,
-                spend_minor, ?3
-         FROM temp.rfm_new WHERE member_id > ?1 AND member_id <= ?2",
-        &[Value::Integer(now)],
-        None,
-    )?;
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.rfm_gone;
-         CREATE TEMP TABLE rfm_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
-         INSERT INTO temp.rfm_gone SELECT member_id FROM member_rfm
-         WHERE member_id NOT IN (SELECT member_id FROM temp.rfm_new);",
-    )
-    .map_err(backend)?;
-    in_chunks(
-        conn,
-        "SELECT max(member_id) FROM (SELECT member_id FROM temp.rfm_gone
-         WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
-        "DELETE FROM member_rfm WHERE member_id IN
-         (SELECT member_id FROM temp.rfm_gone WHERE member_id > ?1 AND member_id <= ?2)",
-        &[],
-        None,
-    )?;
-    conn.execute_batch("DROP TABLE temp.rfm_new; DROP TABLE temp.rfm_gone;")
-        .map_err(backend)?;
-    progress(&format!("rfm: scores stored ({})", step(t)));
-
-    // 2. Segments: evaluate into a temporary table, then apply only the difference.
-    let segments = segments_in(conn)?;
-    let total = segments.len();
-    for (i, view) in segments.iter().enumerate() {
-        let t = Instant::now();
-        let id = &view.segment.id;
-        let (cond, values) = rules_sql(&view.segment.rules);
-        conn.execute_batch(
-            "DROP TABLE IF EXISTS temp.segment_new;
-             DROP TABLE IF EXISTS temp.segment_gone;
-             CREATE TEMP TABLE segment_new (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
-             CREATE TEMP TABLE segment_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;",
-        )
-        .map_err(backend)?;
-        let members = conn
-            .execute(
-                &format!(
-                    "INSERT INTO temp.segment_new
-                     SELECT m.member_id FROM members m
-                     LEFT JOIN member_rfm r ON r.member_id = m.member_id
-                     WHERE {cond} ORDER BY m.member_id"
-                ),
-                params_from_iter(values),
-            )
-            .map_err(backend)?;
-        conn.execute(
-            "INSERT INTO temp.segment_gone SELECT member_id FROM segment_members
-             WHERE segment_id = ?1 AND member_id NOT IN (SELECT member_id FROM temp.segment_new)",
-            [id],
-        )
-        .map_err(backend)?;
-        let key = [Value::Text(id.clone())];
-        let left = in_chunks(
-            conn,
-            "SELECT max(member_id) FROM (SELECT member_id FROM temp.segment_gone
-             WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
-            "DELETE FROM segment_members WHERE segment_id = ?3 AND member_id IN
-             (SELECT member_id FROM temp.segment_gone WHERE member_id > ?1 AND member_id <= ?2)",
-            &key,
-            None,
-        )?;
-        let joined = in_chunks(
-            conn,
-            "SELECT max(member_id) FROM (SELECT member_id FROM temp.segment_new
-             WHERE member_id > ?1 ORDER BY member_id LIMIT ?2)",
-            "INSERT OR IGNORE INTO segment_members (segment_id, member_id)
-             SELECT ?3, member_id FROM temp.segment_new WHERE member_id > ?1 AND member_id <= ?2",
-            &key,
-            None,
-        )?;
-        conn.execute(
-            "UPDATE segments SET computed_at = ?2, member_count = ?3 WHERE segment_id = ?1",
-            params![id, now, members as i64],
-        )
-        .map_err(backend)?;
-        report.segments.push((id.clone(), members as i64));
-        progress(&format!(
-            "segment {}/{total} `{id}`: {members} members ({joined} joined, {left} left) ({})",
-            i + 1,
-            step(t)
-        ));
-    }
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.segment_new; DROP TABLE IF EXISTS temp.segment_gone;",
-    )
-    .map_err(backend)?;
-
-    // 3. Standing targets reach the members who newly qualify.
-    let standing: Vec<(String, String, String)> = {
-        let mut stmt = conn
-            .prepare(
-                "SELECT offer_id, target_kind, target_key FROM offers
-                 WHERE target_kind <> 'members' AND valid_until > ?1 AND target_key IS NOT NULL
-                 ORDER BY offer_id",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)?
-    };
-    for (offer_id, kind, key) in standing {
-        let t = Instant::now();
-        let added = fan_out(conn, &offer_id, &kind, &key, now)?;
-        progress(&format!(
-            "offer `{offer_id}` ({kind} {key}): {added} members added ({})",
-            step(t)
-        ));
-        report.offers.push((offer_id, added));
-    }
-    progress(&format!("done in {}", step(started)));
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loyalty_core::clock::ManualClock;
+    use crate::storage::DEFAULT_RFM_WINDOW_MS;
+    use crate::storage::sqlite::segments::*;
     use loyalty_core::offers::Reward;
     use loyalty_core::segments::ScoreRange;
 
@@ -1004,13 +780,7 @@ mod tests {
     }
 
     fn run(conn: &mut Connection) -> RecomputeReport {
-        recompute(
-            conn,
-            &ManualClock::new(NOW),
-            DEFAULT_RFM_WINDOW_MS,
-            &mut |_| {},
-        )
-        .unwrap()
+        recompute(conn, NOW, DEFAULT_RFM_WINDOW_MS, &mut |_| {}).unwrap()
     }
 
     #[test]
@@ -1159,8 +929,8 @@ mod tests {
             },
             NOW,
         )
-        .unwrap_err();
-        assert!(matches!(err, ProgrammeError::UnknownSegment(_)));
+        .unwrap();
+        assert!(matches!(err, Publication::UnknownSegment(_)));
         let tx = conn.transaction().unwrap();
         let err = publish_in(
             &tx,
@@ -1170,11 +940,8 @@ mod tests {
             },
             NOW,
         )
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            ProgrammeError::UnknownMembers { count: 1, .. }
-        ));
+        .unwrap();
+        assert!(matches!(err, Publication::UnknownMembers { count: 1, .. }));
         drop(tx);
         let offers: i64 = conn
             .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
@@ -1198,7 +965,7 @@ mod tests {
         assert!(pending_in(&conn, "g1", NOW).unwrap().is_empty());
         let mut changed = offer("gold", 0);
         changed.value = 300;
-        let v2 = publish_in(
+        let Publication::Published(v2) = publish_in(
             &conn,
             &changed,
             &OfferTarget::Members {
@@ -1206,7 +973,9 @@ mod tests {
             },
             NOW,
         )
-        .unwrap();
+        .unwrap() else {
+            panic!("refused")
+        };
         assert_eq!((v2.version, v2.added_members, v2.members), (2, 1, 3));
         assert_eq!(pending_in(&conn, "g1", NOW).unwrap()[0].offer.value, 300);
         // An explicit target adds members but keeps the standing tier target.
@@ -1229,15 +998,18 @@ mod tests {
         let (_d, conn) = db();
         member(&conn, "m", "base", 0);
         member(&conn, "other", "base", 0);
-        publish_in(
-            &conn,
-            &offer("once", 1),
-            &OfferTarget::Members {
-                member_ids: vec!["m".into()],
-            },
-            NOW,
-        )
-        .unwrap();
+        assert!(matches!(
+            publish_in(
+                &conn,
+                &offer("once", 1),
+                &OfferTarget::Members {
+                    member_ids: vec!["m".into()],
+                },
+                NOW,
+            )
+            .unwrap(),
+            Publication::Published(_)
+        ));
         conn.execute("UPDATE offer_members SET projected_version = 1", [])
             .unwrap();
         assert!(pending_in(&conn, "m", NOW).unwrap().is_empty());
@@ -1255,7 +1027,7 @@ mod tests {
             None
         );
 
-        record_offer_uses(&conn, "m", &["once".into()]).unwrap();
+        assert!(record_offer_uses(&conn, "m", &["once".into()]).unwrap());
         let pending = pending_in(&conn, "m", NOW).unwrap();
         assert_eq!(
             pending[0].offer.use_count, 1,
@@ -1268,7 +1040,7 @@ mod tests {
         );
         assert!(matches!(
             record_offer_uses(&conn, "m", &["once".into()]),
-            Err(StorageError::Conflict)
+            Ok(false)
         ));
         assert!(matches!(
             record_offer_uses(&conn, "other", &["once".into()]),

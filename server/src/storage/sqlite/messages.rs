@@ -1,4 +1,4 @@
-//! [`MessagingStorage`] on the embedded SQLite database: messages, deliveries, the outbound queue
+//! [`MessageStore`] on the embedded SQLite database: messages, deliveries, the outbound queue
 //! and the programme's side of members' requests (tables of
 //! `server/migrations/sqlite/008_communications.sql`).
 //!
@@ -13,10 +13,26 @@ use loyalty_core::requests::ThreadEntry;
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::{SqliteStorage, backend};
+use crate::storage::MessageKind;
 use crate::storage::{
-    DeliveryFilter, MessagingStorage, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
-    SendTarget, StorageError,
+    Answer, DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
+    RequestStatus, SendOutcome, SendTarget, StorageError,
 };
+
+impl rusqlite::ToSql for MessageKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for MessageKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let name = value.as_str()?;
+        MessageKind::from_name(name).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown message kind `{name}`").into())
+        })
+    }
+}
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
 const PROJECTION_BATCH: i64 = 200;
@@ -81,7 +97,8 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
     .map_err(backend)
 }
 
-fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, StorageError> {
+/// Records a send in one transaction; a refused one stores nothing (the transaction is dropped).
+fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendOutcome, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let prior: Option<Vec<u8>> = tx
         .query_row(
@@ -94,10 +111,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
     // A message id names one text. The same text again only reaches recipients it has not
     // reached yet (a retry reaches none); another text under the id is refused.
     if prior.is_some_and(|hash| hash != s.request_hash) {
-        return Err(StorageError::IdReused(format!(
-            "message id `{}`",
-            s.message_id
-        )));
+        return Ok(SendOutcome::IdReused);
     }
     let target = match &s.target {
         SendTarget::Members(ids) => {
@@ -123,7 +137,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
                 )
                 .map_err(backend)?;
             if unknown > 0 {
-                return Err(StorageError::NotFound("member"));
+                return Ok(SendOutcome::UnknownMembers);
             }
             format!("members:{}", ids.len())
         }
@@ -136,7 +150,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
                 )
                 .map_err(backend)?;
             if !any {
-                return Err(StorageError::NotFound("segment"));
+                return Ok(SendOutcome::EmptySegment);
             }
             format!("segment:{segment}")
         }
@@ -174,7 +188,7 @@ fn record_send(conn: &mut Connection, s: &NewSend) -> Result<SendSummary, Storag
     tx.execute(&sql, named.as_slice()).map_err(backend)?;
     let out = summary(&tx, &s.message_id)?;
     tx.commit().map_err(backend)?;
-    Ok(out)
+    Ok(SendOutcome::Sent(out))
 }
 
 fn pending(conn: &Connection, member_id: &str) -> Result<PendingInbox, StorageError> {
@@ -337,10 +351,11 @@ const REQUESTS_SQL: &str = "
 
 fn list_requests(
     conn: &Connection,
-    status: Option<String>,
+    status: Option<RequestStatus>,
     member_id: Option<String>,
     limit: i64,
 ) -> Result<Vec<RequestRecord>, StorageError> {
+    let status = status.map(RequestStatus::as_str);
     let mut stmt = conn.prepare_cached(REQUESTS_SQL).map_err(backend)?;
     let rows = stmt
         .query_map(params![status, member_id, limit], |r| {
@@ -372,9 +387,9 @@ fn answer(
     member_id: &str,
     request_id: &str,
     reply: Option<&Reply>,
-    status: &str,
+    status: RequestStatus,
     now_ms: i64,
-) -> Result<(), StorageError> {
+) -> Result<Answer, StorageError> {
     let tx = conn.transaction().map_err(backend)?;
     let known: bool = tx
         .query_row(
@@ -384,7 +399,7 @@ fn answer(
         )
         .map_err(backend)?;
     if !known {
-        return Err(StorageError::NotFound("request"));
+        return Ok(Answer::UnknownRequest);
     }
     let closed: bool = tx
         .query_row(
@@ -398,8 +413,8 @@ fn answer(
     // (a retry) changes nothing.
     if closed {
         return match reply {
-            Some(_) => Err(StorageError::RequestClosed),
-            None => tx.commit().map_err(backend),
+            Some(_) => Ok(Answer::Closed),
+            None => Ok(Answer::Answered),
         };
     }
     if let Some(reply) = reply {
@@ -415,11 +430,9 @@ fn answer(
         match prior {
             // A retry of the same reply: nothing more to record.
             Some((author, body)) if author == reply.author && body == reply.body => {
-                return tx.commit().map_err(backend);
+                return Ok(Answer::Answered);
             }
-            Some(_) => {
-                return Err(StorageError::IdReused(format!("reply id `{}`", reply.id)));
-            }
+            Some(_) => return Ok(Answer::ReplyIdReused),
             None => {
                 tx.execute(
                     "INSERT INTO request_replies (member_id, request_id, reply_id, author, body, at)
@@ -436,10 +449,11 @@ fn answer(
          ON CONFLICT (member_id, request_id) DO UPDATE
          SET status = excluded.status, updated_at = excluded.updated_at, projected = 0,
              version = version + 1",
-        params![member_id, request_id, status, now_ms],
+        params![member_id, request_id, status.as_str(), now_ms],
     )
     .map_err(backend)?;
-    tx.commit().map_err(backend)
+    tx.commit().map_err(backend)?;
+    Ok(Answer::Answered)
 }
 
 fn claim(
@@ -519,8 +533,8 @@ fn claim(
 }
 
 #[async_trait]
-impl MessagingStorage for SqliteStorage {
-    async fn send_message(&self, send: NewSend) -> Result<SendSummary, StorageError> {
+impl MessageStore for SqliteStorage {
+    async fn send_message(&self, send: NewSend) -> Result<SendOutcome, StorageError> {
         self.run(move |conn| record_send(conn, &send)).await
     }
 
@@ -543,7 +557,7 @@ impl MessagingStorage for SqliteStorage {
         .await
     }
 
-    async fn mark_projected(
+    async fn mark_inbox_projected(
         &self,
         member_id: &str,
         messages: Vec<(String, i64)>,
@@ -650,7 +664,7 @@ impl MessagingStorage for SqliteStorage {
 
     async fn requests(
         &self,
-        status: Option<String>,
+        status: Option<RequestStatus>,
         member_id: Option<String>,
         limit: i64,
     ) -> Result<Vec<RequestRecord>, StorageError> {
@@ -663,9 +677,9 @@ impl MessagingStorage for SqliteStorage {
         member_id: &str,
         request_id: &str,
         reply: Option<Reply>,
-        status: &'static str,
+        status: RequestStatus,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Answer, StorageError> {
         let (member_id, request_id) = (member_id.to_string(), request_id.to_string());
         self.run(move |conn| {
             answer(
@@ -684,24 +698,27 @@ impl MessagingStorage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{NewMember, Storage};
+    use crate::storage::{MemberCreation, MemberStore, NewMember};
 
     async fn storage_with(members: &[&str]) -> (tempfile::TempDir, SqliteStorage) {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
         for (i, m) in members.iter().enumerate() {
-            storage
-                .create_member(NewMember {
-                    member_id: m.to_string(),
-                    card_number: format!("{i:016}"),
-                    external_ref: None,
-                    created_at_ms: 0,
-                    documents: Vec::new(),
-                    code_hash: [i as u8; 32],
-                    code_expires_at_ms: 1,
-                })
-                .await
-                .unwrap();
+            assert!(matches!(
+                storage
+                    .create_member(NewMember {
+                        member_id: m.to_string(),
+                        card_number: format!("{i:016}"),
+                        external_ref: None,
+                        created_at_ms: 0,
+                        documents: Vec::new(),
+                        code_hash: [i as u8; 32],
+                        code_expires_at_ms: 1,
+                    })
+                    .await
+                    .unwrap(),
+                MemberCreation::Created
+            ));
         }
         (dir, storage)
     }
@@ -718,7 +735,7 @@ mod tests {
     fn new_send(id: &str, kind: &str, channel: &str, members: &[&str]) -> NewSend {
         NewSend {
             message_id: id.into(),
-            kind: kind.into(),
+            kind: MessageKind::from_name(kind).expect("a message kind"),
             channel: channel.into(),
             subject: "s".into(),
             body: "b".into(),
@@ -750,13 +767,19 @@ mod tests {
         consent(&s, "c", "email", false);
         consent(&s, "d", "email", true);
         // d has had today's one marketing message already.
-        s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
-            .await
-            .unwrap();
-        let sum = s
+        assert!(matches!(
+            s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
+        let SendOutcome::Sent(sum) = s
             .send_message(new_send("m1", "marketing", "email", &["a", "b", "c", "d"]))
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("not sent")
+        };
         assert_eq!(
             (sum.recipients, sum.in_inbox, sum.queued),
             (4, 3, 1),
@@ -774,10 +797,13 @@ mod tests {
             ("refused".into(), Some("rate_limited".into()))
         );
         // Service ignores both rules.
-        let sum = s
+        let SendOutcome::Sent(sum) = s
             .send_message(new_send("s1", "service", "email", &["b", "d"]))
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("not sent")
+        };
         assert_eq!(sum.queued, 2);
     }
 
@@ -785,9 +811,12 @@ mod tests {
     async fn a_projection_of_an_older_version_leaves_the_newer_one_pending() {
         let (_dir, s) = storage_with(&["a"]).await;
         consent(&s, "a", "push", true);
-        s.send_message(new_send("m1", "marketing", "push", &["a"]))
-            .await
-            .unwrap();
+        assert!(matches!(
+            s.send_message(new_send("m1", "marketing", "push", &["a"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
         let pending = s.pending_inbox("a").await.unwrap();
         let (message, version) = pending.messages[0].clone();
         assert_eq!(message.delivery.unwrap().status, "queued");
@@ -799,13 +828,13 @@ mod tests {
             reason: None,
         };
         s.finish_outbound("m1", "a", outcome, 30).await.unwrap();
-        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
             .await
             .unwrap();
         assert!(s.has_pending_inbox("a").await.unwrap());
         let (message, version) = s.pending_inbox("a").await.unwrap().messages[0].clone();
         assert_eq!(message.delivery.unwrap().status, "sent");
-        s.mark_projected("a", vec![("m1".into(), version)], Vec::new())
+        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
             .await
             .unwrap();
         assert!(!s.has_pending_inbox("a").await.unwrap());
@@ -814,9 +843,12 @@ mod tests {
     #[tokio::test]
     async fn a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out() {
         let (_dir, s) = storage_with(&["a"]).await;
-        s.send_message(new_send("m1", "service", "sms", &["a"]))
-            .await
-            .unwrap();
+        assert!(matches!(
+            s.send_message(new_send("m1", "service", "sms", &["a"]))
+                .await
+                .unwrap(),
+            SendOutcome::Sent(_)
+        ));
         assert_eq!(s.claim_outbound(100, 50, 10).await.unwrap().len(), 1);
         assert!(s.claim_outbound(120, 50, 10).await.unwrap().is_empty());
         let again = s.claim_outbound(150, 50, 10).await.unwrap();

@@ -1,0 +1,1371 @@
+//! The conformance suite: what every storage backend must do, as generic async test functions
+//! that take a fresh, empty [`Storage`] and use nothing but its traits. A backend runs them all,
+//! unchanged, with [`storage_conformance!`](crate::storage_conformance):
+//!
+//! ```ignore
+//! loyalty_server::storage_conformance!({
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let storage = SqliteStorage::open(&dir.path().join("c.db")).unwrap();
+//!     (dir, std::sync::Arc::new(storage) as std::sync::Arc<dyn Storage>)
+//! });
+//! ```
+//!
+//! The expression is evaluated once per test and yields a guard (kept alive for the test: a
+//! temporary directory, a scratch schema) and the storage. The macro expands to one
+//! `#[tokio::test]` per function (multi-threaded, so calls spawned together really overlap); the
+//! crate that uses it needs `tokio` with its `macros` and `rt-multi-thread` features. Outside this
+//! crate's own tests the suite is compiled with the `conformance` feature.
+//!
+//! Every trait method is called at least once. The concurrency guarantees — the document revision
+//! guard, posting idempotency, single-use activation and checkout codes, a group commit failing
+//! one posting alone, refunds never exceeding their purchase — are exercised with the calls
+//! spawned together on the runtime, not one after the other.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use loyalty_core::DocKind;
+use loyalty_core::api::OfferTarget;
+use loyalty_core::inbox::Reply;
+use loyalty_core::lots::Lot;
+use loyalty_core::member::{Consent, MemberState, Request};
+use loyalty_core::offers::{Offer, Reward};
+use loyalty_core::programme::Programme;
+use loyalty_core::segments::{Segment, SegmentRules};
+use loyalty_core::tiers::{Metric, TierState};
+
+use crate::storage::*;
+
+/// A time in the suite's world (ms); everything happens around it.
+const NOW: i64 = 1_800_000_000_000;
+const DAY: i64 = 86_400_000;
+
+/// A member with all four documents, each one byte naming its kind, and an activation code.
+fn new_member(id: &str, card: &str) -> NewMember {
+    NewMember {
+        member_id: id.into(),
+        card_number: card.into(),
+        external_ref: None,
+        created_at_ms: NOW - DAY,
+        documents: DocKind::ALL.iter().map(|k| (*k, vec![k.code()])).collect(),
+        code_hash: code(id, 0),
+        code_expires_at_ms: NOW + DAY,
+    }
+}
+
+/// An activation code's hash, distinct per member and number.
+fn code(member: &str, n: u8) -> [u8; 32] {
+    loyalty_core::ids::sha256(format!("{member}/{n}").as_bytes())
+}
+
+fn new_device(id: &str, key: u8) -> NewDevice {
+    NewDevice {
+        device_id: id.into(),
+        secret_hash: [key; 32],
+        public_key: [key; 32],
+        name: format!("phone {id}"),
+        created_at_ms: NOW,
+    }
+}
+
+async fn member(s: &Arc<dyn Storage>, id: &str, card: &str) {
+    assert_eq!(
+        s.create_member(new_member(id, card)).await.unwrap(),
+        MemberCreation::Created
+    );
+}
+
+/// Redeems the member's first code for a device.
+async fn enrolled(s: &Arc<dyn Storage>, member: &str, device: &str, key: u8) {
+    let redeemed = s
+        .redeem_activation_code(code(member, 0), NOW, new_device(device, key))
+        .await
+        .unwrap();
+    assert!(matches!(redeemed, Redemption::Redeemed(m) if m.member_id == member));
+}
+
+fn tier() -> TierState {
+    TierState {
+        tier: "base".into(),
+        manual: false,
+        since_ms: NOW - DAY,
+        review_at_ms: NOW + 365 * DAY,
+        downgrade_at_ms: None,
+    }
+}
+
+/// A purchase of `total` earning `points` into one lot, computed from `revision`.
+fn purchase(key: &str, member: &str, revision: i64, balance: i64, points: i64) -> Posting {
+    Posting {
+        idempotency_key: key.into(),
+        request_hash: loyalty_core::ids::sha256(key.as_bytes()),
+        member_id: member.into(),
+        till_id: "t1".into(),
+        receipt_id: format!("r-{key}"),
+        kind: PostingKind::Purchase,
+        refers_to: None,
+        refunded_before: None,
+        total_minor: 100,
+        earned: points,
+        redeemed: 0,
+        movements: vec![LedgerMovement {
+            tx_id: format!("tx-{key}"),
+            points,
+            reason: "purchase".into(),
+            rule: "base".into(),
+        }],
+        expected_revision: revision,
+        state: MemberProgramme {
+            balance: balance + points,
+            pending: 0,
+            tier: tier(),
+            next_event_at_ms: Some(NOW + 30 * DAY),
+        },
+        lots: vec![Lot {
+            lot_id: format!("lot-{key}"),
+            rule: "base".into(),
+            points,
+            remaining: points,
+            expired: 0,
+            earned_at_ms: NOW,
+            available_at_ms: NOW,
+            expires_at_ms: None,
+            warned: false,
+        }],
+        offer_uses: Vec::new(),
+        at_ms: NOW,
+        response: format!("{{\"key\":\"{key}\"}}").into_bytes(),
+    }
+}
+
+/// A refund of `amount` of a purchase, computed from its refunded total `before` and `revision`.
+fn refund(key: &str, member: &str, of: &str, amount: i64, before: i64, revision: i64) -> Posting {
+    let mut p = purchase(key, member, revision, 0, 0);
+    p.kind = PostingKind::Refund;
+    p.refers_to = Some(of.into());
+    p.refunded_before = Some(before);
+    p.total_minor = amount;
+    p.movements.clear();
+    p.lots.clear();
+    p.state.balance = 0;
+    p
+}
+
+async fn book(s: &Arc<dyn Storage>, member: &str) -> MemberBook {
+    s.member_book(member, Metric::Spend, 0, None)
+        .await
+        .unwrap()
+        .expect("the member's book")
+}
+
+fn doc(kind: DocKind, expected_version: i64, bytes: &[u8], append: bool) -> DocWrite {
+    DocWrite {
+        kind,
+        expected_version,
+        bytes: bytes.to_vec(),
+        append,
+        new_epoch: None,
+    }
+}
+
+/// The member's own document as the mirror reads it: a birthday, consents and one request.
+fn member_state() -> MemberState {
+    let mut state = MemberState::default();
+    state
+        .preferences
+        .insert("birthday".into(), "1990-05-17".into());
+    state.consents.insert(
+        "email".into(),
+        Consent {
+            granted: true,
+            at_ms: NOW - DAY,
+        },
+    );
+    state.requests.insert(
+        "q1".into(),
+        Request {
+            kind: "question".into(),
+            subject: "Points".into(),
+            body: "Where are my points?".into(),
+            at_ms: NOW - DAY,
+            followups: BTreeMap::new(),
+        },
+    );
+    state
+}
+
+fn offer(id: &str, use_limit: i64) -> Offer {
+    Offer {
+        id: id.into(),
+        title: "Double points".into(),
+        description: String::new(),
+        terms: String::new(),
+        valid_from_ms: NOW - DAY,
+        valid_until_ms: NOW + DAY,
+        needs_activation: false,
+        reward: Reward::PointsMultiplier,
+        value: 200,
+        category: String::new(),
+        min_spend_minor: 0,
+        use_limit,
+        use_count: 0,
+    }
+}
+
+fn send(id: &str, kind: &str, channel: &str, target: SendTarget) -> NewSend {
+    NewSend {
+        message_id: id.into(),
+        kind: MessageKind::from_name(kind).expect("a message kind"),
+        channel: channel.into(),
+        subject: format!("subject {id}"),
+        body: format!("body {id}"),
+        request_hash: loyalty_core::ids::sha256(id.as_bytes()),
+        target,
+        now_ms: NOW,
+        day: NOW.div_euclid(DAY),
+        marketing_per_day: 1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members, codes, devices, documents.
+
+/// `create_member`, `member`, `member_by_card`: a member exists once, by id and by card.
+pub async fn members_are_created_once_and_found(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let again = s
+        .create_member(new_member("m1", "6270000000000002"))
+        .await
+        .unwrap();
+    assert_eq!(again, MemberCreation::Taken, "the same member id");
+    let clash = s
+        .create_member(new_member("m2", "6270000000000001"))
+        .await
+        .unwrap();
+    assert_eq!(clash, MemberCreation::Taken, "the same card number");
+    assert!(s.member("m2").await.unwrap().is_none(), "nothing stored");
+
+    let found = s.member("m1").await.unwrap().expect("m1");
+    assert_eq!(
+        found,
+        MemberRecord {
+            member_id: "m1".into(),
+            card_number: "6270000000000001".into()
+        }
+    );
+    let till = s
+        .member_by_card("6270000000000001")
+        .await
+        .unwrap()
+        .expect("by card");
+    assert_eq!((till.member_id.as_str(), till.blocked), ("m1", false));
+    assert_eq!((till.balance, till.tier.as_str()), (0, "base"));
+    assert!(s.member_by_card("0000").await.unwrap().is_none());
+}
+
+/// `add_activation_code`, `redeem_activation_code`, `device`, `device_key`: a code enrolls one
+/// device, once, before it expires; unknown, used and expired codes store nothing.
+pub async fn activation_codes_are_single_use(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    enrolled(&s, "m1", "d1", 1).await;
+    let again = s
+        .redeem_activation_code(code("m1", 0), NOW, new_device("d2", 2))
+        .await
+        .unwrap();
+    assert_eq!(again, Redemption::Used);
+    let unknown = s
+        .redeem_activation_code(code("nobody", 0), NOW, new_device("d3", 3))
+        .await
+        .unwrap();
+    assert_eq!(unknown, Redemption::Unknown);
+    s.add_activation_code("m1", code("m1", 1), NOW - 1)
+        .await
+        .unwrap();
+    let expired = s
+        .redeem_activation_code(code("m1", 1), NOW, new_device("d4", 4))
+        .await
+        .unwrap();
+    assert_eq!(expired, Redemption::Expired);
+    for refused in ["d2", "d3", "d4"] {
+        assert!(s.device(refused).await.unwrap().is_none(), "{refused}");
+    }
+
+    let device = s.device("d1").await.unwrap().expect("d1");
+    assert_eq!(
+        (
+            device.member_id.as_str(),
+            device.secret_hash,
+            device.revoked
+        ),
+        ("m1", [1; 32], false)
+    );
+    let key_id = loyalty_core::checkout_code::key_id(&[1; 32]);
+    let key = s.device_key("m1", key_id).await.unwrap().expect("key");
+    assert_eq!(
+        (key.device_id.as_str(), key.public_key, key.revoked),
+        ("d1", vec![1; 32], false)
+    );
+    assert!(s.device_key("m1", key_id ^ 1).await.unwrap().is_none());
+}
+
+/// Two devices redeeming one code at the same time: exactly one is enrolled.
+pub async fn a_code_redeemed_twice_at_once_enrolls_one_device(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let (a, b) = (s.clone(), s.clone());
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move {
+            a.redeem_activation_code(code("m1", 0), NOW, new_device("d1", 1))
+                .await
+        }),
+        tokio::spawn(async move {
+            b.redeem_activation_code(code("m1", 0), NOW, new_device("d2", 2))
+                .await
+        }),
+    );
+    let outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+    let redeemed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Redemption::Redeemed(_)))
+        .count();
+    assert_eq!(redeemed, 1, "{outcomes:?}");
+    assert!(outcomes.contains(&Redemption::Used), "{outcomes:?}");
+    let devices = [s.device("d1").await.unwrap(), s.device("d2").await.unwrap()];
+    assert_eq!(devices.iter().flatten().count(), 1, "one device registered");
+}
+
+/// `load_documents`, `commit`, `load_peer_states`: documents are written whole or appended under
+/// their version, with the sync states and the mirror in the same commit; a new epoch forgets the
+/// document's sync states.
+pub async fn documents_commit_under_their_version(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    enrolled(&s, "m1", "d1", 1).await;
+    let docs = s.load_documents("m1", &DocKind::ALL).await.unwrap();
+    assert_eq!(docs.len(), 4);
+    for d in &docs {
+        assert_eq!(
+            (d.version, d.epoch, d.bytes.clone()),
+            (1, 0, vec![d.kind.code()])
+        );
+    }
+    let committed = s
+        .commit(
+            "m1",
+            Some("d1"),
+            vec![
+                doc(DocKind::Member, 1, &[7, 0, 7], false),
+                // Bytes no text encoding would keep, appended as they are.
+                doc(DocKind::Card, 1, &[0x00, 0xff, 0xc3, 0x28], true),
+            ],
+            vec![(DocKind::Member, vec![5]), (DocKind::Card, vec![6])],
+            Some(member_state()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    let docs = s
+        .load_documents("m1", &[DocKind::Member, DocKind::Card])
+        .await
+        .unwrap();
+    let by_kind = |k: DocKind| docs.iter().find(|d| d.kind == k).expect("document");
+    assert_eq!(
+        (
+            by_kind(DocKind::Member).version,
+            &by_kind(DocKind::Member).bytes
+        ),
+        (2, &vec![7, 0, 7])
+    );
+    assert_eq!(
+        by_kind(DocKind::Card).bytes,
+        vec![DocKind::Card.code(), 0x00, 0xff, 0xc3, 0x28]
+    );
+    let mut states = s
+        .load_peer_states("d1", &[DocKind::Member, DocKind::Card, DocKind::Inbox])
+        .await
+        .unwrap();
+    states.sort_by_key(|(k, _)| k.code());
+    assert_eq!(
+        states,
+        vec![(DocKind::Card, vec![6]), (DocKind::Member, vec![5])]
+    );
+
+    // A stale write stores nothing, not even the documents written before it in the commit.
+    let stale = s
+        .commit(
+            "m1",
+            Some("d1"),
+            vec![
+                doc(DocKind::Inbox, 1, &[9], false),
+                doc(DocKind::Member, 1, &[8], false),
+            ],
+            vec![(DocKind::Inbox, vec![1])],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, Commit::Conflict);
+    let inbox = s.load_documents("m1", &[DocKind::Inbox]).await.unwrap();
+    assert_eq!(
+        (inbox[0].version, &inbox[0].bytes),
+        (1, &vec![DocKind::Inbox.code()])
+    );
+    assert!(
+        s.load_peer_states("d1", &[DocKind::Inbox])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A new epoch: the bytes start it, and every device's sync state for it is forgotten.
+    let renewed = s
+        .commit(
+            "m1",
+            None,
+            vec![DocWrite {
+                new_epoch: Some(3),
+                ..doc(DocKind::Card, 2, &[3, 3], false)
+            }],
+            Vec::new(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed, Commit::Committed);
+    let card = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
+    assert_eq!((card[0].version, card[0].epoch), (3, 3));
+    assert_eq!(
+        s.load_peer_states("d1", &[DocKind::Card, DocKind::Member])
+            .await
+            .unwrap(),
+        vec![(DocKind::Member, vec![5])]
+    );
+}
+
+/// The revision guard: two commits at the same expected version at the same time — one is
+/// committed, the other is a conflict, and the stored document is the winner's.
+pub async fn two_commits_at_one_version_one_conflicts(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let write = |s: Arc<dyn Storage>, byte: u8| {
+        tokio::spawn(async move {
+            let out = s
+                .commit(
+                    "m1",
+                    None,
+                    vec![doc(DocKind::Member, 1, &[byte], false)],
+                    Vec::new(),
+                    None,
+                )
+                .await;
+            (byte, out)
+        })
+    };
+    let (a, b) = tokio::join!(write(s.clone(), 10), write(s.clone(), 20));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let outcomes = [a.1.unwrap(), b.1.unwrap()];
+    assert!(
+        outcomes.contains(&Commit::Committed) && outcomes.contains(&Commit::Conflict),
+        "{outcomes:?}"
+    );
+    let winner = if outcomes[0] == Commit::Committed {
+        a.0
+    } else {
+        b.0
+    };
+    let stored = s.load_documents("m1", &[DocKind::Member]).await.unwrap();
+    assert_eq!((stored[0].version, &stored[0].bytes), (2, &vec![winner]));
+}
+
+/// `revoke_device`, `set_blocked`: both report whether they found what they name.
+pub async fn devices_are_revoked_and_members_blocked(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    enrolled(&s, "m1", "d1", 1).await;
+    assert!(s.revoke_device("d1", NOW).await.unwrap());
+    assert!(s.revoke_device("d1", NOW + 1).await.unwrap(), "again");
+    assert!(!s.revoke_device("nope", NOW).await.unwrap());
+    assert!(s.device("d1").await.unwrap().expect("d1").revoked);
+    let key_id = loyalty_core::checkout_code::key_id(&[1; 32]);
+    assert!(
+        s.device_key("m1", key_id)
+            .await
+            .unwrap()
+            .expect("key")
+            .revoked
+    );
+
+    let before = book(&s, "m1").await.revision;
+    assert!(s.set_blocked("m1", true).await.unwrap());
+    assert!(!s.set_blocked("nope", true).await.unwrap());
+    let till = s
+        .member_by_card("6270000000000001")
+        .await
+        .unwrap()
+        .expect("m1");
+    assert!(till.blocked);
+    let blocked = book(&s, "m1").await;
+    assert!(blocked.blocked);
+    assert!(
+        blocked.revision > before,
+        "a block raises the revision, so a posting read before it is refused"
+    );
+    assert!(s.set_blocked("m1", false).await.unwrap());
+    assert!(!book(&s, "m1").await.blocked);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The till's ledger.
+
+fn session(id: &str, member: &str) -> CheckoutSession {
+    CheckoutSession {
+        session_id: id.into(),
+        member_id: member.into(),
+        till_id: "t1".into(),
+        expires_at_ms: NOW + 60_000,
+    }
+}
+
+/// `open_checkout`, `checkout_session`: a code opens one session; used again — sequentially or
+/// twice at the same time — it is a replay and opens nothing.
+pub async fn a_checkout_code_opens_one_session(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let opened = s
+        .open_checkout([1; 16], &session("chk1", "m1"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(opened, CheckoutOpening::Opened);
+    let found = s.checkout_session("chk1").await.unwrap().expect("chk1");
+    assert_eq!(
+        (
+            found.member_id.as_str(),
+            found.till_id.as_str(),
+            found.expires_at_ms
+        ),
+        ("m1", "t1", NOW + 60_000)
+    );
+    let replay = s
+        .open_checkout([1; 16], &session("chk2", "m1"), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(replay, CheckoutOpening::Replayed);
+    assert!(s.checkout_session("chk2").await.unwrap().is_none());
+
+    let scan = |s: Arc<dyn Storage>, id: &'static str| {
+        tokio::spawn(async move { s.open_checkout([2; 16], &session(id, "m1"), NOW).await })
+    };
+    let (a, b) = tokio::join!(scan(s.clone(), "chk3"), scan(s.clone(), "chk4"));
+    let outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+    assert!(
+        outcomes.contains(&CheckoutOpening::Opened)
+            && outcomes.contains(&CheckoutOpening::Replayed),
+        "{outcomes:?}"
+    );
+}
+
+/// `post`, `prior_posting`, `purchase`, `purchase_context`, `member_book`, `card_behind`,
+/// `card_source`, `store_card`, `members_due`: a posting moves the member's points and state once,
+/// and everything the till and the card read afterwards shows it.
+pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    s.open_checkout([1; 16], &session("chk1", "m1"), NOW)
+        .await
+        .map(|o| assert_eq!(o, CheckoutOpening::Opened))
+        .unwrap();
+    let context = s
+        .purchase_context("till:t1:k1", "chk1", Metric::Spend, 0, NOW)
+        .await
+        .unwrap();
+    assert!(context.prior.is_none());
+    assert_eq!(context.session.expect("session").member_id, "m1");
+    let first = context.book.expect("the session's member's book");
+    assert_eq!((first.member_id.as_str(), first.state.balance), ("m1", 0));
+    assert!(!s.card_behind("m1").await.unwrap());
+
+    let posted = s
+        .post(purchase("till:t1:k1", "m1", first.revision, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(posted, PostOutcome::Posted);
+
+    let after = book(&s, "m1").await;
+    assert_eq!(after.state.balance, 10);
+    assert_eq!(after.revision, first.revision + 1);
+    assert_eq!(after.qualifying, 100, "the purchase's spend");
+    assert_eq!(after.lots.len(), 1);
+    assert_eq!(after.lots[0].remaining, 10);
+    assert_eq!(after.state.next_event_at_ms, Some(NOW + 30 * DAY));
+
+    let prior = s.prior_posting("till:t1:k1").await.unwrap().expect("prior");
+    assert_eq!(
+        (prior.member_id.as_str(), prior.till_id.as_str(), prior.kind),
+        ("m1", "t1", PostingKind::Purchase)
+    );
+    assert_eq!(prior.request_hash, loyalty_core::ids::sha256(b"till:t1:k1"));
+    assert_eq!(prior.response, b"{\"key\":\"till:t1:k1\"}");
+    let retried = s
+        .purchase_context("till:t1:k1", "chk1", Metric::Spend, 0, NOW)
+        .await
+        .unwrap();
+    assert!(
+        retried.prior.is_some() && retried.book.is_none(),
+        "a retry reads no book"
+    );
+
+    let record = s.purchase("till:t1:k1").await.unwrap().expect("purchase");
+    assert_eq!(
+        (
+            record.member_id.as_str(),
+            record.total_minor,
+            record.earned,
+            record.refunded_minor
+        ),
+        ("m1", 100, 10, 0)
+    );
+    assert_eq!(record.lots.len(), 1);
+    assert!(s.purchase("till:t1:nope").await.unwrap().is_none());
+
+    // The settle job finds the member when their next event is due, and not before.
+    let due = s.members_due(NOW + 30 * DAY, None, 10).await.unwrap();
+    assert_eq!(due, vec![("m1".to_string(), NOW + 30 * DAY)]);
+    let after_m1 = Some((NOW + 30 * DAY, "m1".to_string()));
+    assert!(
+        s.members_due(NOW + 30 * DAY, after_m1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.members_due(NOW, None, 10).await.unwrap().is_empty());
+
+    // The card is behind the ledger until it is stored at the member's revision.
+    assert!(s.card_behind("m1").await.unwrap());
+    let source = s
+        .card_source("m1", Metric::Spend, 0, 50)
+        .await
+        .unwrap()
+        .expect("source");
+    assert_eq!(source.book.revision, after.revision);
+    assert_eq!(source.book.card_version, Some(1));
+    assert_eq!(source.recent.len(), 1);
+    assert_eq!(
+        (source.recent[0].points, source.recent[0].rule.as_str()),
+        (10, "base")
+    );
+    let stored = s
+        .store_card(
+            "m1",
+            Some(doc(DocKind::Card, 1, &[4, 2], true)),
+            source.book.revision,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, Commit::Committed);
+    assert!(!s.card_behind("m1").await.unwrap());
+    let stale = s
+        .store_card(
+            "m1",
+            Some(doc(DocKind::Card, 1, &[6], true)),
+            after.revision,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, Commit::Conflict, "the card moved on since version 1");
+    let card = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
+    assert_eq!(card[0].bytes, vec![DocKind::Card.code(), 4, 2]);
+    assert_eq!(book(&s, "m1").await.card_revision, after.revision);
+    assert!(
+        s.card_source("nope", Metric::Spend, 0, 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!s.card_behind("nope").await.unwrap());
+}
+
+/// Idempotency: the same posting key twice is one posting, whether the second is the same request
+/// or another one; two postings under one key at the same time — one is posted.
+pub async fn a_posting_key_posts_once(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    let p = purchase("till:t1:k1", "m1", revision, 0, 10);
+    assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    let same = purchase("till:t1:k1", "m1", revision + 1, 10, 10);
+    assert_eq!(s.post(same).await.unwrap(), PostOutcome::KeyTaken);
+    let mut other = purchase("till:t1:k1", "m1", revision + 1, 10, 99);
+    other.request_hash = [9; 32];
+    assert_eq!(s.post(other).await.unwrap(), PostOutcome::KeyTaken);
+    assert_eq!(
+        book(&s, "m1").await.state.balance,
+        10,
+        "one posting's points"
+    );
+    let prior = s.prior_posting("till:t1:k1").await.unwrap().expect("prior");
+    assert_eq!(
+        prior.request_hash,
+        loyalty_core::ids::sha256(b"till:t1:k1"),
+        "the first request's, to tell a retry from a clash"
+    );
+
+    member(&s, "m2", "6270000000000002").await;
+    let revision = book(&s, "m2").await.revision;
+    let post = |s: Arc<dyn Storage>, points: i64| {
+        tokio::spawn(async move {
+            s.post(purchase("till:t1:k2", "m2", revision, 0, points))
+                .await
+        })
+    };
+    let (a, b) = tokio::join!(post(s.clone(), 5), post(s.clone(), 7));
+    let outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == PostOutcome::Posted)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let balance = book(&s, "m2").await.state.balance;
+    assert!(balance == 5 || balance == 7, "one of the two: {balance}");
+}
+
+/// The revision guard on points: a posting computed from a revision no longer stored is a
+/// conflict and writes nothing.
+pub async fn a_posting_from_a_stale_revision_is_a_conflict(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    assert!(s.set_blocked("m1", true).await.unwrap());
+    let stale = s
+        .post(purchase("till:t1:k1", "m1", revision, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(stale, PostOutcome::Conflict);
+    assert!(
+        s.prior_posting("till:t1:k1").await.unwrap().is_none(),
+        "no key kept"
+    );
+    assert_eq!(book(&s, "m1").await.state.balance, 0);
+}
+
+/// Group commit: postings sent together may be written together, but one that fails (a stale
+/// revision, a key taken) fails alone and the others are posted.
+pub async fn a_bad_posting_among_many_fails_alone(s: Arc<dyn Storage>) {
+    const MEMBERS: usize = 12;
+    for i in 0..MEMBERS {
+        member(&s, &format!("m{i}"), &format!("62700000000001{i:02}")).await;
+    }
+    assert_eq!(
+        s.post(purchase("till:t1:taken", "m0", 0, 0, 1))
+            .await
+            .unwrap(),
+        PostOutcome::Posted
+    );
+    let mut postings = Vec::new();
+    for i in 0..MEMBERS {
+        let member = format!("m{i}");
+        let book = book(&s, &member).await;
+        let (revision, balance) = (book.revision, book.state.balance);
+        postings.push(match i {
+            // The key a posting already has.
+            3 => purchase("till:t1:taken", &member, revision, balance, 5),
+            // Computed from a revision that is not the member's.
+            7 => purchase(&format!("till:t1:k{i}"), &member, revision + 5, balance, 5),
+            _ => purchase(&format!("till:t1:k{i}"), &member, revision, balance, 5),
+        });
+    }
+    // All at once, so the writer takes several in one group.
+    let mut jobs = tokio::task::JoinSet::new();
+    for (i, posting) in postings.into_iter().enumerate() {
+        let s = s.clone();
+        jobs.spawn(async move { (i, s.post(posting).await.unwrap()) });
+    }
+    let mut outcomes = jobs.join_all().await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (i, outcome) in outcomes {
+        let expected = match i {
+            3 => PostOutcome::KeyTaken,
+            7 => PostOutcome::Conflict,
+            _ => PostOutcome::Posted,
+        };
+        assert_eq!(outcome, expected, "posting {i}");
+        let balance = book(&s, &format!("m{i}")).await.state.balance;
+        let expected = match i {
+            0 => 6,
+            3 | 7 => 0,
+            _ => 5,
+        };
+        assert_eq!(balance, expected, "member m{i}");
+    }
+}
+
+/// `refund_book`: refunds of one purchase sent at the same time, each retrying on a conflict from
+/// a fresh read, never refund more than the purchase; the refund that would is refused as such.
+pub async fn concurrent_refunds_never_exceed_the_purchase(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    let bought = s
+        .post(purchase("till:t1:p", "m1", revision, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(bought, PostOutcome::Posted);
+
+    // A refund computed from a refunded total no longer stored is a conflict.
+    let (book_now, record) = s
+        .refund_book("m1", "till:t1:p", Metric::Spend, 0)
+        .await
+        .unwrap()
+        .expect("book");
+    let record = record.expect("the purchase");
+    assert_eq!((record.total_minor, record.refunded_minor), (100, 0));
+    let wrong = refund("till:t1:r0", "m1", "till:t1:p", 40, 30, book_now.revision);
+    assert_eq!(s.post(wrong).await.unwrap(), PostOutcome::Conflict);
+    assert!(
+        s.refund_book("nope", "till:t1:p", Metric::Spend, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut jobs = tokio::task::JoinSet::new();
+    for r in 0..3 {
+        let s = s.clone();
+        jobs.spawn(async move {
+            let key = format!("till:t1:r{}", r + 1);
+            for _ in 0..50 {
+                let (book, record) = s
+                    .refund_book("m1", "till:t1:p", Metric::Spend, 0)
+                    .await
+                    .unwrap()
+                    .expect("book");
+                let before = record.expect("purchase").refunded_minor;
+                let posting = refund(&key, "m1", "till:t1:p", 40, before, book.revision);
+                match s.post(posting).await.unwrap() {
+                    PostOutcome::Conflict => continue,
+                    done => return done,
+                }
+            }
+            panic!("refund {key} kept conflicting");
+        });
+    }
+    let outcomes = jobs.join_all().await;
+    let refunded = outcomes
+        .iter()
+        .filter(|o| **o == PostOutcome::Posted)
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| **o == PostOutcome::RefundExceedsPurchase)
+        .count();
+    assert_eq!((refunded, refused), (2, 1), "{outcomes:?}");
+    let record = s.purchase("till:t1:p").await.unwrap().expect("purchase");
+    assert_eq!(
+        record.refunded_minor, 80,
+        "never more than the purchase's 100"
+    );
+}
+
+/// `birthdays`: members whose `birthday` preference (from the member document's mirror) falls on
+/// a day.
+pub async fn birthdays_come_from_the_member_document(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let committed = s
+        .commit("m1", None, Vec::new(), Vec::new(), Some(member_state()))
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    assert_eq!(s.birthdays(5, 17).await.unwrap(), vec!["m1".to_string()]);
+    assert!(s.birthdays(5, 18).await.unwrap().is_empty());
+}
+
+/// `programme`, `set_programme`: none until an operator sets one; then what they set.
+pub async fn the_programme_configuration_is_kept(s: Arc<dyn Storage>) {
+    assert!(s.programme().await.unwrap().is_none());
+    let mut programme = Programme::default();
+    programme.earning.default_rate = 7;
+    s.set_programme(&programme, NOW).await.unwrap();
+    assert_eq!(s.programme().await.unwrap(), Some(programme.clone()));
+    programme.earning.default_rate = 3;
+    s.set_programme(&programme, NOW + 1).await.unwrap();
+    assert_eq!(s.programme().await.unwrap(), Some(programme));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offers and segments.
+
+/// `publish_offer`, `pending_offers`, `has_pending_offers`, `mark_offers_projected`,
+/// `till_offers`, `fanout_seq`: an offer reaches its members' pending projections and the till;
+/// refused targets store nothing; a use at the till counts up to the limit.
+pub async fn offers_are_published_projected_and_used(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let seq = s.fanout_seq().await.unwrap();
+    let target = OfferTarget::Members {
+        member_ids: vec!["m1".into()],
+    };
+    let published = s
+        .publish_offer(&offer("o1", 1), &target, NOW)
+        .await
+        .unwrap();
+    let Publication::Published(published) = published else {
+        panic!("refused: {published:?}");
+    };
+    assert_eq!(
+        (
+            published.version,
+            published.added_members,
+            published.members
+        ),
+        (1, 1, 1)
+    );
+    assert_ne!(s.fanout_seq().await.unwrap(), seq, "the fan-out moved it");
+
+    let unknown = s
+        .publish_offer(
+            &offer("o2", 0),
+            &OfferTarget::Segment {
+                segment_id: "nope".into(),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown, Publication::UnknownSegment("nope".into()));
+    let ghosts = s
+        .publish_offer(
+            &offer("o3", 0),
+            &OfferTarget::Members {
+                member_ids: vec!["m2".into(), "ghost".into()],
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ghosts,
+        Publication::UnknownMembers {
+            count: 1,
+            first: "ghost".into()
+        }
+    );
+    assert!(
+        !s.has_pending_offers("m2", NOW).await.unwrap(),
+        "nothing stored"
+    );
+
+    assert!(s.has_pending_offers("m1", NOW).await.unwrap());
+    let pending = s.pending_offers("m1", NOW).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].offer.id.as_str(), pending[0].version),
+        ("o1", 1)
+    );
+    s.mark_offers_projected("m1", &pending).await.unwrap();
+    assert!(!s.has_pending_offers("m1", NOW).await.unwrap());
+    assert!(s.pending_offers("m1", NOW).await.unwrap().is_empty());
+
+    let till = s.till_offers("m1", NOW).await.unwrap();
+    assert_eq!(till.len(), 1);
+    assert_eq!(
+        (till[0].offer.id.as_str(), till[0].offer.use_count),
+        ("o1", 0)
+    );
+    assert!(
+        s.till_offers("m1", NOW + 2 * DAY).await.unwrap().is_empty(),
+        "expired"
+    );
+    let book = s
+        .member_book("m1", Metric::Spend, 0, Some(NOW))
+        .await
+        .unwrap()
+        .expect("book");
+    assert_eq!(book.offers.len(), 1, "the book carries the till's offers");
+
+    // A posting uses the offer: its count goes up and the projection is owed again; the limit
+    // refuses a second use as a conflict.
+    let mut used = purchase("till:t1:k1", "m1", book.revision, 0, 20);
+    used.offer_uses = vec!["o1".into()];
+    assert_eq!(s.post(used).await.unwrap(), PostOutcome::Posted);
+    assert_eq!(
+        s.till_offers("m1", NOW).await.unwrap()[0].offer.use_count,
+        1
+    );
+    assert!(s.has_pending_offers("m1", NOW).await.unwrap());
+    let revision = self::book(&s, "m1").await.revision;
+    let mut again = purchase("till:t1:k2", "m1", revision, 20, 20);
+    again.offer_uses = vec!["o1".into()];
+    assert_eq!(s.post(again).await.unwrap(), PostOutcome::Conflict);
+    assert_eq!(self::book(&s, "m1").await.state.balance, 20);
+}
+
+/// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
+/// computes it; then an offer published to it reaches its members.
+pub async fn segments_are_recomputed_and_reach_offers(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let revision = book(&s, "m1").await.revision;
+    assert_eq!(
+        s.post(purchase("till:t1:k1", "m1", revision, 0, 10))
+            .await
+            .unwrap(),
+        PostOutcome::Posted
+    );
+    let buyers = Segment {
+        id: "buyers".into(),
+        name: "Bought this year".into(),
+        rules: SegmentRules {
+            frequency: Some(loyalty_core::segments::ScoreRange { min: 1, max: 5 }),
+            ..SegmentRules::default()
+        },
+    };
+    assert_eq!(
+        s.create_segment(&buyers, NOW).await.unwrap(),
+        SegmentCreation::Created
+    );
+    let renamed = Segment {
+        name: "Another".into(),
+        ..buyers.clone()
+    };
+    assert_eq!(
+        s.create_segment(&renamed, NOW).await.unwrap(),
+        SegmentCreation::Exists
+    );
+    let views = s.segments().await.unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(
+        (&views[0].segment, views[0].computed_at_ms, views[0].members),
+        (&buyers, None, 0)
+    );
+
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let report = s
+        .recompute_segments(
+            NOW + 1,
+            DEFAULT_RFM_WINDOW_MS,
+            Box::new(move |line| {
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.to_string())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.scored_members, 1);
+    assert_eq!(report.segments, vec![("buyers".to_string(), 1)]);
+    assert!(
+        !lines.lock().unwrap_or_else(|p| p.into_inner()).is_empty(),
+        "progress"
+    );
+    let views = s.segments().await.unwrap();
+    assert_eq!(
+        (views[0].computed_at_ms, views[0].members),
+        (Some(NOW + 1), 1)
+    );
+
+    let published = s
+        .publish_offer(
+            &offer("o1", 0),
+            &OfferTarget::Segment {
+                segment_id: "buyers".into(),
+            },
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    let Publication::Published(published) = published else {
+        panic!("refused: {published:?}");
+    };
+    assert_eq!((published.added_members, published.members), (1, 1));
+    assert!(s.has_pending_offers("m1", NOW + 2).await.unwrap());
+    assert!(!s.has_pending_offers("m2", NOW + 2).await.unwrap());
+
+    // The message fan-out reads the same membership.
+    let sent = s
+        .send_message(send(
+            "seg1",
+            "service",
+            "inapp",
+            SendTarget::Segment("buyers".into()),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(sent, SendOutcome::Sent(ref sum) if sum.recipients == 1),
+        "{sent:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages and requests.
+
+/// `send_message`, `pending_inbox`, `has_pending_inbox`, `mark_inbox_projected`, `deliveries`: a
+/// message is recorded once per id, reaches the inbox projection, and refused sends store nothing.
+pub async fn messages_reach_the_inbox_once(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let to_m1 = || SendTarget::Members(vec!["m1".into()]);
+    let sent = s
+        .send_message(send("msg1", "service", "inapp", to_m1()))
+        .await
+        .unwrap();
+    let SendOutcome::Sent(summary) = sent else {
+        panic!("refused: {sent:?}");
+    };
+    assert_eq!((summary.recipients, summary.in_inbox), (1, 1));
+    let retry = s
+        .send_message(send("msg1", "service", "inapp", to_m1()))
+        .await
+        .unwrap();
+    assert_eq!(
+        retry,
+        SendOutcome::Sent(summary),
+        "a retry answers as before"
+    );
+    let mut clash = send("msg1", "service", "inapp", to_m1());
+    clash.request_hash = [1; 32];
+    assert_eq!(s.send_message(clash).await.unwrap(), SendOutcome::IdReused);
+    let ghost = send(
+        "msg2",
+        "service",
+        "inapp",
+        SendTarget::Members(vec!["ghost".into()]),
+    );
+    assert_eq!(
+        s.send_message(ghost).await.unwrap(),
+        SendOutcome::UnknownMembers
+    );
+    let empty = send(
+        "msg3",
+        "service",
+        "inapp",
+        SendTarget::Segment("none".into()),
+    );
+    assert_eq!(
+        s.send_message(empty).await.unwrap(),
+        SendOutcome::EmptySegment
+    );
+    let all = DeliveryFilter {
+        limit: 100,
+        ..DeliveryFilter::default()
+    };
+    let deliveries = s.deliveries(all.clone()).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "the refused sends stored nothing");
+    assert_eq!(
+        (
+            deliveries[0].message_id.as_str(),
+            deliveries[0].member_id.as_str()
+        ),
+        ("msg1", "m1")
+    );
+
+    assert!(s.has_pending_inbox("m1").await.unwrap());
+    let pending = s.pending_inbox("m1").await.unwrap();
+    assert_eq!(pending.messages.len(), 1);
+    let (message, version) = &pending.messages[0];
+    assert_eq!(message.id, "msg1");
+    s.mark_inbox_projected("m1", vec![(message.id.clone(), *version)], Vec::new())
+        .await
+        .unwrap();
+    assert!(!s.has_pending_inbox("m1").await.unwrap());
+    assert!(s.pending_inbox("m1").await.unwrap().is_empty());
+}
+
+/// `claim_outbound`, `finish_outbound`, `deliveries`: an external delivery is claimed by one
+/// worker for its lease, and its end is recorded.
+pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let committed = s
+        .commit("m1", None, Vec::new(), Vec::new(), Some(member_state()))
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    let sent = s
+        .send_message(send(
+            "mail1",
+            "marketing",
+            "email",
+            SendTarget::Members(vec!["m1".into()]),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(sent, SendOutcome::Sent(ref sum) if sum.queued == 1),
+        "{sent:?}"
+    );
+
+    let (a, b) = (s.clone(), s.clone());
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { a.claim_outbound(NOW, 60_000, 10).await }),
+        tokio::spawn(async move { b.claim_outbound(NOW, 60_000, 10).await }),
+    );
+    let mut jobs = a.unwrap().unwrap();
+    jobs.extend(b.unwrap().unwrap());
+    assert_eq!(jobs.len(), 1, "one worker has it");
+    let job = &jobs[0];
+    assert_eq!(
+        (job.message_id.as_str(), job.member_id.as_str(), job.consent),
+        ("mail1", "m1", true)
+    );
+    assert!(
+        s.claim_outbound(NOW + 1, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+
+    s.finish_outbound(
+        "mail1",
+        "m1",
+        OutboundOutcome::Retry {
+            reason: "provider_down".into(),
+            at_ms: NOW + 10,
+        },
+        NOW + 1,
+    )
+    .await
+    .unwrap();
+    let again = s.claim_outbound(NOW + 10, 60_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due again after the retry time");
+    s.finish_outbound(
+        "mail1",
+        "m1",
+        OutboundOutcome::Final {
+            status: FinalStatus::Sent,
+            reason: None,
+        },
+        NOW + 11,
+    )
+    .await
+    .unwrap();
+    let delivered = s
+        .deliveries(DeliveryFilter {
+            message_id: Some("mail1".into()),
+            member_id: Some("m1".into()),
+            status: Some("sent".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].status, FinalStatus::Sent.as_str());
+    assert!(
+        s.claim_outbound(NOW + DAY, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// `requests`, `answer_request`: a member's request is answered and closed; a closed request, an
+/// unknown one or a reply id reused for another text change nothing.
+pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let committed = s
+        .commit("m1", None, Vec::new(), Vec::new(), Some(member_state()))
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    let open = s.requests(None, None, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].request_id.as_str(), open[0].status.as_str()),
+        ("q1", "open")
+    );
+
+    let reply = |id: &str, body: &str| Reply {
+        id: id.into(),
+        author: "Customer care".into(),
+        body: body.into(),
+        at_ms: NOW,
+    };
+    let answer = |reply: Option<Reply>, status| {
+        let s = s.clone();
+        async move {
+            s.answer_request("m1", "q1", reply, status, NOW)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        answer(Some(reply("rep1", "Here.")), RequestStatus::Answered).await,
+        Answer::Answered
+    );
+    assert_eq!(
+        answer(Some(reply("rep1", "Here.")), RequestStatus::Answered).await,
+        Answer::Answered,
+        "a retry"
+    );
+    assert_eq!(
+        answer(Some(reply("rep1", "Elsewhere.")), RequestStatus::Answered).await,
+        Answer::ReplyIdReused
+    );
+    let unknown = s
+        .answer_request("m1", "nope", None, RequestStatus::Closed, NOW)
+        .await
+        .unwrap();
+    assert_eq!(unknown, Answer::UnknownRequest);
+    let answered = s
+        .requests(Some(RequestStatus::Answered), Some("m1".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(answered.len(), 1);
+    assert_eq!(
+        answered[0].entries.len(),
+        1,
+        "one reply, the reused id's text not stored"
+    );
+    assert!(
+        s.has_pending_inbox("m1").await.unwrap(),
+        "the thread is owed to the inbox"
+    );
+
+    assert_eq!(answer(None, RequestStatus::Closed).await, Answer::Answered);
+    assert_eq!(
+        answer(Some(reply("rep2", "More.")), RequestStatus::Answered).await,
+        Answer::Closed
+    );
+    assert_eq!(
+        answer(None, RequestStatus::Closed).await,
+        Answer::Answered,
+        "again"
+    );
+    let closed = s
+        .requests(Some(RequestStatus::Closed), None, 10)
+        .await
+        .unwrap();
+    assert_eq!((closed.len(), closed[0].entries.len()), (1, 1));
+}
+
+/// Expands to one `#[tokio::test]` per function of [`crate::storage::conformance`], each run on
+/// the storage `$make` yields as `(guard, Arc<dyn Storage>)` (see the module's guide).
+#[macro_export]
+macro_rules! storage_conformance {
+    ($make:expr) => {
+        $crate::storage_conformance!(@each $make;
+            members_are_created_once_and_found,
+            activation_codes_are_single_use,
+            a_code_redeemed_twice_at_once_enrolls_one_device,
+            documents_commit_under_their_version,
+            two_commits_at_one_version_one_conflicts,
+            devices_are_revoked_and_members_blocked,
+            a_checkout_code_opens_one_session,
+            a_posting_moves_points_and_the_card_catches_up,
+            a_posting_key_posts_once,
+            a_posting_from_a_stale_revision_is_a_conflict,
+            a_bad_posting_among_many_fails_alone,
+            concurrent_refunds_never_exceed_the_purchase,
+            birthdays_come_from_the_member_document,
+            the_programme_configuration_is_kept,
+            offers_are_published_projected_and_used,
+            segments_are_recomputed_and_reach_offers,
+            messages_reach_the_inbox_once,
+            outbound_deliveries_are_claimed_and_finished,
+            requests_are_answered_and_closed,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, storage) = $make;
+                $crate::storage::conformance::$name(storage).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,161 @@
+//! Members and their devices as stored: members, activation codes, devices and their revocation,
+//! blocking, the Automerge documents with their per-device sync states, and the one atomic
+//! [`MemberStore::commit`] that stores documents, sync states and the member document's relational
+//! mirror together.
+//!
+//! Documents are written with optimistic concurrency: each stored document has a version, and
+//! [`MemberStore::commit`] refuses when another writer got there first. The caller then reloads
+//! and merges again — Automerge makes the retry a merge, not a loss — so several stateless server
+//! instances can share one database without sticky sessions.
+
+use async_trait::async_trait;
+use loyalty_core::DocKind;
+
+use crate::storage::StorageError;
+
+/// What [`MemberStore::create_member`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum MemberCreation {
+    Created,
+    /// The member id or the card number is taken: nothing was stored (draw others and retry).
+    Taken,
+}
+
+/// What [`MemberStore::redeem_activation_code`] did. Only `Redeemed` stored anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Redemption {
+    /// The code is used now, and the device registered for this member.
+    Redeemed(MemberRecord),
+    Unknown,
+    /// Used before (or by a redemption that won a race with this one).
+    Used,
+    Expired,
+    /// Another key of the member has the same 32-bit key id (one in four billion): the code
+    /// stays usable for a retry with a new key.
+    KeyIdTaken,
+}
+
+/// What a guarded document write did ([`MemberStore::commit`], `LedgerStore::store_card`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Commit {
+    /// Everything was stored.
+    Committed,
+    /// A document was no longer at its expected version — another writer got there first — and
+    /// nothing was stored: load again, merge, and retry.
+    Conflict,
+}
+
+pub struct NewMember {
+    pub member_id: String,
+    pub card_number: String,
+    pub external_ref: Option<String>,
+    pub created_at_ms: i64,
+    pub documents: Vec<(DocKind, Vec<u8>)>,
+    pub code_hash: [u8; 32],
+    pub code_expires_at_ms: i64,
+}
+
+pub struct NewDevice {
+    pub device_id: String,
+    pub secret_hash: [u8; 32],
+    /// The Ed25519 key the device signs checkout codes with.
+    pub public_key: [u8; 32],
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub member_id: String,
+    pub secret_hash: [u8; 32],
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub card_number: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    pub kind: DocKind,
+    pub version: i64,
+    /// The document's epoch (`loyalty_core::epoch`): 0 until it first starts afresh.
+    pub epoch: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// A document to store, if it is still at `expected_version`.
+pub struct DocWrite {
+    pub kind: DocKind,
+    pub expected_version: i64,
+    pub bytes: Vec<u8>,
+    /// `bytes` are Automerge change chunks to add after the stored bytes rather than a whole save
+    /// replacing them. Automerge loads a save followed by change chunks as one document, so the
+    /// stored bytes stay loadable; the card uses this to store a posting's change without
+    /// re-encoding the whole history (see `crate::projection::card_cache`).
+    pub append: bool,
+    /// `bytes` start this new epoch of the document: the stored epoch becomes it, and every
+    /// device's sync state for the document is forgotten (it described the old history).
+    pub new_epoch: Option<u64>,
+}
+
+#[async_trait]
+pub trait MemberStore: Send + Sync + 'static {
+    /// Creates a member with their documents and first activation code, atomically; a clash of
+    /// member id or card number stores nothing.
+    async fn create_member(&self, member: NewMember) -> Result<MemberCreation, StorageError>;
+
+    async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError>;
+
+    async fn add_activation_code(
+        &self,
+        member_id: &str,
+        code_hash: [u8; 32],
+        expires_at_ms: i64,
+    ) -> Result<(), StorageError>;
+
+    /// Uses an activation code (once) and registers the device it enrolls, atomically.
+    async fn redeem_activation_code(
+        &self,
+        code_hash: [u8; 32],
+        now_ms: i64,
+        device: NewDevice,
+    ) -> Result<Redemption, StorageError>;
+
+    async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError>;
+
+    async fn load_documents(
+        &self,
+        member_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<StoredDoc>, StorageError>;
+
+    /// The stored per-(device, document) sync states; absent ones are simply missing.
+    async fn load_peer_states(
+        &self,
+        device_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError>;
+
+    /// Stores documents and sync states in one transaction, durably, or nothing at all: when any
+    /// document is no longer at its expected version the answer is [`Commit::Conflict`]. `mirror`,
+    /// when the member document changed, replaces the relational copy of what it says.
+    async fn commit(
+        &self,
+        member_id: &str,
+        device_id: Option<&str>,
+        documents: Vec<DocWrite>,
+        peer_states: Vec<(DocKind, Vec<u8>)>,
+        mirror: Option<loyalty_core::member::MemberState>,
+    ) -> Result<Commit, StorageError>;
+
+    /// Marks the device revoked (at its first revocation's time); false for an unknown device.
+    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError>;
+    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError>;
+}

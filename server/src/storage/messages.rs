@@ -1,0 +1,260 @@
+//! Communications as stored: messages and their per-member deliveries, the outbound queue, and the
+//! programme's side of members' requests.
+
+use async_trait::async_trait;
+
+use crate::storage::StorageError;
+
+/// What [`MessageStore::send_message`] did. Only `Sent` stored anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum SendOutcome {
+    /// Recorded (or, for a retry with the same id and text, recorded before): what became of
+    /// each recipient.
+    Sent(loyalty_core::api::SendSummary),
+    /// Another message was sent under this id.
+    IdReused,
+    /// Members of the target do not exist.
+    UnknownMembers,
+    /// The segment has no members (or does not exist).
+    EmptySegment,
+}
+
+/// What [`MessageStore::answer_request`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Answer {
+    /// Recorded (a retry of the same reply, or closing a closed request, changes nothing).
+    Answered,
+    UnknownRequest,
+    /// The request is closed: a reply would reopen it. Nothing was stored.
+    Closed,
+    /// Another reply was recorded under the reply id. Nothing was stored.
+    ReplyIdReused,
+}
+
+/// A member's request's status as the programme sees it: what a list filters on and what an
+/// operator's action sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    /// As the member opened it, nobody having answered yet.
+    Open,
+    Answered,
+    /// Final: the member opens a new request.
+    Closed,
+}
+
+impl RequestStatus {
+    const ALL: [Self; 3] = [Self::Open, Self::Answered, Self::Closed];
+
+    /// The status as stored and shown (`loyalty_core::inbox::REQUEST_STATUSES`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Answered => "answered",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// The status a name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// What a message is, which decides the policy its recipients are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Counts against the daily marketing limit and needs the member's consent off the app.
+    Marketing,
+    /// About the member's own account: neither limit nor consent applies.
+    Service,
+}
+
+impl MessageKind {
+    const ALL: [Self; 2] = [Self::Marketing, Self::Service];
+
+    /// The kind as stored and shown (`loyalty_core::inbox::KINDS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Service => "service",
+        }
+    }
+
+    /// The kind a name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Who a message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendTarget {
+    /// These members (no duplicates); all must exist.
+    Members(Vec<String>),
+    /// Every member of the segment (`segment_members`); it must have at least one.
+    Segment(String),
+}
+
+/// A message to record, with the policy its recipients are checked against.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub message_id: String,
+    pub kind: MessageKind,
+    pub channel: String,
+    pub subject: String,
+    pub body: String,
+    /// Tells a retry (same id, same hash) from a clash (same id, another message).
+    pub request_hash: [u8; 32],
+    pub target: SendTarget,
+    pub now_ms: i64,
+    /// The day the marketing limit counts in (days since the epoch, UTC).
+    pub day: i64,
+    /// Marketing messages a member may get per day.
+    pub marketing_per_day: i64,
+}
+
+/// What a member's inbox document lacks: messages and request threads recorded relationally but
+/// not yet projected into it, each with the version it was read at.
+#[derive(Debug, Clone, Default)]
+pub struct PendingInbox {
+    pub messages: Vec<(loyalty_core::inbox::Message, i64)>,
+    pub threads: Vec<(loyalty_core::inbox::Thread, i64)>,
+}
+
+impl PendingInbox {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.threads.is_empty()
+    }
+}
+
+/// One external delivery the outbound worker has claimed.
+#[derive(Debug, Clone)]
+pub struct OutboundJob {
+    pub message_id: String,
+    pub member_id: String,
+    pub channel: String,
+    pub kind: MessageKind,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+    /// The member's consent for the channel now (it may have changed since the send).
+    pub consent: bool,
+    /// The channel's address from the member's preferences, if they gave one.
+    pub address: Option<String>,
+}
+
+/// How an outbound delivery ended for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Sent,
+    /// The provider or the address failed.
+    Failed,
+    /// Not sent on purpose (consent withdrawn).
+    Refused,
+}
+
+impl FinalStatus {
+    /// The delivery's status as stored and reported (`docs/protocol.md`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// How an outbound delivery ended, or when to try it again.
+#[derive(Debug, Clone)]
+pub enum OutboundOutcome {
+    /// Sent, failed or refused, with the reason when it was not sent.
+    Final {
+        status: FinalStatus,
+        reason: Option<String>,
+    },
+    Retry {
+        reason: String,
+        at_ms: i64,
+    },
+}
+
+/// Which deliveries an operator asks for.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub message_id: Option<String>,
+    pub member_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: i64,
+}
+
+/// Communications: messages and their per-member deliveries, the outbound queue, and the
+/// programme's side of members' requests. Decisions over many members (consent, the daily
+/// marketing limit, segment fan-out) are single statements here, so a send to a million members
+/// writes rows, not a million documents.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Records a message and one delivery per recipient, deciding each recipient's status (rate
+    /// limit, consent) in the same transaction. A retry with the same id and hash returns the first
+    /// answer; another message under the same id, an unknown member or an empty segment store
+    /// nothing ([`SendOutcome`]).
+    async fn send_message(&self, send: NewSend) -> Result<SendOutcome, StorageError>;
+
+    /// What the member's inbox document still lacks (at most a few hundred entries per call).
+    async fn pending_inbox(&self, member_id: &str) -> Result<PendingInbox, StorageError>;
+
+    /// Whether [`MessageStore::pending_inbox`] has anything, cheaply.
+    async fn has_pending_inbox(&self, member_id: &str) -> Result<bool, StorageError>;
+
+    /// Marks entries projected, if they are still at the versions given (a newer change stays
+    /// pending).
+    async fn mark_inbox_projected(
+        &self,
+        member_id: &str,
+        messages: Vec<(String, i64)>,
+        threads: Vec<(String, i64)>,
+    ) -> Result<(), StorageError>;
+
+    /// Claims up to `limit` queued external deliveries that are due, for `lease_ms`: another worker
+    /// (this or another instance) does not take them meanwhile.
+    async fn claim_outbound(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboundJob>, StorageError>;
+
+    async fn finish_outbound(
+        &self,
+        message_id: &str,
+        member_id: &str,
+        outcome: OutboundOutcome,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+
+    async fn deliveries(
+        &self,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<loyalty_core::api::DeliveryRecord>, StorageError>;
+
+    /// Members' requests, the most recently active first, optionally of one status or member.
+    async fn requests(
+        &self,
+        status: Option<RequestStatus>,
+        member_id: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<loyalty_core::api::RequestRecord>, StorageError>;
+
+    /// Records an operator's reply (if any) and the request's new status; the thread becomes
+    /// pending for the member's inbox. An unknown or closed request, or a reply id used before
+    /// with another text, store nothing ([`Answer`]).
+    async fn answer_request(
+        &self,
+        member_id: &str,
+        request_id: &str,
+        reply: Option<loyalty_core::inbox::Reply>,
+        status: RequestStatus,
+        now_ms: i64,
+    ) -> Result<Answer, StorageError>;
+}

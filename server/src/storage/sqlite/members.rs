@@ -1,0 +1,445 @@
+//! Members and their devices on SQLite: members, activation codes, devices, documents (appended
+//! or replaced under their version), peer states, and the relational mirror of the member
+//! document, which `commit` replaces in the same transaction as the document.
+
+use async_trait::async_trait;
+use loyalty_core::DocKind;
+use loyalty_core::member::MemberState;
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStorage, backend, hash_from};
+use crate::storage::{
+    Commit, DeviceRecord, DocWrite, MemberCreation, MemberRecord, MemberStore, NewDevice,
+    NewMember, Redemption, StorageError, StoredDoc,
+};
+
+fn kinds_sql(kinds: &[DocKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.code().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[async_trait]
+impl MemberStore for SqliteStorage {
+    async fn create_member(&self, m: NewMember) -> Result<MemberCreation, StorageError> {
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let inserted = tx.execute(
+                "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![m.member_id, m.card_number, m.external_ref, m.created_at_ms],
+            );
+            if inserted.map_err(backend)? == 0 {
+                return Ok(MemberCreation::Taken);
+            }
+            for (kind, bytes) in &m.documents {
+                tx.execute(
+                    "INSERT INTO documents (member_id, kind, version, data) VALUES (?1, ?2, 1, ?3)",
+                    params![m.member_id, kind.code(), bytes],
+                )
+                .map_err(backend)?;
+            }
+            tx.execute(
+                "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![m.code_hash.as_slice(), m.member_id, m.code_expires_at_ms],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(MemberCreation::Created)
+        })
+        .await
+    }
+
+    async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError> {
+        let member_id = member_id.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT member_id, card_number FROM members WHERE member_id = ?1",
+                [member_id],
+                |r| {
+                    Ok(MemberRecord {
+                        member_id: r.get(0)?,
+                        card_number: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_activation_code(
+        &self,
+        member_id: &str,
+        code_hash: [u8; 32],
+        expires_at_ms: i64,
+    ) -> Result<(), StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![code_hash.as_slice(), member_id, expires_at_ms],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_activation_code(
+        &self,
+        code_hash: [u8; 32],
+        now_ms: i64,
+        device: NewDevice,
+    ) -> Result<Redemption, StorageError> {
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let row: Option<(String, i64, Option<i64>, String)> = tx
+                .query_row(
+                    "SELECT a.member_id, a.expires_at, a.used_at, m.card_number
+                     FROM activation_codes a JOIN members m USING (member_id)
+                     WHERE a.code_hash = ?1",
+                    [code_hash.as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((member_id, expires_at, used_at, card_number)) = row else {
+                return Ok(Redemption::Unknown);
+            };
+            if used_at.is_some() {
+                return Ok(Redemption::Used);
+            }
+            if now_ms >= expires_at {
+                return Ok(Redemption::Expired);
+            }
+            // The `used_at IS NULL` guard makes a concurrent second redemption update nothing.
+            let updated = tx
+                .execute(
+                    "UPDATE activation_codes SET used_at = ?1, device_id = ?2
+                     WHERE code_hash = ?3 AND used_at IS NULL",
+                    params![now_ms, device.device_id, code_hash.as_slice()],
+                )
+                .map_err(backend)?;
+            if updated != 1 {
+                return Ok(Redemption::Used);
+            }
+            tx.execute(
+                "INSERT INTO devices (device_id, member_id, secret_hash, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    device.device_id,
+                    member_id,
+                    device.secret_hash.as_slice(),
+                    device.name,
+                    device.created_at_ms
+                ],
+            )
+            .map_err(backend)?;
+            let key_id = loyalty_core::checkout_code::key_id(&device.public_key);
+            let inserted = tx
+                .execute(
+                    "INSERT INTO device_keys (member_id, key_id, device_id, public_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![
+                        member_id,
+                        key_id,
+                        device.device_id,
+                        device.public_key.as_slice(),
+                        device.created_at_ms
+                    ],
+                )
+                .map_err(backend)?;
+            if inserted != 1 {
+                // Two keys of one member with the same 32-bit id: one in four billion. The
+                // transaction rolls back and the code stays usable for a retry with a new key.
+                return Ok(Redemption::KeyIdTaken);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Redemption::Redeemed(MemberRecord {
+                member_id,
+                card_number,
+            }))
+        })
+        .await
+    }
+
+    async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
+        let device_id = device_id.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
+                 FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| {
+                    Ok(DeviceRecord {
+                        device_id: r.get(0)?,
+                        member_id: r.get(1)?,
+                        secret_hash: hash_from(r.get(2)?),
+                        revoked: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn load_documents(
+        &self,
+        member_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<StoredDoc>, StorageError> {
+        let member_id = member_id.to_string();
+        let sql = format!(
+            "SELECT kind, version, data, epoch FROM documents WHERE member_id = ?1 AND kind IN ({})",
+            kinds_sql(kinds)
+        );
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map([member_id], |r| {
+                    Ok((
+                        r.get::<_, u8>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut docs = Vec::new();
+            for row in rows {
+                let (code, version, bytes, epoch) = row.map_err(backend)?;
+                if let Some(kind) = DocKind::from_code(code) {
+                    docs.push(StoredDoc {
+                        kind,
+                        version,
+                        epoch: u64::try_from(epoch).unwrap_or(0),
+                        bytes,
+                    });
+                }
+            }
+            Ok(docs)
+        })
+        .await
+    }
+
+    async fn load_peer_states(
+        &self,
+        device_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError> {
+        let device_id = device_id.to_string();
+        let sql = format!(
+            "SELECT kind, data FROM peer_states WHERE device_id = ?1 AND kind IN ({})",
+            kinds_sql(kinds)
+        );
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map([device_id], |r| {
+                    Ok((r.get::<_, u8>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(backend)?;
+            let mut states = Vec::new();
+            for row in rows {
+                let (code, bytes) = row.map_err(backend)?;
+                if let Some(kind) = DocKind::from_code(code) {
+                    states.push((kind, bytes));
+                }
+            }
+            Ok(states)
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        member_id: &str,
+        device_id: Option<&str>,
+        documents: Vec<DocWrite>,
+        peer_states: Vec<(DocKind, Vec<u8>)>,
+        mirror: Option<MemberState>,
+    ) -> Result<Commit, StorageError> {
+        let member_id = member_id.to_string();
+        let device_id = device_id.map(str::to_string);
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for d in &documents {
+                if !update_document(&tx, &member_id, d)? {
+                    // Dropping the transaction rolls back what was written before.
+                    return Ok(Commit::Conflict);
+                }
+            }
+            if let Some(state) = &mirror {
+                mirror_member(&tx, &member_id, state)?;
+            }
+            if let Some(device_id) = &device_id {
+                for (kind, bytes) in &peer_states {
+                    tx.execute(
+                        "INSERT INTO peer_states (device_id, kind, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (device_id, kind) DO UPDATE SET data = excluded.data",
+                        params![device_id, kind.code(), bytes],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Commit::Committed)
+        })
+        .await
+    }
+
+    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
+        let device_id = device_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE device_id = ?2",
+                    params![now_ms, device_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    // A posting that read the member before the block is refused by the
+                    // revision guard and reads again.
+                    "UPDATE members SET status = ?1, revision = revision + 1 WHERE member_id = ?2",
+                    params![if blocked { "blocked" } else { "active" }, member_id],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+/// Replaces the relational mirror of the member document with `state`, in the caller's
+/// transaction, so the mirror never disagrees with the stored document.
+fn mirror_member(
+    tx: &rusqlite::Connection,
+    member_id: &str,
+    state: &MemberState,
+) -> Result<(), StorageError> {
+    for table in [
+        "member_preferences",
+        "member_consents",
+        "member_activations",
+        "member_requests",
+        "member_request_followups",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE member_id = ?1"),
+            [member_id],
+        )
+        .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_preferences (member_id, key, value) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for (key, value) in &state.preferences {
+        put.execute(params![member_id, key, value])
+            .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_consents (member_id, channel, granted, at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(backend)?;
+    for (channel, c) in &state.consents {
+        put.execute(params![member_id, channel, c.granted, c.at_ms])
+            .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_activations (member_id, offer_id, at) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(backend)?;
+    for (offer_id, a) in &state.activations {
+        put.execute(params![member_id, offer_id, a.at_ms])
+            .map_err(backend)?;
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO member_requests (member_id, request_id, kind, subject, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(backend)?;
+    let mut put_followup = tx
+        .prepare_cached(
+            "INSERT INTO member_request_followups (member_id, request_id, followup_id, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for (request_id, r) in &state.requests {
+        put.execute(params![
+            member_id, request_id, r.kind, r.subject, r.body, r.at_ms
+        ])
+        .map_err(backend)?;
+        for (followup_id, f) in &r.followups {
+            put_followup
+                .execute(params![member_id, request_id, followup_id, f.body, f.at_ms])
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one document if it is still at its expected version, in the caller's transaction;
+/// false (nothing written) when it is not.
+pub(super) fn update_document(
+    tx: &rusqlite::Connection,
+    member_id: &str,
+    d: &DocWrite,
+) -> Result<bool, StorageError> {
+    let sql = if d.append {
+        // `||` yields text; the cast takes its bytes back as they are (no conversion happens in
+        // a UTF-8 database, and the length is kept, NULs and all).
+        "UPDATE documents SET data = CAST(data || ?1 AS BLOB), version = version + 1
+         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
+    } else {
+        "UPDATE documents SET data = ?1, version = version + 1
+         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
+    };
+    let updated = tx
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                d.bytes,
+                member_id,
+                d.kind.code(),
+                d.expected_version
+            ])
+        })
+        .map_err(backend)?;
+    if updated != 1 {
+        return Ok(false);
+    }
+    if let Some(epoch) = d.new_epoch {
+        let epoch = i64::try_from(epoch).map_err(backend)?;
+        tx.prepare_cached("UPDATE documents SET epoch = ?1 WHERE member_id = ?2 AND kind = ?3")
+            .and_then(|mut s| s.execute(params![epoch, member_id, d.kind.code()]))
+            .map_err(backend)?;
+        // Every device's sync state described the old history.
+        tx.prepare_cached(
+            "DELETE FROM peer_states WHERE kind = ?1
+             AND device_id IN (SELECT device_id FROM devices WHERE member_id = ?2)",
+        )
+        .and_then(|mut s| s.execute(params![d.kind.code(), member_id]))
+        .map_err(backend)?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,442 @@
+//! The SQLite backend's own tests, beyond the conformance suite every backend runs: the
+//! migrations (every earlier version upgrades), the group-commit writer's batches, the indexes
+//! behind the hot path, and guards that need a second connection or the raw file to set up.
+
+use super::ledger::{OPEN_LOTS_SQL, qualifying_sql};
+use super::writer::{PostingJob, write_batch};
+use super::*;
+use crate::storage::*;
+use loyalty_core::DocKind;
+use loyalty_core::tiers::{Metric, TierState};
+use rusqlite::params;
+use tokio::sync::oneshot;
+
+#[tokio::test]
+async fn appended_document_bytes_are_kept_exactly_and_guarded_by_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+    // Bytes no text encoding would keep: NULs, invalid UTF-8.
+    let first = vec![0x85, 0x6f, 0x4a, 0x83, 0x00, 0xff, 0xfe, 0x00];
+    assert!(matches!(
+        storage
+            .create_member(NewMember {
+                member_id: "m1".into(),
+                card_number: "6270000000000001".into(),
+                external_ref: None,
+                created_at_ms: 0,
+                documents: vec![(DocKind::Card, first.clone())],
+                code_hash: [1; 32],
+                code_expires_at_ms: 1,
+            })
+            .await
+            .unwrap(),
+        MemberCreation::Created
+    ));
+    let write = |expected_version, bytes: &[u8], append| DocWrite {
+        new_epoch: None,
+        kind: DocKind::Card,
+        expected_version,
+        bytes: bytes.to_vec(),
+        append,
+    };
+    let tail = [0x00, 0xc3, 0x28, 0x00, 0x80];
+    assert!(matches!(
+        storage
+            .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
+            .await
+            .unwrap(),
+        Commit::Committed
+    ));
+    // A writer that read version 1 lost the race: nothing is appended twice.
+    assert!(matches!(
+        storage
+            .commit("m1", None, vec![write(1, &tail, true)], Vec::new(), None)
+            .await,
+        Ok(Commit::Conflict)
+    ));
+    let stored = storage
+        .load_documents("m1", &[DocKind::Card])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.bytes, [first.as_slice(), &tail].concat());
+    // A whole write replaces them.
+    assert!(matches!(
+        storage
+            .commit(
+                "m1",
+                None,
+                vec![write(2, &[7, 0, 7], false)],
+                Vec::new(),
+                None,
+            )
+            .await
+            .unwrap(),
+        Commit::Committed
+    ));
+    let stored = storage
+        .load_documents("m1", &[DocKind::Card])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((stored.version, stored.bytes), (3, vec![7, 0, 7]));
+}
+/// A database made by every earlier version of the server upgrades to the latest: for each
+/// prefix of [`MIGRATIONS`], a database is built at that version with a member, a document and
+/// (from the ledger's version on) a till's purchase written by that version's schema, then
+/// opened by the server, which migrates it. The old rows must read back through the storage
+/// trait — the purchase under its till's namespace — and the upgraded database must take new
+/// members.
+#[tokio::test]
+async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
+    const LEDGER: usize = 3;
+    for version in 1..=MIGRATIONS.len() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let old = Migrations::new(MIGRATIONS[..version].iter().map(|sql| M::up(sql)).collect());
+            let conn = loyalty_core::store::open_sqlite(&path, APPLICATION_ID, &old).unwrap();
+            let user_version: usize = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(user_version, version);
+            conn.execute_batch(
+                "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                     VALUES ('old', '6270000000000009', NULL, 1);
+                 INSERT INTO documents (member_id, kind, version, data)
+                     VALUES ('old', 0, 1, x'0102');",
+            )
+            .unwrap();
+            if version >= LEDGER {
+                conn.execute_batch(
+                    "INSERT INTO postings (idempotency_key, request_hash, member_id, kind,
+                         refers_to, till_id, receipt_id, total_minor, earned, redeemed, at,
+                         response)
+                     VALUES ('k1', x'00', 'old', 'purchase', NULL, 't1', 'r1', 100, 1, 0, 1,
+                         x'7b7d');",
+                )
+                .unwrap();
+            }
+        }
+        let storage = SqliteStorage::open(&path)
+            .unwrap_or_else(|e| panic!("a database of version {version} does not upgrade: {e}"));
+        let member = storage
+            .member("old")
+            .await
+            .unwrap()
+            .expect("the old member");
+        assert_eq!(member.card_number, "6270000000000009", "version {version}");
+        let card = storage
+            .load_documents("old", &[DocKind::Card])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!((card.version, card.epoch, card.bytes), (1, 0, vec![1, 2]));
+        if version >= LEDGER {
+            // Up to version 10 the till namespaces migration (011) moves the key into the
+            // till's namespace; from 11 on it has run already and the row stays as written.
+            let key = if version <= 10 { "till:t1:k1" } else { "k1" };
+            let prior = storage.prior_posting(key).await.unwrap();
+            let prior = prior.unwrap_or_else(|| panic!("version {version}: no posting {key}"));
+            assert_eq!(
+                (prior.member_id.as_str(), prior.till_id.as_str()),
+                ("old", "t1")
+            );
+        }
+        assert!(matches!(
+            storage.create_member(member_named("new")).await.unwrap(),
+            MemberCreation::Created
+        ));
+        assert!(storage.member("new").await.unwrap().is_some());
+    }
+}
+
+fn member_named(id: &str) -> NewMember {
+    NewMember {
+        card_number: "6270000000000010".into(),
+        ..member(id)
+    }
+}
+
+fn member(id: &str) -> NewMember {
+    NewMember {
+        member_id: id.into(),
+        card_number: format!("627000000000000{}", id.len()),
+        external_ref: None,
+        created_at_ms: 0,
+        documents: vec![(DocKind::Card, vec![1])],
+        code_hash: [id.len() as u8; 32],
+        code_expires_at_ms: 1,
+    }
+}
+
+fn posting(key: &str, member_id: &str, balance: i64) -> PostingJob {
+    let posting = Posting {
+        idempotency_key: key.into(),
+        request_hash: [0; 32],
+        member_id: member_id.into(),
+        till_id: "till".into(),
+        receipt_id: key.into(),
+        kind: PostingKind::Purchase,
+        refers_to: None,
+        refunded_before: None,
+        total_minor: 100,
+        earned: balance,
+        redeemed: 0,
+        movements: vec![crate::storage::LedgerMovement {
+            tx_id: format!("tx-{key}"),
+            points: balance,
+            reason: "earned".into(),
+            rule: "base".into(),
+        }],
+        expected_revision: 0,
+        state: MemberProgramme {
+            balance,
+            pending: 0,
+            tier: TierState {
+                tier: "base".into(),
+                manual: false,
+                since_ms: 0,
+                review_at_ms: 0,
+                downgrade_at_ms: None,
+            },
+            next_event_at_ms: None,
+        },
+        lots: Vec::new(),
+        offer_uses: Vec::new(),
+        at_ms: 1,
+        response: b"{}".to_vec(),
+    };
+    (posting, oneshot::channel().0)
+}
+
+#[tokio::test]
+async fn a_posting_that_fails_in_a_group_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+    for id in ["m1", "m22", "m333"] {
+        assert!(matches!(
+            storage.create_member(member(id)).await.unwrap(),
+            MemberCreation::Created
+        ));
+    }
+    let batch = [
+        posting("k1", "m1", 10),
+        // The same key again: a duplicate, which must not take the others with it.
+        posting("k1", "m22", 20),
+        posting("k3", "m333", 30),
+    ];
+    let mut conn = storage.conn.lock().unwrap();
+    let results = write_batch(&mut conn, &batch);
+    assert!(
+        matches!(results[0], Ok(PostOutcome::Posted))
+            && matches!(results[2], Ok(PostOutcome::Posted)),
+        "{results:?}"
+    );
+    assert!(matches!(results[1], Ok(PostOutcome::KeyTaken)));
+    let balances: Vec<(String, i64, i64)> = conn
+        .prepare("SELECT member_id, balance, revision FROM members ORDER BY member_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        balances,
+        [
+            ("m1".to_string(), 10, 1),
+            ("m22".to_string(), 0, 0),
+            ("m333".to_string(), 30, 1)
+        ]
+    );
+    let movements: i64 = conn
+        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(movements, 2);
+    // A group of one that fails is answered with its own error.
+    let results = write_batch(&mut conn, &[posting("k1", "m22", 20)]);
+    assert!(matches!(results[..], [Ok(PostOutcome::KeyTaken)]));
+}
+
+#[test]
+fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connection(&dir.path().join("s.db")).unwrap();
+    let plan = |sql: &str| -> String {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params!["m1", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("; ")
+    };
+    let mapped: i64 = conn
+        .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mapped, MMAP_BYTES, "the database is mapped");
+    let lots = plan(&OPEN_LOTS_SQL.replace("?1", "?1 AND ?2 = ?2"));
+    assert!(
+        lots.contains("COVERING INDEX lots_open_by_member"),
+        "{lots}"
+    );
+    for metric in [Metric::Spend, Metric::Points] {
+        let q = plan(qualifying_sql(metric));
+        assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
+    }
+}
+
+/// A refund of `amount` of `purchase`, computed from `before` refunded and `revision`.
+fn refund(key: &str, purchase: &str, amount: i64, before: i64, revision: i64) -> Posting {
+    let (mut p, _) = posting(key, "m1", 0);
+    p.kind = PostingKind::Refund;
+    p.refers_to = Some(purchase.into());
+    p.total_minor = amount;
+    p.refunded_before = Some(before);
+    p.expected_revision = revision;
+    p
+}
+
+#[tokio::test]
+async fn a_refund_computed_from_a_refunded_total_no_longer_stored_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+    assert!(matches!(
+        storage.create_member(member("m1")).await.unwrap(),
+        MemberCreation::Created
+    ));
+    assert!(matches!(
+        storage.post(posting("till:t:p", "m1", 10).0).await.unwrap(),
+        PostOutcome::Posted
+    ));
+    assert!(matches!(
+        storage
+            .post(refund("till:t:r1", "till:t:p", 40, 0, 1))
+            .await
+            .unwrap(),
+        PostOutcome::Posted
+    ));
+    // The member's revision is current, but the shares were computed as if nothing had been
+    // refunded: another instance's snapshot, say. The write must not go through.
+    assert!(matches!(
+        storage
+            .post(refund("till:t:r2", "till:t:p", 40, 0, 2))
+            .await,
+        Ok(PostOutcome::Conflict)
+    ));
+    assert!(matches!(
+        storage
+            .post(refund("till:t:r2", "till:t:p", 40, 40, 2))
+            .await
+            .unwrap(),
+        PostOutcome::Posted
+    ));
+    assert!(matches!(
+        storage
+            .post(refund("till:t:r3", "till:t:p", 30, 80, 3))
+            .await,
+        Ok(PostOutcome::RefundExceedsPurchase)
+    ));
+    let refunded: i64 = storage
+        .read(|conn| {
+            conn.query_row(
+                "SELECT sum(total_minor) FROM postings WHERE refers_to = 'till:t:p'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+        .unwrap();
+    assert_eq!(refunded, 80);
+}
+
+#[test]
+fn till_postings_made_before_namespaces_move_into_their_tills_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let conn = connection(&path).unwrap();
+    // Rows as the server wrote them before: till postings under the till's bare key.
+    conn.execute_batch(
+        "INSERT INTO members (member_id, card_number, created_at) VALUES ('m1', 'c1', 0);
+         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
+                               till_id, receipt_id, total_minor, earned, redeemed, at, response)
+         VALUES ('1001', x'', 'm1', 'purchase', NULL, 't-1', '1001', 100, 1, 0, 0, x''),
+                ('1001-r', x'', 'm1', 'refund', '1001', 't-1', 'r', 50, 0, 0, 0, x''),
+                ('event:m1:enrollment', x'', 'm1', 'event', NULL, 'programme', '', 0, 5, 0, 0, x'');
+         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at)
+         VALUES ('tx1', 'm1', '1001', 1, 'earned', 't-1', '1001', 0),
+                ('tx2', 'm1', 'event:m1:enrollment', 5, 'welcome', 'programme', '', 0);
+         INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, earned_at,
+                           available_at)
+         VALUES ('lot1', 'm1', '1001', 'base', 1, 1, 0, 0);",
+    )
+    .unwrap();
+    conn.execute_batch(&format!("BEGIN; {TILL_NAMESPACES} COMMIT;"))
+        .unwrap();
+    let keys: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT idempotency_key, refers_to FROM postings ORDER BY idempotency_key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        keys,
+        [
+            ("event:m1:enrollment".to_string(), None),
+            ("till:t-1:1001".to_string(), None),
+            (
+                "till:t-1:1001-r".to_string(),
+                Some("till:t-1:1001".to_string())
+            ),
+        ]
+    );
+    let named = |sql: &str| -> Vec<String> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        named("SELECT posting FROM ledger ORDER BY tx_id"),
+        ["till:t-1:1001", "event:m1:enrollment"]
+    );
+    assert_eq!(named("SELECT posting FROM lots"), ["till:t-1:1001"]);
+    let broken: Vec<String> = named("SELECT \"table\" FROM pragma_foreign_key_check");
+    assert!(broken.is_empty(), "{broken:?}");
+}
+
+#[tokio::test]
+async fn a_posting_read_before_a_block_is_refused_and_reads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+    assert!(matches!(
+        storage.create_member(member("m1")).await.unwrap(),
+        MemberCreation::Created
+    ));
+    let book = storage
+        .member_book("m1", Metric::Spend, 0, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!book.blocked);
+    assert!(storage.set_blocked("m1", true).await.unwrap());
+    // A purchase that read the member before the block (outside the member's lock) must not
+    // go through on what it read.
+    let (stale, _) = posting("k1", "m1", 10);
+    assert_eq!(stale.expected_revision, book.revision);
+    assert!(matches!(
+        storage.post(stale).await,
+        Ok(PostOutcome::Conflict)
+    ));
+    let book = storage
+        .member_book("m1", Metric::Spend, 0, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(book.blocked);
+}
