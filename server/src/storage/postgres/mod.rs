@@ -4,12 +4,32 @@
 //! `target_session_attrs=read-write`, which is how instances find the new primary after a
 //! failover, and it has no compile-time query checking that would need a database at build time.
 //!
-//! The storage traits are implemented here next (issue 12); today the backend connects, migrates
-//! and reports its schema version, and the test suite runs it against a real PostgreSQL server.
+//! Each aggregate trait is implemented in its own file, as on SQLite, with the same outcomes for
+//! the same inputs: `members.rs` and `programme.rs` today; the ledger,
+//! `OfferStore`, the segment recompute and `MessageStore`
+//! follow (issue 12 §1), and until they do `PgStorage` is not yet a whole `Storage`.
+//! Concurrency is PostgreSQL's own: guarded writes are conditional `UPDATE`s (`WHERE version =
+//! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
+//! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
+mod members;
+mod programme;
 pub mod schema;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+
+use crate::storage::StorageError;
+
+/// Any failure of the database as the traits report it, its cause kept for the log.
+pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+    StorageError::Backend(e.into())
+}
+
+/// A stored 32-byte hash; a value of another length (which the schema never stores) is refused
+/// rather than padded.
+fn hash_from(bytes: &[u8]) -> Result<[u8; 32], StorageError> {
+    <[u8; 32]>::try_from(bytes).map_err(backend)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -51,6 +71,11 @@ impl PgStorage {
         let mut client = storage.pool.get().await?;
         schema::migrate(&mut client).await?;
         Ok(storage)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<Object, StorageError> {
+        self.pool.get().await.map_err(backend)
     }
 
     /// The schema version of the database.

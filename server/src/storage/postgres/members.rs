@@ -1,0 +1,451 @@
+//! Members and their devices on PostgreSQL: members, activation codes, devices, documents
+//! (appended or replaced under their version), peer states, and the relational mirror of the
+//! member document, which `commit` replaces in the same transaction as the document.
+//!
+//! The guards are conditional `UPDATE`s at READ COMMITTED: a second writer blocked on the row
+//! re-checks `version = $n` or `used_at IS NULL` once the first commits, updates nothing, and so
+//! answers `Conflict` or `Used` exactly as SQLite's serialised writer does.
+
+use async_trait::async_trait;
+use loyalty_core::DocKind;
+use loyalty_core::member::MemberState;
+use tokio_postgres::Transaction;
+
+use super::{PgStorage, backend, hash_from};
+use crate::storage::{
+    Commit, DeviceRecord, DocWrite, MemberCreation, MemberRecord, MemberStore, NewDevice,
+    NewMember, Redemption, StorageError, StoredDoc,
+};
+
+/// The kinds' codes as the `kind` column stores them.
+fn kind_codes(kinds: &[DocKind]) -> Vec<i64> {
+    kinds.iter().map(|k| i64::from(k.code())).collect()
+}
+
+/// The kind a stored code names; codes this program does not know are skipped, as SQLite does.
+fn kind_of(code: i64) -> Option<DocKind> {
+    u8::try_from(code).ok().and_then(DocKind::from_code)
+}
+
+#[async_trait]
+impl MemberStore for PgStorage {
+    async fn create_member(&self, m: NewMember) -> Result<MemberCreation, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // No conflict target: a clash on the member id or on the card number both insert nothing.
+        let inserted = tx
+            .execute(
+                "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &m.member_id,
+                    &m.card_number,
+                    &m.external_ref,
+                    &m.created_at_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Ok(MemberCreation::Taken);
+        }
+        for (kind, bytes) in &m.documents {
+            tx.execute(
+                "INSERT INTO documents (member_id, kind, version, data) VALUES ($1, $2, 1, $3)",
+                &[&m.member_id, &i64::from(kind.code()), bytes],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.execute(
+            "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES ($1, $2, $3)",
+            &[&m.code_hash.as_slice(), &m.member_id, &m.code_expires_at_ms],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(MemberCreation::Created)
+    }
+
+    async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT member_id, card_number FROM members WHERE member_id = $1",
+                &[&member_id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| MemberRecord {
+            member_id: r.get(0),
+            card_number: r.get(1),
+        }))
+    }
+
+    async fn add_activation_code(
+        &self,
+        member_id: &str,
+        code_hash: [u8; 32],
+        expires_at_ms: i64,
+    ) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES ($1, $2, $3)",
+                &[&code_hash.as_slice(), &member_id, &expires_at_ms],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn redeem_activation_code(
+        &self,
+        code_hash: [u8; 32],
+        now_ms: i64,
+        device: NewDevice,
+    ) -> Result<Redemption, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let row = tx
+            .query_opt(
+                "SELECT a.member_id, a.expires_at, a.used_at, m.card_number
+                 FROM activation_codes a JOIN members m USING (member_id)
+                 WHERE a.code_hash = $1",
+                &[&code_hash.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(Redemption::Unknown);
+        };
+        let member_id: String = row.try_get(0).map_err(backend)?;
+        let expires_at: i64 = row.try_get(1).map_err(backend)?;
+        let used_at: Option<i64> = row.try_get(2).map_err(backend)?;
+        let card_number: String = row.try_get(3).map_err(backend)?;
+        if used_at.is_some() {
+            return Ok(Redemption::Used);
+        }
+        if now_ms >= expires_at {
+            return Ok(Redemption::Expired);
+        }
+        // A concurrent redemption of the same code waits on the row here, then finds
+        // `used_at` set and updates nothing.
+        let updated = tx
+            .execute(
+                "UPDATE activation_codes SET used_at = $1, device_id = $2
+                 WHERE code_hash = $3 AND used_at IS NULL",
+                &[&now_ms, &device.device_id, &code_hash.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        if updated != 1 {
+            return Ok(Redemption::Used);
+        }
+        tx.execute(
+            "INSERT INTO devices (device_id, member_id, secret_hash, name, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &device.device_id,
+                &member_id,
+                &device.secret_hash.as_slice(),
+                &device.name,
+                &device.created_at_ms,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        let key_id = i64::from(loyalty_core::checkout_code::key_id(&device.public_key));
+        let inserted = tx
+            .execute(
+                "INSERT INTO device_keys (member_id, key_id, device_id, public_key, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &member_id,
+                    &key_id,
+                    &device.device_id,
+                    &device.public_key.as_slice(),
+                    &device.created_at_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if inserted != 1 {
+            // Two keys of one member with the same 32-bit id: the transaction rolls back (it is
+            // dropped uncommitted) and the code stays usable for a retry with a new key.
+            return Ok(Redemption::KeyIdTaken);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Redemption::Redeemed(MemberRecord {
+            member_id,
+            card_number,
+        }))
+    }
+
+    async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
+                 FROM devices WHERE device_id = $1",
+                &[&device_id],
+            )
+            .await
+            .map_err(backend)?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(DeviceRecord {
+            device_id: r.try_get(0).map_err(backend)?,
+            member_id: r.try_get(1).map_err(backend)?,
+            secret_hash: hash_from(r.try_get(2).map_err(backend)?)?,
+            revoked: r.try_get(3).map_err(backend)?,
+        }))
+    }
+
+    async fn load_documents(
+        &self,
+        member_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<StoredDoc>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, version, data, epoch FROM documents
+                 WHERE member_id = $1 AND kind = ANY($2)",
+                &[&member_id, &kind_codes(kinds)],
+            )
+            .await
+            .map_err(backend)?;
+        let mut docs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) else {
+                continue;
+            };
+            let epoch: i64 = r.try_get(3).map_err(backend)?;
+            docs.push(StoredDoc {
+                kind,
+                version: r.try_get(1).map_err(backend)?,
+                epoch: u64::try_from(epoch).unwrap_or(0),
+                bytes: r.try_get(2).map_err(backend)?,
+            });
+        }
+        Ok(docs)
+    }
+
+    async fn load_peer_states(
+        &self,
+        device_id: &str,
+        kinds: &[DocKind],
+    ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, data FROM peer_states WHERE device_id = $1 AND kind = ANY($2)",
+                &[&device_id, &kind_codes(kinds)],
+            )
+            .await
+            .map_err(backend)?;
+        let mut states = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) {
+                states.push((kind, r.try_get(1).map_err(backend)?));
+            }
+        }
+        Ok(states)
+    }
+
+    async fn commit(
+        &self,
+        member_id: &str,
+        device_id: Option<&str>,
+        mut documents: Vec<DocWrite>,
+        peer_states: Vec<(DocKind, Vec<u8>)>,
+        mirror: Option<MemberState>,
+    ) -> Result<Commit, StorageError> {
+        // Rows are locked in one order (by kind) so two commits of one member's documents wait
+        // for each other instead of deadlocking; the writes are one transaction either way.
+        documents.sort_by_key(|d| d.kind.code());
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        for d in &documents {
+            if !update_document(&tx, member_id, d).await? {
+                // Dropping the transaction uncommitted rolls back what was written before.
+                return Ok(Commit::Conflict);
+            }
+        }
+        if let Some(state) = &mirror {
+            mirror_member(&tx, member_id, state).await?;
+        }
+        if let Some(device_id) = device_id {
+            for (kind, bytes) in &peer_states {
+                tx.execute(
+                    "INSERT INTO peer_states (device_id, kind, data) VALUES ($1, $2, $3)
+                     ON CONFLICT (device_id, kind) DO UPDATE SET data = excluded.data",
+                    &[&device_id, &i64::from(kind.code()), bytes],
+                )
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Commit::Committed)
+    }
+
+    async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, $1) WHERE device_id = $2",
+                &[&now_ms, &device_id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        let status = if blocked { "blocked" } else { "active" };
+        let n = client
+            .execute(
+                // A posting that read the member before the block is refused by the revision
+                // guard and reads again.
+                "UPDATE members SET status = $1, revision = revision + 1 WHERE member_id = $2",
+                &[&status, &member_id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+}
+
+/// Replaces the relational mirror of the member document with `state`, in the caller's
+/// transaction, so the mirror never disagrees with the stored document.
+async fn mirror_member(
+    tx: &Transaction<'_>,
+    member_id: &str,
+    state: &MemberState,
+) -> Result<(), StorageError> {
+    for table in [
+        "member_preferences",
+        "member_consents",
+        "member_activations",
+        "member_requests",
+        "member_request_followups",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE member_id = $1"),
+            &[&member_id],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    let put = tx
+        .prepare("INSERT INTO member_preferences (member_id, key, value) VALUES ($1, $2, $3)")
+        .await
+        .map_err(backend)?;
+    for (key, value) in &state.preferences {
+        tx.execute(&put, &[&member_id, key, value])
+            .await
+            .map_err(backend)?;
+    }
+    let put = tx
+        .prepare(
+            "INSERT INTO member_consents (member_id, channel, granted, at) VALUES ($1, $2, $3, $4)",
+        )
+        .await
+        .map_err(backend)?;
+    for (channel, c) in &state.consents {
+        // `granted` is an integer column, as in SQLite, so the two schemas stay column for column.
+        tx.execute(
+            &put,
+            &[&member_id, channel, &i64::from(c.granted), &c.at_ms],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    let put = tx
+        .prepare("INSERT INTO member_activations (member_id, offer_id, at) VALUES ($1, $2, $3)")
+        .await
+        .map_err(backend)?;
+    for (offer_id, a) in &state.activations {
+        tx.execute(&put, &[&member_id, offer_id, &a.at_ms])
+            .await
+            .map_err(backend)?;
+    }
+    let put = tx
+        .prepare(
+            "INSERT INTO member_requests (member_id, request_id, kind, subject, body, at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await
+        .map_err(backend)?;
+    let put_followup = tx
+        .prepare(
+            "INSERT INTO member_request_followups (member_id, request_id, followup_id, body, at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await
+        .map_err(backend)?;
+    for (request_id, r) in &state.requests {
+        tx.execute(
+            &put,
+            &[
+                &member_id, request_id, &r.kind, &r.subject, &r.body, &r.at_ms,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        for (followup_id, f) in &r.followups {
+            tx.execute(
+                &put_followup,
+                &[&member_id, request_id, followup_id, &f.body, &f.at_ms],
+            )
+            .await
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one document if it is still at its expected version, in the caller's transaction;
+/// false (nothing written) when it is not.
+pub(super) async fn update_document(
+    tx: &Transaction<'_>,
+    member_id: &str,
+    d: &DocWrite,
+) -> Result<bool, StorageError> {
+    let sql = if d.append {
+        // Automerge loads a save followed by change chunks as one document.
+        "UPDATE documents SET data = data || $1, version = version + 1
+         WHERE member_id = $2 AND kind = $3 AND version = $4"
+    } else {
+        "UPDATE documents SET data = $1, version = version + 1
+         WHERE member_id = $2 AND kind = $3 AND version = $4"
+    };
+    let kind = i64::from(d.kind.code());
+    let updated = tx
+        .execute(sql, &[&d.bytes, &member_id, &kind, &d.expected_version])
+        .await
+        .map_err(backend)?;
+    if updated != 1 {
+        return Ok(false);
+    }
+    if let Some(epoch) = d.new_epoch {
+        let epoch = i64::try_from(epoch).map_err(backend)?;
+        tx.execute(
+            "UPDATE documents SET epoch = $1 WHERE member_id = $2 AND kind = $3",
+            &[&epoch, &member_id, &kind],
+        )
+        .await
+        .map_err(backend)?;
+        // Every device's sync state described the old history.
+        tx.execute(
+            "DELETE FROM peer_states WHERE kind = $1
+             AND device_id IN (SELECT device_id FROM devices WHERE member_id = $2)",
+            &[&kind, &member_id],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    Ok(true)
+}
