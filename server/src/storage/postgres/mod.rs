@@ -5,14 +5,16 @@
 //! failover, and it has no compile-time query checking that would need a database at build time.
 //!
 //! Each aggregate trait is implemented in its own file, as on SQLite, with the same outcomes for
-//! the same inputs: `members.rs` and `programme.rs` today; the ledger,
-//! `OfferStore`, the segment recompute and `MessageStore`
+//! the same inputs: `members.rs`, `ledger.rs` (with the till's offer reads and uses from
+//! `offers.rs`) and `programme.rs` today; `OfferStore`, the segment recompute and `MessageStore`
 //! follow (issue 12 §1), and until they do `PgStorage` is not yet a whole `Storage`.
 //! Concurrency is PostgreSQL's own: guarded writes are conditional `UPDATE`s (`WHERE version =
 //! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
+mod ledger;
 mod members;
+mod offers;
 mod programme;
 pub mod schema;
 
