@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::inbox::Message;
 use crate::offers::Offer;
 
-pub const ENROLL_PATH: &str = "/v1/enroll";
+pub mod paths;
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

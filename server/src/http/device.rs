@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
+use loyalty_core::api::paths;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::protocol::{self, SyncRequest};
 use std::sync::Arc;
@@ -165,7 +166,7 @@ pub async fn changes(
 pub fn routes() -> axum::Router<Arc<App>> {
     use axum::routing::{get, post};
     axum::Router::new()
-        .route(loyalty_core::api::ENROLL_PATH, post(enroll))
-        .route("/v1/members/{member_id}/sync", post(sync))
-        .route("/v1/members/{member_id}/documents/{doc}", get(document))
+        .route(paths::ENROLL, post(enroll))
+        .route(paths::MEMBER_SYNC, post(sync))
+        .route(paths::MEMBER_DOCUMENT, get(document))
 }

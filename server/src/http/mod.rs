@@ -12,6 +12,7 @@ pub mod guard;
 pub mod json;
 pub mod till;
 
+use loyalty_core::api::paths;
 use std::sync::Arc;
 
 use axum::Router;
@@ -31,8 +32,8 @@ pub fn router(app: Arc<App>) -> Router {
     // Long polls wait by design: bounded per device and by the connection limit, not by the
     // request limits, which would count them as busy. Health checks answer under load too.
     let waiting = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/members/{member_id}/changes", get(device::changes));
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
+        .route(paths::MEMBER_CHANGES, get(device::changes));
     let routes = device::routes()
         .merge(till::routes())
         .merge(admin::routes());

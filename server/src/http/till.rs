@@ -1,6 +1,7 @@
 //! The till's routes: scan a checkout code, post a purchase, post a refund. Each authenticates the
 //! till from the request head, reads the body strictly, and calls `crate::service::checkout`.
 
+use loyalty_core::api::paths;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -45,7 +46,7 @@ pub async fn refund(
 pub fn routes() -> axum::Router<Arc<App>> {
     use axum::routing::post;
     axum::Router::new()
-        .route("/v1/till/scan", post(scan))
-        .route("/v1/till/purchases", post(purchase))
-        .route("/v1/till/refunds", post(refund))
+        .route(paths::TILL_SCAN, post(scan))
+        .route(paths::TILL_PURCHASES, post(purchase))
+        .route(paths::TILL_REFUNDS, post(refund))
 }

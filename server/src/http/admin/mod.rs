@@ -5,6 +5,7 @@ pub mod messages;
 pub mod offers;
 pub mod programme;
 
+use loyalty_core::api::paths;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,54 +16,36 @@ use crate::app::App;
 /// Every operator route.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/v1/admin/members", post(members::create_member))
-        .route("/v1/admin/members/{member_id}", get(members::show_member))
-        .route("/v1/admin/members/{member_id}/block", post(members::block))
+        .route(paths::ADMIN_MEMBERS, post(members::create_member))
+        .route(paths::ADMIN_MEMBER, get(members::show_member))
+        .route(paths::ADMIN_MEMBER_BLOCK, post(members::block))
+        .route(paths::ADMIN_MEMBER_UNBLOCK, post(members::unblock))
+        .route(paths::ADMIN_MEMBER_CARD_QR, get(members::card_qr))
+        .route(paths::ADMIN_DEVICE_REVOKE, post(members::revoke_device))
+        .route(paths::ADMIN_MEMBER_EPOCHS, post(members::start_epochs))
         .route(
-            "/v1/admin/members/{member_id}/unblock",
-            post(members::unblock),
-        )
-        .route(
-            "/v1/admin/members/{member_id}/card-qr",
-            get(members::card_qr),
-        )
-        .route(
-            "/v1/admin/devices/{device_id}/revoke",
-            post(members::revoke_device),
-        )
-        .route(
-            "/v1/admin/members/{member_id}/epochs",
-            post(members::start_epochs),
-        )
-        .route(
-            "/v1/admin/members/{member_id}/activation-codes",
+            paths::ADMIN_MEMBER_ACTIVATION_CODES,
             post(members::new_activation_code),
         )
+        .route(paths::ADMIN_MEMBER_OFFERS, post(offers::post_member_offer))
+        .route(paths::ADMIN_OFFERS, post(offers::post_offer))
         .route(
-            "/v1/admin/members/{member_id}/offers",
-            post(offers::post_member_offer),
-        )
-        .route("/v1/admin/offers", post(offers::post_offer))
-        .route(
-            "/v1/admin/segments",
+            paths::ADMIN_SEGMENTS,
             post(offers::create_segment).get(offers::segments),
         )
         .route(
-            "/v1/admin/members/{member_id}/messages",
+            paths::ADMIN_MEMBER_MESSAGES,
             post(messages::post_member_message),
         )
-        .route("/v1/admin/messages", post(messages::send))
-        .route("/v1/admin/deliveries", get(messages::deliveries))
-        .route("/v1/admin/requests", get(messages::list_requests))
-        .route("/v1/admin/requests/{id}/replies", post(messages::reply))
-        .route("/v1/admin/requests/{id}/close", post(messages::close))
+        .route(paths::ADMIN_MESSAGES, post(messages::send))
+        .route(paths::ADMIN_DELIVERIES, get(messages::deliveries))
+        .route(paths::ADMIN_REQUESTS, get(messages::list_requests))
+        .route(paths::ADMIN_REQUEST_REPLIES, post(messages::reply))
+        .route(paths::ADMIN_REQUEST_CLOSE, post(messages::close))
         .route(
-            "/v1/admin/programme",
+            paths::ADMIN_PROGRAMME,
             get(programme::get_programme).put(programme::put_programme),
         )
-        .route("/v1/admin/programme/settle", post(programme::settle_now))
-        .route(
-            "/v1/admin/members/{member_id}/tier",
-            post(programme::set_tier),
-        )
+        .route(paths::ADMIN_PROGRAMME_SETTLE, post(programme::settle_now))
+        .route(paths::ADMIN_MEMBER_TIER, post(programme::set_tier))
 }
