@@ -212,7 +212,7 @@ impl OperatorClient {
         member_id: &str,
         tier: Option<&str>,
     ) -> Result<PostingResponse, OperatorError> {
-        let body = crate::service::programme::SetTier {
+        let body = loyalty_core::api::SetTier {
             tier: tier.map(str::to_string),
         };
         self.post(&paths::admin_member_tier(member_id), &body).await

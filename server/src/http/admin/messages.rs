@@ -4,10 +4,12 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
+use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
 use crate::service::messaging::*;
 use crate::storage::DeliveryFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use loyalty_core::api::paths;
 use loyalty_core::api::{
     DeliveryRecord, PostMessage, PostReply, RequestRecord, SendMessage, SendSummary,
 };
@@ -15,6 +17,17 @@ use loyalty_core::ids;
 use loyalty_core::inbox::{self, Delivery, Message, Reply};
 use std::sync::Arc;
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MESSAGES,
+    tag = "admin",
+    request_body = SendMessage,
+    responses(
+        (status = 201, description = "What became of the message so far", body = SendSummary),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
 /// `POST /v1/admin/messages`: one message to explicit members or to a segment.
 pub async fn send(
     State(app): State<Arc<App>>,
@@ -34,6 +47,18 @@ pub async fn send(
     Ok((StatusCode::CREATED, Json(summary)))
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_MESSAGES,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "The message with its delivery", body = Message),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
 /// `POST /v1/admin/members/{id}/messages`: one message to one member, through the same path as
 /// any send; the answer is the message with its delivery. `kind` is required, as for campaigns:
 /// it once defaulted to `service`, and a "BIG SALE" e-mail went out without a consent check.
@@ -84,7 +109,8 @@ pub async fn post_member_message(
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     #[serde(default)]
     message_id: Option<String>,
@@ -96,6 +122,17 @@ pub struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_DELIVERIES,
+    tag = "admin",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, body = Vec<DeliveryRecord>),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
 /// `GET /v1/admin/deliveries?message_id=…&member_id=…&status=…&limit=100`: what became of each
 /// recipient (status and reason), newest first. Needs a message or a member.
 pub async fn deliveries(
@@ -119,7 +156,8 @@ pub async fn deliveries(
     Ok(Json(app.storage.deliveries(filter).await?))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     #[serde(default)]
     status: Option<String>,
@@ -129,6 +167,17 @@ pub struct RequestsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REQUESTS,
+    tag = "admin",
+    params(RequestsQuery),
+    responses(
+        (status = 200, body = Vec<RequestRecord>),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
 /// `GET /v1/admin/requests?status=open&member_id=…&limit=100`: members' requests with their
 /// threads, the most recently active first.
 pub async fn list_requests(
@@ -154,6 +203,18 @@ pub async fn list_requests(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_REQUEST_REPLIES,
+    tag = "admin",
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    request_body = PostReply,
+    responses(
+        (status = 201, description = "The request with the reply", body = RequestRecord),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
 /// `POST /v1/admin/requests/{id}/replies`: answers a request (and closes it with `close: true`).
 pub async fn reply(
     State(app): State<Arc<App>>,
@@ -193,6 +254,17 @@ pub async fn reply(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_REQUEST_CLOSE,
+    tag = "admin",
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    responses(
+        (status = 200, description = "The request, closed", body = RequestRecord),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 /// `POST /v1/admin/requests/{id}/close`: closes a request without a reply.
 pub async fn close(
     State(app): State<Arc<App>>,

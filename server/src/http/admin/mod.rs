@@ -5,47 +5,35 @@ pub mod messages;
 pub mod offers;
 pub mod programme;
 
-use loyalty_core::api::paths;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 
-/// Every operator route.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route(paths::ADMIN_MEMBERS, post(members::create_member))
-        .route(paths::ADMIN_MEMBER, get(members::show_member))
-        .route(paths::ADMIN_MEMBER_BLOCK, post(members::block))
-        .route(paths::ADMIN_MEMBER_UNBLOCK, post(members::unblock))
-        .route(paths::ADMIN_MEMBER_CARD_QR, get(members::card_qr))
-        .route(paths::ADMIN_DEVICE_REVOKE, post(members::revoke_device))
-        .route(paths::ADMIN_MEMBER_EPOCHS, post(members::start_epochs))
-        .route(
-            paths::ADMIN_MEMBER_ACTIVATION_CODES,
-            post(members::new_activation_code),
-        )
-        .route(paths::ADMIN_MEMBER_OFFERS, post(offers::post_member_offer))
-        .route(paths::ADMIN_OFFERS, post(offers::post_offer))
-        .route(
-            paths::ADMIN_SEGMENTS,
-            post(offers::create_segment).get(offers::segments),
-        )
-        .route(
-            paths::ADMIN_MEMBER_MESSAGES,
-            post(messages::post_member_message),
-        )
-        .route(paths::ADMIN_MESSAGES, post(messages::send))
-        .route(paths::ADMIN_DELIVERIES, get(messages::deliveries))
-        .route(paths::ADMIN_REQUESTS, get(messages::list_requests))
-        .route(paths::ADMIN_REQUEST_REPLIES, post(messages::reply))
-        .route(paths::ADMIN_REQUEST_CLOSE, post(messages::close))
-        .route(
-            paths::ADMIN_PROGRAMME,
-            get(programme::get_programme).put(programme::put_programme),
-        )
-        .route(paths::ADMIN_PROGRAMME_SETTLE, post(programme::settle_now))
-        .route(paths::ADMIN_MEMBER_TIER, post(programme::set_tier))
+/// Every operator route, each mounted at the path and methods of its `#[utoipa::path]`. One
+/// `routes!` per path: utoipa-axum mounts the handlers of one call on every path among them.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(members::create_member))
+        .routes(routes!(members::show_member))
+        .routes(routes!(members::block))
+        .routes(routes!(members::unblock))
+        .routes(routes!(members::card_qr))
+        .routes(routes!(members::revoke_device))
+        .routes(routes!(members::start_epochs))
+        .routes(routes!(members::new_activation_code))
+        .routes(routes!(offers::post_member_offer))
+        .routes(routes!(offers::post_offer))
+        .routes(routes!(offers::create_segment, offers::segments))
+        .routes(routes!(messages::post_member_message))
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::deliveries))
+        .routes(routes!(messages::list_requests))
+        .routes(routes!(messages::reply))
+        .routes(routes!(messages::close))
+        .routes(routes!(programme::get_programme, programme::put_programme))
+        .routes(routes!(programme::settle_now))
+        .routes(routes!(programme::set_tier))
 }
