@@ -2,8 +2,9 @@
 # Checks the server against its own OpenAPI document with schemathesis: starts a real `loyalty
 # server` on a free loopback port with a temporary SQLite file, creates a member and enrolls a
 # device (so every security scheme has real credentials), and runs schemathesis on
-# /openapi.json with `not_a_server_error` (no 5xx for any generated input) and
-# `response_schema_conformance` (every answer matches its documented schema).
+# /openapi.json with `not_a_server_error` (no 5xx for any generated input),
+# `response_schema_conformance` (every answer matches its documented schema), and the status,
+# content type and headers of every answer documented for its operation.
 #
 # Needs a built `loyalty` (cargo build --bin loyalty). ST_MAX_EXAMPLES bounds the examples per
 # operation (default 25: under two minutes here).
@@ -52,7 +53,7 @@ export LOYALTY_MEMBER LOYALTY_DEVICE_TOKEN
 started=$(date +%s)
 rc=0
 "$ST" --no-color --config-file scripts/schemathesis.toml run "$URL/openapi.json" \
-  --checks not_a_server_error,response_schema_conformance \
+  --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
   --max-examples "${ST_MAX_EXAMPLES:-25}" \
   --phases examples,coverage,fuzzing \
   --seed 1 \
