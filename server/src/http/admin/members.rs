@@ -289,7 +289,8 @@ pub async fn card_qr(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-/// `POST /v1/admin/members/{member_id}/epochs` with an optional [`StartEpochs`] body.
+/// Starts the member's documents afresh from their current state (new epochs), all four or those
+/// of the optional [`StartEpochs`] body.
 #[utoipa::path(
     post,
     path = paths::ADMIN_MEMBER_EPOCHS,

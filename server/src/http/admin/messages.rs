@@ -28,7 +28,7 @@ use std::sync::Arc;
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/messages`: one message to explicit members or to a segment.
+/// One message to explicit members or to a segment.
 pub async fn send(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -59,7 +59,7 @@ pub async fn send(
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/members/{id}/messages`: one message to one member, through the same path as
+/// One message to one member, through the same path as
 /// any send; the answer is the message with its delivery. `kind` is required, as for campaigns:
 /// it once defaulted to `service`, and a "BIG SALE" e-mail went out without a consent check.
 pub async fn post_member_message(
@@ -112,12 +112,16 @@ pub async fn post_member_message(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// The message's recipients.
     #[serde(default)]
     message_id: Option<String>,
+    /// The member's messages.
     #[serde(default)]
     member_id: Option<String>,
+    /// `queued`, `sent`, `failed` or `refused`.
     #[serde(default)]
     status: Option<String>,
+    /// At most this many (1 to 1000; 100 when absent).
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -133,8 +137,8 @@ pub struct DeliveriesQuery {
     ),
     security(("operator" = []))
 )]
-/// `GET /v1/admin/deliveries?message_id=…&member_id=…&status=…&limit=100`: what became of each
-/// recipient (status and reason), newest first. Needs a message or a member.
+/// What became of each recipient (status and reason), newest first. Needs `message_id` or
+/// `member_id`.
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -159,10 +163,13 @@ pub async fn deliveries(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
+    /// `open`, `answered` or `closed`; another is `400 malformed_query`.
     #[serde(default)]
     status: Option<String>,
+    /// One member's requests.
     #[serde(default)]
     member_id: Option<String>,
+    /// At most this many (1 to 500; 100 when absent).
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -178,8 +185,7 @@ pub struct RequestsQuery {
     ),
     security(("operator" = []))
 )]
-/// `GET /v1/admin/requests?status=open&member_id=…&limit=100`: members' requests with their
-/// threads, the most recently active first.
+/// Members' requests with their threads, the most recently active first.
 pub async fn list_requests(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -215,7 +221,7 @@ pub async fn list_requests(
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/requests/{id}/replies`: answers a request (and closes it with `close: true`).
+/// Answers a request (and closes it with `close: true`).
 pub async fn reply(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -265,7 +271,7 @@ pub async fn reply(
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/requests/{id}/close`: closes a request without a reply.
+/// Closes a request without a reply; closing it again changes nothing.
 pub async fn close(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

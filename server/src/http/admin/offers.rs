@@ -50,7 +50,7 @@ pub fn offer_from_post(p: PostOffer) -> Offer {
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/offers`.
+/// Publishes an offer to members, a tier or a segment; an existing id publishes a new version.
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -72,7 +72,7 @@ pub async fn post_offer(
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/segments`.
+/// Defines a segment; it has no members until the next recompute.
 pub async fn create_segment(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -98,7 +98,7 @@ pub async fn create_segment(
     ),
     security(("operator" = []))
 )]
-/// `GET /v1/admin/segments`.
+/// The segments, with their members at the last recompute.
 pub async fn segments(
     State(app): State<Arc<App>>,
     _: Operator,

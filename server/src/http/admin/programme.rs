@@ -122,7 +122,7 @@ pub async fn set_tier(
     ),
     security(("operator" = []))
 )]
-/// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
+/// Runs the settle job now and reports what it did.
 pub async fn settle_now(
     State(app): State<Arc<App>>,
     _: Operator,
