@@ -24,6 +24,7 @@ use crate::offers::{Offer, Reward};
 
 /// Points per currency unit, multipliers and caps: what an operator configures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EarningRules {
     /// Points per whole currency unit (100 minor units) for tiers without their own rate.
@@ -66,6 +67,7 @@ impl Default for EarningRules {
 /// Extra points on a category (or, with an empty category, the whole basket), optionally limited
 /// to a date range: `percent` 200 earns double points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Multiplier {
     pub id: String,
@@ -90,6 +92,7 @@ impl Multiplier {
 
 /// Points for events other than purchases, each awarded once (the birthday once a year).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventPoints {
     #[serde(default)]
@@ -194,6 +197,7 @@ pub struct OfferCandidate {
 
 /// Points a rule gave, with the rule's name and a reason the member can read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Earning {
     pub rule: String,
     pub points: i64,
@@ -202,6 +206,7 @@ pub struct Earning {
 
 /// An offer the till applied to this basket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppliedOffer {
     pub offer_id: String,
     pub title: String,
@@ -214,6 +219,7 @@ pub struct AppliedOffer {
 
 /// The outcome of pricing a basket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pricing {
     /// What the offers take off the receipt total.
     pub discount_minor: i64,
