@@ -33,6 +33,12 @@ use error::ApiError;
 /// connection limits and records each client's address for the rate limits); an embedder serving
 /// it otherwise gets no per-address rate limits unless it records `ConnectInfo<SocketAddr>`.
 pub fn router(app: Arc<App>) -> Router {
+    let guard = Arc::new(guard::Guard::new(&app.config.edge));
+    router_guarded(app, guard)
+}
+
+/// [`router`] with the per-address limits given, so [`serve`] can keep them tidy.
+fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
     let limit = app.config.max_body_bytes;
     let edge = app.config.edge.clone();
     let Routes {
@@ -45,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(waiting)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .layer(Extension(document))
+        .layer(Extension(guard))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             edge.body_read_timeout,
@@ -112,12 +119,13 @@ pub async fn serve(
     ));
     let watcher = tokio::spawn(crate::jobs::fanouts::watch_fanouts(app.clone()));
     let worker = tokio::spawn(crate::jobs::outbound::run_outbound_worker(app.clone()));
-    let housekeeper = tokio::spawn(guard_housekeeping(app.clone()));
+    let guard = Arc::new(guard::Guard::new(&app.config.edge));
+    let housekeeper = tokio::spawn(guard_housekeeping(guard.clone()));
     let served = edge::run(
         listener,
         &app.live,
         &app.config.edge,
-        router(app.clone()),
+        router_guarded(app.clone(), guard),
         shutdown,
     )
     .await;
@@ -130,10 +138,10 @@ pub async fn serve(
 }
 
 /// Forgets, once a minute, the rate-limit state of addresses that are quiet again.
-async fn guard_housekeeping(app: Arc<App>) {
+async fn guard_housekeeping(guard: Arc<guard::Guard>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
-        app.guard.housekeeping();
+        guard.housekeeping();
     }
 }
