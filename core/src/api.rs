@@ -306,25 +306,8 @@ pub struct ScanResponse {
     pub balance: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct PurchaseLine {
-    pub sku: String,
-    #[serde(default)]
-    pub description: String,
-    /// The product category earning rules and offers match on ("coffee", "fresh"); empty for none.
-    #[serde(default)]
-    pub category: String,
-    #[serde(default = "one")]
-    pub quantity: i64,
-    /// The line's total in minor units (cents).
-    pub amount_minor: i64,
-}
-
-fn one() -> i64 {
-    1
-}
+/// A line of a purchase (defined with the earning rules that price it).
+pub use crate::earning::PurchaseLine;
 
 /// `POST /v1/till/purchases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::PurchaseLine;
 use crate::offers::{Offer, Reward};
 
 /// Points per currency unit, multipliers and caps: what an operator configures.
@@ -45,6 +44,23 @@ pub struct EarningRules {
     /// Points for things other than purchases.
     #[serde(default)]
     pub events: EventPoints,
+}
+
+/// One line of a basket as the till sends it (`loyalty_core::api::PurchaseRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLine {
+    pub sku: String,
+    #[serde(default)]
+    pub description: String,
+    /// The product category earning rules and offers match on ("coffee", "fresh"); empty for none.
+    #[serde(default)]
+    pub category: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+    /// The line's total in minor units (cents).
+    pub amount_minor: i64,
 }
 
 fn one() -> i64 {
