@@ -203,8 +203,12 @@ mod tests {
         (dir, App::new(config, Arc::new(storage)))
     }
 
+    /// A request's head as the router hands it on: with the per-address guard in its extensions.
     fn parts(auth: &str, till_id: Option<&str>) -> Parts {
-        let mut request = Request::builder().header("authorization", auth);
+        let guard = Arc::new(Guard::new(&crate::config::EdgeConfig::default()));
+        let mut request = Request::builder()
+            .header("authorization", auth)
+            .extension(guard);
         if let Some(id) = till_id {
             request = request.header("x-till-id", id);
         }
@@ -215,6 +219,19 @@ mod tests {
         Till::from_request_parts(&mut parts(auth, till_id), app)
             .await
             .map(|t| t.till_id)
+    }
+
+    #[tokio::test]
+    async fn a_request_without_the_guard_is_a_server_error_not_an_admission() {
+        let (_d, app) = app("till-token-0123456789");
+        let mut bare = Request::builder()
+            .header("authorization", "Bearer operator-token-0123456789")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let refused = Operator::from_request_parts(&mut bare, &app).await;
+        assert_eq!(refused.err().map(|e| e.code), Some("internal"));
     }
 
     #[tokio::test]
