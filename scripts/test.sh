@@ -54,6 +54,11 @@ PROFILE=debug DEMO_EXIT=1 LOYALTY_LISTEN=127.0.0.1:0 DEMO_DATA="$(mktemp -d)/dem
   || { cat /tmp/loyalty-demo.log; echo "demo failed"; exit 1; }
 grep -q "demo done" /tmp/loyalty-demo.log
 
+echo "==> schemathesis against the OpenAPI document (scripts/schemathesis.sh: a real server, no 5xx, answers match)"
+bash scripts/schemathesis.sh > /tmp/loyalty-schemathesis.log 2>&1 \
+  || { cat /tmp/loyalty-schemathesis.log; echo "schemathesis found a failure"; exit 1; }
+grep -E "^  [0-9]+ generated|took" /tmp/loyalty-schemathesis.log || true
+
 echo "==> Kotlin and Swift API tests (scripts/mobile-tests.sh: real compilers, real server)"
 mobile_counts=$(mktemp)
 mobile_rc=0

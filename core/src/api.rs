@@ -12,15 +12,17 @@ use serde::{Deserialize, Serialize};
 use crate::inbox::Message;
 use crate::offers::Offer;
 
-pub const ENROLL_PATH: &str = "/v1/enroll";
+pub mod paths;
 
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -53,6 +55,7 @@ pub fn parse_device_token(header: &str) -> Option<(&str, &str)> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     pub activation_code: String,
@@ -64,6 +67,7 @@ pub struct EnrollRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     pub member_id: String,
     pub card_number: String,
@@ -74,6 +78,7 @@ pub struct EnrollResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateMemberRequest {
     /// The retailer's own reference for the member (CRM id), optional.
@@ -82,6 +87,7 @@ pub struct CreateMemberRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateMemberResponse {
     pub member_id: String,
     pub card_number: String,
@@ -90,6 +96,7 @@ pub struct CreateMemberResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivationCodeResponse {
     pub member_id: String,
     pub activation_code: String,
@@ -98,6 +105,7 @@ pub struct ActivationCodeResponse {
 
 /// An offer as an operator posts it; the server fills in the id when absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostOffer {
     #[serde(default)]
@@ -123,6 +131,7 @@ pub struct PostOffer {
 
 /// `POST /v1/admin/members/{id}/messages`: one message to one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
     #[serde(default)]
@@ -142,6 +151,7 @@ pub struct PostMessage {
 /// `POST /v1/admin/messages`: one message to explicit members or to a segment. Unlike the
 /// one-member endpoint, `kind` has no default: a campaign must say whether it is marketing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// Names the message's text (kind, channel, subject, body). Sending the same text under the
@@ -165,6 +175,7 @@ pub struct SendMessage {
 
 /// What became of a message, counted over all its recipients so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendSummary {
     pub message_id: String,
     pub kind: String,
@@ -184,6 +195,7 @@ pub struct SendSummary {
 
 /// One recipient of one message, for operators (`GET /v1/admin/deliveries`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRecord {
     pub message_id: String,
     pub member_id: String,
@@ -203,6 +215,7 @@ pub struct DeliveryRecord {
 
 /// A member's request as operators see it (`GET /v1/admin/requests`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestRecord {
     /// The operators' handle: `<member_id>.<request_id>` (request ids are drawn offline by devices
     /// and are unique only within a member).
@@ -222,6 +235,7 @@ pub struct RequestRecord {
 
 /// `POST /v1/admin/requests/{id}/replies`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostReply {
     /// Makes the reply safe to retry.
@@ -242,6 +256,7 @@ fn default_channel() -> String {
 
 /// What the server holds for a member, for operators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberView {
     pub member_id: String,
     pub card: Option<crate::card::Card>,
@@ -272,12 +287,14 @@ mod tests {
 
 /// `POST /v1/till/scan`: the text a till's scanner read from the member's phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
     pub code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScanResponse {
     /// Names the member for this checkout's purchase.
     pub session_id: String,
@@ -289,27 +306,12 @@ pub struct ScanResponse {
     pub balance: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PurchaseLine {
-    pub sku: String,
-    #[serde(default)]
-    pub description: String,
-    /// The product category earning rules and offers match on ("coffee", "fresh"); empty for none.
-    #[serde(default)]
-    pub category: String,
-    #[serde(default = "one")]
-    pub quantity: i64,
-    /// The line's total in minor units (cents).
-    pub amount_minor: i64,
-}
-
-fn one() -> i64 {
-    1
-}
+/// A line of a purchase (defined with the earning rules that price it).
+pub use crate::earning::PurchaseLine;
 
 /// `POST /v1/till/purchases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     pub session_id: String,
@@ -329,6 +331,7 @@ pub struct PurchaseRequest {
 
 /// One movement of points as tills and apps see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Movement {
     pub tx_id: String,
     pub points: i64,
@@ -339,6 +342,7 @@ pub struct Movement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostingResponse {
     /// The posting id: `till:<till id>:<idempotency key>` for a till's purchase or refund, unique
     /// across tills. A refund at any till names its purchase by it.
@@ -365,6 +369,7 @@ pub struct PostingResponse {
 
 /// `POST /v1/till/refunds`: gives back part or all of a purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// The purchase's posting id (`PostingResponse::posting`; any till may use it), or the
@@ -378,6 +383,7 @@ pub struct RefundRequest {
 
 /// `GET /v1/members/{id}/changes?since=SEQ&wait_s=25`: the long poll for live updates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangesResponse {
     /// Poll again from here.
     pub seq: u64,
@@ -387,6 +393,7 @@ pub struct ChangesResponse {
 
 /// Who an operator's offer is for (`POST /v1/admin/offers`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OfferTarget {
     /// These members, by id.
@@ -403,6 +410,7 @@ pub const MAX_TARGET_MEMBERS: usize = 10_000;
 /// `POST /v1/admin/offers`: an offer and who it is for. Posting an id that exists publishes a new
 /// version of that offer: its members get the new terms, and the target's members are added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostTargetedOffer {
     pub offer: PostOffer,
@@ -411,6 +419,7 @@ pub struct PostTargetedOffer {
 
 /// The answer to a published offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishedOffer {
     pub offer: Offer,
     /// 1 for a new offer, one more for every update.
@@ -423,6 +432,7 @@ pub struct PublishedOffer {
 
 /// `POST /v1/admin/segments`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostSegment {
     #[serde(default)]
@@ -434,6 +444,7 @@ pub struct PostSegment {
 
 /// A segment as operators see it: its definition and when its membership was last computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentView {
     #[serde(flatten)]
     pub segment: crate::segments::Segment,
@@ -444,9 +455,20 @@ pub struct SegmentView {
     pub members: i64,
 }
 
+/// `POST /v1/admin/members/{member_id}/tier`: `{"tier": "gold"}` pins a tier; `{"tier": null}`
+/// hands the member back to the ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetTier {
+    /// The tier's id, or `null` for the ladder.
+    pub tier: Option<String>,
+}
+
 /// `POST /v1/admin/members/{member_id}/epochs`: start these documents afresh from their current
 /// state (a new epoch, `crate::epoch`); no body or an empty list means all four.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StartEpochs {
     #[serde(default)]
@@ -455,6 +477,7 @@ pub struct StartEpochs {
 
 /// One document started afresh: its new epoch and its history before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentEpoch {
     pub doc: crate::DocKind,
     pub epoch: u64,
@@ -466,6 +489,7 @@ pub struct DocumentEpoch {
 
 /// The answer to [`StartEpochs`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EpochsStarted {
     pub member_id: String,
     pub documents: Vec<DocumentEpoch>,

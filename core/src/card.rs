@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CardStatus {
     Active,
@@ -33,6 +34,7 @@ impl CardStatus {
 
 /// One movement of points, keyed by the server's transaction id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     pub tx_id: String,
     pub points: i64,
@@ -47,6 +49,7 @@ pub struct LedgerEntry {
 /// the progress to the next one, pending points, and the next expiries. Written by the server;
 /// `None` on a card the programme has not projected yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Standing {
     pub tier_name: String,
     /// Set by an operator rather than earned.
@@ -69,12 +72,14 @@ pub struct Standing {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PointsExpiry {
     pub at_ms: i64,
     pub points: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Card {
     pub card_number: String,
     pub member_id: String,

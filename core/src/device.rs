@@ -199,7 +199,7 @@ impl Device {
         let sent_at = self.clock.now_ms();
         let response = self
             .http
-            .post(format!("{server_url}{}", api::ENROLL_PATH))
+            .post(format!("{server_url}{}", api::paths::ENROLL))
             .json(&body)
             .send()
             .await
@@ -406,8 +406,9 @@ impl Device {
     async fn wait_for_change(&self, since: u64) -> Result<api::ChangesResponse, Error> {
         let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
         let url = format!(
-            "{}/v1/members/{}/changes?since={since}&wait_s=25",
-            credentials.server_url, credentials.member_id
+            "{}{}?since={since}&wait_s=25",
+            credentials.server_url,
+            api::paths::member_changes(&credentials.member_id)
         );
         let response = self
             .http

@@ -32,6 +32,7 @@ pub enum Writer {
 
 /// One of a member's documents. The numeric code is what the sync wire format carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DocKind {
     Card,

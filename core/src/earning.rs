@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::PurchaseLine;
 use crate::offers::{Offer, Reward};
 
 /// Points per currency unit, multipliers and caps: what an operator configures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EarningRules {
     /// Points per whole currency unit (100 minor units) for tiers without their own rate.
@@ -46,6 +46,23 @@ pub struct EarningRules {
     pub events: EventPoints,
 }
 
+/// One line of a basket as the till sends it (`loyalty_core::api::PurchaseRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLine {
+    pub sku: String,
+    #[serde(default)]
+    pub description: String,
+    /// The product category earning rules and offers match on ("coffee", "fresh"); empty for none.
+    #[serde(default)]
+    pub category: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+    /// The line's total in minor units (cents).
+    pub amount_minor: i64,
+}
+
 fn one() -> i64 {
     1
 }
@@ -66,6 +83,7 @@ impl Default for EarningRules {
 /// Extra points on a category (or, with an empty category, the whole basket), optionally limited
 /// to a date range: `percent` 200 earns double points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Multiplier {
     pub id: String,
@@ -90,6 +108,7 @@ impl Multiplier {
 
 /// Points for events other than purchases, each awarded once (the birthday once a year).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventPoints {
     #[serde(default)]
@@ -194,6 +213,7 @@ pub struct OfferCandidate {
 
 /// Points a rule gave, with the rule's name and a reason the member can read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Earning {
     pub rule: String,
     pub points: i64,
@@ -202,6 +222,7 @@ pub struct Earning {
 
 /// An offer the till applied to this basket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppliedOffer {
     pub offer_id: String,
     pub title: String,
@@ -214,6 +235,7 @@ pub struct AppliedOffer {
 
 /// The outcome of pricing a basket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pricing {
     /// What the offers take off the receipt total.
     pub discount_minor: i64,

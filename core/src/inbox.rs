@@ -29,6 +29,7 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub const MAX_AUTHOR: usize = 128;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: String,
     pub channel: String,
@@ -46,6 +47,7 @@ pub struct Message {
 
 /// The state of a message on its external channel, as the member's app shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// `queued`, `sent`, `failed` or `refused`.
     pub status: String,
@@ -79,6 +81,7 @@ impl Message {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     #[serde(flatten)]
     pub message: Message,
@@ -204,6 +207,7 @@ pub const REQUEST_STATUSES: [&str; 3] = ["open", "answered", "closed"];
 
 /// An operator's answer to one of the member's requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reply {
     pub id: String,
     /// The name the operator signs with ("Customer care"), shown to the member.
@@ -214,6 +218,7 @@ pub struct Reply {
 
 /// The programme's side of one request: its status and the operators' replies, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thread {
     pub request_id: String,
     /// `open`, `answered` or `closed`.

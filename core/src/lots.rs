@@ -13,6 +13,7 @@ use crate::calendar::{self, DAY_MS};
 
 /// How long points stay pending and when they expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PointsPolicy {
     /// Days earned points stay pending before they can be spent.
@@ -40,6 +41,7 @@ impl Default for PointsPolicy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expiry {
     #[default]
@@ -120,6 +122,7 @@ impl PointsPolicy {
 
 /// One earning and what is left of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lot {
     pub lot_id: String,
     /// The rule that produced it (`base:gold`, `offer:off_1`, `event:birthday`...).

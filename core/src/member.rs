@@ -55,6 +55,7 @@ const ROOT_FIELDS: [&str; 8] = [
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Activation {
     pub at_ms: i64,
     /// The name of the device the member activated the offer on.
@@ -62,6 +63,7 @@ pub struct Activation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub granted: bool,
     pub at_ms: i64,
@@ -69,6 +71,7 @@ pub struct Consent {
 
 /// A question or complaint the member opened from the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Request {
     /// `question` or `complaint`.
     pub kind: String,
@@ -81,12 +84,14 @@ pub struct Request {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FollowUp {
     pub body: String,
     pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberState {
     pub activations: BTreeMap<String, Activation>,
     pub read: BTreeMap<String, i64>,

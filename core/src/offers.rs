@@ -12,6 +12,7 @@ use crate::member::MemberState;
 pub const MAX_TEXT: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Offer {
     pub id: String,
     pub title: String,
@@ -42,6 +43,7 @@ pub struct Offer {
 
 /// What an offer gives when the till applies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Reward {
     /// A discount of `value` percent on the basket or the category's lines.
@@ -118,6 +120,7 @@ impl Offer {
 /// that are `Active` (and whose basket conditions hold): the same rules as
 /// [`crate::earning::offer_blocker`], so the phone never shows as usable what the till refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OfferState {
     /// Not yet valid.
@@ -133,6 +136,7 @@ pub enum OfferState {
 
 /// An offer as the app shows it: the server's offer plus the member's activation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OfferView {
     #[serde(flatten)]
     pub offer: Offer,

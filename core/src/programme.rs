@@ -21,6 +21,7 @@ use crate::lots::PointsPolicy;
 use crate::tiers::TierLadder;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Programme {
     #[serde(default)]

@@ -26,9 +26,9 @@ use crate::document::DocKind;
 
 pub const VERSION: u8 = 1;
 pub const CONTENT_TYPE: &str = "application/vnd.loyalty.sync.v1";
-/// The path of the sync endpoint, under the member it syncs.
+/// The path of the sync endpoint, under the member it syncs ([`crate::api::paths::member_sync`]).
 pub fn sync_path(member_id: &str) -> String {
-    format!("/v1/members/{member_id}/sync")
+    crate::api::paths::member_sync(member_id)
 }
 
 /// Set on an entry's document-code byte when a uLEB epoch follows it.

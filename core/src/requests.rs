@@ -16,6 +16,7 @@ use crate::member::{MemberState, Request};
 
 /// One message of a request's conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadEntry {
     /// The follow-up's or the reply's id.
     pub id: String,
@@ -28,6 +29,7 @@ pub struct ThreadEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub id: String,
     /// `question` or `complaint`.

@@ -26,6 +26,7 @@ pub const MAX_PREFERENCES: usize = 16;
 
 /// An inclusive range of RFM scores, each 0 (no purchase in the window) to 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRange {
     pub min: u8,
@@ -36,6 +37,7 @@ pub struct ScoreRange {
 /// ignored: a misspelt condition silently widening a segment to every member would be worse than an
 /// error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SegmentRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +62,7 @@ pub struct SegmentRules {
 
 /// A segment as operators define it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
     pub id: String,
     pub name: String,

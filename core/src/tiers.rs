@@ -13,6 +13,7 @@ use crate::calendar::DAY_MS;
 
 /// What counts towards a tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Money spent (purchases less refunds), in minor units.
@@ -23,6 +24,7 @@ pub enum Metric {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierDef {
     pub id: String,
@@ -34,6 +36,7 @@ pub struct TierDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierLadder {
     #[serde(default)]
@@ -127,6 +130,7 @@ impl TierLadder {
 
 /// Where a member stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierState {
     pub tier: String,
     /// Set by an operator: evaluation leaves it alone.
@@ -216,6 +220,7 @@ pub fn evaluate(ladder: &TierLadder, state: &TierState, qualifying: i64, now_ms:
 
 /// How far the member is from the next tier, for the card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub metric: Metric,
     pub qualifying: i64,

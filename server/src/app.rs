@@ -30,8 +30,6 @@ pub struct App {
     pub(crate) till_token_hash: Option<[u8; 32]>,
     /// The change feed long polls wait on (see [`crate::live`]).
     pub live: crate::live::Live,
-    /// Rate limits per client address (see [`crate::http::guard`]).
-    pub guard: crate::http::guard::Guard,
     /// The programme configuration, cached for [`PROGRAMME_TTL`] so a posting does not parse it
     /// from the database each time, yet other instances see an operator's change soon.
     programme: std::sync::RwLock<Option<(std::time::Instant, Arc<Programme>)>>,
@@ -89,7 +87,6 @@ impl AppBuilder {
             config.edge.long_polls_per_device,
             crate::live::RECENT_CHANGES,
         );
-        let guard = crate::http::guard::Guard::new(&config.edge);
         Arc::new(App {
             config,
             storage,
@@ -99,7 +96,6 @@ impl AppBuilder {
             operator_token_hash,
             till_token_hash,
             live,
-            guard,
             programme: std::sync::RwLock::new(None),
             outbound,
             outbound_wake: tokio::sync::Notify::new(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use loyalty_core::api::paths;
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorDetail,
     MemberView, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, PostingResponse,
@@ -137,7 +138,7 @@ impl OperatorClient {
         &self,
         external_ref: Option<String>,
     ) -> Result<CreateMemberResponse, OperatorError> {
-        self.post("/v1/admin/members", &CreateMemberRequest { external_ref })
+        self.post(paths::ADMIN_MEMBERS, &CreateMemberRequest { external_ref })
             .await
     }
 
@@ -145,11 +146,8 @@ impl OperatorClient {
         &self,
         member_id: &str,
     ) -> Result<ActivationCodeResponse, OperatorError> {
-        self.post(
-            &format!("/v1/admin/members/{member_id}/activation-codes"),
-            &(),
-        )
-        .await
+        self.post(&paths::admin_member_activation_codes(member_id), &())
+            .await
     }
 
     pub async fn post_offer(
@@ -157,7 +155,7 @@ impl OperatorClient {
         member_id: &str,
         offer: &PostOffer,
     ) -> Result<Offer, OperatorError> {
-        self.post(&format!("/v1/admin/members/{member_id}/offers"), offer)
+        self.post(&paths::admin_member_offers(member_id), offer)
             .await
     }
 
@@ -166,18 +164,18 @@ impl OperatorClient {
         &self,
         offer: &PostTargetedOffer,
     ) -> Result<PublishedOffer, OperatorError> {
-        self.post("/v1/admin/offers", offer).await
+        self.post(paths::ADMIN_OFFERS, offer).await
     }
 
     pub async fn create_segment(
         &self,
         segment: &PostSegment,
     ) -> Result<SegmentView, OperatorError> {
-        self.post("/v1/admin/segments", segment).await
+        self.post(paths::ADMIN_SEGMENTS, segment).await
     }
 
     pub async fn segments(&self) -> Result<Vec<SegmentView>, OperatorError> {
-        let url = self.api.url("/v1/admin/segments");
+        let url = self.api.url(paths::ADMIN_SEGMENTS);
         self.api.send(self.api.http.get(url)).await
     }
 
@@ -186,12 +184,12 @@ impl OperatorClient {
         member_id: &str,
         message: &PostMessage,
     ) -> Result<Message, OperatorError> {
-        self.post(&format!("/v1/admin/members/{member_id}/messages"), message)
+        self.post(&paths::admin_member_messages(member_id), message)
             .await
     }
 
     pub async fn programme(&self) -> Result<loyalty_core::programme::Programme, OperatorError> {
-        let url = self.api.url("/v1/admin/programme");
+        let url = self.api.url(paths::ADMIN_PROGRAMME);
         self.api.send(self.api.http.get(url)).await
     }
 
@@ -199,13 +197,13 @@ impl OperatorClient {
         &self,
         programme: &loyalty_core::programme::Programme,
     ) -> Result<loyalty_core::programme::Programme, OperatorError> {
-        let url = self.api.url("/v1/admin/programme");
+        let url = self.api.url(paths::ADMIN_PROGRAMME);
         self.api.send(self.api.http.put(url).json(programme)).await
     }
 
     /// Runs the programme's settle job now (maturity, expiry, warnings, reviews, birthdays).
     pub async fn settle(&self) -> Result<crate::jobs::settle::SettleReport, OperatorError> {
-        self.post("/v1/admin/programme/settle", &()).await
+        self.post(paths::ADMIN_PROGRAMME_SETTLE, &()).await
     }
 
     /// Pins the member's tier (`Some`) or hands them back to the ladder (`None`).
@@ -214,16 +212,15 @@ impl OperatorClient {
         member_id: &str,
         tier: Option<&str>,
     ) -> Result<PostingResponse, OperatorError> {
-        let body = crate::service::programme::SetTier {
+        let body = loyalty_core::api::SetTier {
             tier: tier.map(str::to_string),
         };
-        self.post(&format!("/v1/admin/members/{member_id}/tier"), &body)
-            .await
+        self.post(&paths::admin_member_tier(member_id), &body).await
     }
 
     /// Sends one message to explicit members or to a segment.
     pub async fn send_message(&self, message: &SendMessage) -> Result<SendSummary, OperatorError> {
-        self.post("/v1/admin/messages", message).await
+        self.post(paths::ADMIN_MESSAGES, message).await
     }
 
     /// What became of each recipient of a message, or of each message to a member.
@@ -239,7 +236,7 @@ impl OperatorClient {
         if let Some(m) = member_id {
             query.push(("member_id", m));
         }
-        let url = self.api.url("/v1/admin/deliveries");
+        let url = self.api.url(paths::ADMIN_DELIVERIES);
         self.api.send(self.api.http.get(url).query(&query)).await
     }
 
@@ -248,7 +245,7 @@ impl OperatorClient {
         &self,
         status: Option<&str>,
     ) -> Result<Vec<RequestRecord>, OperatorError> {
-        let url = self.api.url("/v1/admin/requests");
+        let url = self.api.url(paths::ADMIN_REQUESTS);
         let query: Vec<(&str, &str)> = status.map(|s| ("status", s)).into_iter().collect();
         self.api.send(self.api.http.get(url).query(&query)).await
     }
@@ -259,27 +256,25 @@ impl OperatorClient {
         id: &str,
         reply: &PostReply,
     ) -> Result<RequestRecord, OperatorError> {
-        self.post(&format!("/v1/admin/requests/{id}/replies"), reply)
-            .await
+        self.post(&paths::admin_request_replies(id), reply).await
     }
 
     pub async fn close_request(&self, id: &str) -> Result<RequestRecord, OperatorError> {
-        let url = self.api.url(&format!("/v1/admin/requests/{id}/close"));
+        let url = self.api.url(&paths::admin_request_close(id));
         self.api.send(self.api.http.post(url)).await
     }
 
     pub async fn member(&self, member_id: &str) -> Result<MemberView, OperatorError> {
-        let url = self.api.url(&format!("/v1/admin/members/{member_id}"));
+        let url = self.api.url(&paths::admin_member(member_id));
         self.api.send(self.api.http.get(url)).await
     }
 
     pub async fn block(&self, member_id: &str) -> Result<(), OperatorError> {
-        self.post_empty(&format!("/v1/admin/members/{member_id}/block"))
-            .await
+        self.post_empty(&paths::admin_member_block(member_id)).await
     }
 
     pub async fn unblock(&self, member_id: &str) -> Result<(), OperatorError> {
-        self.post_empty(&format!("/v1/admin/members/{member_id}/unblock"))
+        self.post_empty(&paths::admin_member_unblock(member_id))
             .await
     }
 
@@ -290,23 +285,24 @@ impl OperatorClient {
         docs: Vec<loyalty_core::DocKind>,
     ) -> Result<loyalty_core::api::EpochsStarted, OperatorError> {
         self.post(
-            &format!("/v1/admin/members/{member_id}/epochs"),
+            &paths::admin_member_epochs(member_id),
             &loyalty_core::api::StartEpochs { docs },
         )
         .await
     }
 
     pub async fn revoke_device(&self, device_id: &str) -> Result<(), OperatorError> {
-        self.post_empty(&format!("/v1/admin/devices/{device_id}/revoke"))
+        self.post_empty(&paths::admin_device_revoke(device_id))
             .await
     }
 
     /// The member's card number as a QR image (`svg` or `png`).
     pub async fn card_qr(&self, member_id: &str, format: &str) -> Result<Vec<u8>, OperatorError> {
-        let url = self.api.url(&format!(
-            "/v1/admin/members/{member_id}/card-qr?format={format}"
-        ));
-        self.api.send_raw(self.api.http.get(url)).await
+        let url = self.api.url(&paths::admin_member_card_qr(member_id));
+        let query = [("format", format)];
+        self.api
+            .send_raw(self.api.http.get(url).query(&query))
+            .await
     }
 }
 
@@ -340,7 +336,7 @@ impl TillClient {
 
     pub async fn scan(&self, code: &str) -> Result<ScanResponse, OperatorError> {
         self.post(
-            "/v1/till/scan",
+            paths::TILL_SCAN,
             &ScanRequest {
                 code: code.to_string(),
             },
@@ -352,10 +348,10 @@ impl TillClient {
         &self,
         purchase: &PurchaseRequest,
     ) -> Result<PostingResponse, OperatorError> {
-        self.post("/v1/till/purchases", purchase).await
+        self.post(paths::TILL_PURCHASES, purchase).await
     }
 
     pub async fn refund(&self, refund: &RefundRequest) -> Result<PostingResponse, OperatorError> {
-        self.post("/v1/till/refunds", refund).await
+        self.post(paths::TILL_REFUNDS, refund).await
     }
 }

@@ -4,7 +4,9 @@
 //! publish offers and messages. Storage sits behind [`storage::Storage`]; the embedded SQLite
 //! implementation is the default.
 //!
-//! Routes (all JSON errors are `{"error": {"code", "message"}}`; see `docs/protocol.md`):
+//! Routes (all JSON errors are `{"error": {"code", "message"}}`; see `docs/protocol.md`). Their
+//! paths are the route table `loyalty_core::api::paths`; each handler's `#[utoipa::path]` mounts it
+//! and describes it in the OpenAPI document (`GET /openapi.json`, the full reference):
 //!
 //! | method and path | who | what |
 //! |---|---|---|
@@ -32,6 +34,7 @@
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
+//! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of these routes ([`http::openapi`]) |
 //!
 //! The crate is in layers that import downward only (`docs/architecture.md`, *The server's
 //! layers*): [`http`] (the router per area; handlers learn who is asking from the extractors in

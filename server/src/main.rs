@@ -31,6 +31,9 @@ enum Command {
     /// Load a running server (or several): devices syncing, tills purchasing, phones long-polling;
     /// prints throughput and latency percentiles.
     Bench(cli::bench::BenchArgs),
+    /// Print the server's OpenAPI 3.1 document (what `GET /openapi.json` serves), to generate
+    /// clients from without running a server.
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
             Command::Device(args) => cli::device::run(args).await,
             Command::Till(args) => cli::till::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
+            Command::Openapi => cli::print_json(&loyalty_server::http::openapi()),
         }
     });
     match result {

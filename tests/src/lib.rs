@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use loyalty_core::DocKind;
 use loyalty_core::clock::Clock;
 use loyalty_core::{Device, SystemClock};
 use loyalty_server::client::OperatorClient;
@@ -147,6 +148,57 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Replaces a member's stored document with `bytes` through the storage traits, as a writer beside
+/// the server would (the version moves on, so caches notice): how tests put a damaged or
+/// overgrown document in place without writing SQL.
+pub async fn overwrite_document(database: &Path, member_id: &str, kind: DocKind, bytes: Vec<u8>) {
+    use loyalty_server::storage::{Commit, DocWrite, MemberStore};
+    let storage = SqliteStorage::open(database).unwrap();
+    let stored = storage.load_documents(member_id, &[kind]).await.unwrap();
+    let write = DocWrite {
+        kind,
+        expected_version: stored[0].version,
+        bytes,
+        append: false,
+        new_epoch: None,
+    };
+    let done = storage
+        .commit(member_id, None, vec![write], Vec::new(), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Commit::Committed),
+        "the document moved meanwhile"
+    );
+}
+
+/// The stored version of a member's document, read through the storage traits.
+pub async fn document_version(database: &Path, member_id: &str, kind: DocKind) -> i64 {
+    use loyalty_server::storage::MemberStore;
+    let storage = SqliteStorage::open(database).unwrap();
+    storage.load_documents(member_id, &[kind]).await.unwrap()[0].version
+}
+
+/// Damage below the storage traits, for the tests of what the server does with a database that
+/// someone broke. The traits cannot write an unreadable row (that is their point), so this is the
+/// one place tests write SQL, and it is SQLite's: the PostgreSQL backend gets its own when it runs
+/// these tests.
+pub mod tamper {
+    use std::path::Path;
+
+    /// Makes a member's points lots unreadable (a number column holding text); how many.
+    pub fn damage_lots(database: &Path, member_id: &str) -> usize {
+        let conn = rusqlite::Connection::open(database).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute(
+            "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
+            [member_id],
+        )
+        .unwrap()
     }
 }
 

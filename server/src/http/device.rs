@@ -11,10 +11,29 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
+use loyalty_core::api::paths;
 use loyalty_core::api::{EnrollRequest, EnrollResponse};
 use loyalty_core::protocol::{self, SyncRequest};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::http::openapi::{
+    Authentication, Binary, Conflict, Forbidden, Gone, NotFound, Refusals, Throttled,
+};
+
+/// Registers a device with a member's activation code; the answer carries the device's credentials,
+/// shown this once.
+#[utoipa::path(
+    post,
+    path = paths::ENROLL,
+    tag = "device",
+    request_body = EnrollRequest,
+    responses(
+        (status = 200, description = "The device is enrolled", body = EnrollResponse),
+        Refusals, Throttled, NotFound, Conflict, Gone
+    )
+)]
 pub async fn enroll(
     State(app): State<Arc<App>>,
     _: EnrollAttempt,
@@ -26,6 +45,28 @@ pub async fn enroll(
     ))
 }
 
+/// Syncs all of the member's documents: Automerge sync messages framed as in `docs/protocol.md` §2,
+/// answered in the same framing. The body is at most the server's body limit (1 MiB by default,
+/// `--max-body-bytes`), and each message within the limits of §2 *Limits*.
+#[utoipa::path(
+    post,
+    path = paths::MEMBER_SYNC,
+    tag = "device",
+    params(("member_id" = String, Path, description = "The device's own member")),
+    request_body(
+        description = "A sync request (`docs/protocol.md` §2, *Framing*); at most the body limit (1 MiB by default)",
+        content(
+            (inline(Binary) = "application/vnd.loyalty.sync.v1"),
+            (inline(Binary) = "application/octet-stream"),
+        )
+    ),
+    responses(
+        (status = 200, description = "The sync response: one entry per request entry, in order",
+            body = inline(Binary), content_type = "application/vnd.loyalty.sync.v1"),
+        Refusals, Authentication, Forbidden, NotFound, Conflict
+    ),
+    security(("device" = []))
+)]
 pub async fn sync(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -57,6 +98,22 @@ pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
 
 /// A document's full bytes, for a client that wants to load it directly (a web page, a debugger),
 /// with its epoch in [`EPOCH_HEADER`].
+#[utoipa::path(
+    get,
+    path = paths::MEMBER_DOCUMENT,
+    tag = "device",
+    params(
+        ("member_id" = String, Path, description = "The device's own member"),
+        ("doc" = String, Path, description = "`card`, `offers`, `inbox` or `member`; another name is `404 unknown_document`"),
+    ),
+    responses(
+        (status = 200, description = "The document's full Automerge bytes (a save, for the card possibly followed by change chunks)",
+            body = inline(Binary), content_type = "application/octet-stream",
+            headers(("x-loyalty-epoch" = u64, description = "The document's epoch"))),
+        Refusals, Authentication, Forbidden, NotFound
+    ),
+    security(("device" = []))
+)]
 pub async fn document(
     State(app): State<Arc<App>>,
     Path((member_id, doc)): Path<(String, String)>,
@@ -98,8 +155,10 @@ pub async fn document(
     Ok(response)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
+    /// The `seq` of the previous answer; 0 at first.
     #[serde(default)]
     since: u64,
     /// Seconds to hold the request open; at most 60.
@@ -118,6 +177,17 @@ fn default_wait() -> u64 {
 /// purchase made through another server instance) count as a change: the sync that follows
 /// projects them. A device holds at most `long_polls_per_device` polls open: a newer one ends the
 /// oldest with `409 poll_superseded`. At shutdown every poll is answered at once.
+#[utoipa::path(
+    get,
+    path = paths::MEMBER_CHANGES,
+    tag = "device",
+    params(("member_id" = String, Path, description = "The device's own member"), ChangesQuery),
+    responses(
+        (status = 200, description = "A change, or the wait ran out", body = loyalty_core::api::ChangesResponse),
+        Refusals, Authentication, Forbidden, Conflict
+    ),
+    security(("device" = []))
+)]
 pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -162,10 +232,9 @@ pub async fn changes(
 }
 
 /// The device's routes but the long poll (which [`super::router`] keeps outside the request limits).
-pub fn routes() -> axum::Router<Arc<App>> {
-    use axum::routing::{get, post};
-    axum::Router::new()
-        .route(loyalty_core::api::ENROLL_PATH, post(enroll))
-        .route("/v1/members/{member_id}/sync", post(sync))
-        .route("/v1/members/{member_id}/documents/{doc}", get(document))
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(enroll))
+        .routes(routes!(sync))
+        .routes(routes!(document))
 }

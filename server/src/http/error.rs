@@ -9,6 +9,74 @@ use loyalty_core::api::{ErrorBody, ErrorDetail};
 use crate::error::{DomainError, ErrorKind};
 use crate::storage::StorageError;
 
+/// Every error code the server answers with, and its status: `docs/protocol.md`'s table (a test
+/// keeps the two equal) and the OpenAPI document's enum of `ErrorDetail.code`. A code used in a
+/// handler or the domain and missing here is a response that does not match the document, which
+/// the schemathesis run of `scripts/test.sh` reports.
+pub const CODES: &[(u16, &str)] = &[
+    (400, "malformed_body"),
+    (400, "unknown_document"),
+    (400, "malformed_activation_code"),
+    (400, "invalid_device_name"),
+    (400, "invalid_public_key"),
+    (400, "invalid_enrollment"),
+    (400, "invalid_member"),
+    (400, "invalid_scan"),
+    (400, "invalid_tier"),
+    (400, "invalid_purchase"),
+    (400, "invalid_refund"),
+    (400, "invalid_idempotency_key"),
+    (400, "missing_till_id"),
+    (400, "invalid_offer"),
+    (400, "invalid_message"),
+    (400, "invalid_target"),
+    (400, "invalid_segment"),
+    (400, "invalid_reply"),
+    (400, "invalid_request_id"),
+    (400, "invalid_programme"),
+    (400, "unknown_tier"),
+    (400, "missing_message_kind"),
+    (400, "malformed_query"),
+    (400, "invalid_format"),
+    (401, "unauthorized"),
+    (403, "forbidden"),
+    (404, "unknown_document"),
+    (404, "activation_code_not_found"),
+    (404, "member_not_found"),
+    (404, "segment_not_found"),
+    (404, "request_not_found"),
+    (404, "session_not_found"),
+    (404, "purchase_not_found"),
+    (404, "device_not_found"),
+    (404, "not_found"),
+    (408, "request_timeout"),
+    (409, "insufficient_points"),
+    (409, "idempotency_key_reused"),
+    (409, "refund_exceeds_purchase"),
+    (409, "duplicate"),
+    (409, "id_reused"),
+    (409, "request_closed"),
+    (409, "activation_code_used"),
+    (409, "poll_superseded"),
+    (410, "session_expired"),
+    (410, "activation_code_expired"),
+    (413, "payload_too_large"),
+    (422, "malformed_code"),
+    (422, "unknown_card"),
+    (422, "unknown_key"),
+    (422, "key_revoked"),
+    (422, "bad_signature"),
+    (422, "code_expired"),
+    (422, "code_not_yet_valid"),
+    (422, "card_blocked"),
+    (422, "code_replayed"),
+    (422, "unsafe_key"),
+    (429, "too_many_attempts"),
+    (500, "internal"),
+    (503, "busy"),
+    (503, "overloaded"),
+];
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -152,5 +220,49 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The (status, code) pairs of `docs/protocol.md`'s error table.
+    fn documented() -> BTreeSet<(u16, String)> {
+        let doc = include_str!("../../../docs/protocol.md");
+        let table = doc
+            .split("| status | code | when |")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap_or_default();
+        let mut pairs = BTreeSet::new();
+        for row in table.lines() {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let Some(status) = cells.get(1).and_then(|s| s.parse::<u16>().ok()) else {
+                continue;
+            };
+            for code in cells[2].split(',') {
+                pairs.insert((status, code.trim().trim_matches('`').to_string()));
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn the_code_list_is_the_documented_table() {
+        let listed: BTreeSet<(u16, String)> = super::CODES
+            .iter()
+            .map(|(status, code)| (*status, code.to_string()))
+            .collect();
+        assert_eq!(listed.len(), super::CODES.len(), "a code is listed twice");
+        let documented = documented();
+        assert!(
+            documented.len() > 40,
+            "the table was not found: {documented:?}"
+        );
+        let missing: Vec<_> = listed.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&listed).collect();
+        assert!(missing.is_empty(), "not in docs/protocol.md: {missing:?}");
+        assert!(extra.is_empty(), "not in CODES: {extra:?}");
     }
 }

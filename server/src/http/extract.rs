@@ -28,6 +28,7 @@ use loyalty_core::ids;
 
 use crate::app::App;
 use crate::http::error::ApiError;
+use crate::http::guard::Guard;
 use crate::storage::DeviceRecord;
 
 /// An operator: `Authorization: Bearer <operator token>`.
@@ -49,28 +50,35 @@ pub struct EnrollAttempt;
 /// `401` counted as a failure.
 async fn guarded<T>(
     parts: &Parts,
-    app: &App,
     check: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let client = app.guard.client(parts);
-    app.guard.admit(client)?;
+    let guard = guard(parts)?;
+    let client = guard.client(parts);
+    guard.admit(client)?;
     check.await.map_err(|e| {
         if e.status == StatusCode::UNAUTHORIZED {
-            app.guard.failed(client, e)
+            guard.failed(client, e)
         } else {
             e
         }
     })
 }
 
+/// The router's per-address limits, which [`crate::http::router`] puts in every request's
+/// extensions (they are the HTTP layer's state, not the domain's).
+fn guard(parts: &Parts) -> Result<Arc<Guard>, ApiError> {
+    parts
+        .extensions
+        .get::<Arc<Guard>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("reading the request", "no rate-limit guard installed"))
+}
+
 impl FromRequestParts<Arc<App>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        guarded(parts, app, async {
-            app.authenticate_operator(&parts.headers)
-        })
-        .await?;
+        guarded(parts, async { app.authenticate_operator(&parts.headers) }).await?;
         Ok(Operator)
     }
 }
@@ -79,10 +87,7 @@ impl FromRequestParts<Arc<App>> for Till {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        guarded(parts, app, async {
-            app.authenticate_till_token(&parts.headers)
-        })
-        .await?;
+        guarded(parts, async { app.authenticate_till_token(&parts.headers) }).await?;
         let till_id = parts
             .headers
             .get("x-till-id")
@@ -104,7 +109,7 @@ impl FromRequestParts<Arc<App>> for MemberDevice {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let device = guarded(parts, app, app.authenticate_device(&parts.headers)).await?;
+        let device = guarded(parts, app.authenticate_device(&parts.headers)).await?;
         let params = RawPathParams::from_request_parts(parts, app)
             .await
             .map_err(|e| ApiError::internal("reading the path", e))?;
@@ -124,8 +129,9 @@ impl FromRequestParts<Arc<App>> for MemberDevice {
 impl FromRequestParts<Arc<App>> for EnrollAttempt {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        app.guard.enroll_attempt(app.guard.client(parts))?;
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, ApiError> {
+        let guard = guard(parts)?;
+        guard.enroll_attempt(guard.client(parts))?;
         Ok(EnrollAttempt)
     }
 }
@@ -197,8 +203,12 @@ mod tests {
         (dir, App::new(config, Arc::new(storage)))
     }
 
+    /// A request's head as the router hands it on: with the per-address guard in its extensions.
     fn parts(auth: &str, till_id: Option<&str>) -> Parts {
-        let mut request = Request::builder().header("authorization", auth);
+        let guard = Arc::new(Guard::new(&crate::config::EdgeConfig::default()));
+        let mut request = Request::builder()
+            .header("authorization", auth)
+            .extension(guard);
         if let Some(id) = till_id {
             request = request.header("x-till-id", id);
         }
@@ -209,6 +219,19 @@ mod tests {
         Till::from_request_parts(&mut parts(auth, till_id), app)
             .await
             .map(|t| t.till_id)
+    }
+
+    #[tokio::test]
+    async fn a_request_without_the_guard_is_a_server_error_not_an_admission() {
+        let (_d, app) = app("till-token-0123456789");
+        let mut bare = Request::builder()
+            .header("authorization", "Bearer operator-token-0123456789")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let refused = Operator::from_request_parts(&mut bare, &app).await;
+        assert_eq!(refused.err().map(|e| e.code), Some("internal"));
     }
 
     #[tokio::test]

@@ -13,6 +13,9 @@
 //! full again are forgotten by [`Guard::housekeeping`], so memory follows the addresses active in
 //! the last minute. IPv6 clients are keyed by their /64 (one subscriber's usual allocation), so a
 //! client cannot dodge the limit by rotating addresses within it.
+//!
+//! The guard is the HTTP layer's own state: the router puts it in every request's extensions,
+//! where the extractors find it, and `App` knows nothing of it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

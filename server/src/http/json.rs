@@ -218,7 +218,7 @@ impl JsonBody for Programme {
     const WHAT: &'static str = "programme";
 }
 
-impl JsonBody for crate::service::programme::SetTier {
+impl JsonBody for api::SetTier {
     const CODE: &'static str = "invalid_tier";
     const WHAT: &'static str = "tier";
 }

@@ -1,7 +1,10 @@
 //! The HTTP layer: the router (one per area: [`device`], [`till`], [`admin`]), the edge's limits,
 //! the extractors that authenticate from the request head, our JSON body, and the error body.
 //! Handlers decode a request, call the domain ([`crate::service`]), and encode its answer; no
-//! module outside this one names axum.
+//! module outside this one names axum. Each handler's `#[utoipa::path]` annotation gives its path
+//! (from [`loyalty_core::api::paths`]) and methods, and utoipa-axum mounts it there while building
+//! the OpenAPI document ([`openapi`]) from the same annotations: the router and the document are
+//! one list, and cannot disagree.
 
 pub mod admin;
 pub mod device;
@@ -10,14 +13,18 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod json;
+pub mod openapi;
 pub mod till;
 
+use loyalty_core::api::paths;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use error::ApiError;
@@ -26,25 +33,77 @@ use error::ApiError;
 /// connection limits and records each client's address for the rate limits); an embedder serving
 /// it otherwise gets no per-address rate limits unless it records `ConnectInfo<SocketAddr>`.
 pub fn router(app: Arc<App>) -> Router {
+    let guard = Arc::new(guard::Guard::new(&app.config.edge));
+    router_guarded(app, guard)
+}
+
+/// [`router`] with the per-address limits given, so [`serve`] can keep them tidy.
+fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
     let limit = app.config.max_body_bytes;
     let edge = app.config.edge.clone();
-    // Long polls wait by design: bounded per device and by the connection limit, not by the
-    // request limits, which would count them as busy. Health checks answer under load too.
-    let waiting = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/members/{member_id}/changes", get(device::changes));
-    let routes = device::routes()
-        .merge(till::routes())
-        .merge(admin::routes());
-    edge::limited(routes, &edge)
+    let Routes {
+        limited,
+        waiting,
+        document,
+    } = routes();
+    let document = openapi::Document::new(&document);
+    edge::limited(limited, &edge)
         .merge(waiting)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .layer(Extension(document))
+        .layer(Extension(guard))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             edge.body_read_timeout,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// The OpenAPI 3.1 document of every route [`router`] mounts (what `GET /openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().document
+}
+
+/// The routes, in two groups, and the document of both.
+struct Routes {
+    /// Under the request limits of [`edge::limited`].
+    limited: Router<Arc<App>>,
+    /// Long polls wait by design: bounded per device and by the connection limit, not by the
+    /// request limits, which would count them as busy. Health checks answer under load too.
+    waiting: Router<Arc<App>>,
+    document: utoipa::openapi::OpenApi,
+}
+
+fn routes() -> Routes {
+    let (limited, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(device::routes())
+        .merge(till::routes())
+        .merge(admin::routes())
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts();
+    let (waiting, waiting_document) = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(device::changes))
+        .split_for_parts();
+    document.merge(waiting_document);
+    openapi::optional_bodies(&mut document);
+    Routes {
+        limited,
+        waiting,
+        document,
+    }
+}
+
+/// Liveness: answers `ok` while the process serves, under any load.
+#[utoipa::path(
+    get,
+    path = paths::HEALTHZ,
+    tag = "service",
+    responses((status = 200, description = "The server is up", body = String, content_type = "text/plain"))
+)]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// Serves until `shutdown` resolves, with the outbound worker running beside the HTTP server
@@ -60,12 +119,13 @@ pub async fn serve(
     ));
     let watcher = tokio::spawn(crate::jobs::fanouts::watch_fanouts(app.clone()));
     let worker = tokio::spawn(crate::jobs::outbound::run_outbound_worker(app.clone()));
-    let housekeeper = tokio::spawn(guard_housekeeping(app.clone()));
+    let guard = Arc::new(guard::Guard::new(&app.config.edge));
+    let housekeeper = tokio::spawn(guard_housekeeping(guard.clone()));
     let served = edge::run(
         listener,
         &app.live,
         &app.config.edge,
-        router(app.clone()),
+        router_guarded(app.clone(), guard),
         shutdown,
     )
     .await;
@@ -78,10 +138,10 @@ pub async fn serve(
 }
 
 /// Forgets, once a minute, the rate-limit state of addresses that are quiet again.
-async fn guard_housekeeping(app: Arc<App>) {
+async fn guard_housekeeping(guard: Arc<guard::Guard>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
-        app.guard.housekeeping();
+        guard.housekeeping();
     }
 }

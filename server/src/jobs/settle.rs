@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub(crate) const SETTLE_BATCH: usize = 500;
 
 /// What one run of the settle job did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SettleReport {
     /// Members whose points or tier changed.
     pub members: usize,

@@ -7,7 +7,6 @@
 
 use crate::storage::PostingKind;
 use loyalty_core::earning::Earning;
-use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::DomainError;
@@ -125,12 +124,4 @@ pub async fn member_changed(
     if let Err(e) = result {
         tracing::warn!(member = %member_id, error = %e.message, "profile points not awarded");
     }
-}
-
-/// `POST /v1/admin/members/{id}/tier`: `{"tier": "gold"}` pins a tier; `{"tier": null}` hands the
-/// member back to the ladder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetTier {
-    pub tier: Option<String>,
 }

@@ -285,27 +285,20 @@ fn the_phone_shows_the_new_balance_and_why_after_its_next_sync_or_live() {
     });
 }
 
-/// The stored version of the member's card document, read from the server's database.
-fn card_version(s: &Shop) -> i64 {
-    let conn = rusqlite::Connection::open(&s.server.database).unwrap();
-    conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    conn.query_row(
-        "SELECT version FROM documents WHERE member_id = ?1 AND kind = 0",
-        [&s.member_id],
-        |r| r.get(0),
-    )
-    .unwrap()
+/// The stored version of the member's card document.
+async fn card_version(s: &Shop) -> i64 {
+    document_version(&s.server.database, &s.member_id, DocKind::Card).await
 }
 
 #[test]
 fn purchases_write_the_ledger_and_the_card_catches_up_in_one_change_when_read() {
     rt().block_on(async {
         let s = shop().await;
-        let before = card_version(&s);
+        let before = card_version(&s).await;
         for points in [10, 11, 12] {
             s.earn(points).await;
         }
-        assert_eq!(card_version(&s), before, "no purchase wrote the card");
+        assert_eq!(card_version(&s).await, before, "no purchase wrote the card");
         let report = s.phone.sync().await.unwrap();
         assert_eq!(report.changed, [DocKind::Card]);
         let card = s.phone.card().unwrap().unwrap();
@@ -313,11 +306,15 @@ fn purchases_write_the_ledger_and_the_card_catches_up_in_one_change_when_read() 
         let points: Vec<i64> = card.ledger.iter().map(|e| e.points).collect();
         assert_eq!(points, [12, 11, 10], "every purchase, newest first");
         assert!(card.ledger.iter().all(|e| e.reason.contains("Earned")));
-        assert_eq!(card_version(&s), before + 1, "three purchases, one write");
+        assert_eq!(
+            card_version(&s).await,
+            before + 1,
+            "three purchases, one write"
+        );
         // Nothing new: the next sync and the operator's view write nothing.
         assert!(s.phone.sync().await.unwrap().changed.is_empty());
         assert_eq!(s.balance().await, 33);
-        assert_eq!(card_version(&s), before + 1);
+        assert_eq!(card_version(&s).await, before + 1);
     });
 }
 
@@ -327,14 +324,8 @@ fn a_damaged_card_document_never_stops_the_till() {
         let s = shop().await;
         s.earn(10).await;
         // Someone with access to the database file overwrites the card with garbage.
-        let conn = rusqlite::Connection::open(&s.server.database).unwrap();
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
-        conn.execute(
-            "UPDATE documents SET data = x'00ff00ff', version = version + 1
-             WHERE member_id = ?1 AND kind = 0",
-            [&s.member_id],
-        )
-        .unwrap();
+        let garbage = vec![0x00, 0xff, 0x00, 0xff];
+        overwrite_document(&s.server.database, &s.member_id, DocKind::Card, garbage).await;
         // The till goes on: the ledger is the system of record, not the document.
         let session = s.till.scan(&s.next_code().text).await.unwrap();
         assert_eq!(session.balance, 10);

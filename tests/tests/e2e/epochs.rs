@@ -117,14 +117,7 @@ fn loyalty_admin_epoch_recovers_a_member_whose_stored_history_is_poisoned() {
         }
         stored.commit();
         let poisoned = stored.save();
-        let db = rusqlite::Connection::open(&server.database).unwrap();
-        db.execute(
-            "UPDATE documents SET data = ?1, version = version + 1
-             WHERE member_id = ?2 AND kind = 3",
-            rusqlite::params![poisoned, member_id],
-        )
-        .unwrap();
-        drop(db);
+        overwrite_document(&server.database, &member_id, DocKind::Member, poisoned).await;
         // Meanwhile, offline, the member acts on.
         phone.set_preference("language", "de").unwrap();
 

@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod js_client;
 mod keys;
 mod offers;
+mod openapi;
 mod postgres;
 mod programme;
 mod reset;

@@ -530,16 +530,7 @@ fn a_damaged_member_fails_alone_and_everyone_else_is_settled() {
             members.push(m.member_id);
         }
         // Someone with access to the database file damages ada's points: her book cannot be read.
-        let conn = rusqlite::Connection::open(&s.server.database).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        let damaged = conn
-            .execute(
-                "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
-                [&members[0]],
-            )
-            .unwrap();
-        assert_eq!(damaged, 1);
+        assert_eq!(tamper::damage_lots(&s.server.database, &members[0]), 1);
 
         s.clock.advance(10 * DAY_MS);
         let report = op.settle().await.unwrap();

@@ -27,9 +27,23 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
+use crate::http::openapi::{Authentication, Binary, NotFound, Refusals};
 use crate::projection::documents::{self, load};
 use crate::storage::{MemberCreation, NewMember};
+use loyalty_core::api::paths;
 
+/// Creates a member, with their card number and a first activation code.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBERS,
+    tag = "admin",
+    request_body(content = Option<CreateMemberRequest>, description = "Optional: no body (or only whitespace) is `{}`"),
+    responses(
+        (status = 201, description = "The member, with an activation code for their first device", body = CreateMemberResponse),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
 pub async fn create_member(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -81,6 +95,18 @@ pub async fn create_member(
     ))
 }
 
+/// A new activation code, for another device of the member.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_ACTIVATION_CODES,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    responses(
+        (status = 201, body = ActivationCodeResponse),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn new_activation_code(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -102,6 +128,18 @@ pub async fn new_activation_code(
     ))
 }
 
+/// What the server holds for a member: their documents as the phone will see them.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_MEMBER,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    responses(
+        (status = 200, body = MemberView),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn show_member(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -132,6 +170,17 @@ pub async fn show_member(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_BLOCK,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    responses(
+        (status = 204, description = "Blocked"),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 /// Blocks the member's card: the till refuses its codes from now on.
 pub async fn block(
     State(app): State<Arc<App>>,
@@ -142,6 +191,18 @@ pub async fn block(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Unblocks the member's card.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_UNBLOCK,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    responses(
+        (status = 204, description = "Unblocked"),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn unblock(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -151,6 +212,17 @@ pub async fn unblock(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_DEVICE_REVOKE,
+    tag = "admin",
+    params(("device_id" = String, Path, description = "The device")),
+    responses(
+        (status = 204, description = "Revoked"),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 /// Revokes a device: its credentials and its checkout key stop working at once.
 pub async fn revoke_device(
     State(app): State<Arc<App>>,
@@ -164,14 +236,27 @@ pub async fn revoke_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QrQuery {
+    /// `svg` (the default) or `png`; another is `400 invalid_format`.
     #[serde(default)]
     format: Option<String>,
 }
 
 /// The member's card number as a QR code, for printed cards and e-mail: `?format=svg` (default)
 /// or `?format=png`.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_MEMBER_CARD_QR,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member"), QrQuery),
+    responses(
+        (status = 200, description = "The QR code", content((inline(Binary) = "image/svg+xml"), (inline(Binary) = "image/png"))),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn card_qr(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -204,7 +289,20 @@ pub async fn card_qr(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-/// `POST /v1/admin/members/{member_id}/epochs` with an optional [`StartEpochs`] body.
+/// Starts the member's documents afresh from their current state (new epochs), all four or those
+/// of the optional [`StartEpochs`] body.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_EPOCHS,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    request_body(content = Option<StartEpochs>, description = "Optional: no body (or only whitespace) or an empty list means all four documents"),
+    responses(
+        (status = 200, body = EpochsStarted),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn start_epochs(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,

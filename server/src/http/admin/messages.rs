@@ -4,10 +4,12 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
+use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
 use crate::service::messaging::*;
 use crate::storage::{DeliveryFilter, RequestStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use loyalty_core::api::paths;
 use loyalty_core::api::{
     DeliveryRecord, PostMessage, PostReply, RequestRecord, SendMessage, SendSummary,
 };
@@ -15,7 +17,18 @@ use loyalty_core::ids;
 use loyalty_core::inbox::{self, Delivery, Message, Reply};
 use std::sync::Arc;
 
-/// `POST /v1/admin/messages`: one message to explicit members or to a segment.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MESSAGES,
+    tag = "admin",
+    request_body = SendMessage,
+    responses(
+        (status = 201, description = "What became of the message so far", body = SendSummary),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
+/// One message to explicit members or to a segment.
 pub async fn send(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -34,7 +47,19 @@ pub async fn send(
     Ok((StatusCode::CREATED, Json(summary)))
 }
 
-/// `POST /v1/admin/members/{id}/messages`: one message to one member, through the same path as
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_MESSAGES,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "The message with its delivery", body = Message),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
+/// One message to one member, through the same path as
 /// any send; the answer is the message with its delivery. `kind` is required, as for campaigns:
 /// it once defaulted to `service`, and a "BIG SALE" e-mail went out without a consent check.
 pub async fn post_member_message(
@@ -84,20 +109,36 @@ pub async fn post_member_message(
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// The message's recipients.
     #[serde(default)]
     message_id: Option<String>,
+    /// The member's messages.
     #[serde(default)]
     member_id: Option<String>,
+    /// `queued`, `sent`, `failed` or `refused`.
     #[serde(default)]
     status: Option<String>,
+    /// At most this many (1 to 1000; 100 when absent).
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/admin/deliveries?message_id=…&member_id=…&status=…&limit=100`: what became of each
-/// recipient (status and reason), newest first. Needs a message or a member.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_DELIVERIES,
+    tag = "admin",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, body = Vec<DeliveryRecord>),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+/// What became of each recipient (status and reason), newest first. Needs `message_id` or
+/// `member_id`.
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -119,18 +160,32 @@ pub async fn deliveries(
     Ok(Json(app.storage.deliveries(filter).await?))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
+    /// `open`, `answered` or `closed`; another is `400 malformed_query`.
     #[serde(default)]
     status: Option<String>,
+    /// One member's requests.
     #[serde(default)]
     member_id: Option<String>,
+    /// At most this many (1 to 500; 100 when absent).
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/admin/requests?status=open&member_id=…&limit=100`: members' requests with their
-/// threads, the most recently active first.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REQUESTS,
+    tag = "admin",
+    params(RequestsQuery),
+    responses(
+        (status = 200, body = Vec<RequestRecord>),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+/// Members' requests with their threads, the most recently active first.
 pub async fn list_requests(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -156,7 +211,19 @@ pub async fn list_requests(
     ))
 }
 
-/// `POST /v1/admin/requests/{id}/replies`: answers a request (and closes it with `close: true`).
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_REQUEST_REPLIES,
+    tag = "admin",
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    request_body = PostReply,
+    responses(
+        (status = 201, description = "The request with the reply", body = RequestRecord),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
+/// Answers a request (and closes it with `close: true`).
 pub async fn reply(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -199,7 +266,18 @@ pub async fn reply(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-/// `POST /v1/admin/requests/{id}/close`: closes a request without a reply.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_REQUEST_CLOSE,
+    tag = "admin",
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    responses(
+        (status = 200, description = "The request, closed", body = RequestRecord),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
+/// Closes a request without a reply; closing it again changes nothing.
 pub async fn close(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

@@ -15,8 +15,10 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
+use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
 use crate::service::members::ensure_member;
 use crate::service::offers as targeting;
+use loyalty_core::api::paths;
 
 /// The offer an operator posted, with its id filled in.
 pub fn offer_from_post(p: PostOffer) -> Offer {
@@ -37,7 +39,18 @@ pub fn offer_from_post(p: PostOffer) -> Offer {
     }
 }
 
-/// `POST /v1/admin/offers`.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_OFFERS,
+    tag = "admin",
+    request_body = PostTargetedOffer,
+    responses(
+        (status = 201, description = "Published", body = PublishedOffer),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
+/// Publishes an offer to members, a tier or a segment; an existing id publishes a new version.
 pub async fn post_offer(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -48,7 +61,18 @@ pub async fn post_offer(
     Ok((StatusCode::CREATED, Json(published)))
 }
 
-/// `POST /v1/admin/segments`.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_SEGMENTS,
+    tag = "admin",
+    request_body = PostSegment,
+    responses(
+        (status = 201, description = "Defined; no members until the next recompute", body = SegmentView),
+        Refusals, Authentication, Conflict
+    ),
+    security(("operator" = []))
+)]
+/// Defines a segment; it has no members until the next recompute.
 pub async fn create_segment(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -64,7 +88,17 @@ pub async fn create_segment(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// `GET /v1/admin/segments`.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_SEGMENTS,
+    tag = "admin",
+    responses(
+        (status = 200, body = Vec<SegmentView>),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+/// The segments, with their members at the last recompute.
 pub async fn segments(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -72,6 +106,18 @@ pub async fn segments(
     Ok(Json(targeting::segments(&app).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_OFFERS,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    request_body = PostOffer,
+    responses(
+        (status = 201, description = "The stored offer", body = Offer),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
 /// Publishes an offer to one member: an explicit one-member target, through the same path as
 /// `POST /v1/admin/offers`, so the offer is in the relational store the till reads.
 pub async fn post_member_offer(

@@ -4,14 +4,28 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
+use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::jobs::settle::{SettleReport, settle};
 use crate::service::ledger::{self};
 use crate::service::programme::*;
 use crate::storage::PostingKind;
 use axum::extract::{Path, State};
+use loyalty_core::api::SetTier;
+use loyalty_core::api::paths;
 use loyalty_core::programme::Programme;
 use std::sync::Arc;
 
+/// The programme: earning rules, points policy and tiers (`docs/programme.md`).
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_PROGRAMME,
+    tag = "admin",
+    responses(
+        (status = 200, body = Programme),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
 pub async fn get_programme(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -19,6 +33,18 @@ pub async fn get_programme(
     Ok(Json((*app.programme().await?).clone()))
 }
 
+/// Replaces the programme.
+#[utoipa::path(
+    put,
+    path = paths::ADMIN_PROGRAMME,
+    tag = "admin",
+    request_body = Programme,
+    responses(
+        (status = 200, description = "The programme now in force", body = Programme),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
 pub async fn put_programme(
     State(app): State<Arc<App>>,
     _: Operator,
@@ -34,6 +60,19 @@ pub async fn put_programme(
     Ok(Json(programme))
 }
 
+/// Pins the member's tier (`{"tier": "gold"}`) or hands them back to the ladder (`{"tier": null}`).
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_MEMBER_TIER,
+    tag = "admin",
+    params(("member_id" = String, Path, description = "The member")),
+    request_body = SetTier,
+    responses(
+        (status = 200, description = "The tier posting", body = loyalty_core::api::PostingResponse),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
 pub async fn set_tier(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
@@ -73,7 +112,17 @@ pub async fn set_tier(
     Ok(Json(outcome.response))
 }
 
-/// `POST /v1/admin/programme/settle`: runs the settle job now and reports what it did.
+#[utoipa::path(
+    post,
+    path = paths::ADMIN_PROGRAMME_SETTLE,
+    tag = "admin",
+    responses(
+        (status = 200, body = SettleReport),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+/// Runs the settle job now and reports what it did.
 pub async fn settle_now(
     State(app): State<Arc<App>>,
     _: Operator,

@@ -4,7 +4,7 @@
 //! It works on a connection of its own, opened on the database file with a long busy timeout:
 //! computing goes into temporary tables first (reads only, beside a running server thanks to
 //! WAL), and the write lock is held only for the short copies, in chunks of
-//! [`super::offers::CHUNK`] members, so the server's own writes wait milliseconds, not the whole
+//! [`super::fanout::CHUNK`] members, so the server's own writes wait milliseconds, not the whole
 //! job.
 
 use std::path::Path;
@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::backend;
-use super::offers::{fan_out, in_chunks, segments_in};
+use super::fanout::{fan_out, in_chunks, segments_in};
 use crate::storage::{RecomputeReport, StorageError};
 
 /// The SQL condition a member must meet for `rules`, over `members m LEFT JOIN member_rfm r`, with

@@ -1,0 +1,241 @@
+//! The route table: every path the server mounts, written once. The server's router, its OpenAPI
+//! document, the operator and till clients and the device's sync client all take their paths from
+//! here, so a path cannot drift between the side that serves it and the sides that call it.
+//!
+//! A template names its parameters in braces (`/v1/members/{member_id}/sync`), the syntax both axum
+//! and OpenAPI use, so one constant serves the router and the document. Clients fill a template with
+//! the functions below, which percent-encode each value: an id with a `/` or a `?` in it stays one
+//! path segment instead of naming another route.
+
+/// Liveness: `200 ok`, no credentials.
+pub const HEALTHZ: &str = "/healthz";
+/// The OpenAPI 3.1 document of this API, generated from the handlers; no credentials.
+pub const OPENAPI: &str = "/openapi.json";
+
+/// A device enrolls with an activation code.
+pub const ENROLL: &str = "/v1/enroll";
+/// A device syncs all of its member's documents (binary, `docs/protocol.md` §2).
+pub const MEMBER_SYNC: &str = "/v1/members/{member_id}/sync";
+/// A document's full Automerge bytes.
+pub const MEMBER_DOCUMENT: &str = "/v1/members/{member_id}/documents/{doc}";
+/// The long poll for live updates.
+pub const MEMBER_CHANGES: &str = "/v1/members/{member_id}/changes";
+
+/// The till reads a checkout code.
+pub const TILL_SCAN: &str = "/v1/till/scan";
+/// The till posts a purchase.
+pub const TILL_PURCHASES: &str = "/v1/till/purchases";
+/// The till posts a refund.
+pub const TILL_REFUNDS: &str = "/v1/till/refunds";
+
+/// Operators create members.
+pub const ADMIN_MEMBERS: &str = "/v1/admin/members";
+/// What the server holds for a member.
+pub const ADMIN_MEMBER: &str = "/v1/admin/members/{member_id}";
+/// A new activation code for another device of the member.
+pub const ADMIN_MEMBER_ACTIVATION_CODES: &str = "/v1/admin/members/{member_id}/activation-codes";
+/// An offer published to one member.
+pub const ADMIN_MEMBER_OFFERS: &str = "/v1/admin/members/{member_id}/offers";
+/// A message sent to one member.
+pub const ADMIN_MEMBER_MESSAGES: &str = "/v1/admin/members/{member_id}/messages";
+/// Pins or releases the member's tier.
+pub const ADMIN_MEMBER_TIER: &str = "/v1/admin/members/{member_id}/tier";
+/// Blocks the member's card.
+pub const ADMIN_MEMBER_BLOCK: &str = "/v1/admin/members/{member_id}/block";
+/// Unblocks the member's card.
+pub const ADMIN_MEMBER_UNBLOCK: &str = "/v1/admin/members/{member_id}/unblock";
+/// The member's card number as a QR code.
+pub const ADMIN_MEMBER_CARD_QR: &str = "/v1/admin/members/{member_id}/card-qr";
+/// Starts the member's documents afresh (new epochs).
+pub const ADMIN_MEMBER_EPOCHS: &str = "/v1/admin/members/{member_id}/epochs";
+/// Revokes a device and its checkout key.
+pub const ADMIN_DEVICE_REVOKE: &str = "/v1/admin/devices/{device_id}/revoke";
+/// Publishes an offer to members, a tier or a segment.
+pub const ADMIN_OFFERS: &str = "/v1/admin/offers";
+/// Defines (POST) and lists (GET) segments.
+pub const ADMIN_SEGMENTS: &str = "/v1/admin/segments";
+/// Sends a message to members or a segment.
+pub const ADMIN_MESSAGES: &str = "/v1/admin/messages";
+/// What became of each recipient of a message.
+pub const ADMIN_DELIVERIES: &str = "/v1/admin/deliveries";
+/// Members' requests (questions, complaints).
+pub const ADMIN_REQUESTS: &str = "/v1/admin/requests";
+/// Answers a request, named `<member_id>.<request_id>`.
+pub const ADMIN_REQUEST_REPLIES: &str = "/v1/admin/requests/{id}/replies";
+/// Closes a request without a reply.
+pub const ADMIN_REQUEST_CLOSE: &str = "/v1/admin/requests/{id}/close";
+/// The programme's configuration: read (GET), replace (PUT).
+pub const ADMIN_PROGRAMME: &str = "/v1/admin/programme";
+/// Runs the settle job now.
+pub const ADMIN_PROGRAMME_SETTLE: &str = "/v1/admin/programme/settle";
+
+/// Every path above, for the tests and tools that check the router and the OpenAPI document
+/// against the table.
+pub const ALL: &[&str] = &[
+    HEALTHZ,
+    OPENAPI,
+    ENROLL,
+    MEMBER_SYNC,
+    MEMBER_DOCUMENT,
+    MEMBER_CHANGES,
+    TILL_SCAN,
+    TILL_PURCHASES,
+    TILL_REFUNDS,
+    ADMIN_MEMBERS,
+    ADMIN_MEMBER,
+    ADMIN_MEMBER_ACTIVATION_CODES,
+    ADMIN_MEMBER_OFFERS,
+    ADMIN_MEMBER_MESSAGES,
+    ADMIN_MEMBER_TIER,
+    ADMIN_MEMBER_BLOCK,
+    ADMIN_MEMBER_UNBLOCK,
+    ADMIN_MEMBER_CARD_QR,
+    ADMIN_MEMBER_EPOCHS,
+    ADMIN_DEVICE_REVOKE,
+    ADMIN_OFFERS,
+    ADMIN_SEGMENTS,
+    ADMIN_MESSAGES,
+    ADMIN_DELIVERIES,
+    ADMIN_REQUESTS,
+    ADMIN_REQUEST_REPLIES,
+    ADMIN_REQUEST_CLOSE,
+    ADMIN_PROGRAMME,
+    ADMIN_PROGRAMME_SETTLE,
+];
+
+pub fn member_sync(member_id: &str) -> String {
+    fill(MEMBER_SYNC, &[member_id])
+}
+
+pub fn member_document(member_id: &str, doc: &str) -> String {
+    fill(MEMBER_DOCUMENT, &[member_id, doc])
+}
+
+pub fn member_changes(member_id: &str) -> String {
+    fill(MEMBER_CHANGES, &[member_id])
+}
+
+pub fn admin_member(member_id: &str) -> String {
+    fill(ADMIN_MEMBER, &[member_id])
+}
+
+pub fn admin_member_activation_codes(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_ACTIVATION_CODES, &[member_id])
+}
+
+pub fn admin_member_offers(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_OFFERS, &[member_id])
+}
+
+pub fn admin_member_messages(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_MESSAGES, &[member_id])
+}
+
+pub fn admin_member_tier(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_TIER, &[member_id])
+}
+
+pub fn admin_member_block(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_BLOCK, &[member_id])
+}
+
+pub fn admin_member_unblock(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_UNBLOCK, &[member_id])
+}
+
+pub fn admin_member_card_qr(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_CARD_QR, &[member_id])
+}
+
+pub fn admin_member_epochs(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_EPOCHS, &[member_id])
+}
+
+pub fn admin_device_revoke(device_id: &str) -> String {
+    fill(ADMIN_DEVICE_REVOKE, &[device_id])
+}
+
+pub fn admin_request_replies(id: &str) -> String {
+    fill(ADMIN_REQUEST_REPLIES, &[id])
+}
+
+pub fn admin_request_close(id: &str) -> String {
+    fill(ADMIN_REQUEST_CLOSE, &[id])
+}
+
+/// `template` with its `{…}` parameters replaced, in order, by `values`, each percent-encoded as
+/// one path segment. A parameter without a value is left as it is (the functions above always
+/// pass one per parameter; the tests check it).
+pub fn fill(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        match values.next() {
+            Some(value) => encode_segment(value, &mut out),
+            None => out.push_str(&rest[open..=open + close]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Appends `value` with everything but RFC 3986's unreserved characters percent-encoded.
+fn encode_segment(value: &str, out: &mut String) {
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_is_filled_in_order() {
+        assert_eq!(member_sync("mbr_1"), "/v1/members/mbr_1/sync");
+        assert_eq!(
+            member_document("mbr_1", "card"),
+            "/v1/members/mbr_1/documents/card"
+        );
+        assert_eq!(
+            admin_request_close("mbr_1.req-2"),
+            "/v1/admin/requests/mbr_1.req-2/close"
+        );
+    }
+
+    #[test]
+    fn a_value_stays_one_segment() {
+        assert_eq!(
+            admin_member("a/b?c d%"),
+            "/v1/admin/members/a%2Fb%3Fc%20d%25"
+        );
+        assert_eq!(admin_member("é"), "/v1/admin/members/%C3%A9");
+    }
+
+    #[test]
+    fn every_path_is_listed_once_and_well_formed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for path in ALL {
+            assert!(seen.insert(*path), "{path} is listed twice");
+            assert!(path.starts_with('/') && !path.ends_with('/'), "{path}");
+            // Balanced braces, each around a name: what axum and OpenAPI both read.
+            let opens = path.matches('{').count();
+            assert_eq!(opens, path.matches('}').count(), "{path}");
+            assert_eq!(
+                fill(path, &vec!["x"; opens]).matches('{').count(),
+                0,
+                "{path}"
+            );
+        }
+    }
+}
