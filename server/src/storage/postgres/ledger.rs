@@ -56,6 +56,17 @@ fn posting_kind(name: &str) -> Result<PostingKind, StorageError> {
 /// Writes one posting inside the caller's transaction. Anything but [`PostOutcome::Posted`] leaves
 /// part of it written: the caller rolls back (drops the transaction).
 async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome, StorageError> {
+    // A refund locks its purchase before inserting its own row: the insert's foreign key takes a
+    // share lock on the purchase, and two refunds each holding that while waiting for the other's
+    // FOR UPDATE in `check_refund` were a deadlock (the conformance suite's concurrent refunds).
+    if let Some(purchase) = &p.refers_to {
+        tx.execute(
+            "SELECT 1 FROM postings WHERE idempotency_key = $1 FOR UPDATE",
+            &[purchase],
+        )
+        .await
+        .map_err(backend)?;
+    }
     let fresh = tx
         .execute(
             "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
