@@ -555,15 +555,19 @@ impl Shop {
         self.phone.checkout_code().unwrap()
     }
 
-    pub async fn balance(&self) -> i64 {
-        self.server
+    /// The member's card as the operator sees it (caught up with the ledger).
+    pub async fn card(&self) -> loyalty_core::card::Card {
+        let view = self
+            .server
             .operator()
             .member(&self.member_id)
             .await
-            .unwrap()
-            .card
-            .unwrap()
-            .balance
+            .unwrap();
+        view.card.expect("the member has a card")
+    }
+
+    pub async fn balance(&self) -> i64 {
+        self.card().await.balance
     }
 
     /// Gives the member `points` through a purchase.

@@ -19,14 +19,7 @@ async fn ledger(s: &Shop, key: &str) -> (i64, i64) {
         .await
         .unwrap()
         .expect("the purchase");
-    let card = s
-        .server
-        .operator()
-        .member(&s.member_id)
-        .await
-        .unwrap()
-        .card
-        .unwrap();
+    let card = s.card().await;
     let pending = card.standing.map_or(0, |st| st.pending);
     (purchase.refunded_minor, card.balance + pending)
 }
@@ -242,14 +235,7 @@ fn one_key_sent_twenty_times_at_once_posts_once_and_answers_alike() {
         }
         assert_eq!(first.earned, 42);
         // One posting: the member's card shows one movement, of 42 points.
-        let card = s
-            .server
-            .operator()
-            .member(&s.member_id)
-            .await
-            .unwrap()
-            .card
-            .unwrap();
+        let card = s.card().await;
         let movements: Vec<i64> = card.ledger.iter().map(|e| e.points).collect();
         assert_eq!(movements, [42]);
         assert_eq!(card.balance, 42);

@@ -1,4 +1,5 @@
-//! The PostgreSQL backend, selected by a `postgres://` database URL: a pool of connections
+//! The PostgreSQL backend (to be selected by a `postgres://` database URL once it implements every
+//! storage trait; not yet selectable): a pool of connections
 //! (deadpool-postgres over tokio-postgres) and the schema ([`schema`]). tokio-postgres was chosen
 //! over sqlx because it takes a multi-host connection string with
 //! `target_session_attrs=read-write`, which is how instances find the new primary after a
