@@ -2,8 +2,7 @@
 
 use crate::app::App;
 use crate::outbound::{OutboundChannel, OutboundMessage};
-use crate::storage::FinalStatus;
-use crate::storage::{MessageKind, OutboundJob, OutboundOutcome};
+use crate::storage::{DeliveryStatus, FinalStatus, MessageKind, OutboundJob, OutboundOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,17 +110,19 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
         }
     };
     let (status, reason) = match &outcome {
-        OutboundOutcome::Final { status, reason } => (status.as_str(), reason.as_deref()),
-        OutboundOutcome::Retry { reason, .. } => ("queued", Some(reason.as_str())),
+        OutboundOutcome::Final { status, reason } => {
+            (DeliveryStatus::from(*status), reason.as_deref())
+        }
+        OutboundOutcome::Retry { reason, .. } => (DeliveryStatus::Queued, Some(reason.as_str())),
     };
-    if status == "sent" {
+    if status == DeliveryStatus::Sent {
         tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
     } else {
         tracing::warn!(
             message_id = %job.message_id,
             member = %job.member_id,
             channel = %job.channel,
-            status,
+            status = status.as_str(),
             reason = reason.unwrap_or(""),
             "not delivered"
         );

@@ -23,7 +23,8 @@ use loyalty_core::inbox::{self, Message, Reply};
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
 use crate::storage::{
-    Answer, DeliveryFilter, MessageKind, NewSend, RequestStatus, SendOutcome, SendTarget,
+    Answer, DeliveryFilter, DeliveryStatus, MessageKind, NewSend, RequestStatus, SendOutcome,
+    SendTarget,
 };
 
 /// Explicit recipients of one send at most; larger audiences are segments.
@@ -176,7 +177,7 @@ pub(crate) async fn log_refusals(app: &App, message_id: &str) {
     let filter = DeliveryFilter {
         message_id: Some(message_id.to_string()),
         member_id: None,
-        status: Some("refused".into()),
+        status: Some(DeliveryStatus::Refused),
         limit: MAX_RECIPIENTS as i64,
     };
     match app.storage.deliveries(filter).await {

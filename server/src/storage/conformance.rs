@@ -1237,7 +1237,7 @@ pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
         .deliveries(DeliveryFilter {
             message_id: Some("mail1".into()),
             member_id: Some("m1".into()),
-            status: Some("sent".into()),
+            status: Some(DeliveryStatus::Sent),
             limit: 10,
         })
         .await

@@ -145,6 +145,36 @@ pub struct OutboundJob {
     pub address: Option<String>,
 }
 
+/// Where a delivery stands: what an operator's list filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for the outbound worker (or for a retry).
+    Queued,
+    Sent,
+    Failed,
+    Refused,
+}
+
+impl DeliveryStatus {
+    /// Every status, in the order the docs list them.
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Sent, Self::Failed, Self::Refused];
+
+    /// The status as stored and reported (`docs/protocol.md`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// The status a name names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// How an outbound delivery ended for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalStatus {
@@ -158,10 +188,16 @@ pub enum FinalStatus {
 impl FinalStatus {
     /// The delivery's status as stored and reported (`docs/protocol.md`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Refused => "refused",
+        DeliveryStatus::from(self).as_str()
+    }
+}
+
+impl From<FinalStatus> for DeliveryStatus {
+    fn from(status: FinalStatus) -> Self {
+        match status {
+            FinalStatus::Sent => Self::Sent,
+            FinalStatus::Failed => Self::Failed,
+            FinalStatus::Refused => Self::Refused,
         }
     }
 }
@@ -185,7 +221,7 @@ pub enum OutboundOutcome {
 pub struct DeliveryFilter {
     pub message_id: Option<String>,
     pub member_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub limit: i64,
 }
 

@@ -658,6 +658,18 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         let (s, v) = w.post_send(&other).await;
         assert_eq!((s, v["error"]["code"].as_str()), (409, Some("id_reused")));
         assert_eq!(w.op.deliveries(None, Some(&anna)).await.unwrap().len(), 1);
+        // A delivery status the server does not know is refused, not an empty list that reads as
+        // "nothing failed".
+        let url = format!("/v1/admin/deliveries?member_id={anna}&status=lost");
+        let (s, v) = w.raw("GET", &url, Some(&operator()), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("malformed_query")));
+        let status = w.op.deliveries(None, Some(&anna)).await.unwrap()[0].status.clone();
+        let other = if status == "refused" { "failed" } else { "refused" };
+        for (filter, expected) in [(status.as_str(), 1), (other, 0)] {
+            let url = format!("/v1/admin/deliveries?member_id={anna}&status={filter}");
+            let (s, v) = w.raw("GET", &url, Some(&operator()), None).await;
+            assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(expected)), "{filter}: {v}");
+        }
 
         // Requests: unknown, malformed handles, empty and oversized replies, bad statuses.
         let (s, v) = w.post_reply(&format!("{anna}.req_nope"), &json!({"body": "Hi"})).await;

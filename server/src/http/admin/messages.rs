@@ -6,7 +6,7 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
 use crate::service::messaging::*;
-use crate::storage::{DeliveryFilter, RequestStatus};
+use crate::storage::{DeliveryFilter, DeliveryStatus, RequestStatus};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use loyalty_core::api::paths;
@@ -118,7 +118,7 @@ pub struct DeliveriesQuery {
     /// The member's messages.
     #[serde(default)]
     member_id: Option<String>,
-    /// `queued`, `sent`, `failed` or `refused`.
+    /// `queued`, `sent`, `failed` or `refused`; another is `400 malformed_query`.
     #[serde(default)]
     status: Option<String>,
     /// At most this many (1 to 1000; 100 when absent).
@@ -151,10 +151,21 @@ pub async fn deliveries(
             "give message_id or member_id",
         ));
     }
+    let status = q
+        .status
+        .as_deref()
+        .map(|name| {
+            DeliveryStatus::from_name(name).ok_or_else(|| {
+                let names = DeliveryStatus::ALL.map(DeliveryStatus::as_str);
+                let message = format!("status must be one of {}", names.join(", "));
+                ApiError::bad_request("malformed_query", message)
+            })
+        })
+        .transpose()?;
     let filter = DeliveryFilter {
         message_id: q.message_id,
         member_id: q.member_id,
-        status: q.status,
+        status,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     Ok(Json(app.storage.deliveries(filter).await?))

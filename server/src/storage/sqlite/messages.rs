@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use super::{SqliteStorage, backend};
 use crate::storage::MessageKind;
 use crate::storage::{
-    Answer, DeliveryFilter, MessageStore, NewSend, OutboundJob, OutboundOutcome, PendingInbox,
-    RequestStatus, SendOutcome, SendTarget, StorageError,
+    Answer, DeliveryFilter, DeliveryStatus, MessageStore, NewSend, OutboundJob, OutboundOutcome,
+    PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError,
 };
 
 impl rusqlite::ToSql for MessageKind {
@@ -629,6 +629,7 @@ impl MessageStore for SqliteStorage {
     }
 
     async fn deliveries(&self, f: DeliveryFilter) -> Result<Vec<DeliveryRecord>, StorageError> {
+        let status = f.status.map(DeliveryStatus::as_str);
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -642,7 +643,7 @@ impl MessageStore for SqliteStorage {
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params![f.message_id, f.member_id, f.status, f.limit], |r| {
+                .query_map(params![f.message_id, f.member_id, status, f.limit], |r| {
                     Ok(DeliveryRecord {
                         message_id: r.get(0)?,
                         member_id: r.get(1)?,
