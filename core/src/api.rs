@@ -58,11 +58,19 @@ pub fn parse_device_token(header: &str) -> Option<(&str, &str)> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
+    /// 12 Crockford Base32 characters as printed (`XXXX-XXXX-XXXX`); case, dashes and spaces do
+    /// not matter, and O, I and L read as 0, 1 and 1.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[\- ]*([0-9A-TV-Za-tv-z][\- ]*){12}$")
+    )]
     pub activation_code: String,
     /// A name the member recognises, shown in activations ("Anna's Pixel").
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
     pub device_name: String,
     /// The device's Ed25519 public key for checkout codes, 32 bytes as 64 hex characters.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-f]{64}$"))]
     pub public_key: String,
 }
 
@@ -109,23 +117,33 @@ pub struct ActivationCodeResponse {
 #[serde(deny_unknown_fields)]
 pub struct PostOffer {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
     pub id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 4096))]
     pub title: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub description: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub terms: String,
     pub valid_from_ms: i64,
     pub valid_until_ms: i64,
     #[serde(default)]
     pub needs_activation: bool,
     pub reward: crate::offers::Reward,
+    /// Percent off 1-100, fixed points 1-10^9, or a points multiplier in percent 101-10000,
+    /// as the reward says.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
     pub value: i64,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub category: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub min_spend_minor: i64,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub use_limit: i64,
 }
 
@@ -135,16 +153,22 @@ pub struct PostOffer {
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
     pub id: Option<String>,
+    /// `inapp` (the default), `push`, `sms` or `email`.
     #[serde(default = "default_channel")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(inapp|push|sms|email)$"))]
     pub channel: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 512))]
     pub subject: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub body: String,
     /// `marketing` or `service`: required (a missing kind is `400 missing_message_kind`), since a
     /// service message skips the member's consent. An `Option` only so that the server, not the
     /// JSON decoder, answers its absence with that code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(marketing|service)$"))]
     pub kind: Option<String>,
 }
 
@@ -158,13 +182,18 @@ pub struct SendMessage {
     /// same id again reaches only recipients it has not reached (a retry changes nothing);
     /// another text under a used id is refused.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
     pub id: Option<String>,
     /// `inapp`, `push`, `sms` or `email`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(inapp|push|sms|email)$"))]
     pub channel: String,
     /// `marketing` or `service`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(marketing|service)$"))]
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 512))]
     pub subject: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub body: String,
     /// Member ids; give these or `segment`, not both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -240,10 +269,13 @@ pub struct RequestRecord {
 pub struct PostReply {
     /// Makes the reply safe to retry.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
     pub id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 16384))]
     pub body: String,
     /// The name the member sees as the reply's author; "Customer service" when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 128))]
     pub author: Option<String>,
     /// Close the request with this reply.
     #[serde(default)]
@@ -290,6 +322,8 @@ mod tests {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
+    /// The version-1 checkout code: 122 Base45 characters (`docs/checkout-code.md`).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9A-Z $%*+\-./:]{122}$"))]
     pub code: String,
 }
 
@@ -318,14 +352,24 @@ pub struct PurchaseRequest {
     /// The till's retry token, unique per purchase at this till (not the receipt number): a retry
     /// with the same key changes nothing and gets the first answer. Scoped by till; keys beginning
     /// with `till:` are reserved.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^(?!till:)")
+    )]
     pub idempotency_key: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub receipt_id: String,
     /// The receipt total in minor units (cents).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000_000))]
     pub total_minor: i64,
     #[serde(default)]
     pub lines: Vec<PurchaseLine>,
     /// Points the member spends on this purchase (0 for none).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000i64)
+    )]
     pub redeem_points: i64,
 }
 
@@ -374,10 +418,17 @@ pub struct PostingResponse {
 pub struct RefundRequest {
     /// The purchase's posting id (`PostingResponse::posting`; any till may use it), or the
     /// idempotency key this same till posted it with.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub purchase: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^(?!till:)")
+    )]
     pub idempotency_key: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub receipt_id: String,
     /// Minor units refunded; at most what is left of the purchase.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
     pub amount_minor: i64,
 }
 
@@ -436,7 +487,9 @@ pub struct PublishedOffer {
 #[serde(deny_unknown_fields)]
 pub struct PostSegment {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
     pub id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 128))]
     pub name: String,
     #[serde(default, deserialize_with = "crate::segments::rules_object")]
     pub rules: crate::segments::SegmentRules,

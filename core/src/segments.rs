@@ -29,7 +29,9 @@ pub const MAX_PREFERENCES: usize = 16;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRange {
+    #[cfg_attr(feature = "openapi", schema(maximum = 5))]
     pub min: u8,
+    #[cfg_attr(feature = "openapi", schema(maximum = 5))]
     pub max: u8,
 }
 
@@ -48,6 +50,7 @@ pub struct SegmentRules {
     pub monetary: Option<ScoreRange>,
     /// The member's tier is one of these; empty for any tier.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
     pub tiers: Vec<String>,
     /// Enrolled at or after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -52,7 +52,7 @@ pub async fn enroll(
     post,
     path = paths::MEMBER_SYNC,
     tag = "device",
-    params(("member_id" = String, Path, description = "The device's own member")),
+    params(("member_id" = String, Path, description = "The device's own member", pattern = r"^mbr_[0-9a-f]{24}$")),
     request_body(
         description = "A sync request (`docs/protocol.md` §2, *Framing*); at most the body limit (1 MiB by default)",
         content(
@@ -103,7 +103,7 @@ pub const EPOCH_HEADER: &str = "x-loyalty-epoch";
     path = paths::MEMBER_DOCUMENT,
     tag = "device",
     params(
-        ("member_id" = String, Path, description = "The device's own member"),
+        ("member_id" = String, Path, description = "The device's own member", pattern = r"^mbr_[0-9a-f]{24}$"),
         ("doc" = String, Path, description = "`card`, `offers`, `inbox` or `member`; another name is `404 unknown_document`"),
     ),
     responses(
@@ -181,7 +181,7 @@ fn default_wait() -> u64 {
     get,
     path = paths::MEMBER_CHANGES,
     tag = "device",
-    params(("member_id" = String, Path, description = "The device's own member"), ChangesQuery),
+    params(("member_id" = String, Path, description = "The device's own member", pattern = r"^mbr_[0-9a-f]{24}$"), ChangesQuery),
     responses(
         (status = 200, description = "A change, or the wait ran out", body = loyalty_core::api::ChangesResponse),
         Refusals, Authentication, Forbidden, Conflict

@@ -364,5 +364,19 @@ fn the_server_renders_a_members_card_as_svg_and_png() {
             op.card_qr(&s.member_id, "gif").await.unwrap_err().code(),
             Some("invalid_format")
         );
+        // A query the decoder refuses (the format twice) is a JSON error like every other.
+        let url = format!(
+            "{}/v1/admin/members/{}/card-qr?format=svg&format=png",
+            s.server.url, s.member_id
+        );
+        let answer = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(loyalty_tests::OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "malformed_query", "{body}");
     });
 }

@@ -100,7 +100,7 @@ pub async fn create_member(
     post,
     path = paths::ADMIN_MEMBER_ACTIVATION_CODES,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     responses(
         (status = 201, body = ActivationCodeResponse),
         Refusals, Authentication, NotFound
@@ -133,7 +133,7 @@ pub async fn new_activation_code(
     get,
     path = paths::ADMIN_MEMBER,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     responses(
         (status = 200, body = MemberView),
         Refusals, Authentication, NotFound
@@ -174,7 +174,7 @@ pub async fn show_member(
     post,
     path = paths::ADMIN_MEMBER_BLOCK,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     responses(
         (status = 204, description = "Blocked"),
         Refusals, Authentication, NotFound
@@ -196,7 +196,7 @@ pub async fn block(
     post,
     path = paths::ADMIN_MEMBER_UNBLOCK,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     responses(
         (status = 204, description = "Unblocked"),
         Refusals, Authentication, NotFound
@@ -241,6 +241,7 @@ pub async fn revoke_device(
 pub struct QrQuery {
     /// `svg` (the default) or `png`; another is `400 invalid_format`.
     #[serde(default)]
+    #[param(pattern = "^(svg|png)$")]
     format: Option<String>,
 }
 
@@ -250,7 +251,7 @@ pub struct QrQuery {
     get,
     path = paths::ADMIN_MEMBER_CARD_QR,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member"), QrQuery),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$"), QrQuery),
     responses(
         (status = 200, description = "The QR code", content((inline(Binary) = "image/svg+xml"), (inline(Binary) = "image/png"))),
         Refusals, Authentication, NotFound
@@ -261,9 +262,11 @@ pub async fn card_qr(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    axum::extract::Query(q): axum::extract::Query<QrQuery>,
+    query: Result<axum::extract::Query<QrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let member = app
         .storage
         .member(&member_id)
@@ -295,7 +298,7 @@ pub async fn card_qr(
     post,
     path = paths::ADMIN_MEMBER_EPOCHS,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     request_body(content = Option<StartEpochs>, description = "Optional: no body (or only whitespace) or an empty list means all four documents"),
     responses(
         (status = 200, body = EpochsStarted),

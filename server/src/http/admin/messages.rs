@@ -51,7 +51,7 @@ pub async fn send(
     post,
     path = paths::ADMIN_MEMBER_MESSAGES,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     request_body = PostMessage,
     responses(
         (status = 201, description = "The message with its delivery", body = Message),
@@ -226,7 +226,7 @@ pub async fn list_requests(
     post,
     path = paths::ADMIN_REQUEST_REPLIES,
     tag = "admin",
-    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`", pattern = r"^mbr_[0-9a-f]{24}\.[A-Za-z0-9_\-]{1,64}$")),
     request_body = PostReply,
     responses(
         (status = 201, description = "The request with the reply", body = RequestRecord),
@@ -281,7 +281,7 @@ pub async fn reply(
     post,
     path = paths::ADMIN_REQUEST_CLOSE,
     tag = "admin",
-    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`")),
+    params(("id" = String, Path, description = "The request, as `<member_id>.<request_id>`", pattern = r"^mbr_[0-9a-f]{24}\.[A-Za-z0-9_\-]{1,64}$")),
     responses(
         (status = 200, description = "The request, closed", body = RequestRecord),
         Refusals, Authentication, NotFound

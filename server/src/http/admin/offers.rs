@@ -110,7 +110,7 @@ pub async fn segments(
     post,
     path = paths::ADMIN_MEMBER_OFFERS,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     request_body = PostOffer,
     responses(
         (status = 201, description = "The stored offer", body = Offer),

@@ -65,7 +65,7 @@ pub async fn put_programme(
     post,
     path = paths::ADMIN_MEMBER_TIER,
     tag = "admin",
-    params(("member_id" = String, Path, description = "The member")),
+    params(("member_id" = String, Path, description = "The member", pattern = r"^mbr_[0-9a-f]{24}$")),
     request_body = SetTier,
     responses(
         (status = 200, description = "The tier posting", body = loyalty_core::api::PostingResponse),
