@@ -164,6 +164,7 @@ pub async fn overwrite_document(database: &Path, member_id: &str, kind: DocKind,
         bytes,
         append: false,
         new_epoch: None,
+        summary: None,
     };
     let done = storage
         .commit(member_id, None, vec![write], Vec::new(), None)
@@ -196,6 +197,19 @@ pub mod tamper {
             .unwrap();
         conn.execute(
             "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
+            [member_id],
+        )
+        .unwrap()
+    }
+
+    /// Replaces the bytes of all of a member's documents with garbage, leaving their versions
+    /// and stored summaries as they were: any request that loads one of them fails. How many.
+    pub fn garble_documents(database: &Path, member_id: &str) -> usize {
+        let conn = rusqlite::Connection::open(database).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute(
+            "UPDATE documents SET data = X'00FF00FF' WHERE member_id = ?1",
             [member_id],
         )
         .unwrap()

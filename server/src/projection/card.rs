@@ -76,6 +76,7 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
             bytes,
             append: save == crate::card_cache::CardSave::Append,
             new_epoch: None,
+            summary: Some(crate::projection::documents::summary(&mut card.doc)),
         };
         // On any error below, `card` is dropped with the change the database did not take.
         match app

@@ -10,7 +10,7 @@ use loyalty_core::document::genesis;
 
 use crate::app::App;
 use crate::error::DomainError;
-use crate::storage::{Commit, DocWrite};
+use crate::storage::{Commit, DocSummary, DocWrite};
 
 /// The four documents of a new member, saved.
 pub fn new_member_documents(
@@ -34,6 +34,16 @@ pub fn new_member_documents(
 
 pub(crate) fn commit(app: &App, doc: &mut AutoCommit) {
     doc.commit_with(CommitOptions::default().with_time(app.now_ms() / 1000));
+}
+
+/// What a sync compares of `doc` without loading it again (`crate::storage::DocSummary`).
+pub fn summary(doc: &mut AutoCommit) -> DocSummary {
+    let stats = automerge::ReadDoc::stats(doc);
+    DocSummary {
+        digest: loyalty_core::document::heads_digest(&doc.get_heads()),
+        ops: stats.num_ops,
+        changes: stats.num_changes,
+    }
 }
 
 pub fn load(kind: DocKind, bytes: &[u8]) -> Result<AutoCommit, DomainError> {
@@ -69,6 +79,7 @@ pub async fn update<T>(
             bytes: doc.save(),
             append: false,
             new_epoch: None,
+            summary: Some(summary(&mut doc)),
         };
         match app
             .storage

@@ -75,6 +75,7 @@ pub(crate) fn fresh_documents(
             bytes: fresh.save(),
             append: false,
             new_epoch: Some(next),
+            summary: Some(crate::projection::documents::summary(&mut fresh)),
         });
         report.push(DocumentEpoch {
             doc: stored.kind,

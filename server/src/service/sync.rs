@@ -2,6 +2,14 @@
 //! shared algorithm in `loyalty_core::sync`, and stores what changed — documents and per-(device, document)
 //! sync states — in one transaction before it answers, so an acknowledged sync is durable.
 //!
+//! "Nothing changed" — every entry's digest and epoch equal the stored ones, no projection has work
+//! waiting — is the request a chain's phones make most. It is answered from the documents' stored
+//! summaries ([`crate::storage::DocSummary`]) and one read
+//! ([`crate::storage::MemberStore::sync_check`]), with no document loaded, so its cost does not
+//! grow with a member's history. Otherwise only the documents whose entries the summaries do not
+//! settle are loaded (a purchase's live update loads the card alone), and the full path fills in
+//! summaries that are not known yet.
+//!
 //! The Automerge work of an answer runs on the blocking pool under a place from
 //! [`crate::sync_jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
 //! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
@@ -9,58 +17,53 @@
 
 use loyalty_core::DocKind;
 use loyalty_core::epoch::EpochPolicy;
-use loyalty_core::protocol::{Reply, ResponseEntry, SyncRequest, SyncResponse};
+use loyalty_core::protocol::{Reply, RequestEntry, ResponseEntry, SyncRequest, SyncResponse};
 use loyalty_core::sync::{PeerState, Stored, server_answer};
 
 use crate::app::App;
 use crate::error::DomainError;
 use crate::locks::Retry;
-use crate::projection::documents::load;
-use crate::storage::{Commit, DocWrite, StoredDoc};
+use crate::projection::documents::{load, summary};
+use crate::storage::{Commit, DocSummary, DocWrite, StoredDoc, SyncCheck};
 
 /// Answers a device's sync of its member's documents: brings the server's documents up to date
-/// first (card, offers, inbox: each projection takes the member's lock itself), then, under the
-/// member's lock, answers every entry and stores documents and sync states in one transaction,
-/// retrying as a merge when another instance wrote first ([`crate::locks::Retry`]). A member
-/// document that changed the member's profile may earn event points, after the lock is released.
+/// first (card, offers, inbox, when the sync check says they have work waiting: each projection
+/// takes the member's lock itself), then, under the member's lock, answers every entry and stores
+/// documents and sync states in one transaction, retrying as a merge when another instance wrote
+/// first ([`crate::locks::Retry`]). Entries whose stored summary proves them in sync are answered
+/// without loading their document. A member document that changed the member's profile may earn
+/// event points, after the lock is released.
 pub async fn sync(
     app: &App,
     member_id: &str,
     device_id: &str,
     request: SyncRequest,
 ) -> Result<SyncResponse, DomainError> {
+    let check = app.storage.sync_check(member_id, app.now_ms()).await?;
+    if let Some(entries) = all_settled(&check, &request, &app.config.epochs) {
+        return Ok(SyncResponse {
+            server_time_ms: app.now_ms(),
+            entries,
+        });
+    }
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
-    // Postings since the card was last read go into it first, so this sync carries them. Before
-    // the lock: the projection takes it itself.
-    if kinds.contains(&DocKind::Card)
-        && let Err(e) = crate::projection::card::catch_up(app, member_id).await
-    {
-        // The sync goes ahead with the card as it is; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "card projection failed");
-    }
-    // Offers the member was targeted with since their last sync go into their offers document
-    // first, so this sync carries them. Before the lock: the projection takes it itself.
-    if kinds.contains(&DocKind::Offers)
-        && let Err(e) = crate::projection::offers::project_pending(app, member_id).await
-    {
-        // Like the inbox below: the sync itself goes ahead; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "offers projection failed");
-    }
-    // Messages and replies recorded relationally (a segment send, a reply) reach the inbox
-    // document now, so this very sync carries them. Before the lock: the projection takes it.
-    if kinds.contains(&DocKind::Inbox)
-        && let Err(e) = crate::projection::inbox::project_inbox(app, member_id).await
-    {
-        // The sync itself can still go ahead; the next one tries again.
-        tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
-    }
+    project(app, member_id, &check, &kinds).await;
     let guard = app.lock_member(member_id).await;
     let mut retry = Retry::default();
     loop {
         retry.another()?;
+        // Read again under the lock: the projections above (or another request) moved on.
+        let check = app.storage.sync_check(member_id, app.now_ms()).await?;
+        let (settled, open) = split(&check, &request, &app.config.epochs);
+        if open.entries.is_empty() {
+            return Ok(SyncResponse {
+                server_time_ms: app.now_ms(),
+                entries: in_request_order(&request, settled, Vec::new()),
+            });
+        }
+        let kinds: Vec<DocKind> = open.entries.iter().map(|e| e.doc).collect();
         let docs = app.storage.load_documents(member_id, &kinds).await?;
         let states = app.storage.load_peer_states(device_id, &kinds).await?;
-        let request = request.clone();
         let (policy, now) = (app.config.epochs, app.now_ms());
         // A place among the sync jobs, taken under the member's lock (never the other way round,
         // so a job never waits for a lock while it holds a place).
@@ -71,8 +74,8 @@ pub async fn sync(
             .map_err(|e| DomainError::internal("sync jobs", e))?;
         // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
         // 500 for this request, not a dead server.
-        let (response, writes, peer_writes, mirror) =
-            tokio::task::spawn_blocking(move || answer(request, docs, states, policy, now))
+        let (response, writes, peer_writes, mirror, summaries) =
+            tokio::task::spawn_blocking(move || answer(open, docs, states, policy, now))
                 .await
                 .map_err(|e| DomainError::internal("sync processing panicked", e))??;
         drop(job);
@@ -96,9 +99,15 @@ pub async fn sync(
                     app.cards.forget(member_id);
                     app.notify(member_id);
                 }
+                if !summaries.is_empty()
+                    && let Err(e) = app.storage.remember_summaries(member_id, summaries).await
+                {
+                    // Only the next no-op sync's speed depends on it: it will load and try again.
+                    tracing::warn!(member = %member_id, error = %e, "could not store document summaries");
+                }
                 let response = SyncResponse {
                     server_time_ms: app.now_ms(),
-                    entries: response,
+                    entries: in_request_order(&request, settled, response),
                 };
                 if let Some(preferences) = preferences {
                     // After the lock is released: the award takes the member's lock itself.
@@ -113,11 +122,116 @@ pub async fn sync(
     }
 }
 
+/// The answers when nothing changed for any entry (see [`settled`]), with no document loaded.
+fn all_settled(
+    check: &SyncCheck,
+    request: &SyncRequest,
+    policy: &EpochPolicy,
+) -> Option<Vec<ResponseEntry>> {
+    if request.entries.is_empty() {
+        return None;
+    }
+    request
+        .entries
+        .iter()
+        .map(|entry| settled(check, entry, policy))
+        .collect()
+}
+
+/// The request's entries the stored headers prove in sync, answered, and the rest, to load.
+fn split(
+    check: &SyncCheck,
+    request: &SyncRequest,
+    policy: &EpochPolicy,
+) -> (Vec<ResponseEntry>, SyncRequest) {
+    let mut settled_entries = Vec::new();
+    let mut open = Vec::new();
+    for entry in &request.entries {
+        match settled(check, entry, policy) {
+            Some(answer) => settled_entries.push(answer),
+            None => open.push(entry.clone()),
+        }
+    }
+    (settled_entries, SyncRequest { entries: open })
+}
+
+/// The answers in the order the request asked (each kind appears once in a request).
+fn in_request_order(
+    request: &SyncRequest,
+    mut settled: Vec<ResponseEntry>,
+    mut answered: Vec<ResponseEntry>,
+) -> Vec<ResponseEntry> {
+    settled.append(&mut answered);
+    request
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let i = settled.iter().position(|a| a.doc == e.doc)?;
+            Some(settled.swap_remove(i))
+        })
+        .collect()
+}
+
+/// Brings the requested documents that have work waiting up to date: postings into the card,
+/// targeted offers into the offers document, messages and replies into the inbox. A projection
+/// that fails is logged and the sync goes ahead with the document as it is; the next one tries
+/// again.
+async fn project(app: &App, member_id: &str, check: &SyncCheck, kinds: &[DocKind]) {
+    let wants = |kind| kinds.contains(&kind);
+    if check.card_behind
+        && wants(DocKind::Card)
+        && let Err(e) = crate::projection::card::catch_up(app, member_id).await
+    {
+        tracing::warn!(member = %member_id, code = e.code, "card projection failed");
+    }
+    if check.offers_pending
+        && wants(DocKind::Offers)
+        && let Err(e) = crate::projection::offers::project_pending(app, member_id).await
+    {
+        tracing::warn!(member = %member_id, code = e.code, "offers projection failed");
+    }
+    if check.inbox_pending
+        && wants(DocKind::Inbox)
+        && let Err(e) = crate::projection::inbox::project_inbox(app, member_id).await
+    {
+        tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
+    }
+}
+
+/// The in-sync answer for one entry, if the stored header proves it: the entry carries no
+/// message, its epoch and digest equal the stored ones, the document is not due for a new epoch,
+/// and no projection has work for it.
+fn settled(check: &SyncCheck, entry: &RequestEntry, policy: &EpochPolicy) -> Option<ResponseEntry> {
+    if entry.message.is_some() {
+        return None;
+    }
+    let pending = match entry.doc {
+        DocKind::Card => check.card_behind,
+        DocKind::Offers => check.offers_pending,
+        DocKind::Inbox => check.inbox_pending,
+        DocKind::Member => false,
+    };
+    let header = check.documents.iter().find(|d| d.kind == entry.doc)?;
+    let summary = header.summary?;
+    // Below both thresholds the epoch policy cannot be due whatever the live operations are;
+    // above one, the full path decides (it reads the live operations from the bytes).
+    let young = summary.changes <= policy.after_changes && summary.ops <= policy.after_ops;
+    let in_sync = entry.epoch == header.epoch && entry.digest == summary.digest;
+    (!pending && young && in_sync).then_some(ResponseEntry {
+        doc: entry.doc,
+        epoch: header.epoch,
+        digest: summary.digest,
+        reply: Reply::InSync,
+    })
+}
+
 pub(crate) type Answered = (
     Vec<ResponseEntry>,
     Vec<DocWrite>,
     Vec<(DocKind, Vec<u8>)>,
     Option<loyalty_core::member::MemberState>,
+    // Summaries of loaded documents that had none and were not rewritten.
+    Vec<(DocKind, i64, DocSummary)>,
 );
 
 fn answer(
@@ -131,6 +245,7 @@ fn answer(
     let mut writes = Vec::new();
     let mut peer_writes = Vec::new();
     let mut mirror = None;
+    let mut summaries = Vec::new();
     for entry in &request.entries {
         let kind = entry.doc;
         let stored = docs.iter().find(|d| d.kind == kind).ok_or_else(|| {
@@ -142,7 +257,8 @@ fn answer(
             .find(|(k, _)| *k == kind)
             .map(|(_, b)| PeerState::decode(b))
             .unwrap_or_default();
-        let stored_digest = loyalty_core::document::heads_digest(&doc.get_heads());
+        let before = summary(&mut doc);
+        let stored_digest = before.digest;
         let context = Stored {
             epoch: stored.epoch,
             bytes: &stored.bytes,
@@ -158,7 +274,10 @@ fn answer(
                         bytes,
                         append: false,
                         new_epoch: a.new_epoch.then_some(a.epoch),
+                        summary: Some(summary(&mut doc)),
                     });
+                } else if stored.summary.is_none() {
+                    summaries.push((kind, stored.version, before));
                 }
                 if a.state_changed {
                     peer_writes.push((kind, peer.encode()));
@@ -174,6 +293,9 @@ fn answer(
                 });
             }
             Err(rejection) => {
+                if stored.summary.is_none() {
+                    summaries.push((kind, stored.version, before));
+                }
                 tracing::warn!(doc = %kind, code = %rejection.code, "refused a device's document data");
                 entries.push(ResponseEntry {
                     doc: kind,
@@ -184,5 +306,5 @@ fn answer(
             }
         }
     }
-    Ok((entries, writes, peer_writes, mirror))
+    Ok((entries, writes, peer_writes, mirror, summaries))
 }

@@ -165,6 +165,7 @@ fn doc(kind: DocKind, expected_version: i64, bytes: &[u8], append: bool) -> DocW
         bytes: bytes.to_vec(),
         append,
         new_epoch: None,
+        summary: None,
     }
 }
 
@@ -1332,6 +1333,165 @@ pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
     assert_eq!((closed.len(), closed[0].entries.len()), (1, 1));
 }
 
+/// A summary made up for the suite.
+fn summary(n: u8) -> DocSummary {
+    DocSummary {
+        digest: [n; 8],
+        ops: u64::from(n) * 10,
+        changes: u64::from(n),
+    }
+}
+
+/// The stored summary of one of a member's documents, as the sync check reads it.
+async fn header(s: &Arc<dyn Storage>, member: &str, kind: DocKind) -> DocHeader {
+    let check = s.sync_check(member, NOW).await.unwrap();
+    check
+        .documents
+        .into_iter()
+        .find(|d| d.kind == kind)
+        .expect("the member's document")
+}
+
+/// A summary is written with the bytes it describes, a write without one clears it, and
+/// `remember_summaries` fills in only unknown summaries of documents still at that version.
+pub async fn document_summaries_follow_their_bytes(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let check = s.sync_check("m1", NOW).await.unwrap();
+    assert_eq!(check.documents.len(), 4, "{check:?}");
+    assert!(
+        check
+            .documents
+            .iter()
+            .all(|d| d.summary.is_none() && d.version == 1)
+    );
+    assert!(!check.card_behind && !check.offers_pending && !check.inbox_pending);
+    assert_eq!(
+        s.sync_check("ghost", NOW).await.unwrap(),
+        SyncCheck::default()
+    );
+
+    // Remembered at the stored version; a stale version or a known summary is left alone.
+    s.remember_summaries("m1", vec![(DocKind::Inbox, 7, summary(9))])
+        .await
+        .unwrap();
+    assert_eq!(header(&s, "m1", DocKind::Inbox).await.summary, None);
+    s.remember_summaries("m1", vec![(DocKind::Inbox, 1, summary(1))])
+        .await
+        .unwrap();
+    s.remember_summaries("m1", vec![(DocKind::Inbox, 1, summary(2))])
+        .await
+        .unwrap();
+    let inbox = header(&s, "m1", DocKind::Inbox).await;
+    assert_eq!((inbox.version, inbox.summary), (1, Some(summary(1))));
+
+    // Written with the bytes, replaced or appended; cleared by a write that gives none.
+    let with = |version, n, append| DocWrite {
+        summary: Some(summary(n)),
+        ..doc(DocKind::Inbox, version, &[n], append)
+    };
+    let commit = |w: DocWrite| s.commit("m1", None, vec![w], Vec::new(), None);
+    assert_eq!(commit(with(1, 3, false)).await.unwrap(), Commit::Committed);
+    assert_eq!(
+        header(&s, "m1", DocKind::Inbox).await.summary,
+        Some(summary(3))
+    );
+    assert_eq!(commit(with(2, 4, true)).await.unwrap(), Commit::Committed);
+    assert_eq!(
+        header(&s, "m1", DocKind::Inbox).await.summary,
+        Some(summary(4))
+    );
+    assert_eq!(commit(with(2, 5, false)).await.unwrap(), Commit::Conflict);
+    assert_eq!(
+        header(&s, "m1", DocKind::Inbox).await.summary,
+        Some(summary(4))
+    );
+    assert_eq!(
+        commit(doc(DocKind::Inbox, 3, &[6], false)).await.unwrap(),
+        Commit::Committed
+    );
+    let inbox = header(&s, "m1", DocKind::Inbox).await;
+    assert_eq!((inbox.version, inbox.summary), (4, None));
+    // The card's own write path keeps summaries the same way.
+    let card = DocWrite {
+        summary: Some(summary(7)),
+        ..doc(DocKind::Card, 1, &[7], true)
+    };
+    assert_eq!(
+        s.store_card("m1", Some(card), 0).await.unwrap(),
+        Commit::Committed
+    );
+    assert_eq!(
+        header(&s, "m1", DocKind::Card).await.summary,
+        Some(summary(7))
+    );
+    let stored = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
+    assert_eq!(stored[0].summary, Some(summary(7)));
+}
+
+/// The sync check says which projections have work: postings the card does not show, offers
+/// and messages not yet in their documents.
+pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let pending = |c: SyncCheck| (c.card_behind, c.offers_pending, c.inbox_pending);
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (false, false, false)
+    );
+
+    let revision = book(&s, "m1").await.revision;
+    let posted = s
+        .post(purchase("till:t1:k1", "m1", revision, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(posted, PostOutcome::Posted);
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (true, false, false)
+    );
+    let revision = book(&s, "m1").await.revision;
+    assert_eq!(
+        s.store_card("m1", None, revision).await.unwrap(),
+        Commit::Committed
+    );
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (false, false, false)
+    );
+
+    let target = OfferTarget::Members {
+        member_ids: vec!["m1".into()],
+    };
+    let published = s
+        .publish_offer(&offer("o1", 1), &target, NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(published, Publication::Published(_)),
+        "{published:?}"
+    );
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (false, true, false)
+    );
+    let offers = s.pending_offers("m1", NOW).await.unwrap();
+    s.mark_offers_projected("m1", &offers).await.unwrap();
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (false, false, false)
+    );
+
+    let to_m1 = SendTarget::Members(vec!["m1".into()]);
+    let sent = s
+        .send_message(send("msg1", "service", "inapp", to_m1))
+        .await
+        .unwrap();
+    assert!(matches!(sent, SendOutcome::Sent(_)), "{sent:?}");
+    assert_eq!(
+        pending(s.sync_check("m1", NOW).await.unwrap()),
+        (false, false, true)
+    );
+}
+
 /// Expands to one `#[tokio::test]` per function of [`crate::storage::conformance`], each run on
 /// the storage `$make` yields as `(guard, Arc<dyn Storage>)` (see the module's guide).
 #[macro_export]
@@ -1357,6 +1517,8 @@ macro_rules! storage_conformance {
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
             requests_are_answered_and_closed,
+            document_summaries_follow_their_bytes,
+            the_sync_check_sees_pending_work,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

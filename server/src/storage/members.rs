@@ -88,6 +88,41 @@ pub struct StoredDoc {
     /// The document's epoch (`loyalty_core::epoch`): 0 until it first starts afresh.
     pub epoch: u64,
     pub bytes: Vec<u8>,
+    /// What a sync compares without loading the bytes, when it is known.
+    pub summary: Option<DocSummary>,
+}
+
+/// What a sync needs of a stored document to answer "nothing changed" without loading it: the
+/// digest of its heads (`loyalty_core::document::heads_digest`) and the size of its history (for
+/// the epoch policy). Written with the bytes it describes, or unknown (`None`): a write that does
+/// not give one clears the stored one, so a summary never describes other bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocSummary {
+    pub digest: [u8; 8],
+    pub ops: u64,
+    pub changes: u64,
+}
+
+/// A member's document as the no-op check of a sync sees it: no bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocHeader {
+    pub kind: DocKind,
+    pub version: i64,
+    pub epoch: u64,
+    pub summary: Option<DocSummary>,
+}
+
+/// Everything a sync must know to answer "nothing changed" without loading a document, read in
+/// one statement: the member's document headers and whether any projection has work waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncCheck {
+    pub documents: Vec<DocHeader>,
+    /// Postings the card does not show yet (`LedgerStore::card_behind`).
+    pub card_behind: bool,
+    /// Offers waiting to be projected (`OfferStore::has_pending_offers`).
+    pub offers_pending: bool,
+    /// Messages or request threads waiting to be projected (`MessageStore::has_pending_inbox`).
+    pub inbox_pending: bool,
 }
 
 /// A document to store, if it is still at `expected_version`.
@@ -103,6 +138,9 @@ pub struct DocWrite {
     /// `bytes` start this new epoch of the document: the stored epoch becomes it, and every
     /// device's sync state for the document is forgotten (it described the old history).
     pub new_epoch: Option<u64>,
+    /// The summary of the document as it is after this write (with `append`, of the whole), or
+    /// `None` to leave it unknown.
+    pub summary: Option<DocSummary>,
 }
 
 #[async_trait]
@@ -135,6 +173,19 @@ pub trait MemberStore: Send + Sync + 'static {
         member_id: &str,
         kinds: &[DocKind],
     ) -> Result<Vec<StoredDoc>, StorageError>;
+
+    /// The member's document headers and pending projection work, as one snapshot; an unknown
+    /// member has no documents. What a sync reads first, so that "nothing changed" loads nothing.
+    async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError>;
+
+    /// Records the summaries of documents still at the given versions whose summary is unknown
+    /// (written before summaries were kept, or by a writer that gave none); others are left as
+    /// they are. Never changes a document's version.
+    async fn remember_summaries(
+        &self,
+        member_id: &str,
+        summaries: Vec<(DocKind, i64, DocSummary)>,
+    ) -> Result<(), StorageError>;
 
     /// The stored per-(device, document) sync states; absent ones are simply missing.
     async fn load_peer_states(

@@ -148,6 +148,7 @@ mod conformance {
         a_bad_posting_among_many_fails_alone,
         concurrent_refunds_never_exceed_the_purchase,
         birthdays_come_from_the_member_document,
+        document_summaries_follow_their_bytes,
         the_programme_configuration_is_kept,
     );
 }
@@ -207,6 +208,16 @@ mod unfinished {
             kinds: &[DocKind],
         ) -> Result<Vec<StoredDoc>, StorageError> {
             self.0.load_documents(id, kinds).await
+        }
+        async fn sync_check(&self, id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
+            self.0.sync_check(id, now_ms).await
+        }
+        async fn remember_summaries(
+            &self,
+            id: &str,
+            summaries: Vec<(DocKind, i64, DocSummary)>,
+        ) -> Result<(), StorageError> {
+            self.0.remember_summaries(id, summaries).await
         }
         async fn load_peer_states(
             &self,

@@ -217,6 +217,42 @@ fn nothing_changed_is_one_small_round_trip_and_one_new_message_is_one_more() {
     });
 }
 
+/// "Nothing changed" is answered from the documents' stored summaries with no document loaded
+/// (issue 12 §7): with every document's bytes garbled underneath, a settled phone's sync still
+/// answers in sync; the first request that has to load one (a message waiting for the inbox) fails
+/// with an error rather than a wrong answer.
+#[test]
+fn nothing_changed_is_answered_without_loading_a_document() {
+    rt().block_on(async {
+        let Enrolled {
+            dir: _dir,
+            server,
+            op,
+            member_id,
+            phone,
+        } = enrolled().await;
+        // The first syncs load every document and store the summaries they did not have.
+        phone.sync().await.unwrap();
+        phone.sync().await.unwrap();
+        assert_eq!(tamper::garble_documents(&server.database, &member_id), 4);
+
+        for _ in 0..3 {
+            let idle = phone.sync().await.unwrap();
+            assert!(idle.changed.is_empty() && idle.rejected.is_empty(), "{idle:?}");
+            assert_eq!(idle.round_trips, 1);
+        }
+
+        op.post_message(&member_id, &message("m1", "Hello"))
+            .await
+            .unwrap();
+        let err = phone.sync().await.unwrap_err();
+        assert!(
+            matches!(&err, loyalty_core::Error::Server { status: 500, code, .. } if code == "internal"),
+            "{err}"
+        );
+    });
+}
+
 /// "Nothing changed" is 96 body bytes (`docs/protocol.md` §2), and the HTTP around them carries
 /// only what the protocol needs: the request Host, Authorization, Content-Type and Content-Length
 /// (and reqwest's unavoidable `accept: */*`), the answer Content-Type and Content-Length (and

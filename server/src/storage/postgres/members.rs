@@ -13,8 +13,8 @@ use tokio_postgres::Transaction;
 
 use super::{PgStorage, backend, hash_from};
 use crate::storage::{
-    Commit, DeviceRecord, DocWrite, MemberCreation, MemberRecord, MemberStore, NewDevice,
-    NewMember, Redemption, StorageError, StoredDoc,
+    Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
+    MemberStore, NewDevice, NewMember, Redemption, StorageError, StoredDoc, SyncCheck,
 };
 
 /// The kinds' codes as the `kind` column stores them.
@@ -209,8 +209,8 @@ impl MemberStore for PgStorage {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT kind, version, data, epoch FROM documents
-                 WHERE member_id = $1 AND kind = ANY($2)",
+                "SELECT kind, version, data, epoch, summary_digest, summary_ops, summary_changes
+                 FROM documents WHERE member_id = $1 AND kind = ANY($2)",
                 &[&member_id, &kind_codes(kinds)],
             )
             .await
@@ -226,9 +226,71 @@ impl MemberStore for PgStorage {
                 version: r.try_get(1).map_err(backend)?,
                 epoch: u64::try_from(epoch).unwrap_or(0),
                 bytes: r.try_get(2).map_err(backend)?,
+                summary: summary_from(&r, 4)?,
             });
         }
         Ok(docs)
+    }
+
+    async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
+        let client = self.client().await?;
+        // The pending checks do not depend on the document row: PostgreSQL plans each as an
+        // InitPlan, run once.
+        let rows = client
+            .query(
+                "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
+                        d.summary_changes, m.card_revision < m.revision,
+                        EXISTS (SELECT 1 FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
+                                WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
+                                  AND (om.projected_version <> o.version
+                                       OR om.projected_uses <> om.uses)),
+                        EXISTS (SELECT 1 FROM deliveries WHERE member_id = $1 AND projected = 0)
+                          OR EXISTS (SELECT 1 FROM request_threads
+                                     WHERE member_id = $1 AND projected = 0)
+                 FROM documents d JOIN members m ON m.member_id = d.member_id
+                 WHERE d.member_id = $1",
+                &[&member_id, &now_ms],
+            )
+            .await
+            .map_err(backend)?;
+        let mut check = SyncCheck::default();
+        for r in rows {
+            check.card_behind = r.try_get(6).map_err(backend)?;
+            check.offers_pending = r.try_get(7).map_err(backend)?;
+            check.inbox_pending = r.try_get(8).map_err(backend)?;
+            let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) else {
+                continue;
+            };
+            let epoch: i64 = r.try_get(2).map_err(backend)?;
+            check.documents.push(DocHeader {
+                kind,
+                version: r.try_get(1).map_err(backend)?,
+                epoch: u64::try_from(epoch).map_err(backend)?,
+                summary: summary_from(&r, 3)?,
+            });
+        }
+        Ok(check)
+    }
+
+    async fn remember_summaries(
+        &self,
+        member_id: &str,
+        summaries: Vec<(DocKind, i64, DocSummary)>,
+    ) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        for (kind, version, summary) in &summaries {
+            let (digest, ops, changes) = summary_columns(summary)?;
+            client
+                .execute(
+                    "UPDATE documents SET summary_digest = $1, summary_ops = $2, summary_changes = $3
+                     WHERE member_id = $4 AND kind = $5 AND version = $6
+                       AND summary_digest IS NULL",
+                    &[&digest, &ops, &changes, &member_id, &i64::from(kind.code()), version],
+                )
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn load_peer_states(
@@ -416,15 +478,35 @@ pub(super) async fn update_document(
 ) -> Result<bool, StorageError> {
     let sql = if d.append {
         // Automerge loads a save followed by change chunks as one document.
-        "UPDATE documents SET data = data || $1, version = version + 1
+        "UPDATE documents SET data = data || $1, version = version + 1,
+                summary_digest = $5, summary_ops = $6, summary_changes = $7
          WHERE member_id = $2 AND kind = $3 AND version = $4"
     } else {
-        "UPDATE documents SET data = $1, version = version + 1
+        "UPDATE documents SET data = $1, version = version + 1,
+                summary_digest = $5, summary_ops = $6, summary_changes = $7
          WHERE member_id = $2 AND kind = $3 AND version = $4"
     };
     let kind = i64::from(d.kind.code());
+    let (digest, ops, changes) = match &d.summary {
+        Some(summary) => {
+            let (digest, ops, changes) = summary_columns(summary)?;
+            (Some(digest), Some(ops), Some(changes))
+        }
+        None => (None, None, None),
+    };
     let updated = tx
-        .execute(sql, &[&d.bytes, &member_id, &kind, &d.expected_version])
+        .execute(
+            sql,
+            &[
+                &d.bytes,
+                &member_id,
+                &kind,
+                &d.expected_version,
+                &digest,
+                &ops,
+                &changes,
+            ],
+        )
         .await
         .map_err(backend)?;
     if updated != 1 {
@@ -448,4 +530,27 @@ pub(super) async fn update_document(
         .map_err(backend)?;
     }
     Ok(true)
+}
+
+/// The summary stored in a row's three columns from `first`, when all of it is there.
+fn summary_from(r: &tokio_postgres::Row, first: usize) -> Result<Option<DocSummary>, StorageError> {
+    let digest: Option<Vec<u8>> = r.try_get(first).map_err(backend)?;
+    let ops: Option<i64> = r.try_get(first + 1).map_err(backend)?;
+    let changes: Option<i64> = r.try_get(first + 2).map_err(backend)?;
+    Ok((|| {
+        Some(DocSummary {
+            digest: <[u8; 8]>::try_from(digest?.as_slice()).ok()?,
+            ops: u64::try_from(ops?).ok()?,
+            changes: u64::try_from(changes?).ok()?,
+        })
+    })())
+}
+
+/// A summary as its three columns.
+fn summary_columns(s: &DocSummary) -> Result<(Vec<u8>, i64, i64), StorageError> {
+    Ok((
+        s.digest.to_vec(),
+        i64::try_from(s.ops).map_err(backend)?,
+        i64::try_from(s.changes).map_err(backend)?,
+    ))
 }

@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "012_document_epochs",
         include_str!("../../../migrations/postgres/012_document_epochs.sql"),
     ),
+    (
+        "013_document_summaries",
+        include_str!("../../../migrations/postgres/013_document_summaries.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -7,10 +7,11 @@ use loyalty_core::DocKind;
 use loyalty_core::member::MemberState;
 use rusqlite::{OptionalExtension, params};
 
+use super::offers::PENDING_WHERE as PENDING_OFFERS;
 use super::{SqliteStorage, backend, hash_from};
 use crate::storage::{
-    Commit, DeviceRecord, DocWrite, MemberCreation, MemberRecord, MemberStore, NewDevice,
-    NewMember, Redemption, StorageError, StoredDoc,
+    Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
+    MemberStore, NewDevice, NewMember, Redemption, StorageError, StoredDoc, SyncCheck,
 };
 
 fn kinds_sql(kinds: &[DocKind]) -> String {
@@ -196,7 +197,8 @@ impl MemberStore for SqliteStorage {
     ) -> Result<Vec<StoredDoc>, StorageError> {
         let member_id = member_id.to_string();
         let sql = format!(
-            "SELECT kind, version, data, epoch FROM documents WHERE member_id = ?1 AND kind IN ({})",
+            "SELECT kind, version, data, epoch, summary_digest, summary_ops, summary_changes
+             FROM documents WHERE member_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
         self.read(move |conn| {
@@ -208,22 +210,96 @@ impl MemberStore for SqliteStorage {
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, i64>(3)?,
+                        summary_from(r.get(4)?, r.get(5)?, r.get(6)?),
                     ))
                 })
                 .map_err(backend)?;
             let mut docs = Vec::new();
             for row in rows {
-                let (code, version, bytes, epoch) = row.map_err(backend)?;
+                let (code, version, bytes, epoch, summary) = row.map_err(backend)?;
                 if let Some(kind) = DocKind::from_code(code) {
                     docs.push(StoredDoc {
                         kind,
                         version,
                         epoch: u64::try_from(epoch).unwrap_or(0),
                         bytes,
+                        summary,
                     });
                 }
             }
             Ok(docs)
+        })
+        .await
+    }
+
+    async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
+        let member_id = member_id.to_string();
+        // The pending checks do not depend on the document row: SQLite runs each once.
+        let sql = format!(
+            "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
+                    m.card_revision < m.revision,
+                    EXISTS (SELECT 1 {PENDING_OFFERS}),
+                    EXISTS (SELECT 1 FROM deliveries WHERE member_id = ?1 AND projected = 0)
+                      OR EXISTS (SELECT 1 FROM request_threads WHERE member_id = ?1 AND projected = 0)
+             FROM documents d JOIN members m ON m.member_id = d.member_id
+             WHERE d.member_id = ?1"
+        );
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
+            let mut check = SyncCheck::default();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let header = (|| {
+                    Ok::<_, rusqlite::Error>((
+                        r.get::<_, u8>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        summary_from(r.get(3)?, r.get(4)?, r.get(5)?),
+                    ))
+                })()
+                .map_err(backend)?;
+                check.card_behind = r.get(6).map_err(backend)?;
+                check.offers_pending = r.get(7).map_err(backend)?;
+                check.inbox_pending = r.get(8).map_err(backend)?;
+                let (code, version, epoch, summary) = header;
+                if let Some(kind) = DocKind::from_code(code) {
+                    let epoch = u64::try_from(epoch).map_err(backend)?;
+                    check.documents.push(DocHeader {
+                        kind,
+                        version,
+                        epoch,
+                        summary,
+                    });
+                }
+            }
+            Ok(check)
+        })
+        .await
+    }
+
+    async fn remember_summaries(
+        &self,
+        member_id: &str,
+        summaries: Vec<(DocKind, i64, DocSummary)>,
+    ) -> Result<(), StorageError> {
+        let member_id = member_id.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE documents SET summary_digest = ?1, summary_ops = ?2, summary_changes = ?3
+                         WHERE member_id = ?4 AND kind = ?5 AND version = ?6
+                           AND summary_digest IS NULL",
+                    )
+                    .map_err(backend)?;
+                for (kind, version, summary) in &summaries {
+                    let (digest, ops, changes) = summary_columns(summary)?;
+                    stmt.execute(params![digest, ops, changes, member_id, kind.code(), version])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -408,11 +484,20 @@ pub(super) fn update_document(
     let sql = if d.append {
         // `||` yields text; the cast takes its bytes back as they are (no conversion happens in
         // a UTF-8 database, and the length is kept, NULs and all).
-        "UPDATE documents SET data = CAST(data || ?1 AS BLOB), version = version + 1
+        "UPDATE documents SET data = CAST(data || ?1 AS BLOB), version = version + 1,
+                summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
          WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
     } else {
-        "UPDATE documents SET data = ?1, version = version + 1
+        "UPDATE documents SET data = ?1, version = version + 1,
+                summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
          WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
+    };
+    let (digest, ops, changes) = match &d.summary {
+        Some(summary) => {
+            let (digest, ops, changes) = summary_columns(summary)?;
+            (Some(digest), Some(ops), Some(changes))
+        }
+        None => (None, None, None),
     };
     let updated = tx
         .prepare_cached(sql)
@@ -421,7 +506,10 @@ pub(super) fn update_document(
                 d.bytes,
                 member_id,
                 d.kind.code(),
-                d.expected_version
+                d.expected_version,
+                digest,
+                ops,
+                changes
             ])
         })
         .map_err(backend)?;
@@ -442,4 +530,26 @@ pub(super) fn update_document(
         .map_err(backend)?;
     }
     Ok(true)
+}
+
+/// A stored summary, when all of it is there (a row is written whole or not at all).
+fn summary_from(
+    digest: Option<Vec<u8>>,
+    ops: Option<i64>,
+    changes: Option<i64>,
+) -> Option<DocSummary> {
+    Some(DocSummary {
+        digest: <[u8; 8]>::try_from(digest?.as_slice()).ok()?,
+        ops: u64::try_from(ops?).ok()?,
+        changes: u64::try_from(changes?).ok()?,
+    })
+}
+
+/// A summary as its three columns.
+fn summary_columns(s: &DocSummary) -> Result<([u8; 8], i64, i64), StorageError> {
+    Ok((
+        s.digest,
+        i64::try_from(s.ops).map_err(backend)?,
+        i64::try_from(s.changes).map_err(backend)?,
+    ))
 }

@@ -47,6 +47,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/010_covering_indexes.sql"),
     include_str!("../../../migrations/sqlite/011_till_namespaces.sql"),
     include_str!("../../../migrations/sqlite/012_document_epochs.sql"),
+    include_str!("../../../migrations/sqlite/013_document_summaries.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

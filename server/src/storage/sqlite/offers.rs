@@ -206,7 +206,8 @@ pub(crate) fn publish_in(
 /// expired within the last 30 days, so the app can show what just ran out and its final use
 /// count) and whose projection lags. Served by the `offer_members` primary key (member first) and
 /// the `offers` primary key.
-const PENDING_WHERE: &str = "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
+pub(super) const PENDING_WHERE: &str =
+    "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
      WHERE om.member_id = ?1 AND o.valid_until > ?2 - 2592000000
        AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
 

@@ -34,6 +34,7 @@ async fn appended_document_bytes_are_kept_exactly_and_guarded_by_the_version() {
     ));
     let write = |expected_version, bytes: &[u8], append| DocWrite {
         new_epoch: None,
+        summary: None,
         kind: DocKind::Card,
         expected_version,
         bytes: bytes.to_vec(),
