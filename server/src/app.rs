@@ -14,7 +14,7 @@ use loyalty_core::programme::Programme;
 use crate::config::Config;
 use crate::error::DomainError;
 use crate::outbound::{LogOutbound, Outbound};
-use crate::storage::Storage;
+use crate::storage::{Change, Storage};
 
 pub use crate::live::Wait;
 
@@ -86,7 +86,8 @@ impl AppBuilder {
                 .saturating_mul(1000),
             config.edge.long_polls_per_device,
             crate::live::RECENT_CHANGES,
-        );
+        )
+        .following(clock.clone());
         Arc::new(App {
             config,
             storage,
@@ -158,15 +159,31 @@ impl App {
         self.clock.now_ms()
     }
 
-    /// Tells waiting devices that a member's server documents changed.
+    /// Tells waiting devices that a member's server documents changed, here and on the other
+    /// instances sharing the database.
     pub fn notify(&self, member_id: &str) {
         self.live.notify(member_id);
+        self.announce(Change::Member(member_id.to_string()));
     }
 
     /// Wakes every waiting device to re-check whether it has news (offers waiting to be projected
-    /// after a fan-out): one call, however many members the fan-out reached.
+    /// after a fan-out): one call, however many members the fan-out reached, on every instance.
     pub fn wake_all(&self) {
         self.live.wake_all();
+        self.announce(Change::Everyone);
+    }
+
+    /// Tells the other instances, in the background: the caller's answer does not wait for it.
+    fn announce(&self, change: Change) {
+        if !self.storage.shared() {
+            return;
+        }
+        let storage = self.storage.clone();
+        tokio::spawn(async move {
+            if let Err(e) = storage.announce(change).await {
+                tracing::warn!(error = %e, "could not tell the other instances of a change");
+            }
+        });
     }
 
     /// The number of [`Self::wake_all`] calls so far (see [`crate::live::Live::wakes`]).

@@ -4,8 +4,10 @@
 //! - **A change wakes only its own member's waiters.** [`Live::notify`] looks the member up and
 //!   wakes that member's [`Notify`]; however many other phones wait, a change costs one lock, one
 //!   map look-up and one sequence number. [`Live::wake_all`] (a fan-out) wakes everyone on purpose.
-//! - **Sequence numbers** start at the process's start time in microseconds, so they keep growing
-//!   across restarts and a device's `since` from before a restart never hides a later change.
+//! - **Sequence numbers** are at least the time of the change in microseconds (one more than the
+//!   last when changes come faster), so they keep growing across restarts, and several instances
+//!   behind one load balancer number alike: a device's `since` from one instance or from before a
+//!   restart never hides a later change on another (at worst it costs one spare sync).
 //!   A number is taken and recorded under the same lock a waiter checks under, so a wait that
 //!   times out can answer the current number: no change of its member is at or below it.
 //! - **A bounded memory of changes.** The latest change of the last [`RECENT_CHANGES`] changes is
@@ -49,6 +51,8 @@ pub enum Wait {
 
 pub struct Live {
     seq: AtomicU64,
+    /// Sequence numbers never fall behind its time (see the module's notes); none in unit tests.
+    clock: Option<Arc<dyn loyalty_core::clock::Clock>>,
     /// How many times [`Live::wake_all`] was called; lets a waiter tell it missed one.
     wakes: AtomicU64,
     /// Woken by [`Live::wake_all`] and [`Live::close`]: every waiter listens.
@@ -86,6 +90,7 @@ impl Live {
     pub fn new(start_seq: u64, per_device: usize, recent_cap: usize) -> Self {
         Self {
             seq: AtomicU64::new(start_seq),
+            clock: None,
             wakes: AtomicU64::new(0),
             everyone: Notify::new(),
             closing: AtomicBool::new(false),
@@ -93,6 +98,22 @@ impl Live {
             recent_cap: recent_cap.max(1),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The feed with sequence numbers kept at or past `clock`'s time in microseconds.
+    pub fn following(mut self, clock: Arc<dyn loyalty_core::clock::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The next sequence number; called under the state lock, so no two changes share one.
+    fn next_seq(&self) -> u64 {
+        let now_us = self.clock.as_ref().map_or(0, |c| {
+            u64::try_from(c.now_ms()).unwrap_or(0).saturating_mul(1000)
+        });
+        let next = (self.seq.load(Ordering::SeqCst) + 1).max(now_us);
+        self.seq.store(next, Ordering::SeqCst);
+        next
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -104,7 +125,7 @@ impl Live {
     pub fn notify(&self, member_id: &str) {
         let mut state = self.state();
         // Taken under the lock: see the module's notes on sequence numbers.
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let seq = self.next_seq();
         let member: Arc<str> = match state.recent.get_key_value(member_id) {
             Some((key, _)) => key.clone(),
             None => Arc::from(member_id),

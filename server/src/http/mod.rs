@@ -118,6 +118,7 @@ pub async fn serve(
         app.config.settle_interval,
     ));
     let watcher = tokio::spawn(crate::jobs::fanouts::watch_fanouts(app.clone()));
+    let listener_task = tokio::spawn(crate::jobs::changes::hear_other_instances(app.clone()));
     let worker = tokio::spawn(crate::jobs::outbound::run_outbound_worker(app.clone()));
     let guard = Arc::new(guard::Guard::new(&app.config.edge));
     let housekeeper = tokio::spawn(guard_housekeeping(guard.clone()));
@@ -130,6 +131,7 @@ pub async fn serve(
     )
     .await;
     housekeeper.abort();
+    listener_task.abort();
     watcher.abort();
     settler.abort();
     // A delivery cut off here stays claimed until its lease runs out, then goes out again.

@@ -8,10 +8,12 @@
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
+//! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //!
-//! [`Storage`] is all five: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all six: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
+pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod ledger;
@@ -22,6 +24,7 @@ pub mod postgres;
 pub mod programme;
 pub mod sqlite;
 
+pub use changes::*;
 pub use ledger::*;
 pub use members::*;
 pub use messages::*;
@@ -45,8 +48,13 @@ pub enum StorageError {
 }
 
 /// Everything the server needs from a backend. Implemented for every type that implements the
-/// five aggregate traits.
-pub trait Storage: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore {}
+/// five aggregate traits and the change feed.
+pub trait Storage:
+    MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore
+{
+}
 
-impl<T> Storage for T where T: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore
-{}
+impl<T> Storage for T where
+    T: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore
+{
+}

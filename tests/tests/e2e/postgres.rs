@@ -4,11 +4,93 @@
 
 use std::collections::BTreeSet;
 
+use loyalty_server::storage::Change;
 use loyalty_server::storage::postgres::schema::{MIGRATIONS, SchemaError};
 use loyalty_server::storage::postgres::{PgError, PgStorage};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_tests::postgres::{Postgres, psql};
 use loyalty_tests::*;
+
+/// The next change `rx` hears (hang guard: 10 s).
+async fn next(rx: &mut tokio::sync::mpsc::Receiver<Change>) -> Change {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv());
+    wait.await
+        .expect("heard in time")
+        .expect("the feed is open")
+}
+
+/// Announces `tag-N` from `from` until `to` hears one (its listener connects in the background, and
+/// what is announced before it listens is lost); then every earlier one has arrived too.
+async fn handshake(from: &PgStorage, to: &mut tokio::sync::mpsc::Receiver<Change>, tag: &str) {
+    use loyalty_server::storage::ChangeStore;
+    for n in 0..100 {
+        from.announce(Change::Member(format!("{tag}-{n}")))
+            .await
+            .unwrap();
+        let heard = tokio::time::timeout(std::time::Duration::from_millis(100), to.recv()).await;
+        if let Ok(Some(Change::Member(m))) = heard {
+            assert!(m.starts_with(tag), "{m}");
+            // Later copies may still be on their way: take them so they are not read as news.
+            while let Ok(Some(_)) =
+                tokio::time::timeout(std::time::Duration::from_millis(300), to.recv()).await
+            {
+            }
+            return;
+        }
+    }
+    panic!("{tag}: never heard (hang guard)");
+}
+
+/// Two instances on one database hear each other's changes in order and never their own; an
+/// instance whose listening connection is cut reconnects by itself and says it may have missed
+/// some ([`Change::Everyone`]) before the next change.
+#[test]
+fn instances_hear_each_others_changes_and_not_their_own() {
+    use loyalty_server::storage::ChangeStore;
+    rt().block_on(async {
+        let pg = Postgres::get();
+        let url = pg.database();
+        let a = PgStorage::connect(&url, 2).await.unwrap();
+        let b = PgStorage::connect(&url, 2).await.unwrap();
+        assert!(a.shared());
+        let mut heard_a = a.changes().await.unwrap().expect("a feed");
+        let mut heard_b = b.changes().await.unwrap().expect("a feed");
+        handshake(&b, &mut heard_a, "b-to-a").await;
+        handshake(&a, &mut heard_b, "a-to-b").await;
+
+        a.announce(Change::Member("mbr_from_a".into()))
+            .await
+            .unwrap();
+        b.announce(Change::Everyone).await.unwrap();
+        b.announce(Change::Member("mbr_from_b".into()))
+            .await
+            .unwrap();
+        // A's own announcement came first, and a skipped it.
+        assert_eq!(next(&mut heard_a).await, Change::Everyone);
+        assert_eq!(
+            next(&mut heard_a).await,
+            Change::Member("mbr_from_b".into())
+        );
+        assert_eq!(
+            next(&mut heard_b).await,
+            Change::Member("mbr_from_a".into())
+        );
+
+        // Cut every listening connection: both reconnect and report the gap.
+        let cut = psql(
+            &url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE query LIKE 'LISTEN%' AND datname = current_database()",
+        );
+        assert_eq!(cut, "2");
+        assert_eq!(next(&mut heard_a).await, Change::Everyone);
+        assert_eq!(next(&mut heard_b).await, Change::Everyone);
+        b.announce(Change::Member("mbr_after".into()))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut heard_a).await, Change::Member("mbr_after".into()));
+    });
+}
 
 #[test]
 fn four_instances_starting_together_migrate_the_database_once() {
@@ -335,6 +417,21 @@ mod unfinished {
         }
         async fn birthdays(&self, month: u8, day: u8) -> Result<Vec<String>, StorageError> {
             self.0.birthdays(month, day).await
+        }
+    }
+
+    #[async_trait]
+    impl ChangeStore for PgSoFar {
+        fn shared(&self) -> bool {
+            self.0.shared()
+        }
+        async fn announce(&self, change: Change) -> Result<(), StorageError> {
+            self.0.announce(change).await
+        }
+        async fn changes(
+            &self,
+        ) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>, StorageError> {
+            self.0.changes().await
         }
     }
 

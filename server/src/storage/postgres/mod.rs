@@ -13,6 +13,7 @@
 //! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
+mod changes;
 mod ledger;
 mod members;
 mod offers;
@@ -50,6 +51,10 @@ pub enum PgError {
 #[derive(Clone)]
 pub struct PgStorage {
     pool: Pool,
+    /// How to open the change feed's own connection (`changes.rs`).
+    config: tokio_postgres::Config,
+    /// Names this instance in the change feed, so it skips its own announcements.
+    instance: String,
 }
 
 impl PgStorage {
@@ -58,7 +63,7 @@ impl PgStorage {
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, PgError> {
         let config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 // A connection back in the pool is checked before reuse, so one the server closed
@@ -70,7 +75,12 @@ impl PgStorage {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
-        let storage = Self { pool };
+        let instance = loyalty_core::ids::hex(&loyalty_core::ids::random_bytes::<8>());
+        let storage = Self {
+            pool,
+            config,
+            instance,
+        };
         let mut client = storage.pool.get().await?;
         schema::migrate(&mut client).await?;
         Ok(storage)

@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 pub mod backup;
+mod changes;
 mod fanout;
 mod ledger;
 mod members;
