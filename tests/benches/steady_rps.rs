@@ -8,7 +8,10 @@
 //!
 //! Needs `wrk` (Debian's `wrk`) and a release `loyalty` next to this bench:
 //! `cargo build --release --bin loyalty && cargo bench -p loyalty-tests --bench steady_rps`.
-//! The figures go to `docs/benchmarks.md`.
+//! The figures go to `docs/benchmarks.md`. With `STEADY_CALLGRIND=FILE` it then restarts the
+//! server on the same database under `valgrind --tool=callgrind`, replays the no-op syncs for
+//! 20 s, and leaves the instruction profile in FILE (`callgrind_annotate FILE`): where the time of
+//! "nothing changed" goes, independent of the machine's noise.
 
 use std::io::Write;
 use std::process::Command;
@@ -120,6 +123,51 @@ fn main() {
             sync.per_second / base.per_second
         );
     }
+    if let Ok(out) = std::env::var("STEADY_CALLGRIND") {
+        profile(
+            server,
+            &dir.path().join("server.db"),
+            &out,
+            &replay,
+            &requests_arg,
+        );
+    }
+}
+
+/// Replays the no-op syncs against the server restarted under callgrind at the same address.
+fn profile(
+    server: ServerProcess,
+    db: &std::path::Path,
+    out: &str,
+    replay: &std::path::Path,
+    requests: &str,
+) {
+    let listen = server.url.trim_start_matches("http://").to_string();
+    server.kill9();
+    let out_arg = format!("--callgrind-out-file={out}");
+    let wrapped = ServerProcess::start_wrapped(
+        &[
+            "valgrind",
+            "--tool=callgrind",
+            "--max-threads=2000",
+            &out_arg,
+        ],
+        db,
+        &listen,
+        &["--enroll-per-minute", "0"],
+    );
+    let run = Command::new("wrk")
+        .args(["-t1", "-c8", "-d20s", "-s"])
+        .arg(replay)
+        .arg(&wrapped.url)
+        .arg("--")
+        .arg(requests)
+        .output()
+        .expect("wrk");
+    println!("{}", String::from_utf8_lossy(&run.stdout));
+    // A graceful stop, so callgrind writes its profile.
+    let _ = Command::new("kill").arg(wrapped.pid().to_string()).status();
+    std::thread::sleep(std::time::Duration::from_secs(10));
 }
 
 /// Each phone's no-op sync, as it went over the wire.

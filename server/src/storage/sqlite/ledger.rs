@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::members::update_document;
-use super::{SqliteStorage, backend, hash_from};
+use super::{SqliteStorage, backend, cached_row, hash_from};
 use crate::storage::{
     CardSource, CheckoutOpening, CheckoutSession, Commit, DeviceKey, DocWrite, LedgerStore,
     MemberBook, MemberProgramme, PostOutcome, Posting, PostingKind, PriorPosting, PurchaseContext,
@@ -405,8 +405,9 @@ fn read_recent_movements(
 impl LedgerStore for SqliteStorage {
     async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError> {
         let card_number = card_number.to_string();
-        self.read(move |conn| {
-            conn.query_row(
+        self.read_now(move |conn| {
+            cached_row(
+                conn,
                 "SELECT member_id, card_number, status, balance, tier FROM members WHERE card_number = ?1",
                 [card_number],
                 till_member,
@@ -423,8 +424,9 @@ impl LedgerStore for SqliteStorage {
         key_id: u32,
     ) -> Result<Option<DeviceKey>, StorageError> {
         let member_id = member_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
+        self.read_now(move |conn| {
+            cached_row(
+                conn,
                 "SELECT k.device_id, k.public_key, k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
                  FROM device_keys k JOIN devices d USING (device_id)
                  WHERE k.member_id = ?1 AND k.key_id = ?2",
@@ -561,7 +563,7 @@ impl LedgerStore for SqliteStorage {
 
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError> {
         let member_id = member_id.to_string();
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             conn.prepare_cached("SELECT card_revision < revision FROM members WHERE member_id = ?1")
                 .and_then(|mut s| s.query_row([&member_id], |r| r.get(0)).optional())
                 .map(|behind| behind.unwrap_or(false))

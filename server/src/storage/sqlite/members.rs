@@ -8,7 +8,7 @@ use loyalty_core::member::MemberState;
 use rusqlite::{OptionalExtension, params};
 
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
-use super::{SqliteStorage, backend, hash_from};
+use super::{SqliteStorage, backend, cached_row, hash_from};
 use crate::storage::{
     Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
     MemberStore, NewDevice, NewMember, Redemption, StorageError, StoredDoc, SyncCheck,
@@ -56,7 +56,8 @@ impl MemberStore for SqliteStorage {
     async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError> {
         let member_id = member_id.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            cached_row(
+                conn,
                 "SELECT member_id, card_number FROM members WHERE member_id = ?1",
                 [member_id],
                 |r| {
@@ -170,8 +171,9 @@ impl MemberStore for SqliteStorage {
 
     async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
         let device_id = device_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
+        self.read_now(move |conn| {
+            cached_row(
+                conn,
                 "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
                  FROM devices WHERE device_id = ?1",
                 [device_id],
@@ -244,7 +246,7 @@ impl MemberStore for SqliteStorage {
              FROM documents d JOIN members m ON m.member_id = d.member_id
              WHERE d.member_id = ?1"
         );
-        self.read(move |conn| {
+        self.read_now(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
             let mut check = SyncCheck::default();

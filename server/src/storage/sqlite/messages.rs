@@ -12,7 +12,7 @@ use loyalty_core::inbox::{Delivery, Message, Reply, Thread};
 use loyalty_core::requests::ThreadEntry;
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use super::{SqliteStorage, backend};
+use super::{SqliteStorage, backend, cached_row};
 use crate::storage::MessageKind;
 use crate::storage::{
     Answer, DeliveryFilter, DeliveryStatus, MessageStore, NewSend, OutboundJob, OutboundOutcome,
@@ -546,7 +546,8 @@ impl MessageStore for SqliteStorage {
     async fn has_pending_inbox(&self, member_id: &str) -> Result<bool, StorageError> {
         let member_id = member_id.to_string();
         self.read(move |conn| {
-            conn.query_row(
+            cached_row(
+                conn,
                 "SELECT EXISTS (SELECT 1 FROM deliveries WHERE member_id = ?1 AND projected = 0)
                      OR EXISTS (SELECT 1 FROM request_threads WHERE member_id = ?1 AND projected = 0)",
                 [member_id],
