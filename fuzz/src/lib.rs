@@ -47,7 +47,7 @@ pub fn sync_request(data: &[u8]) {
 /// Member-document validation on arbitrary Automerge bytes, the two ways they reach it: loaded as
 /// a document, and applied on top of the member genesis as a device's changes would be.
 pub fn member_document(data: &[u8]) {
-    if let Ok(doc) = AutoCommit::load(data) {
+    if let Some(Ok(doc)) = automerge_decoding(|| AutoCommit::load(data)) {
         validate(&doc, data.len());
     }
     thread_local! {
@@ -55,11 +55,28 @@ pub fn member_document(data: &[u8]) {
     }
     let mut doc = GENESIS.with(AutoCommit::clone);
     let before = doc.get_heads();
-    // Only what changed the document is worth validating (and saving, for its size).
-    if doc.load_incremental(data).is_ok() && doc.get_heads() != before {
+    // Only what changed the document is worth validating (and saving, for its size); a document
+    // Automerge panicked in the middle of is dropped, as the server drops it.
+    let applied = automerge_decoding(|| doc.load_incremental(data));
+    if matches!(applied, Some(Ok(_))) && doc.get_heads() != before {
         let saved = doc.save().len();
         validate(&doc, saved);
     }
+}
+
+/// Runs Automerge's own decoding of hostile bytes, containing a panic inside it: `None` when it
+/// panicked. Automerge 0.12 still panics on some malformed input (an `unwrap` in its column
+/// decoder, `hexane`; automerge/automerge#476 is the class upstream), which this project cannot
+/// fix; the server meets such bytes only on the blocking pool (`service::sync`), where a panic is
+/// answered `500` and stores nothing, so here it is not a finding. A panic in this project's own
+/// code after the decoding (validation, reading) still is. The panic hook is silenced meanwhile,
+/// so libFuzzer's (which aborts) does not turn the contained panic into a crash.
+fn automerge_decoding<T>(decode: impl FnOnce() -> T) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    std::panic::set_hook(hook);
+    result.ok()
 }
 
 fn validate(doc: &AutoCommit, saved_len: usize) {
