@@ -83,12 +83,18 @@ pub async fn sync(
             .collect();
         // Kept for the profile check after the commit, which stores the mirror.
         let preferences = mirror.as_ref().map(|m| m.preferences.clone());
+        let kind = if writes.is_empty() && response.iter().all(|e| e.reply == Reply::InSync) {
+            "noop"
+        } else {
+            "changed"
+        };
         match app
             .storage
             .commit(member_id, Some(device_id), writes, peer_writes, mirror)
             .await
         {
             Ok(Commit::Committed) => {
+                metrics::counter!(crate::metrics::SYNCS, "kind" => kind).increment(1);
                 if !new_epochs.is_empty() {
                     tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
                     // The cached card (if any) is of the old epoch; the member's other devices

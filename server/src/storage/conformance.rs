@@ -1332,6 +1332,19 @@ pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
     assert_eq!((closed.len(), closed[0].entries.len()), (1, 1));
 }
 
+/// A migrated database is ready: it answers, at exactly this binary's schema version.
+pub async fn a_migrated_database_is_ready(s: Arc<dyn Storage>) {
+    let check = s.schema_check().await.expect("the database answers");
+    assert!(check.expected > 0, "{check:?}");
+    assert!(
+        check.current(),
+        "a fresh database is at this binary's version: {check:?}"
+    );
+    if let Some(pool) = s.pool_status() {
+        assert!(pool.available <= pool.size, "{pool:?}");
+    }
+}
+
 /// Expands to one `#[tokio::test]` per function of [`crate::storage::conformance`], each run on
 /// the storage `$make` yields as `(guard, Arc<dyn Storage>)` (see the module's guide).
 #[macro_export]
@@ -1357,6 +1370,7 @@ macro_rules! storage_conformance {
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
             requests_are_answered_and_closed,
+            a_migrated_database_is_ready,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -8,12 +8,14 @@
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
+//! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all five: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all six: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod health;
 pub mod ledger;
 pub mod members;
 pub mod messages;
@@ -22,6 +24,7 @@ pub mod postgres;
 pub mod programme;
 pub mod sqlite;
 
+pub use health::*;
 pub use ledger::*;
 pub use members::*;
 pub use messages::*;
@@ -34,7 +37,8 @@ pub use programme::*;
 /// concerned (`Redemption`, `Commit`, `CheckoutOpening`, `PostOutcome`, `Publication`,
 /// `SegmentCreation`, `SendOutcome`, `Answer`, `MemberCreation`), which the services map to their
 /// own errors. So this has one variant: whatever reaches it is the server's fault, answered
-/// `500 internal` and logged with its source.
+/// `500 internal` and logged with its source — unless its cause is the database being out of reach
+/// ([`StorageError::is_unavailable`]), which is answered `503 database_unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The backend failed (I/O, a constraint it did not expect, a stored value it cannot read, its
@@ -45,8 +49,13 @@ pub enum StorageError {
 }
 
 /// Everything the server needs from a backend. Implemented for every type that implements the
-/// five aggregate traits.
-pub trait Storage: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore {}
+/// aggregate traits.
+pub trait Storage:
+    MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + HealthStore
+{
+}
 
-impl<T> Storage for T where T: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore
-{}
+impl<T> Storage for T where
+    T: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + HealthStore
+{
+}

@@ -175,6 +175,16 @@ mod unfinished {
     }
 
     #[async_trait]
+    impl HealthStore for PgSoFar {
+        async fn schema_check(&self) -> Result<SchemaCheck, StorageError> {
+            self.0.schema_check().await
+        }
+        fn pool_status(&self) -> Option<PoolStatus> {
+            self.0.pool_status()
+        }
+    }
+
+    #[async_trait]
     impl MemberStore for PgSoFar {
         async fn create_member(&self, m: NewMember) -> Result<MemberCreation, StorageError> {
             self.0.create_member(m).await

@@ -17,6 +17,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub mod backup;
 mod fanout;
+mod health;
 mod ledger;
 mod members;
 mod messages;
