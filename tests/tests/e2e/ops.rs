@@ -211,7 +211,9 @@ struct Logged {
 impl Logged {
     fn start(dir: &std::path::Path, args: &[&str]) -> Self {
         use std::io::BufRead;
-        let log = dir.join(format!("server-{}.log", args.len()));
+        // Each server its own database and log, though they share the directory.
+        let name = format!("server-{}", args.len());
+        let log = dir.join(format!("{name}.log"));
         let mut child = Command::new(loyalty_bin())
             .args([
                 "server",
@@ -221,7 +223,7 @@ impl Logged {
                 "json",
                 "--database",
             ])
-            .arg(dir.join("s.db"))
+            .arg(dir.join(format!("{name}.db")))
             .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)

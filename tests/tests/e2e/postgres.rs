@@ -149,6 +149,7 @@ mod conformance {
         concurrent_refunds_never_exceed_the_purchase,
         birthdays_come_from_the_member_document,
         the_programme_configuration_is_kept,
+        a_migrated_database_is_ready,
     );
 }
 
