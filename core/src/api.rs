@@ -14,6 +14,27 @@ use crate::offers::Offer;
 
 pub mod paths;
 
+/// `GET /readyz`'s body, on `200` and on `503` alike: each check and whether it passed, so an
+/// operator sees which one failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// Every check passed.
+    pub ready: bool,
+    /// `database` (it answers), `schema` (its version is this server's), `serving` (not shutting
+    /// down), in that order.
+    pub checks: Vec<ReadinessCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadinessCheck {
+    pub name: String,
+    pub ok: bool,
+    /// For people: what was found.
+    pub detail: String,
+}
+
 /// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -28,6 +28,7 @@ pub struct App {
     locks: crate::locks::MemberLocks,
     pub(crate) operator_token_hash: Option<[u8; 32]>,
     pub(crate) till_token_hash: Option<[u8; 32]>,
+    pub(crate) metrics_token_hash: Option<[u8; 32]>,
     /// The change feed long polls wait on (see [`crate::live`]).
     pub live: crate::live::Live,
     /// The programme configuration, cached for [`PROGRAMME_TTL`] so a posting does not parse it
@@ -78,6 +79,7 @@ impl AppBuilder {
         let operator_token_hash = token_hash(&config.operator_token);
         let cards = crate::card_cache::CardCache::new(config.card_cache_entries);
         let till_token_hash = token_hash(&config.till_token);
+        let metrics_token_hash = token_hash(&config.metrics_token);
         let sync_jobs = crate::sync_jobs::SyncJobs::new(config.sync_jobs);
         // Microseconds since the epoch: sequence numbers keep growing across restarts.
         let live = crate::live::Live::new(
@@ -96,6 +98,7 @@ impl AppBuilder {
             locks: crate::locks::MemberLocks::default(),
             operator_token_hash,
             till_token_hash,
+            metrics_token_hash,
             live,
             programme: std::sync::RwLock::new(None),
             outbound,

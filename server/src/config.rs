@@ -32,6 +32,11 @@ pub struct Config {
     pub epochs: loyalty_core::epoch::EpochPolicy,
     /// Timeouts, connection and request limits, rate limits and long-poll limits of the HTTP edge.
     pub edge: EdgeConfig,
+    /// The bearer token a Prometheus scraper presents on `/metrics`; empty closes `/metrics`
+    /// (`401`). Its own token, so a monitoring system holds no operator rights.
+    pub metrics_token: String,
+    /// One `loyalty::access` log line per request (`crate::http::observe`).
+    pub access_log: bool,
 }
 
 /// The HTTP edge's settings (see `docs/architecture.md`, "The HTTP edge"). Every one is a
@@ -114,6 +119,8 @@ impl Config {
             sync_jobs: Self::default_sync_jobs(),
             epochs: loyalty_core::epoch::EpochPolicy::default(),
             edge: EdgeConfig::default(),
+            metrics_token: String::new(),
+            access_log: true,
         }
     }
 }

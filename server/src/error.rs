@@ -117,8 +117,32 @@ impl DomainError {
 
 /// A storage failure is the server's: what a client can cause comes back from storage as a typed
 /// outcome, which the service concerned maps to its own error.
+/// A database out of reach is not a bug: `503 database_unavailable` with `Retry-After`, so
+/// clients and load balancers back off and retry (a till's retried purchase keeps its idempotency
+/// key and is posted once).
 impl From<StorageError> for DomainError {
     fn from(e: StorageError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database is unavailable");
+            return Self::database_unavailable();
+        }
         Self::internal("storage failed", e)
+    }
+}
+
+/// `Retry-After` when the database is out of reach: a PostgreSQL failover or a restart takes
+/// seconds, and a lock held by another SQLite process was already waited on for the busy timeout.
+pub const DATABASE_RETRY_S: u64 = 5;
+
+impl DomainError {
+    /// The database refused, dropped or could not take the request in time; nothing was applied.
+    pub fn database_unavailable() -> Self {
+        let mut e = Self::new(
+            ErrorKind::Busy,
+            "database_unavailable",
+            "the database is unavailable; the request was not applied; retry",
+        );
+        e.retry_after = Some(DATABASE_RETRY_S);
+        e
     }
 }

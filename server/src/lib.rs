@@ -34,6 +34,8 @@
 //! | `GET /v1/admin/members/{id}` | operator | what the server holds for a member |
 //! | `POST /v1/admin/members/{id}/epochs` | operator | start a member's documents afresh |
 //! | `GET /healthz` | anyone | liveness |
+//! | `GET /readyz` | anyone | readiness: the database answers at this binary's schema ([`http::ops`]) |
+//! | `GET /metrics` | the metrics token | Prometheus metrics ([`metrics`]) |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of these routes ([`http::openapi`]) |
 //!
 //! The crate is in layers that import downward only (`docs/architecture.md`, *The server's
@@ -45,7 +47,7 @@
 //! members, ledger, offers, messages, programme — summed as [`storage::Storage`], typed outcomes,
 //! the conformance suite every backend runs, and the SQLite backend). Beside
 //! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
-//! the long poll), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
+//! the long poll), [`metrics`] (Prometheus metric names and recorder), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
 
 pub mod app;
 pub mod card_cache;
@@ -56,6 +58,7 @@ pub mod http;
 pub mod jobs;
 pub mod live;
 pub mod locks;
+pub mod metrics;
 pub mod outbound;
 pub mod projection;
 pub mod service;

@@ -165,6 +165,11 @@ impl Live {
         self.everyone.notify_waiters();
     }
 
+    /// Whether [`Self::close`] was called: the server is shutting down (`/readyz` answers 503).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
     /// Opens a poll of `device_id` for `member_id`'s changes; it is closed when dropped. Beyond
     /// the per-device limit, the device's oldest poll is superseded.
     pub fn open(&self, member_id: &str, device_id: &str) -> Poll<'_> {

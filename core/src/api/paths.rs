@@ -9,6 +9,10 @@
 
 /// Liveness: `200 ok`, no credentials.
 pub const HEALTHZ: &str = "/healthz";
+/// Readiness: the database answers at this binary's schema version, and the server is not stopping.
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics, behind the metrics token.
+pub const METRICS: &str = "/metrics";
 /// The OpenAPI 3.1 document of this API, generated from the handlers; no credentials.
 pub const OPENAPI: &str = "/openapi.json";
 
@@ -73,6 +77,8 @@ pub const ADMIN_PROGRAMME_SETTLE: &str = "/v1/admin/programme/settle";
 /// against the table.
 pub const ALL: &[&str] = &[
     HEALTHZ,
+    READYZ,
+    METRICS,
     OPENAPI,
     ENROLL,
     MEMBER_SYNC,

@@ -58,6 +58,19 @@ pub struct ServerArgs {
     /// that at least halves it.
     #[arg(long, env = "LOYALTY_EPOCH_AFTER_OPS", default_value_t = loyalty_core::epoch::EpochPolicy::DEFAULT_AFTER_OPS)]
     epoch_after_ops: u64,
+    /// Token a Prometheus scraper presents on /metrics (at least 16 characters); unset closes
+    /// /metrics.
+    #[arg(
+        long,
+        env = "LOYALTY_METRICS_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    metrics_token: String,
+    /// One `loyalty::access` log line per request (method, route template, status, duration,
+    /// bytes; no ids, query strings or credentials).
+    #[arg(long, env = "LOYALTY_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
     /// Log lines as text for people or JSON (one object a line) for a log collector.
     #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -170,6 +183,16 @@ pub async fn run(args: ServerArgs) -> CliResult {
     if args.till_token == args.operator_token {
         return Err("the till token must differ from the operator token".into());
     }
+    if !args.metrics_token.is_empty()
+        && (args.metrics_token.len() < 16
+            || args.metrics_token == args.operator_token
+            || args.metrics_token == args.till_token)
+    {
+        return Err(
+            "the metrics token must be at least 16 characters and differ from the other tokens"
+                .into(),
+        );
+    }
     let storage = SqliteStorage::open(&args.database).map_err(|e| e.to_string())?;
     let mut config = Config::new(args.operator_token);
     config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
@@ -191,6 +214,8 @@ pub async fn run(args: ServerArgs) -> CliResult {
         after_changes: args.epoch_after_changes,
     };
     config.edge = args.edge.config()?;
+    config.metrics_token = args.metrics_token;
+    config.access_log = args.access_log;
     raise_open_file_limit(config.edge.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

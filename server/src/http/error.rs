@@ -74,6 +74,7 @@ pub const CODES: &[(u16, &str)] = &[
     (429, "too_many_attempts"),
     (500, "internal"),
     (503, "busy"),
+    (503, "database_unavailable"),
     (503, "overloaded"),
 ];
 

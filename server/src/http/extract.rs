@@ -43,6 +43,9 @@ pub struct Till {
 /// <device_id>.<device_secret>`, not revoked, and belonging to that member.
 pub struct MemberDevice(pub DeviceRecord);
 
+/// A Prometheus scraper: `Authorization: Bearer <metrics token>`.
+pub struct MetricsScraper;
+
 /// An enrollment attempt, counted against its address's budget.
 pub struct EnrollAttempt;
 
@@ -123,6 +126,18 @@ impl FromRequestParts<Arc<App>> for MemberDevice {
             ));
         }
         Ok(MemberDevice(device))
+    }
+}
+
+impl FromRequestParts<Arc<App>> for MetricsScraper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        guarded(parts, async {
+            check_bearer(&parts.headers, app.metrics_token_hash.as_ref(), "metrics")
+        })
+        .await?;
+        Ok(MetricsScraper)
     }
 }
 

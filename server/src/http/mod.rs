@@ -13,7 +13,9 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod json;
+pub mod observe;
 pub mod openapi;
+pub mod ops;
 pub mod till;
 
 use loyalty_core::api::paths;
@@ -47,9 +49,16 @@ fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
         document,
     } = routes();
     let document = openapi::Document::new(&document);
+    // Installed before the first request, so the first scrape already has every series.
+    let _ = crate::metrics::handle();
     edge::limited(limited, &edge)
         .merge(waiting)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        // Outermost on each route: counts and logs what the limits refused too.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
+        ))
         .layer(Extension(document))
         .layer(Extension(guard))
         .layer(DefaultBodyLimit::max(limit))
@@ -70,7 +79,8 @@ struct Routes {
     /// Under the request limits of [`edge::limited`].
     limited: Router<Arc<App>>,
     /// Long polls wait by design: bounded per device and by the connection limit, not by the
-    /// request limits, which would count them as busy. Health checks answer under load too.
+    /// request limits, which would count them as busy. Health and readiness checks and metrics
+    /// answer under load too: a probe failing under load would take a busy instance out.
     waiting: Router<Arc<App>>,
     document: utoipa::openapi::OpenApi,
 }
@@ -84,6 +94,8 @@ fn routes() -> Routes {
         .split_for_parts();
     let (waiting, waiting_document) = OpenApiRouter::new()
         .routes(routes!(healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
         .routes(routes!(device::changes))
         .split_for_parts();
     document.merge(waiting_document);

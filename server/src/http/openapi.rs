@@ -4,7 +4,7 @@
 //! behind its `openapi` feature), and `utoipa-axum` mounts each handler at the path and methods its
 //! annotation declares, so the router and the document are built from one list ([`super::routes`]).
 //!
-//! This module adds what no single handler knows: the title, the three security schemes of
+//! This module adds what no single handler knows: the title, the four security schemes of
 //! [`crate::http::extract`], the error body's code enum (from [`crate::http::error::CODES`]), and
 //! the error answers each kind of route may give, as reusable response sets ([`Refusals`],
 //! [`Authentication`], …) that annotations list after their success answer. Served at
@@ -40,7 +40,7 @@ use crate::http::error::CODES;
         (name = "device", description = "A member's device: enrollment, sync, documents, live updates"),
         (name = "till", description = "Checkout: scan a member's code, post purchases and refunds"),
         (name = "admin", description = "The operators' back office"),
-        (name = "service", description = "Liveness and this document"),
+        (name = "service", description = "Liveness, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
@@ -133,6 +133,7 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
 pub const OPERATOR: &str = "operator";
 pub const TILL: &str = "till";
 pub const DEVICE: &str = "device";
+pub const METRICS: &str = "metrics";
 
 /// The three credentials of [`crate::http::extract`], each a bearer token.
 struct Security;
@@ -162,6 +163,14 @@ impl Modify for Security {
                 None,
                 "The till token of the server's configuration (`--till-token`), with the till's id \
                  in the `X-Till-Id` header.",
+            ),
+        );
+        components.add_security_scheme(
+            METRICS,
+            bearer(
+                None,
+                "The metrics token of the server's configuration (`--metrics-token`), for a \
+                 Prometheus scraper.",
             ),
         );
         components.add_security_scheme(

@@ -39,6 +39,7 @@ pub async fn run_outbound_worker(app: Arc<App>) {
             .await
         {
             Ok(jobs) if !jobs.is_empty() => {
+                metrics::counter!(crate::metrics::OUTBOUND_CLAIMED).increment(jobs.len() as u64);
                 // The new delivery states reach the phones at their next sync; waking every
                 // waiting device after each batch of a campaign would cost more than it shows.
                 for job in jobs {
@@ -115,6 +116,19 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
         }
         OutboundOutcome::Retry { reason, .. } => (DeliveryStatus::Queued, Some(reason.as_str())),
     };
+    let counted = match &outcome {
+        OutboundOutcome::Final {
+            status: FinalStatus::Sent,
+            ..
+        } => "sent",
+        OutboundOutcome::Final {
+            status: FinalStatus::Refused,
+            ..
+        } => "refused",
+        OutboundOutcome::Final { .. } => "failed",
+        OutboundOutcome::Retry { .. } => "retry",
+    };
+    metrics::counter!(crate::metrics::OUTBOUND_FINISHED, "outcome" => counted).increment(1);
     if status == DeliveryStatus::Sent {
         tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
     } else {

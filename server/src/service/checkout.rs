@@ -352,6 +352,9 @@ pub async fn purchase(
         })
     })
     .await?;
+    if outcome.written {
+        metrics::counter!(crate::metrics::POSTINGS, "kind" => "purchase").increment(1);
+    }
     Ok(outcome.response)
 }
 
@@ -435,6 +438,9 @@ pub async fn refund(
         })
     })
     .await?;
+    if outcome.written {
+        metrics::counter!(crate::metrics::POSTINGS, "kind" => "refund").increment(1);
+    }
     Ok(outcome.response)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod enrollment;
+pub mod health;
 pub mod ledger;
 pub mod members;
 pub mod messaging;

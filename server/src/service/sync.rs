@@ -41,6 +41,7 @@ pub async fn sync(
 ) -> Result<SyncResponse, DomainError> {
     let check = app.storage.sync_check(member_id, app.now_ms()).await?;
     if let Some(entries) = all_settled(&check, &request, &app.config.epochs) {
+        metrics::counter!(crate::metrics::SYNCS, "kind" => "noop").increment(1);
         return Ok(SyncResponse {
             server_time_ms: app.now_ms(),
             entries,
@@ -56,6 +57,7 @@ pub async fn sync(
         let check = app.storage.sync_check(member_id, app.now_ms()).await?;
         let (settled, open) = split(&check, &request, &app.config.epochs);
         if open.entries.is_empty() {
+            metrics::counter!(crate::metrics::SYNCS, "kind" => "noop").increment(1);
             return Ok(SyncResponse {
                 server_time_ms: app.now_ms(),
                 entries: in_request_order(&request, settled, Vec::new()),
@@ -86,12 +88,18 @@ pub async fn sync(
             .collect();
         // Kept for the profile check after the commit, which stores the mirror.
         let preferences = mirror.as_ref().map(|m| m.preferences.clone());
+        let kind = if writes.is_empty() && response.iter().all(|e| e.reply == Reply::InSync) {
+            "noop"
+        } else {
+            "changed"
+        };
         match app
             .storage
             .commit(member_id, Some(device_id), writes, peer_writes, mirror)
             .await
         {
             Ok(Commit::Committed) => {
+                metrics::counter!(crate::metrics::SYNCS, "kind" => kind).increment(1);
                 if !new_epochs.is_empty() {
                     tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
                     // The cached card (if any) is of the old epoch; the member's other devices

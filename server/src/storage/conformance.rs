@@ -1492,6 +1492,19 @@ pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
     );
 }
 
+/// A migrated database is ready: it answers, at exactly this binary's schema version.
+pub async fn a_migrated_database_is_ready(s: Arc<dyn Storage>) {
+    let check = s.schema_check().await.expect("the database answers");
+    assert!(check.expected > 0, "{check:?}");
+    assert!(
+        check.current(),
+        "a fresh database is at this binary's version: {check:?}"
+    );
+    if let Some(pool) = s.pool_status() {
+        assert!(pool.available <= pool.size, "{pool:?}");
+    }
+}
+
 /// Expands to one `#[tokio::test]` per function of [`crate::storage::conformance`], each run on
 /// the storage `$make` yields as `(guard, Arc<dyn Storage>)` (see the module's guide).
 #[macro_export]
@@ -1519,6 +1532,7 @@ macro_rules! storage_conformance {
             requests_are_answered_and_closed,
             document_summaries_follow_their_bytes,
             the_sync_check_sees_pending_work,
+            a_migrated_database_is_ready,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -9,13 +9,15 @@
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
+//! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all six: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all seven: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod health;
 pub mod ledger;
 pub mod members;
 pub mod messages;
@@ -25,6 +27,7 @@ pub mod programme;
 pub mod sqlite;
 
 pub use changes::*;
+pub use health::*;
 pub use ledger::*;
 pub use members::*;
 pub use messages::*;
@@ -37,7 +40,8 @@ pub use programme::*;
 /// concerned (`Redemption`, `Commit`, `CheckoutOpening`, `PostOutcome`, `Publication`,
 /// `SegmentCreation`, `SendOutcome`, `Answer`, `MemberCreation`), which the services map to their
 /// own errors. So this has one variant: whatever reaches it is the server's fault, answered
-/// `500 internal` and logged with its source.
+/// `500 internal` and logged with its source — unless its cause is the database being out of reach
+/// ([`StorageError::is_unavailable`]), which is answered `503 database_unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The backend failed (I/O, a constraint it did not expect, a stored value it cannot read, its
@@ -48,13 +52,19 @@ pub enum StorageError {
 }
 
 /// Everything the server needs from a backend. Implemented for every type that implements the
-/// five aggregate traits and the change feed.
+/// aggregate traits, the change feed and the health check.
 pub trait Storage:
-    MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore
+    MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore + HealthStore
 {
 }
 
 impl<T> Storage for T where
-    T: MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore
+    T: MemberStore
+        + LedgerStore
+        + OfferStore
+        + MessageStore
+        + ProgrammeStore
+        + ChangeStore
+        + HealthStore
 {
 }

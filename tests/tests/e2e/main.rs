@@ -18,6 +18,7 @@ mod js_client;
 mod keys;
 mod offers;
 mod openapi;
+mod ops;
 mod postgres;
 mod programme;
 mod reset;

@@ -232,6 +232,7 @@ mod conformance {
         birthdays_come_from_the_member_document,
         document_summaries_follow_their_bytes,
         the_programme_configuration_is_kept,
+        a_migrated_database_is_ready,
     );
 }
 
@@ -255,6 +256,16 @@ mod unfinished {
         Err(StorageError::Backend(
             "not yet implemented on PostgreSQL (issue 12 §1)".into(),
         ))
+    }
+
+    #[async_trait]
+    impl HealthStore for PgSoFar {
+        async fn schema_check(&self) -> Result<SchemaCheck, StorageError> {
+            self.0.schema_check().await
+        }
+        fn pool_status(&self) -> Option<PoolStatus> {
+            self.0.pool_status()
+        }
     }
 
     #[async_trait]

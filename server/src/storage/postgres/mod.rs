@@ -14,6 +14,7 @@
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
 mod changes;
+mod health;
 mod ledger;
 mod members;
 mod offers;
@@ -47,6 +48,9 @@ pub enum PgError {
     Schema(#[from] schema::SchemaError),
 }
 
+/// The longest a request waits for a pooled connection, or for a new one to connect.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connections to one PostgreSQL database, its schema migrated.
 #[derive(Clone)]
 pub struct PgStorage {
@@ -71,8 +75,14 @@ impl PgStorage {
                 recycling_method: RecyclingMethod::Verified,
             },
         );
+        // Bounded waits: a database that is down, or a pool with nothing free, is a `PoolError`
+        // in seconds (answered `503 database_unavailable`), not a request hanging to its timeout.
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
         let instance = loyalty_core::ids::hex(&loyalty_core::ids::random_bytes::<8>());

@@ -18,6 +18,7 @@ use rusqlite_migration::{M, Migrations};
 pub mod backup;
 mod changes;
 mod fanout;
+mod health;
 mod ledger;
 mod members;
 mod messages;

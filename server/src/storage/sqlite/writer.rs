@@ -30,6 +30,7 @@ pub(super) fn posting_writer(
                 Err(_) => break,
             }
         }
+        metrics::histogram!(crate::metrics::GROUP_COMMIT).record(batch.len() as f64);
         let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
         let results = write_batch(&mut guard, &batch);
         drop(guard);
