@@ -196,7 +196,8 @@ enum SegmentsCommand {
     /// Recompute RFM scores and every segment, and extend tier and segment offers to members who
     /// newly qualify: a batch job on the database file, beside a running server. Prints progress.
     Recompute {
-        /// The server's SQLite database file.
+        /// The server's database: its SQLite file, or a PostgreSQL URL (`postgres://…`,
+        /// `postgresql://…` or `host=…`).
         #[arg(long, env = "LOYALTY_DATABASE")]
         database: std::path::PathBuf,
         /// The RFM window in days: purchases older than this do not count.
@@ -550,19 +551,36 @@ async fn show(client: &OperatorClient, member_id: &str, json: bool) -> CliResult
     Ok(())
 }
 
-/// `loyalty admin segments recompute`: the batch job on the database file, beside a running
-/// server, through the storage's `OfferStore`, printing each step as it ends.
-async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> CliResult {
-    use loyalty_core::Clock;
-    use loyalty_server::storage::OfferStore;
-    if !(1..=3650).contains(&window_days) {
-        return Err("--window-days must be 1 to 3650".into());
+/// The database the batch job works on, beside a running server: PostgreSQL for a URL (two
+/// connections: the job's own and the fan-out's), else the SQLite file, which must exist.
+async fn batch_storage(
+    database: &std::path::Path,
+) -> Result<Box<dyn loyalty_server::storage::OfferStore>, String> {
+    use loyalty_server::storage::postgres::{PgStorage, is_postgres_url};
+    let name = database.to_string_lossy();
+    if is_postgres_url(&name) {
+        let storage = PgStorage::connect(&name, 2)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Box::new(storage));
     }
     if !database.exists() {
         return Err(format!("no database at {}", database.display()));
     }
     let storage = loyalty_server::storage::sqlite::SqliteStorage::open(database)
         .map_err(|e| e.to_string())?;
+    Ok(Box::new(storage))
+}
+
+/// `loyalty admin segments recompute`: the batch job on the server's database (SQLite file or
+/// PostgreSQL), beside a running server, through the storage's `OfferStore`, printing each step
+/// as it ends.
+async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> CliResult {
+    use loyalty_core::Clock;
+    if !(1..=3650).contains(&window_days) {
+        return Err("--window-days must be 1 to 3650".into());
+    }
+    let storage = batch_storage(database).await?;
     let report = storage
         .recompute_segments(
             loyalty_core::SystemClock.now_ms(),

@@ -6,24 +6,35 @@
 //! failover, and it has no compile-time query checking that would need a database at build time.
 //!
 //! Each aggregate trait is implemented in its own file, as on SQLite, with the same outcomes for
-//! the same inputs: `members.rs`, `ledger.rs` (with the till's offer reads and uses from
-//! `offers.rs`) and `programme.rs` today; `OfferStore`, the segment recompute and `MessageStore`
-//! follow (issue 12 §1), and until they do `PgStorage` is not yet a whole `Storage`.
+//! the same inputs: `members.rs`, `ledger.rs`, `programme.rs` and `offers.rs` (with the chunked
+//! fan-out in `fanout.rs` and the set-based batch recompute in `segments.rs`) today;
+//! `MessageStore` follows (issue 12 §1), and until it does `PgStorage` is not yet a whole
+//! `Storage`.
 //! Concurrency is PostgreSQL's own: guarded writes are conditional `UPDATE`s (`WHERE version =
 //! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
 mod changes;
+mod fanout;
 mod health;
 mod ledger;
 mod members;
 mod offers;
 mod programme;
 pub mod schema;
+mod segments;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 
 use crate::storage::StorageError;
+
+/// Whether a `--database` value names a PostgreSQL database (a `postgres://` or `postgresql://`
+/// URL, or libpq's key=value form starting `host=`) rather than a SQLite file path.
+pub fn is_postgres_url(database: &str) -> bool {
+    ["postgres://", "postgresql://", "host="]
+        .iter()
+        .any(|prefix| database.starts_with(prefix))
+}
 
 /// Any failure of the database as the traits report it, its cause kept for the log.
 pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {

@@ -1,13 +1,25 @@
-//! Targeted offers on PostgreSQL: what the till reads and writes inside a posting's own
-//! transaction ([`till_offers_in`], [`record_offer_uses`]). `OfferStore` (publication, fan-outs,
-//! projection, segments) is implemented here next, with the recompute in `segments.rs`.
+//! Targeted offers on PostgreSQL: [`OfferStore`] for [`PgStorage`] (publication with its
+//! chunked fan-out from `fanout.rs`, the pending projections, the till's offers, segments; the
+//! batch recompute is `segments.rs`), and what the till reads and writes inside a posting's own
+//! transaction ([`till_offers_in`], [`record_offer_uses`]). Same tables and outcomes as SQLite's
+//! `offers.rs`; explicit members are checked and added with one `unnest` statement each.
 
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use loyalty_core::api::{OfferTarget, SegmentView};
 use loyalty_core::offers::Offer;
+use loyalty_core::segments::Segment;
 use tokio_postgres::GenericClient;
 
-use super::backend;
+use super::fanout::{bump_fanout_seq, fan_out, segments_in};
+use super::segments::recompute;
+use super::{PgStorage, backend};
 use crate::storage::StorageError;
-use crate::storage::offers::TillOffer;
+use crate::storage::offers::{
+    OfferStore, PendingOffer, Progress, Publication, Published, RecomputeReport, SegmentCreation,
+    TillOffer,
+};
 
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
@@ -95,4 +107,288 @@ pub(super) async fn record_offer_uses(
         };
     }
     Ok(true)
+}
+
+/// The tier or segment a target names, as (kind, key); `None` for explicit members.
+fn standing(target: &OfferTarget) -> Option<(&'static str, &str)> {
+    match target {
+        OfferTarget::Members { .. } => None,
+        OfferTarget::Tier { tier } => Some(("tier", tier)),
+        OfferTarget::Segment { segment_id } => Some(("segment", segment_id)),
+    }
+}
+
+/// Explicit members of a target that do not exist, in id order.
+async fn unknown_members(
+    tx: &impl GenericClient,
+    explicit: &[&str],
+) -> Result<Vec<String>, StorageError> {
+    let rows = tx
+        .query(
+            "SELECT id FROM unnest($1::text[]) AS t(id)
+             WHERE NOT EXISTS (SELECT 1 FROM members WHERE member_id = t.id)
+             ORDER BY id COLLATE \"C\"",
+            &[&explicit],
+        )
+        .await
+        .map_err(backend)?;
+    rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
+}
+
+/// Stores an offer and adds explicit members, in the caller's transaction; a tier or segment is
+/// only checked here and fanned out in chunks afterwards ([`fan_out`]), as on SQLite. Should the
+/// process stop midway, the next recompute completes it: the target is standing.
+async fn publish_in(
+    tx: &impl GenericClient,
+    offer: &Offer,
+    target: &OfferTarget,
+    now_ms: i64,
+) -> Result<Publication, StorageError> {
+    let (kind, key) = standing(target).map_or(("members", None), |(k, v)| (k, Some(v)));
+    if let OfferTarget::Segment { segment_id } = target {
+        let known: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM segments WHERE segment_id = $1)",
+                &[segment_id],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)?;
+        if !known {
+            return Ok(Publication::UnknownSegment(segment_id.clone()));
+        }
+    }
+    let explicit: Vec<&str> = match target {
+        OfferTarget::Members { member_ids } => {
+            let set: BTreeSet<&str> = member_ids.iter().map(String::as_str).collect();
+            set.into_iter().collect()
+        }
+        _ => Vec::new(),
+    };
+    let unknown = unknown_members(tx, &explicit).await?;
+    if let Some(first) = unknown.first() {
+        return Ok(Publication::UnknownMembers {
+            count: unknown.len(),
+            first: first.clone(),
+        });
+    }
+    let stored = Offer {
+        use_count: 0,
+        ..offer.clone()
+    };
+    let definition = serde_json::to_string(&stored).map_err(backend)?;
+    // A new version only when the terms changed, so re-posting the same offer does not re-project
+    // it to every member. An explicit target adds members without replacing a standing target.
+    tx.execute(
+        "INSERT INTO offers (offer_id, version, definition, target_kind, target_key, valid_from,
+                             valid_until, use_limit, created_at, updated_at)
+         VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $8)
+         ON CONFLICT (offer_id) DO UPDATE SET
+             version = offers.version
+                 + CASE WHEN offers.definition <> excluded.definition THEN 1 ELSE 0 END,
+             definition = excluded.definition,
+             target_kind = CASE excluded.target_kind WHEN 'members' THEN offers.target_kind
+                           ELSE excluded.target_kind END,
+             target_key = CASE excluded.target_kind WHEN 'members' THEN offers.target_key
+                          ELSE excluded.target_key END,
+             valid_from = excluded.valid_from,
+             valid_until = excluded.valid_until,
+             use_limit = excluded.use_limit,
+             updated_at = excluded.updated_at",
+        &[
+            &offer.id,
+            &definition,
+            &kind,
+            &key,
+            &offer.valid_from_ms,
+            &offer.valid_until_ms,
+            &offer.use_limit,
+            &now_ms,
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    let added = tx
+        .execute(
+            "INSERT INTO offer_members (offer_id, member_id, added_at)
+             SELECT $1, id, $3 FROM unnest($2::text[]) AS t(id) ON CONFLICT DO NOTHING",
+            &[&offer.id, &explicit, &now_ms],
+        )
+        .await
+        .map_err(backend)? as i64;
+    let row = tx
+        .query_one(
+            "UPDATE offers SET member_count = member_count + $2 WHERE offer_id = $1
+             RETURNING version, member_count",
+            &[&offer.id, &added],
+        )
+        .await
+        .map_err(backend)?;
+    bump_fanout_seq(tx).await?;
+    Ok(Publication::Published(Published {
+        version: row.try_get(0).map_err(backend)?,
+        added_members: added,
+        members: row.try_get(1).map_err(backend)?,
+    }))
+}
+
+/// The member's rows whose offer is valid (or expired within the last 30 days, so the app shows
+/// what just ran out) and whose projection lags; the `offer_members` primary key serves it.
+const PENDING_WHERE: &str = "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
+     WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
+       AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
+
+#[async_trait]
+impl OfferStore for PgStorage {
+    async fn publish_offer(
+        &self,
+        offer: &Offer,
+        target: &OfferTarget,
+        now_ms: i64,
+    ) -> Result<Publication, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Dropping the transaction rolls it back: a refused target stores nothing.
+        let outcome = publish_in(&*tx, offer, target, now_ms).await?;
+        let Publication::Published(stored) = outcome else {
+            return Ok(outcome);
+        };
+        tx.commit().await.map_err(backend)?;
+        let Some((kind, key)) = standing(target) else {
+            return Ok(Publication::Published(stored));
+        };
+        let added = fan_out(&mut client, &offer.id, kind, key, now_ms).await?;
+        let members: i64 = client
+            .query_one(
+                "SELECT member_count FROM offers WHERE offer_id = $1",
+                &[&offer.id],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)?;
+        Ok(Publication::Published(Published {
+            added_members: stored.added_members + added,
+            members,
+            ..stored
+        }))
+    }
+
+    async fn pending_offers(
+        &self,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<PendingOffer>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT o.definition, o.version, om.uses {PENDING_WHERE}
+                     ORDER BY o.offer_id COLLATE \"C\""
+                ),
+                &[&member_id, &now_ms],
+            )
+            .await
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut offer = parse_offer(r.try_get(0).map_err(backend)?)?;
+            offer.use_count = r.try_get(2).map_err(backend)?;
+            out.push(PendingOffer {
+                offer,
+                version: r.try_get(1).map_err(backend)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn has_pending_offers(&self, member_id: &str, now_ms: i64) -> Result<bool, StorageError> {
+        self.client()
+            .await?
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 {PENDING_WHERE})"),
+                &[&member_id, &now_ms],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)
+    }
+
+    async fn mark_offers_projected(
+        &self,
+        member_id: &str,
+        projected: &[PendingOffer],
+    ) -> Result<(), StorageError> {
+        let ids: Vec<&str> = projected.iter().map(|p| p.offer.id.as_str()).collect();
+        let versions: Vec<i64> = projected.iter().map(|p| p.version).collect();
+        let uses: Vec<i64> = projected.iter().map(|p| p.offer.use_count).collect();
+        // One statement for every row: a use recorded meanwhile leaves `uses` ahead of what is
+        // written here, so the row stays pending.
+        self.client()
+            .await?
+            .execute(
+                "UPDATE offer_members om SET projected_version = p.version, projected_uses = p.uses
+                 FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS p(offer_id, version, uses)
+                 WHERE om.member_id = $1 AND om.offer_id = p.offer_id",
+                &[&member_id, &ids, &versions, &uses],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn till_offers(
+        &self,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<TillOffer>, StorageError> {
+        till_offers_in(&**self.client().await?, member_id, now_ms).await
+    }
+
+    async fn create_segment(
+        &self,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<SegmentCreation, StorageError> {
+        let rules = serde_json::to_string(&segment.rules).map_err(backend)?;
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO segments (segment_id, name, rules, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&segment.id, &segment.name, &rules, &now_ms],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(if n == 0 {
+            SegmentCreation::Exists
+        } else {
+            SegmentCreation::Created
+        })
+    }
+
+    async fn segments(&self) -> Result<Vec<SegmentView>, StorageError> {
+        segments_in(&**self.client().await?).await
+    }
+
+    async fn fanout_seq(&self) -> Result<i64, StorageError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt("SELECT fanout_seq FROM programme_state WHERE id = 1", &[])
+            .await
+            .map_err(backend)?;
+        row.map_or(Ok(0), |r| r.try_get(0).map_err(backend))
+    }
+
+    async fn recompute_segments(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        mut progress: Progress,
+    ) -> Result<RecomputeReport, StorageError> {
+        let mut client = self.client().await?;
+        recompute(&mut client, now_ms, window_ms, &mut *progress).await
+    }
 }

@@ -85,15 +85,19 @@ pub enum SchemaError {
 
 /// Brings the database's schema up to [`MIGRATIONS`]; returns the versions it applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i64>, SchemaError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version BIGINT PRIMARY KEY,
-                 name TEXT NOT NULL,
-                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await
-        .or_else(ignore_concurrent_create)?;
+    // Under the migration lock: two instances creating the table at once race in PostgreSQL's
+    // catalog even with IF NOT EXISTS (a duplicate type or key error for one of them).
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY,
+             name TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
+    tx.commit().await?;
     let mut applied = Vec::new();
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = index as i64 + 1;
@@ -139,14 +143,4 @@ async fn current_version(
         )
         .await?;
     row.try_get(0)
-}
-
-/// Two instances creating the bookkeeping table at the same moment: one wins, the other's
-/// `IF NOT EXISTS` can still fail on the catalog's unique index. The table exists either way.
-fn ignore_concurrent_create(e: tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
-    use tokio_postgres::error::SqlState;
-    match e.code() {
-        Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE => Ok(()),
-        _ => Err(e),
-    }
 }
