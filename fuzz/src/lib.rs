@@ -47,6 +47,13 @@ pub fn sync_request(data: &[u8]) {
 /// Member-document validation on arbitrary Automerge bytes, the two ways they reach it: loaded as
 /// a document, and applied on top of the member genesis as a device's changes would be.
 pub fn member_document(data: &[u8]) {
+    // The server hands a device's bytes to Automerge only after counting them against the request
+    // budget (`budget::check_message` scans each chunk so): bytes it would refuse never reach
+    // Automerge there, so they do not here either.
+    let mut tally = loyalty_core::chunks::Tally::default();
+    if loyalty_core::chunks::scan(data, &loyalty_core::budget::REQUEST, &mut tally).is_err() {
+        return;
+    }
     if let Some(Ok(doc)) = automerge_decoding(|| AutoCommit::load(data)) {
         validate(&doc, data.len());
     }
