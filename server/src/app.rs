@@ -7,7 +7,6 @@ use std::sync::Arc;
 use automerge::ActorId;
 use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::ids::sha256;
-use tokio::sync::MutexGuard;
 
 use loyalty_core::programme::Programme;
 
@@ -196,7 +195,7 @@ impl App {
 
     /// Serialises work on one member's documents within this process (see [`crate::locks`]).
     /// Across processes the storage's optimistic versions take over.
-    pub async fn lock_member(&self, member_id: &str) -> MutexGuard<'_, ()> {
+    pub async fn lock_member(&self, member_id: &str) -> crate::locks::MemberGuard<'_> {
         self.locks.lock(member_id).await
     }
 }

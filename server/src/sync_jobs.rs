@@ -34,6 +34,22 @@ impl Drop for Job<'_> {
     }
 }
 
+/// One job waiting for a place, for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl SyncJobs {
     /// At most `limit` jobs at once (at least one).
     pub fn new(limit: usize) -> Self {
@@ -54,11 +70,10 @@ impl SyncJobs {
         let permit = match self.permits.try_acquire() {
             Ok(p) => p,
             Err(_) => {
-                self.waiting.fetch_add(1, Ordering::SeqCst);
                 self.waited.fetch_add(1, Ordering::SeqCst);
-                let permit = self.permits.acquire().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit?
+                // Counted down on drop: a request whose client went away is dropped mid-wait.
+                let _waiting = Waiting::new(&self.waiting);
+                self.permits.acquire().await?
             }
         };
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -126,5 +141,24 @@ mod tests {
         assert_eq!(third.await.unwrap(), 2);
         drop(b);
         assert_eq!((jobs.running(), jobs.peak(), jobs.waited()), (0, 2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_job_given_up_while_waiting_is_no_longer_counted_as_waiting() {
+        let jobs = SyncJobs::new(1);
+        let held = jobs.start().await.unwrap();
+        {
+            let mut waiter = Box::pin(jobs.start());
+            let pending = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(waiter.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(pending);
+            assert_eq!(jobs.waiting(), 1);
+        }
+        // The request went away mid-wait (its future dropped).
+        assert_eq!((jobs.waiting(), jobs.waited()), (0, 1));
+        drop(held);
+        assert_eq!(jobs.running(), 0);
     }
 }
