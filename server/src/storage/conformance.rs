@@ -1253,6 +1253,130 @@ pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
     );
 }
 
+/// `send_message`: each recipient's fate follows the policy (consent off the app, the daily
+/// marketing limit; service messages pass both), and two marketing sends racing to one member
+/// with one message left today put exactly one in the inbox.
+pub async fn each_recipient_gets_the_fate_the_policy_gives_it(s: Arc<dyn Storage>) {
+    for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        member(&s, m, &format!("627000000000001{i}")).await;
+    }
+    let mut refused = member_state();
+    refused.consents.insert(
+        "email".into(),
+        Consent {
+            granted: false,
+            at_ms: NOW,
+        },
+    );
+    for (m, state) in [("a", member_state()), ("c", refused), ("d", member_state())] {
+        let committed = s.commit(m, None, Vec::new(), Vec::new(), Some(state));
+        assert_eq!(committed.await.unwrap(), Commit::Committed);
+    }
+    let to = |ids: &[&str]| SendTarget::Members(ids.iter().map(|m| m.to_string()).collect());
+    // d has had today's one marketing message already.
+    let first = s.send_message(send("m0", "marketing", "inapp", to(&["d"])));
+    assert!(matches!(first.await.unwrap(), SendOutcome::Sent(_)));
+    let sent = s
+        .send_message(send("m1", "marketing", "email", to(&["a", "b", "c", "d"])))
+        .await
+        .unwrap();
+    let SendOutcome::Sent(sum) = sent else {
+        panic!("not sent: {sent:?}")
+    };
+    assert_eq!(
+        (sum.recipients, sum.in_inbox, sum.queued),
+        (4, 3, 1),
+        "{sum:?}"
+    );
+    assert_eq!(
+        (sum.refused_no_consent, sum.refused_rate_limited),
+        (2, 1),
+        "{sum:?}"
+    );
+    let fate = |m: &'static str| {
+        let s = s.clone();
+        async move {
+            let found = s
+                .deliveries(DeliveryFilter {
+                    message_id: Some("m1".into()),
+                    member_id: Some(m.into()),
+                    status: None,
+                    limit: 1,
+                })
+                .await
+                .unwrap();
+            (found[0].status.clone(), found[0].reason.clone())
+        }
+    };
+    assert_eq!(fate("a").await, ("queued".into(), None));
+    for m in ["b", "c"] {
+        assert_eq!(fate(m).await, ("refused".into(), Some("no_consent".into())));
+    }
+    assert_eq!(
+        fate("d").await,
+        ("refused".into(), Some("rate_limited".into()))
+    );
+    let service = s.send_message(send("s1", "service", "email", to(&["b", "d"])));
+    assert!(matches!(service.await.unwrap(), SendOutcome::Sent(sum) if sum.queued == 2));
+
+    let (x, y) = (s.clone(), s.clone());
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move {
+            x.send_message(send("r1", "marketing", "inapp", to(&["e"])))
+                .await
+        }),
+        tokio::spawn(async move {
+            y.send_message(send("r2", "marketing", "inapp", to(&["e"])))
+                .await
+        }),
+    );
+    let in_inbox: i64 = [x, y]
+        .into_iter()
+        .map(|r| match r.unwrap().unwrap() {
+            SendOutcome::Sent(sum) => sum.in_inbox,
+            other => panic!("not sent: {other:?}"),
+        })
+        .sum();
+    assert_eq!(
+        in_inbox, 1,
+        "one marketing message a day, however the sends race"
+    );
+}
+
+/// `mark_inbox_projected`: a projection that read a delivery before the outbound worker finished
+/// it marks only what it read; the finished state stays pending for the inbox.
+pub async fn a_projection_of_an_older_version_leaves_the_newer_one_pending(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let committed = s.commit("m1", None, Vec::new(), Vec::new(), Some(member_state()));
+    assert_eq!(committed.await.unwrap(), Commit::Committed);
+    let to_m1 = SendTarget::Members(vec!["m1".into()]);
+    let sent = s.send_message(send("mail1", "marketing", "email", to_m1));
+    assert!(matches!(sent.await.unwrap(), SendOutcome::Sent(_)));
+    let (message, version) = s.pending_inbox("m1").await.unwrap().messages[0].clone();
+    assert_eq!(message.delivery.unwrap().status, "queued");
+    // The worker finishes between the projection's read and its mark.
+    assert_eq!(s.claim_outbound(NOW, 1000, 10).await.unwrap().len(), 1);
+    let outcome = OutboundOutcome::Final {
+        status: FinalStatus::Sent,
+        reason: None,
+    };
+    s.finish_outbound("mail1", "m1", outcome, NOW + 1)
+        .await
+        .unwrap();
+    let stale = vec![("mail1".to_string(), version)];
+    s.mark_inbox_projected("m1", stale, Vec::new())
+        .await
+        .unwrap();
+    assert!(s.has_pending_inbox("m1").await.unwrap());
+    let (message, version) = s.pending_inbox("m1").await.unwrap().messages[0].clone();
+    assert_eq!(message.delivery.unwrap().status, "sent");
+    let current = vec![("mail1".to_string(), version)];
+    s.mark_inbox_projected("m1", current, Vec::new())
+        .await
+        .unwrap();
+    assert!(!s.has_pending_inbox("m1").await.unwrap());
+}
+
 /// `requests`, `answer_request`: a member's request is answered and closed; a closed request, an
 /// unknown one or a reply id reused for another text change nothing.
 pub async fn requests_are_answered_and_closed(s: Arc<dyn Storage>) {
@@ -1529,6 +1653,8 @@ macro_rules! storage_conformance {
             segments_are_recomputed_and_reach_offers,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
+            each_recipient_gets_the_fate_the_policy_gives_it,
+            a_projection_of_an_older_version_leaves_the_newer_one_pending,
             requests_are_answered_and_closed,
             document_summaries_follow_their_bytes,
             the_sync_check_sees_pending_work,

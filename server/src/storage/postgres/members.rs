@@ -11,6 +11,8 @@ use loyalty_core::DocKind;
 use loyalty_core::member::MemberState;
 use tokio_postgres::Transaction;
 
+use super::messages::INBOX_PENDING;
+use super::offers::PENDING_WHERE as PENDING_OFFERS;
 use super::{PgStorage, backend, hash_from};
 use crate::storage::{
     Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
@@ -238,17 +240,13 @@ impl MemberStore for PgStorage {
         // InitPlan, run once.
         let rows = client
             .query(
-                "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
-                        d.summary_changes, m.card_revision < m.revision,
-                        EXISTS (SELECT 1 FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
-                                WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
-                                  AND (om.projected_version <> o.version
-                                       OR om.projected_uses <> om.uses)),
-                        EXISTS (SELECT 1 FROM deliveries WHERE member_id = $1 AND projected = 0)
-                          OR EXISTS (SELECT 1 FROM request_threads
-                                     WHERE member_id = $1 AND projected = 0)
-                 FROM documents d JOIN members m ON m.member_id = d.member_id
-                 WHERE d.member_id = $1",
+                &format!(
+                    "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
+                            d.summary_changes, m.card_revision < m.revision,
+                            EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
+                     FROM documents d JOIN members m ON m.member_id = d.member_id
+                     WHERE d.member_id = $1"
+                ),
                 &[&member_id, &now_ms],
             )
             .await

@@ -1,15 +1,13 @@
-//! The PostgreSQL backend (to be selected by a `postgres://` database URL once it implements every
-//! storage trait; not yet selectable): a pool of connections
+//! The PostgreSQL backend, selected by a `postgres://` database URL: a pool of connections
 //! (deadpool-postgres over tokio-postgres) and the schema ([`schema`]). tokio-postgres was chosen
 //! over sqlx because it takes a multi-host connection string with
 //! `target_session_attrs=read-write`, which is how instances find the new primary after a
 //! failover, and it has no compile-time query checking that would need a database at build time.
 //!
 //! Each aggregate trait is implemented in its own file, as on SQLite, with the same outcomes for
-//! the same inputs: `members.rs`, `ledger.rs`, `programme.rs` and `offers.rs` (with the chunked
-//! fan-out in `fanout.rs` and the set-based batch recompute in `segments.rs`) today;
-//! `MessageStore` follows (issue 12 §1), and until it does `PgStorage` is not yet a whole
-//! `Storage`.
+//! the same inputs (the conformance suite runs on both): `members.rs`, `ledger.rs`,
+//! `programme.rs`, `offers.rs` (with the chunked fan-out in `fanout.rs` and the set-based batch
+//! recompute in `segments.rs`), `messages.rs`, `changes.rs` (LISTEN/NOTIFY) and `health.rs`.
 //! Concurrency is PostgreSQL's own: guarded writes are conditional `UPDATE`s (`WHERE version =
 //! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
@@ -19,6 +17,7 @@ mod fanout;
 mod health;
 mod ledger;
 mod members;
+mod messages;
 mod offers;
 mod programme;
 pub mod schema;

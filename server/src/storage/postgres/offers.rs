@@ -234,7 +234,8 @@ async fn publish_in(
 
 /// The member's rows whose offer is valid (or expired within the last 30 days, so the app shows
 /// what just ran out) and whose projection lags; the `offer_members` primary key serves it.
-const PENDING_WHERE: &str = "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
+pub(super) const PENDING_WHERE: &str =
+    "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
      WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
        AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
 

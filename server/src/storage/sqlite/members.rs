@@ -7,6 +7,7 @@ use loyalty_core::DocKind;
 use loyalty_core::member::MemberState;
 use rusqlite::{OptionalExtension, params};
 
+use super::messages::INBOX_PENDING;
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
 use super::{SqliteStorage, backend, cached_row, hash_from};
 use crate::storage::{
@@ -240,9 +241,7 @@ impl MemberStore for SqliteStorage {
         let sql = format!(
             "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
                     m.card_revision < m.revision,
-                    EXISTS (SELECT 1 {PENDING_OFFERS}),
-                    EXISTS (SELECT 1 FROM deliveries WHERE member_id = ?1 AND projected = 0)
-                      OR EXISTS (SELECT 1 FROM request_threads WHERE member_id = ?1 AND projected = 0)
+                    EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
              FROM documents d JOIN members m ON m.member_id = d.member_id
              WHERE d.member_id = ?1"
         );

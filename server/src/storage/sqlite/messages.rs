@@ -34,6 +34,11 @@ impl rusqlite::types::FromSql for MessageKind {
     }
 }
 
+/// Whether the member (`?1`) has inbox entries not yet projected: the sync check's condition too.
+pub(super) const INBOX_PENDING: &str =
+    "EXISTS (SELECT 1 FROM deliveries WHERE member_id = ?1 AND projected = 0)
+     OR EXISTS (SELECT 1 FROM request_threads WHERE member_id = ?1 AND projected = 0)";
+
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
 const PROJECTION_BATCH: i64 = 200;
 
@@ -546,13 +551,9 @@ impl MessageStore for SqliteStorage {
     async fn has_pending_inbox(&self, member_id: &str) -> Result<bool, StorageError> {
         let member_id = member_id.to_string();
         self.read(move |conn| {
-            cached_row(
-                conn,
-                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE member_id = ?1 AND projected = 0)
-                     OR EXISTS (SELECT 1 FROM request_threads WHERE member_id = ?1 AND projected = 0)",
-                [member_id],
-                |r| r.get(0),
-            )
+            cached_row(conn, &format!("SELECT {INBOX_PENDING}"), [member_id], |r| {
+                r.get(0)
+            })
             .map_err(backend)
         })
         .await
@@ -725,15 +726,6 @@ mod tests {
         (dir, storage)
     }
 
-    fn consent(storage: &SqliteStorage, member: &str, channel: &str, granted: bool) {
-        let conn = storage.conn.lock().unwrap();
-        conn.execute(
-            "INSERT INTO member_consents (member_id, channel, granted, at) VALUES (?1, ?2, ?3, 0)",
-            params![member, channel, granted],
-        )
-        .unwrap();
-    }
-
     fn new_send(id: &str, kind: &str, channel: &str, members: &[&str]) -> NewSend {
         NewSend {
             message_id: id.into(),
@@ -747,99 +739,6 @@ mod tests {
             day: 0,
             marketing_per_day: 1,
         }
-    }
-
-    async fn status(storage: &SqliteStorage, id: &str, member: &str) -> (String, Option<String>) {
-        let d = storage
-            .deliveries(DeliveryFilter {
-                message_id: Some(id.into()),
-                member_id: Some(member.into()),
-                status: None,
-                limit: 1,
-            })
-            .await
-            .unwrap();
-        (d[0].status.clone(), d[0].reason.clone())
-    }
-
-    #[tokio::test]
-    async fn each_recipient_gets_the_fate_the_policy_gives_it() {
-        let (_dir, s) = storage_with(&["a", "b", "c", "d"]).await;
-        consent(&s, "a", "email", true);
-        consent(&s, "c", "email", false);
-        consent(&s, "d", "email", true);
-        // d has had today's one marketing message already.
-        assert!(matches!(
-            s.send_message(new_send("m0", "marketing", "inapp", &["d"]))
-                .await
-                .unwrap(),
-            SendOutcome::Sent(_)
-        ));
-        let SendOutcome::Sent(sum) = s
-            .send_message(new_send("m1", "marketing", "email", &["a", "b", "c", "d"]))
-            .await
-            .unwrap()
-        else {
-            panic!("not sent")
-        };
-        assert_eq!(
-            (sum.recipients, sum.in_inbox, sum.queued),
-            (4, 3, 1),
-            "{sum:?}"
-        );
-        assert_eq!(status(&s, "m1", "a").await, ("queued".into(), None));
-        for m in ["b", "c"] {
-            assert_eq!(
-                status(&s, "m1", m).await,
-                ("refused".into(), Some("no_consent".into()))
-            );
-        }
-        assert_eq!(
-            status(&s, "m1", "d").await,
-            ("refused".into(), Some("rate_limited".into()))
-        );
-        // Service ignores both rules.
-        let SendOutcome::Sent(sum) = s
-            .send_message(new_send("s1", "service", "email", &["b", "d"]))
-            .await
-            .unwrap()
-        else {
-            panic!("not sent")
-        };
-        assert_eq!(sum.queued, 2);
-    }
-
-    #[tokio::test]
-    async fn a_projection_of_an_older_version_leaves_the_newer_one_pending() {
-        let (_dir, s) = storage_with(&["a"]).await;
-        consent(&s, "a", "push", true);
-        assert!(matches!(
-            s.send_message(new_send("m1", "marketing", "push", &["a"]))
-                .await
-                .unwrap(),
-            SendOutcome::Sent(_)
-        ));
-        let pending = s.pending_inbox("a").await.unwrap();
-        let (message, version) = pending.messages[0].clone();
-        assert_eq!(message.delivery.unwrap().status, "queued");
-        // The worker finishes between the projection's read and its mark.
-        let jobs = s.claim_outbound(20, 1000, 10).await.unwrap();
-        assert_eq!(jobs.len(), 1);
-        let outcome = OutboundOutcome::Final {
-            status: crate::storage::FinalStatus::Sent,
-            reason: None,
-        };
-        s.finish_outbound("m1", "a", outcome, 30).await.unwrap();
-        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
-            .await
-            .unwrap();
-        assert!(s.has_pending_inbox("a").await.unwrap());
-        let (message, version) = s.pending_inbox("a").await.unwrap().messages[0].clone();
-        assert_eq!(message.delivery.unwrap().status, "sent");
-        s.mark_inbox_projected("a", vec![("m1".into(), version)], Vec::new())
-            .await
-            .unwrap();
-        assert!(!s.has_pending_inbox("a").await.unwrap());
     }
 
     #[tokio::test]
