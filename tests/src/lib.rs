@@ -1,6 +1,7 @@
 //! Test harness shared by the end-to-end tests and benchmarks: a real server on a free loopback
-//! port (in this process, or as a separate `loyalty` process that can be killed), its SQLite file,
-//! operators and enrolled devices with their own store files.
+//! port (in this process, or as a separate `loyalty` process that can be killed), its database (a
+//! SQLite file, or a PostgreSQL database when the run says so: [`backend`]), operators and
+//! enrolled devices with their own store files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,11 +11,11 @@ use loyalty_core::DocKind;
 use loyalty_core::clock::Clock;
 use loyalty_core::{Device, SystemClock};
 use loyalty_server::client::OperatorClient;
-use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod backend;
 pub mod postgres;
 pub mod race;
 
@@ -68,7 +69,7 @@ impl TestServer {
         outbound: Arc<dyn loyalty_server::outbound::Outbound>,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
-        let storage = SqliteStorage::open(&database).expect("open server database");
+        let storage = backend::open_storage(&database).await;
         let mut config = Config::new(OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         // Tests enroll many phones and try wrong credentials from one address: the per-address
@@ -78,7 +79,7 @@ impl TestServer {
         configure(&mut config);
         let listener = TcpListener::bind(listen).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let app = App::builder(config, Arc::new(storage))
+        let app = App::builder(config, storage)
             .clock(clock)
             .outbound(outbound)
             .build();
@@ -155,8 +156,8 @@ impl Drop for TestServer {
 /// the server would (the version moves on, so caches notice): how tests put a damaged or
 /// overgrown document in place without writing SQL.
 pub async fn overwrite_document(database: &Path, member_id: &str, kind: DocKind, bytes: Vec<u8>) {
-    use loyalty_server::storage::{Commit, DocWrite, MemberStore};
-    let storage = SqliteStorage::open(database).unwrap();
+    use loyalty_server::storage::{Commit, DocWrite};
+    let storage = backend::open_storage(database).await;
     let stored = storage.load_documents(member_id, &[kind]).await.unwrap();
     let write = DocWrite {
         kind,
@@ -178,41 +179,72 @@ pub async fn overwrite_document(database: &Path, member_id: &str, kind: DocKind,
 
 /// The stored version of a member's document, read through the storage traits.
 pub async fn document_version(database: &Path, member_id: &str, kind: DocKind) -> i64 {
-    use loyalty_server::storage::MemberStore;
-    let storage = SqliteStorage::open(database).unwrap();
+    let storage = backend::open_storage(database).await;
     storage.load_documents(member_id, &[kind]).await.unwrap()[0].version
 }
 
 /// Damage below the storage traits, for the tests of what the server does with a database that
 /// someone broke. The traits cannot write an unreadable row (that is their point), so this is the
-/// one place tests write SQL, and it is SQLite's: the PostgreSQL backend gets its own when it runs
-/// these tests.
+/// one place tests write SQL, in each backend's dialect.
 pub mod tamper {
     use std::path::Path;
 
-    /// Makes a member's points lots unreadable (a number column holding text); how many.
+    use crate::backend::{Backend, backend, database_for};
+
+    /// Makes a member's points lots unreadable (SQLite: a number column holding text; PostgreSQL,
+    /// which keeps its types: the column's NOT NULL dropped and the points nulled); how many.
     pub fn damage_lots(database: &Path, member_id: &str) -> usize {
-        let conn = rusqlite::Connection::open(database).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        conn.execute(
-            "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
-            [member_id],
-        )
-        .unwrap()
+        match backend() {
+            Backend::Sqlite => sqlite(database)
+                .execute(
+                    "UPDATE lots SET points = 'garbage' WHERE member_id = ?1",
+                    [member_id],
+                )
+                .unwrap(),
+            Backend::Postgres => postgres_count(
+                database,
+                &format!(
+                    "ALTER TABLE lots ALTER COLUMN points DROP NOT NULL;
+                     WITH d AS (UPDATE lots SET points = NULL WHERE member_id = '{member_id}'
+                                RETURNING 1)
+                     SELECT count(*) FROM d"
+                ),
+            ),
+        }
     }
 
     /// Replaces the bytes of all of a member's documents with garbage, leaving their versions
     /// and stored summaries as they were: any request that loads one of them fails. How many.
     pub fn garble_documents(database: &Path, member_id: &str) -> usize {
+        match backend() {
+            Backend::Sqlite => sqlite(database)
+                .execute(
+                    "UPDATE documents SET data = X'00FF00FF' WHERE member_id = ?1",
+                    [member_id],
+                )
+                .unwrap(),
+            Backend::Postgres => postgres_count(
+                database,
+                &format!(
+                    "WITH d AS (UPDATE documents SET data = '\\x00ff00ff'::bytea
+                                WHERE member_id = '{member_id}' RETURNING 1)
+                     SELECT count(*) FROM d"
+                ),
+            ),
+        }
+    }
+
+    fn sqlite(database: &Path) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(database).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
-        conn.execute(
-            "UPDATE documents SET data = X'00FF00FF' WHERE member_id = ?1",
-            [member_id],
-        )
-        .unwrap()
+        conn
+    }
+
+    /// Runs `sql` (ending in a count) on the PostgreSQL database `database` stands for.
+    fn postgres_count(database: &Path, sql: &str) -> usize {
+        let out = crate::postgres::psql(&database_for(database), sql);
+        out.lines().last().unwrap_or_default().parse().unwrap()
     }
 }
 
@@ -292,7 +324,7 @@ impl ServerProcess {
         };
         let mut child = command
             .args(["server", "--listen", listen, "--database"])
-            .arg(database)
+            .arg(backend::database_for(database))
             .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)

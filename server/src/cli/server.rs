@@ -1,12 +1,15 @@
-//! `loyalty server`: runs the HTTP server on its embedded SQLite database until interrupted.
+//! `loyalty server`: runs the HTTP server until interrupted, on its embedded SQLite database or,
+//! for a `postgres://` URL, on PostgreSQL (where several instances share one database).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use loyalty_server::config::EdgeConfig;
+use loyalty_server::storage::Storage;
+use loyalty_server::storage::postgres::{PgStorage, is_postgres_url};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::{App, Config};
 
@@ -17,9 +20,14 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "LOYALTY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The SQLite database file (created when absent).
+    /// The SQLite database file (created when absent), or a PostgreSQL URL (`postgres://…`,
+    /// several hosts allowed, with `target_session_attrs=read-write` to follow a failover).
     #[arg(long, env = "LOYALTY_DATABASE", default_value = "loyalty-server.db")]
-    database: PathBuf,
+    database: String,
+    /// Connections this instance keeps to PostgreSQL (plus one for the change feed); ignored for
+    /// SQLite.
+    #[arg(long, env = "LOYALTY_DB_POOL", default_value_t = 16)]
+    db_pool: usize,
     /// Token operators must present (at least 16 characters).
     #[arg(long, env = "LOYALTY_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: String,
@@ -193,7 +201,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
                 .into(),
         );
     }
-    let storage = SqliteStorage::open(&args.database).map_err(|e| e.to_string())?;
+    if args.db_pool == 0 {
+        return Err("--db-pool must be at least 1".into());
+    }
+    let storage = open_storage(&args.database, args.db_pool).await?;
     let mut config = Config::new(args.operator_token);
     config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
     config.max_body_bytes = args.max_body_bytes;
@@ -223,17 +234,46 @@ pub async fn run(args: ServerArgs) -> CliResult {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         %addr,
-        database = %args.database.display(),
+        database = %describe_database(&args.database),
         config = ?args.config,
         "loyalty server listening"
     );
     let shutdown = shutdown_signal();
     // Scripts wait for this line to know the port (useful with --listen 127.0.0.1:0).
     println!("listening on http://{addr}");
-    let app = App::new(config, Arc::new(storage));
+    let app = App::new(config, storage);
     loyalty_server::serve(listener, app, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The storage `database` names: PostgreSQL for a URL (migrated at once; several instances may
+/// start together), else the SQLite file.
+async fn open_storage(database: &str, pool: usize) -> Result<Arc<dyn Storage>, String> {
+    if is_postgres_url(database) {
+        let storage = PgStorage::connect(database, pool)
+            .await
+            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        return Ok(Arc::new(storage));
+    }
+    let storage = SqliteStorage::open(Path::new(database)).map_err(|e| e.to_string())?;
+    Ok(Arc::new(storage))
+}
+
+/// What the log says of the database: a file's path, or a URL's hosts and database name (never
+/// its password).
+fn describe_database(database: &str) -> String {
+    if !is_postgres_url(database) {
+        return database.to_string();
+    }
+    match database.parse::<tokio_postgres::Config>() {
+        Ok(config) => format!(
+            "postgres hosts {:?} database {:?}",
+            config.get_hosts(),
+            config.get_dbname().unwrap_or_default()
+        ),
+        Err(_) => "postgres (an unreadable URL)".into(),
+    }
 }
 
 /// Resolves at Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the

@@ -115,7 +115,7 @@ impl World {
         let recompute = tokio::task::spawn_blocking(move || {
             std::process::Command::new(loyalty_bin())
                 .args(["admin", "segments", "recompute", "--database"])
-                .arg(database)
+                .arg(backend::database_for(&database))
                 .output()
                 .unwrap()
         })

@@ -48,6 +48,31 @@ fn checks(body: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Marks the database `db` stands for as migrated by a newer program (one version further, in
+/// each backend's own bookkeeping); this program's version.
+fn migrate_one_further(db: &std::path::Path) -> i64 {
+    if backend::on_postgres() {
+        let url = backend::database_for(db);
+        let ours: i64 = postgres::psql(&url, "SELECT max(version) FROM schema_migrations")
+            .parse()
+            .unwrap();
+        postgres::psql(
+            &url,
+            &format!(
+                "INSERT INTO schema_migrations (version, name) VALUES ({}, 'newer')",
+                ours + 1
+            ),
+        );
+        return ours;
+    }
+    let other = rusqlite::Connection::open(db).unwrap();
+    let ours: i64 = other
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    other.pragma_update(None, "user_version", ours + 1).unwrap();
+    ours
+}
+
 #[tokio::test]
 async fn readyz_is_ready_and_then_not_when_another_version_migrated_the_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,11 +92,7 @@ async fn readyz_is_ready_and_then_not_when_another_version_migrated_the_database
     );
 
     // A newer instance migrated the shared database: this one must stop taking traffic.
-    let other = rusqlite::Connection::open(&db).unwrap();
-    let ours: i64 = other
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    other.pragma_update(None, "user_version", ours + 1).unwrap();
+    let ours = migrate_one_further(&db);
     let not_ready = get(&format!("{}{}", server.url, paths::READYZ), None).await;
     assert_eq!(not_ready.status(), 503);
     assert_eq!(not_ready.headers()["retry-after"], "5");
@@ -129,7 +150,10 @@ async fn metrics_need_their_token_and_count_purchases_and_syncs_by_route_templat
         moved(r#"loyalty_syncs_total{kind="noop"}"#) >= 1.0,
         "{after}"
     );
-    assert_eq!(moved("loyalty_group_commit_postings_count"), 1.0);
+    if !backend::on_postgres() {
+        // SQLite's single writer commits postings in groups; PostgreSQL commits each on its own.
+        assert_eq!(moved("loyalty_group_commit_postings_count"), 1.0);
+    }
     let sync_route = r#"route="/v1/members/{member_id}/sync",method="POST",status="2xx""#;
     assert!(
         moved(&format!("loyalty_http_requests_total{{{sync_route}}}")) >= 2.0,
@@ -194,6 +218,10 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
     for name in &queried {
+        if backend::on_postgres() && name.starts_with("loyalty_group_commit_") {
+            // The panel of SQLite's group commit stays empty on PostgreSQL (docs/operations.md).
+            continue;
+        }
         assert!(
             exported.contains(name.as_str()),
             "{name} is not exported:\n{scraped}"
@@ -223,7 +251,7 @@ impl Logged {
                 "json",
                 "--database",
             ])
-            .arg(dir.join(format!("{name}.db")))
+            .arg(backend::database_for(&dir.join(format!("{name}.db"))))
             .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
@@ -323,6 +351,10 @@ async fn the_access_log_has_one_json_line_per_request_without_ids_queries_or_tok
 
 #[tokio::test]
 async fn a_database_locked_by_another_process_is_503_with_retry_after_and_changes_nothing() {
+    if backend::on_postgres() {
+        // SQLite's file lock; PostgreSQL's outage is the failover tests' (tests/tests/e2e/failover.rs).
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let server = ServerProcess::start(&db, "127.0.0.1:0");

@@ -4,8 +4,6 @@
 //! key sent many times at once posts once and answers alike.
 
 use loyalty_core::api::{PostingResponse, RefundRequest};
-use loyalty_server::storage::LedgerStore;
-use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_tests::race::{Request, Response, simultaneously};
 use loyalty_tests::*;
 
@@ -13,7 +11,7 @@ use loyalty_tests::*;
 /// refunded (the purchase's record, read through the storage traits) and the member's points
 /// (balance and pending, as the operator sees them).
 async fn ledger(s: &Shop, key: &str) -> (i64, i64) {
-    let storage = SqliteStorage::open(&s.server.database).unwrap();
+    let storage = backend::open_storage(&s.server.database).await;
     let purchase = storage
         .purchase(&format!("till:till-7:{key}"))
         .await

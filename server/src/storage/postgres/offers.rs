@@ -239,6 +239,26 @@ pub(super) const PENDING_WHERE: &str =
      WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
        AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
 
+impl PgStorage {
+    /// Counts one use of each offer for the member in a transaction of its own: what the till
+    /// does inside a posting with [`record_offer_uses`], for tools and for tests that stand in
+    /// for a till. False when an offer's use limit was reached: nothing is counted.
+    pub async fn record_offer_uses_alone(
+        &self,
+        member_id: &str,
+        offer_ids: &[String],
+    ) -> Result<bool, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Dropping the transaction rolls back the uses counted before a refused one.
+        if !record_offer_uses(&*tx, member_id, offer_ids).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl OfferStore for PgStorage {
     async fn publish_offer(
