@@ -313,6 +313,16 @@ impl ServerProcess {
     /// As [`ServerProcess::start_with_args`], run under `wrapper` (for example `valgrind
     /// --tool=callgrind`): the wrapper's command line comes first, then the server's.
     pub fn start_wrapped(wrapper: &[&str], database: &Path, listen: &str, args: &[&str]) -> Self {
+        Self::spawn(wrapper, &backend::database_for(database), listen, args)
+    }
+
+    /// A server on `database` as given (a PostgreSQL URL, whatever this run's backend): for the
+    /// tests of several instances sharing one database.
+    pub fn start_on(database: &str, args: &[&str]) -> Self {
+        Self::spawn(&[], database, "127.0.0.1:0", args)
+    }
+
+    fn spawn(wrapper: &[&str], database: &str, listen: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -323,8 +333,7 @@ impl ServerProcess {
             None => Command::new(loyalty_bin()),
         };
         let mut child = command
-            .args(["server", "--listen", listen, "--database"])
-            .arg(backend::database_for(database))
+            .args(["server", "--listen", listen, "--database", database])
             .args(args)
             .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)

@@ -598,6 +598,7 @@ async fn recompute(database: &std::path::Path, window_days: i64, json: bool) -> 
             "scored_members": report.scored_members,
             "segments": report.segments,
             "offers": report.offers,
+            "already_running": report.already_running,
         }));
     }
     Ok(())

@@ -29,6 +29,9 @@ pub struct RecomputeReport {
     pub segments: Vec<(String, i64)>,
     /// Each standing offer and the members it gained.
     pub offers: Vec<(String, i64)>,
+    /// Another recompute (another instance's, or a command's) was running on the database, so this
+    /// one did nothing: the job runs on every instance and the work is done once.
+    pub already_running: bool,
 }
 
 /// Where a batch job reports its progress, a line per step as it ends.

@@ -22,6 +22,8 @@ const DAY_MS: i64 = 86_400_000;
 struct Recorder {
     sent: Mutex<Vec<OutboundMessage>>,
     changed: Notify,
+    /// How long each hand-over takes, as a provider's round trip would.
+    pause: Duration,
 }
 
 impl Recorder {
@@ -49,6 +51,7 @@ impl Recorder {
 #[async_trait::async_trait]
 impl Outbound for Recorder {
     async fn send(&self, message: &OutboundMessage) -> Result<(), OutboundError> {
+        tokio::time::sleep(self.pause).await;
         self.sent.lock().unwrap().push(message.clone());
         self.changed.notify_waiters();
         Ok(())
@@ -729,4 +732,85 @@ fn device_refuses_bad_requests_offline() {
     ));
     device.add_followup(&id, "more").unwrap();
     assert_eq!(device.requests().unwrap()[0].entries.len(), 1);
+}
+
+/// Two instances on one database, each with its own outbound worker and adapter, share the
+/// queue: both workers claim while the other is sending (leases, and on PostgreSQL `FOR UPDATE
+/// SKIP LOCKED`), and every delivery is handed over exactly once between them.
+#[test]
+fn two_instances_share_the_outbound_queue_and_hand_each_delivery_over_once() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_800_000_000_000));
+        let recorder = || {
+            Arc::new(Recorder {
+                pause: Duration::from_millis(20),
+                ..Recorder::default()
+            })
+        };
+        let (a_out, b_out) = (recorder(), recorder());
+        let database = dir.path().join("server.db");
+        let start = |outbound: Arc<Recorder>| {
+            TestServer::start_with_outbound(
+                database.clone(),
+                "127.0.0.1:0",
+                clock.clone(),
+                outbound,
+                |_| {},
+            )
+        };
+        let a = start(a_out.clone()).await;
+        let b = start(b_out.clone()).await;
+        let op = a.operator();
+        let mut members = Vec::new();
+        for i in 0..16 {
+            let store = dir.path().join(format!("p{i}.db"));
+            let (member, phone) = member_with_device(&a.url, &op, &store).await;
+            phone
+                .set_preference("email", &format!("m{i}@example.com"))
+                .unwrap();
+            phone.sync().await.unwrap();
+            members.push(member);
+        }
+        let to: Vec<&str> = members.iter().map(String::as_str).collect();
+        // One campaign through each instance: each wakes its own worker, and both then work the
+        // whole queue.
+        a.operator()
+            .send_message(&send("through-a", "service", "email", &to))
+            .await
+            .unwrap();
+        b.operator()
+            .send_message(&send("through-b", "service", "email", &to))
+            .await
+            .unwrap();
+        let all = 2 * members.len();
+        for _ in 0..6000 {
+            let mut sent = 0;
+            for message in ["through-a", "through-b"] {
+                let list = op.deliveries(Some(message), None).await.unwrap();
+                sent += list.iter().filter(|d| d.status == "sent").count();
+            }
+            if sent == all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (from_a, from_b) = (a_out.sent(), b_out.sent());
+        println!(
+            "instance A handed over {}, B {}",
+            from_a.len(),
+            from_b.len()
+        );
+        let mut handed: Vec<(String, String)> = from_a
+            .iter()
+            .chain(&from_b)
+            .map(|m| (m.message_id.clone(), m.member_id.clone()))
+            .collect();
+        assert_eq!(handed.len(), all, "every delivery once, none twice");
+        handed.sort();
+        handed.dedup();
+        assert_eq!(handed.len(), all, "no delivery handed over twice");
+        a.stop().await;
+        b.stop().await;
+    });
 }

@@ -14,6 +14,7 @@ mod crash;
 mod edge;
 mod epochs;
 mod fuzz_regressions;
+mod instances;
 mod js_client;
 mod keys;
 mod offers;

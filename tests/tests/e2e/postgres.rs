@@ -446,6 +446,44 @@ fn the_recompute_command_runs_on_a_postgres_url() {
         );
         assert_eq!(storage.segments().await.unwrap()[0].members, 1);
         assert_eq!(psql(&url, "SELECT member_id FROM segment_members"), "m1");
+
+        // While another recompute holds the database's recompute lock (here a session holding
+        // it), a second one does nothing and says so: every instance may run the job.
+        let mut holder = std::process::Command::new("psql")
+            .args([&url, "-X", "-c"])
+            .arg(format!(
+                "SELECT pg_advisory_lock({}); SELECT pg_sleep(60)",
+                0x4c4f_5941_4c52_464d_i64
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while psql(
+            &url,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+        ) == "0"
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let skipped = run(url.clone()).await.unwrap();
+        // The holder's session ends (its backend is still in pg_sleep: killing psql would not
+        // end it), and the lock with it.
+        psql(
+            &url,
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
+        );
+        let _ = holder.wait();
+        assert!(skipped.status.success(), "{skipped:?}");
+        assert!(
+            String::from_utf8_lossy(&skipped.stdout).contains("another recompute is running"),
+            "{skipped:?}"
+        );
+        let again = run(url.clone()).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains("segment 1/1 `gold`: 1 members"),
+            "the lock went with the session that held it: {again:?}"
+        );
         let refused = run("postgres://loyalty@127.0.0.1:1/x?connect_timeout=1".into())
             .await
             .unwrap();

@@ -546,3 +546,72 @@ fn a_damaged_member_fails_alone_and_everyone_else_is_settled() {
         assert_eq!(op.settle().await.unwrap().failed, 1);
     });
 }
+
+/// The settle job runs on every instance: two instances on one database settling the same due
+/// member at the same moment warn them once and expire each point once (the member's revision
+/// guards every write; the loser finds nothing left to do).
+#[test]
+fn two_instances_settling_at_once_warn_once_and_expire_each_point_once() {
+    use loyalty_server::jobs::settle::SettleReport;
+    use loyalty_tests::race::{Request, simultaneously};
+    rt().block_on(async {
+        let s = shop().await;
+        let other = TestServer::start_with(
+            s.server.database.clone(),
+            "127.0.0.1:0",
+            s.clock.clone(),
+            |_| {},
+        )
+        .await;
+        let p = Programme {
+            points: PointsPolicy {
+                pending_days: 0,
+                expiry: Expiry::Rolling { days: 60 },
+                warn_days: 30,
+            },
+            ..Programme::default()
+        };
+        set(&s, &p).await;
+        buy(&s, "earn", 10_000, vec![], 0).await.unwrap();
+        let start = s.clock.now_ms();
+        let settle_everywhere = || async {
+            let requests: Vec<Request> = [s.server.addr, other.addr, s.server.addr, other.addr]
+                .into_iter()
+                .map(|addr| {
+                    Request::post_json(addr, "/v1/admin/programme/settle", &serde_json::json!({}))
+                        .header("authorization", &format!("Bearer {OPERATOR_TOKEN}"))
+                })
+                .collect();
+            let mut total = SettleReport::default();
+            for answer in simultaneously(&requests).await.unwrap() {
+                assert_eq!(answer.status, 200, "{:?}", answer.error_code());
+                let r: SettleReport = answer.json();
+                total.warnings += r.warnings;
+                total.expired_points += r.expired_points;
+                total.failed += r.failed;
+            }
+            total
+        };
+
+        s.clock.set(start + 30 * DAY_MS);
+        let warned = settle_everywhere().await;
+        assert_eq!((warned.warnings, warned.failed), (1, 0), "{warned:?}");
+        s.clock.set(start + 60 * DAY_MS);
+        let expired = settle_everywhere().await;
+        assert_eq!(
+            (expired.expired_points, expired.failed),
+            (100, 0),
+            "{expired:?}"
+        );
+        let c = card(&s).await;
+        assert_eq!(c.balance, 0);
+        assert_eq!(c.ledger.iter().filter(|e| e.rule == "expiry").count(), 1);
+        s.phone.sync().await.unwrap();
+        let warnings = s.phone.messages().unwrap();
+        let warnings = warnings
+            .iter()
+            .filter(|m| m.message.subject.starts_with("100 points expire after"));
+        assert_eq!(warnings.count(), 1);
+        other.stop().await;
+    });
+}

@@ -21,6 +21,10 @@ use crate::storage::offers::{
     TillOffer,
 };
 
+/// The advisory lock a segment recompute holds for its whole run (an arbitrary constant,
+/// "LOYALRFM"): one recompute at a time per database, whichever instance or command starts it.
+const RECOMPUTE_LOCK: i64 = 0x4c4f_5941_4c52_464d;
+
 fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
 }
@@ -410,6 +414,29 @@ impl OfferStore for PgStorage {
         mut progress: Progress,
     ) -> Result<RecomputeReport, StorageError> {
         let mut client = self.client().await?;
-        recompute(&mut client, now_ms, window_ms, &mut *progress).await
+        // Held by the connection, so a job killed midway lets go with its connection.
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&RECOMPUTE_LOCK])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)?;
+        if !locked {
+            progress("another recompute is running on this database: nothing done");
+            return Ok(RecomputeReport {
+                already_running: true,
+                ..RecomputeReport::default()
+            });
+        }
+        let report = recompute(&mut client, now_ms, window_ms, &mut *progress).await;
+        // The connection goes back to the pool: the lock must not go with it.
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&RECOMPUTE_LOCK])
+            .await;
+        if let Err(e) = unlocked {
+            // The lock stays with a connection that may be broken; drop it rather than reuse it.
+            drop(deadpool_postgres::Object::take(client));
+            return Err(backend(e));
+        }
+        report
     }
 }
