@@ -15,8 +15,6 @@ use crate::error::DomainError;
 use crate::outbound::{LogOutbound, Outbound};
 use crate::storage::{Change, Storage};
 
-pub use crate::live::Wait;
-
 pub struct App {
     pub config: Config,
     pub storage: Arc<dyn Storage>,

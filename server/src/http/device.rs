@@ -1,6 +1,6 @@
 //! The member's device's routes: enrollment, sync, a document's bytes and the long poll.
 
-use crate::app::{App, Wait};
+use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::EnrollAttempt;
 use crate::http::extract::MemberDevice;
@@ -8,7 +8,7 @@ use crate::http::json::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::DocKind;
 use loyalty_core::api::paths;
@@ -196,38 +196,12 @@ pub async fn changes(
 ) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait_s.min(60));
-    // Open before the checks below, so a change between them and the wait is not missed.
-    let poll = app.live.open(&member_id, &device.device_id);
-    let (seq, changed) = loop {
-        // Read before the checks: a fan-out or a send that lands after a check has woken after
-        // this read, so the wait below still sees it.
-        let wakes = app.wakes();
-        // Offers, messages or postings recorded relationally and not yet in the member's
-        // documents: the sync that answers this poll projects them.
-        if crate::projection::offers::has_pending(&app, &member_id).await?
-            || app.storage.has_pending_inbox(&member_id).await?
-            || app.storage.card_behind(&member_id).await?
-        {
-            break (q.since, true);
-        }
-        match poll.wait(q.since, wakes, deadline).await {
-            Wait::Changed(seq) => break (seq, true),
-            Wait::TimedOut(seq) => break (seq, false),
-            // A fan-out or a send somewhere: check this member again.
-            Wait::Woken => continue,
-            Wait::Superseded => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "poll_superseded",
-                    "a newer long poll of this device took this one's place; do not poll again from here",
-                ));
-            }
-        }
-    };
+    let wait = std::time::Duration::from_secs(q.wait_s);
+    let changes =
+        crate::service::changes::wait(&app, &member_id, &device.device_id, q.since, wait).await?;
     Ok(axum::Json(loyalty_core::api::ChangesResponse {
-        seq,
-        changed,
+        seq: changes.seq,
+        changed: changes.changed,
     }))
 }
 

@@ -29,11 +29,3 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainE
     tracing::debug!(member = %member_id, offers = pending.len(), "offers projected");
     Ok(true)
 }
-
-/// Whether the member has offers waiting to be projected (one indexed query).
-pub async fn has_pending(app: &App, member_id: &str) -> Result<bool, DomainError> {
-    Ok(app
-        .storage
-        .has_pending_offers(member_id, app.now_ms())
-        .await?)
-}
