@@ -5,6 +5,8 @@
 #                                   databases
 #   scripts/postgres.sh stop DIR    stop it (immediately: the data is throwaway)
 # Safe to run twice: start on a DIR that already holds a running server prints its URL again.
+# PG_DURABLE=1 keeps fsync on (the benchmarks' durable figures); the tests' throwaway data does
+# without it.
 set -euo pipefail
 bin=${LOYALTY_PG_BIN:-/usr/lib/postgresql/15/bin}
 cmd=${1:?start or stop}
@@ -23,8 +25,10 @@ case "$cmd" in
     as_nobody "$bin/initdb" -A trust -U loyalty --no-sync -D "$dir/data" >/dev/null
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # Throwaway data: no fsync. Enough connections for several server instances per test.
+    fsync=off
+    [ "${PG_DURABLE:-0}" = 1 ] && fsync=on
     as_nobody "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=$fsync -c max_connections=300" start >/dev/null
     echo "$port" > "$dir/port"
     echo "postgres://loyalty@127.0.0.1:$port/postgres"
     ;;
