@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub mod backend;
+pub mod pg_cluster;
 pub mod postgres;
 pub mod race;
 
@@ -358,6 +359,11 @@ impl ServerProcess {
     /// The server's process id, to read what it costs (`/proc/<pid>/...`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process still runs (it has neither exited nor been killed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no shutdown, no flush, no chance to finish anything.

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Where Debian puts PostgreSQL 15's server programs; `LOYALTY_PG_BIN` overrides it.
-fn bin(program: &str) -> PathBuf {
+pub(crate) fn bin(program: &str) -> PathBuf {
     let dir =
         std::env::var("LOYALTY_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
     PathBuf::from(dir).join(program)
@@ -127,7 +127,7 @@ impl Drop for Postgres {
     }
 }
 
-fn must_run(command: &mut Command) {
+pub(crate) fn must_run(command: &mut Command) {
     let out = command.output().expect("run a PostgreSQL program");
     assert!(
         out.status.success(),
@@ -137,7 +137,7 @@ fn must_run(command: &mut Command) {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -13,6 +13,7 @@ mod convergence;
 mod crash;
 mod edge;
 mod epochs;
+mod failover;
 mod fuzz_regressions;
 mod instances;
 mod js_client;
