@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use loyalty_core::api::{PurchaseRequest, paths};
+use loyalty_core::api::{ChangesResponse, PurchaseRequest, device_authorization, paths};
+use loyalty_core::store::Credentials;
 use loyalty_server::client::{OperatorClient, TillClient};
 use loyalty_tests::pg_cluster::Cluster;
 use loyalty_tests::*;
@@ -625,10 +626,55 @@ async fn readyz(url: &str) -> (u16, Option<String>, Value) {
     (status, retry_after, response.json().await.unwrap())
 }
 
+/// A long poll of the phone's changes on `url` from `since`, waiting up to `wait_s`.
+async fn poll(url: &str, phone: &Credentials, since: u64, wait_s: u64) -> ChangesResponse {
+    reqwest::Client::new()
+        .get(format!(
+            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
+            phone.member_id
+        ))
+        .header(
+            "authorization",
+            device_authorization(&phone.device_id, &phone.device_secret),
+        )
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A purchase through `a` ends a phone's long poll on `b` (LISTEN/NOTIFY between instances, or
+/// the wake-up of every poll when the listener has just reconnected), well before its 20 s wait.
+async fn a_purchase_wakes_a_poll_on_the_other_instance(a: &str, b: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let op = OperatorClient::new(a, OPERATOR_TOKEN).unwrap();
+    let (_, phone) = member_with_device(a, &op, &dir.path().join("p.db")).await;
+    let credentials = phone.credentials().unwrap();
+    let since = poll(b, &credentials, 0, 0).await.seq;
+    let waiting = {
+        let (b, credentials) = (b.to_string(), credentials.clone());
+        tokio::spawn(async move { poll(&b, &credentials, since, 20).await })
+    };
+    // Let the poll reach B and start waiting before the purchase.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let till = TillClient::new(a, TILL_TOKEN, "till-feed").unwrap();
+    let code = phone.checkout_code().unwrap();
+    let session = till.scan(&code.text).await.unwrap().session_id;
+    till.purchase(&purchase(&session, "feed-1", 1_000, 0))
+        .await
+        .unwrap();
+    let answer = waiting.await.unwrap();
+    assert!(answer.changed, "woken by the purchase: {answer:?}");
+}
+
 /// PostgreSQL is stopped and started again under load: meanwhile both instances say they are not
 /// ready (`/readyz` 503, the database check failed) and tills get `503 database_unavailable`;
-/// afterwards they are ready and serve again without being restarted, and nothing answered is
-/// lost.
+/// afterwards they are ready and serve again without being restarted, nothing answered is
+/// lost, and the change feed between them works again.
 #[test]
 fn postgres_restarted_under_load_instances_recover_without_a_restart() {
     rt().block_on(async {
@@ -665,6 +711,7 @@ fn postgres_restarted_under_load_instances_recover_without_a_restart() {
 
         let refused = all_database_unavailable(&runs);
         check_ledger(&urls[0], &tills, &runs).await;
+        a_purchase_wakes_a_poll_on_the_other_instance(&urls[0], &urls[1]).await;
         assert!(
             instances.iter_mut().all(|s| s.running()),
             "no instance restarted"
