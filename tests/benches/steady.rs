@@ -16,8 +16,9 @@ use loyalty_core::Device;
 use loyalty_core::clock::ManualClock;
 use loyalty_tests::*;
 
-/// The threads whose CPU is the server's.
-const SERVER_THREADS: [&str; 2] = ["server", "loyalty-postings"];
+/// The threads whose CPU is the server's, as `comm` names them: Linux keeps 15 bytes of a thread's
+/// name, so the SQLite writer `loyalty-postings` is `loyalty-posting` there.
+const SERVER_THREADS: [&str; 2] = ["server", "loyalty-posting"];
 
 /// Nanoseconds the server's threads have spent on a CPU so far.
 fn server_cpu_ns() -> u64 {

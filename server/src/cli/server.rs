@@ -253,11 +253,27 @@ async fn open_storage(database: &str, pool: usize) -> Result<Arc<dyn Storage>, S
     if is_postgres_url(database) {
         let storage = PgStorage::connect(database, pool)
             .await
-            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+            .map_err(|e| format!("cannot open the PostgreSQL database: {}", with_causes(&e)))?;
         return Ok(Arc::new(storage));
     }
     let storage = SqliteStorage::open(Path::new(database)).map_err(|e| e.to_string())?;
     Ok(Arc::new(storage))
+}
+
+/// An error and its causes, outermost first: PostgreSQL's own message ("database \"x\" does not
+/// exist", "password authentication failed") is a cause of the pool's "db error".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// What the log says of the database: a file's path, or a URL's hosts and database name (never

@@ -37,6 +37,13 @@ pub async fn catch_up(app: &App, member_id: &str) -> Result<bool, DomainError> {
     if !app.storage.card_behind(member_id).await? {
         return Ok(false);
     }
+    catch_up_behind(app, member_id).await
+}
+
+/// As [`catch_up`], for a caller that has just read that the card is behind (the sync check):
+/// the check is not read again before the lock; under it, the member's book says whether another
+/// request caught the card up meanwhile.
+pub async fn catch_up_behind(app: &App, member_id: &str) -> Result<bool, DomainError> {
     let programme = app.programme().await?;
     let _guard = app.lock_member(member_id).await;
     let mut retry = Retry::default();

@@ -65,6 +65,10 @@ pub async fn sync(
         }
         let kinds: Vec<DocKind> = open.entries.iter().map(|e| e.doc).collect();
         let docs = app.storage.load_documents(member_id, &kinds).await?;
+        let cached_card = docs
+            .iter()
+            .find(|d| d.kind == DocKind::Card)
+            .and_then(|d| app.cards.copy(member_id, d.version));
         let states = app.storage.load_peer_states(device_id, &kinds).await?;
         let (policy, now) = (app.config.epochs, app.now_ms());
         // A place among the sync jobs, taken under the member's lock (never the other way round,
@@ -77,9 +81,11 @@ pub async fn sync(
         // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
         // 500 for this request, not a dead server.
         let (response, writes, peer_writes, mirror, summaries) =
-            tokio::task::spawn_blocking(move || answer(open, docs, states, policy, now))
-                .await
-                .map_err(|e| DomainError::internal("sync processing panicked", e))??;
+            tokio::task::spawn_blocking(move || {
+                answer(open, docs, cached_card, states, policy, now)
+            })
+            .await
+            .map_err(|e| DomainError::internal("sync processing panicked", e))??;
         drop(job);
         let new_epochs: Vec<DocKind> = writes
             .iter()
@@ -188,7 +194,7 @@ async fn project(app: &App, member_id: &str, check: &SyncCheck, kinds: &[DocKind
     let wants = |kind| kinds.contains(&kind);
     if check.card_behind
         && wants(DocKind::Card)
-        && let Err(e) = crate::projection::card::catch_up(app, member_id).await
+        && let Err(e) = crate::projection::card::catch_up_behind(app, member_id).await
     {
         tracing::warn!(member = %member_id, code = e.code, "card projection failed");
     }
@@ -242,9 +248,12 @@ pub(crate) type Answered = (
     Vec<(DocKind, i64, DocSummary)>,
 );
 
+/// Answers each entry of `request` from the stored documents; the card from `cached_card` when
+/// the card cache held it at the stored version (a copy, so nothing here touches the cache).
 fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
+    mut cached_card: Option<automerge::AutoCommit>,
     states: Vec<(DocKind, Vec<u8>)>,
     policy: EpochPolicy,
     now_ms: i64,
@@ -259,7 +268,10 @@ fn answer(
         let stored = docs.iter().find(|d| d.kind == kind).ok_or_else(|| {
             DomainError::internal("sync", format!("member has no {kind} document"))
         })?;
-        let mut doc = load(kind, &stored.bytes)?;
+        let mut doc = match cached_card.take().filter(|_| kind == DocKind::Card) {
+            Some(doc) => doc,
+            None => load(kind, &stored.bytes)?,
+        };
         let mut peer = states
             .iter()
             .find(|(k, _)| *k == kind)

@@ -494,3 +494,27 @@ fn the_recompute_command_runs_on_a_postgres_url() {
         );
     });
 }
+
+/// `loyalty server` on a PostgreSQL database it cannot use stops at once with PostgreSQL's own
+/// reason, and never prints the URL's password.
+#[test]
+fn a_server_on_a_database_it_cannot_open_says_why() {
+    let pg = Postgres::get();
+    let base = pg.url();
+    let at = base.rfind('/').unwrap();
+    let url =
+        format!("{}/no_such_database", &base[..at]).replacen("loyalty@", "loyalty:s3cret@", 1);
+    let out = std::process::Command::new(loyalty_bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--database", &url])
+        .env("LOYALTY_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("LOYALTY_TILL_TOKEN", TILL_TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database \"no_such_database\" does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret") && !String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+}

@@ -8,9 +8,10 @@
 //! and projection state, the offer's member count and `fanout_seq` moved in the same transaction,
 //! as on SQLite, so the count never drifts from the rows and servers wake devices mid-fan-out.
 
+use super::Cached;
+use deadpool_postgres::GenericClient;
 use loyalty_core::api::SegmentView;
 use loyalty_core::segments::{Segment, SegmentRules};
-use tokio_postgres::GenericClient;
 
 use super::backend;
 use crate::storage::StorageError;
@@ -19,7 +20,7 @@ use crate::storage::StorageError;
 pub const CHUNK: i64 = 25_000;
 
 pub(super) async fn bump_fanout_seq(conn: &impl GenericClient) -> Result<(), StorageError> {
-    conn.execute(
+    conn.exec(
         "UPDATE programme_state SET fanout_seq = fanout_seq + 1 WHERE id = 1",
         &[],
     )
@@ -64,7 +65,7 @@ pub(super) async fn fan_out(
     loop {
         let tx = client.transaction().await.map_err(backend)?;
         let row = tx
-            .query_one(&sql, &[&after, &key, &CHUNK, &offer_id, &now_ms])
+            .fetch_one(&sql, &[&after, &key, &CHUNK, &offer_id, &now_ms])
             .await
             .map_err(backend)?;
         let upto: Option<String> = row.try_get(0).map_err(backend)?;
@@ -73,13 +74,13 @@ pub(super) async fn fan_out(
             return Ok(total);
         };
         if added > 0 {
-            tx.execute(
+            tx.exec(
                 "UPDATE offers SET member_count = member_count + $2 WHERE offer_id = $1",
                 &[&offer_id, &added],
             )
             .await
             .map_err(backend)?;
-            bump_fanout_seq(&*tx).await?;
+            bump_fanout_seq(&tx).await?;
         }
         tx.commit().await.map_err(backend)?;
         total += added;
@@ -91,7 +92,7 @@ pub(super) async fn segments_in(
     conn: &impl GenericClient,
 ) -> Result<Vec<SegmentView>, StorageError> {
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT segment_id, name, rules, created_at, computed_at, member_count
              FROM segments ORDER BY segment_id COLLATE \"C\"",
             &[],

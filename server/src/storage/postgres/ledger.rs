@@ -11,12 +11,14 @@
 //! = $n`) and the offers' use limits. Reads that must agree (a book, a card's source) run in one
 //! REPEATABLE READ, read-only transaction: one snapshot, as SQLite's read transaction.
 
+use super::Cached;
 use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
 use loyalty_core::DocKind;
 use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
 use loyalty_core::tiers::{Metric, TierState};
-use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::members::update_document;
 use super::offers::{record_offer_uses, till_offers_in};
@@ -60,7 +62,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
     // share lock on the purchase, and two refunds each holding that while waiting for the other's
     // FOR UPDATE in `check_refund` were a deadlock (the conformance suite's concurrent refunds).
     if let Some(purchase) = &p.refers_to {
-        tx.execute(
+        tx.exec(
             "SELECT 1 FROM postings WHERE idempotency_key = $1 FOR UPDATE",
             &[purchase],
         )
@@ -68,7 +70,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
         .map_err(backend)?;
     }
     let fresh = tx
-        .execute(
+        .exec(
             "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
                                    till_id, receipt_id, total_minor, earned, redeemed, at, response)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
@@ -102,7 +104,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
     // The revision guard makes a concurrent change (another instance) a conflict to retry,
     // never a lost update: a writer blocked here re-checks the revision once the other commits.
     let moved = tx
-        .execute(
+        .exec(
             "UPDATE members SET balance = $1, pending = $2, tier = $3, tier_manual = $4,
                  tier_since = $5, tier_review_at = $6, tier_downgrade_at = $7, next_event_at = $8,
                  revision = revision + 1
@@ -126,7 +128,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
         return Ok(PostOutcome::Conflict);
     }
     let ledger = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id,
                                  at, rule)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -154,7 +156,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
     // The balance is what the lots hold, and `lots.remaining` cannot go below zero (a CHECK):
     // no overdraft reaches this far.
     let lots = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired,
                                earned_at, available_at, expires_at, warned)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -200,7 +202,7 @@ async fn check_refund(
     p: &Posting,
 ) -> Result<PostOutcome, StorageError> {
     let total: i64 = tx
-        .query_one(
+        .fetch_one(
             "SELECT total_minor FROM postings WHERE idempotency_key = $1 FOR UPDATE",
             &[&purchase],
         )
@@ -209,7 +211,7 @@ async fn check_refund(
         .map_err(backend)?;
     // A new statement: at READ COMMITTED it sees the refunds committed while the lock was awaited.
     let refunded: i64 = tx
-        .query_one(
+        .fetch_one(
             "SELECT coalesce(sum(total_minor), 0)::BIGINT FROM postings WHERE refers_to = $1",
             &[&purchase],
         )
@@ -234,7 +236,7 @@ async fn read_prior_posting(
     key: &str,
 ) -> Result<Option<PriorPosting>, StorageError> {
     let row = conn
-        .query_opt(
+        .fetch_opt(
             "SELECT member_id, till_id, kind, request_hash, response FROM postings
              WHERE idempotency_key = $1",
             &[&key],
@@ -257,7 +259,7 @@ async fn read_purchase(
     posting: &str,
 ) -> Result<Option<PurchaseRecord>, StorageError> {
     let row = conn
-        .query_opt(
+        .fetch_opt(
             "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
                     (SELECT coalesce(sum(r.total_minor), 0)::BIGINT FROM postings r
                      WHERE r.refers_to = p.idempotency_key)
@@ -268,7 +270,7 @@ async fn read_purchase(
         .map_err(backend)?;
     let Some(r) = row else { return Ok(None) };
     let lots = conn
-        .query(
+        .fetch_all(
             &format!("SELECT {LOT_COLUMNS} FROM lots WHERE posting = $1 ORDER BY lot_id"),
             &[&posting],
         )
@@ -293,7 +295,7 @@ async fn read_checkout_session(
     session_id: &str,
 ) -> Result<Option<CheckoutSession>, StorageError> {
     let row = conn
-        .query_opt(
+        .fetch_opt(
             "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions
              WHERE session_id = $1",
             &[&session_id],
@@ -353,7 +355,7 @@ async fn read_book(
     offers_at_ms: Option<i64>,
 ) -> Result<Option<MemberBook>, StorageError> {
     let row = tx
-        .query_opt(
+        .fetch_opt(
             "SELECT m.card_number, m.status, m.revision, m.balance, m.pending, m.tier,
                     m.tier_manual, coalesce(m.tier_since, m.created_at), m.tier_review_at,
                     m.tier_downgrade_at, m.next_event_at, d.version, m.card_revision
@@ -366,7 +368,7 @@ async fn read_book(
     let Some(r) = row else { return Ok(None) };
     let status: String = r.try_get(1).map_err(backend)?;
     let lots = tx
-        .query(
+        .fetch_all(
             &format!("SELECT {LOT_COLUMNS} FROM lots WHERE member_id = $1 AND remaining > 0"),
             &[&member_id],
         )
@@ -376,7 +378,7 @@ async fn read_book(
         .map(read_lot)
         .collect::<Result<Vec<_>, _>>()?;
     let qualifying: i64 = tx
-        .query_one(qualifying_sql(metric), &[&member_id, &window_start_ms])
+        .fetch_one(qualifying_sql(metric), &[&member_id, &window_start_ms])
         .await
         .and_then(|q| q.try_get(0))
         .map_err(backend)?;
@@ -406,7 +408,7 @@ async fn read_recent_movements(
 ) -> Result<Vec<LedgerEntry>, StorageError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT tx_id, points, reason, at, rule FROM ledger WHERE member_id = $1
              ORDER BY at DESC, tx_id DESC LIMIT $2",
             &[&member_id, &limit],
@@ -452,7 +454,7 @@ impl LedgerStore for PgStorage {
     async fn member_by_card(&self, card_number: &str) -> Result<Option<TillMember>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT member_id, card_number, status, balance, tier FROM members
                  WHERE card_number = $1",
                 &[&card_number],
@@ -476,7 +478,7 @@ impl LedgerStore for PgStorage {
     ) -> Result<Option<DeviceKey>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT k.device_id, k.public_key,
                         k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
                  FROM device_keys k JOIN devices d USING (device_id)
@@ -503,7 +505,7 @@ impl LedgerStore for PgStorage {
         let tx = client.transaction().await.map_err(backend)?;
         // A concurrent scan of the same code waits for this insert and then inserts nothing.
         let fresh = tx
-            .execute(
+            .exec(
                 "INSERT INTO used_codes (code_id, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&code_id.as_slice(), &now_ms],
             )
@@ -514,19 +516,19 @@ impl LedgerStore for PgStorage {
         }
         // A code can pass the time check for at most three steps (90 s); keep its record well
         // past that, then let it go, so the table holds minutes of scans, not years.
-        tx.execute(
+        tx.exec(
             "DELETE FROM used_codes WHERE used_at < $1",
             &[&(now_ms - USED_CODE_RETENTION_MS)],
         )
         .await
         .map_err(backend)?;
-        tx.execute(
+        tx.exec(
             "DELETE FROM checkout_sessions WHERE expires_at < $1",
             &[&now_ms],
         )
         .await
         .map_err(backend)?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO checkout_sessions (session_id, member_id, till_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -548,7 +550,7 @@ impl LedgerStore for PgStorage {
         session_id: &str,
     ) -> Result<Option<CheckoutSession>, StorageError> {
         let client = self.client().await?;
-        read_checkout_session(&**client, session_id).await
+        read_checkout_session(&client, session_id).await
     }
 
     async fn prior_posting(
@@ -556,7 +558,7 @@ impl LedgerStore for PgStorage {
         idempotency_key: &str,
     ) -> Result<Option<PriorPosting>, StorageError> {
         let client = self.client().await?;
-        read_prior_posting(&**client, idempotency_key).await
+        read_prior_posting(&client, idempotency_key).await
     }
 
     async fn purchase_context(
@@ -629,7 +631,7 @@ impl LedgerStore for PgStorage {
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT card_revision < revision FROM members WHERE member_id = $1",
                 &[&member_id],
             )
@@ -673,7 +675,7 @@ impl LedgerStore for PgStorage {
             return Ok(Commit::Conflict);
         }
         // Never back: a slower catch-up of an older revision must not undo a newer one.
-        tx.execute(
+        tx.exec(
             "UPDATE members SET card_revision = greatest(card_revision, $2) WHERE member_id = $1",
             &[&member_id, &revision],
         )
@@ -707,7 +709,7 @@ impl LedgerStore for PgStorage {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch_all(
                 // `COLLATE "C"`: member ids compare byte-wise, as SQLite compares them, whatever
                 // the database's collation, so pages follow one another exactly.
                 "SELECT member_id, next_event_at FROM members
@@ -732,7 +734,7 @@ impl LedgerStore for PgStorage {
         let md = format!("{month:02}-{day:02}");
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch_all(
                 "SELECT member_id FROM member_preferences
                  WHERE key = 'birthday' AND (value = $1 OR value LIKE '____-' || $1)",
                 &[&md],

@@ -6,10 +6,11 @@
 //! re-checks `version = $n` or `used_at IS NULL` once the first commits, updates nothing, and so
 //! answers `Conflict` or `Used` exactly as SQLite's serialised writer does.
 
+use super::Cached;
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use loyalty_core::DocKind;
 use loyalty_core::member::MemberState;
-use tokio_postgres::Transaction;
 
 use super::messages::INBOX_PENDING;
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
@@ -36,7 +37,7 @@ impl MemberStore for PgStorage {
         let tx = client.transaction().await.map_err(backend)?;
         // No conflict target: a clash on the member id or on the card number both insert nothing.
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO members (member_id, card_number, external_ref, created_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[
@@ -52,14 +53,14 @@ impl MemberStore for PgStorage {
             return Ok(MemberCreation::Taken);
         }
         for (kind, bytes) in &m.documents {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO documents (member_id, kind, version, data) VALUES ($1, $2, 1, $3)",
                 &[&m.member_id, &i64::from(kind.code()), bytes],
             )
             .await
             .map_err(backend)?;
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES ($1, $2, $3)",
             &[&m.code_hash.as_slice(), &m.member_id, &m.code_expires_at_ms],
         )
@@ -72,7 +73,7 @@ impl MemberStore for PgStorage {
     async fn member(&self, member_id: &str) -> Result<Option<MemberRecord>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT member_id, card_number FROM members WHERE member_id = $1",
                 &[&member_id],
             )
@@ -92,7 +93,7 @@ impl MemberStore for PgStorage {
     ) -> Result<(), StorageError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO activation_codes (code_hash, member_id, expires_at) VALUES ($1, $2, $3)",
                 &[&code_hash.as_slice(), &member_id, &expires_at_ms],
             )
@@ -110,7 +111,7 @@ impl MemberStore for PgStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let row = tx
-            .query_opt(
+            .fetch_opt(
                 "SELECT a.member_id, a.expires_at, a.used_at, m.card_number
                  FROM activation_codes a JOIN members m USING (member_id)
                  WHERE a.code_hash = $1",
@@ -134,7 +135,7 @@ impl MemberStore for PgStorage {
         // A concurrent redemption of the same code waits on the row here, then finds
         // `used_at` set and updates nothing.
         let updated = tx
-            .execute(
+            .exec(
                 "UPDATE activation_codes SET used_at = $1, device_id = $2
                  WHERE code_hash = $3 AND used_at IS NULL",
                 &[&now_ms, &device.device_id, &code_hash.as_slice()],
@@ -144,7 +145,7 @@ impl MemberStore for PgStorage {
         if updated != 1 {
             return Ok(Redemption::Used);
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO devices (device_id, member_id, secret_hash, name, created_at)
              VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -159,7 +160,7 @@ impl MemberStore for PgStorage {
         .map_err(backend)?;
         let key_id = i64::from(loyalty_core::checkout_code::key_id(&device.public_key));
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO device_keys (member_id, key_id, device_id, public_key, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 &[
@@ -187,7 +188,7 @@ impl MemberStore for PgStorage {
     async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .fetch_opt(
                 "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
                  FROM devices WHERE device_id = $1",
                 &[&device_id],
@@ -210,7 +211,7 @@ impl MemberStore for PgStorage {
     ) -> Result<Vec<StoredDoc>, StorageError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch_all(
                 "SELECT kind, version, data, epoch, summary_digest, summary_ops, summary_changes
                  FROM documents WHERE member_id = $1 AND kind = ANY($2)",
                 &[&member_id, &kind_codes(kinds)],
@@ -239,7 +240,7 @@ impl MemberStore for PgStorage {
         // The pending checks do not depend on the document row: PostgreSQL plans each as an
         // InitPlan, run once.
         let rows = client
-            .query(
+            .fetch_all(
                 &format!(
                     "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
                             d.summary_changes, m.card_revision < m.revision,
@@ -279,7 +280,7 @@ impl MemberStore for PgStorage {
         for (kind, version, summary) in &summaries {
             let (digest, ops, changes) = summary_columns(summary)?;
             client
-                .execute(
+                .exec(
                     "UPDATE documents SET summary_digest = $1, summary_ops = $2, summary_changes = $3
                      WHERE member_id = $4 AND kind = $5 AND version = $6
                        AND summary_digest IS NULL",
@@ -298,7 +299,7 @@ impl MemberStore for PgStorage {
     ) -> Result<Vec<(DocKind, Vec<u8>)>, StorageError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .fetch_all(
                 "SELECT kind, data FROM peer_states WHERE device_id = $1 AND kind = ANY($2)",
                 &[&device_id, &kind_codes(kinds)],
             )
@@ -337,7 +338,7 @@ impl MemberStore for PgStorage {
         }
         if let Some(device_id) = device_id {
             for (kind, bytes) in &peer_states {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO peer_states (device_id, kind, data) VALUES ($1, $2, $3)
                      ON CONFLICT (device_id, kind) DO UPDATE SET data = excluded.data",
                     &[&device_id, &i64::from(kind.code()), bytes],
@@ -353,7 +354,7 @@ impl MemberStore for PgStorage {
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {
         let client = self.client().await?;
         let n = client
-            .execute(
+            .exec(
                 "UPDATE devices SET revoked_at = coalesce(revoked_at, $1) WHERE device_id = $2",
                 &[&now_ms, &device_id],
             )
@@ -366,7 +367,7 @@ impl MemberStore for PgStorage {
         let client = self.client().await?;
         let status = if blocked { "blocked" } else { "active" };
         let n = client
-            .execute(
+            .exec(
                 // A posting that read the member before the block is refused by the revision
                 // guard and reads again.
                 "UPDATE members SET status = $1, revision = revision + 1 WHERE member_id = $2",
@@ -392,7 +393,7 @@ async fn mirror_member(
         "member_requests",
         "member_request_followups",
     ] {
-        tx.execute(
+        tx.exec(
             &format!("DELETE FROM {table} WHERE member_id = $1"),
             &[&member_id],
         )
@@ -400,7 +401,9 @@ async fn mirror_member(
         .map_err(backend)?;
     }
     let put = tx
-        .prepare("INSERT INTO member_preferences (member_id, key, value) VALUES ($1, $2, $3)")
+        .prepare_cached(
+            "INSERT INTO member_preferences (member_id, key, value) VALUES ($1, $2, $3)",
+        )
         .await
         .map_err(backend)?;
     for (key, value) in &state.preferences {
@@ -409,7 +412,7 @@ async fn mirror_member(
             .map_err(backend)?;
     }
     let put = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO member_consents (member_id, channel, granted, at) VALUES ($1, $2, $3, $4)",
         )
         .await
@@ -424,7 +427,9 @@ async fn mirror_member(
         .map_err(backend)?;
     }
     let put = tx
-        .prepare("INSERT INTO member_activations (member_id, offer_id, at) VALUES ($1, $2, $3)")
+        .prepare_cached(
+            "INSERT INTO member_activations (member_id, offer_id, at) VALUES ($1, $2, $3)",
+        )
         .await
         .map_err(backend)?;
     for (offer_id, a) in &state.activations {
@@ -433,14 +438,14 @@ async fn mirror_member(
             .map_err(backend)?;
     }
     let put = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO member_requests (member_id, request_id, kind, subject, body, at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .await
         .map_err(backend)?;
     let put_followup = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO member_request_followups (member_id, request_id, followup_id, body, at)
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -493,7 +498,7 @@ pub(super) async fn update_document(
         None => (None, None, None),
     };
     let updated = tx
-        .execute(
+        .exec(
             sql,
             &[
                 &d.bytes,
@@ -512,14 +517,14 @@ pub(super) async fn update_document(
     }
     if let Some(epoch) = d.new_epoch {
         let epoch = i64::try_from(epoch).map_err(backend)?;
-        tx.execute(
+        tx.exec(
             "UPDATE documents SET epoch = $1 WHERE member_id = $2 AND kind = $3",
             &[&epoch, &member_id, &kind],
         )
         .await
         .map_err(backend)?;
         // Every device's sync state described the old history.
-        tx.execute(
+        tx.exec(
             "DELETE FROM peer_states WHERE kind = $1
              AND device_id IN (SELECT device_id FROM devices WHERE member_id = $2)",
             &[&kind, &member_id],

@@ -9,12 +9,14 @@
 //! answers lock their request's row. The outbound queue is claimed with `FOR UPDATE SKIP LOCKED`
 //! and a lease, so workers on every instance share it and never take a delivery twice.
 
+use super::Cached;
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use loyalty_core::api::{DeliveryRecord, RequestRecord, SendSummary};
 use loyalty_core::inbox::{Delivery, Message, Reply, Thread};
 use loyalty_core::requests::ThreadEntry;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
 
 use super::{PgStorage, backend};
 use crate::storage::{
@@ -66,7 +68,7 @@ fn fan_out_sql(source: &str, filter: &str) -> String {
 
 async fn summary(conn: &impl GenericClient, message_id: &str) -> Result<SendSummary, StorageError> {
     let r = conn
-        .query_one(
+        .fetch_one(
             "SELECT m.kind, m.channel, count(d.member_id),
                     count(*) FILTER (WHERE d.in_inbox = 1),
                     count(*) FILTER (WHERE d.status = 'queued'),
@@ -103,7 +105,7 @@ async fn refusal(
     match target {
         SendTarget::Members(ids) => {
             let unknown: bool = tx
-                .query_one(
+                .fetch_one(
                     "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS t(id)
                      WHERE NOT EXISTS (SELECT 1 FROM members WHERE member_id = t.id))",
                     &[ids],
@@ -115,7 +117,7 @@ async fn refusal(
         }
         SendTarget::Segment(segment) => {
             let any: bool = tx
-                .query_one(
+                .fetch_one(
                     "SELECT EXISTS (SELECT 1 FROM segment_members WHERE segment_id = $1)",
                     &[segment],
                 )
@@ -134,11 +136,11 @@ async fn record_send(
     s: &NewSend,
 ) -> Result<SendOutcome, StorageError> {
     let tx = client.transaction().await.map_err(backend)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEND_LOCK])
+    tx.exec("SELECT pg_advisory_xact_lock($1)", &[&SEND_LOCK])
         .await
         .map_err(backend)?;
     let prior = tx
-        .query_opt(
+        .fetch_opt(
             "SELECT request_hash FROM messages WHERE message_id = $1",
             &[&s.message_id],
         )
@@ -152,14 +154,14 @@ async fn record_send(
             return Ok(SendOutcome::IdReused);
         }
     }
-    if let Some(refused) = refusal(&*tx, &s.target).await? {
+    if let Some(refused) = refusal(&tx, &s.target).await? {
         return Ok(refused);
     }
     let target = match &s.target {
         SendTarget::Members(ids) => format!("members:{}", ids.len()),
         SendTarget::Segment(segment) => format!("segment:{segment}"),
     };
-    tx.execute(
+    tx.exec(
         "INSERT INTO messages (message_id, kind, channel, subject, body, target, request_hash,
                                created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -198,8 +200,8 @@ async fn record_send(
             fan_out_sql("segment_members s", "s.segment_id = $7")
         }
     };
-    tx.execute(&sql, &params).await.map_err(backend)?;
-    let out = summary(&*tx, &s.message_id).await?;
+    tx.exec(&sql, &params).await.map_err(backend)?;
+    let out = summary(&tx, &s.message_id).await?;
     tx.commit().await.map_err(backend)?;
     Ok(SendOutcome::Sent(out))
 }
@@ -230,7 +232,7 @@ fn message_from(r: &Row) -> Result<(Message, i64), StorageError> {
 
 async fn pending(conn: &impl GenericClient, member_id: &str) -> Result<PendingInbox, StorageError> {
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT d.message_id, m.channel, m.kind, m.subject, m.body, d.created_at,
                     d.status, d.reason, d.updated_at, d.version
              FROM deliveries d JOIN messages m USING (message_id)
@@ -242,7 +244,7 @@ async fn pending(conn: &impl GenericClient, member_id: &str) -> Result<PendingIn
         .map_err(backend)?;
     let messages = rows.iter().map(message_from).collect::<Result<_, _>>()?;
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT request_id, status, updated_at, version FROM request_threads
              WHERE member_id = $1 AND projected = 0 LIMIT $2",
             &[&member_id, &PROJECTION_BATCH],
@@ -270,7 +272,7 @@ async fn replies(
     request_id: &str,
 ) -> Result<Vec<Reply>, StorageError> {
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT reply_id, author, body, at FROM request_replies
              WHERE member_id = $1 AND request_id = $2 ORDER BY at, reply_id COLLATE \"C\"",
             &[&member_id, &request_id],
@@ -307,7 +309,7 @@ async fn entries(
         })
         .collect();
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT followup_id, body, at FROM member_request_followups
              WHERE member_id = $1 AND request_id = $2",
             &[&member_id, &request_id],
@@ -359,7 +361,7 @@ async fn list_requests(
 ) -> Result<Vec<RequestRecord>, StorageError> {
     let status = status.map(RequestStatus::as_str);
     let rows = conn
-        .query(REQUESTS_SQL, &[&status, &member_id, &limit])
+        .fetch_all(REQUESTS_SQL, &[&status, &member_id, &limit])
         .await
         .map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -392,7 +394,7 @@ async fn record_reply(
     reply: &Reply,
 ) -> Result<Option<Answer>, StorageError> {
     let prior = tx
-        .query_opt(
+        .fetch_opt(
             "SELECT author, body FROM request_replies
              WHERE member_id = $1 AND request_id = $2 AND reply_id = $3",
             &[&member_id, &request_id, &reply.id],
@@ -411,7 +413,7 @@ async fn record_reply(
             Answer::ReplyIdReused
         }));
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO request_replies (member_id, request_id, reply_id, author, body, at)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -440,7 +442,7 @@ async fn answer(
     // The request's row is locked until the commit: two answers to it at once go one by one,
     // the second seeing the first's reply and status.
     let known = tx
-        .query_opt(
+        .fetch_opt(
             "SELECT 1 FROM member_requests WHERE member_id = $1 AND request_id = $2 FOR UPDATE",
             &[&member_id, &request_id],
         )
@@ -450,7 +452,7 @@ async fn answer(
         return Ok(Answer::UnknownRequest);
     }
     let closed: bool = tx
-        .query_one(
+        .fetch_one(
             "SELECT EXISTS (SELECT 1 FROM request_threads
                             WHERE member_id = $1 AND request_id = $2 AND status = 'closed')",
             &[&member_id, &request_id],
@@ -467,11 +469,11 @@ async fn answer(
         });
     }
     if let Some(reply) = reply
-        && let Some(answer) = record_reply(&*tx, member_id, request_id, reply).await?
+        && let Some(answer) = record_reply(&tx, member_id, request_id, reply).await?
     {
         return Ok(answer);
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO request_threads (member_id, request_id, status, updated_at, projected)
          VALUES ($1, $2, $3, $4, 0)
          ON CONFLICT (member_id, request_id) DO UPDATE
@@ -548,13 +550,13 @@ impl MessageStore for PgStorage {
     }
 
     async fn pending_inbox(&self, member_id: &str) -> Result<PendingInbox, StorageError> {
-        pending(&**self.client().await?, member_id).await
+        pending(&self.client().await?, member_id).await
     }
 
     async fn has_pending_inbox(&self, member_id: &str) -> Result<bool, StorageError> {
         self.client()
             .await?
-            .query_one(&format!("SELECT {INBOX_PENDING}"), &[&member_id])
+            .fetch_one(&format!("SELECT {INBOX_PENDING}"), &[&member_id])
             .await
             .and_then(|r| r.try_get(0))
             .map_err(backend)
@@ -570,7 +572,7 @@ impl MessageStore for PgStorage {
         let (request_ids, thread_versions): (Vec<String>, Vec<i64>) = threads.into_iter().unzip();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        tx.execute(
+        tx.exec(
             "UPDATE deliveries d SET projected = 1
              FROM unnest($2::text[], $3::int8[]) AS t(id, version)
              WHERE d.message_id = t.id AND d.member_id = $1 AND d.version = t.version",
@@ -578,7 +580,7 @@ impl MessageStore for PgStorage {
         )
         .await
         .map_err(backend)?;
-        tx.execute(
+        tx.exec(
             "UPDATE request_threads r SET projected = 1
              FROM unnest($2::text[], $3::int8[]) AS t(id, version)
              WHERE r.member_id = $1 AND r.request_id = t.id AND r.version = t.version",
@@ -599,7 +601,7 @@ impl MessageStore for PgStorage {
         let rows = self
             .client()
             .await?
-            .query(
+            .fetch_all(
                 CLAIM_SQL,
                 &[
                     &now_ms,
@@ -627,7 +629,7 @@ impl MessageStore for PgStorage {
             // The inbox shows the final state, so the row becomes pending for it again.
             OutboundOutcome::Final { status, reason } => {
                 client
-                    .execute(
+                    .exec(
                         "UPDATE deliveries
                          SET status = $1, reason = $2, attempts = attempts + 1, updated_at = $3,
                              projected = CASE WHEN in_inbox = 1 THEN 0 ELSE 1 END,
@@ -639,7 +641,7 @@ impl MessageStore for PgStorage {
             }
             OutboundOutcome::Retry { reason, at_ms } => {
                 client
-                    .execute(
+                    .exec(
                         "UPDATE deliveries
                          SET reason = $1, attempts = attempts + 1, updated_at = $2, not_before = $3
                          WHERE message_id = $4 AND member_id = $5 AND status = 'queued'",
@@ -657,7 +659,7 @@ impl MessageStore for PgStorage {
         let rows = self
             .client()
             .await?
-            .query(
+            .fetch_all(
                 "SELECT message_id, member_id, channel, kind, status, reason, in_inbox = 1,
                         attempts, created_at, updated_at
                  FROM deliveries
@@ -679,7 +681,7 @@ impl MessageStore for PgStorage {
         member_id: Option<String>,
         limit: i64,
     ) -> Result<Vec<RequestRecord>, StorageError> {
-        list_requests(&**self.client().await?, status, member_id, limit).await
+        list_requests(&self.client().await?, status, member_id, limit).await
     }
 
     async fn answer_request(

@@ -23,7 +23,9 @@ mod programme;
 pub mod schema;
 mod segments;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::storage::StorageError;
 
@@ -34,6 +36,52 @@ pub fn is_postgres_url(database: &str) -> bool {
         .iter()
         .any(|prefix| database.starts_with(prefix))
 }
+
+/// Statements through the connection's statement cache (deadpool-postgres keeps one per pooled
+/// connection): a statement is parsed and planned once per connection, and each use is one round
+/// trip (Bind/Execute) instead of two (Parse/Describe first). With a dozen statements per purchase
+/// this halved the round trips and the database's CPU per purchase (`docs/benchmarks.md`).
+/// Implemented for a pooled connection and its transactions.
+#[async_trait::async_trait]
+pub(crate) trait Cached: GenericClient {
+    async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn fetch_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+
+    async fn fetch_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
+impl<T: GenericClient + ?Sized> Cached for T {}
 
 /// Any failure of the database as the traits report it, its cause kept for the log.
 pub(crate) fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
@@ -80,9 +128,13 @@ impl PgStorage {
             config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
-                // A connection back in the pool is checked before reuse, so one the server closed
-                // (a failover, a restart) is replaced rather than handed out.
-                recycling_method: RecyclingMethod::Verified,
+                // A connection back in the pool is reused if its connection task is still alive:
+                // one the server closed (a failover, a restart) has ended its task and is
+                // replaced. No test query: `Verified` costs a round trip per checkout, and a
+                // purchase checks out several (about a quarter of the database's CPU per
+                // purchase, `docs/benchmarks.md`); a connection that fails anyway fails its one
+                // request, answered `503 database_unavailable`, and is replaced.
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         // Bounded waits: a database that is down, or a pool with nothing free, is a `PoolError`

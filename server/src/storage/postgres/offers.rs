@@ -6,11 +6,12 @@
 
 use std::collections::BTreeSet;
 
+use super::Cached;
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use loyalty_core::api::{OfferTarget, SegmentView};
 use loyalty_core::offers::Offer;
 use loyalty_core::segments::Segment;
-use tokio_postgres::GenericClient;
 
 use super::fanout::{bump_fanout_seq, fan_out, segments_in};
 use super::segments::recompute;
@@ -38,7 +39,7 @@ pub(super) async fn till_offers_in(
     now_ms: i64,
 ) -> Result<Vec<TillOffer>, StorageError> {
     let rows = conn
-        .query(
+        .fetch_all(
             "SELECT o.definition, om.uses, a.at
              FROM offer_members om
              JOIN offers o ON o.offer_id = om.offer_id
@@ -77,7 +78,7 @@ pub(super) async fn record_offer_uses(
     let mut offer_ids = offer_ids.to_vec();
     offer_ids.sort();
     let use_one = tx
-        .prepare(
+        .prepare_cached(
             "UPDATE offer_members SET uses = uses + 1
              WHERE member_id = $1 AND offer_id = $2
                AND (SELECT use_limit = 0 OR offer_members.uses < use_limit
@@ -95,7 +96,7 @@ pub(super) async fn record_offer_uses(
             continue;
         }
         let targeted: bool = tx
-            .query_one(
+            .fetch_one(
                 "SELECT EXISTS (SELECT 1 FROM offer_members WHERE member_id = $1 AND offer_id = $2)",
                 &[&member_id, offer_id],
             )
@@ -128,7 +129,7 @@ async fn unknown_members(
     explicit: &[&str],
 ) -> Result<Vec<String>, StorageError> {
     let rows = tx
-        .query(
+        .fetch_all(
             "SELECT id FROM unnest($1::text[]) AS t(id)
              WHERE NOT EXISTS (SELECT 1 FROM members WHERE member_id = t.id)
              ORDER BY id COLLATE \"C\"",
@@ -151,7 +152,7 @@ async fn publish_in(
     let (kind, key) = standing(target).map_or(("members", None), |(k, v)| (k, Some(v)));
     if let OfferTarget::Segment { segment_id } = target {
         let known: bool = tx
-            .query_one(
+            .fetch_one(
                 "SELECT EXISTS (SELECT 1 FROM segments WHERE segment_id = $1)",
                 &[segment_id],
             )
@@ -183,7 +184,7 @@ async fn publish_in(
     let definition = serde_json::to_string(&stored).map_err(backend)?;
     // A new version only when the terms changed, so re-posting the same offer does not re-project
     // it to every member. An explicit target adds members without replacing a standing target.
-    tx.execute(
+    tx.exec(
         "INSERT INTO offers (offer_id, version, definition, target_kind, target_key, valid_from,
                              valid_until, use_limit, created_at, updated_at)
          VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $8)
@@ -213,7 +214,7 @@ async fn publish_in(
     .await
     .map_err(backend)?;
     let added = tx
-        .execute(
+        .exec(
             "INSERT INTO offer_members (offer_id, member_id, added_at)
              SELECT $1, id, $3 FROM unnest($2::text[]) AS t(id) ON CONFLICT DO NOTHING",
             &[&offer.id, &explicit, &now_ms],
@@ -221,7 +222,7 @@ async fn publish_in(
         .await
         .map_err(backend)? as i64;
     let row = tx
-        .query_one(
+        .fetch_one(
             "UPDATE offers SET member_count = member_count + $2 WHERE offer_id = $1
              RETURNING version, member_count",
             &[&offer.id, &added],
@@ -255,7 +256,7 @@ impl PgStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         // Dropping the transaction rolls back the uses counted before a refused one.
-        if !record_offer_uses(&*tx, member_id, offer_ids).await? {
+        if !record_offer_uses(&tx, member_id, offer_ids).await? {
             return Ok(false);
         }
         tx.commit().await.map_err(backend)?;
@@ -274,7 +275,7 @@ impl OfferStore for PgStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         // Dropping the transaction rolls it back: a refused target stores nothing.
-        let outcome = publish_in(&*tx, offer, target, now_ms).await?;
+        let outcome = publish_in(&tx, offer, target, now_ms).await?;
         let Publication::Published(stored) = outcome else {
             return Ok(outcome);
         };
@@ -284,7 +285,7 @@ impl OfferStore for PgStorage {
         };
         let added = fan_out(&mut client, &offer.id, kind, key, now_ms).await?;
         let members: i64 = client
-            .query_one(
+            .fetch_one(
                 "SELECT member_count FROM offers WHERE offer_id = $1",
                 &[&offer.id],
             )
@@ -306,7 +307,7 @@ impl OfferStore for PgStorage {
         let rows = self
             .client()
             .await?
-            .query(
+            .fetch_all(
                 &format!(
                     "SELECT o.definition, o.version, om.uses {PENDING_WHERE}
                      ORDER BY o.offer_id COLLATE \"C\""
@@ -330,7 +331,7 @@ impl OfferStore for PgStorage {
     async fn has_pending_offers(&self, member_id: &str, now_ms: i64) -> Result<bool, StorageError> {
         self.client()
             .await?
-            .query_one(
+            .fetch_one(
                 &format!("SELECT EXISTS (SELECT 1 {PENDING_WHERE})"),
                 &[&member_id, &now_ms],
             )
@@ -351,7 +352,7 @@ impl OfferStore for PgStorage {
         // written here, so the row stays pending.
         self.client()
             .await?
-            .execute(
+            .exec(
                 "UPDATE offer_members om SET projected_version = p.version, projected_uses = p.uses
                  FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS p(offer_id, version, uses)
                  WHERE om.member_id = $1 AND om.offer_id = p.offer_id",
@@ -367,7 +368,7 @@ impl OfferStore for PgStorage {
         member_id: &str,
         now_ms: i64,
     ) -> Result<Vec<TillOffer>, StorageError> {
-        till_offers_in(&**self.client().await?, member_id, now_ms).await
+        till_offers_in(&self.client().await?, member_id, now_ms).await
     }
 
     async fn create_segment(
@@ -379,7 +380,7 @@ impl OfferStore for PgStorage {
         let n = self
             .client()
             .await?
-            .execute(
+            .exec(
                 "INSERT INTO segments (segment_id, name, rules, created_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[&segment.id, &segment.name, &rules, &now_ms],
@@ -394,14 +395,14 @@ impl OfferStore for PgStorage {
     }
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError> {
-        segments_in(&**self.client().await?).await
+        segments_in(&self.client().await?).await
     }
 
     async fn fanout_seq(&self) -> Result<i64, StorageError> {
         let row = self
             .client()
             .await?
-            .query_opt("SELECT fanout_seq FROM programme_state WHERE id = 1", &[])
+            .fetch_opt("SELECT fanout_seq FROM programme_state WHERE id = 1", &[])
             .await
             .map_err(backend)?;
         row.map_or(Ok(0), |r| r.try_get(0).map_err(backend))
@@ -416,7 +417,7 @@ impl OfferStore for PgStorage {
         let mut client = self.client().await?;
         // Held by the connection, so a job killed midway lets go with its connection.
         let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&RECOMPUTE_LOCK])
+            .fetch_one("SELECT pg_try_advisory_lock($1)", &[&RECOMPUTE_LOCK])
             .await
             .and_then(|r| r.try_get(0))
             .map_err(backend)?;
@@ -430,7 +431,7 @@ impl OfferStore for PgStorage {
         let report = recompute(&mut client, now_ms, window_ms, &mut *progress).await;
         // The connection goes back to the pool: the lock must not go with it.
         let unlocked = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&RECOMPUTE_LOCK])
+            .exec("SELECT pg_advisory_unlock($1)", &[&RECOMPUTE_LOCK])
             .await;
         if let Err(e) = unlocked {
             // The lock stays with a connection that may be broken; drop it rather than reuse it.

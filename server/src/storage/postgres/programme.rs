@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use loyalty_core::programme::Programme;
 
+use super::Cached;
 use super::{PgStorage, backend};
 use crate::storage::{ProgrammeStore, StorageError};
 
@@ -11,7 +12,7 @@ impl ProgrammeStore for PgStorage {
     async fn programme(&self) -> Result<Option<Programme>, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT config FROM programme WHERE id = 1", &[])
+            .fetch_opt("SELECT config FROM programme WHERE id = 1", &[])
             .await
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
@@ -23,7 +24,7 @@ impl ProgrammeStore for PgStorage {
         let text = serde_json::to_string(programme).map_err(backend)?;
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO programme (id, config, updated_at) VALUES (1, $1, $2)
                  ON CONFLICT (id) DO UPDATE
                  SET config = excluded.config, updated_at = excluded.updated_at",

@@ -14,6 +14,7 @@ use std::time::Instant;
 use loyalty_core::segments::SegmentRules;
 use tokio_postgres::types::ToSql;
 
+use super::Cached;
 use super::backend;
 use super::fanout::{fan_out, segments_in};
 use crate::storage::{RecomputeReport, StorageError};
@@ -118,7 +119,7 @@ pub(super) async fn recompute(
     let t = Instant::now();
     progress("rfm: scoring purchases in the window");
     let row = client
-        .query_one(RFM_SQL, &[&now.saturating_sub(window_ms), &now])
+        .fetch_one(RFM_SQL, &[&now.saturating_sub(window_ms), &now])
         .await
         .map_err(backend)?;
     let scored: i64 = row.try_get(0).map_err(backend)?;
@@ -129,7 +130,7 @@ pub(super) async fn recompute(
         step(t)
     ));
 
-    let segments = segments_in(&***client).await?;
+    let segments = segments_in(&*client).await?;
     let total = segments.len();
     for (i, view) in segments.iter().enumerate() {
         let t = Instant::now();
@@ -144,7 +145,7 @@ pub(super) async fn recompute(
     }
 
     let standing = client
-        .query(
+        .fetch_all(
             "SELECT offer_id, target_kind, target_key FROM offers
              WHERE target_kind <> 'members' AND valid_until > $1 AND target_key IS NOT NULL
              ORDER BY offer_id COLLATE \"C\"",
@@ -198,13 +199,13 @@ async fn segment(
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
     params.extend(values.iter().map(|v| &**v as &(dyn ToSql + Sync)));
     let tx = client.transaction().await.map_err(backend)?;
-    let row = tx.query_one(&sql, &params).await.map_err(backend)?;
+    let row = tx.fetch_one(&sql, &params).await.map_err(backend)?;
     let (members, joined, left): (i64, i64, i64) = (
         row.try_get(0).map_err(backend)?,
         row.try_get(1).map_err(backend)?,
         row.try_get(2).map_err(backend)?,
     );
-    tx.execute(
+    tx.exec(
         "UPDATE segments SET computed_at = $2, member_count = $3 WHERE segment_id = $1",
         &[&id, &now, &members],
     )
