@@ -71,6 +71,19 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> Self {
         let storage = backend::open_storage(&database).await;
+        Self::start_on_storage(storage, database, listen, clock, outbound, configure).await
+    }
+
+    /// As [`TestServer::start_with_outbound`], on a storage already open (`database` only names
+    /// it for a restart): for benchmarks that pick their database themselves.
+    pub async fn start_on_storage(
+        storage: Arc<dyn loyalty_server::storage::Storage>,
+        database: PathBuf,
+        listen: &str,
+        clock: Arc<dyn Clock>,
+        outbound: Arc<dyn loyalty_server::outbound::Outbound>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::new(OPERATOR_TOKEN.into());
         config.till_token = TILL_TOKEN.into();
         // Tests enroll many phones and try wrong credentials from one address: the per-address
