@@ -115,7 +115,13 @@ fn connection(path: &Path) -> Result<Connection, loyalty_core::store::StoreError
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self, loyalty_core::store::StoreError> {
-        let conn = Arc::new(Mutex::new(connection(path)?));
+        let mut writer = connection(path)?;
+        // The writer's transactions take the write lock when they begin: one that read first and
+        // wrote second would otherwise fail at once ("database is locked", without waiting) when
+        // another process — a second instance or `loyalty admin` on the same file — wrote in
+        // between. In this process only this connection writes, so it waits for nobody else.
+        writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        let conn = Arc::new(Mutex::new(writer));
         let (poster, jobs) = std::sync::mpsc::channel();
         let writer_conn = conn.clone();
         // The writer ends when the last SqliteStorage (and so the last sender) is dropped.
