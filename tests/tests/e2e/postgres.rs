@@ -459,20 +459,18 @@ fn the_recompute_command_runs_on_a_postgres_url() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        while psql(
-            &url,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
-        ) == "0"
-        {
+        // pg_locks is the whole server's: only this database's recompute lock counts (other
+        // tests' migrations hold advisory locks of their own meanwhile).
+        let held = "FROM pg_locks WHERE locktype = 'advisory' AND classid = 1280268609
+                      AND objid = 1280460365
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        while psql(&url, &format!("SELECT count(*) {held}")) == "0" {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let skipped = run(url.clone()).await.unwrap();
         // The holder's session ends (its backend is still in pg_sleep: killing psql would not
         // end it), and the lock with it.
-        psql(
-            &url,
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
-        );
+        psql(&url, &format!("SELECT pg_terminate_backend(pid) {held}"));
         let _ = holder.wait();
         assert!(skipped.status.success(), "{skipped:?}");
         assert!(
