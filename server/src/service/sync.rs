@@ -268,7 +268,12 @@ fn answer(
         let stored = docs.iter().find(|d| d.kind == kind).ok_or_else(|| {
             DomainError::internal("sync", format!("member has no {kind} document"))
         })?;
-        let mut doc = match cached_card.take().filter(|_| kind == DocKind::Card) {
+        let cached = if kind == DocKind::Card {
+            cached_card.take()
+        } else {
+            None
+        };
+        let mut doc = match cached {
             Some(doc) => doc,
             None => load(kind, &stored.bytes)?,
         };
