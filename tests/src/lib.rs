@@ -397,6 +397,33 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A long poll of the phone's changes on the server at `url` from `since`, waiting up to
+/// `wait_s`; the answer of a poll the server accepted (anything else fails the test).
+pub async fn long_poll(
+    url: &str,
+    phone: &loyalty_core::store::Credentials,
+    since: u64,
+    wait_s: u64,
+) -> loyalty_core::api::ChangesResponse {
+    reqwest::Client::new()
+        .get(format!(
+            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
+            phone.member_id
+        ))
+        .header(
+            "authorization",
+            loyalty_core::api::device_authorization(&phone.device_id, &phone.device_secret),
+        )
+        .send()
+        .await
+        .expect("the poll is answered")
+        .error_for_status()
+        .expect("a poll of the phone's own member")
+        .json()
+        .await
+        .expect("a changes answer")
+}
+
 /// A new member and a device enrolled with its activation code and synced.
 pub async fn member_with_device(
     url: &str,
@@ -642,6 +669,18 @@ impl Shop {
 
     pub async fn balance(&self) -> i64 {
         self.card().await.balance
+    }
+
+    /// A second server instance on the shop's database and clock: its own member locks and
+    /// writer, so only the database's guards keep the two apart.
+    pub async fn second_instance(&self) -> TestServer {
+        TestServer::start_with(
+            self.server.database.clone(),
+            "127.0.0.1:0",
+            self.clock.clone(),
+            |_| {},
+        )
+        .await
     }
 
     /// Gives the member `points` through a purchase.

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use loyalty_core::api::{ChangesResponse, PurchaseRequest, device_authorization, paths};
-use loyalty_core::store::Credentials;
+use loyalty_core::api::{PurchaseRequest, paths};
 use loyalty_server::client::{OperatorClient, TillClient};
 use loyalty_tests::pg_cluster::Cluster;
 use loyalty_tests::*;
@@ -626,27 +625,6 @@ async fn readyz(url: &str) -> (u16, Option<String>, Value) {
     (status, retry_after, response.json().await.unwrap())
 }
 
-/// A long poll of the phone's changes on `url` from `since`, waiting up to `wait_s`.
-async fn poll(url: &str, phone: &Credentials, since: u64, wait_s: u64) -> ChangesResponse {
-    reqwest::Client::new()
-        .get(format!(
-            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
-            phone.member_id
-        ))
-        .header(
-            "authorization",
-            device_authorization(&phone.device_id, &phone.device_secret),
-        )
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// A purchase through `a` ends a phone's long poll on `b` (LISTEN/NOTIFY between instances, or
 /// the wake-up of every poll when the listener has just reconnected), well before its 20 s wait.
 async fn a_purchase_wakes_a_poll_on_the_other_instance(a: &str, b: &str) {
@@ -654,10 +632,10 @@ async fn a_purchase_wakes_a_poll_on_the_other_instance(a: &str, b: &str) {
     let op = OperatorClient::new(a, OPERATOR_TOKEN).unwrap();
     let (_, phone) = member_with_device(a, &op, &dir.path().join("p.db")).await;
     let credentials = phone.credentials().unwrap();
-    let since = poll(b, &credentials, 0, 0).await.seq;
+    let since = long_poll(b, &credentials, 0, 0).await.seq;
     let waiting = {
         let (b, credentials) = (b.to_string(), credentials.clone());
-        tokio::spawn(async move { poll(&b, &credentials, since, 20).await })
+        tokio::spawn(async move { long_poll(&b, &credentials, since, 20).await })
     };
     // Let the poll reach B and start waiting before the purchase.
     tokio::time::sleep(Duration::from_millis(300)).await;

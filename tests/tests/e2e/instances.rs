@@ -7,8 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use loyalty_core::api::{ChangesResponse, PostingResponse, device_authorization};
-use loyalty_core::store::Credentials;
+use loyalty_core::api::PostingResponse;
 use loyalty_server::client::TillClient;
 use loyalty_tests::race::{Request, simultaneously};
 use loyalty_tests::*;
@@ -31,27 +30,6 @@ fn addr(server: &ServerProcess) -> SocketAddr {
         .expect("the server's address")
 }
 
-/// A long poll of the phone's changes on `url` from `since`, waiting up to `wait_s`.
-async fn poll(url: &str, phone: &Credentials, since: u64, wait_s: u64) -> ChangesResponse {
-    reqwest::Client::new()
-        .get(format!(
-            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
-            phone.member_id
-        ))
-        .header(
-            "authorization",
-            device_authorization(&phone.device_id, &phone.device_secret),
-        )
-        .send()
-        .await
-        .expect("the poll is answered")
-        .error_for_status()
-        .expect("a poll of the phone's own member")
-        .json()
-        .await
-        .expect("a changes answer")
-}
-
 #[test]
 fn a_purchase_through_one_instance_wakes_a_phone_polling_another() {
     rt().block_on(async {
@@ -60,11 +38,11 @@ fn a_purchase_through_one_instance_wakes_a_phone_polling_another() {
         let dir = tempfile::tempdir().unwrap();
         let (_, phone) = member_with_device(&a.url, &a.operator(), &dir.path().join("p.db")).await;
         let credentials = phone.credentials().unwrap();
-        let since = poll(&b.url, &credentials, 0, 0).await.seq;
+        let since = long_poll(&b.url, &credentials, 0, 0).await.seq;
         // The poll waits 20 s on B: only a change B hears of from A ends it early.
         let waiting = {
             let (url, credentials) = (b.url.clone(), credentials.clone());
-            tokio::spawn(async move { poll(&url, &credentials, since, 20).await })
+            tokio::spawn(async move { long_poll(&url, &credentials, since, 20).await })
         };
         // Let the poll reach B and start waiting before the purchase.
         tokio::time::sleep(Duration::from_millis(300)).await;

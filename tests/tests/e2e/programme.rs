@@ -556,13 +556,7 @@ fn two_instances_settling_at_once_warn_once_and_expire_each_point_once() {
     use loyalty_tests::race::{Request, simultaneously};
     rt().block_on(async {
         let s = shop().await;
-        let other = TestServer::start_with(
-            s.server.database.clone(),
-            "127.0.0.1:0",
-            s.clock.clone(),
-            |_| {},
-        )
-        .await;
+        let other = s.second_instance().await;
         let p = Programme {
             points: PointsPolicy {
                 pending_days: 0,

@@ -152,13 +152,7 @@ fn refunds_raced_through_two_servers_on_one_database_agree_with_the_ledger() {
         let s = shop().await;
         // A second instance on the same database: its own member locks and posting writer, so
         // only the database's guards keep the two apart.
-        let other = TestServer::start_with(
-            s.server.database.clone(),
-            "127.0.0.1:0",
-            s.clock.clone(),
-            |_| {},
-        )
-        .await;
+        let other = s.second_instance().await;
         purchase_of_100(&s, "big", 0).await;
 
         let answers = simultaneously(&refunds(&[s.server.addr, other.addr], "big", 50, 99))

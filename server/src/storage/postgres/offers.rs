@@ -30,6 +30,13 @@ fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
 }
 
+/// The stored offer of a row (its definition in column 0) with the member's uses from `uses`.
+fn offer_with_uses(r: &tokio_postgres::Row, uses: usize) -> Result<Offer, StorageError> {
+    let mut offer = parse_offer(r.try_get(0).map_err(backend)?)?;
+    offer.use_count = r.try_get(uses).map_err(backend)?;
+    Ok(offer)
+}
+
 /// The offers `member_id` is targeted with and that are valid at `now_ms`, each with its uses
 /// (`offer.use_count`) and the member's activation time, read on the caller's connection or
 /// transaction.
@@ -53,10 +60,8 @@ pub(super) async fn till_offers_in(
         .map_err(backend)?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let mut offer = parse_offer(r.try_get(0).map_err(backend)?)?;
-        offer.use_count = r.try_get(1).map_err(backend)?;
         out.push(TillOffer {
-            offer,
+            offer: offer_with_uses(&r, 1)?,
             activated_at_ms: r.try_get(2).map_err(backend)?,
         });
     }
@@ -318,10 +323,8 @@ impl OfferStore for PgStorage {
             .map_err(backend)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let mut offer = parse_offer(r.try_get(0).map_err(backend)?)?;
-            offer.use_count = r.try_get(2).map_err(backend)?;
             out.push(PendingOffer {
-                offer,
+                offer: offer_with_uses(&r, 2)?,
                 version: r.try_get(1).map_err(backend)?,
             });
         }
