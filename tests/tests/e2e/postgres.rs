@@ -62,11 +62,13 @@ fn instances_hear_each_others_changes_and_not_their_own() {
             .await
             .unwrap();
         b.announce(Change::Everyone).await.unwrap();
+        // A's own announcement came first, and a skipped it.
+        assert_eq!(next(&mut heard_a).await, Change::Everyone);
+        // Announced after that one was heard (announcements queued together go out as one, and
+        // everyone covers any member).
         b.announce(Change::Member("mbr_from_b".into()))
             .await
             .unwrap();
-        // A's own announcement came first, and a skipped it.
-        assert_eq!(next(&mut heard_a).await, Change::Everyone);
         assert_eq!(
             next(&mut heard_a).await,
             Change::Member("mbr_from_b".into())
@@ -89,6 +91,22 @@ fn instances_hear_each_others_changes_and_not_their_own() {
             .await
             .unwrap();
         assert_eq!(next(&mut heard_a).await, Change::Member("mbr_after".into()));
+
+        // A burst (a busy instance's purchases) goes out in batched payloads: every member is
+        // heard exactly once, though more than fit one payload.
+        let burst: std::collections::BTreeSet<String> =
+            (0..1_500).map(|i| format!("mbr_burst_{i:06}")).collect();
+        for id in &burst {
+            b.announce(Change::Member(id.clone())).await.unwrap();
+        }
+        let mut heard = std::collections::BTreeSet::new();
+        while heard.len() < burst.len() {
+            match next(&mut heard_a).await {
+                Change::Member(id) => assert!(heard.insert(id), "a member heard twice"),
+                Change::Everyone => panic!("no gap and no fan-out here"),
+            }
+        }
+        assert_eq!(heard, burst);
     });
 }
 

@@ -2,14 +2,18 @@
 //! sessions, postings, the refund book, the card's source and store, the member's book, and the
 //! members the settle job must look at.
 //!
-//! A posting is one transaction of its own: PostgreSQL commits concurrent transactions together
-//! itself, so there is no group-commit writer, and a refused or failed posting rolls back alone.
-//! Its guards, in SQLite's order so the outcomes match: the posting id (`INSERT … ON CONFLICT DO
-//! NOTHING`: a concurrent posting under the same id waits for the first and then inserts nothing,
-//! `KeyTaken`), a refund's purchase (its row locked, so refunds of one purchase are checked one
-//! after the other against every committed one), the member's revision (`UPDATE … WHERE revision
-//! = $n`) and the offers' use limits. Reads that must agree (a book, a card's source) run in one
-//! REPEATABLE READ, read-only transaction: one snapshot, as SQLite's read transaction.
+//! A purchase costs the database two round trips: what it reads (the prior posting under its key,
+//! and the session with its member's book — row, open lots, qualifying amount, offers — in one
+//! statement, so one snapshot) and the posting, one statement that commits by itself
+//! ([`WRITE_POSTING`]). PostgreSQL commits concurrent transactions together itself, so there is no
+//! group-commit writer, and a refused or failed posting rolls back alone. Its guards: the member's
+//! revision (`UPDATE … WHERE revision = $n`; every other write of the posting hangs on it), the
+//! posting id (its primary key: a concurrent posting under the same id waits for the first and
+//! then fails, `KeyTaken`), and — in a transaction of their own, as they need more statements — a
+//! refund's purchase (its row locked, so refunds of one purchase are checked one after the other
+//! against every committed one) and the offers' use limits. Reads that must agree across
+//! statements (a refund's book and purchase, a card's source) run in one REPEATABLE READ,
+//! read-only transaction: one snapshot, as SQLite's read transaction.
 
 use super::Cached;
 use async_trait::async_trait;
@@ -21,12 +25,12 @@ use loyalty_core::tiers::{Metric, TierState};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::members::update_document;
-use super::offers::{record_offer_uses, till_offers_in};
+use super::offers::{parse_offer, record_offer_uses};
 use super::{PgStorage, backend, hash_from};
 use crate::storage::{
     CardSource, CheckoutOpening, CheckoutSession, Commit, DeviceKey, DocWrite, LedgerStore,
     MemberBook, MemberProgramme, PostOutcome, Posting, PostingKind, PriorPosting, PurchaseContext,
-    PurchaseRecord, StorageError, TillMember,
+    PurchaseRecord, StorageError, TillMember, TillOffer,
 };
 
 /// How long a used checkout code is remembered (it expires after at most 90 s).
@@ -55,8 +59,135 @@ fn posting_kind(name: &str) -> Result<PostingKind, StorageError> {
     PostingKind::from_name(name).ok_or_else(|| backend(format!("unknown posting kind `{name}`")))
 }
 
-/// Writes one posting inside the caller's transaction. Anything but [`PostOutcome::Posted`] leaves
-/// part of it written: the caller rolls back (drops the transaction).
+/// The whole posting as one statement: the member's balance, tier and revision (the revision
+/// guard), the posting under its id, its ledger movements and the lots it creates or changes. Each
+/// write hangs on the one before it (`FROM moved`, `FROM posting`), so a stale revision writes
+/// nothing. One statement is one round trip, one plan and, outside a transaction, one commit:
+/// the dozen statements a posting took in its own transaction were most of the database's work
+/// per purchase (`docs/benchmarks.md`).
+const WRITE_POSTING: &str = "
+    WITH moved AS (
+        UPDATE members SET balance = $1, pending = $2, tier = $3, tier_manual = $4,
+            tier_since = $5, tier_review_at = $6, tier_downgrade_at = $7, next_event_at = $8,
+            revision = revision + 1
+        WHERE member_id = $9 AND revision = $10
+        RETURNING member_id),
+    posting AS (
+        INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
+                              receipt_id, total_minor, earned, redeemed, at, response)
+        SELECT $11::TEXT, $12::BYTEA, member_id, $13::TEXT, $14::TEXT, $15::TEXT, $16::TEXT,
+               $17::BIGINT, $18::BIGINT, $19::BIGINT, $20::BIGINT, $21::BYTEA
+        FROM moved
+        RETURNING idempotency_key, member_id),
+    movements AS (
+        INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
+                            rule)
+        SELECT t.tx_id, p.member_id, p.idempotency_key, t.points, t.reason, $15, $16, $20, t.rule
+        FROM posting p,
+             unnest($22::TEXT[], $23::BIGINT[], $24::TEXT[], $25::TEXT[])
+                 AS t (tx_id, points, reason, rule)),
+    touched AS (
+        INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired,
+                          earned_at, available_at, expires_at, warned)
+        SELECT l.lot_id, p.member_id, p.idempotency_key, l.rule, l.points, l.remaining,
+               l.expired, l.earned_at, l.available_at, l.expires_at, l.warned
+        FROM posting p,
+             unnest($26::TEXT[], $27::TEXT[], $28::BIGINT[], $29::BIGINT[], $30::BIGINT[],
+                    $31::BIGINT[], $32::BIGINT[], $33::BIGINT[], $34::BIGINT[])
+                 AS l (lot_id, rule, points, remaining, expired, earned_at, available_at,
+                       expires_at, warned)
+        ON CONFLICT (lot_id) DO UPDATE SET remaining = excluded.remaining,
+            expired = excluded.expired, warned = excluded.warned)
+    SELECT count(*) FROM moved";
+
+/// Runs [`WRITE_POSTING`] on `conn` (a connection: its own commit; or a transaction). The
+/// posting's id already taken is PostgreSQL's unique violation on it, which undoes the whole
+/// statement; a concurrent posting under the same id waits for the first and then fails so.
+async fn write_posting(
+    conn: &impl GenericClient,
+    p: &Posting,
+) -> Result<PostOutcome, StorageError> {
+    let st = &p.state;
+    let m = &p.movements;
+    let tx_ids: Vec<&str> = m.iter().map(|m| m.tx_id.as_str()).collect();
+    let points: Vec<i64> = m.iter().map(|m| m.points).collect();
+    let reasons: Vec<&str> = m.iter().map(|m| m.reason.as_str()).collect();
+    let rules: Vec<&str> = m.iter().map(|m| m.rule.as_str()).collect();
+    let l = &p.lots;
+    let lot_ids: Vec<&str> = l.iter().map(|l| l.lot_id.as_str()).collect();
+    let lot_rules: Vec<&str> = l.iter().map(|l| l.rule.as_str()).collect();
+    let lot_points: Vec<i64> = l.iter().map(|l| l.points).collect();
+    let remaining: Vec<i64> = l.iter().map(|l| l.remaining).collect();
+    let expired: Vec<i64> = l.iter().map(|l| l.expired).collect();
+    let earned_at: Vec<i64> = l.iter().map(|l| l.earned_at_ms).collect();
+    let available_at: Vec<i64> = l.iter().map(|l| l.available_at_ms).collect();
+    let expires_at: Vec<Option<i64>> = l.iter().map(|l| l.expires_at_ms).collect();
+    // Flags are integer columns, as in SQLite, so the schemas stay column for column.
+    let warned: Vec<i64> = l.iter().map(|l| i64::from(l.warned)).collect();
+    let written = conn
+        .fetch_one(
+            WRITE_POSTING,
+            &[
+                &st.balance,
+                &st.pending,
+                &st.tier.tier,
+                &i64::from(st.tier.manual),
+                &st.tier.since_ms,
+                &st.tier.review_at_ms,
+                &st.tier.downgrade_at_ms,
+                &st.next_event_at_ms,
+                &p.member_id,
+                &p.expected_revision,
+                &p.idempotency_key,
+                &p.request_hash.as_slice(),
+                &p.kind.as_str(),
+                &p.refers_to,
+                &p.till_id,
+                &p.receipt_id,
+                &p.total_minor,
+                &p.earned,
+                &p.redeemed,
+                &p.at_ms,
+                &p.response,
+                &tx_ids,
+                &points,
+                &reasons,
+                &rules,
+                &lot_ids,
+                &lot_rules,
+                &lot_points,
+                &remaining,
+                &expired,
+                &earned_at,
+                &available_at,
+                &expires_at,
+                &warned,
+            ],
+        )
+        .await;
+    match written.and_then(|r| r.try_get::<_, i64>(0)) {
+        // The revision guard makes a concurrent change (another instance) a conflict to retry,
+        // never a lost update: a writer blocked on the member's row re-checks the revision once
+        // the other commits.
+        Ok(0) => Ok(PostOutcome::Conflict),
+        Ok(_) => Ok(PostOutcome::Posted),
+        Err(e) if is_posting_key_taken(&e) => Ok(PostOutcome::KeyTaken),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Whether `e` is the unique violation of a posting's id.
+fn is_posting_key_taken(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some("postings_pkey")
+    })
+}
+
+/// Writes a posting that needs more than [`WRITE_POSTING`] — a refund (its purchase locked and
+/// checked) or offers used — inside the caller's transaction. Anything but
+/// [`PostOutcome::Posted`] leaves part of it written: the caller rolls back (drops the
+/// transaction).
 async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome, StorageError> {
     // A refund locks its purchase before inserting its own row: the insert's foreign key takes a
     // share lock on the purchase, and two refunds each holding that while waiting for the other's
@@ -69,121 +200,15 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
         .await
         .map_err(backend)?;
     }
-    let fresh = tx
-        .exec(
-            "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
-                                   till_id, receipt_id, total_minor, earned, redeemed, at, response)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
-            &[
-                &p.idempotency_key,
-                &p.request_hash.as_slice(),
-                &p.member_id,
-                &p.kind.as_str(),
-                &p.refers_to,
-                &p.till_id,
-                &p.receipt_id,
-                &p.total_minor,
-                &p.earned,
-                &p.redeemed,
-                &p.at_ms,
-                &p.response,
-            ],
-        )
-        .await
-        .map_err(backend)?;
-    if fresh != 1 {
-        return Ok(PostOutcome::KeyTaken);
+    let outcome = write_posting(tx, p).await?;
+    if outcome != PostOutcome::Posted {
+        return Ok(outcome);
     }
     if let Some(purchase) = &p.refers_to {
         let outcome = check_refund(tx, purchase, p).await?;
         if outcome != PostOutcome::Posted {
             return Ok(outcome);
         }
-    }
-    let st = &p.state;
-    // The revision guard makes a concurrent change (another instance) a conflict to retry,
-    // never a lost update: a writer blocked here re-checks the revision once the other commits.
-    let moved = tx
-        .exec(
-            "UPDATE members SET balance = $1, pending = $2, tier = $3, tier_manual = $4,
-                 tier_since = $5, tier_review_at = $6, tier_downgrade_at = $7, next_event_at = $8,
-                 revision = revision + 1
-             WHERE member_id = $9 AND revision = $10",
-            &[
-                &st.balance,
-                &st.pending,
-                &st.tier.tier,
-                &i64::from(st.tier.manual),
-                &st.tier.since_ms,
-                &st.tier.review_at_ms,
-                &st.tier.downgrade_at_ms,
-                &st.next_event_at_ms,
-                &p.member_id,
-                &p.expected_revision,
-            ],
-        )
-        .await
-        .map_err(backend)?;
-    if moved != 1 {
-        return Ok(PostOutcome::Conflict);
-    }
-    let ledger = tx
-        .prepare_cached(
-            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id,
-                                 at, rule)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await
-        .map_err(backend)?;
-    for m in &p.movements {
-        tx.execute(
-            &ledger,
-            &[
-                &m.tx_id,
-                &p.member_id,
-                &p.idempotency_key,
-                &m.points,
-                &m.reason,
-                &p.till_id,
-                &p.receipt_id,
-                &p.at_ms,
-                &m.rule,
-            ],
-        )
-        .await
-        .map_err(backend)?;
-    }
-    // The balance is what the lots hold, and `lots.remaining` cannot go below zero (a CHECK):
-    // no overdraft reaches this far.
-    let lots = tx
-        .prepare_cached(
-            "INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired,
-                               earned_at, available_at, expires_at, warned)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (lot_id) DO UPDATE SET remaining = excluded.remaining,
-                 expired = excluded.expired, warned = excluded.warned",
-        )
-        .await
-        .map_err(backend)?;
-    for l in &p.lots {
-        tx.execute(
-            &lots,
-            &[
-                &l.lot_id,
-                &p.member_id,
-                &p.idempotency_key,
-                &l.rule,
-                &l.points,
-                &l.remaining,
-                &l.expired,
-                &l.earned_at_ms,
-                &l.available_at_ms,
-                &l.expires_at_ms,
-                &i64::from(l.warned),
-            ],
-        )
-        .await
-        .map_err(backend)?;
     }
     if !p.offer_uses.is_empty() && !record_offer_uses(tx, &p.member_id, &p.offer_uses).await? {
         // An offer's last use went to a concurrent posting: read again, post without it.
@@ -311,93 +336,246 @@ async fn read_checkout_session(
     }))
 }
 
-/// What a member qualifies with since a time; `postings_by_member` covers it.
+/// What member `m` qualifies with since `$3`; `postings_by_member` covers it.
 fn qualifying_sql(metric: Metric) -> &'static str {
     match metric {
         Metric::Spend => {
             "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN total_minor ELSE -total_minor END),
                              0)::BIGINT
-             FROM postings WHERE member_id = $1 AND at >= $2 AND kind IN ('purchase', 'refund')"
+             FROM postings q
+             WHERE q.member_id = m.member_id AND q.at >= $3 AND q.kind IN ('purchase', 'refund')"
         }
         Metric::Points => {
             "SELECT coalesce(sum(CASE kind WHEN 'purchase' THEN earned ELSE -earned END), 0)::BIGINT
-             FROM postings WHERE member_id = $1 AND at >= $2 AND kind IN ('purchase', 'refund')"
+             FROM postings q
+             WHERE q.member_id = m.member_id AND q.at >= $3 AND q.kind IN ('purchase', 'refund')"
         }
     }
 }
 
-/// The member's programme state from `members` columns 3..=10 of [`read_book`]'s query.
-fn programme_of(r: &Row) -> Result<MemberProgramme, StorageError> {
+/// A member's book in one statement — one snapshot and one round trip instead of a transaction
+/// of five: `FROM` names the member's row `m`; `$2` is the card's kind, `$3` the qualifying
+/// window's start, `$4` the time to read the valid offers at (NULL: none). The columns from
+/// `at` on are [`book_of`]'s: the member's row (13), the open lots as arrays (9), the
+/// qualifying amount, the offers as arrays (3). The arrays of one aggregate are filled in one
+/// pass over the same rows, so their elements line up; the offers are aggregated from a sorted
+/// subquery, so they come in the order the till's earning expects.
+fn book_sql(select_first: &str, from: &str, metric: Metric) -> String {
+    let qualifying = qualifying_sql(metric);
+    format!(
+        "SELECT {select_first}
+                m.card_number, m.status, m.revision, m.balance, m.pending, m.tier,
+                m.tier_manual, coalesce(m.tier_since, m.created_at), m.tier_review_at,
+                m.tier_downgrade_at, m.next_event_at, d.version, m.card_revision,
+                l.lot_id, l.rule, l.points, l.remaining, l.expired, l.earned_at, l.available_at,
+                l.expires_at, l.warned,
+                ({qualifying}),
+                o.definition, o.uses, o.activated_at
+         {from}
+         LEFT JOIN documents d ON d.member_id = m.member_id AND d.kind = $2
+         LEFT JOIN LATERAL (
+             SELECT array_agg(lot_id) AS lot_id, array_agg(rule) AS rule,
+                    array_agg(points) AS points, array_agg(remaining) AS remaining,
+                    array_agg(expired) AS expired, array_agg(earned_at) AS earned_at,
+                    array_agg(available_at) AS available_at, array_agg(expires_at) AS expires_at,
+                    array_agg(warned) AS warned
+             FROM lots WHERE lots.member_id = m.member_id AND remaining > 0) l ON true
+         LEFT JOIN LATERAL (
+             SELECT array_agg(definition) AS definition, array_agg(uses) AS uses,
+                    array_agg(activated_at) AS activated_at
+             FROM (SELECT o.definition, om.uses, a.at AS activated_at
+                   FROM offer_members om
+                   JOIN offers o ON o.offer_id = om.offer_id
+                   LEFT JOIN member_activations a
+                       ON a.member_id = om.member_id AND a.offer_id = om.offer_id
+                   WHERE om.member_id = m.member_id
+                     AND o.valid_from <= $4::BIGINT AND o.valid_until > $4::BIGINT
+                   ORDER BY o.valid_until, o.offer_id COLLATE \"C\") valid) o ON true"
+    )
+}
+
+/// An array column of [`book_sql`]: NULL when no row was aggregated.
+fn array<'a, T: tokio_postgres::types::FromSql<'a>>(
+    r: &'a Row,
+    i: usize,
+) -> Result<Vec<T>, StorageError> {
+    Ok(r.try_get::<_, Option<Vec<T>>>(i)
+        .map_err(backend)?
+        .unwrap_or_default())
+}
+
+/// The member's open lots from [`book_sql`]'s arrays starting at column `at`.
+fn lots_of(r: &Row, at: usize) -> Result<Vec<Lot>, StorageError> {
+    let ids: Vec<String> = array(r, at)?;
+    let rules: Vec<String> = array(r, at + 1)?;
+    let points: Vec<i64> = array(r, at + 2)?;
+    let remaining: Vec<i64> = array(r, at + 3)?;
+    let expired: Vec<i64> = array(r, at + 4)?;
+    let earned_at: Vec<i64> = array(r, at + 5)?;
+    let available_at: Vec<i64> = array(r, at + 6)?;
+    let expires_at: Vec<Option<i64>> = array(r, at + 7)?;
+    let warned: Vec<i64> = array(r, at + 8)?;
+    let n = ids.len();
+    let lengths = [
+        rules.len(),
+        points.len(),
+        remaining.len(),
+        expired.len(),
+        earned_at.len(),
+        available_at.len(),
+        expires_at.len(),
+        warned.len(),
+    ];
+    if lengths.iter().any(|&len| len != n) {
+        return Err(backend(
+            "a lot's columns came back in arrays of different lengths",
+        ));
+    }
+    Ok((0..n)
+        .map(|i| Lot {
+            lot_id: ids[i].clone(),
+            rule: rules[i].clone(),
+            points: points[i],
+            remaining: remaining[i],
+            expired: expired[i],
+            earned_at_ms: earned_at[i],
+            available_at_ms: available_at[i],
+            expires_at_ms: expires_at[i],
+            warned: warned[i] != 0,
+        })
+        .collect())
+}
+
+/// The offers from [`book_sql`]'s arrays starting at column `at`.
+fn offers_of(r: &Row, at: usize) -> Result<Vec<TillOffer>, StorageError> {
+    let definitions: Vec<String> = array(r, at)?;
+    let uses: Vec<i64> = array(r, at + 1)?;
+    let activated: Vec<Option<i64>> = array(r, at + 2)?;
+    if uses.len() != definitions.len() || activated.len() != definitions.len() {
+        return Err(backend(
+            "an offer's columns came back in arrays of different lengths",
+        ));
+    }
+    definitions
+        .iter()
+        .zip(uses)
+        .zip(activated)
+        .map(|((definition, uses), activated_at_ms)| {
+            let mut offer = parse_offer(definition)?;
+            offer.use_count = uses;
+            Ok(TillOffer {
+                offer,
+                activated_at_ms,
+            })
+        })
+        .collect()
+}
+
+/// The member's programme state from the `members` columns of [`book_sql`] starting at `at`.
+fn programme_of(r: &Row, at: usize) -> Result<MemberProgramme, StorageError> {
     Ok(MemberProgramme {
-        balance: r.try_get(3).map_err(backend)?,
-        pending: r.try_get(4).map_err(backend)?,
+        balance: r.try_get(at + 3).map_err(backend)?,
+        pending: r.try_get(at + 4).map_err(backend)?,
         tier: TierState {
-            tier: r.try_get(5).map_err(backend)?,
-            manual: r.try_get::<_, i64>(6).map_err(backend)? != 0,
-            since_ms: r.try_get(7).map_err(backend)?,
+            tier: r.try_get(at + 5).map_err(backend)?,
+            manual: r.try_get::<_, i64>(at + 6).map_err(backend)? != 0,
+            since_ms: r.try_get(at + 7).map_err(backend)?,
             // 0: no review date yet; the ledger derives one from `since`.
             review_at_ms: r
-                .try_get::<_, Option<i64>>(8)
+                .try_get::<_, Option<i64>>(at + 8)
                 .map_err(backend)?
                 .unwrap_or(0),
-            downgrade_at_ms: r.try_get(9).map_err(backend)?,
+            downgrade_at_ms: r.try_get(at + 9).map_err(backend)?,
         },
-        next_event_at_ms: r.try_get(10).map_err(backend)?,
+        next_event_at_ms: r.try_get(at + 10).map_err(backend)?,
     })
 }
 
-/// The member's row, lots and qualifying amount; the caller holds the snapshot (a transaction).
+/// The book in a row of [`book_sql`] whose book columns start at `at`; none when the row has no
+/// member (a session whose member is gone).
+fn book_of(r: &Row, at: usize, member_id: &str) -> Result<Option<MemberBook>, StorageError> {
+    let Some(card_number) = r.try_get::<_, Option<String>>(at).map_err(backend)? else {
+        return Ok(None);
+    };
+    let status: String = r.try_get(at + 1).map_err(backend)?;
+    Ok(Some(MemberBook {
+        member_id: member_id.to_string(),
+        card_number,
+        blocked: status == "blocked",
+        revision: r.try_get(at + 2).map_err(backend)?,
+        card_version: r.try_get(at + 11).map_err(backend)?,
+        card_revision: r.try_get(at + 12).map_err(backend)?,
+        state: programme_of(r, at)?,
+        lots: lots_of(r, at + 13)?,
+        qualifying: r.try_get(at + 22).map_err(backend)?,
+        offers: offers_of(r, at + 23)?,
+    }))
+}
+
+/// The member's row, open lots, qualifying amount and (at `offers_at_ms`) offers, in one
+/// statement: one snapshot of its own, or the caller's transaction's.
 async fn read_book(
-    tx: &impl GenericClient,
+    conn: &impl GenericClient,
     member_id: &str,
     metric: Metric,
     window_start_ms: i64,
     offers_at_ms: Option<i64>,
 ) -> Result<Option<MemberBook>, StorageError> {
-    let row = tx
+    let sql = book_sql("", "FROM members m", metric) + " WHERE m.member_id = $1";
+    let row = conn
         .fetch_opt(
-            "SELECT m.card_number, m.status, m.revision, m.balance, m.pending, m.tier,
-                    m.tier_manual, coalesce(m.tier_since, m.created_at), m.tier_review_at,
-                    m.tier_downgrade_at, m.next_event_at, d.version, m.card_revision
-             FROM members m LEFT JOIN documents d ON d.member_id = m.member_id AND d.kind = $2
-             WHERE m.member_id = $1",
-            &[&member_id, &i64::from(DocKind::Card.code())],
+            &sql,
+            &[
+                &member_id,
+                &i64::from(DocKind::Card.code()),
+                &window_start_ms,
+                &offers_at_ms,
+            ],
         )
         .await
         .map_err(backend)?;
-    let Some(r) = row else { return Ok(None) };
-    let status: String = r.try_get(1).map_err(backend)?;
-    let lots = tx
-        .fetch_all(
-            &format!("SELECT {LOT_COLUMNS} FROM lots WHERE member_id = $1 AND remaining > 0"),
-            &[&member_id],
+    match row {
+        Some(r) => book_of(&r, 0, member_id),
+        None => Ok(None),
+    }
+}
+
+/// A checkout session and its member's book with the offers valid at `now_ms`, in one statement.
+async fn read_session_book(
+    conn: &impl GenericClient,
+    session_id: &str,
+    metric: Metric,
+    window_start_ms: i64,
+    now_ms: i64,
+) -> Result<(Option<CheckoutSession>, Option<MemberBook>), StorageError> {
+    let sql = book_sql(
+        "s.session_id, s.member_id, s.till_id, s.expires_at,",
+        "FROM checkout_sessions s LEFT JOIN members m ON m.member_id = s.member_id",
+        metric,
+    ) + " WHERE s.session_id = $1";
+    let row = conn
+        .fetch_opt(
+            &sql,
+            &[
+                &session_id,
+                &i64::from(DocKind::Card.code()),
+                &window_start_ms,
+                &Some(now_ms),
+            ],
         )
         .await
-        .map_err(backend)?
-        .iter()
-        .map(read_lot)
-        .collect::<Result<Vec<_>, _>>()?;
-    let qualifying: i64 = tx
-        .fetch_one(qualifying_sql(metric), &[&member_id, &window_start_ms])
-        .await
-        .and_then(|q| q.try_get(0))
         .map_err(backend)?;
-    let offers = match offers_at_ms {
-        Some(now_ms) => till_offers_in(tx, member_id, now_ms).await?,
-        None => Vec::new(),
+    let Some(r) = row else {
+        return Ok((None, None));
     };
-    Ok(Some(MemberBook {
-        member_id: member_id.to_string(),
-        card_number: r.try_get(0).map_err(backend)?,
-        blocked: status == "blocked",
-        revision: r.try_get(2).map_err(backend)?,
-        card_version: r.try_get(11).map_err(backend)?,
-        card_revision: r.try_get(12).map_err(backend)?,
-        state: programme_of(&r)?,
-        lots,
-        qualifying,
-        offers,
-    }))
+    let session = CheckoutSession {
+        session_id: r.try_get(0).map_err(backend)?,
+        member_id: r.try_get(1).map_err(backend)?,
+        till_id: r.try_get(2).map_err(backend)?,
+        expires_at_ms: r.try_get(3).map_err(backend)?,
+    };
+    let book = book_of(&r, 4, &session.member_id)?;
+    Ok((Some(session), book))
 }
 
 /// The member's `limit` most recent ledger movements, newest first, as the card shows them.
@@ -569,29 +747,22 @@ impl LedgerStore for PgStorage {
         window_start_ms: i64,
         now_ms: i64,
     ) -> Result<PurchaseContext, StorageError> {
-        self.snapshot(async |tx| {
-            let prior = read_prior_posting(tx, idempotency_key).await?;
-            let session = read_checkout_session(tx, session_id).await?;
-            if prior.is_some() {
-                return Ok(PurchaseContext {
-                    prior,
-                    session,
-                    book: None,
-                });
-            }
-            let book = match &session {
-                Some(s) => {
-                    read_book(tx, &s.member_id, metric, window_start_ms, Some(now_ms)).await?
-                }
-                None => None,
-            };
-            Ok(PurchaseContext {
-                prior: None,
-                session,
-                book,
-            })
+        // Two statements sent together (tokio-postgres pipelines them on one connection): one
+        // round trip. They need not share a snapshot: a posting stored under the key after the
+        // first read is found by the posting's own write (`KeyTaken`), and the book is one
+        // statement, so one snapshot, guarded at the write by its revision.
+        let client = self.client().await?;
+        let (prior, session_book) = tokio::try_join!(
+            read_prior_posting(&client, idempotency_key),
+            read_session_book(&client, session_id, metric, window_start_ms, now_ms),
+        )?;
+        let (session, book) = session_book;
+        let book = if prior.is_some() { None } else { book };
+        Ok(PurchaseContext {
+            prior,
+            session,
+            book,
         })
-        .await
     }
 
     async fn purchase(&self, posting: &str) -> Result<Option<PurchaseRecord>, StorageError> {
@@ -619,6 +790,10 @@ impl LedgerStore for PgStorage {
 
     async fn post(&self, p: Posting) -> Result<PostOutcome, StorageError> {
         let mut client = self.client().await?;
+        if p.refers_to.is_none() && p.offer_uses.is_empty() {
+            // One statement, its own transaction: all of it or (an outcome but Posted) nothing.
+            return write_posting(&client, &p).await;
+        }
         let tx = client.transaction().await.map_err(backend)?;
         let outcome = apply_posting(&tx, &p).await?;
         if outcome == PostOutcome::Posted {

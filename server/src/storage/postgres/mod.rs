@@ -117,6 +117,8 @@ pub struct PgStorage {
     config: tokio_postgres::Config,
     /// Names this instance in the change feed, so it skips its own announcements.
     instance: String,
+    /// This instance's announcements, sent by `changes::announcer` in batches.
+    announcer: tokio::sync::mpsc::UnboundedSender<crate::storage::Change>,
 }
 
 impl PgStorage {
@@ -148,10 +150,12 @@ impl PgStorage {
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
         let instance = loyalty_core::ids::hex(&loyalty_core::ids::random_bytes::<8>());
+        let announcer = changes::announcer(pool.clone(), instance.clone());
         let storage = Self {
             pool,
             config,
             instance,
+            announcer,
         };
         let mut client = storage.pool.get().await?;
         schema::migrate(&mut client).await?;

@@ -1,8 +1,9 @@
 //! Targeted offers on PostgreSQL: [`OfferStore`] for [`PgStorage`] (publication with its
 //! chunked fan-out from `fanout.rs`, the pending projections, the till's offers, segments; the
-//! batch recompute is `segments.rs`), and what the till reads and writes inside a posting's own
-//! transaction ([`till_offers_in`], [`record_offer_uses`]). Same tables and outcomes as SQLite's
-//! `offers.rs`; explicit members are checked and added with one `unnest` statement each.
+//! batch recompute is `segments.rs`), and what a posting's own transaction reads and writes
+//! ([`till_offers_in`], [`record_offer_uses`]; a purchase reads its offers within the book's one
+//! statement, `ledger.rs`). Same tables and outcomes as SQLite's `offers.rs`; explicit members
+//! are checked and added with one `unnest` statement each.
 
 use std::collections::BTreeSet;
 
@@ -26,7 +27,7 @@ use crate::storage::offers::{
 /// "LOYALRFM"): one recompute at a time per database, whichever instance or command starts it.
 const RECOMPUTE_LOCK: i64 = 0x4c4f_5941_4c52_464d;
 
-fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
+pub(super) fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
 }
 
