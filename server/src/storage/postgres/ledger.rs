@@ -94,6 +94,7 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
     if fresh != 1 {
         return Ok(PostOutcome::KeyTaken);
     }
+    record_operator(tx, p).await?;
     if let Some(purchase) = &p.refers_to {
         let outcome = check_refund(tx, purchase, p).await?;
         if outcome != PostOutcome::Posted {
@@ -192,6 +193,21 @@ async fn apply_posting(tx: &Transaction<'_>, p: &Posting) -> Result<PostOutcome,
     Ok(PostOutcome::Posted)
 }
 
+/// Records who made an operator's posting. Only operators' postings name one: the till's hot path
+/// keeps its insert as it is.
+async fn record_operator(tx: &Transaction<'_>, p: &Posting) -> Result<(), StorageError> {
+    let Some(operator) = &p.operator else {
+        return Ok(());
+    };
+    tx.exec(
+        "UPDATE postings SET operator = $1 WHERE idempotency_key = $2",
+        &[operator, &p.idempotency_key],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Refunds together never exceed their purchase, and the shares this refund reverses were
 /// computed from the refunded total that is really there. The purchase's row is locked first, so
 /// refunds of one purchase (through any instance) are checked one at a time, each seeing every
@@ -237,7 +253,7 @@ async fn read_prior_posting(
 ) -> Result<Option<PriorPosting>, StorageError> {
     let row = conn
         .fetch_opt(
-            "SELECT member_id, till_id, kind, request_hash, response FROM postings
+            "SELECT member_id, till_id, kind, request_hash, response, operator FROM postings
              WHERE idempotency_key = $1",
             &[&key],
         )
@@ -250,6 +266,7 @@ async fn read_prior_posting(
         kind: posting_kind(r.try_get(2).map_err(backend)?)?,
         request_hash: hash_from(r.try_get(3).map_err(backend)?)?,
         response: r.try_get(4).map_err(backend)?,
+        operator: r.try_get(5).map_err(backend)?,
     }))
 }
 

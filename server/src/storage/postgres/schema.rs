@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "013_document_summaries",
         include_str!("../../../migrations/postgres/013_document_summaries.sql"),
     ),
+    (
+        "014_adjustments",
+        include_str!("../../../migrations/postgres/014_adjustments.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).
