@@ -539,6 +539,94 @@ pub struct SetTier {
     pub tier: Option<String>,
 }
 
+/// Points one adjustment may credit or debit: far above any real correction (10,000.00 at a point
+/// worth 0.01), so a mistyped amount is refused rather than posted; a larger correction is several.
+pub const MAX_ADJUST_POINTS: i64 = 1_000_000;
+/// Characters of an adjustment's note: it is shown on the member's card.
+pub const MAX_ADJUST_NOTE: usize = 200;
+/// Characters of an adjustment's reference (a receipt, a ticket number).
+pub const MAX_ADJUST_REFERENCE: usize = 128;
+
+/// Why an operator adjusted a member's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustReason {
+    /// The member asked (a complaint, a request through the app).
+    MemberRequest,
+    /// A purchase the till did not post (the member brings the receipt).
+    MissingReceipt,
+    /// A gesture of goodwill.
+    Goodwill,
+    /// A correction of an earlier mistake.
+    Correction,
+    Other,
+}
+
+impl AdjustReason {
+    pub const ALL: [Self; 5] = [
+        Self::MemberRequest,
+        Self::MissingReceipt,
+        Self::Goodwill,
+        Self::Correction,
+        Self::Other,
+    ];
+
+    /// Its name on the wire and in the ledger's rule (`adjust:<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MemberRequest => "member_request",
+            Self::MissingReceipt => "missing_receipt",
+            Self::Goodwill => "goodwill",
+            Self::Correction => "correction",
+            Self::Other => "other",
+        }
+    }
+
+    /// The reason named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// How the member's card words it, before the operator's note.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MemberRequest => "At your request",
+            Self::MissingReceipt => "Missing receipt",
+            Self::Goodwill => "Goodwill",
+            Self::Correction => "Correction",
+            Self::Other => "Adjustment",
+        }
+    }
+}
+
+/// `POST /v1/admin/members/{member_id}/adjustments`: an operator credits (`points` > 0) or debits
+/// (`points` < 0) a member's points. Safe to retry with the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdjustPoints {
+    /// The operator's retry token (a support ticket's id will do): a retry with the same key and
+    /// body changes nothing and gets the first answer; the same key with another body is refused.
+    /// One namespace for all operators, apart from the tills'.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
+    pub idempotency_key: String,
+    /// Points credited (positive) or debited (negative); never zero.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = -1_000_000, maximum = 1_000_000)
+    )]
+    pub points: i64,
+    pub reason: AdjustReason,
+    /// What happened, in a sentence the member will read on their card.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub note: String,
+    /// A receipt, ticket or case number, shown with the note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
+    pub reference: Option<String>,
+}
+
 /// `POST /v1/admin/members/{member_id}/epochs`: start these documents afresh from their current
 /// state (a new epoch, `crate::epoch`); no body or an empty list means all four.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

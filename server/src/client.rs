@@ -218,6 +218,16 @@ impl OperatorClient {
         self.post(&paths::admin_member_tier(member_id), &body).await
     }
 
+    /// Credits or debits a member's points (`AdjustPoints`); safe to retry with the same key.
+    pub async fn adjust(
+        &self,
+        member_id: &str,
+        adjustment: &loyalty_core::api::AdjustPoints,
+    ) -> Result<PostingResponse, OperatorError> {
+        self.post(&paths::admin_member_adjustments(member_id), adjustment)
+            .await
+    }
+
     /// Sends one message to explicit members or to a segment.
     pub async fn send_message(&self, message: &SendMessage) -> Result<SendSummary, OperatorError> {
         self.post(paths::ADMIN_MESSAGES, message).await

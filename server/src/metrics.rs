@@ -83,7 +83,10 @@ fn describe() {
         Unit::Seconds,
         "Time to answer a request's head"
     );
-    describe_counter!(POSTINGS, "Purchases and refunds posted at the till");
+    describe_counter!(
+        POSTINGS,
+        "Purchases and refunds posted at the till, and operators' adjustments"
+    );
     describe_counter!(SYNCS, "Syncs answered: changed or noop");
     describe_gauge!(LONG_POLLS, "Long polls open now");
     describe_histogram!(GROUP_COMMIT, "Postings per group commit (SQLite writer)");
@@ -103,7 +106,7 @@ fn describe() {
         DB_POOL_AVAILABLE,
         "Free connections in the database pool (SQLite: read connections)"
     );
-    for kind in ["purchase", "refund"] {
+    for kind in ["purchase", "refund", "adjust"] {
         counter!(POSTINGS, "kind" => kind).absolute(0);
     }
     for kind in ["changed", "noop"] {

@@ -44,6 +44,8 @@ pub const ADMIN_MEMBER_OFFERS: &str = "/v1/admin/members/{member_id}/offers";
 pub const ADMIN_MEMBER_MESSAGES: &str = "/v1/admin/members/{member_id}/messages";
 /// Pins or releases the member's tier.
 pub const ADMIN_MEMBER_TIER: &str = "/v1/admin/members/{member_id}/tier";
+/// Credits or debits the member's points by hand.
+pub const ADMIN_MEMBER_ADJUSTMENTS: &str = "/v1/admin/members/{member_id}/adjustments";
 /// Blocks the member's card.
 pub const ADMIN_MEMBER_BLOCK: &str = "/v1/admin/members/{member_id}/block";
 /// Unblocks the member's card.
@@ -93,6 +95,7 @@ pub const ALL: &[&str] = &[
     ADMIN_MEMBER_OFFERS,
     ADMIN_MEMBER_MESSAGES,
     ADMIN_MEMBER_TIER,
+    ADMIN_MEMBER_ADJUSTMENTS,
     ADMIN_MEMBER_BLOCK,
     ADMIN_MEMBER_UNBLOCK,
     ADMIN_MEMBER_CARD_QR,
@@ -139,6 +142,10 @@ pub fn admin_member_messages(member_id: &str) -> String {
 
 pub fn admin_member_tier(member_id: &str) -> String {
     fill(ADMIN_MEMBER_TIER, &[member_id])
+}
+
+pub fn admin_member_adjustments(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_ADJUSTMENTS, &[member_id])
 }
 
 pub fn admin_member_block(member_id: &str) -> String {

@@ -2,7 +2,8 @@
 
 use clap::{Args, Subcommand};
 use loyalty_core::api::{
-    OfferTarget, PostMessage, PostOffer, PostReply, PostSegment, PostTargetedOffer, SendMessage,
+    AdjustPoints, AdjustReason, OfferTarget, PostMessage, PostOffer, PostReply, PostSegment,
+    PostTargetedOffer, SendMessage,
 };
 use loyalty_core::requests::RequestView;
 use loyalty_server::client::OperatorClient;
@@ -77,6 +78,10 @@ enum AdminCommand {
         #[arg(long, conflicts_with = "tier")]
         release: bool,
     },
+    /// Credit (--points 50) or debit (--points -50) a member's points, with a reason the member's
+    /// card shows. Prints the idempotency key it generates: give it back with --key to retry
+    /// safely.
+    Adjust(AdjustArgs),
     /// Segments: define, list, and recompute them with the RFM scores.
     #[command(subcommand)]
     Segments(SegmentsCommand),
@@ -135,6 +140,26 @@ struct OfferArgs {
     /// Uses per member; 0 for no limit.
     #[arg(long, default_value_t = 1)]
     use_limit: i64,
+}
+
+#[derive(Args)]
+struct AdjustArgs {
+    member_id: String,
+    /// Points to credit (positive) or debit (negative).
+    #[arg(long, allow_negative_numbers = true)]
+    points: i64,
+    /// member_request, missing_receipt, goodwill, correction or other.
+    #[arg(long, value_parser = parse_reason)]
+    reason: AdjustReason,
+    /// What happened, in a sentence the member reads on their card.
+    #[arg(long)]
+    note: String,
+    /// A receipt, ticket or case number.
+    #[arg(long)]
+    reference: Option<String>,
+    /// The idempotency key (default: generated and printed): the same key retries safely.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 #[derive(Args)]
@@ -235,6 +260,13 @@ fn parse_doc(name: &str) -> Result<loyalty_core::DocKind, String> {
         .ok_or_else(|| format!("`{name}` is not a document: card, offers, inbox or member"))
 }
 
+fn parse_reason(name: &str) -> Result<AdjustReason, String> {
+    AdjustReason::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = AdjustReason::ALL.iter().map(|r| r.as_str()).collect();
+        format!("`{name}` is not a reason: {}", names.join(", "))
+    })
+}
+
 fn now_ms() -> i64 {
     use loyalty_core::Clock;
     loyalty_core::SystemClock.now_ms()
@@ -278,6 +310,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
             }
             super::programme::set_tier(&client, &member_id, tier.as_deref(), json).await
         }
+        AdminCommand::Adjust(adjust) => adjust_points(&client, adjust, json).await,
         AdminCommand::Segments(command) => segments(&client, command, json).await,
         AdminCommand::Send(send) => send_message(&client, send, json).await,
         AdminCommand::Deliveries { message, member } => {
@@ -288,6 +321,45 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::Show { member_id } => show(&client, &member_id, json).await,
         AdminCommand::Backup { database, to } => backup(&database, &to, json).await,
     }
+}
+
+async fn adjust_points(client: &OperatorClient, args: AdjustArgs, json: bool) -> CliResult {
+    let key = match args.key {
+        Some(key) => key,
+        None => {
+            let key = loyalty_core::ids::new_record_id("adj");
+            // Before the request goes out: if its answer is lost, the retry needs this key.
+            eprintln!("idempotency key: {key} (to retry, repeat the command with --key {key})");
+            key
+        }
+    };
+    let adjustment = AdjustPoints {
+        idempotency_key: key,
+        points: args.points,
+        reason: args.reason,
+        note: args.note,
+        reference: args.reference,
+    };
+    let r = client
+        .adjust(&args.member_id, &adjustment)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&r);
+    }
+    let done = if args.points > 0 {
+        "credited to"
+    } else {
+        "debited from"
+    };
+    println!(
+        "{} points {done} {}: balance {} (posting {})",
+        args.points.unsigned_abs(),
+        r.member_id,
+        r.balance,
+        r.posting
+    );
+    Ok(())
 }
 
 async fn create_member(

@@ -26,6 +26,7 @@ pub const CODES: &[(u16, &str)] = &[
     (400, "invalid_purchase"),
     (400, "invalid_refund"),
     (400, "invalid_idempotency_key"),
+    (400, "invalid_adjustment"),
     (400, "missing_till_id"),
     (400, "invalid_offer"),
     (400, "invalid_message"),

@@ -31,8 +31,15 @@ use crate::http::error::ApiError;
 use crate::http::guard::Guard;
 use crate::storage::DeviceRecord;
 
-/// An operator: `Authorization: Bearer <operator token>`.
-pub struct Operator;
+/// An operator: `Authorization: Bearer <operator token>`. `id` names who it is, recorded with
+/// what they change in the ledger: today the one configured token is the bootstrap operator,
+/// [`BOOTSTRAP_OPERATOR`].
+pub struct Operator {
+    pub id: String,
+}
+
+/// The operator the configured operator token belongs to.
+pub const BOOTSTRAP_OPERATOR: &str = "admin";
 
 /// A till: `Authorization: Bearer <till token>` and its id in `X-Till-Id`.
 pub struct Till {
@@ -82,7 +89,9 @@ impl FromRequestParts<Arc<App>> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         guarded(parts, async { app.authenticate_operator(&parts.headers) }).await?;
-        Ok(Operator)
+        Ok(Operator {
+            id: BOOTSTRAP_OPERATOR.to_string(),
+        })
     }
 }
 
@@ -278,7 +287,7 @@ mod tests {
             &app,
         )
         .await;
-        assert!(ok.is_ok());
+        assert_eq!(ok.ok().map(|o| o.id), Some(BOOTSTRAP_OPERATOR.to_string()));
         for auth in ["Bearer till-token-0123456789", "operator-token-0123456789"] {
             let refused = Operator::from_request_parts(&mut parts(auth, None), &app).await;
             assert_eq!(refused.err().map(|e| e.code), Some("unauthorized"));

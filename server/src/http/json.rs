@@ -193,6 +193,19 @@ impl JsonBody for api::PostTargetedOffer {
     }
 }
 
+impl JsonBody for api::AdjustPoints {
+    const CODE: &'static str = "invalid_adjustment";
+    const WHAT: &'static str = "adjustment";
+
+    /// The key keeps the code its check uses.
+    fn code_for(field: &str) -> &'static str {
+        match field {
+            "idempotency_key" => "invalid_idempotency_key",
+            _ => Self::CODE,
+        }
+    }
+}
+
 impl JsonBody for api::PostSegment {
     const CODE: &'static str = "invalid_segment";
     const WHAT: &'static str = "segment";

@@ -49,6 +49,8 @@ pub struct Draft<'a> {
     /// refund (`earned`); points spent, or given back by a refund (`redeemed`).
     pub earned: i64,
     pub redeemed: i64,
+    /// The operator making this posting (an adjustment), recorded with it.
+    pub operator: Option<String>,
 }
 
 impl Draft<'_> {
@@ -86,12 +88,18 @@ impl Draft<'_> {
 
     /// Spends points from the lots that expire first.
     pub fn redeem(&mut self, points: i64, reason: String) -> Result<(), Insufficient> {
+        self.spend(points, reason, "redeem")
+    }
+
+    /// Spends points from the lots that expire first, under `rule` (`redeem`, `adjust:…`); more
+    /// than the member has available spends nothing.
+    pub fn spend(&mut self, points: i64, reason: String, rule: &str) -> Result<(), Insufficient> {
         if points == 0 {
             return Ok(());
         }
         self.book.spend(points, self.now)?;
         self.redeemed += points;
-        self.movement(-points, reason, "redeem");
+        self.movement(-points, reason, rule);
         Ok(())
     }
 
@@ -289,6 +297,7 @@ pub(crate) async fn attempts(
             at_ms: now,
             response: serde_json::to_vec(&response)
                 .map_err(|e| DomainError::internal("posting answer", e))?,
+            operator: draft.operator.clone(),
         };
         match app.storage.post(posting).await {
             Ok(PostOutcome::Posted) => {
@@ -454,6 +463,7 @@ pub(crate) fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<
         purchase: None,
         earned: 0,
         redeemed: 0,
+        operator: None,
     };
     // Whatever else this posting does, points whose time has come expire first, each with a
     // ledger entry the member can read.
@@ -598,6 +608,7 @@ mod tests {
                 offers_applied: Vec::new(),
             })
             .unwrap(),
+            operator: None,
         })
     }
 

@@ -1,6 +1,7 @@
-//! The domain: enrollment, sync, checkout, the ledger, the programme, offers, messaging, members
-//! and epochs. Called by the HTTP handlers and the jobs; knows nothing of HTTP.
+//! The domain: enrollment, sync, checkout, the ledger, operators' adjustments, the programme,
+//! offers, messaging, members and epochs. Called by the HTTP handlers and the jobs; knows nothing of HTTP.
 
+pub mod adjustments;
 pub mod changes;
 pub mod checkout;
 pub mod enrollment;

@@ -135,6 +135,7 @@ fn purchase(key: &str, member: &str, revision: i64, balance: i64, points: i64) -
         offer_uses: Vec::new(),
         at_ms: NOW,
         response: format!("{{\"key\":\"{key}\"}}").into_bytes(),
+        operator: None,
     }
 }
 
@@ -723,6 +724,62 @@ pub async fn a_posting_key_posts_once(s: Arc<dyn Storage>) {
     );
     let balance = book(&s, "m2").await.state.balance;
     assert!(balance == 5 || balance == 7, "one of the two: {balance}");
+}
+
+/// An operator's posting keeps who made it; a till's names nobody. A debit that would take a
+/// lot below zero is refused by the store itself and writes nothing of the posting.
+pub async fn an_operators_posting_records_the_operator(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    assert_eq!(
+        s.post(purchase("till:t1:k1", "m1", revision, 0, 10))
+            .await
+            .unwrap(),
+        PostOutcome::Posted
+    );
+    let mut credit = purchase("adjust:a1", "m1", revision + 1, 10, 5);
+    credit.kind = PostingKind::Adjust;
+    credit.till_id = "programme".into();
+    credit.operator = Some("admin".into());
+    credit.movements[0].rule = "adjust:goodwill".into();
+    assert_eq!(s.post(credit).await.unwrap(), PostOutcome::Posted);
+    let adjust = s.prior_posting("adjust:a1").await.unwrap().expect("posted");
+    assert_eq!(adjust.kind, PostingKind::Adjust);
+    assert_eq!(adjust.operator.as_deref(), Some("admin"));
+    let till = s
+        .prior_posting("till:t1:k1")
+        .await
+        .unwrap()
+        .expect("posted");
+    assert_eq!(till.operator, None);
+    let source = s
+        .card_source("m1", Metric::Spend, 0, 10)
+        .await
+        .unwrap()
+        .expect("the member");
+    assert_eq!(source.book.state.balance, 15);
+    assert!(
+        source
+            .recent
+            .iter()
+            .any(|e| e.rule == "adjust:goodwill" && e.points == 5),
+        "{:?}",
+        source.recent
+    );
+
+    // A debit computed as if the lot held more than it does: the lot's CHECK refuses it.
+    let mut debit = purchase("adjust:a2", "m1", revision + 2, 15, 0);
+    debit.kind = PostingKind::Adjust;
+    debit.operator = Some("admin".into());
+    debit.movements[0].points = -20;
+    debit.state.balance = 0;
+    debit.lots = vec![Lot {
+        remaining: -5,
+        ..book(&s, "m1").await.lots[0].clone()
+    }];
+    assert!(s.post(debit).await.is_err(), "a lot below zero is refused");
+    assert!(s.prior_posting("adjust:a2").await.unwrap().is_none());
+    assert_eq!(book(&s, "m1").await.state.balance, 15);
 }
 
 /// The revision guard on points: a posting computed from a revision no longer stored is a
@@ -1644,6 +1701,7 @@ macro_rules! storage_conformance {
             a_checkout_code_opens_one_session,
             a_posting_moves_points_and_the_card_catches_up,
             a_posting_key_posts_once,
+            an_operators_posting_records_the_operator,
             a_posting_from_a_stale_revision_is_a_conflict,
             a_bad_posting_among_many_fails_alone,
             concurrent_refunds_never_exceed_the_purchase,

@@ -76,8 +76,8 @@ pub struct LedgerMovement {
 /// idempotency key with the answer stored for retries, the ledger movements, the lots they touch,
 /// and the member's balance, pending points and tier (raising their revision, which leaves the
 /// card document behind until `crate::projection::card` catches it up).
-/// Purchases and refunds are postings; so are expiries, event points and operator tier changes,
-/// each with its own kind, so every ledger movement belongs to exactly one posting.
+/// Purchases and refunds are postings; so are expiries, event points, operator tier changes and
+/// operator adjustments, each with its own kind, so every ledger movement belongs to exactly one posting.
 /// What a posting is: a till's purchase or refund, or one of the programme's own postings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostingKind {
@@ -89,6 +89,8 @@ pub enum PostingKind {
     Settle,
     /// An operator's tier change.
     Tier,
+    /// An operator's credit or debit of points (`crate::service::adjustments`).
+    Adjust,
 }
 
 impl PostingKind {
@@ -100,6 +102,7 @@ impl PostingKind {
             Self::Event => "event",
             Self::Settle => "settle",
             Self::Tier => "tier",
+            Self::Adjust => "adjust",
         }
     }
 
@@ -111,6 +114,7 @@ impl PostingKind {
             Self::Event,
             Self::Settle,
             Self::Tier,
+            Self::Adjust,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -125,7 +129,8 @@ impl std::fmt::Display for PostingKind {
 
 pub struct Posting {
     /// The posting's id: a till's idempotency key in its till's namespace (`till:<till>:<key>`),
-    /// or the programme's own key (`event:…`, `settle:…`, `tier:…`).
+    /// or the programme's own key (`event:…`, `settle:…`, `tier:…`), or an operator's
+    /// adjustment key in the operators' namespace (`adjust:<key>`).
     pub idempotency_key: String,
     pub request_hash: [u8; 32],
     pub member_id: String,
@@ -152,6 +157,8 @@ pub struct Posting {
     pub at_ms: i64,
     /// The JSON answer stored for retries.
     pub response: Vec<u8>,
+    /// The operator who made it (an adjustment); `None` for a till's or the programme's own.
+    pub operator: Option<String>,
 }
 
 /// The member's programme state as the members table keeps it.
@@ -210,6 +217,8 @@ pub struct PriorPosting {
     pub kind: PostingKind,
     pub request_hash: [u8; 32],
     pub response: Vec<u8>,
+    /// The operator who made it, for an operator's posting.
+    pub operator: Option<String>,
 }
 
 /// A purchase as a refund needs it.

@@ -11,7 +11,7 @@ use loyalty_tests::*;
 use serde_json::Value;
 
 /// Runs `loyalty ARGS` against `server` with the test tokens, off the async runtime's threads.
-async fn loyalty(server: &str, args: &[&str]) -> Output {
+pub(crate) async fn loyalty(server: &str, args: &[&str]) -> Output {
     let server = server.to_string();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
@@ -29,11 +29,11 @@ async fn loyalty(server: &str, args: &[&str]) -> Output {
     .unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

@@ -4,6 +4,7 @@
 //! shared harness (servers, tokens, simultaneous requests) is `loyalty_tests` (`tests/src`).
 //! Run one area with `cargo test -p loyalty-tests --test e2e AREA::`.
 
+mod adjust;
 mod bad_input;
 mod budget;
 mod checkout;

@@ -1,5 +1,7 @@
-//! The operator's routes, by area: members, offers and segments, messages, the programme.
+//! The operator's routes, by area: members, offers and segments, messages, the programme, points
+//! adjustments.
 
+pub mod adjustments;
 pub mod members;
 pub mod messages;
 pub mod offers;
@@ -36,4 +38,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(programme::get_programme, programme::put_programme))
         .routes(routes!(programme::settle_now))
         .routes(routes!(programme::set_tier))
+        .routes(routes!(adjustments::adjust))
 }

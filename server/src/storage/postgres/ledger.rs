@@ -74,9 +74,9 @@ const WRITE_POSTING: &str = "
         RETURNING member_id),
     posting AS (
         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
-                              receipt_id, total_minor, earned, redeemed, at, response)
+                              receipt_id, total_minor, earned, redeemed, at, response, operator)
         SELECT $11::TEXT, $12::BYTEA, member_id, $13::TEXT, $14::TEXT, $15::TEXT, $16::TEXT,
-               $17::BIGINT, $18::BIGINT, $19::BIGINT, $20::BIGINT, $21::BYTEA
+               $17::BIGINT, $18::BIGINT, $19::BIGINT, $20::BIGINT, $21::BYTEA, $35::TEXT
         FROM moved
         RETURNING idempotency_key, member_id),
     movements AS (
@@ -162,6 +162,7 @@ async fn write_posting(
                 &available_at,
                 &expires_at,
                 &warned,
+                &p.operator,
             ],
         )
         .await;
@@ -262,7 +263,7 @@ async fn read_prior_posting(
 ) -> Result<Option<PriorPosting>, StorageError> {
     let row = conn
         .fetch_opt(
-            "SELECT member_id, till_id, kind, request_hash, response FROM postings
+            "SELECT member_id, till_id, kind, request_hash, response, operator FROM postings
              WHERE idempotency_key = $1",
             &[&key],
         )
@@ -275,6 +276,7 @@ async fn read_prior_posting(
         kind: posting_kind(r.try_get(2).map_err(backend)?)?,
         request_hash: hash_from(r.try_get(3).map_err(backend)?)?,
         response: r.try_get(4).map_err(backend)?,
+        operator: r.try_get(5).map_err(backend)?,
     }))
 }
 

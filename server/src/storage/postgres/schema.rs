@@ -65,8 +65,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/postgres/013_document_summaries.sql"),
     ),
     (
-        "014_fanout_without_foreign_keys",
-        include_str!("../../../migrations/postgres/014_fanout_without_foreign_keys.sql"),
+        "014_adjustments",
+        include_str!("../../../migrations/postgres/014_adjustments.sql"),
+    ),
+    (
+        "015_fanout_without_foreign_keys",
+        include_str!("../../../migrations/postgres/015_fanout_without_foreign_keys.sql"),
     ),
 ];
 

@@ -71,6 +71,7 @@ pub(super) fn apply_posting(
     if fresh != 1 {
         return Ok(PostOutcome::KeyTaken);
     }
+    record_operator(tx, p)?;
     if let Some(purchase) = &p.refers_to {
         let outcome = check_refund(tx, purchase, p)?;
         if outcome != PostOutcome::Posted {
@@ -159,6 +160,18 @@ pub(super) fn apply_posting(
     Ok(PostOutcome::Posted)
 }
 
+/// Records who made an operator's posting. Only operators' postings name one: the till's hot path
+/// keeps its insert as it is.
+fn record_operator(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
+    let Some(operator) = &p.operator else {
+        return Ok(());
+    };
+    tx.prepare_cached("UPDATE postings SET operator = ?1 WHERE idempotency_key = ?2")
+        .and_then(|mut s| s.execute(params![operator, p.idempotency_key]))
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// Checked in the writer, which sees every earlier refund of the purchase (this one included, just
 /// inserted): refunds together never exceed their purchase, and the shares this refund reverses
 /// were computed from the refunded total that is really there — even when refunds of the same
@@ -191,7 +204,7 @@ fn check_refund(
 
 fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
     conn.prepare_cached(
-        "SELECT member_id, till_id, kind, request_hash, response FROM postings
+        "SELECT member_id, till_id, kind, request_hash, response, operator FROM postings
          WHERE idempotency_key = ?1",
     )
     .and_then(|mut s| {
@@ -202,6 +215,7 @@ fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPostin
                 kind: r.get(2)?,
                 request_hash: hash_from(r.get(3)?),
                 response: r.get(4)?,
+                operator: r.get(5)?,
             })
         })
         .optional()

@@ -50,6 +50,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/011_till_namespaces.sql"),
     include_str!("../../../migrations/sqlite/012_document_epochs.sql"),
     include_str!("../../../migrations/sqlite/013_document_summaries.sql"),
+    include_str!("../../../migrations/sqlite/014_adjustments.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

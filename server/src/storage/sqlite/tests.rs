@@ -208,6 +208,7 @@ fn posting(key: &str, member_id: &str, balance: i64) -> PostingJob {
         offer_uses: Vec::new(),
         at_ms: 1,
         response: b"{}".to_vec(),
+        operator: None,
     };
     (posting, oneshot::channel().0)
 }
