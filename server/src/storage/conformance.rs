@@ -1053,6 +1053,82 @@ pub async fn offers_are_published_projected_and_used(s: Arc<dyn Storage>) {
 
 /// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
 /// computes it; then an offer published to it reaches its members.
+/// A recompute follows the purchases since the last one: scores that changed are rewritten (the
+/// most frequent buyer changes places), and members with no purchase left in the window lose
+/// their scores — a segment built on the scores shows both.
+pub async fn scores_follow_purchases_from_one_recompute_to_the_next(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let buy = async |member: &str, key: &str| {
+        let b = book(&s, member).await;
+        let posting = purchase(key, member, b.revision, b.state.balance, 1);
+        assert_eq!(s.post(posting).await.unwrap(), PostOutcome::Posted);
+    };
+    buy("m1", "till:t1:a1").await;
+    buy("m2", "till:t1:b1").await;
+    buy("m2", "till:t1:b2").await;
+    let frequent = Segment {
+        id: "frequent".into(),
+        name: "Most frequent".into(),
+        rules: SegmentRules {
+            frequency: Some(loyalty_core::segments::ScoreRange { min: 5, max: 5 }),
+            ..SegmentRules::default()
+        },
+    };
+    assert_eq!(
+        s.create_segment(&frequent, NOW).await.unwrap(),
+        SegmentCreation::Created
+    );
+    let recompute = async |now: i64, window: i64| {
+        s.recompute_segments(now, window, Box::new(|_| {}))
+            .await
+            .unwrap()
+    };
+    let in_frequent = async |offer_id: &str, at: i64| {
+        let target = OfferTarget::Segment {
+            segment_id: "frequent".into(),
+        };
+        let published = s.publish_offer(&offer(offer_id, 0), &target, at).await;
+        assert!(matches!(published, Ok(Publication::Published(_))));
+        let mut reached = Vec::new();
+        for m in ["m1", "m2"] {
+            if s.pending_offers(m, at)
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.offer.id == offer_id)
+            {
+                reached.push(m);
+            }
+        }
+        reached
+    };
+
+    let report = recompute(NOW + 1, DEFAULT_RFM_WINDOW_MS).await;
+    assert_eq!(report.scored_members, 2);
+    assert_eq!(in_frequent("o1", NOW + 1).await, vec!["m2"]);
+
+    buy("m1", "till:t1:a2").await;
+    buy("m1", "till:t1:a3").await;
+    let report = recompute(NOW + 2, DEFAULT_RFM_WINDOW_MS).await;
+    assert_eq!(report.scored_members, 2);
+    assert_eq!(report.segments, vec![("frequent".to_string(), 1)]);
+    assert_eq!(
+        in_frequent("o2", NOW + 2).await,
+        vec!["m1"],
+        "m1's score rose and m2's fell"
+    );
+
+    // Ten days on, with a one-day window: nobody bought in it.
+    let report = recompute(NOW + 10 * DAY, DAY).await;
+    assert_eq!(report.scored_members, 0);
+    assert_eq!(
+        report.segments,
+        vec![("frequent".to_string(), 0)],
+        "the scores of members with nothing in the window are gone"
+    );
+}
+
 pub async fn segments_are_recomputed_and_reach_offers(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
     member(&s, "m2", "6270000000000002").await;
@@ -1709,6 +1785,7 @@ macro_rules! storage_conformance {
             the_programme_configuration_is_kept,
             offers_are_published_projected_and_used,
             segments_are_recomputed_and_reach_offers,
+            scores_follow_purchases_from_one_recompute_to_the_next,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
             each_recipient_gets_the_fate_the_policy_gives_it,
