@@ -97,6 +97,20 @@ impl Response {
     }
 }
 
+/// The one answer every copy of a request raced with one key got: each a `200` with the same
+/// JSON body as the first (a test failure otherwise), which it returns.
+pub fn one_answer<T: DeserializeOwned + PartialEq + std::fmt::Debug>(answers: &[Response]) -> T {
+    let first: T = answers
+        .first()
+        .unwrap_or_else(|| panic!("no answers"))
+        .json();
+    for a in answers {
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json::<T>(), first, "every answer is the first");
+    }
+    first
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RaceError {
     #[error("connection {index}: {source}")]

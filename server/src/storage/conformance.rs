@@ -1053,6 +1053,18 @@ pub async fn offers_are_published_projected_and_used(s: Arc<dyn Storage>) {
 
 /// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
 /// computes it; then an offer published to it reaches its members.
+/// A segment of the members whose frequency score is within `min..=max`.
+fn by_frequency(id: &str, name: &str, min: u8, max: u8) -> Segment {
+    Segment {
+        id: id.into(),
+        name: name.into(),
+        rules: SegmentRules {
+            frequency: Some(loyalty_core::segments::ScoreRange { min, max }),
+            ..SegmentRules::default()
+        },
+    }
+}
+
 /// A recompute follows the purchases since the last one: scores that changed are rewritten (the
 /// most frequent buyer changes places), and members with no purchase left in the window lose
 /// their scores — a segment built on the scores shows both.
@@ -1067,14 +1079,7 @@ pub async fn scores_follow_purchases_from_one_recompute_to_the_next(s: Arc<dyn S
     buy("m1", "till:t1:a1").await;
     buy("m2", "till:t1:b1").await;
     buy("m2", "till:t1:b2").await;
-    let frequent = Segment {
-        id: "frequent".into(),
-        name: "Most frequent".into(),
-        rules: SegmentRules {
-            frequency: Some(loyalty_core::segments::ScoreRange { min: 5, max: 5 }),
-            ..SegmentRules::default()
-        },
-    };
+    let frequent = by_frequency("frequent", "Most frequent", 5, 5);
     assert_eq!(
         s.create_segment(&frequent, NOW).await.unwrap(),
         SegmentCreation::Created
@@ -1139,14 +1144,7 @@ pub async fn segments_are_recomputed_and_reach_offers(s: Arc<dyn Storage>) {
             .unwrap(),
         PostOutcome::Posted
     );
-    let buyers = Segment {
-        id: "buyers".into(),
-        name: "Bought this year".into(),
-        rules: SegmentRules {
-            frequency: Some(loyalty_core::segments::ScoreRange { min: 1, max: 5 }),
-            ..SegmentRules::default()
-        },
-    };
+    let buyers = by_frequency("buyers", "Bought this year", 1, 5);
     assert_eq!(
         s.create_segment(&buyers, NOW).await.unwrap(),
         SegmentCreation::Created
