@@ -173,17 +173,15 @@ impl App {
         self.announce(Change::Everyone);
     }
 
-    /// Tells the other instances, in the background: the caller's answer does not wait for it.
+    /// Tells the other instances: the storage queues the change and sends it in the background,
+    /// so the caller's answer does not wait for it.
     fn announce(&self, change: Change) {
         if !self.storage.shared() {
             return;
         }
-        let storage = self.storage.clone();
-        tokio::spawn(async move {
-            if let Err(e) = storage.announce(change).await {
-                tracing::warn!(error = %e, "could not tell the other instances of a change");
-            }
-        });
+        if let Err(e) = self.storage.announce(change) {
+            tracing::warn!(error = %e, "could not tell the other instances of a change");
+        }
     }
 
     /// The number of [`Self::wake_all`] calls so far (see [`crate::live::Live::wakes`]).

@@ -122,7 +122,7 @@ fn insufficient(i: Insufficient) -> DomainError {
 }
 
 /// The checks of the module's guide: the key, the points, the note and the reference.
-pub(crate) fn validate(r: &AdjustPoints) -> Result<(), DomainError> {
+fn validate(r: &AdjustPoints) -> Result<(), DomainError> {
     let bad = |m: String| DomainError::bad_request("invalid_adjustment", m);
     if r.idempotency_key.is_empty()
         || r.idempotency_key.len() > MAX_KEY

@@ -24,9 +24,11 @@ pub trait ChangeStore: Send + Sync + 'static {
     fn shared(&self) -> bool;
 
     /// Tells the other instances on this database of `change`; this instance does not hear its
-    /// own. Best effort: a change an instance misses while disconnected is covered by the
-    /// [`Change::Everyone`] it hears when it reconnects.
-    async fn announce(&self, change: Change) -> Result<(), StorageError>;
+    /// own. It only queues the change (the caller's answer never waits for the database), so an
+    /// error means the backend can announce nothing any more. Best effort: a change an instance
+    /// misses while disconnected is covered by the [`Change::Everyone`] it hears when it
+    /// reconnects.
+    fn announce(&self, change: Change) -> Result<(), StorageError>;
 
     /// The changes other instances announce from now on, for as long as the receiver is kept;
     /// `None` when nobody else shares the database. After a lost connection the feed reconnects

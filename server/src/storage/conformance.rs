@@ -1051,8 +1051,6 @@ pub async fn offers_are_published_projected_and_used(s: Arc<dyn Storage>) {
     assert_eq!(self::book(&s, "m1").await.state.balance, 20);
 }
 
-/// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
-/// computes it; then an offer published to it reaches its members.
 /// A segment of the members whose frequency score is within `min..=max`.
 fn by_frequency(id: &str, name: &str, min: u8, max: u8) -> Segment {
     Segment {
@@ -1134,6 +1132,8 @@ pub async fn scores_follow_purchases_from_one_recompute_to_the_next(s: Arc<dyn S
     );
 }
 
+/// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
+/// computes it; then an offer published to it reaches its members.
 pub async fn segments_are_recomputed_and_reach_offers(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
     member(&s, "m2", "6270000000000002").await;

@@ -91,7 +91,7 @@ impl ChangeStore for PgStorage {
         true
     }
 
-    async fn announce(&self, change: Change) -> Result<(), StorageError> {
+    fn announce(&self, change: Change) -> Result<(), StorageError> {
         self.announcer
             .send(change)
             .map_err(|_| backend("the announcing task has stopped"))

@@ -12,7 +12,7 @@ impl ChangeStore for SqliteStorage {
         false
     }
 
-    async fn announce(&self, _change: Change) -> Result<(), StorageError> {
+    fn announce(&self, _change: Change) -> Result<(), StorageError> {
         Ok(())
     }
 

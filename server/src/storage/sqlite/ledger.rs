@@ -58,20 +58,21 @@ pub(super) fn apply_posting(
     let fresh = tx
         .prepare_cached(
             "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
-                                   receipt_id, total_minor, earned, redeemed, at, response)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+                                   receipt_id, total_minor, earned, redeemed, at, response,
+                                   operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
         )
         .and_then(|mut s| {
             s.execute(params![
                 p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
-                p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response
+                p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response,
+                p.operator
             ])
         })
         .map_err(backend)?;
     if fresh != 1 {
         return Ok(PostOutcome::KeyTaken);
     }
-    record_operator(tx, p)?;
     if let Some(purchase) = &p.refers_to {
         let outcome = check_refund(tx, purchase, p)?;
         if outcome != PostOutcome::Posted {
@@ -158,18 +159,6 @@ pub(super) fn apply_posting(
         return Ok(PostOutcome::Conflict);
     }
     Ok(PostOutcome::Posted)
-}
-
-/// Records who made an operator's posting. Only operators' postings name one: the till's hot path
-/// keeps its insert as it is.
-fn record_operator(tx: &rusqlite::Connection, p: &Posting) -> Result<(), StorageError> {
-    let Some(operator) = &p.operator else {
-        return Ok(());
-    };
-    tx.prepare_cached("UPDATE postings SET operator = ?1 WHERE idempotency_key = ?2")
-        .and_then(|mut s| s.execute(params![operator, p.idempotency_key]))
-        .map_err(backend)?;
-    Ok(())
 }
 
 /// Checked in the writer, which sees every earlier refund of the purchase (this one included, just
