@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::inbox::Message;
 use crate::offers::Offer;
 
+pub mod offline;
 pub mod paths;
 
 /// `GET /readyz`'s body, on `200` and on `503` alike: each check and whether it passed, so an

@@ -39,6 +39,7 @@ pub mod keys;
 pub mod lots;
 pub mod member;
 pub mod offers;
+pub mod offline;
 pub mod programme;
 pub mod protocol;
 pub mod qr;

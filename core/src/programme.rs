@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::earning::EarningRules;
 use crate::lots::PointsPolicy;
+use crate::offline::OfflinePolicy;
 use crate::tiers::TierLadder;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +31,9 @@ pub struct Programme {
     pub points: PointsPolicy,
     #[serde(default)]
     pub tiers: TierLadder,
+    /// What a till may do without its server (`crate::offline`).
+    #[serde(default)]
+    pub offline: OfflinePolicy,
 }
 
 impl Programme {
@@ -37,6 +41,7 @@ impl Programme {
         self.earning.validate()?;
         self.points.validate()?;
         self.tiers.validate()?;
+        self.offline.validate()?;
         for tier in self.earning.tier_rates.keys() {
             if self.tiers.get(tier).is_none() {
                 return Err(format!("earning rate for unknown tier `{tier}`"));

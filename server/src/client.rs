@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use loyalty_core::api::offline::{KeyFeed, OfflinePurchaseRequest, TillExceptions};
 use loyalty_core::api::paths;
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, DeliveryRecord, ErrorDetail,
@@ -40,6 +41,7 @@ impl OperatorError {
     }
 }
 
+#[derive(Clone)]
 /// What both clients share: a base URL, a bearer token, and error bodies read back.
 struct Api {
     base: String,
@@ -51,6 +53,8 @@ impl Api {
     fn new(base_url: &str, token: &str) -> Result<Self, OperatorError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // A till whose link is down learns it in seconds and goes offline.
+            .connect_timeout(Duration::from_secs(3))
             // Well under the server's 10 s idle limit: a pooled connection is never reused just
             // as the server closes it (docs/protocol.md, "Timeouts and load").
             .pool_idle_timeout(Duration::from_secs(5))
@@ -233,6 +237,13 @@ impl OperatorClient {
         self.post(paths::ADMIN_MESSAGES, message).await
     }
 
+    /// What offline tills' flushes could not do as the till did it, newest first.
+    pub async fn till_exceptions(&self, limit: u32) -> Result<TillExceptions, OperatorError> {
+        let url = self.api.url(paths::ADMIN_TILL_EXCEPTIONS);
+        let query = [("limit", limit.to_string())];
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
     /// What became of each recipient of a message, or of each message to a member.
     pub async fn deliveries(
         &self,
@@ -316,7 +327,8 @@ impl OperatorClient {
     }
 }
 
-/// The till API: scan, purchase, refund.
+/// The till API: scan, purchase, refund, the key feed and offline purchases.
+#[derive(Clone)]
 pub struct TillClient {
     api: Api,
     till_id: String,
@@ -363,5 +375,28 @@ impl TillClient {
 
     pub async fn refund(&self, refund: &RefundRequest) -> Result<PostingResponse, OperatorError> {
         self.post(paths::TILL_REFUNDS, refund).await
+    }
+
+    /// One page of the key feed after `since` (`docs/checkout-code.md` §9).
+    pub async fn keys(&self, since: u64, limit: Option<u32>) -> Result<KeyFeed, OperatorError> {
+        let mut query = vec![("since", since.to_string())];
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let request = self
+            .api
+            .http
+            .get(self.api.url(paths::TILL_KEYS))
+            .header("x-till-id", &self.till_id)
+            .query(&query);
+        self.api.send(request).await
+    }
+
+    /// Flushes a purchase made offline.
+    pub async fn offline_purchase(
+        &self,
+        purchase: &OfflinePurchaseRequest,
+    ) -> Result<PostingResponse, OperatorError> {
+        self.post(paths::TILL_OFFLINE_PURCHASES, purchase).await
     }
 }

@@ -64,6 +64,7 @@ pub mod projection;
 pub mod service;
 pub mod storage;
 pub mod sync_jobs;
+pub mod till;
 
 pub use app::{App, AppBuilder};
 pub use config::Config;

@@ -31,6 +31,10 @@ pub const TILL_SCAN: &str = "/v1/till/scan";
 pub const TILL_PURCHASES: &str = "/v1/till/purchases";
 /// The till posts a refund.
 pub const TILL_REFUNDS: &str = "/v1/till/refunds";
+/// The till's cache of device keys and card status, as a delta since a cursor.
+pub const TILL_KEYS: &str = "/v1/till/keys";
+/// The till flushes a purchase it made offline.
+pub const TILL_OFFLINE_PURCHASES: &str = "/v1/till/offline-purchases";
 
 /// Operators create members.
 pub const ADMIN_MEMBERS: &str = "/v1/admin/members";
@@ -74,6 +78,9 @@ pub const ADMIN_REQUEST_CLOSE: &str = "/v1/admin/requests/{id}/close";
 pub const ADMIN_PROGRAMME: &str = "/v1/admin/programme";
 /// Runs the settle job now.
 pub const ADMIN_PROGRAMME_SETTLE: &str = "/v1/admin/programme/settle";
+/// What offline tills' flushes could not do as the till did it: reused codes, redemption
+/// shortfalls, refused postings.
+pub const ADMIN_TILL_EXCEPTIONS: &str = "/v1/admin/till-exceptions";
 
 /// Every path above, for the tests and tools that check the router and the OpenAPI document
 /// against the table.
@@ -89,6 +96,8 @@ pub const ALL: &[&str] = &[
     TILL_SCAN,
     TILL_PURCHASES,
     TILL_REFUNDS,
+    TILL_KEYS,
+    TILL_OFFLINE_PURCHASES,
     ADMIN_MEMBERS,
     ADMIN_MEMBER,
     ADMIN_MEMBER_ACTIVATION_CODES,
@@ -110,6 +119,7 @@ pub const ALL: &[&str] = &[
     ADMIN_REQUEST_CLOSE,
     ADMIN_PROGRAMME,
     ADMIN_PROGRAMME_SETTLE,
+    ADMIN_TILL_EXCEPTIONS,
 ];
 
 pub fn member_sync(member_id: &str) -> String {

@@ -1,13 +1,18 @@
 //! `loyalty till`: a till in a terminal — scan a member's code (as text or from a PNG, decoded
 //! in-process by [`super::qr_scan`]), post a purchase, refund. Amounts are read strictly by
-//! [`super::money`], and refused with the flag's name.
+//! [`super::money`], and refused with the flag's name. With `--store FILE` it is a till that keeps
+//! working offline ([`loyalty_server::till`]): `keys` refreshes its cache of device keys, scans and
+//! sales fall back to the cache and a queue when the server is out of reach, and `flush` posts the
+//! queue.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use loyalty_core::api::{PurchaseLine, PurchaseRequest, RefundRequest};
+use loyalty_core::api::{PostingResponse, PurchaseLine, PurchaseRequest, RefundRequest};
+use loyalty_core::offline::OfflineTrust;
 use loyalty_server::client::TillClient;
 use loyalty_server::service::checkout::MAX_POINTS;
+use loyalty_server::till::{FlushReport, OfflineTill, Posted, Scan};
 
 use super::money::{self, show as show_money};
 use super::{CliResult, print_json, show_time};
@@ -23,6 +28,10 @@ pub struct TillArgs {
     till_id: String,
     #[arg(long, global = true)]
     json: bool,
+    /// The till's own file (key cache, codes seen, offline queue): with it the till keeps
+    /// working when the server is out of reach. Created when missing.
+    #[arg(long, env = "LOYALTY_TILL_STORE", global = true)]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: TillCommand,
 }
@@ -72,41 +81,45 @@ enum TillCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Refresh the cache of device keys and card status from the server (needs --store).
+    Keys,
+    /// Post what was sold offline, in order (needs --store). Safe to run again.
+    Flush,
 }
 
 pub async fn run(args: TillArgs) -> CliResult {
     super::init_logging("warn");
     let till =
         TillClient::new(&args.server, &args.token, &args.till_id).map_err(|e| e.to_string())?;
-    match args.command {
-        TillCommand::Scan { code, png } => {
+    let json = args.json;
+    let mut offline = match &args.store {
+        Some(path) => Some(OfflineTill::open(path, till.clone()).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    match (args.command, offline.as_mut()) {
+        (TillCommand::Scan { code, png }, store) => {
             let text = match (code, png) {
                 (Some(c), _) => c,
                 (None, Some(p)) => super::qr_scan::decode_png_file(&p)?,
                 (None, None) => return Err("give the code's text or --png FILE".into()),
             };
-            let s = till.scan(&text).await.map_err(|e| e.to_string())?;
-            if args.json {
-                return print_json(&s);
-            }
-            println!(
-                "member {} (card {}), tier {}, {} points",
-                s.member_id, s.card_number, s.tier, s.balance
-            );
-            println!(
-                "session {} (until {})",
-                s.session_id,
-                show_time(s.session_expires_at_ms)
-            );
+            let scan = match store {
+                Some(t) => t.scan(&text).await.map_err(|e| e.to_string())?,
+                None => Scan::Online(till.scan(&text).await.map_err(|e| e.to_string())?),
+            };
+            show_scan(&scan, json)
         }
-        TillCommand::Purchase {
-            session,
-            total,
-            receipt,
-            redeem,
-            key,
-            lines,
-        } => {
+        (
+            TillCommand::Purchase {
+                session,
+                total,
+                receipt,
+                redeem,
+                key,
+                lines,
+            },
+            store,
+        ) => {
             check_lines_add_up(&lines, total)?;
             let request = PurchaseRequest {
                 session_id: session,
@@ -116,58 +129,172 @@ pub async fn run(args: TillArgs) -> CliResult {
                 lines,
                 redeem_points: redeem,
             };
-            let p = till.purchase(&request).await.map_err(|e| e.to_string())?;
-            if args.json {
-                return print_json(&p);
-            }
-            for o in &p.offers_applied {
-                let gave = if o.discount_minor > 0 {
-                    format!("{} off", show_money(o.discount_minor))
-                } else {
-                    format!("{} points", o.points)
-                };
-                println!("offer applied: {} ({gave})", o.title);
-            }
-            if p.discount_minor > 0 {
-                println!(
-                    "charge {} after {} off",
-                    show_money(request.total_minor - p.discount_minor),
-                    show_money(p.discount_minor)
-                );
-            }
-            for m in &p.movements {
-                println!("  {:>+7}  {}", m.points, m.reason);
-            }
-            println!(
-                "earned {}, redeemed {}, balance now {} ({} pending)",
-                p.earned, p.redeemed, p.balance, p.pending
-            );
-            println!(
-                "posting {} (a refund at any till names it by this)",
-                p.posting
-            );
+            let total = request.total_minor;
+            let posted = match store {
+                Some(t) => t.purchase(request).await.map_err(|e| e.to_string())?,
+                None => Posted::Online(till.purchase(&request).await.map_err(|e| e.to_string())?),
+            };
+            show_posted(&posted, json, |p| show_purchase(p, total))
         }
-        TillCommand::Refund {
-            purchase,
-            amount,
-            receipt,
-            key,
-        } => {
+        (
+            TillCommand::Refund {
+                purchase,
+                amount,
+                receipt,
+                key,
+            },
+            store,
+        ) => {
             let request = RefundRequest {
                 purchase,
                 idempotency_key: key_or_new(key),
                 receipt_id: receipt,
                 amount_minor: amount,
             };
-            let r = till.refund(&request).await.map_err(|e| e.to_string())?;
-            if args.json {
-                return print_json(&r);
-            }
-            println!(
-                "took back {} earned, returned {} redeemed, balance now {}",
-                r.earned, r.redeemed, r.balance
-            );
+            let posted = match store {
+                Some(t) => t.refund(request).await.map_err(|e| e.to_string())?,
+                None => Posted::Online(till.refund(&request).await.map_err(|e| e.to_string())?),
+            };
+            show_posted(&posted, json, |r| {
+                println!(
+                    "took back {} earned, returned {} redeemed, balance now {}",
+                    r.earned, r.redeemed, r.balance
+                )
+            })
         }
+        (TillCommand::Keys, Some(t)) => {
+            let changes = t.refresh().await.map_err(|e| e.to_string())?;
+            let state = t.store.cache_state().map_err(|e| e.to_string())?;
+            if json {
+                return print_json(
+                    &serde_json::json!({"changes": changes, "cursor": state.cursor}),
+                );
+            }
+            println!("{changes} changes; cursor {}", state.cursor);
+            Ok(())
+        }
+        (TillCommand::Flush, Some(t)) => {
+            let report = t.flush().await.map_err(|e| e.to_string())?;
+            show_flush(&report, json)
+        }
+        (TillCommand::Keys | TillCommand::Flush, None) => {
+            Err("this command needs the till's store: give --store FILE".into())
+        }
+    }
+}
+
+fn show_scan(scan: &Scan, json: bool) -> CliResult {
+    match scan {
+        Scan::Online(s) if json => print_json(s),
+        Scan::Online(s) => {
+            println!(
+                "member {} (card {}), tier {}, {} points",
+                s.member_id, s.card_number, s.tier, s.balance
+            );
+            println!(
+                "session {} (until {})",
+                s.session_id,
+                show_time(s.session_expires_at_ms)
+            );
+            Ok(())
+        }
+        Scan::Offline {
+            session_id,
+            card_number,
+            trust,
+            may_redeem,
+        } => {
+            if json {
+                return print_json(&serde_json::json!({
+                    "offline": true,
+                    "session_id": session_id,
+                    "card_number": card_number,
+                    "trust": trust,
+                    "may_redeem": may_redeem,
+                }));
+            }
+            println!("OFFLINE: card {card_number}; session {session_id}");
+            match trust {
+                OfflineTrust::Verified => {
+                    println!("earns points; may redeem up to {may_redeem} points today")
+                }
+                OfflineTrust::EarnOnly => println!("earns points; no redemption offline"),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_posted(posted: &Posted, json: bool, show: impl FnOnce(&PostingResponse)) -> CliResult {
+    match posted {
+        Posted::Online(p) if json => print_json(p),
+        Posted::Online(p) => {
+            show(p);
+            Ok(())
+        }
+        Posted::Queued { idempotency_key } if json => {
+            print_json(&serde_json::json!({"queued": idempotency_key}))
+        }
+        Posted::Queued { idempotency_key } => {
+            println!("OFFLINE: queued as {idempotency_key}; `loyalty till flush` posts it");
+            Ok(())
+        }
+    }
+}
+
+fn show_purchase(p: &PostingResponse, total_minor: i64) {
+    for o in &p.offers_applied {
+        let gave = if o.discount_minor > 0 {
+            format!("{} off", show_money(o.discount_minor))
+        } else {
+            format!("{} points", o.points)
+        };
+        println!("offer applied: {} ({gave})", o.title);
+    }
+    if p.discount_minor > 0 {
+        println!(
+            "charge {} after {} off",
+            show_money(total_minor - p.discount_minor),
+            show_money(p.discount_minor)
+        );
+    }
+    for m in &p.movements {
+        println!("  {:>+7}  {}", m.points, m.reason);
+    }
+    println!(
+        "earned {}, redeemed {}, balance now {} ({} pending)",
+        p.earned, p.redeemed, p.balance, p.pending
+    );
+    println!(
+        "posting {} (a refund at any till names it by this)",
+        p.posting
+    );
+}
+
+fn show_flush(report: &FlushReport, json: bool) -> CliResult {
+    if json {
+        let refused: Vec<_> = report
+            .refused
+            .iter()
+            .map(|(key, code, message)| serde_json::json!({"key": key, "code": code, "message": message}))
+            .collect();
+        let posted: Vec<_> = report
+            .posted
+            .iter()
+            .map(|(key, p)| serde_json::json!({"key": key, "posting": p}))
+            .collect();
+        return print_json(&serde_json::json!({
+            "posted": posted, "refused": refused, "left": report.left,
+        }));
+    }
+    for (key, p) in &report.posted {
+        println!("posted {key}: earned {}, redeemed {}", p.earned, p.redeemed);
+    }
+    for (key, code, message) in &report.refused {
+        println!("refused {key} ({code}): {message}");
+    }
+    if report.left > 0 {
+        println!("{} still queued: the server is out of reach", report.left);
     }
     Ok(())
 }

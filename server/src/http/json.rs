@@ -171,6 +171,11 @@ impl JsonBody for api::PurchaseRequest {
     const WHAT: &'static str = "purchase";
 }
 
+impl JsonBody for api::offline::OfflinePurchaseRequest {
+    const CODE: &'static str = "invalid_purchase";
+    const WHAT: &'static str = "offline purchase";
+}
+
 impl JsonBody for api::RefundRequest {
     const CODE: &'static str = "invalid_refund";
     const WHAT: &'static str = "refund";

@@ -1,5 +1,6 @@
-//! The till's routes: scan a checkout code, post a purchase, post a refund. Each authenticates the
-//! till from the request head, reads the body strictly, and calls `crate::service::checkout`.
+//! The till's routes: scan a checkout code, post a purchase, post a refund (`crate::service::checkout`);
+//! read the key feed and flush a purchase made offline (`crate::service::offline`). Each
+//! authenticates the till from the request head, reads the body strictly, and calls the service.
 
 use loyalty_core::api::paths;
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use crate::http::error::ApiError;
 use crate::http::extract::Till;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Conflict, Gone, NotFound, Refusals, Unprocessable};
-use crate::service::checkout;
+use crate::service::{checkout, offline};
+use axum::extract::Query;
+use loyalty_core::api::offline::{KeyFeed, OfflinePurchaseRequest};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -84,12 +87,68 @@ pub async fn refund(
     Ok(Json(checkout::refund(&app, till_id, request).await?))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyFeedQuery {
+    /// The `cursor` of the till's last page; 0 (or absent) for everything.
+    #[serde(default)]
+    since: u64,
+    /// Changes per page: 1 to 10000, 1000 when absent.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<u32>,
+}
+
+/// The device keys and card status changed since the till's cursor, for checking codes offline
+/// (`docs/checkout-code.md` §9).
+#[utoipa::path(
+    get,
+    path = paths::TILL_KEYS,
+    tag = "till",
+    params(TillId, KeyFeedQuery),
+    responses((status = 200, body = KeyFeed), Refusals, Authentication),
+    security(("till" = []))
+)]
+pub async fn keys(
+    State(app): State<Arc<App>>,
+    _: Till,
+    query: Result<Query<KeyFeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<KeyFeed>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    Ok(Json(offline::key_feed(&app, q.since, q.limit).await?))
+}
+
+/// Posts a purchase the till made while it could not reach the server. Safe to retry with the
+/// same key; a code another till used first is refused and recorded for operators.
+#[utoipa::path(
+    post,
+    path = paths::TILL_OFFLINE_PURCHASES,
+    tag = "till",
+    params(TillId),
+    request_body = OfflinePurchaseRequest,
+    responses(
+        (status = 200, body = PostingResponse),
+        Refusals, Authentication, Conflict, Unprocessable
+    ),
+    security(("till" = []))
+)]
+pub async fn offline_purchase(
+    State(app): State<Arc<App>>,
+    Till { till_id }: Till,
+    body: Result<Json<OfflinePurchaseRequest>, ApiError>,
+) -> Result<Json<PostingResponse>, ApiError> {
+    let Json(request) = body?;
+    Ok(Json(offline::purchase(&app, till_id, request).await?))
+}
+
 /// The till's routes.
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(scan))
         .routes(routes!(purchase))
         .routes(routes!(refund))
+        .routes(routes!(keys))
+        .routes(routes!(offline_purchase))
 }
 
 /// The till's id, which the ledger records with every movement (documentation of the header the

@@ -51,28 +51,18 @@ pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> DomainE
     DomainError::new(ErrorKind::Refused, code, message)
 }
 
+/// A code refused by the core's checks, under the name the core gives it (one table for the server
+/// and offline tills: `loyalty_core::offline::refusal_code`).
 pub(crate) fn code_refusal(e: CodeError) -> DomainError {
-    match e {
-        CodeError::BadSignature
-        | CodeError::KeyIdMismatch { .. }
-        | CodeError::InvalidPublicKey { .. } => refused(
-            "bad_signature",
-            "the code's signature does not verify: a forged or altered code",
-        ),
-        CodeError::UnsafePublicKey(_) => refused(
-            "unsafe_key",
-            "the key registered for this card is one anyone could sign for: the device must enroll again",
-        ),
-        CodeError::Expired { .. } => refused(
-            "code_expired",
-            "the code has expired: ask the member to show the current one",
-        ),
-        CodeError::NotYetValid { .. } => refused(
-            "code_not_yet_valid",
-            "the code is from the future: the phone's clock is far off",
-        ),
-        other => refused("malformed_code", format!("not a checkout code: {other}")),
-    }
+    let code = loyalty_core::offline::refusal_code(&e);
+    let message = match code {
+        "bad_signature" => "the code's signature does not verify: a forged or altered code".into(),
+        "unsafe_key" => "the key registered for this card is one anyone could sign for: the device must enroll again".into(),
+        "code_expired" => "the code has expired: ask the member to show the current one".into(),
+        "code_not_yet_valid" => "the code is from the future: the phone's clock is far off".into(),
+        _ => format!("not a checkout code: {e}"),
+    };
+    refused(code, message)
 }
 
 pub(crate) fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
@@ -307,55 +297,83 @@ pub async fn purchase(
     };
     let receipt = request.receipt_id.clone();
     let first = context.book.map(|book| (programme, book));
+    let terms = PurchaseTerms {
+        posting: &posting,
+        request_hash: hash,
+        till_id: &till_id,
+        receipt: &receipt,
+        basket: &basket,
+    };
     let outcome = ledger::transact_from(app, &session.member_id, true, first, |draft| {
         // Checked here, under the lock, rather than at the door: a block that lands while the
         // till waits still counts.
         if draft.blocked {
             return Err(refused("card_blocked", "this card is blocked"));
         }
-        let pricing = price(
-            &draft.programme.earning,
-            &draft.tier.tier,
-            &basket,
-            &draft.offers,
-            draft.now,
-        );
-        draft
-            .redeem(
-                request.redeem_points,
-                format!("Redeemed at the till (receipt {receipt})"),
-            )
-            .map_err(ledger::insufficient)?;
-        for e in &pricing.earnings {
-            let mut e = e.clone();
-            e.reason = format!("{} (receipt {receipt})", e.reason);
-            draft.earn(&e);
-        }
-        draft.qualifying_delta = match draft.programme.tiers.metric {
-            Metric::Spend => pricing.paid_minor,
-            Metric::Points => pricing.points(),
-        };
-        draft.offer_uses = pricing.applied.iter().map(|a| a.offer_id.clone()).collect();
-        draft.discount_minor = pricing.discount_minor;
-        draft.applied = pricing.applied.clone();
-        Ok(Plan {
-            idempotency_key: posting.clone(),
-            request_hash: hash,
-            kind: PostingKind::Purchase,
-            till_id: till_id.clone(),
-            receipt_id: receipt.clone(),
-            refers_to: None,
-            total_minor: request.total_minor,
-            earned: pricing.points(),
-            redeemed: request.redeem_points,
-            always: true,
-        })
+        book_purchase(draft, &terms, request.redeem_points)
     })
     .await?;
     if outcome.written {
         metrics::counter!(crate::metrics::POSTINGS, "kind" => "purchase").increment(1);
     }
     Ok(outcome.response)
+}
+
+/// What a purchase posts, whether the till was online or flushes it later.
+pub(crate) struct PurchaseTerms<'a> {
+    pub posting: &'a str,
+    pub request_hash: [u8; 32],
+    pub till_id: &'a str,
+    pub receipt: &'a str,
+    pub basket: &'a Basket,
+}
+
+/// Books a purchase into a draft under the member's lock: the redemption first (refused whole if
+/// the member has fewer points), then what the basket earns by the programme and the member's
+/// offers, and the tier's qualifying amount.
+pub(crate) fn book_purchase(
+    draft: &mut ledger::Draft<'_>,
+    terms: &PurchaseTerms<'_>,
+    redeem_points: i64,
+) -> Result<Plan, DomainError> {
+    let receipt = terms.receipt;
+    let pricing = price(
+        &draft.programme.earning,
+        &draft.tier.tier,
+        terms.basket,
+        &draft.offers,
+        draft.now,
+    );
+    draft
+        .redeem(
+            redeem_points,
+            format!("Redeemed at the till (receipt {receipt})"),
+        )
+        .map_err(ledger::insufficient)?;
+    for e in &pricing.earnings {
+        let mut e = e.clone();
+        e.reason = format!("{} (receipt {receipt})", e.reason);
+        draft.earn(&e);
+    }
+    draft.qualifying_delta = match draft.programme.tiers.metric {
+        Metric::Spend => pricing.paid_minor,
+        Metric::Points => pricing.points(),
+    };
+    draft.offer_uses = pricing.applied.iter().map(|a| a.offer_id.clone()).collect();
+    draft.discount_minor = pricing.discount_minor;
+    draft.applied = pricing.applied.clone();
+    Ok(Plan {
+        idempotency_key: terms.posting.to_string(),
+        request_hash: terms.request_hash,
+        kind: PostingKind::Purchase,
+        till_id: terms.till_id.to_string(),
+        receipt_id: receipt.to_string(),
+        refers_to: None,
+        total_minor: terms.basket.total_minor,
+        earned: pricing.points(),
+        redeemed: redeem_points,
+        always: true,
+    })
 }
 
 /// Posts a refund of (part of) a purchase: takes back the shares of what it earned and gives back

@@ -10,5 +10,6 @@ pub mod ledger;
 pub mod members;
 pub mod messaging;
 pub mod offers;
+pub mod offline;
 pub mod programme;
 pub mod sync;

@@ -513,6 +513,162 @@ pub async fn devices_are_revoked_and_members_blocked(s: Arc<dyn Storage>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The offline till.
+
+/// The whole feed after `since`, as (seq, entry) in order.
+async fn feed(s: &Arc<dyn Storage>, since: u64) -> Vec<FeedChange> {
+    s.key_feed(since, 1_000).await.unwrap()
+}
+
+/// `key_feed`, and `revoked_at_ms` of `device_key`: every registration, revocation and change of
+/// a card's status is a change numbered after the last, the latest state of each key and card
+/// replaces its earlier number, and a page stops at its limit.
+pub async fn the_key_feed_numbers_every_change(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    assert!(
+        feed(&s, 0).await.is_empty(),
+        "a member without devices is not in the feed"
+    );
+    enrolled(&s, "m1", "d1", 1).await;
+    enrolled(&s, "m2", "d2", 2).await;
+    let first = feed(&s, 0).await;
+    let cards: Vec<_> = first
+        .iter()
+        .map(|c| match &c.entry {
+            FeedEntry::Key {
+                card_number,
+                public_key,
+                revoked,
+                ..
+            } => {
+                assert!(!revoked);
+                assert_eq!(public_key.len(), 32);
+                card_number.as_str()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(cards, ["6270000000000001", "6270000000000002"]);
+    assert!(first[0].seq < first[1].seq);
+    let cursor = first[1].seq;
+    assert!(feed(&s, cursor).await.is_empty());
+
+    assert!(s.revoke_device("d1", NOW + 5).await.unwrap());
+    assert!(s.set_blocked("m2", true).await.unwrap());
+    assert!(
+        s.set_blocked("m2", true).await.unwrap(),
+        "blocked again: no new change"
+    );
+    let changed = feed(&s, cursor).await;
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert!(
+        matches!(&changed[0].entry, FeedEntry::Key { revoked: true, card_number, .. } if card_number == "6270000000000001")
+    );
+    assert!(
+        matches!(&changed[1].entry, FeedEntry::Card { blocked: true, card_number } if card_number == "6270000000000002")
+    );
+    assert!(changed[0].seq > cursor && changed[1].seq > changed[0].seq);
+    let key_id = loyalty_core::checkout_code::key_id(&[1; 32]);
+    let key = s.device_key("m1", key_id).await.unwrap().expect("key");
+    assert_eq!(key.revoked_at_ms, Some(NOW + 5));
+
+    // The whole feed now: each key and card once, at its latest number.
+    assert_eq!(feed(&s, 0).await.len(), 3);
+    let page = s.key_feed(0, 2).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(feed(&s, page[1].seq).await.len(), 1);
+}
+
+/// `claim_offline_code`: the first posting claims a code (and marks it used for online scans),
+/// the same posting again finds it its own, another posting finds it taken, claims racing each
+/// other get one winner, and a code used online is taken for offline postings too.
+pub async fn offline_codes_are_claimed_once(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let claim = |s: Arc<dyn Storage>, code: u8, posting: &'static str, till: &'static str| async move {
+        s.claim_offline_code([code; 16], posting, till, NOW - 60_000, NOW, NOW - 7 * DAY)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        claim(s.clone(), 1, "till:a:1", "a").await,
+        CodeClaim::Claimed
+    );
+    assert_eq!(claim(s.clone(), 1, "till:a:1", "a").await, CodeClaim::Mine);
+    assert_eq!(
+        claim(s.clone(), 1, "till:b:1", "b").await,
+        CodeClaim::Taken {
+            by_till: Some("a".into())
+        }
+    );
+    let online = s
+        .open_checkout([1; 16], &session("chk1", "m1"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        online,
+        CheckoutOpening::Replayed,
+        "claimed offline: used for online scans"
+    );
+    assert_eq!(
+        s.open_checkout([2; 16], &session("chk2", "m1"), NOW)
+            .await
+            .unwrap(),
+        CheckoutOpening::Opened
+    );
+    assert_eq!(
+        claim(s.clone(), 2, "till:a:2", "a").await,
+        CodeClaim::Taken { by_till: None }
+    );
+
+    let racing = [("till:a:3", "a"), ("till:b:3", "b"), ("till:c:3", "c")]
+        .map(|(p, t)| tokio::spawn(claim(s.clone(), 3, p, t)));
+    let mut claimed = 0;
+    for r in racing {
+        match r.await.unwrap() {
+            CodeClaim::Claimed => claimed += 1,
+            CodeClaim::Taken { by_till: Some(_) } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(claimed, 1);
+}
+
+/// `record_till_exception`, `till_exceptions`: each (posting, kind) once, newest first.
+pub async fn till_exceptions_are_kept_once_newest_first(s: Arc<dyn Storage>) {
+    use loyalty_core::api::offline::{TillException, TillExceptionKind};
+    let e = |posting: &str, kind, at_ms| TillException {
+        posting: posting.into(),
+        kind,
+        member_id: Some("m1".into()),
+        till_id: "a".into(),
+        points: 5,
+        detail: "balance".into(),
+        at_ms,
+    };
+    s.record_till_exception(&e("till:a:1", TillExceptionKind::RedeemShortfall, NOW))
+        .await
+        .unwrap();
+    s.record_till_exception(&e("till:a:1", TillExceptionKind::RedeemShortfall, NOW + 9))
+        .await
+        .unwrap();
+    s.record_till_exception(&e("till:a:2", TillExceptionKind::CodeReuse, NOW + 1))
+        .await
+        .unwrap();
+    let mut refused = e("till:a:3", TillExceptionKind::Refused, NOW + 2);
+    refused.member_id = None;
+    s.record_till_exception(&refused).await.unwrap();
+    let list = s.till_exceptions(10).await.unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0], refused);
+    assert_eq!(
+        list[2],
+        e("till:a:1", TillExceptionKind::RedeemShortfall, NOW)
+    );
+    assert_eq!(s.till_exceptions(1).await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The till's ledger.
 
 fn session(id: &str, member: &str) -> CheckoutSession {
@@ -1772,6 +1928,9 @@ macro_rules! storage_conformance {
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,
+            the_key_feed_numbers_every_change,
+            offline_codes_are_claimed_once,
+            till_exceptions_are_kept_once_newest_first,
             a_checkout_code_opens_one_session,
             a_posting_moves_points_and_the_card_catches_up,
             a_posting_key_posts_once,

@@ -50,6 +50,8 @@ pub struct DeviceKey {
     pub device_id: String,
     pub public_key: Vec<u8>,
     pub revoked: bool,
+    /// When it was revoked (the first revocation of the key or its device).
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// A checkout session opened by a successful scan.

@@ -7,11 +7,12 @@
 //! | [`ledger`] | [`LedgerStore`] | the till: card lookup, device keys, checkout sessions, postings, the refund book, the card's source and store, the member's book, due members, birthdays |
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
+//! | [`offline`] | [`OfflineStore`] | the offline till: the key feed, codes used by offline purchases, exceptions |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all seven: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all eight: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod changes;
@@ -22,6 +23,7 @@ pub mod ledger;
 pub mod members;
 pub mod messages;
 pub mod offers;
+pub mod offline;
 pub mod postgres;
 pub mod programme;
 pub mod sqlite;
@@ -32,6 +34,7 @@ pub use ledger::*;
 pub use members::*;
 pub use messages::*;
 pub use offers::*;
+pub use offline::*;
 pub use programme::*;
 
 /// A storage failure: the backend could not do what it was asked. What a caller's input or a
@@ -54,7 +57,14 @@ pub enum StorageError {
 /// Everything the server needs from a backend. Implemented for every type that implements the
 /// aggregate traits, the change feed and the health check.
 pub trait Storage:
-    MemberStore + LedgerStore + OfferStore + MessageStore + ProgrammeStore + ChangeStore + HealthStore
+    MemberStore
+    + LedgerStore
+    + OfferStore
+    + OfflineStore
+    + MessageStore
+    + ProgrammeStore
+    + ChangeStore
+    + HealthStore
 {
 }
 
@@ -62,6 +72,7 @@ impl<T> Storage for T where
     T: MemberStore
         + LedgerStore
         + OfferStore
+        + OfflineStore
         + MessageStore
         + ProgrammeStore
         + ChangeStore

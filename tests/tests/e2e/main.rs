@@ -20,6 +20,7 @@ mod instances;
 mod js_client;
 mod keys;
 mod offers;
+mod offline_till;
 mod openapi;
 mod ops;
 mod postgres;

@@ -1,7 +1,8 @@
 //! The operator's routes, by area: members, offers and segments, messages, the programme, points
-//! adjustments.
+//! adjustments, offline tills' exceptions.
 
 pub mod adjustments;
+pub mod exceptions;
 pub mod members;
 pub mod messages;
 pub mod offers;
@@ -39,4 +40,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(programme::settle_now))
         .routes(routes!(programme::set_tier))
         .routes(routes!(adjustments::adjust))
+        .routes(routes!(exceptions::till_exceptions))
 }

@@ -660,7 +660,8 @@ impl LedgerStore for PgStorage {
         let row = client
             .fetch_opt(
                 "SELECT k.device_id, k.public_key,
-                        k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
+                        k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL,
+                        least(k.revoked_at, d.revoked_at)
                  FROM device_keys k JOIN devices d USING (device_id)
                  WHERE k.member_id = $1 AND k.key_id = $2",
                 &[&member_id, &i64::from(key_id)],
@@ -672,6 +673,7 @@ impl LedgerStore for PgStorage {
             device_id: r.try_get(0).map_err(backend)?,
             public_key: r.try_get(1).map_err(backend)?,
             revoked: r.try_get(2).map_err(backend)?,
+            revoked_at_ms: r.try_get(3).map_err(backend)?,
         }))
     }
 

@@ -19,6 +19,7 @@ mod ledger;
 mod members;
 mod messages;
 mod offers;
+mod offline;
 mod programme;
 pub mod schema;
 mod segments;

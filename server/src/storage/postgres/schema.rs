@@ -72,6 +72,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "015_fanout_without_foreign_keys",
         include_str!("../../../migrations/postgres/015_fanout_without_foreign_keys.sql"),
     ),
+    (
+        "016_till_feed",
+        include_str!("../../../migrations/postgres/016_till_feed.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -430,7 +430,8 @@ impl LedgerStore for SqliteStorage {
         self.read_now(move |conn| {
             cached_row(
                 conn,
-                "SELECT k.device_id, k.public_key, k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL
+                "SELECT k.device_id, k.public_key, k.revoked_at IS NOT NULL OR d.revoked_at IS NOT NULL,
+                        coalesce(min(k.revoked_at, d.revoked_at), k.revoked_at, d.revoked_at)
                  FROM device_keys k JOIN devices d USING (device_id)
                  WHERE k.member_id = ?1 AND k.key_id = ?2",
                 params![member_id, key_id],
@@ -439,6 +440,7 @@ impl LedgerStore for SqliteStorage {
                         device_id: r.get(0)?,
                         public_key: r.get(1)?,
                         revoked: r.get(2)?,
+                        revoked_at_ms: r.get(3)?,
                     })
                 },
             )

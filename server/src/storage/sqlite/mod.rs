@@ -23,6 +23,7 @@ mod ledger;
 mod members;
 mod messages;
 pub mod offers;
+mod offline;
 mod programme;
 mod segments;
 mod writer;
@@ -51,6 +52,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/012_document_epochs.sql"),
     include_str!("../../../migrations/sqlite/013_document_summaries.sql"),
     include_str!("../../../migrations/sqlite/014_adjustments.sql"),
+    include_str!("../../../migrations/sqlite/015_till_feed.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
