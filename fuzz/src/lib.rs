@@ -125,6 +125,29 @@ pub fn checkout_code(data: &[u8]) {
     // One code, one id, however it was spelt around (scanner line endings).
     let again = ParsedCode::parse(&format!("{text}\r\n")).map(|c| c.code_id());
     assert_eq!(again.ok(), Some(code.code_id()));
+    offline_check(text, &code);
+}
+
+/// The offline till's check (`loyalty_core::offline::check_code`) on a code that parsed: with no
+/// cached key it may only earn, with keys that do not sign it it refuses, at any clock.
+fn offline_check(text: &str, code: &ParsedCode) {
+    use loyalty_core::offline::{CachedKey, OfflinePolicy, OfflineTrust, check_code};
+    let policy = OfflinePolicy::default();
+    let wrong = [CachedKey {
+        public_key: vec![0xff; 32],
+        revoked: false,
+    }];
+    for now in [i64::MIN, 0, 1_767_225_600_000, i64::MAX] {
+        if let Ok(check) = check_code(text, now, &[], false, now, &policy) {
+            assert_eq!(check.trust, OfflineTrust::EarnOnly, "no key, no redemption");
+            assert_eq!(check.code_id, code.code_id());
+        }
+        assert!(check_code(text, now, &wrong, false, now, &policy).is_err());
+        assert!(
+            check_code(text, now, &[], true, now, &policy).is_err(),
+            "a blocked card"
+        );
+    }
 }
 
 /// The enrollment body as the server reads it: the JSON (with our refusals), then the activation

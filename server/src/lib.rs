@@ -47,7 +47,7 @@
 //! members, ledger, offers, messages, programme — summed as [`storage::Storage`], typed outcomes,
 //! the conformance suite every backend runs, and the SQLite backend). Beside
 //! them: [`app`] (wiring), [`jobs`] (settle, outbound worker), [`live`] (the change feed behind
-//! the long poll), [`metrics`] (Prometheus metric names and recorder), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients).
+//! the long poll), [`metrics`] (Prometheus metric names and recorder), [`locks`] (the per-member lock), [`sync_jobs`] (the bound on sync work at once), [`client`] (the operator and till clients), [`till`] (the offline till, client side: `loyalty till --store`).
 
 pub mod app;
 pub mod card_cache;

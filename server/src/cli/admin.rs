@@ -49,6 +49,12 @@ enum AdminCommand {
         #[arg(long)]
         member: Option<String>,
     },
+    /// What offline tills' flushes could not do as the till did it: reused codes, redemption
+    /// shortfalls, refused purchases (newest first).
+    TillExceptions {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
     /// Members' questions and complaints.
     Requests {
         #[command(subcommand)]
@@ -316,6 +322,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::Deliveries { message, member } => {
             deliveries(&client, message.as_deref(), member.as_deref(), json).await
         }
+        AdminCommand::TillExceptions { limit } => till_exceptions(&client, limit, json).await,
         AdminCommand::Requests { command } => requests(&client, command, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
         AdminCommand::Show { member_id } => show(&client, &member_id, json).await,
@@ -562,6 +569,28 @@ async fn deliveries(
             d.status,
             d.reason.unwrap_or_default(),
             if d.in_inbox { "  [inbox]" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+async fn till_exceptions(client: &OperatorClient, limit: u32, json: bool) -> CliResult {
+    let list = client
+        .till_exceptions(limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&list);
+    }
+    for e in list.exceptions {
+        println!(
+            "{}  {:<16} {}  {}  {} points  {}",
+            super::show_time(e.at_ms),
+            e.kind.as_str(),
+            e.posting,
+            e.member_id.as_deref().unwrap_or("-"),
+            e.points,
+            e.detail
         );
     }
     Ok(())

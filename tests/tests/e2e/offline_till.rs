@@ -470,6 +470,12 @@ fn one_code_at_two_offline_tills_is_posted_once_and_the_second_reported() {
         assert_eq!(e.member_id.as_deref(), Some(s.member_id.as_str()));
         assert_eq!(e.points, 100);
         assert!(e.detail.contains("till-a"), "{}", e.detail);
+        let listed = crate::cli::loyalty(&s.server.url, &["admin", "till-exceptions"]).await;
+        let text = crate::cli::stdout(&listed);
+        assert!(
+            text.contains("code_reuse") && text.contains("till:till-b:b-1"),
+            "{text}"
+        );
 
         // The code is used now: online too.
         let e = s.till.scan(&screenshot).await.unwrap_err();
@@ -769,5 +775,127 @@ fn flushed_purchases_with_bad_input_are_refused_and_change_nothing() {
         assert!(list.iter().all(|e| e.kind == TillExceptionKind::Refused));
         assert!(list.iter().any(|e| e.detail == "bad_signature"));
         assert!(list.iter().any(|e| e.detail == "offline_too_old"));
+    });
+}
+
+/// `loyalty till --store FILE` against a real server process that is killed mid-shift and started
+/// again: the cashier's commands scan and sell offline, and `flush` posts the sale once.
+#[test]
+fn the_till_command_sells_offline_and_flushes_when_the_server_returns() {
+    use crate::cli::{loyalty, stderr, stdout};
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("server.db");
+        let server = ServerProcess::start(&db, "127.0.0.1:0");
+        let url = server.url.clone();
+        let listen = url.trim_start_matches("http://").to_string();
+        let op = server.operator();
+        let programme = Programme {
+            offline: OfflinePolicy {
+                redeem_points_per_day: 100,
+                ..OfflinePolicy::default()
+            },
+            ..Programme::default()
+        };
+        op.set_programme(&programme).await.unwrap();
+        let member = op.create_member(None).await.unwrap();
+        let phone = dir.path().join("phone.db");
+        let till_store = dir.path().join("till.db");
+        let (phone, till_store) = (phone.to_str().unwrap(), till_store.to_str().unwrap());
+        let run = |args: Vec<&str>| {
+            let url = url.clone();
+            let args: Vec<String> = args.into_iter().map(String::from).collect();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                loyalty(&url, &args).await
+            }
+        };
+        let ok = |o: std::process::Output| -> serde_json::Value {
+            assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+            serde_json::from_str(&stdout(&o)).unwrap()
+        };
+        let code = || async {
+            ok(run(vec!["device", "--store", phone, "--json", "code"]).await)["code"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let o = run(vec![
+            "device",
+            "--store",
+            phone,
+            "enroll",
+            "--code",
+            &member.activation_code,
+        ])
+        .await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        let keys = ok(run(vec!["till", "--store", till_store, "--json", "keys"]).await);
+        assert_eq!(keys["changes"], 1);
+
+        // 20 points to spend, then the server dies.
+        let gift = loyalty_core::api::AdjustPoints {
+            idempotency_key: "gift".into(),
+            points: 20,
+            reason: loyalty_core::api::AdjustReason::Goodwill,
+            note: "Welcome".into(),
+            reference: None,
+        };
+        op.adjust(&member.member_id, &gift).await.unwrap();
+        server.kill9();
+
+        let scan = ok(run(vec![
+            "till",
+            "--store",
+            till_store,
+            "--json",
+            "scan",
+            &code().await,
+        ])
+        .await);
+        assert_eq!(scan["offline"], true);
+        assert_eq!(scan["trust"], "verified");
+        assert_eq!(scan["may_redeem"], 100);
+        let session = scan["session_id"].as_str().unwrap().to_string();
+        let sold = ok(run(vec![
+            "till",
+            "--store",
+            till_store,
+            "--json",
+            "purchase",
+            "--session",
+            &session,
+            "--total",
+            "12.00",
+            "--receipt",
+            "R1",
+            "--redeem",
+            "10",
+            "--key",
+            "k1",
+        ])
+        .await);
+        assert_eq!(sold["queued"], "k1");
+        let waiting = ok(run(vec!["till", "--store", till_store, "--json", "flush"]).await);
+        assert_eq!(waiting["left"], 1);
+
+        let server = ServerProcess::start(&db, &listen);
+        let flushed = ok(run(vec!["till", "--store", till_store, "--json", "flush"]).await);
+        assert_eq!(flushed["posted"][0]["key"], "k1");
+        assert_eq!(flushed["posted"][0]["posting"]["earned"], 12);
+        assert_eq!(flushed["posted"][0]["posting"]["redeemed"], 10);
+        assert_eq!(flushed["posted"][0]["posting"]["balance"], 22);
+        let again = ok(run(vec!["till", "--store", till_store, "--json", "flush"]).await);
+        assert_eq!(again["posted"].as_array().unwrap().len(), 0);
+        let view = server.operator().member(&member.member_id).await.unwrap();
+        assert_eq!(view.card.unwrap().balance, 22);
+
+        // Nothing went wrong: the operators' list is empty, and says so in JSON.
+        let listed = ok(run(vec!["admin", "--json", "till-exceptions"]).await);
+        assert_eq!(listed["exceptions"], serde_json::json!([]));
+
+        let o = run(vec!["till", "flush"]).await;
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("--store"), "{}", stderr(&o));
     });
 }
