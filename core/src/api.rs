@@ -360,6 +360,12 @@ pub struct ScanResponse {
     pub tier: String,
     /// Points the member can spend now.
     pub balance: i64,
+    /// What those points are worth, in minor units (`docs/programme.md`, "Points worth money").
+    #[serde(default)]
+    pub balance_value_minor: i64,
+    /// Short lines for the cashier's screen: balance, tier progress, offers clipped, expiring points.
+    #[serde(default)]
+    pub prompts: Vec<String>,
 }
 
 /// A line of a purchase (defined with the earning rules that price it).
@@ -393,6 +399,11 @@ pub struct PurchaseRequest {
         schema(minimum = 0, maximum = 1_000_000_000_000i64)
     )]
     pub redeem_points: i64,
+    /// Or an amount of money (minor units) to pay with points: the points worth at most this, in
+    /// whole steps (`docs/programme.md`, "Points worth money"). Not together with `redeem_points`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000_000))]
+    pub redeem_minor: i64,
 }
 
 /// One movement of points as tills and apps see it.
@@ -431,6 +442,18 @@ pub struct PostingResponse {
     /// The member's offers applied to this purchase, for the receipt.
     #[serde(default)]
     pub offers_applied: Vec<crate::earning::AppliedOffer>,
+    /// A purchase's points redeemed, in money: what they took off the receipt.
+    #[serde(default)]
+    pub points_discount_minor: i64,
+    /// A purchase's amount to charge: the total less the offers' and the points' discounts.
+    #[serde(default)]
+    pub charge_minor: i64,
+    /// The amount a purchase earned points on (`docs/programme.md`, "Points worth money").
+    #[serde(default)]
+    pub earn_base_minor: i64,
+    /// Short lines for the cashier's screen and the receipt ("12.50 more to Silver").
+    #[serde(default)]
+    pub prompts: Vec<String>,
 }
 
 /// `POST /v1/till/refunds`: gives back part or all of a purchase.

@@ -239,8 +239,15 @@ pub struct AppliedOffer {
 pub struct Pricing {
     /// What the offers take off the receipt total.
     pub discount_minor: i64,
-    /// What the member pays: the total less the discount.
+    /// What the points redeemed take off what is left (`crate::redemption`).
+    #[serde(default)]
+    pub points_discount_minor: i64,
+    /// What the member pays in money: the total less both discounts.
     pub paid_minor: i64,
+    /// The amount the rules earned points on: what is left after offers, less the part paid with
+    /// points unless the programme lets that part earn.
+    #[serde(default)]
+    pub earn_base_minor: i64,
     pub earnings: Vec<Earning>,
     pub applied: Vec<AppliedOffer>,
 }
@@ -290,6 +297,27 @@ pub fn price(
     offers: &[OfferCandidate],
     now_ms: i64,
 ) -> Pricing {
+    price_with_points(rules, tier, basket, offers, now_ms, &PointsPaid::default())
+}
+
+/// Part of a receipt paid with points (after offers), and whether that part earns points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PointsPaid {
+    pub minor: i64,
+    pub earns: bool,
+}
+
+/// [`price`] with `points` paying part of what is left after the offers: it comes off what the
+/// member pays, and off what earns unless the programme lets the part paid with points earn (the
+/// lines are reduced in proportion, so category rules still see their share).
+pub fn price_with_points(
+    rules: &EarningRules,
+    tier: &str,
+    basket: &Basket,
+    offers: &[OfferCandidate],
+    now_ms: i64,
+    points: &PointsPaid,
+) -> Pricing {
     let usable: Vec<&Offer> = offers
         .iter()
         .filter(|c| offer_blocker(c, basket, now_ms).is_none())
@@ -314,9 +342,14 @@ pub fn price(
             points: 0,
         });
     }
-    let paid: i64 = lines.iter().map(|(_, a)| a).sum();
+    let after_offers: i64 = lines.iter().map(|(_, a)| a).sum();
+    let points_minor = points.minor.clamp(0, after_offers.max(0));
+    if !points.earns {
+        take_pro_rata(&mut lines, points_minor);
+    }
+    let earn_base: i64 = lines.iter().map(|(_, a)| a).sum();
     let rate = rules.rate(tier);
-    let mut earnings = rule_earnings(rules, tier, rate, &lines, paid, now_ms);
+    let mut earnings = rule_earnings(rules, tier, rate, &lines, earn_base, now_ms);
     for o in &usable {
         let points = match o.reward {
             Reward::PercentOff => continue,
@@ -346,10 +379,34 @@ pub fn price(
     }
     earnings.retain(|e| e.points > 0);
     Pricing {
-        discount_minor: basket.total_minor - paid,
-        paid_minor: paid,
+        discount_minor: basket.total_minor - after_offers,
+        points_discount_minor: points_minor,
+        paid_minor: after_offers - points_minor,
+        earn_base_minor: earn_base,
         earnings,
         applied,
+    }
+}
+
+/// Takes `minor` off the lines in proportion to their amounts (rounded down, the remainder a cent
+/// at a time from the first lines with something left), never below zero.
+fn take_pro_rata(lines: &mut [(String, i64)], minor: i64) {
+    let total: i64 = lines.iter().map(|(_, a)| *a).sum();
+    if minor <= 0 || total <= 0 {
+        return;
+    }
+    let mut left = minor.min(total);
+    for (_, amount) in lines.iter_mut() {
+        let cut = i64::try_from(i128::from(*amount) * i128::from(minor) / i128::from(total))
+            .unwrap_or(0)
+            .min(*amount);
+        *amount -= cut;
+        left -= cut;
+    }
+    for (_, amount) in lines.iter_mut() {
+        let cut = left.min(*amount);
+        *amount -= cut;
+        left -= cut;
     }
 }
 
@@ -425,6 +482,82 @@ fn cap(earnings: &mut [Earning], cap: i64) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    fn coffee_and_bread() -> Basket {
+        basket(vec![line("coffee", 600), line("bread", 400)])
+    }
+
+    #[test]
+    fn points_paid_come_off_what_earns_in_proportion_unless_they_earn() {
+        let mut rules = EarningRules::default();
+        rules.multipliers.push(Multiplier {
+            id: "coffee".into(),
+            category: "coffee".into(),
+            percent: 200,
+            from_ms: None,
+            until_ms: None,
+        });
+        let paid = |minor, earns| PointsPaid { minor, earns };
+        let p = price_with_points(
+            &rules,
+            "base",
+            &coffee_and_bread(),
+            &[],
+            0,
+            &paid(500, false),
+        );
+        assert_eq!(
+            (p.points_discount_minor, p.paid_minor, p.earn_base_minor),
+            (500, 500, 500)
+        );
+        // Half of each line is left: 3.00 of coffee earns double, 2.00 of bread single.
+        assert_eq!(p.points(), 5 + 3);
+        let p = price_with_points(
+            &rules,
+            "base",
+            &coffee_and_bread(),
+            &[],
+            0,
+            &paid(500, true),
+        );
+        assert_eq!(
+            (p.paid_minor, p.earn_base_minor, p.points()),
+            (500, 1_000, 10 + 6)
+        );
+        // Never more than the receipt.
+        let p = price_with_points(
+            &rules,
+            "base",
+            &coffee_and_bread(),
+            &[],
+            0,
+            &paid(5_000, false),
+        );
+        assert_eq!(
+            (p.points_discount_minor, p.paid_minor, p.points()),
+            (1_000, 0, 0)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn taking_pro_rata_takes_exactly_what_it_can_and_leaves_no_line_negative(
+            amounts in proptest::collection::vec(0i64..1_000_000, 1..20),
+            minor in 0i64..30_000_000,
+        ) {
+            let mut lines: Vec<(String, i64)> =
+                amounts.iter().map(|a| (String::new(), *a)).collect();
+            let total: i64 = amounts.iter().sum();
+            take_pro_rata(&mut lines, minor);
+            let left: i64 = lines.iter().map(|(_, a)| *a).sum();
+            prop_assert_eq!(total - left, minor.min(total));
+            for ((_, after), before) in lines.iter().zip(&amounts) {
+                prop_assert!(*after >= 0 && after <= before);
+            }
+        }
+    }
+
     use super::*;
 
     fn line(category: &str, amount_minor: i64) -> PurchaseLine {

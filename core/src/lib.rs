@@ -43,6 +43,7 @@ pub mod offline;
 pub mod programme;
 pub mod protocol;
 pub mod qr;
+pub mod redemption;
 pub mod requests;
 pub mod secrets;
 pub mod segments;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::earning::EarningRules;
 use crate::lots::PointsPolicy;
 use crate::offline::OfflinePolicy;
+use crate::redemption::RedemptionPolicy;
 use crate::tiers::TierLadder;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct Programme {
     pub points: PointsPolicy,
     #[serde(default)]
     pub tiers: TierLadder,
+    /// What points are worth and how they pay (`crate::redemption`).
+    #[serde(default)]
+    pub redemption: RedemptionPolicy,
     /// What a till may do without its server (`crate::offline`).
     #[serde(default)]
     pub offline: OfflinePolicy,
@@ -41,6 +45,7 @@ impl Programme {
         self.earning.validate()?;
         self.points.validate()?;
         self.tiers.validate()?;
+        self.redemption.validate()?;
         self.offline.validate()?;
         for tier in self.earning.tier_rates.keys() {
             if self.tiers.get(tier).is_none() {

@@ -228,6 +228,7 @@ async fn till_load(dir: &std::path::Path, clock: &Arc<ManualClock>, live: bool) 
                     total_minor: 1_000,
                     lines: Vec::new(),
                     redeem_points: 0,
+                    redeem_minor: 0,
                 };
                 till.purchase(&p).await.expect("purchase");
             }

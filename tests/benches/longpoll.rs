@@ -457,6 +457,7 @@ async fn purchases(round: usize, per_till: usize, tills: Vec<(TillClient, String
                     total_minor: 1_000,
                     lines: Vec::new(),
                     redeem_points: 0,
+                    redeem_minor: 0,
                 };
                 till.purchase(&p).await.expect("purchase");
             }

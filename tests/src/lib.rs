@@ -602,6 +602,7 @@ pub fn purchase(session: &str, key: &str, total_minor: i64, redeem: i64) -> Purc
         total_minor,
         lines: Vec::new(),
         redeem_points: redeem,
+        redeem_minor: 0,
     }
 }
 
@@ -681,6 +682,28 @@ impl Shop {
             |_| {},
         )
         .await
+    }
+
+    /// Another member with a phone enrolled and synced on the shop's clock.
+    pub async fn another_member(&self, name: &str) -> (String, Device) {
+        let member = self.server.operator().create_member(None).await.unwrap();
+        let phone = Device::open_with_clock(
+            self.dir.path().join(format!("{name}.db")),
+            self.clock.clone(),
+        )
+        .unwrap();
+        phone
+            .enroll(&self.server.url, &member.activation_code, name)
+            .await
+            .unwrap();
+        phone.sync().await.unwrap();
+        (member.member_id, phone)
+    }
+
+    /// A fresh code of `phone` (on the shop's clock): the next time step.
+    pub fn code_of(&self, phone: &Device) -> String {
+        self.clock.advance(checkout_code::STEP_SECONDS * 1000);
+        phone.checkout_code().unwrap().text
     }
 
     /// Gives the member `points` through a purchase.

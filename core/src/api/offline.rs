@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PurchaseLine;
 use crate::offline::OfflinePolicy;
+use crate::redemption::RedemptionPolicy;
 
 /// One page of the key feed: every key and card whose state changed after the cursor asked for,
 /// oldest change first. A till stores `cursor` and asks again with it; `more` says another page
@@ -22,6 +23,9 @@ pub struct KeyFeed {
     pub server_time_ms: i64,
     /// The programme's offline policy, as it is now.
     pub offline: OfflinePolicy,
+    /// What points are worth, so an offline till can turn money asked into points.
+    #[serde(default)]
+    pub redemption: RedemptionPolicy,
     pub keys: Vec<FeedKey>,
     pub cards: Vec<FeedCard>,
 }

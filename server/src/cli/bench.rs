@@ -246,6 +246,7 @@ async fn till_loop(
             total_minor: 1_000,
             lines: Vec::new(),
             redeem_points: 0,
+            redeem_minor: 0,
         };
         let start = Instant::now();
         match till.purchase(&purchase).await {

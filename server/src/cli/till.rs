@@ -56,6 +56,9 @@ enum TillCommand {
         /// Points to redeem.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=MAX_POINTS))]
         redeem: i64,
+        /// Or an amount to pay with points, e.g. 5.00 (the points worth at most that).
+        #[arg(long, value_parser = money::amount, conflicts_with = "redeem")]
+        redeem_money: Option<i64>,
         /// This till's retry token for the purchase. Default: a new random one, printed on
         /// stderr; to retry a purchase whose answer was lost, run it again with that `--key`.
         /// Not the receipt number: receipt numbers repeat across stores and days.
@@ -115,6 +118,7 @@ pub async fn run(args: TillArgs) -> CliResult {
                 total,
                 receipt,
                 redeem,
+                redeem_money,
                 key,
                 lines,
             },
@@ -128,6 +132,7 @@ pub async fn run(args: TillArgs) -> CliResult {
                 total_minor: total,
                 lines,
                 redeem_points: redeem,
+                redeem_minor: redeem_money.unwrap_or(0),
             };
             let total = request.total_minor;
             let posted = match store {
@@ -196,6 +201,9 @@ fn show_scan(scan: &Scan, json: bool) -> CliResult {
                 s.session_id,
                 show_time(s.session_expires_at_ms)
             );
+            for prompt in &s.prompts {
+                println!("> {prompt}");
+            }
             Ok(())
         }
         Scan::Offline {
@@ -251,11 +259,14 @@ fn show_purchase(p: &PostingResponse, total_minor: i64) {
         };
         println!("offer applied: {} ({gave})", o.title);
     }
-    if p.discount_minor > 0 {
+    if p.discount_minor > 0 || p.points_discount_minor > 0 {
         println!(
-            "charge {} after {} off",
-            show_money(total_minor - p.discount_minor),
-            show_money(p.discount_minor)
+            "charge {} of {} ({} off by offers, {} paid with {} points)",
+            show_money(p.charge_minor),
+            show_money(total_minor),
+            show_money(p.discount_minor),
+            show_money(p.points_discount_minor),
+            p.redeemed
         );
     }
     for m in &p.movements {
@@ -265,6 +276,9 @@ fn show_purchase(p: &PostingResponse, total_minor: i64) {
         "earned {}, redeemed {}, balance now {} ({} pending)",
         p.earned, p.redeemed, p.balance, p.pending
     );
+    for prompt in &p.prompts {
+        println!("> {prompt}");
+    }
     println!(
         "posting {} (a refund at any till names it by this)",
         p.posting

@@ -73,6 +73,7 @@ pub const CODES: &[(u16, &str)] = &[
     (422, "code_replayed"),
     (422, "unsafe_key"),
     (422, "offline_too_old"),
+    (422, "redemption_not_allowed"),
     (429, "too_many_attempts"),
     (500, "internal"),
     (503, "busy"),

@@ -52,7 +52,7 @@ pub async fn scan(
     request_body = PurchaseRequest,
     responses(
         (status = 200, body = PostingResponse),
-        Refusals, Authentication, NotFound, Conflict, Gone
+        Refusals, Authentication, NotFound, Conflict, Gone, Unprocessable
     ),
     security(("till" = []))
 )]

@@ -14,12 +14,13 @@
 //! A refund names its purchase by that posting id from any till, or by its key at the same till.
 
 use crate::error::ErrorKind;
+use crate::service::prompts::Cashier;
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
 };
 use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{ParsedCode, format_card_number};
-use loyalty_core::earning::{Basket, price};
+use loyalty_core::earning::{Basket, PointsPaid, price, price_with_points};
 use loyalty_core::ids;
 use loyalty_core::tiers::Metric;
 
@@ -130,6 +131,12 @@ pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), DomainError> 
     }
     if !(0..=MAX_POINTS).contains(&p.redeem_points) {
         return Err(bad(format!("redeem_points must be 0 to {MAX_POINTS}")));
+    }
+    if !(0..=MAX_TOTAL_MINOR).contains(&p.redeem_minor) {
+        return Err(bad(format!("redeem_minor must be 0 to {MAX_TOTAL_MINOR}")));
+    }
+    if p.redeem_points > 0 && p.redeem_minor > 0 {
+        return Err(bad("give redeem_points or redeem_minor, not both".into()));
     }
     if p.lines.len() > MAX_LINES {
         return Err(bad(format!("a receipt has at most {MAX_LINES} lines")));
@@ -247,6 +254,8 @@ pub async fn scan(
         ));
     }
     tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
+    let prompts = scan_prompts(app, &member.member_id, now).await?;
+    let programme = app.programme().await?;
     Ok(ScanResponse {
         session_id: session.session_id,
         session_expires_at_ms: session.expires_at_ms,
@@ -254,7 +263,31 @@ pub async fn scan(
         card_number,
         tier: member.tier,
         balance: member.balance,
+        balance_value_minor: programme.redemption.worth(member.balance),
+        prompts,
     })
+}
+
+/// The cashier's prompts at a scan, from the member's book with their offers.
+async fn scan_prompts(app: &App, member_id: &str, now: i64) -> Result<Vec<String>, DomainError> {
+    let programme = app.programme().await?;
+    let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
+    let Some(book) = app
+        .storage
+        .member_book(member_id, programme.tiers.metric, window_start, Some(now))
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let lots = loyalty_core::lots::Book::new(book.lots);
+    let standing = crate::service::prompts::Standing {
+        programme: &programme,
+        tier: &book.state.tier,
+        book: &lots,
+        qualifying: book.qualifying,
+        now_ms: now,
+    };
+    Ok(crate::service::prompts::at_scan(&standing, &book.offers))
 }
 
 /// Posts a purchase at a till: answers a retry of the same request as it was answered, otherwise
@@ -310,7 +343,11 @@ pub async fn purchase(
         if draft.blocked {
             return Err(refused("card_blocked", "this card is blocked"));
         }
-        book_purchase(draft, &terms, request.redeem_points)
+        let redeem = match request.redeem_minor {
+            0 => Redeem::Points(request.redeem_points),
+            minor => Redeem::Money(minor),
+        };
+        book_purchase(draft, &terms, redeem)
     })
     .await?;
     if outcome.written {
@@ -328,40 +365,90 @@ pub(crate) struct PurchaseTerms<'a> {
     pub basket: &'a Basket,
 }
 
-/// Books a purchase into a draft under the member's lock: the redemption first (refused whole if
-/// the member has fewer points), then what the basket earns by the programme and the member's
-/// offers, and the tier's qualifying amount.
+/// What a purchase redeems.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Redeem {
+    /// Points the till asked for: refused beyond the programme's rules or the balance.
+    Points(i64),
+    /// Money the till asked to pay with points: the points worth at most this, in whole steps.
+    Money(i64),
+    /// Points an offline till already gave: honoured as far as the rules and the balance allow.
+    Honour(i64),
+}
+
+/// Books a purchase into a draft under the member's lock: the offers, then the redemption (paying
+/// part of what the offers leave, within the programme's rules), then what the rest earns, and the
+/// tier's qualifying amount (the money paid, or the points earned).
 pub(crate) fn book_purchase(
     draft: &mut ledger::Draft<'_>,
     terms: &PurchaseTerms<'_>,
-    redeem_points: i64,
+    redeem: Redeem,
 ) -> Result<Plan, DomainError> {
     let receipt = terms.receipt;
-    let pricing = price(
-        &draft.programme.earning,
+    let programme = draft.programme;
+    let policy = &programme.redemption;
+    let offers_only = price(
+        &programme.earning,
         &draft.tier.tier,
         terms.basket,
         &draft.offers,
         draft.now,
     );
+    let payable = offers_only.paid_minor;
+    let available = draft.book.available(draft.now);
+    let points = match redeem {
+        Redeem::Points(points) => points,
+        Redeem::Money(minor) => {
+            let points = policy.points_for(minor);
+            if minor > 0 && points == 0 {
+                return Err(not_allowed(format!(
+                    "{} buys no whole step of points",
+                    money(minor)
+                )));
+            }
+            points
+        }
+        Redeem::Honour(points) => policy.clamp(points, available, payable),
+    };
+    let points_discount = policy
+        .check(points, available, payable)
+        .map_err(|e| not_allowed(e.0))?;
     draft
-        .redeem(
-            redeem_points,
-            format!("Redeemed at the till (receipt {receipt})"),
-        )
+        .redeem(points, format!("Redeemed at the till (receipt {receipt})"))
         .map_err(ledger::insufficient)?;
+    let pricing = if points == 0 {
+        offers_only
+    } else {
+        let paid = PointsPaid {
+            minor: points_discount,
+            earns: policy.paid_with_points_earns,
+        };
+        price_with_points(
+            &programme.earning,
+            &draft.tier.tier,
+            terms.basket,
+            &draft.offers,
+            draft.now,
+            &paid,
+        )
+    };
     for e in &pricing.earnings {
         let mut e = e.clone();
         e.reason = format!("{} (receipt {receipt})", e.reason);
         draft.earn(&e);
     }
-    draft.qualifying_delta = match draft.programme.tiers.metric {
+    draft.qualifying_delta = match programme.tiers.metric {
         Metric::Spend => pricing.paid_minor,
         Metric::Points => pricing.points(),
     };
     draft.offer_uses = pricing.applied.iter().map(|a| a.offer_id.clone()).collect();
     draft.discount_minor = pricing.discount_minor;
     draft.applied = pricing.applied.clone();
+    draft.cashier = Some(Cashier {
+        points_discount_minor: pricing.points_discount_minor,
+        charge_minor: pricing.paid_minor,
+        earn_base_minor: pricing.earn_base_minor,
+    });
     Ok(Plan {
         idempotency_key: terms.posting.to_string(),
         request_hash: terms.request_hash,
@@ -371,9 +458,13 @@ pub(crate) fn book_purchase(
         refers_to: None,
         total_minor: terms.basket.total_minor,
         earned: pricing.points(),
-        redeemed: redeem_points,
+        redeemed: points,
         always: true,
     })
+}
+
+fn not_allowed(message: String) -> DomainError {
+    refused("redemption_not_allowed", message)
 }
 
 /// Posts a refund of (part of) a purchase: takes back the shares of what it earned and gives back
@@ -474,6 +565,7 @@ mod tests {
             total_minor,
             lines: Vec::new(),
             redeem_points,
+            redeem_minor: 0,
         }
     }
 

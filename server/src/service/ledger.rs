@@ -51,6 +51,8 @@ pub struct Draft<'a> {
     pub redeemed: i64,
     /// The operator making this posting (an adjustment), recorded with it.
     pub operator: Option<String>,
+    /// A purchase's money side, for the till's answer and the cashier's prompts.
+    pub cashier: Option<crate::service::prompts::Cashier>,
 }
 
 impl Draft<'_> {
@@ -270,7 +272,7 @@ pub(crate) async fn attempts(
         let state = settle_tier(&programme, &mut draft, qualifying);
         let idle =
             draft.movements.is_empty() && draft.book.touched().next().is_none() && state == before;
-        let response = response(&plan, member_id, &draft, &state);
+        let response = response(&plan, member_id, &draft, &state, qualifying);
         if idle && !plan.always {
             return Ok(Outcome {
                 response,
@@ -464,6 +466,7 @@ pub(crate) fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<
         earned: 0,
         redeemed: 0,
         operator: None,
+        cashier: None,
     };
     // Whatever else this posting does, points whose time has come expire first, each with a
     // ledger entry the member can read.
@@ -506,12 +509,29 @@ pub(crate) fn settle_tier(
     }
 }
 
+/// The answer to a posting. A purchase's carries its money side and the cashier's prompts, worded
+/// from the member's book and tier as the posting leaves them (`qualifying` is before it).
 pub(crate) fn response(
     plan: &Plan,
     member_id: &str,
     draft: &Draft<'_>,
     state: &MemberProgramme,
+    qualifying: i64,
 ) -> PostingResponse {
+    let cashier = draft.cashier.unwrap_or_default();
+    let prompts = match draft.cashier {
+        Some(c) => {
+            let standing = crate::service::prompts::Standing {
+                programme: draft.programme,
+                tier: &state.tier,
+                book: &draft.book,
+                qualifying: qualifying + draft.qualifying_delta,
+                now_ms: draft.now,
+            };
+            crate::service::prompts::after_purchase(&standing, &c, draft.earned, draft.redeemed)
+        }
+        None => Vec::new(),
+    };
     PostingResponse {
         posting: plan.idempotency_key.clone(),
         member_id: member_id.to_string(),
@@ -531,6 +551,10 @@ pub(crate) fn response(
             .collect(),
         discount_minor: draft.discount_minor,
         offers_applied: draft.applied.clone(),
+        points_discount_minor: cashier.points_discount_minor,
+        charge_minor: cashier.charge_minor,
+        earn_base_minor: cashier.earn_base_minor,
+        prompts,
     }
 }
 
@@ -606,6 +630,10 @@ mod tests {
                 movements: Vec::new(),
                 discount_minor: 0,
                 offers_applied: Vec::new(),
+                points_discount_minor: 0,
+                charge_minor: 0,
+                earn_base_minor: 0,
+                prompts: Vec::new(),
             })
             .unwrap(),
             operator: None,

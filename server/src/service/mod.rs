@@ -12,4 +12,5 @@ pub mod messaging;
 pub mod offers;
 pub mod offline;
 pub mod programme;
+pub mod prompts;
 pub mod sync;

@@ -24,7 +24,7 @@ use loyalty_core::programme::Programme;
 use crate::app::App;
 use crate::error::DomainError;
 use crate::service::checkout::{
-    self, PurchaseTerms, book_purchase, code_refusal, posting_id, refused, request_hash,
+    self, PurchaseTerms, Redeem, book_purchase, code_refusal, posting_id, refused, request_hash,
 };
 use crate::service::ledger::{self, Retry};
 use crate::storage::{CodeClaim, FeedEntry, PostingKind};
@@ -81,6 +81,7 @@ pub async fn key_feed(app: &App, since: u64, limit: Option<u32>) -> Result<KeyFe
         more,
         server_time_ms,
         offline: programme.offline.clone(),
+        redemption: programme.redemption.clone(),
         keys,
         cards,
     })
@@ -182,12 +183,14 @@ pub async fn purchase(
         basket: &basket,
     };
     let allowed = request.redeem_points.min(checked.allowance);
+    // Why the ledger honoured less than the allowance let through, as the last attempt saw it.
+    let mut short_of_balance = false;
     let posted = ledger::transact_from(app, &checked.member_id, true, None, |draft| {
         if draft.blocked {
             return Err(refused("card_blocked", "this card is blocked"));
         }
-        let redeem = allowed.min(draft.book.available(draft.now).max(0));
-        book_purchase(draft, &terms, redeem)
+        short_of_balance = draft.book.available(draft.now) < allowed;
+        book_purchase(draft, &terms, Redeem::Honour(allowed))
     })
     .await;
     let outcome = match posted {
@@ -203,8 +206,10 @@ pub async fn purchase(
             "key_revoked"
         } else if request.redeem_points > checked.allowance {
             "over_allowance"
-        } else {
+        } else if short_of_balance {
             "balance"
+        } else {
+            "redemption_rules"
         };
         let record = exception(
             TillExceptionKind::RedeemShortfall,
@@ -228,6 +233,7 @@ fn validate(r: &OfflinePurchaseRequest) -> Result<(), DomainError> {
         total_minor: r.total_minor,
         lines: r.lines.clone(),
         redeem_points: r.redeem_points,
+        redeem_minor: 0,
     })?;
     if r.code.len() > MAX_CODE_TEXT {
         return Err(DomainError::bad_request(

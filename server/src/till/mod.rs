@@ -216,8 +216,13 @@ impl OfflineTill {
         let session = self.store.session(&request.session_id)?.ok_or_else(|| {
             offline_refusal("session_not_found", "no such offline session at this till")
         })?;
+        let cache = self.store.cache_state()?;
+        let redeem_points = match request.redeem_minor {
+            0 => request.redeem_points,
+            minor => cache.redemption.points_for(minor),
+        };
         let may = self.may_redeem(&session, session.scanned_at_ms)?;
-        if request.redeem_points > may {
+        if redeem_points > may {
             return Err(offline_refusal(
                 "insufficient_points",
                 format!("offline, this member may redeem at most {may} more points today"),
@@ -231,7 +236,7 @@ impl OfflineTill {
             receipt_id: request.receipt_id,
             total_minor: request.total_minor,
             lines: request.lines,
-            redeem_points: request.redeem_points,
+            redeem_points,
         };
         let body = json(&offline)?;
         let day = session.scanned_at_ms.div_euclid(DAY_MS);

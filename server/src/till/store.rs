@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use loyalty_core::api::offline::KeyFeed;
 use loyalty_core::offline::{CachedKey, OfflinePolicy, OfflineTrust};
+use loyalty_core::redemption::RedemptionPolicy;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
@@ -68,6 +69,7 @@ pub struct CacheState {
     /// Server clock minus this till's clock, as measured at the last refresh.
     pub offset_ms: i64,
     pub policy: OfflinePolicy,
+    pub redemption: RedemptionPolicy,
 }
 
 /// A checkout session the till opened offline.
@@ -138,11 +140,18 @@ impl TillStore {
             }
             None => OfflinePolicy::default(),
         };
+        let redemption = match self.meta("redemption")? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            }
+            None => RedemptionPolicy::default(),
+        };
         Ok(CacheState {
             cursor: self.meta_number("cursor")?.unwrap_or(0).max(0) as u64,
             refreshed_at_ms: self.meta_number("refreshed_at")?,
             offset_ms: self.meta_number("offset")?.unwrap_or(0),
             policy,
+            redemption,
         })
     }
 
@@ -180,6 +189,9 @@ impl TillStore {
             let policy = serde_json::to_string(&feed.offline)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             put("policy", policy)?;
+            let redemption = serde_json::to_string(&feed.redemption)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            put("redemption", redemption)?;
         }
         tx.commit()?;
         Ok(())

@@ -141,7 +141,8 @@ fn twenty_concurrent_redemptions_never_overdraw() {
             let till = s.server.till("till-7");
             let session = session.clone();
             tasks.push(tokio::spawn(async move {
-                till.purchase(&purchase(&session, &format!("redeem-{i}"), 0, 15))
+                // 0.15 paid with 15 points: the whole receipt, so nothing earned meanwhile.
+                till.purchase(&purchase(&session, &format!("redeem-{i}"), 15, 15))
                     .await
             }));
         }
@@ -181,10 +182,8 @@ fn retries_and_refunds_count_once() {
             .purchase(&purchase(&session, "p2", 10_000, 50))
             .await
             .unwrap();
-        assert_eq!(
-            (mixed.earned, mixed.redeemed, mixed.balance),
-            (100, 50, 250)
-        );
+        // 50 points pay 0.50: the 99.50 left earns 99 (points paid do not earn by default).
+        assert_eq!((mixed.earned, mixed.redeemed, mixed.balance), (99, 50, 249));
         // The same key for another purchase is an error, not a silent replay.
         let other = s
             .till
@@ -201,7 +200,8 @@ fn retries_and_refunds_count_once() {
             amount_minor: 5_000,
         };
         let r1 = s.till.refund(&half).await.unwrap();
-        assert_eq!((r1.earned, r1.redeemed, r1.balance), (50, 25, 225));
+        // Half of its 99 points is 49 (shares round down), and 25 of the 50 redeemed come back.
+        assert_eq!((r1.earned, r1.redeemed, r1.balance), (49, 25, 225));
         assert_eq!(
             s.till.refund(&half).await.unwrap(),
             r1,
@@ -334,7 +334,8 @@ fn a_damaged_card_document_never_stops_the_till() {
             .purchase(&purchase(&session.session_id, "after-damage", 2_000, 5))
             .await
             .unwrap();
-        assert_eq!((r.earned, r.redeemed, r.balance), (20, 5, 25));
+        // 5 points pay 0.05: 19.95 earns 19.
+        assert_eq!((r.earned, r.redeemed, r.balance), (19, 5, 24));
         // Whoever reads the card is told it is broken, and nothing is lost from the ledger.
         assert!(s.phone.sync().await.is_err());
         assert_eq!(
@@ -347,7 +348,7 @@ fn a_damaged_card_document_never_stops_the_till() {
             Some("internal")
         );
         let session = s.till.scan(&s.next_code().text).await.unwrap();
-        assert_eq!(session.balance, 25);
+        assert_eq!(session.balance, 24);
     });
 }
 

@@ -140,7 +140,8 @@ fn tills_racing_through_different_instances_never_overdraw_and_post_a_key_once()
                     addrs[i % addrs.len()],
                     "till-7",
                     "/v1/till/purchases",
-                    &purchase(&session, &format!("redeem-{i}"), 0, 15),
+                    // 0.15 paid with 15 points: nothing earned meanwhile.
+                    &purchase(&session, &format!("redeem-{i}"), 15, 15),
                 )
             })
             .collect();

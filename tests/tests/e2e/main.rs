@@ -25,6 +25,7 @@ mod openapi;
 mod ops;
 mod postgres;
 mod programme;
+mod redemption;
 mod reset;
 mod sync;
 mod till_keys;

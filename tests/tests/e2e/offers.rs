@@ -100,6 +100,7 @@ impl Shop {
                 total_minor,
                 lines: Vec::new(),
                 redeem_points: 0,
+                redeem_minor: 0,
             })
             .await
             .unwrap();

@@ -32,19 +32,6 @@ async fn offline_shop() -> Shop {
     s
 }
 
-/// Another member with a phone on the shop's clock.
-async fn member_on(s: &Shop, name: &str) -> (String, Device) {
-    let member = s.server.operator().create_member(None).await.unwrap();
-    let phone =
-        Device::open_with_clock(s.dir.path().join(format!("{name}.db")), s.clock.clone()).unwrap();
-    phone
-        .enroll(&s.server.url, &member.activation_code, name)
-        .await
-        .unwrap();
-    phone.sync().await.unwrap();
-    (member.member_id, phone)
-}
-
 /// Another phone of `member_id`, on the shop's clock.
 async fn phone_of(s: &Shop, member_id: &str, name: &str) -> Device {
     let code = s
@@ -70,12 +57,6 @@ fn till_at(s: &Shop, till_id: &str) -> OfflineTill {
         s.clock.clone(),
     )
     .unwrap()
-}
-
-/// A fresh code of `phone`: the next time step.
-fn code_of(s: &Shop, phone: &Device) -> String {
-    s.clock.advance(30_000);
-    phone.checkout_code().unwrap().text
 }
 
 async fn card_number(s: &Shop, member_id: &str) -> String {
@@ -199,7 +180,7 @@ fn the_key_feed_gives_keys_revocations_and_blocks_as_deltas_in_pages() {
 
         // Pages of one: followed to the end they hold every key and card the whole feed holds.
         for i in 0..3 {
-            member_on(&s, &format!("extra{i}")).await;
+            s.another_member(&format!("extra{i}")).await;
         }
         let whole = s.till.keys(0, None).await.unwrap();
         let (mut cursor, mut pages, mut seen) = (0, 0, BTreeMap::new());
@@ -257,11 +238,11 @@ fn the_key_feed_gives_keys_revocations_and_blocks_as_deltas_in_pages() {
 fn a_till_that_loses_the_server_keeps_selling_and_its_flush_matches_an_online_till() {
     rt().block_on(async {
         let mut s = offline_shop().await;
-        let (twin, twin_phone) = member_on(&s, "twin").await;
+        let (twin, twin_phone) = s.another_member("twin").await;
         s.earn(1_000).await;
         let online = s.server.till("till-online");
         let session = online
-            .scan(&code_of(&s, &twin_phone))
+            .scan(&s.code_of(&twin_phone))
             .await
             .unwrap()
             .session_id;
@@ -296,7 +277,7 @@ fn a_till_that_loses_the_server_keeps_selling_and_its_flush_matches_an_online_ti
             Some("code_replayed"),
             "the same code twice at one till"
         );
-        let (second, _, may) = offline_session(till.scan(&code_of(&s, &s.phone)).await.unwrap());
+        let (second, _, may) = offline_session(till.scan(&s.code_of(&s.phone)).await.unwrap());
         assert_eq!(
             may,
             ALLOWANCE - 200,
@@ -333,11 +314,11 @@ fn a_till_that_loses_the_server_keeps_selling_and_its_flush_matches_an_online_ti
 
         // The online twin does the same.
         let t = &online;
-        let session = t.scan(&code_of(&s, &twin_phone)).await.unwrap().session_id;
+        let session = t.scan(&s.code_of(&twin_phone)).await.unwrap().session_id;
         t.purchase(&sale(&session, "on-1", 4_250, 200))
             .await
             .unwrap();
-        let session = t.scan(&code_of(&s, &twin_phone)).await.unwrap().session_id;
+        let session = t.scan(&s.code_of(&twin_phone)).await.unwrap().session_id;
         t.purchase(&sale(&session, "on-2", 1_000, 0)).await.unwrap();
         t.refund(&refund("on-1", "on-r1", 1_000)).await.unwrap();
 
@@ -385,7 +366,7 @@ fn a_till_that_loses_the_server_keeps_selling_and_its_flush_matches_an_online_ti
             ..replay.clone()
         };
         let other_code = OfflinePurchaseRequest {
-            code: code_of(&s, &s.phone),
+            code: s.code_of(&s.phone),
             ..replay
         };
         let before = balance(&s, &s.member_id).await;
@@ -437,7 +418,7 @@ fn one_code_at_two_offline_tills_is_posted_once_and_the_second_reported() {
         a.refresh().await.unwrap();
         b.refresh().await.unwrap();
         let down = take_down(&mut s).await;
-        let screenshot = code_of(&s, &s.phone);
+        let screenshot = s.code_of(&s.phone);
         let (at_a, ..) = offline_session(a.scan(&screenshot).await.unwrap());
         let (at_b, ..) = offline_session(b.scan(&screenshot).await.unwrap());
         queued(a.purchase(sale(&at_a, "a-1", 2_000, 100)).await.unwrap());
@@ -451,7 +432,8 @@ fn one_code_at_two_offline_tills_is_posted_once_and_the_second_reported() {
         assert_eq!(refused.posted.len(), 0);
         assert_eq!(refused.refused.len(), 1);
         assert_eq!(refused.refused[0].1, "code_replayed");
-        assert_eq!(balance(&s, &s.member_id).await, before - 100 + 20);
+        // 20.00 less the 1.00 the points paid earns 19.
+        assert_eq!(balance(&s, &s.member_id).await, before - 100 + 19);
 
         let list = s
             .server
@@ -490,7 +472,7 @@ fn racing_flushes_of_one_code_post_it_once() {
     rt().block_on(async {
         let s = offline_shop().await;
         s.earn(1_000).await;
-        let code = code_of(&s, &s.phone);
+        let code = s.code_of(&s.phone);
         let scanned_at_ms = s.clock.now_ms();
         let body = |key: &str| OfflinePurchaseRequest {
             code: code.clone(),
@@ -518,7 +500,7 @@ fn racing_flushes_of_one_code_post_it_once() {
         for a in answers.iter().filter(|a| a.status != 200) {
             assert_eq!(a.error_code().as_deref(), Some("code_replayed"));
         }
-        assert_eq!(balance(&s, &s.member_id).await, 1_000 - 50 + 10);
+        assert_eq!(balance(&s, &s.member_id).await, 1_000 - 50 + 9);
         let list = s
             .server
             .operator()
@@ -538,8 +520,8 @@ fn a_key_revoked_and_a_card_blocked_after_the_last_refresh_are_settled_at_flush(
         let op = s.server.operator();
         s.earn(1_000).await;
         let lost = phone_of(&s, &s.member_id, "lost").await;
-        let (blocked, blocked_phone) = member_on(&s, "blocked").await;
-        let (poor, poor_phone) = member_on(&s, "poor").await;
+        let (blocked, blocked_phone) = s.another_member("blocked").await;
+        let (poor, poor_phone) = s.another_member("poor").await;
         let mut till = till_at(&s, "till-w");
         till.refresh().await.unwrap();
 
@@ -551,7 +533,7 @@ fn a_key_revoked_and_a_card_blocked_after_the_last_refresh_are_settled_at_flush(
         let down = take_down(&mut s).await;
 
         // Within the window the till cannot know: it accepts both.
-        let (by_lost, trust, _) = offline_session(till.scan(&code_of(&s, &lost)).await.unwrap());
+        let (by_lost, trust, _) = offline_session(till.scan(&s.code_of(&lost)).await.unwrap());
         assert_eq!(trust, OfflineTrust::Verified);
         queued(
             till.purchase(sale(&by_lost, "w-lost", 3_000, 300))
@@ -559,14 +541,14 @@ fn a_key_revoked_and_a_card_blocked_after_the_last_refresh_are_settled_at_flush(
                 .unwrap(),
         );
         let (by_blocked, ..) =
-            offline_session(till.scan(&code_of(&s, &blocked_phone)).await.unwrap());
+            offline_session(till.scan(&s.code_of(&blocked_phone)).await.unwrap());
         queued(
             till.purchase(sale(&by_blocked, "w-blocked", 3_000, 0))
                 .await
                 .unwrap(),
         );
         // A member with no points redeems offline within the allowance.
-        let (by_poor, ..) = offline_session(till.scan(&code_of(&s, &poor_phone)).await.unwrap());
+        let (by_poor, ..) = offline_session(till.scan(&s.code_of(&poor_phone)).await.unwrap());
         queued(
             till.purchase(sale(&by_poor, "w-poor", 2_000, 150))
                 .await
@@ -627,12 +609,12 @@ fn a_key_revoked_and_a_card_blocked_after_the_last_refresh_are_settled_at_flush(
         // After the next refresh the till refuses both by itself.
         till.refresh().await.unwrap();
         let down = take_down(&mut s).await;
-        let e = till.scan(&code_of(&s, &lost)).await.unwrap_err();
+        let e = till.scan(&s.code_of(&lost)).await.unwrap_err();
         assert!(
             matches!(&e, TillError::Offline(r) if r.code == "key_revoked"),
             "{e}"
         );
-        let e = till.scan(&code_of(&s, &blocked_phone)).await.unwrap_err();
+        let e = till.scan(&s.code_of(&blocked_phone)).await.unwrap_err();
         assert!(
             matches!(&e, TillError::Offline(r) if r.code == "card_blocked"),
             "{e}"
@@ -648,7 +630,7 @@ fn flushed_purchases_with_bad_input_are_refused_and_change_nothing() {
         s.earn(1_000).await;
         let till = s.server.till("till-bad");
         let good = OfflinePurchaseRequest {
-            code: code_of(&s, &s.phone),
+            code: s.code_of(&s.phone),
             scanned_at_ms: s.clock.now_ms(),
             idempotency_key: "bad".into(),
             receipt_id: "R-bad".into(),
@@ -882,13 +864,14 @@ fn the_till_command_sells_offline_and_flushes_when_the_server_returns() {
         let server = ServerProcess::start(&db, &listen);
         let flushed = ok(run(vec!["till", "--store", till_store, "--json", "flush"]).await);
         assert_eq!(flushed["posted"][0]["key"], "k1");
-        assert_eq!(flushed["posted"][0]["posting"]["earned"], 12);
+        // 12.00 less the 0.10 the points paid earns 11.
+        assert_eq!(flushed["posted"][0]["posting"]["earned"], 11);
         assert_eq!(flushed["posted"][0]["posting"]["redeemed"], 10);
-        assert_eq!(flushed["posted"][0]["posting"]["balance"], 22);
+        assert_eq!(flushed["posted"][0]["posting"]["balance"], 21);
         let again = ok(run(vec!["till", "--store", till_store, "--json", "flush"]).await);
         assert_eq!(again["posted"].as_array().unwrap().len(), 0);
         let view = server.operator().member(&member.member_id).await.unwrap();
-        assert_eq!(view.card.unwrap().balance, 22);
+        assert_eq!(view.card.unwrap().balance, 21);
 
         // Nothing went wrong: the operators' list is empty, and says so in JSON.
         let listed = ok(run(vec!["admin", "--json", "till-exceptions"]).await);

@@ -175,7 +175,8 @@ fn points_mature_warn_and_expire_in_order_and_the_phone_explains_it() {
 
         // A redemption takes the points that expire first.
         s.clock.set(start + 35 * DAY_MS);
-        let r = buy(&s, "spend", 0, vec![], 30).await.unwrap();
+        // 0.30 paid with 30 points.
+        let r = buy(&s, "spend", 30, vec![], 30).await.unwrap();
         assert_eq!((r.balance, r.pending), (120, 0));
 
         // Day 60: what is left of the first lot expires, with a ledger entry saying so.
@@ -238,7 +239,7 @@ fn a_refund_takes_back_pending_points_and_never_takes_expired_points_twice() {
         s.clock.set(start + 10 * DAY_MS);
         buy(&s, "b", 10_000, vec![], 0).await.unwrap();
         s.clock.set(start + 17 * DAY_MS);
-        buy(&s, "spend", 0, vec![], 60).await.unwrap();
+        buy(&s, "spend", 60, vec![], 60).await.unwrap();
         s.clock.set(start + 30 * DAY_MS);
         let report = op.settle().await.unwrap();
         assert_eq!(

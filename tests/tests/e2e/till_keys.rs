@@ -176,7 +176,7 @@ fn a_refunds_answer_says_what_was_actually_taken_back() {
         let s = shop().await;
         buy(&s, "till-7", "earn", 10_000, 0).await;
         // 90 of the purchase's 100 points are spent before it is refunded.
-        buy(&s, "till-7", "spend", 0, 90).await;
+        buy(&s, "till-7", "spend", 90, 90).await;
         let r = s
             .till
             .refund(&refund("earn", "back", 10_000))

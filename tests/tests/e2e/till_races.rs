@@ -119,6 +119,10 @@ fn fifty_simultaneous_partial_refunds_take_back_exactly_their_share() {
 fn simultaneous_partial_refunds_give_back_exactly_the_redeemed_share() {
     rt().block_on(async {
         let s = shop().await;
+        // About refund shares: the part paid with points earns too, so the purchase earns 100.
+        let mut programme = loyalty_core::programme::Programme::default();
+        programme.redemption.paid_with_points_earns = true;
+        s.server.operator().set_programme(&programme).await.unwrap();
         s.earn(100).await;
         let p = purchase_of_100(&s, "spend", 100).await;
         assert_eq!(
@@ -187,7 +191,8 @@ fn simultaneous_redemptions_of_the_same_points_never_overdraw() {
                     s.server.addr,
                     "till-7",
                     "/v1/till/purchases",
-                    &purchase(&session, &format!("redeem-{i}"), 0, 15),
+                    // 0.15 paid with 15 points: nothing earned meanwhile.
+                    &purchase(&session, &format!("redeem-{i}"), 15, 15),
                 )
             })
             .collect();
