@@ -317,6 +317,9 @@ pub struct MemberView {
     pub offers: Vec<Offer>,
     pub messages: Vec<Message>,
     pub member: crate::member::MemberState,
+    /// Plastic cards linked to the member, lost ones included.
+    #[serde(default)]
+    pub cards: Vec<LinkedCard>,
 }
 
 #[cfg(test)]
@@ -344,9 +347,80 @@ mod tests {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
-    /// The version-1 checkout code: 122 Base45 characters (`docs/checkout-code.md`).
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9A-Z $%*+\-./:]{122}$"))]
+    /// The version-1 checkout code: 122 Base45 characters (`docs/checkout-code.md`); or a card
+    /// number, 16 digits with the spaces or dashes a printed card shows (a weaker proof:
+    /// `docs/programme.md`, "Cards without the app").
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^([0-9A-Z $%*+\-./:]{122}|[0-9 \-]{16,40})$")
+    )]
     pub code: String,
+}
+
+/// `POST /v1/till/sessions/{session_id}/pin`: the member's PIN, entered at the till for a session
+/// opened by card number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PinEntry {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,8}$"))]
+    pub pin: String,
+}
+
+/// A card a member holds besides the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CardStatus {
+    /// The number the programme gave the member (the app's card, and its printed QR code).
+    Primary,
+    /// A plastic card linked to the member.
+    Linked,
+    /// A linked card reported lost: it opens nothing.
+    Lost,
+}
+
+impl CardStatus {
+    /// The name it is serialised and stored under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Linked => "linked",
+            Self::Lost => "lost",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Primary, Self::Linked, Self::Lost]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkedCard {
+    pub card_number: String,
+    pub status: CardStatus,
+    pub linked_at_ms: i64,
+}
+
+/// `POST …/cards`: a plastic card's number to link to the member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkCard {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9 \-]{16,40}$"))]
+    pub card_number: String,
+}
+
+/// What a checkout session may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionStanding {
+    pub session_id: String,
+    pub trust: crate::card_trust::SessionTrust,
+    pub may_redeem: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +440,12 @@ pub struct ScanResponse {
     /// Short lines for the cashier's screen: balance, tier progress, offers clipped, expiring points.
     #[serde(default)]
     pub prompts: Vec<String>,
+    /// How the session knows the member: the app's code, or a card number (with the PIN).
+    #[serde(default)]
+    pub trust: crate::card_trust::SessionTrust,
+    /// Whether the session may redeem points (a card number alone may only earn, by default).
+    #[serde(default)]
+    pub may_redeem: bool,
 }
 
 /// A line of a purchase (defined with the earning rules that price it).

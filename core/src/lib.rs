@@ -23,6 +23,7 @@ pub mod api;
 pub mod budget;
 pub mod calendar;
 pub mod card;
+pub mod card_trust;
 pub mod checkout_code;
 pub mod chunks;
 pub mod clock;

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::card_trust::CardPolicy;
 use crate::earning::EarningRules;
 use crate::lots::PointsPolicy;
 use crate::offline::OfflinePolicy;
@@ -32,6 +33,9 @@ pub struct Programme {
     pub points: PointsPolicy,
     #[serde(default)]
     pub tiers: TierLadder,
+    /// What a till may do for a member identified by card number alone (`crate::card_trust`).
+    #[serde(default)]
+    pub cards: CardPolicy,
     /// What points are worth and how they pay (`crate::redemption`).
     #[serde(default)]
     pub redemption: RedemptionPolicy,
@@ -46,6 +50,7 @@ impl Programme {
         self.points.validate()?;
         self.tiers.validate()?;
         self.redemption.validate()?;
+        self.cards.validate()?;
         self.offline.validate()?;
         for tier in self.earning.tier_rates.keys() {
             if self.tiers.get(tier).is_none() {

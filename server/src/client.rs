@@ -237,6 +237,31 @@ impl OperatorClient {
         self.post(paths::ADMIN_MESSAGES, message).await
     }
 
+    /// Links a plastic card to the member; answers their linked cards.
+    pub async fn link_card(
+        &self,
+        member_id: &str,
+        card_number: &str,
+    ) -> Result<Vec<loyalty_core::api::LinkedCard>, OperatorError> {
+        let body = loyalty_core::api::LinkCard {
+            card_number: card_number.to_string(),
+        };
+        self.post(&paths::admin_member_cards(member_id), &body)
+            .await
+    }
+
+    /// Reports one of the member's linked cards lost; answers their linked cards.
+    pub async fn report_card_lost(
+        &self,
+        member_id: &str,
+        card_number: &str,
+    ) -> Result<Vec<loyalty_core::api::LinkedCard>, OperatorError> {
+        let url = self
+            .api
+            .url(&paths::admin_member_card_lost(member_id, card_number));
+        self.api.send(self.api.http.post(url)).await
+    }
+
     /// What offline tills' flushes could not do as the till did it, newest first.
     pub async fn till_exceptions(&self, limit: u32) -> Result<TillExceptions, OperatorError> {
         let url = self.api.url(paths::ADMIN_TILL_EXCEPTIONS);
@@ -375,6 +400,19 @@ impl TillClient {
 
     pub async fn refund(&self, refund: &RefundRequest) -> Result<PostingResponse, OperatorError> {
         self.post(paths::TILL_REFUNDS, refund).await
+    }
+
+    /// The member's PIN for a session a card number opened.
+    pub async fn enter_pin(
+        &self,
+        session_id: &str,
+        pin: &str,
+    ) -> Result<loyalty_core::api::SessionStanding, OperatorError> {
+        let entry = loyalty_core::api::PinEntry {
+            pin: pin.to_string(),
+        };
+        self.post(&paths::till_session_pin(session_id), &entry)
+            .await
     }
 
     /// One page of the key feed after `since` (`docs/checkout-code.md` §9).

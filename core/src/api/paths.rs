@@ -24,6 +24,10 @@ pub const MEMBER_SYNC: &str = "/v1/members/{member_id}/sync";
 pub const MEMBER_DOCUMENT: &str = "/v1/members/{member_id}/documents/{doc}";
 /// The long poll for live updates.
 pub const MEMBER_CHANGES: &str = "/v1/members/{member_id}/changes";
+/// The member sets their till PIN (for paying with points by card number).
+pub const MEMBER_PIN: &str = "/v1/members/{member_id}/pin";
+/// The member links a plastic card from the app.
+pub const MEMBER_CARDS: &str = "/v1/members/{member_id}/cards";
 
 /// The till reads a checkout code.
 pub const TILL_SCAN: &str = "/v1/till/scan";
@@ -35,6 +39,8 @@ pub const TILL_REFUNDS: &str = "/v1/till/refunds";
 pub const TILL_KEYS: &str = "/v1/till/keys";
 /// The till flushes a purchase it made offline.
 pub const TILL_OFFLINE_PURCHASES: &str = "/v1/till/offline-purchases";
+/// The member's PIN entered at the till for a session opened by card number.
+pub const TILL_SESSION_PIN: &str = "/v1/till/sessions/{session_id}/pin";
 
 /// Operators create members.
 pub const ADMIN_MEMBERS: &str = "/v1/admin/members";
@@ -58,6 +64,10 @@ pub const ADMIN_MEMBER_UNBLOCK: &str = "/v1/admin/members/{member_id}/unblock";
 pub const ADMIN_MEMBER_CARD_QR: &str = "/v1/admin/members/{member_id}/card-qr";
 /// Starts the member's documents afresh (new epochs).
 pub const ADMIN_MEMBER_EPOCHS: &str = "/v1/admin/members/{member_id}/epochs";
+/// Links a plastic card to the member.
+pub const ADMIN_MEMBER_CARDS: &str = "/v1/admin/members/{member_id}/cards";
+/// Reports one of the member's linked cards lost.
+pub const ADMIN_MEMBER_CARD_LOST: &str = "/v1/admin/members/{member_id}/cards/{card_number}/lost";
 /// Revokes a device and its checkout key.
 pub const ADMIN_DEVICE_REVOKE: &str = "/v1/admin/devices/{device_id}/revoke";
 /// Publishes an offer to members, a tier or a segment.
@@ -93,11 +103,14 @@ pub const ALL: &[&str] = &[
     MEMBER_SYNC,
     MEMBER_DOCUMENT,
     MEMBER_CHANGES,
+    MEMBER_PIN,
+    MEMBER_CARDS,
     TILL_SCAN,
     TILL_PURCHASES,
     TILL_REFUNDS,
     TILL_KEYS,
     TILL_OFFLINE_PURCHASES,
+    TILL_SESSION_PIN,
     ADMIN_MEMBERS,
     ADMIN_MEMBER,
     ADMIN_MEMBER_ACTIVATION_CODES,
@@ -109,6 +122,8 @@ pub const ALL: &[&str] = &[
     ADMIN_MEMBER_UNBLOCK,
     ADMIN_MEMBER_CARD_QR,
     ADMIN_MEMBER_EPOCHS,
+    ADMIN_MEMBER_CARDS,
+    ADMIN_MEMBER_CARD_LOST,
     ADMIN_DEVICE_REVOKE,
     ADMIN_OFFERS,
     ADMIN_SEGMENTS,
@@ -132,6 +147,26 @@ pub fn member_document(member_id: &str, doc: &str) -> String {
 
 pub fn member_changes(member_id: &str) -> String {
     fill(MEMBER_CHANGES, &[member_id])
+}
+
+pub fn member_pin(member_id: &str) -> String {
+    fill(MEMBER_PIN, &[member_id])
+}
+
+pub fn member_cards(member_id: &str) -> String {
+    fill(MEMBER_CARDS, &[member_id])
+}
+
+pub fn admin_member_cards(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_CARDS, &[member_id])
+}
+
+pub fn admin_member_card_lost(member_id: &str, card_number: &str) -> String {
+    fill(ADMIN_MEMBER_CARD_LOST, &[member_id, card_number])
+}
+
+pub fn till_session_pin(session_id: &str) -> String {
+    fill(TILL_SESSION_PIN, &[session_id])
 }
 
 pub fn admin_member(member_id: &str) -> String {

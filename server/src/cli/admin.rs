@@ -49,6 +49,11 @@ enum AdminCommand {
         #[arg(long)]
         member: Option<String>,
     },
+    /// Link a plastic card to a member, or report one lost.
+    Card {
+        #[command(subcommand)]
+        command: CardCommand,
+    },
     /// What offline tills' flushes could not do as the till did it: reused codes, redemption
     /// shortfalls, refused purchases (newest first).
     TillExceptions {
@@ -322,6 +327,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::Deliveries { message, member } => {
             deliveries(&client, message.as_deref(), member.as_deref(), json).await
         }
+        AdminCommand::Card { command } => card(&client, command, json).await,
         AdminCommand::TillExceptions { limit } => till_exceptions(&client, limit, json).await,
         AdminCommand::Requests { command } => requests(&client, command, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
@@ -570,6 +576,41 @@ async fn deliveries(
             d.reason.unwrap_or_default(),
             if d.in_inbox { "  [inbox]" } else { "" }
         );
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum CardCommand {
+    /// Link a plastic card (16 digits, as printed) to the member.
+    Link {
+        member_id: String,
+        card_number: String,
+    },
+    /// Report one of the member's linked cards lost: it opens nothing; their points stay.
+    Lost {
+        member_id: String,
+        card_number: String,
+    },
+}
+
+async fn card(client: &OperatorClient, command: CardCommand, json: bool) -> CliResult {
+    let cards = match command {
+        CardCommand::Link {
+            member_id,
+            card_number,
+        } => client.link_card(&member_id, &card_number).await,
+        CardCommand::Lost {
+            member_id,
+            card_number,
+        } => client.report_card_lost(&member_id, &card_number).await,
+    }
+    .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&cards);
+    }
+    for c in cards {
+        println!("{}  {}", c.card_number, c.status.as_str());
     }
     Ok(())
 }

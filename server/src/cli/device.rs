@@ -53,6 +53,11 @@ enum DeviceCommand {
     Inbox,
     /// Activate (clip) an offer.
     Activate { offer_id: String },
+    /// Set the till PIN (4 to 8 digits), with which a till that has only the card number may let
+    /// the member redeem points. Needs the server.
+    SetPin { pin: String },
+    /// Link a plastic card (its 16 digits) to the member. Needs the server.
+    LinkCard { card_number: String },
     /// Mark a message read.
     Read { message_id: String },
     /// Archive a message.
@@ -173,6 +178,20 @@ pub async fn run(args: DeviceArgs) -> CliResult {
         DeviceCommand::Card => show_card(&device, &err, json),
         DeviceCommand::Offers => show_offers(&device, &err, json),
         DeviceCommand::Inbox => show_inbox(&device, &err, json),
+        DeviceCommand::LinkCard { card_number } => {
+            let cards = device.link_card(&card_number).await.map_err(err)?;
+            if json {
+                return super::print_json(&cards);
+            }
+            for c in cards {
+                println!("{}  {}", c.card_number, c.status.as_str());
+            }
+            Ok(())
+        }
+        DeviceCommand::SetPin { pin } => {
+            device.set_pin(&pin).await.map_err(err)?;
+            done(json, "PIN set")
+        }
         DeviceCommand::Activate { offer_id } => {
             device.activate_offer(&offer_id).map_err(err)?;
             done(

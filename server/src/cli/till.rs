@@ -84,6 +84,13 @@ enum TillCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// The member's PIN, for a session opened by card number: with it the session may redeem.
+    Pin {
+        #[arg(long)]
+        session: String,
+        #[arg(long)]
+        pin: String,
+    },
     /// Refresh the cache of device keys and card status from the server (needs --store).
     Keys,
     /// Post what was sold offline, in order (needs --store). Safe to run again.
@@ -166,6 +173,25 @@ pub async fn run(args: TillArgs) -> CliResult {
                     r.earned, r.redeemed, r.balance
                 )
             })
+        }
+        (TillCommand::Pin { session, pin }, _) => {
+            let standing = till
+                .enter_pin(&session, &pin)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&standing);
+            }
+            let may = if standing.may_redeem {
+                "may"
+            } else {
+                "may not"
+            };
+            println!(
+                "PIN accepted: session {} {may} redeem points",
+                standing.session_id
+            );
+            Ok(())
         }
         (TillCommand::Keys, Some(t)) => {
             let changes = t.refresh().await.map_err(|e| e.to_string())?;

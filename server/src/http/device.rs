@@ -205,10 +205,59 @@ pub async fn changes(
     }))
 }
 
+/// The member sets or changes their till PIN: with it, a session a till opens by their card number
+/// may redeem points (`docs/programme.md`, "Cards without the app").
+#[utoipa::path(
+    put,
+    path = paths::MEMBER_PIN,
+    tag = "device",
+    params(("member_id" = String, Path, description = "The device's own member", pattern = r"^mbr_[0-9a-f]{24}$")),
+    request_body = loyalty_core::api::PinEntry,
+    responses(
+        (status = 204, description = "The PIN is set; wrong tries start over"),
+        Refusals, Authentication, Forbidden
+    ),
+    security(("device" = []))
+)]
+pub async fn set_pin(
+    State(app): State<Arc<App>>,
+    MemberDevice(device): MemberDevice,
+    body: Result<crate::http::json::Json<loyalty_core::api::PinEntry>, ApiError>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let crate::http::json::Json(entry) = body?;
+    crate::service::cards::set_pin(&app, &device.member_id, &entry.pin).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The member links a plastic card from the app (`docs/programme.md`, "Cards without the app").
+#[utoipa::path(
+    post,
+    path = paths::MEMBER_CARDS,
+    tag = "device",
+    params(("member_id" = String, Path, description = "The device's own member", pattern = r"^mbr_[0-9a-f]{24}$")),
+    request_body = loyalty_core::api::LinkCard,
+    responses(
+        (status = 200, body = Vec<loyalty_core::api::LinkedCard>, description = "The member's linked cards"),
+        Refusals, Authentication, Forbidden, Conflict
+    ),
+    security(("device" = []))
+)]
+pub async fn link_card(
+    State(app): State<Arc<App>>,
+    MemberDevice(device): MemberDevice,
+    body: Result<crate::http::json::Json<loyalty_core::api::LinkCard>, ApiError>,
+) -> Result<crate::http::json::Json<Vec<loyalty_core::api::LinkedCard>>, ApiError> {
+    let crate::http::json::Json(request) = body?;
+    let cards = crate::service::cards::link(&app, &device.member_id, &request.card_number).await?;
+    Ok(crate::http::json::Json(cards))
+}
+
 /// The device's routes but the long poll (which [`super::router`] keeps outside the request limits).
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(enroll))
         .routes(routes!(sync))
         .routes(routes!(document))
+        .routes(routes!(set_pin))
+        .routes(routes!(link_card))
 }

@@ -176,6 +176,16 @@ impl JsonBody for api::offline::OfflinePurchaseRequest {
     const WHAT: &'static str = "offline purchase";
 }
 
+impl JsonBody for api::LinkCard {
+    const CODE: &'static str = "invalid_card_number";
+    const WHAT: &'static str = "card";
+}
+
+impl JsonBody for api::PinEntry {
+    const CODE: &'static str = "invalid_pin";
+    const WHAT: &'static str = "PIN";
+}
+
 impl JsonBody for api::RefundRequest {
     const CODE: &'static str = "invalid_refund";
     const WHAT: &'static str = "refund";

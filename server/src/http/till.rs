@@ -18,6 +18,7 @@ use crate::http::openapi::{Authentication, Conflict, Gone, NotFound, Refusals, U
 use crate::service::{checkout, offline};
 use axum::extract::Query;
 use loyalty_core::api::offline::{KeyFeed, OfflinePurchaseRequest};
+use loyalty_core::api::{PinEntry, SessionStanding};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -141,6 +142,32 @@ pub async fn offline_purchase(
     Ok(Json(offline::purchase(&app, till_id, request).await?))
 }
 
+/// The member's PIN, entered at the till for a session opened by card number: with it the session
+/// may redeem. Wrong PINs lock after the programme's number of tries.
+#[utoipa::path(
+    post,
+    path = paths::TILL_SESSION_PIN,
+    tag = "till",
+    params(TillId, ("session_id" = String, Path, description = "The session the card scan opened")),
+    request_body = PinEntry,
+    responses(
+        (status = 200, body = SessionStanding),
+        Refusals, Authentication, NotFound, Gone, Unprocessable
+    ),
+    security(("till" = []))
+)]
+pub async fn session_pin(
+    State(app): State<Arc<App>>,
+    Till { till_id }: Till,
+    axum::extract::Path(session_id): axum::extract::Path<String>,
+    body: Result<Json<PinEntry>, ApiError>,
+) -> Result<Json<SessionStanding>, ApiError> {
+    let Json(entry) = body?;
+    Ok(Json(
+        crate::service::cards::enter_pin(&app, &till_id, &session_id, &entry.pin).await?,
+    ))
+}
+
 /// The till's routes.
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -149,6 +176,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(refund))
         .routes(routes!(keys))
         .routes(routes!(offline_purchase))
+        .routes(routes!(session_pin))
 }
 
 /// The till's id, which the ledger records with every movement (documentation of the header the

@@ -206,6 +206,9 @@ pub async fn scan(
     till_id: String,
     request: ScanRequest,
 ) -> Result<ScanResponse, DomainError> {
+    if loyalty_core::card_trust::looks_like_card_number(&request.code) {
+        return crate::service::cards::scan(app, till_id, &request.code).await;
+    }
     let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
     let card_number = format_card_number(parsed.card_number);
     let member = app
@@ -265,11 +268,17 @@ pub async fn scan(
         balance: member.balance,
         balance_value_minor: programme.redemption.worth(member.balance),
         prompts,
+        trust: loyalty_core::card_trust::SessionTrust::Code,
+        may_redeem: true,
     })
 }
 
 /// The cashier's prompts at a scan, from the member's book with their offers.
-async fn scan_prompts(app: &App, member_id: &str, now: i64) -> Result<Vec<String>, DomainError> {
+pub(crate) async fn scan_prompts(
+    app: &App,
+    member_id: &str,
+    now: i64,
+) -> Result<Vec<String>, DomainError> {
     let programme = app.programme().await?;
     let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
     let Some(book) = app
@@ -324,6 +333,9 @@ pub async fn purchase(
         return Ok(answer);
     }
     let session = open_session(app, context.session, &till_id)?;
+    if request.redeem_points > 0 || request.redeem_minor > 0 {
+        crate::service::cards::check_may_redeem(app, &session.session_id).await?;
+    }
     let basket = Basket {
         total_minor: request.total_minor,
         lines: request.lines.clone(),

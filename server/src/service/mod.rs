@@ -2,6 +2,7 @@
 //! offers, messaging, members and epochs. Called by the HTTP handlers and the jobs; knows nothing of HTTP.
 
 pub mod adjustments;
+pub mod cards;
 pub mod changes;
 pub mod checkout;
 pub mod enrollment;

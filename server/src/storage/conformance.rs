@@ -513,6 +513,152 @@ pub async fn devices_are_revoked_and_members_blocked(s: Arc<dyn Storage>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cards without the app.
+
+/// `set_pin`, `take_pin_try`, `pin_checked`: tries are reserved one at a time, even when taken
+/// together; a lock holds until its time and then the count starts over; a right PIN or a new PIN
+/// clears the count.
+pub async fn pin_tries_are_counted_and_lock(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    assert_eq!(s.take_pin_try("m1", NOW, 3).await.unwrap(), PinTry::NoPin);
+    s.set_pin("m1", "hash-1").await.unwrap();
+    let takers = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.take_pin_try("m1", NOW, 3).await.unwrap() })
+    });
+    let mut reserved = 0;
+    for t in takers.collect::<Vec<_>>() {
+        match t.await.unwrap() {
+            PinTry::Check { hash } => {
+                assert_eq!(hash, "hash-1");
+                reserved += 1;
+            }
+            PinTry::Locked { until_ms: None } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(reserved, 3, "three tries, however many ask at once");
+    s.pin_checked("m1", false, 3, NOW + 60_000).await.unwrap();
+    assert_eq!(
+        s.take_pin_try("m1", NOW + 1, 3).await.unwrap(),
+        PinTry::Locked {
+            until_ms: Some(NOW + 60_000)
+        }
+    );
+    // The lock ends: the count starts over.
+    assert!(matches!(
+        s.take_pin_try("m1", NOW + 60_000, 3).await.unwrap(),
+        PinTry::Check { .. }
+    ));
+    s.pin_checked("m1", true, 3, NOW + 120_000).await.unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            s.take_pin_try("m1", NOW + 60_001, 3).await.unwrap(),
+            PinTry::Check { .. }
+        ));
+    }
+    assert!(matches!(
+        s.take_pin_try("m1", NOW + 60_001, 3).await.unwrap(),
+        PinTry::Locked { .. }
+    ));
+    s.set_pin("m1", "hash-2").await.unwrap();
+    assert_eq!(
+        s.take_pin_try("m1", NOW + 60_002, 3).await.unwrap(),
+        PinTry::Check {
+            hash: "hash-2".into()
+        }
+    );
+}
+
+/// `link_card`, `report_card_lost`, `linked_cards`, `card_holder`: a plastic card links to one
+/// member (racing links included), a lost one names its member as lost and is never linked again,
+/// and a member's own number is theirs.
+pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>) {
+    use loyalty_core::api::CardStatus;
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let link = |s: Arc<dyn Storage>, m: &'static str| {
+        tokio::spawn(async move { s.link_card(m, "4000000000000002", NOW).await.unwrap() })
+    };
+    let (a, b) = tokio::join!(link(s.clone(), "m1"), link(s.clone(), "m2"));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert!(
+        outcomes.contains(&CardLink::Linked) && outcomes.contains(&CardLink::Taken),
+        "{outcomes:?}"
+    );
+    let holder = if outcomes[0] == CardLink::Linked {
+        "m1"
+    } else {
+        "m2"
+    };
+    assert_eq!(
+        s.link_card(holder, "4000000000000002", NOW).await.unwrap(),
+        CardLink::Already
+    );
+    assert_eq!(
+        s.link_card("m1", "6270000000000002", NOW).await.unwrap(),
+        CardLink::Taken
+    );
+    let (found, status) = s
+        .card_holder("4000000000000002")
+        .await
+        .unwrap()
+        .expect("linked");
+    assert_eq!(
+        (found.member_id.as_str(), status),
+        (holder, CardStatus::Linked)
+    );
+    let (own, status) = s
+        .card_holder("6270000000000001")
+        .await
+        .unwrap()
+        .expect("own");
+    assert_eq!(
+        (own.member_id.as_str(), status),
+        ("m1", CardStatus::Primary)
+    );
+    assert!(s.card_holder("4000000000000010").await.unwrap().is_none());
+
+    assert!(!s.report_card_lost("m1", "4000000000000010").await.unwrap());
+    assert!(
+        s.report_card_lost(holder, "4000000000000002")
+            .await
+            .unwrap()
+    );
+    let (_, status) = s
+        .card_holder("4000000000000002")
+        .await
+        .unwrap()
+        .expect("lost");
+    assert_eq!(status, CardStatus::Lost);
+    assert_eq!(
+        s.link_card(holder, "4000000000000002", NOW).await.unwrap(),
+        CardLink::Taken
+    );
+    let cards = s.linked_cards(holder).await.unwrap();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(
+        (cards[0].status, cards[0].linked_at_ms),
+        (CardStatus::Lost, NOW)
+    );
+}
+
+/// `open_card_session`, `verify_session`, `session_verified`.
+pub async fn card_sessions_open_without_a_code_and_remember_their_pin(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    s.open_card_session(&session("crd_1", "m1"), NOW)
+        .await
+        .unwrap();
+    let found = s.checkout_session("crd_1").await.unwrap().expect("crd_1");
+    assert_eq!(found.member_id, "m1");
+    assert!(!s.session_verified("crd_1").await.unwrap());
+    s.verify_session("crd_1", NOW).await.unwrap();
+    s.verify_session("crd_1", NOW + 1).await.unwrap();
+    assert!(s.session_verified("crd_1").await.unwrap());
+    assert!(!s.session_verified("crd_2").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
 // The offline till.
 
 /// The whole feed after `since`, as (seq, entry) in order.
@@ -1928,6 +2074,9 @@ macro_rules! storage_conformance {
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,
+            pin_tries_are_counted_and_lock,
+            plastic_cards_link_once_and_lost_ones_stay_lost,
+            card_sessions_open_without_a_code_and_remember_their_pin,
             the_key_feed_numbers_every_change,
             offline_codes_are_claimed_once,
             till_exceptions_are_kept_once_newest_first,

@@ -4,6 +4,7 @@
 //! | module | trait | what it owns |
 //! |---|---|---|
 //! | [`members`] | [`MemberStore`] | members, activation codes, devices, blocking, revocation, documents, peer states, the atomic `commit` |
+//! | [`cards`] | [`CardStore`] | cards without the app: sessions opened by card number, the member's till PIN and its lock |
 //! | [`ledger`] | [`LedgerStore`] | the till: card lookup, device keys, checkout sessions, postings, the refund book, the card's source and store, the member's book, due members, birthdays |
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
@@ -12,9 +13,10 @@
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all eight: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all nine: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
+pub mod cards;
 pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -28,6 +30,7 @@ pub mod postgres;
 pub mod programme;
 pub mod sqlite;
 
+pub use cards::*;
 pub use changes::*;
 pub use health::*;
 pub use ledger::*;
@@ -58,6 +61,7 @@ pub enum StorageError {
 /// aggregate traits, the change feed and the health check.
 pub trait Storage:
     MemberStore
+    + CardStore
     + LedgerStore
     + OfferStore
     + OfflineStore
@@ -70,6 +74,7 @@ pub trait Storage:
 
 impl<T> Storage for T where
     T: MemberStore
+        + CardStore
         + LedgerStore
         + OfferStore
         + OfflineStore

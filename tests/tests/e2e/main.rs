@@ -7,6 +7,7 @@
 mod adjust;
 mod bad_input;
 mod budget;
+mod cards;
 mod checkout;
 mod cli;
 mod communications;

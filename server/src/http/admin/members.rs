@@ -166,6 +166,7 @@ pub async fn show_member(
         offers: offers::read_all(&doc(DocKind::Offers)?).map_err(broken)?,
         messages: inbox::read_all(&doc(DocKind::Inbox)?).map_err(broken)?,
         member: member::read(&doc(DocKind::Member)?).map_err(broken)?,
+        cards: app.storage.linked_cards(&member_id).await?,
         member_id,
     }))
 }

@@ -1,7 +1,8 @@
 //! The operator's routes, by area: members, offers and segments, messages, the programme, points
-//! adjustments, offline tills' exceptions.
+//! adjustments, plastic cards, offline tills' exceptions.
 
 pub mod adjustments;
+pub mod cards;
 pub mod exceptions;
 pub mod members;
 pub mod messages;
@@ -41,4 +42,6 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(programme::set_tier))
         .routes(routes!(adjustments::adjust))
         .routes(routes!(exceptions::till_exceptions))
+        .routes(routes!(cards::link))
+        .routes(routes!(cards::lost))
 }

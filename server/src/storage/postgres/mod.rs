@@ -12,6 +12,7 @@
 //! $n`, `WHERE used_at IS NULL`) whose zero rows are the typed outcome, run at READ COMMITTED,
 //! where a write blocked by a concurrent one re-checks its condition once that one commits.
 
+mod cards;
 mod changes;
 mod fanout;
 mod health;

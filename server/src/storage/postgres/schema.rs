@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "016_till_feed",
         include_str!("../../../migrations/postgres/016_till_feed.sql"),
     ),
+    (
+        "017_cards_and_pins",
+        include_str!("../../../migrations/postgres/017_cards_and_pins.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

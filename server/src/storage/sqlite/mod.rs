@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 pub mod backup;
+mod cards;
 mod changes;
 mod fanout;
 mod health;
@@ -53,6 +54,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/013_document_summaries.sql"),
     include_str!("../../../migrations/sqlite/014_adjustments.sql"),
     include_str!("../../../migrations/sqlite/015_till_feed.sql"),
+    include_str!("../../../migrations/sqlite/016_cards_and_pins.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
