@@ -367,6 +367,20 @@ pub struct PinEntry {
     pub pin: String,
 }
 
+/// A member an operator's search found (`GET /v1/admin/members?…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberMatch {
+    pub member_id: String,
+    /// The member's own card number.
+    pub card_number: String,
+    pub external_ref: Option<String>,
+    pub blocked: bool,
+    pub tier: String,
+    /// Points the member can spend now.
+    pub balance: i64,
+}
+
 /// A card a member holds besides the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -237,6 +237,18 @@ impl OperatorClient {
         self.post(paths::ADMIN_MESSAGES, message).await
     }
 
+    /// Members whose `field` (`card_number`, `email`, `phone`, `external_ref`) is `value`.
+    pub async fn find_members(
+        &self,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<loyalty_core::api::MemberMatch>, OperatorError> {
+        let url = self.api.url(paths::ADMIN_MEMBERS);
+        self.api
+            .send(self.api.http.get(url).query(&[(field, value)]))
+            .await
+    }
+
     /// Links a plastic card to the member; answers their linked cards.
     pub async fn link_card(
         &self,

@@ -42,7 +42,7 @@ pub const TILL_OFFLINE_PURCHASES: &str = "/v1/till/offline-purchases";
 /// The member's PIN entered at the till for a session opened by card number.
 pub const TILL_SESSION_PIN: &str = "/v1/till/sessions/{session_id}/pin";
 
-/// Operators create members.
+/// Operators create members (POST) and find them (GET).
 pub const ADMIN_MEMBERS: &str = "/v1/admin/members";
 /// What the server holds for a member.
 pub const ADMIN_MEMBER: &str = "/v1/admin/members/{member_id}";

@@ -65,8 +65,20 @@ enum AdminCommand {
         #[command(subcommand)]
         command: RequestsCommand,
     },
-    /// Show what the server holds for a member.
-    Show { member_id: String },
+    /// Show what the server holds for a member: by member id, or by a card number (theirs or a
+    /// linked plastic card's).
+    Show { member: String },
+    /// Find members by card number, e-mail, phone or the retailer's own reference.
+    Find {
+        #[arg(long, group = "by")]
+        card: Option<String>,
+        #[arg(long, group = "by")]
+        email: Option<String>,
+        #[arg(long, group = "by")]
+        phone: Option<String>,
+        #[arg(long = "ref", group = "by")]
+        external_ref: Option<String>,
+    },
     /// Start a member's documents afresh from their current state (a new epoch): their history
     /// is dropped, the member's phones take the new epoch at their next sync and keep what they
     /// did offline. For a history that grew too long or holds what must go.
@@ -331,7 +343,25 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::TillExceptions { limit } => till_exceptions(&client, limit, json).await,
         AdminCommand::Requests { command } => requests(&client, command, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
-        AdminCommand::Show { member_id } => show(&client, &member_id, json).await,
+        AdminCommand::Show { member } => {
+            let member_id = resolve_member(&client, &member).await?;
+            show(&client, &member_id, json).await
+        }
+        AdminCommand::Find {
+            card,
+            email,
+            phone,
+            external_ref,
+        } => {
+            let (field, value) = match (card, email, phone, external_ref) {
+                (Some(v), ..) => ("card_number", v),
+                (_, Some(v), ..) => ("email", v),
+                (_, _, Some(v), _) => ("phone", v),
+                (.., Some(v)) => ("external_ref", v),
+                _ => return Err("give --card, --email, --phone or --ref".into()),
+            };
+            find(&client, field, &value, json).await
+        }
         AdminCommand::Backup { database, to } => backup(&database, &to, json).await,
     }
 }
@@ -654,6 +684,49 @@ async fn epoch(
         println!(
             "{}: epoch {}, history {} operations in {} changes -> {} in {}",
             d.doc, d.epoch, d.ops_before, d.changes_before, d.ops_after, d.changes_after
+        );
+    }
+    Ok(())
+}
+
+/// A member id as given, or the member a card number names.
+async fn resolve_member(client: &OperatorClient, member: &str) -> Result<String, String> {
+    if !loyalty_core::card_trust::looks_like_card_number(member) {
+        return Ok(member.to_string());
+    }
+    let found = client
+        .find_members("card_number", member)
+        .await
+        .map_err(|e| e.to_string())?;
+    found
+        .into_iter()
+        .next()
+        .map(|m| m.member_id)
+        .ok_or_else(|| format!("no member has the card {member}"))
+}
+
+async fn find(client: &OperatorClient, field: &str, value: &str, json: bool) -> CliResult {
+    let found = client
+        .find_members(field, value)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&found);
+    }
+    if found.is_empty() {
+        println!("no member found");
+    }
+    for m in found {
+        println!(
+            "{}  card {}  tier {}  {} points{}{}",
+            m.member_id,
+            m.card_number,
+            m.tier,
+            m.balance,
+            m.external_ref
+                .map(|r| format!("  ref {r}"))
+                .unwrap_or_default(),
+            if m.blocked { "  BLOCKED" } else { "" }
         );
     }
     Ok(())

@@ -1,13 +1,83 @@
-//! Members as an operator manages them: creation, blocking.
+//! Members as an operator manages them: finding, creation, blocking.
 
 use crate::app::App;
 use crate::error::DomainError;
 use crate::projection::documents::{self};
 
+use crate::storage::MemberLookup;
+use loyalty_core::api::MemberMatch;
+use loyalty_core::checkout_code::{card_number_to_u64, format_card_number};
 use loyalty_core::{DocKind, card};
 
 /// Card numbers drawn before giving up on finding a free one.
 pub(crate) const CARD_NUMBER_ATTEMPTS: usize = 8;
+
+/// What an operator searches members by: one of these.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub card_number: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+/// Finds members by their card number (their own or a linked plastic card, lost ones too), e-mail,
+/// phone or the retailer's reference, exactly one of them; at most 50, in member id order.
+pub async fn find(app: &App, search: Search) -> Result<Vec<MemberMatch>, DomainError> {
+    let bad = |m: &str| DomainError::bad_request("malformed_query", m.to_string());
+    let given = [
+        search.card_number.is_some(),
+        search.email.is_some(),
+        search.phone.is_some(),
+        search.external_ref.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(bad(
+            "give exactly one of card_number, email, phone, external_ref",
+        ));
+    }
+    let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.is_empty() || v.len() > 256);
+    if [
+        &search.card_number,
+        &search.email,
+        &search.phone,
+        &search.external_ref,
+    ]
+    .into_iter()
+    .any(too_long)
+    {
+        return Err(bad("a search value is 1 to 256 bytes"));
+    }
+    if let Some(text) = search.card_number {
+        // A card number that is not one (a typo) finds nobody rather than failing the search.
+        let Ok(number) = card_number_to_u64(&text) else {
+            return Ok(Vec::new());
+        };
+        let holder = app.storage.card_holder(&format_card_number(number)).await?;
+        let Some((member, _)) = holder else {
+            return Ok(Vec::new());
+        };
+        let lookup = MemberLookup::MemberId(member.member_id);
+        return Ok(app.storage.find_members(&lookup).await?);
+    }
+    let lookup = match (search.email, search.phone, search.external_ref) {
+        (Some(email), _, _) => MemberLookup::Preference {
+            key: "email",
+            value: email.trim().to_string(),
+        },
+        (_, Some(phone), _) => MemberLookup::Preference {
+            key: "phone",
+            value: phone.trim().to_string(),
+        },
+        (_, _, Some(reference)) => MemberLookup::ExternalRef(reference),
+        _ => {
+            return Err(bad(
+                "give exactly one of card_number, email, phone, external_ref",
+            ));
+        }
+    };
+    Ok(app.storage.find_members(&lookup).await?)
+}
 
 pub(crate) async fn ensure_member(app: &App, member_id: &str) -> Result<(), DomainError> {
     match app.storage.member(member_id).await? {

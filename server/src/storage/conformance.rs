@@ -643,6 +643,33 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
     );
 }
 
+/// `find_members`: by the retailer's reference and by id, in member id order; nobody is empty.
+pub async fn members_are_found_by_reference(s: Arc<dyn Storage>) {
+    for (id, card) in [("m2", "6270000000000002"), ("m1", "6270000000000001")] {
+        let mut m = new_member(id, card);
+        m.external_ref = Some("CRM-1".into());
+        assert_eq!(s.create_member(m).await.unwrap(), MemberCreation::Created);
+    }
+    let found = s
+        .find_members(&MemberLookup::ExternalRef("CRM-1".into()))
+        .await
+        .unwrap();
+    let ids: Vec<_> = found.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(found[0].card_number, "6270000000000001");
+    let one = s
+        .find_members(&MemberLookup::MemberId("m2".into()))
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].external_ref.as_deref(), Some("CRM-1"));
+    let lookup = MemberLookup::Preference {
+        key: "email",
+        value: "nobody@example.com".into(),
+    };
+    assert!(s.find_members(&lookup).await.unwrap().is_empty());
+}
+
 /// `open_card_session`, `verify_session`, `session_verified`.
 pub async fn card_sessions_open_without_a_code_and_remember_their_pin(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
@@ -2075,6 +2102,7 @@ macro_rules! storage_conformance {
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,
             pin_tries_are_counted_and_lock,
+            members_are_found_by_reference,
             plastic_cards_link_once_and_lost_ones_stay_lost,
             card_sessions_open_without_a_code_and_remember_their_pin,
             the_key_feed_numbers_every_change,

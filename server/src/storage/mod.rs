@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | [`members`] | [`MemberStore`] | members, activation codes, devices, blocking, revocation, documents, peer states, the atomic `commit` |
 //! | [`cards`] | [`CardStore`] | cards without the app: sessions opened by card number, the member's till PIN and its lock |
+//! | [`directory`] | [`DirectoryStore`] | finding members by e-mail, phone or the retailer's reference |
 //! | [`ledger`] | [`LedgerStore`] | the till: card lookup, device keys, checkout sessions, postings, the refund book, the card's source and store, the member's book, due members, birthdays |
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
@@ -13,13 +14,14 @@
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all nine: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all ten: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod cards;
 pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod directory;
 pub mod health;
 pub mod ledger;
 pub mod members;
@@ -32,6 +34,7 @@ pub mod sqlite;
 
 pub use cards::*;
 pub use changes::*;
+pub use directory::*;
 pub use health::*;
 pub use ledger::*;
 pub use members::*;
@@ -62,6 +65,7 @@ pub enum StorageError {
 pub trait Storage:
     MemberStore
     + CardStore
+    + DirectoryStore
     + LedgerStore
     + OfferStore
     + OfflineStore
@@ -75,6 +79,7 @@ pub trait Storage:
 impl<T> Storage for T where
     T: MemberStore
         + CardStore
+        + DirectoryStore
         + LedgerStore
         + OfferStore
         + OfflineStore

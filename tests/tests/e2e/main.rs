@@ -16,6 +16,7 @@ mod crash;
 mod edge;
 mod epochs;
 mod failover;
+mod find_members;
 mod fuzz_regressions;
 mod instances;
 mod js_client;

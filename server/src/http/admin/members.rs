@@ -7,7 +7,7 @@ use crate::service::members::CARD_NUMBER_ATTEMPTS;
 
 use crate::service::members::{ensure_member, set_blocked};
 use axum::http::HeaderMap;
-use loyalty_core::api::{EpochsStarted, StartEpochs};
+use loyalty_core::api::{EpochsStarted, MemberMatch, StartEpochs};
 
 use std::sync::Arc;
 
@@ -31,6 +31,48 @@ use crate::http::openapi::{Authentication, Binary, NotFound, Refusals};
 use crate::projection::documents::{self, load};
 use crate::storage::{MemberCreation, NewMember};
 use loyalty_core::api::paths;
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FindQuery {
+    /// Their own card number or a linked plastic card's (lost ones too), spaces allowed.
+    #[serde(default)]
+    card_number: Option<String>,
+    /// As the member's preferences hold it (also matched in lower case).
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    /// The retailer's own reference, given when the member was created.
+    #[serde(default)]
+    external_ref: Option<String>,
+}
+
+/// Finds members by one of card number, e-mail, phone or the retailer's reference: at most 50,
+/// in member id order; none found is an empty list.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_MEMBERS,
+    tag = "admin",
+    params(FindQuery),
+    responses((status = 200, body = Vec<MemberMatch>), Refusals, Authentication),
+    security(("operator" = []))
+)]
+pub async fn find_members(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<axum::extract::Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<MemberMatch>>, ApiError> {
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let search = crate::service::members::Search {
+        card_number: q.card_number,
+        email: q.email,
+        phone: q.phone,
+        external_ref: q.external_ref,
+    };
+    Ok(Json(crate::service::members::find(&app, search).await?))
+}
 
 /// Creates a member, with their card number and a first activation code.
 #[utoipa::path(

@@ -20,7 +20,7 @@ use crate::app::App;
 /// `routes!` per path: utoipa-axum mounts the handlers of one call on every path among them.
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
-        .routes(routes!(members::create_member))
+        .routes(routes!(members::create_member, members::find_members))
         .routes(routes!(members::show_member))
         .routes(routes!(members::block))
         .routes(routes!(members::unblock))

@@ -14,6 +14,7 @@
 
 mod cards;
 mod changes;
+mod directory;
 mod fanout;
 mod health;
 mod ledger;

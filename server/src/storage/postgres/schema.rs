@@ -80,6 +80,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "017_cards_and_pins",
         include_str!("../../../migrations/postgres/017_cards_and_pins.sql"),
     ),
+    (
+        "018_member_lookup",
+        include_str!("../../../migrations/postgres/018_member_lookup.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -18,6 +18,7 @@ use rusqlite_migration::{M, Migrations};
 pub mod backup;
 mod cards;
 mod changes;
+mod directory;
 mod fanout;
 mod health;
 mod ledger;
@@ -55,6 +56,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/014_adjustments.sql"),
     include_str!("../../../migrations/sqlite/015_till_feed.sql"),
     include_str!("../../../migrations/sqlite/016_cards_and_pins.sql"),
+    include_str!("../../../migrations/sqlite/017_member_lookup.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
