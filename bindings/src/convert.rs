@@ -588,3 +588,34 @@ mod tests {
         assert_eq!(ids(OfferFilter::Activated), ["fresh", "spent"]);
     }
 }
+
+/// A plastic card linked to the member.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LinkedCard {
+    /// 16 digits.
+    pub card_number: String,
+    pub status: LinkedCardStatus,
+    pub linked_at_ms: i64,
+}
+
+/// Whether a linked card still opens a checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum LinkedCardStatus {
+    Linked,
+    /// Reported lost: it opens nothing; the points stay with the member.
+    Lost,
+}
+
+impl From<loyalty_core::api::LinkedCard> for LinkedCard {
+    fn from(c: loyalty_core::api::LinkedCard) -> Self {
+        use loyalty_core::api::CardStatus as Core;
+        Self {
+            card_number: c.card_number,
+            status: match c.status {
+                Core::Lost => LinkedCardStatus::Lost,
+                Core::Primary | Core::Linked => LinkedCardStatus::Linked,
+            },
+            linked_at_ms: c.linked_at_ms,
+        }
+    }
+}

@@ -324,6 +324,25 @@ impl LoyaltyClient {
 
     /// The code to show at the till now, made offline: its text, its QR modules and when to show
     /// the next one.
+    /// Sets the member's till PIN: 4 to 8 digits, not one digit repeated nor a run of consecutive
+    /// digits (`InvalidInput` otherwise). With it, a till that has only the member's card number
+    /// (a printed or plastic card) may let them pay with points. Needs the network; the PIN is never
+    /// kept on the phone.
+    pub async fn set_pin(&self, pin: String) -> Result<(), LoyaltyError> {
+        self.spawn(move |d| async move { d.set_pin(&pin).await })
+            .await
+    }
+
+    /// Links a plastic card (its 16 digits, as printed) to the member, so a till that scans it
+    /// knows them; answers the member's linked cards. Linking it again changes nothing; a card
+    /// another member holds or one reported lost is `ServerRejected` with code `card_taken`.
+    pub async fn link_card(&self, card_number: String) -> Result<Vec<LinkedCard>, LoyaltyError> {
+        let cards = self
+            .spawn(move |d| async move { d.link_card(&card_number).await })
+            .await?;
+        Ok(cards.into_iter().map(LinkedCard::from).collect())
+    }
+
     pub async fn checkout_code(&self) -> Result<CheckoutCode, LoyaltyError> {
         let code = self.blocking(|d| d.checkout_code()).await?;
         CheckoutCode::try_from(code)

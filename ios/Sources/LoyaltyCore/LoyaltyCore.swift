@@ -876,10 +876,6 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
      */
     func card() async throws  -> Card?
     
-    /**
-     * The code to show at the till now, made offline: its text, its QR modules and when to show
-     * the next one.
-     */
     func checkoutCode() async throws  -> CheckoutCode
     
     /**
@@ -909,6 +905,13 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
     func ledger() async throws  -> [LedgerEntry]
+    
+    /**
+     * Links a plastic card (its 16 digits, as printed) to the member, so a till that scans it
+     * knows them; answers the member's linked cards. Linking it again changes nothing; a card
+     * another member holds or one reported lost is `ServerRejected` with code `card_taken`.
+     */
+    func linkCard(cardNumber: String) async throws  -> [LinkedCard]
     
     func markRead(messageId: String) async throws 
     
@@ -955,6 +958,16 @@ public protocol LoyaltyClientProtocol: AnyObject, Sendable {
     func serverNowMs()  -> Int64
     
     func setConsent(channel: ConsentChannel, granted: Bool) async throws 
+    
+    /**
+     * The code to show at the till now, made offline: its text, its QR modules and when to show
+     * the next one.
+     * Sets the member's till PIN: 4 to 8 digits, not one digit repeated nor a run of consecutive
+     * digits (`InvalidInput` otherwise). With it, a till that has only the member's card number
+     * (a printed or plastic card) may let them pay with points. Needs the network; the PIN is never
+     * kept on the phone.
+     */
+    func setPin(pin: String) async throws 
     
     func setPreference(name: String, value: String) async throws 
     
@@ -1147,10 +1160,6 @@ open func card()async throws  -> Card?  {
         )
 }
     
-    /**
-     * The code to show at the till now, made offline: its text, its QR modules and when to show
-     * the next one.
-     */
 open func checkoutCode()async throws  -> CheckoutCode  {
     return
         try  await uniffiRustCallAsync(
@@ -1254,6 +1263,27 @@ open func ledger()async throws  -> [LedgerEntry]  {
             completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeLedgerEntry.lift,
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * Links a plastic card (its 16 digits, as printed) to the member, so a till that scans it
+     * knows them; answers the member's linked cards. Linking it again changes nothing; a card
+     * another member holds or one reported lost is `ServerRejected` with code `card_taken`.
+     */
+open func linkCard(cardNumber: String)async throws  -> [LinkedCard]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_link_card(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(cardNumber)
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeLinkedCard.lift,
             errorHandler: FfiConverterTypeLoyaltyError_lift
         )
 }
@@ -1413,6 +1443,30 @@ open func setConsent(channel: ConsentChannel, granted: Bool)async throws   {
             rustFutureFunc: {
                 uniffi_loyalty_ffi_fn_method_loyaltyclient_set_consent(
                         self.uniffiCloneHandle(),FfiConverterTypeConsentChannel_lower(channel),FfiConverterBool.lower(granted)
+                )
+            },
+            pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
+            completeFunc: ffi_loyalty_ffi_rust_future_complete_void,
+            freeFunc: ffi_loyalty_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeLoyaltyError_lift
+        )
+}
+    
+    /**
+     * The code to show at the till now, made offline: its text, its QR modules and when to show
+     * the next one.
+     * Sets the member's till PIN: 4 to 8 digits, not one digit repeated nor a run of consecutive
+     * digits (`InvalidInput` otherwise). With it, a till that has only the member's card number
+     * (a printed or plastic card) may let them pay with points. Needs the network; the PIN is never
+     * kept on the phone.
+     */
+open func setPin(pin: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_loyalty_ffi_fn_method_loyaltyclient_set_pin(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(pin)
                 )
             },
             pollFunc: ffi_loyalty_ffi_rust_future_poll_void,
@@ -2266,6 +2320,73 @@ public func FfiConverterTypeLedgerEntry_lift(_ buf: RustBuffer) throws -> Ledger
 #endif
 public func FfiConverterTypeLedgerEntry_lower(_ value: LedgerEntry) -> RustBuffer {
     return FfiConverterTypeLedgerEntry.lower(value)
+}
+
+
+/**
+ * A plastic card linked to the member.
+ */
+public struct LinkedCard: Equatable, Hashable {
+    /**
+     * 16 digits.
+     */
+    public var cardNumber: String
+    public var status: LinkedCardStatus
+    public var linkedAtMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 16 digits.
+         */cardNumber: String, status: LinkedCardStatus, linkedAtMs: Int64) {
+        self.cardNumber = cardNumber
+        self.status = status
+        self.linkedAtMs = linkedAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LinkedCard: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLinkedCard: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LinkedCard {
+        return
+            try LinkedCard(
+                cardNumber: FfiConverterString.read(from: &buf), 
+                status: FfiConverterTypeLinkedCardStatus.read(from: &buf), 
+                linkedAtMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LinkedCard, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.cardNumber, into: &buf)
+        FfiConverterTypeLinkedCardStatus.write(value.status, into: &buf)
+        FfiConverterInt64.write(value.linkedAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedCard_lift(_ buf: RustBuffer) throws -> LinkedCard {
+    return try FfiConverterTypeLinkedCard.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedCard_lower(_ value: LinkedCard) -> RustBuffer {
+    return FfiConverterTypeLinkedCard.lower(value)
 }
 
 
@@ -3315,6 +3436,78 @@ public func FfiConverterTypeDocument_lower(_ value: Document) -> RustBuffer {
 
 
 /**
+ * Whether a linked card still opens a checkout.
+ */
+
+public enum LinkedCardStatus: Equatable, Hashable {
+    
+    case linked
+    /**
+     * Reported lost: it opens nothing; the points stay with the member.
+     */
+    case lost
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LinkedCardStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLinkedCardStatus: FfiConverterRustBuffer {
+    typealias SwiftType = LinkedCardStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LinkedCardStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .linked
+        
+        case 2: return .lost
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LinkedCardStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .linked:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .lost:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedCardStatus_lift(_ buf: RustBuffer) throws -> LinkedCardStatus {
+    return try FfiConverterTypeLinkedCardStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedCardStatus_lower(_ value: LinkedCardStatus) -> RustBuffer {
+    return FfiConverterTypeLinkedCardStatus.lower(value)
+}
+
+
+
+/**
  * Everything that can go wrong, in the few cases an app acts on differently.
  */
 public 
@@ -4292,6 +4485,31 @@ fileprivate struct FfiConverterSequenceTypeLedgerEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeLinkedCard: FfiConverterRustBuffer {
+    typealias SwiftType = [LinkedCard]
+
+    public static func write(_ value: [LinkedCard], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLinkedCard.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LinkedCard] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LinkedCard]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLinkedCard.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMemberRequest: FfiConverterRustBuffer {
     typealias SwiftType = [MemberRequest]
 
@@ -4584,7 +4802,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_card() != 31529) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_checkout_code() != 44453) {
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_checkout_code() != 58471) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_consents() != 47873) {
@@ -4603,6 +4821,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_ledger() != 53663) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_link_card() != 50225) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_mark_read() != 61823) {
@@ -4630,6 +4851,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_consent() != 9080) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_pin() != 4547) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_preference() != 52417) {

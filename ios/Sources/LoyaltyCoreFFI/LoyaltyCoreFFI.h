@@ -386,6 +386,11 @@ int8_t uniffi_loyalty_ffi_fn_method_loyaltyclient_is_watching(uint64_t ptr, Rust
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_ledger(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_LINK_CARD
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_LINK_CARD
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_link_card(uint64_t ptr, RustBuffer card_number
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_MARK_READ
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_MARK_READ
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_mark_read(uint64_t ptr, RustBuffer message_id
@@ -429,6 +434,11 @@ int64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_server_now_ms(uint64_t ptr, R
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SET_CONSENT
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SET_CONSENT
 uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_set_consent(uint64_t ptr, RustBuffer channel, int8_t granted
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SET_PIN
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SET_PIN
+uint64_t uniffi_loyalty_ffi_fn_method_loyaltyclient_set_pin(uint64_t ptr, RustBuffer pin
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_METHOD_LOYALTYCLIENT_SET_PREFERENCE
@@ -831,6 +841,12 @@ uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_ledger(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_LINK_CARD
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_LINK_CARD
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_link_card(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_MARK_READ
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_MARK_READ
 uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_mark_read(void
@@ -882,6 +898,12 @@ uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_SET_CONSENT
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_SET_CONSENT
 uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_consent(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_SET_PIN
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_METHOD_LOYALTYCLIENT_SET_PIN
+uint16_t uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_pin(void
     
 );
 #endif

@@ -103,6 +103,16 @@ enum Server {
     }
 
     /// The till scans `code` and posts a purchase; returns the server's answer.
+    /// The till scans a card number (no app): the session's answer.
+    static func scanCard(_ cardNumber: String) async throws -> [String: Any] {
+        try await call("POST", "/v1/till/scan", token: tillToken, body: "{\"code\":\"\(cardNumber)\"}", till: true)
+    }
+
+    /// The member's PIN entered at the till for a card session.
+    static func enterPin(session: String, pin: String) async throws -> [String: Any] {
+        try await call("POST", "/v1/till/sessions/\(session)/pin", token: tillToken, body: "{\"pin\":\"\(pin)\"}", till: true)
+    }
+
     static func purchase(code: String, totalMinor: Int) async throws -> [String: Any] {
         let scan = try await call("POST", "/v1/till/scan", token: tillToken, body: #"{"code":"\#(code)"}"#, till: true)
         let key = UUID().uuidString
@@ -311,6 +321,26 @@ final class LoyaltyCoreTests: XCTestCase {
         let standing = try XCTUnwrap(card?.standing)
         XCTAssertEqual(standing.tierName, "Member")
         XCTAssertEqual(standing.pending, 0)
+    }
+
+    func testAPinAndAPlasticCardLetTheMemberPayWithPointsWithoutThePhone() async throws {
+        let (app, _, _) = try await enrolled("pin")
+        let c = app.client
+        do {
+            try await c.setPin(pin: "1234")
+            XCTFail("a run of digits is refused")
+        } catch LoyaltyError.InvalidInput {}
+        try await c.setPin(pin: "4071")
+        // A plastic card from the retailer's stock, as printed (another than the Kotlin test's:
+        // both run against one server).
+        let cards = try await c.linkCard(cardNumber: "4000 0000 0000 0721")
+        XCTAssertEqual(cards.map(\.status), [.linked])
+        XCTAssertEqual(cards.first?.cardNumber, "4000000000000721")
+        let scan = try await Server.scanCard("4000000000000721")
+        XCTAssertEqual(scan["trust"] as? String, "card")
+        XCTAssertEqual(scan["may_redeem"] as? Bool, false)
+        let standing = try await Server.enterPin(session: scan["session_id"] as! String, pin: "4071")
+        XCTAssertEqual(standing["may_redeem"] as? Bool, true)
     }
 
     func testEveryErrorReachesTheAppTyped() async throws {

@@ -765,6 +765,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_ledger(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_link_card(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_mark_read(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_messages(
@@ -782,6 +784,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_server_now_ms(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_consent(
+    ): Int
+    external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_pin(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_set_preference(
     ): Int
@@ -859,6 +863,8 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_ledger(`ptr`: Long,
     ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_link_card(`ptr`: Long,`cardNumber`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_mark_read(`ptr`: Long,`messageId`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_messages(`ptr`: Long,`filter`: RustBuffer.ByValue,
@@ -876,6 +882,8 @@ internal object UniffiLib {
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_server_now_ms(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_set_consent(`ptr`: Long,`channel`: RustBuffer.ByValue,`granted`: Byte,
+    ): Long
+    external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_set_pin(`ptr`: Long,`pin`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_loyalty_ffi_fn_method_loyaltyclient_set_preference(`ptr`: Long,`name`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,
     ): Long
@@ -1907,10 +1915,6 @@ public interface LoyaltyClientInterface {
      */
     suspend fun `card`(): Card?
     
-    /**
-     * The code to show at the till now, made offline: its text, its QR modules and when to show
-     * the next one.
-     */
     suspend fun `checkoutCode`(): CheckoutCode
     
     /**
@@ -1940,6 +1944,13 @@ public interface LoyaltyClientInterface {
      * Recent ledger entries (earned, spent, expired points), as the card holds them.
      */
     suspend fun `ledger`(): List<LedgerEntry>
+    
+    /**
+     * Links a plastic card (its 16 digits, as printed) to the member, so a till that scans it
+     * knows them; answers the member's linked cards. Linking it again changes nothing; a card
+     * another member holds or one reported lost is `ServerRejected` with code `card_taken`.
+     */
+    suspend fun `linkCard`(`cardNumber`: kotlin.String): List<LinkedCard>
     
     suspend fun `markRead`(`messageId`: kotlin.String)
     
@@ -1986,6 +1997,16 @@ public interface LoyaltyClientInterface {
     fun `serverNowMs`(): kotlin.Long
     
     suspend fun `setConsent`(`channel`: ConsentChannel, `granted`: kotlin.Boolean)
+    
+    /**
+     * The code to show at the till now, made offline: its text, its QR modules and when to show
+     * the next one.
+     * Sets the member's till PIN: 4 to 8 digits, not one digit repeated nor a run of consecutive
+     * digits (`InvalidInput` otherwise). With it, a till that has only the member's card number
+     * (a printed or plastic card) may let them pay with points. Needs the network; the PIN is never
+     * kept on the phone.
+     */
+    suspend fun `setPin`(`pin`: kotlin.String)
     
     suspend fun `setPreference`(`name`: kotlin.String, `value`: kotlin.String)
     
@@ -2261,10 +2282,6 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
     }
 
     
-    /**
-     * The code to show at the till now, made offline: its text, its QR modules and when to show
-     * the next one.
-     */
     @Throws(LoyaltyException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
     override suspend fun `checkoutCode`() : CheckoutCode {
@@ -2400,6 +2417,33 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
         { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterSequenceTypeLedgerEntry.lift(it) },
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Links a plastic card (its 16 digits, as printed) to the member, so a till that scans it
+     * knows them; answers the member's linked cards. Linking it again changes nothing; a card
+     * another member holds or one reported lost is `ServerRejected` with code `card_taken`.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `linkCard`(`cardNumber`: kotlin.String) : List<LinkedCard> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_link_card(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`cardNumber`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeLinkedCard.lift(it) },
         // Error FFI converter
         LoyaltyException.ErrorHandler,
     )
@@ -2612,6 +2656,37 @@ open class LoyaltyClient: Disposable, AutoCloseable, LoyaltyClientInterface
                 
         FfiConverterTypeConsentChannel.lower(`channel`),
         FfiConverterBoolean.lower(`granted`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_loyalty_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        LoyaltyException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The code to show at the till now, made offline: its text, its QR modules and when to show
+     * the next one.
+     * Sets the member's till PIN: 4 to 8 digits, not one digit repeated nor a run of consecutive
+     * digits (`InvalidInput` otherwise). With it, a till that has only the member's card number
+     * (a printed or plastic card) may let them pay with points. Needs the network; the PIN is never
+     * kept on the phone.
+     */
+    @Throws(LoyaltyException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setPin`(`pin`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_loyalty_ffi_fn_method_loyaltyclient_set_pin(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`pin`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_loyalty_ffi_rust_future_poll_void(future, callback, continuation) },
@@ -3504,6 +3579,55 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
 
 
 /**
+ * A plastic card linked to the member.
+ */
+data class LinkedCard (
+    /**
+     * 16 digits.
+     */
+    var `cardNumber`: kotlin.String
+    , 
+    var `status`: LinkedCardStatus
+    , 
+    var `linkedAtMs`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkedCard: FfiConverterRustBuffer<LinkedCard> {
+    override fun read(buf: ByteBuffer): LinkedCard {
+        return LinkedCard(
+            FfiConverterString.read(buf),
+            FfiConverterTypeLinkedCardStatus.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LinkedCard) = (
+            FfiConverterString.allocationSize(value.`cardNumber`) +
+            FfiConverterTypeLinkedCardStatus.allocationSize(value.`status`) +
+            FfiConverterLong.allocationSize(value.`linkedAtMs`)
+    )
+
+    override fun write(value: LinkedCard, buf: ByteBuffer) {
+            FfiConverterString.write(value.`cardNumber`, buf)
+            FfiConverterTypeLinkedCardStatus.write(value.`status`, buf)
+            FfiConverterLong.write(value.`linkedAtMs`, buf)
+    }
+}
+
+
+
+/**
  * A question or complaint the member opened, with its conversation.
  */
 data class MemberRequest (
@@ -4255,6 +4379,46 @@ public object FfiConverterTypeDocument: FfiConverterRustBuffer<Document> {
     override fun allocationSize(value: Document) = 4UL
 
     override fun write(value: Document, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Whether a linked card still opens a checkout.
+ */
+
+enum class LinkedCardStatus {
+    
+    LINKED,
+    /**
+     * Reported lost: it opens nothing; the points stay with the member.
+     */
+    LOST;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkedCardStatus: FfiConverterRustBuffer<LinkedCardStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        LinkedCardStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LinkedCardStatus) = 4UL
+
+    override fun write(value: LinkedCardStatus, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -5116,6 +5280,34 @@ public object FfiConverterSequenceTypeLedgerEntry: FfiConverterRustBuffer<List<L
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeLedgerEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLinkedCard: FfiConverterRustBuffer<List<LinkedCard>> {
+    override fun read(buf: ByteBuffer): List<LinkedCard> {
+        val len = buf.getInt()
+        return List<LinkedCard>(len) {
+            FfiConverterTypeLinkedCard.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LinkedCard>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLinkedCard.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LinkedCard>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLinkedCard.write(it, buf)
         }
     }
 }

@@ -83,6 +83,14 @@ object Server {
 
     fun member(member: String): Map<String, Any?> = call("GET", "/v1/admin/members/$member", operatorToken, null)
 
+    /** The till scans a card number (no app): the session's answer. */
+    fun scanCard(cardNumber: String): Map<String, Any?> =
+        call("POST", "/v1/till/scan", tillToken, """{"code":"$cardNumber"}""", tillId = true)
+
+    /** The member's PIN entered at the till for a card session. */
+    fun enterPin(session: String, pin: String): Map<String, Any?> =
+        call("POST", "/v1/till/sessions/$session/pin", tillToken, """{"pin":"$pin"}""", tillId = true)
+
     /** The till scans [code] and posts a purchase; returns the server's answer. */
     fun purchase(code: String, totalMinor: Long): Map<String, Any?> {
         val scan = call("POST", "/v1/till/scan", tillToken, """{"code":"$code"}""", tillId = true)
@@ -300,6 +308,26 @@ class LoyaltyClientTest {
             val standing = c.card()!!.standing!!
             assertEquals("Member", standing.tierName)
             assertEquals(0L, standing.pending)
+        }
+    }
+
+    @Test
+    fun aPinAndAPlasticCardLetTheMemberPayWithPointsWithoutThePhone() = runBlocking {
+        val (app, _, _) = enrolled(db("pin"))
+        app.use {
+            val c = app.client
+            assertFailsWith<LoyaltyException.InvalidInput> { c.setPin("1234") }
+            c.setPin("4071")
+            // A plastic card from the retailer's stock, as printed.
+            val card = "4000 0000 0000 0713"
+            val cards = c.linkCard(card)
+            assertEquals(LinkedCardStatus.LINKED, cards.single().status)
+            assertEquals("4000000000000713", cards.single().cardNumber)
+            val scan = Server.scanCard(card)
+            assertEquals("card", scan["trust"])
+            assertEquals(false, scan["may_redeem"])
+            val standing = Server.enterPin(scan["session_id"] as String, "4071")
+            assertEquals(true, standing["may_redeem"])
         }
     }
 
