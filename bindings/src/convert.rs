@@ -608,7 +608,7 @@ pub enum LinkedCardStatus {
 
 impl From<loyalty_core::api::LinkedCard> for LinkedCard {
     fn from(c: loyalty_core::api::LinkedCard) -> Self {
-        use loyalty_core::api::CardStatus as Core;
+        use loyalty_core::api::LinkedCardStatus as Core;
         Self {
             card_number: c.card_number,
             status: match c.status {

@@ -385,7 +385,7 @@ pub struct MemberMatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum CardStatus {
+pub enum LinkedCardStatus {
     /// The number the programme gave the member (the app's card, and its printed QR code).
     Primary,
     /// A plastic card linked to the member.
@@ -394,7 +394,7 @@ pub enum CardStatus {
     Lost,
 }
 
-impl CardStatus {
+impl LinkedCardStatus {
     /// The name it is serialised and stored under.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -415,7 +415,7 @@ impl CardStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkedCard {
     pub card_number: String,
-    pub status: CardStatus,
+    pub status: LinkedCardStatus,
     pub linked_at_ms: i64,
 }
 

@@ -238,7 +238,7 @@ pub async fn set_pin(
     request_body = loyalty_core::api::LinkCard,
     responses(
         (status = 200, body = Vec<loyalty_core::api::LinkedCard>, description = "The member's linked cards"),
-        Refusals, Authentication, Forbidden, Conflict
+        Refusals, Authentication, Forbidden, Conflict, crate::http::openapi::Unprocessable
     ),
     security(("device" = []))
 )]

@@ -14,7 +14,9 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Till;
 use crate::http::json::Json;
-use crate::http::openapi::{Authentication, Conflict, Gone, NotFound, Refusals, Unprocessable};
+use crate::http::openapi::{
+    Authentication, Conflict, Forbidden, Gone, NotFound, Refusals, Unprocessable,
+};
 use crate::service::{checkout, offline};
 use axum::extract::Query;
 use loyalty_core::api::offline::{KeyFeed, OfflinePurchaseRequest};
@@ -152,7 +154,7 @@ pub async fn offline_purchase(
     request_body = PinEntry,
     responses(
         (status = 200, body = SessionStanding),
-        Refusals, Authentication, NotFound, Gone, Unprocessable
+        Refusals, Authentication, Forbidden, NotFound, Gone, Unprocessable
     ),
     security(("till" = []))
 )]

@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use loyalty_core::api::{CardStatus, LinkedCard, ScanResponse, SessionStanding};
+use loyalty_core::api::{LinkedCard, LinkedCardStatus, ScanResponse, SessionStanding};
 use loyalty_core::card_trust::{PIN_DIGITS, SessionTrust, check_pin};
 use loyalty_core::checkout_code::{CodeError, card_number_to_u64, format_card_number};
 use loyalty_core::ids::{self, card_number};
@@ -47,7 +47,7 @@ pub async fn scan(app: &App, till_id: String, text: &str) -> Result<ScanResponse
         .card_holder(&card_number)
         .await?
         .ok_or_else(|| refused("unknown_card", "no member has this card"))?;
-    if status == CardStatus::Lost {
+    if status == LinkedCardStatus::Lost {
         return Err(refused(
             "card_lost",
             "this card was reported lost: the member's points are safe on their account",

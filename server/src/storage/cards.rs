@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use loyalty_core::api::{CardStatus, LinkedCard};
+use loyalty_core::api::{LinkedCard, LinkedCardStatus};
 
 use crate::storage::{CheckoutSession, StorageError, TillMember};
 
@@ -57,7 +57,7 @@ pub trait CardStore: Send + Sync + 'static {
     async fn card_holder(
         &self,
         card_number: &str,
-    ) -> Result<Option<(TillMember, CardStatus)>, StorageError>;
+    ) -> Result<Option<(TillMember, LinkedCardStatus)>, StorageError>;
 
     /// Opens a checkout session without a code (a card number identified the member).
     async fn open_card_session(

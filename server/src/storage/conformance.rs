@@ -574,7 +574,7 @@ pub async fn pin_tries_are_counted_and_lock(s: Arc<dyn Storage>) {
 /// member (racing links included), a lost one names its member as lost and is never linked again,
 /// and a member's own number is theirs.
 pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>) {
-    use loyalty_core::api::CardStatus;
+    use loyalty_core::api::LinkedCardStatus;
     member(&s, "m1", "6270000000000001").await;
     member(&s, "m2", "6270000000000002").await;
     let link = |s: Arc<dyn Storage>, m: &'static str| {
@@ -606,7 +606,7 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
         .expect("linked");
     assert_eq!(
         (found.member_id.as_str(), status),
-        (holder, CardStatus::Linked)
+        (holder, LinkedCardStatus::Linked)
     );
     let (own, status) = s
         .card_holder("6270000000000001")
@@ -615,7 +615,7 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
         .expect("own");
     assert_eq!(
         (own.member_id.as_str(), status),
-        ("m1", CardStatus::Primary)
+        ("m1", LinkedCardStatus::Primary)
     );
     assert!(s.card_holder("4000000000000010").await.unwrap().is_none());
 
@@ -630,7 +630,7 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
         .await
         .unwrap()
         .expect("lost");
-    assert_eq!(status, CardStatus::Lost);
+    assert_eq!(status, LinkedCardStatus::Lost);
     assert_eq!(
         s.link_card(holder, "4000000000000002", NOW).await.unwrap(),
         CardLink::Taken
@@ -639,7 +639,7 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
     assert_eq!(cards.len(), 1);
     assert_eq!(
         (cards[0].status, cards[0].linked_at_ms),
-        (CardStatus::Lost, NOW)
+        (LinkedCardStatus::Lost, NOW)
     );
 }
 

@@ -215,7 +215,7 @@ fn a_plastic_card_is_linked_replaced_when_lost_and_the_points_stay() {
         // Linked by the member in the app; again changes nothing.
         let cards = s.phone.link_card(&first).await.unwrap();
         assert_eq!(cards.len(), 1);
-        assert_eq!(cards[0].status, loyalty_core::api::CardStatus::Linked);
+        assert_eq!(cards[0].status, loyalty_core::api::LinkedCardStatus::Linked);
         assert_eq!(s.phone.link_card(&printed(&first)).await.unwrap(), cards);
         let scan = s.till.scan(&printed(&first)).await.unwrap();
         assert_eq!(
@@ -256,7 +256,7 @@ fn a_plastic_card_is_linked_replaced_when_lost_and_the_points_stay() {
 
         // Lost: it opens nothing, and its number is never linked again; a new card, same points.
         let cards = op.report_card_lost(&s.member_id, &first).await.unwrap();
-        assert_eq!(cards[0].status, loyalty_core::api::CardStatus::Lost);
+        assert_eq!(cards[0].status, loyalty_core::api::LinkedCardStatus::Lost);
         assert_eq!(refusal(s.till.scan(&first).await.unwrap_err()), "card_lost");
         assert_eq!(
             refusal(op.link_card(&s.member_id, &first).await.unwrap_err()),
@@ -278,8 +278,8 @@ fn a_plastic_card_is_linked_replaced_when_lost_and_the_points_stay() {
         assert_eq!(
             listed,
             vec![
-                (first, loyalty_core::api::CardStatus::Lost),
-                (second, loyalty_core::api::CardStatus::Linked)
+                (first, loyalty_core::api::LinkedCardStatus::Lost),
+                (second, loyalty_core::api::LinkedCardStatus::Linked)
             ]
         );
     });

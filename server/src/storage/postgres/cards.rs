@@ -4,14 +4,14 @@
 use async_trait::async_trait;
 
 use super::{Cached, PgStorage, backend};
-use loyalty_core::api::{CardStatus, LinkedCard};
+use loyalty_core::api::{LinkedCard, LinkedCardStatus};
 
 use crate::storage::{
     CardLink, CardStore, CheckoutSession, LedgerStore, PinTry, StorageError, TillMember,
 };
 
-fn status_from(name: &str) -> Result<CardStatus, StorageError> {
-    CardStatus::parse(name).ok_or_else(|| backend(format!("unknown card status `{name}`")))
+fn status_from(name: &str) -> Result<LinkedCardStatus, StorageError> {
+    LinkedCardStatus::parse(name).ok_or_else(|| backend(format!("unknown card status `{name}`")))
 }
 
 /// Reserves a try: a lock that ended starts the count over; none while locked or used up.
@@ -113,9 +113,9 @@ impl CardStore for PgStorage {
     async fn card_holder(
         &self,
         card_number: &str,
-    ) -> Result<Option<(TillMember, CardStatus)>, StorageError> {
+    ) -> Result<Option<(TillMember, LinkedCardStatus)>, StorageError> {
         if let Some(member) = self.member_by_card(card_number).await? {
-            return Ok(Some((member, CardStatus::Primary)));
+            return Ok(Some((member, LinkedCardStatus::Primary)));
         }
         let client = self.client().await?;
         let row = client

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::storage::LedgerStore;
 
 use super::{SqliteStorage, backend};
-use loyalty_core::api::{CardStatus, LinkedCard};
+use loyalty_core::api::{LinkedCard, LinkedCardStatus};
 
 use crate::storage::{CardLink, CardStore, CheckoutSession, PinTry, StorageError, TillMember};
 
@@ -21,8 +21,8 @@ const TAKE_TRY: &str = "
       AND ((locked_until IS NULL AND failures < ?3) OR locked_until <= ?2)
     RETURNING hash";
 
-fn status_from(name: &str) -> Result<CardStatus, StorageError> {
-    CardStatus::parse(name).ok_or_else(|| backend(format!("unknown card status `{name}`")))
+fn status_from(name: &str) -> Result<LinkedCardStatus, StorageError> {
+    LinkedCardStatus::parse(name).ok_or_else(|| backend(format!("unknown card status `{name}`")))
 }
 
 #[async_trait]
@@ -56,7 +56,7 @@ impl CardStore for SqliteStorage {
                 .optional()
                 .map_err(backend)?;
             if let Some((holder, status)) = linked {
-                let mine = holder == member_id && status == CardStatus::Linked.as_str();
+                let mine = holder == member_id && status == LinkedCardStatus::Linked.as_str();
                 return Ok(if mine {
                     CardLink::Already
                 } else {
@@ -124,9 +124,9 @@ impl CardStore for SqliteStorage {
     async fn card_holder(
         &self,
         card_number: &str,
-    ) -> Result<Option<(TillMember, CardStatus)>, StorageError> {
+    ) -> Result<Option<(TillMember, LinkedCardStatus)>, StorageError> {
         if let Some(member) = self.member_by_card(card_number).await? {
-            return Ok(Some((member, CardStatus::Primary)));
+            return Ok(Some((member, LinkedCardStatus::Primary)));
         }
         let card_number = card_number.to_string();
         let linked: Option<(String, String)> = self
