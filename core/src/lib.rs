@@ -42,6 +42,7 @@ pub mod offers;
 pub mod programme;
 pub mod protocol;
 pub mod qr;
+pub mod reasons;
 pub mod requests;
 pub mod secrets;
 pub mod segments;
