@@ -44,6 +44,7 @@ pub mod offline;
 pub mod programme;
 pub mod protocol;
 pub mod qr;
+pub mod reasons;
 pub mod redemption;
 pub mod requests;
 pub mod secrets;
