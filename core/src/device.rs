@@ -408,56 +408,49 @@ impl Device {
     /// server: a PIN is never kept on the phone.
     pub async fn set_pin(&self, pin: &str) -> Result<(), Error> {
         crate::card_trust::check_pin(pin).map_err(|e| Error::InvalidInput(e.0.to_string()))?;
-        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
-        let url = format!(
-            "{}{}",
-            credentials.server_url,
-            api::paths::member_pin(&credentials.member_id)
-        );
-        let response = self
-            .http
-            .put(url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                api::device_authorization(&credentials.device_id, &credentials.device_secret),
-            )
-            .json(&api::PinEntry {
-                pin: pin.to_string(),
-            })
-            .send()
-            .await
-            .map_err(offline)?;
-        check_status(response).await?;
+        let entry = api::PinEntry {
+            pin: pin.to_string(),
+        };
+        self.send_json(reqwest::Method::PUT, api::paths::member_pin, &entry)
+            .await?;
         Ok(())
     }
 
     /// Links a plastic card (its 16 digits, as printed) to the member: a till that scans it knows
     /// them, as by the card number the programme gave them. Needs the server.
     pub async fn link_card(&self, card_number: &str) -> Result<Vec<api::LinkedCard>, Error> {
-        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
-        let url = format!(
-            "{}{}",
-            credentials.server_url,
-            api::paths::member_cards(&credentials.member_id)
-        );
-        let response = self
-            .http
-            .post(url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                api::device_authorization(&credentials.device_id, &credentials.device_secret),
-            )
-            .json(&api::LinkCard {
-                card_number: card_number.to_string(),
-            })
-            .send()
-            .await
-            .map_err(offline)?;
-        check_status(response)
+        let body = api::LinkCard {
+            card_number: card_number.to_string(),
+        };
+        self.send_json(reqwest::Method::POST, api::paths::member_cards, &body)
             .await?
             .json()
             .await
             .map_err(|e| Error::Protocol(protocol::ProtocolError::BadSyncMessage(e.to_string())))
+    }
+
+    /// Sends `body` as JSON to the member's route `path` with the device's credentials; a refusal
+    /// is the server's error.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: fn(&str) -> String,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response, Error> {
+        let credentials = self.credentials().ok_or(Error::NotEnrolled)?;
+        let url = format!("{}{}", credentials.server_url, path(&credentials.member_id));
+        let response = self
+            .http
+            .request(method, url)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                api::device_authorization(&credentials.device_id, &credentials.device_secret),
+            )
+            .json(body)
+            .send()
+            .await
+            .map_err(offline)?;
+        check_status(response).await
     }
 
     async fn wait_for_change(&self, since: u64) -> Result<api::ChangesResponse, Error> {

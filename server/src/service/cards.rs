@@ -17,7 +17,7 @@ use ring::pbkdf2;
 
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
-use crate::service::checkout::{SESSION_MS, open_session, refused};
+use crate::service::checkout::{SESSION_MS, open_session, refused, scan_answer};
 use crate::storage::{CardLink, CheckoutSession, PinTry};
 
 /// How card sessions' ids begin (the app's code opens `chk_…` sessions).
@@ -34,14 +34,7 @@ pub async fn scan(app: &App, till_id: String, text: &str) -> Result<ScanResponse
             "this programme accepts only the app's code at the till",
         ));
     }
-    let number = card_number_to_u64(text).map_err(|e| match e {
-        CodeError::BadCheckDigit => refused(
-            "bad_check_digit",
-            "the card number's check digit is wrong: a digit was mistyped",
-        ),
-        _ => refused("invalid_card_number", "a card number is 16 digits"),
-    })?;
-    let card_number = format_card_number(number);
+    let card_number = card_number_of(text)?;
     let (member, status) = app
         .storage
         .card_holder(&card_number)
@@ -64,24 +57,12 @@ pub async fn scan(app: &App, till_id: String, text: &str) -> Result<ScanResponse
         expires_at_ms: now + SESSION_MS,
     };
     app.storage.open_card_session(&session, now).await?;
-    let prompts = crate::service::checkout::scan_prompts(app, &member.member_id, now).await?;
-    Ok(ScanResponse {
-        session_id: session.session_id,
-        session_expires_at_ms: session.expires_at_ms,
-        member_id: member.member_id,
-        card_number,
-        tier: member.tier,
-        balance: member.balance,
-        balance_value_minor: programme.redemption.worth(member.balance),
-        prompts,
-        trust: SessionTrust::Card,
-        may_redeem: SessionTrust::Card.may_redeem(&programme.cards),
-    })
+    let trust = SessionTrust::Card;
+    scan_answer(app, &programme, session, member, card_number, trust).await
 }
 
-/// Links a plastic card to the member (from the operator or the member's app); linking it again
-/// changes nothing. Answers the member's linked cards.
-pub async fn link(app: &App, member_id: &str, text: &str) -> Result<Vec<LinkedCard>, DomainError> {
+/// A card number as typed or scanned, in its canonical 16 digits, or why it is not one.
+fn card_number_of(text: &str) -> Result<String, DomainError> {
     let number = card_number_to_u64(text).map_err(|e| match e {
         CodeError::BadCheckDigit => refused(
             "bad_check_digit",
@@ -89,7 +70,13 @@ pub async fn link(app: &App, member_id: &str, text: &str) -> Result<Vec<LinkedCa
         ),
         _ => refused("invalid_card_number", "a card number is 16 digits"),
     })?;
-    let card_number = format_card_number(number);
+    Ok(format_card_number(number))
+}
+
+/// Links a plastic card to the member (from the operator or the member's app); linking it again
+/// changes nothing. Answers the member's linked cards.
+pub async fn link(app: &App, member_id: &str, text: &str) -> Result<Vec<LinkedCard>, DomainError> {
+    let card_number = card_number_of(text)?;
     // The server draws members' own numbers from its prefix: a plastic card from that range could
     // one day be drawn for someone else.
     if card_number.starts_with(&card_number::PREFIX.to_string()) {

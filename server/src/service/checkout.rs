@@ -22,6 +22,7 @@ use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{ParsedCode, format_card_number};
 use loyalty_core::earning::{Basket, PointsPaid, price, price_with_points};
 use loyalty_core::ids;
+use loyalty_core::programme::Programme;
 use loyalty_core::tiers::Metric;
 
 use crate::service::ledger::{self, Plan, Retry};
@@ -257,8 +258,22 @@ pub async fn scan(
         ));
     }
     tracing::info!(member = %member.member_id, till = %session.till_id, "checkout code accepted");
-    let prompts = scan_prompts(app, &member.member_id, now).await?;
     let programme = app.programme().await?;
+    let trust = loyalty_core::card_trust::SessionTrust::Code;
+    scan_answer(app, &programme, session, member, card_number, trust).await
+}
+
+/// The answer to a scan that opened `session`, with the cashier's prompts: one shape for the
+/// app's code and for a card number.
+pub(crate) async fn scan_answer(
+    app: &App,
+    programme: &Programme,
+    session: CheckoutSession,
+    member: crate::storage::TillMember,
+    card_number: String,
+    trust: loyalty_core::card_trust::SessionTrust,
+) -> Result<ScanResponse, DomainError> {
+    let prompts = scan_prompts(app, programme, &member.member_id, app.now_ms()).await?;
     Ok(ScanResponse {
         session_id: session.session_id,
         session_expires_at_ms: session.expires_at_ms,
@@ -268,18 +283,18 @@ pub async fn scan(
         balance: member.balance,
         balance_value_minor: programme.redemption.worth(member.balance),
         prompts,
-        trust: loyalty_core::card_trust::SessionTrust::Code,
-        may_redeem: true,
+        trust,
+        may_redeem: trust.may_redeem(&programme.cards),
     })
 }
 
 /// The cashier's prompts at a scan, from the member's book with their offers.
-pub(crate) async fn scan_prompts(
+async fn scan_prompts(
     app: &App,
+    programme: &Programme,
     member_id: &str,
     now: i64,
 ) -> Result<Vec<String>, DomainError> {
-    let programme = app.programme().await?;
     let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
     let Some(book) = app
         .storage
@@ -290,7 +305,7 @@ pub(crate) async fn scan_prompts(
     };
     let lots = loyalty_core::lots::Book::new(book.lots);
     let standing = crate::service::prompts::Standing {
-        programme: &programme,
+        programme,
         tier: &book.state.tier,
         book: &lots,
         qualifying: book.qualifying,
