@@ -15,11 +15,14 @@ command -v zbarimg >/dev/null || need+=(zbar-tools)   # a real QR decoder for th
 # A real PostgreSQL 15 server for the PostgreSQL backend's tests.
 [ -x "${LOYALTY_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ] || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
+# A real SMTP server (and openssl for its certificates) for the e-mail adapter's tests.
+python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-export LOYALTY_REQUIRE_ZBAR=1
+export LOYALTY_REQUIRE_ZBAR=1 LOYALTY_REQUIRE_SMTP=1
 
 echo "==> the JavaScript protocol client's packages (.ci/install-js.sh, cached outside the clone)"
 eval "$(bash .ci/install-js.sh)"

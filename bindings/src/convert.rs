@@ -324,7 +324,8 @@ pub struct Message {
     pub delivery: Option<Delivery>,
 }
 
-/// A message's state on its external channel: `status` is `queued`, `sent`, `failed` or
+/// A message's state on its external channel: `status` is `queued`, `handed_over` (a provider
+/// accepted it), `logged` (no provider is configured: nothing was delivered), `failed` or
 /// `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
 /// marketing on that channel; `no_address`; `rate_limited`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]

@@ -236,7 +236,14 @@ pub struct SendSummary {
     pub in_inbox: i64,
     /// Waiting for the outbound worker (push, SMS, e-mail).
     pub queued: i64,
+    /// In-app messages, delivered by the inbox document itself.
     pub sent: i64,
+    /// Accepted by a provider (an SMTP server, a gateway behind the webhook).
+    #[serde(default)]
+    pub handed_over: i64,
+    /// Only logged: no provider is configured for the channel.
+    #[serde(default)]
+    pub logged: i64,
     pub failed: i64,
     /// Marketing not sent on its channel because the member has not consented to it.
     pub refused_no_consent: i64,
@@ -252,11 +259,16 @@ pub struct DeliveryRecord {
     pub member_id: String,
     pub channel: String,
     pub kind: String,
-    /// `queued`, `sent`, `failed` or `refused`.
+    /// `queued`, `sent` (in-app), `handed_over` (a provider accepted it), `logged` (no provider
+    /// is configured: it only reached the log), `failed` or `refused`.
     pub status: String,
     /// `no_consent`, `rate_limited`, `no_address` or the provider's error kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The provider's words: its reply or id when it accepted the delivery, its error when not
+    /// (it may quote the address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Whether the member's in-app inbox shows the message.
     pub in_inbox: bool,
     pub attempts: i64,

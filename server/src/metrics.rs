@@ -113,7 +113,7 @@ fn describe() {
         counter!(SYNCS, "kind" => kind).absolute(0);
     }
     counter!(OUTBOUND_CLAIMED).absolute(0);
-    for outcome in ["sent", "retry", "failed", "refused"] {
+    for outcome in ["handed_over", "logged", "retry", "failed", "refused"] {
         counter!(OUTBOUND_FINISHED, "outcome" => outcome).absolute(0);
     }
 }

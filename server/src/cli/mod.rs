@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config_file;
 pub mod device;
 pub mod money;
+pub mod outbound_flags;
 pub mod programme;
 pub mod qr_scan;
 pub mod server;

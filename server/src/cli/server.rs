@@ -88,6 +88,8 @@ pub struct ServerArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     edge: EdgeArgs,
+    #[command(flatten)]
+    outbound: super::outbound_flags::OutboundFlags,
 }
 
 /// The HTTP edge's settings (`EdgeConfig`); defaults suit one shop's server.
@@ -204,6 +206,9 @@ pub async fn run(args: ServerArgs) -> CliResult {
     if args.db_pool == 0 {
         return Err("--db-pool must be at least 1".into());
     }
+    let outbound = args.outbound.settings()?;
+    let routes = outbound.build().map_err(|e| e.to_string())?;
+    tracing::info!(channels = %outbound.describe(), "outbound adapters");
     let storage = open_storage(&args.database, args.db_pool).await?;
     let mut config = Config::new(args.operator_token);
     config.activation_ttl_ms = args.activation_ttl_hours.saturating_mul(3_600_000);
@@ -241,7 +246,9 @@ pub async fn run(args: ServerArgs) -> CliResult {
     let shutdown = shutdown_signal();
     // Scripts wait for this line to know the port (useful with --listen 127.0.0.1:0).
     println!("listening on http://{addr}");
-    let app = App::new(config, storage);
+    let app = App::builder(config, storage)
+        .outbound(Arc::new(routes))
+        .build();
     loyalty_server::serve(listener, app, shutdown)
         .await
         .map_err(|e| e.to_string())

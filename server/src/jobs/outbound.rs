@@ -1,7 +1,7 @@
 //! The outbound worker: push, SMS and e-mail deliveries claimed from storage and handed to the [`crate::outbound`] adapter.
 
 use crate::app::App;
-use crate::outbound::{OutboundChannel, OutboundMessage};
+use crate::outbound::{Handover, OutboundChannel, OutboundError, OutboundMessage};
 use crate::storage::{DeliveryStatus, FinalStatus, MessageKind, OutboundJob, OutboundOutcome};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,78 +59,21 @@ pub async fn run_outbound_worker(app: Arc<App>) {
 
 /// Carries out one delivery and records how it ended.
 pub(crate) async fn deliver(app: &App, job: OutboundJob) {
-    let channel = OutboundChannel::parse(&job.channel);
-    let outcome = match (channel, &job.address) {
-        // Consent can be withdrawn between the send and now: it is checked again at the last moment.
-        _ if job.kind == MessageKind::Marketing && !job.consent => OutboundOutcome::Final {
-            status: FinalStatus::Refused,
-            reason: Some("no_consent".into()),
-        },
-        (None, _) => OutboundOutcome::Final {
-            status: FinalStatus::Failed,
-            reason: Some("channel_unsupported".into()),
-        },
-        (_, None) => OutboundOutcome::Final {
-            status: FinalStatus::Failed,
-            reason: Some("no_address".into()),
-        },
-        (Some(channel), Some(address)) => {
-            let message = OutboundMessage {
-                channel,
-                member_id: job.member_id.clone(),
-                message_id: job.message_id.clone(),
-                kind: job.kind.as_str().into(),
-                subject: job.subject.clone(),
-                body: job.body.clone(),
-                address: address.clone(),
-            };
-            let result = tokio::time::timeout(OUTBOUND_TIMEOUT, app.outbound.send(&message))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(crate::outbound::OutboundError::Unavailable(
-                        "timed out".into(),
-                    ))
-                });
-            match result {
-                Ok(()) => OutboundOutcome::Final {
-                    status: FinalStatus::Sent,
-                    reason: None,
-                },
-                Err(e) if e.is_transient() && job.attempts + 1 < OUTBOUND_ATTEMPTS => {
-                    OutboundOutcome::Retry {
-                        reason: e.reason().into(),
-                        at_ms: app.now_ms()
-                            + OUTBOUND_BACKOFF_MS.saturating_mul(1 << job.attempts.clamp(0, 16)),
-                    }
-                }
-                Err(e) => OutboundOutcome::Final {
-                    status: FinalStatus::Failed,
-                    reason: Some(e.reason().into()),
-                },
-            }
-        }
-    };
+    let outcome = decide(app, &job).await;
     let (status, reason) = match &outcome {
-        OutboundOutcome::Final { status, reason } => {
+        OutboundOutcome::Final { status, reason, .. } => {
             (DeliveryStatus::from(*status), reason.as_deref())
         }
         OutboundOutcome::Retry { reason, .. } => (DeliveryStatus::Queued, Some(reason.as_str())),
     };
     let counted = match &outcome {
-        OutboundOutcome::Final {
-            status: FinalStatus::Sent,
-            ..
-        } => "sent",
-        OutboundOutcome::Final {
-            status: FinalStatus::Refused,
-            ..
-        } => "refused",
-        OutboundOutcome::Final { .. } => "failed",
+        OutboundOutcome::Final { status, .. } => status.as_str(),
         OutboundOutcome::Retry { .. } => "retry",
     };
     metrics::counter!(crate::metrics::OUTBOUND_FINISHED, "outcome" => counted).increment(1);
-    if status == DeliveryStatus::Sent {
-        tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, "delivered");
+    // The reason only: a provider's words (the outcome's detail) may quote the address.
+    if matches!(status, DeliveryStatus::HandedOver | DeliveryStatus::Logged) {
+        tracing::info!(message_id = %job.message_id, member = %job.member_id, channel = %job.channel, status = status.as_str(), "delivery done");
     } else {
         tracing::warn!(
             message_id = %job.message_id,
@@ -148,5 +91,71 @@ pub(crate) async fn deliver(app: &App, job: OutboundJob) {
     {
         // The lease runs out and the delivery is tried again: sent twice rather than lost.
         tracing::warn!(error = %e, message_id = %job.message_id, "a delivery's outcome was not recorded");
+    }
+}
+
+/// What becomes of a delivery: refused or failed before any provider is asked, or the adapter's
+/// answer.
+async fn decide(app: &App, job: &OutboundJob) -> OutboundOutcome {
+    let fail = |status, reason: &str| OutboundOutcome::Final {
+        status,
+        reason: Some(reason.into()),
+        detail: None,
+    };
+    match (OutboundChannel::parse(&job.channel), &job.address) {
+        // Consent can be withdrawn between the send and now: it is checked again at the last moment.
+        _ if job.kind == MessageKind::Marketing && !job.consent => {
+            fail(FinalStatus::Refused, "no_consent")
+        }
+        (None, _) => fail(FinalStatus::Failed, "channel_unsupported"),
+        (_, None) => fail(FinalStatus::Failed, "no_address"),
+        (Some(channel), Some(address)) => hand_over(app, job, channel, address).await,
+    }
+}
+
+/// Hands the delivery to the adapter, within [`OUTBOUND_TIMEOUT`], and reads its answer.
+async fn hand_over(
+    app: &App,
+    job: &OutboundJob,
+    channel: OutboundChannel,
+    address: &str,
+) -> OutboundOutcome {
+    let message = OutboundMessage {
+        attempt: job.attempts,
+        channel,
+        member_id: job.member_id.clone(),
+        message_id: job.message_id.clone(),
+        kind: job.kind.as_str().into(),
+        subject: job.subject.clone(),
+        body: job.body.clone(),
+        address: address.to_string(),
+    };
+    let result = tokio::time::timeout(OUTBOUND_TIMEOUT, app.outbound.send(&message))
+        .await
+        .unwrap_or_else(|_| Err(OutboundError::Unavailable("timed out".into())));
+    match result {
+        Ok(Handover::Provider { reference }) => OutboundOutcome::Final {
+            status: FinalStatus::HandedOver,
+            reason: None,
+            detail: reference,
+        },
+        Ok(Handover::Logged) => OutboundOutcome::Final {
+            status: FinalStatus::Logged,
+            reason: None,
+            detail: None,
+        },
+        Err(e) if e.is_transient() && job.attempts + 1 < OUTBOUND_ATTEMPTS => {
+            OutboundOutcome::Retry {
+                reason: e.reason().into(),
+                detail: e.detail().map(str::to_string),
+                at_ms: app.now_ms()
+                    + OUTBOUND_BACKOFF_MS.saturating_mul(1 << job.attempts.clamp(0, 16)),
+            }
+        }
+        Err(e) => OutboundOutcome::Final {
+            status: FinalStatus::Failed,
+            reason: Some(e.reason().into()),
+            detail: e.detail().map(str::to_string),
+        },
     }
 }

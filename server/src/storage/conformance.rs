@@ -1675,20 +1675,37 @@ pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
         "m1",
         OutboundOutcome::Retry {
             reason: "provider_down".into(),
+            detail: Some("421 4.3.2 try again later".into()),
             at_ms: NOW + 10,
         },
         NOW + 1,
     )
     .await
     .unwrap();
+    let waiting = s
+        .deliveries(DeliveryFilter {
+            message_id: Some("mail1".into()),
+            status: Some(DeliveryStatus::Queued),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting[0].detail.as_deref(),
+        Some("421 4.3.2 try again later"),
+        "the provider's words are kept while the delivery waits"
+    );
     let again = s.claim_outbound(NOW + 10, 60_000, 10).await.unwrap();
     assert_eq!(again.len(), 1, "due again after the retry time");
+    let long_reply = format!("250 2.0.0 Ok: queued as {}", "Q".repeat(1000));
     s.finish_outbound(
         "mail1",
         "m1",
         OutboundOutcome::Final {
-            status: FinalStatus::Sent,
+            status: FinalStatus::HandedOver,
             reason: None,
+            detail: Some(long_reply.clone()),
         },
         NOW + 11,
     )
@@ -1698,13 +1715,16 @@ pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
         .deliveries(DeliveryFilter {
             message_id: Some("mail1".into()),
             member_id: Some("m1".into()),
-            status: Some(DeliveryStatus::Sent),
+            status: Some(DeliveryStatus::HandedOver),
             limit: 10,
         })
         .await
         .unwrap();
     assert_eq!(delivered.len(), 1);
-    assert_eq!(delivered[0].status, FinalStatus::Sent.as_str());
+    assert_eq!(delivered[0].status, "handed_over");
+    let kept = delivered[0].detail.clone().unwrap_or_default();
+    assert_eq!(kept.chars().count(), crate::storage::MAX_DETAIL_CHARS);
+    assert!(long_reply.starts_with(&kept), "{kept}");
     assert!(
         s.claim_outbound(NOW + DAY, 60_000, 10)
             .await
@@ -1817,8 +1837,9 @@ pub async fn a_projection_of_an_older_version_leaves_the_newer_one_pending(s: Ar
     // The worker finishes between the projection's read and its mark.
     assert_eq!(s.claim_outbound(NOW, 1000, 10).await.unwrap().len(), 1);
     let outcome = OutboundOutcome::Final {
-        status: FinalStatus::Sent,
+        status: FinalStatus::Logged,
         reason: None,
+        detail: None,
     };
     s.finish_outbound("mail1", "m1", outcome, NOW + 1)
         .await
@@ -1829,7 +1850,7 @@ pub async fn a_projection_of_an_older_version_leaves_the_newer_one_pending(s: Ar
         .unwrap();
     assert!(s.has_pending_inbox("m1").await.unwrap());
     let (message, version) = s.pending_inbox("m1").await.unwrap().messages[0].clone();
-    assert_eq!(message.delivery.unwrap().status, "sent");
+    assert_eq!(message.delivery.unwrap().status, "logged");
     let current = vec![("mail1".to_string(), version)];
     s.mark_inbox_projected("m1", current, Vec::new())
         .await

@@ -150,20 +150,36 @@ pub struct OutboundJob {
 pub enum DeliveryStatus {
     /// Waiting for the outbound worker (or for a retry).
     Queued,
+    /// In the member's in-app inbox: the inbox document is the delivery.
     Sent,
+    /// A provider (SMTP server, gateway) accepted it; whether it arrived is the provider's to tell.
+    HandedOver,
+    /// No provider is configured for the channel: it only reached the server's log.
+    Logged,
+    /// The provider or the address failed; the reason and the provider's words say why.
     Failed,
+    /// Not sent on purpose (no consent, the daily limit).
     Refused,
 }
 
 impl DeliveryStatus {
     /// Every status, in the order the docs list them.
-    pub const ALL: [Self; 4] = [Self::Queued, Self::Sent, Self::Failed, Self::Refused];
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Sent,
+        Self::HandedOver,
+        Self::Logged,
+        Self::Failed,
+        Self::Refused,
+    ];
 
     /// The status as stored and reported (`docs/protocol.md`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Sent => "sent",
+            Self::HandedOver => "handed_over",
+            Self::Logged => "logged",
             Self::Failed => "failed",
             Self::Refused => "refused",
         }
@@ -175,10 +191,13 @@ impl DeliveryStatus {
     }
 }
 
-/// How an outbound delivery ended for good.
+/// How an external delivery ended for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalStatus {
-    Sent,
+    /// A provider accepted it.
+    HandedOver,
+    /// Only logged: no provider is configured.
+    Logged,
     /// The provider or the address failed.
     Failed,
     /// Not sent on purpose (consent withdrawn).
@@ -195,25 +214,37 @@ impl FinalStatus {
 impl From<FinalStatus> for DeliveryStatus {
     fn from(status: FinalStatus) -> Self {
         match status {
-            FinalStatus::Sent => Self::Sent,
+            FinalStatus::HandedOver => Self::HandedOver,
+            FinalStatus::Logged => Self::Logged,
             FinalStatus::Failed => Self::Failed,
             FinalStatus::Refused => Self::Refused,
         }
     }
 }
 
-/// How an outbound delivery ended, or when to try it again.
+/// How an outbound delivery ended, or when to try it again. `detail` is the provider's words (its
+/// reply, its id for the message, its error), kept for operators.
 #[derive(Debug, Clone)]
 pub enum OutboundOutcome {
-    /// Sent, failed or refused, with the reason when it was not sent.
+    /// Handed over, logged, failed or refused, with the reason when it was not delivered.
     Final {
         status: FinalStatus,
         reason: Option<String>,
+        detail: Option<String>,
     },
     Retry {
         reason: String,
+        detail: Option<String>,
         at_ms: i64,
     },
+}
+
+/// The most of a provider's words kept with a delivery, in characters.
+pub const MAX_DETAIL_CHARS: usize = 300;
+
+/// A provider's words cut to what a delivery keeps.
+pub fn clip_detail(detail: Option<&str>) -> Option<String> {
+    detail.map(|d| d.chars().take(MAX_DETAIL_CHARS).collect())
 }
 
 /// Which deliveries an operator asks for.

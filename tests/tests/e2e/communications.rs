@@ -10,7 +10,7 @@ use loyalty_core::api::{DeliveryRecord, PostReply, SendMessage, device_authoriza
 use loyalty_core::clock::{Clock, ManualClock};
 use loyalty_core::{Device, DocKind, Error};
 use loyalty_server::client::OperatorClient;
-use loyalty_server::outbound::{Outbound, OutboundError, OutboundMessage};
+use loyalty_server::outbound::{Handover, Outbound, OutboundError, OutboundMessage};
 use loyalty_tests::*;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -50,11 +50,13 @@ impl Recorder {
 
 #[async_trait::async_trait]
 impl Outbound for Recorder {
-    async fn send(&self, message: &OutboundMessage) -> Result<(), OutboundError> {
+    async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError> {
         tokio::time::sleep(self.pause).await;
         self.sent.lock().unwrap().push(message.clone());
         self.changed.notify_waiters();
-        Ok(())
+        Ok(Handover::Provider {
+            reference: Some(format!("rec-{}", message.delivery_id())),
+        })
     }
 }
 
@@ -257,7 +259,11 @@ fn marketing_goes_out_only_on_channels_the_member_consented_to() {
             ),
             (anna.as_str(), "anna@example.com", "Subject of spring")
         );
-        assert_eq!(delivery(&list, &anna).status, "sent");
+        let handed = delivery(&list, &anna);
+        assert_eq!(
+            (handed.status.as_str(), handed.detail.clone()),
+            ("handed_over", Some(format!("rec-spring.{anna}")))
+        );
         let refused = delivery(&list, &ben);
         assert_eq!(
             (
@@ -282,7 +288,7 @@ fn marketing_goes_out_only_on_channels_the_member_consented_to() {
             ("refused", Some("no_consent"))
         );
         let anna_msg = &anna_phone.messages().unwrap()[0].message;
-        assert_eq!(anna_msg.delivery.as_ref().unwrap().status, "sent");
+        assert_eq!(anna_msg.delivery.as_ref().unwrap().status, "handed_over");
 
         // A service message needs no marketing consent: it goes out to Ben too.
         w.op.send_message(&send("receipt", "service", "email", &[&ben]))
@@ -788,7 +794,7 @@ fn two_instances_share_the_outbound_queue_and_hand_each_delivery_over_once() {
             let mut sent = 0;
             for message in ["through-a", "through-b"] {
                 let list = op.deliveries(Some(message), None).await.unwrap();
-                sent += list.iter().filter(|d| d.status == "sent").count();
+                sent += list.iter().filter(|d| d.status == "handed_over").count();
             }
             if sent == all {
                 break;

@@ -25,6 +25,7 @@ mod offers;
 mod offline_till;
 mod openapi;
 mod ops;
+mod outbound_adapters;
 mod postgres;
 mod programme;
 mod redemption;

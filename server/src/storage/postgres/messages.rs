@@ -22,6 +22,7 @@ use super::{PgStorage, backend};
 use crate::storage::{
     Answer, DeliveryFilter, DeliveryStatus, MessageKind, MessageStore, NewSend, OutboundJob,
     OutboundOutcome, PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError,
+    clip_detail,
 };
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
@@ -75,7 +76,9 @@ async fn summary(conn: &impl GenericClient, message_id: &str) -> Result<SendSumm
                     count(*) FILTER (WHERE d.status = 'sent'),
                     count(*) FILTER (WHERE d.status = 'failed'),
                     count(*) FILTER (WHERE d.reason = 'no_consent'),
-                    count(*) FILTER (WHERE d.reason = 'rate_limited')
+                    count(*) FILTER (WHERE d.reason = 'rate_limited'),
+                    count(*) FILTER (WHERE d.status = 'handed_over'),
+                    count(*) FILTER (WHERE d.status = 'logged')
              FROM messages m LEFT JOIN deliveries d USING (message_id)
              WHERE m.message_id = $1 GROUP BY m.message_id",
             &[&message_id],
@@ -94,6 +97,8 @@ async fn summary(conn: &impl GenericClient, message_id: &str) -> Result<SendSumm
         failed: get(6)?,
         refused_no_consent: get(7)?,
         refused_rate_limited: get(8)?,
+        handed_over: get(9)?,
+        logged: get(10)?,
     })
 }
 
@@ -540,6 +545,7 @@ fn delivery_from(r: &Row) -> Result<DeliveryRecord, StorageError> {
         attempts: r.try_get(7).map_err(backend)?,
         created_at_ms: r.try_get(8).map_err(backend)?,
         updated_at_ms: r.try_get(9).map_err(backend)?,
+        detail: r.try_get(10).map_err(backend)?,
     })
 }
 
@@ -627,25 +633,44 @@ impl MessageStore for PgStorage {
         let client = self.client().await?;
         match outcome {
             // The inbox shows the final state, so the row becomes pending for it again.
-            OutboundOutcome::Final { status, reason } => {
+            OutboundOutcome::Final {
+                status,
+                reason,
+                detail,
+            } => {
+                let detail = clip_detail(detail.as_deref());
                 client
                     .exec(
                         "UPDATE deliveries
-                         SET status = $1, reason = $2, attempts = attempts + 1, updated_at = $3,
+                         SET status = $1, reason = $2, detail = $6, attempts = attempts + 1,
+                             updated_at = $3,
                              projected = CASE WHEN in_inbox = 1 THEN 0 ELSE 1 END,
                              version = version + 1
                          WHERE message_id = $4 AND member_id = $5 AND status = 'queued'",
-                        &[&status.as_str(), &reason, &now_ms, &message_id, &member_id],
+                        &[
+                            &status.as_str(),
+                            &reason,
+                            &now_ms,
+                            &message_id,
+                            &member_id,
+                            &detail,
+                        ],
                     )
                     .await
             }
-            OutboundOutcome::Retry { reason, at_ms } => {
+            OutboundOutcome::Retry {
+                reason,
+                detail,
+                at_ms,
+            } => {
+                let detail = clip_detail(detail.as_deref());
                 client
                     .exec(
                         "UPDATE deliveries
-                         SET reason = $1, attempts = attempts + 1, updated_at = $2, not_before = $3
+                         SET reason = $1, detail = $6, attempts = attempts + 1, updated_at = $2,
+                             not_before = $3
                          WHERE message_id = $4 AND member_id = $5 AND status = 'queued'",
-                        &[&reason, &now_ms, &at_ms, &message_id, &member_id],
+                        &[&reason, &now_ms, &at_ms, &message_id, &member_id, &detail],
                     )
                     .await
             }
@@ -661,7 +686,7 @@ impl MessageStore for PgStorage {
             .await?
             .fetch_all(
                 "SELECT message_id, member_id, channel, kind, status, reason, in_inbox = 1,
-                        attempts, created_at, updated_at
+                        attempts, created_at, updated_at, detail
                  FROM deliveries
                  WHERE ($1::text IS NULL OR message_id = $1)
                    AND ($2::text IS NULL OR member_id = $2)

@@ -16,7 +16,7 @@ use super::{SqliteStorage, backend, cached_row};
 use crate::storage::MessageKind;
 use crate::storage::{
     Answer, DeliveryFilter, DeliveryStatus, MessageStore, NewSend, OutboundJob, OutboundOutcome,
-    PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError,
+    PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError, clip_detail,
 };
 
 impl rusqlite::ToSql for MessageKind {
@@ -80,7 +80,9 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
                 coalesce(sum(d.status = 'sent'), 0),
                 coalesce(sum(d.status = 'failed'), 0),
                 coalesce(sum(d.reason = 'no_consent'), 0),
-                coalesce(sum(d.reason = 'rate_limited'), 0)
+                coalesce(sum(d.reason = 'rate_limited'), 0),
+                coalesce(sum(d.status = 'handed_over'), 0),
+                coalesce(sum(d.status = 'logged'), 0)
          FROM messages m LEFT JOIN deliveries d USING (message_id)
          WHERE m.message_id = ?1 GROUP BY m.message_id",
         [message_id],
@@ -96,6 +98,8 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
                 failed: r.get(6)?,
                 refused_no_consent: r.get(7)?,
                 refused_rate_limited: r.get(8)?,
+                handed_over: r.get(9)?,
+                logged: r.get(10)?,
             })
         },
     )
@@ -610,18 +614,41 @@ impl MessageStore for SqliteStorage {
         self.run(move |conn| {
             match outcome {
                 // The inbox shows the final state, so the row becomes pending for it again.
-                OutboundOutcome::Final { status, reason } => conn.execute(
+                OutboundOutcome::Final {
+                    status,
+                    reason,
+                    detail,
+                } => conn.execute(
                     "UPDATE deliveries
-                     SET status = ?1, reason = ?2, attempts = attempts + 1, updated_at = ?3,
-                         projected = NOT in_inbox, version = version + 1
+                     SET status = ?1, reason = ?2, detail = ?6, attempts = attempts + 1,
+                         updated_at = ?3, projected = NOT in_inbox, version = version + 1
                      WHERE message_id = ?4 AND member_id = ?5 AND status = 'queued'",
-                    params![status.as_str(), reason, now_ms, message_id, member_id],
+                    params![
+                        status.as_str(),
+                        reason,
+                        now_ms,
+                        message_id,
+                        member_id,
+                        clip_detail(detail.as_deref())
+                    ],
                 ),
-                OutboundOutcome::Retry { reason, at_ms } => conn.execute(
+                OutboundOutcome::Retry {
+                    reason,
+                    detail,
+                    at_ms,
+                } => conn.execute(
                     "UPDATE deliveries
-                     SET reason = ?1, attempts = attempts + 1, updated_at = ?2, not_before = ?3
+                     SET reason = ?1, detail = ?6, attempts = attempts + 1, updated_at = ?2,
+                         not_before = ?3
                      WHERE message_id = ?4 AND member_id = ?5 AND status = 'queued'",
-                    params![reason, now_ms, at_ms, message_id, member_id],
+                    params![
+                        reason,
+                        now_ms,
+                        at_ms,
+                        message_id,
+                        member_id,
+                        clip_detail(detail.as_deref())
+                    ],
                 ),
             }
             .map_err(backend)?;
@@ -636,7 +663,7 @@ impl MessageStore for SqliteStorage {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT message_id, member_id, channel, kind, status, reason, in_inbox,
-                            attempts, created_at, updated_at
+                            attempts, created_at, updated_at, detail
                      FROM deliveries
                      WHERE (?1 IS NULL OR message_id = ?1) AND (?2 IS NULL OR member_id = ?2)
                        AND (?3 IS NULL OR status = ?3)
@@ -657,6 +684,7 @@ impl MessageStore for SqliteStorage {
                         attempts: r.get(7)?,
                         created_at_ms: r.get(8)?,
                         updated_at_ms: r.get(9)?,
+                        detail: r.get(10)?,
                     })
                 })
                 .map_err(backend)?;

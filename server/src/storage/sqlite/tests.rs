@@ -442,3 +442,37 @@ async fn a_posting_read_before_a_block_is_refused_and_reads_again() {
         .unwrap();
     assert!(book.blocked);
 }
+
+#[test]
+fn external_deliveries_recorded_sent_before_delivery_states_read_as_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    // The schema as it was before migration 018, with what the server wrote then.
+    migrations().to_version(&mut conn, 17).unwrap();
+    conn.execute_batch(
+        "INSERT INTO members (member_id, card_number, created_at) VALUES ('m1', 'c1', 0);
+         INSERT INTO messages VALUES ('e', 'service', 'email', 's', 'b', 'm1', x'', 0),
+                                     ('i', 'service', 'inapp', 's', 'b', 'm1', x'', 0);
+         INSERT INTO deliveries (message_id, member_id, kind, channel, day, status, in_inbox,
+                                 projected, created_at, updated_at)
+         VALUES ('e', 'm1', 'service', 'email', 0, 'sent', 1, 1, 0, 0),
+                ('i', 'm1', 'service', 'inapp', 0, 'sent', 1, 1, 0, 0);",
+    )
+    .unwrap();
+    migrations().to_latest(&mut conn).unwrap();
+    let rows: Vec<(String, String, i64, i64)> = conn
+        .prepare("SELECT message_id, status, projected, version FROM deliveries ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            // Relabelled, and pending for the inbox again so the app shows the truth.
+            ("e".to_string(), "logged".to_string(), 0, 2),
+            ("i".to_string(), "sent".to_string(), 1, 1),
+        ]
+    );
+}

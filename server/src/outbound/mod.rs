@@ -1,10 +1,17 @@
-//! The outbound adapter: how a message leaves the programme on an external channel (push, SMS,
+//! The outbound adapters: how a message leaves the programme on an external channel (push, SMS,
 //! e-mail). The server decides *whether* a member gets a message on a channel (consent, limits,
 //! an address) and records every decision; an [`Outbound`] implementation only carries out a
-//! delivery it is handed, so a real provider plugs in without touching that policy.
+//! delivery it is handed, so a provider plugs in without touching that policy.
 //!
-//! The default, [`LogOutbound`], delivers nothing: it logs that it would have, naming the
-//! message, the member and the channel only — never the address or the text.
+//! The shipped adapters, chosen per channel by configuration ([`settings`]):
+//!
+//! - [`smtp::SmtpOutbound`]: e-mail over SMTP (STARTTLS or implicit TLS, AUTH);
+//! - [`webhook::WebhookOutbound`]: each delivery posted to a URL with an HMAC signature, which is
+//!   how a retailer connects any SMS or push gateway;
+//! - [`LogOutbound`], the default: delivers nothing and says so — its deliveries are recorded as
+//!   `logged`, never as handed over.
+//!
+//! [`channels::ByChannel`] routes each delivery to its channel's adapter.
 //!
 //! ## Plugging in a provider
 //!
@@ -12,15 +19,16 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use loyalty_server::outbound::{Outbound, OutboundError, OutboundMessage, OutboundChannel};
+//! use loyalty_server::outbound::{Handover, Outbound, OutboundError, OutboundMessage, OutboundChannel};
 //!
 //! struct Mailer; // holds the provider's HTTP client and credentials
 //!
 //! #[async_trait::async_trait]
 //! impl Outbound for Mailer {
-//!     async fn send(&self, m: &OutboundMessage) -> Result<(), OutboundError> {
+//!     async fn send(&self, m: &OutboundMessage) -> Result<Handover, OutboundError> {
 //!         match m.channel {
-//!             OutboundChannel::Email => { /* POST m.address, m.subject, m.body to the provider */ Ok(()) }
+//!             // POST m.address, m.subject, m.body to the provider; keep its id for operators.
+//!             OutboundChannel::Email => Ok(Handover::Provider { reference: Some("id-42".into()) }),
 //!             // Not handled by this provider: say so; the delivery is recorded as failed.
 //!             _ => Err(OutboundError::Unsupported),
 //!         }
@@ -35,7 +43,13 @@
 //! The background worker (`crate::jobs::outbound::run_outbound_worker`) calls `send` outside any request,
 //! one delivery at a time, with a time limit; [`OutboundError::Unavailable`] is retried with a
 //! growing pause, every other error is final. A provider that cannot tell whether it delivered
-//! should answer `Unavailable`: a message sent twice is better than a service notice lost.
+//! should answer `Unavailable`: a message sent twice is better than a service notice lost. Every
+//! delivery carries a stable [`OutboundMessage::delivery_id`] a provider can deduplicate on.
+
+pub mod channels;
+pub mod settings;
+pub mod smtp;
+pub mod webhook;
 
 use async_trait::async_trait;
 
@@ -81,6 +95,8 @@ impl OutboundChannel {
 /// One delivery to carry out.
 #[derive(Clone)]
 pub struct OutboundMessage {
+    /// Delivery attempts made before this one (0 the first time).
+    pub attempt: i64,
     pub channel: OutboundChannel,
     pub member_id: String,
     pub message_id: String,
@@ -92,6 +108,14 @@ pub struct OutboundMessage {
     pub address: String,
 }
 
+impl OutboundMessage {
+    /// The delivery's stable name, the same on every retry: `<message_id>.<member_id>` (both are
+    /// ids of `A-Z a-z 0-9 _ - .`), for a provider's idempotency key or an e-mail's Message-ID.
+    pub fn delivery_id(&self) -> String {
+        format!("{}.{}", self.message_id, self.member_id)
+    }
+}
+
 /// Leaves out the address and the text, so a `{:?}` in a log line cannot leak personal data.
 impl std::fmt::Debug for OutboundMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,12 +124,25 @@ impl std::fmt::Debug for OutboundMessage {
             .field("member_id", &self.member_id)
             .field("message_id", &self.message_id)
             .field("kind", &self.kind)
+            .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }
 }
 
-/// Why a delivery did not happen. The operators' delivery records keep its [`Self::reason`]; the
-/// text is for people reading the error and must not carry the address or the message either.
+/// What became of a delivery an adapter carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// A provider accepted it (`handed_over`): whether it reaches the member is the provider's
+    /// to tell. `reference` is the provider's id or reply (an SMTP queue id, a gateway's message
+    /// id), kept for operators.
+    Provider { reference: Option<String> },
+    /// Nothing was delivered: the adapter only logged it (`logged`).
+    Logged,
+}
+
+/// Why a delivery did not happen. The operators' delivery records keep its [`Self::reason`] and,
+/// as the delivery's detail, the provider's words ([`Self::detail`]); logs get the reason only,
+/// since a provider's reply may quote the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
     /// The provider is down or slow; the worker tries again later.
@@ -128,6 +165,16 @@ impl OutboundError {
         matches!(self, OutboundError::Unavailable(_))
     }
 
+    /// What the provider said, if anything: kept with the delivery for operators.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            OutboundError::Unavailable(d)
+            | OutboundError::BadAddress(d)
+            | OutboundError::Rejected(d) => Some(d.as_str()).filter(|d| !d.is_empty()),
+            OutboundError::Unsupported => None,
+        }
+    }
+
     /// The short reason recorded with the delivery.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -139,28 +186,40 @@ impl OutboundError {
     }
 }
 
+/// Settings an adapter cannot work with, found at startup (the server refuses to start).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    #[error("webhook: {0}")]
+    Webhook(String),
+    #[error("{0}")]
+    Routing(String),
+}
+
 /// A push, SMS or e-mail provider.
 #[async_trait]
 pub trait Outbound: Send + Sync + 'static {
-    /// Delivers one message; `Ok` means the provider accepted it.
-    async fn send(&self, message: &OutboundMessage) -> Result<(), OutboundError>;
+    /// Carries out one delivery: [`Handover::Provider`] when a provider accepted it.
+    async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError>;
 }
 
-/// The default adapter: logs each delivery (ids and channel only) and reports it accepted. For
-/// development and for programmes that only use the in-app inbox.
+/// The default adapter: logs each delivery (ids and channel only) and reports it
+/// [`Handover::Logged`], so no one mistakes it for a delivery. For development and for
+/// programmes that only use the in-app inbox.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LogOutbound;
 
 #[async_trait]
 impl Outbound for LogOutbound {
-    async fn send(&self, message: &OutboundMessage) -> Result<(), OutboundError> {
+    async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError> {
         tracing::info!(
             channel = message.channel.as_str(),
             member = %message.member_id,
             message_id = %message.message_id,
             "outbound delivery (logged only: no provider is configured)"
         );
-        Ok(())
+        Ok(Handover::Logged)
     }
 }
 
@@ -171,6 +230,7 @@ mod tests {
     #[test]
     fn debug_output_leaves_out_address_and_text() {
         let m = OutboundMessage {
+            attempt: 0,
             channel: OutboundChannel::Email,
             member_id: "mbr_1".into(),
             message_id: "msg_1".into(),

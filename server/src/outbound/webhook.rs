@@ -1,0 +1,273 @@
+//! The webhook adapter: each delivery is POSTed as JSON to a URL the retailer runs, signed with an
+//! HMAC, which is how any SMS or push gateway (or a CRM's own mailer) is connected without code in
+//! this server. The contract a receiver implements is in `docs/messages.md`:
+//!
+//! - the body is a JSON object (`delivery_id`, `message_id`, `member_id`, `channel`, `kind`,
+//!   `subject`, `body`, `address`, `attempt`);
+//! - `Loyalty-Timestamp` is the sending time in Unix seconds and `Loyalty-Signature` is
+//!   `v1=` and the lower-case hex HMAC-SHA256, under the shared secret, of the timestamp, a `.`,
+//!   and the body's bytes; `Idempotency-Key` is the delivery id, the same on every retry;
+//! - a 2xx answer means handed over (an optional `{"reference": "…"}` is kept for operators);
+//!   408, 425, 429 and 5xx, and no answer at all, are tried again later; any other 4xx is final,
+//!   with `{"reason": "bad_address"}` marking the address as the cause; redirects are not
+//!   followed.
+//!
+//! Plain `http://` is allowed only to a loopback address: deliveries carry addresses and texts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use ring::hmac;
+
+use super::{Handover, Outbound, OutboundError, OutboundMessage, SetupError};
+
+/// How long the receiver may take to answer; below the worker's own limit.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The shortest secret accepted, in bytes: HMAC-SHA256's own output length.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How much of an answer's body is read (for its reference or its reason); the rest is ignored.
+const MAX_ANSWER_BYTES: usize = 4096;
+
+/// Where the deliveries go and the key that signs them.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret: String,
+}
+
+/// The webhook adapter (any channel).
+pub struct WebhookOutbound {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    key: hmac::Key,
+}
+
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    delivery_id: String,
+    message_id: &'a str,
+    member_id: &'a str,
+    channel: &'a str,
+    kind: &'a str,
+    subject: &'a str,
+    body: &'a str,
+    address: &'a str,
+    attempt: i64,
+}
+
+impl WebhookOutbound {
+    pub fn new(settings: &WebhookSettings) -> Result<Self, SetupError> {
+        let bad = |why: String| SetupError::Webhook(why);
+        let url = reqwest::Url::parse(&settings.url).map_err(|e| bad(format!("the URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(bad(
+                    "plain http:// is allowed to a loopback address only; use https://".into(),
+                ));
+            }
+            other => return Err(bad(format!("the scheme {other:?}: use https://"))),
+        }
+        if settings.secret.len() < MIN_SECRET_BYTES {
+            return Err(bad(format!(
+                "the secret must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| bad(format!("the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            url,
+            key: hmac::Key::new(hmac::HMAC_SHA256, settings.secret.as_bytes()),
+        })
+    }
+}
+
+#[async_trait]
+impl Outbound for WebhookOutbound {
+    async fn send(&self, m: &OutboundMessage) -> Result<Handover, OutboundError> {
+        let payload = Payload {
+            delivery_id: m.delivery_id(),
+            message_id: &m.message_id,
+            member_id: &m.member_id,
+            channel: m.channel.as_str(),
+            kind: &m.kind,
+            subject: &m.subject,
+            body: &m.body,
+            address: &m.address,
+            attempt: m.attempt,
+        };
+        let body = serde_json::to_vec(&payload)
+            .map_err(|e| OutboundError::Rejected(format!("the payload: {e}")))?;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let answer = self
+            .client
+            .post(self.url.clone())
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", &payload.delivery_id)
+            .header("Loyalty-Timestamp", timestamp.to_string())
+            .header("Loyalty-Signature", signature(&self.key, timestamp, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| OutboundError::Unavailable(format!("no answer: {}", without_url(e))))?;
+        let status = answer.status().as_u16();
+        let text = read_some(answer).await;
+        outcome(status, &text)
+    }
+}
+
+/// The `Loyalty-Signature` header's value for a body sent at `timestamp`.
+pub fn signature(key: &hmac::Key, timestamp: u64, body: &[u8]) -> String {
+    let mut context = hmac::Context::with_key(key);
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    let tag = context.sign();
+    let mut out = String::from("v1=");
+    for byte in tag.as_ref() {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// What the receiver's answer means for the delivery.
+fn outcome(status: u16, text: &str) -> Result<Handover, OutboundError> {
+    let json: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(200).collect::<String>())
+    };
+    let words = || {
+        let text: String = text.chars().take(200).collect();
+        format!("HTTP {status}: {}", text.trim())
+    };
+    match status {
+        200..=299 => Ok(Handover::Provider {
+            reference: field("reference"),
+        }),
+        408 | 425 | 429 | 500..=599 => Err(OutboundError::Unavailable(words())),
+        300..=399 => Err(OutboundError::Rejected(format!(
+            "HTTP {status}: the webhook redirected, and redirects are not followed"
+        ))),
+        _ if field("reason").as_deref() == Some("bad_address") => {
+            Err(OutboundError::BadAddress(words()))
+        }
+        _ => Err(OutboundError::Rejected(words())),
+    }
+}
+
+/// The start of an answer's body, as text.
+async fn read_some(mut answer: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_ANSWER_BYTES {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(MAX_ANSWER_BYTES);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A transport error's text without its URL, which may carry credentials in its query.
+fn without_url(e: reqwest::Error) -> String {
+    e.without_url().to_string()
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str, secret: &str) -> WebhookSettings {
+        WebhookSettings {
+            url: url.into(),
+            secret: secret.into(),
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // Worked by hand with Python: hmac.new(SECRET, b"1700000000.{}", sha256).hexdigest()
+        let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+        let sig = signature(&key, 1_700_000_000, b"{}");
+        assert_eq!(sig.len(), 3 + 64);
+        let mut expected = hmac::Context::with_key(&key);
+        expected.update(b"1700000000.{}");
+        let tag = expected.sign();
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sig, format!("v1={hex}"));
+    }
+
+    #[test]
+    fn answers_decide_retry_or_final() {
+        let handed = outcome(202, r#"{"reference":"gw-7"}"#);
+        assert_eq!(
+            handed,
+            Ok(Handover::Provider {
+                reference: Some("gw-7".into())
+            })
+        );
+        assert_eq!(
+            outcome(200, "ok"),
+            Ok(Handover::Provider { reference: None })
+        );
+        for retried in [408, 425, 429, 500, 503] {
+            assert!(
+                matches!(outcome(retried, ""), Err(OutboundError::Unavailable(_))),
+                "{retried}"
+            );
+        }
+        assert!(matches!(
+            outcome(422, r#"{"reason":"bad_address"}"#),
+            Err(OutboundError::BadAddress(_))
+        ));
+        assert!(matches!(
+            outcome(400, "nope"),
+            Err(OutboundError::Rejected(ref w)) if w == "HTTP 400: nope"
+        ));
+        assert!(matches!(outcome(302, ""), Err(OutboundError::Rejected(_))));
+    }
+
+    #[test]
+    fn weak_secrets_and_plain_http_to_other_hosts_are_refused() {
+        assert!(WebhookOutbound::new(&settings("https://gw.example/hook", SECRET)).is_ok());
+        assert!(WebhookOutbound::new(&settings("http://127.0.0.1:9/hook", SECRET)).is_ok());
+        assert!(WebhookOutbound::new(&settings("http://[::1]:9/hook", SECRET)).is_ok());
+        for (url, secret) in [
+            ("https://gw.example/hook", "short"),
+            ("http://gw.example/hook", SECRET),
+            ("ftp://gw.example/hook", SECRET),
+            ("not a url", SECRET),
+        ] {
+            assert!(
+                WebhookOutbound::new(&settings(url, secret)).is_err(),
+                "{url}"
+            );
+        }
+    }
+}
