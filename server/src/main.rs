@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the server (embedded SQLite).
     #[command(args_override_self = true)]
-    Server(cli::server::ServerArgs),
+    Server(Box<cli::server::ServerArgs>),
     /// Operator console: members, offers, messages.
     Admin(cli::admin::AdminArgs),
     /// Play a member's device from the terminal.
@@ -61,7 +61,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => cli::server::run(args).await,
+            Command::Server(args) => cli::server::run(*args).await,
             Command::Admin(args) => cli::admin::run(args).await,
             Command::Device(args) => cli::device::run(args).await,
             Command::Till(args) => cli::till::run(args).await,

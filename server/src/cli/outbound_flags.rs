@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use loyalty_server::outbound::apns::{APNS_ENDPOINT, ApnsSettings};
+use loyalty_server::outbound::fcm::{FCM_ENDPOINT, FcmSettings};
 use loyalty_server::outbound::settings::{OutboundSettings, Via};
 use loyalty_server::outbound::smtp::SmtpSettings;
 use loyalty_server::outbound::webhook::WebhookSettings;
@@ -18,8 +20,8 @@ pub struct OutboundFlags {
     /// How SMS goes out: webhook or log (default: the webhook when --webhook-url is set).
     #[arg(long, env = "LOYALTY_SMS_VIA", value_enum)]
     sms_via: Option<Via>,
-    /// How push notifications go out: webhook or log (default: the webhook when --webhook-url is
-    /// set).
+    /// How push notifications go out: fcm, apns, platform (FCM, and APNs for `apns:` tokens),
+    /// webhook or log (default: by what is configured, in that order).
     #[arg(long, env = "LOYALTY_PUSH_VIA", value_enum)]
     push_via: Option<Via>,
     /// The mail server: smtp://[user:password@]host[:port] (STARTTLS required),
@@ -38,6 +40,27 @@ pub struct OutboundFlags {
     /// The webhook's HMAC-SHA256 key, at least 32 bytes (`openssl rand -hex 32`).
     #[arg(long, env = "LOYALTY_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// The Firebase service account's JSON key file: push through FCM HTTP v1.
+    #[arg(long, env = "LOYALTY_FCM_SERVICE_ACCOUNT")]
+    fcm_service_account: Option<PathBuf>,
+    /// Where FCM messages are sent.
+    #[arg(long, env = "LOYALTY_FCM_ENDPOINT", default_value = FCM_ENDPOINT)]
+    fcm_endpoint: String,
+    /// Apple's `.p8` signing key: push straight to APNs.
+    #[arg(long, env = "LOYALTY_APNS_KEY_FILE")]
+    apns_key_file: Option<PathBuf>,
+    /// The APNs key's id.
+    #[arg(long, env = "LOYALTY_APNS_KEY_ID", default_value = "")]
+    apns_key_id: String,
+    /// The Apple developer team's id.
+    #[arg(long, env = "LOYALTY_APNS_TEAM_ID", default_value = "")]
+    apns_team_id: String,
+    /// The iOS app's bundle id (`apns-topic`).
+    #[arg(long, env = "LOYALTY_APNS_TOPIC", default_value = "")]
+    apns_topic: String,
+    /// Apple's endpoint: production, or https://api.sandbox.push.apple.com for development builds.
+    #[arg(long, env = "LOYALTY_APNS_ENDPOINT", default_value = APNS_ENDPOINT)]
+    apns_endpoint: String,
 }
 
 impl OutboundFlags {
@@ -57,12 +80,25 @@ impl OutboundFlags {
             (None, None) => None,
             _ => return Err("--webhook-url and --webhook-secret go together".into()),
         };
+        let fcm = self.fcm_service_account.map(|service_account| FcmSettings {
+            service_account,
+            endpoint: self.fcm_endpoint,
+        });
+        let apns = self.apns_key_file.map(|key_file| ApnsSettings {
+            key_file,
+            key_id: self.apns_key_id,
+            team_id: self.apns_team_id,
+            topic: self.apns_topic,
+            endpoint: self.apns_endpoint,
+        });
         Ok(OutboundSettings {
             email: self.email_via,
             sms: self.sms_via,
             push: self.push_via,
             smtp,
             webhook,
+            fcm,
+            apns,
         })
     }
 }

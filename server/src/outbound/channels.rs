@@ -58,16 +58,37 @@ impl Outbound for ByChannel {
     }
 }
 
+/// Push to Android and iOS when the retailer uses FCM for one and APNs for the other: a token the
+/// app stored as `apns:<hex>` goes to APNs, every other token to FCM (which reaches iOS apps
+/// registered with Firebase too).
+pub struct PushByPlatform {
+    pub fcm: Arc<dyn Outbound>,
+    pub apns: Arc<dyn Outbound>,
+}
+
+#[async_trait]
+impl Outbound for PushByPlatform {
+    async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError> {
+        if message.address.starts_with("apns:") {
+            self.apns.send(message).await
+        } else {
+            self.fcm.send(message).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Accepts;
+    struct Accepts(&'static str);
 
     #[async_trait]
     impl Outbound for Accepts {
         async fn send(&self, _: &OutboundMessage) -> Result<Handover, OutboundError> {
-            Ok(Handover::Provider { reference: None })
+            Ok(Handover::Provider {
+                reference: Some(self.0.into()),
+            })
         }
     }
 
@@ -86,11 +107,60 @@ mod tests {
 
     #[tokio::test]
     async fn each_channel_goes_to_its_own_adapter() {
-        let routes = ByChannel::default().with(OutboundChannel::Email, Arc::new(Accepts));
+        let routes = ByChannel::default().with(OutboundChannel::Email, Arc::new(Accepts("smtp")));
         let email = routes.send(&message(OutboundChannel::Email)).await;
-        assert_eq!(email, Ok(Handover::Provider { reference: None }));
+        assert_eq!(
+            email,
+            Ok(Handover::Provider {
+                reference: Some("smtp".into())
+            })
+        );
         for other in [OutboundChannel::Sms, OutboundChannel::Push] {
             assert_eq!(routes.send(&message(other)).await, Ok(Handover::Logged));
+        }
+    }
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    #[async_trait]
+    impl Outbound for Named {
+        async fn send(&self, _: &OutboundMessage) -> Result<Handover, OutboundError> {
+            Ok(Handover::Provider {
+                reference: Some(self.0.into()),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn apns_tokens_go_to_apple_and_the_rest_to_firebase() {
+        let push = PushByPlatform {
+            fcm: Arc::new(Named("fcm")),
+            apns: Arc::new(Named("apns")),
+        };
+        for (address, expected) in [
+            ("apns:00ff", "apns"),
+            ("fcm:abc", "fcm"),
+            ("abc:def", "fcm"),
+        ] {
+            let m = OutboundMessage {
+                attempt: 0,
+                channel: OutboundChannel::Push,
+                member_id: "m".into(),
+                message_id: "x".into(),
+                kind: "service".into(),
+                subject: "s".into(),
+                body: "b".into(),
+                address: address.into(),
+            };
+            let Ok(Handover::Provider { reference }) = push.send(&m).await else {
+                panic!("{address}")
+            };
+            assert_eq!(reference.as_deref(), Some(expected), "{address}");
         }
     }
 }

@@ -8,10 +8,13 @@
 //! - [`smtp::SmtpOutbound`]: e-mail over SMTP (STARTTLS or implicit TLS, AUTH);
 //! - [`webhook::WebhookOutbound`]: each delivery posted to a URL with an HMAC signature, which is
 //!   how a retailer connects any SMS or push gateway;
+//! - [`fcm::FcmOutbound`] and [`apns::ApnsOutbound`]: push through Firebase Cloud Messaging
+//!   (HTTP v1) and straight to Apple;
 //! - [`LogOutbound`], the default: delivers nothing and says so — its deliveries are recorded as
 //!   `logged`, never as handed over.
 //!
-//! [`channels::ByChannel`] routes each delivery to its channel's adapter.
+//! [`channels::ByChannel`] routes each delivery to its channel's adapter, and
+//! [`channels::PushByPlatform`] a push to FCM or APNs by its token when both are configured.
 //!
 //! ## Plugging in a provider
 //!
@@ -46,7 +49,11 @@
 //! should answer `Unavailable`: a message sent twice is better than a service notice lost. Every
 //! delivery carries a stable [`OutboundMessage::delivery_id`] a provider can deduplicate on.
 
+pub mod apns;
 pub mod channels;
+pub mod fcm;
+mod http;
+mod jwt;
 pub mod settings;
 pub mod smtp;
 pub mod webhook;
@@ -193,6 +200,10 @@ pub enum SetupError {
     Smtp(String),
     #[error("webhook: {0}")]
     Webhook(String),
+    #[error("FCM: {0}")]
+    Fcm(String),
+    #[error("APNs: {0}")]
+    Apns(String),
     #[error("{0}")]
     Routing(String),
 }

@@ -2,12 +2,16 @@
 //! `--email-via smtp --smtp-url …` into the [`ByChannel`] routes the outbound worker sends through.
 //!
 //! A channel named without an adapter takes the natural one: e-mail goes over SMTP when an SMTP
-//! server is configured, else to the webhook when one is; SMS and push go to the webhook when one
-//! is configured; anything else only reaches the log (and its deliveries say `logged`).
+//! server is configured, else to the webhook when one is; push goes to FCM and APNs when both are
+//! configured (by token, [`PushByPlatform`]), else to whichever of them is, else to the webhook;
+//! SMS goes to the webhook when one is configured; anything else only reaches the log (and its
+//! deliveries say `logged`).
 
 use std::sync::Arc;
 
-use super::channels::ByChannel;
+use super::apns::{ApnsOutbound, ApnsSettings};
+use super::channels::{ByChannel, PushByPlatform};
+use super::fcm::{FcmOutbound, FcmSettings};
 use super::smtp::{SmtpOutbound, SmtpSettings};
 use super::webhook::{WebhookOutbound, WebhookSettings};
 use super::{LogOutbound, Outbound, OutboundChannel, SetupError};
@@ -21,6 +25,12 @@ pub enum Via {
     Smtp,
     /// Posted to the signed webhook.
     Webhook,
+    /// Push through Firebase Cloud Messaging (HTTP v1).
+    Fcm,
+    /// Push straight to Apple (APNs).
+    Apns,
+    /// Push to FCM or APNs by the token's platform (`apns:` tokens to Apple).
+    Platform,
 }
 
 /// The outbound part of the configuration.
@@ -31,6 +41,8 @@ pub struct OutboundSettings {
     pub push: Option<Via>,
     pub smtp: Option<SmtpSettings>,
     pub webhook: Option<WebhookSettings>,
+    pub fcm: Option<FcmSettings>,
+    pub apns: Option<ApnsSettings>,
 }
 
 impl OutboundSettings {
@@ -41,8 +53,12 @@ impl OutboundSettings {
             OutboundChannel::Sms => self.sms,
             OutboundChannel::Push => self.push,
         };
+        let push = channel == OutboundChannel::Push;
         chosen.unwrap_or(match channel {
             OutboundChannel::Email if self.smtp.is_some() => Via::Smtp,
+            _ if push && self.fcm.is_some() && self.apns.is_some() => Via::Platform,
+            _ if push && self.fcm.is_some() => Via::Fcm,
+            _ if push && self.apns.is_some() => Via::Apns,
             _ if self.webhook.is_some() => Via::Webhook,
             _ => Via::Log,
         })
@@ -50,34 +66,35 @@ impl OutboundSettings {
 
     /// Builds every adapter the channels use, or says which setting is wrong.
     pub fn build(&self) -> Result<ByChannel, SetupError> {
-        let smtp = self.smtp.as_ref().map(SmtpOutbound::new).transpose()?;
-        let webhook = self
-            .webhook
-            .as_ref()
-            .map(WebhookOutbound::new)
-            .transpose()?;
-        let smtp: Option<Arc<dyn Outbound>> = smtp.map(|a| Arc::new(a) as Arc<dyn Outbound>);
-        let webhook: Option<Arc<dyn Outbound>> = webhook.map(|a| Arc::new(a) as Arc<dyn Outbound>);
+        let built = Built {
+            smtp: self
+                .smtp
+                .as_ref()
+                .map(SmtpOutbound::new)
+                .transpose()?
+                .map(shared),
+            webhook: self
+                .webhook
+                .as_ref()
+                .map(WebhookOutbound::new)
+                .transpose()?
+                .map(shared),
+            fcm: self
+                .fcm
+                .as_ref()
+                .map(FcmOutbound::new)
+                .transpose()?
+                .map(shared),
+            apns: self
+                .apns
+                .as_ref()
+                .map(ApnsOutbound::new)
+                .transpose()?
+                .map(shared),
+        };
         let mut routes = ByChannel::default();
         for channel in OutboundChannel::ALL {
-            let name = channel.as_str();
-            let adapter: Arc<dyn Outbound> = match self.via(channel) {
-                Via::Log => Arc::new(LogOutbound),
-                Via::Smtp if channel != OutboundChannel::Email => {
-                    return Err(SetupError::Routing(format!(
-                        "SMTP carries e-mail only, not {name}"
-                    )));
-                }
-                Via::Smtp => smtp.clone().ok_or_else(|| {
-                    SetupError::Routing("e-mail via SMTP needs --smtp-url and --smtp-from".into())
-                })?,
-                Via::Webhook => webhook.clone().ok_or_else(|| {
-                    SetupError::Routing(format!(
-                        "{name} via the webhook needs --webhook-url and --webhook-secret"
-                    ))
-                })?,
-            };
-            routes = routes.with(channel, adapter);
+            routes = routes.with(channel, built.adapter(channel, self.via(channel))?);
         }
         Ok(routes)
     }
@@ -89,6 +106,51 @@ impl OutboundSettings {
             .map(|c| format!("{}={:?}", c.as_str(), self.via(*c)).to_lowercase())
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+fn shared(adapter: impl Outbound) -> Arc<dyn Outbound> {
+    Arc::new(adapter)
+}
+
+/// The adapters the settings configure, each built once and shared by the channels that use it.
+struct Built {
+    smtp: Option<Arc<dyn Outbound>>,
+    webhook: Option<Arc<dyn Outbound>>,
+    fcm: Option<Arc<dyn Outbound>>,
+    apns: Option<Arc<dyn Outbound>>,
+}
+
+impl Built {
+    fn adapter(&self, channel: OutboundChannel, via: Via) -> Result<Arc<dyn Outbound>, SetupError> {
+        let name = channel.as_str();
+        let needs = |adapter: &Option<Arc<dyn Outbound>>, flags: &str| {
+            adapter.clone().ok_or_else(|| {
+                SetupError::Routing(format!("{name} via {via:?} needs {flags}").to_lowercase())
+            })
+        };
+        let push_only = |what: &str| {
+            Err(SetupError::Routing(format!(
+                "{what} carries push only, not {name}"
+            )))
+        };
+        match via {
+            Via::Log => Ok(Arc::new(LogOutbound)),
+            Via::Smtp if channel != OutboundChannel::Email => Err(SetupError::Routing(format!(
+                "SMTP carries e-mail only, not {name}"
+            ))),
+            Via::Fcm | Via::Apns | Via::Platform if channel != OutboundChannel::Push => {
+                push_only("FCM/APNs")
+            }
+            Via::Smtp => needs(&self.smtp, "--smtp-url and --smtp-from"),
+            Via::Webhook => needs(&self.webhook, "--webhook-url and --webhook-secret"),
+            Via::Fcm => needs(&self.fcm, "--fcm-service-account"),
+            Via::Apns => needs(&self.apns, "--apns-key-file and its ids"),
+            Via::Platform => Ok(Arc::new(PushByPlatform {
+                fcm: needs(&self.fcm, "--fcm-service-account")?,
+                apns: needs(&self.apns, "--apns-key-file and its ids")?,
+            })),
+        }
     }
 }
 

@@ -27,9 +27,6 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(20);
 /// The shortest secret accepted, in bytes: HMAC-SHA256's own output length.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// How much of an answer's body is read (for its reference or its reason); the rest is ignored.
-const MAX_ANSWER_BYTES: usize = 4096;
-
 /// Where the deliveries go and the key that signs them.
 #[derive(Clone)]
 pub struct WebhookSettings {
@@ -60,17 +57,7 @@ struct Payload<'a> {
 impl WebhookOutbound {
     pub fn new(settings: &WebhookSettings) -> Result<Self, SetupError> {
         let bad = |why: String| SetupError::Webhook(why);
-        let url = reqwest::Url::parse(&settings.url).map_err(|e| bad(format!("the URL: {e}")))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(bad(
-                    "plain http:// is allowed to a loopback address only; use https://".into(),
-                ));
-            }
-            other => return Err(bad(format!("the scheme {other:?}: use https://"))),
-        }
+        let url = super::http::provider_url(&settings.url).map_err(bad)?;
         if settings.secret.len() < MIN_SECRET_BYTES {
             return Err(bad(format!(
                 "the secret must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
@@ -120,7 +107,7 @@ impl Outbound for WebhookOutbound {
             .await
             .map_err(|e| OutboundError::Unavailable(format!("no answer: {}", without_url(e))))?;
         let status = answer.status().as_u16();
-        let text = read_some(answer).await;
+        let text = super::http::read_some(answer).await;
         outcome(status, &text)
     }
 }
@@ -146,12 +133,9 @@ fn outcome(status: u16, text: &str) -> Result<Handover, OutboundError> {
         json.as_ref()
             .and_then(|j| j.get(name))
             .and_then(|v| v.as_str())
-            .map(|s| s.chars().take(200).collect::<String>())
+            .map(super::http::clip)
     };
-    let words = || {
-        let text: String = text.chars().take(200).collect();
-        format!("HTTP {status}: {}", text.trim())
-    };
+    let words = || format!("HTTP {status}: {}", super::http::clip(text));
     match status {
         200..=299 => Ok(Handover::Provider {
             reference: field("reference"),
@@ -167,34 +151,9 @@ fn outcome(status: u16, text: &str) -> Result<Handover, OutboundError> {
     }
 }
 
-/// The start of an answer's body, as text.
-async fn read_some(mut answer: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < MAX_ANSWER_BYTES {
-        match answer.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    bytes.truncate(MAX_ANSWER_BYTES);
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// A transport error's text without its URL, which may carry credentials in its query.
 fn without_url(e: reqwest::Error) -> String {
     e.without_url().to_string()
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
 }
 
 #[cfg(test)]
