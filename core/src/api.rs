@@ -14,6 +14,7 @@ use crate::offers::Offer;
 
 pub mod offline;
 pub mod paths;
+pub mod reports;
 
 /// `GET /readyz`'s body, on `200` and on `503` alike: each check and whether it passed, so an
 /// operator sees which one failed.
@@ -274,6 +275,61 @@ pub struct DeliveryRecord {
     pub attempts: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+/// An operator account (`GET /v1/admin/operators`). Its token is never shown again after creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorAccount {
+    pub operator_id: String,
+    pub name: String,
+    /// `support`, `marketing` or `admin`.
+    pub role: String,
+    pub created_at_ms: i64,
+    /// Who created it (an operator id).
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at_ms: Option<i64>,
+}
+
+/// A new operator account (`POST /v1/admin/operators`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewOperator {
+    /// The person or system, as the audit log shows it: 1-100 characters.
+    pub name: String,
+    /// `support`, `marketing` or `admin`.
+    pub role: String,
+}
+
+/// The answer to creating an operator: the account and its bearer token, shown this once (the
+/// server keeps only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedOperator {
+    pub operator: OperatorAccount,
+    pub token: String,
+}
+
+/// One operator write, as the audit log keeps it (`GET /v1/admin/audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Increasing: a later entry has a larger id.
+    pub id: i64,
+    pub at_ms: i64,
+    pub operator_id: String,
+    pub operator_name: String,
+    pub role: String,
+    /// The HTTP method and route template: what kind of change (`POST /v1/admin/offers`).
+    pub action: String,
+    /// The request's path: which member, offer or request it touched.
+    pub target: String,
+    /// The answer's status: `2xx` done, anything else refused or failed (nothing changed).
+    pub status: u16,
+    /// The client's address (the proxy's `X-Forwarded-For` when it is trusted).
+    pub client: String,
 }
 
 /// A member's request as operators see it (`GET /v1/admin/requests`).

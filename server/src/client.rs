@@ -281,6 +281,69 @@ impl OperatorClient {
         self.api.send(self.api.http.get(url).query(&query)).await
     }
 
+    /// The programme's outstanding points, in points and money.
+    pub async fn liability(
+        &self,
+    ) -> Result<loyalty_core::api::reports::LiabilityReport, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_LIABILITY);
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    /// The liability report as the server's CSV.
+    pub async fn liability_csv(&self) -> Result<String, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_LIABILITY);
+        let body = self
+            .api
+            .send_raw(self.api.http.get(url).query(&[("format", "csv")]))
+            .await?;
+        String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+    }
+
+    /// Every operator account (admin only).
+    pub async fn operators(
+        &self,
+    ) -> Result<Vec<loyalty_core::api::OperatorAccount>, OperatorError> {
+        let url = self.api.url(paths::ADMIN_OPERATORS);
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    /// Creates a named operator account; the answer holds its token, this once (admin only).
+    pub async fn create_operator(
+        &self,
+        name: &str,
+        role: &str,
+    ) -> Result<loyalty_core::api::CreatedOperator, OperatorError> {
+        let body = loyalty_core::api::NewOperator {
+            name: name.into(),
+            role: role.into(),
+        };
+        self.post(paths::ADMIN_OPERATORS, &body).await
+    }
+
+    /// Disables an operator account (admin only).
+    pub async fn disable_operator(&self, operator_id: &str) -> Result<(), OperatorError> {
+        self.post_empty(&paths::admin_operator_disable(operator_id))
+            .await
+    }
+
+    /// The audit log, newest first (admin only).
+    pub async fn audit(
+        &self,
+        operator_id: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<loyalty_core::api::AuditEntry>, OperatorError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(o) = operator_id {
+            query.push(("operator_id", o.to_string()));
+        }
+        if let Some(b) = before {
+            query.push(("before", b.to_string()));
+        }
+        let url = self.api.url(paths::ADMIN_AUDIT);
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
     /// What became of each recipient of a message, or of each message to a member.
     pub async fn deliveries(
         &self,

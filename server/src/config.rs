@@ -37,6 +37,8 @@ pub struct Config {
     pub metrics_token: String,
     /// One `loyalty::access` log line per request (`crate::http::observe`).
     pub access_log: bool,
+    /// The most points an operator of the `support` role may credit or debit in one adjustment.
+    pub support_adjust_limit: i64,
 }
 
 /// The HTTP edge's settings (see `docs/architecture.md`, "The HTTP edge"). Every one is a
@@ -106,6 +108,9 @@ impl Config {
 
     /// The defaults with this operator token. Where the server listens and which database it
     /// opens are the caller's (`loyalty server --listen --database`), not the App's.
+    /// Points a support operator may adjust at once by default.
+    pub const DEFAULT_SUPPORT_ADJUST_LIMIT: i64 = 1000;
+
     pub fn new(operator_token: String) -> Self {
         Self {
             operator_token,
@@ -121,6 +126,7 @@ impl Config {
             edge: EdgeConfig::default(),
             metrics_token: String::new(),
             access_log: true,
+            support_adjust_limit: Self::DEFAULT_SUPPORT_ADJUST_LIMIT,
         }
     }
 }

@@ -91,6 +91,14 @@ pub const ADMIN_PROGRAMME_SETTLE: &str = "/v1/admin/programme/settle";
 /// What offline tills' flushes could not do as the till did it: reused codes, redemption
 /// shortfalls, refused postings.
 pub const ADMIN_TILL_EXCEPTIONS: &str = "/v1/admin/till-exceptions";
+/// Named operator accounts: list (GET), create (POST; the answer holds the token, once).
+pub const ADMIN_OPERATORS: &str = "/v1/admin/operators";
+/// Disables an operator account: its token stops working at once.
+pub const ADMIN_OPERATOR_DISABLE: &str = "/v1/admin/operators/{operator_id}/disable";
+/// Every operator write: who, what, when, from where, and how it ended.
+pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
+/// The programme's outstanding points, in points and money (JSON, or CSV with `format=csv`).
+pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
 
 /// Every path above, for the tests and tools that check the router and the OpenAPI document
 /// against the table.
@@ -135,7 +143,15 @@ pub const ALL: &[&str] = &[
     ADMIN_PROGRAMME,
     ADMIN_PROGRAMME_SETTLE,
     ADMIN_TILL_EXCEPTIONS,
+    ADMIN_OPERATORS,
+    ADMIN_OPERATOR_DISABLE,
+    ADMIN_AUDIT,
+    ADMIN_REPORT_LIABILITY,
 ];
+
+pub fn admin_operator_disable(operator_id: &str) -> String {
+    fill(ADMIN_OPERATOR_DISABLE, &[operator_id])
+}
 
 pub fn member_sync(member_id: &str) -> String {
     fill(MEMBER_SYNC, &[member_id])

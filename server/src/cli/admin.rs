@@ -60,6 +60,27 @@ enum AdminCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
     },
+    /// The operators' reports (points liability), as a table, JSON or CSV.
+    Report {
+        #[command(subcommand)]
+        command: super::reports::ReportCommand,
+    },
+    /// Named operator accounts with roles (admin only).
+    Operators {
+        #[command(subcommand)]
+        command: super::operators::OperatorsCommand,
+    },
+    /// Every operator write, newest first: who, what, when, from where (admin only).
+    Audit {
+        /// Only this operator's writes.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Only entries older than this id (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
     /// Members' questions and complaints.
     Requests {
         #[command(subcommand)]
@@ -342,6 +363,13 @@ pub async fn run(args: AdminArgs) -> CliResult {
         AdminCommand::Card { command } => card(&client, command, json).await,
         AdminCommand::TillExceptions { limit } => till_exceptions(&client, limit, json).await,
         AdminCommand::Requests { command } => requests(&client, command, json).await,
+        AdminCommand::Report { command } => super::reports::run(&client, command, json).await,
+        AdminCommand::Operators { command } => super::operators::run(&client, command, json).await,
+        AdminCommand::Audit {
+            operator,
+            before,
+            limit,
+        } => super::operators::audit(&client, operator.as_deref(), before, limit, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
         AdminCommand::Show { member } => {
             let member_id = resolve_member(&client, &member).await?;

@@ -5,9 +5,11 @@ pub mod bench;
 pub mod config_file;
 pub mod device;
 pub mod money;
+pub mod operators;
 pub mod outbound_flags;
 pub mod programme;
 pub mod qr_scan;
+pub mod reports;
 pub mod server;
 pub mod till;
 

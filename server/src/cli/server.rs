@@ -82,6 +82,9 @@ pub struct ServerArgs {
     /// Log lines as text for people or JSON (one object a line) for a log collector.
     #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The most points a `support` operator may credit or debit in one adjustment.
+    #[arg(long, env = "LOYALTY_SUPPORT_ADJUST_LIMIT", default_value_t = Config::DEFAULT_SUPPORT_ADJUST_LIMIT)]
+    support_adjust_limit: i64,
     /// A TOML file with any of these settings by their long names (`max-connections = 5000`);
     /// a flag or an environment variable given as well wins over the file.
     #[arg(long, env = "LOYALTY_CONFIG")]
@@ -232,6 +235,10 @@ pub async fn run(args: ServerArgs) -> CliResult {
     config.edge = args.edge.config()?;
     config.metrics_token = args.metrics_token;
     config.access_log = args.access_log;
+    if args.support_adjust_limit < 0 {
+        return Err("--support-adjust-limit cannot be negative".into());
+    }
+    config.support_adjust_limit = args.support_adjust_limit;
     raise_open_file_limit(config.edge.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -29,17 +29,19 @@ use loyalty_core::ids;
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::guard::Guard;
+use crate::service::operators::{self, Identity};
 use crate::storage::DeviceRecord;
 
-/// An operator: `Authorization: Bearer <operator token>`. `id` names who it is, recorded with
-/// what they change in the ledger: today the one configured token is the bootstrap operator,
-/// [`BOOTSTRAP_OPERATOR`].
+/// An operator: `Authorization: Bearer <token>` of a named account that is not disabled, or the
+/// configured operator token (the bootstrap admin, [`BOOTSTRAP_OPERATOR`]), whose role allows the
+/// route ([`crate::http::access`]; else `403 forbidden`). `id` names who it is, recorded with
+/// what they change in the ledger and in the audit log.
 pub struct Operator {
     pub id: String,
+    pub identity: Identity,
 }
 
-/// The operator the configured operator token belongs to.
-pub const BOOTSTRAP_OPERATOR: &str = "admin";
+pub use crate::service::operators::BOOTSTRAP_OPERATOR;
 
 /// A till: `Authorization: Bearer <till token>` and its id in `X-Till-Id`.
 pub struct Till {
@@ -88,9 +90,19 @@ impl FromRequestParts<Arc<App>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        guarded(parts, async { app.authenticate_operator(&parts.headers) }).await?;
+        let identity = guarded(parts, app.identify_operator(&parts.headers)).await?;
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        if let Some(slot) = parts.extensions.get::<crate::http::audit::AuditSlot>() {
+            slot.fill(&identity, &route, guard(parts)?.client(parts));
+        }
+        identity.require(crate::http::access::required(&parts.method, &route))?;
         Ok(Operator {
-            id: BOOTSTRAP_OPERATOR.to_string(),
+            id: identity.operator_id.clone(),
+            identity,
         })
     }
 }
@@ -180,15 +192,31 @@ impl App {
         Ok(device)
     }
 
-    /// Checks the operator bearer token, or 401.
-    pub fn authenticate_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        check_bearer(headers, self.operator_token_hash.as_ref(), "operator")
+    /// The operator a bearer token names: the configured token's bootstrap admin, or a named
+    /// account that is not disabled; else 401.
+    pub async fn identify_operator(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        if check_bearer(headers, self.operator_token_hash.as_ref(), "operator").is_ok() {
+            return Ok(Identity::bootstrap());
+        }
+        let token =
+            bearer(headers).ok_or_else(|| ApiError::unauthorized("operator token is missing"))?;
+        operators::identify(self, token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("operator token is wrong or disabled"))
     }
 
     /// Checks the till bearer token, or 401.
     pub fn authenticate_till_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         check_bearer(headers, self.till_token_hash.as_ref(), "till")
     }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Checks `Authorization: Bearer <token>` against the hash of the configured token, in constant
@@ -198,11 +226,8 @@ fn check_bearer(
     expected: Option<&[u8; 32]>,
     who: &str,
 ) -> Result<(), ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized(format!("{who} token is missing")))?;
+    let token =
+        bearer(headers).ok_or_else(|| ApiError::unauthorized(format!("{who} token is missing")))?;
     let expected = expected.ok_or_else(|| {
         ApiError::unauthorized(format!("no {who} token is configured on this server"))
     })?;

@@ -186,6 +186,11 @@ impl JsonBody for api::PinEntry {
     const WHAT: &'static str = "PIN";
 }
 
+impl JsonBody for api::NewOperator {
+    const CODE: &'static str = "invalid_operator";
+    const WHAT: &'static str = "operator";
+}
+
 impl JsonBody for api::RefundRequest {
     const CODE: &'static str = "invalid_refund";
     const WHAT: &'static str = "refund";

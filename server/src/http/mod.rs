@@ -6,7 +6,9 @@
 //! the OpenAPI document ([`openapi`]) from the same annotations: the router and the document are
 //! one list, and cannot disagree.
 
+pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod device;
 pub mod edge;
 pub mod error;
@@ -54,6 +56,10 @@ fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
     edge::limited(limited, &edge)
         .merge(waiting)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit::audit_writes,
+        ))
         // Outermost on each route: counts and logs what the limits refused too.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

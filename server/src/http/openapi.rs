@@ -264,8 +264,9 @@ error_set!(
     Refusals: 400, 408, 413, 500, 503
 );
 error_set!(
-    /// Credentials missing or wrong, and the per-address limit on failures.
-    Authentication: 401, 429
+    /// Credentials missing or wrong, credentials whose role does not allow the route (operators),
+    /// and the per-address limit on failures.
+    Authentication: 401, 403, 429
 );
 error_set!(
     /// The per-address limit on enrollment attempts.

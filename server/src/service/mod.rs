@@ -12,6 +12,8 @@ pub mod members;
 pub mod messaging;
 pub mod offers;
 pub mod offline;
+pub mod operators;
 pub mod programme;
 pub mod prompts;
+pub mod reports;
 pub mod sync;

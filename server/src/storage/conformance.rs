@@ -643,6 +643,92 @@ pub async fn plastic_cards_link_once_and_lost_ones_stay_lost(s: Arc<dyn Storage>
     );
 }
 
+/// `OperatorStore`: accounts are found by their token hash (disabled ones too: the service
+/// refuses them), listed oldest first, disabled once; audit entries come back newest first, by
+/// operator, in pages.
+pub async fn operator_accounts_and_the_audit_log(s: Arc<dyn Storage>) {
+    use loyalty_core::api::{AuditEntry, OperatorAccount};
+    let account = |id: &str, at: i64| OperatorAccount {
+        operator_id: id.into(),
+        name: format!("Name of {id}"),
+        role: "support".into(),
+        created_at_ms: at,
+        created_by: "admin".into(),
+        disabled_at_ms: None,
+    };
+    for (id, at, hash) in [("op_a", NOW, [1u8; 32]), ("op_b", NOW + 1, [2u8; 32])] {
+        s.create_operator(NewOperatorAccount {
+            account: account(id, at),
+            token_hash: hash,
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        s.operator_by_token([2u8; 32]).await.unwrap(),
+        Some(account("op_b", NOW + 1))
+    );
+    assert_eq!(s.operator_by_token([3u8; 32]).await.unwrap(), None);
+    assert!(s.disable_operator("op_a", NOW + 5).await.unwrap());
+    assert!(s.disable_operator("op_a", NOW + 9).await.unwrap());
+    assert!(!s.disable_operator("op_nobody", NOW).await.unwrap());
+    let listed = s.operators().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|a| (a.operator_id.as_str(), a.disabled_at_ms))
+            .collect::<Vec<_>>(),
+        [("op_a", Some(NOW + 5)), ("op_b", None)],
+        "the first disabling date stays"
+    );
+
+    for (i, who) in ["op_a", "op_b", "op_a"].into_iter().enumerate() {
+        s.record_audit(AuditEntry {
+            id: 0,
+            at_ms: NOW + i as i64,
+            operator_id: who.into(),
+            operator_name: format!("Name of {who}"),
+            role: "support".into(),
+            action: "POST /v1/admin/members".into(),
+            target: format!("/v1/admin/members?{i}"),
+            status: 200 + i as u16,
+            client: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let all = s
+        .audit(AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [202, 201, 200]
+    );
+    assert!(all[0].id > all[1].id && all[1].id > all[2].id, "{all:?}");
+    let a_only = s
+        .audit(AuditFilter {
+            operator_id: Some("op_a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(a_only.len(), 2);
+    let page = s
+        .audit(AuditFilter {
+            before_id: Some(all[0].id),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, [all[1].clone()]);
+}
+
 /// `find_members`: by the retailer's reference and by id, in member id order; nobody is empty.
 pub async fn members_are_found_by_reference(s: Arc<dyn Storage>) {
     for (id, card) in [("m2", "6270000000000002"), ("m1", "6270000000000001")] {
@@ -2124,6 +2210,7 @@ macro_rules! storage_conformance {
             devices_are_revoked_and_members_blocked,
             pin_tries_are_counted_and_lock,
             members_are_found_by_reference,
+            operator_accounts_and_the_audit_log,
             plastic_cards_link_once_and_lost_ones_stay_lost,
             card_sessions_open_without_a_code_and_remember_their_pin,
             the_key_feed_numbers_every_change,

@@ -11,10 +11,12 @@
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
 //! | [`offline`] | [`OfflineStore`] | the offline till: the key feed, codes used by offline purchases, exceptions |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
+//! | [`operators`] | [`OperatorStore`] | operator accounts (roles, token hashes) and the audit log |
+//! | [`reports`] | [`ReportStore`] | the operators' reports, each one aggregate statement |
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all ten: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all twelve: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod cards;
@@ -28,8 +30,10 @@ pub mod members;
 pub mod messages;
 pub mod offers;
 pub mod offline;
+pub mod operators;
 pub mod postgres;
 pub mod programme;
+pub mod reports;
 pub mod sqlite;
 
 pub use cards::*;
@@ -41,7 +45,9 @@ pub use members::*;
 pub use messages::*;
 pub use offers::*;
 pub use offline::*;
+pub use operators::*;
 pub use programme::*;
+pub use reports::*;
 
 /// A storage failure: the backend could not do what it was asked. What a caller's input or a
 /// concurrent writer can make happen — a code used before, a revision conflict, an idempotency
@@ -71,6 +77,8 @@ pub trait Storage:
     + OfflineStore
     + MessageStore
     + ProgrammeStore
+    + OperatorStore
+    + ReportStore
     + ChangeStore
     + HealthStore
 {
@@ -85,6 +93,8 @@ impl<T> Storage for T where
         + OfflineStore
         + MessageStore
         + ProgrammeStore
+        + OperatorStore
+        + ReportStore
         + ChangeStore
         + HealthStore
 {

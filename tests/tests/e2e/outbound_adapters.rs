@@ -173,9 +173,19 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// Debian's Python, which `python3-aiosmtpd` installs into (a `python3` earlier on the PATH, as
+/// pyenv's, would not see it); any `python3` where there is no `/usr/bin/python3`.
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 /// Whether the SMTP server can run here; in CI (`LOYALTY_REQUIRE_SMTP=1`) it must.
 fn smtp_available() -> bool {
-    let ok = Command::new("python3")
+    let ok = Command::new(python())
         .args(["-c", "import aiosmtpd"])
         .stderr(Stdio::null())
         .status()
@@ -201,7 +211,7 @@ impl SmtpServer {
         let mail = dir.join("mail");
         std::fs::create_dir_all(&mail).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp/receiver.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(script)
             .arg(port.to_string())
             .arg(&mail)

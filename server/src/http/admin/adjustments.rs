@@ -11,7 +11,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
-use crate::service::adjustments;
+use crate::service::{adjustments, operators};
 
 /// Credits (`points` > 0) or debits (`points` < 0) the member's points, with a reason the member's
 /// card shows; a debit never takes the balance below zero. Safe to retry with the same key.
@@ -34,6 +34,11 @@ pub async fn adjust(
     body: Result<Json<AdjustPoints>, ApiError>,
 ) -> Result<Json<PostingResponse>, ApiError> {
     let Json(request) = body?;
+    operators::may_adjust(
+        &operator.identity,
+        request.points,
+        app.config.support_adjust_limit,
+    )?;
     Ok(Json(
         adjustments::adjust(&app, &member_id, &operator.id, request).await?,
     ))

@@ -6,7 +6,6 @@ use crate::projection::epochs::renew;
 use crate::service::members::CARD_NUMBER_ATTEMPTS;
 
 use crate::service::members::{ensure_member, set_blocked};
-use axum::http::HeaderMap;
 use loyalty_core::api::{EpochsStarted, MemberMatch, StartEpochs};
 
 use std::sync::Arc;
@@ -352,10 +351,9 @@ pub async fn card_qr(
 pub async fn start_epochs(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    headers: HeaderMap,
+    _: Operator,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<EpochsStarted>, ApiError> {
-    app.authenticate_operator(&headers)?;
     let body = body?;
     let request: StartEpochs = if body.iter().all(u8::is_ascii_whitespace) {
         StartEpochs::default()

@@ -1,5 +1,6 @@
 //! The operator's routes, by area: members, offers and segments, messages, the programme, points
-//! adjustments, plastic cards, offline tills' exceptions.
+//! adjustments, plastic cards, offline tills' exceptions, operator accounts and the audit log.
+//! Which role may use which is `crate::http::access`.
 
 pub mod adjustments;
 pub mod cards;
@@ -7,7 +8,9 @@ pub mod exceptions;
 pub mod members;
 pub mod messages;
 pub mod offers;
+pub mod operators;
 pub mod programme;
+pub mod reports;
 
 use std::sync::Arc;
 
@@ -44,4 +47,11 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(exceptions::till_exceptions))
         .routes(routes!(cards::link))
         .routes(routes!(cards::lost))
+        .routes(routes!(
+            operators::list_operators,
+            operators::create_operator
+        ))
+        .routes(routes!(operators::disable_operator))
+        .routes(routes!(operators::audit))
+        .routes(routes!(reports::liability))
 }

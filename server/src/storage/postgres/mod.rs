@@ -22,7 +22,9 @@ mod members;
 mod messages;
 mod offers;
 mod offline;
+mod operators;
 mod programme;
+mod reports;
 pub mod schema;
 mod segments;
 

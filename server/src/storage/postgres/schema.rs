@@ -88,6 +88,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "019_delivery_states",
         include_str!("../../../migrations/postgres/019_delivery_states.sql"),
     ),
+    (
+        "020_operators",
+        include_str!("../../../migrations/postgres/020_operators.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -26,7 +26,9 @@ mod members;
 mod messages;
 pub mod offers;
 mod offline;
+mod operators;
 mod programme;
+mod reports;
 mod segments;
 mod writer;
 
@@ -58,6 +60,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/016_cards_and_pins.sql"),
     include_str!("../../../migrations/sqlite/017_member_lookup.sql"),
     include_str!("../../../migrations/sqlite/018_delivery_states.sql"),
+    include_str!("../../../migrations/sqlite/019_operators.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

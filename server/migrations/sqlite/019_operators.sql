@@ -1,0 +1,23 @@
+-- Named operator accounts with roles (support, marketing, admin), each with the SHA-256 of its
+-- bearer token, and the audit log of every operator write (docs/operations.md, *Operators*).
+CREATE TABLE operators (
+    operator_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    disabled_at INTEGER
+);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    operator_id TEXT NOT NULL,
+    operator_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    client TEXT NOT NULL
+);
+CREATE INDEX audit_by_operator ON audit_log (operator_id, id);
