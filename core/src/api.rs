@@ -447,6 +447,9 @@ pub struct MemberMatch {
     pub tier: String,
     /// Points the member can spend now.
     pub balance: i64,
+    /// When the member was created.
+    #[serde(default)]
+    pub enrolled_at_ms: i64,
 }
 
 /// A card a member holds besides the app.

@@ -249,6 +249,16 @@ impl OperatorClient {
             .await
     }
 
+    /// One page of members by the list filters given as query pairs (`tier`, `status`, `segment`,
+    /// `enrolled_from_ms`, `enrolled_to_ms`, `after`, `limit`).
+    pub async fn list_members(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<loyalty_core::api::MemberMatch>, OperatorError> {
+        let url = self.api.url(paths::ADMIN_MEMBERS);
+        self.api.send(self.api.http.get(url).query(query)).await
+    }
+
     /// Links a plastic card to the member; answers their linked cards.
     pub async fn link_card(
         &self,

@@ -89,7 +89,8 @@ enum AdminCommand {
     /// Show what the server holds for a member: by member id, or by a card number (theirs or a
     /// linked plastic card's).
     Show { member: String },
-    /// Find members by card number, e-mail, phone or the retailer's own reference.
+    /// Find members by card number, e-mail, phone or the retailer's own reference; without one,
+    /// list them a page at a time, filtered.
     Find {
         #[arg(long, group = "by")]
         card: Option<String>,
@@ -99,6 +100,8 @@ enum AdminCommand {
         phone: Option<String>,
         #[arg(long = "ref", group = "by")]
         external_ref: Option<String>,
+        #[command(flatten)]
+        list: ListFilters,
     },
     /// Start a member's documents afresh from their current state (a new epoch): their history
     /// is dropped, the member's phones take the new epoch at their next sync and keep what they
@@ -380,13 +383,17 @@ pub async fn run(args: AdminArgs) -> CliResult {
             email,
             phone,
             external_ref,
+            list,
         } => {
             let (field, value) = match (card, email, phone, external_ref) {
                 (Some(v), ..) => ("card_number", v),
                 (_, Some(v), ..) => ("email", v),
                 (_, _, Some(v), _) => ("phone", v),
                 (.., Some(v)) => ("external_ref", v),
-                _ => return Err("give --card, --email, --phone or --ref".into()),
+                _ => {
+                    let found = client.list_members(&list.query()).await;
+                    return print_members(found.map_err(|e| e.to_string())?, json);
+                }
             };
             find(&client, field, &value, json).await
         }
@@ -733,11 +740,52 @@ async fn resolve_member(client: &OperatorClient, member: &str) -> Result<String,
         .ok_or_else(|| format!("no member has the card {member}"))
 }
 
+/// `find`'s list filters (used when no search value is given).
+#[derive(clap::Args)]
+struct ListFilters {
+    #[arg(long)]
+    tier: Option<String>,
+    /// active or blocked.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    segment: Option<String>,
+    /// The page after this member id.
+    #[arg(long)]
+    after: Option<String>,
+    #[arg(long)]
+    limit: Option<u32>,
+}
+
+impl ListFilters {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        for (name, value) in [
+            ("tier", &self.tier),
+            ("status", &self.status),
+            ("segment", &self.segment),
+            ("after", &self.after),
+        ] {
+            if let Some(v) = value {
+                q.push((name, v.clone()));
+            }
+        }
+        if let Some(limit) = self.limit {
+            q.push(("limit", limit.to_string()));
+        }
+        q
+    }
+}
+
 async fn find(client: &OperatorClient, field: &str, value: &str, json: bool) -> CliResult {
     let found = client
         .find_members(field, value)
         .await
         .map_err(|e| e.to_string())?;
+    print_members(found, json)
+}
+
+fn print_members(found: Vec<loyalty_core::api::MemberMatch>, json: bool) -> CliResult {
     if json {
         return print_json(&found);
     }

@@ -4,7 +4,7 @@ use crate::app::App;
 use crate::error::DomainError;
 use crate::projection::documents::{self};
 
-use crate::storage::MemberLookup;
+use crate::storage::{MemberFilter, MemberLookup};
 use loyalty_core::api::MemberMatch;
 use loyalty_core::checkout_code::{card_number_to_u64, format_card_number};
 use loyalty_core::{DocKind, card};
@@ -19,10 +19,16 @@ pub struct Search {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub external_ref: Option<String>,
+    /// Without a search value: list members, filtered and paged.
+    pub list: MemberFilter,
 }
 
+/// The most members one page of a list holds.
+pub const MAX_PAGE: u32 = 500;
+
 /// Finds members by their card number (their own or a linked plastic card, lost ones too), e-mail,
-/// phone or the retailer's reference, exactly one of them; at most 50, in member id order.
+/// phone or the retailer's reference, at most one of them; at most 50, in member id order. Without
+/// one, lists the members the filters admit, a page at a time ([`list`]).
 pub async fn find(app: &App, search: Search) -> Result<Vec<MemberMatch>, DomainError> {
     let bad = |m: &str| DomainError::bad_request("malformed_query", m.to_string());
     let given = [
@@ -31,10 +37,15 @@ pub async fn find(app: &App, search: Search) -> Result<Vec<MemberMatch>, DomainE
         search.phone.is_some(),
         search.external_ref.is_some(),
     ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(bad(
-            "give exactly one of card_number, email, phone, external_ref",
-        ));
+    match given.iter().filter(|g| **g).count() {
+        0 => return list(app, search.list).await,
+        1 if search.list == MemberFilter::default() => {}
+        1 => return Err(bad("a search by value takes no list filters or paging")),
+        _ => {
+            return Err(bad(
+                "give at most one of card_number, email, phone, external_ref",
+            ));
+        }
     }
     let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.is_empty() || v.len() > 256);
     if [
@@ -77,6 +88,30 @@ pub async fn find(app: &App, search: Search) -> Result<Vec<MemberMatch>, DomainE
         }
     };
     Ok(app.storage.find_members(&lookup).await?)
+}
+
+/// One page of members in member id order: `limit` 1 to [`MAX_PAGE`] (50 when 0), the next page
+/// after the last member id of this one.
+pub async fn list(app: &App, mut filter: MemberFilter) -> Result<Vec<MemberMatch>, DomainError> {
+    if filter.limit == 0 {
+        filter.limit = 50;
+    }
+    if filter.limit > MAX_PAGE {
+        return Err(DomainError::bad_request(
+            "malformed_query",
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
+    }
+    let too_long = [&filter.tier, &filter.segment, &filter.after]
+        .into_iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.is_empty() || v.len() > 256));
+    if too_long {
+        return Err(DomainError::bad_request(
+            "malformed_query",
+            "a filter value is 1 to 256 bytes",
+        ));
+    }
+    Ok(app.storage.list_members(&filter).await?)
 }
 
 pub(crate) async fn ensure_member(app: &App, member_id: &str) -> Result<(), DomainError> {

@@ -33,6 +33,7 @@ use loyalty_core::api::paths;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct FindQuery {
     /// Their own card number or a linked plastic card's (lost ones too), spaces allowed.
     #[serde(default)]
@@ -45,10 +46,34 @@ pub struct FindQuery {
     /// The retailer's own reference, given when the member was created.
     #[serde(default)]
     external_ref: Option<String>,
+    /// Listing (no search value): members in this tier.
+    #[serde(default)]
+    tier: Option<String>,
+    /// Listing: `active` or `blocked` members.
+    #[serde(default)]
+    #[param(pattern = "^(active|blocked)$")]
+    status: Option<String>,
+    /// Listing: members of this segment (as last computed).
+    #[serde(default)]
+    segment: Option<String>,
+    /// Listing: created at or after (ms since the epoch).
+    #[serde(default)]
+    enrolled_from_ms: Option<i64>,
+    /// Listing: created before (ms since the epoch).
+    #[serde(default)]
+    enrolled_to_ms: Option<i64>,
+    /// Listing: the page after this member id (the last of the previous page).
+    #[serde(default)]
+    after: Option<String>,
+    /// Listing: at most this many (1 to 500; 50 when absent).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
 }
 
-/// Finds members by one of card number, e-mail, phone or the retailer's reference: at most 50,
-/// in member id order; none found is an empty list.
+/// Finds members by one of card number, e-mail, phone or the retailer's reference (at most 50, in
+/// member id order; none found is an empty list) or, without one, lists them a page at a time,
+/// filtered by tier, status, segment and enrollment time.
 #[utoipa::path(
     get,
     path = paths::ADMIN_MEMBERS,
@@ -64,11 +89,37 @@ pub async fn find_members(
 ) -> Result<Json<Vec<MemberMatch>>, ApiError> {
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let blocked = match q.status.as_deref() {
+        None => None,
+        Some("active") => Some(false),
+        Some("blocked") => Some(true),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "malformed_query",
+                "status must be active or blocked",
+            ));
+        }
+    };
+    if q.limit == Some(0) {
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            "limit must be 1-500",
+        ));
+    }
     let search = crate::service::members::Search {
         card_number: q.card_number,
         email: q.email,
         phone: q.phone,
         external_ref: q.external_ref,
+        list: crate::storage::MemberFilter {
+            tier: q.tier,
+            blocked,
+            segment: q.segment,
+            enrolled_from_ms: q.enrolled_from_ms,
+            enrolled_to_ms: q.enrolled_to_ms,
+            after: q.after,
+            limit: q.limit.unwrap_or(0),
+        },
     };
     Ok(Json(crate::service::members::find(&app, search).await?))
 }
