@@ -81,50 +81,7 @@ impl Outbound for PushByPlatform {
 mod tests {
     use super::*;
 
-    struct Accepts(&'static str);
-
-    #[async_trait]
-    impl Outbound for Accepts {
-        async fn send(&self, _: &OutboundMessage) -> Result<Handover, OutboundError> {
-            Ok(Handover::Provider {
-                reference: Some(self.0.into()),
-            })
-        }
-    }
-
-    fn message(channel: OutboundChannel) -> OutboundMessage {
-        OutboundMessage {
-            attempt: 0,
-            channel,
-            member_id: "mbr_1".into(),
-            message_id: "msg_1".into(),
-            kind: "service".into(),
-            subject: "s".into(),
-            body: "b".into(),
-            address: "a".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn each_channel_goes_to_its_own_adapter() {
-        let routes = ByChannel::default().with(OutboundChannel::Email, Arc::new(Accepts("smtp")));
-        let email = routes.send(&message(OutboundChannel::Email)).await;
-        assert_eq!(
-            email,
-            Ok(Handover::Provider {
-                reference: Some("smtp".into())
-            })
-        );
-        for other in [OutboundChannel::Sms, OutboundChannel::Push] {
-            assert_eq!(routes.send(&message(other)).await, Ok(Handover::Logged));
-        }
-    }
-}
-
-#[cfg(test)]
-mod platform_tests {
-    use super::*;
-
+    /// An adapter that answers with its own name as the reference.
     struct Named(&'static str);
 
     #[async_trait]
@@ -133,6 +90,41 @@ mod platform_tests {
             Ok(Handover::Provider {
                 reference: Some(self.0.into()),
             })
+        }
+    }
+
+    fn message(channel: OutboundChannel, address: &str) -> OutboundMessage {
+        OutboundMessage {
+            attempt: 0,
+            channel,
+            member_id: "mbr_1".into(),
+            message_id: "msg_1".into(),
+            kind: "service".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            address: address.into(),
+        }
+    }
+
+    fn reference(answer: Result<Handover, OutboundError>) -> Option<String> {
+        match answer {
+            Ok(Handover::Provider { reference }) => reference,
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_channel_goes_to_its_own_adapter() {
+        let routes = ByChannel::default().with(OutboundChannel::Email, Arc::new(Named("smtp")));
+        let email = routes
+            .send(&message(OutboundChannel::Email, "a@b.example"))
+            .await;
+        assert_eq!(reference(email).as_deref(), Some("smtp"));
+        for other in [OutboundChannel::Sms, OutboundChannel::Push] {
+            assert_eq!(
+                routes.send(&message(other, "x")).await,
+                Ok(Handover::Logged)
+            );
         }
     }
 
@@ -147,20 +139,8 @@ mod platform_tests {
             ("fcm:abc", "fcm"),
             ("abc:def", "fcm"),
         ] {
-            let m = OutboundMessage {
-                attempt: 0,
-                channel: OutboundChannel::Push,
-                member_id: "m".into(),
-                message_id: "x".into(),
-                kind: "service".into(),
-                subject: "s".into(),
-                body: "b".into(),
-                address: address.into(),
-            };
-            let Ok(Handover::Provider { reference }) = push.send(&m).await else {
-                panic!("{address}")
-            };
-            assert_eq!(reference.as_deref(), Some(expected), "{address}");
+            let answer = push.send(&message(OutboundChannel::Push, address)).await;
+            assert_eq!(reference(answer).as_deref(), Some(expected), "{address}");
         }
     }
 }

@@ -101,18 +101,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `openssl ARGS` in `dir`; keys and certificates for the receivers are made fresh per test.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
 // ---- the SMTP server -------------------------------------------------------------------------
 
 /// A private CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "req",
         "-x509",
@@ -867,14 +870,7 @@ async fn apns_receiver(public_point: Vec<u8>, log: PushLog) -> String {
 /// An RSA service account key (PKCS#8 PEM, PKCS#1 public DER) and an APNs `.p8` key (PKCS#8 PEM,
 /// uncompressed public point), made by `openssl`.
 fn push_keys(dir: &Path) -> (String, Vec<u8>, PathBuf, Vec<u8>) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "genpkey",
         "-algorithm",
