@@ -84,6 +84,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "018_member_lookup",
         include_str!("../../../migrations/postgres/018_member_lookup.sql"),
     ),
+    (
+        "019_ledger_reasons",
+        include_str!("../../../migrations/postgres/019_ledger_reasons.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -57,6 +57,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/015_till_feed.sql"),
     include_str!("../../../migrations/sqlite/016_cards_and_pins.sql"),
     include_str!("../../../migrations/sqlite/017_member_lookup.sql"),
+    include_str!("../../../migrations/sqlite/018_ledger_reasons.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
