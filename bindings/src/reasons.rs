@@ -87,6 +87,8 @@ pub struct ReasonParams {
     /// The till's receipt, or an adjustment's reference.
     pub receipt: Option<String>,
     pub amount: Option<Money>,
+    /// Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+    pub capped_at: i64,
     /// Expiries: when the expired points were earned.
     pub earned_at_ms: Option<i64>,
     /// Refunds: points that had already expired, and points already spent that could not be taken
@@ -110,6 +112,7 @@ impl From<CoreParams> for ReasonParams {
                 minor: m.minor,
                 currency: m.currency,
             }),
+            capped_at: p.capped_at,
             earned_at_ms: p.earned_at_ms,
             already_expired: p.already_expired,
             unrecovered: p.unrecovered,
@@ -130,6 +133,7 @@ impl From<ReasonParams> for CoreParams {
                 minor: m.minor,
                 currency: m.currency,
             }),
+            capped_at: d.capped_at,
             earned_at_ms: d.earned_at_ms,
             already_expired: d.already_expired,
             unrecovered: d.unrecovered,
@@ -168,6 +172,7 @@ mod tests {
             title: Some("Coffee".into()),
             receipt: Some("R1".into()),
             amount: Some(CoreMoney::new(1250, "EUR")),
+            capped_at: 100,
             earned_at_ms: Some(5),
             already_expired: 3,
             unrecovered: 2,

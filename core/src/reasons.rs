@@ -130,6 +130,9 @@ pub struct ReasonParams {
     pub receipt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
+    /// Purchases: the points-per-receipt cap when it cut this entry's points.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capped_at: i64,
     /// Expiries: when the expired points were earned (epoch ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earned_at_ms: Option<i64>,
@@ -217,6 +220,9 @@ pub fn default_text(code: ReasonCode, p: &ReasonParams) -> String {
         },
         ReasonCode::Other => titled("Points", title),
     };
+    if p.capped_at > 0 {
+        text.push_str(&format!(" (capped at {} points per receipt)", p.capped_at));
+    }
     if p.already_expired > 0 {
         text.push_str(&format!("; {} had already expired", p.already_expired));
     }
@@ -371,7 +377,7 @@ mod tests {
 
     #[test]
     fn receipts_references_and_expiry_dates_are_worded() {
-        let purchase = ReasonParams {
+        let mut purchase = ReasonParams {
             amount: eur(1250),
             receipt: Some("R-7".into()),
             ..Default::default()
@@ -379,6 +385,11 @@ mod tests {
         assert_eq!(
             default_text(ReasonCode::Purchase, &purchase),
             "Purchase of 12.50 EUR (receipt R-7)"
+        );
+        purchase.capped_at = 100;
+        assert_eq!(
+            default_text(ReasonCode::Purchase, &purchase),
+            "Purchase of 12.50 EUR (capped at 100 points per receipt) (receipt R-7)"
         );
         let adjust = ReasonParams {
             adjust_reason: Some("goodwill".into()),

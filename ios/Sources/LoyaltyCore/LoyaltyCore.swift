@@ -2955,6 +2955,10 @@ public struct ReasonParams: Equatable, Hashable {
     public var receipt: String?
     public var amount: Money?
     /**
+     * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+     */
+    public var cappedAt: Int64
+    /**
      * Expiries: when the expired points were earned.
      */
     public var earnedAtMs: Int64?
@@ -2986,6 +2990,9 @@ public struct ReasonParams: Equatable, Hashable {
          * The till's receipt, or an adjustment's reference.
          */receipt: String?, amount: Money?, 
         /**
+         * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+         */cappedAt: Int64, 
+        /**
          * Expiries: when the expired points were earned.
          */earnedAtMs: Int64?, 
         /**
@@ -3003,6 +3010,7 @@ public struct ReasonParams: Equatable, Hashable {
         self.title = title
         self.receipt = receipt
         self.amount = amount
+        self.cappedAt = cappedAt
         self.earnedAtMs = earnedAtMs
         self.alreadyExpired = alreadyExpired
         self.unrecovered = unrecovered
@@ -3031,6 +3039,7 @@ public struct FfiConverterTypeReasonParams: FfiConverterRustBuffer {
                 title: FfiConverterOptionString.read(from: &buf), 
                 receipt: FfiConverterOptionString.read(from: &buf), 
                 amount: FfiConverterOptionTypeMoney.read(from: &buf), 
+                cappedAt: FfiConverterInt64.read(from: &buf), 
                 earnedAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 alreadyExpired: FfiConverterInt64.read(from: &buf), 
                 unrecovered: FfiConverterInt64.read(from: &buf), 
@@ -3045,6 +3054,7 @@ public struct FfiConverterTypeReasonParams: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.title, into: &buf)
         FfiConverterOptionString.write(value.receipt, into: &buf)
         FfiConverterOptionTypeMoney.write(value.amount, into: &buf)
+        FfiConverterInt64.write(value.cappedAt, into: &buf)
         FfiConverterOptionInt64.write(value.earnedAtMs, into: &buf)
         FfiConverterInt64.write(value.alreadyExpired, into: &buf)
         FfiConverterInt64.write(value.unrecovered, into: &buf)

@@ -20,8 +20,7 @@ use loyalty_core::api::{
 };
 use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{ParsedCode, format_card_number};
-use loyalty_core::earning::AppliedOffer;
-use loyalty_core::earning::{Basket, PointsPaid, price, price_with_points};
+use loyalty_core::earning::{AppliedOffer, Basket, Earning, PointsPaid, price, price_with_points};
 use loyalty_core::ids;
 use loyalty_core::programme::Programme;
 use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
@@ -467,7 +466,7 @@ pub(crate) fn book_purchase(
         )
     };
     for e in &pricing.earnings {
-        let reason = earning_reason(draft, &e.rule, &pricing.applied, terms);
+        let reason = earning_reason(draft, e, &pricing.applied, terms);
         draft.earn(&e.rule, e.points, reason);
     }
     draft.qualifying_delta = match programme.tiers.metric {
@@ -496,14 +495,15 @@ pub(crate) fn book_purchase(
     })
 }
 
-/// The structured reason of a purchase's earning under `rule`: the receipt and its total, and for
-/// an offer's points the offer and its title as the operator named it.
+/// The structured reason of a purchase's earning: the receipt and its total, the cap when it cut
+/// the rule's points, and for an offer's points the offer and its title as the operator named it.
 fn earning_reason(
     draft: &ledger::Draft<'_>,
-    rule: &str,
+    earning: &Earning,
     applied: &[AppliedOffer],
     terms: &PurchaseTerms<'_>,
 ) -> Reason {
+    let rule = earning.rule.as_str();
     let code = ReasonCode::from_rule(rule);
     let offer = rule
         .strip_prefix("offer:")
@@ -514,6 +514,7 @@ fn earning_reason(
         title: offer.map(|o| o.title.clone()),
         receipt: Some(terms.receipt.to_string()),
         amount: Some(draft.money(terms.basket.total_minor)),
+        capped_at: earning.capped_at,
         ..ReasonParams::default()
     };
     Reason::new(code, params)

@@ -118,6 +118,20 @@ fn earning_rules_combine_at_the_till_and_name_themselves() {
             .await
             .unwrap();
         assert_eq!((rule_points(&r, "base:base"), r.earned), (100, 100));
+        // A multiplier cut short by the cap says so in its reason's parameters.
+        let r = buy(&s, "d2", 6_000, vec![line("coffee", 6_000)], 0)
+            .await
+            .unwrap();
+        let cut: Vec<(&str, i64, i64)> = r
+            .movements
+            .iter()
+            .map(|m| (m.rule.as_str(), m.points, m.reason_params.capped_at))
+            .collect();
+        assert_eq!(
+            cut,
+            [("base:base", 60, 0), ("multiplier:coffee2x", 40, 100)]
+        );
+        assert!(r.movements[1].reason.contains("capped at 100 points"));
         // After the promotion's end only the base rate applies.
         s.clock.advance(DAY_MS);
         let r = buy(&s, "e", 1_000, vec![line("coffee", 1_000)], 0)

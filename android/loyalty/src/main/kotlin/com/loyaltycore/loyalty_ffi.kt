@@ -4096,6 +4096,11 @@ data class ReasonParams (
     var `amount`: Money?
     , 
     /**
+     * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+     */
+    var `cappedAt`: kotlin.Long
+    , 
+    /**
      * Expiries: when the expired points were earned.
      */
     var `earnedAtMs`: kotlin.Long?
@@ -4138,6 +4143,7 @@ public object FfiConverterTypeReasonParams: FfiConverterRustBuffer<ReasonParams>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeMoney.read(buf),
+            FfiConverterLong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterLong.read(buf),
@@ -4152,6 +4158,7 @@ public object FfiConverterTypeReasonParams: FfiConverterRustBuffer<ReasonParams>
             FfiConverterOptionalString.allocationSize(value.`title`) +
             FfiConverterOptionalString.allocationSize(value.`receipt`) +
             FfiConverterOptionalTypeMoney.allocationSize(value.`amount`) +
+            FfiConverterLong.allocationSize(value.`cappedAt`) +
             FfiConverterOptionalLong.allocationSize(value.`earnedAtMs`) +
             FfiConverterLong.allocationSize(value.`alreadyExpired`) +
             FfiConverterLong.allocationSize(value.`unrecovered`) +
@@ -4165,6 +4172,7 @@ public object FfiConverterTypeReasonParams: FfiConverterRustBuffer<ReasonParams>
             FfiConverterOptionalString.write(value.`title`, buf)
             FfiConverterOptionalString.write(value.`receipt`, buf)
             FfiConverterOptionalTypeMoney.write(value.`amount`, buf)
+            FfiConverterLong.write(value.`cappedAt`, buf)
             FfiConverterOptionalLong.write(value.`earnedAtMs`, buf)
             FfiConverterLong.write(value.`alreadyExpired`, buf)
             FfiConverterLong.write(value.`unrecovered`, buf)

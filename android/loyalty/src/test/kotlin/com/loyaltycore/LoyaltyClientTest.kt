@@ -358,13 +358,15 @@ class LoyaltyClientTest {
             // The server's English is the core's wording of the same code and parameters.
             for (e in ledger) assertEquals(e.reason, reasonDefaultText(e.reasonCode, e.reasonParams))
 
-            // This programme has no pending period: nothing is pending now.
-            assertTrue(ledger.none { it.isPending(now) })
+            // This programme has no pending period: nothing is pending now. (`now` reads the
+            // clock on every use: one instant for all the comparisons.)
+            val t = now
+            assertTrue(ledger.none { it.isPending(t) })
             // An entry maturing in a week is pending until then and available after, same words.
-            val maturing = offer.copy(availableAtMs = now + 7 * day)
-            assertTrue(maturing.isPending(now))
-            assertTrue(maturing.isPending(now + 7 * day - 1))
-            assertFalse(maturing.isPending(now + 7 * day))
+            val maturing = offer.copy(availableAtMs = t + 7 * day)
+            assertTrue(maturing.isPending(t))
+            assertTrue(maturing.isPending(t + 7 * day - 1))
+            assertFalse(maturing.isPending(t + 7 * day))
             assertEquals(german(offer), german(maturing))
             assertEquals(offer.reason, maturing.reason)
         }
