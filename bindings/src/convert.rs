@@ -11,6 +11,7 @@ use loyalty_core::store::Credentials;
 use loyalty_core::{DocKind, SyncReport as CoreSyncReport};
 
 use crate::LoyaltyError;
+use crate::reasons::{ReasonCode, ReasonParams};
 
 /// One of the member's documents; a [`crate::ChangeListener`] is told which ones changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
@@ -126,6 +127,12 @@ pub struct LedgerEntry {
     /// The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
     /// `refund`, `expiry`, `event:birthday`...
     pub rule: String,
+    /// Why, for the app to word in the member's language; `reason` is the default English.
+    pub reason_code: ReasonCode,
+    pub reason_params: ReasonParams,
+    /// When the points become spendable, if later than the entry: pending until then
+    /// ([`crate::ledger_entry_is_pending`]).
+    pub available_at_ms: Option<i64>,
 }
 
 /// What the programme says about the member beyond the balance.
@@ -202,6 +209,9 @@ impl From<card::Card> for Card {
                     reason: e.reason,
                     at_ms: e.at_ms,
                     rule: e.rule,
+                    reason_code: e.reason_code.into(),
+                    reason_params: e.reason_params.into(),
+                    available_at_ms: e.available_at_ms,
                 })
                 .collect(),
             standing: c.standing.map(Standing::from),

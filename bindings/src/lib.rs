@@ -14,6 +14,7 @@
 
 mod convert;
 mod error;
+mod reasons;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub use convert::*;
 pub use error::{LoyaltyError, SecretStoreError};
+pub use reasons::*;
 
 uniffi::setup_scaffolding!();
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inbox::Message;
 use crate::offers::Offer;
+use crate::reasons::{ReasonCode, ReasonParams};
 
 pub mod offline;
 pub mod paths;
@@ -581,6 +582,21 @@ pub struct Movement {
     /// The programme rule behind it (`base:gold`, `redeem`, `expiry`, `offer:off_1`...).
     #[serde(default)]
     pub rule: String,
+    /// Why, as a stable code an app can word in the member's language; `reason` is the default
+    /// English (`crate::reasons::default_text`). Unknown codes read as `other`.
+    #[serde(default)]
+    pub reason_code: ReasonCode,
+    /// The reason's parameters: rule, offer, receipt, amount with currency, points a refund could
+    /// not take back...
+    #[serde(default)]
+    pub reason_params: ReasonParams,
+    /// When the points become spendable, if later than the movement (epoch ms).
+    #[serde(default)]
+    pub available_at_ms: Option<i64>,
+    /// Whether the points were still pending when the server answered (`available_at_ms` is the
+    /// lasting fact; an app decides from its own clock later).
+    #[serde(default)]
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use automerge::{AutoCommit, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
+use crate::reasons::{ReasonCode, ReasonParams};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -33,7 +34,7 @@ impl CardStatus {
 }
 
 /// One movement of points, keyed by the server's transaction id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     pub tx_id: String,
@@ -43,6 +44,16 @@ pub struct LedgerEntry {
     /// The programme rule behind the movement (`base:gold`, `offer:off_1`, `expiry`, `redeem`...).
     #[serde(default)]
     pub rule: String,
+    /// Why, for an app to word in the member's language (`crate::reasons`); `reason` is the
+    /// default English. Entries written before codes existed read with the code their rule implies.
+    #[serde(default)]
+    pub reason_code: ReasonCode,
+    #[serde(default)]
+    pub reason_params: ReasonParams,
+    /// When earned points become spendable, if that was later than the entry; the entry is
+    /// pending until then ([`crate::reasons::is_pending`]).
+    #[serde(default)]
+    pub available_at_ms: Option<i64>,
 }
 
 /// What the programme says about the member beyond the balance: the tier with its benefits and
@@ -109,11 +120,21 @@ pub fn read(doc: &AutoCommit) -> Result<Option<Card>, DocumentError> {
     let mut ledger = Vec::new();
     for tx_id in f.keys(&ledger_obj) {
         let entry = f.map(&ledger_obj, &tx_id)?;
+        let rule = f.opt_str(&entry, "rule")?.unwrap_or_default();
+        let params = f.opt_str(&entry, "params")?.unwrap_or_default();
         ledger.push(LedgerEntry {
             points: f.int(&entry, "points")?,
             reason: f.str(&entry, "reason")?,
             at_ms: f.timestamp(&entry, "at")?,
-            rule: f.opt_str(&entry, "rule")?.unwrap_or_default(),
+            reason_code: ReasonCode::stored(f.opt_str(&entry, "code")?.as_deref(), &rule),
+            reason_params: ReasonParams::from_stored(&params).map_err(|e| {
+                DocumentError::Invalid {
+                    doc: DocKind::Card,
+                    message: format!("ledger entry {tx_id}: reason parameters: {e}"),
+                }
+            })?,
+            available_at_ms: f.opt_timestamp(&entry, "available_at")?,
+            rule,
             tx_id,
         });
     }
@@ -304,6 +325,26 @@ fn put_entry(
             ScalarValue::Str(entry.rule.as_str().into()),
         )?;
     }
+    put_if_changed(
+        doc,
+        &obj,
+        "code",
+        ScalarValue::Str(entry.reason_code.as_str().into()),
+    )?;
+    // The parameters are one JSON string rather than a nested map: the server is the document's
+    // only writer and writes an entry once, so there is nothing to merge field by field, and a
+    // newer server's extra parameters pass through an older reader untouched.
+    if entry.reason_params != ReasonParams::default() {
+        put_if_changed(
+            doc,
+            &obj,
+            "params",
+            ScalarValue::Str(entry.reason_params.to_stored().into()),
+        )?;
+    }
+    if let Some(at) = entry.available_at_ms {
+        put_if_changed(doc, &obj, "available_at", ScalarValue::Timestamp(at))?;
+    }
     Ok(())
 }
 
@@ -351,6 +392,7 @@ mod tests {
                 reason: format!("reason {i}"),
                 at_ms: i * 1000,
                 rule: "base:base".into(),
+                ..Default::default()
             };
             record(&mut doc, &entry, 60).unwrap();
         }
@@ -362,6 +404,57 @@ mod tests {
         assert_eq!(card.ledger[1].points, 100);
         assert_eq!(card.ledger[1].rule, "base:base");
         assert_eq!(card.standing, None);
+    }
+
+    #[test]
+    fn a_structured_reason_round_trips_and_an_entry_without_one_reads_from_its_rule() {
+        use crate::reasons::Money;
+        use automerge::transaction::Transactable;
+        let mut doc = genesis(DocKind::Card);
+        issue(&mut doc, "6270000000000001", "mbr_1").unwrap();
+        let structured = LedgerEntry {
+            tx_id: "tx1".into(),
+            points: 12,
+            reason: "Purchase of 12.50 EUR with offer \u{201c}Coffee\u{201d}".into(),
+            at_ms: 1_000,
+            rule: "offer:off_1".into(),
+            reason_code: ReasonCode::PurchaseOffer,
+            reason_params: ReasonParams {
+                offer_id: Some("off_1".into()),
+                title: Some("Coffee".into()),
+                amount: Some(Money {
+                    minor: 1250,
+                    currency: "EUR".into(),
+                }),
+                ..Default::default()
+            },
+            available_at_ms: Some(5_000),
+        };
+        record(&mut doc, &structured, 12).unwrap();
+        // An entry as a server before structured reasons wrote it: no code, params or available_at.
+        let ledger = ensure_map(&mut doc, &automerge::ROOT, "ledger").unwrap();
+        let old = ensure_map(&mut doc, &ledger, "tx0").unwrap();
+        doc.put(&old, "points", ScalarValue::Int(-3)).unwrap();
+        doc.put(&old, "reason", "3 points earned on 2026-01-01 expired")
+            .unwrap();
+        doc.put(&old, "at", ScalarValue::Timestamp(500)).unwrap();
+        doc.put(&old, "rule", "expiry").unwrap();
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(card.ledger[0], structured);
+        assert_eq!(card.ledger[1].reason_code, ReasonCode::Expiry);
+        assert_eq!(card.ledger[1].reason_params, ReasonParams::default());
+        assert_eq!(card.ledger[1].available_at_ms, None);
+        assert_eq!(
+            card.ledger[1].reason,
+            "3 points earned on 2026-01-01 expired"
+        );
+        // A newer server's code this build does not know reads as `other`, text kept.
+        doc.put(&old, "code", "cashback").unwrap();
+        let card = read(&doc).unwrap().unwrap();
+        assert_eq!(card.ledger[1].reason_code, ReasonCode::Other);
+        // Broken parameters are a clear error, not a silent default.
+        doc.put(&old, "params", "{oops").unwrap();
+        assert!(matches!(read(&doc), Err(DocumentError::Invalid { .. })));
     }
 
     #[test]
@@ -418,6 +511,7 @@ mod tests {
                 reason: format!("purchase {i}"),
                 at_ms: i * 1000,
                 rule: "base:base".into(),
+                ..Default::default()
             })
             .collect()
     }
@@ -539,6 +633,7 @@ mod trim_tests {
                 reason: "r".into(),
                 at_ms: i,
                 rule: String::new(),
+                ..Default::default()
             };
             record(&mut doc, &e, i + 1).unwrap();
             trim_ledger(&mut doc).unwrap();

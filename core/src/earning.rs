@@ -218,6 +218,13 @@ pub struct Earning {
     pub rule: String,
     pub points: i64,
     pub reason: String,
+    /// The receipt's cap (`cap_per_receipt`) when it cut this rule's points; 0 when it did not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capped_at: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// An offer the till applied to this basket.
@@ -368,6 +375,7 @@ pub fn price_with_points(
             rule: format!("offer:{}", o.id),
             points,
             reason: format!("Offer “{}”", o.title),
+            capped_at: 0,
         });
         applied.push(AppliedOffer {
             offer_id: o.id.clone(),
@@ -429,6 +437,7 @@ fn rule_earnings(
             "Earned on a purchase of {} ({rate} per unit, {tier} rate)",
             money(paid)
         ),
+        capped_at: 0,
     }];
     // Each line earns extra at the highest multiplier that covers it; the extra is booked to that
     // multiplier so the ledger names the rule behind every point.
@@ -456,6 +465,7 @@ fn rule_earnings(
             rule: format!("multiplier:{}", m.id),
             points,
             reason: format!("{}% points on {scope}", m.percent),
+            capped_at: 0,
         });
     }
     cap(&mut earnings, rules.cap_per_receipt);
@@ -474,6 +484,7 @@ fn cap(earnings: &mut [Earning], cap: i64) {
         e.points -= cut;
         excess -= cut;
         if cut > 0 {
+            e.capped_at = cap;
             e.reason
                 .push_str(&format!(" (capped at {cap} points per receipt)"));
         }
@@ -709,6 +720,7 @@ mod tests {
         assert_eq!(p.points(), 25);
         assert_eq!(rule_points(&p, "base:base"), 20);
         assert!(p.earnings[1].reason.contains("capped"));
+        assert!(p.earnings[1].capped_at > 0);
         // Exactly at the cap nothing is trimmed.
         let p = price(&r, "base", &Basket::total(1_250), &[], 0);
         assert_eq!(p.points(), 24);

@@ -23,10 +23,18 @@ use crate::offline::OfflinePolicy;
 use crate::redemption::RedemptionPolicy;
 use crate::tiers::TierLadder;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Programme {
+    /// The ISO 4217 code of the receipts' currency (`EUR` when unset): ledger reasons carry it
+    /// with every amount so an app can format money in the member's locale.
+    #[serde(
+        default = "default_currency",
+        skip_serializing_if = "is_default_currency"
+    )]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z]{3}$", example = "EUR"))]
+    pub currency: String,
     #[serde(default)]
     pub earning: EarningRules,
     #[serde(default)]
@@ -44,8 +52,39 @@ pub struct Programme {
     pub offline: OfflinePolicy,
 }
 
+/// A programme configured before currencies were named counted in euros (the demo's and tests').
+const DEFAULT_CURRENCY: &str = "EUR";
+
+fn default_currency() -> String {
+    DEFAULT_CURRENCY.to_string()
+}
+
+fn is_default_currency(c: &String) -> bool {
+    c == DEFAULT_CURRENCY
+}
+
+impl Default for Programme {
+    fn default() -> Self {
+        Self {
+            currency: default_currency(),
+            earning: EarningRules::default(),
+            points: PointsPolicy::default(),
+            tiers: TierLadder::default(),
+            cards: CardPolicy::default(),
+            redemption: RedemptionPolicy::default(),
+            offline: OfflinePolicy::default(),
+        }
+    }
+}
+
 impl Programme {
     pub fn validate(&self) -> Result<(), String> {
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "currency `{}` is not an ISO 4217 code (three capital letters)",
+                self.currency
+            ));
+        }
         self.earning.validate()?;
         self.points.validate()?;
         self.tiers.validate()?;
@@ -71,5 +110,22 @@ mod tests {
         let mut p = Programme::default();
         p.earning.tier_rates.insert("platinum".into(), 5);
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn the_currency_defaults_to_euros_and_must_be_an_iso_code() {
+        let p: Programme = serde_json::from_str("{}").unwrap();
+        assert_eq!(p.currency, "EUR");
+        assert!(!serde_json::to_string(&p).unwrap().contains("currency"));
+        for bad in ["eur", "EURO", "", "E1R"] {
+            let p = Programme {
+                currency: bad.into(),
+                ..Programme::default()
+            };
+            assert!(p.validate().is_err(), "{bad}");
+        }
+        let chf: Programme = serde_json::from_str(r#"{"currency":"CHF"}"#).unwrap();
+        assert!(chf.validate().is_ok());
+        assert!(serde_json::to_string(&chf).unwrap().contains("CHF"));
     }
 }

@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Why points moved. New variants may appear; readers must handle [`ReasonCode::Other`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
     /// Points earned by a purchase under an earning rule.
@@ -32,11 +33,59 @@ pub enum ReasonCode {
     /// A manual adjustment by an operator.
     Adjust,
     /// A code this build does not know, or a row written before codes existed.
+    #[default]
     #[serde(other)]
     Other,
 }
 
 impl ReasonCode {
+    /// Every code, for tests and the bindings' mapping.
+    pub const ALL: [Self; 10] = [
+        Self::Purchase,
+        Self::PurchaseOffer,
+        Self::Redeem,
+        Self::Refund,
+        Self::RefundRedeem,
+        Self::Expiry,
+        Self::TierBonus,
+        Self::Event,
+        Self::Adjust,
+        Self::Other,
+    ];
+
+    /// The code as stored and sent (`purchase_offer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::PurchaseOffer => "purchase_offer",
+            Self::Redeem => "redeem",
+            Self::Refund => "refund",
+            Self::RefundRedeem => "refund_redeem",
+            Self::Expiry => "expiry",
+            Self::TierBonus => "tier_bonus",
+            Self::Event => "event",
+            Self::Adjust => "adjust",
+            Self::Other => "other",
+        }
+    }
+
+    /// The code a stored name names; a name this build does not know is [`ReasonCode::Other`].
+    pub fn parse(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(Self::Other)
+    }
+
+    /// The code of a stored entry: its own when it has one, else derived from its rule (rows and
+    /// card entries written before codes existed).
+    pub fn stored(code: Option<&str>, rule: &str) -> Self {
+        match code {
+            Some(name) if !name.is_empty() => Self::parse(name),
+            _ => Self::from_rule(rule),
+        }
+    }
+
     /// Derives a code from a legacy ledger `rule` (rows written before codes existed).
     pub fn from_rule(rule: &str) -> Self {
         match rule {
@@ -58,6 +107,7 @@ impl ReasonCode {
 
 /// An amount of money in minor units (cents) with its ISO 4217 currency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     pub minor: i64,
     pub currency: String,
@@ -65,6 +115,7 @@ pub struct Money {
 
 /// The parameters a reason may carry; all optional so codes can share one shape and grow.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReasonParams {
     /// The earning rule, offer or tier that produced the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +130,12 @@ pub struct ReasonParams {
     pub receipt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
+    /// Purchases: the points-per-receipt cap when it cut this entry's points.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub capped_at: i64,
+    /// Expiries: when the expired points were earned (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earned_at_ms: Option<i64>,
     /// Refunds: points that had already expired when the purchase was refunded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub already_expired: i64,
@@ -94,6 +151,34 @@ pub struct ReasonParams {
 
 fn is_zero(n: &i64) -> bool {
     *n == 0
+}
+
+/// A reason being put together for a ledger entry: the code, its parameters, and the default text
+/// they give.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub params: ReasonParams,
+}
+
+impl Reason {
+    pub fn new(code: ReasonCode, params: ReasonParams) -> Self {
+        Self { code, params }
+    }
+
+    /// The default English wording ([`default_text`]).
+    pub fn text(&self) -> String {
+        default_text(self.code, &self.params)
+    }
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: &str) -> Self {
+        Self {
+            minor,
+            currency: currency.to_string(),
+        }
+    }
 }
 
 /// Whether an entry whose points mature at `available_at_ms` is still pending at `now_ms`.
@@ -116,15 +201,28 @@ pub fn default_text(code: ReasonCode, p: &ReasonParams) -> String {
         ReasonCode::Redeem => "Points redeemed".to_string(),
         ReasonCode::Refund => with_amount("Refund", p),
         ReasonCode::RefundRedeem => "Redeemed points returned".to_string(),
-        ReasonCode::Expiry => "Points expired".to_string(),
+        ReasonCode::Expiry => match p.earned_at_ms {
+            Some(at) => format!(
+                "Points earned on {} expired",
+                crate::calendar::format_date(at)
+            ),
+            None => "Points expired".to_string(),
+        },
         ReasonCode::TierBonus => titled("Tier bonus", title),
         ReasonCode::Event => titled("Bonus", title),
+        // The operator's reason in the words the admin API gives it (`AdjustReason::label`).
         ReasonCode::Adjust => match p.adjust_reason.as_deref() {
-            Some(r) => format!("Adjustment ({})", r.replace('_', " ")),
+            Some(r) => match crate::api::AdjustReason::from_name(r) {
+                Some(known) => known.label().to_string(),
+                None => format!("Adjustment ({})", r.replace('_', " ")),
+            },
             None => "Adjustment".to_string(),
         },
         ReasonCode::Other => titled("Points", title),
     };
+    if p.capped_at > 0 {
+        text.push_str(&format!(" (capped at {} points per receipt)", p.capped_at));
+    }
     if p.already_expired > 0 {
         text.push_str(&format!("; {} had already expired", p.already_expired));
     }
@@ -137,7 +235,33 @@ pub fn default_text(code: ReasonCode, p: &ReasonParams) -> String {
     if let Some(note) = p.note.as_deref().filter(|n| !n.is_empty()) {
         text.push_str(&format!(": {note}"));
     }
+    if let Some(receipt) = p.receipt.as_deref().filter(|r| !r.is_empty()) {
+        // An operator's adjustment names the member's request or ticket; everything else a receipt.
+        let label = if code == ReasonCode::Adjust {
+            "ref."
+        } else {
+            "receipt"
+        };
+        text.push_str(&format!(" ({label} {receipt})"));
+    }
     text
+}
+
+impl ReasonParams {
+    /// Parses the stored JSON form; an empty string (rows written before parameters existed) is
+    /// no parameters.
+    pub fn from_stored(json: &str) -> Result<Self, serde_json::Error> {
+        if json.is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_str(json)
+    }
+
+    /// The stored JSON form (`{}` for none).
+    pub fn to_stored(&self) -> String {
+        // A struct of strings and integers always serialises.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
 }
 
 fn titled(base: &str, title: Option<&str>) -> String {
@@ -206,7 +330,15 @@ mod tests {
         };
         assert_eq!(
             default_text(ReasonCode::Adjust, &p),
-            "Adjustment (missing receipt): receipt 42"
+            "Missing receipt: receipt 42"
+        );
+        let newer = ReasonParams {
+            adjust_reason: Some("fraud_review".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            default_text(ReasonCode::Adjust, &newer),
+            "Adjustment (fraud review)"
         );
     }
 
@@ -241,6 +373,74 @@ mod tests {
             serde_json::from_str::<ReasonParams>("{}").unwrap(),
             ReasonParams::default()
         );
+    }
+
+    #[test]
+    fn receipts_references_and_expiry_dates_are_worded() {
+        let mut purchase = ReasonParams {
+            amount: eur(1250),
+            receipt: Some("R-7".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            default_text(ReasonCode::Purchase, &purchase),
+            "Purchase of 12.50 EUR (receipt R-7)"
+        );
+        purchase.capped_at = 100;
+        assert_eq!(
+            default_text(ReasonCode::Purchase, &purchase),
+            "Purchase of 12.50 EUR (capped at 100 points per receipt) (receipt R-7)"
+        );
+        let adjust = ReasonParams {
+            adjust_reason: Some("goodwill".into()),
+            note: Some("sorry".into()),
+            receipt: Some("T-1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            default_text(ReasonCode::Adjust, &adjust),
+            "Goodwill: sorry (ref. T-1)"
+        );
+        let expiry = ReasonParams {
+            earned_at_ms: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            default_text(ReasonCode::Expiry, &expiry),
+            "Points earned on 1970-01-01 expired"
+        );
+    }
+
+    #[test]
+    fn stored_codes_read_back_and_rows_without_one_derive_it() {
+        for code in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(code.as_str()), code);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(
+            ReasonCode::stored(Some("refund_redeem"), "refund"),
+            ReasonCode::RefundRedeem
+        );
+        assert_eq!(
+            ReasonCode::stored(None, "offer:o1"),
+            ReasonCode::PurchaseOffer
+        );
+        assert_eq!(ReasonCode::stored(Some(""), "expiry"), ReasonCode::Expiry);
+        assert_eq!(
+            ReasonCode::stored(Some("cashback_2030"), "x"),
+            ReasonCode::Other
+        );
+        assert_eq!(
+            ReasonParams::from_stored("").unwrap(),
+            ReasonParams::default()
+        );
+        let p = ReasonParams {
+            offer_id: Some("o1".into()),
+            ..Default::default()
+        };
+        assert_eq!(ReasonParams::from_stored(&p.to_stored()).unwrap(), p);
+        assert!(ReasonParams::from_stored("{not json").is_err());
     }
 
     #[test]

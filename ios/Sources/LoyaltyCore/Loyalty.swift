@@ -81,3 +81,11 @@ extension QrCode {
     /// Whether module (`x`, `y`) is dark; 0 ≤ x, y < size. Draw with a 4-module quiet zone.
     public func isDark(x: Int, y: Int) -> Bool { modules[y * Int(size) + x] }
 }
+
+extension LedgerEntry {
+    /// Whether this entry's points are still pending (not yet spendable) at `nowMs`: decided from
+    /// `availableAtMs` and the clock, so the entry turns available without new text.
+    public func isPending(at nowMs: Int64) -> Bool {
+        ledgerEntryIsPending(entry: self, nowMs: nowMs)
+    }
+}

@@ -2259,6 +2259,16 @@ public struct LedgerEntry: Equatable, Hashable {
      * `refund`, `expiry`, `event:birthday`...
      */
     public var rule: String
+    /**
+     * Why, for the app to word in the member's language; `reason` is the default English.
+     */
+    public var reasonCode: ReasonCode
+    public var reasonParams: ReasonParams
+    /**
+     * When the points become spendable, if later than the entry: pending until then
+     * ([`crate::ledger_entry_is_pending`]).
+     */
+    public var availableAtMs: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2266,12 +2276,22 @@ public struct LedgerEntry: Equatable, Hashable {
         /**
          * The programme rule behind it: `base:gold`, `multiplier:coffee`, `offer:ID`, `redeem`,
          * `refund`, `expiry`, `event:birthday`...
-         */rule: String) {
+         */rule: String, 
+        /**
+         * Why, for the app to word in the member's language; `reason` is the default English.
+         */reasonCode: ReasonCode, reasonParams: ReasonParams, 
+        /**
+         * When the points become spendable, if later than the entry: pending until then
+         * ([`crate::ledger_entry_is_pending`]).
+         */availableAtMs: Int64?) {
         self.transactionId = transactionId
         self.points = points
         self.reason = reason
         self.atMs = atMs
         self.rule = rule
+        self.reasonCode = reasonCode
+        self.reasonParams = reasonParams
+        self.availableAtMs = availableAtMs
     }
 
     
@@ -2294,7 +2314,10 @@ public struct FfiConverterTypeLedgerEntry: FfiConverterRustBuffer {
                 points: FfiConverterInt64.read(from: &buf), 
                 reason: FfiConverterString.read(from: &buf), 
                 atMs: FfiConverterInt64.read(from: &buf), 
-                rule: FfiConverterString.read(from: &buf)
+                rule: FfiConverterString.read(from: &buf), 
+                reasonCode: FfiConverterTypeReasonCode.read(from: &buf), 
+                reasonParams: FfiConverterTypeReasonParams.read(from: &buf), 
+                availableAtMs: FfiConverterOptionInt64.read(from: &buf)
         )
     }
 
@@ -2304,6 +2327,9 @@ public struct FfiConverterTypeLedgerEntry: FfiConverterRustBuffer {
         FfiConverterString.write(value.reason, into: &buf)
         FfiConverterInt64.write(value.atMs, into: &buf)
         FfiConverterString.write(value.rule, into: &buf)
+        FfiConverterTypeReasonCode.write(value.reasonCode, into: &buf)
+        FfiConverterTypeReasonParams.write(value.reasonParams, into: &buf)
+        FfiConverterOptionInt64.write(value.availableAtMs, into: &buf)
     }
 }
 
@@ -2581,6 +2607,63 @@ public func FfiConverterTypeMessage_lower(_ value: Message) -> RustBuffer {
 
 
 /**
+ * An amount of money: `minor` units (cents) of the ISO 4217 `currency`.
+ */
+public struct Money: Equatable, Hashable {
+    public var minor: Int64
+    public var currency: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(minor: Int64, currency: String) {
+        self.minor = minor
+        self.currency = currency
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Money: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMoney: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Money {
+        return
+            try Money(
+                minor: FfiConverterInt64.read(from: &buf), 
+                currency: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Money, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.minor, into: &buf)
+        FfiConverterString.write(value.currency, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoney_lift(_ buf: RustBuffer) throws -> Money {
+    return try FfiConverterTypeMoney.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoney_lower(_ value: Money) -> RustBuffer {
+    return FfiConverterTypeMoney.lower(value)
+}
+
+
+/**
  * A personal offer with the member's activation.
  */
 public struct Offer: Equatable, Hashable {
@@ -2850,6 +2933,149 @@ public func FfiConverterTypeQrCode_lift(_ buf: RustBuffer) throws -> QrCode {
 #endif
 public func FfiConverterTypeQrCode_lower(_ value: QrCode) -> RustBuffer {
     return FfiConverterTypeQrCode.lower(value)
+}
+
+
+/**
+ * What a reason names; each code uses some of these (see [`ReasonCode`]), the rest are `None`/0.
+ */
+public struct ReasonParams: Equatable, Hashable {
+    /**
+     * The earning rule, offer, event or adjustment behind the entry (`base:gold`, `offer:o1`…).
+     */
+    public var ruleId: String?
+    public var offerId: String?
+    /**
+     * The offer's or event's title as the operator wrote it (not translated).
+     */
+    public var title: String?
+    /**
+     * The till's receipt, or an adjustment's reference.
+     */
+    public var receipt: String?
+    public var amount: Money?
+    /**
+     * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+     */
+    public var cappedAt: Int64
+    /**
+     * Expiries: when the expired points were earned.
+     */
+    public var earnedAtMs: Int64?
+    /**
+     * Refunds: points that had already expired, and points already spent that could not be taken
+     * back.
+     */
+    public var alreadyExpired: Int64
+    public var unrecovered: Int64
+    /**
+     * Adjustments: `member_request`, `missing_receipt`, `goodwill`, `correction`, `other`.
+     */
+    public var adjustReason: String?
+    /**
+     * Adjustments: the operator's note (not translated).
+     */
+    public var note: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The earning rule, offer, event or adjustment behind the entry (`base:gold`, `offer:o1`…).
+         */ruleId: String?, offerId: String?, 
+        /**
+         * The offer's or event's title as the operator wrote it (not translated).
+         */title: String?, 
+        /**
+         * The till's receipt, or an adjustment's reference.
+         */receipt: String?, amount: Money?, 
+        /**
+         * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+         */cappedAt: Int64, 
+        /**
+         * Expiries: when the expired points were earned.
+         */earnedAtMs: Int64?, 
+        /**
+         * Refunds: points that had already expired, and points already spent that could not be taken
+         * back.
+         */alreadyExpired: Int64, unrecovered: Int64, 
+        /**
+         * Adjustments: `member_request`, `missing_receipt`, `goodwill`, `correction`, `other`.
+         */adjustReason: String?, 
+        /**
+         * Adjustments: the operator's note (not translated).
+         */note: String?) {
+        self.ruleId = ruleId
+        self.offerId = offerId
+        self.title = title
+        self.receipt = receipt
+        self.amount = amount
+        self.cappedAt = cappedAt
+        self.earnedAtMs = earnedAtMs
+        self.alreadyExpired = alreadyExpired
+        self.unrecovered = unrecovered
+        self.adjustReason = adjustReason
+        self.note = note
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ReasonParams: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReasonParams: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReasonParams {
+        return
+            try ReasonParams(
+                ruleId: FfiConverterOptionString.read(from: &buf), 
+                offerId: FfiConverterOptionString.read(from: &buf), 
+                title: FfiConverterOptionString.read(from: &buf), 
+                receipt: FfiConverterOptionString.read(from: &buf), 
+                amount: FfiConverterOptionTypeMoney.read(from: &buf), 
+                cappedAt: FfiConverterInt64.read(from: &buf), 
+                earnedAtMs: FfiConverterOptionInt64.read(from: &buf), 
+                alreadyExpired: FfiConverterInt64.read(from: &buf), 
+                unrecovered: FfiConverterInt64.read(from: &buf), 
+                adjustReason: FfiConverterOptionString.read(from: &buf), 
+                note: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ReasonParams, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.ruleId, into: &buf)
+        FfiConverterOptionString.write(value.offerId, into: &buf)
+        FfiConverterOptionString.write(value.title, into: &buf)
+        FfiConverterOptionString.write(value.receipt, into: &buf)
+        FfiConverterOptionTypeMoney.write(value.amount, into: &buf)
+        FfiConverterInt64.write(value.cappedAt, into: &buf)
+        FfiConverterOptionInt64.write(value.earnedAtMs, into: &buf)
+        FfiConverterInt64.write(value.alreadyExpired, into: &buf)
+        FfiConverterInt64.write(value.unrecovered, into: &buf)
+        FfiConverterOptionString.write(value.adjustReason, into: &buf)
+        FfiConverterOptionString.write(value.note, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReasonParams_lift(_ buf: RustBuffer) throws -> ReasonParams {
+    return try FfiConverterTypeReasonParams.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReasonParams_lower(_ value: ReasonParams) -> RustBuffer {
+    return FfiConverterTypeReasonParams.lower(value)
 }
 
 
@@ -3968,6 +4194,160 @@ public func FfiConverterTypeOfferState_lower(_ value: OfferState) -> RustBuffer 
 
 
 /**
+ * Why points moved. An app words each case in the member's language; `Other` is a code this
+ * library does not know (a newer server's) or an entry written before codes existed: show the
+ * entry's `reason` text then.
+ */
+
+public enum ReasonCode: Equatable, Hashable {
+    
+    /**
+     * Earned by a purchase under an earning rule.
+     */
+    case purchase
+    /**
+     * Earned by a purchase through an offer (`offer_id`, `title`).
+     */
+    case purchaseOffer
+    /**
+     * Spent at the till (`amount`: what the points paid).
+     */
+    case redeem
+    /**
+     * Taken back by a refund (`amount`: the refund; `already_expired`, `unrecovered`).
+     */
+    case refund
+    /**
+     * Spent points given back by a refund.
+     */
+    case refundRedeem
+    /**
+     * Expired unused (`earned_at_ms`: when they were earned).
+     */
+    case expiry
+    /**
+     * Granted for a tier.
+     */
+    case tierBonus
+    /**
+     * Granted by an event (`rule_id` `event:birthday`…, `title`).
+     */
+    case event
+    /**
+     * An operator's adjustment (`adjust_reason`, `note`, `receipt`: the reference).
+     */
+    case adjust
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ReasonCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReasonCode: FfiConverterRustBuffer {
+    typealias SwiftType = ReasonCode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReasonCode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .purchase
+        
+        case 2: return .purchaseOffer
+        
+        case 3: return .redeem
+        
+        case 4: return .refund
+        
+        case 5: return .refundRedeem
+        
+        case 6: return .expiry
+        
+        case 7: return .tierBonus
+        
+        case 8: return .event
+        
+        case 9: return .adjust
+        
+        case 10: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ReasonCode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .purchase:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .purchaseOffer:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .redeem:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .refund:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .refundRedeem:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .expiry:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .tierBonus:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .event:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .adjust:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(10))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReasonCode_lift(_ buf: RustBuffer) throws -> ReasonCode {
+    return try FfiConverterTypeReasonCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReasonCode_lower(_ value: ReasonCode) -> RustBuffer {
+    return FfiConverterTypeReasonCode.lower(value)
+}
+
+
+
+/**
  * What a member's request is about.
  */
 
@@ -4353,6 +4733,30 @@ fileprivate struct FfiConverterOptionTypeEnrollment: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeEnrollment.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeMoney: FfiConverterRustBuffer {
+    typealias SwiftType = Money?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMoney.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMoney.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4765,6 +5169,32 @@ public func coreVersion() -> String  {
     )
 })
 }
+/**
+ * Whether `entry`'s points are still pending (not yet spendable) at `now_ms`. Decided from the
+ * entry's `available_at_ms` and the clock, so an entry becomes available without new text.
+ */
+public func ledgerEntryIsPending(entry: LedgerEntry, nowMs: Int64) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_loyalty_ffi_fn_func_ledger_entry_is_pending(
+        FfiConverterTypeLedgerEntry_lower(entry),
+        FfiConverterInt64.lower(nowMs),uniffiCallStatus
+    )
+})
+}
+/**
+ * The core's default English wording of a reason (what the server puts in `reason`), for an app
+ * that translates some codes and falls back to English for the rest.
+ */
+public func reasonDefaultText(code: ReasonCode, params: ReasonParams) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_loyalty_ffi_fn_func_reason_default_text(
+        FfiConverterTypeReasonCode_lower(code),
+        FfiConverterTypeReasonParams_lower(params),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -4782,6 +5212,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_loyalty_ffi_checksum_func_core_version() != 60629) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_func_ledger_entry_is_pending() != 26450) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_loyalty_ffi_checksum_func_reason_default_text() != 51797) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_loyalty_ffi_checksum_method_changelistener_on_change() != 28252) {

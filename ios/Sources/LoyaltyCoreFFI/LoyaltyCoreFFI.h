@@ -497,6 +497,16 @@ RustBuffer uniffi_loyalty_ffi_fn_func_core_version(RustCallStatus *_Nonnull out_
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_FUNC_LEDGER_ENTRY_IS_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_FUNC_LEDGER_ENTRY_IS_PENDING
+int8_t uniffi_loyalty_ffi_fn_func_ledger_entry_is_pending(RustBuffer entry, int64_t now_ms, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_FUNC_REASON_DEFAULT_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_FN_FUNC_REASON_DEFAULT_TEXT
+RustBuffer uniffi_loyalty_ffi_fn_func_reason_default_text(RustBuffer code, RustBuffer params, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_LOYALTY_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_LOYALTY_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_loyalty_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -760,6 +770,18 @@ void ffi_loyalty_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *
 #ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_CORE_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_CORE_VERSION
 uint16_t uniffi_loyalty_ffi_checksum_func_core_version(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_LEDGER_ENTRY_IS_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_LEDGER_ENTRY_IS_PENDING
+uint16_t uniffi_loyalty_ffi_checksum_func_ledger_entry_is_pending(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_REASON_DEFAULT_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_LOYALTY_FFI_CHECKSUM_FUNC_REASON_DEFAULT_TEXT
+uint16_t uniffi_loyalty_ffi_checksum_func_reason_default_text(void
     
 );
 #endif

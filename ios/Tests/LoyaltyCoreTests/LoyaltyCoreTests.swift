@@ -86,6 +86,12 @@ enum Server {
             body: #"{"id":"\#(id)","kind":"service","subject":"\#(subject)","body":"Hello from the tests"}"#)
     }
 
+    /// An operator credits `points` to `member` with a reason, a note and a reference.
+    static func adjust(_ member: String, points: Int, reason: String, note: String, reference: String) async throws {
+        _ = try await call("POST", "/v1/admin/members/\(member)/adjustments", token: operatorToken,
+            body: #"{"idempotency_key":"\#(UUID().uuidString)","points":\#(points),"reason":"\#(reason)","note":"\#(note)","reference":"\#(reference)"}"#)
+    }
+
     /// Another activation code for `member`, for a device that enrolls again.
     static func activationCode(_ member: String) async throws -> String {
         let c = try await call("POST", "/v1/admin/members/\(member)/activation-codes", token: operatorToken, body: nil)
@@ -321,6 +327,60 @@ final class LoyaltyCoreTests: XCTestCase {
         let standing = try XCTUnwrap(card?.standing)
         XCTAssertEqual(standing.tierName, "Member")
         XCTAssertEqual(standing.pending, 0)
+    }
+
+    /// How an app words entries in its own language (French here) from the code and parameters.
+    func french(_ e: LedgerEntry) -> String {
+        let p = e.reasonParams
+        func money(_ m: Money) -> String {
+            "\(m.minor / 100),\(String(format: "%02d", Int(m.minor % 100))) \(m.currency)"
+        }
+        switch e.reasonCode {
+        case .purchase: return "Achat de \(money(p.amount!))"
+        case .purchaseOffer: return "Achat de \(money(p.amount!)) avec l’offre « \(p.title!) »"
+        case .adjust where p.adjustReason == "goodwill":
+            return "Geste commercial : \(p.note!) (dossier \(p.receipt!))"
+        default: return e.reason   // a code this app does not word: the default English text
+        }
+    }
+
+    func testAnAppWordsEntriesItselfAndPendingPointsMatureWithoutNewText() async throws {
+        let (app, member, _) = try await enrolled("reasons")
+        let c = app.client
+        try await Server.offer(member, "latte", needsActivation: false, from: now - day, until: now + day)
+        _ = try await c.sync()
+        let code = try await c.checkoutCode()
+        _ = try await Server.purchase(code: code.text, totalMinor: 1250)
+        try await Server.adjust(member, points: 25, reason: "goodwill", note: "Sorry for the wait", reference: "T-42")
+        _ = try await c.sync()
+        let ledger = try await c.ledger()
+        let offer = try XCTUnwrap(ledger.first { $0.reasonCode == .purchaseOffer })
+        XCTAssertEqual(offer.reasonParams.offerId, "latte")
+        XCTAssertEqual(offer.reasonParams.ruleId, "offer:latte")
+        XCTAssertEqual(offer.reasonParams.amount, Money(minor: 1250, currency: "EUR"))
+        XCTAssertTrue(offer.reasonParams.receipt?.hasPrefix("R-") ?? false)
+        XCTAssertEqual(french(offer), "Achat de 12,50 EUR avec l’offre « Offer latte »")
+        let base = try XCTUnwrap(ledger.first { $0.reasonCode == .purchase })
+        XCTAssertEqual(french(base), "Achat de 12,50 EUR")
+        let adjust = try XCTUnwrap(ledger.first { $0.reasonCode == .adjust })
+        XCTAssertEqual(adjust.points, 25)
+        XCTAssertEqual(french(adjust), "Geste commercial : Sorry for the wait (dossier T-42)")
+        // The server's English is the core's wording of the same code and parameters.
+        for e in ledger {
+            XCTAssertEqual(e.reason, reasonDefaultText(code: e.reasonCode, params: e.reasonParams))
+        }
+
+        // This programme has no pending period: nothing is pending now.
+        let t = now
+        XCTAssertFalse(ledger.contains { $0.isPending(at: t) })
+        // An entry maturing in a week is pending until then and available after, same words.
+        var maturing = offer
+        maturing.availableAtMs = t + 7 * day
+        XCTAssertTrue(maturing.isPending(at: t))
+        XCTAssertTrue(maturing.isPending(at: t + 7 * day - 1))
+        XCTAssertFalse(maturing.isPending(at: t + 7 * day))
+        XCTAssertEqual(french(maturing), french(offer))
+        XCTAssertEqual(maturing.reason, offer.reason)
     }
 
     func testAPinAndAPlasticCardLetTheMemberPayWithPointsWithoutThePhone() async throws {

@@ -25,8 +25,8 @@
 use loyalty_core::api::{
     AdjustPoints, MAX_ADJUST_NOTE, MAX_ADJUST_POINTS, MAX_ADJUST_REFERENCE, PostingResponse,
 };
-use loyalty_core::earning::Earning;
 use loyalty_core::lots::Insufficient;
+use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
 
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
@@ -64,18 +64,14 @@ pub async fn adjust(
         return Ok(answer);
     }
     let rule = format!("adjust:{}", request.reason.as_str());
-    let reason = wording(&request);
+    let reason = structured(&request);
     let outcome = ledger::transact(app, member_id, false, |draft| {
         draft.operator = Some(operator.to_string());
         let mut plan = programme_plan(&posting, PostingKind::Adjust);
         plan.request_hash = hash;
         plan.receipt_id = request.reference.clone().unwrap_or_default();
         if request.points > 0 {
-            draft.earn_available(&Earning {
-                rule: rule.clone(),
-                points: request.points,
-                reason: reason.clone(),
-            });
+            draft.earn_available(&rule, request.points, reason.clone());
             plan.earned = request.points;
         } else {
             let points = -request.points;
@@ -100,14 +96,17 @@ pub async fn adjust(
     Ok(outcome.response)
 }
 
-/// The ledger entry's text, as the member's card shows it: the reason's words, the note, and the
-/// reference when there is one.
-fn wording(request: &AdjustPoints) -> String {
-    let mut text = format!("{}: {}", request.reason.label(), request.note.trim());
-    if let Some(reference) = &request.reference {
-        text.push_str(&format!(" (ref. {})", reference.trim()));
-    }
-    text
+/// The ledger entry's structured reason: the operator's reason, the note, and the reference when
+/// there is one (the card's text is worded from it by `loyalty_core::reasons::default_text`).
+fn structured(request: &AdjustPoints) -> Reason {
+    let params = ReasonParams {
+        rule_id: Some(format!("adjust:{}", request.reason.as_str())),
+        adjust_reason: Some(request.reason.as_str().to_string()),
+        note: Some(request.note.trim().to_string()),
+        receipt: request.reference.as_ref().map(|r| r.trim().to_string()),
+        ..ReasonParams::default()
+    };
+    Reason::new(ReasonCode::Adjust, params)
 }
 
 fn insufficient(i: Insufficient) -> DomainError {
@@ -212,12 +211,13 @@ mod tests {
     #[test]
     fn the_card_reads_the_reason_the_note_and_the_reference() {
         assert_eq!(
-            wording(&request(5, " Sorry for the wait ", Some("T-42"))),
+            structured(&request(5, " Sorry for the wait ", Some("T-42"))).text(),
             "Goodwill: Sorry for the wait (ref. T-42)"
         );
-        assert_eq!(
-            wording(&request(-5, "Double credit", None)),
-            "Goodwill: Double credit"
-        );
+        let debit = structured(&request(-5, "Double credit", None));
+        assert_eq!(debit.text(), "Goodwill: Double credit");
+        assert_eq!(debit.code, ReasonCode::Adjust);
+        assert_eq!(debit.params.adjust_reason.as_deref(), Some("goodwill"));
+        assert_eq!(debit.params.note.as_deref(), Some("Double credit"));
     }
 }

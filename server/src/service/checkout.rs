@@ -20,9 +20,10 @@ use loyalty_core::api::{
 };
 use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{ParsedCode, format_card_number};
-use loyalty_core::earning::{Basket, PointsPaid, price, price_with_points};
+use loyalty_core::earning::{AppliedOffer, Basket, Earning, PointsPaid, price, price_with_points};
 use loyalty_core::ids;
 use loyalty_core::programme::Programme;
+use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
 use loyalty_core::tiers::Metric;
 
 use crate::service::ledger::{self, Plan, Retry};
@@ -440,8 +441,13 @@ pub(crate) fn book_purchase(
     let points_discount = policy
         .check(points, available, payable)
         .map_err(|e| not_allowed(e.0))?;
+    let redeemed = ReasonParams {
+        receipt: Some(receipt.to_string()),
+        amount: Some(draft.money(points_discount)),
+        ..ReasonParams::default()
+    };
     draft
-        .redeem(points, format!("Redeemed at the till (receipt {receipt})"))
+        .redeem(points, Reason::new(ReasonCode::Redeem, redeemed))
         .map_err(ledger::insufficient)?;
     let pricing = if points == 0 {
         offers_only
@@ -460,9 +466,8 @@ pub(crate) fn book_purchase(
         )
     };
     for e in &pricing.earnings {
-        let mut e = e.clone();
-        e.reason = format!("{} (receipt {receipt})", e.reason);
-        draft.earn(&e);
+        let reason = earning_reason(draft, e, &pricing.applied, terms);
+        draft.earn(&e.rule, e.points, reason);
     }
     draft.qualifying_delta = match programme.tiers.metric {
         Metric::Spend => pricing.paid_minor,
@@ -488,6 +493,31 @@ pub(crate) fn book_purchase(
         redeemed: points,
         always: true,
     })
+}
+
+/// The structured reason of a purchase's earning: the receipt and its total, the cap when it cut
+/// the rule's points, and for an offer's points the offer and its title as the operator named it.
+fn earning_reason(
+    draft: &ledger::Draft<'_>,
+    earning: &Earning,
+    applied: &[AppliedOffer],
+    terms: &PurchaseTerms<'_>,
+) -> Reason {
+    let rule = earning.rule.as_str();
+    let code = ReasonCode::from_rule(rule);
+    let offer = rule
+        .strip_prefix("offer:")
+        .and_then(|id| applied.iter().find(|a| a.offer_id == id));
+    let params = ReasonParams {
+        rule_id: Some(rule.to_string()),
+        offer_id: offer.map(|o| o.offer_id.clone()),
+        title: offer.map(|o| o.title.clone()),
+        receipt: Some(terms.receipt.to_string()),
+        amount: Some(draft.money(terms.basket.total_minor)),
+        capped_at: earning.capped_at,
+        ..ReasonParams::default()
+    };
+    Reason::new(code, params)
 }
 
 fn not_allowed(message: String) -> DomainError {
@@ -522,7 +552,6 @@ pub async fn refund(
         return Ok(answer);
     }
     let receipt = request.receipt_id.clone();
-    let amount = money(request.amount_minor);
     let outcome = ledger::transact_refund(app, &purchase.member_id, &purchase_id, |draft| {
         let purchase = draft.purchase.clone().ok_or_else(purchase_not_found)?;
         let left = purchase.total_minor - purchase.refunded_minor;
@@ -540,21 +569,26 @@ pub async fn refund(
                 request.amount_minor,
             )
         };
+        let refunded = ReasonParams {
+            receipt: Some(receipt.clone()),
+            amount: Some(draft.money(request.amount_minor)),
+            ..ReasonParams::default()
+        };
         for lot in &purchase.lots {
             let back = share(lot.points);
             if back > 0 {
-                draft.take_back(
-                    lot,
-                    back,
-                    &format!("Refund of {amount} (receipt {receipt}): earned points taken back"),
-                );
+                let params = ReasonParams {
+                    rule_id: Some(lot.rule.clone()),
+                    ..refunded.clone()
+                };
+                draft.take_back(lot, back, Reason::new(ReasonCode::Refund, params));
             }
         }
         let earned_back = share(purchase.earned);
         let redeemed_back = share(purchase.redeemed);
         draft.give_back(
             redeemed_back,
-            format!("Refund of {amount} (receipt {receipt}): redeemed points returned"),
+            Reason::new(ReasonCode::RefundRedeem, refunded),
         );
         draft.qualifying_delta = match draft.programme.tiers.metric {
             Metric::Spend => -request.amount_minor,

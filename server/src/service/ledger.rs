@@ -13,11 +13,12 @@ use crate::storage::PostingKind;
 use std::sync::Arc;
 
 use loyalty_core::api::{Movement, PostingResponse};
-use loyalty_core::calendar::{DAY_MS, format_date};
-use loyalty_core::earning::{AppliedOffer, Earning, OfferCandidate};
+use loyalty_core::calendar::DAY_MS;
+use loyalty_core::earning::{AppliedOffer, OfferCandidate};
 use loyalty_core::ids;
 use loyalty_core::lots::{Book, Insufficient, Lot};
 use loyalty_core::programme::Programme;
+use loyalty_core::reasons::{Money, Reason, ReasonCode, ReasonParams, is_pending};
 use loyalty_core::tiers::{self, TierState};
 
 use crate::app::App;
@@ -56,79 +57,76 @@ pub struct Draft<'a> {
 }
 
 impl Draft<'_> {
-    /// Books an earning as a new lot, pending for the programme's period.
-    pub fn earn(&mut self, e: &Earning) {
+    /// An amount in the programme's currency, for a reason's parameters.
+    pub fn money(&self, minor: i64) -> Money {
+        Money::new(minor, &self.programme.currency)
+    }
+
+    /// Books points earned under `rule` as a new lot, pending for the programme's period.
+    pub fn earn(&mut self, rule: &str, points: i64, reason: Reason) {
         let lot = self
             .programme
             .points
-            .lot(ids::new_record_id("lot"), &e.rule, e.points, self.now);
-        self.book_earning(lot, e);
+            .lot(ids::new_record_id("lot"), rule, points, self.now);
+        self.book_earning(lot, rule, reason);
     }
 
-    /// Books an earning no refund can reverse (event points): available at once.
-    pub fn earn_available(&mut self, e: &Earning) {
-        let mut lot =
-            self.programme
-                .points
-                .lot(ids::new_record_id("lot"), &e.rule, e.points, self.now);
+    /// Books an earning no refund can reverse (event points, an operator's credit): available at once.
+    pub fn earn_available(&mut self, rule: &str, points: i64, reason: Reason) {
+        let mut lot = self
+            .programme
+            .points
+            .lot(ids::new_record_id("lot"), rule, points, self.now);
         lot.available_at_ms = self.now;
-        self.book_earning(lot, e);
+        self.book_earning(lot, rule, reason);
     }
 
-    fn book_earning(&mut self, lot: Lot, e: &Earning) {
-        let mut reason = e.reason.clone();
-        if lot.available_at_ms > self.now {
-            reason.push_str(&format!(
-                " (pending until {})",
-                format_date(lot.available_at_ms)
-            ));
-        }
+    fn book_earning(&mut self, lot: Lot, rule: &str, reason: Reason) {
+        // Pending is a state the entry carries, not words in its text: the card and the apps
+        // compare `available_at` with their clock, so nothing goes stale when the points mature.
+        let available_at = (lot.available_at_ms > self.now).then_some(lot.available_at_ms);
+        let points = lot.points;
         self.book.add(lot);
-        self.earned += e.points;
-        self.movement(e.points, reason, &e.rule);
+        self.earned += points;
+        self.movement(points, reason, rule, available_at);
     }
 
     /// Spends points from the lots that expire first.
-    pub fn redeem(&mut self, points: i64, reason: String) -> Result<(), Insufficient> {
+    pub fn redeem(&mut self, points: i64, reason: Reason) -> Result<(), Insufficient> {
         self.spend(points, reason, "redeem")
     }
 
     /// Spends points from the lots that expire first, under `rule` (`redeem`, `adjust:…`); more
     /// than the member has available spends nothing.
-    pub fn spend(&mut self, points: i64, reason: String, rule: &str) -> Result<(), Insufficient> {
+    pub fn spend(&mut self, points: i64, reason: Reason, rule: &str) -> Result<(), Insufficient> {
         if points == 0 {
             return Ok(());
         }
         self.book.spend(points, self.now)?;
         self.redeemed += points;
-        self.movement(-points, reason, rule);
+        self.movement(-points, reason, rule, None);
         Ok(())
     }
 
-    /// Takes back what a refunded purchase earned in `lot` (see `Book::take_back`).
-    pub fn take_back(&mut self, lot: &Lot, points: i64, reason: &str) {
+    /// Takes back what a refunded purchase earned in `lot` (see `Book::take_back`); the reason
+    /// gains the points that had already expired or were spent and could not be taken back.
+    pub fn take_back(&mut self, lot: &Lot, points: i64, mut reason: Reason) {
         // A lot that is spent or expired is not among the open lots the book was loaded with.
         self.book.include(lot.clone());
         let back = self.book.take_back(&lot.lot_id, points, self.now);
-        let mut reason = reason.to_string();
-        if back.already_expired > 0 {
-            reason.push_str(&format!("; {} had already expired", back.already_expired));
-        }
+        reason.params.already_expired = back.already_expired;
+        reason.params.unrecovered = back.unrecovered;
         if back.unrecovered > 0 {
-            reason.push_str(&format!(
-                "; {} already spent could not be taken back",
-                back.unrecovered
-            ));
             tracing::warn!(member = %self.member_id, points = back.unrecovered, "refund could not take back spent points");
         }
         self.earned += back.taken;
         if back.taken > 0 || back.already_expired > 0 || back.unrecovered > 0 {
-            self.movement(-back.taken, reason, "refund");
+            self.movement(-back.taken, reason, "refund", None);
         }
     }
 
     /// Gives points back as a new lot available at once (a refunded redemption).
-    pub fn give_back(&mut self, points: i64, reason: String) {
+    pub fn give_back(&mut self, points: i64, reason: Reason) {
         if points <= 0 {
             return;
         }
@@ -138,15 +136,19 @@ impl Draft<'_> {
             .returned_lot(ids::new_record_id("lot"), points, self.now);
         self.book.add(lot);
         self.redeemed += points;
-        self.movement(points, reason, "refund");
+        self.movement(points, reason, "refund", None);
     }
 
-    fn movement(&mut self, points: i64, reason: String, rule: &str) {
+    /// Records a movement; its English text comes from the structured reason alone.
+    fn movement(&mut self, points: i64, reason: Reason, rule: &str, available_at: Option<i64>) {
         self.movements.push(LedgerMovement {
             tx_id: ids::new_record_id("tx"),
             points,
-            reason,
+            reason: reason.text(),
             rule: rule.to_string(),
+            reason_code: reason.code,
+            reason_params: reason.params,
+            available_at_ms: available_at,
         });
     }
 }
@@ -471,14 +473,15 @@ pub(crate) fn draft(programme: &Programme, book: MemberBook, now: i64) -> Draft<
     // Whatever else this posting does, points whose time has come expire first, each with a
     // ledger entry the member can read.
     for e in draft.book.expire(now) {
+        let params = ReasonParams {
+            earned_at_ms: Some(e.earned_at_ms),
+            ..ReasonParams::default()
+        };
         draft.movement(
             -e.points,
-            format!(
-                "{} points earned on {} expired",
-                e.points,
-                format_date(e.earned_at_ms)
-            ),
+            Reason::new(ReasonCode::Expiry, params),
             "expiry",
+            None,
         );
     }
     draft
@@ -547,6 +550,10 @@ pub(crate) fn response(
                 points: m.points,
                 reason: m.reason.clone(),
                 rule: m.rule.clone(),
+                reason_code: m.reason_code,
+                reason_params: m.reason_params.clone(),
+                available_at_ms: m.available_at_ms,
+                pending: is_pending(m.available_at_ms, draft.now),
             })
             .collect(),
         discount_minor: draft.discount_minor,

@@ -6,7 +6,7 @@
 //! postings with an idempotency key per member and event, so each is awarded once.
 
 use crate::storage::PostingKind;
-use loyalty_core::earning::Earning;
+use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
 
 use crate::app::App;
 use crate::error::DomainError;
@@ -59,11 +59,12 @@ pub async fn award_event(
     let rule = format!("event:{}", event.split(':').next().unwrap_or(event));
     let outcome = ledger::transact(app, member_id, false, |draft| {
         // Pending protects against refunds; nothing refunds an event, so it is spendable at once.
-        draft.earn_available(&Earning {
-            rule: rule.clone(),
-            points,
-            reason: reason.to_string(),
-        });
+        let params = ReasonParams {
+            rule_id: Some(rule.clone()),
+            title: Some(reason.to_string()),
+            ..ReasonParams::default()
+        };
+        draft.earn_available(&rule, points, Reason::new(ReasonCode::Event, params));
         let mut plan = programme_plan(&key, PostingKind::Event);
         plan.earned = points;
         Ok(plan)

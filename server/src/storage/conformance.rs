@@ -113,6 +113,7 @@ fn purchase(key: &str, member: &str, revision: i64, balance: i64, points: i64) -
             points,
             reason: "purchase".into(),
             rule: "base".into(),
+            ..Default::default()
         }],
         expected_revision: revision,
         state: MemberProgramme {
@@ -1093,6 +1094,78 @@ pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>)
             .is_none()
     );
     assert!(!s.card_behind("nope").await.unwrap());
+}
+
+/// `post`, `card_source`: a movement's structured reason — code, parameters (amounts with their
+/// currency, the receipt, an offer) and when its points mature — reads back exactly as posted,
+/// beside a movement with no parameters.
+pub async fn a_structured_reason_round_trips(s: Arc<dyn Storage>) {
+    use loyalty_core::reasons::{Money, ReasonCode, ReasonParams};
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    let mut p = purchase("till:t1:k1", "m1", revision, 0, 10);
+    let offer = LedgerMovement {
+        tx_id: "tx-offer".into(),
+        points: 7,
+        reason: "Purchase of 12.50 CHF with offer \u{201c}Caf\u{e9}\u{201d} (receipt r-1)".into(),
+        rule: "offer:off_1".into(),
+        reason_code: ReasonCode::PurchaseOffer,
+        reason_params: ReasonParams {
+            rule_id: Some("offer:off_1".into()),
+            offer_id: Some("off_1".into()),
+            title: Some("Caf\u{e9} \"double\"".into()),
+            receipt: Some("r-1".into()),
+            amount: Some(Money::new(1250, "CHF")),
+            ..ReasonParams::default()
+        },
+        available_at_ms: Some(NOW + 14 * DAY),
+    };
+    let expired = LedgerMovement {
+        tx_id: "tx-expiry".into(),
+        points: 3,
+        reason: "Points expired".into(),
+        rule: "expiry".into(),
+        reason_code: ReasonCode::Expiry,
+        reason_params: ReasonParams::default(),
+        available_at_ms: None,
+    };
+    p.movements = vec![offer.clone(), expired.clone()];
+    assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    let source = s
+        .card_source("m1", Metric::Spend, 0, 10)
+        .await
+        .unwrap()
+        .expect("source");
+    let mut read: Vec<_> = source.recent.clone();
+    read.sort_by(|a, b| a.tx_id.cmp(&b.tx_id));
+    let back = |m: &LedgerMovement| {
+        read.iter()
+            .find(|e| e.tx_id == m.tx_id)
+            .map(|e| {
+                (
+                    e.points,
+                    e.reason.clone(),
+                    e.rule.clone(),
+                    e.reason_code,
+                    e.reason_params.clone(),
+                    e.available_at_ms,
+                )
+            })
+            .expect("the movement")
+    };
+    for m in [&offer, &expired] {
+        assert_eq!(
+            back(m),
+            (
+                m.points,
+                m.reason.clone(),
+                m.rule.clone(),
+                m.reason_code,
+                m.reason_params.clone(),
+                m.available_at_ms
+            )
+        );
+    }
 }
 
 /// Idempotency: the same posting key twice is one posting, whether the second is the same request
@@ -2205,6 +2278,7 @@ macro_rules! storage_conformance {
             members_are_created_once_and_found,
             activation_codes_are_single_use,
             a_code_redeemed_twice_at_once_enrolls_one_device,
+            a_structured_reason_round_trips,
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,

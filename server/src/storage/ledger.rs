@@ -4,7 +4,9 @@
 //! must look at (due events, birthdays).
 
 use async_trait::async_trait;
+use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
+use loyalty_core::reasons::{ReasonCode, ReasonParams};
 use loyalty_core::tiers::{Metric, TierState};
 
 use crate::storage::StorageError;
@@ -64,7 +66,7 @@ pub struct CheckoutSession {
 }
 
 /// One movement of points, as the relational ledger records it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LedgerMovement {
     pub tx_id: String,
     pub points: i64,
@@ -72,6 +74,28 @@ pub struct LedgerMovement {
     /// The programme rule behind it (`base:gold`, `redeem`, `expiry`, `offer:off_1`...).
     #[serde(default)]
     pub rule: String,
+    /// The structured reason `reason` is the default English wording of (`loyalty_core::reasons`).
+    #[serde(default)]
+    pub reason_code: ReasonCode,
+    #[serde(default)]
+    pub reason_params: ReasonParams,
+    /// When earned points become spendable, if later than the movement.
+    #[serde(default)]
+    pub available_at_ms: Option<i64>,
+}
+
+/// Completes a ledger row read back with its stored reason: its own code, or for a row written
+/// before codes existed (`reason_code` NULL) the one its rule implies; its parameters from their
+/// JSON text (empty for such rows). Both backends read rows through this.
+pub(crate) fn stored_entry(
+    mut entry: LedgerEntry,
+    code: Option<&str>,
+    params: &str,
+) -> Result<LedgerEntry, StorageError> {
+    entry.reason_code = ReasonCode::stored(code, &entry.rule);
+    entry.reason_params =
+        ReasonParams::from_stored(params).map_err(|e| StorageError::Backend(Box::new(e)))?;
+    Ok(entry)
 }
 
 /// Everything one change of a member's points writes, in one transaction: the posting under its
@@ -200,7 +224,7 @@ pub struct MemberBook {
 #[derive(Debug, Clone)]
 pub struct CardSource {
     pub book: MemberBook,
-    pub recent: Vec<loyalty_core::card::LedgerEntry>,
+    pub recent: Vec<LedgerEntry>,
 }
 
 /// See [`LedgerStore::purchase_context`].

@@ -248,11 +248,13 @@ fn the_phone_shows_the_new_balance_and_why_after_its_next_sync_or_live() {
         let card = s.phone.card().unwrap().unwrap();
         assert_eq!(card.balance, 30);
         assert!(
-            card.ledger[0]
-                .reason
-                .contains("Earned on a purchase of 30.00"),
+            card.ledger[0].reason.starts_with("Purchase of 30.00 EUR"),
             "{}",
             card.ledger[0].reason
+        );
+        assert_eq!(
+            card.ledger[0].reason_code,
+            loyalty_core::reasons::ReasonCode::Purchase
         );
 
         // Online: the phone watches, and the purchase reaches it without the app asking.
@@ -305,7 +307,11 @@ fn purchases_write_the_ledger_and_the_card_catches_up_in_one_change_when_read() 
         assert_eq!(card.balance, 33);
         let points: Vec<i64> = card.ledger.iter().map(|e| e.points).collect();
         assert_eq!(points, [12, 11, 10], "every purchase, newest first");
-        assert!(card.ledger.iter().all(|e| e.reason.contains("Earned")));
+        assert!(
+            card.ledger
+                .iter()
+                .all(|e| e.reason_code == loyalty_core::reasons::ReasonCode::Purchase)
+        );
         assert_eq!(
             card_version(&s).await,
             before + 1,

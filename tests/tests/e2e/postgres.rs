@@ -210,6 +210,70 @@ fn a_database_migrated_by_a_newer_program_is_refused_and_left_alone() {
     });
 }
 
+/// A ledger row written before structured reasons (a database at the version before
+/// `021_ledger_reasons`) reads back after the upgrade with its text kept and the code its rule implies.
+#[test]
+fn a_ledger_row_from_before_reasons_reads_with_the_code_its_rule_implies() {
+    use loyalty_core::reasons::{ReasonCode, ReasonParams};
+    use loyalty_server::storage::LedgerStore;
+    rt().block_on(async {
+        let pg = Postgres::get();
+        let url = pg.database();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "021_ledger_reasons")
+            .expect("the reasons migration");
+        psql(
+            &url,
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        );
+        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
+            psql(&url, sql);
+            psql(
+                &url,
+                &format!(
+                    "INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}')",
+                    i + 1
+                ),
+            );
+        }
+        psql(
+            &url,
+            "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                 VALUES ('old', '6270000000000009', NULL, 1);
+             INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to,
+                 till_id, receipt_id, total_minor, earned, redeemed, at, response)
+                 VALUES ('till:t1:k1', '\\x00', 'old', 'purchase', NULL, 't1', 'r1', 100, 1, 0, 1,
+                 '\\x7b7d');
+             INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id,
+                 at, rule)
+                 VALUES ('tx-old', 'old', 'till:t1:k1', 1, 'Offer (pending until 2026-12-11)',
+                 't1', 'r1', 1, 'offer:o1');",
+        );
+        let storage = PgStorage::connect(&url, 1).await.expect("the upgrade");
+        assert_eq!(
+            storage.schema_version().await.unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        let source = storage
+            .card_source("old", loyalty_core::tiers::Metric::Spend, 0, 10)
+            .await
+            .unwrap()
+            .expect("the old member's book");
+        let entry = &source.recent[0];
+        assert_eq!(
+            (entry.reason.as_str(), entry.reason_code),
+            (
+                "Offer (pending until 2026-12-11)",
+                ReasonCode::PurchaseOffer
+            )
+        );
+        assert_eq!(entry.reason_params, ReasonParams::default());
+        assert_eq!(entry.available_at_ms, None);
+    });
+}
+
 /// The whole conformance suite, unchanged, on PostgreSQL: each test on a fresh database.
 mod conformance {
     loyalty_server::storage_conformance!({

@@ -7,6 +7,7 @@ use loyalty_core::calendar::DAY_MS;
 use loyalty_core::earning::{EventPoints, Multiplier};
 use loyalty_core::lots::{Expiry, PointsPolicy};
 use loyalty_core::programme::Programme;
+use loyalty_core::reasons::{Money, ReasonCode, is_pending};
 use loyalty_core::tiers::{Metric, TierDef, TierLadder};
 use loyalty_core::{Clock, Device};
 use loyalty_server::client::OperatorError;
@@ -117,6 +118,20 @@ fn earning_rules_combine_at_the_till_and_name_themselves() {
             .await
             .unwrap();
         assert_eq!((rule_points(&r, "base:base"), r.earned), (100, 100));
+        // A multiplier cut short by the cap says so in its reason's parameters.
+        let r = buy(&s, "d2", 6_000, vec![line("coffee", 6_000)], 0)
+            .await
+            .unwrap();
+        let cut: Vec<(&str, i64, i64)> = r
+            .movements
+            .iter()
+            .map(|m| (m.rule.as_str(), m.points, m.reason_params.capped_at))
+            .collect();
+        assert_eq!(
+            cut,
+            [("base:base", 60, 0), ("multiplier:coffee2x", 40, 100)]
+        );
+        assert!(r.movements[1].reason.contains("capped at 100 points"));
         // After the promotion's end only the base rate applies.
         s.clock.advance(DAY_MS);
         let r = buy(&s, "e", 1_000, vec![line("coffee", 1_000)], 0)
@@ -155,7 +170,12 @@ fn points_mature_warn_and_expire_in_order_and_the_phone_explains_it() {
         // Times count from the purchase (making the code moved the clock on).
         let start = s.clock.now_ms();
         assert_eq!((first.balance, first.pending), (0, 100));
-        assert!(first.movements[0].reason.contains("pending until"));
+        // Pending is a state the entry carries, not words in its text.
+        let earned = &first.movements[0];
+        assert_eq!(earned.reason_code, ReasonCode::Purchase);
+        assert_eq!(earned.available_at_ms, Some(start + 14 * DAY_MS));
+        assert!(earned.pending);
+        assert!(!earned.reason.contains("pending"), "{}", earned.reason);
         // Pending points cannot be spent.
         let refused = buy(&s, "too-soon", 100, vec![], 1).await.unwrap_err();
         assert_eq!(refusal(refused), "insufficient_points");
@@ -186,7 +206,10 @@ fn points_mature_warn_and_expire_in_order_and_the_phone_explains_it() {
         let c = card(&s).await;
         assert_eq!(c.balance, 50);
         assert_eq!(c.ledger[0].rule, "expiry");
-        assert!(c.ledger[0].reason.contains("70 points earned on"));
+        assert_eq!(c.ledger[0].points, -70);
+        assert_eq!(c.ledger[0].reason_code, ReasonCode::Expiry);
+        assert_eq!(c.ledger[0].reason_params.earned_at_ms, Some(start));
+        assert!(c.ledger[0].reason.starts_with("Points earned on"));
 
         s.phone.sync().await.unwrap();
         let phone = s.phone.card().unwrap().unwrap();
@@ -250,8 +273,145 @@ fn a_refund_takes_back_pending_points_and_never_takes_expired_points_twice() {
         // 40 had expired: not taken again. 60 were spent: taken from b's points.
         assert_eq!(r.movements[0].points, -60);
         assert!(r.movements[0].reason.contains("40 had already expired"));
+        assert_eq!(r.movements[0].reason_code, ReasonCode::Refund);
+        assert_eq!(r.movements[0].reason_params.already_expired, 40);
         assert_eq!(r.balance, 40);
         assert_eq!(card(&s).await.balance, 40);
+    });
+}
+
+/// Every entry carries a structured reason to the phone: an offer purchase names the offer, the
+/// receipt and its amount in the programme's currency; a refund of points that had expired says
+/// how many; an operator's adjustment carries its reason, note and reference. A pending entry
+/// turns available on the phone at its date with the same words.
+#[test]
+fn structured_reasons_reach_the_phone_and_pending_points_mature_without_new_text() {
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let mut p = Programme {
+            currency: "CHF".into(),
+            ..Programme::default()
+        };
+        p.points.pending_days = 7;
+        p.points.expiry = Expiry::Rolling { days: 30 };
+        set(&s, &p).await;
+        let mut latte = offer("latte", "Latte week");
+        latte.needs_activation = false;
+        latte.valid_from_ms = s.clock.now_ms() - DAY_MS;
+        latte.valid_until_ms = s.clock.now_ms() + DAY_MS;
+        op.post_offer(&s.member_id, &latte).await.unwrap();
+
+        let bought = buy(&s, "a", 10_000, vec![], 0).await.unwrap();
+        let start = s.clock.now_ms();
+        let chf = |minor| Some(Money::new(minor, "CHF"));
+        let offered = bought
+            .movements
+            .iter()
+            .find(|m| m.rule == "offer:latte")
+            .expect("the offer's points");
+        assert_eq!(offered.reason_code, ReasonCode::PurchaseOffer);
+        let params = &offered.reason_params;
+        assert_eq!(params.offer_id.as_deref(), Some("latte"));
+        assert_eq!(params.title.as_deref(), Some("Latte week"));
+        assert_eq!(params.receipt.as_deref(), Some("R-a"));
+        assert_eq!(params.amount, chf(10_000));
+        assert_eq!(offered.available_at_ms, Some(start + 7 * DAY_MS));
+        assert_eq!(
+            offered.reason,
+            "Purchase of 100.00 CHF with offer \u{201c}Latte week\u{201d} (receipt R-a)"
+        );
+
+        // On the phone: the same code and parameters, pending by the phone's clock.
+        s.phone.sync().await.unwrap();
+        let on_phone = |card: &loyalty_core::card::Card, tx: &str| {
+            card.ledger
+                .iter()
+                .find(|e| e.tx_id == tx)
+                .cloned()
+                .expect("the entry on the phone")
+        };
+        let card = s.phone.card().unwrap().unwrap();
+        let pending = on_phone(&card, &offered.tx_id);
+        assert_eq!(
+            (pending.reason_code, &pending.reason_params, &pending.reason),
+            (offered.reason_code, &offered.reason_params, &offered.reason)
+        );
+        assert!(is_pending(pending.available_at_ms, s.clock.now_ms()));
+
+        // A month on the points matured and then expired; the refund finds them expired.
+        s.clock.set(start + 31 * DAY_MS);
+        assert_eq!(op.settle().await.unwrap().expired_points, 200);
+        let refunded = s
+            .till
+            .refund(&loyalty_core::api::RefundRequest {
+                purchase: bought.posting.clone(),
+                idempotency_key: "rf".into(),
+                receipt_id: "RF-1".into(),
+                amount_minor: 10_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(refunded.earned, 0, "nothing left to take back");
+        assert!(!refunded.movements.is_empty());
+        for m in &refunded.movements {
+            assert_eq!(m.reason_code, ReasonCode::Refund);
+            assert_eq!(m.reason_params.amount, chf(10_000));
+            assert_eq!(m.reason_params.receipt.as_deref(), Some("RF-1"));
+        }
+        let expired: i64 = refunded
+            .movements
+            .iter()
+            .map(|m| m.reason_params.already_expired)
+            .sum();
+        assert_eq!(expired, 200);
+
+        let adjusted = op
+            .adjust(
+                &s.member_id,
+                &loyalty_core::api::AdjustPoints {
+                    idempotency_key: "ticket-9".into(),
+                    points: 25,
+                    reason: loyalty_core::api::AdjustReason::Goodwill,
+                    note: "Sorry for the wait".into(),
+                    reference: Some("T-42".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let credit = &adjusted.movements[0];
+        assert_eq!(credit.reason_code, ReasonCode::Adjust);
+        assert_eq!(
+            credit.reason_params.adjust_reason.as_deref(),
+            Some("goodwill")
+        );
+        assert_eq!(
+            credit.reason_params.note.as_deref(),
+            Some("Sorry for the wait")
+        );
+        assert_eq!(credit.reason_params.receipt.as_deref(), Some("T-42"));
+        assert_eq!((credit.available_at_ms, credit.pending), (None, false));
+
+        // Everything reaches the phone as posted; the matured entry kept its words.
+        s.phone.sync().await.unwrap();
+        let card = s.phone.card().unwrap().unwrap();
+        for m in refunded.movements.iter().chain([credit]) {
+            let e = on_phone(&card, &m.tx_id);
+            assert_eq!(
+                (e.points, e.reason_code, &e.reason_params, &e.reason),
+                (m.points, m.reason_code, &m.reason_params, &m.reason)
+            );
+        }
+        let matured = on_phone(&card, &offered.tx_id);
+        assert_eq!(matured.reason, pending.reason);
+        assert_eq!(matured.available_at_ms, pending.available_at_ms);
+        assert!(!is_pending(matured.available_at_ms, s.clock.now_ms()));
+        let expiry = card
+            .ledger
+            .iter()
+            .find(|e| e.reason_code == ReasonCode::Expiry)
+            .expect("the expiry entry");
+        assert_eq!(expiry.reason_params.earned_at_ms, Some(start));
     });
 }
 

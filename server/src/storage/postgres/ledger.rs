@@ -16,6 +16,7 @@
 //! read-only transaction: one snapshot, as SQLite's read transaction.
 
 use super::Cached;
+use crate::storage::ledger::stored_entry;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use loyalty_core::DocKind;
@@ -81,11 +82,13 @@ const WRITE_POSTING: &str = "
         RETURNING idempotency_key, member_id),
     movements AS (
         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                            rule)
-        SELECT t.tx_id, p.member_id, p.idempotency_key, t.points, t.reason, $15, $16, $20, t.rule
+                            rule, reason_code, reason_params, available_at)
+        SELECT t.tx_id, p.member_id, p.idempotency_key, t.points, t.reason, $15, $16, $20, t.rule,
+               t.reason_code, t.reason_params, t.available_at
         FROM posting p,
-             unnest($22::TEXT[], $23::BIGINT[], $24::TEXT[], $25::TEXT[])
-                 AS t (tx_id, points, reason, rule)),
+             unnest($22::TEXT[], $23::BIGINT[], $24::TEXT[], $25::TEXT[], $36::TEXT[],
+                    $37::TEXT[], $38::BIGINT[])
+                 AS t (tx_id, points, reason, rule, reason_code, reason_params, available_at)),
     touched AS (
         INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired,
                           earned_at, available_at, expires_at, warned)
@@ -113,6 +116,9 @@ async fn write_posting(
     let points: Vec<i64> = m.iter().map(|m| m.points).collect();
     let reasons: Vec<&str> = m.iter().map(|m| m.reason.as_str()).collect();
     let rules: Vec<&str> = m.iter().map(|m| m.rule.as_str()).collect();
+    let codes: Vec<&str> = m.iter().map(|m| m.reason_code.as_str()).collect();
+    let reason_params: Vec<String> = m.iter().map(|m| m.reason_params.to_stored()).collect();
+    let movement_available_at: Vec<Option<i64>> = m.iter().map(|m| m.available_at_ms).collect();
     let l = &p.lots;
     let lot_ids: Vec<&str> = l.iter().map(|l| l.lot_id.as_str()).collect();
     let lot_rules: Vec<&str> = l.iter().map(|l| l.rule.as_str()).collect();
@@ -163,6 +169,9 @@ async fn write_posting(
                 &expires_at,
                 &warned,
                 &p.operator,
+                &codes,
+                &reason_params,
+                &movement_available_at,
             ],
         )
         .await;
@@ -589,7 +598,8 @@ async fn read_recent_movements(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn
         .fetch_all(
-            "SELECT tx_id, points, reason, at, rule FROM ledger WHERE member_id = $1
+            "SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
+             FROM ledger WHERE member_id = $1
              ORDER BY at DESC, tx_id DESC LIMIT $2",
             &[&member_id, &limit],
         )
@@ -597,13 +607,21 @@ async fn read_recent_movements(
         .map_err(backend)?;
     rows.iter()
         .map(|r| {
-            Ok(LedgerEntry {
-                tx_id: r.try_get(0).map_err(backend)?,
-                points: r.try_get(1).map_err(backend)?,
-                reason: r.try_get(2).map_err(backend)?,
-                at_ms: r.try_get(3).map_err(backend)?,
-                rule: r.try_get(4).map_err(backend)?,
-            })
+            let code: Option<String> = r.try_get(5).map_err(backend)?;
+            let params: String = r.try_get(6).map_err(backend)?;
+            stored_entry(
+                LedgerEntry {
+                    tx_id: r.try_get(0).map_err(backend)?,
+                    points: r.try_get(1).map_err(backend)?,
+                    reason: r.try_get(2).map_err(backend)?,
+                    at_ms: r.try_get(3).map_err(backend)?,
+                    rule: r.try_get(4).map_err(backend)?,
+                    available_at_ms: r.try_get(7).map_err(backend)?,
+                    ..LedgerEntry::default()
+                },
+                code.as_deref(),
+                &params,
+            )
         })
         .collect()
 }

@@ -92,6 +92,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "020_operators",
         include_str!("../../../migrations/postgres/020_operators.sql"),
     ),
+    (
+        "021_ledger_reasons",
+        include_str!("../../../migrations/postgres/021_ledger_reasons.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -2,6 +2,7 @@
 //! postings (written by the group-commit writer, [`super::writer`]), the refund book, the card's
 //! source and store, the member's book, and the members the settle job must look at.
 
+use crate::storage::ledger::stored_entry;
 use async_trait::async_trait;
 use loyalty_core::DocKind;
 use loyalty_core::card::LedgerEntry;
@@ -108,8 +109,9 @@ pub(super) fn apply_posting(
     }
     let mut ledger = tx
         .prepare_cached(
-            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at, rule)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at, rule,
+                                 reason_code, reason_params, available_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(backend)?;
     for m in &p.movements {
@@ -123,7 +125,10 @@ pub(super) fn apply_posting(
                 p.till_id,
                 p.receipt_id,
                 p.at_ms,
-                m.rule
+                m.rule,
+                m.reason_code.as_str(),
+                m.reason_params.to_stored(),
+                m.available_at_ms
             ])
             .map_err(backend)?;
     }
@@ -386,22 +391,33 @@ fn read_recent_movements(
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StorageError> {
     conn.prepare_cached(
-        "SELECT tx_id, points, reason, at, rule FROM ledger WHERE member_id = ?1
+        "SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
+         FROM ledger WHERE member_id = ?1
          ORDER BY at DESC, tx_id DESC LIMIT ?2",
     )
     .and_then(|mut s| {
         s.query_map(params![member_id, limit as i64], |r| {
-            Ok(LedgerEntry {
-                tx_id: r.get(0)?,
-                points: r.get(1)?,
-                reason: r.get(2)?,
-                at_ms: r.get(3)?,
-                rule: r.get(4)?,
-            })
+            let code: Option<String> = r.get(5)?;
+            let params: String = r.get(6)?;
+            Ok(stored_entry(
+                LedgerEntry {
+                    tx_id: r.get(0)?,
+                    points: r.get(1)?,
+                    reason: r.get(2)?,
+                    at_ms: r.get(3)?,
+                    rule: r.get(4)?,
+                    available_at_ms: r.get(7)?,
+                    ..LedgerEntry::default()
+                },
+                code.as_deref(),
+                &params,
+            ))
         })?
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
     })
-    .map_err(backend)
+    .map_err(backend)?
+    .into_iter()
+    .collect()
 }
 
 #[async_trait]

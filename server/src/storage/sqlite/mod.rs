@@ -61,6 +61,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/017_member_lookup.sql"),
     include_str!("../../../migrations/sqlite/018_delivery_states.sql"),
     include_str!("../../../migrations/sqlite/019_operators.sql"),
+    include_str!("../../../migrations/sqlite/020_ledger_reasons.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

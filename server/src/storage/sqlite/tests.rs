@@ -7,6 +7,7 @@ use super::writer::{PostingJob, write_batch};
 use super::*;
 use crate::storage::*;
 use loyalty_core::DocKind;
+use loyalty_core::reasons::{ReasonCode, ReasonParams};
 use loyalty_core::tiers::{Metric, TierState};
 use rusqlite::params;
 use tokio::sync::oneshot;
@@ -92,6 +93,9 @@ async fn appended_document_bytes_are_kept_exactly_and_guarded_by_the_version() {
 #[tokio::test]
 async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
     const LEDGER: usize = 3;
+    // The ledger's `rule` column (007), and the structured reasons (020).
+    const RULES: usize = 7;
+    const REASONS: usize = 20;
     for version in 1..=MIGRATIONS.len() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
@@ -115,9 +119,17 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
                          refers_to, till_id, receipt_id, total_minor, earned, redeemed, at,
                          response)
                      VALUES ('k1', x'00', 'old', 'purchase', NULL, 't1', 'r1', 100, 1, 0, 1,
-                         x'7b7d');",
+                         x'7b7d');
+                     INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id,
+                         receipt_id, at)
+                     VALUES ('tx-old', 'old', 'k1', 1, 'Earned (pending until 2026-12-11)',
+                         't1', 'r1', 1);",
                 )
                 .unwrap();
+            }
+            if (RULES..REASONS).contains(&version) {
+                conn.execute("UPDATE ledger SET rule = 'offer:o1'", [])
+                    .unwrap();
             }
         }
         let storage = SqliteStorage::open(&path)
@@ -144,6 +156,22 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
                 (prior.member_id.as_str(), prior.till_id.as_str()),
                 ("old", "t1")
             );
+            // An old ledger row keeps its text and reads with the code its rule implies.
+            let source = storage
+                .card_source("old", Metric::Spend, 0, 10)
+                .await
+                .unwrap()
+                .expect("the old member's book");
+            let entry = &source.recent[0];
+            assert_eq!(entry.reason, "Earned (pending until 2026-12-11)");
+            let code = if (RULES..REASONS).contains(&version) {
+                ReasonCode::PurchaseOffer
+            } else {
+                ReasonCode::Other
+            };
+            assert_eq!(entry.reason_code, code, "version {version}");
+            assert_eq!(entry.reason_params, ReasonParams::default());
+            assert_eq!(entry.available_at_ms, None);
         }
         assert!(matches!(
             storage.create_member(member_named("new")).await.unwrap(),
@@ -190,6 +218,7 @@ fn posting(key: &str, member_id: &str, balance: i64) -> PostingJob {
             points: balance,
             reason: "earned".into(),
             rule: "base".into(),
+            ..Default::default()
         }],
         expected_revision: 0,
         state: MemberProgramme {

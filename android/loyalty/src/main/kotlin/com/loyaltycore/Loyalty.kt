@@ -58,3 +58,10 @@ class Loyalty(databasePath: String, serverUrl: String, secretStore: SecretStore)
 
 /** Whether module ([x], [y]) of the QR code is dark; 0 ≤ x, y < size. */
 fun QrCode.isDark(x: Int, y: Int): Boolean = modules[y * size.toInt() + x]
+
+/**
+ * Whether this entry's points are still pending (not yet spendable) at [nowMs]: decided from
+ * [LedgerEntry.availableAtMs] and the clock, so the entry turns available without new text.
+ */
+fun LedgerEntry.isPending(nowMs: Long = System.currentTimeMillis()): Boolean =
+    ledgerEntryIsPending(this, nowMs)

@@ -739,6 +739,10 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_loyalty_ffi_checksum_func_core_version(
     ): Int
+    external fun uniffi_loyalty_ffi_checksum_func_ledger_entry_is_pending(
+    ): Int
+    external fun uniffi_loyalty_ffi_checksum_func_reason_default_text(
+    ): Int
     external fun uniffi_loyalty_ffi_checksum_method_changelistener_on_change(
     ): Int
     external fun uniffi_loyalty_ffi_checksum_method_loyaltyclient_activate_offer(
@@ -906,6 +910,10 @@ internal object UniffiLib {
     external fun uniffi_loyalty_ffi_fn_method_secretstore_delete(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_loyalty_ffi_fn_func_core_version(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_loyalty_ffi_fn_func_ledger_entry_is_pending(`entry`: RustBuffer.ByValue,`nowMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_loyalty_ffi_fn_func_reason_default_text(`code`: RustBuffer.ByValue,`params`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_loyalty_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -3535,6 +3543,19 @@ data class LedgerEntry (
      * `refund`, `expiry`, `event:birthday`...
      */
     var `rule`: kotlin.String
+    , 
+    /**
+     * Why, for the app to word in the member's language; `reason` is the default English.
+     */
+    var `reasonCode`: ReasonCode
+    , 
+    var `reasonParams`: ReasonParams
+    , 
+    /**
+     * When the points become spendable, if later than the entry: pending until then
+     * ([`crate::ledger_entry_is_pending`]).
+     */
+    var `availableAtMs`: kotlin.Long?
     
 ){
     
@@ -3556,6 +3577,9 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterTypeReasonCode.read(buf),
+            FfiConverterTypeReasonParams.read(buf),
+            FfiConverterOptionalLong.read(buf),
         )
     }
 
@@ -3564,7 +3588,10 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterLong.allocationSize(value.`points`) +
             FfiConverterString.allocationSize(value.`reason`) +
             FfiConverterLong.allocationSize(value.`atMs`) +
-            FfiConverterString.allocationSize(value.`rule`)
+            FfiConverterString.allocationSize(value.`rule`) +
+            FfiConverterTypeReasonCode.allocationSize(value.`reasonCode`) +
+            FfiConverterTypeReasonParams.allocationSize(value.`reasonParams`) +
+            FfiConverterOptionalLong.allocationSize(value.`availableAtMs`)
     )
 
     override fun write(value: LedgerEntry, buf: ByteBuffer) {
@@ -3573,6 +3600,9 @@ public object FfiConverterTypeLedgerEntry: FfiConverterRustBuffer<LedgerEntry> {
             FfiConverterString.write(value.`reason`, buf)
             FfiConverterLong.write(value.`atMs`, buf)
             FfiConverterString.write(value.`rule`, buf)
+            FfiConverterTypeReasonCode.write(value.`reasonCode`, buf)
+            FfiConverterTypeReasonParams.write(value.`reasonParams`, buf)
+            FfiConverterOptionalLong.write(value.`availableAtMs`, buf)
     }
 }
 
@@ -3781,6 +3811,47 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalLong.write(value.`archivedAtMs`, buf)
             FfiConverterString.write(value.`kind`, buf)
             FfiConverterOptionalTypeDelivery.write(value.`delivery`, buf)
+    }
+}
+
+
+
+/**
+ * An amount of money: `minor` units (cents) of the ISO 4217 `currency`.
+ */
+data class Money (
+    var `minor`: kotlin.Long
+    , 
+    var `currency`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMoney: FfiConverterRustBuffer<Money> {
+    override fun read(buf: ByteBuffer): Money {
+        return Money(
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Money) = (
+            FfiConverterLong.allocationSize(value.`minor`) +
+            FfiConverterString.allocationSize(value.`currency`)
+    )
+
+    override fun write(value: Money, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`minor`, buf)
+            FfiConverterString.write(value.`currency`, buf)
     }
 }
 
@@ -3996,6 +4067,117 @@ public object FfiConverterTypeQrCode: FfiConverterRustBuffer<QrCode> {
             FfiConverterUInt.write(value.`size`, buf)
             FfiConverterUByte.write(value.`version`, buf)
             FfiConverterSequenceBoolean.write(value.`modules`, buf)
+    }
+}
+
+
+
+/**
+ * What a reason names; each code uses some of these (see [`ReasonCode`]), the rest are `None`/0.
+ */
+data class ReasonParams (
+    /**
+     * The earning rule, offer, event or adjustment behind the entry (`base:gold`, `offer:o1`…).
+     */
+    var `ruleId`: kotlin.String?
+    , 
+    var `offerId`: kotlin.String?
+    , 
+    /**
+     * The offer's or event's title as the operator wrote it (not translated).
+     */
+    var `title`: kotlin.String?
+    , 
+    /**
+     * The till's receipt, or an adjustment's reference.
+     */
+    var `receipt`: kotlin.String?
+    , 
+    var `amount`: Money?
+    , 
+    /**
+     * Purchases: the points-per-receipt cap when it cut this entry's points; 0 when it did not.
+     */
+    var `cappedAt`: kotlin.Long
+    , 
+    /**
+     * Expiries: when the expired points were earned.
+     */
+    var `earnedAtMs`: kotlin.Long?
+    , 
+    /**
+     * Refunds: points that had already expired, and points already spent that could not be taken
+     * back.
+     */
+    var `alreadyExpired`: kotlin.Long
+    , 
+    var `unrecovered`: kotlin.Long
+    , 
+    /**
+     * Adjustments: `member_request`, `missing_receipt`, `goodwill`, `correction`, `other`.
+     */
+    var `adjustReason`: kotlin.String?
+    , 
+    /**
+     * Adjustments: the operator's note (not translated).
+     */
+    var `note`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReasonParams: FfiConverterRustBuffer<ReasonParams> {
+    override fun read(buf: ByteBuffer): ReasonParams {
+        return ReasonParams(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeMoney.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ReasonParams) = (
+            FfiConverterOptionalString.allocationSize(value.`ruleId`) +
+            FfiConverterOptionalString.allocationSize(value.`offerId`) +
+            FfiConverterOptionalString.allocationSize(value.`title`) +
+            FfiConverterOptionalString.allocationSize(value.`receipt`) +
+            FfiConverterOptionalTypeMoney.allocationSize(value.`amount`) +
+            FfiConverterLong.allocationSize(value.`cappedAt`) +
+            FfiConverterOptionalLong.allocationSize(value.`earnedAtMs`) +
+            FfiConverterLong.allocationSize(value.`alreadyExpired`) +
+            FfiConverterLong.allocationSize(value.`unrecovered`) +
+            FfiConverterOptionalString.allocationSize(value.`adjustReason`) +
+            FfiConverterOptionalString.allocationSize(value.`note`)
+    )
+
+    override fun write(value: ReasonParams, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`ruleId`, buf)
+            FfiConverterOptionalString.write(value.`offerId`, buf)
+            FfiConverterOptionalString.write(value.`title`, buf)
+            FfiConverterOptionalString.write(value.`receipt`, buf)
+            FfiConverterOptionalTypeMoney.write(value.`amount`, buf)
+            FfiConverterLong.write(value.`cappedAt`, buf)
+            FfiConverterOptionalLong.write(value.`earnedAtMs`, buf)
+            FfiConverterLong.write(value.`alreadyExpired`, buf)
+            FfiConverterLong.write(value.`unrecovered`, buf)
+            FfiConverterOptionalString.write(value.`adjustReason`, buf)
+            FfiConverterOptionalString.write(value.`note`, buf)
     }
 }
 
@@ -4778,6 +4960,80 @@ public object FfiConverterTypeOfferState: FfiConverterRustBuffer<OfferState> {
 
 
 /**
+ * Why points moved. An app words each case in the member's language; `Other` is a code this
+ * library does not know (a newer server's) or an entry written before codes existed: show the
+ * entry's `reason` text then.
+ */
+
+enum class ReasonCode {
+    
+    /**
+     * Earned by a purchase under an earning rule.
+     */
+    PURCHASE,
+    /**
+     * Earned by a purchase through an offer (`offer_id`, `title`).
+     */
+    PURCHASE_OFFER,
+    /**
+     * Spent at the till (`amount`: what the points paid).
+     */
+    REDEEM,
+    /**
+     * Taken back by a refund (`amount`: the refund; `already_expired`, `unrecovered`).
+     */
+    REFUND,
+    /**
+     * Spent points given back by a refund.
+     */
+    REFUND_REDEEM,
+    /**
+     * Expired unused (`earned_at_ms`: when they were earned).
+     */
+    EXPIRY,
+    /**
+     * Granted for a tier.
+     */
+    TIER_BONUS,
+    /**
+     * Granted by an event (`rule_id` `event:birthday`…, `title`).
+     */
+    EVENT,
+    /**
+     * An operator's adjustment (`adjust_reason`, `note`, `receipt`: the reference).
+     */
+    ADJUST,
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReasonCode: FfiConverterRustBuffer<ReasonCode> {
+    override fun read(buf: ByteBuffer) = try {
+        ReasonCode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ReasonCode) = 4UL
+
+    override fun write(value: ReasonCode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * What a member's request is about.
  */
 
@@ -5136,6 +5392,38 @@ public object FfiConverterOptionalTypeEnrollment: FfiConverterRustBuffer<Enrollm
         } else {
             buf.put(1)
             FfiConverterTypeEnrollment.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMoney: FfiConverterRustBuffer<Money?> {
+    override fun read(buf: ByteBuffer): Money? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMoney.read(buf)
+    }
+
+    override fun allocationSize(value: Money?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMoney.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Money?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMoney.write(value, buf)
         }
     }
 }
@@ -5562,6 +5850,38 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
     UniffiLib.uniffi_loyalty_ffi_fn_func_core_version(
     
         _status)
+}
+    )
+    }
+    
+
+        /**
+         * Whether `entry`'s points are still pending (not yet spendable) at `now_ms`. Decided from the
+         * entry's `available_at_ms` and the clock, so an entry becomes available without new text.
+         */ fun `ledgerEntryIsPending`(`entry`: LedgerEntry, `nowMs`: kotlin.Long): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_loyalty_ffi_fn_func_ledger_entry_is_pending(
+    
+        
+        FfiConverterTypeLedgerEntry.lower(`entry`),
+        FfiConverterLong.lower(`nowMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The core's default English wording of a reason (what the server puts in `reason`), for an app
+         * that translates some codes and falls back to English for the rest.
+         */ fun `reasonDefaultText`(`code`: ReasonCode, `params`: ReasonParams): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_loyalty_ffi_fn_func_reason_default_text(
+    
+        
+        FfiConverterTypeReasonCode.lower(`code`),
+        FfiConverterTypeReasonParams.lower(`params`),_status)
 }
     )
     }

@@ -10,6 +10,7 @@ import java.net.http.HttpClient
 import java.net.http.HttpRequest
 import java.net.http.HttpResponse
 import java.nio.file.Files
+import java.util.Locale
 import java.util.UUID
 import java.util.concurrent.ConcurrentHashMap
 import kotlin.test.assertFailsWith
@@ -82,6 +83,12 @@ object Server {
     }
 
     fun member(member: String): Map<String, Any?> = call("GET", "/v1/admin/members/$member", operatorToken, null)
+
+    /** An operator credits [points] to [member] with a reason, a note and a reference. */
+    fun adjust(member: String, points: Long, reason: String, note: String, reference: String) {
+        call("POST", "/v1/admin/members/$member/adjustments", operatorToken,
+            """{"idempotency_key":"${UUID.randomUUID()}","points":$points,"reason":"$reason","note":"$note","reference":"$reference"}""")
+    }
 
     /** The till scans a card number (no app): the session's answer. */
     fun scanCard(cardNumber: String): Map<String, Any?> =
@@ -308,6 +315,60 @@ class LoyaltyClientTest {
             val standing = c.card()!!.standing!!
             assertEquals("Member", standing.tierName)
             assertEquals(0L, standing.pending)
+        }
+    }
+
+    /** How an app words entries in its own language (German here) from the code and parameters. */
+    private fun german(e: LedgerEntry): String {
+        val p = e.reasonParams
+        fun money(m: Money) = String.format(Locale.GERMANY, "%,.2f %s", m.minor / 100.0, m.currency)
+        return when (e.reasonCode) {
+            ReasonCode.PURCHASE -> "Einkauf über ${money(p.amount!!)}"
+            ReasonCode.PURCHASE_OFFER -> "Einkauf über ${money(p.amount!!)} mit Angebot „${p.title}“"
+            ReasonCode.ADJUST -> when (p.adjustReason) {
+                "goodwill" -> "Kulanz: ${p.note} (Vorgang ${p.receipt})"
+                else -> "Korrektur: ${p.note}"
+            }
+            else -> e.reason   // a code this app does not word: the default English text
+        }
+    }
+
+    @Test
+    fun anAppWordsEntriesItselfAndPendingPointsMatureWithoutNewText() = runBlocking {
+        val (app, member, _) = enrolled(db("reasons"))
+        app.use {
+            val c = app.client
+            Server.offer(member, "latte", needsActivation = false, fromMs = now - day, untilMs = now + day)
+            c.sync()
+            val posting = Server.purchase(c.checkoutCode().text, totalMinor = 125_050)
+            Server.adjust(member, 25, "goodwill", "Sorry for the wait", "T-42")
+            c.sync()
+            val ledger = c.ledger()
+            val offer = ledger.single { it.reasonCode == ReasonCode.PURCHASE_OFFER }
+            assertEquals("latte", offer.reasonParams.offerId)
+            assertEquals("offer:latte", offer.reasonParams.ruleId)
+            assertEquals(Money(125_050L, "EUR"), offer.reasonParams.amount)
+            assertEquals(posting["posting"].toString().substringAfterLast(':').let { "R-$it" }, offer.reasonParams.receipt)
+            assertEquals("Einkauf über 1.250,50 EUR mit Angebot „Offer latte“", german(offer))
+            val base = ledger.single { it.reasonCode == ReasonCode.PURCHASE }
+            assertEquals("Einkauf über 1.250,50 EUR", german(base))
+            val adjust = ledger.single { it.reasonCode == ReasonCode.ADJUST }
+            assertEquals(25L, adjust.points)
+            assertEquals("Kulanz: Sorry for the wait (Vorgang T-42)", german(adjust))
+            // The server's English is the core's wording of the same code and parameters.
+            for (e in ledger) assertEquals(e.reason, reasonDefaultText(e.reasonCode, e.reasonParams))
+
+            // This programme has no pending period: nothing is pending now. (`now` reads the
+            // clock on every use: one instant for all the comparisons.)
+            val t = now
+            assertTrue(ledger.none { it.isPending(t) })
+            // An entry maturing in a week is pending until then and available after, same words.
+            val maturing = offer.copy(availableAtMs = t + 7 * day)
+            assertTrue(maturing.isPending(t))
+            assertTrue(maturing.isPending(t + 7 * day - 1))
+            assertFalse(maturing.isPending(t + 7 * day))
+            assertEquals(german(offer), german(maturing))
+            assertEquals(offer.reason, maturing.reason)
         }
     }
 
