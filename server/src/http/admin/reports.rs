@@ -33,8 +33,8 @@ pub struct ReportQuery {
     tag = "admin",
     params(ReportQuery),
     responses(
-        (status = 200, body = LiabilityReport, content_type = "application/json"),
-        (status = 200, description = "format=csv: measure,points,value_minor", body = String, content_type = "text/csv"),
+        (status = 200, description = "The report: JSON, or with format=csv the rows measure,points,value_minor",
+            content((LiabilityReport = "application/json"), (String = "text/csv"))),
         Refusals, Authentication
     ),
     security(("operator" = []))
