@@ -3423,7 +3423,8 @@ public object FfiConverterTypeConsent: FfiConverterRustBuffer<Consent> {
 
 
 /**
- * A message's state on its external channel: `status` is `queued`, `sent`, `failed` or
+ * A message's state on its external channel: `status` is `queued`, `handed_over` (a provider
+ * accepted it), `logged` (no provider is configured: nothing was delivered), `failed` or
  * `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
  * marketing on that channel; `no_address`; `rate_limited`).
  */
