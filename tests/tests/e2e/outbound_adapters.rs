@@ -394,6 +394,9 @@ fn a_mail_server_that_is_down_loses_nothing() {
 struct Received {
     idempotency_key: String,
     payload: serde_json::Value,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
 }
 
 /// A real HTTP receiver of the webhook: it checks every signature with its own key (and the
@@ -445,6 +448,9 @@ impl Receiver {
         got.push(Received {
             idempotency_key: key,
             payload: payload.clone(),
+            timestamp: timestamp.clone(),
+            signature: header("loyalty-signature"),
+            body: body.to_vec(),
         });
         if payload["address"] == "+490000" {
             (
@@ -573,11 +579,31 @@ fn sms_goes_to_the_signed_webhook_which_is_retried_until_it_accepts() {
                 Some("service")
             )
         );
+        // The signature binds the secret, the timestamp and the body: the request the receiver
+        // accepted fails the check under another secret, another timestamp or one changed byte.
+        let sent = annas[1];
+        assert!(signed_with(
+            SECRET,
+            &sent.timestamp,
+            &sent.body,
+            &sent.signature
+        ));
+        let other_secret = "another secret of enough length, 32+";
         assert!(!signed_with(
-            "another secret of enough length, 32+",
-            "1",
-            b"{}",
-            "v1=00"
+            other_secret,
+            &sent.timestamp,
+            &sent.body,
+            &sent.signature
+        ));
+        let later = (sent.timestamp.parse::<u64>().unwrap() + 1).to_string();
+        assert!(!signed_with(SECRET, &later, &sent.body, &sent.signature));
+        let mut tampered = sent.body.clone();
+        tampered[0] ^= 1;
+        assert!(!signed_with(
+            SECRET,
+            &sent.timestamp,
+            &tampered,
+            &sent.signature
         ));
 
         // Push is left on the log: its deliveries say so and never claim to be sent.

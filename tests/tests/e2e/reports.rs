@@ -38,7 +38,12 @@ fn the_liability_counts_available_pending_and_expiring_points_and_values_them() 
         buy(&s, &s.next_code().text, "b", 5_000).await;
         let (bob, bob_phone) = s.another_member("bob").await;
         buy(&s, &s.code_of(&bob_phone), "c", 3_000).await;
-        assert!(!bob.is_empty());
+        // Bob's 30 points are pending, as his card says.
+        let bobs = op.member(&bob).await.unwrap().card.unwrap();
+        assert_eq!(
+            (bobs.balance, bobs.standing.map(|s| s.pending)),
+            (0, Some(30))
+        );
 
         let report: LiabilityReport = op.liability().await.unwrap();
         let pv = |r: loyalty_core::api::reports::PointsValue| (r.points, r.value_minor);

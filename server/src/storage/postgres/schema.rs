@@ -96,6 +96,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "021_ledger_reasons",
         include_str!("../../../migrations/postgres/021_ledger_reasons.sql"),
     ),
+    (
+        "022_device_last_seen",
+        include_str!("../../../migrations/postgres/022_device_last_seen.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

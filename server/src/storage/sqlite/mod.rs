@@ -62,6 +62,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/018_delivery_states.sql"),
     include_str!("../../../migrations/sqlite/019_operators.sql"),
     include_str!("../../../migrations/sqlite/020_ledger_reasons.sql"),
+    include_str!("../../../migrations/sqlite/021_device_last_seen.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
