@@ -13,6 +13,7 @@ use crate::inbox::Message;
 use crate::offers::Offer;
 use crate::reasons::{ReasonCode, ReasonParams};
 
+pub mod history;
 pub mod offline;
 pub mod paths;
 pub mod reports;

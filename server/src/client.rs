@@ -400,6 +400,34 @@ impl OperatorClient {
         self.api.send(self.api.http.get(url)).await
     }
 
+    /// One page of the member's whole ledger, newest first: after the page whose `next` is
+    /// `before` (the first page when `None`), at most `limit` (the server's default when `None`).
+    pub async fn member_ledger(
+        &self,
+        member_id: &str,
+        before: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<loyalty_core::api::history::LedgerPage, OperatorError> {
+        let url = self.api.url(&paths::admin_member_ledger(member_id));
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(before) = before {
+            query.push(("before", before.to_string()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// The member's devices, revoked ones too, with when each was last seen.
+    pub async fn member_devices(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<loyalty_core::api::history::DeviceView>, OperatorError> {
+        let url = self.api.url(&paths::admin_member_devices(member_id));
+        self.api.send(self.api.http.get(url)).await
+    }
+
     pub async fn block(&self, member_id: &str) -> Result<(), OperatorError> {
         self.post_empty(&paths::admin_member_block(member_id)).await
     }

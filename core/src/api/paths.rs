@@ -68,6 +68,10 @@ pub const ADMIN_MEMBER_EPOCHS: &str = "/v1/admin/members/{member_id}/epochs";
 pub const ADMIN_MEMBER_CARDS: &str = "/v1/admin/members/{member_id}/cards";
 /// Reports one of the member's linked cards lost.
 pub const ADMIN_MEMBER_CARD_LOST: &str = "/v1/admin/members/{member_id}/cards/{card_number}/lost";
+/// The member's whole ledger, a page at a time.
+pub const ADMIN_MEMBER_LEDGER: &str = "/v1/admin/members/{member_id}/ledger";
+/// The member's devices, with when each was last seen.
+pub const ADMIN_MEMBER_DEVICES: &str = "/v1/admin/members/{member_id}/devices";
 /// Revokes a device and its checkout key.
 pub const ADMIN_DEVICE_REVOKE: &str = "/v1/admin/devices/{device_id}/revoke";
 /// Publishes an offer to members, a tier or a segment.
@@ -132,6 +136,8 @@ pub const ALL: &[&str] = &[
     ADMIN_MEMBER_EPOCHS,
     ADMIN_MEMBER_CARDS,
     ADMIN_MEMBER_CARD_LOST,
+    ADMIN_MEMBER_LEDGER,
+    ADMIN_MEMBER_DEVICES,
     ADMIN_DEVICE_REVOKE,
     ADMIN_OFFERS,
     ADMIN_SEGMENTS,
@@ -223,6 +229,14 @@ pub fn admin_member_card_qr(member_id: &str) -> String {
 
 pub fn admin_member_epochs(member_id: &str) -> String {
     fill(ADMIN_MEMBER_EPOCHS, &[member_id])
+}
+
+pub fn admin_member_ledger(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_LEDGER, &[member_id])
+}
+
+pub fn admin_member_devices(member_id: &str) -> String {
+    fill(ADMIN_MEMBER_DEVICES, &[member_id])
 }
 
 pub fn admin_device_revoke(device_id: &str) -> String {

@@ -89,6 +89,28 @@ enum AdminCommand {
     /// Show what the server holds for a member: by member id, or by a card number (theirs or a
     /// linked plastic card's).
     Show { member: String },
+    /// A member's whole ledger, newest first, a page at a time: reasons, rules, pending points,
+    /// and the till and receipt behind each movement (by member id or card number).
+    Ledger {
+        member: String,
+        /// The previous page's `next` cursor.
+        #[arg(long)]
+        before: Option<String>,
+        /// Movements per page (1 to 500; the server's 50 by default).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: Option<u32>,
+        /// Every page, to the member's first movement.
+        #[arg(long, conflicts_with = "before")]
+        all: bool,
+    },
+    /// A member's devices, revoked ones too: name, enrolled, last seen.
+    Devices { member: String },
+    /// Block a member's card: tills refuse its codes from now on (admin).
+    Block { member: String },
+    /// Unblock a member's card (admin).
+    Unblock { member: String },
+    /// Revoke a device: its credentials and its checkout key stop working at once.
+    Revoke { device_id: String },
     /// Find members by card number, e-mail, phone or the retailer's own reference; without one,
     /// list them a page at a time, filtered.
     Find {
@@ -374,6 +396,39 @@ pub async fn run(args: AdminArgs) -> CliResult {
             limit,
         } => super::operators::audit(&client, operator.as_deref(), before, limit, json).await,
         AdminCommand::Epoch { member_id, docs } => epoch(&client, &member_id, docs, json).await,
+        AdminCommand::Ledger {
+            member,
+            before,
+            limit,
+            all,
+        } => {
+            let member_id = resolve_member(&client, &member).await?;
+            super::history::ledger(&client, &member_id, before, limit, all, json).await
+        }
+        AdminCommand::Devices { member } => {
+            let member_id = resolve_member(&client, &member).await?;
+            super::history::devices(&client, &member_id, json).await
+        }
+        AdminCommand::Block { member } => {
+            let member_id = resolve_member(&client, &member).await?;
+            client.block(&member_id).await.map_err(|e| e.to_string())?;
+            done(json, "blocked", &member_id)
+        }
+        AdminCommand::Unblock { member } => {
+            let member_id = resolve_member(&client, &member).await?;
+            client
+                .unblock(&member_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            done(json, "unblocked", &member_id)
+        }
+        AdminCommand::Revoke { device_id } => {
+            client
+                .revoke_device(&device_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            done(json, "revoked", &device_id)
+        }
         AdminCommand::Show { member } => {
             let member_id = resolve_member(&client, &member).await?;
             show(&client, &member_id, json).await
@@ -399,6 +454,15 @@ pub async fn run(args: AdminArgs) -> CliResult {
         }
         AdminCommand::Backup { database, to } => backup(&database, &to, json).await,
     }
+}
+
+/// Says what an action did to whom: a line, or with `--json` `{"done": …, "id": …}`.
+fn done(json: bool, what: &str, id: &str) -> CliResult {
+    if json {
+        return print_json(&serde_json::json!({ "done": what, "id": id }));
+    }
+    println!("{what} {id}");
+    Ok(())
 }
 
 async fn adjust_points(client: &OperatorClient, args: AdjustArgs, json: bool) -> CliResult {

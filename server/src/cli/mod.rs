@@ -4,6 +4,7 @@ pub mod admin;
 pub mod bench;
 pub mod config_file;
 pub mod device;
+pub mod history;
 pub mod money;
 pub mod operators;
 pub mod outbound_flags;

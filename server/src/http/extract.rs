@@ -189,6 +189,7 @@ impl App {
         if device.revoked {
             return Err(ApiError::forbidden("this device has been revoked"));
         }
+        crate::service::history::seen(self, &device).await;
         Ok(device)
     }
 

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod checkout;
 pub mod enrollment;
 pub mod health;
+pub mod history;
 pub mod ledger;
 pub mod members;
 pub mod messaging;

@@ -757,6 +757,94 @@ pub async fn members_are_found_by_reference(s: Arc<dyn Storage>) {
     assert!(s.find_members(&lookup).await.unwrap().is_empty());
 }
 
+/// `ledger_page`: the whole ledger newest first by (time, transaction id), each movement with its
+/// posting, paged by cursor without gaps or repeats across equal times, and nobody else's;
+/// `member_devices` with revocation, and `device_seen`, which never moves the time back.
+pub async fn a_members_history_pages_the_ledger_and_lists_devices(s: Arc<dyn Storage>) {
+    use loyalty_core::api::history::LedgerCursor;
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let times = [NOW, NOW, NOW + 5, NOW + 5, NOW + 5, NOW + 9];
+    for (i, at) in times.into_iter().enumerate() {
+        let revision = book(&s, "m1").await.revision;
+        let mut p = purchase(&format!("k{i}"), "m1", revision, 10 * i as i64, 10);
+        p.at_ms = at;
+        assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    }
+    let revision = book(&s, "m2").await.revision;
+    let theirs = purchase("other", "m2", revision, 0, 10);
+    assert_eq!(s.post(theirs).await.unwrap(), PostOutcome::Posted);
+
+    let all = s.ledger_page("m1", None, 100).await.unwrap();
+    let order: Vec<_> = all.iter().map(|e| e.entry.tx_id.as_str()).collect();
+    assert_eq!(
+        order,
+        ["tx-k5", "tx-k4", "tx-k3", "tx-k2", "tx-k1", "tx-k0"]
+    );
+    assert_eq!(
+        (
+            all[0].posting.as_str(),
+            all[0].till_id.as_str(),
+            all[0].receipt_id.as_str(),
+            all[0].entry.points,
+            all[0].entry.at_ms
+        ),
+        ("k5", "t1", "r-k5", 10, NOW + 9)
+    );
+    let mut paged = Vec::new();
+    let mut before: Option<LedgerCursor> = None;
+    loop {
+        let page = s.ledger_page("m1", before.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        before = Some(LedgerCursor::after(&last.entry));
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "pages of two add up to the whole, in order");
+    assert!(s.ledger_page("nobody", None, 10).await.unwrap().is_empty());
+
+    enrolled(&s, "m1", "d1", 1).await;
+    s.add_activation_code("m1", code("m1", 1), NOW + DAY)
+        .await
+        .unwrap();
+    let mut second = new_device("d2", 2);
+    second.created_at_ms = NOW + 1;
+    let redeemed = s
+        .redeem_activation_code(code("m1", 1), NOW + 1, second)
+        .await
+        .unwrap();
+    assert!(matches!(redeemed, Redemption::Redeemed(_)));
+    s.device_seen("d1", NOW + 50).await.unwrap();
+    s.device_seen("d1", NOW + 20).await.unwrap();
+    s.device_seen("nope", NOW).await.unwrap();
+    assert!(s.revoke_device("d2", NOW + 60).await.unwrap());
+    assert_eq!(
+        s.device("d1").await.unwrap().expect("d1").last_seen_ms,
+        Some(NOW + 50)
+    );
+    let devices = s.member_devices("m1").await.unwrap();
+    let seen: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            (
+                d.device_id.as_str(),
+                d.name.as_str(),
+                d.enrolled_at_ms,
+                d.revoked_at_ms,
+                d.last_seen_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("d1", "phone d1", NOW, None, Some(NOW + 50)),
+            ("d2", "phone d2", NOW + 1, Some(NOW + 60), None)
+        ]
+    );
+    assert!(s.member_devices("m2").await.unwrap().is_empty());
+}
+
 /// `open_card_session`, `verify_session`, `session_verified`.
 pub async fn card_sessions_open_without_a_code_and_remember_their_pin(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
@@ -2284,6 +2372,7 @@ macro_rules! storage_conformance {
             devices_are_revoked_and_members_blocked,
             pin_tries_are_counted_and_lock,
             members_are_found_by_reference,
+            a_members_history_pages_the_ledger_and_lists_devices,
             operator_accounts_and_the_audit_log,
             plastic_cards_link_once_and_lost_ones_stay_lost,
             card_sessions_open_without_a_code_and_remember_their_pin,

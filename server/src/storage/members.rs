@@ -73,6 +73,8 @@ pub struct DeviceRecord {
     pub member_id: String,
     pub secret_hash: [u8; 32],
     pub revoked: bool,
+    /// When the device was last recorded as seen (`MemberStore::device_seen`).
+    pub last_seen_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +207,9 @@ pub trait MemberStore: Send + Sync + 'static {
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<loyalty_core::member::MemberState>,
     ) -> Result<Commit, StorageError>;
+
+    /// Records that the device was seen at `at_ms` (never moving the time back).
+    async fn device_seen(&self, device_id: &str, at_ms: i64) -> Result<(), StorageError>;
 
     /// Marks the device revoked (at its first revocation's time); false for an unknown device.
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError>;

@@ -6,6 +6,7 @@
 //! | [`members`] | [`MemberStore`] | members, activation codes, devices, blocking, revocation, documents, peer states, the atomic `commit` |
 //! | [`cards`] | [`CardStore`] | cards without the app: sessions opened by card number, the member's till PIN and its lock |
 //! | [`directory`] | [`DirectoryStore`] | finding members by e-mail, phone or the retailer's reference |
+//! | [`history`] | [`HistoryStore`] | a member's whole ledger, paged, and their devices, for the operator's one window |
 //! | [`ledger`] | [`LedgerStore`] | the till: card lookup, device keys, checkout sessions, postings, the refund book, the card's source and store, the member's book, due members, birthdays |
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
@@ -16,7 +17,7 @@
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all twelve: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all thirteen: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod cards;
@@ -25,6 +26,7 @@ pub mod changes;
 pub mod conformance;
 pub mod directory;
 pub mod health;
+pub mod history;
 pub mod ledger;
 pub mod members;
 pub mod messages;
@@ -40,6 +42,7 @@ pub use cards::*;
 pub use changes::*;
 pub use directory::*;
 pub use health::*;
+pub use history::*;
 pub use ledger::*;
 pub use members::*;
 pub use messages::*;
@@ -72,6 +75,7 @@ pub trait Storage:
     MemberStore
     + CardStore
     + DirectoryStore
+    + HistoryStore
     + LedgerStore
     + OfferStore
     + OfflineStore
@@ -88,6 +92,7 @@ impl<T> Storage for T where
     T: MemberStore
         + CardStore
         + DirectoryStore
+        + HistoryStore
         + LedgerStore
         + OfferStore
         + OfflineStore

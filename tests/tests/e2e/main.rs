@@ -21,6 +21,7 @@ mod fuzz_regressions;
 mod instances;
 mod js_client;
 mod keys;
+mod member_history;
 mod offers;
 mod offline_till;
 mod openapi;

@@ -1,10 +1,11 @@
-//! The operator's routes, by area: members, offers and segments, messages, the programme, points
+//! The operator's routes, by area: members and their history, offers and segments, messages, the programme, points
 //! adjustments, plastic cards, offline tills' exceptions, operator accounts and the audit log.
 //! Which role may use which is `crate::http::access`.
 
 pub mod adjustments;
 pub mod cards;
 pub mod exceptions;
+pub mod history;
 pub mod members;
 pub mod messages;
 pub mod offers;
@@ -28,6 +29,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(members::block))
         .routes(routes!(members::unblock))
         .routes(routes!(members::card_qr))
+        .routes(routes!(history::member_ledger))
+        .routes(routes!(history::member_devices))
         .routes(routes!(members::revoke_device))
         .routes(routes!(members::start_epochs))
         .routes(routes!(members::new_activation_code))

@@ -189,7 +189,7 @@ impl MemberStore for PgStorage {
         let client = self.client().await?;
         let row = client
             .fetch_opt(
-                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
+                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL, last_seen_at
                  FROM devices WHERE device_id = $1",
                 &[&device_id],
             )
@@ -201,6 +201,7 @@ impl MemberStore for PgStorage {
             member_id: r.try_get(1).map_err(backend)?,
             secret_hash: hash_from(r.try_get(2).map_err(backend)?)?,
             revoked: r.try_get(3).map_err(backend)?,
+            last_seen_ms: r.try_get(4).map_err(backend)?,
         }))
     }
 
@@ -349,6 +350,18 @@ impl MemberStore for PgStorage {
         }
         tx.commit().await.map_err(backend)?;
         Ok(Commit::Committed)
+    }
+
+    async fn device_seen(&self, device_id: &str, at_ms: i64) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client
+            .exec(
+                "UPDATE devices SET last_seen_at = greatest(last_seen_at, $1) WHERE device_id = $2",
+                &[&at_ms, &device_id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError> {

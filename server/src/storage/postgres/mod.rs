@@ -17,6 +17,7 @@ mod changes;
 mod directory;
 mod fanout;
 mod health;
+mod history;
 mod ledger;
 mod members;
 mod messages;

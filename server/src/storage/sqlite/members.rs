@@ -175,7 +175,7 @@ impl MemberStore for SqliteStorage {
         self.read_now(move |conn| {
             cached_row(
                 conn,
-                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL
+                "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL, last_seen_at
                  FROM devices WHERE device_id = ?1",
                 [device_id],
                 |r| {
@@ -184,6 +184,7 @@ impl MemberStore for SqliteStorage {
                         member_id: r.get(1)?,
                         secret_hash: hash_from(r.get(2)?),
                         revoked: r.get(3)?,
+                        last_seen_ms: r.get(4)?,
                     })
                 },
             )
@@ -367,6 +368,20 @@ impl MemberStore for SqliteStorage {
             }
             tx.commit().map_err(backend)?;
             Ok(Commit::Committed)
+        })
+        .await
+    }
+
+    async fn device_seen(&self, device_id: &str, at_ms: i64) -> Result<(), StorageError> {
+        let device_id = device_id.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, ?1), ?1)
+                 WHERE device_id = ?2",
+                params![at_ms, device_id],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }
