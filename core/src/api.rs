@@ -14,6 +14,7 @@ use crate::offers::Offer;
 use crate::reasons::{ReasonCode, ReasonParams};
 
 pub mod history;
+pub mod offer_admin;
 pub mod offline;
 pub mod paths;
 pub mod reports;

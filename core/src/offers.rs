@@ -219,6 +219,22 @@ fn read_one(f: &Fields<'_>, list: &automerge::ObjId, id: String) -> Result<Offer
     })
 }
 
+/// Takes a withdrawn offer out of the document (server side); false when it was not there.
+pub fn remove(doc: &mut AutoCommit, id: &str) -> Result<bool, automerge::AutomergeError> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let Some((automerge::Value::Object(automerge::ObjType::Map), list)) =
+        doc.get(&automerge::ROOT, "offers")?
+    else {
+        return Ok(false);
+    };
+    if doc.get(&list, id)?.is_none() {
+        return Ok(false);
+    }
+    doc.delete(&list, id)?;
+    Ok(true)
+}
+
 /// Publishes or updates an offer (server side).
 pub fn put(doc: &mut AutoCommit, offer: &Offer) -> Result<(), automerge::AutomergeError> {
     let list = ensure_map(doc, &automerge::ROOT, "offers")?;
@@ -298,6 +314,24 @@ mod tests {
         put(&mut doc, &sample("a")).unwrap();
         assert_eq!(get(&doc, "a").unwrap(), Some(sample("a")));
         assert_eq!(get(&doc, "b").unwrap(), None);
+    }
+
+    #[test]
+    fn a_withdrawn_offer_is_removed_and_the_others_stay() {
+        let mut doc = genesis(DocKind::Offers);
+        assert!(!remove(&mut doc, "a").unwrap(), "no offers at all yet");
+        put(&mut doc, &sample("a")).unwrap();
+        put(&mut doc, &sample("b")).unwrap();
+        // A phone's copy from before the withdrawal, which meanwhile got another offer.
+        let mut copy = doc.fork();
+        put(&mut copy, &sample("c")).unwrap();
+        assert!(remove(&mut doc, "a").unwrap());
+        assert!(!remove(&mut doc, "a").unwrap(), "already gone");
+        assert_eq!(read_all(&doc).unwrap(), vec![sample("b")]);
+        // Merged, the removal holds and the other offer arrives.
+        doc.merge(&mut copy).unwrap();
+        let ids: Vec<_> = read_all(&doc).unwrap().into_iter().map(|o| o.id).collect();
+        assert_eq!(ids, ["b", "c"]);
     }
 
     #[test]

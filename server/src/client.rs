@@ -419,6 +419,39 @@ impl OperatorClient {
         self.api.send(self.api.http.get(url).query(&query)).await
     }
 
+    /// One page of offers with their figures, by the filters given as query pairs (`status`,
+    /// `after`, `limit`).
+    pub async fn offers(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<loyalty_core::api::offer_admin::OfferRecord>, OperatorError> {
+        let url = self.api.url(paths::ADMIN_OFFERS);
+        self.api.send(self.api.http.get(url).query(query)).await
+    }
+
+    pub async fn offer(
+        &self,
+        offer_id: &str,
+    ) -> Result<loyalty_core::api::offer_admin::OfferRecord, OperatorError> {
+        let url = self.api.url(&paths::admin_offer(offer_id));
+        self.api.send(self.api.http.get(url)).await
+    }
+
+    /// Ends the offer now (`withdraw`: and takes it off members' phones).
+    pub async fn end_offer(
+        &self,
+        offer_id: &str,
+        withdraw: bool,
+    ) -> Result<loyalty_core::api::offer_admin::OfferRecord, OperatorError> {
+        let path = if withdraw {
+            paths::admin_offer_withdraw(offer_id)
+        } else {
+            paths::admin_offer_end(offer_id)
+        };
+        let url = self.api.url(&path);
+        self.api.send(self.api.http.post(url)).await
+    }
+
     /// The member's devices, revoked ones too, with when each was last seen.
     pub async fn member_devices(
         &self,

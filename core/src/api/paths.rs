@@ -74,8 +74,14 @@ pub const ADMIN_MEMBER_LEDGER: &str = "/v1/admin/members/{member_id}/ledger";
 pub const ADMIN_MEMBER_DEVICES: &str = "/v1/admin/members/{member_id}/devices";
 /// Revokes a device and its checkout key.
 pub const ADMIN_DEVICE_REVOKE: &str = "/v1/admin/devices/{device_id}/revoke";
-/// Publishes an offer to members, a tier or a segment.
+/// Publishes an offer to members, a tier or a segment (POST); lists offers with their figures (GET).
 pub const ADMIN_OFFERS: &str = "/v1/admin/offers";
+/// One offer with its figures.
+pub const ADMIN_OFFER: &str = "/v1/admin/offers/{offer_id}";
+/// Ends an offer now: members see it ended at their next sync.
+pub const ADMIN_OFFER_END: &str = "/v1/admin/offers/{offer_id}/end";
+/// Withdraws an offer: gone from members' phones at their next sync.
+pub const ADMIN_OFFER_WITHDRAW: &str = "/v1/admin/offers/{offer_id}/withdraw";
 /// Defines (POST) and lists (GET) segments.
 pub const ADMIN_SEGMENTS: &str = "/v1/admin/segments";
 /// Sends a message to members or a segment.
@@ -140,6 +146,9 @@ pub const ALL: &[&str] = &[
     ADMIN_MEMBER_DEVICES,
     ADMIN_DEVICE_REVOKE,
     ADMIN_OFFERS,
+    ADMIN_OFFER,
+    ADMIN_OFFER_END,
+    ADMIN_OFFER_WITHDRAW,
     ADMIN_SEGMENTS,
     ADMIN_MESSAGES,
     ADMIN_DELIVERIES,
@@ -237,6 +246,18 @@ pub fn admin_member_ledger(member_id: &str) -> String {
 
 pub fn admin_member_devices(member_id: &str) -> String {
     fill(ADMIN_MEMBER_DEVICES, &[member_id])
+}
+
+pub fn admin_offer(offer_id: &str) -> String {
+    fill(ADMIN_OFFER, &[offer_id])
+}
+
+pub fn admin_offer_end(offer_id: &str) -> String {
+    fill(ADMIN_OFFER_END, &[offer_id])
+}
+
+pub fn admin_offer_withdraw(offer_id: &str) -> String {
+    fill(ADMIN_OFFER_WITHDRAW, &[offer_id])
 }
 
 pub fn admin_device_revoke(device_id: &str) -> String {

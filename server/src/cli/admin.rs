@@ -38,6 +38,11 @@ enum AdminCommand {
     /// Publish an offer to members (`MEMBER_ID` or `--member`, repeatable), a tier or a segment.
     /// Publishing an existing id again updates the offer for everyone who has it.
     Offer(OfferArgs),
+    /// Offers with their figures (reach, activations, uses); end one early or withdraw it.
+    Offers {
+        #[command(subcommand)]
+        command: super::offers::OffersCommand,
+    },
     /// Send a message to a member.
     Message(MessageArgs),
     /// Send a message to members or to a segment (marketing honours consents and the daily limit).
@@ -367,6 +372,7 @@ pub async fn run(args: AdminArgs) -> CliResult {
             activation_code(&client, &member_id, json).await
         }
         AdminCommand::Offer(offer) => publish_offer(&client, offer, json).await,
+        AdminCommand::Offers { command } => super::offers::run(&client, command, json).await,
         AdminCommand::Message(message) => post_message(&client, message, json).await,
         AdminCommand::Programme { command } => super::programme::run(&client, command, json).await,
         AdminCommand::Tier {

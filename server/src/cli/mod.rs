@@ -6,6 +6,7 @@ pub mod config_file;
 pub mod device;
 pub mod history;
 pub mod money;
+pub mod offers;
 pub mod operators;
 pub mod outbound_flags;
 pub mod programme;

@@ -28,6 +28,8 @@ const RULES: &[(&str, &str, Permission)] = &[
     ("POST", paths::ADMIN_REQUEST_CLOSE, Permission::Requests),
     ("POST", paths::ADMIN_MEMBER_OFFERS, Permission::Marketing),
     ("POST", paths::ADMIN_OFFERS, Permission::Marketing),
+    ("POST", paths::ADMIN_OFFER_END, Permission::Marketing),
+    ("POST", paths::ADMIN_OFFER_WITHDRAW, Permission::Marketing),
     ("POST", paths::ADMIN_SEGMENTS, Permission::Marketing),
     ("POST", paths::ADMIN_MEMBER_MESSAGES, Permission::Marketing),
     ("POST", paths::ADMIN_MESSAGES, Permission::Marketing),

@@ -54,6 +54,7 @@ pub const CODES: &[(u16, &str)] = &[
     (404, "device_not_found"),
     (404, "card_not_found"),
     (404, "operator_not_found"),
+    (404, "offer_not_found"),
     (404, "not_found"),
     (408, "request_timeout"),
     (409, "insufficient_points"),

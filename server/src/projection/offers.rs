@@ -1,4 +1,5 @@
-//! The offers projection: offers a member was targeted with, written into their offers document.
+//! The offers projection: offers a member was targeted with, written into their offers document,
+//! and withdrawn ones taken out of it.
 
 use crate::app::App;
 use crate::error::DomainError;
@@ -17,8 +18,12 @@ pub async fn project_pending(app: &App, member_id: &str) -> Result<bool, DomainE
     }
     documents::update(app, member_id, DocKind::Offers, |doc| {
         for p in &pending {
-            offers::put(doc, &p.offer)
-                .map_err(|e| DomainError::internal("projecting an offer", e))?;
+            let written = if p.withdrawn {
+                offers::remove(doc, &p.offer.id).map(|_| ())
+            } else {
+                offers::put(doc, &p.offer)
+            };
+            written.map_err(|e| DomainError::internal("projecting an offer", e))?;
         }
         Ok(())
     })

@@ -11,6 +11,7 @@ pub mod history;
 pub mod ledger;
 pub mod members;
 pub mod messaging;
+pub mod offer_admin;
 pub mod offers;
 pub mod offline;
 pub mod operators;

@@ -5,7 +5,7 @@
 //! | role | may |
 //! |---|---|
 //! | `support` | read everything but operators and the audit log; create members and activation codes, link cards, report cards lost, revoke devices; answer and close requests; adjust points up to `Config::support_adjust_limit` |
-//! | `marketing` | read the same; publish offers, define segments, send messages |
+//! | `marketing` | read the same; publish, end and withdraw offers, define segments, send messages |
 //! | `admin` | everything: the programme and tiers, blocking and unblocking, new epochs, operators, the audit log, adjustments of any size |
 //!
 //! The configured operator token (`--operator-token`) is the bootstrap admin,

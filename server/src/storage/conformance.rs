@@ -1522,6 +1522,168 @@ pub async fn the_programme_configuration_is_kept(s: Arc<dyn Storage>) {
 // ---------------------------------------------------------------------------------------------
 // Offers and segments.
 
+/// `list_offers`, `offer_record`, `end_offer`: offers paged by id and filtered by status, each
+/// with its reach, activations and uses; an end or a withdrawal is a new version that members'
+/// rows owe their documents (a withdrawn one to be taken out), happens once, and the till stops
+/// applying the offer at once.
+pub async fn offers_are_listed_with_figures_and_ended_or_withdrawn(s: Arc<dyn Storage>) {
+    use loyalty_core::api::offer_admin::OfferStatus;
+    use loyalty_core::member::Activation;
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let to = |ids: &[&str]| OfferTarget::Members {
+        member_ids: ids.iter().map(|m| m.to_string()).collect(),
+    };
+    let mut upcoming = offer("o3", 0);
+    upcoming.valid_from_ms = NOW + DAY;
+    upcoming.valid_until_ms = NOW + 2 * DAY;
+    for (o, target) in [
+        (offer("o1", 0), to(&["m1", "m2"])),
+        (offer("o2", 0), to(&["m1"])),
+        (upcoming, to(&["m2"])),
+    ] {
+        let published = s.publish_offer(&o, &target, NOW - DAY).await.unwrap();
+        assert!(
+            matches!(published, Publication::Published(_)),
+            "{published:?}"
+        );
+    }
+    let mut state = MemberState::default();
+    state.activations.insert(
+        "o1".into(),
+        Activation {
+            at_ms: NOW,
+            device: "phone".into(),
+        },
+    );
+    let committed = s
+        .commit("m1", None, Vec::new(), Vec::new(), Some(state))
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    for key in ["k1", "k2"] {
+        let revision = book(&s, "m1").await.revision;
+        let balance = book(&s, "m1").await.state.balance;
+        let mut used = purchase(key, "m1", revision, balance, 5);
+        used.offer_uses = vec!["o1".into()];
+        assert_eq!(s.post(used).await.unwrap(), PostOutcome::Posted);
+    }
+    for m in ["m1", "m2"] {
+        let pending = s.pending_offers(m, NOW).await.unwrap();
+        s.mark_offers_projected(m, &pending).await.unwrap();
+    }
+
+    let filter = |status: Option<OfferStatus>, after: Option<&str>, limit: u32| OfferFilter {
+        status,
+        now_ms: NOW,
+        after: after.map(str::to_string),
+        limit,
+    };
+    let ids = |list: &[loyalty_core::api::offer_admin::OfferRecord]| {
+        list.iter().map(|r| r.offer.id.clone()).collect::<Vec<_>>()
+    };
+    let all = s.list_offers(&filter(None, None, 10)).await.unwrap();
+    assert_eq!(ids(&all), ["o1", "o2", "o3"]);
+    let f = all[0].figures;
+    assert_eq!((f.reach, f.activated, f.used_by, f.uses), (2, 1, 1, 2));
+    let f = all[1].figures;
+    assert_eq!((f.reach, f.activated, f.used_by, f.uses), (1, 0, 0, 0));
+    assert_eq!(
+        (all[0].target_kind.as_str(), all[0].version, all[0].status),
+        ("members", 1, OfferStatus::Active)
+    );
+    assert_eq!(all[2].status, OfferStatus::Upcoming);
+    let active = s
+        .list_offers(&filter(Some(OfferStatus::Active), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(&active), ["o1", "o2"]);
+    let upcoming = s
+        .list_offers(&filter(Some(OfferStatus::Upcoming), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(&upcoming), ["o3"]);
+    let page = s.list_offers(&filter(None, Some("o1"), 1)).await.unwrap();
+    assert_eq!(ids(&page), ["o2"]);
+    assert_eq!(
+        s.offer_record("o1", NOW).await.unwrap().as_ref(),
+        Some(&all[0])
+    );
+    assert_eq!(s.offer_record("nope", NOW).await.unwrap(), None);
+
+    // Ended: a new version the members' rows owe, no longer at the till; once.
+    let ended = s
+        .end_offer("o2", OfferEnd::End, NOW)
+        .await
+        .unwrap()
+        .expect("o2");
+    assert_eq!(
+        (
+            ended.status,
+            ended.version,
+            ended.offer.valid_until_ms,
+            ended.withdrawn_at_ms
+        ),
+        (OfferStatus::Ended, 2, NOW, None)
+    );
+    let pending = s.pending_offers("m1", NOW).await.unwrap();
+    let owed: Vec<_> = pending
+        .iter()
+        .map(|p| (p.offer.id.as_str(), p.version, p.withdrawn))
+        .collect();
+    assert_eq!(owed, [("o2", 2, false)]);
+    s.mark_offers_projected("m1", &pending).await.unwrap();
+    let till: Vec<_> = s.till_offers("m1", NOW).await.unwrap();
+    assert_eq!(
+        till.iter().map(|t| t.offer.id.as_str()).collect::<Vec<_>>(),
+        ["o1"]
+    );
+    let again = s.end_offer("o2", OfferEnd::End, NOW + 5).await.unwrap();
+    assert_eq!(again.map(|r| r.version), Some(2), "already ended");
+
+    // Withdrawn: owed to every member as a removal, even long after its end; once.
+    let withdrawn = s
+        .end_offer("o1", OfferEnd::Withdraw, NOW)
+        .await
+        .unwrap()
+        .expect("o1");
+    assert_eq!(
+        (
+            withdrawn.status,
+            withdrawn.version,
+            withdrawn.withdrawn_at_ms
+        ),
+        (OfferStatus::Withdrawn, 2, Some(NOW))
+    );
+    let later = NOW + 60 * DAY;
+    for m in ["m1", "m2"] {
+        let pending = s.pending_offers(m, later).await.unwrap();
+        let owed: Vec<_> = pending
+            .iter()
+            .map(|p| (p.offer.id.as_str(), p.withdrawn))
+            .collect();
+        assert_eq!(owed, [("o1", true)], "{m}");
+    }
+    assert!(s.till_offers("m1", NOW).await.unwrap().is_empty());
+    let again = s
+        .end_offer("o1", OfferEnd::Withdraw, NOW + 9)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.and_then(|r| r.withdrawn_at_ms),
+        Some(NOW),
+        "withdrawn once"
+    );
+    for (status, expected) in [(OfferStatus::Withdrawn, "o1"), (OfferStatus::Ended, "o2")] {
+        let listed = s
+            .list_offers(&filter(Some(status), None, 10))
+            .await
+            .unwrap();
+        assert_eq!(ids(&listed), [expected], "{status:?}");
+    }
+    assert_eq!(s.end_offer("nope", OfferEnd::End, NOW).await.unwrap(), None);
+}
+
 /// `publish_offer`, `pending_offers`, `has_pending_offers`, `mark_offers_projected`,
 /// `till_offers`, `fanout_seq`: an offer reaches its members' pending projections and the till;
 /// refused targets store nothing; a use at the till counts up to the limit.
@@ -2389,6 +2551,7 @@ macro_rules! storage_conformance {
             birthdays_come_from_the_member_document,
             the_programme_configuration_is_kept,
             offers_are_published_projected_and_used,
+            offers_are_listed_with_figures_and_ended_or_withdrawn,
             segments_are_recomputed_and_reach_offers,
             scores_follow_purchases_from_one_recompute_to_the_next,
             messages_reach_the_inbox_once,

@@ -9,6 +9,7 @@
 //! | [`history`] | [`HistoryStore`] | a member's whole ledger, paged, and their devices, for the operator's one window |
 //! | [`ledger`] | [`LedgerStore`] | the till: card lookup, device keys, checkout sessions, postings, the refund book, the card's source and store, the member's book, due members, birthdays |
 //! | [`offers`] | [`OfferStore`] | offers, segments, fan-outs, the RFM and segment recompute |
+//! | [`offer_admin`] | [`OfferAdminStore`] | offers as operators manage them: lists with figures, ending early, withdrawing |
 //! | [`messages`] | [`MessageStore`] | messages and deliveries, the outbound queue, members' requests |
 //! | [`offline`] | [`OfflineStore`] | the offline till: the key feed, codes used by offline purchases, exceptions |
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
@@ -17,7 +18,7 @@
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all thirteen: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all fourteen: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod cards;
@@ -30,6 +31,7 @@ pub mod history;
 pub mod ledger;
 pub mod members;
 pub mod messages;
+pub mod offer_admin;
 pub mod offers;
 pub mod offline;
 pub mod operators;
@@ -46,6 +48,7 @@ pub use history::*;
 pub use ledger::*;
 pub use members::*;
 pub use messages::*;
+pub use offer_admin::*;
 pub use offers::*;
 pub use offline::*;
 pub use operators::*;
@@ -78,6 +81,7 @@ pub trait Storage:
     + HistoryStore
     + LedgerStore
     + OfferStore
+    + OfferAdminStore
     + OfflineStore
     + MessageStore
     + ProgrammeStore
@@ -95,6 +99,7 @@ impl<T> Storage for T where
         + HistoryStore
         + LedgerStore
         + OfferStore
+        + OfferAdminStore
         + OfflineStore
         + MessageStore
         + ProgrammeStore

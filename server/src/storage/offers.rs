@@ -15,6 +15,8 @@ use loyalty_core::segments::Segment;
 pub struct PendingOffer {
     pub offer: Offer,
     pub version: i64,
+    /// An operator withdrew it: the projection takes it out of the document.
+    pub withdrawn: bool,
 }
 
 /// The default RFM window: purchases in the last 365 days.
@@ -80,8 +82,8 @@ pub trait OfferStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Publication, StorageError>;
 
-    /// Offers still valid at `now_ms` that the member's offers document does not show as they
-    /// stand. One indexed query; empty in the steady state.
+    /// Offers still valid at `now_ms` (or ended within 30 days, or withdrawn) that the member's
+    /// offers document does not show as they stand. One indexed query; empty in the steady state.
     async fn pending_offers(
         &self,
         member_id: &str,

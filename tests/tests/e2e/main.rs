@@ -22,6 +22,7 @@ mod instances;
 mod js_client;
 mod keys;
 mod member_history;
+mod offer_admin;
 mod offers;
 mod offline_till;
 mod openapi;

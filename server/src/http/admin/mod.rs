@@ -8,6 +8,7 @@ pub mod exceptions;
 pub mod history;
 pub mod members;
 pub mod messages;
+pub mod offer_admin;
 pub mod offers;
 pub mod operators;
 pub mod programme;
@@ -35,7 +36,10 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(members::start_epochs))
         .routes(routes!(members::new_activation_code))
         .routes(routes!(offers::post_member_offer))
-        .routes(routes!(offers::post_offer))
+        .routes(routes!(offers::post_offer, offer_admin::list_offers))
+        .routes(routes!(offer_admin::show_offer))
+        .routes(routes!(offer_admin::end_offer))
+        .routes(routes!(offer_admin::withdraw_offer))
         .routes(routes!(offers::create_segment, offers::segments))
         .routes(routes!(messages::post_member_message))
         .routes(routes!(messages::send))

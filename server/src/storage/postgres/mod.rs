@@ -21,6 +21,7 @@ mod history;
 mod ledger;
 mod members;
 mod messages;
+mod offer_admin;
 mod offers;
 mod offline;
 mod operators;

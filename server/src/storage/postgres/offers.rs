@@ -247,7 +247,8 @@ async fn publish_in(
 /// what just ran out) and whose projection lags; the `offer_members` primary key serves it.
 pub(super) const PENDING_WHERE: &str =
     "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
-     WHERE om.member_id = $1 AND o.valid_until > $2 - 2592000000
+     WHERE om.member_id = $1
+       AND (o.valid_until > $2 - 2592000000 OR o.withdrawn_at IS NOT NULL)
        AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
 
 impl PgStorage {
@@ -315,7 +316,7 @@ impl OfferStore for PgStorage {
             .await?
             .fetch_all(
                 &format!(
-                    "SELECT o.definition, o.version, om.uses {PENDING_WHERE}
+                    "SELECT o.definition, o.version, om.uses, o.withdrawn_at IS NOT NULL {PENDING_WHERE}
                      ORDER BY o.offer_id COLLATE \"C\""
                 ),
                 &[&member_id, &now_ms],
@@ -327,6 +328,7 @@ impl OfferStore for PgStorage {
             out.push(PendingOffer {
                 offer: offer_with_uses(&r, 2)?,
                 version: r.try_get(1).map_err(backend)?,
+                withdrawn: r.try_get(3).map_err(backend)?,
             });
         }
         Ok(out)

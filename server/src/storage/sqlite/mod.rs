@@ -25,6 +25,7 @@ mod history;
 mod ledger;
 mod members;
 mod messages;
+mod offer_admin;
 pub mod offers;
 mod offline;
 mod operators;
@@ -64,6 +65,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/019_operators.sql"),
     include_str!("../../../migrations/sqlite/020_ledger_reasons.sql"),
     include_str!("../../../migrations/sqlite/021_device_last_seen.sql"),
+    include_str!("../../../migrations/sqlite/023_offer_management.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

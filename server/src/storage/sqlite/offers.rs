@@ -37,7 +37,7 @@ use crate::storage::offers::{
     TillOffer,
 };
 
-fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
+pub(super) fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
     serde_json::from_str(definition).map_err(|e| backend(format!("stored offer unreadable: {e}")))
 }
 
@@ -208,7 +208,8 @@ pub(crate) fn publish_in(
 /// the `offers` primary key.
 pub(super) const PENDING_WHERE: &str =
     "FROM offer_members om JOIN offers o ON o.offer_id = om.offer_id
-     WHERE om.member_id = ?1 AND o.valid_until > ?2 - 2592000000
+     WHERE om.member_id = ?1
+       AND (o.valid_until > ?2 - 2592000000 OR o.withdrawn_at IS NOT NULL)
        AND (om.projected_version <> o.version OR om.projected_uses <> om.uses)";
 
 fn pending_in(
@@ -218,7 +219,7 @@ fn pending_in(
 ) -> Result<Vec<PendingOffer>, StorageError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT o.definition, o.version, om.uses {PENDING_WHERE}"
+            "SELECT o.definition, o.version, om.uses, o.withdrawn_at IS NOT NULL {PENDING_WHERE}"
         ))
         .map_err(backend)?;
     let rows = stmt
@@ -227,15 +228,20 @@ fn pending_in(
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
             ))
         })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
-        let (definition, version, uses) = row.map_err(backend)?;
+        let (definition, version, uses, withdrawn) = row.map_err(backend)?;
         let mut offer = parse_offer(&definition)?;
         offer.use_count = uses;
-        out.push(PendingOffer { offer, version });
+        out.push(PendingOffer {
+            offer,
+            version,
+            withdrawn,
+        });
     }
     Ok(out)
 }

@@ -1,0 +1,119 @@
+//! Offers as operators manage them (`GET /v1/admin/offers`, `…/{offer_id}`, `…/end`,
+//! `…/withdraw`): each offer with its target, where it stands, and how it performed — how many
+//! members it reached, how many activated (clipped) it, how many used it and how often. Computed
+//! from the relational tables, never from members' documents.
+
+use serde::{Deserialize, Serialize};
+
+use crate::offers::Offer;
+
+/// Where an offer stands for the programme (not for one member: that is
+/// [`crate::offers::OfferState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OfferStatus {
+    /// Not valid yet.
+    Upcoming,
+    /// Valid now: tills apply it.
+    Active,
+    /// Past its end, or ended early by an operator: members still see it, as ended.
+    Ended,
+    /// Withdrawn by an operator: gone from members' phones at their next sync, never applied.
+    Withdrawn,
+}
+
+impl OfferStatus {
+    pub const ALL: [OfferStatus; 4] = [
+        OfferStatus::Upcoming,
+        OfferStatus::Active,
+        OfferStatus::Ended,
+        OfferStatus::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferStatus::Upcoming => "upcoming",
+            OfferStatus::Active => "active",
+            OfferStatus::Ended => "ended",
+            OfferStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The status of an offer valid over `[valid_from, valid_until)` at `now_ms`.
+    ///
+    /// ```
+    /// use loyalty_core::api::offer_admin::OfferStatus;
+    /// assert_eq!(OfferStatus::at(10, 20, None, 15), OfferStatus::Active);
+    /// assert_eq!(OfferStatus::at(10, 20, None, 20), OfferStatus::Ended);
+    /// assert_eq!(OfferStatus::at(10, 20, Some(12), 5), OfferStatus::Withdrawn);
+    /// ```
+    pub fn at(
+        valid_from_ms: i64,
+        valid_until_ms: i64,
+        withdrawn_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Self {
+        if withdrawn_at_ms.is_some() {
+            OfferStatus::Withdrawn
+        } else if now_ms < valid_from_ms {
+            OfferStatus::Upcoming
+        } else if now_ms >= valid_until_ms {
+            OfferStatus::Ended
+        } else {
+            OfferStatus::Active
+        }
+    }
+}
+
+/// How an offer performed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferFigures {
+    /// Members the offer was given to (its target's members, as fanned out so far).
+    pub reach: i64,
+    /// Members who activated (clipped) it in the app.
+    pub activated: i64,
+    /// Members who used it at a till at least once.
+    pub used_by: i64,
+    /// Uses at tills in all (a refund does not take a use back).
+    pub uses: i64,
+}
+
+/// An offer with its target, status and figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferRecord {
+    pub offer: Offer,
+    /// Moves whenever the terms change (an end or a withdrawal too): members' phones follow it.
+    pub version: i64,
+    /// `members`, `tier` or `segment`.
+    pub target_kind: String,
+    /// The tier or segment id of a standing target.
+    #[serde(default)]
+    pub target_key: Option<String>,
+    pub status: OfferStatus,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    #[serde(default)]
+    pub withdrawn_at_ms: Option<i64>,
+    pub figures: OfferFigures,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_reads_back_by_name() {
+        for s in OfferStatus::ALL {
+            assert_eq!(OfferStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(OfferStatus::parse("paused"), None);
+        assert_eq!(OfferStatus::at(10, 20, None, 9), OfferStatus::Upcoming);
+    }
+}

@@ -1,0 +1,164 @@
+//! Offers as operators manage them (issue 14 §2) against a real server: the list with each
+//! offer's reach, activations and uses as a real phone and till made them; an offer ended early
+//! stops at the till at once and shows as ended on the phone after its next sync; a withdrawn one
+//! leaves the phone; marketing may end and withdraw, support may not; the command line; bad
+//! input refused.
+
+use loyalty_core::Clock;
+use loyalty_core::api::PostOffer;
+use loyalty_core::api::offer_admin::OfferStatus;
+use loyalty_core::offers::{OfferState, Reward};
+use loyalty_server::client::OperatorClient;
+use loyalty_tests::*;
+
+use crate::cli::{loyalty, stdout};
+
+const DAY: i64 = 86_400_000;
+
+/// A bonus of `points` on any purchase, valid for two weeks from `now`.
+fn bonus(id: &str, points: i64, needs_activation: bool, now: i64) -> PostOffer {
+    PostOffer {
+        id: Some(id.into()),
+        title: format!("{points} bonus points"),
+        description: String::new(),
+        terms: String::new(),
+        valid_from_ms: now - DAY,
+        valid_until_ms: now + 14 * DAY,
+        needs_activation,
+        reward: Reward::FixedPoints,
+        value: points,
+        category: String::new(),
+        min_spend_minor: 0,
+        use_limit: 0,
+    }
+}
+
+/// A purchase of 10.00; what it earned.
+async fn buy(s: &Shop, key: &str) -> i64 {
+    let session = s.till.scan(&s.next_code().text).await.unwrap().session_id;
+    let posted = s
+        .till
+        .purchase(&purchase(&session, key, 1_000, 0))
+        .await
+        .unwrap();
+    posted.earned
+}
+
+#[test]
+fn offers_are_listed_with_their_figures_ended_early_and_withdrawn() {
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let now = s.clock.now_ms();
+        let (bob, bob_phone) = s.another_member("bob").await;
+        for member in [&s.member_id, &bob] {
+            op.post_offer(member, &bonus("coffee", 50, true, now))
+                .await
+                .unwrap();
+        }
+        op.post_offer(&s.member_id, &bonus("mistake", 7, false, now))
+            .await
+            .unwrap();
+        s.phone.sync().await.unwrap();
+        bob_phone.sync().await.unwrap();
+        s.phone.activate_offer("coffee").unwrap();
+        s.phone.sync().await.unwrap();
+        let plain = 10;
+        assert_eq!(buy(&s, "p1").await, plain + 50 + 7, "both offers apply");
+        assert_eq!(buy(&s, "p2").await, plain + 50 + 7);
+
+        let list = op.offers(&[]).await.unwrap();
+        let ids: Vec<_> = list.iter().map(|r| r.offer.id.as_str()).collect();
+        assert_eq!(ids, ["coffee", "mistake"]);
+        let coffee = &list[0];
+        assert_eq!(coffee.status, OfferStatus::Active);
+        let f = coffee.figures;
+        assert_eq!(
+            (f.reach, f.activated, f.used_by, f.uses),
+            (2, 1, 1, 2),
+            "two members reached, Anna activated and used it twice"
+        );
+
+        // Marketing ends the coffee offer: the till stops at once, the phone shows it ended.
+        let marketing = op.create_operator("mia", "marketing").await.unwrap().token;
+        let marketing = OperatorClient::new(&s.server.url, &marketing).unwrap();
+        let support = op.create_operator("sam", "support").await.unwrap().token;
+        let support = OperatorClient::new(&s.server.url, &support).unwrap();
+        let refused = support.end_offer("coffee", false).await.unwrap_err();
+        assert_eq!(refusal(refused), "forbidden", "support may not end offers");
+        let ended = marketing.end_offer("coffee", false).await.unwrap();
+        let at = s.clock.now_ms();
+        assert_eq!(
+            (ended.status, ended.version, ended.offer.valid_until_ms),
+            (OfferStatus::Ended, 2, at)
+        );
+        assert_eq!(buy(&s, "p3").await, plain + 7, "only the other offer");
+        s.phone.sync().await.unwrap();
+        let on_phone = s.phone.offers().unwrap();
+        let coffee_view = on_phone.iter().find(|o| o.offer.id == "coffee").unwrap();
+        assert_eq!(coffee_view.state, OfferState::Expired);
+        let again = marketing.end_offer("coffee", false).await.unwrap();
+        assert_eq!(again.version, 2, "ending again changes nothing");
+
+        // Withdrawn from the command line: gone from the phone at its next sync, and the till.
+        let out = loyalty(&s.server.url, &["admin", "offers", "withdraw", "mistake"]).await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(stdout(&out).contains("withdrawn"), "{}", stdout(&out));
+        assert_eq!(buy(&s, "p4").await, plain);
+        s.phone.sync().await.unwrap();
+        let ids: Vec<_> = s
+            .phone
+            .offers()
+            .unwrap()
+            .into_iter()
+            .map(|o| o.offer.id)
+            .collect();
+        assert_eq!(ids, ["coffee"], "the withdrawn offer left the phone");
+
+        // Listed by status, and shown one at a time, on the command line too.
+        let by = |status: &str| vec![("status", status.to_string())];
+        let ended = op.offers(&by("ended")).await.unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].offer.id, "coffee");
+        let withdrawn = op.offer("mistake").await.unwrap();
+        assert_eq!(
+            (
+                withdrawn.status,
+                withdrawn.withdrawn_at_ms,
+                withdrawn.figures.uses
+            ),
+            (OfferStatus::Withdrawn, Some(at + 30_000), 3)
+        );
+        assert!(op.offers(&by("active")).await.unwrap().is_empty());
+        let out = loyalty(
+            &s.server.url,
+            &["admin", "offers", "list", "--status", "ended"],
+        )
+        .await;
+        let text = stdout(&out);
+        assert!(
+            text.contains("coffee") && text.contains("used by 1 (2 uses)"),
+            "{text}"
+        );
+        assert!(!text.contains("mistake"), "{text}");
+
+        // Bad input.
+        let refused = op.offer("nope").await.unwrap_err();
+        assert!(refusal(refused).contains("offer_not_found"));
+        let refused = marketing.end_offer("nope", true).await.unwrap_err();
+        assert!(refusal(refused).contains("offer_not_found"));
+        for query in [
+            ("status", "paused"),
+            ("limit", "0"),
+            ("limit", "201"),
+            ("sort", "x"),
+        ] {
+            let refused = op
+                .offers(&[(query.0, query.1.to_string())])
+                .await
+                .unwrap_err();
+            assert!(refusal(refused).contains("malformed_query"), "{query:?}");
+        }
+        s.server.stop().await;
+    });
+}
