@@ -109,6 +109,8 @@ pub const ADMIN_OPERATOR_DISABLE: &str = "/v1/admin/operators/{operator_id}/disa
 pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 /// The programme's outstanding points, in points and money (JSON, or CSV with `format=csv`).
 pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
+/// What became of one send or of a period's sends: deliveries by channel, status and reason.
+pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
 
 /// Every path above, for the tests and tools that check the router and the OpenAPI document
 /// against the table.
@@ -162,6 +164,7 @@ pub const ALL: &[&str] = &[
     ADMIN_OPERATOR_DISABLE,
     ADMIN_AUDIT,
     ADMIN_REPORT_LIABILITY,
+    ADMIN_REPORT_DELIVERIES,
 ];
 
 pub fn admin_operator_disable(operator_id: &str) -> String {

@@ -63,9 +63,97 @@ impl LiabilityReport {
     }
 }
 
+/// How many deliveries of one channel ended in one state (and, for refusals and failures, why).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryCount {
+    /// `in_app`, `email`, `sms` or `push`.
+    pub channel: String,
+    /// `queued`, `sent`, `handed_over`, `logged`, `failed` or `refused`
+    /// (`docs/communications.md`).
+    pub status: String,
+    /// Why it was refused or failed (`no_consent`, `rate_limited`, `no_address`, the provider's
+    /// error kind); absent otherwise.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub count: i64,
+}
+
+/// What became of messages: one send's (`message_id`) or every send created in a period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryReport {
+    /// The one send reported on, if one was asked for.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The period of the sends reported on (created at or after `from_ms`, before `to_ms`).
+    #[serde(default)]
+    pub from_ms: Option<i64>,
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+    /// Sends counted.
+    pub messages: i64,
+    /// Deliveries counted: one per member and message.
+    pub recipients: i64,
+    /// Sorted by channel, status and reason.
+    pub counts: Vec<DeliveryCount>,
+}
+
+impl DeliveryReport {
+    /// The report as CSV (`channel,status,reason,count`), for a spreadsheet.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("channel,status,reason,count\n");
+        for c in &self.counts {
+            let reason = c.reason.as_deref().unwrap_or("");
+            out.push_str(&format!(
+                "{},{},{reason},{}\n",
+                c.channel, c.status, c.count
+            ));
+        }
+        out
+    }
+
+    /// Deliveries refused for want of the member's consent: what marketing loses to opt-outs.
+    pub fn consent_refusals(&self) -> i64 {
+        self.counts
+            .iter()
+            .filter(|c| c.status == "refused" && c.reason.as_deref() == Some("no_consent"))
+            .map(|c| c.count)
+            .sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_report_counts_consent_refusals_and_writes_csv() {
+        let count = |channel: &str, status: &str, reason: Option<&str>, count| DeliveryCount {
+            channel: channel.into(),
+            status: status.into(),
+            reason: reason.map(str::to_string),
+            count,
+        };
+        let report = DeliveryReport {
+            message_id: Some("m1".into()),
+            from_ms: None,
+            to_ms: None,
+            messages: 1,
+            recipients: 6,
+            counts: vec![
+                count("email", "handed_over", None, 3),
+                count("email", "refused", Some("no_consent"), 2),
+                count("email", "refused", Some("no_address"), 1),
+            ],
+        };
+        assert_eq!(report.consent_refusals(), 2);
+        assert_eq!(
+            report.to_csv(),
+            "channel,status,reason,count\nemail,handed_over,,3\n\
+             email,refused,no_consent,2\nemail,refused,no_address,1\n"
+        );
+    }
 
     #[test]
     fn the_csv_has_one_row_per_measure() {

@@ -1,4 +1,5 @@
-//! `loyalty admin report …`: the operators' reports, as a table, JSON (`--json`) or CSV.
+//! `loyalty admin report …`: the operators' reports (points liability, message deliveries), as a
+//! table, JSON (`--json`) or CSV.
 
 use clap::Subcommand;
 use loyalty_core::redemption::money;
@@ -14,10 +15,43 @@ pub enum ReportCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// What became of one send (--message) or of the sends of a period (default: the last 30
+    /// days): deliveries by channel, status and reason, consent refusals among them.
+    Deliveries {
+        #[arg(long, conflicts_with_all = ["from_ms", "to_ms"])]
+        message: Option<String>,
+        /// The period's start, ms since the epoch.
+        #[arg(long)]
+        from_ms: Option<i64>,
+        /// The period's end (exclusive), ms since the epoch.
+        #[arg(long)]
+        to_ms: Option<i64>,
+        /// The server's CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) -> CliResult {
     match command {
+        ReportCommand::Deliveries {
+            message,
+            from_ms,
+            to_ms,
+            csv,
+        } => {
+            let mut query = Vec::new();
+            if let Some(id) = message {
+                query.push(("message_id", id));
+            }
+            let period = [("from_ms", from_ms), ("to_ms", to_ms)];
+            query.extend(
+                period
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v.to_string()))),
+            );
+            deliveries(client, &query, csv, json).await
+        }
         ReportCommand::Liability { csv: true } => {
             print!(
                 "{}",
@@ -53,4 +87,47 @@ pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) ->
             Ok(())
         }
     }
+}
+
+async fn deliveries(
+    client: &OperatorClient,
+    query: &[(&str, String)],
+    csv: bool,
+    json: bool,
+) -> CliResult {
+    let fail = |e: loyalty_server::client::OperatorError| e.to_string();
+    if csv {
+        print!(
+            "{}",
+            client.deliveries_report_csv(query).await.map_err(fail)?
+        );
+        return Ok(());
+    }
+    let r = client.deliveries_report(query).await.map_err(fail)?;
+    if json {
+        return print_json(&r);
+    }
+    match (&r.message_id, r.from_ms, r.to_ms) {
+        (Some(id), ..) => println!("deliveries of {id}"),
+        (None, Some(from), Some(to)) => println!(
+            "deliveries of {} sends from {} to {}",
+            r.messages,
+            show_time(from),
+            show_time(to)
+        ),
+        _ => println!("deliveries"),
+    }
+    for c in &r.counts {
+        let reason = c.reason.as_deref().unwrap_or("");
+        println!(
+            "  {:<8} {:<12} {reason:<20} {:>10}",
+            c.channel, c.status, c.count
+        );
+    }
+    println!(
+        "  {} recipients, {} refused for want of consent",
+        r.recipients,
+        r.consent_refusals()
+    );
+    Ok(())
 }

@@ -55,6 +55,7 @@ pub const CODES: &[(u16, &str)] = &[
     (404, "card_not_found"),
     (404, "operator_not_found"),
     (404, "offer_not_found"),
+    (404, "message_not_found"),
     (404, "not_found"),
     (408, "request_timeout"),
     (409, "insufficient_points"),

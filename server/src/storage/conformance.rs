@@ -2144,7 +2144,8 @@ pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
 
 /// `send_message`: each recipient's fate follows the policy (consent off the app, the daily
 /// marketing limit; service messages pass both), and two marketing sends racing to one member
-/// with one message left today put exactly one in the inbox.
+/// with one message left today put exactly one in the inbox. `delivery_counts` counts those fates
+/// for one send and for a period's sends.
 pub async fn each_recipient_gets_the_fate_the_policy_gives_it(s: Arc<dyn Storage>) {
     for (i, m) in ["a", "b", "c", "d", "e"].iter().enumerate() {
         member(&s, m, &format!("627000000000001{i}")).await;
@@ -2230,6 +2231,51 @@ pub async fn each_recipient_gets_the_fate_the_policy_gives_it(s: Arc<dyn Storage
         in_inbox, 1,
         "one marketing message a day, however the sends race"
     );
+
+    // `delivery_counts`: one send's fates by channel, status and reason; a period's sends.
+    let totals = s
+        .delivery_counts(&DeliveryScope::Message("m1".into()))
+        .await
+        .unwrap();
+    let mut counts = totals.counts.clone();
+    counts.sort();
+    let row = |status: &str, reason: Option<&str>, n: i64| {
+        (
+            "email".to_string(),
+            status.to_string(),
+            reason.map(str::to_string),
+            n,
+        )
+    };
+    assert_eq!(
+        (totals.messages, counts),
+        (
+            1,
+            vec![
+                row("queued", None, 1),
+                row("refused", Some("no_consent"), 2),
+                row("refused", Some("rate_limited"), 1)
+            ]
+        )
+    );
+    let unknown = s
+        .delivery_counts(&DeliveryScope::Message("nope".into()))
+        .await
+        .unwrap();
+    assert_eq!(unknown, DeliveryTotals::default());
+    let period = |from_ms, to_ms| DeliveryScope::Period { from_ms, to_ms };
+    let all = s.delivery_counts(&period(NOW, NOW + 1)).await.unwrap();
+    let recipients: i64 = all.counts.iter().map(|c| c.3).sum();
+    assert_eq!(
+        (all.messages, recipients),
+        (5, 9),
+        "m0 1, m1 4, s1 2, r1 1, r2 1"
+    );
+    let later = s
+        .delivery_counts(&period(NOW + 1, NOW + DAY))
+        .await
+        .unwrap();
+    assert_eq!(later, DeliveryTotals::default());
 }
 
 /// `mark_inbox_projected`: a projection that read a delivery before the outbound worker finished

@@ -128,3 +128,124 @@ fn the_liability_counts_available_pending_and_expiring_points_and_values_them() 
         );
     });
 }
+
+/// A report of deliveries once the outbound worker has finished the queued ones.
+async fn settled_report(
+    op: &loyalty_server::client::OperatorClient,
+    query: &[(&str, String)],
+) -> loyalty_core::api::reports::DeliveryReport {
+    for _ in 0..3000 {
+        let report = op.deliveries_report(query).await.unwrap();
+        if report.counts.iter().all(|c| c.status != "queued") {
+            return report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("deliveries still queued");
+}
+
+#[test]
+fn the_delivery_report_counts_each_sends_fates_and_consent_refusals() {
+    use loyalty_core::api::SendMessage;
+    use loyalty_core::api::reports::DeliveryCount;
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        s.phone.set_consent("email", true).unwrap();
+        s.phone.set_preference("email", "anna@example.com").unwrap();
+        s.phone.sync().await.unwrap();
+        let (bob, _) = s.another_member("bob").await;
+        let send = |id: &str, channel: &str, kind: &str| SendMessage {
+            id: Some(id.into()),
+            channel: channel.into(),
+            kind: kind.into(),
+            subject: format!("About {id}"),
+            body: String::new(),
+            members: vec![s.member_id.clone(), bob.clone()],
+            segment: None,
+        };
+        op.send_message(&send("spring", "email", "marketing"))
+            .await
+            .unwrap();
+        op.send_message(&send("hours", "inapp", "service"))
+            .await
+            .unwrap();
+
+        let count = |channel: &str, status: &str, reason: Option<&str>, count| DeliveryCount {
+            channel: channel.into(),
+            status: status.into(),
+            reason: reason.map(str::to_string),
+            count,
+        };
+        let spring = [("message_id", "spring".to_string())];
+        let report = settled_report(&op, &spring).await;
+        assert_eq!(
+            (
+                report.messages,
+                report.recipients,
+                report.consent_refusals()
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(
+            report.counts,
+            [
+                count("email", "logged", None, 1),
+                count("email", "refused", Some("no_consent"), 1)
+            ],
+            "Anna's e-mail only reached the log (no provider); Bob never consented"
+        );
+
+        // The period's sends: both messages (the default is the last 30 days).
+        let period = settled_report(&op, &[]).await;
+        assert_eq!((period.messages, period.recipients), (2, 4));
+        assert!(
+            period.counts.contains(&count("inapp", "sent", None, 2)),
+            "{period:?}"
+        );
+        let now = loyalty_core::Clock::now_ms(&*s.clock);
+        assert_eq!(period.to_ms, Some(now + 1), "up to now, inclusive");
+        let later = [
+            ("from_ms", (now + 1).to_string()),
+            ("to_ms", (now + 2).to_string()),
+        ];
+        let empty = op.deliveries_report(&later).await.unwrap();
+        assert_eq!((empty.messages, empty.counts.len()), (0, 0));
+
+        // CSV and the command line.
+        let csv = op.deliveries_report_csv(&spring).await.unwrap();
+        assert_eq!(csv, report.to_csv());
+        assert!(csv.contains("email,refused,no_consent,1\n"), "{csv}");
+        let out = loyalty(
+            &s.server.url,
+            &["admin", "report", "deliveries", "--message", "spring"],
+        )
+        .await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout(&out).contains("2 recipients, 1 refused for want of consent"),
+            "{}",
+            stdout(&out)
+        );
+
+        // Bad queries.
+        let refused = op
+            .deliveries_report(&[("message_id", "nope".to_string())])
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(refused), "message_not_found");
+        for query in [
+            vec![
+                ("message_id", "spring".to_string()),
+                ("from_ms", "1".to_string()),
+            ],
+            vec![("from_ms", "5".to_string()), ("to_ms", "5".to_string())],
+            vec![("format", "xml".to_string())],
+            vec![("channel", "email".to_string())],
+        ] {
+            let refused = op.deliveries_report(&query).await.unwrap_err();
+            assert_eq!(refusal(refused), "malformed_query", "{query:?}");
+        }
+        s.server.stop().await;
+    });
+}

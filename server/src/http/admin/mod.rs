@@ -61,4 +61,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(operators::disable_operator))
         .routes(routes!(operators::audit))
         .routes(routes!(reports::liability))
+        .routes(routes!(reports::deliveries))
 }

@@ -1,18 +1,18 @@
-//! The operators' reports (`crate::service::reports`), as JSON or, with `format=csv`, as CSV for
-//! a spreadsheet.
+//! The operators' reports (`crate::service::reports`): points liability and message deliveries,
+//! as JSON or, with `format=csv`, as CSV for a spreadsheet.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
-use loyalty_core::api::reports::LiabilityReport;
+use loyalty_core::api::reports::{DeliveryReport, LiabilityReport};
 
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
-use crate::http::openapi::{Authentication, Refusals};
+use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::service::reports;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -46,22 +46,94 @@ pub async fn liability(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::liability(&app).await?;
-    match q.format.as_deref() {
-        None | Some("json") => Ok(Json(report).into_response()),
-        Some("csv") => Ok((
-            [
-                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"liability.csv\"",
-                ),
-            ],
-            report.to_csv(),
-        )
-            .into_response()),
+    answer(
+        q.format.as_deref(),
+        report,
+        LiabilityReport::to_csv,
+        "liability.csv",
+    )
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// One send; without it, the sends created in the period.
+    #[serde(default)]
+    message_id: Option<String>,
+    /// The period's start (ms since the epoch; default 30 days before its end).
+    #[serde(default)]
+    from_ms: Option<i64>,
+    /// The period's end, exclusive (default now).
+    #[serde(default)]
+    to_ms: Option<i64>,
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    #[param(pattern = "^(json|csv)$")]
+    format: Option<String>,
+}
+
+/// What became of one send, or of the sends of a period: deliveries by channel, status and
+/// reason, consent refusals among them.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REPORT_DELIVERIES,
+    tag = "admin",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "The report: JSON, or with format=csv the rows channel,status,reason,count",
+            content((DeliveryReport = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
+pub async fn deliveries(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    check_format(q.format.as_deref())?;
+    let report = reports::deliveries(&app, q.message_id, q.from_ms, q.to_ms).await?;
+    answer(
+        q.format.as_deref(),
+        report,
+        DeliveryReport::to_csv,
+        "deliveries.csv",
+    )
+}
+
+fn check_format(format: Option<&str>) -> Result<(), ApiError> {
+    match format {
+        None | Some("json") | Some("csv") => Ok(()),
         Some(_) => Err(ApiError::bad_request(
             "malformed_query",
             "format must be json or csv",
         )),
     }
+}
+
+/// The report as JSON, or with `format=csv` as a CSV attachment named `file`.
+fn answer<T: serde::Serialize>(
+    format: Option<&str>,
+    report: T,
+    csv: impl Fn(&T) -> String,
+    file: &str,
+) -> Result<Response, ApiError> {
+    check_format(format)?;
+    if format != Some("csv") {
+        return Ok(Json(report).into_response());
+    }
+    let disposition = format!("attachment; filename=\"{file}\"");
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        csv(&report),
+    )
+        .into_response())
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Cached, PgStorage, backend};
-use crate::storage::{LiabilityTotals, ReportStore, StorageError};
+use crate::storage::{DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError};
 
 const LIABILITY: &str = "
     SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= $1), 0)::bigint,
@@ -14,8 +14,50 @@ const LIABILITY: &str = "
            count(DISTINCT member_id)
     FROM lots WHERE remaining > 0";
 
+/// One send's deliveries, through the primary key (message first).
+const SEND_COUNTS: &str = "
+    SELECT channel, status, reason, count(*) FROM deliveries WHERE message_id = $1
+    GROUP BY channel, status, reason";
+const SEND_MESSAGES: &str = "SELECT count(*) FROM messages WHERE message_id = $1";
+/// A period's sends: the deliveries of the messages created in it.
+const PERIOD_COUNTS: &str = "
+    SELECT d.channel, d.status, d.reason, count(*)
+    FROM messages m JOIN deliveries d ON d.message_id = m.message_id
+    WHERE m.created_at >= $1 AND m.created_at < $2
+    GROUP BY d.channel, d.status, d.reason";
+const PERIOD_MESSAGES: &str =
+    "SELECT count(*) FROM messages WHERE created_at >= $1 AND created_at < $2";
+
 #[async_trait]
 impl ReportStore for PgStorage {
+    async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError> {
+        let client = self.client().await?;
+        let (counts, messages) = match scope {
+            DeliveryScope::Message(id) => (
+                client.fetch_all(SEND_COUNTS, &[id]).await,
+                client.fetch_one(SEND_MESSAGES, &[id]).await,
+            ),
+            DeliveryScope::Period { from_ms, to_ms } => (
+                client.fetch_all(PERIOD_COUNTS, &[from_ms, to_ms]).await,
+                client.fetch_one(PERIOD_MESSAGES, &[from_ms, to_ms]).await,
+            ),
+        };
+        let messages: i64 = messages.and_then(|r| r.try_get(0)).map_err(backend)?;
+        let counts = counts
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(DeliveryTotals { messages, counts })
+    }
+
     async fn liability(&self, now_ms: i64, h: [i64; 3]) -> Result<LiabilityTotals, StorageError> {
         let r = self
             .client()

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{SqliteStorage, backend};
-use crate::storage::{LiabilityTotals, ReportStore, StorageError};
+use crate::storage::{DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError};
 
 /// Open lots only (`remaining > 0`): the partial covering index `lots_open_by_member` holds them.
 const LIABILITY: &str = "
@@ -16,8 +16,49 @@ const LIABILITY: &str = "
            count(DISTINCT member_id)
     FROM lots WHERE remaining > 0";
 
+/// One send's deliveries, through the primary key (message first).
+const SEND_COUNTS: &str = "
+    SELECT channel, status, reason, count(*) FROM deliveries WHERE message_id = ?1
+    GROUP BY channel, status, reason";
+const SEND_MESSAGES: &str = "SELECT count(*) FROM messages WHERE message_id = ?1";
+/// A period's sends: the deliveries of the messages created in it.
+const PERIOD_COUNTS: &str = "
+    SELECT d.channel, d.status, d.reason, count(*)
+    FROM messages m JOIN deliveries d ON d.message_id = m.message_id
+    WHERE m.created_at >= ?1 AND m.created_at < ?2
+    GROUP BY d.channel, d.status, d.reason";
+const PERIOD_MESSAGES: &str =
+    "SELECT count(*) FROM messages WHERE created_at >= ?1 AND created_at < ?2";
+
 #[async_trait]
 impl ReportStore for SqliteStorage {
+    async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError> {
+        let scope = scope.clone();
+        self.read(move |conn| {
+            let (counts, messages, args): (&str, &str, Vec<rusqlite::types::Value>) = match scope {
+                DeliveryScope::Message(id) => (SEND_COUNTS, SEND_MESSAGES, vec![id.into()]),
+                DeliveryScope::Period { from_ms, to_ms } => (
+                    PERIOD_COUNTS,
+                    PERIOD_MESSAGES,
+                    vec![from_ms.into(), to_ms.into()],
+                ),
+            };
+            let args = rusqlite::params_from_iter(args);
+            let messages: i64 = conn
+                .query_row(messages, args.clone(), |r| r.get(0))
+                .map_err(backend)?;
+            let counts = conn
+                .prepare_cached(counts)
+                .and_then(|mut s| {
+                    s.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(backend)?;
+            Ok(DeliveryTotals { messages, counts })
+        })
+        .await
+    }
+
     async fn liability(&self, now_ms: i64, h: [i64; 3]) -> Result<LiabilityTotals, StorageError> {
         self.read(move |conn| {
             conn.query_row(LIABILITY, params![now_ms, h[0], h[1], h[2]], |r| {
