@@ -100,6 +100,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "022_device_last_seen",
         include_str!("../../../migrations/postgres/022_device_last_seen.sql"),
     ),
+    (
+        "023_console_sessions",
+        include_str!("../../../migrations/postgres/023_console_sessions.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).
