@@ -100,6 +100,9 @@ pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 /// The programme's outstanding points, in points and money (JSON, or CSV with `format=csv`).
 pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
 
+/// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
+pub const CONSOLE_SESSION: &str = "/console/session";
+
 /// Every path above, for the tests and tools that check the router and the OpenAPI document
 /// against the table.
 pub const ALL: &[&str] = &[
@@ -147,6 +150,7 @@ pub const ALL: &[&str] = &[
     ADMIN_OPERATOR_DISABLE,
     ADMIN_AUDIT,
     ADMIN_REPORT_LIABILITY,
+    CONSOLE_SESSION,
 ];
 
 pub fn admin_operator_disable(operator_id: &str) -> String {
