@@ -115,7 +115,13 @@ try {
   await balanceIs(balance + 25);
   report.adjusted = balance + 25;
 
-  // The request subject is text on the member's page and on the requests page.
+  // An admin blocks and unblocks the card.
+  await byTestId('block').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="status"]')?.textContent === 'blocked');
+  await byTestId('unblock').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="status"]')?.textContent === 'active');
+
+  // The request subject is text on the member's page and on the requests page, and is answered.
   const shown = byTestId('request-subject');
   assert.equal(await shown.first().textContent(), subject);
   await page.goto(server + '/console#/requests');
@@ -123,6 +129,22 @@ try {
   assert.equal(await byTestId('request-subject').first().textContent(), subject);
   assert.equal(await page.locator('main img').count(), 0, 'no element was injected');
   await shot('requests');
+  await byTestId('reply-body').first().fill('We are on it');
+  await byTestId('reply-submit').first().click();
+  await page.waitForFunction(() => !document.querySelector('[data-testid="request"]'));
+  await byTestId('requests-status').selectOption('answered');
+  await byTestId('request').first().waitFor();
+  assert.match(await byTestId('request').first().textContent(), /We are on it/);
+
+  // The programme's validation error shows in place.
+  await page.goto(server + '/console#/programme');
+  await byTestId('programme-json').waitFor();
+  await byTestId('programme-json').fill('{"no_such_setting": 1}');
+  await byTestId('programme-save').click();
+  await byTestId('programme-error').waitFor();
+  report.programmeRefusal = await byTestId('programme-error').textContent();
+  assert.match(report.programmeRefusal, /no_such_setting|unknown/);
+  await shot('programme');
 
   // The liability report draws its chart with Chart.js.
   await page.goto(server + '/console#/liability');

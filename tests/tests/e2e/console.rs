@@ -433,6 +433,13 @@ fn an_operator_works_the_console_in_a_real_browser() {
             .unwrap();
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0].status, 403);
+        let answered = boot.requests(Some("answered")).await.unwrap();
+        assert_eq!(
+            answered.len(),
+            1,
+            "the reply from the browser reached the member's request"
+        );
+        assert_eq!(answered[0].subject, HOSTILE_SUBJECT);
         assert!(screenshots.join("member.png").exists());
     });
 }
