@@ -289,6 +289,57 @@ fn wrong_console_logins_are_rate_limited_like_any_operator_token() {
 }
 
 #[test]
+fn a_malformed_login_is_a_clear_400() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        let url = format!("{}{}", server.url, paths::CONSOLE_SESSION);
+        let http = reqwest::Client::new();
+        for (body, content_type, names) in [
+            (r#"{"token": 1}"#, "application/json", "token"),
+            (
+                r#"{"token": "x", "role": "admin"}"#,
+                "application/json",
+                "role",
+            ),
+            (r#"{}"#, "application/json", "token"),
+            ("token=x", "application/x-www-form-urlencoded", "JSON"),
+        ] {
+            let response = http
+                .post(&url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{body}");
+            assert!(response.headers().get(SET_COOKIE).is_none(), "{body}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(code(&answer), "malformed_body", "{body}: {answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(names), "{body}: {message}");
+        }
+    });
+}
+
+#[test]
+fn the_secure_cookie_setting_marks_the_cookie_secure() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start_with(
+            dir.path().join("s.db"),
+            "127.0.0.1:0",
+            std::sync::Arc::new(loyalty_core::SystemClock),
+            |c| c.console_secure_cookie = true,
+        )
+        .await;
+        let (status, _, cookie) = login(&server.url, OPERATOR_TOKEN, false).await;
+        assert_eq!(status, 200);
+        assert!(cookie.unwrap().ends_with("; Secure"));
+    });
+}
+
+#[test]
 fn the_console_files_carry_their_types_and_a_strict_policy() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
