@@ -107,6 +107,12 @@ try {
   assert.match(await wrong.textContent(), /wrong/);
   await logIn(env('LOYALTY_ADMIN_TOKEN'), 'admin');
   assert.equal(await byTestId('menu-audit').count(), 1, 'admins see the audit log');
+  // The list without a search, and its status filter.
+  await byTestId('members-table').waitFor();
+  assert.equal(await byTestId('member-link').count(), 1);
+  await byTestId('filter-status').selectOption('blocked');
+  await byTestId('search-submit').click();
+  await page.getByText('No members found.').waitFor();
   await shot('members');
   await openMember(cardNumber);
   await balanceIs(balance);
@@ -153,6 +159,13 @@ try {
     () => Boolean(window.Chart && window.Chart.getChart(document.querySelector('[data-testid="expiring-chart"]'))),
   );
   assert.ok(charted, 'Chart.js drew the expiring points');
+  const csv = await page.evaluate(async () => {
+    const link = document.querySelector('[data-testid="liability-csv"]');
+    const response = await fetch(link.href);
+    return { type: response.headers.get('content-type'), text: await response.text() };
+  });
+  assert.match(csv.type, /text\/csv/);
+  assert.match(csv.text, /^measure,points,value_minor\n/);
   await shot('liability');
   await page.goto(server + '/console#/audit');
   await byTestId('audit-table').waitFor();
