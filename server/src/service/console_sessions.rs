@@ -3,8 +3,8 @@
 //! cookie, and a CSRF token, which the console's script sends back on every write. Only the
 //! SHA-256 of the id is stored, so a copy of the database opens no session. A session lasts
 //! [`SESSION_MS`], and ends sooner at logout or when its account is disabled (checked at every
-//! use, not only at login); a bootstrap session ends when the server no longer has an operator
-//! token configured.
+//! use, not only at login); a bootstrap session ends when the server's operator token is no longer
+//! the one it was opened with (rotating a leaked `--operator-token` ends its consoles too).
 
 use loyalty_core::ids::{constant_time_eq, hex, random_bytes, sha256};
 
@@ -41,7 +41,7 @@ pub async fn login(app: &App, token: &str) -> Result<NewSession, DomainError> {
         .create_console_session(
             ConsoleSession {
                 id_hash: sha256(session_id.as_bytes()),
-                operator_id: identity.operator_id.clone(),
+                operator_id: owner(app, &identity),
                 csrf_token: csrf_token.clone(),
                 created_at_ms: now,
                 expires_at_ms: now + SESSION_MS,
@@ -99,6 +99,25 @@ async fn identify_token(app: &App, token: &str) -> Result<Option<Identity>, Doma
     operators::identify(app, token).await
 }
 
+/// The owner a session is stored under: the operator's id, or for the bootstrap admin, its id
+/// bound to the configured token (`admin#` and 8 bytes of the SHA-256 of the token's hash), which
+/// matches no account.
+fn owner(app: &App, identity: &Identity) -> String {
+    match bootstrap_owner(app) {
+        Some(bootstrap) if *identity == Identity::bootstrap() => bootstrap,
+        _ => identity.operator_id.clone(),
+    }
+}
+
+fn bootstrap_owner(app: &App) -> Option<String> {
+    let hash = app.operator_token_hash.as_ref()?;
+    Some(format!(
+        "{}#{}",
+        operators::BOOTSTRAP_OPERATOR,
+        hex(&sha256(hash)[..8])
+    ))
+}
+
 /// Who a stored session is for, now: its account if still enabled, or the bootstrap admin while
 /// an operator token is configured.
 fn identity_of(app: &App, found: ResumedSession) -> Option<Identity> {
@@ -109,9 +128,7 @@ fn identity_of(app: &App, found: ResumedSession) -> Option<Identity> {
             name: account.name,
         }),
         Some(_) => None,
-        None if found.session.operator_id == operators::BOOTSTRAP_OPERATOR
-            && app.operator_token_hash.is_some() =>
-        {
+        None if Some(&found.session.operator_id) == bootstrap_owner(app).as_ref() => {
             Some(Identity::bootstrap())
         }
         None => None,
@@ -151,6 +168,29 @@ mod tests {
         let refused = login(&app, "wrong").await.err().unwrap();
         assert_eq!(refused.code, "unauthorized");
         assert!(resume(&app, "no-such-session").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_bootstrap_session_ends_when_the_operator_token_changes_or_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let open = |token: &str| {
+            let storage = crate::storage::sqlite::SqliteStorage::open(&path).unwrap();
+            App::new(crate::Config::new(token.into()), Arc::new(storage))
+        };
+        let made = login(
+            &open("operator-token-0123456789"),
+            "operator-token-0123456789",
+        )
+        .await
+        .unwrap();
+        let without = open("");
+        assert!(resume(&without, &made.session_id).await.unwrap().is_none());
+        let rotated = open("another-operator-token-0123");
+        assert!(resume(&rotated, &made.session_id).await.unwrap().is_none());
+        let same = open("operator-token-0123456789");
+        let live = resume(&same, &made.session_id).await.unwrap().unwrap();
+        assert_eq!(live.identity, Identity::bootstrap());
     }
 
     #[tokio::test]
