@@ -2,6 +2,7 @@
 // CSRF token (the server refuses a cookie write without it: 403 csrf_failed).
 
 let csrf = '';
+let lost = () => {};
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -13,6 +14,11 @@ export class ApiError extends Error {
 
 export function setCsrf(token) {
   csrf = token || '';
+}
+
+/** What to do when the session ends under the page (expired, logged out elsewhere, disabled). */
+export function onSessionLost(handler) {
+  lost = handler;
 }
 
 /** Calls the API; answers the parsed JSON (or null), or throws an ApiError with its message. */
@@ -37,6 +43,7 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const detail = data && data.error ? data.error : {};
+    if (response.status === 401 && !path.startsWith('/console/')) lost();
     throw new ApiError(response.status, detail.code || 'http_' + response.status,
       detail.message || response.statusText || 'the request failed');
   }

@@ -1,6 +1,6 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
 // fragment names (#/members, #/members/<id>, #/requests, #/liability, #/audit, #/programme).
-import { api, setCsrf } from './api.js';
+import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
 import { membersPage } from './members.js';
@@ -32,6 +32,10 @@ async function start() {
     signedIn(null);
   }
   window.addEventListener('hashchange', route);
+  onSessionLost(() => {
+    signedIn(null);
+    route();
+  });
   route();
 }
 

@@ -186,6 +186,16 @@ try {
   await shot('support-refused');
   await logOut();
 
+  // A session that ends under the page (here: logged out from another tab) sends it to the login.
+  await logIn(env('LOYALTY_SUPPORT_TOKEN'), 'support');
+  await page.evaluate(async () => {
+    const { csrf_token: token } = await (await fetch('/console/session')).json();
+    await fetch('/console/session', { method: 'DELETE', headers: { 'X-CSRF-Token': token } });
+  });
+  await byTestId('menu-requests').click();
+  await byTestId('login-form').waitFor();
+  assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
+
   assert.deepEqual(dialogs, [], 'no dialog fired');
   assert.deepEqual(problems, [], 'no script error or policy violation');
   report.ok = true;
