@@ -176,6 +176,14 @@ try {
   // Support: no audit log in the menu, and an adjustment over its limit refused in place.
   await logIn(env('LOYALTY_SUPPORT_TOKEN'), 'support');
   assert.equal(await byTestId('menu-audit').count(), 0, 'support does not see the audit log');
+  await page.goto(server + '/console#/audit');
+  await byTestId('search-form').waitFor();
+  assert.equal(await byTestId('audit-table').count(), 0, 'the audit page is not drawn for support');
+  const refused = await page.evaluate(async () => {
+    const response = await fetch('/v1/admin/audit');
+    return { status: response.status, code: (await response.json()).error.code };
+  });
+  assert.deepEqual(refused, { status: 403, code: 'forbidden' }, 'the server refuses it anyway');
   await openMember(cardNumber);
   await adjust(5000);
   const refusal = byTestId('adjust-error');
