@@ -18,6 +18,7 @@ command -v psql >/dev/null || need+=(postgresql-client-15)
 # A real SMTP server (and openssl for its certificates) for the e-mail adapter's tests.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/bin/chromium ] || need+=(chromium)   # a real browser for the console's tests
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -27,6 +28,12 @@ export LOYALTY_REQUIRE_ZBAR=1 LOYALTY_REQUIRE_SMTP=1
 echo "==> the JavaScript protocol client's packages (.ci/install-js.sh, cached outside the clone)"
 eval "$(bash .ci/install-js.sh)"
 export LOYALTY_REQUIRE_JS=1   # tests/tests/e2e/js_client.rs: a client written from docs/protocol.md alone
+
+echo "==> the console's browser-test packages (.ci/install-console.sh, cached outside the clone)"
+eval "$(bash .ci/install-console.sh)"
+export LOYALTY_REQUIRE_BROWSER=1   # tests/tests/e2e/console.rs: the console in Debian's Chromium
+echo "==> the console's vendored Chart.js is the pinned release's file"
+bash scripts/console-vendor.sh --check
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

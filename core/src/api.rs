@@ -315,6 +315,26 @@ pub struct CreatedOperator {
     pub token: String,
 }
 
+/// A console login (`POST /console/session`): an operator token, a named account's or the
+/// bootstrap one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleLogin {
+    pub token: String,
+}
+
+/// Who a console session is for, and the token its writes send back in `X-CSRF-Token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleSessionInfo {
+    pub operator_id: String,
+    pub name: String,
+    /// `support`, `marketing` or `admin`.
+    pub role: String,
+    pub csrf_token: String,
+}
+
 /// One operator write, as the audit log keeps it (`GET /v1/admin/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

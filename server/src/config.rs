@@ -39,6 +39,9 @@ pub struct Config {
     pub access_log: bool,
     /// The most points an operator of the `support` role may credit or debit in one adjustment.
     pub support_adjust_limit: i64,
+    /// Mark the console's session cookie `Secure` (set it when the console is served over HTTPS
+    /// through a proxy that does not send `X-Forwarded-Proto: https`).
+    pub console_secure_cookie: bool,
 }
 
 /// The HTTP edge's settings (see `docs/architecture.md`, "The HTTP edge"). Every one is a
@@ -127,6 +130,7 @@ impl Config {
             metrics_token: String::new(),
             access_log: true,
             support_adjust_limit: Self::DEFAULT_SUPPORT_ADJUST_LIMIT,
+            console_secure_cookie: false,
         }
     }
 }

@@ -112,6 +112,9 @@ pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
 /// What became of one send or of a period's sends: deliveries by channel, status and reason.
 pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
 
+/// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
+pub const CONSOLE_SESSION: &str = "/console/session";
+
 /// Every path above, for the tests and tools that check the router and the OpenAPI document
 /// against the table.
 pub const ALL: &[&str] = &[
@@ -165,6 +168,7 @@ pub const ALL: &[&str] = &[
     ADMIN_AUDIT,
     ADMIN_REPORT_LIABILITY,
     ADMIN_REPORT_DELIVERIES,
+    CONSOLE_SESSION,
 ];
 
 pub fn admin_operator_disable(operator_id: &str) -> String {

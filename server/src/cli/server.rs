@@ -85,6 +85,10 @@ pub struct ServerArgs {
     /// The most points a `support` operator may credit or debit in one adjustment.
     #[arg(long, env = "LOYALTY_SUPPORT_ADJUST_LIMIT", default_value_t = Config::DEFAULT_SUPPORT_ADJUST_LIMIT)]
     support_adjust_limit: i64,
+    /// Mark the console's session cookie `Secure`: set it when the console is reached over HTTPS
+    /// (a proxy that sends `X-Forwarded-Proto: https` gets it without this).
+    #[arg(long, env = "LOYALTY_CONSOLE_SECURE_COOKIE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    console_secure_cookie: bool,
     /// A TOML file with any of these settings by their long names (`max-connections = 5000`);
     /// a flag or an environment variable given as well wins over the file.
     #[arg(long, env = "LOYALTY_CONFIG")]
@@ -239,6 +243,7 @@ pub async fn run(args: ServerArgs) -> CliResult {
         return Err("--support-adjust-limit cannot be negative".into());
     }
     config.support_adjust_limit = args.support_adjust_limit;
+    config.console_secure_cookie = args.console_secure_cookie;
     raise_open_file_limit(config.edge.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -44,6 +44,7 @@ pub const CODES: &[(u16, &str)] = &[
     (400, "invalid_operator"),
     (401, "unauthorized"),
     (403, "forbidden"),
+    (403, "csrf_failed"),
     (404, "unknown_document"),
     (404, "activation_code_not_found"),
     (404, "member_not_found"),

@@ -33,7 +33,9 @@ use crate::service::operators::{self, Identity};
 use crate::storage::DeviceRecord;
 
 /// An operator: `Authorization: Bearer <token>` of a named account that is not disabled, or the
-/// configured operator token (the bootstrap admin, [`BOOTSTRAP_OPERATOR`]), whose role allows the
+/// configured operator token (the bootstrap admin, [`BOOTSTRAP_OPERATOR`]), or — without an
+/// `Authorization` header — the console's session cookie, whose writes must also pass the CSRF
+/// checks of [`crate::http::console_session`]; and whose role allows the
 /// route ([`crate::http::access`]; else `403 forbidden`). `id` names who it is, recorded with
 /// what they change in the ledger and in the audit log.
 pub struct Operator {
@@ -90,7 +92,7 @@ impl FromRequestParts<Arc<App>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let identity = guarded(parts, app.identify_operator(&parts.headers)).await?;
+        let identity = guarded(parts, operator_of(parts, app)).await?;
         let route = parts
             .extensions
             .get::<axum::extract::MatchedPath>()
@@ -104,6 +106,51 @@ impl FromRequestParts<Arc<App>> for Operator {
             id: identity.operator_id.clone(),
             identity,
         })
+    }
+}
+
+/// The operator a request comes from: its bearer token, or (with no `Authorization` header) its
+/// console session.
+async fn operator_of(parts: &Parts, app: &Arc<App>) -> Result<Identity, ApiError> {
+    let cookie = crate::http::console_session::session_cookie(&parts.headers);
+    match cookie {
+        Some(id)
+            if !parts
+                .headers
+                .contains_key(axum::http::header::AUTHORIZATION) =>
+        {
+            crate::http::console_session::operator(app, parts, id).await
+        }
+        _ => app.identify_operator(&parts.headers).await,
+    }
+}
+
+/// A console login: refused at once while its address is blocked, and a wrong token
+/// ([`LoginAttempt::failed`]) counted against it, as a wrong bearer token is.
+pub struct LoginAttempt {
+    guard: Arc<Guard>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl LoginAttempt {
+    /// The answer for a failed login: `refusal`, counted when it is a `401`.
+    pub fn failed(&self, refusal: ApiError) -> ApiError {
+        if refusal.status == StatusCode::UNAUTHORIZED {
+            self.guard.failed(self.client, refusal)
+        } else {
+            refusal
+        }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for LoginAttempt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, ApiError> {
+        let guard = guard(parts)?;
+        let client = guard.client(parts);
+        guard.admit(client)?;
+        Ok(LoginAttempt { guard, client })
     }
 }
 

@@ -191,6 +191,11 @@ impl JsonBody for api::NewOperator {
     const WHAT: &'static str = "operator";
 }
 
+impl JsonBody for api::ConsoleLogin {
+    const CODE: &'static str = "malformed_body";
+    const WHAT: &'static str = "console login";
+}
+
 impl JsonBody for api::RefundRequest {
     const CODE: &'static str = "invalid_refund";
     const WHAT: &'static str = "refund";

@@ -9,6 +9,8 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod console;
+pub mod console_session;
 pub mod device;
 pub mod edge;
 pub mod error;
@@ -97,7 +99,13 @@ fn routes() -> Routes {
         .merge(till::routes())
         .merge(admin::routes())
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(
+            console_session::login,
+            console_session::current,
+            console_session::logout
+        ))
         .split_for_parts();
+    let limited = limited.merge(console::routes());
     let (waiting, waiting_document) = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(ops::readyz))

@@ -2565,6 +2565,78 @@ pub async fn a_migrated_database_is_ready(s: Arc<dyn Storage>) {
     }
 }
 
+/// `OperatorStore`'s console sessions: found by their id hash until they expire or are ended,
+/// joined with their account (disabled too: the service refuses it; none for the bootstrap
+/// admin); a new session sweeps the expired ones.
+pub async fn console_sessions_live_until_they_expire_or_end(s: Arc<dyn Storage>) {
+    use loyalty_core::api::OperatorAccount;
+    let account = OperatorAccount {
+        operator_id: "op_c".into(),
+        name: "Console user".into(),
+        role: "support".into(),
+        created_at_ms: NOW,
+        created_by: "admin".into(),
+        disabled_at_ms: None,
+    };
+    s.create_operator(NewOperatorAccount {
+        account: account.clone(),
+        token_hash: [7u8; 32],
+    })
+    .await
+    .unwrap();
+    let session = |hash: u8, operator: &str, expires: i64| ConsoleSession {
+        id_hash: [hash; 32],
+        operator_id: operator.into(),
+        csrf_token: format!("csrf-{hash}"),
+        created_at_ms: NOW,
+        expires_at_ms: expires,
+    };
+    s.create_console_session(session(1, "op_c", NOW + 100), NOW)
+        .await
+        .unwrap();
+    s.create_console_session(session(2, "admin", NOW + 10), NOW)
+        .await
+        .unwrap();
+    let found = s.console_session([1; 32], NOW + 50).await.unwrap();
+    assert_eq!(
+        found,
+        Some(ResumedSession {
+            session: session(1, "op_c", NOW + 100),
+            account: Some(account.clone()),
+        })
+    );
+    let bootstrap = s.console_session([2; 32], NOW + 9).await.unwrap().unwrap();
+    assert_eq!(
+        bootstrap.account, None,
+        "the bootstrap admin has no account row"
+    );
+    assert_eq!(s.console_session([2; 32], NOW + 10).await.unwrap(), None);
+    assert_eq!(s.console_session([3; 32], NOW).await.unwrap(), None);
+
+    // A new session sweeps the expired one: it is gone even for a reader whose clock is behind.
+    s.create_console_session(session(3, "op_c", NOW + 200), NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(s.console_session([2; 32], NOW).await.unwrap(), None);
+
+    assert!(s.disable_operator("op_c", NOW + 30).await.unwrap());
+    let disabled = s.console_session([1; 32], NOW + 40).await.unwrap().unwrap();
+    assert_eq!(
+        disabled.account.and_then(|a| a.disabled_at_ms),
+        Some(NOW + 30)
+    );
+
+    assert!(s.end_console_session([1; 32]).await.unwrap());
+    assert!(!s.end_console_session([1; 32]).await.unwrap());
+    assert_eq!(s.console_session([1; 32], NOW + 40).await.unwrap(), None);
+    assert!(
+        s.console_session([3; 32], NOW + 40)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per function of [`crate::storage::conformance`], each run on
 /// the storage `$make` yields as `(guard, Arc<dyn Storage>)` (see the module's guide).
 #[macro_export]
@@ -2582,6 +2654,7 @@ macro_rules! storage_conformance {
             members_are_found_by_reference,
             a_members_history_pages_the_ledger_and_lists_devices,
             operator_accounts_and_the_audit_log,
+            console_sessions_live_until_they_expire_or_end,
             plastic_cards_link_once_and_lost_ones_stay_lost,
             card_sessions_open_without_a_code_and_remember_their_pin,
             the_key_feed_numbers_every_change,

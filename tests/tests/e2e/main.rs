@@ -11,6 +11,7 @@ mod cards;
 mod checkout;
 mod cli;
 mod communications;
+mod console;
 mod convergence;
 mod crash;
 mod edge;

@@ -101,6 +101,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/postgres/022_device_last_seen.sql"),
     ),
     (
+        "023_console_sessions",
+        include_str!("../../../migrations/postgres/023_console_sessions.sql"),
+    ),
+    (
         "024_offer_management",
         include_str!("../../../migrations/postgres/024_offer_management.sql"),
     ),

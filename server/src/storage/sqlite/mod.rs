@@ -65,6 +65,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/019_operators.sql"),
     include_str!("../../../migrations/sqlite/020_ledger_reasons.sql"),
     include_str!("../../../migrations/sqlite/021_device_last_seen.sql"),
+    include_str!("../../../migrations/sqlite/022_console_sessions.sql"),
     include_str!("../../../migrations/sqlite/023_offer_management.sql"),
 ];
 

@@ -1,12 +1,16 @@
 //! SQLite's [`OperatorStore`]: accounts found by their token hash through its unique index, and
-//! the audit log appended through the writer and read newest first.
+//! the audit log appended through the writer and read newest first, console sessions read joined
+//! with their account.
 
 use async_trait::async_trait;
 use loyalty_core::api::{AuditEntry, OperatorAccount};
 use rusqlite::{OptionalExtension, params};
 
+use super::hash_from;
 use super::{SqliteStorage, backend};
-use crate::storage::{AuditFilter, NewOperatorAccount, OperatorStore, StorageError};
+use crate::storage::{
+    AuditFilter, ConsoleSession, NewOperatorAccount, OperatorStore, ResumedSession, StorageError,
+};
 
 const ACCOUNT: &str =
     "SELECT operator_id, name, role, created_at, created_by, disabled_at FROM operators";
@@ -114,4 +118,90 @@ impl OperatorStore for SqliteStorage {
         })
         .await
     }
+
+    async fn create_console_session(
+        &self,
+        s: ConsoleSession,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= ?1",
+                [now_ms],
+            )
+            .map_err(backend)?;
+            conn.execute(
+                "INSERT INTO console_sessions (id_hash, operator_id, csrf_token, created_at,
+                                               expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    &s.id_hash[..],
+                    s.operator_id,
+                    s.csrf_token,
+                    s.created_at_ms,
+                    s.expires_at_ms
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn console_session(
+        &self,
+        id_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<ResumedSession>, StorageError> {
+        self.read_now(move |conn| {
+            conn.prepare_cached(
+                "SELECT s.id_hash, s.operator_id, s.csrf_token, s.created_at, s.expires_at,
+                        o.operator_id, o.name, o.role, o.created_at, o.created_by, o.disabled_at
+                 FROM console_sessions s LEFT JOIN operators o ON o.operator_id = s.operator_id
+                 WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![&id_hash[..], now_ms], resumed)
+                    .optional()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_console_session(&self, id_hash: [u8; 32]) -> Result<bool, StorageError> {
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM console_sessions WHERE id_hash = ?1",
+                [&id_hash[..]],
+            )
+            .map(|n| n == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+}
+
+fn resumed(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResumedSession> {
+    let account = match r.get::<_, Option<String>>(5)? {
+        Some(operator_id) => Some(OperatorAccount {
+            operator_id,
+            name: r.get(6)?,
+            role: r.get(7)?,
+            created_at_ms: r.get(8)?,
+            created_by: r.get(9)?,
+            disabled_at_ms: r.get(10)?,
+        }),
+        None => None,
+    };
+    Ok(ResumedSession {
+        session: ConsoleSession {
+            id_hash: hash_from(r.get(0)?),
+            operator_id: r.get(1)?,
+            csrf_token: r.get(2)?,
+            created_at_ms: r.get(3)?,
+            expires_at_ms: r.get(4)?,
+        },
+        account,
+    })
 }
