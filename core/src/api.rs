@@ -743,6 +743,18 @@ pub struct PostSegment {
     pub rules: crate::segments::SegmentRules,
 }
 
+/// `PUT /v1/admin/segments/{segment_id}`: the segment's new name and rules. Its membership is
+/// empty until the next recompute fills it by the new rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSegment {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 128))]
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::segments::rules_object")]
+    pub rules: crate::segments::SegmentRules,
+}
+
 /// A segment as operators see it: its definition and when its membership was last computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

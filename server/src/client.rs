@@ -178,6 +178,24 @@ impl OperatorClient {
         self.post(paths::ADMIN_SEGMENTS, segment).await
     }
 
+    /// Replaces a segment's name and rules.
+    pub async fn update_segment(
+        &self,
+        segment_id: &str,
+        update: &loyalty_core::api::UpdateSegment,
+    ) -> Result<SegmentView, OperatorError> {
+        let url = self.api.url(&paths::admin_segment(segment_id));
+        self.api.send(self.api.http.put(url).json(update)).await
+    }
+
+    pub async fn delete_segment(&self, segment_id: &str) -> Result<(), OperatorError> {
+        let url = self.api.url(&paths::admin_segment(segment_id));
+        self.api
+            .send_raw(self.api.http.delete(url))
+            .await
+            .map(|_| ())
+    }
+
     pub async fn segments(&self) -> Result<Vec<SegmentView>, OperatorError> {
         let url = self.api.url(paths::ADMIN_SEGMENTS);
         self.api.send(self.api.http.get(url)).await

@@ -84,6 +84,8 @@ pub const ADMIN_OFFER_END: &str = "/v1/admin/offers/{offer_id}/end";
 pub const ADMIN_OFFER_WITHDRAW: &str = "/v1/admin/offers/{offer_id}/withdraw";
 /// Defines (POST) and lists (GET) segments.
 pub const ADMIN_SEGMENTS: &str = "/v1/admin/segments";
+/// Edits (PUT) or deletes (DELETE) a segment.
+pub const ADMIN_SEGMENT: &str = "/v1/admin/segments/{segment_id}";
 /// Sends a message to members or a segment.
 pub const ADMIN_MESSAGES: &str = "/v1/admin/messages";
 /// What became of each recipient of a message.
@@ -155,6 +157,7 @@ pub const ALL: &[&str] = &[
     ADMIN_OFFER_END,
     ADMIN_OFFER_WITHDRAW,
     ADMIN_SEGMENTS,
+    ADMIN_SEGMENT,
     ADMIN_MESSAGES,
     ADMIN_DELIVERIES,
     ADMIN_REQUESTS,
@@ -265,6 +268,10 @@ pub fn admin_offer_end(offer_id: &str) -> String {
 
 pub fn admin_offer_withdraw(offer_id: &str) -> String {
     fill(ADMIN_OFFER_WITHDRAW, &[offer_id])
+}
+
+pub fn admin_segment(segment_id: &str) -> String {
+    fill(ADMIN_SEGMENT, &[segment_id])
 }
 
 pub fn admin_device_revoke(device_id: &str) -> String {

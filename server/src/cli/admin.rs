@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use loyalty_core::api::{
     AdjustPoints, AdjustReason, OfferTarget, PostMessage, PostOffer, PostReply, PostSegment,
-    PostTargetedOffer, SendMessage,
+    PostTargetedOffer, SendMessage, UpdateSegment,
 };
 use loyalty_core::requests::RequestView;
 use loyalty_server::client::OperatorClient;
@@ -290,6 +290,18 @@ enum SegmentsCommand {
         #[arg(long, default_value = "{}")]
         rules: String,
     },
+    /// Replace a segment's name and rules; its members are known again after the next
+    /// `recompute` (offers already given stay).
+    Edit {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The new rules as JSON (as for `create`).
+        #[arg(long, default_value = "{}")]
+        rules: String,
+    },
+    /// Delete a segment (refused while an offer that is still running targets it).
+    Delete { id: String },
     /// List the segments with their member counts.
     List,
     /// Recompute RFM scores and every segment, and extend tier and segment offers to members who
@@ -618,13 +630,36 @@ async fn post_message(client: &OperatorClient, args: MessageArgs, json: bool) ->
 }
 
 /// `segments create` and `segments list` (`recompute` works on the file: see [`recompute`]).
+fn parse_rules(rules: &str) -> Result<loyalty_core::segments::SegmentRules, String> {
+    loyalty_core::segments::rules_object(&mut serde_json::Deserializer::from_str(rules))
+        .map_err(|e| format!("--rules: {e}"))
+}
+
 async fn segments(client: &OperatorClient, command: SegmentsCommand, json: bool) -> CliResult {
     match command {
+        SegmentsCommand::Edit { id, name, rules } => {
+            let rules = parse_rules(&rules)?;
+            let v = client
+                .update_segment(&id, &UpdateSegment { name, rules })
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "segment {} edited; its members are known after `loyalty admin segments recompute`",
+                v.segment.id
+            );
+        }
+        SegmentsCommand::Delete { id } => {
+            client
+                .delete_segment(&id)
+                .await
+                .map_err(|e| e.to_string())?;
+            return done(json, "deleted", &id);
+        }
         SegmentsCommand::Create { id, name, rules } => {
-            let rules = loyalty_core::segments::rules_object(
-                &mut serde_json::Deserializer::from_str(&rules),
-            )
-            .map_err(|e| format!("--rules: {e}"))?;
+            let rules = parse_rules(&rules)?;
             let v = client
                 .create_segment(&PostSegment { id, name, rules })
                 .await

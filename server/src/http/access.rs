@@ -31,6 +31,8 @@ const RULES: &[(&str, &str, Permission)] = &[
     ("POST", paths::ADMIN_OFFER_END, Permission::Marketing),
     ("POST", paths::ADMIN_OFFER_WITHDRAW, Permission::Marketing),
     ("POST", paths::ADMIN_SEGMENTS, Permission::Marketing),
+    ("PUT", paths::ADMIN_SEGMENT, Permission::Marketing),
+    ("DELETE", paths::ADMIN_SEGMENT, Permission::Marketing),
     ("POST", paths::ADMIN_MEMBER_MESSAGES, Permission::Marketing),
     ("POST", paths::ADMIN_MESSAGES, Permission::Marketing),
     ("PUT", paths::ADMIN_PROGRAMME, Permission::Programme),

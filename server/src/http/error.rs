@@ -68,6 +68,7 @@ pub const CODES: &[(u16, &str)] = &[
     (409, "card_taken"),
     (409, "activation_code_used"),
     (409, "poll_superseded"),
+    (409, "segment_in_use"),
     (410, "session_expired"),
     (410, "activation_code_expired"),
     (413, "payload_too_large"),

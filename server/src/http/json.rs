@@ -236,6 +236,11 @@ impl JsonBody for api::PostSegment {
     const WHAT: &'static str = "segment";
 }
 
+impl JsonBody for api::UpdateSegment {
+    const CODE: &'static str = "invalid_segment";
+    const WHAT: &'static str = "segment";
+}
+
 impl JsonBody for api::PostMessage {
     const CODE: &'static str = "invalid_message";
     const WHAT: &'static str = "message";

@@ -11,7 +11,7 @@
 //! owed into their offers document).
 //! Decisions are written down in `docs/offers-and-segments.md`.
 
-use crate::storage::{Publication, Published, SegmentCreation};
+use crate::storage::{Publication, Published, SegmentCreation, SegmentDeletion};
 
 use loyalty_core::api::{MAX_TARGET_MEMBERS, OfferTarget, PublishedOffer, SegmentView};
 use loyalty_core::ids::valid_record_id;
@@ -133,6 +133,45 @@ pub async fn create_segment(app: &App, segment: &Segment) -> Result<SegmentView,
 
 pub async fn segments(app: &App) -> Result<Vec<SegmentView>, DomainError> {
     Ok(app.storage.segments().await?)
+}
+
+/// Replaces a segment's name and rules. Its membership is emptied and filled by the new rules at
+/// the next recompute; offers already given to its members stay theirs (targeting is additive).
+pub async fn update_segment(app: &App, segment: &Segment) -> Result<SegmentView, DomainError> {
+    segment
+        .validate()
+        .map_err(|m| DomainError::bad_request("invalid_segment", m))?;
+    if !app.storage.update_segment(segment).await? {
+        return Err(segment_not_found(&segment.id));
+    }
+    tracing::info!(segment = %segment.id, "segment edited");
+    app.storage
+        .segments()
+        .await?
+        .into_iter()
+        .find(|v| v.segment.id == segment.id)
+        .ok_or_else(|| segment_not_found(&segment.id))
+}
+
+/// Deletes a segment and its membership, refused while an offer that is still running targets it
+/// (end or withdraw the offer first).
+pub async fn delete_segment(app: &App, segment_id: &str) -> Result<(), DomainError> {
+    match app.storage.delete_segment(segment_id, app.now_ms()).await? {
+        SegmentDeletion::Deleted => {
+            tracing::info!(segment = %segment_id, "segment deleted");
+            Ok(())
+        }
+        SegmentDeletion::NotFound => Err(segment_not_found(segment_id)),
+        SegmentDeletion::InUse { offer_id } => Err(DomainError::new(
+            crate::error::ErrorKind::Conflict,
+            "segment_in_use",
+            format!("offer `{offer_id}` still targets the segment: end or withdraw it first"),
+        )),
+    }
+}
+
+fn segment_not_found(segment_id: &str) -> DomainError {
+    DomainError::not_found("segment_not_found", format!("no segment `{segment_id}`"))
 }
 
 #[cfg(test)]

@@ -1870,6 +1870,75 @@ pub async fn scores_follow_purchases_from_one_recompute_to_the_next(s: Arc<dyn S
     );
 }
 
+/// `update_segment` and `delete_segment`: an edit replaces the rules and empties the membership
+/// until the next recompute; a segment a running offer targets is not deleted, one whose offers
+/// ended is, with its membership.
+pub async fn segments_are_edited_and_deleted_unless_in_use(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let revision = book(&s, "m1").await.revision;
+    let bought = s.post(purchase("till:t1:k1", "m1", revision, 0, 10));
+    assert_eq!(bought.await.unwrap(), PostOutcome::Posted);
+    let buyers = by_frequency("buyers", "Bought this year", 1, 5);
+    assert_eq!(
+        s.create_segment(&buyers, NOW).await.unwrap(),
+        SegmentCreation::Created
+    );
+    let recompute = |at: i64| s.recompute_segments(at, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}));
+    recompute(NOW + 1).await.unwrap();
+    assert_eq!(s.segments().await.unwrap()[0].members, 1);
+
+    let edited = by_frequency("buyers", "Bought twice", 2, 5);
+    assert!(s.update_segment(&edited).await.unwrap());
+    let view = &s.segments().await.unwrap()[0];
+    assert_eq!(
+        (&view.segment, view.computed_at_ms, view.members),
+        (&edited, None, 0)
+    );
+    let ghost = by_frequency("ghost", "Nobody", 1, 5);
+    assert!(!s.update_segment(&ghost).await.unwrap());
+    recompute(NOW + 2).await.unwrap();
+    assert_eq!(
+        s.segments().await.unwrap()[0].members,
+        0,
+        "one purchase is not two"
+    );
+
+    let target = OfferTarget::Segment {
+        segment_id: "buyers".into(),
+    };
+    let published = s
+        .publish_offer(&offer("o1", 0), &target, NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(published, Publication::Published(_)),
+        "{published:?}"
+    );
+    assert_eq!(
+        s.delete_segment("buyers", NOW).await.unwrap(),
+        SegmentDeletion::InUse {
+            offer_id: "o1".into()
+        }
+    );
+    assert_eq!(s.segments().await.unwrap().len(), 1, "nothing deleted");
+    let after_its_end = NOW + 2 * DAY;
+    assert_eq!(
+        s.delete_segment("buyers", after_its_end).await.unwrap(),
+        SegmentDeletion::Deleted
+    );
+    assert!(s.segments().await.unwrap().is_empty());
+    assert_eq!(
+        s.delete_segment("buyers", after_its_end).await.unwrap(),
+        SegmentDeletion::NotFound
+    );
+    // The id is free again, and the new segment starts empty.
+    assert_eq!(
+        s.create_segment(&buyers, after_its_end).await.unwrap(),
+        SegmentCreation::Created
+    );
+    assert_eq!(s.segments().await.unwrap()[0].members, 0);
+}
+
 /// `create_segment`, `segments`, `recompute_segments`: a segment is empty until the batch job
 /// computes it; then an offer published to it reaches its members.
 pub async fn segments_are_recomputed_and_reach_offers(s: Arc<dyn Storage>) {
@@ -2672,6 +2741,7 @@ macro_rules! storage_conformance {
             offers_are_published_projected_and_used,
             offers_are_listed_with_figures_and_ended_or_withdrawn,
             segments_are_recomputed_and_reach_offers,
+            segments_are_edited_and_deleted_unless_in_use,
             scores_follow_purchases_from_one_recompute_to_the_next,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,

@@ -70,6 +70,18 @@ pub enum SegmentCreation {
     Exists,
 }
 
+/// What [`OfferStore::delete_segment`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum SegmentDeletion {
+    Deleted,
+    NotFound,
+    /// An offer that has not ended and is not withdrawn targets the segment: nothing was deleted.
+    InUse {
+        offer_id: String,
+    },
+}
+
 #[async_trait]
 pub trait OfferStore: Send + Sync + 'static {
     /// Stores the offer (a new version when its id exists and its terms changed) and adds the
@@ -116,6 +128,18 @@ pub trait OfferStore: Send + Sync + 'static {
     ) -> Result<SegmentCreation, StorageError>;
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError>;
+
+    /// Replaces the segment's name and rules and empties its membership, which the next
+    /// recompute fills by the new rules; false for an unknown segment.
+    async fn update_segment(&self, segment: &Segment) -> Result<bool, StorageError>;
+
+    /// Deletes the segment and its membership, unless an offer still running at `now_ms` (not
+    /// ended, not withdrawn) targets it.
+    async fn delete_segment(
+        &self,
+        segment_id: &str,
+        now_ms: i64,
+    ) -> Result<SegmentDeletion, StorageError>;
 
     /// A number that moves whenever a fan-out added members to offers, in this process or in a
     /// batch job on the same database; the server watches it to wake waiting devices.

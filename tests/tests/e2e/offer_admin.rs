@@ -162,3 +162,101 @@ fn offers_are_listed_with_their_figures_ended_early_and_withdrawn() {
         s.server.stop().await;
     });
 }
+
+#[test]
+fn segments_are_edited_and_deleted_once_no_running_offer_targets_them() {
+    use loyalty_core::api::{OfferTarget, PostSegment, PostTargetedOffer, UpdateSegment};
+    use loyalty_core::segments::SegmentRules;
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let now = s.clock.now_ms();
+        let rules = |json: &str| -> SegmentRules { serde_json::from_str(json).unwrap() };
+        op.create_segment(&PostSegment {
+            id: Some("regulars".into()),
+            name: "Regulars".into(),
+            rules: rules(r#"{"frequency":{"min":3,"max":5}}"#),
+        })
+        .await
+        .unwrap();
+        op.publish_offer(&PostTargetedOffer {
+            offer: bonus("for-regulars", 20, false, now),
+            target: OfferTarget::Segment {
+                segment_id: "regulars".into(),
+            },
+        })
+        .await
+        .unwrap();
+
+        // Edited by marketing (support may not); the membership waits for the next recompute.
+        let support = op.create_operator("sam", "support").await.unwrap().token;
+        let support = OperatorClient::new(&s.server.url, &support).unwrap();
+        let edit = UpdateSegment {
+            name: "Gold regulars".into(),
+            rules: rules(r#"{"tiers":["gold"]}"#),
+        };
+        let refused = support.update_segment("regulars", &edit).await.unwrap_err();
+        assert_eq!(refusal(refused), "forbidden");
+        let edited = op.update_segment("regulars", &edit).await.unwrap();
+        assert_eq!(
+            (
+                edited.segment.name.as_str(),
+                edited.computed_at_ms,
+                edited.members
+            ),
+            ("Gold regulars", None, 0)
+        );
+        assert_eq!(edited.segment.rules, edit.rules);
+        let unknown = op.update_segment("nope", &edit).await.unwrap_err();
+        assert_eq!(refusal(unknown), "segment_not_found");
+        let bad = op
+            .update_segment(
+                "regulars",
+                &UpdateSegment {
+                    name: " ".into(),
+                    rules: SegmentRules::default(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(bad), "invalid_segment");
+
+        // Not deleted while its offer runs; deleted once the offer ended, then gone.
+        let refused = op.delete_segment("regulars").await.unwrap_err();
+        assert_eq!(refusal(refused), "segment_in_use");
+        assert_eq!(op.segments().await.unwrap().len(), 1);
+        op.end_offer("for-regulars", false).await.unwrap();
+        let out = loyalty(&s.server.url, &["admin", "segments", "delete", "regulars"]).await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(stdout(&out).trim(), "deleted regulars");
+        assert!(op.segments().await.unwrap().is_empty());
+        let gone = op.delete_segment("regulars").await.unwrap_err();
+        assert_eq!(refusal(gone), "segment_not_found");
+
+        // The command line edits too.
+        op.create_segment(&PostSegment {
+            id: Some("new".into()),
+            name: "New".into(),
+            rules: SegmentRules::default(),
+        })
+        .await
+        .unwrap();
+        let out = loyalty(
+            &s.server.url,
+            &[
+                "admin",
+                "segments",
+                "edit",
+                "new",
+                "--name",
+                "Newcomers",
+                "--rules",
+                r#"{"recency":{"min":4,"max":5}}"#,
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(op.segments().await.unwrap()[0].segment.name, "Newcomers");
+        s.server.stop().await;
+    });
+}

@@ -41,6 +41,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(offer_admin::end_offer))
         .routes(routes!(offer_admin::withdraw_offer))
         .routes(routes!(offers::create_segment, offers::segments))
+        .routes(routes!(offers::update_segment, offers::delete_segment))
         .routes(routes!(messages::post_member_message))
         .routes(routes!(messages::send))
         .routes(routes!(messages::deliveries))

@@ -1,12 +1,14 @@
 //! The operator API of the programme: publish an offer to a target (members, a tier or a segment)
-//! and define segments. Every route needs the operator token, checked before the body is read.
+//! and define, edit and delete segments. Every route needs the operator token, checked before the body is read.
 //! Recomputing segments is not here: it is a batch job (`loyalty admin segments recompute`).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use loyalty_core::api::{PostOffer, PostSegment, PostTargetedOffer, PublishedOffer, SegmentView};
+use loyalty_core::api::{
+    PostOffer, PostSegment, PostTargetedOffer, PublishedOffer, SegmentView, UpdateSegment,
+};
 use loyalty_core::ids;
 use loyalty_core::offers::Offer;
 use loyalty_core::segments::Segment;
@@ -104,6 +106,56 @@ pub async fn segments(
     _: Operator,
 ) -> Result<Json<Vec<SegmentView>>, ApiError> {
     Ok(Json(targeting::segments(&app).await?))
+}
+
+/// Replaces a segment's name and rules. Its membership is empty until the next recompute fills
+/// it by the new rules; offers its members were given stay theirs.
+#[utoipa::path(
+    put,
+    path = paths::ADMIN_SEGMENT,
+    tag = "admin",
+    params(("segment_id" = String, Path, description = "The segment")),
+    request_body = UpdateSegment,
+    responses(
+        (status = 200, description = "Edited; no members until the next recompute", body = SegmentView),
+        Refusals, Authentication, NotFound
+    ),
+    security(("operator" = []))
+)]
+pub async fn update_segment(
+    State(app): State<Arc<App>>,
+    Path(segment_id): Path<String>,
+    _: Operator,
+    body: Result<Json<UpdateSegment>, ApiError>,
+) -> Result<Json<SegmentView>, ApiError> {
+    let Json(u) = body?;
+    let segment = Segment {
+        id: segment_id,
+        name: u.name,
+        rules: u.rules,
+    };
+    Ok(Json(targeting::update_segment(&app, &segment).await?))
+}
+
+/// Deletes a segment and its membership; `409 segment_in_use` while a running offer targets it.
+#[utoipa::path(
+    delete,
+    path = paths::ADMIN_SEGMENT,
+    tag = "admin",
+    params(("segment_id" = String, Path, description = "The segment")),
+    responses(
+        (status = 204, description = "Deleted"),
+        Refusals, Authentication, NotFound, Conflict
+    ),
+    security(("operator" = []))
+)]
+pub async fn delete_segment(
+    State(app): State<Arc<App>>,
+    Path(segment_id): Path<String>,
+    _: Operator,
+) -> Result<StatusCode, ApiError> {
+    targeting::delete_segment(&app, &segment_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(

@@ -20,7 +20,7 @@ use super::{PgStorage, backend};
 use crate::storage::StorageError;
 use crate::storage::offers::{
     OfferStore, PendingOffer, Progress, Publication, Published, RecomputeReport, SegmentCreation,
-    TillOffer,
+    SegmentDeletion, TillOffer,
 };
 
 /// The advisory lock a segment recompute holds for its whole run (an arbitrary constant,
@@ -402,6 +402,71 @@ impl OfferStore for PgStorage {
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError> {
         segments_in(&self.client().await?).await
+    }
+
+    async fn update_segment(&self, segment: &Segment) -> Result<bool, StorageError> {
+        let rules = serde_json::to_string(&segment.rules).map_err(backend)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let n = tx
+            .exec(
+                "UPDATE segments SET name = $2, rules = $3, computed_at = NULL, member_count = 0
+                 WHERE segment_id = $1",
+                &[&segment.id, &segment.name, &rules],
+            )
+            .await
+            .map_err(backend)?;
+        tx.exec(
+            "DELETE FROM segment_members WHERE segment_id = $1",
+            &[&segment.id],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_segment(
+        &self,
+        segment_id: &str,
+        now_ms: i64,
+    ) -> Result<SegmentDeletion, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // The segment's row locked first: an offer published to it meanwhile waits, then finds
+        // it gone.
+        let exists = tx
+            .fetch_opt(
+                "SELECT 1 FROM segments WHERE segment_id = $1 FOR UPDATE",
+                &[&segment_id],
+            )
+            .await
+            .map_err(backend)?;
+        if exists.is_none() {
+            return Ok(SegmentDeletion::NotFound);
+        }
+        let using = tx
+            .fetch_opt(
+                "SELECT offer_id FROM offers
+                 WHERE target_kind = 'segment' AND target_key = $1 AND valid_until > $2
+                   AND withdrawn_at IS NULL
+                 ORDER BY offer_id COLLATE \"C\" LIMIT 1",
+                &[&segment_id, &now_ms],
+            )
+            .await
+            .map_err(backend)?;
+        if let Some(row) = using {
+            let offer_id = row.try_get(0).map_err(backend)?;
+            return Ok(SegmentDeletion::InUse { offer_id });
+        }
+        for sql in [
+            "DELETE FROM segment_members WHERE segment_id = $1",
+            "DELETE FROM segments WHERE segment_id = $1",
+        ] {
+            tx.exec(sql, &[&segment_id]).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(SegmentDeletion::Deleted)
     }
 
     async fn fanout_seq(&self) -> Result<i64, StorageError> {

@@ -34,7 +34,7 @@ use super::fanout::{bump_fanout_seq, fan_out_params, fan_out_sql, one_chunk, seg
 use crate::storage::StorageError;
 use crate::storage::offers::{
     OfferStore, PendingOffer, Progress, Publication, Published, RecomputeReport, SegmentCreation,
-    TillOffer,
+    SegmentDeletion, TillOffer,
 };
 
 pub(super) fn parse_offer(definition: &str) -> Result<Offer, StorageError> {
@@ -492,6 +492,63 @@ impl OfferStore for SqliteStorage {
 
     async fn segments(&self) -> Result<Vec<SegmentView>, StorageError> {
         self.read(|conn| segments_in(conn)).await
+    }
+
+    async fn update_segment(&self, segment: &Segment) -> Result<bool, StorageError> {
+        let rules = serde_json::to_string(&segment.rules).map_err(backend)?;
+        let (id, name) = (segment.id.clone(), segment.name.clone());
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let n = tx
+                .execute(
+                    "UPDATE segments SET name = ?2, rules = ?3, computed_at = NULL, member_count = 0
+                     WHERE segment_id = ?1",
+                    params![id, name, rules],
+                )
+                .map_err(backend)?;
+            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [&id])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_segment(
+        &self,
+        segment_id: &str,
+        now_ms: i64,
+    ) -> Result<SegmentDeletion, StorageError> {
+        let id = segment_id.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let using: Option<String> = tx
+                .query_row(
+                    "SELECT offer_id FROM offers
+                     WHERE target_kind = 'segment' AND target_key = ?1 AND valid_until > ?2
+                       AND withdrawn_at IS NULL
+                     ORDER BY offer_id LIMIT 1",
+                    params![id, now_ms],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(offer_id) = using {
+                return Ok(SegmentDeletion::InUse { offer_id });
+            }
+            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [&id])
+                .map_err(backend)?;
+            let n = tx
+                .execute("DELETE FROM segments WHERE segment_id = ?1", [&id])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(if n == 1 {
+                SegmentDeletion::Deleted
+            } else {
+                SegmentDeletion::NotFound
+            })
+        })
+        .await
     }
 
     async fn recompute_segments(
