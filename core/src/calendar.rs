@@ -51,6 +51,55 @@ pub fn end_of_fixed_date(from_ms: i64, month: u8, day: u8, years_after: i32) -> 
     Some(start_of(date.next_day()?))
 }
 
+/// A reporting period: UTC days, ISO weeks (from Monday) or calendar months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+}
+
+impl Period {
+    pub const ALL: [Period; 3] = [Period::Day, Period::Week, Period::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Midnight UTC at the start of the period that holds `ms`.
+    ///
+    /// ```
+    /// use loyalty_core::calendar::{Period, DAY_MS};
+    /// // 2026-11-28 (a Saturday) 15:00 UTC.
+    /// let t = 1_795_878_000_000;
+    /// assert_eq!(Period::Day.start_of(t), 1_795_824_000_000);
+    /// assert_eq!(Period::Week.start_of(t), 1_795_824_000_000 - 5 * DAY_MS);
+    /// assert_eq!(Period::Month.start_of(t), 1_795_824_000_000 - 27 * DAY_MS);
+    /// ```
+    pub fn start_of(self, ms: i64) -> i64 {
+        let date = date_of(ms);
+        let first = match self {
+            Period::Day => date,
+            Period::Week => {
+                let back = i64::from(date.weekday().number_days_from_monday());
+                date.checked_sub(time::Duration::days(back)).unwrap_or(date)
+            }
+            Period::Month => date.replace_day(1).unwrap_or(date),
+        };
+        start_of(first)
+    }
+}
+
 pub fn is_leap_year(year: i32) -> bool {
     time::util::is_leap_year(year)
 }

@@ -327,6 +327,31 @@ impl OperatorClient {
         String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
     }
 
+    /// Points moved per period, by the query pairs given (`period`, `from_ms`, `to_ms`).
+    pub async fn points_report(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<loyalty_core::api::reports::PointsActivity, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_POINTS);
+        self.api.send(self.api.http.get(url).query(query)).await
+    }
+
+    /// The points activity report as the server's CSV.
+    pub async fn points_report_csv(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<String, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_POINTS);
+        let request = self
+            .api
+            .http
+            .get(url)
+            .query(query)
+            .query(&[("format", "csv")]);
+        let body = self.api.send_raw(request).await?;
+        String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+    }
+
     /// What became of one send or a period's sends, by the query pairs given (`message_id`, or
     /// `from_ms` and `to_ms`).
     pub async fn deliveries_report(

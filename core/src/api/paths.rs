@@ -113,6 +113,8 @@ pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
 /// What became of one send or of a period's sends: deliveries by channel, status and reason.
 pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
+/// Points earned, redeemed and expired per day, week or month.
+pub const ADMIN_REPORT_POINTS: &str = "/v1/admin/reports/points";
 
 /// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
 pub const CONSOLE_SESSION: &str = "/console/session";
@@ -171,6 +173,7 @@ pub const ALL: &[&str] = &[
     ADMIN_AUDIT,
     ADMIN_REPORT_LIABILITY,
     ADMIN_REPORT_DELIVERIES,
+    ADMIN_REPORT_POINTS,
     CONSOLE_SESSION,
 ];
 

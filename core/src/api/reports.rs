@@ -123,6 +123,79 @@ impl DeliveryReport {
     }
 }
 
+/// Points moved in one period, by what moved them. Every figure is positive: `redeemed` is what
+/// members spent (less redemptions refunded), `refunded` what refunds took back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PointsMoved {
+    /// Earned by purchases, offers, tier bonuses and events.
+    pub earned: i64,
+    pub redeemed: i64,
+    pub expired: i64,
+    pub refunded: i64,
+    /// Operators' adjustments, credits less debits (may be negative).
+    pub adjusted: i64,
+}
+
+impl PointsMoved {
+    pub fn add(&mut self, other: &PointsMoved) {
+        self.earned += other.earned;
+        self.redeemed += other.redeemed;
+        self.expired += other.expired;
+        self.refunded += other.refunded;
+        self.adjusted += other.adjusted;
+    }
+}
+
+/// One period's row of [`PointsActivity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PeriodPoints {
+    /// Midnight UTC at the period's start.
+    pub start_ms: i64,
+    #[serde(flatten)]
+    pub points: PointsMoved,
+}
+
+/// Points issued, redeemed and expired per day, week or month, with the window's redemption and
+/// breakage rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PointsActivity {
+    pub period: crate::calendar::Period,
+    /// Movements at or after `from_ms` and before `to_ms`.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Periods with any movement, oldest first.
+    pub rows: Vec<PeriodPoints>,
+    pub totals: PointsMoved,
+    /// Redeemed / earned over the window (0 when nothing was earned).
+    pub redemption_rate: f64,
+    /// Expired / earned over the window: the points members let lapse.
+    pub breakage_rate: f64,
+}
+
+impl PointsActivity {
+    /// The report as CSV (`period_start,earned,redeemed,expired,refunded,adjusted`, the start as a
+    /// UTC date), for a spreadsheet.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("period_start,earned,redeemed,expired,refunded,adjusted\n");
+        for r in &self.rows {
+            let p = r.points;
+            out.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                crate::calendar::format_date(r.start_ms),
+                p.earned,
+                p.redeemed,
+                p.expired,
+                p.refunded,
+                p.adjusted
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! `loyalty admin report …`: the operators' reports (points liability, message deliveries), as a
-//! table, JSON (`--json`) or CSV.
+//! `loyalty admin report …`: the operators' reports (points liability, points activity, message
+//! deliveries), as a table, JSON (`--json`) or CSV.
 
 use clap::Subcommand;
 use loyalty_core::redemption::money;
@@ -11,6 +11,20 @@ use super::{CliResult, print_json, show_time};
 pub enum ReportCommand {
     /// The programme's outstanding points: available, pending, expiring in 30/60/90 days.
     Liability {
+        /// The server's CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Points earned, redeemed, expired, refunded and adjusted per day, week or month (default:
+    /// months of the last 365 days), with the redemption and breakage rates.
+    Points {
+        /// day, week or month.
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long)]
+        from_ms: Option<i64>,
+        #[arg(long)]
+        to_ms: Option<i64>,
         /// The server's CSV instead of a table.
         #[arg(long)]
         csv: bool,
@@ -34,6 +48,22 @@ pub enum ReportCommand {
 
 pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) -> CliResult {
     match command {
+        ReportCommand::Points {
+            period,
+            from_ms,
+            to_ms,
+            csv,
+        } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(period.map(|p| ("period", p)));
+            let window = [("from_ms", from_ms), ("to_ms", to_ms)];
+            query.extend(
+                window
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v.to_string()))),
+            );
+            points(client, &query, csv, json).await
+        }
         ReportCommand::Deliveries {
             message,
             from_ms,
@@ -128,6 +158,49 @@ async fn deliveries(
         "  {} recipients, {} refused for want of consent",
         r.recipients,
         r.consent_refusals()
+    );
+    Ok(())
+}
+
+async fn points(
+    client: &OperatorClient,
+    query: &[(&str, String)],
+    csv: bool,
+    json: bool,
+) -> CliResult {
+    let fail = |e: loyalty_server::client::OperatorError| e.to_string();
+    if csv {
+        print!("{}", client.points_report_csv(query).await.map_err(fail)?);
+        return Ok(());
+    }
+    let r = client.points_report(query).await.map_err(fail)?;
+    if json {
+        return print_json(&r);
+    }
+    println!(
+        "points by {} from {} to {}",
+        r.period.as_str(),
+        show_time(r.from_ms),
+        show_time(r.to_ms)
+    );
+    println!(
+        "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "from", "earned", "redeemed", "expired", "refunded", "adjusted"
+    );
+    let row = |label: &str, p: &loyalty_core::api::reports::PointsMoved| {
+        println!(
+            "  {label:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            p.earned, p.redeemed, p.expired, p.refunded, p.adjusted
+        );
+    };
+    for r in &r.rows {
+        row(&loyalty_core::calendar::format_date(r.start_ms), &r.points);
+    }
+    row("total", &r.totals);
+    println!(
+        "  redemption rate {:.1}%, breakage rate {:.1}%",
+        r.redemption_rate * 100.0,
+        r.breakage_rate * 100.0
     );
     Ok(())
 }

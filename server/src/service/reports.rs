@@ -2,8 +2,11 @@
 //! programme's redemption value. No document is loaded for any report.
 
 use loyalty_core::api::reports::{
-    DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, PointsValue,
+    DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, PeriodPoints, PointsActivity,
+    PointsMoved, PointsValue,
 };
+use loyalty_core::calendar::Period;
+use loyalty_core::reasons::ReasonCode;
 
 use crate::app::App;
 use crate::error::DomainError;
@@ -106,4 +109,94 @@ pub async fn deliveries(
         recipients: counts.iter().map(|c| c.count).sum(),
         counts,
     })
+}
+
+/// The default window of the points activity report: the last 365 days.
+pub const DEFAULT_ACTIVITY_DAYS: i64 = 365;
+/// The longest window one points activity report covers: ten years.
+pub const MAX_ACTIVITY_DAYS: i64 = 3660;
+
+/// Points earned, redeemed, expired, refunded and adjusted per `period` (default month) over
+/// `[from_ms, to_ms)` (default: the last [`DEFAULT_ACTIVITY_DAYS`] days up to now, inclusive),
+/// with the redemption and breakage rates over the window.
+pub async fn points_activity(
+    app: &App,
+    period: Option<&str>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> Result<PointsActivity, DomainError> {
+    let bad = |m: &str| DomainError::bad_request("malformed_query", m.to_string());
+    let period = match period {
+        None => Period::Month,
+        Some(name) => {
+            Period::parse(name).ok_or_else(|| bad("period must be day, week or month"))?
+        }
+    };
+    let to_ms = to_ms.unwrap_or_else(|| app.now_ms().saturating_add(1));
+    let from_ms = from_ms.unwrap_or_else(|| to_ms.saturating_sub(DEFAULT_ACTIVITY_DAYS * DAY_MS));
+    if from_ms >= to_ms {
+        return Err(bad("from_ms must be before to_ms"));
+    }
+    if to_ms.saturating_sub(from_ms) > MAX_ACTIVITY_DAYS * DAY_MS {
+        return Err(bad("the window is at most 3660 days"));
+    }
+    let days = app.storage.points_by_day(from_ms, to_ms).await?;
+    let mut rows: std::collections::BTreeMap<i64, PointsMoved> = std::collections::BTreeMap::new();
+    for d in days {
+        let row = rows.entry(period.start_of(d.day_ms)).or_default();
+        row.add(&moved(d.code, d.points));
+    }
+    let mut totals = PointsMoved::default();
+    rows.values().for_each(|r| totals.add(r));
+    let rate = |part: i64| {
+        if totals.earned > 0 {
+            part as f64 / totals.earned as f64
+        } else {
+            0.0
+        }
+    };
+    Ok(PointsActivity {
+        period,
+        from_ms,
+        to_ms,
+        redemption_rate: rate(totals.redeemed),
+        breakage_rate: rate(totals.expired),
+        rows: rows
+            .into_iter()
+            .map(|(start_ms, points)| PeriodPoints { start_ms, points })
+            .collect(),
+        totals,
+    })
+}
+
+/// Where a reason's points go in the report, as positive figures for what was taken.
+fn moved(code: ReasonCode, points: i64) -> PointsMoved {
+    let mut m = PointsMoved::default();
+    match code {
+        ReasonCode::Purchase
+        | ReasonCode::PurchaseOffer
+        | ReasonCode::TierBonus
+        | ReasonCode::Event => m.earned = points,
+        // A refunded redemption gives spent points back: it lowers what was redeemed.
+        ReasonCode::Redeem | ReasonCode::RefundRedeem => m.redeemed = -points,
+        ReasonCode::Expiry => m.expired = -points,
+        ReasonCode::Refund => m.refunded = -points,
+        ReasonCode::Adjust | ReasonCode::Other => m.adjusted = points,
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_lands_in_its_column_as_a_positive_figure() {
+        assert_eq!(moved(ReasonCode::Purchase, 10).earned, 10);
+        assert_eq!(moved(ReasonCode::Redeem, -30).redeemed, 30);
+        assert_eq!(moved(ReasonCode::RefundRedeem, 5).redeemed, -5);
+        assert_eq!(moved(ReasonCode::Expiry, -7).expired, 7);
+        assert_eq!(moved(ReasonCode::Refund, -4).refunded, 4);
+        assert_eq!(moved(ReasonCode::Adjust, -2).adjusted, -2);
+    }
 }

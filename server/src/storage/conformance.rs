@@ -1184,6 +1184,46 @@ pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>)
     assert!(!s.card_behind("nope").await.unwrap());
 }
 
+/// `points_by_day`: the ledger summed by UTC day and reason in a window, the same day's movements
+/// of one reason merged, movements outside the window left out.
+pub async fn the_ledger_is_summed_by_day_and_reason(s: Arc<dyn Storage>) {
+    use loyalty_core::reasons::ReasonCode;
+    member(&s, "m1", "6270000000000001").await;
+    let day0 = NOW - NOW.rem_euclid(DAY);
+    let moves = [
+        ("k1", day0 + 5, 10, ReasonCode::Purchase),
+        ("k2", day0 + 6, 7, ReasonCode::Purchase),
+        ("k3", day0 + 7, 3, ReasonCode::PurchaseOffer),
+        ("k4", day0 + DAY, 4, ReasonCode::Adjust),
+        ("k5", day0 + 3 * DAY, 1, ReasonCode::Event),
+    ];
+    let mut balance = 0;
+    for (key, at, points, code) in moves {
+        let revision = book(&s, "m1").await.revision;
+        let mut p = purchase(key, "m1", revision, balance, points);
+        p.at_ms = at;
+        p.movements[0].reason_code = code;
+        assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+        balance += points;
+    }
+    let days = s.points_by_day(day0, day0 + 2 * DAY).await.unwrap();
+    let seen: Vec<_> = days.iter().map(|d| (d.day_ms, d.code, d.points)).collect();
+    assert_eq!(
+        seen,
+        [
+            (day0, ReasonCode::Purchase, 17),
+            (day0, ReasonCode::PurchaseOffer, 3),
+            (day0 + DAY, ReasonCode::Adjust, 4)
+        ]
+    );
+    assert!(
+        s.points_by_day(day0 + 4 * DAY, day0 + 5 * DAY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// `post`, `card_source`: a movement's structured reason — code, parameters (amounts with their
 /// currency, the receipt, an offer) and when its points mature — reads back exactly as posted,
 /// beside a movement with no parameters.
@@ -2716,6 +2756,7 @@ macro_rules! storage_conformance {
             activation_codes_are_single_use,
             a_code_redeemed_twice_at_once_enrolls_one_device,
             a_structured_reason_round_trips,
+            the_ledger_is_summed_by_day_and_reason,
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,

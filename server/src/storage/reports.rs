@@ -1,5 +1,5 @@
 //! The operators' reports as the database computes them: single aggregate statements over the
-//! relational tables (lots, postings, members, deliveries), never a document, so a report over a million
+//! relational tables (lots, ledger, members, deliveries), never a document, so a report over a million
 //! members is one scan.
 
 use async_trait::async_trait;
@@ -34,6 +34,42 @@ pub struct DeliveryTotals {
     pub counts: Vec<(String, String, Option<String>, i64)>,
 }
 
+/// Points the ledger moved on one UTC day for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayMovement {
+    /// Midnight UTC at the day's start.
+    pub day_ms: i64,
+    pub code: loyalty_core::reasons::ReasonCode,
+    /// The sum of the movements (negative for what was taken).
+    pub points: i64,
+}
+
+/// A row of the grouped ledger as the backends read it: (day number since the epoch, the stored
+/// code, the rule when no code was stored, the sum). Rows written before codes existed are
+/// grouped by rule and read with the code their rule implies; the same day and code merge.
+pub(crate) fn day_movements(
+    rows: Vec<(i64, Option<String>, Option<String>, i64)>,
+) -> Vec<DayMovement> {
+    let mut merged: std::collections::BTreeMap<(i64, &'static str), DayMovement> =
+        std::collections::BTreeMap::new();
+    for (day, code, rule, points) in rows {
+        let code = loyalty_core::reasons::ReasonCode::stored(
+            code.as_deref(),
+            rule.as_deref().unwrap_or(""),
+        );
+        let day_ms = day.saturating_mul(loyalty_core::calendar::DAY_MS);
+        merged
+            .entry((day_ms, code.as_str()))
+            .and_modify(|m| m.points += points)
+            .or_insert(DayMovement {
+                day_ms,
+                code,
+                points,
+            });
+    }
+    merged.into_values().collect()
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync + 'static {
     /// Outstanding points at `now_ms`: available (matured) and pending, and how many of them
@@ -47,4 +83,12 @@ pub trait ReportStore: Send + Sync + 'static {
     /// The scope's deliveries counted by channel, status and reason: one send's through the
     /// deliveries' primary key, a period's in one scan of the deliveries.
     async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError>;
+
+    /// The ledger's movements at or after `from_ms` and before `to_ms`, summed by UTC day and
+    /// reason, oldest day first: one scan of the ledger in the window.
+    async fn points_by_day(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DayMovement>, StorageError>;
 }

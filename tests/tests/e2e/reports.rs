@@ -249,3 +249,124 @@ fn the_delivery_report_counts_each_sends_fates_and_consent_refusals() {
         s.server.stop().await;
     });
 }
+
+#[test]
+fn points_activity_counts_what_was_earned_redeemed_adjusted_and_expired_per_period() {
+    use loyalty_core::api::{AdjustPoints, AdjustReason};
+    use loyalty_core::calendar::{Period, format_date};
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        let mut p = Programme::default();
+        p.points.expiry = Expiry::Rolling { days: 35 };
+        op.set_programme(&p).await.unwrap();
+
+        // 2027-01-15: a purchase, then one paying 30 points; the next day an operator's credit.
+        let start = loyalty_core::Clock::now_ms(&*s.clock);
+        let first = {
+            let session = s.till.scan(&s.next_code().text).await.unwrap().session_id;
+            s.till
+                .purchase(&purchase(&session, "a", 10_000, 0))
+                .await
+                .unwrap()
+        };
+        let second = {
+            let session = s.till.scan(&s.next_code().text).await.unwrap().session_id;
+            s.till
+                .purchase(&purchase(&session, "b", 2_000, 30))
+                .await
+                .unwrap()
+        };
+        assert_eq!(second.redeemed, 30);
+        s.clock.advance(DAY_MS);
+        op.adjust(
+            &s.member_id,
+            &AdjustPoints {
+                idempotency_key: "goodwill-1".into(),
+                points: 15,
+                reason: AdjustReason::Goodwill,
+                note: "Sorry for the wait".into(),
+                reference: None,
+            },
+        )
+        .await
+        .unwrap();
+        // 40 days on, in February, what was left expires.
+        s.clock.advance(39 * DAY_MS);
+        let settled = op.settle().await.unwrap();
+        assert!(settled.expired_points > 0, "{settled:?}");
+
+        let earned = first.earned + second.earned;
+        let report = op.points_report(&[]).await.unwrap();
+        assert_eq!(report.period, Period::Month);
+        let months: Vec<_> = report
+            .rows
+            .iter()
+            .map(|r| (format_date(r.start_ms), r.points))
+            .collect();
+        assert_eq!(months.len(), 2, "{months:?}");
+        assert_eq!(months[0].0, "2027-01-01");
+        assert_eq!(months[1].0, "2027-02-01");
+        let jan = months[0].1;
+        assert_eq!(
+            (jan.earned, jan.redeemed, jan.expired, jan.adjusted),
+            (earned, 30, 0, 15)
+        );
+        let feb = months[1].1;
+        assert_eq!((feb.earned, feb.expired), (0, settled.expired_points));
+        assert_eq!(
+            settled.expired_points,
+            earned - 30 + 15,
+            "everything left expired"
+        );
+        let rate = |part: i64| part as f64 / earned as f64;
+        assert_eq!(report.redemption_rate, rate(30));
+        assert_eq!(report.breakage_rate, rate(settled.expired_points));
+
+        // By day, in a window: the first two days only.
+        let window = [
+            ("period", "day".to_string()),
+            ("from_ms", start.to_string()),
+            ("to_ms", (start + 2 * DAY_MS).to_string()),
+        ];
+        let days = op.points_report(&window).await.unwrap();
+        let seen: Vec<_> = days
+            .rows
+            .iter()
+            .map(|r| (format_date(r.start_ms), r.points.earned, r.points.adjusted))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("2027-01-15".to_string(), earned, 0),
+                ("2027-01-16".to_string(), 0, 15)
+            ]
+        );
+        let csv = op.points_report_csv(&window).await.unwrap();
+        assert_eq!(csv, days.to_csv());
+        assert!(
+            csv.starts_with("period_start,earned,redeemed,expired,refunded,adjusted\n2027-01-15,")
+        );
+        let out = loyalty(
+            &s.server.url,
+            &["admin", "report", "points", "--period", "week"],
+        )
+        .await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(stdout(&out).contains("redemption rate"), "{}", stdout(&out));
+
+        for query in [
+            vec![("period", "year".to_string())],
+            vec![("from_ms", "5".to_string()), ("to_ms", "5".to_string())],
+            vec![
+                ("from_ms", "0".to_string()),
+                ("to_ms", (3661 * DAY_MS).to_string()),
+            ],
+            vec![("member", "x".to_string())],
+        ] {
+            let refused = op.points_report(&query).await.unwrap_err();
+            assert_eq!(refusal(refused), "malformed_query", "{query:?}");
+        }
+        s.server.stop().await;
+    });
+}

@@ -63,4 +63,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(operators::audit))
         .routes(routes!(reports::liability))
         .routes(routes!(reports::deliveries))
+        .routes(routes!(reports::points))
 }

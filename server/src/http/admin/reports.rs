@@ -1,12 +1,12 @@
-//! The operators' reports (`crate::service::reports`): points liability and message deliveries,
-//! as JSON or, with `format=csv`, as CSV for a spreadsheet.
+//! The operators' reports (`crate::service::reports`): points liability, points activity and
+//! message deliveries, as JSON or, with `format=csv`, as CSV for a spreadsheet.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
-use loyalty_core::api::reports::{DeliveryReport, LiabilityReport};
+use loyalty_core::api::reports::{DeliveryReport, LiabilityReport, PointsActivity};
 
 use crate::app::App;
 use crate::http::error::ApiError;
@@ -100,6 +100,56 @@ pub async fn deliveries(
         report,
         DeliveryReport::to_csv,
         "deliveries.csv",
+    )
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PointsQuery {
+    /// `day`, `week` (from Monday) or `month` (the default), in UTC.
+    #[serde(default)]
+    #[param(pattern = "^(day|week|month)$")]
+    period: Option<String>,
+    /// The window's start (ms since the epoch; default 365 days before its end).
+    #[serde(default)]
+    from_ms: Option<i64>,
+    /// The window's end, exclusive (default now); at most 3660 days after its start.
+    #[serde(default)]
+    to_ms: Option<i64>,
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    #[param(pattern = "^(json|csv)$")]
+    format: Option<String>,
+}
+
+/// Points earned, redeemed, expired, refunded and adjusted per day, week or month, with the
+/// window's redemption and breakage rates.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REPORT_POINTS,
+    tag = "admin",
+    params(PointsQuery),
+    responses(
+        (status = 200, description = "The report: JSON, or with format=csv the rows period_start,earned,redeemed,expired,refunded,adjusted",
+            content((PointsActivity = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+pub async fn points(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<PointsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    check_format(q.format.as_deref())?;
+    let report = reports::points_activity(&app, q.period.as_deref(), q.from_ms, q.to_ms).await?;
+    answer(
+        q.format.as_deref(),
+        report,
+        PointsActivity::to_csv,
+        "points.csv",
     )
 }
 

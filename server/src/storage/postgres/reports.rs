@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use super::{Cached, PgStorage, backend};
-use crate::storage::{DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError};
+use crate::storage::reports::day_movements;
+use crate::storage::{
+    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError,
+};
 
 const LIABILITY: &str = "
     SELECT coalesce(sum(remaining) FILTER (WHERE available_at <= $1), 0)::bigint,
@@ -28,8 +31,40 @@ const PERIOD_COUNTS: &str = "
 const PERIOD_MESSAGES: &str =
     "SELECT count(*) FROM messages WHERE created_at >= $1 AND created_at < $2";
 
+/// The ledger by UTC day and reason; the rule only for rows written before reason codes.
+const POINTS_BY_DAY: &str = "
+    SELECT at / 86400000, reason_code, CASE WHEN reason_code IS NULL THEN rule END,
+           sum(points)::bigint
+    FROM ledger WHERE at >= $1 AND at < $2
+    GROUP BY 1, 2, 3";
+
 #[async_trait]
 impl ReportStore for PgStorage {
+    async fn points_by_day(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DayMovement>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .fetch_all(POINTS_BY_DAY, &[&from_ms, &to_ms])
+            .await
+            .map_err(backend)?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(day_movements(rows))
+    }
+
     async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError> {
         let client = self.client().await?;
         let (counts, messages) = match scope {

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{SqliteStorage, backend};
-use crate::storage::{DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError};
+use crate::storage::reports::day_movements;
+use crate::storage::{
+    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError,
+};
 
 /// Open lots only (`remaining > 0`): the partial covering index `lots_open_by_member` holds them.
 const LIABILITY: &str = "
@@ -30,8 +33,34 @@ const PERIOD_COUNTS: &str = "
 const PERIOD_MESSAGES: &str =
     "SELECT count(*) FROM messages WHERE created_at >= ?1 AND created_at < ?2";
 
+/// The ledger by UTC day and reason; the rule only for rows written before reason codes.
+const POINTS_BY_DAY: &str = "
+    SELECT at / 86400000, reason_code, CASE WHEN reason_code IS NULL THEN rule END, sum(points)
+    FROM ledger WHERE at >= ?1 AND at < ?2
+    GROUP BY 1, 2, 3";
+
 #[async_trait]
 impl ReportStore for SqliteStorage {
+    async fn points_by_day(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DayMovement>, StorageError> {
+        let rows = self
+            .read(move |conn| {
+                conn.prepare_cached(POINTS_BY_DAY)
+                    .and_then(|mut s| {
+                        s.query_map(params![from_ms, to_ms], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(backend)
+            })
+            .await?;
+        Ok(day_movements(rows))
+    }
+
     async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError> {
         let scope = scope.clone();
         self.read(move |conn| {
