@@ -327,6 +327,14 @@ impl OperatorClient {
         String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
     }
 
+    /// The members by tier, activity and repeat purchases.
+    pub async fn members_report(
+        &self,
+    ) -> Result<loyalty_core::api::reports::MembersReport, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_MEMBERS);
+        self.api.send(self.api.http.get(url)).await
+    }
+
     /// Points moved per period, by the query pairs given (`period`, `from_ms`, `to_ms`).
     pub async fn points_report(
         &self,

@@ -115,6 +115,8 @@ pub const ADMIN_REPORT_LIABILITY: &str = "/v1/admin/reports/liability";
 pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
 /// Points earned, redeemed and expired per day, week or month.
 pub const ADMIN_REPORT_POINTS: &str = "/v1/admin/reports/points";
+/// Members by tier, enrollments, activity and the repeat purchase rate.
+pub const ADMIN_REPORT_MEMBERS: &str = "/v1/admin/reports/members";
 
 /// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
 pub const CONSOLE_SESSION: &str = "/console/session";
@@ -174,6 +176,7 @@ pub const ALL: &[&str] = &[
     ADMIN_REPORT_LIABILITY,
     ADMIN_REPORT_DELIVERIES,
     ADMIN_REPORT_POINTS,
+    ADMIN_REPORT_MEMBERS,
     CONSOLE_SESSION,
 ];
 

@@ -196,6 +196,55 @@ impl PointsActivity {
     }
 }
 
+/// Members of one tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TierCount {
+    pub tier: String,
+    pub members: i64,
+}
+
+/// Who the members are and how many of them buy: the tier distribution, enrollments, activity and
+/// the repeat purchase rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MembersReport {
+    pub as_of_ms: i64,
+    pub members: i64,
+    pub blocked: i64,
+    /// Created in the last 30 days.
+    pub enrolled_30d: i64,
+    /// Members per tier, by tier id.
+    pub tiers: Vec<TierCount>,
+    /// Members with a purchase in the last 30 and 90 days.
+    pub active_30d: i64,
+    pub active_90d: i64,
+    /// Of the members who bought in the last 90 days, the share who bought at least twice.
+    pub repeat_rate_90d: f64,
+}
+
+impl MembersReport {
+    /// The report as CSV (`measure,value`), tiers as `tier:ID` rows.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("measure,value\n");
+        let figures = [
+            ("members", self.members),
+            ("blocked", self.blocked),
+            ("enrolled_30d", self.enrolled_30d),
+            ("active_30d", self.active_30d),
+            ("active_90d", self.active_90d),
+        ];
+        for (name, value) in figures {
+            out.push_str(&format!("{name},{value}\n"));
+        }
+        out.push_str(&format!("repeat_rate_90d,{:.4}\n", self.repeat_rate_90d));
+        for t in &self.tiers {
+            out.push_str(&format!("tier:{},{}\n", t.tier, t.members));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

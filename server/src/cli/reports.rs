@@ -1,5 +1,5 @@
-//! `loyalty admin report …`: the operators' reports (points liability, points activity, message
-//! deliveries), as a table, JSON (`--json`) or CSV.
+//! `loyalty admin report …`: the operators' reports (points liability, points activity, members,
+//! message deliveries), as a table, JSON (`--json`) or CSV.
 
 use clap::Subcommand;
 use loyalty_core::redemption::money;
@@ -15,6 +15,9 @@ pub enum ReportCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// The members: by tier, blocked, enrolled in 30 days, active in 30 and 90 days, repeat
+    /// purchase rate.
+    Members,
     /// Points earned, redeemed, expired, refunded and adjusted per day, week or month (default:
     /// months of the last 365 days), with the redemption and breakage rates.
     Points {
@@ -48,6 +51,27 @@ pub enum ReportCommand {
 
 pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) -> CliResult {
     match command {
+        ReportCommand::Members => {
+            let r = client.members_report().await.map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&r);
+            }
+            println!("members at {}", show_time(r.as_of_ms));
+            println!(
+                "  {} members, {} blocked, {} enrolled in the last 30 days",
+                r.members, r.blocked, r.enrolled_30d
+            );
+            println!(
+                "  active: {} in 30 days, {} in 90 days; {:.1}% of the latter bought twice or more",
+                r.active_30d,
+                r.active_90d,
+                r.repeat_rate_90d * 100.0
+            );
+            for t in &r.tiers {
+                println!("  tier {:<12} {:>10}", t.tier, t.members);
+            }
+            Ok(())
+        }
         ReportCommand::Points {
             period,
             from_ms,

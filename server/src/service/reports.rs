@@ -2,8 +2,8 @@
 //! programme's redemption value. No document is loaded for any report.
 
 use loyalty_core::api::reports::{
-    DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, PeriodPoints, PointsActivity,
-    PointsMoved, PointsValue,
+    DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, MembersReport, PeriodPoints,
+    PointsActivity, PointsMoved, PointsValue, TierCount,
 };
 use loyalty_core::calendar::Period;
 use loyalty_core::reasons::ReasonCode;
@@ -184,6 +184,40 @@ fn moved(code: ReasonCode, points: i64) -> PointsMoved {
         ReasonCode::Adjust | ReasonCode::Other => m.adjusted = points,
     }
     m
+}
+
+/// The members now: by tier, blocked, enrolled in the last 30 days, buying in the last 30 and 90
+/// days, and the share of the last 90 days' buyers who bought at least twice.
+pub async fn members(app: &App) -> Result<MembersReport, DomainError> {
+    let now = app.now_ms();
+    let days = |n: i64| now.saturating_sub(n * DAY_MS);
+    let totals = app
+        .storage
+        .member_totals(days(30), [days(30), days(90)])
+        .await?;
+    let sum = |pick: fn(&(String, i64, i64, i64)) -> i64| totals.tiers.iter().map(pick).sum();
+    let [active_30d, active_90d] = totals.active;
+    Ok(MembersReport {
+        as_of_ms: now,
+        members: sum(|t| t.1),
+        blocked: sum(|t| t.2),
+        enrolled_30d: sum(|t| t.3),
+        tiers: totals
+            .tiers
+            .iter()
+            .map(|(tier, members, ..)| TierCount {
+                tier: tier.clone(),
+                members: *members,
+            })
+            .collect(),
+        active_30d,
+        active_90d,
+        repeat_rate_90d: if active_90d > 0 {
+            totals.repeat as f64 / active_90d as f64
+        } else {
+            0.0
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1224,6 +1224,35 @@ pub async fn the_ledger_is_summed_by_day_and_reason(s: Arc<dyn Storage>) {
     );
 }
 
+/// `member_totals`: members by tier with the blocked and the newly enrolled, buyers in two
+/// windows and the repeat buyers of the longer.
+pub async fn members_are_counted_by_tier_and_activity(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let mut old = new_member("m3", "6270000000000003");
+    old.created_at_ms = NOW - 100 * DAY;
+    assert_eq!(s.create_member(old).await.unwrap(), MemberCreation::Created);
+    assert!(s.set_blocked("m2", true).await.unwrap());
+    for (key, member, at) in [
+        ("k1", "m1", NOW - DAY),
+        ("k2", "m1", NOW - 2 * DAY),
+        ("k3", "m3", NOW - 60 * DAY),
+        ("k4", "m2", NOW - 200 * DAY),
+    ] {
+        let revision = book(&s, member).await.revision;
+        let balance = book(&s, member).await.state.balance;
+        let mut p = purchase(key, member, revision, balance, 1);
+        p.at_ms = at;
+        assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    }
+    let totals = s
+        .member_totals(NOW - 30 * DAY, [NOW - 30 * DAY, NOW - 90 * DAY])
+        .await
+        .unwrap();
+    assert_eq!(totals.tiers, [("base".to_string(), 3, 1, 2)]);
+    assert_eq!((totals.active, totals.repeat), ([1, 2], 1));
+}
+
 /// `post`, `card_source`: a movement's structured reason — code, parameters (amounts with their
 /// currency, the receipt, an offer) and when its points mature — reads back exactly as posted,
 /// beside a movement with no parameters.
@@ -2757,6 +2786,7 @@ macro_rules! storage_conformance {
             a_code_redeemed_twice_at_once_enrolls_one_device,
             a_structured_reason_round_trips,
             the_ledger_is_summed_by_day_and_reason,
+            members_are_counted_by_tier_and_activity,
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,

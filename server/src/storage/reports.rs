@@ -70,6 +70,17 @@ pub(crate) fn day_movements(
     merged.into_values().collect()
 }
 
+/// Members counted, before the service shapes the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberTotals {
+    /// (tier, members, blocked members, members created since `enrolled_since`), by tier.
+    pub tiers: Vec<(String, i64, i64, i64)>,
+    /// Members with a purchase since `active_since[0]` and since `active_since[1]`.
+    pub active: [i64; 2],
+    /// Members with two purchases or more since `active_since[1]`.
+    pub repeat: i64,
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync + 'static {
     /// Outstanding points at `now_ms`: available (matured) and pending, and how many of them
@@ -91,4 +102,14 @@ pub trait ReportStore: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<DayMovement>, StorageError>;
+
+    /// Members by tier (with how many are blocked and how many were created since
+    /// `enrolled_since`), and buyers since each of `active_since` (the longer window second),
+    /// with how many of the second bought at least twice: one scan of members, one of the
+    /// window's postings.
+    async fn member_totals(
+        &self,
+        enrolled_since: i64,
+        active_since: [i64; 2],
+    ) -> Result<MemberTotals, StorageError>;
 }

@@ -370,3 +370,67 @@ fn points_activity_counts_what_was_earned_redeemed_adjusted_and_expired_per_peri
         s.server.stop().await;
     });
 }
+
+#[test]
+fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
+    rt().block_on(async {
+        let s = shop().await;
+        let op = s.server.operator();
+        buy(&s, &s.next_code().text, "a1", 1_000).await;
+        buy(&s, &s.next_code().text, "a2", 1_000).await;
+        let (_bob, bob_phone) = s.another_member("bob").await;
+        buy(&s, &s.code_of(&bob_phone), "b1", 1_000).await;
+        let (cleo, _) = s.another_member("cleo").await;
+        op.block(&cleo).await.unwrap();
+
+        let r = op.members_report().await.unwrap();
+        assert_eq!(
+            (
+                r.members,
+                r.blocked,
+                r.enrolled_30d,
+                r.active_30d,
+                r.active_90d
+            ),
+            (3, 1, 3, 2, 2)
+        );
+        assert_eq!(r.repeat_rate_90d, 0.5, "Anna bought twice, Bob once");
+        assert_eq!(r.tiers.len(), 1);
+        assert_eq!((r.tiers[0].tier.as_str(), r.tiers[0].members), ("base", 3));
+
+        // Two months on, nobody has bought for 30 days.
+        s.clock.advance(60 * DAY_MS);
+        let later = op.members_report().await.unwrap();
+        assert_eq!(
+            (later.enrolled_30d, later.active_30d, later.active_90d),
+            (0, 0, 2)
+        );
+
+        let http = reqwest::Client::new();
+        let csv = http
+            .get(format!(
+                "{}/v1/admin/reports/members?format=csv",
+                s.server.url
+            ))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv, later.to_csv());
+        assert!(
+            csv.contains("tier:base,3\n") && csv.contains("repeat_rate_90d,0.5000\n"),
+            "{csv}"
+        );
+        let out = loyalty(&s.server.url, &["admin", "report", "members"]).await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout(&out).contains("3 members, 1 blocked"),
+            "{}",
+            stdout(&out)
+        );
+        s.server.stop().await;
+    });
+}

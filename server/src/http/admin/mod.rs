@@ -64,4 +64,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(reports::liability))
         .routes(routes!(reports::deliveries))
         .routes(routes!(reports::points))
+        .routes(routes!(reports::members))
 }

@@ -1,12 +1,12 @@
-//! The operators' reports (`crate::service::reports`): points liability, points activity and
-//! message deliveries, as JSON or, with `format=csv`, as CSV for a spreadsheet.
+//! The operators' reports (`crate::service::reports`): points liability, points activity, members
+//! and message deliveries, as JSON or, with `format=csv`, as CSV for a spreadsheet.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
-use loyalty_core::api::reports::{DeliveryReport, LiabilityReport, PointsActivity};
+use loyalty_core::api::reports::{DeliveryReport, LiabilityReport, MembersReport, PointsActivity};
 
 use crate::app::App;
 use crate::http::error::ApiError;
@@ -100,6 +100,36 @@ pub async fn deliveries(
         report,
         DeliveryReport::to_csv,
         "deliveries.csv",
+    )
+}
+
+/// The members now: by tier, blocked, newly enrolled, active in the last 30 and 90 days, and the
+/// repeat purchase rate.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REPORT_MEMBERS,
+    tag = "admin",
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The report: JSON, or with format=csv the rows measure,value",
+            content((MembersReport = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+pub async fn members(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    check_format(q.format.as_deref())?;
+    let report = reports::members(&app).await?;
+    answer(
+        q.format.as_deref(),
+        report,
+        MembersReport::to_csv,
+        "members.csv",
     )
 }
 

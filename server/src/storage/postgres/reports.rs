@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use super::{Cached, PgStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
-    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError,
+    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
+    StorageError,
 };
 
 const LIABILITY: &str = "
@@ -38,8 +39,54 @@ const POINTS_BY_DAY: &str = "
     FROM ledger WHERE at >= $1 AND at < $2
     GROUP BY 1, 2, 3";
 
+/// Members by tier.
+const TIERS: &str = "
+    SELECT tier, count(*), count(*) FILTER (WHERE status = 'blocked'), count(*) FILTER (WHERE created_at >= $1)
+    FROM members GROUP BY tier ORDER BY tier COLLATE \"C\"";
+/// Buyers in the longer window ($2), those of the shorter ($1), and repeat buyers.
+const BUYERS: &str = "
+    WITH buyers AS (
+        SELECT member_id, count(*) AS n, max(at) AS last FROM postings
+        WHERE kind = 'purchase' AND at >= $2 GROUP BY member_id)
+    SELECT count(*) FILTER (WHERE last >= $1), count(*), count(*) FILTER (WHERE n >= 2)
+    FROM buyers";
+
 #[async_trait]
 impl ReportStore for PgStorage {
+    async fn member_totals(
+        &self,
+        enrolled_since: i64,
+        active_since: [i64; 2],
+    ) -> Result<MemberTotals, StorageError> {
+        let client = self.client().await?;
+        let tiers = client
+            .fetch_all(TIERS, &[&enrolled_since])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let r = client
+            .fetch_one(BUYERS, &[&active_since[0], &active_since[1]])
+            .await
+            .map_err(backend)?;
+        Ok(MemberTotals {
+            tiers,
+            active: [
+                r.try_get(0).map_err(backend)?,
+                r.try_get(1).map_err(backend)?,
+            ],
+            repeat: r.try_get(2).map_err(backend)?,
+        })
+    }
+
     async fn points_by_day(
         &self,
         from_ms: i64,

@@ -6,7 +6,8 @@ use rusqlite::params;
 use super::{SqliteStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
-    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, ReportStore, StorageError,
+    DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
+    StorageError,
 };
 
 /// Open lots only (`remaining > 0`): the partial covering index `lots_open_by_member` holds them.
@@ -39,8 +40,49 @@ const POINTS_BY_DAY: &str = "
     FROM ledger WHERE at >= ?1 AND at < ?2
     GROUP BY 1, 2, 3";
 
+/// Members by tier.
+const TIERS: &str = "
+    SELECT tier, count(*), sum(status = 'blocked'), sum(created_at >= ?1)
+    FROM members GROUP BY tier ORDER BY tier";
+/// Buyers in the longer window (?2), those of the shorter (?1), and repeat buyers.
+const BUYERS: &str = "
+    WITH buyers AS (
+        SELECT member_id, count(*) AS n, max(at) AS last FROM postings
+        WHERE kind = 'purchase' AND at >= ?2 GROUP BY member_id)
+    SELECT count(*) FILTER (WHERE last >= ?1), count(*), count(*) FILTER (WHERE n >= 2)
+    FROM buyers";
+
 #[async_trait]
 impl ReportStore for SqliteStorage {
+    async fn member_totals(
+        &self,
+        enrolled_since: i64,
+        active_since: [i64; 2],
+    ) -> Result<MemberTotals, StorageError> {
+        self.read(move |conn| {
+            let tiers = conn
+                .prepare_cached(TIERS)
+                .and_then(|mut s| {
+                    s.query_map([enrolled_since], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(backend)?;
+            let (short, long, repeat) = conn
+                .query_row(BUYERS, params![active_since[0], active_since[1]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend)?;
+            Ok(MemberTotals {
+                tiers,
+                active: [short, long],
+                repeat,
+            })
+        })
+        .await
+    }
+
     async fn points_by_day(
         &self,
         from_ms: i64,
