@@ -1,6 +1,7 @@
-// The member's page: card number, balance, tier, the card's entries with their reasons, linked
-// cards, offers, messages and requests; block/unblock (admins) and a points adjustment, whose
-// refusal (a support operator over the limit, a debit beyond the balance) shows in place.
+// The member's page: card number, balance, tier, the whole ledger a page at a time (reasons,
+// rules, till and receipt), devices with when each was last seen (revoke), linked cards, offers,
+// messages and requests; block/unblock (admins) and a points adjustment, whose refusal (a support
+// operator over the limit, a debit beyond the balance) shows in place.
 import { api, freshKey, query } from './api.js';
 import { errorBox, h, replace, showError, table, when } from './dom.js';
 
@@ -11,21 +12,25 @@ export async function memberPage(page, ctx, memberId) {
   replace(page, h('p', {}, 'Loading…'), error);
   let view;
   let requests = [];
+  let ledger;
+  let devices = [];
   try {
     const path = '/v1/admin/members/' + encodeURIComponent(memberId);
-    [view, requests] = await Promise.all([
+    [view, requests, ledger, devices] = await Promise.all([
       api('GET', path),
       api('GET', '/v1/admin/requests' + query({ member_id: memberId })).catch(() => []),
+      api('GET', path + '/ledger'),
+      api('GET', path + '/devices'),
     ]);
   } catch (e) {
     replace(page, h('h1', {}, 'Member'), error);
     showError(error, e);
     return;
   }
-  draw(page, ctx, memberId, view, requests);
+  draw(page, ctx, memberId, view, requests, ledger, devices);
 }
 
-function draw(page, ctx, memberId, view, requests) {
+function draw(page, ctx, memberId, view, requests, ledger, devices) {
   const card = view.card || {};
   const reload = () => memberPage(page, ctx, memberId);
   replace(page,
@@ -39,12 +44,8 @@ function draw(page, ctx, memberId, view, requests) {
         h('dt', {}, 'Member id'), h('dd', {}, view.member_id)),
       blocking(ctx, memberId, card.status, reload)),
     adjustForm(ctx, memberId, reload),
-    section('Card entries', 'entries', card.ledger || [], [
-      { title: 'When', cell: (e) => when(e.at_ms) },
-      { title: 'Points', cell: (e) => String(e.points) },
-      { title: 'Reason', cell: (e) => e.reason },
-      { title: 'Rule', cell: (e) => e.rule || '' },
-    ]),
+    ledgerSection(memberId, ledger),
+    devicesSection(ctx, devices, reload),
     section('Linked cards', 'linked-cards', view.cards || [], [
       { title: 'Card number', cell: (c) => c.card_number },
       { title: 'Status', cell: (c) => c.status },
@@ -64,6 +65,64 @@ function draw(page, ctx, memberId, view, requests) {
       { title: 'Status', cell: (r) => r.status },
       { title: 'Subject', cell: (r) => h('span', { 'data-testid': 'request-subject' }, r.subject) },
     ]));
+}
+
+const LEDGER_COLUMNS = [
+  { title: 'When', cell: (e) => when(e.at_ms) },
+  { title: 'Points', cell: (e) => String(e.points) },
+  { title: 'Reason', cell: (e) => e.reason + (e.available_at_ms > Date.now() ? ' (pending until ' + when(e.available_at_ms) + ')' : '') },
+  { title: 'Rule', cell: (e) => e.rule || '' },
+  { title: 'Till', cell: (e) => e.till_id },
+  { title: 'Receipt', cell: (e) => e.receipt_id },
+];
+
+// The whole ledger, newest first; "Older" follows the page's cursor and appends the next page.
+function ledgerSection(memberId, first) {
+  const error = errorBox('ledger-error');
+  const box = h('div', {}, first.entries.length ? table(LEDGER_COLUMNS, first.entries) : h('p', { class: 'muted' }, 'None.'));
+  let next = first.next;
+  const older = h('button', {
+    type: 'button', 'data-testid': 'ledger-older', hidden: !next,
+    onclick: async () => {
+      try {
+        const path = '/v1/admin/members/' + encodeURIComponent(memberId) + '/ledger';
+        const page = await api('GET', path + query({ before: next }));
+        box.append(table(LEDGER_COLUMNS, page.entries));
+        next = page.next;
+        older.hidden = !next;
+      } catch (e) {
+        showError(error, e);
+      }
+    },
+  }, 'Older');
+  return h('section', { class: 'card', 'data-testid': 'ledger' }, h('h2', {}, 'Ledger'), box, older, error);
+}
+
+// The member's devices; support and admins revoke a live one.
+function devicesSection(ctx, devices, reload) {
+  const error = errorBox('device-error');
+  const mayRevoke = ['support', 'admin'].includes(ctx.session.role);
+  const revoke = (d) => (!mayRevoke || d.revoked_at_ms ? '' : h('button', {
+    type: 'button', 'data-testid': 'revoke-device',
+    onclick: async () => {
+      if (!window.confirm('Revoke ' + d.name + '? Its credentials and checkout key stop working at once.')) return;
+      try {
+        await api('POST', '/v1/admin/devices/' + encodeURIComponent(d.device_id) + '/revoke');
+        reload();
+      } catch (e) {
+        showError(error, e);
+      }
+    },
+  }, 'Revoke'));
+  const columns = [
+    { title: 'Name', cell: (d) => d.name },
+    { title: 'Enrolled', cell: (d) => when(d.enrolled_at_ms) },
+    { title: 'Last seen', cell: (d) => (d.last_seen_ms ? when(d.last_seen_ms) : 'never') },
+    { title: 'Revoked', cell: (d) => (d.revoked_at_ms ? when(d.revoked_at_ms) : '') },
+    { title: '', cell: revoke },
+  ];
+  return h('section', { class: 'card', 'data-testid': 'devices' }, h('h2', {}, 'Devices'),
+    devices.length ? table(columns, devices) : h('p', { class: 'muted' }, 'None.'), error);
 }
 
 function section(title, testid, rows, columns) {

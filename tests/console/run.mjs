@@ -116,6 +116,15 @@ try {
   await shot('members');
   await openMember(cardNumber);
   await balanceIs(balance);
+  // The whole ledger with the till and receipt behind each movement, and the member's phone
+  // with when it was last seen.
+  const ledger = byTestId('ledger');
+  assert.match(await ledger.textContent(), /R-console-1/);
+  assert.match(await ledger.textContent(), /till-7/);
+  const devices = byTestId('devices');
+  assert.match(await devices.textContent(), /phone/);
+  assert.doesNotMatch(await devices.textContent(), /never/, 'the phone synced: it was seen');
+  assert.equal(await byTestId('revoke-device').count(), 1, 'one live device an admin may revoke');
   await shot('member');
   await adjust(25);
   await balanceIs(balance + 25);
