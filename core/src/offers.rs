@@ -147,10 +147,12 @@ pub struct OfferView {
 impl OfferView {
     pub fn new(offer: Offer, member: &MemberState, now_ms: i64) -> Self {
         let activated_at_ms = member.activations.get(&offer.id).map(|a| a.at_ms);
-        let state = if now_ms < offer.valid_from_ms {
-            OfferState::Upcoming
-        } else if now_ms >= offer.valid_until_ms {
+        // Expired before upcoming: an upcoming offer an operator ended has its end before its
+        // start, and must not read as coming.
+        let state = if now_ms >= offer.valid_until_ms {
             OfferState::Expired
+        } else if now_ms < offer.valid_from_ms {
+            OfferState::Upcoming
         } else if offer.use_limit > 0 && offer.use_count >= offer.use_limit {
             OfferState::UsedUp
         } else if offer.needs_activation && activated_at_ms.is_none() {
@@ -332,6 +334,15 @@ mod tests {
         doc.merge(&mut copy).unwrap();
         let ids: Vec<_> = read_all(&doc).unwrap().into_iter().map(|o| o.id).collect();
         assert_eq!(ids, ["b", "c"]);
+    }
+
+    #[test]
+    fn an_upcoming_offer_ended_early_reads_as_expired() {
+        // Valid from 1000; an operator ended it at 500; the phone looks at 600.
+        let mut o = sample("a");
+        o.valid_until_ms = 500;
+        let view = OfferView::new(o, &MemberState::default(), 600);
+        assert_eq!(view.state, OfferState::Expired);
     }
 
     #[test]

@@ -58,12 +58,13 @@ impl OfferStatus {
         withdrawn_at_ms: Option<i64>,
         now_ms: i64,
     ) -> Self {
+        // Ended before upcoming: an upcoming offer ended early has its end before its start.
         if withdrawn_at_ms.is_some() {
             OfferStatus::Withdrawn
-        } else if now_ms < valid_from_ms {
-            OfferStatus::Upcoming
         } else if now_ms >= valid_until_ms {
             OfferStatus::Ended
+        } else if now_ms < valid_from_ms {
+            OfferStatus::Upcoming
         } else {
             OfferStatus::Active
         }
@@ -115,5 +116,10 @@ mod tests {
         }
         assert_eq!(OfferStatus::parse("paused"), None);
         assert_eq!(OfferStatus::at(10, 20, None, 9), OfferStatus::Upcoming);
+        assert_eq!(
+            OfferStatus::at(10, 5, None, 5),
+            OfferStatus::Ended,
+            "an upcoming offer ended early"
+        );
     }
 }

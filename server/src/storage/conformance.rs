@@ -1751,6 +1751,19 @@ pub async fn offers_are_listed_with_figures_and_ended_or_withdrawn(s: Arc<dyn St
         assert_eq!(ids(&listed), [expected], "{status:?}");
     }
     assert_eq!(s.end_offer("nope", OfferEnd::End, NOW).await.unwrap(), None);
+
+    // An upcoming offer ended early is ended, not upcoming.
+    let early = s
+        .end_offer("o3", OfferEnd::End, NOW)
+        .await
+        .unwrap()
+        .expect("o3");
+    assert_eq!(early.status, OfferStatus::Ended);
+    let upcoming = s
+        .list_offers(&filter(Some(OfferStatus::Upcoming), None, 10))
+        .await
+        .unwrap();
+    assert!(upcoming.is_empty(), "{upcoming:?}");
 }
 
 /// `publish_offer`, `pending_offers`, `has_pending_offers`, `mark_offers_projected`,

@@ -24,7 +24,7 @@ const FILTER: &str = "
     WHERE (?1 IS NULL
            OR (?1 = 'withdrawn' AND o.withdrawn_at IS NOT NULL)
            OR (o.withdrawn_at IS NULL
-               AND ((?1 = 'upcoming' AND o.valid_from > ?2)
+               AND ((?1 = 'upcoming' AND o.valid_from > ?2 AND o.valid_until > ?2)
                     OR (?1 = 'active' AND o.valid_from <= ?2 AND o.valid_until > ?2)
                     OR (?1 = 'ended' AND o.valid_until <= ?2))))
       AND (?3 IS NULL OR o.offer_id > ?3)
