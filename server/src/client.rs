@@ -319,11 +319,22 @@ impl OperatorClient {
 
     /// The liability report as the server's CSV.
     pub async fn liability_csv(&self) -> Result<String, OperatorError> {
-        let url = self.api.url(paths::ADMIN_REPORT_LIABILITY);
-        let body = self
+        self.report_csv(paths::ADMIN_REPORT_LIABILITY, &[]).await
+    }
+
+    /// A report as the server's CSV: the report's query with `format=csv`.
+    async fn report_csv(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<String, OperatorError> {
+        let request = self
             .api
-            .send_raw(self.api.http.get(url).query(&[("format", "csv")]))
-            .await?;
+            .http
+            .get(self.api.url(path))
+            .query(query)
+            .query(&[("format", "csv")]);
+        let body = self.api.send_raw(request).await?;
         String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
     }
 
@@ -349,15 +360,7 @@ impl OperatorClient {
         &self,
         query: &[(&str, String)],
     ) -> Result<String, OperatorError> {
-        let url = self.api.url(paths::ADMIN_REPORT_POINTS);
-        let request = self
-            .api
-            .http
-            .get(url)
-            .query(query)
-            .query(&[("format", "csv")]);
-        let body = self.api.send_raw(request).await?;
-        String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+        self.report_csv(paths::ADMIN_REPORT_POINTS, query).await
     }
 
     /// What became of one send or a period's sends, by the query pairs given (`message_id`, or
@@ -375,15 +378,7 @@ impl OperatorClient {
         &self,
         query: &[(&str, String)],
     ) -> Result<String, OperatorError> {
-        let url = self.api.url(paths::ADMIN_REPORT_DELIVERIES);
-        let request = self
-            .api
-            .http
-            .get(url)
-            .query(query)
-            .query(&[("format", "csv")]);
-        let body = self.api.send_raw(request).await?;
-        String::from_utf8(body).map_err(|e| OperatorError::BadAnswer(e.to_string()))
+        self.report_csv(paths::ADMIN_REPORT_DELIVERIES, query).await
     }
 
     /// Every operator account (admin only).

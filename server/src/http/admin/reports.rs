@@ -15,14 +15,23 @@ use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::service::reports;
 
+/// How a report is answered; parsed with the query, so a bad format is refused before any work.
+#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Csv,
+}
+
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// `json` (the default) or `csv`.
     #[serde(default)]
-    #[param(pattern = "^(json|csv)$")]
-    format: Option<String>,
+    #[param(inline)]
+    format: Format,
 }
 
 /// The programme's outstanding points: available, pending and expiring within 30/60/90 days, in
@@ -46,12 +55,7 @@ pub async fn liability(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::liability(&app).await?;
-    answer(
-        q.format.as_deref(),
-        report,
-        LiabilityReport::to_csv,
-        "liability.csv",
-    )
+    answer(q.format, report, LiabilityReport::to_csv, "liability.csv")
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -69,8 +73,8 @@ pub struct DeliveryQuery {
     to_ms: Option<i64>,
     /// `json` (the default) or `csv`.
     #[serde(default)]
-    #[param(pattern = "^(json|csv)$")]
-    format: Option<String>,
+    #[param(inline)]
+    format: Format,
 }
 
 /// What became of one send, or of the sends of a period: deliveries by channel, status and
@@ -93,14 +97,8 @@ pub async fn deliveries(
     query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    check_format(q.format.as_deref())?;
     let report = reports::deliveries(&app, q.message_id, q.from_ms, q.to_ms).await?;
-    answer(
-        q.format.as_deref(),
-        report,
-        DeliveryReport::to_csv,
-        "deliveries.csv",
-    )
+    answer(q.format, report, DeliveryReport::to_csv, "deliveries.csv")
 }
 
 /// The members now: by tier, blocked, newly enrolled, active in the last 30 and 90 days, and the
@@ -123,14 +121,8 @@ pub async fn members(
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    check_format(q.format.as_deref())?;
     let report = reports::members(&app).await?;
-    answer(
-        q.format.as_deref(),
-        report,
-        MembersReport::to_csv,
-        "members.csv",
-    )
+    answer(q.format, report, MembersReport::to_csv, "members.csv")
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -149,8 +141,8 @@ pub struct PointsQuery {
     to_ms: Option<i64>,
     /// `json` (the default) or `csv`.
     #[serde(default)]
-    #[param(pattern = "^(json|csv)$")]
-    format: Option<String>,
+    #[param(inline)]
+    format: Format,
 }
 
 /// Points earned, redeemed, expired, refunded and adjusted per day, week or month, with the
@@ -173,35 +165,18 @@ pub async fn points(
     query: Result<Query<PointsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
-    check_format(q.format.as_deref())?;
     let report = reports::points_activity(&app, q.period.as_deref(), q.from_ms, q.to_ms).await?;
-    answer(
-        q.format.as_deref(),
-        report,
-        PointsActivity::to_csv,
-        "points.csv",
-    )
-}
-
-fn check_format(format: Option<&str>) -> Result<(), ApiError> {
-    match format {
-        None | Some("json") | Some("csv") => Ok(()),
-        Some(_) => Err(ApiError::bad_request(
-            "malformed_query",
-            "format must be json or csv",
-        )),
-    }
+    answer(q.format, report, PointsActivity::to_csv, "points.csv")
 }
 
 /// The report as JSON, or with `format=csv` as a CSV attachment named `file`.
 fn answer<T: serde::Serialize>(
-    format: Option<&str>,
+    format: Format,
     report: T,
     csv: impl Fn(&T) -> String,
     file: &str,
 ) -> Result<Response, ApiError> {
-    check_format(format)?;
-    if format != Some("csv") {
+    if format == Format::Json {
         return Ok(Json(report).into_response());
     }
     let disposition = format!("attachment; filename=\"{file}\"");
