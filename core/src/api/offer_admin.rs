@@ -105,6 +105,36 @@ pub struct OfferRecord {
     pub figures: OfferFigures,
 }
 
+/// What an operator does to an offer before its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEnd {
+    /// Ends now: members still see it, as ended.
+    End,
+    /// Ends now and leaves members' phones.
+    Withdraw,
+}
+
+impl OfferEnd {
+    /// The offer's definition and withdrawal time after this at `now_ms`: its end brought forward
+    /// to now, and whether anything changed (an end never moves an end later, a withdrawal happens
+    /// once).
+    pub fn apply(
+        self,
+        mut offer: Offer,
+        withdrawn_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> (Offer, Option<i64>, bool) {
+        let until = offer.valid_until_ms.min(now_ms);
+        let withdrawn = match self {
+            OfferEnd::Withdraw => withdrawn_at_ms.or(Some(now_ms)),
+            OfferEnd::End => withdrawn_at_ms,
+        };
+        let changed = until != offer.valid_until_ms || withdrawn != withdrawn_at_ms;
+        offer.valid_until_ms = until;
+        (offer, withdrawn, changed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +151,39 @@ mod tests {
             OfferStatus::Ended,
             "an upcoming offer ended early"
         );
+    }
+
+    fn offer(until: i64) -> Offer {
+        Offer {
+            id: "o".into(),
+            title: "t".into(),
+            description: String::new(),
+            terms: String::new(),
+            valid_from_ms: 0,
+            valid_until_ms: until,
+            needs_activation: false,
+            reward: crate::offers::Reward::FixedPoints,
+            value: 1,
+            category: String::new(),
+            min_spend_minor: 0,
+            use_limit: 0,
+            use_count: 0,
+        }
+    }
+
+    #[test]
+    fn an_end_comes_once_and_never_later() {
+        let (o, w, changed) = OfferEnd::End.apply(offer(100), None, 40);
+        assert_eq!((o.valid_until_ms, w, changed), (40, None, true));
+        let (o, w, changed) = OfferEnd::End.apply(offer(40), None, 90);
+        assert_eq!(
+            (o.valid_until_ms, w, changed),
+            (40, None, false),
+            "already over"
+        );
+        let (o, w, changed) = OfferEnd::Withdraw.apply(offer(40), None, 90);
+        assert_eq!((o.valid_until_ms, w, changed), (40, Some(90), true));
+        let (_, w, changed) = OfferEnd::Withdraw.apply(offer(40), Some(90), 95);
+        assert_eq!((w, changed), (Some(90), false), "withdrawn once");
     }
 }

@@ -4,11 +4,11 @@
 //! withdrawn one disappears). No document is loaded here; `docs/offers-and-segments.md` has the
 //! decisions.
 
-use loyalty_core::api::offer_admin::{OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus};
 
 use crate::app::App;
 use crate::error::DomainError;
-use crate::storage::{OfferEnd, OfferFilter};
+use crate::storage::OfferFilter;
 
 /// The most offers one page lists.
 pub const MAX_OFFER_PAGE: u32 = 200;

@@ -1596,7 +1596,7 @@ pub async fn the_programme_configuration_is_kept(s: Arc<dyn Storage>) {
 /// rows owe their documents (a withdrawn one to be taken out), happens once, and the till stops
 /// applying the offer at once.
 pub async fn offers_are_listed_with_figures_and_ended_or_withdrawn(s: Arc<dyn Storage>) {
-    use loyalty_core::api::offer_admin::OfferStatus;
+    use loyalty_core::api::offer_admin::{OfferEnd, OfferStatus};
     use loyalty_core::member::Activation;
     member(&s, "m1", "6270000000000001").await;
     member(&s, "m2", "6270000000000002").await;

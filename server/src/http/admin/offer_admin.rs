@@ -14,7 +14,7 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::service::offer_admin;
-use crate::storage::OfferEnd;
+use loyalty_core::api::offer_admin::OfferEnd;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use loyalty_core::api::offer_admin::{OfferFigures, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{OfferEnd, OfferFigures, OfferRecord, OfferStatus};
 use tokio_postgres::Row;
 
 use super::offers::parse_offer;
 use super::{Cached, PgStorage, backend};
-use crate::storage::{OfferAdminStore, OfferEnd, OfferFilter, StorageError, ended};
+use crate::storage::{OfferAdminStore, OfferFilter, StorageError};
 
 /// An offer and its figures; `WHERE` clauses follow.
 const RECORD: &str = "
@@ -117,7 +117,7 @@ impl OfferAdminStore for PgStorage {
         };
         let stored = parse_offer(row.try_get(0).map_err(backend)?)?;
         let withdrawn_at: Option<i64> = row.try_get(1).map_err(backend)?;
-        let (offer, withdrawn, changed) = ended(stored, withdrawn_at, how, now_ms);
+        let (offer, withdrawn, changed) = how.apply(stored, withdrawn_at, now_ms);
         if changed {
             let definition = serde_json::to_string(&offer).map_err(backend)?;
             tx.exec(

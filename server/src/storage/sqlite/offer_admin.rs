@@ -3,12 +3,12 @@
 //! a transaction on the writer connection.
 
 use async_trait::async_trait;
-use loyalty_core::api::offer_admin::{OfferFigures, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{OfferEnd, OfferFigures, OfferRecord, OfferStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::offers::parse_offer;
 use super::{SqliteStorage, backend};
-use crate::storage::{OfferAdminStore, OfferEnd, OfferFilter, StorageError, ended};
+use crate::storage::{OfferAdminStore, OfferFilter, StorageError};
 
 /// An offer and its figures; `WHERE` clauses follow.
 const RECORD: &str = "
@@ -92,7 +92,7 @@ fn end_in(
     let Some((definition, withdrawn_at)) = stored else {
         return Ok(false);
     };
-    let (offer, withdrawn, changed) = ended(parse_offer(&definition)?, withdrawn_at, how, now_ms);
+    let (offer, withdrawn, changed) = how.apply(parse_offer(&definition)?, withdrawn_at, now_ms);
     if changed {
         let definition = serde_json::to_string(&offer).map_err(backend)?;
         conn.execute(
