@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 use loyalty_core::api::history::{DeviceView, LedgerCursor, MemberLedgerEntry};
-use loyalty_core::card::LedgerEntry;
 use tokio_postgres::Row;
 
+use super::ledger::entry_row;
 use super::{Cached, PgStorage, backend};
-use crate::storage::ledger::stored_entry;
 use crate::storage::{HistoryStore, StorageError};
 
 /// Newest first by (time, transaction id); with a cursor, only what sorts after it.
@@ -22,20 +21,10 @@ const DEVICES: &str = "
     SELECT device_id, name, created_at, revoked_at, last_seen_at
     FROM devices WHERE member_id = $1 ORDER BY created_at, device_id COLLATE \"C\"";
 
+/// A page's row: the movement (see [`entry_row`]) and the posting, till and receipt behind it.
 fn ledger_entry(r: &Row) -> Result<MemberLedgerEntry, StorageError> {
-    let code: Option<String> = r.try_get(5).map_err(backend)?;
-    let params: String = r.try_get(6).map_err(backend)?;
-    let entry = LedgerEntry {
-        tx_id: r.try_get(0).map_err(backend)?,
-        points: r.try_get(1).map_err(backend)?,
-        reason: r.try_get(2).map_err(backend)?,
-        at_ms: r.try_get(3).map_err(backend)?,
-        rule: r.try_get(4).map_err(backend)?,
-        available_at_ms: r.try_get(7).map_err(backend)?,
-        ..LedgerEntry::default()
-    };
     Ok(MemberLedgerEntry {
-        entry: stored_entry(entry, code.as_deref(), &params)?,
+        entry: entry_row(r)?,
         posting: r.try_get(8).map_err(backend)?,
         till_id: r.try_get(9).map_err(backend)?,
         receipt_id: r.try_get(10).map_err(backend)?,

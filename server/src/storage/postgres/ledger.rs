@@ -23,7 +23,7 @@ use loyalty_core::DocKind;
 use loyalty_core::card::LedgerEntry;
 use loyalty_core::lots::Lot;
 use loyalty_core::tiers::{Metric, TierState};
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::members::update_document;
 use super::offers::{parse_offer, record_offer_uses};
@@ -605,46 +605,24 @@ async fn read_recent_movements(
         )
         .await
         .map_err(backend)?;
-    rows.iter()
-        .map(|r| {
-            let code: Option<String> = r.try_get(5).map_err(backend)?;
-            let params: String = r.try_get(6).map_err(backend)?;
-            stored_entry(
-                LedgerEntry {
-                    tx_id: r.try_get(0).map_err(backend)?,
-                    points: r.try_get(1).map_err(backend)?,
-                    reason: r.try_get(2).map_err(backend)?,
-                    at_ms: r.try_get(3).map_err(backend)?,
-                    rule: r.try_get(4).map_err(backend)?,
-                    available_at_ms: r.try_get(7).map_err(backend)?,
-                    ..LedgerEntry::default()
-                },
-                code.as_deref(),
-                &params,
-            )
-        })
-        .collect()
+    rows.iter().map(entry_row).collect()
 }
 
-impl PgStorage {
-    /// Runs `read` in one REPEATABLE READ, read-only transaction: every query it makes sees the
-    /// same snapshot, as one SQLite read transaction does.
-    async fn snapshot<T>(
-        &self,
-        read: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(backend)?;
-        let out = read(&tx).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(out)
-    }
+/// A ledger row whose first eight columns are `tx_id, points, reason, at, rule, reason_code,
+/// reason_params, available_at`, as the card shows the movement.
+pub(super) fn entry_row(r: &Row) -> Result<LedgerEntry, StorageError> {
+    let code: Option<String> = r.try_get(5).map_err(backend)?;
+    let params: String = r.try_get(6).map_err(backend)?;
+    let entry = LedgerEntry {
+        tx_id: r.try_get(0).map_err(backend)?,
+        points: r.try_get(1).map_err(backend)?,
+        reason: r.try_get(2).map_err(backend)?,
+        at_ms: r.try_get(3).map_err(backend)?,
+        rule: r.try_get(4).map_err(backend)?,
+        available_at_ms: r.try_get(7).map_err(backend)?,
+        ..LedgerEntry::default()
+    };
+    stored_entry(entry, code.as_deref(), &params)
 }
 
 #[async_trait]

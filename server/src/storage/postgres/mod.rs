@@ -30,9 +30,11 @@ mod reports;
 pub mod schema;
 mod segments;
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tokio_postgres::Row;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction,
+};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
 
 use crate::storage::StorageError;
 
@@ -178,5 +180,26 @@ impl PgStorage {
     pub async fn schema_version(&self) -> Result<i64, PgError> {
         let client = self.pool.get().await?;
         Ok(schema::version(&client).await?)
+    }
+}
+
+impl PgStorage {
+    /// Runs `read` in one REPEATABLE READ, read-only transaction: every query it makes sees the
+    /// same snapshot, as one SQLite read transaction does.
+    pub(super) async fn snapshot<T>(
+        &self,
+        read: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(backend)?;
+        let out = read(&tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(out)
     }
 }

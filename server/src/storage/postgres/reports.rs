@@ -1,6 +1,8 @@
 //! PostgreSQL's [`ReportStore`]: each report one aggregate statement, as on SQLite.
 
 use async_trait::async_trait;
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
 
 use super::{Cached, PgStorage, backend};
 use crate::storage::reports::day_movements;
@@ -51,6 +53,22 @@ const BUYERS: &str = "
     SELECT count(*) FILTER (WHERE last >= $1), count(*), count(*) FILTER (WHERE n >= 2)
     FROM buyers";
 
+/// A grouped row of four columns, as the tier, day and delivery reports read them.
+fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
+where
+    A: for<'a> FromSql<'a>,
+    B: for<'a> FromSql<'a>,
+    C: for<'a> FromSql<'a>,
+    D: for<'a> FromSql<'a>,
+{
+    Ok((
+        r.try_get(0).map_err(backend)?,
+        r.try_get(1).map_err(backend)?,
+        r.try_get(2).map_err(backend)?,
+        r.try_get(3).map_err(backend)?,
+    ))
+}
+
 #[async_trait]
 impl ReportStore for PgStorage {
     async fn member_totals(
@@ -58,33 +76,24 @@ impl ReportStore for PgStorage {
         enrolled_since: i64,
         active_since: [i64; 2],
     ) -> Result<MemberTotals, StorageError> {
-        let client = self.client().await?;
-        let tiers = client
-            .fetch_all(TIERS, &[&enrolled_since])
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|r| {
-                Ok((
+        self.snapshot(async |tx| {
+            let tiers = tx.fetch_all(TIERS, &[&enrolled_since]).await;
+            let tiers = tiers.map_err(backend)?;
+            let tiers = tiers.iter().map(four).collect::<Result<_, _>>()?;
+            let r = tx
+                .fetch_one(BUYERS, &[&active_since[0], &active_since[1]])
+                .await
+                .map_err(backend)?;
+            Ok(MemberTotals {
+                tiers,
+                active: [
                     r.try_get(0).map_err(backend)?,
                     r.try_get(1).map_err(backend)?,
-                    r.try_get(2).map_err(backend)?,
-                    r.try_get(3).map_err(backend)?,
-                ))
+                ],
+                repeat: r.try_get(2).map_err(backend)?,
             })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        let r = client
-            .fetch_one(BUYERS, &[&active_since[0], &active_since[1]])
-            .await
-            .map_err(backend)?;
-        Ok(MemberTotals {
-            tiers,
-            active: [
-                r.try_get(0).map_err(backend)?,
-                r.try_get(1).map_err(backend)?,
-            ],
-            repeat: r.try_get(2).map_err(backend)?,
         })
+        .await
     }
 
     async fn points_by_day(
@@ -98,46 +107,30 @@ impl ReportStore for PgStorage {
             .fetch_all(POINTS_BY_DAY, &[&from_ms, &to_ms])
             .await
             .map_err(backend)?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(backend)?,
-                    r.try_get(1).map_err(backend)?,
-                    r.try_get(2).map_err(backend)?,
-                    r.try_get(3).map_err(backend)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        let rows = rows.iter().map(four).collect::<Result<Vec<_>, _>>()?;
         Ok(day_movements(rows))
     }
 
     async fn delivery_counts(&self, scope: &DeliveryScope) -> Result<DeliveryTotals, StorageError> {
-        let client = self.client().await?;
-        let (counts, messages) = match scope {
-            DeliveryScope::Message(id) => (
-                client.fetch_all(SEND_COUNTS, &[id]).await,
-                client.fetch_one(SEND_MESSAGES, &[id]).await,
-            ),
-            DeliveryScope::Period { from_ms, to_ms } => (
-                client.fetch_all(PERIOD_COUNTS, &[from_ms, to_ms]).await,
-                client.fetch_one(PERIOD_MESSAGES, &[from_ms, to_ms]).await,
-            ),
-        };
-        let messages: i64 = messages.and_then(|r| r.try_get(0)).map_err(backend)?;
-        let counts = counts
-            .map_err(backend)?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(backend)?,
-                    r.try_get(1).map_err(backend)?,
-                    r.try_get(2).map_err(backend)?,
-                    r.try_get(3).map_err(backend)?,
-                ))
+        self.snapshot(async |tx| {
+            let (counts, messages) = match scope {
+                DeliveryScope::Message(id) => (
+                    tx.fetch_all(SEND_COUNTS, &[id]).await,
+                    tx.fetch_one(SEND_MESSAGES, &[id]).await,
+                ),
+                DeliveryScope::Period { from_ms, to_ms } => (
+                    tx.fetch_all(PERIOD_COUNTS, &[from_ms, to_ms]).await,
+                    tx.fetch_one(PERIOD_MESSAGES, &[from_ms, to_ms]).await,
+                ),
+            };
+            let messages: i64 = messages.and_then(|r| r.try_get(0)).map_err(backend)?;
+            let rows = counts.map_err(backend)?;
+            Ok(DeliveryTotals {
+                messages,
+                counts: rows.iter().map(four).collect::<Result<_, _>>()?,
             })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        Ok(DeliveryTotals { messages, counts })
+        })
+        .await
     }
 
     async fn liability(&self, now_ms: i64, h: [i64; 3]) -> Result<LiabilityTotals, StorageError> {

@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 use loyalty_core::api::history::{DeviceView, LedgerCursor, MemberLedgerEntry};
-use loyalty_core::card::LedgerEntry;
 use rusqlite::params;
 
+use super::ledger::entry_row;
 use super::{SqliteStorage, backend};
-use crate::storage::ledger::stored_entry;
 use crate::storage::{HistoryStore, StorageError};
 
 /// Newest first by (time, transaction id); with a cursor, only what sorts after it.
@@ -21,25 +20,16 @@ const DEVICES: &str = "
     SELECT device_id, name, created_at, revoked_at, last_seen_at
     FROM devices WHERE member_id = ?1 ORDER BY created_at, device_id";
 
-type Row = (LedgerEntry, Option<String>, String, MemberLedgerEntry);
-
-fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let entry = LedgerEntry {
-        tx_id: r.get(0)?,
-        points: r.get(1)?,
-        reason: r.get(2)?,
-        at_ms: r.get(3)?,
-        rule: r.get(4)?,
-        available_at_ms: r.get(7)?,
-        ..LedgerEntry::default()
-    };
-    let posting = MemberLedgerEntry {
-        entry: LedgerEntry::default(),
-        posting: r.get(8)?,
-        till_id: r.get(9)?,
-        receipt_id: r.get(10)?,
-    };
-    Ok((entry, r.get(5)?, r.get(6)?, posting))
+/// A page's row: the movement (see [`entry_row`]) and the posting, till and receipt behind it.
+fn ledger_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<MemberLedgerEntry, StorageError>> {
+    let entry = entry_row(r)?;
+    let (posting, till_id, receipt_id) = (r.get(8)?, r.get(9)?, r.get(10)?);
+    Ok(entry.map(|entry| MemberLedgerEntry {
+        entry,
+        posting,
+        till_id,
+        receipt_id,
+    }))
 }
 
 #[async_trait]
@@ -62,14 +52,7 @@ impl HistoryStore for SqliteStorage {
                     .map_err(backend)
             })
             .await?;
-        rows.into_iter()
-            .map(|(entry, code, params, with)| {
-                Ok(MemberLedgerEntry {
-                    entry: stored_entry(entry, code.as_deref(), &params)?,
-                    ..with
-                })
-            })
-            .collect()
+        rows.into_iter().collect()
     }
 
     async fn member_devices(&self, member_id: &str) -> Result<Vec<DeviceView>, StorageError> {

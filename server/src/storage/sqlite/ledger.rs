@@ -396,28 +396,32 @@ fn read_recent_movements(
          ORDER BY at DESC, tx_id DESC LIMIT ?2",
     )
     .and_then(|mut s| {
-        s.query_map(params![member_id, limit as i64], |r| {
-            let code: Option<String> = r.get(5)?;
-            let params: String = r.get(6)?;
-            Ok(stored_entry(
-                LedgerEntry {
-                    tx_id: r.get(0)?,
-                    points: r.get(1)?,
-                    reason: r.get(2)?,
-                    at_ms: r.get(3)?,
-                    rule: r.get(4)?,
-                    available_at_ms: r.get(7)?,
-                    ..LedgerEntry::default()
-                },
-                code.as_deref(),
-                &params,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()
+        s.query_map(params![member_id, limit as i64], entry_row)?
+            .collect::<Result<Vec<_>, _>>()
     })
     .map_err(backend)?
     .into_iter()
     .collect()
+}
+
+/// A ledger row whose first eight columns are `tx_id, points, reason, at, rule, reason_code,
+/// reason_params, available_at` as the card shows the movement. The outer error is the row's,
+/// the inner one a stored reason that no longer reads.
+pub(super) fn entry_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<LedgerEntry, StorageError>> {
+    let code: Option<String> = r.get(5)?;
+    let params: String = r.get(6)?;
+    let entry = LedgerEntry {
+        tx_id: r.get(0)?,
+        points: r.get(1)?,
+        reason: r.get(2)?,
+        at_ms: r.get(3)?,
+        rule: r.get(4)?,
+        available_at_ms: r.get(7)?,
+        ..LedgerEntry::default()
+    };
+    Ok(stored_entry(entry, code.as_deref(), &params))
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::params;
+use rusqlite::types::FromSql;
 
 use super::{SqliteStorage, backend};
 use crate::storage::reports::day_movements;
@@ -52,6 +53,17 @@ const BUYERS: &str = "
     SELECT count(*) FILTER (WHERE last >= ?1), count(*), count(*) FILTER (WHERE n >= 2)
     FROM buyers";
 
+/// A grouped row of four columns, as the tier, day and delivery reports read them.
+fn four<A, B, C, D>(r: &rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C, D)>
+where
+    A: FromSql,
+    B: FromSql,
+    C: FromSql,
+    D: FromSql,
+{
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
 #[async_trait]
 impl ReportStore for SqliteStorage {
     async fn member_totals(
@@ -60,16 +72,13 @@ impl ReportStore for SqliteStorage {
         active_since: [i64; 2],
     ) -> Result<MemberTotals, StorageError> {
         self.read(move |conn| {
-            let tiers = conn
+            // One read transaction: both statements see the same snapshot.
+            let tx = conn.transaction().map_err(backend)?;
+            let tiers = tx
                 .prepare_cached(TIERS)
-                .and_then(|mut s| {
-                    s.query_map([enrolled_since], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()
-                })
+                .and_then(|mut s| s.query_map([enrolled_since], four)?.collect())
                 .map_err(backend)?;
-            let (short, long, repeat) = conn
+            let (short, long, repeat) = tx
                 .query_row(BUYERS, params![active_since[0], active_since[1]], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
@@ -91,12 +100,7 @@ impl ReportStore for SqliteStorage {
         let rows = self
             .read(move |conn| {
                 conn.prepare_cached(POINTS_BY_DAY)
-                    .and_then(|mut s| {
-                        s.query_map(params![from_ms, to_ms], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                        })?
-                        .collect::<Result<Vec<_>, _>>()
-                    })
+                    .and_then(|mut s| s.query_map(params![from_ms, to_ms], four)?.collect())
                     .map_err(backend)
             })
             .await?;
@@ -115,15 +119,14 @@ impl ReportStore for SqliteStorage {
                 ),
             };
             let args = rusqlite::params_from_iter(args);
-            let messages: i64 = conn
+            // One read transaction: both statements see the same snapshot.
+            let tx = conn.transaction().map_err(backend)?;
+            let messages: i64 = tx
                 .query_row(messages, args.clone(), |r| r.get(0))
                 .map_err(backend)?;
-            let counts = conn
+            let counts = tx
                 .prepare_cached(counts)
-                .and_then(|mut s| {
-                    s.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .and_then(|mut s| s.query_map(args, four)?.collect())
                 .map_err(backend)?;
             Ok(DeliveryTotals { messages, counts })
         })
