@@ -18,6 +18,7 @@ pub mod offer_admin;
 pub mod offline;
 pub mod paths;
 pub mod reports;
+pub mod watch_list;
 
 /// `GET /readyz`'s body, on `200` and on `503` alike: each check and whether it passed, so an
 /// operator sees which one failed.

@@ -381,6 +381,21 @@ impl OperatorClient {
         self.report_csv(paths::ADMIN_REPORT_DELIVERIES, query).await
     }
 
+    /// The fraud watch list, by the query pairs given (`by`, `from_ms`, `to_ms`, `limit`,
+    /// `min_devices`).
+    pub async fn watch_list(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<loyalty_core::api::watch_list::WatchList, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_WATCH);
+        self.api.send(self.api.http.get(url).query(query)).await
+    }
+
+    /// The fraud watch list as the server's CSV.
+    pub async fn watch_list_csv(&self, query: &[(&str, String)]) -> Result<String, OperatorError> {
+        self.report_csv(paths::ADMIN_REPORT_WATCH, query).await
+    }
+
     /// Every operator account (admin only).
     pub async fn operators(
         &self,

@@ -117,6 +117,8 @@ pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
 pub const ADMIN_REPORT_POINTS: &str = "/v1/admin/reports/points";
 /// Members by tier, enrollments, activity and the repeat purchase rate.
 pub const ADMIN_REPORT_MEMBERS: &str = "/v1/admin/reports/members";
+/// The fraud watch list: members and tills by velocity, redemptions, refunds and refused codes.
+pub const ADMIN_REPORT_WATCH: &str = "/v1/admin/reports/watch";
 
 /// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
 pub const CONSOLE_SESSION: &str = "/console/session";
@@ -177,6 +179,7 @@ pub const ALL: &[&str] = &[
     ADMIN_REPORT_DELIVERIES,
     ADMIN_REPORT_POINTS,
     ADMIN_REPORT_MEMBERS,
+    ADMIN_REPORT_WATCH,
     CONSOLE_SESSION,
 ];
 

@@ -14,6 +14,7 @@ pub mod qr_scan;
 pub mod reports;
 pub mod server;
 pub mod till;
+pub mod watch;
 
 /// What a command failed with, already phrased for the person at the terminal.
 pub type CliResult = Result<(), String>;

@@ -1,5 +1,6 @@
 //! `loyalty admin report …`: the operators' reports (points liability, points activity, members,
-//! message deliveries), as a table, JSON (`--json`) or CSV.
+//! message deliveries, the fraud watch list in `super::watch`), as a table, JSON (`--json`) or
+//! CSV.
 
 use clap::Subcommand;
 use loyalty_core::redemption::money;
@@ -47,6 +48,10 @@ pub enum ReportCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// The fraud watch list: members and tills ranked by purchases, points redeemed, refunds or
+    /// refused codes over a window (default: the last 7 days); members with many devices;
+    /// refused codes and offline exceptions by reason.
+    Watch(super::watch::WatchArgs),
 }
 
 pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) -> CliResult {
@@ -106,6 +111,7 @@ pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) ->
             );
             deliveries(client, &query, csv, json).await
         }
+        ReportCommand::Watch(args) => super::watch::run(client, args, json).await,
         ReportCommand::Liability { csv: true } => {
             print!(
                 "{}",

@@ -25,8 +25,14 @@ pub const CARD_SESSION: &str = "crd_";
 const PBKDF2_ROUNDS: u32 = 60_000;
 const HASH_NAME: &str = "pbkdf2-sha256";
 
-/// Opens a session for a member identified by card number alone.
-pub async fn scan(app: &App, till_id: String, text: &str) -> Result<ScanResponse, DomainError> {
+/// Opens a session for a member identified by card number alone; `named` learns the member once
+/// the card is known (a refusal is counted against them).
+pub async fn scan(
+    app: &App,
+    till_id: String,
+    text: &str,
+    named: &mut Option<String>,
+) -> Result<ScanResponse, DomainError> {
     let programme = app.programme().await?;
     if !programme.cards.scans {
         return Err(refused(
@@ -40,6 +46,7 @@ pub async fn scan(app: &App, till_id: String, text: &str) -> Result<ScanResponse
         .card_holder(&card_number)
         .await?
         .ok_or_else(|| refused("unknown_card", "no member has this card"))?;
+    *named = Some(member.member_id.clone());
     if status == LinkedCardStatus::Lost {
         return Err(refused(
             "card_lost",

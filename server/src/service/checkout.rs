@@ -6,7 +6,8 @@
 //! A scan checks, in order: the text is a version-1 code; the card exists; the key id is registered
 //! for that card and not revoked; the signature; the time step is within one step of server time;
 //! the card is active; and the code was never used before. Only then is the code marked used and a
-//! checkout session opened — a refused scan changes nothing.
+//! checkout session opened — a refused scan changes nothing but the count of refused codes the fraud
+//! watch list reads (`crate::service::watch`).
 //!
 //! A till's idempotency key is its own retry token, scoped by till: the posting it makes is stored
 //! as `till:<till id>:<key>` (its posting id, in every answer's `posting`), so two tills never
@@ -202,15 +203,30 @@ pub(crate) fn purchase_not_found() -> DomainError {
 }
 
 /// Checks a scanned code (see the module's guide for the order of the checks) and opens a checkout
-/// session for it; a refused code changes nothing.
+/// session for it. A refused code changes nothing but a count for the fraud watch list (by till,
+/// reason, and the member it named when it named a known card).
 pub async fn scan(
     app: &App,
     till_id: String,
     request: ScanRequest,
 ) -> Result<ScanResponse, DomainError> {
-    if loyalty_core::card_trust::looks_like_card_number(&request.code) {
-        return crate::service::cards::scan(app, till_id, &request.code).await;
-    }
+    let mut named = None;
+    let outcome = if loyalty_core::card_trust::looks_like_card_number(&request.code) {
+        crate::service::cards::scan(app, till_id.clone(), &request.code, &mut named).await
+    } else {
+        scan_code(app, till_id.clone(), request, &mut named).await
+    };
+    crate::service::watch::count_refusal(app, &till_id, named.as_deref(), &outcome).await;
+    outcome
+}
+
+/// Checks the app's signed code; `named` learns the member the code names once its card is known.
+async fn scan_code(
+    app: &App,
+    till_id: String,
+    request: ScanRequest,
+    named: &mut Option<String>,
+) -> Result<ScanResponse, DomainError> {
     let parsed = ParsedCode::parse(&request.code).map_err(code_refusal)?;
     let card_number = format_card_number(parsed.card_number);
     let member = app
@@ -218,6 +234,7 @@ pub async fn scan(
         .member_by_card(&card_number)
         .await?
         .ok_or_else(|| refused("unknown_card", "no member has this card"))?;
+    *named = Some(member.member_id.clone());
     let key = app
         .storage
         .device_key(&member.member_id, parsed.key_id)

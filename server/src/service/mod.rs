@@ -20,3 +20,4 @@ pub mod programme;
 pub mod prompts;
 pub mod reports;
 pub mod sync;
+pub mod watch;

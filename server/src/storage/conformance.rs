@@ -1253,6 +1253,137 @@ pub async fn members_are_counted_by_tier_and_activity(s: Arc<dyn Storage>) {
     assert_eq!((totals.active, totals.repeat), ([1, 2], 1));
 }
 
+/// `record_refusal`, `watch_list`: members and tills ranked by one measure over the window's
+/// postings, refused codes and offline exceptions (nothing before the window, no one with none of
+/// the measure); members with many live devices; refusals by source and reason.
+pub async fn the_watch_list_ranks_members_and_tills(s: Arc<dyn Storage>) {
+    use loyalty_core::api::offline::{TillException, TillExceptionKind};
+    use loyalty_core::api::watch_list::WatchOrder;
+    for (id, card) in [
+        ("m1", "6270000000000001"),
+        ("m2", "6270000000000002"),
+        ("m3", "6270000000000003"),
+    ] {
+        member(&s, id, card).await;
+    }
+    let post = async |key: &str, member: &str, till: &str, redeemed: i64, at: i64| {
+        let b = book(&s, member).await;
+        let mut p = purchase(key, member, b.revision, b.state.balance, 1);
+        (p.till_id, p.redeemed, p.at_ms) = (till.into(), redeemed, at);
+        assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    };
+    post("k1", "m1", "t1", 0, NOW).await;
+    post("k2", "m1", "t1", 5, NOW).await;
+    post("k3", "m1", "t2", 0, NOW).await;
+    post("k4", "m2", "t2", 0, NOW).await;
+    post("k5", "m3", "t1", 0, NOW - 30 * DAY).await;
+    let b = book(&s, "m2").await;
+    let mut r = refund("r1", "m2", "k4", 50, 0, b.revision);
+    r.till_id = "t2".into();
+    assert_eq!(s.post(r).await.unwrap(), PostOutcome::Posted);
+    for (member, reason, at) in [
+        (Some("m2"), "code_replayed", NOW),
+        (Some("m2"), "code_replayed", NOW),
+        (None, "bad_signature", NOW),
+        (Some("m2"), "code_expired", NOW - 3 * DAY),
+    ] {
+        s.record_refusal("t1", member, reason, at).await.unwrap();
+    }
+    let exception = TillException {
+        posting: "till:t3:x".into(),
+        kind: TillExceptionKind::CodeReuse,
+        member_id: Some("m3".into()),
+        till_id: "t3".into(),
+        points: 0,
+        detail: "code_replayed".into(),
+        at_ms: NOW,
+    };
+    s.record_till_exception(&exception).await.unwrap();
+    enrolled(&s, "m3", "d1", 1).await;
+    for n in 1..=2u8 {
+        s.add_activation_code("m3", code("m3", n), NOW + DAY)
+            .await
+            .unwrap();
+        let device = new_device(&format!("d{}", n + 1), n + 1);
+        let redeemed = s.redeem_activation_code(code("m3", n), NOW, device).await;
+        assert!(matches!(redeemed.unwrap(), Redemption::Redeemed(_)));
+    }
+    enrolled(&s, "m1", "d9", 9).await;
+    let query = |by, limit| WatchQuery {
+        from_ms: NOW - DAY,
+        to_ms: NOW + 1,
+        by,
+        limit,
+        min_devices: 3,
+    };
+    let list = s
+        .watch_list(&query(WatchOrder::Purchases, 10))
+        .await
+        .unwrap();
+    let figures = |a: &WatchActivity| {
+        let f = (a.purchases, a.redemptions, a.points_redeemed, a.refunds);
+        (a.id.clone(), f, a.refused_codes, a.offline_exceptions)
+    };
+    let members: Vec<_> = list.members.iter().map(figures).collect();
+    assert_eq!(
+        members,
+        [
+            ("m1".to_string(), (3, 1, 5, 0), 0, 0),
+            ("m2".to_string(), (1, 0, 0, 1), 2, 0),
+        ]
+    );
+    assert_eq!(
+        list.members[0].card_number.as_deref(),
+        Some("6270000000000001")
+    );
+    let tills: Vec<_> = list.tills.iter().map(figures).collect();
+    assert_eq!(
+        tills,
+        [
+            ("t1".to_string(), (2, 1, 5, 0), 3, 0),
+            ("t2".to_string(), (2, 0, 0, 1), 0, 0),
+        ]
+    );
+    assert_eq!(list.tills[0].card_number, None);
+    assert_eq!(
+        list.many_devices,
+        [("m3".to_string(), "6270000000000003".to_string(), 3)]
+    );
+    let mut refusals = list.refusals.clone();
+    refusals.sort();
+    let r = |source: &str, reason: &str, n| (source.to_string(), reason.to_string(), n);
+    assert_eq!(
+        refusals,
+        [
+            r("offline", "code_reuse", 1),
+            r("scan", "bad_signature", 1),
+            r("scan", "code_replayed", 2),
+        ]
+    );
+    let refused = s
+        .watch_list(&query(WatchOrder::RefusedCodes, 10))
+        .await
+        .unwrap();
+    let ids = |a: &[WatchActivity]| a.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&refused.members), ["m2"]);
+    assert_eq!(ids(&refused.tills), ["t1"]);
+    let redeemed = s
+        .watch_list(&query(WatchOrder::Redeemed, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(&redeemed.members), ["m1"]);
+    let refunds = s.watch_list(&query(WatchOrder::Refunds, 10)).await.unwrap();
+    assert_eq!(ids(&refunds.tills), ["t2"]);
+    let top = s
+        .watch_list(&query(WatchOrder::Purchases, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&top.members), ids(&top.tills)),
+        (vec!["m1".to_string()], vec!["t1".to_string()])
+    );
+}
+
 /// `post`, `card_source`: a movement's structured reason — code, parameters (amounts with their
 /// currency, the receipt, an offer) and when its points mature — reads back exactly as posted,
 /// beside a movement with no parameters.
@@ -2800,6 +2931,7 @@ macro_rules! storage_conformance {
             a_structured_reason_round_trips,
             the_ledger_is_summed_by_day_and_reason,
             members_are_counted_by_tier_and_activity,
+            the_watch_list_ranks_members_and_tills,
             documents_commit_under_their_version,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,

@@ -15,10 +15,11 @@
 //! | [`programme`] | [`ProgrammeStore`] | the earning and tier configuration |
 //! | [`operators`] | [`OperatorStore`] | operator accounts (roles, token hashes) and the audit log |
 //! | [`reports`] | [`ReportStore`] | the operators' reports, each one aggregate statement |
+//! | [`watch`] | [`WatchStore`] | the fraud watch list: activity per member and till, refused codes, many devices |
 //! | [`changes`] | [`ChangeStore`] | telling the other server instances on the database of changes |
 //! | [`health`] | [`HealthStore`] | readiness (the database answers, its schema is this binary's) and the pool's size |
 //!
-//! [`Storage`] is all fourteen: what the server is built on (`Arc<dyn Storage>`). Every backend runs
+//! [`Storage`] is all fifteen: what the server is built on (`Arc<dyn Storage>`). Every backend runs
 //! the same conformance suite (`conformance`). The embedded backend is [`sqlite::SqliteStorage`].
 
 pub mod cards;
@@ -39,6 +40,7 @@ pub mod postgres;
 pub mod programme;
 pub mod reports;
 pub mod sqlite;
+pub mod watch;
 
 pub use cards::*;
 pub use changes::*;
@@ -54,6 +56,7 @@ pub use offline::*;
 pub use operators::*;
 pub use programme::*;
 pub use reports::*;
+pub use watch::*;
 
 /// A storage failure: the backend could not do what it was asked. What a caller's input or a
 /// concurrent writer can make happen — a code used before, a revision conflict, an idempotency
@@ -87,6 +90,7 @@ pub trait Storage:
     + ProgrammeStore
     + OperatorStore
     + ReportStore
+    + WatchStore
     + ChangeStore
     + HealthStore
 {
@@ -105,6 +109,7 @@ impl<T> Storage for T where
         + ProgrammeStore
         + OperatorStore
         + ReportStore
+        + WatchStore
         + ChangeStore
         + HealthStore
 {

@@ -38,3 +38,4 @@ mod reset;
 mod sync;
 mod till_keys;
 mod till_races;
+mod watch_list;

@@ -65,4 +65,5 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(reports::deliveries))
         .routes(routes!(reports::points))
         .routes(routes!(reports::members))
+        .routes(routes!(reports::watch))
 }

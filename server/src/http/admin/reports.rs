@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
 use loyalty_core::api::reports::{DeliveryReport, LiabilityReport, MembersReport, PointsActivity};
+use loyalty_core::api::watch_list::{WatchList, WatchOrder};
 
 use crate::app::App;
 use crate::http::error::ApiError;
@@ -14,6 +15,7 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::service::reports;
+use crate::service::watch::{self, WatchRequest};
 
 /// How a report is answered; parsed with the query, so a bad format is refused before any work.
 #[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,6 +169,65 @@ pub async fn points(
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::points_activity(&app, q.period.as_deref(), q.from_ms, q.to_ms).await?;
     answer(q.format, report, PointsActivity::to_csv, "points.csv")
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// What members and tills are ranked by: `purchases` (the default), `redeemed` (points),
+    /// `refunds` or `refused_codes`.
+    #[serde(default)]
+    #[param(inline)]
+    by: Option<WatchOrder>,
+    /// The window's start (ms since the epoch; default 7 days before its end).
+    #[serde(default)]
+    from_ms: Option<i64>,
+    /// The window's end, exclusive (default now); at most 366 days after its start.
+    #[serde(default)]
+    to_ms: Option<i64>,
+    /// Members and tills listed (default 20, at most 200).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// Members with at least this many live devices are listed (default 3, 2 to 1000).
+    #[serde(default)]
+    min_devices: Option<i64>,
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    #[param(inline)]
+    format: Format,
+}
+
+/// The fraud watch list: members and tills ranked by purchases, points redeemed, refunds or
+/// refused codes over a window, with their refund rates and offline exceptions; members with many
+/// live devices; refused codes and offline exceptions by reason.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REPORT_WATCH,
+    tag = "admin",
+    params(WatchQuery),
+    responses(
+        (status = 200, description = "The list: JSON, or with format=csv the rows list,id,card_number,purchases,redemptions,points_redeemed,refunds,refund_rate,refused_codes,offline_exceptions,devices",
+            content((WatchList = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+pub async fn watch(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let request = WatchRequest {
+        by: q.by,
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        limit: q.limit,
+        min_devices: q.min_devices,
+    };
+    let list = watch::watch_list(&app, request).await?;
+    answer(q.format, list, WatchList::to_csv, "watch.csv")
 }
 
 /// The report as JSON, or with `format=csv` as a CSV attachment named `file`.

@@ -29,6 +29,7 @@ mod programme;
 mod reports;
 pub mod schema;
 mod segments;
+mod watch;
 
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction,

@@ -108,6 +108,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "024_offer_management",
         include_str!("../../../migrations/postgres/024_offer_management.sql"),
     ),
+    (
+        "025_code_refusals",
+        include_str!("../../../migrations/postgres/025_code_refusals.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

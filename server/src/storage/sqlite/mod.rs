@@ -32,6 +32,7 @@ mod operators;
 mod programme;
 mod reports;
 mod segments;
+mod watch;
 mod writer;
 
 use crate::storage::StorageError;
@@ -67,6 +68,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/021_device_last_seen.sql"),
     include_str!("../../../migrations/sqlite/022_console_sessions.sql"),
     include_str!("../../../migrations/sqlite/023_offer_management.sql"),
+    include_str!("../../../migrations/sqlite/024_code_refusals.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
