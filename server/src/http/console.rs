@@ -50,6 +50,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/liability.js"),
     ),
     ("audit.js", JS, include_str!("../../console/audit.js")),
+    ("offers.js", JS, include_str!("../../console/offers.js")),
     (
         "programme.js",
         JS,
