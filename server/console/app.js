@@ -1,5 +1,5 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
-// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/liability, #/programme, #/audit).
+// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability, #/programme, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -10,6 +10,7 @@ import { liabilityPage } from './liability.js';
 import { auditPage } from './audit.js';
 import { programmePage } from './programme.js';
 import { offersPage } from './offers.js';
+import { segmentsPage } from './segments.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -24,6 +25,7 @@ const PAGES = [
   { id: 'members', path: 'members', title: 'Members', roles: ALL },
   { id: 'requests', path: 'requests', title: 'Requests', roles: ALL },
   { id: 'offers', path: 'offers', title: 'Offers', roles: ALL },
+  { id: 'segments', path: 'segments', title: 'Segments', roles: ALL },
   { id: 'liability', path: 'liability', title: 'Liability', roles: ALL },
   { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
   { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
@@ -33,6 +35,7 @@ const PAGES = [
 const ROUTES = {
   requests: requestsPage,
   offers: offersPage,
+  segments: segmentsPage,
   liability: liabilityPage,
   programme: programmePage,
   audit: auditPage,

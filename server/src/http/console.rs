@@ -51,6 +51,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("audit.js", JS, include_str!("../../console/audit.js")),
     ("offers.js", JS, include_str!("../../console/offers.js")),
+    ("segments.js", JS, include_str!("../../console/segments.js")),
     (
         "programme.js",
         JS,
