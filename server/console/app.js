@@ -1,5 +1,6 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
-// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability, #/programme, #/audit).
+// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
+// #/reports/points, #/reports/members, #/reports/deliveries, #/programme, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -11,6 +12,9 @@ import { auditPage } from './audit.js';
 import { programmePage } from './programme.js';
 import { offersPage } from './offers.js';
 import { segmentsPage } from './segments.js';
+import { pointsPage } from './points.js';
+import { memberStatsPage } from './memberstats.js';
+import { deliveriesPage } from './deliveries.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -26,7 +30,10 @@ const PAGES = [
   { id: 'requests', path: 'requests', title: 'Requests', roles: ALL },
   { id: 'offers', path: 'offers', title: 'Offers', roles: ALL },
   { id: 'segments', path: 'segments', title: 'Segments', roles: ALL },
-  { id: 'liability', path: 'liability', title: 'Liability', roles: ALL },
+  { id: 'liability', path: 'liability', title: 'Liability', roles: ALL, group: 'Reports' },
+  { id: 'points', path: 'reports/points', title: 'Points', roles: ALL, group: 'Reports' },
+  { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
+  { id: 'deliveries', path: 'reports/deliveries', title: 'Deliveries', roles: ALL, group: 'Reports' },
   { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
   { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
 ];
@@ -37,6 +44,10 @@ const ROUTES = {
   offers: offersPage,
   segments: segmentsPage,
   liability: liabilityPage,
+  'reports/liability': liabilityPage,
+  'reports/points': pointsPage,
+  'reports/members': memberStatsPage,
+  'reports/deliveries': deliveriesPage,
   programme: programmePage,
   audit: auditPage,
 };
