@@ -1,6 +1,6 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
 // fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
-// #/reports/points, #/reports/members, #/reports/deliveries, #/programme, #/audit).
+// #/reports/points, #/reports/members, #/reports/deliveries, #/programme, #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -15,6 +15,7 @@ import { segmentsPage } from './segments.js';
 import { pointsPage } from './points.js';
 import { memberStatsPage } from './memberstats.js';
 import { deliveriesPage } from './deliveries.js';
+import { operatorsPage } from './operators.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -35,6 +36,7 @@ const PAGES = [
   { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
   { id: 'deliveries', path: 'reports/deliveries', title: 'Deliveries', roles: ALL, group: 'Reports' },
   { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
+  { id: 'operators', path: 'operators', title: 'Operators', roles: ADMIN },
   { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
 ];
 
@@ -49,6 +51,7 @@ const ROUTES = {
   'reports/members': memberStatsPage,
   'reports/deliveries': deliveriesPage,
   programme: programmePage,
+  operators: operatorsPage,
   audit: auditPage,
 };
 

@@ -65,6 +65,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/deliveries.js"),
     ),
     (
+        "operators.js",
+        JS,
+        include_str!("../../console/operators.js"),
+    ),
+    (
         "programme.js",
         JS,
         include_str!("../../console/programme.js"),
