@@ -23,12 +23,17 @@ export function deliveriesPage(page) {
   });
   replace(page, form, body);
 
+  let latest = 0;
+
+  // Only the latest request draws (a period changed twice quickly).
   async function load() {
+    const mine = ++latest;
     showError(error, null);
     const one = message.value.trim();
     const params = one ? { message_id: one } : { from_ms: dateMs(from.value), to_ms: dateMs(to.value) };
     try {
       const report = await api('GET', '/v1/admin/reports/deliveries' + query(params));
+      if (mine !== latest) return;
       draw(body, report, '/v1/admin/reports/deliveries' + query({ ...params, format: 'csv' }));
     } catch (e) {
       showError(error, e);

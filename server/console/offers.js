@@ -21,11 +21,16 @@ export function offersPage(page, ctx) {
   const pages = [];
   let shownAfter;
 
+  let latest = 0;
+
+  // Only the latest request draws: a filter changed twice quickly must not show the first answer.
   async function load(after) {
+    const mine = ++latest;
     showError(error, null);
     shownAfter = after;
     try {
       const found = await api('GET', '/v1/admin/offers' + query({ status: status.value, after, limit: PAGE }));
+      if (mine !== latest) return;
       draw(found, after);
     } catch (e) {
       showError(error, e);
@@ -35,7 +40,7 @@ export function offersPage(page, ctx) {
 
   function draw(found, after) {
     const nav = [];
-    if (after !== undefined) nav.push(h('button', { type: 'button', onclick: () => load(pages.pop()) }, 'Previous page'));
+    if (after !== undefined) nav.push(h('button', { type: 'button', 'data-testid': 'offers-previous', onclick: () => load(pages.pop()) }, 'Previous page'));
     if (found.length === PAGE) {
       nav.push(h('button', {
         type: 'button', 'data-testid': 'offers-next',
@@ -96,21 +101,21 @@ function actions(r, error, reload) {
 }
 
 function publishForm(published) {
-  const field = (name, attrs = {}) => h('input', { name, 'data-testid': 'offer-' + name, ...attrs });
+  const field = (name, attrs = {}) => h('input', { name, 'data-testid': 'publish-' + name, ...attrs });
   const id = field('id', { placeholder: 'id (optional)', maxlength: 64 });
   const title = field('title', { placeholder: 'Title', required: true, maxlength: 4096 });
   const description = field('description', { placeholder: 'Description', maxlength: 4096 });
-  const reward = h('select', { name: 'reward', 'data-testid': 'offer-reward' },
+  const reward = h('select', { name: 'reward', 'data-testid': 'publish-reward' },
     REWARDS.map(([v, t]) => h('option', { value: v }, t)));
   const value = field('value', { type: 'number', step: 1, required: true, placeholder: 'Value' });
   const from = field('from', { type: 'date', required: true });
   const until = field('until', { type: 'date', required: true });
   const activation = field('activation', { type: 'checkbox' });
-  const kind = h('select', { name: 'target', 'data-testid': 'offer-target' },
+  const kind = h('select', { name: 'target', 'data-testid': 'publish-target' },
     h('option', { value: 'segment' }, 'Segment'),
     h('option', { value: 'tier' }, 'Tier'),
     h('option', { value: 'members' }, 'Members (ids)'));
-  const segment = h('select', { name: 'segment', 'data-testid': 'offer-segment' });
+  const segment = h('select', { name: 'segment', 'data-testid': 'publish-segment' });
   const key = field('key', { placeholder: 'tier id', hidden: true });
   kind.addEventListener('change', () => {
     segment.hidden = kind.value !== 'segment';

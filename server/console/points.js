@@ -20,11 +20,16 @@ export function pointsPage(page) {
     h('div', { class: 'row' }, 'Per ', period, h('span', { class: 'muted' }, '(UTC; the last 365 days)')),
     error, body));
 
+  let latest = 0;
+
+  // Only the latest request draws (a period changed twice quickly).
   async function load() {
+    const mine = ++latest;
     showError(error, null);
     const params = { period: period.value };
     try {
       const report = await api('GET', '/v1/admin/reports/points' + query(params));
+      if (mine !== latest) return;
       draw(body, report, '/v1/admin/reports/points' + query({ ...params, format: 'csv' }));
     } catch (e) {
       showError(error, e);

@@ -172,20 +172,20 @@ async function segmentsAndOffers(segment, nowMs) {
   await page.goto(server + '/console#/offers');
   await byTestId('publish-form').waitFor();
   await page.waitForFunction(
-    (id) => [...(document.querySelector('[data-testid="offer-segment"]')?.options || [])].some((o) => o.value === id),
+    (id) => [...(document.querySelector('[data-testid="publish-segment"]')?.options || [])].some((o) => o.value === id),
     segment,
   );
-  await byTestId('offer-id').fill('console-coffee');
-  await byTestId('offer-title').fill('Double coffee points');
-  await byTestId('offer-reward').selectOption('fixed_points');
-  await byTestId('offer-value').fill('50');
-  await byTestId('offer-from').fill(isoDay(nowMs - DAY));
-  await byTestId('offer-until').fill(isoDay(nowMs - 2 * DAY));
-  await byTestId('offer-segment').selectOption(segment);
+  await byTestId('publish-id').fill('console-coffee');
+  await byTestId('publish-title').fill('Double coffee points');
+  await byTestId('publish-reward').selectOption('fixed_points');
+  await byTestId('publish-value').fill('50');
+  await byTestId('publish-from').fill(isoDay(nowMs - DAY));
+  await byTestId('publish-until').fill(isoDay(nowMs - 2 * DAY));
+  await byTestId('publish-segment').selectOption(segment);
   await byTestId('publish-submit').click();
   await byTestId('publish-error').waitFor();
   assert.match(await byTestId('publish-error').textContent(), /end after it starts/);
-  await byTestId('offer-until').fill(isoDay(nowMs + 30 * DAY));
+  await byTestId('publish-until').fill(isoDay(nowMs + 30 * DAY));
   await byTestId('publish-submit').click();
   await byTestId('publish-done').waitFor();
   assert.match(await byTestId('publish-done').textContent(), /1 members reached/);
@@ -211,6 +211,17 @@ async function segmentsAndOffers(segment, nowMs) {
   await page.getByText('No offers.').waitFor();
   await byTestId('offers-status').selectOption('ended');
   await textIs(offer.locator('[data-testid="offer-reach"]'), 1);
+  // Paging: the setup's 25 upcoming offers push the last of them to a second page.
+  await byTestId('offers-status').selectOption('upcoming');
+  await byTestId('offers-next').waitFor();
+  assert.equal(await offer.count(), 0, 'the ended offer is not upcoming');
+  await byTestId('offers-status').selectOption('');
+  await offer.waitFor();
+  await byTestId('offers-next').click();
+  await textIs(byTestId('offer-id'), 'z-later-24');
+  await byTestId('offers-previous').click();
+  await textIs(offer.locator('[data-testid="offer-status"]'), 'ended');
+  assert.equal(await byTestId('offer-id').count(), 25, 'a page holds 25 offers');
 }
 
 // The points, members and deliveries reports: charts drawn, figures as the setup made them, CSVs.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use loyalty_core::Clock;
-use loyalty_core::api::{PostSegment, SendMessage, paths};
+use loyalty_core::api::{OfferTarget, PostSegment, PostTargetedOffer, SendMessage, paths};
 use loyalty_core::segments::SegmentRules;
 use loyalty_server::client::OperatorClient;
 use loyalty_server::storage::DEFAULT_RFM_WINDOW_MS;
@@ -448,6 +448,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
         let card = s.card().await;
         everyone_segment(&s, &boot).await;
         two_sends(&s, &boot).await;
+        later_offers(&s, &boot).await;
 
         let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("console/run.mjs");
@@ -534,6 +535,26 @@ async fn everyone_segment(s: &Shop, boot: &OperatorClient) {
         .recompute_segments(s.clock.now_ms(), DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
         .await
         .unwrap();
+}
+
+/// Offers that fill the offers page past its first 25: `z-later-00` to `z-later-24`, upcoming
+/// (so no other status filter lists them), and after `console-coffee` in id order, so the
+/// browser's offer is on the first page and `z-later-24` alone on the second.
+async fn later_offers(s: &Shop, boot: &OperatorClient) {
+    let start = s.clock.now_ms() + 10 * 86_400_000;
+    for i in 0..25 {
+        let mut offer = offer(&format!("z-later-{i:02}"), "Later");
+        offer.valid_from_ms = start;
+        offer.valid_until_ms = start + 30 * 86_400_000;
+        boot.publish_offer(&PostTargetedOffer {
+            offer,
+            target: OfferTarget::Members {
+                member_ids: vec![s.member_id.clone()],
+            },
+        })
+        .await
+        .unwrap();
+    }
 }
 
 /// Two sends for the deliveries report, both settled in the request: a service message in the
