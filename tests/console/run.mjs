@@ -222,6 +222,19 @@ async function segmentsAndOffers(segment, nowMs) {
   await byTestId('offers-previous').click();
   await textIs(offer.locator('[data-testid="offer-status"]'), 'ended');
   assert.equal(await byTestId('offer-id').count(), 25, 'a page holds 25 offers');
+
+  // A tier is a target too: the member's tier, `base`, reaches the member.
+  await byTestId('publish-id').fill('console-tier');
+  await byTestId('publish-title').fill('Base tier bonus');
+  await byTestId('publish-value').fill('10');
+  await byTestId('publish-from').fill(isoDay(nowMs - DAY));
+  await byTestId('publish-until').fill(isoDay(nowMs + 30 * DAY));
+  await byTestId('publish-target').selectOption('tier');
+  await byTestId('publish-key').fill('base');
+  await byTestId('publish-submit').click();
+  const tier = rowOf('offers-table', 'offer-id', 'console-tier');
+  await textIs(tier.locator('[data-testid="offer-reach"]'), 1);
+  assert.match(await tier.textContent(), /tier base/);
 }
 
 // The points, members and deliveries reports: charts drawn, figures as the setup made them, CSVs.

@@ -589,6 +589,15 @@ async fn browser_work_is_held(s: &Shop, boot: &OperatorClient, report: &Value) {
     assert_eq!(offer.target_key.as_deref(), Some(SEGMENT));
     assert_eq!(offer.figures.reach, 1);
     assert_eq!(offer.status.as_str(), "ended");
+    let tier = offers
+        .iter()
+        .find(|o| o.offer.id == "console-tier")
+        .expect("the browser's tier offer");
+    assert_eq!(
+        (tier.target_kind.as_str(), tier.target_key.as_deref()),
+        ("tier", Some("base"))
+    );
+    assert_eq!(tier.figures.reach, 1);
     let token = report["operatorToken"].as_str().expect("the token shown");
     let created = OperatorClient::new(&s.server.url, token).unwrap();
     assert!(created.programme().await.is_ok(), "the token shown works");
