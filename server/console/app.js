@@ -1,5 +1,6 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
-// fragment names (#/members, #/members/<id>, #/requests, #/liability, #/audit, #/programme).
+// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
+// #/reports/points, #/reports/members, #/reports/deliveries, #/programme, #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -9,19 +10,50 @@ import { requestsPage } from './requests.js';
 import { liabilityPage } from './liability.js';
 import { auditPage } from './audit.js';
 import { programmePage } from './programme.js';
+import { offersPage } from './offers.js';
+import { segmentsPage } from './segments.js';
+import { pointsPage } from './points.js';
+import { memberStatsPage } from './memberstats.js';
+import { deliveriesPage } from './deliveries.js';
+import { operatorsPage } from './operators.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
 const who = document.getElementById('who');
 
-/** The pages of the menu, with the roles that may open them (the server refuses the rest). */
+const ALL = ['support', 'marketing', 'admin'];
+const ADMIN = ['admin'];
+
+/** The menu: each page's id, route, title, the roles that may open it (the server refuses the
+ * rest) and its group; a group's title precedes its first page. */
 const PAGES = [
-  { path: 'members', title: 'Members', roles: ['support', 'marketing', 'admin'] },
-  { path: 'requests', title: 'Requests', roles: ['support', 'marketing', 'admin'] },
-  { path: 'liability', title: 'Liability', roles: ['support', 'marketing', 'admin'] },
-  { path: 'programme', title: 'Programme', roles: ['support', 'marketing', 'admin'] },
-  { path: 'audit', title: 'Audit log', roles: ['admin'] },
+  { id: 'members', path: 'members', title: 'Members', roles: ALL },
+  { id: 'requests', path: 'requests', title: 'Requests', roles: ALL },
+  { id: 'offers', path: 'offers', title: 'Offers', roles: ALL },
+  { id: 'segments', path: 'segments', title: 'Segments', roles: ALL },
+  { id: 'liability', path: 'liability', title: 'Liability', roles: ALL, group: 'Reports' },
+  { id: 'points', path: 'reports/points', title: 'Points', roles: ALL, group: 'Reports' },
+  { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
+  { id: 'deliveries', path: 'reports/deliveries', title: 'Deliveries', roles: ALL, group: 'Reports' },
+  { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
+  { id: 'operators', path: 'operators', title: 'Operators', roles: ADMIN },
+  { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
 ];
+
+/** The page for a route's parts, when the role may open it (otherwise the members page). */
+const ROUTES = {
+  requests: requestsPage,
+  offers: offersPage,
+  segments: segmentsPage,
+  liability: liabilityPage,
+  'reports/liability': liabilityPage,
+  'reports/points': pointsPage,
+  'reports/members': memberStatsPage,
+  'reports/deliveries': deliveriesPage,
+  programme: programmePage,
+  operators: operatorsPage,
+  audit: auditPage,
+};
 
 const session = { current: null };
 
@@ -52,8 +84,14 @@ function drawBar() {
     replace(who);
     return;
   }
-  replace(menu, PAGES.filter((p) => p.roles.includes(info.role))
-    .map((p) => h('a', { href: '#/' + p.path, 'data-testid': 'menu-' + p.path }, p.title)));
+  let group;
+  const items = [];
+  for (const p of PAGES.filter((x) => x.roles.includes(info.role))) {
+    if (p.group && p.group !== group) items.push(h('span', { class: 'menu-group' }, p.group));
+    group = p.group;
+    items.push(h('a', { href: '#/' + p.path, 'data-testid': 'menu-' + p.id }, p.title));
+  }
+  replace(menu, items);
   replace(who,
     h('span', { 'data-testid': 'operator' }, info.name),
     ' (', h('span', { 'data-testid': 'role' }, info.role), ') ',
@@ -84,10 +122,10 @@ function route() {
   const ctx = { session: info };
   const [first, second] = parts;
   if (first === 'members' && second) return memberPage(page, ctx, second);
-  if (first === 'requests') return requestsPage(page, ctx);
-  if (first === 'liability') return liabilityPage(page, ctx);
-  if (first === 'audit' && info.role === 'admin') return auditPage(page, ctx);
-  if (first === 'programme') return programmePage(page, ctx);
+  const path = first === 'reports' ? first + '/' + second : first;
+  const known = PAGES.find((p) => p.path === path);
+  const draw = Object.hasOwn(ROUTES, path) ? ROUTES[path] : null;
+  if (draw && (!known || known.roles.includes(info.role))) return draw(page, ctx);
   return membersPage(page, ctx);
 }
 

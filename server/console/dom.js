@@ -51,3 +51,25 @@ export function showError(box, error) {
 export function when(ms) {
   return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 16) : '';
 }
+
+/** A link to a report's CSV (the API's `format=csv`), which the browser saves as `file`. */
+export function csvLink(path, file, testid) {
+  return h('p', {}, h('a', { href: path, download: file, 'data-testid': testid }, 'Download CSV'));
+}
+
+/** A share (0.25) as a percentage ("25.0%"). */
+export function percent(share) {
+  return (100 * (Number(share) || 0)).toFixed(1) + '%';
+}
+
+/** Midnight UTC of an `<input type="date">` value ("2027-01-15"), or undefined when empty. */
+export function dateMs(value) {
+  if (!value) return undefined;
+  const ms = Date.parse(value + 'T00:00:00Z');
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** The UTC date of `ms` ("2027-01-15"), as a date input and the reports show it. */
+export function day(ms) {
+  return ms === undefined || ms === null ? '' : new Date(ms).toISOString().slice(0, 10);
+}

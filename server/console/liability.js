@@ -1,9 +1,8 @@
 // The liability report: points and money outstanding, and a chart of what expires within 30, 60
 // and 90 days (Chart.js, vendored), with the CSV for a spreadsheet.
 import { api } from './api.js';
-import { errorBox, h, replace, showError, table } from './dom.js';
-
-let chart = null;
+import { chartCanvas, COLOURS, COUNT_AXES, drawChart } from './charts.js';
+import { csvLink, errorBox, h, replace, showError, table } from './dom.js';
 
 export async function liabilityPage(page) {
   const error = errorBox('liability-error');
@@ -21,7 +20,7 @@ export async function liabilityPage(page) {
     { name: 'Total', v: report.total },
     ...report.expiring.map((x) => ({ name: 'Expiring within ' + x.days + ' days', v: x })),
   ];
-  const canvas = h('canvas', { 'data-testid': 'expiring-chart', width: 600, height: 260, 'aria-label': 'Points expiring by 30, 60 and 90 days', role: 'img' });
+  const canvas = chartCanvas('expiring-chart', 'Points expiring by 30, 60 and 90 days', 600, 260);
   replace(page,
     h('section', { class: 'card' },
       h('h1', {}, 'Points liability'),
@@ -32,20 +31,18 @@ export async function liabilityPage(page) {
         { title: 'Points', cell: (r) => String(r.v.points) },
         { title: 'Value (minor units)', cell: (r) => String(r.v.value_minor) },
       ], rows, { 'data-testid': 'liability-table' }),
-      h('p', {}, h('a', { href: '/v1/admin/reports/liability?format=csv', download: 'liability.csv', 'data-testid': 'liability-csv' }, 'Download CSV'))),
+      csvLink('/v1/admin/reports/liability?format=csv', 'liability.csv', 'liability-csv')),
     h('section', { class: 'card chart' }, h('h2', {}, 'Expiring points'), canvas));
-  drawChart(canvas, report.expiring);
+  drawExpiring(canvas, report.expiring);
 }
 
-function drawChart(canvas, expiring) {
-  if (chart) chart.destroy();
-  if (!window.Chart) return;
-  chart = new window.Chart(canvas, {
+function drawExpiring(canvas, expiring) {
+  drawChart(canvas, {
     type: 'bar',
     data: {
       labels: expiring.map((x) => x.days + ' days'),
-      datasets: [{ label: 'Points expiring', data: expiring.map((x) => x.points), backgroundColor: '#3b6ea5' }],
+      datasets: [{ label: 'Points expiring', data: expiring.map((x) => x.points), backgroundColor: COLOURS[0] }],
     },
-    options: { animation: false, responsive: false, plugins: { legend: { display: false } } },
+    options: { scales: COUNT_AXES, plugins: { legend: { display: false } } },
   });
 }

@@ -4,6 +4,9 @@
 //   LOYALTY_ADMIN_TOKEN      a named admin's token      LOYALTY_SUPPORT_TOKEN  a support operator's
 //   LOYALTY_CARD_NUMBER      the member's card number   LOYALTY_BALANCE        their balance now
 //   LOYALTY_REQUEST_SUBJECT  a request subject holding markup, which must stay text
+//   LOYALTY_NOW_MS           the server's clock            LOYALTY_EARNED  points the purchase earned
+//   LOYALTY_SEGMENT          a computed segment of every member (the one member)
+//   (and two sends to the member: an in-app service message, a marketing SMS without consent)
 //   LOYALTY_CONSOLE_MODULES  where playwright-core is installed
 //   LOYALTY_SCREENSHOTS      (optional) a folder for a screenshot of each page
 // Any failed assertion throws: the exit status is not 0 and stderr says what failed.
@@ -33,8 +36,16 @@ const context = await chromium.launchPersistentContext(profile, {
 });
 const page = context.pages()[0] || (await context.newPage());
 const dialogs = [];
+const confirms = [];
 const problems = [];
+// The console asks before ending, deleting and disabling (confirm(), accepted here); any other
+// dialog (an alert from injected markup) is a failure.
 page.on('dialog', (dialog) => {
+  if (dialog.type() === 'confirm') {
+    confirms.push(dialog.message());
+    dialog.accept().catch(() => {});
+    return;
+  }
   dialogs.push(dialog.message());
   dialog.dismiss().catch(() => {});
 });
@@ -85,10 +96,239 @@ async function balanceIs(expected) {
   );
 }
 
+/** The row of table `tableId` whose cell `cellId` says exactly `text`. */
+function rowOf(tableId, cellId, text) {
+  return byTestId(tableId).locator('tbody tr').filter({
+    has: page.locator(`[data-testid="${cellId}"]`, { hasText: new RegExp('^' + text + '$') }),
+  });
+}
+
+/** Waits until `locator` is one element reading `expected` (the page redraws after each write). */
+async function textIs(locator, expected) {
+  for (let i = 0; i < 400; i += 1) {
+    if ((await locator.count()) === 1 && (await locator.textContent()) === String(expected)) return;
+    await page.waitForTimeout(50);
+  }
+  assert.equal(await locator.count(), 1, 'one element for ' + expected);
+  assert.equal(await locator.textContent(), String(expected));
+}
+
+/** Whether Chart.js drew a chart on the canvas `testid`. */
+async function charted(testid) {
+  await byTestId(testid).waitFor();
+  return page.evaluate(
+    (id) => Boolean(window.Chart && window.Chart.getChart(document.querySelector(`[data-testid="${id}"]`))),
+    testid,
+  );
+}
+
+/** The CSV behind a page's download link: its content type and text. */
+async function csvOf(testid) {
+  return page.evaluate(async (id) => {
+    const response = await fetch(document.querySelector(`[data-testid="${id}"]`).href);
+    return { type: response.headers.get('content-type'), text: await response.text() };
+  }, testid);
+}
+
+const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+const DAY = 86_400_000;
+
 async function adjust(points) {
   await byTestId('adjust-points').fill(String(points));
   await byTestId('adjust-note').fill('Console test');
   await byTestId('adjust-submit').click();
+}
+
+// Segments with their sizes; a segment defined, refused with bad rules, edited and deleted; an offer
+// published to the computed segment, reaching its member; a running offer's segment not deletable;
+// End changing the status shown.
+async function segmentsAndOffers(segment, nowMs) {
+  await page.goto(server + '/console#/segments');
+  await byTestId('segments-table').waitFor();
+  await textIs(rowOf('segments-table', 'segment-id', segment).locator('[data-testid="segment-members"]'), 1);
+  await byTestId('segment-id-input').fill('gold-buyers');
+  await byTestId('segment-name').fill('Gold buyers');
+  await byTestId('segment-rules').fill('{"tierz": ["gold"]}');
+  await byTestId('segment-submit').click();
+  await byTestId('segment-form-error').waitFor();
+  assert.match(await byTestId('segment-form-error').textContent(), /tierz|unknown/);
+  await byTestId('segment-rules').fill('{"tiers": ["gold"]}');
+  await byTestId('segment-submit').click();
+  const gold = rowOf('segments-table', 'segment-id', 'gold-buyers');
+  await textIs(gold.locator('[data-testid="segment-members"]'), 0);
+  assert.match(await gold.textContent(), /tiers gold/);
+  assert.match(await gold.textContent(), /not yet/, 'not computed until the batch job runs');
+  await gold.locator('[data-testid="segment-edit"]').click();
+  await byTestId('segment-name').fill('Gold and silver buyers');
+  await byTestId('segment-rules').fill('{"tiers": ["gold", "silver"]}');
+  await byTestId('segment-submit').click();
+  await page.getByText('tiers gold, silver').waitFor();
+  assert.match(await gold.textContent(), /Gold and silver buyers/);
+  await gold.locator('[data-testid="segment-delete"]').click();
+  for (let i = 0; i < 400 && (await gold.count()) > 0; i += 1) await page.waitForTimeout(50);
+  assert.equal(await gold.count(), 0, 'the deleted segment is gone');
+  await shot('segments');
+
+  await page.goto(server + '/console#/offers');
+  await byTestId('publish-form').waitFor();
+  await page.waitForFunction(
+    (id) => [...(document.querySelector('[data-testid="publish-segment"]')?.options || [])].some((o) => o.value === id),
+    segment,
+  );
+  await byTestId('publish-id').fill('console-coffee');
+  await byTestId('publish-title').fill('Double coffee points');
+  await byTestId('publish-reward').selectOption('fixed_points');
+  await byTestId('publish-value').fill('50');
+  await byTestId('publish-from').fill(isoDay(nowMs - DAY));
+  await byTestId('publish-until').fill(isoDay(nowMs - 2 * DAY));
+  await byTestId('publish-segment').selectOption(segment);
+  await byTestId('publish-submit').click();
+  await byTestId('publish-error').waitFor();
+  assert.match(await byTestId('publish-error').textContent(), /end after it starts/);
+  await byTestId('publish-until').fill(isoDay(nowMs + 30 * DAY));
+  await byTestId('publish-submit').click();
+  await byTestId('publish-done').waitFor();
+  assert.match(await byTestId('publish-done').textContent(), /1 members reached/);
+  const offer = rowOf('offers-table', 'offer-id', 'console-coffee');
+  await textIs(offer.locator('[data-testid="offer-reach"]'), 1);
+  await textIs(offer.locator('[data-testid="offer-status"]'), 'active');
+  assert.match(await offer.textContent(), new RegExp('segment ' + segment));
+  report.offer = 'console-coffee';
+
+  // The segment a running offer targets cannot be deleted: the API's 409, in place.
+  await page.goto(server + '/console#/segments');
+  await rowOf('segments-table', 'segment-id', segment).locator('[data-testid="segment-delete"]').click();
+  await byTestId('segments-error').waitFor();
+  assert.match(await byTestId('segments-error').textContent(), /offer/);
+  await textIs(rowOf('segments-table', 'segment-id', segment).locator('[data-testid="segment-members"]'), 1);
+
+  await page.goto(server + '/console#/offers');
+  await offer.locator('[data-testid="offer-end"]').click();
+  await textIs(offer.locator('[data-testid="offer-status"]'), 'ended');
+  assert.equal(await offer.locator('[data-testid="offer-end"]').count(), 0, 'an ended offer cannot end again');
+  await shot('offers');
+  await byTestId('offers-status').selectOption('active');
+  await page.getByText('No offers.').waitFor();
+  await byTestId('offers-status').selectOption('ended');
+  await textIs(offer.locator('[data-testid="offer-reach"]'), 1);
+  // Paging: the setup's 25 upcoming offers push the last of them to a second page.
+  await byTestId('offers-status').selectOption('upcoming');
+  await byTestId('offers-next').waitFor();
+  assert.equal(await offer.count(), 0, 'the ended offer is not upcoming');
+  await byTestId('offers-status').selectOption('');
+  await offer.waitFor();
+  await byTestId('offers-next').click();
+  await textIs(byTestId('offer-id'), 'z-later-24');
+  await byTestId('offers-previous').click();
+  await textIs(offer.locator('[data-testid="offer-status"]'), 'ended');
+  assert.equal(await byTestId('offer-id').count(), 25, 'a page holds 25 offers');
+
+  // A tier is a target too: the member's tier, `base`, reaches the member.
+  await byTestId('publish-id').fill('console-tier');
+  await byTestId('publish-title').fill('Base tier bonus');
+  await byTestId('publish-value').fill('10');
+  await byTestId('publish-from').fill(isoDay(nowMs - DAY));
+  await byTestId('publish-until').fill(isoDay(nowMs + 30 * DAY));
+  await byTestId('publish-target').selectOption('tier');
+  await byTestId('publish-key').fill('base');
+  await byTestId('publish-submit').click();
+  const tier = rowOf('offers-table', 'offer-id', 'console-tier');
+  await textIs(tier.locator('[data-testid="offer-reach"]'), 1);
+  assert.match(await tier.textContent(), /tier base/);
+}
+
+// The points, members and deliveries reports: charts drawn, figures as the setup made them, CSVs.
+async function reports(earned) {
+  await page.goto(server + '/console#/reports/points');
+  assert.ok(await charted('points-chart'), 'Chart.js drew the points per month');
+  const total = byTestId('points-table').locator('tbody tr').last();
+  assert.match(await total.textContent(), /^Total/);
+  await textIs(total.locator('[data-testid="points-earned"]'), earned);
+  await textIs(total.locator('[data-testid="points-adjusted"]'), 25);
+  await textIs(total.locator('[data-testid="points-redeemed"]'), 0);
+  assert.equal(await byTestId('redemption-rate').textContent(), '0.0%');
+  await byTestId('points-period').selectOption('day');
+  await page.waitForFunction(() => document.querySelector('[data-testid="points-csv"]')?.href.includes('period=day'));
+  assert.ok(await charted('points-chart'), 'and per day');
+  await textIs(byTestId('points-table').locator('tbody tr').last().locator('[data-testid="points-earned"]'), earned);
+  const points = await csvOf('points-csv');
+  assert.match(points.type, /text\/csv/);
+  assert.match(points.text, /^period_start,earned,redeemed,expired,refunded,adjusted\n/);
+  assert.match(points.text, new RegExp(',' + earned + ',0,0,0,25\n'));
+  await shot('points');
+
+  await page.goto(server + '/console#/reports/members');
+  assert.ok(await charted('tiers-chart'), 'Chart.js drew the tiers');
+  assert.equal(await byTestId('tiers-table').locator('tbody tr').count(), 1, 'one tier holds the member');
+  await textIs(byTestId('memberstats-table').locator('tbody tr').first().locator('td').last(), 1);
+  assert.match((await csvOf('memberstats-csv')).text, /^measure,value\nmembers,1\n/);
+  await shot('memberstats');
+
+  await page.goto(server + '/console#/reports/deliveries');
+  assert.ok(await charted('deliveries-chart'), 'Chart.js drew the deliveries');
+  await textIs(byTestId('deliveries-messages'), 2);
+  await textIs(byTestId('deliveries-recipients'), 2);
+  await textIs(byTestId('deliveries-no-consent'), 1);
+  assert.match(await byTestId('deliveries-table').textContent(), /smsrefusedno_consent1/);
+  await shot('deliveries');
+  await byTestId('deliveries-message').fill('console-inapp');
+  await byTestId('deliveries-submit').click();
+  await textIs(byTestId('deliveries-messages'), 1);
+  await textIs(byTestId('deliveries-no-consent'), 0);
+  assert.match((await csvOf('deliveries-csv')).text, /^channel,status,reason,count\n/);
+  await byTestId('deliveries-message').fill('no-such-send');
+  await byTestId('deliveries-submit').click();
+  await byTestId('deliveries-error').waitFor();
+  assert.match(await byTestId('deliveries-error').textContent(), /no-such-send|no such|not found/i);
+}
+
+// An admin creates an operator and sees the token once; another is disabled.
+async function operators() {
+  assert.equal(await byTestId('menu-operators').count(), 1, 'admins see the operators');
+  await page.goto(server + '/console#/operators');
+  await byTestId('operators-table').waitFor();
+  await byTestId('operator-new-name').fill('Olga Ops');
+  await byTestId('operator-new-role').selectOption('marketing');
+  await byTestId('operator-create').click();
+  await byTestId('operator-token').waitFor();
+  const token = await byTestId('operator-token').textContent();
+  assert.match(token, /^lop_/);
+  assert.match(await byTestId('operator-created').textContent(), /will not be shown again/);
+  await textIs(rowOf('operators-table', 'operator-name', 'Olga Ops').locator('td').nth(1), 'marketing');
+  await shot('operators');
+  await byTestId('operator-token-done').click();
+  assert.equal(await byTestId('operator-token').count(), 0);
+  await page.reload();
+  await rowOf('operators-table', 'operator-name', 'Olga Ops').waitFor();
+  assert.ok(!(await page.textContent('body')).includes(token), 'the token is not shown again');
+  report.operatorToken = token;
+  report.operatorName = 'Olga Ops';
+
+  await byTestId('operator-new-name').fill('Dan Departed');
+  await byTestId('operator-create').click();
+  const dan = rowOf('operators-table', 'operator-name', 'Dan Departed');
+  await dan.locator('[data-testid="operator-disable"]').click();
+  for (let i = 0; i < 400 && (await dan.locator('[data-testid="operator-disable"]').count()) > 0; i += 1) {
+    await page.waitForTimeout(50);
+  }
+  assert.notEqual(await dan.locator('[data-testid="operator-disabled"]').textContent(), '', 'disabled');
+}
+
+// Support reads offers but may not end or publish them, and has no operators page.
+async function supportLimits() {
+  assert.equal(await byTestId('menu-operators').count(), 0, 'support does not see the operators');
+  await page.goto(server + '/console#/operators');
+  await byTestId('search-form').waitFor();
+  assert.equal(await byTestId('operators-table').count(), 0, 'the operators page is not drawn for support');
+  const refused = await page.evaluate(async () => {
+    const response = await fetch('/v1/admin/operators');
+    return { status: response.status, code: (await response.json()).error.code };
+  });
+  assert.deepEqual(refused, { status: 403, code: 'forbidden' }, 'the server refuses it anyway');
+  await page.goto(server + '/console#/offers');
+  await byTestId('offers-table').waitFor();
+  assert.equal(await byTestId('publish-form').count(), 0, 'support does not publish');
+  assert.equal(await byTestId('offer-end').count(), 0, 'nor end offers');
 }
 
 try {
@@ -176,6 +416,9 @@ try {
   assert.match(csv.type, /text\/csv/);
   assert.match(csv.text, /^measure,points,value_minor\n/);
   await shot('liability');
+  await segmentsAndOffers(env('LOYALTY_SEGMENT'), Number(env('LOYALTY_NOW_MS')));
+  await reports(Number(env('LOYALTY_EARNED')));
+  await operators();
   await page.goto(server + '/console#/audit');
   await byTestId('audit-table').waitFor();
   assert.match(await byTestId('audit-table').textContent(), /adjustments/);
@@ -193,6 +436,7 @@ try {
     return { status: response.status, code: (await response.json()).error.code };
   });
   assert.deepEqual(refused, { status: 403, code: 'forbidden' }, 'the server refuses it anyway');
+  await supportLimits();
   await openMember(cardNumber);
   await adjust(5000);
   const refusal = byTestId('adjust-error');
@@ -214,9 +458,16 @@ try {
   assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
 
   assert.deepEqual(dialogs, [], 'no dialog fired');
+  assert.equal(confirms.length, 4, 'asked before ending, deleting twice and disabling: ' + confirms.join(' | '));
   assert.deepEqual(problems, [], 'no script error or policy violation');
   report.ok = true;
   console.log(JSON.stringify(report));
+} catch (error) {
+  // What the page showed when it failed, for whoever reads the test's output.
+  await shot('failure').catch(() => {});
+  const shown = await page.textContent('main').catch(() => '(no page)');
+  console.error('the page showed: ' + shown);
+  throw error;
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

@@ -50,6 +50,25 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/liability.js"),
     ),
     ("audit.js", JS, include_str!("../../console/audit.js")),
+    ("charts.js", JS, include_str!("../../console/charts.js")),
+    ("offers.js", JS, include_str!("../../console/offers.js")),
+    ("segments.js", JS, include_str!("../../console/segments.js")),
+    ("points.js", JS, include_str!("../../console/points.js")),
+    (
+        "memberstats.js",
+        JS,
+        include_str!("../../console/memberstats.js"),
+    ),
+    (
+        "deliveries.js",
+        JS,
+        include_str!("../../console/deliveries.js"),
+    ),
+    (
+        "operators.js",
+        JS,
+        include_str!("../../console/operators.js"),
+    ),
     (
         "programme.js",
         JS,

@@ -4,7 +4,7 @@
 //! the CSRF checks on cookie writes (no token, a foreign Origin: `403 csrf_failed`; both right: the
 //! write is done and the audit log names the operator), the files' security headers — and then a
 //! real Chromium, driven by `tests/console/run.mjs` with playwright-core, working the console as an
-//! operator would.
+//! operator would: members, requests, offers and segments, the reports and operator accounts.
 //!
 //! The browser part needs `node`, Debian's `chromium` and `playwright-core` installed from
 //! `tests/console/package-lock.json` into `LOYALTY_CONSOLE_MODULES` (default
@@ -14,7 +14,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use loyalty_core::api::paths;
+use loyalty_core::Clock;
+use loyalty_core::api::{OfferTarget, PostSegment, PostTargetedOffer, SendMessage, paths};
+use loyalty_core::segments::SegmentRules;
+use loyalty_server::client::OperatorClient;
+use loyalty_server::storage::DEFAULT_RFM_WINDOW_MS;
 use loyalty_tests::*;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
@@ -431,15 +435,20 @@ fn an_operator_works_the_console_in_a_real_browser() {
             .await
             .unwrap();
         let session = s.till.scan(&s.next_code().text).await.unwrap().session_id;
-        s.till
+        let earned = s
+            .till
             .purchase(&purchase(&session, "console-1", 12_00, 0))
             .await
-            .unwrap();
+            .unwrap()
+            .earned;
         s.phone
             .open_request("complaint", HOSTILE_SUBJECT, "Receipt 1001")
             .unwrap();
         s.phone.sync().await.unwrap();
         let card = s.card().await;
+        everyone_segment(&s, &boot).await;
+        two_sends(&s, &boot).await;
+        later_offers(&s, &boot).await;
 
         let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("console/run.mjs");
@@ -451,6 +460,9 @@ fn an_operator_works_the_console_in_a_real_browser() {
             .env("LOYALTY_CARD_NUMBER", &card.card_number)
             .env("LOYALTY_BALANCE", card.balance.to_string())
             .env("LOYALTY_REQUEST_SUBJECT", HOSTILE_SUBJECT)
+            .env("LOYALTY_NOW_MS", s.clock.now_ms().to_string())
+            .env("LOYALTY_EARNED", earned.to_string())
+            .env("LOYALTY_SEGMENT", SEGMENT)
             .env("LOYALTY_CONSOLE_MODULES", &modules)
             .env("LOYALTY_SCREENSHOTS", &screenshots);
         // Off the async workers: the server answers the browser on them meanwhile.
@@ -469,7 +481,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
         // What the browser did is what the server holds.
         assert_eq!(s.balance().await, card.balance + 25);
         let audit = boot
-            .audit(Some(&admin.operator.operator_id), None, 10)
+            .audit(Some(&admin.operator.operator_id), None, 100)
             .await
             .unwrap();
         assert!(
@@ -492,5 +504,107 @@ fn an_operator_works_the_console_in_a_real_browser() {
         );
         assert_eq!(answered[0].subject, HOSTILE_SUBJECT);
         assert!(screenshots.join("member.png").exists());
+        browser_work_is_held(&s, &boot, &report).await;
+        for page in [
+            "offers",
+            "segments",
+            "points",
+            "memberstats",
+            "deliveries",
+            "operators",
+        ] {
+            assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
+        }
     });
+}
+
+/// The segment the browser publishes an offer to: every member (no rules), computed by the batch
+/// job so that its size is the shop's one member.
+const SEGMENT: &str = "everyone";
+
+async fn everyone_segment(s: &Shop, boot: &OperatorClient) {
+    boot.create_segment(&PostSegment {
+        id: Some(SEGMENT.into()),
+        name: "Every member".into(),
+        rules: SegmentRules::default(),
+    })
+    .await
+    .unwrap();
+    backend::open_storage(&s.server.database)
+        .await
+        .recompute_segments(s.clock.now_ms(), DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+        .await
+        .unwrap();
+}
+
+/// Offers that fill the offers page past its first 25: `z-later-00` to `z-later-24`, upcoming
+/// (so no other status filter lists them), and after `console-coffee` in id order, so the
+/// browser's offer is on the first page and `z-later-24` alone on the second.
+async fn later_offers(s: &Shop, boot: &OperatorClient) {
+    let start = s.clock.now_ms() + 10 * 86_400_000;
+    for i in 0..25 {
+        let mut offer = offer(&format!("z-later-{i:02}"), "Later");
+        offer.valid_from_ms = start;
+        offer.valid_until_ms = start + 30 * 86_400_000;
+        boot.publish_offer(&PostTargetedOffer {
+            offer,
+            target: OfferTarget::Members {
+                member_ids: vec![s.member_id.clone()],
+            },
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Two sends for the deliveries report, both settled in the request: a service message in the
+/// app (sent) and a marketing SMS the member never consented to (refused, `no_consent`).
+async fn two_sends(s: &Shop, boot: &OperatorClient) {
+    for (id, channel, kind) in [
+        ("console-inapp", "inapp", "service"),
+        ("console-sms", "sms", "marketing"),
+    ] {
+        boot.send_message(&SendMessage {
+            id: Some(id.into()),
+            channel: channel.into(),
+            kind: kind.into(),
+            subject: "Console report".into(),
+            body: String::new(),
+            members: vec![s.member_id.clone()],
+            segment: None,
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// What the browser published, ended and created is what the server holds: the offer ended with
+/// the segment's member reached, and the operator account whose token the page showed once.
+async fn browser_work_is_held(s: &Shop, boot: &OperatorClient, report: &Value) {
+    let offers = boot.offers(&[]).await.unwrap();
+    let offer = offers
+        .iter()
+        .find(|o| o.offer.id == report["offer"])
+        .expect("the browser's offer");
+    assert_eq!(offer.target_key.as_deref(), Some(SEGMENT));
+    assert_eq!(offer.figures.reach, 1);
+    assert_eq!(offer.status.as_str(), "ended");
+    let tier = offers
+        .iter()
+        .find(|o| o.offer.id == "console-tier")
+        .expect("the browser's tier offer");
+    assert_eq!(
+        (tier.target_kind.as_str(), tier.target_key.as_deref()),
+        ("tier", Some("base"))
+    );
+    assert_eq!(tier.figures.reach, 1);
+    let token = report["operatorToken"].as_str().expect("the token shown");
+    let created = OperatorClient::new(&s.server.url, token).unwrap();
+    assert!(created.programme().await.is_ok(), "the token shown works");
+    let accounts = boot.operators().await.unwrap();
+    let account = accounts
+        .iter()
+        .find(|a| a.name == report["operatorName"])
+        .expect("the browser's operator");
+    assert_eq!(account.role, "marketing");
 }

@@ -1,0 +1,43 @@
+// The members report: the tier distribution (a Chart.js doughnut), how many members there are,
+// blocked, newly enrolled, active in the last 30 and 90 days, the repeat purchase rate, and the CSV.
+import { api } from './api.js';
+import { chartCanvas, COLOURS, drawChart } from './charts.js';
+import { csvLink, errorBox, h, percent, replace, showError, table, when } from './dom.js';
+
+export async function memberStatsPage(page) {
+  const error = errorBox('memberstats-error');
+  replace(page, h('h1', {}, 'Members report'), error);
+  let report;
+  try {
+    report = await api('GET', '/v1/admin/reports/members');
+  } catch (e) {
+    showError(error, e);
+    return;
+  }
+  const figures = [
+    ['Members', report.members],
+    ['Blocked', report.blocked],
+    ['Enrolled in the last 30 days', report.enrolled_30d],
+    ['Bought in the last 30 days', report.active_30d],
+    ['Bought in the last 90 days', report.active_90d],
+    ['Repeat purchase rate (90 days)', percent(report.repeat_rate_90d)],
+  ];
+  const canvas = chartCanvas('tiers-chart', 'Members per tier', 420, 300);
+  replace(page,
+    h('section', { class: 'card' },
+      h('h1', {}, 'Members report'),
+      h('p', { class: 'muted' }, 'As of ' + when(report.as_of_ms) + ' UTC.'),
+      table([{ title: 'Measure', cell: (f) => f[0] }, { title: 'Value', cell: (f) => String(f[1]) }],
+        figures, { 'data-testid': 'memberstats-table' }),
+      csvLink('/v1/admin/reports/members?format=csv', 'members.csv', 'memberstats-csv')),
+    h('section', { class: 'card chart' }, h('h2', {}, 'Tiers'), canvas,
+      table([{ title: 'Tier', cell: (t) => t.tier }, { title: 'Members', cell: (t) => String(t.members) }],
+        report.tiers, { 'data-testid': 'tiers-table' })));
+  drawChart(canvas, {
+    type: 'doughnut',
+    data: {
+      labels: report.tiers.map((t) => t.tier),
+      datasets: [{ data: report.tiers.map((t) => t.members), backgroundColor: report.tiers.map((_, i) => COLOURS[i % COLOURS.length]) }],
+    },
+  });
+}
