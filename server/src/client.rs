@@ -381,6 +381,24 @@ impl OperatorClient {
         self.report_csv(paths::ADMIN_REPORT_DELIVERIES, query).await
     }
 
+    /// Segment sizes over their latest `runs` recomputes and the RFM score distribution.
+    pub async fn segments_report(
+        &self,
+        runs: Option<u32>,
+    ) -> Result<loyalty_core::api::reports::SegmentsReport, OperatorError> {
+        let url = self.api.url(paths::ADMIN_REPORT_SEGMENTS);
+        let query: Vec<(&str, String)> =
+            runs.map(|r| ("runs", r.to_string())).into_iter().collect();
+        self.api.send(self.api.http.get(url).query(&query)).await
+    }
+
+    /// The segments report as the server's CSV.
+    pub async fn segments_report_csv(&self, runs: Option<u32>) -> Result<String, OperatorError> {
+        let query: Vec<(&str, String)> =
+            runs.map(|r| ("runs", r.to_string())).into_iter().collect();
+        self.report_csv(paths::ADMIN_REPORT_SEGMENTS, &query).await
+    }
+
     /// The fraud watch list, by the query pairs given (`by`, `from_ms`, `to_ms`, `limit`,
     /// `min_devices`).
     pub async fn watch_list(

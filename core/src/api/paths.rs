@@ -117,6 +117,8 @@ pub const ADMIN_REPORT_DELIVERIES: &str = "/v1/admin/reports/deliveries";
 pub const ADMIN_REPORT_POINTS: &str = "/v1/admin/reports/points";
 /// Members by tier, enrollments, activity and the repeat purchase rate.
 pub const ADMIN_REPORT_MEMBERS: &str = "/v1/admin/reports/members";
+/// Segment sizes over recomputes (joined, departed) and the RFM score distribution.
+pub const ADMIN_REPORT_SEGMENTS: &str = "/v1/admin/reports/segments";
 /// The fraud watch list: members and tills by velocity, redemptions, refunds and refused codes.
 pub const ADMIN_REPORT_WATCH: &str = "/v1/admin/reports/watch";
 
@@ -179,6 +181,7 @@ pub const ALL: &[&str] = &[
     ADMIN_REPORT_DELIVERIES,
     ADMIN_REPORT_POINTS,
     ADMIN_REPORT_MEMBERS,
+    ADMIN_REPORT_SEGMENTS,
     ADMIN_REPORT_WATCH,
     CONSOLE_SESSION,
 ];

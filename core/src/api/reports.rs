@@ -245,6 +245,83 @@ impl MembersReport {
     }
 }
 
+/// One recompute of a segment: its members then, and how many joined and departed since the
+/// recompute before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentRun {
+    pub computed_at_ms: i64,
+    pub members: i64,
+    pub joined: i64,
+    pub departed: i64,
+}
+
+/// A segment's size now and over its latest recomputes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentSizes {
+    pub segment_id: String,
+    pub name: String,
+    pub members: i64,
+    /// When the batch job last computed it (absent: never, or edited since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_at_ms: Option<i64>,
+    /// Newest first.
+    pub runs: Vec<SegmentRun>,
+}
+
+/// Members per score (0 to 5) of one RFM dimension; 0 is no purchase in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScoreSizes {
+    /// `members[s]` members score `s`.
+    pub members: [i64; 6],
+}
+
+/// The segments' sizes and their migration between recomputes, and the RFM score distribution
+/// of the latest recompute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentsReport {
+    pub as_of_ms: i64,
+    pub segments: Vec<SegmentSizes>,
+    /// Members with a purchase in the RFM window at the latest recompute.
+    pub scored_members: i64,
+    pub recency: ScoreSizes,
+    pub frequency: ScoreSizes,
+    pub monetary: ScoreSizes,
+}
+
+impl SegmentsReport {
+    /// The report as CSV (`row,id,computed_at_ms,members,joined,departed`): a `segment` row per
+    /// recompute (one without a time for a segment never computed), then `recency`, `frequency`
+    /// and `monetary` rows with the score as the id.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("row,id,computed_at_ms,members,joined,departed\n");
+        for s in &self.segments {
+            if s.runs.is_empty() {
+                out.push_str(&format!("segment,{},,{},,\n", s.segment_id, s.members));
+            }
+            for r in &s.runs {
+                out.push_str(&format!(
+                    "segment,{},{},{},{},{}\n",
+                    s.segment_id, r.computed_at_ms, r.members, r.joined, r.departed
+                ));
+            }
+        }
+        for (name, sizes) in [
+            ("recency", &self.recency),
+            ("frequency", &self.frequency),
+            ("monetary", &self.monetary),
+        ] {
+            for (score, n) in sizes.members.iter().enumerate() {
+                out.push_str(&format!("{name},{score},,{n},,\n"));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +378,55 @@ mod tests {
             "measure,points,value_minor\navailable,100,50\npending,20,10\ntotal,120,60\n\
              expiring_30d,10,5\nmembers_with_points,3,\n"
         );
+    }
+
+    #[test]
+    fn the_segments_csv_has_a_row_per_run_and_score() {
+        let sizes = |n: i64| ScoreSizes {
+            members: [n, 1, 0, 0, 0, 2],
+        };
+        let report = SegmentsReport {
+            as_of_ms: 0,
+            segments: vec![
+                SegmentSizes {
+                    segment_id: "a".into(),
+                    name: "A".into(),
+                    members: 3,
+                    computed_at_ms: Some(20),
+                    runs: vec![
+                        SegmentRun {
+                            computed_at_ms: 20,
+                            members: 3,
+                            joined: 1,
+                            departed: 2,
+                        },
+                        SegmentRun {
+                            computed_at_ms: 10,
+                            members: 4,
+                            joined: 4,
+                            departed: 0,
+                        },
+                    ],
+                },
+                SegmentSizes {
+                    segment_id: "b".into(),
+                    name: "B".into(),
+                    members: 0,
+                    computed_at_ms: None,
+                    runs: Vec::new(),
+                },
+            ],
+            scored_members: 3,
+            recency: sizes(7),
+            frequency: sizes(7),
+            monetary: sizes(7),
+        };
+        let csv = report.to_csv();
+        assert!(csv.starts_with(
+            "row,id,computed_at_ms,members,joined,departed\n\
+             segment,a,20,3,1,2\nsegment,a,10,4,4,0\nsegment,b,,0,,\nrecency,0,,7,,\n"
+        ));
+        assert!(csv.ends_with("monetary,5,,2,,\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 1 + 3 + 18);
     }
 }

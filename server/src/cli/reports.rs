@@ -52,6 +52,16 @@ pub enum ReportCommand {
     /// refused codes over a window (default: the last 7 days); members with many devices;
     /// refused codes and offline exceptions by reason.
     Watch(super::watch::WatchArgs),
+    /// Segment sizes at their latest recomputes with who joined and departed, and the members per
+    /// RFM score.
+    Segments {
+        /// Recomputes shown per segment (default 10).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// The server's CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) -> CliResult {
@@ -112,6 +122,7 @@ pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) ->
             deliveries(client, &query, csv, json).await
         }
         ReportCommand::Watch(args) => super::watch::run(client, args, json).await,
+        ReportCommand::Segments { runs, csv } => segments(client, runs, csv, json).await,
         ReportCommand::Liability { csv: true } => {
             print!(
                 "{}",
@@ -232,5 +243,52 @@ async fn points(
         r.redemption_rate * 100.0,
         r.breakage_rate * 100.0
     );
+    Ok(())
+}
+
+async fn segments(client: &OperatorClient, runs: Option<u32>, csv: bool, json: bool) -> CliResult {
+    let fail = |e: loyalty_server::client::OperatorError| e.to_string();
+    if csv {
+        print!("{}", client.segments_report_csv(runs).await.map_err(fail)?);
+        return Ok(());
+    }
+    let r = client.segments_report(runs).await.map_err(fail)?;
+    if json {
+        return print_json(&r);
+    }
+    for s in &r.segments {
+        println!(
+            "segment {} ({}): {} members",
+            s.segment_id, s.name, s.members
+        );
+        for run in &s.runs {
+            println!(
+                "  {}  {:>10} members  +{} joined  -{} departed",
+                show_time(run.computed_at_ms),
+                run.members,
+                run.joined,
+                run.departed
+            );
+        }
+    }
+    println!(
+        "RFM scores ({} members with a purchase in the window)",
+        r.scored_members
+    );
+    println!(
+        "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "score", 0, 1, 2, 3, 4, 5
+    );
+    for (name, sizes) in [
+        ("recency", &r.recency),
+        ("frequency", &r.frequency),
+        ("monetary", &r.monetary),
+    ] {
+        let m = sizes.members;
+        println!(
+            "  {name:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+    }
     Ok(())
 }

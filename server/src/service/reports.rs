@@ -3,7 +3,8 @@
 
 use loyalty_core::api::reports::{
     DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, MembersReport, PeriodPoints,
-    PointsActivity, PointsMoved, PointsValue, TierCount,
+    PointsActivity, PointsMoved, PointsValue, ScoreSizes, SegmentRun, SegmentSizes, SegmentsReport,
+    TierCount,
 };
 use loyalty_core::calendar::Period;
 use loyalty_core::reasons::ReasonCode;
@@ -217,6 +218,65 @@ pub async fn members(app: &App) -> Result<MembersReport, DomainError> {
         } else {
             0.0
         },
+    })
+}
+
+/// Recomputes shown per segment by default, and at most.
+pub const DEFAULT_SEGMENT_RUNS: u32 = 10;
+pub const MAX_SEGMENT_RUNS: u32 = 100;
+
+/// Every segment's size now and over its latest `runs` recomputes (default
+/// [`DEFAULT_SEGMENT_RUNS`]) with who joined and departed at each, and the members per RFM score.
+pub async fn segments(app: &App, runs: Option<u32>) -> Result<SegmentsReport, DomainError> {
+    let runs = runs.unwrap_or(DEFAULT_SEGMENT_RUNS);
+    if runs == 0 || runs > MAX_SEGMENT_RUNS {
+        return Err(DomainError::bad_request(
+            "malformed_query",
+            "runs must be 1 to 100",
+        ));
+    }
+    let totals = app.storage.segment_totals(runs).await?;
+    let mut dims = [[0i64; 6]; 3];
+    let mut scored = 0;
+    for (r, f, m, n) in totals.scores {
+        scored += n;
+        for (dim, score) in dims.iter_mut().zip([r, f, m]) {
+            let cell = usize::try_from(score).unwrap_or(0).min(5);
+            dim[cell] += n;
+        }
+    }
+    // Members without a score bought nothing in the window: score 0 in every dimension.
+    let unscored = totals.members.saturating_sub(scored).max(0);
+    dims.iter_mut().for_each(|d| d[0] += unscored);
+    let [recency, frequency, monetary] = dims.map(|members| ScoreSizes { members });
+    let segments = totals
+        .segments
+        .into_iter()
+        .map(|(segment_id, name, members, computed_at_ms)| SegmentSizes {
+            runs: totals
+                .runs
+                .iter()
+                .filter(|r| r.0 == segment_id)
+                .map(|r| SegmentRun {
+                    computed_at_ms: r.1,
+                    members: r.2,
+                    joined: r.3,
+                    departed: r.4,
+                })
+                .collect(),
+            segment_id,
+            name,
+            members,
+            computed_at_ms,
+        })
+        .collect();
+    Ok(SegmentsReport {
+        as_of_ms: app.now_ms(),
+        segments,
+        scored_members: scored,
+        recency,
+        frequency,
+        monetary,
     })
 }
 

@@ -2014,6 +2014,59 @@ fn by_frequency(id: &str, name: &str, min: u8, max: u8) -> Segment {
     }
 }
 
+/// `recompute_segments`, `segment_totals`: each recompute records every segment's size and who
+/// joined and departed since the one before, newest first and as many as asked; the RFM scores
+/// are counted per combination; a deleted segment's history goes with it.
+pub async fn segment_runs_record_sizes_and_migration(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    let buy = async |member: &str, key: &str, at: i64| {
+        let b = book(&s, member).await;
+        let mut posting = purchase(key, member, b.revision, b.state.balance, 1);
+        posting.at_ms = at;
+        assert_eq!(s.post(posting).await.unwrap(), PostOutcome::Posted);
+    };
+    let buyers = by_frequency("buyers", "Buyers", 1, 5);
+    assert_eq!(
+        s.create_segment(&buyers, NOW).await.unwrap(),
+        SegmentCreation::Created
+    );
+    buy("m1", "till:t1:a1", NOW).await;
+    s.recompute_segments(NOW + 1, DAY, Box::new(|_| {}))
+        .await
+        .unwrap();
+    buy("m2", "till:t1:b1", NOW + 5 * DAY).await;
+    let later = NOW + 5 * DAY + 1;
+    s.recompute_segments(later, DAY, Box::new(|_| {}))
+        .await
+        .unwrap();
+    let totals = s.segment_totals(10).await.unwrap();
+    assert_eq!(
+        totals.segments,
+        [("buyers".to_string(), "Buyers".to_string(), 1, Some(later))]
+    );
+    let b =
+        |at: i64, members, joined, departed| ("buyers".to_string(), at, members, joined, departed);
+    assert_eq!(
+        totals.runs,
+        [b(later, 1, 1, 1), b(NOW + 1, 1, 1, 0)],
+        "m1 left, m2 joined"
+    );
+    assert_eq!(
+        totals.scores,
+        [(1, 1, 1, 1)],
+        "only m2 bought in the window"
+    );
+    assert_eq!(totals.members, 2);
+    assert_eq!(s.segment_totals(1).await.unwrap().runs, [b(later, 1, 1, 1)]);
+    assert_eq!(
+        s.delete_segment("buyers", later).await.unwrap(),
+        SegmentDeletion::Deleted
+    );
+    let gone = s.segment_totals(10).await.unwrap();
+    assert!(gone.segments.is_empty() && gone.runs.is_empty());
+}
+
 /// A recompute follows the purchases since the last one: scores that changed are rewritten (the
 /// most frequent buyer changes places), and members with no purchase left in the window lose
 /// their scores — a segment built on the scores shows both.
@@ -2959,6 +3012,7 @@ macro_rules! storage_conformance {
             segments_are_recomputed_and_reach_offers,
             segments_are_edited_and_deleted_unless_in_use,
             scores_follow_purchases_from_one_recompute_to_the_next,
+            segment_runs_record_sizes_and_migration,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
             each_recipient_gets_the_fate_the_policy_gives_it,

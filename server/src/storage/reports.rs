@@ -81,6 +81,20 @@ pub struct MemberTotals {
     pub repeat: i64,
 }
 
+/// Segments and RFM scores counted, before the service shapes the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentTotals {
+    /// (segment id, name, members, computed at), by segment id.
+    pub segments: Vec<(String, String, i64, Option<i64>)>,
+    /// (segment id, computed at, members, joined, departed): each segment's latest recomputes,
+    /// newest first.
+    pub runs: Vec<(String, i64, i64, i64, i64)>,
+    /// (recency, frequency, monetary, members) for every score combination held.
+    pub scores: Vec<(i64, i64, i64, i64)>,
+    /// All members (those without a score bought nothing in the window).
+    pub members: i64,
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync + 'static {
     /// Outstanding points at `now_ms`: available (matured) and pending, and how many of them
@@ -112,4 +126,9 @@ pub trait ReportStore: Send + Sync + 'static {
         enrolled_since: i64,
         active_since: [i64; 2],
     ) -> Result<MemberTotals, StorageError>;
+
+    /// Every segment with its size, its `runs` latest recomputes (members, joined, departed),
+    /// the members per RFM score combination and all members: one scan of the scores, the rest
+    /// small tables.
+    async fn segment_totals(&self, runs: u32) -> Result<SegmentTotals, StorageError>;
 }

@@ -434,3 +434,89 @@ fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
         s.server.stop().await;
     });
 }
+
+/// The batch job as `loyalty admin segments recompute` runs it, on the shop's clock.
+async fn recompute(s: &Shop) {
+    use loyalty_core::clock::Clock;
+    loyalty_tests::backend::open_storage(&s.server.database)
+        .await
+        .recompute_segments(
+            s.clock.now_ms(),
+            loyalty_server::storage::DEFAULT_RFM_WINDOW_MS,
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_segments_report_shows_sizes_migration_and_rfm_scores() {
+    rt().block_on(async {
+        use loyalty_core::api::PostSegment;
+        use loyalty_core::segments::{ScoreRange, SegmentRules};
+        let s = shop().await;
+        let op = s.server.operator();
+        let buyers = PostSegment {
+            id: Some("buyers".into()),
+            name: "Bought this year".into(),
+            rules: SegmentRules {
+                frequency: Some(ScoreRange { min: 1, max: 5 }),
+                ..SegmentRules::default()
+            },
+        };
+        op.create_segment(&buyers).await.unwrap();
+        let (_bob, bob_phone) = s.another_member("bob").await;
+        buy(&s, &s.next_code().text, "a1", 1_000).await;
+        recompute(&s).await;
+        // A day later Bob buys too: the next recompute counts him in.
+        s.clock.advance(DAY_MS);
+        buy(&s, &s.code_of(&bob_phone), "b1", 1_000).await;
+        recompute(&s).await;
+
+        let r = op.segments_report(None).await.unwrap();
+        assert_eq!(r.segments.len(), 1);
+        let seg = &r.segments[0];
+        assert_eq!((seg.segment_id.as_str(), seg.members), ("buyers", 2));
+        let runs: Vec<_> = seg
+            .runs
+            .iter()
+            .map(|r| (r.members, r.joined, r.departed))
+            .collect();
+        assert_eq!(runs, [(2, 1, 0), (1, 1, 0)], "newest first: Bob joined");
+        assert_eq!(r.scored_members, 2);
+        assert_eq!(
+            r.frequency.members.iter().sum::<i64>(),
+            2,
+            "every member once"
+        );
+        assert_eq!(r.frequency.members[0], 0, "both bought");
+        assert_eq!(
+            op.segments_report(Some(1)).await.unwrap().segments[0]
+                .runs
+                .len(),
+            1
+        );
+
+        let http = reqwest::Client::new();
+        let get = |query: &'static str| {
+            http.get(format!("{}/v1/admin/reports/segments{query}", s.server.url))
+                .bearer_auth(OPERATOR_TOKEN)
+                .send()
+        };
+        let csv = get("?format=csv").await.unwrap().text().await.unwrap();
+        assert_eq!(csv, r.to_csv());
+        assert!(csv.contains("segment,buyers,"), "{csv}");
+        for bad in ["?runs=0", "?runs=101", "?format=pdf", "?limit=3"] {
+            let response = get(bad).await.unwrap();
+            assert_eq!(response.status(), 400, "{bad}");
+        }
+        let out = loyalty(&s.server.url, &["admin", "report", "segments"]).await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout(&out).contains("segment buyers (Bought this year): 2 members"),
+            "{}",
+            stdout(&out)
+        );
+        s.server.stop().await;
+    });
+}

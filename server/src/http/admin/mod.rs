@@ -65,5 +65,6 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(reports::deliveries))
         .routes(routes!(reports::points))
         .routes(routes!(reports::members))
+        .routes(routes!(reports::segments))
         .routes(routes!(reports::watch))
 }

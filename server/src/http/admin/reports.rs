@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
-use loyalty_core::api::reports::{DeliveryReport, LiabilityReport, MembersReport, PointsActivity};
+use loyalty_core::api::reports::{
+    DeliveryReport, LiabilityReport, MembersReport, PointsActivity, SegmentsReport,
+};
 use loyalty_core::api::watch_list::{WatchList, WatchOrder};
 
 use crate::app::App;
@@ -169,6 +171,43 @@ pub async fn points(
     let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::points_activity(&app, q.period.as_deref(), q.from_ms, q.to_ms).await?;
     answer(q.format, report, PointsActivity::to_csv, "points.csv")
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentsQuery {
+    /// Recomputes shown per segment, newest first (default 10, at most 100).
+    #[serde(default)]
+    runs: Option<u32>,
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    #[param(inline)]
+    format: Format,
+}
+
+/// Every segment's size now and at its latest recomputes, with how many members joined and
+/// departed at each (the migration between two recomputes), and the members per RFM score.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_REPORT_SEGMENTS,
+    tag = "admin",
+    params(SegmentsQuery),
+    responses(
+        (status = 200, description = "The report: JSON, or with format=csv the rows row,id,computed_at_ms,members,joined,departed",
+            content((SegmentsReport = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication
+    ),
+    security(("operator" = []))
+)]
+pub async fn segments(
+    State(app): State<Arc<App>>,
+    _: Operator,
+    query: Result<Query<SegmentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let report = reports::segments(&app, q.runs).await?;
+    answer(q.format, report, SegmentsReport::to_csv, "segments.csv")
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

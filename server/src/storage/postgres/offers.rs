@@ -461,6 +461,7 @@ impl OfferStore for PgStorage {
         }
         for sql in [
             "DELETE FROM segment_members WHERE segment_id = $1",
+            "DELETE FROM segment_runs WHERE segment_id = $1",
             "DELETE FROM segments WHERE segment_id = $1",
         ] {
             tx.exec(sql, &[&segment_id]).await.map_err(backend)?;

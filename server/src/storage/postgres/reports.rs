@@ -8,7 +8,7 @@ use super::{Cached, PgStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
     DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
-    StorageError,
+    SegmentTotals, StorageError,
 };
 
 const LIABILITY: &str = "
@@ -52,6 +52,18 @@ const BUYERS: &str = "
         WHERE kind = 'purchase' AND at >= $2 GROUP BY member_id)
     SELECT count(*) FILTER (WHERE last >= $1), count(*), count(*) FILTER (WHERE n >= 2)
     FROM buyers";
+
+/// The segments with their sizes.
+const SEGMENTS: &str = "
+    SELECT segment_id, name, member_count, computed_at FROM segments ORDER BY segment_id COLLATE \"C\"";
+/// Each segment's latest `?1` runs, newest first.
+const RUNS: &str = "
+    SELECT segment_id, computed_at, members, joined, departed FROM (
+        SELECT r.*, row_number() OVER (PARTITION BY segment_id ORDER BY computed_at DESC) AS n
+        FROM segment_runs r) runs
+    WHERE n <= $1 ORDER BY segment_id COLLATE \"C\", computed_at DESC";
+const SCORES: &str = "
+    SELECT recency, frequency, monetary, count(*)::bigint FROM member_rfm GROUP BY 1, 2, 3";
 
 /// A grouped row of four columns, as the tier, day and delivery reports read them.
 fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
@@ -147,5 +159,36 @@ impl ReportStore for PgStorage {
             expiring: vec![get(2)?, get(3)?, get(4)?],
             members_with_points: get(5)?,
         })
+    }
+
+    async fn segment_totals(&self, runs: u32) -> Result<SegmentTotals, StorageError> {
+        let runs = i64::from(runs);
+        self.snapshot(async |tx| {
+            let segments = tx.fetch_all(SEGMENTS, &[]).await.map_err(backend)?;
+            let history = tx.fetch_all(RUNS, &[&runs]).await.map_err(backend)?;
+            let scores = tx.fetch_all(SCORES, &[]).await.map_err(backend)?;
+            let members = tx
+                .fetch_one("SELECT count(*) FROM members", &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(backend)?;
+            let run = |r: &Row| -> Result<_, StorageError> {
+                let get = |i: usize| r.try_get::<_, i64>(i).map_err(backend);
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    get(1)?,
+                    get(2)?,
+                    get(3)?,
+                    get(4)?,
+                ))
+            };
+            Ok(SegmentTotals {
+                segments: segments.iter().map(four).collect::<Result<_, _>>()?,
+                runs: history.iter().map(run).collect::<Result<_, _>>()?,
+                scores: scores.iter().map(four).collect::<Result<_, _>>()?,
+                members,
+            })
+        })
+        .await
     }
 }

@@ -112,6 +112,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "025_code_refusals",
         include_str!("../../../migrations/postgres/025_code_refusals.sql"),
     ),
+    (
+        "026_segment_runs",
+        include_str!("../../../migrations/postgres/026_segment_runs.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

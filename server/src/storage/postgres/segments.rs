@@ -249,6 +249,15 @@ async fn segment(
     )
     .await
     .map_err(backend)?;
+    tx.exec(
+        "INSERT INTO segment_runs (segment_id, computed_at, members, joined, departed)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (segment_id, computed_at) DO UPDATE
+         SET members = excluded.members, joined = excluded.joined, departed = excluded.departed",
+        &[&id, &now, &members, &joined, &left],
+    )
+    .await
+    .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     Ok((members, joined, left))
 }

@@ -69,6 +69,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/022_console_sessions.sql"),
     include_str!("../../../migrations/sqlite/023_offer_management.sql"),
     include_str!("../../../migrations/sqlite/024_code_refusals.sql"),
+    include_str!("../../../migrations/sqlite/025_segment_runs.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -506,8 +506,12 @@ impl OfferStore for SqliteStorage {
                     params![id, name, rules],
                 )
                 .map_err(backend)?;
-            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [&id])
-                .map_err(backend)?;
+            for sql in [
+                "DELETE FROM segment_members WHERE segment_id = ?1",
+                "DELETE FROM segment_runs WHERE segment_id = ?1",
+            ] {
+                tx.execute(sql, [&id]).map_err(backend)?;
+            }
             tx.commit().map_err(backend)?;
             Ok(n == 1)
         })
@@ -536,8 +540,12 @@ impl OfferStore for SqliteStorage {
             if let Some(offer_id) = using {
                 return Ok(SegmentDeletion::InUse { offer_id });
             }
-            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [&id])
-                .map_err(backend)?;
+            for sql in [
+                "DELETE FROM segment_members WHERE segment_id = ?1",
+                "DELETE FROM segment_runs WHERE segment_id = ?1",
+            ] {
+                tx.execute(sql, [&id]).map_err(backend)?;
+            }
             let n = tx
                 .execute("DELETE FROM segments WHERE segment_id = ?1", [&id])
                 .map_err(backend)?;

@@ -8,7 +8,7 @@ use super::{SqliteStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
     DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
-    StorageError,
+    SegmentTotals, StorageError,
 };
 
 /// Open lots only (`remaining > 0`): the partial covering index `lots_open_by_member` holds them.
@@ -52,6 +52,18 @@ const BUYERS: &str = "
         WHERE kind = 'purchase' AND at >= ?2 GROUP BY member_id)
     SELECT count(*) FILTER (WHERE last >= ?1), count(*), count(*) FILTER (WHERE n >= 2)
     FROM buyers";
+
+/// The segments with their sizes.
+const SEGMENTS: &str = "
+    SELECT segment_id, name, member_count, computed_at FROM segments ORDER BY segment_id";
+/// Each segment's latest `?1` runs, newest first.
+const RUNS: &str = "
+    SELECT segment_id, computed_at, members, joined, departed FROM (
+        SELECT r.*, row_number() OVER (PARTITION BY segment_id ORDER BY computed_at DESC) AS n
+        FROM segment_runs r)
+    WHERE n <= ?1 ORDER BY segment_id, computed_at DESC";
+const SCORES: &str = "
+    SELECT recency, frequency, monetary, count(*) FROM member_rfm GROUP BY 1, 2, 3";
 
 /// A grouped row of four columns, as the tier, day and delivery reports read them.
 fn four<A, B, C, D>(r: &rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C, D)>
@@ -144,6 +156,40 @@ impl ReportStore for SqliteStorage {
                 })
             })
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn segment_totals(&self, runs: u32) -> Result<SegmentTotals, StorageError> {
+        self.read(move |conn| {
+            // One read transaction: sizes, runs and scores from the same recompute.
+            let tx = conn.transaction().map_err(backend)?;
+            let segments = tx
+                .prepare_cached(SEGMENTS)
+                .and_then(|mut s| s.query_map([], four)?.collect())
+                .map_err(backend)?;
+            let runs = tx
+                .prepare_cached(RUNS)
+                .and_then(|mut s| {
+                    s.query_map([runs], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect()
+                })
+                .map_err(backend)?;
+            let scores = tx
+                .prepare_cached(SCORES)
+                .and_then(|mut s| s.query_map([], four)?.collect())
+                .map_err(backend)?;
+            let members = tx
+                .query_row("SELECT count(*) FROM members", [], |r| r.get(0))
+                .map_err(backend)?;
+            Ok(SegmentTotals {
+                segments,
+                runs,
+                scores,
+                members,
+            })
         })
         .await
     }

@@ -218,6 +218,12 @@ pub(super) fn recompute(
             params![id, now, members as i64],
         )
         .map_err(backend)?;
+        conn.execute(
+            "INSERT OR REPLACE INTO segment_runs (segment_id, computed_at, members, joined, departed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, now, members as i64, joined as i64, left as i64],
+        )
+        .map_err(backend)?;
         report.segments.push((id.clone(), members as i64));
         progress(&format!(
             "segment {}/{total} `{id}`: {members} members ({joined} joined, {left} left) ({})",
