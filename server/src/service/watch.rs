@@ -13,8 +13,9 @@ use crate::storage::{WatchActivity, WatchQuery};
 
 /// The default window: the last 7 days.
 pub const DEFAULT_WATCH_DAYS: i64 = 7;
-/// The longest window one watch list covers.
-pub const MAX_WATCH_DAYS: i64 = 366;
+/// The longest window one watch list covers: a quarter. Velocity is a matter of days; a longer
+/// window would read most of the postings ever made (see docs/benchmarks.md).
+pub const MAX_WATCH_DAYS: i64 = 92;
 /// Members and tills listed by default, and at most.
 pub const DEFAULT_WATCH_LIMIT: u32 = 20;
 pub const MAX_WATCH_LIMIT: u32 = 200;
@@ -76,7 +77,7 @@ fn query(now: i64, r: WatchRequest) -> Result<WatchQuery, DomainError> {
         return Err(bad("from_ms must be before to_ms"));
     }
     if to_ms.saturating_sub(from_ms) > MAX_WATCH_DAYS * DAY_MS {
-        return Err(bad("the window is at most 366 days"));
+        return Err(bad("the window is at most 92 days"));
     }
     let limit = r.limit.unwrap_or(DEFAULT_WATCH_LIMIT);
     if limit == 0 || limit > MAX_WATCH_LIMIT {
@@ -149,7 +150,7 @@ mod tests {
             },
             WatchRequest {
                 from_ms: Some(0),
-                to_ms: Some(400 * DAY_MS),
+                to_ms: Some(93 * DAY_MS),
                 ..WatchRequest::default()
             },
             WatchRequest {

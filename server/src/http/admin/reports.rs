@@ -222,7 +222,7 @@ pub struct WatchQuery {
     /// The window's start (ms since the epoch; default 7 days before its end).
     #[serde(default)]
     from_ms: Option<i64>,
-    /// The window's end, exclusive (default now); at most 366 days after its start.
+    /// The window's end, exclusive (default now); at most 92 days after its start.
     #[serde(default)]
     to_ms: Option<i64>,
     /// Members and tills listed (default 20, at most 200).

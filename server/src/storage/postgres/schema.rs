@@ -116,6 +116,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "026_segment_runs",
         include_str!("../../../migrations/postgres/026_segment_runs.sql"),
     ),
+    (
+        "027_postings_by_time",
+        include_str!("../../../migrations/postgres/027_postings_by_time.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -70,6 +70,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/023_offer_management.sql"),
     include_str!("../../../migrations/sqlite/024_code_refusals.sql"),
     include_str!("../../../migrations/sqlite/025_segment_runs.sql"),
+    include_str!("../../../migrations/sqlite/026_postings_by_time.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
