@@ -196,12 +196,18 @@ impl PointsActivity {
     }
 }
 
-/// Members of one tier.
+/// Members of one tier, and its movement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierCount {
     pub tier: String,
     pub members: i64,
+    /// Members who reached this tier (up or down, or by joining on it) in the last 30 days.
+    #[serde(default)]
+    pub entered_30d: i64,
+    /// Members a review found below this tier: they move down at their downgrade date.
+    #[serde(default)]
+    pub downgrading: i64,
 }
 
 /// Who the members are and how many of them buy: the tier distribution, enrollments, activity and
@@ -224,7 +230,8 @@ pub struct MembersReport {
 }
 
 impl MembersReport {
-    /// The report as CSV (`measure,value`), tiers as `tier:ID` rows.
+    /// The report as CSV (`measure,value`), tiers as `tier:ID`, `tier_entered_30d:ID` and
+    /// `tier_downgrading:ID` rows.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("measure,value\n");
         let figures = [
@@ -240,6 +247,8 @@ impl MembersReport {
         out.push_str(&format!("repeat_rate_90d,{:.4}\n", self.repeat_rate_90d));
         for t in &self.tiers {
             out.push_str(&format!("tier:{},{}\n", t.tier, t.members));
+            out.push_str(&format!("tier_entered_30d:{},{}\n", t.tier, t.entered_30d));
+            out.push_str(&format!("tier_downgrading:{},{}\n", t.tier, t.downgrading));
         }
         out
     }

@@ -83,7 +83,10 @@ pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) ->
                 r.repeat_rate_90d * 100.0
             );
             for t in &r.tiers {
-                println!("  tier {:<12} {:>10}", t.tier, t.members);
+                println!(
+                    "  tier {:<12} {:>10}  ({} entered in 30 days, {} moving down)",
+                    t.tier, t.members, t.entered_30d, t.downgrading
+                );
             }
             Ok(())
         }

@@ -11,7 +11,7 @@ use loyalty_core::reasons::ReasonCode;
 
 use crate::app::App;
 use crate::error::DomainError;
-use crate::storage::DeliveryScope;
+use crate::storage::{DeliveryScope, TierTotals};
 
 /// The horizons of the expiring points, in days.
 pub const EXPIRY_HORIZONS_DAYS: [i64; 3] = [30, 60, 90];
@@ -196,19 +196,21 @@ pub async fn members(app: &App) -> Result<MembersReport, DomainError> {
         .storage
         .member_totals(days(30), [days(30), days(90)])
         .await?;
-    let sum = |pick: fn(&(String, i64, i64, i64)) -> i64| totals.tiers.iter().map(pick).sum();
+    let sum = |pick: fn(&TierTotals) -> i64| totals.tiers.iter().map(pick).sum();
     let [active_30d, active_90d] = totals.active;
     Ok(MembersReport {
         as_of_ms: now,
-        members: sum(|t| t.1),
-        blocked: sum(|t| t.2),
-        enrolled_30d: sum(|t| t.3),
+        members: sum(|t| t.members),
+        blocked: sum(|t| t.blocked),
+        enrolled_30d: sum(|t| t.enrolled),
         tiers: totals
             .tiers
             .iter()
-            .map(|(tier, members, ..)| TierCount {
-                tier: tier.clone(),
-                members: *members,
+            .map(|t| TierCount {
+                tier: t.tier.clone(),
+                members: t.members,
+                entered_30d: t.entered,
+                downgrading: t.downgrading,
             })
             .collect(),
         active_30d,

@@ -70,11 +70,25 @@ pub(crate) fn day_movements(
     merged.into_values().collect()
 }
 
+/// One tier's members counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TierTotals {
+    pub tier: String,
+    pub members: i64,
+    pub blocked: i64,
+    /// Created since `enrolled_since`.
+    pub enrolled: i64,
+    /// In this tier since `enrolled_since` (reached it, up or down, or joined on it).
+    pub entered: i64,
+    /// Found below this tier by a review: they move down at their downgrade date.
+    pub downgrading: i64,
+}
+
 /// Members counted, before the service shapes the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberTotals {
-    /// (tier, members, blocked members, members created since `enrolled_since`), by tier.
-    pub tiers: Vec<(String, i64, i64, i64)>,
+    /// By tier.
+    pub tiers: Vec<TierTotals>,
     /// Members with a purchase since `active_since[0]` and since `active_since[1]`.
     pub active: [i64; 2],
     /// Members with two purchases or more since `active_since[1]`.
@@ -117,8 +131,8 @@ pub trait ReportStore: Send + Sync + 'static {
         to_ms: i64,
     ) -> Result<Vec<DayMovement>, StorageError>;
 
-    /// Members by tier (with how many are blocked and how many were created since
-    /// `enrolled_since`), and buyers since each of `active_since` (the longer window second),
+    /// Members by tier (with how many are blocked, were created since `enrolled_since`, entered
+    /// their tier since then, and are due to move down), and buyers since each of `active_since` (the longer window second),
     /// with how many of the second bought at least twice: one scan of members, one of the
     /// window's postings.
     async fn member_totals(

@@ -397,14 +397,20 @@ fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
         assert_eq!(r.repeat_rate_90d, 0.5, "Anna bought twice, Bob once");
         assert_eq!(r.tiers.len(), 1);
         assert_eq!((r.tiers[0].tier.as_str(), r.tiers[0].members), ("base", 3));
+        assert_eq!(
+            (r.tiers[0].entered_30d, r.tiers[0].downgrading),
+            (3, 0),
+            "everyone joined on base this month"
+        );
 
-        // Two months on, nobody has bought for 30 days.
+        // Two months on, nobody has bought for 30 days, nor moved tier.
         s.clock.advance(60 * DAY_MS);
         let later = op.members_report().await.unwrap();
         assert_eq!(
             (later.enrolled_30d, later.active_30d, later.active_90d),
             (0, 0, 2)
         );
+        assert_eq!(later.tiers[0].entered_30d, 0);
 
         let http = reqwest::Client::new();
         let csv = http
@@ -421,7 +427,9 @@ fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
             .unwrap();
         assert_eq!(csv, later.to_csv());
         assert!(
-            csv.contains("tier:base,3\n") && csv.contains("repeat_rate_90d,0.5000\n"),
+            csv.contains("tier:base,3\n")
+                && csv.contains("tier_entered_30d:base,0\n")
+                && csv.contains("repeat_rate_90d,0.5000\n"),
             "{csv}"
         );
         let out = loyalty(&s.server.url, &["admin", "report", "members"]).await;

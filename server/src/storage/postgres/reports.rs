@@ -8,7 +8,7 @@ use super::{Cached, PgStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
     DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
-    SegmentTotals, StorageError,
+    SegmentTotals, StorageError, TierTotals,
 };
 
 const LIABILITY: &str = "
@@ -43,7 +43,10 @@ const POINTS_BY_DAY: &str = "
 
 /// Members by tier.
 const TIERS: &str = "
-    SELECT tier, count(*), count(*) FILTER (WHERE status = 'blocked'), count(*) FILTER (WHERE created_at >= $1)
+    SELECT tier, count(*), count(*) FILTER (WHERE status = 'blocked'),
+           count(*) FILTER (WHERE created_at >= $1),
+           count(*) FILTER (WHERE coalesce(tier_since, created_at) >= $1),
+           count(*) FILTER (WHERE tier_downgrade_at IS NOT NULL)
     FROM members GROUP BY tier ORDER BY tier COLLATE \"C\"";
 /// Buyers in the longer window ($2), those of the shorter ($1), and repeat buyers.
 const BUYERS: &str = "
@@ -64,6 +67,19 @@ const RUNS: &str = "
     WHERE n <= $1 ORDER BY segment_id COLLATE \"C\", computed_at DESC";
 const SCORES: &str = "
     SELECT recency, frequency, monetary, count(*)::bigint FROM member_rfm GROUP BY 1, 2, 3";
+
+/// A row of [`TIERS`].
+fn tier_row(r: &Row) -> Result<TierTotals, StorageError> {
+    let get = |i: usize| r.try_get::<_, i64>(i).map_err(backend);
+    Ok(TierTotals {
+        tier: r.try_get(0).map_err(backend)?,
+        members: get(1)?,
+        blocked: get(2)?,
+        enrolled: get(3)?,
+        entered: get(4)?,
+        downgrading: get(5)?,
+    })
+}
 
 /// A grouped row of four columns, as the tier, day and delivery reports read them.
 fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
@@ -91,7 +107,7 @@ impl ReportStore for PgStorage {
         self.snapshot(async |tx| {
             let tiers = tx.fetch_all(TIERS, &[&enrolled_since]).await;
             let tiers = tiers.map_err(backend)?;
-            let tiers = tiers.iter().map(four).collect::<Result<_, _>>()?;
+            let tiers = tiers.iter().map(tier_row).collect::<Result<_, _>>()?;
             let r = tx
                 .fetch_one(BUYERS, &[&active_since[0], &active_since[1]])
                 .await

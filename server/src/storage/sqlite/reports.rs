@@ -8,7 +8,7 @@ use super::{SqliteStorage, backend};
 use crate::storage::reports::day_movements;
 use crate::storage::{
     DayMovement, DeliveryScope, DeliveryTotals, LiabilityTotals, MemberTotals, ReportStore,
-    SegmentTotals, StorageError,
+    SegmentTotals, StorageError, TierTotals,
 };
 
 /// Open lots only (`remaining > 0`): the partial covering index `lots_open_by_member` holds them.
@@ -43,7 +43,8 @@ const POINTS_BY_DAY: &str = "
 
 /// Members by tier.
 const TIERS: &str = "
-    SELECT tier, count(*), sum(status = 'blocked'), sum(created_at >= ?1)
+    SELECT tier, count(*), sum(status = 'blocked'), sum(created_at >= ?1),
+           sum(coalesce(tier_since, created_at) >= ?1), sum(tier_downgrade_at IS NOT NULL)
     FROM members GROUP BY tier ORDER BY tier";
 /// Buyers in the longer window (?2), those of the shorter (?1), and repeat buyers.
 const BUYERS: &str = "
@@ -64,6 +65,18 @@ const RUNS: &str = "
     WHERE n <= ?1 ORDER BY segment_id, computed_at DESC";
 const SCORES: &str = "
     SELECT recency, frequency, monetary, count(*) FROM member_rfm GROUP BY 1, 2, 3";
+
+/// A row of [`TIERS`].
+fn tier_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierTotals> {
+    Ok(TierTotals {
+        tier: r.get(0)?,
+        members: r.get(1)?,
+        blocked: r.get(2)?,
+        enrolled: r.get(3)?,
+        entered: r.get(4)?,
+        downgrading: r.get(5)?,
+    })
+}
 
 /// A grouped row of four columns, as the tier, day and delivery reports read them.
 fn four<A, B, C, D>(r: &rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C, D)>
@@ -88,7 +101,7 @@ impl ReportStore for SqliteStorage {
             let tx = conn.transaction().map_err(backend)?;
             let tiers = tx
                 .prepare_cached(TIERS)
-                .and_then(|mut s| s.query_map([enrolled_since], four)?.collect())
+                .and_then(|mut s| s.query_map([enrolled_since], tier_row)?.collect())
                 .map_err(backend)?;
             let (short, long, repeat) = tx
                 .query_row(BUYERS, params![active_since[0], active_since[1]], |r| {
