@@ -542,6 +542,15 @@ impl OperatorClient {
         self.api.send(self.api.http.get(url)).await
     }
 
+    /// The offer's uptake in every segment.
+    pub async fn offer_uptake(
+        &self,
+        offer_id: &str,
+    ) -> Result<loyalty_core::api::offer_admin::OfferUptake, OperatorError> {
+        let url = self.api.url(&paths::admin_offer_uptake(offer_id));
+        self.api.send(self.api.http.get(url)).await
+    }
+
     /// Ends the offer now (`withdraw`: and takes it off members' phones).
     pub async fn end_offer(
         &self,

@@ -105,6 +105,33 @@ pub struct OfferRecord {
     pub figures: OfferFigures,
 }
 
+/// How one segment's members took up an offer: how many it reached, clipped it and used it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentUptake {
+    pub segment_id: String,
+    pub name: String,
+    /// The segment's members now.
+    pub members: i64,
+    /// Of them, given the offer; activated (clipped) it; used it; and its uses.
+    pub reached: i64,
+    pub activated: i64,
+    pub used_by: i64,
+    pub uses: i64,
+}
+
+/// An offer's uptake by segment (`GET /v1/admin/offers/{offer_id}/uptake`), whatever segment it
+/// was published to: which groups of members take it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferUptake {
+    pub offer_id: String,
+    /// The offer's own figures over all members.
+    pub figures: OfferFigures,
+    /// Every segment, by id; members in several segments count in each.
+    pub segments: Vec<SegmentUptake>,
+}
+
 /// What an operator does to an offer before its time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferEnd {

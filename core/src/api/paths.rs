@@ -82,6 +82,8 @@ pub const ADMIN_OFFER: &str = "/v1/admin/offers/{offer_id}";
 pub const ADMIN_OFFER_END: &str = "/v1/admin/offers/{offer_id}/end";
 /// Withdraws an offer: gone from members' phones at their next sync.
 pub const ADMIN_OFFER_WITHDRAW: &str = "/v1/admin/offers/{offer_id}/withdraw";
+/// An offer's uptake by segment.
+pub const ADMIN_OFFER_UPTAKE: &str = "/v1/admin/offers/{offer_id}/uptake";
 /// Defines (POST) and lists (GET) segments.
 pub const ADMIN_SEGMENTS: &str = "/v1/admin/segments";
 /// Edits (PUT) or deletes (DELETE) a segment.
@@ -163,6 +165,7 @@ pub const ALL: &[&str] = &[
     ADMIN_OFFERS,
     ADMIN_OFFER,
     ADMIN_OFFER_END,
+    ADMIN_OFFER_UPTAKE,
     ADMIN_OFFER_WITHDRAW,
     ADMIN_SEGMENTS,
     ADMIN_SEGMENT,
@@ -276,6 +279,10 @@ pub fn admin_offer(offer_id: &str) -> String {
 
 pub fn admin_offer_end(offer_id: &str) -> String {
     fill(ADMIN_OFFER_END, &[offer_id])
+}
+
+pub fn admin_offer_uptake(offer_id: &str) -> String {
+    fill(ADMIN_OFFER_UPTAKE, &[offer_id])
 }
 
 pub fn admin_offer_withdraw(offer_id: &str) -> String {

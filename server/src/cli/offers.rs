@@ -1,5 +1,5 @@
-//! `loyalty admin offers …`: offers with their figures (reach, activations, uses), one offer, and
-//! ending one early or withdrawing it. Publishing is `loyalty admin offer`.
+//! `loyalty admin offers …`: offers with their figures (reach, activations, uses), one offer, its
+//! uptake by segment, and ending one early or withdrawing it. Publishing is `loyalty admin offer`.
 
 use clap::Subcommand;
 use loyalty_core::api::offer_admin::OfferRecord;
@@ -22,6 +22,8 @@ pub enum OffersCommand {
     },
     /// One offer with its terms and figures.
     Show { offer_id: String },
+    /// How each segment's members took the offer up: reached, activated, used.
+    Uptake { offer_id: String },
     /// End the offer now: tills stop applying it, phones show it ended at their next sync.
     End { offer_id: String },
     /// Withdraw the offer: as `end`, and it leaves members' phones at their next sync.
@@ -54,6 +56,23 @@ pub async fn run(client: &OperatorClient, command: OffersCommand, json: bool) ->
         }
         OffersCommand::Show { offer_id } => {
             print(client.offer(&offer_id).await.map_err(fail)?, json)
+        }
+        OffersCommand::Uptake { offer_id } => {
+            let u = client.offer_uptake(&offer_id).await.map_err(fail)?;
+            if json {
+                return print_json(&u);
+            }
+            println!(
+                "{}: reached {}, activated {}, used by {} ({} uses)",
+                u.offer_id, u.figures.reach, u.figures.activated, u.figures.used_by, u.figures.uses
+            );
+            for s in &u.segments {
+                println!(
+                    "  {:<20} {:>10} members {:>10} reached {:>10} activated {:>10} used by {:>8} uses",
+                    s.segment_id, s.members, s.reached, s.activated, s.used_by, s.uses
+                );
+            }
+            Ok(())
         }
         OffersCommand::End { offer_id } => print(
             client.end_offer(&offer_id, false).await.map_err(fail)?,

@@ -4,7 +4,7 @@
 //! withdrawn one disappears). No document is loaded here; `docs/offers-and-segments.md` has the
 //! decisions.
 
-use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus, OfferUptake};
 
 use crate::app::App;
 use crate::error::DomainError;
@@ -57,6 +57,21 @@ pub async fn show(app: &App, offer_id: &str) -> Result<OfferRecord, DomainError>
 }
 
 /// Ends the offer now, or withdraws it; doing it again changes nothing.
+/// The offer's uptake by segment, with its own figures.
+pub async fn uptake(app: &App, offer_id: &str) -> Result<OfferUptake, DomainError> {
+    let record = show(app, offer_id).await?;
+    let segments = app
+        .storage
+        .offer_uptake(offer_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(OfferUptake {
+        offer_id: offer_id.to_string(),
+        figures: record.figures,
+        segments,
+    })
+}
+
 pub async fn end(app: &App, offer_id: &str, how: OfferEnd) -> Result<OfferRecord, DomainError> {
     let record = app
         .storage

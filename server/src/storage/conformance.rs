@@ -1824,6 +1824,50 @@ pub async fn offers_are_listed_with_figures_and_ended_or_withdrawn(s: Arc<dyn St
     );
     assert_eq!(s.offer_record("nope", NOW).await.unwrap(), None);
 
+    // Uptake by segment: m1 clipped and used o1 twice, m2 was only given it; o2 went to m1 alone.
+    let buyers = by_frequency("buyers", "Buyers", 1, 5);
+    let everyone = Segment {
+        id: "all".into(),
+        name: "All".into(),
+        rules: SegmentRules::default(),
+    };
+    for segment in [&buyers, &everyone] {
+        let created = s.create_segment(segment, NOW).await.unwrap();
+        assert_eq!(created, SegmentCreation::Created);
+    }
+    s.recompute_segments(NOW, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+        .await
+        .unwrap();
+    let figures = |u: &[loyalty_core::api::offer_admin::SegmentUptake]| {
+        u.iter()
+            .map(|u| {
+                (
+                    u.segment_id.clone(),
+                    u.members,
+                    u.reached,
+                    u.activated,
+                    u.used_by,
+                    u.uses,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let row = |id: &str, members, reached, activated, used_by, uses| {
+        (id.to_string(), members, reached, activated, used_by, uses)
+    };
+    let o1 = s.offer_uptake("o1").await.unwrap().expect("o1");
+    assert_eq!(
+        figures(&o1),
+        [row("all", 2, 2, 1, 1, 2), row("buyers", 1, 1, 1, 1, 2)],
+        "m1 bought, clipped and used it"
+    );
+    let o2 = s.offer_uptake("o2").await.unwrap().expect("o2");
+    assert_eq!(
+        figures(&o2),
+        [row("all", 2, 1, 0, 0, 0), row("buyers", 1, 1, 0, 0, 0)]
+    );
+    assert_eq!(s.offer_uptake("nope").await.unwrap(), None);
+
     // Ended: a new version the members' rows owe, no longer at the till; once.
     let ended = s
         .end_offer("o2", OfferEnd::End, NOW)

@@ -5,7 +5,7 @@
 //! (indexes by offer over uses and activations), never every member reached.
 
 use async_trait::async_trait;
-use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus, SegmentUptake};
 
 use crate::storage::StorageError;
 
@@ -32,6 +32,13 @@ pub trait OfferAdminStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Option<OfferRecord>, StorageError>;
 
+    /// The offer's uptake in every segment, by segment id: one range of each segment's members
+    /// with two key look-ups each (the offer's row, the activation). `None` for an unknown id.
+    async fn offer_uptake(
+        &self,
+        offer_id: &str,
+    ) -> Result<Option<Vec<SegmentUptake>>, StorageError>;
+
     /// Ends the offer at `now_ms` (its end moves no later than that) or withdraws it, as a new
     /// version; an offer already ended (or withdrawn) is left as it is. `None` for an unknown id.
     async fn end_offer(
@@ -40,4 +47,21 @@ pub trait OfferAdminStore: Send + Sync + 'static {
         how: OfferEnd,
         now_ms: i64,
     ) -> Result<Option<OfferRecord>, StorageError>;
+}
+
+/// The uptake statement, the same on both backends but for the parameter's spelling (`?1`/`$1`):
+/// every segment (empty ones too), its members, and of them those the offer reached, who
+/// activated it, who used it, and the uses.
+pub(crate) fn uptake_statement(param: &str) -> String {
+    format!(
+        "SELECT s.segment_id, s.name, count(sm.member_id), count(om.member_id),
+                count(a.member_id), count(CASE WHEN om.uses > 0 THEN 1 END),
+                coalesce(sum(om.uses), 0)
+         FROM segments s
+         LEFT JOIN segment_members sm ON sm.segment_id = s.segment_id
+         LEFT JOIN offer_members om ON om.member_id = sm.member_id AND om.offer_id = {param}
+         LEFT JOIN member_activations a ON a.member_id = sm.member_id AND a.offer_id = {param}
+         GROUP BY s.segment_id, s.name
+         ORDER BY s.segment_id"
+    )
 }

@@ -5,10 +5,12 @@
 //! input refused.
 
 use loyalty_core::Clock;
-use loyalty_core::api::PostOffer;
 use loyalty_core::api::offer_admin::OfferStatus;
+use loyalty_core::api::{PostOffer, PostSegment};
 use loyalty_core::offers::{OfferState, Reward};
+use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::client::OperatorClient;
+use loyalty_server::storage::DEFAULT_RFM_WINDOW_MS;
 use loyalty_tests::*;
 
 use crate::cli::{loyalty, stdout};
@@ -78,6 +80,54 @@ fn offers_are_listed_with_their_figures_ended_early_and_withdrawn() {
             (2, 1, 1, 2),
             "two members reached, Anna activated and used it twice"
         );
+
+        // Uptake by segment: the batch job puts both members in `everyone`, Anna alone in
+        // `buyers`.
+        for (id, frequency) in [
+            ("everyone", None),
+            ("buyers", Some(ScoreRange { min: 1, max: 5 })),
+        ] {
+            let rules = SegmentRules {
+                frequency,
+                ..SegmentRules::default()
+            };
+            let segment = PostSegment {
+                id: Some(id.into()),
+                name: id.into(),
+                rules,
+            };
+            op.create_segment(&segment).await.unwrap();
+        }
+        backend::open_storage(&s.server.database)
+            .await
+            .recompute_segments(s.clock.now_ms(), DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+            .await
+            .unwrap();
+        let uptake = op.offer_uptake("coffee").await.unwrap();
+        let rows: Vec<_> = uptake
+            .segments
+            .iter()
+            .map(|u| {
+                (
+                    u.segment_id.as_str(),
+                    u.members,
+                    u.reached,
+                    u.activated,
+                    u.used_by,
+                    u.uses,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("buyers", 1, 1, 1, 1, 2), ("everyone", 2, 2, 1, 1, 2)]
+        );
+        assert_eq!(uptake.figures, f);
+        let unknown = op.offer_uptake("nope").await.unwrap_err();
+        assert_eq!(refusal(unknown), "offer_not_found");
+        let out = loyalty(&s.server.url, &["admin", "offers", "uptake", "coffee"]).await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(stdout(&out).contains("everyone"), "{}", stdout(&out));
 
         // Marketing ends the coffee offer: the till stops at once, the phone shows it ended.
         let marketing = op.create_operator("mia", "marketing").await.unwrap().token;

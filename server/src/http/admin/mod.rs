@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(offers::post_member_offer))
         .routes(routes!(offers::post_offer, offer_admin::list_offers))
         .routes(routes!(offer_admin::show_offer))
+        .routes(routes!(offer_admin::offer_uptake))
         .routes(routes!(offer_admin::end_offer))
         .routes(routes!(offer_admin::withdraw_offer))
         .routes(routes!(offers::create_segment, offers::segments))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use loyalty_core::api::offer_admin::OfferRecord;
+use loyalty_core::api::offer_admin::{OfferRecord, OfferUptake};
 use loyalty_core::api::paths;
 
 use crate::app::App;
@@ -68,6 +68,23 @@ pub async fn show_offer(
     _: Operator,
 ) -> Result<Json<OfferRecord>, ApiError> {
     Ok(Json(offer_admin::show(&app, &offer_id).await?))
+}
+
+/// The offer's uptake in every segment: members, reached, activated, used by, uses.
+#[utoipa::path(
+    get,
+    path = paths::ADMIN_OFFER_UPTAKE,
+    tag = "admin",
+    params(("offer_id" = String, Path, description = "The offer")),
+    responses((status = 200, body = OfferUptake), Refusals, Authentication, NotFound),
+    security(("operator" = []))
+)]
+pub async fn offer_uptake(
+    State(app): State<Arc<App>>,
+    Path(offer_id): Path<String>,
+    _: Operator,
+) -> Result<Json<OfferUptake>, ApiError> {
+    Ok(Json(offer_admin::uptake(&app, &offer_id).await?))
 }
 
 /// Ends the offer now: tills stop applying it at once, members see it ended at their next sync.

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use loyalty_core::api::offer_admin::{OfferEnd, OfferFigures, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{
+    OfferEnd, OfferFigures, OfferRecord, OfferStatus, SegmentUptake,
+};
 use tokio_postgres::Row;
 
 use super::offers::parse_offer;
@@ -95,6 +97,44 @@ impl OfferAdminStore for PgStorage {
         now_ms: i64,
     ) -> Result<Option<OfferRecord>, StorageError> {
         one(&self.client().await?, offer_id, now_ms).await
+    }
+
+    async fn offer_uptake(
+        &self,
+        offer_id: &str,
+    ) -> Result<Option<Vec<SegmentUptake>>, StorageError> {
+        self.snapshot(async |tx| {
+            let known = tx
+                .fetch_opt("SELECT 1 FROM offers WHERE offer_id = $1", &[&offer_id])
+                .await
+                .map_err(backend)?;
+            if known.is_none() {
+                return Ok(None);
+            }
+            // PostgreSQL sums bigints to numeric, and orders ids by byte as SQLite does only
+            // when told.
+            let sql = crate::storage::offer_admin::uptake_statement("$1")
+                .replace("sum(om.uses), 0)", "sum(om.uses), 0)::bigint")
+                .replace(
+                    "ORDER BY s.segment_id",
+                    "ORDER BY s.segment_id COLLATE \"C\"",
+                );
+            let rows = tx.fetch_all(&sql, &[&offer_id]).await.map_err(backend)?;
+            let uptake = rows.iter().map(|r| {
+                let get = |i: usize| r.try_get::<_, i64>(i).map_err(backend);
+                Ok(SegmentUptake {
+                    segment_id: r.try_get(0).map_err(backend)?,
+                    name: r.try_get(1).map_err(backend)?,
+                    members: get(2)?,
+                    reached: get(3)?,
+                    activated: get(4)?,
+                    used_by: get(5)?,
+                    uses: get(6)?,
+                })
+            });
+            Ok(Some(uptake.collect::<Result<_, StorageError>>()?))
+        })
+        .await
     }
 
     async fn end_offer(

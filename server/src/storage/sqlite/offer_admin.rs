@@ -3,7 +3,9 @@
 //! a transaction on the writer connection.
 
 use async_trait::async_trait;
-use loyalty_core::api::offer_admin::{OfferEnd, OfferFigures, OfferRecord, OfferStatus};
+use loyalty_core::api::offer_admin::{
+    OfferEnd, OfferFigures, OfferRecord, OfferStatus, SegmentUptake,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::offers::parse_offer;
@@ -139,6 +141,46 @@ impl OfferAdminStore for SqliteStorage {
     ) -> Result<Option<OfferRecord>, StorageError> {
         let offer_id = offer_id.to_string();
         self.read(move |conn| one(conn, &offer_id, now_ms)).await
+    }
+
+    async fn offer_uptake(
+        &self,
+        offer_id: &str,
+    ) -> Result<Option<Vec<SegmentUptake>>, StorageError> {
+        let offer_id = offer_id.to_string();
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM offers WHERE offer_id = ?1",
+                    [&offer_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if known.is_none() {
+                return Ok(None);
+            }
+            let rows = tx
+                .prepare_cached(&crate::storage::offer_admin::uptake_statement("?1"))
+                .and_then(|mut s| {
+                    s.query_map([&offer_id], |r| {
+                        Ok(SegmentUptake {
+                            segment_id: r.get(0)?,
+                            name: r.get(1)?,
+                            members: r.get(2)?,
+                            reached: r.get(3)?,
+                            activated: r.get(4)?,
+                            used_by: r.get(5)?,
+                            uses: r.get(6)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(backend)?;
+            Ok(Some(rows))
+        })
+        .await
     }
 
     async fn end_offer(
