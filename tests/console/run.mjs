@@ -468,6 +468,9 @@ try {
     return { status: response.status, code: (await response.json()).error.code };
   });
   assert.deepEqual(refused, { status: 403, code: 'forbidden' }, 'the server refuses it anyway');
+  // Every role reads the watch list.
+  await byTestId('menu-watch').click();
+  await byTestId('watch-refusals').waitFor();
   await supportLimits();
   await openMember(cardNumber);
   await adjust(5000);
