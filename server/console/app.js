@@ -1,6 +1,7 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
 // fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
-// #/reports/points, #/reports/members, #/reports/deliveries, #/programme, #/operators, #/audit).
+// #/reports/points, #/reports/members, #/reports/deliveries,
+// #/reports/watch, #/programme, #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -16,6 +17,7 @@ import { pointsPage } from './points.js';
 import { memberStatsPage } from './memberstats.js';
 import { deliveriesPage } from './deliveries.js';
 import { operatorsPage } from './operators.js';
+import { watchPage } from './watch.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -35,6 +37,7 @@ const PAGES = [
   { id: 'points', path: 'reports/points', title: 'Points', roles: ALL, group: 'Reports' },
   { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
   { id: 'deliveries', path: 'reports/deliveries', title: 'Deliveries', roles: ALL, group: 'Reports' },
+  { id: 'watch', path: 'reports/watch', title: 'Watch list', roles: ALL, group: 'Reports' },
   { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
   { id: 'operators', path: 'operators', title: 'Operators', roles: ADMIN },
   { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
@@ -50,6 +53,7 @@ const ROUTES = {
   'reports/points': pointsPage,
   'reports/members': memberStatsPage,
   'reports/deliveries': deliveriesPage,
+  'reports/watch': watchPage,
   programme: programmePage,
   operators: operatorsPage,
   audit: auditPage,

@@ -3,6 +3,7 @@
 //   LOYALTY_SERVER           the server's URL
 //   LOYALTY_ADMIN_TOKEN      a named admin's token      LOYALTY_SUPPORT_TOKEN  a support operator's
 //   LOYALTY_CARD_NUMBER      the member's card number   LOYALTY_BALANCE        their balance now
+//   LOYALTY_MEMBER_ID        the member's id (whose code the till scanned twice: one refused)
 //   LOYALTY_REQUEST_SUBJECT  a request subject holding markup, which must stay text
 //   LOYALTY_NOW_MS           the server's clock            LOYALTY_EARNED  points the purchase earned
 //   LOYALTY_SEGMENT          a computed segment of every member (the one member)
@@ -282,6 +283,36 @@ async function reports(earned) {
   assert.match(await byTestId('deliveries-error').textContent(), /no-such-send|no such|not found/i);
 }
 
+// The watch list: the member whose code the till scanned twice ranks by refused codes with 1,
+// the refusal is listed by reason and charted, and the member's id leads to their page.
+async function watchList(memberId, cardNumber) {
+  assert.equal(await byTestId('menu-watch').count(), 1, 'the watch list is in the menu');
+  await byTestId('menu-watch').click();
+  await byTestId('watch-members').waitFor();
+  const member = rowOf('watch-members', 'watch-member-link', memberId);
+  await textIs(member.locator('[data-testid="watch-purchases"]'), 1);
+  await byTestId('watch-by').selectOption('refused_codes');
+  await page.waitForFunction(() => document.querySelector('[data-testid="watch-csv"]')?.href.includes('by=refused_codes'));
+  await textIs(member.locator('[data-testid="watch-refused_codes"]'), 1);
+  assert.match(await member.textContent(), new RegExp(cardNumber));
+  await textIs(member.locator('[data-testid="watch-refund_rate"]'), '0.0%');
+  const refusal = rowOf('watch-refusals', 'watch-refusal-reason', 'code_replayed');
+  await textIs(refusal.locator('[data-testid="watch-refusal-source"]'), 'scan');
+  await textIs(refusal.locator('[data-testid="watch-refusal-count"]'), 1);
+  assert.ok(await charted('watch-chart'), 'Chart.js drew the refusals by reason');
+  await byTestId('watch-days').selectOption('30');
+  await page.waitForFunction(() => document.querySelector('[data-testid="watch-csv"]')?.href.includes('from_ms='));
+  await textIs(rowOf('watch-members', 'watch-member-link', memberId).locator('[data-testid="watch-refused_codes"]'), 1);
+  const csv = await csvOf('watch-csv');
+  assert.match(csv.type, /text\/csv/);
+  assert.match(csv.text, /scan:code_replayed,/);
+  await shot('watch');
+  await rowOf('watch-members', 'watch-member-link', memberId).locator('[data-testid="watch-member-link"]').click();
+  await byTestId('member-card').waitFor();
+  assert.equal(new URL(page.url()).hash, '#/members/' + encodeURIComponent(memberId));
+  await textIs(byTestId('card-number'), cardNumber);
+}
+
 // An admin creates an operator and sees the token once; another is disabled.
 async function operators() {
   assert.equal(await byTestId('menu-operators').count(), 1, 'admins see the operators');
@@ -418,6 +449,7 @@ try {
   await shot('liability');
   await segmentsAndOffers(env('LOYALTY_SEGMENT'), Number(env('LOYALTY_NOW_MS')));
   await reports(Number(env('LOYALTY_EARNED')));
+  await watchList(env('LOYALTY_MEMBER_ID'), env('LOYALTY_CARD_NUMBER'));
   await operators();
   await page.goto(server + '/console#/audit');
   await byTestId('audit-table').waitFor();
@@ -436,6 +468,9 @@ try {
     return { status: response.status, code: (await response.json()).error.code };
   });
   assert.deepEqual(refused, { status: 403, code: 'forbidden' }, 'the server refuses it anyway');
+  // Every role reads the watch list.
+  await byTestId('menu-watch').click();
+  await byTestId('watch-refusals').waitFor();
   await supportLimits();
   await openMember(cardNumber);
   await adjust(5000);

@@ -64,6 +64,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../../console/deliveries.js"),
     ),
+    ("watch.js", JS, include_str!("../../console/watch.js")),
     (
         "operators.js",
         JS,

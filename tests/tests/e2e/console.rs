@@ -434,13 +434,17 @@ fn an_operator_works_the_console_in_a_real_browser() {
             .create_operator("Sam Support", "support")
             .await
             .unwrap();
-        let session = s.till.scan(&s.next_code().text).await.unwrap().session_id;
+        let code = s.next_code().text;
+        let session = s.till.scan(&code).await.unwrap().session_id;
         let earned = s
             .till
             .purchase(&purchase(&session, "console-1", 12_00, 0))
             .await
             .unwrap()
             .earned;
+        // The same code shown again (a screenshot): refused, and counted on the watch list.
+        let replay = s.till.scan(&code).await.unwrap_err();
+        assert_eq!(refusal(replay), "code_replayed");
         s.phone
             .open_request("complaint", HOSTILE_SUBJECT, "Receipt 1001")
             .unwrap();
@@ -458,6 +462,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
             .env("LOYALTY_ADMIN_TOKEN", &admin.token)
             .env("LOYALTY_SUPPORT_TOKEN", &support.token)
             .env("LOYALTY_CARD_NUMBER", &card.card_number)
+            .env("LOYALTY_MEMBER_ID", &s.member_id)
             .env("LOYALTY_BALANCE", card.balance.to_string())
             .env("LOYALTY_REQUEST_SUBJECT", HOSTILE_SUBJECT)
             .env("LOYALTY_NOW_MS", s.clock.now_ms().to_string())
@@ -511,6 +516,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
             "points",
             "memberstats",
             "deliveries",
+            "watch",
             "operators",
         ] {
             assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
