@@ -142,13 +142,15 @@ pub(crate) fn activity_statement(d: &Dialect, by_member: bool, by: WatchOrder) -
 
 /// Members with many live devices. Parameters: 1 the least count, 2 the limit.
 pub(crate) fn devices_statement(d: &Dialect) -> String {
+    // Counted from the live devices' own index first; only the few members past the bound are
+    // joined for their card number.
     let c = d.collate;
     format!(
-        "SELECT d.member_id, m.card_number, count(*)
-         FROM devices d JOIN members m ON m.member_id = d.member_id
-         WHERE d.revoked_at IS NULL
-         GROUP BY d.member_id, m.card_number HAVING count(*) >= ?1
-         ORDER BY count(*) DESC, d.member_id{c} LIMIT ?2"
+        "SELECT d.member_id, m.card_number, d.n
+         FROM (SELECT member_id, count(*) AS n FROM devices WHERE revoked_at IS NULL
+               GROUP BY member_id HAVING count(*) >= ?1) d
+         JOIN members m ON m.member_id = d.member_id
+         ORDER BY d.n DESC, d.member_id{c} LIMIT ?2"
     )
     .replace('?', &d.param.to_string())
 }

@@ -120,6 +120,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "027_postings_by_time",
         include_str!("../../../migrations/postgres/027_postings_by_time.sql"),
     ),
+    (
+        "028_watch_indexes",
+        include_str!("../../../migrations/postgres/028_watch_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

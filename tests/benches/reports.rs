@@ -1,0 +1,322 @@
+//! Reports benchmark: every operator report over a million members on the embedded server's
+//! SQLite database, through the real server over HTTP. Run with
+//! `cargo bench -p loyalty-tests --bench reports`; `REPORT_MEMBERS=100000` for a quick run.
+//!
+//! Seeding is bulk SQL in one transaction, reported apart: the programme benchmark's population
+//! (a skewed spread of about five million purchases over two years, 3% half refunded) with what
+//! the reports read besides — a ledger movement per purchase, a redemption for one purchase in
+//! ten, the refunds' and expiries' movements, a lot per purchase (a year's life; those past it
+//! expired), one to four devices per member, two sends to every member with their deliveries, and
+//! a month of refused codes at 500 tills. Then each report is fetched as an operator would, JSON
+//! and CSV, and timed; peak memory is the process's VmHWM (the server runs in it), reset after
+//! seeding. `REPORT_DB=/path/file.db` keeps the seeded database there.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use loyalty_core::api::PostSegment;
+use loyalty_core::clock::{Clock, SystemClock};
+use loyalty_core::segments::{ScoreRange, SegmentRules};
+use loyalty_server::storage::sqlite::SqliteStorage;
+use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
+use loyalty_tests::{OPERATOR_TOKEN, TestServer};
+
+const DAY: i64 = 86_400_000;
+
+/// VmHWM (peak resident memory) of this process, in KiB.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// RssAnon (resident anonymous memory: heap and stacks, not the mapped database file) of this
+/// process, in KiB.
+fn anon_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The largest RssAnon seen, sampled every 20 ms until `stop` is set.
+fn sample_anon(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(anon_kib());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+/// The population (see the crate guide); answers (purchases, ledger rows, lots, deliveries).
+fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
+    let conn = rusqlite::Connection::open(db).expect("open for seeding");
+    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")
+        .expect("pragmas");
+    let rnd = "(random() & 9223372036854775807)";
+    let year = 365 * DAY;
+    let sql = format!(
+        "BEGIN;
+         CREATE TEMP TABLE nums (i INTEGER PRIMARY KEY);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 59)
+         INSERT INTO nums SELECT i FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {members} - 1)
+         INSERT INTO members (member_id, card_number, created_at, tier, status)
+         SELECT 'mbr_' || lower(hex(randomblob(12))), printf('627%013d', i),
+                {now} - {rnd} % (5 * {year}),
+                CASE {rnd} % 10 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' WHEN 2 THEN 'silver'
+                     ELSE 'base' END,
+                CASE WHEN {rnd} % 200 = 0 THEN 'blocked' ELSE 'active' END
+         FROM n;
+         CREATE TEMP TABLE buyers AS
+         WITH drawn AS MATERIALIZED (SELECT member_id, {rnd} % 100 AS r FROM members)
+         SELECT member_id,
+                CASE WHEN r < 30 THEN 0
+                     WHEN r < 60 THEN 1 + {rnd} % 2
+                     WHEN r < 85 THEN 3 + {rnd} % 6
+                     WHEN r < 97 THEN 9 + {rnd} % 16
+                     ELSE 25 + {rnd} % 36 END AS k,
+                CASE WHEN {rnd} % 3 = 0 THEN {rnd} % {year} ELSE 0 END AS lapse
+         FROM drawn;
+         CREATE TEMP TABLE bought AS
+         SELECT b.member_id || '-' || n.i AS k, b.member_id AS member_id,
+                'till-' || ({rnd} % 500) AS till_id, 'R-' || n.i AS receipt_id,
+                300 + {rnd} % 6000 + CASE WHEN {rnd} % 20 = 0 THEN {rnd} % 30000 ELSE 0 END AS total,
+                CASE WHEN {rnd} % 10 = 0 THEN 100 ELSE 0 END AS redeemed,
+                {now} - b.lapse - {rnd} % {year} AS at
+         FROM buyers b JOIN nums n ON n.i < b.k;
+         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, till_id, receipt_id,
+                               total_minor, earned, redeemed, at, response)
+         SELECT k, x'', member_id, 'purchase', till_id, receipt_id, total, total / 100, redeemed,
+                at, x''
+         FROM bought;
+         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
+                               receipt_id, total_minor, earned, redeemed, at, response)
+         SELECT k || '-r', x'', member_id, 'refund', k, till_id, receipt_id || 'r', total / 2, 0, 0,
+                min(at + {DAY}, {now}), x''
+         FROM bought WHERE (random() & 127) < 4;
+         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
+                             rule, reason_code, reason_params, available_at)
+         SELECT k, member_id, k, total / 100, 'Purchase', till_id, receipt_id, at, 'base',
+                'purchase', '', at + 14 * {DAY}
+         FROM bought;
+         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
+                             rule, reason_code, reason_params)
+         SELECT k || '-x', member_id, k, -redeemed, 'Points redeemed', till_id, receipt_id, at,
+                'redeem', 'redeem', ''
+         FROM bought WHERE redeemed > 0;
+         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
+                             rule, reason_code, reason_params)
+         SELECT p.idempotency_key, p.member_id, p.idempotency_key, -(p.total_minor / 100),
+                'Refund', p.till_id, p.receipt_id, p.at, 'refund', 'refund', ''
+         FROM postings p WHERE p.kind = 'refund';
+         INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired, earned_at,
+                           available_at, expires_at)
+         SELECT k, member_id, k, 'base', total / 100,
+                CASE WHEN at + {year} <= {now} THEN 0 ELSE total / 100 END,
+                CASE WHEN at + {year} <= {now} THEN total / 100 ELSE 0 END,
+                at, at + 14 * {DAY}, at + {year}
+         FROM bought;
+         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
+                             rule, reason_code, reason_params)
+         SELECT lot_id || '-e', member_id, lot_id, -expired, 'Points expired', 'settle', '',
+                expires_at, 'expiry', 'expiry', ''
+         FROM lots WHERE expired > 0;
+         INSERT INTO devices (device_id, member_id, secret_hash, name, created_at, last_seen_at)
+         SELECT 'dev_' || m.member_id || '-' || n.i, m.member_id, x'', 'phone', m.created_at,
+                {now} - {rnd} % (30 * {DAY})
+         FROM members m JOIN nums n
+           ON n.i < CASE WHEN {rnd} % 50 = 0 THEN 4 WHEN {rnd} % 5 = 0 THEN 2 ELSE 1 END;
+         INSERT INTO messages (message_id, kind, channel, subject, body, target, request_hash,
+                               created_at)
+         VALUES ('msg_spring', 'marketing', 'email', 'Spring', '…', '{{}}', x'', {now} - 20 * {DAY}),
+                ('msg_points', 'service', 'in_app', 'Your points', '…', '{{}}', x'',
+                 {now} - 5 * {DAY});
+         INSERT INTO deliveries (message_id, member_id, kind, channel, day, status, reason,
+                                 in_inbox, projected, created_at, updated_at)
+         SELECT msg.message_id, m.member_id, msg.kind, msg.channel, msg.created_at / {DAY},
+                CASE WHEN msg.channel = 'in_app' THEN 'sent'
+                     WHEN {rnd} % 4 = 0 THEN 'refused' ELSE 'handed_over' END,
+                NULL, 1, 1, msg.created_at, msg.created_at
+         FROM messages msg CROSS JOIN members m;
+         UPDATE deliveries SET reason = 'no_consent' WHERE status = 'refused';
+         INSERT OR IGNORE INTO code_refusals (day, till_id, member_id, reason, count)
+         SELECT ({now} - {rnd} % (30 * {DAY})) / {DAY}, 'till-' || ({rnd} % 500), member_id,
+                CASE {rnd} % 3 WHEN 0 THEN 'code_replayed' WHEN 1 THEN 'code_expired'
+                     ELSE 'bad_signature' END,
+                1 + {rnd} % 3
+         FROM members WHERE {rnd} % 20 = 0;
+         COMMIT;
+         PRAGMA wal_checkpoint(TRUNCATE);"
+    );
+    conn.execute_batch(&sql).expect("seed");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    [
+        count("SELECT count(*) FROM postings WHERE kind = 'purchase'"),
+        count("SELECT count(*) FROM ledger"),
+        count("SELECT count(*) FROM lots"),
+        count("SELECT count(*) FROM deliveries"),
+    ]
+}
+
+/// Fetches one report, checks it answered, and says how long it took and how big it was.
+async fn fetch(http: &reqwest::Client, base: &str, path: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let response = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    let body = response.bytes().await.expect("body");
+    (t.elapsed(), body.len())
+}
+
+const REPORTS: [(&str, &str); 13] = [
+    ("liability", "/v1/admin/reports/liability"),
+    ("liability, CSV", "/v1/admin/reports/liability?format=csv"),
+    ("points by month, last 365 days", "/v1/admin/reports/points"),
+    (
+        "points by day, last 365 days",
+        "/v1/admin/reports/points?period=day",
+    ),
+    (
+        "points by month, CSV",
+        "/v1/admin/reports/points?format=csv",
+    ),
+    ("members", "/v1/admin/reports/members"),
+    ("deliveries, last 30 days", "/v1/admin/reports/deliveries"),
+    (
+        "deliveries of one send",
+        "/v1/admin/reports/deliveries?message_id=msg_spring",
+    ),
+    ("watch list, last 7 days", "/v1/admin/reports/watch"),
+    (
+        "watch list by refused codes, 90 days",
+        "/v1/admin/reports/watch?by=refused_codes&from_ms=FROM90",
+    ),
+    (
+        "watch list by refunds, 92 days (the longest)",
+        "/v1/admin/reports/watch?by=refunds&from_ms=FROM92&to_ms=TO",
+    ),
+    (
+        "watch list, 92 days, CSV",
+        "/v1/admin/reports/watch?from_ms=FROM92&to_ms=TO&format=csv",
+    ),
+    (
+        "segments and RFM scores (after a recompute)",
+        "/v1/admin/reports/segments",
+    ),
+];
+
+fn main() {
+    let members: i64 = std::env::var("REPORT_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // REPORT_DB keeps the seeded database at that path, to study a report's plan afterwards.
+    let db = std::env::var_os("REPORT_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("server.db"));
+    let now = SystemClock.now_ms();
+    drop(SqliteStorage::open(&db).expect("create the server database"));
+    let t = Instant::now();
+    let [purchases, ledger, lots, deliveries] = seed(&db, members, now);
+    println!(
+        "seeded {members} members, {purchases} purchases, {ledger} ledger movements, {lots} lots, \
+         {deliveries} deliveries in {:.1} s (not counted)",
+        t.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    rt.block_on(async {
+        let server = TestServer::start_with(
+            db.clone(),
+            "127.0.0.1:0",
+            std::sync::Arc::new(SystemClock),
+            |_| {},
+        )
+        .await;
+        // The segments report reads what the batch job leaves: two segments, one recompute (not
+        // counted; the programme benchmark times it).
+        let op = server.operator();
+        for (id, recency) in [("recent", Some(ScoreRange { min: 4, max: 5 })), ("everyone", None)] {
+            let rules = SegmentRules {
+                recency,
+                ..SegmentRules::default()
+            };
+            let segment = PostSegment {
+                id: Some(id.into()),
+                name: id.into(),
+                rules,
+            };
+            op.create_segment(&segment).await.expect("segment");
+        }
+        SqliteStorage::open(&db)
+            .expect("open")
+            .recompute_segments(now, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+            .await
+            .expect("recompute");
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = sample_anon(stop.clone());
+        let http = reqwest::Client::new();
+        println!();
+        println!("| {members} members: report | time | answer |");
+        println!("|---|---|---|");
+        let mut slowest = Duration::ZERO;
+        for (name, path) in REPORTS {
+            let path = path
+                .replace("FROM90", &(now - 90 * DAY).to_string())
+                .replace("FROM92", &(now - 92 * DAY + 1).to_string())
+                .replace("TO", &(now + 1).to_string());
+            let (took, bytes) = fetch(&http, &server.url, &path).await;
+            slowest = slowest.max(took);
+            println!(
+                "| {name} | {:.2} s | {:.1} KiB |",
+                took.as_secs_f64(),
+                bytes as f64 / 1024.0
+            );
+        }
+        println!(
+            "| **slowest report** | **{:.2} s** | |",
+            slowest.as_secs_f64()
+        );
+        stop.store(true, Ordering::Relaxed);
+        let anon = sampler.join().unwrap_or(0);
+        println!(
+            "| peak anonymous memory of the process (RssAnon, sampled every 20 ms) | {:.0} MiB | |",
+            anon as f64 / 1024.0
+        );
+        println!(
+            "| peak resident memory (VmHWM: also the database file mapped by the readers) | {:.0} MiB | |",
+            peak_kib() as f64 / 1024.0
+        );
+        server.stop().await;
+    });
+}
