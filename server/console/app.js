@@ -1,7 +1,7 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
 // fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
 // #/reports/points, #/reports/members, #/reports/deliveries,
-// #/reports/watch, #/programme, #/operators, #/audit).
+// #/reports/watch, #/reports/segments, #/programme, #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -18,6 +18,7 @@ import { memberStatsPage } from './memberstats.js';
 import { deliveriesPage } from './deliveries.js';
 import { operatorsPage } from './operators.js';
 import { watchPage } from './watch.js';
+import { rfmPage } from './rfm.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -38,6 +39,7 @@ const PAGES = [
   { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
   { id: 'deliveries', path: 'reports/deliveries', title: 'Deliveries', roles: ALL, group: 'Reports' },
   { id: 'watch', path: 'reports/watch', title: 'Watch list', roles: ALL, group: 'Reports' },
+  { id: 'rfm', path: 'reports/segments', title: 'Segments and RFM', roles: ALL, group: 'Reports' },
   { id: 'programme', path: 'programme', title: 'Programme', roles: ALL },
   { id: 'operators', path: 'operators', title: 'Operators', roles: ADMIN },
   { id: 'audit', path: 'audit', title: 'Audit log', roles: ADMIN },
@@ -54,6 +56,7 @@ const ROUTES = {
   'reports/members': memberStatsPage,
   'reports/deliveries': deliveriesPage,
   'reports/watch': watchPage,
+  'reports/segments': rfmPage,
   programme: programmePage,
   operators: operatorsPage,
   audit: auditPage,

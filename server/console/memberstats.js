@@ -1,4 +1,4 @@
-// The members report: the tier distribution (a Chart.js doughnut), how many members there are,
+// The members report: the tier distribution (a Chart.js doughnut) and movement, how many members there are,
 // blocked, newly enrolled, active in the last 30 and 90 days, the repeat purchase rate, and the CSV.
 import { api } from './api.js';
 import { chartCanvas, COLOURS, drawChart } from './charts.js';
@@ -31,8 +31,10 @@ export async function memberStatsPage(page) {
         figures, { 'data-testid': 'memberstats-table' }),
       csvLink('/v1/admin/reports/members?format=csv', 'members.csv', 'memberstats-csv')),
     h('section', { class: 'card chart' }, h('h2', {}, 'Tiers'), canvas,
-      table([{ title: 'Tier', cell: (t) => t.tier }, { title: 'Members', cell: (t) => String(t.members) }],
-        report.tiers, { 'data-testid': 'tiers-table' })));
+      table([{ title: 'Tier', cell: (t) => t.tier }, { title: 'Members', cell: (t) => String(t.members) },
+        { title: 'Reached it in 30 days', cell: (t) => String(t.entered_30d) },
+        { title: 'Moving down', cell: (t) => String(t.downgrading) }],
+      report.tiers, { 'data-testid': 'tiers-table' })));
   drawChart(canvas, {
     type: 'doughnut',
     data: {

@@ -65,6 +65,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/deliveries.js"),
     ),
     ("watch.js", JS, include_str!("../../console/watch.js")),
+    ("rfm.js", JS, include_str!("../../console/rfm.js")),
     (
         "operators.js",
         JS,

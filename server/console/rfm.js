@@ -1,0 +1,57 @@
+// The segments report: every segment's size at its latest recomputes with who joined and
+// departed since the one before, and the members per RFM score (a Chart.js bar chart of the
+// three dimensions side by side), with the CSV.
+import { api } from './api.js';
+import { chartCanvas, COLOURS, COUNT_AXES, drawChart } from './charts.js';
+import { csvLink, errorBox, h, replace, showError, table, when } from './dom.js';
+
+const DIMENSIONS = [['recency', 'Recency'], ['frequency', 'Frequency'], ['monetary', 'Monetary']];
+
+export async function rfmPage(page) {
+  const error = errorBox('rfm-error');
+  replace(page, h('h1', {}, 'Segments and RFM'), error);
+  let report;
+  try {
+    report = await api('GET', '/v1/admin/reports/segments');
+  } catch (e) {
+    showError(error, e);
+    return;
+  }
+  const canvas = chartCanvas('rfm-chart', 'Members per RFM score, by dimension');
+  replace(page,
+    h('section', { class: 'card' },
+      h('h1', {}, 'Segments and RFM'),
+      h('p', { class: 'muted' }, 'As of ' + when(report.as_of_ms) + ' UTC. Sizes as the batch job left them at each recompute.'),
+      ...report.segments.map(segmentRuns),
+      csvLink('/v1/admin/reports/segments?format=csv', 'segments.csv', 'rfm-csv')),
+    h('section', { class: 'card chart' },
+      h('h2', {}, 'RFM scores'),
+      h('p', { class: 'muted' }, String(report.scored_members) + ' members bought in the window; score 0 is no purchase in it.'),
+      canvas,
+      table([{ title: 'Score', cell: (s) => String(s) },
+        ...DIMENSIONS.map(([key, title]) => ({ title, cell: (s) => String(report[key].members[s]) }))],
+      [0, 1, 2, 3, 4, 5], { 'data-testid': 'rfm-table' })));
+  drawChart(canvas, {
+    type: 'bar',
+    data: {
+      labels: ['0', '1', '2', '3', '4', '5'],
+      datasets: DIMENSIONS.map(([key, title], i) => ({
+        label: title, data: report[key].members, backgroundColor: COLOURS[i],
+      })),
+    },
+    options: { scales: COUNT_AXES },
+  });
+}
+
+function segmentRuns(segment) {
+  return h('div', { 'data-testid': 'segment-runs-' + segment.segment_id },
+    h('h2', {}, segment.name + ' (' + segment.segment_id + '): ' + segment.members + ' members'),
+    segment.runs.length === 0
+      ? h('p', { class: 'muted' }, 'Not computed yet.')
+      : table([
+        { title: 'Computed', cell: (r) => when(r.computed_at_ms) },
+        { title: 'Members', cell: (r) => String(r.members) },
+        { title: 'Joined', cell: (r) => '+' + r.joined },
+        { title: 'Departed', cell: (r) => '-' + r.departed },
+      ], segment.runs));
+}
