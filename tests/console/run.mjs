@@ -6,7 +6,8 @@
 //   LOYALTY_MEMBER_ID        the member's id (whose code the till scanned twice: one refused)
 //   LOYALTY_REQUEST_SUBJECT  a request subject holding markup, which must stay text
 //   LOYALTY_NOW_MS           the server's clock            LOYALTY_EARNED  points the purchase earned
-//   LOYALTY_SEGMENT          a computed segment of every member (the one member)
+//   LOYALTY_SEGMENT          a computed segment of every member (the one member), which the
+//                            browser also sends a message to (its id and subject in the report)
 //   (and two sends to the member: an in-app service message, a marketing SMS without consent)
 //   LOYALTY_CONSOLE_MODULES  where playwright-core is installed
 //   LOYALTY_SCREENSHOTS      (optional) a folder for a screenshot of each page
@@ -313,6 +314,48 @@ async function watchList(memberId, cardNumber) {
   await textIs(byTestId('card-number'), cardNumber);
 }
 
+// An admin sends an in-app service message to the segment: an empty subject refused in place
+// first, then the summary counting its one recipient, and its deliveries one click away.
+async function sendMessage(segment, memberId) {
+  const subject = 'Your card has a new look';
+  assert.equal(await byTestId('menu-messages').count(), 1, 'admins send messages');
+  await byTestId('menu-messages').click();
+  await byTestId('message-form').waitFor();
+  await page.waitForFunction(
+    (id) => [...(document.querySelector('[data-testid="message-segment"]')?.options || [])].some((o) => o.value === id),
+    segment,
+  );
+  await byTestId('message-channel').selectOption('inapp');
+  await byTestId('message-kind').selectOption('service');
+  await byTestId('message-body').fill('Nothing changes for your points.');
+  await byTestId('message-segment').selectOption(segment);
+  await byTestId('message-submit').click();
+  await byTestId('message-error').waitFor();
+  assert.match(await byTestId('message-error').textContent(), /subject must be/);
+  assert.ok(await byTestId('message-summary').isHidden(), 'nothing was sent');
+  await byTestId('message-subject').fill(subject);
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-recipients'), 1);
+  await textIs(byTestId('message-sent'), 1);
+  assert.ok(await byTestId('message-error').isHidden(), 'the refusal is gone');
+  const id = await byTestId('message-sent-id').textContent();
+  assert.match(id, /^msg-[0-9a-f]{24}$/, 'the page named the send');
+  assert.equal(await byTestId('message-subject').inputValue(), '', 'the form is ready for another');
+  assert.equal(await byTestId('message-kind').inputValue(), '', 'whose kind is chosen afresh');
+  await shot('messages');
+  await byTestId('message-deliveries-link').click();
+  assert.equal(new URL(page.url()).hash, '#/reports/deliveries/' + id);
+  await textIs(byTestId('deliveries-messages'), 1);
+  await textIs(byTestId('deliveries-recipients'), 1);
+  assert.equal(await byTestId('deliveries-message').inputValue(), id);
+  const recipient = rowOf('delivery-recipients', 'delivery-member', memberId);
+  await textIs(recipient.locator('[data-testid="delivery-status"]'), 'sent');
+  assert.match(await recipient.textContent(), /inappservice/);
+  await shot('message-deliveries');
+  report.messageId = id;
+  report.messageSubject = subject;
+}
+
 // An admin creates an operator and sees the token once; another is disabled.
 async function operators() {
   assert.equal(await byTestId('menu-operators').count(), 1, 'admins see the operators');
@@ -348,6 +391,10 @@ async function operators() {
 // Support reads offers but may not end or publish them, and has no operators page.
 async function supportLimits() {
   assert.equal(await byTestId('menu-operators').count(), 0, 'support does not see the operators');
+  assert.equal(await byTestId('menu-messages').count(), 0, 'support does not send messages');
+  await page.goto(server + '/console#/messages');
+  await byTestId('search-form').waitFor();
+  assert.equal(await byTestId('message-form').count(), 0, 'the messages page is not drawn for support');
   await page.goto(server + '/console#/operators');
   await byTestId('search-form').waitFor();
   assert.equal(await byTestId('operators-table').count(), 0, 'the operators page is not drawn for support');
@@ -449,6 +496,7 @@ try {
   await shot('liability');
   await segmentsAndOffers(env('LOYALTY_SEGMENT'), Number(env('LOYALTY_NOW_MS')));
   await reports(Number(env('LOYALTY_EARNED')));
+  await sendMessage(env('LOYALTY_SEGMENT'), env('LOYALTY_MEMBER_ID'));
   await watchList(env('LOYALTY_MEMBER_ID'), env('LOYALTY_CARD_NUMBER'));
   await operators();
   await page.goto(server + '/console#/audit');
@@ -493,7 +541,10 @@ try {
   assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
 
   assert.deepEqual(dialogs, [], 'no dialog fired');
-  assert.equal(confirms.length, 4, 'asked before ending, deleting twice and disabling: ' + confirms.join(' | '));
+  assert.equal(confirms.length, 6,
+    'asked before ending, deleting twice, sending twice and disabling: ' + confirms.join(' | '));
+  assert.ok(confirms.some((c) => /^Send "Your card has a new look" \(service, inapp\) to segment Every member/.test(c)),
+    'the question names the text, kind, channel and segment: ' + confirms.join(' | '));
   assert.deepEqual(problems, [], 'no script error or policy violation');
   report.ok = true;
   console.log(JSON.stringify(report));
