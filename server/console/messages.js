@@ -2,7 +2,7 @@
 // members, asked before it goes; the API's refusal in place, and after the send its summary with a
 // link to that message's deliveries report. The kind has no default, as the API has none: a
 // service message skips the consent check, so the operator chooses it every time.
-import { api, freshKey } from './api.js';
+import { api, ApiError, freshKey } from './api.js';
 import { errorBox, h, replace, showError } from './dom.js';
 
 const CHANNELS = [
@@ -89,9 +89,16 @@ export function messagesPage(page) {
       id.value = subject.value = body.value = kind.value = '';
       madeId = null;
     } catch (e) {
-      showError(error, e);
+      showError(error, e instanceof ApiError ? e : lostAnswer(e));
     }
   });
+}
+
+// No answer at all: the server may have sent it. Saying so keeps the operator from retyping the
+// text (a new id) when Send again is the safe retry.
+function lostAnswer(e) {
+  return new Error('No answer from the server (' + (e.message || e) + '): the message may have gone out. '
+    + 'Send again as it is: no one gets it twice.');
 }
 
 function optionText(select) {

@@ -314,8 +314,9 @@ async function watchList(memberId, cardNumber) {
   await textIs(byTestId('card-number'), cardNumber);
 }
 
-// An admin sends an in-app service message to the segment: an empty subject refused in place
-// first, then the summary counting its one recipient, and its deliveries one click away.
+// An admin sends an in-app service message to the segment: no kind and an empty subject refused
+// in place first, an answer lost and the send repeated under the same id, then the summary
+// counting its one recipient, and its deliveries one click away.
 async function sendMessage(segment, memberId) {
   const subject = 'Your card has a new look';
   assert.equal(await byTestId('menu-messages').count(), 1, 'admins send messages');
@@ -325,21 +326,42 @@ async function sendMessage(segment, memberId) {
     (id) => [...(document.querySelector('[data-testid="message-segment"]')?.options || [])].some((o) => o.value === id),
     segment,
   );
+  const posted = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/v1/admin/messages')) posted.push(request.postDataJSON().id);
+  });
   await byTestId('message-channel').selectOption('inapp');
-  await byTestId('message-kind').selectOption('service');
   await byTestId('message-body').fill('Nothing changes for your points.');
   await byTestId('message-segment').selectOption(segment);
+  // The kind has no default: unchosen, the API refuses it, in place.
   await byTestId('message-submit').click();
   await byTestId('message-error').waitFor();
-  assert.match(await byTestId('message-error').textContent(), /subject must be/);
+  assert.match(await byTestId('message-error').textContent(), /kind must be one of marketing, service/);
+  await byTestId('message-kind').selectOption('service');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-error'), 'subject must be 1 to 512 bytes');
   assert.ok(await byTestId('message-summary').isHidden(), 'nothing was sent');
   await byTestId('message-subject').fill(subject);
+  // The server sends, but its answer is lost on the way back: the page says the send failed, and
+  // sending again reuses the page's id, so the member gets the message once.
+  let lostStatus = 0;
+  await page.route('**/v1/admin/messages', async (route) => {
+    lostStatus = (await route.fetch()).status();
+    await route.abort('connectionreset');
+  }, { times: 1 });
+  await byTestId('message-submit').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="message-error"]')?.textContent.startsWith('No answer'));
+  assert.match(await byTestId('message-error').textContent(), /may have gone out\. Send again as it is/);
+  assert.equal(lostStatus, 201, 'the server did send before the answer was lost');
+  assert.ok(await byTestId('message-summary').isHidden(), 'no summary without an answer');
   await byTestId('message-submit').click();
   await textIs(byTestId('message-recipients'), 1);
   await textIs(byTestId('message-sent'), 1);
   assert.ok(await byTestId('message-error').isHidden(), 'the refusal is gone');
   const id = await byTestId('message-sent-id').textContent();
   assert.match(id, /^msg-[0-9a-f]{24}$/, 'the page named the send');
+  assert.equal(posted.length, 4, 'four sends asked: ' + posted.join(' '));
+  assert.deepEqual(posted.slice(2), [id, id], 'the retry after the lost answer sent the same id');
   assert.equal(await byTestId('message-subject').inputValue(), '', 'the form is ready for another');
   assert.equal(await byTestId('message-kind').inputValue(), '', 'whose kind is chosen afresh');
   await shot('messages');
@@ -541,8 +563,8 @@ try {
   assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
 
   assert.deepEqual(dialogs, [], 'no dialog fired');
-  assert.equal(confirms.length, 6,
-    'asked before ending, deleting twice, sending twice and disabling: ' + confirms.join(' | '));
+  assert.equal(confirms.length, 8,
+    'asked before ending, deleting twice, sending four times and disabling: ' + confirms.join(' | '));
   assert.ok(confirms.some((c) => /^Send "Your card has a new look" \(service, inapp\) to segment Every member/.test(c)),
     'the question names the text, kind, channel and segment: ' + confirms.join(' | '));
   assert.deepEqual(problems, [], 'no script error or policy violation');

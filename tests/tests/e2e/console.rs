@@ -588,7 +588,8 @@ async fn two_sends(s: &Shop, boot: &OperatorClient) {
     }
 }
 
-/// The message the browser sent to the segment is in the member's inbox after the phone syncs.
+/// The message the browser sent to the segment (twice: the first answer was lost) is in the
+/// member's inbox once after the phone syncs.
 async fn the_message_reached_the_phone(s: &Shop, report: &Value) {
     let id = report["messageId"].as_str().expect("the message's id");
     s.phone.sync().await.unwrap();
@@ -603,6 +604,11 @@ async fn the_message_reached_the_phone(s: &Shop, report: &Value) {
         (message.kind.as_str(), message.channel.as_str()),
         ("service", "inapp")
     );
+    let copies = inbox
+        .iter()
+        .filter(|m| m.message.subject == message.subject)
+        .count();
+    assert_eq!(copies, 1, "sent again after a lost answer, received once");
 }
 
 /// What the browser published, ended and created is what the server holds: the offer ended with
