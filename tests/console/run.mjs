@@ -376,6 +376,21 @@ async function sendMessage(segment, memberId) {
   await shot('message-deliveries');
   report.messageId = id;
   report.messageSubject = subject;
+
+  // To listed members: none listed is the API's refusal in place; the member's id reaches them.
+  await byTestId('menu-messages').click();
+  await byTestId('message-kind').selectOption('marketing');
+  await byTestId('message-subject').fill('Spring sale');
+  await byTestId('message-audience').selectOption('members');
+  assert.ok(await byTestId('message-segment').isHidden(), 'the segment gives way to the ids');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-error'), 'give either `members` or `segment`');
+  await byTestId('message-members').fill(' ' + memberId + ' , ');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-recipients'), 1);
+  await textIs(byTestId('message-in_inbox'), 1);
+  assert.match(await byTestId('message-summary').textContent(), /marketing on inapp/);
+  report.listedSubject = 'Spring sale';
 }
 
 // An admin creates an operator and sees the token once; another is disabled.
@@ -563,8 +578,8 @@ try {
   assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
 
   assert.deepEqual(dialogs, [], 'no dialog fired');
-  assert.equal(confirms.length, 8,
-    'asked before ending, deleting twice, sending four times and disabling: ' + confirms.join(' | '));
+  assert.equal(confirms.length, 10,
+    'asked before ending, deleting twice, sending six times and disabling: ' + confirms.join(' | '));
   assert.ok(confirms.some((c) => /^Send "Your card has a new look" \(service, inapp\) to segment Every member/.test(c)),
     'the question names the text, kind, channel and segment: ' + confirms.join(' | '));
   assert.deepEqual(problems, [], 'no script error or policy violation');

@@ -609,6 +609,11 @@ async fn the_message_reached_the_phone(s: &Shop, report: &Value) {
         .filter(|m| m.message.subject == message.subject)
         .count();
     assert_eq!(copies, 1, "sent again after a lost answer, received once");
+    let listed = report["listedSubject"].as_str().expect("the listed send");
+    assert!(
+        inbox.iter().any(|m| m.message.subject == listed),
+        "the send to the member's id: {inbox:?}"
+    );
 }
 
 /// What the browser published, ended and created is what the server holds: the offer ended with
