@@ -1,6 +1,6 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
-// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/liability,
-// #/reports/points, #/reports/members, #/reports/deliveries,
+// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/messages,
+// #/liability, #/reports/points, #/reports/members, #/reports/deliveries[/<message id>],
 // #/reports/watch, #/reports/segments, #/programme, #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
@@ -19,6 +19,7 @@ import { deliveriesPage } from './deliveries.js';
 import { operatorsPage } from './operators.js';
 import { watchPage } from './watch.js';
 import { rfmPage } from './rfm.js';
+import { messagesPage } from './messages.js';
 
 const page = document.getElementById('page');
 const menu = document.getElementById('menu');
@@ -26,6 +27,7 @@ const who = document.getElementById('who');
 
 const ALL = ['support', 'marketing', 'admin'];
 const ADMIN = ['admin'];
+const MARKETING = ['marketing', 'admin'];
 
 /** The menu: each page's id, route, title, the roles that may open it (the server refuses the
  * rest) and its group; a group's title precedes its first page. */
@@ -34,6 +36,7 @@ const PAGES = [
   { id: 'requests', path: 'requests', title: 'Requests', roles: ALL },
   { id: 'offers', path: 'offers', title: 'Offers', roles: ALL },
   { id: 'segments', path: 'segments', title: 'Segments', roles: ALL },
+  { id: 'messages', path: 'messages', title: 'Messages', roles: MARKETING },
   { id: 'liability', path: 'liability', title: 'Liability', roles: ALL, group: 'Reports' },
   { id: 'points', path: 'reports/points', title: 'Points', roles: ALL, group: 'Reports' },
   { id: 'memberstats', path: 'reports/members', title: 'Members', roles: ALL, group: 'Reports' },
@@ -50,6 +53,7 @@ const ROUTES = {
   requests: requestsPage,
   offers: offersPage,
   segments: segmentsPage,
+  messages: messagesPage,
   liability: liabilityPage,
   'reports/liability': liabilityPage,
   'reports/points': pointsPage,
@@ -127,12 +131,13 @@ function route() {
     return;
   }
   const ctx = { session: info };
-  const [first, second] = parts;
+  const [first, second, third] = parts;
   if (first === 'members' && second) return memberPage(page, ctx, second);
   const path = first === 'reports' ? first + '/' + second : first;
   const known = PAGES.find((p) => p.path === path);
   const draw = Object.hasOwn(ROUTES, path) ? ROUTES[path] : null;
-  if (draw && (!known || known.roles.includes(info.role))) return draw(page, ctx);
+  // A report's third part is its subject (#/reports/deliveries/<message id>).
+  if (draw && (!known || known.roles.includes(info.role))) return draw(page, ctx, third);
   return membersPage(page, ctx);
 }
 

@@ -1,14 +1,18 @@
 // The deliveries report: what became of the messages sent in a period (by default the server's
 // last 30 days) or of one send, by channel, status and reason; a Chart.js bar chart of the counts
-// by status, the deliveries refused for want of consent, and the CSV.
+// by status, the deliveries refused for want of consent, and the CSV. For one send (typed in, or
+// named by the route, #/reports/deliveries/<message id>, as the messages page links it) also its
+// recipients, newest first, each linked to the member's page.
 import { api, query } from './api.js';
 import { chartCanvas, COLOURS, COUNT_AXES, drawChart } from './charts.js';
 import { csvLink, dateMs, errorBox, h, replace, showError, table, when } from './dom.js';
 
-export function deliveriesPage(page) {
+const RECIPIENTS = 100;
+
+export function deliveriesPage(page, ctx, messageId) {
   const from = h('input', { type: 'date', name: 'from', 'data-testid': 'deliveries-from' });
   const to = h('input', { type: 'date', name: 'to', 'data-testid': 'deliveries-to' });
-  const message = h('input', { type: 'text', name: 'message_id', placeholder: 'one message id', maxlength: 64, 'data-testid': 'deliveries-message' });
+  const message = h('input', { type: 'text', name: 'message_id', placeholder: 'one message id', maxlength: 64, value: messageId || '', 'data-testid': 'deliveries-message' });
   const error = errorBox('deliveries-error');
   const body = h('div', {});
   const form = h('form', { class: 'card', 'data-testid': 'deliveries-form' },
@@ -33,8 +37,11 @@ export function deliveriesPage(page) {
     const params = one ? { message_id: one } : { from_ms: dateMs(from.value), to_ms: dateMs(to.value) };
     try {
       const report = await api('GET', '/v1/admin/reports/deliveries' + query(params));
+      const recipients = one
+        ? await api('GET', '/v1/admin/deliveries' + query({ message_id: one, limit: RECIPIENTS })) : null;
       if (mine !== latest) return;
       draw(body, report, '/v1/admin/reports/deliveries' + query({ ...params, format: 'csv' }));
+      if (recipients) body.append(recipientsCard(recipients, report.recipients));
     } catch (e) {
       showError(error, e);
       replace(body);
@@ -75,4 +82,23 @@ function draw(body, report, csv) {
     },
     options: { scales: COUNT_AXES, plugins: { legend: { display: false } } },
   });
+}
+
+function recipientsCard(rows, total) {
+  const shown = rows.length < total ? ' (the newest ' + rows.length + ' of ' + total + ')' : '';
+  return h('section', { class: 'card' },
+    h('h2', {}, 'Recipients' + shown),
+    table([
+      {
+        title: 'Member',
+        cell: (r) => h('a', { href: '#/members/' + encodeURIComponent(r.member_id), 'data-testid': 'delivery-member' }, r.member_id),
+      },
+      { title: 'Channel', cell: (r) => r.channel },
+      { title: 'Kind', cell: (r) => r.kind },
+      { title: 'Status', cell: (r) => h('span', { 'data-testid': 'delivery-status' }, r.status) },
+      { title: 'Reason', cell: (r) => r.reason || '' },
+      { title: 'In the inbox', cell: (r) => (r.in_inbox ? 'yes' : 'no') },
+      { title: 'Attempts', cell: (r) => String(r.attempts) },
+      { title: 'Updated', cell: (r) => when(r.updated_at_ms) },
+    ], rows, { 'data-testid': 'delivery-recipients' }));
 }

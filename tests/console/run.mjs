@@ -6,7 +6,8 @@
 //   LOYALTY_MEMBER_ID        the member's id (whose code the till scanned twice: one refused)
 //   LOYALTY_REQUEST_SUBJECT  a request subject holding markup, which must stay text
 //   LOYALTY_NOW_MS           the server's clock            LOYALTY_EARNED  points the purchase earned
-//   LOYALTY_SEGMENT          a computed segment of every member (the one member)
+//   LOYALTY_SEGMENT          a computed segment of every member (the one member), which the
+//                            browser also sends a message to (its id and subject in the report)
 //   (and two sends to the member: an in-app service message, a marketing SMS without consent)
 //   LOYALTY_CONSOLE_MODULES  where playwright-core is installed
 //   LOYALTY_SCREENSHOTS      (optional) a folder for a screenshot of each page
@@ -313,6 +314,85 @@ async function watchList(memberId, cardNumber) {
   await textIs(byTestId('card-number'), cardNumber);
 }
 
+// An admin sends an in-app service message to the segment: no kind and an empty subject refused
+// in place first, an answer lost and the send repeated under the same id, then the summary
+// counting its one recipient, and its deliveries one click away.
+async function sendMessage(segment, memberId) {
+  const subject = 'Your card has a new look';
+  assert.equal(await byTestId('menu-messages').count(), 1, 'admins send messages');
+  await byTestId('menu-messages').click();
+  await byTestId('message-form').waitFor();
+  await page.waitForFunction(
+    (id) => [...(document.querySelector('[data-testid="message-segment"]')?.options || [])].some((o) => o.value === id),
+    segment,
+  );
+  const posted = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/v1/admin/messages')) posted.push(request.postDataJSON().id);
+  });
+  await byTestId('message-channel').selectOption('inapp');
+  await byTestId('message-body').fill('Nothing changes for your points.');
+  await byTestId('message-segment').selectOption(segment);
+  // The kind has no default: unchosen, the API refuses it, in place.
+  await byTestId('message-submit').click();
+  await byTestId('message-error').waitFor();
+  assert.match(await byTestId('message-error').textContent(), /kind must be one of marketing, service/);
+  await byTestId('message-kind').selectOption('service');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-error'), 'subject must be 1 to 512 bytes');
+  assert.ok(await byTestId('message-summary').isHidden(), 'nothing was sent');
+  await byTestId('message-subject').fill(subject);
+  // The server sends, but its answer is lost on the way back: the page says the send failed, and
+  // sending again reuses the page's id, so the member gets the message once.
+  let lostStatus = 0;
+  await page.route('**/v1/admin/messages', async (route) => {
+    lostStatus = (await route.fetch()).status();
+    await route.abort('connectionreset');
+  }, { times: 1 });
+  await byTestId('message-submit').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="message-error"]')?.textContent.startsWith('No answer'));
+  assert.match(await byTestId('message-error').textContent(), /may have gone out\. Send again as it is/);
+  assert.equal(lostStatus, 201, 'the server did send before the answer was lost');
+  assert.ok(await byTestId('message-summary').isHidden(), 'no summary without an answer');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-recipients'), 1);
+  await textIs(byTestId('message-sent'), 1);
+  assert.ok(await byTestId('message-error').isHidden(), 'the refusal is gone');
+  const id = await byTestId('message-sent-id').textContent();
+  assert.match(id, /^msg-[0-9a-f]{24}$/, 'the page named the send');
+  assert.equal(posted.length, 4, 'four sends asked: ' + posted.join(' '));
+  assert.deepEqual(posted.slice(2), [id, id], 'the retry after the lost answer sent the same id');
+  assert.equal(await byTestId('message-subject').inputValue(), '', 'the form is ready for another');
+  assert.equal(await byTestId('message-kind').inputValue(), '', 'whose kind is chosen afresh');
+  await shot('messages');
+  await byTestId('message-deliveries-link').click();
+  assert.equal(new URL(page.url()).hash, '#/reports/deliveries/' + id);
+  await textIs(byTestId('deliveries-messages'), 1);
+  await textIs(byTestId('deliveries-recipients'), 1);
+  assert.equal(await byTestId('deliveries-message').inputValue(), id);
+  const recipient = rowOf('delivery-recipients', 'delivery-member', memberId);
+  await textIs(recipient.locator('[data-testid="delivery-status"]'), 'sent');
+  assert.match(await recipient.textContent(), /inappservice/);
+  await shot('message-deliveries');
+  report.messageId = id;
+  report.messageSubject = subject;
+
+  // To listed members: none listed is the API's refusal in place; the member's id reaches them.
+  await byTestId('menu-messages').click();
+  await byTestId('message-kind').selectOption('marketing');
+  await byTestId('message-subject').fill('Spring sale');
+  await byTestId('message-audience').selectOption('members');
+  assert.ok(await byTestId('message-segment').isHidden(), 'the segment gives way to the ids');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-error'), 'give either `members` or `segment`');
+  await byTestId('message-members').fill(' ' + memberId + ' , ');
+  await byTestId('message-submit').click();
+  await textIs(byTestId('message-recipients'), 1);
+  await textIs(byTestId('message-in_inbox'), 1);
+  assert.match(await byTestId('message-summary').textContent(), /marketing on inapp/);
+  report.listedSubject = 'Spring sale';
+}
+
 // An admin creates an operator and sees the token once; another is disabled.
 async function operators() {
   assert.equal(await byTestId('menu-operators').count(), 1, 'admins see the operators');
@@ -348,6 +428,10 @@ async function operators() {
 // Support reads offers but may not end or publish them, and has no operators page.
 async function supportLimits() {
   assert.equal(await byTestId('menu-operators').count(), 0, 'support does not see the operators');
+  assert.equal(await byTestId('menu-messages').count(), 0, 'support does not send messages');
+  await page.goto(server + '/console#/messages');
+  await byTestId('search-form').waitFor();
+  assert.equal(await byTestId('message-form').count(), 0, 'the messages page is not drawn for support');
   await page.goto(server + '/console#/operators');
   await byTestId('search-form').waitFor();
   assert.equal(await byTestId('operators-table').count(), 0, 'the operators page is not drawn for support');
@@ -449,6 +533,7 @@ try {
   await shot('liability');
   await segmentsAndOffers(env('LOYALTY_SEGMENT'), Number(env('LOYALTY_NOW_MS')));
   await reports(Number(env('LOYALTY_EARNED')));
+  await sendMessage(env('LOYALTY_SEGMENT'), env('LOYALTY_MEMBER_ID'));
   await watchList(env('LOYALTY_MEMBER_ID'), env('LOYALTY_CARD_NUMBER'));
   await operators();
   await page.goto(server + '/console#/audit');
@@ -493,7 +578,10 @@ try {
   assert.equal(await byTestId('role').count(), 0, 'nobody is shown as logged in');
 
   assert.deepEqual(dialogs, [], 'no dialog fired');
-  assert.equal(confirms.length, 4, 'asked before ending, deleting twice and disabling: ' + confirms.join(' | '));
+  assert.equal(confirms.length, 10,
+    'asked before ending, deleting twice, sending six times and disabling: ' + confirms.join(' | '));
+  assert.ok(confirms.some((c) => /^Send "Your card has a new look" \(service, inapp\) to segment Every member/.test(c)),
+    'the question names the text, kind, channel and segment: ' + confirms.join(' | '));
   assert.deepEqual(problems, [], 'no script error or policy violation');
   report.ok = true;
   console.log(JSON.stringify(report));

@@ -66,6 +66,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("watch.js", JS, include_str!("../../console/watch.js")),
     ("rfm.js", JS, include_str!("../../console/rfm.js")),
+    ("messages.js", JS, include_str!("../../console/messages.js")),
     (
         "operators.js",
         JS,
@@ -145,6 +146,22 @@ mod tests {
                 "document.write",
             ] {
                 assert!(!body.contains(forbidden), "{name} uses {forbidden}");
+            }
+        }
+    }
+
+    /// A page module left out of `ASSETS` would build and pass every other check, then fail to
+    /// load in the browser: every file in `server/console/` must be served.
+    #[test]
+    fn every_console_file_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".js") || name.ends_with(".css") {
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "{name} is not in ASSETS"
+                );
             }
         }
     }

@@ -4,7 +4,8 @@
 //! the CSRF checks on cookie writes (no token, a foreign Origin: `403 csrf_failed`; both right: the
 //! write is done and the audit log names the operator), the files' security headers — and then a
 //! real Chromium, driven by `tests/console/run.mjs` with playwright-core, working the console as an
-//! operator would: members, requests, offers and segments, the reports and operator accounts.
+//! operator would: members, requests, offers and segments, a message sent to a segment (and found
+//! on the member's phone after), the reports and operator accounts.
 //!
 //! The browser part needs `node`, Debian's `chromium` and `playwright-core` installed from
 //! `tests/console/package-lock.json` into `LOYALTY_CONSOLE_MODULES` (default
@@ -510,9 +511,12 @@ fn an_operator_works_the_console_in_a_real_browser() {
         assert_eq!(answered[0].subject, HOSTILE_SUBJECT);
         assert!(screenshots.join("member.png").exists());
         browser_work_is_held(&s, &boot, &report).await;
+        the_message_reached_the_phone(&s, &report).await;
         for page in [
             "offers",
             "segments",
+            "messages",
+            "message-deliveries",
             "points",
             "memberstats",
             "deliveries",
@@ -582,6 +586,34 @@ async fn two_sends(s: &Shop, boot: &OperatorClient) {
         .await
         .unwrap();
     }
+}
+
+/// The message the browser sent to the segment (twice: the first answer was lost) is in the
+/// member's inbox once after the phone syncs.
+async fn the_message_reached_the_phone(s: &Shop, report: &Value) {
+    let id = report["messageId"].as_str().expect("the message's id");
+    s.phone.sync().await.unwrap();
+    let inbox = s.phone.messages().unwrap();
+    let message = inbox
+        .iter()
+        .map(|m| &m.message)
+        .find(|m| m.id == id)
+        .unwrap_or_else(|| panic!("{id} is not in the inbox: {inbox:?}"));
+    assert_eq!(message.subject, report["messageSubject"].as_str().unwrap());
+    assert_eq!(
+        (message.kind.as_str(), message.channel.as_str()),
+        ("service", "inapp")
+    );
+    let copies = inbox
+        .iter()
+        .filter(|m| m.message.subject == message.subject)
+        .count();
+    assert_eq!(copies, 1, "sent again after a lost answer, received once");
+    let listed = report["listedSubject"].as_str().expect("the listed send");
+    assert!(
+        inbox.iter().any(|m| m.message.subject == listed),
+        "the send to the member's id: {inbox:?}"
+    );
 }
 
 /// What the browser published, ended and created is what the server holds: the offer ended with
