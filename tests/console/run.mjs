@@ -264,7 +264,29 @@ async function reports(earned) {
   assert.equal(await byTestId('tiers-table').locator('tbody tr').count(), 1, 'one tier holds the member');
   await textIs(byTestId('memberstats-table').locator('tbody tr').first().locator('td').last(), 1);
   assert.match((await csvOf('memberstats-csv')).text, /^measure,value\nmembers,1\n/);
+  // Tier movement: the member joined on base this month and is not moving down.
+  assert.deepEqual(
+    await byTestId('tiers-table').locator('tbody tr').first().locator('td').allTextContents(),
+    ['base', '1', '1', '0'],
+  );
   await shot('memberstats');
+
+  // Segments and RFM: the batch job's run is listed with its joiners; the one member is counted
+  // once in every dimension.
+  await page.goto(server + '/console#/reports/segments');
+  assert.ok(await charted('rfm-chart'), 'Chart.js drew the RFM scores');
+  const rfmRows = byTestId('rfm-table').locator('tbody tr');
+  assert.equal(await rfmRows.count(), 6, 'scores 0 to 5');
+  for (const column of [1, 2, 3]) {
+    let sum = 0;
+    for (let row = 0; row < 6; row += 1) {
+      sum += Number(await rfmRows.nth(row).locator('td').nth(column).textContent());
+    }
+    assert.equal(sum, 1, 'every member once per dimension');
+  }
+  assert.match(await page.locator('[data-testid^="segment-runs-"]').first().textContent(), /\+1/);
+  assert.match((await csvOf('rfm-csv')).text, /^row,id,computed_at_ms,members,joined,departed\nsegment,/);
+  await shot('rfm');
 
   await page.goto(server + '/console#/reports/deliveries');
   assert.ok(await charted('deliveries-chart'), 'Chart.js drew the deliveries');

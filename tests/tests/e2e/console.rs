@@ -521,6 +521,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
             "memberstats",
             "deliveries",
             "watch",
+            "rfm",
             "operators",
         ] {
             assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");
