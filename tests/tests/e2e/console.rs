@@ -402,22 +402,14 @@ fn the_console_files_carry_their_types_and_a_strict_policy() {
 /// Where playwright-core is installed, with node and Chromium present; `None` (the test skips)
 /// when one is missing, unless `LOYALTY_REQUIRE_BROWSER` is set.
 fn browser_modules() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOYALTY_CONSOLE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/loyalty-toolchains/console/node_modules"));
-    let node = Command::new("node").arg("--version").output();
-    let ready = dir.join("playwright-core/package.json").exists()
-        && std::path::Path::new("/usr/bin/chromium").exists()
-        && node.is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(
-            std::env::var_os("LOYALTY_REQUIRE_BROWSER").is_none(),
-            "node, /usr/bin/chromium and playwright-core in {} are required (LOYALTY_REQUIRE_BROWSER is set)",
-            dir.display()
-        );
-        eprintln!("skipped: node, chromium or {} is missing", dir.display());
+    loyalty_tests::node::NodeToolchain {
+        dir_var: "LOYALTY_CONSOLE_MODULES",
+        default_dir: "/opt/loyalty-toolchains/console/node_modules",
+        package_file: "playwright-core/package.json",
+        programs: &["/usr/bin/chromium"],
+        require_var: "LOYALTY_REQUIRE_BROWSER",
     }
-    ready.then_some(dir)
+    .modules()
 }
 
 const HOSTILE_SUBJECT: &str = "<img src=x onerror=alert(1)>";

@@ -15,22 +15,17 @@ use std::process::Command;
 use loyalty_tests::*;
 use serde_json::Value;
 
+/// Where @automerge/automerge is installed, with node present; `None` (the test skips) when one
+/// is missing, unless `LOYALTY_REQUIRE_JS` is set.
 fn modules() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOYALTY_JS_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/loyalty-toolchains/js/node_modules"));
-    let node = Command::new("node").arg("--version").output();
-    let ready = dir.join("@automerge/automerge/package.json").exists()
-        && node.is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(
-            std::env::var_os("LOYALTY_REQUIRE_JS").is_none(),
-            "node and @automerge/automerge in {} are required (LOYALTY_REQUIRE_JS is set)",
-            dir.display()
-        );
-        eprintln!("skipped: node or {} is missing", dir.display());
+    loyalty_tests::node::NodeToolchain {
+        dir_var: "LOYALTY_JS_MODULES",
+        default_dir: "/opt/loyalty-toolchains/js/node_modules",
+        package_file: "@automerge/automerge/package.json",
+        programs: &[],
+        require_var: "LOYALTY_REQUIRE_JS",
     }
-    ready.then_some(dir)
+    .modules()
 }
 
 fn rounds(v: &Value) -> u64 {
