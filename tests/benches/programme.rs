@@ -19,6 +19,7 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
+use loyalty_tests::memory::peak_kib;
 
 const DAY: i64 = 86_400_000;
 
@@ -38,19 +39,6 @@ fn sizes(db: &Path) -> (u64, u64, u64) {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// VmHWM (peak resident memory) of this process, in KiB.
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Members with a skewed spread of purchases over two years: 30% never buy, most buy a few times,
@@ -224,7 +212,7 @@ fn main() {
             .expect("publish to everyone");
         let all_time = t.elapsed();
         let total = first + small_time + all_time;
-        let peak = peak_kib();
+        let peak = peak_kib("self");
         let after = sizes(&db);
         let (again, _) = recompute("again").await.expect("task");
 

@@ -21,22 +21,10 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::postgres::PgStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
+use loyalty_tests::memory::peak_kib;
 use loyalty_tests::postgres::{Postgres, psql};
 
 const DAY: i64 = 86_400_000;
-
-/// VmHWM (peak resident memory) of a process, in KiB.
-fn peak_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// The largest VmHWM among the processes whose command is `postgres` (this bench's server is the
 /// only one it starts; the shared test server, if any, is idle meanwhile).

@@ -21,43 +21,17 @@ use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
+use loyalty_tests::memory::{anon_kib, peak_kib};
 use loyalty_tests::{OPERATOR_TOKEN, TestServer};
 
 const DAY: i64 = 86_400_000;
-
-/// VmHWM (peak resident memory) of this process, in KiB.
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// RssAnon (resident anonymous memory: heap and stacks, not the mapped database file) of this
-/// process, in KiB.
-fn anon_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("RssAnon:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// The largest RssAnon seen, sampled every 20 ms until `stop` is set.
 fn sample_anon(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut peak = 0;
         while !stop.load(Ordering::Relaxed) {
-            peak = peak.max(anon_kib());
+            peak = peak.max(anon_kib("self"));
             std::thread::sleep(Duration::from_millis(20));
         }
         peak
@@ -315,7 +289,7 @@ fn main() {
         );
         println!(
             "| peak resident memory (VmHWM: also the database file mapped by the readers) | {:.0} MiB | |",
-            peak_kib() as f64 / 1024.0
+            peak_kib("self") as f64 / 1024.0
         );
         server.stop().await;
     });

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub mod backend;
+pub mod memory;
 pub mod node;
 pub mod pg_cluster;
 pub mod postgres;
