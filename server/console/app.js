@@ -1,7 +1,8 @@
 // The console's shell: who is logged in, the menu their role may use, and the page the URL's
-// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/segments, #/messages,
-// #/liability, #/reports/points, #/reports/members, #/reports/deliveries[/<message id>],
-// #/reports/watch, #/reports/segments, #/programme, #/operators, #/audit).
+// fragment names (#/members, #/members/<id>, #/requests, #/offers, #/offers/<id>/uptake,
+// #/segments, #/messages, #/liability, #/reports/points, #/reports/members,
+// #/reports/deliveries[/<message id>], #/reports/watch, #/reports/segments, #/programme,
+// #/operators, #/audit).
 import { api, onSessionLost, setCsrf } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './login.js';
@@ -19,6 +20,7 @@ import { deliveriesPage } from './deliveries.js';
 import { operatorsPage } from './operators.js';
 import { watchPage } from './watch.js';
 import { rfmPage } from './rfm.js';
+import { uptakePage } from './uptake.js';
 import { messagesPage } from './messages.js';
 
 const page = document.getElementById('page');
@@ -133,6 +135,7 @@ function route() {
   const ctx = { session: info };
   const [first, second, third] = parts;
   if (first === 'members' && second) return memberPage(page, ctx, second);
+  if (first === 'offers' && second && third === 'uptake') return uptakePage(page, ctx, second);
   const path = first === 'reports' ? first + '/' + second : first;
   const known = PAGES.find((p) => p.path === path);
   const draw = Object.hasOwn(ROUTES, path) ? ROUTES[path] : null;

@@ -71,6 +71,10 @@ function columns(mayManage, error, reload) {
     { title: 'Activated', cell: (r) => String(r.figures.activated) },
     { title: 'Used by', cell: (r) => String(r.figures.used_by) },
     { title: 'Uses', cell: (r) => String(r.figures.uses) },
+    {
+      title: 'By segment',
+      cell: (r) => h('a', { href: '#/offers/' + encodeURIComponent(r.offer.id) + '/uptake', 'data-testid': 'offer-uptake' }, 'Uptake'),
+    },
   ];
   if (mayManage) cols.push({ title: '', cell: (r) => actions(r, error, reload) });
   return cols;

@@ -197,6 +197,19 @@ async function segmentsAndOffers(segment, nowMs) {
   assert.match(await offer.textContent(), new RegExp('segment ' + segment));
   report.offer = 'console-coffee';
 
+  // Its uptake by segment: the segment's one member was reached; the CSV is the API's.
+  await offer.locator('[data-testid="offer-uptake"]').click();
+  await byTestId('uptake-table').waitFor();
+  const uptakeRow = byTestId('uptake-table').locator('tbody tr').filter({ hasText: segment }).first();
+  await textIs(uptakeRow.locator('[data-testid="uptake-members"]'), 1);
+  await textIs(uptakeRow.locator('[data-testid="uptake-reached"]'), 1);
+  const uptakeCsv = await csvOf('uptake-csv');
+  assert.match(uptakeCsv.type, /text\/csv/);
+  assert.match(uptakeCsv.text, /^segment_id,name,members,reached,activated,used_by,uses\n/);
+  await shot('uptake');
+  await page.goto(server + '/console#/offers');
+  await byTestId('offers-table').waitFor();
+
   // The segment a running offer targets cannot be deleted: the API's 409, in place.
   await page.goto(server + '/console#/segments');
   await rowOf('segments-table', 'segment-id', segment).locator('[data-testid="segment-delete"]').click();

@@ -132,6 +132,36 @@ pub struct OfferUptake {
     pub segments: Vec<SegmentUptake>,
 }
 
+impl OfferUptake {
+    /// The uptake as CSV (`segment_id,name,members,reached,activated,used_by,uses`), a row per
+    /// segment; a name holding a comma, a quote or a line break is quoted, its quotes doubled.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("segment_id,name,members,reached,activated,used_by,uses\n");
+        for s in &self.segments {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                csv_field(&s.segment_id),
+                csv_field(&s.name),
+                s.members,
+                s.reached,
+                s.activated,
+                s.used_by,
+                s.uses
+            ));
+        }
+        out
+    }
+}
+
+/// One CSV field: as it is, or quoted with its quotes doubled when it holds a separator.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
 /// What an operator does to an offer before its time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferEnd {
@@ -212,5 +242,34 @@ mod tests {
         assert_eq!((o.valid_until_ms, w, changed), (40, Some(90), true));
         let (_, w, changed) = OfferEnd::Withdraw.apply(offer(40), Some(90), 95);
         assert_eq!((w, changed), (Some(90), false), "withdrawn once");
+    }
+
+    #[test]
+    fn uptake_csv_quotes_names_that_need_it() {
+        let row = |id: &str, name: &str| SegmentUptake {
+            segment_id: id.into(),
+            name: name.into(),
+            members: 4,
+            reached: 3,
+            activated: 2,
+            used_by: 1,
+            uses: 5,
+        };
+        let uptake = OfferUptake {
+            offer_id: "o".into(),
+            figures: OfferFigures {
+                reach: 3,
+                activated: 2,
+                used_by: 1,
+                uses: 5,
+            },
+            segments: vec![row("a", "Plain"), row("b", "Coffee, \"daily\"\nlovers")],
+        };
+        assert_eq!(
+            uptake.to_csv(),
+            "segment_id,name,members,reached,activated,used_by,uses\n\
+             a,Plain,4,3,2,1,5\n\
+             b,\"Coffee, \"\"daily\"\"\nlovers\",4,3,2,1,5\n"
+        );
     }
 }

@@ -66,6 +66,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("watch.js", JS, include_str!("../../console/watch.js")),
     ("rfm.js", JS, include_str!("../../console/rfm.js")),
+    ("uptake.js", JS, include_str!("../../console/uptake.js")),
     ("messages.js", JS, include_str!("../../console/messages.js")),
     (
         "operators.js",

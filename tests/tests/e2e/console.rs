@@ -514,6 +514,7 @@ fn an_operator_works_the_console_in_a_real_browser() {
             "deliveries",
             "watch",
             "rfm",
+            "uptake",
             "operators",
         ] {
             assert!(screenshots.join(format!("{page}.png")).exists(), "{page}");

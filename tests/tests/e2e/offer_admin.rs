@@ -123,6 +123,21 @@ fn offers_are_listed_with_their_figures_ended_early_and_withdrawn() {
             [("buyers", 1, 1, 1, 1, 2), ("everyone", 2, 2, 1, 1, 2)]
         );
         assert_eq!(uptake.figures, f);
+        let http = reqwest::Client::new();
+        let get = |query: &'static str| {
+            http.get(format!(
+                "{}/v1/admin/offers/coffee/uptake{query}",
+                s.server.url
+            ))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+        };
+        let csv = get("?format=csv").await.unwrap().text().await.unwrap();
+        assert_eq!(csv, uptake.to_csv());
+        assert!(csv.contains("\neveryone,everyone,2,2,1,1,2\n"), "{csv}");
+        for bad in ["?format=xml", "?limit=1"] {
+            assert_eq!(get(bad).await.unwrap().status(), 400, "{bad}");
+        }
         let unknown = op.offer_uptake("nope").await.unwrap_err();
         assert_eq!(refusal(unknown), "offer_not_found");
         let out = loyalty(&s.server.url, &["admin", "offers", "uptake", "coffee"]).await;

@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use loyalty_core::api::offer_admin::{OfferRecord, OfferUptake};
+use axum::response::Response;
+use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferUptake};
 use loyalty_core::api::paths;
+
+use super::reports::{Format, answer};
 
 use crate::app::App;
 use crate::http::error::ApiError;
@@ -14,7 +17,6 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::service::offer_admin;
-use loyalty_core::api::offer_admin::OfferEnd;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -70,21 +72,38 @@ pub async fn show_offer(
     Ok(Json(offer_admin::show(&app, &offer_id).await?))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UptakeQuery {
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    #[param(inline)]
+    format: Format,
+}
+
 /// The offer's uptake in every segment: members, reached, activated, used by, uses.
 #[utoipa::path(
     get,
     path = paths::ADMIN_OFFER_UPTAKE,
     tag = "admin",
-    params(("offer_id" = String, Path, description = "The offer")),
-    responses((status = 200, body = OfferUptake), Refusals, Authentication, NotFound),
+    params(("offer_id" = String, Path, description = "The offer"), UptakeQuery),
+    responses(
+        (status = 200, description = "The uptake: JSON, or with format=csv the rows segment_id,name,members,reached,activated,used_by,uses",
+            content((OfferUptake = "application/json"), (String = "text/csv"))),
+        Refusals, Authentication, NotFound
+    ),
     security(("operator" = []))
 )]
 pub async fn offer_uptake(
     State(app): State<Arc<App>>,
     Path(offer_id): Path<String>,
     _: Operator,
-) -> Result<Json<OfferUptake>, ApiError> {
-    Ok(Json(offer_admin::uptake(&app, &offer_id).await?))
+    query: Result<Query<UptakeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let uptake = offer_admin::uptake(&app, &offer_id).await?;
+    answer(q.format, uptake, OfferUptake::to_csv, "uptake.csv")
 }
 
 /// Ends the offer now: tills stop applying it at once, members see it ended at their next sync.

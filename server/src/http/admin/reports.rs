@@ -22,7 +22,7 @@ use crate::service::watch::{self, WatchRequest};
 /// How a report is answered; parsed with the query, so a bad format is refused before any work.
 #[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Json,
     Csv,
@@ -270,7 +270,7 @@ pub async fn watch(
 }
 
 /// The report as JSON, or with `format=csv` as a CSV attachment named `file`.
-fn answer<T: serde::Serialize>(
+pub(crate) fn answer<T: serde::Serialize>(
     format: Format,
     report: T,
     csv: impl Fn(&T) -> String,
