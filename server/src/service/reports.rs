@@ -238,19 +238,7 @@ pub async fn segments(app: &App, runs: Option<u32>) -> Result<SegmentsReport, Do
         ));
     }
     let totals = app.storage.segment_totals(runs).await?;
-    let mut dims = [[0i64; 6]; 3];
-    let mut scored = 0;
-    for (r, f, m, n) in totals.scores {
-        scored += n;
-        for (dim, score) in dims.iter_mut().zip([r, f, m]) {
-            let cell = usize::try_from(score).unwrap_or(0).min(5);
-            dim[cell] += n;
-        }
-    }
-    // Members without a score bought nothing in the window: score 0 in every dimension.
-    let unscored = totals.members.saturating_sub(scored).max(0);
-    dims.iter_mut().for_each(|d| d[0] += unscored);
-    let [recency, frequency, monetary] = dims.map(|members| ScoreSizes { members });
+    let (scored, [recency, frequency, monetary]) = score_sizes(&totals.scores, totals.members);
     let segments = totals
         .segments
         .into_iter()
@@ -282,6 +270,24 @@ pub async fn segments(app: &App, runs: Option<u32>) -> Result<SegmentsReport, Do
     })
 }
 
+/// Members per score of each RFM dimension from the counts per (recency, frequency, monetary)
+/// combination, and how many were scored. Members without a score bought nothing in the window:
+/// score 0 in every dimension.
+fn score_sizes(scores: &[(i64, i64, i64, i64)], members: i64) -> (i64, [ScoreSizes; 3]) {
+    let mut dims = [[0i64; 6]; 3];
+    let mut scored = 0;
+    for &(r, f, m, n) in scores {
+        scored += n;
+        for (dim, score) in dims.iter_mut().zip([r, f, m]) {
+            let cell = usize::try_from(score).unwrap_or(0).min(5);
+            dim[cell] += n;
+        }
+    }
+    let unscored = members.saturating_sub(scored).max(0);
+    dims.iter_mut().for_each(|d| d[0] += unscored);
+    (scored, dims.map(|members| ScoreSizes { members }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +300,14 @@ mod tests {
         assert_eq!(moved(ReasonCode::Expiry, -7).expired, 7);
         assert_eq!(moved(ReasonCode::Refund, -4).refunded, 4);
         assert_eq!(moved(ReasonCode::Adjust, -2).adjusted, -2);
+    }
+
+    #[test]
+    fn scores_fold_into_each_dimension_and_the_unscored_score_zero() {
+        let (scored, [r, f, m]) = score_sizes(&[(5, 1, 3, 2), (5, 2, 3, 1)], 10);
+        assert_eq!(scored, 3);
+        assert_eq!(r.members, [7, 0, 0, 0, 0, 3]);
+        assert_eq!(f.members, [7, 2, 1, 0, 0, 0]);
+        assert_eq!(m.members, [7, 0, 0, 3, 0, 0]);
     }
 }
