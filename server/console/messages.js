@@ -4,6 +4,7 @@
 // service message skips the consent check, so the operator chooses it every time.
 import { api, ApiError, freshKey } from './api.js';
 import { errorBox, h, replace, showError } from './dom.js';
+import { fillSegments, memberIds } from './audience.js';
 
 const CHANNELS = [
   ['inapp', 'In-app'],
@@ -68,7 +69,7 @@ export function messagesPage(page) {
     event.preventDefault();
     showError(error, null);
     const toSegment = audience.value === 'segment';
-    const ids = members.value.split(',').map((s) => s.trim()).filter(Boolean);
+    const ids = memberIds(members.value);
     const who = toSegment ? 'segment ' + optionText(segment) : ids.length + ' listed member(s)';
     const text = kind.value || 'unclassified';
     if (!window.confirm('Send "' + subject.value + '" (' + text + ', ' + channel.value + ') to ' + who + '?')) return;
@@ -119,13 +120,4 @@ function showSummary(box, answer) {
       'data-testid': 'message-deliveries-link',
     }, 'Deliveries of this message'))));
   box.hidden = false;
-}
-
-async function fillSegments(select, error) {
-  try {
-    const segments = await api('GET', '/v1/admin/segments');
-    replace(select, segments.map((s) => h('option', { value: s.id }, s.name + ' (' + s.members + ' members)')));
-  } catch (e) {
-    showError(error, e);
-  }
 }

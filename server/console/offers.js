@@ -3,6 +3,7 @@
 // publishes an offer to a segment, a tier or listed members. The API's refusals show in place.
 import { api, query } from './api.js';
 import { dateMs, day, errorBox, h, replace, showError, table } from './dom.js';
+import { fillSegments, memberIds } from './audience.js';
 
 const PAGE = 25;
 const STATUSES = ['', 'upcoming', 'active', 'ended', 'withdrawn'];
@@ -168,14 +169,5 @@ function publishForm(published) {
 function target(kind, segment, key) {
   if (kind === 'segment') return { kind, segment_id: segment };
   if (kind === 'tier') return { kind, tier: key.trim() };
-  return { kind, member_ids: key.split(',').map((s) => s.trim()).filter(Boolean) };
-}
-
-async function fillSegments(select, error) {
-  try {
-    const segments = await api('GET', '/v1/admin/segments');
-    replace(select, segments.map((s) => h('option', { value: s.id }, s.name + ' (' + s.members + ' members)')));
-  } catch (e) {
-    showError(error, e);
-  }
+  return { kind, member_ids: memberIds(key) };
 }

@@ -15,6 +15,7 @@ use automerge::AutoCommit;
 use automerge::sync::SyncDoc;
 use loyalty_core::protocol::Reply;
 use loyalty_core::{DocKind, forge};
+use loyalty_tests::memory::{reset_peak, status_kib};
 use loyalty_tests::*;
 
 /// Requests of each kind measured; the figure is their mean.
@@ -32,22 +33,6 @@ fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
-/// A `/proc/<pid>/status` field in kB.
-fn status_kb(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn refusal(reply: &Reply) -> String {
     match reply {
         Reply::Rejected(r) => r.code.clone(),
@@ -58,13 +43,6 @@ fn refusal(reply: &Reply) -> String {
 struct Cost {
     cpu_ms: f64,
     hwm_mb: f64,
-}
-
-/// Resets a process's peak memory to what it holds now (Linux: `5` to `clear_refs`), and returns
-/// that.
-fn reset_peak(pid: &str) -> u64 {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-    status_kb(pid, "VmHWM:")
 }
 
 /// Runs `request` ROUNDS times against the server process and returns the mean CPU per request
@@ -79,7 +57,7 @@ where
     for _ in 0..ROUNDS {
         request().await;
     }
-    let (cpu1, hwm1) = (cpu_ns(pid), status_kb(&pid_s, "VmHWM:"));
+    let (cpu1, hwm1) = (cpu_ns(pid), status_kib(&pid_s, "VmHWM:"));
     Cost {
         cpu_ms: (cpu1 - cpu0) as f64 / f64::from(ROUNDS) / 1e6,
         hwm_mb: (hwm1.saturating_sub(hwm0)) as f64 / 1024.0,
@@ -172,7 +150,7 @@ fn main() {
         for a in futures_join(burst).await {
             assert_eq!(refusal(&a.entries[0].reply), "too_many_operations");
         }
-        let (cpu1, hwm1) = (cpu_ns(pid), status_kb(&pid_s, "VmHWM:"));
+        let (cpu1, hwm1) = (cpu_ns(pid), status_kib(&pid_s, "VmHWM:"));
         println!(
             "| burst: 16 × 10 M bombs at once | {} each | too_many_operations | {:.2} ms each | {:.1} MB |",
             body.len(),
@@ -182,8 +160,8 @@ fn main() {
         println!();
         println!(
             "server process: peak memory {} MB, memory now {} MB",
-            status_kb(&pid_s, "VmHWM:") / 1024,
-            status_kb(&pid_s, "VmRSS:") / 1024
+            status_kib(&pid_s, "VmHWM:") / 1024,
+            status_kib(&pid_s, "VmRSS:") / 1024
         );
         drop(phone);
         server.kill9();
@@ -223,7 +201,7 @@ fn main() {
                 ops / 1_000_000,
                 cpu as f64 / 1e9,
                 start.elapsed().as_secs_f64(),
-                status_kb("self", "VmHWM:").saturating_sub(hwm0) / 1024
+                status_kib("self", "VmHWM:").saturating_sub(hwm0) / 1024
             );
         }
     });

@@ -19,7 +19,7 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
-use loyalty_tests::memory::peak_kib;
+use loyalty_tests::memory::{peak_kib, reset_peak};
 
 const DAY: i64 = 86_400_000;
 
@@ -141,7 +141,7 @@ fn main() {
         seeding.as_secs_f64()
     );
     // Peak memory from here on, not the seeding's page cache.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    reset_peak("self");
 
     rt.block_on(async {
         let server = TestServer::start_with(

@@ -21,7 +21,7 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::postgres::PgStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
-use loyalty_tests::memory::peak_kib;
+use loyalty_tests::memory::{peak_kib, reset_peak};
 use loyalty_tests::postgres::{Postgres, psql};
 
 const DAY: i64 = 86_400_000;
@@ -140,7 +140,7 @@ fn main() {
             bytes / (1024.0 * 1024.0)
         };
         let before = size(&url);
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        reset_peak("self");
 
         let storage = PgStorage::connect(&url, 8).await.expect("open");
         let server = TestServer::start_on_storage(

@@ -21,7 +21,7 @@ use loyalty_core::clock::{Clock, SystemClock};
 use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
-use loyalty_tests::memory::{anon_kib, peak_kib};
+use loyalty_tests::memory::{anon_kib, peak_kib, reset_peak};
 use loyalty_tests::{OPERATOR_TOKEN, TestServer};
 
 const DAY: i64 = 86_400_000;
@@ -227,7 +227,6 @@ fn main() {
          {deliveries} deliveries in {:.1} s (not counted)",
         t.elapsed().as_secs_f64()
     );
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
     rt.block_on(async {
         let server = TestServer::start_with(
             db.clone(),
@@ -256,7 +255,7 @@ fn main() {
             .recompute_segments(now, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
             .await
             .expect("recompute");
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        reset_peak("self");
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = sample_anon(stop.clone());
         let http = reqwest::Client::new();

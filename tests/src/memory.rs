@@ -1,9 +1,9 @@
 //! Memory figures the benchmarks report, read from `/proc/<pid>/status` (0 where it cannot be
-//! read): a process's peak resident memory (VmHWM, which `/proc/self/clear_refs` resets) and its
-//! resident anonymous memory now (RssAnon: heap and stacks, not mapped files).
+//! read): a process's peak resident memory (VmHWM, which [`reset_peak`] resets) and its resident
+//! anonymous memory now (RssAnon: heap and stacks, not mapped files).
 
-/// A field of `/proc/<pid>/status` in KiB, 0 when missing.
-fn status_kib(pid: &str, field: &str) -> u64 {
+/// A field of `/proc/<pid>/status` (`"VmRSS:"`…) in KiB, 0 when missing.
+pub fn status_kib(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -23,4 +23,11 @@ pub fn peak_kib(pid: &str) -> u64 {
 /// RssAnon (resident anonymous memory) of process `pid`, in KiB.
 pub fn anon_kib(pid: &str) -> u64 {
     status_kib(pid, "RssAnon:")
+}
+
+/// Resets process `pid`'s peak memory to what it holds now (Linux: `5` to `clear_refs`), and
+/// returns that, in KiB.
+pub fn reset_peak(pid: &str) -> u64 {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    peak_kib(pid)
 }

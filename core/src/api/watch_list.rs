@@ -23,6 +23,18 @@ pub enum WatchOrder {
     RefusedCodes,
 }
 
+impl WatchOrder {
+    /// The name it is asked for and serialised under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchases => "purchases",
+            Self::Redeemed => "redeemed",
+            Self::Refunds => "refunds",
+            Self::RefusedCodes => "refused_codes",
+        }
+    }
+}
+
 /// A member's or a till's activity in the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -190,5 +202,13 @@ mod tests {
              scan:code_replayed,,,,,,,,3,,\n"
         );
         assert_eq!(WatchedActivity::rate(1, 0), 0.0);
+        for by in [
+            WatchOrder::Purchases,
+            WatchOrder::Redeemed,
+            WatchOrder::Refunds,
+            WatchOrder::RefusedCodes,
+        ] {
+            assert_eq!(serde_json::to_value(by).unwrap(), by.as_str());
+        }
     }
 }

@@ -60,10 +60,7 @@ fn print_list(list: &WatchList) {
         "watch list from {} to {}, by {}",
         show_time(list.from_ms),
         show_time(list.to_ms),
-        serde_json::to_value(list.by)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        list.by.as_str()
     );
     activity("members", &list.members);
     activity("tills", &list.tills);

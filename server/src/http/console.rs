@@ -67,6 +67,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("watch.js", JS, include_str!("../../console/watch.js")),
     ("rfm.js", JS, include_str!("../../console/rfm.js")),
     ("uptake.js", JS, include_str!("../../console/uptake.js")),
+    ("audience.js", JS, include_str!("../../console/audience.js")),
     ("messages.js", JS, include_str!("../../console/messages.js")),
     (
         "operators.js",

@@ -5,6 +5,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::EnrollAttempt;
 use crate::http::extract::MemberDevice;
 use crate::http::json::Json;
+use crate::http::query::Query;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -192,10 +193,8 @@ pub async fn changes(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     MemberDevice(device): MemberDevice,
-    query: Result<axum::extract::Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ChangesQuery>,
 ) -> Result<axum::Json<loyalty_core::api::ChangesResponse>, ApiError> {
-    let axum::extract::Query(q) =
-        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let wait = std::time::Duration::from_secs(q.wait_s);
     let changes =
         crate::service::changes::wait(&app, &member_id, &device.device_id, q.since, wait).await?;

@@ -20,6 +20,7 @@ pub mod json;
 pub mod observe;
 pub mod openapi;
 pub mod ops;
+pub mod query;
 pub mod till;
 
 use loyalty_core::api::paths;

@@ -17,8 +17,8 @@ use crate::http::json::Json;
 use crate::http::openapi::{
     Authentication, Conflict, Forbidden, Gone, NotFound, Refusals, Unprocessable,
 };
+use crate::http::query::Query;
 use crate::service::{checkout, offline};
-use axum::extract::Query;
 use loyalty_core::api::offline::{KeyFeed, OfflinePurchaseRequest};
 use loyalty_core::api::{PinEntry, SessionStanding};
 use utoipa_axum::router::OpenApiRouter;
@@ -115,9 +115,8 @@ pub struct KeyFeedQuery {
 pub async fn keys(
     State(app): State<Arc<App>>,
     _: Till,
-    query: Result<Query<KeyFeedQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<KeyFeedQuery>,
 ) -> Result<Json<KeyFeed>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     Ok(Json(offline::key_feed(&app, q.since, q.limit).await?))
 }
 

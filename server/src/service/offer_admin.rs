@@ -56,7 +56,6 @@ pub async fn show(app: &App, offer_id: &str) -> Result<OfferRecord, DomainError>
         .ok_or_else(not_found)
 }
 
-/// Ends the offer now, or withdraws it; doing it again changes nothing.
 /// The offer's uptake by segment, with its own figures.
 pub async fn uptake(app: &App, offer_id: &str) -> Result<OfferUptake, DomainError> {
     let record = show(app, offer_id).await?;
@@ -72,6 +71,7 @@ pub async fn uptake(app: &App, offer_id: &str) -> Result<OfferUptake, DomainErro
     })
 }
 
+/// Ends the offer now, or withdraws it; doing it again changes nothing.
 pub async fn end(app: &App, offer_id: &str, how: OfferEnd) -> Result<OfferRecord, DomainError> {
     let record = app
         .storage

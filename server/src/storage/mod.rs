@@ -26,6 +26,7 @@ pub mod cards;
 pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub(crate) mod dialect;
 pub mod directory;
 pub mod health;
 pub mod history;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferStatus, SegmentUptake};
 
 use crate::storage::StorageError;
+use crate::storage::dialect::Dialect;
 
 /// Which offers to list, a page at a time in offer id order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,19 +50,19 @@ pub trait OfferAdminStore: Send + Sync + 'static {
     ) -> Result<Option<OfferRecord>, StorageError>;
 }
 
-/// The uptake statement, the same on both backends but for the parameter's spelling (`?1`/`$1`):
-/// every segment (empty ones too), its members, and of them those the offer reached, who
-/// activated it, who used it, and the uses.
-pub(crate) fn uptake_statement(param: &str) -> String {
-    format!(
+/// The uptake statement: every segment (empty ones too), its members, and of them those the
+/// offer (parameter 1) reached, who activated it, who used it, and the uses.
+pub(crate) fn uptake_statement(d: &Dialect) -> String {
+    let (int, c) = (d.int, d.collate);
+    d.params(&format!(
         "SELECT s.segment_id, s.name, count(sm.member_id), count(om.member_id),
                 count(a.member_id), count(CASE WHEN om.uses > 0 THEN 1 END),
-                coalesce(sum(om.uses), 0)
+                coalesce(sum(om.uses), 0){int}
          FROM segments s
          LEFT JOIN segment_members sm ON sm.segment_id = s.segment_id
-         LEFT JOIN offer_members om ON om.member_id = sm.member_id AND om.offer_id = {param}
-         LEFT JOIN member_activations a ON a.member_id = sm.member_id AND a.offer_id = {param}
+         LEFT JOIN offer_members om ON om.member_id = sm.member_id AND om.offer_id = ?1
+         LEFT JOIN member_activations a ON a.member_id = sm.member_id AND a.offer_id = ?1
          GROUP BY s.segment_id, s.name
-         ORDER BY s.segment_id"
-    )
+         ORDER BY s.segment_id{c}"
+    ))
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use loyalty_core::api::watch_list::WatchOrder;
 
 use crate::storage::StorageError;
+use crate::storage::dialect::Dialect;
 
 /// What a watch list covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,18 +87,6 @@ pub(crate) fn refusal_days(query: &WatchQuery) -> (i64, i64) {
     )
 }
 
-/// How the two backends spell the little that differs in the watch list's statements.
-pub(crate) struct Dialect {
-    /// Positional parameter prefix: `?` or `$`.
-    pub param: char,
-    /// The cast that makes a sum an integer again (PostgreSQL sums bigints to numeric).
-    pub int: &'static str,
-    /// Byte-order comparison of ids, so both backends break ties alike.
-    pub collate: &'static str,
-    /// A text NULL.
-    pub null_text: &'static str,
-}
-
 /// The ranked activity of members (`by_member`) or tills in one statement. Parameters: 1 and 2
 /// the window in ms, 3 and 4 its first and last UTC day, 5 the limit.
 pub(crate) fn activity_statement(d: &Dialect, by_member: bool, by: WatchOrder) -> String {
@@ -137,7 +126,7 @@ pub(crate) fn activity_statement(d: &Dialect, by_member: bool, by: WatchOrder) -
         WHERE r.{order} > 0
         ORDER BY r.{order} DESC, r.who{c}"
     );
-    sql.replace('?', &d.param.to_string())
+    d.params(&sql)
 }
 
 /// Members with many live devices. Parameters: 1 the least count, 2 the limit.
@@ -145,26 +134,24 @@ pub(crate) fn devices_statement(d: &Dialect) -> String {
     // Counted from the live devices' own index first; only the few members past the bound are
     // joined for their card number.
     let c = d.collate;
-    format!(
+    d.params(&format!(
         "SELECT d.member_id, m.card_number, d.n
          FROM (SELECT member_id, count(*) AS n FROM devices WHERE revoked_at IS NULL
                GROUP BY member_id HAVING count(*) >= ?1) d
          JOIN members m ON m.member_id = d.member_id
          ORDER BY d.n DESC, d.member_id{c} LIMIT ?2"
-    )
-    .replace('?', &d.param.to_string())
+    ))
 }
 
 /// Refusals and offline exceptions by reason. Parameters: 1 and 2 the first and last UTC day,
 /// 3 and 4 the window in ms.
 pub(crate) fn refusals_statement(d: &Dialect) -> String {
     let int = d.int;
-    format!(
+    d.params(&format!(
         "SELECT 'scan', reason, sum(count){int} FROM code_refusals
          WHERE day >= ?1 AND day <= ?2 GROUP BY reason
          UNION ALL
          SELECT 'offline', kind, count(*) FROM till_exceptions
          WHERE at >= ?3 AND at < ?4 GROUP BY kind"
-    )
-    .replace('?', &d.param.to_string())
+    ))
 }

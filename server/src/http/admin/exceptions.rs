@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use loyalty_core::api::offline::TillExceptions;
 use loyalty_core::api::paths;
 
@@ -11,6 +11,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Refusals};
+use crate::http::query::Query;
 use crate::service::offline;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -34,9 +35,8 @@ pub struct ExceptionsQuery {
 pub async fn till_exceptions(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<ExceptionsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ExceptionsQuery>,
 ) -> Result<Json<TillExceptions>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(TillExceptions {
         exceptions: offline::exceptions(&app, limit).await?,

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use loyalty_core::api::history::{DeviceView, LedgerPage};
 use loyalty_core::api::paths;
 
@@ -13,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::service::history;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -42,9 +42,8 @@ pub async fn member_ledger(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    query: Result<Query<LedgerQuery>, QueryRejection>,
+    Query(q): Query<LedgerQuery>,
 ) -> Result<Json<LedgerPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let page = history::ledger(&app, &member_id, q.before.as_deref(), q.limit).await?;
     Ok(Json(page))
 }

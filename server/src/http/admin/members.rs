@@ -27,6 +27,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Binary, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::projection::documents::{self, load};
 use crate::storage::{MemberCreation, NewMember};
 use loyalty_core::api::paths;
@@ -85,10 +86,8 @@ pub struct FindQuery {
 pub async fn find_members(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<axum::extract::Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<FindQuery>,
 ) -> Result<Json<Vec<MemberMatch>>, ApiError> {
-    let axum::extract::Query(q) =
-        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let blocked = match q.status.as_deref() {
         None => None,
         Some("active") => Some(false),
@@ -355,11 +354,9 @@ pub async fn card_qr(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
     _: Operator,
-    query: Result<axum::extract::Query<QrQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<QrQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let axum::extract::Query(q) =
-        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let member = app
         .storage
         .member(&member_id)

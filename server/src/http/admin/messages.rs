@@ -5,9 +5,10 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Conflict, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::service::messaging::*;
 use crate::storage::{DeliveryFilter, DeliveryStatus, RequestStatus};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loyalty_core::api::paths;
 use loyalty_core::api::{
@@ -142,9 +143,8 @@ pub struct DeliveriesQuery {
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     if q.message_id.is_none() && q.member_id.is_none() {
         return Err(ApiError::bad_request(
             "malformed_query",
@@ -200,9 +200,8 @@ pub struct RequestsQuery {
 pub async fn list_requests(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<RequestsQuery>,
 ) -> Result<Json<Vec<RequestRecord>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let status = match q.status.as_deref().map(RequestStatus::from_name) {
         None => None,
         Some(Some(status)) => Some(status),

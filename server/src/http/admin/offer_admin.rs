@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferUptake};
 use loyalty_core::api::paths;
@@ -16,6 +15,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::service::offer_admin;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -48,9 +48,8 @@ pub struct OfferQuery {
 pub async fn list_offers(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<OfferQuery>, QueryRejection>,
+    Query(q): Query<OfferQuery>,
 ) -> Result<Json<Vec<OfferRecord>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let list = offer_admin::list(&app, q.status.as_deref(), q.after, q.limit).await?;
     Ok(Json(list))
 }
@@ -99,9 +98,8 @@ pub async fn offer_uptake(
     State(app): State<Arc<App>>,
     Path(offer_id): Path<String>,
     _: Operator,
-    query: Result<Query<UptakeQuery>, QueryRejection>,
+    Query(q): Query<UptakeQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let uptake = offer_admin::uptake(&app, &offer_id).await?;
     answer(q.format, uptake, OfferUptake::to_csv, "uptake.csv")
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use loyalty_core::api::{AuditEntry, CreatedOperator, NewOperator, OperatorAccount, paths};
 
 use crate::app::App;
@@ -10,6 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::service::operators;
 
 /// Every operator account, oldest first (tokens are never shown again).
@@ -93,9 +94,8 @@ pub struct AuditQuery {
 pub async fn audit(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     Ok(Json(
         operators::audit(&app, q.operator_id, q.before, q.limit).await?,
     ))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use loyalty_core::api::paths;
 use loyalty_core::api::reports::{
@@ -16,6 +16,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
+use crate::http::query::Query;
 use crate::service::reports;
 use crate::service::watch::{self, WatchRequest};
 
@@ -55,9 +56,8 @@ pub struct ReportQuery {
 pub async fn liability(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::liability(&app).await?;
     answer(q.format, report, LiabilityReport::to_csv, "liability.csv")
 }
@@ -98,9 +98,8 @@ pub struct DeliveryQuery {
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<DeliveryQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::deliveries(&app, q.message_id, q.from_ms, q.to_ms).await?;
     answer(q.format, report, DeliveryReport::to_csv, "deliveries.csv")
 }
@@ -122,9 +121,8 @@ pub async fn deliveries(
 pub async fn members(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::members(&app).await?;
     answer(q.format, report, MembersReport::to_csv, "members.csv")
 }
@@ -166,9 +164,8 @@ pub struct PointsQuery {
 pub async fn points(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<PointsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<PointsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::points_activity(&app, q.period.as_deref(), q.from_ms, q.to_ms).await?;
     answer(q.format, report, PointsActivity::to_csv, "points.csv")
 }
@@ -203,9 +200,8 @@ pub struct SegmentsQuery {
 pub async fn segments(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<SegmentsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<SegmentsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let report = reports::segments(&app, q.runs).await?;
     answer(q.format, report, SegmentsReport::to_csv, "segments.csv")
 }
@@ -255,9 +251,8 @@ pub struct WatchQuery {
 pub async fn watch(
     State(app): State<Arc<App>>,
     _: Operator,
-    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+    Query(q): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     let request = WatchRequest {
         by: q.by,
         from_ms: q.from_ms,

@@ -111,14 +111,8 @@ impl OfferAdminStore for PgStorage {
             if known.is_none() {
                 return Ok(None);
             }
-            // PostgreSQL sums bigints to numeric, and orders ids by byte as SQLite does only
-            // when told.
-            let sql = crate::storage::offer_admin::uptake_statement("$1")
-                .replace("sum(om.uses), 0)", "sum(om.uses), 0)::bigint")
-                .replace(
-                    "ORDER BY s.segment_id",
-                    "ORDER BY s.segment_id COLLATE \"C\"",
-                );
+            let sql =
+                crate::storage::offer_admin::uptake_statement(&crate::storage::dialect::POSTGRES);
             let rows = tx.fetch_all(&sql, &[&offer_id]).await.map_err(backend)?;
             let uptake = rows.iter().map(|r| {
                 let get = |i: usize| r.try_get::<_, i64>(i).map_err(backend);

@@ -6,17 +6,11 @@ use deadpool_postgres::Transaction;
 use loyalty_core::calendar::DAY_MS;
 
 use super::{Cached, PgStorage, backend};
+use crate::storage::dialect::POSTGRES;
 use crate::storage::watch::{
-    Dialect, activity_statement, devices_statement, refusal_days, refusals_statement,
+    activity_statement, devices_statement, refusal_days, refusals_statement,
 };
 use crate::storage::{StorageError, WatchActivity, WatchQuery, WatchStore, WatchTotals};
-
-const POSTGRES: Dialect = Dialect {
-    param: '$',
-    int: "::bigint",
-    collate: " COLLATE \"C\"",
-    null_text: "NULL::text",
-};
 
 async fn activity(
     tx: &Transaction<'_>,

@@ -162,7 +162,9 @@ impl OfferAdminStore for SqliteStorage {
                 return Ok(None);
             }
             let rows = tx
-                .prepare_cached(&crate::storage::offer_admin::uptake_statement("?1"))
+                .prepare_cached(&crate::storage::offer_admin::uptake_statement(
+                    &crate::storage::dialect::SQLITE,
+                ))
                 .and_then(|mut s| {
                     s.query_map([&offer_id], |r| {
                         Ok(SegmentUptake {

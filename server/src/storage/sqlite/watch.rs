@@ -6,17 +6,11 @@ use loyalty_core::calendar::DAY_MS;
 use rusqlite::{Connection, params};
 
 use super::{SqliteStorage, backend};
+use crate::storage::dialect::SQLITE;
 use crate::storage::watch::{
-    Dialect, activity_statement, devices_statement, refusal_days, refusals_statement,
+    activity_statement, devices_statement, refusal_days, refusals_statement,
 };
 use crate::storage::{StorageError, WatchActivity, WatchQuery, WatchStore, WatchTotals};
-
-const SQLITE: Dialect = Dialect {
-    param: '?',
-    int: "",
-    collate: "",
-    null_text: "NULL",
-};
 
 fn activity(
     conn: &Connection,
