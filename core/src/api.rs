@@ -787,58 +787,7 @@ pub const MAX_ADJUST_NOTE: usize = 200;
 /// Characters of an adjustment's reference (a receipt, a ticket number).
 pub const MAX_ADJUST_REFERENCE: usize = 128;
 
-/// Why an operator adjusted a member's points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum AdjustReason {
-    /// The member asked (a complaint, a request through the app).
-    MemberRequest,
-    /// A purchase the till did not post (the member brings the receipt).
-    MissingReceipt,
-    /// A gesture of goodwill.
-    Goodwill,
-    /// A correction of an earlier mistake.
-    Correction,
-    Other,
-}
-
-impl AdjustReason {
-    pub const ALL: [Self; 5] = [
-        Self::MemberRequest,
-        Self::MissingReceipt,
-        Self::Goodwill,
-        Self::Correction,
-        Self::Other,
-    ];
-
-    /// Its name on the wire and in the ledger's rule (`adjust:<name>`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MemberRequest => "member_request",
-            Self::MissingReceipt => "missing_receipt",
-            Self::Goodwill => "goodwill",
-            Self::Correction => "correction",
-            Self::Other => "other",
-        }
-    }
-
-    /// The reason named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    /// How the member's card words it, before the operator's note.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::MemberRequest => "At your request",
-            Self::MissingReceipt => "Missing receipt",
-            Self::Goodwill => "Goodwill",
-            Self::Correction => "Correction",
-            Self::Other => "Adjustment",
-        }
-    }
-}
+pub use crate::reasons::AdjustReason;
 
 /// `POST /v1/admin/members/{member_id}/adjustments`: an operator credits (`points` > 0) or debits
 /// (`points` < 0) a member's points. Safe to retry with the same key.

@@ -212,7 +212,7 @@ pub fn default_text(code: ReasonCode, p: &ReasonParams) -> String {
         ReasonCode::Event => titled("Bonus", title),
         // The operator's reason in the words the admin API gives it (`AdjustReason::label`).
         ReasonCode::Adjust => match p.adjust_reason.as_deref() {
-            Some(r) => match crate::api::AdjustReason::from_name(r) {
+            Some(r) => match AdjustReason::from_name(r) {
                 Some(known) => known.label().to_string(),
                 None => format!("Adjustment ({})", r.replace('_', " ")),
             },
@@ -281,6 +281,59 @@ fn with_amount(base: &str, p: &ReasonParams) -> String {
 /// `1234 EUR` → `12.34 EUR`; minor units are assumed to be hundredths (all currencies we ship).
 fn format_money(m: &Money) -> String {
     format!("{} {}", crate::redemption::money(m.minor), m.currency)
+}
+
+/// Why an operator adjusted a member's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustReason {
+    /// The member asked (a complaint, a request through the app).
+    MemberRequest,
+    /// A purchase the till did not post (the member brings the receipt).
+    MissingReceipt,
+    /// A gesture of goodwill.
+    Goodwill,
+    /// A correction of an earlier mistake.
+    Correction,
+    Other,
+}
+
+impl AdjustReason {
+    pub const ALL: [Self; 5] = [
+        Self::MemberRequest,
+        Self::MissingReceipt,
+        Self::Goodwill,
+        Self::Correction,
+        Self::Other,
+    ];
+
+    /// Its name on the wire and in the ledger's rule (`adjust:<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MemberRequest => "member_request",
+            Self::MissingReceipt => "missing_receipt",
+            Self::Goodwill => "goodwill",
+            Self::Correction => "correction",
+            Self::Other => "other",
+        }
+    }
+
+    /// The reason named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// How the member's card words it, before the operator's note.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MemberRequest => "At your request",
+            Self::MissingReceipt => "Missing receipt",
+            Self::Goodwill => "Goodwill",
+            Self::Correction => "Correction",
+            Self::Other => "Adjustment",
+        }
+    }
 }
 
 #[cfg(test)]

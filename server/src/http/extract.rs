@@ -66,7 +66,7 @@ async fn guarded<T>(
     parts: &Parts,
     check: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let guard = guard(parts)?;
+    let guard = Guard::of(parts)?;
     let client = guard.client(parts);
     guard.admit(client)?;
     check.await.map_err(|e| {
@@ -76,16 +76,6 @@ async fn guarded<T>(
             e
         }
     })
-}
-
-/// The router's per-address limits, which [`crate::http::router`] puts in every request's
-/// extensions (they are the HTTP layer's state, not the domain's).
-fn guard(parts: &Parts) -> Result<Arc<Guard>, ApiError> {
-    parts
-        .extensions
-        .get::<Arc<Guard>>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal("reading the request", "no rate-limit guard installed"))
 }
 
 impl FromRequestParts<Arc<App>> for Operator {
@@ -99,7 +89,7 @@ impl FromRequestParts<Arc<App>> for Operator {
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
         if let Some(slot) = parts.extensions.get::<crate::http::audit::AuditSlot>() {
-            slot.fill(&identity, &route, guard(parts)?.client(parts));
+            slot.fill(&identity, &route, Guard::of(parts)?.client(parts));
         }
         identity.require(crate::http::access::required(&parts.method, &route))?;
         Ok(Operator {
@@ -122,35 +112,6 @@ async fn operator_of(parts: &Parts, app: &Arc<App>) -> Result<Identity, ApiError
             crate::http::console_session::operator(app, parts, id).await
         }
         _ => app.identify_operator(&parts.headers).await,
-    }
-}
-
-/// A console login: refused at once while its address is blocked, and a wrong token
-/// ([`LoginAttempt::failed`]) counted against it, as a wrong bearer token is.
-pub struct LoginAttempt {
-    guard: Arc<Guard>,
-    client: Option<std::net::IpAddr>,
-}
-
-impl LoginAttempt {
-    /// The answer for a failed login: `refusal`, counted when it is a `401`.
-    pub fn failed(&self, refusal: ApiError) -> ApiError {
-        if refusal.status == StatusCode::UNAUTHORIZED {
-            self.guard.failed(self.client, refusal)
-        } else {
-            refusal
-        }
-    }
-}
-
-impl FromRequestParts<Arc<App>> for LoginAttempt {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, ApiError> {
-        let guard = guard(parts)?;
-        let client = guard.client(parts);
-        guard.admit(client)?;
-        Ok(LoginAttempt { guard, client })
     }
 }
 
@@ -213,7 +174,7 @@ impl FromRequestParts<Arc<App>> for EnrollAttempt {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, ApiError> {
-        let guard = guard(parts)?;
+        let guard = Guard::of(parts)?;
         guard.enroll_attempt(guard.client(parts))?;
         Ok(EnrollAttempt)
     }

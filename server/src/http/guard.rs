@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
@@ -47,6 +47,18 @@ fn per_minute(n: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
 }
 
 impl Guard {
+    /// The per-address limits that [`crate::http::router`] puts in every request's extensions
+    /// (they are the HTTP layer's state, not the domain's).
+    pub fn of(parts: &Parts) -> Result<Arc<Guard>, ApiError> {
+        parts
+            .extensions
+            .get::<Arc<Guard>>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal("reading the request", "no rate-limit guard installed")
+            })
+    }
+
     pub fn new(config: &EdgeConfig) -> Self {
         Self {
             enroll: per_minute(config.enroll_per_minute),

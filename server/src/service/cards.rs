@@ -17,7 +17,7 @@ use ring::pbkdf2;
 
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
-use crate::service::checkout::{SESSION_MS, open_session, refused, scan_answer};
+use crate::service::checkout_session::{SESSION_MS, open_session, refused, scan_answer};
 use crate::storage::{CardLink, CheckoutSession, PinTry};
 
 /// How card sessions' ids begin (the app's code opens `chk_…` sessions).

@@ -14,7 +14,6 @@
 //! collide and no till can take a key of the programme's own postings (`event:<member>:<event>`).
 //! A refund names its purchase by that posting id from any till, or by its key at the same till.
 
-use crate::error::ErrorKind;
 use crate::service::prompts::Cashier;
 use loyalty_core::api::{
     PostingResponse, PurchaseRequest, RefundRequest, ScanRequest, ScanResponse,
@@ -23,23 +22,20 @@ use loyalty_core::calendar::DAY_MS;
 use loyalty_core::checkout_code::{ParsedCode, format_card_number};
 use loyalty_core::earning::{AppliedOffer, Basket, Earning, PointsPaid, price, price_with_points};
 use loyalty_core::ids;
-use loyalty_core::programme::Programme;
 use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
 use loyalty_core::tiers::Metric;
 
+use crate::service::checkout_session::{
+    SESSION_MS, SKEW_STEPS, code_refusal, open_session, refused, scan_answer,
+};
 use crate::service::ledger::{self, Plan, Retry};
 use crate::storage::{CheckoutOpening, PostingKind};
-use loyalty_core::checkout_code::CodeError;
 use loyalty_core::ids::sha256;
 
 use crate::app::App;
 use crate::error::DomainError;
 use crate::storage::CheckoutSession;
 
-/// How long a scan's session stays open for its purchase.
-pub(crate) const SESSION_MS: i64 = 10 * 60 * 1000;
-/// Time steps of clock skew tolerated either side of the server's.
-pub(crate) const SKEW_STEPS: u32 = 1;
 pub(crate) const MAX_KEY: usize = 128;
 /// A refund's `purchase`: a key, or a posting id (`till:`, a till id of up to 64, `:`, a key).
 pub(crate) const MAX_PURCHASE_NAME: usize = 256;
@@ -50,24 +46,6 @@ pub const MAX_POINTS: i64 = 1_000_000_000_000;
 pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000;
 /// Lines on one receipt: a generous supermarket trolley.
 pub(crate) const MAX_LINES: usize = 1_000;
-
-pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> DomainError {
-    DomainError::new(ErrorKind::Refused, code, message)
-}
-
-/// A code refused by the core's checks, under the name the core gives it (one table for the server
-/// and offline tills: `loyalty_core::offline::refusal_code`).
-pub(crate) fn code_refusal(e: CodeError) -> DomainError {
-    let code = loyalty_core::offline::refusal_code(&e);
-    let message = match code {
-        "bad_signature" => "the code's signature does not verify: a forged or altered code".into(),
-        "unsafe_key" => "the key registered for this card is one anyone could sign for: the device must enroll again".into(),
-        "code_expired" => "the code has expired: ask the member to show the current one".into(),
-        "code_not_yet_valid" => "the code is from the future: the phone's clock is far off".into(),
-        _ => format!("not a checkout code: {e}"),
-    };
-    refused(code, message)
-}
 
 pub(crate) fn request_hash<T: serde::Serialize>(request: &T) -> [u8; 32] {
     sha256(&serde_json::to_vec(request).unwrap_or_default())
@@ -164,33 +142,6 @@ pub(crate) fn validate_purchase(p: &PurchaseRequest) -> Result<(), DomainError> 
     Ok(())
 }
 
-/// The session a purchase names, if it is this till's and still open.
-pub(crate) fn open_session(
-    app: &App,
-    session: Option<CheckoutSession>,
-    till_id: &str,
-) -> Result<CheckoutSession, DomainError> {
-    let session = session.ok_or_else(|| {
-        DomainError::not_found(
-            "session_not_found",
-            "no such checkout session: scan the member's code first",
-        )
-    })?;
-    if session.till_id != till_id {
-        return Err(DomainError::forbidden(
-            "the checkout session belongs to another till",
-        ));
-    }
-    if app.now_ms() >= session.expires_at_ms {
-        return Err(DomainError::new(
-            ErrorKind::Gone,
-            "session_expired",
-            "the checkout session has expired: scan again",
-        ));
-    }
-    Ok(session)
-}
-
 pub(crate) fn money(minor: i64) -> String {
     format!("{}.{:02}", minor / 100, minor % 100)
 }
@@ -279,57 +230,6 @@ async fn scan_code(
     let programme = app.programme().await?;
     let trust = loyalty_core::card_trust::SessionTrust::Code;
     scan_answer(app, &programme, session, member, card_number, trust).await
-}
-
-/// The answer to a scan that opened `session`, with the cashier's prompts: one shape for the
-/// app's code and for a card number.
-pub(crate) async fn scan_answer(
-    app: &App,
-    programme: &Programme,
-    session: CheckoutSession,
-    member: crate::storage::TillMember,
-    card_number: String,
-    trust: loyalty_core::card_trust::SessionTrust,
-) -> Result<ScanResponse, DomainError> {
-    let prompts = scan_prompts(app, programme, &member.member_id, app.now_ms()).await?;
-    Ok(ScanResponse {
-        session_id: session.session_id,
-        session_expires_at_ms: session.expires_at_ms,
-        member_id: member.member_id,
-        card_number,
-        tier: member.tier,
-        balance: member.balance,
-        balance_value_minor: programme.redemption.worth(member.balance),
-        prompts,
-        trust,
-        may_redeem: trust.may_redeem(&programme.cards),
-    })
-}
-
-/// The cashier's prompts at a scan, from the member's book with their offers.
-async fn scan_prompts(
-    app: &App,
-    programme: &Programme,
-    member_id: &str,
-    now: i64,
-) -> Result<Vec<String>, DomainError> {
-    let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
-    let Some(book) = app
-        .storage
-        .member_book(member_id, programme.tiers.metric, window_start, Some(now))
-        .await?
-    else {
-        return Ok(Vec::new());
-    };
-    let lots = loyalty_core::lots::Book::new(book.lots);
-    let standing = crate::service::prompts::Standing {
-        programme,
-        tier: &book.state.tier,
-        book: &lots,
-        qualifying: book.qualifying,
-        now_ms: now,
-    };
-    Ok(crate::service::prompts::at_scan(&standing, &book.offers))
 }
 
 /// Posts a purchase at a till: answers a retry of the same request as it was answered, otherwise

@@ -5,6 +5,7 @@ pub mod adjustments;
 pub mod cards;
 pub mod changes;
 pub mod checkout;
+pub mod checkout_session;
 pub mod console_sessions;
 pub mod enrollment;
 pub mod health;

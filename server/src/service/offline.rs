@@ -24,8 +24,9 @@ use loyalty_core::programme::Programme;
 use crate::app::App;
 use crate::error::DomainError;
 use crate::service::checkout::{
-    self, PurchaseTerms, Redeem, book_purchase, code_refusal, posting_id, refused, request_hash,
+    self, PurchaseTerms, Redeem, book_purchase, posting_id, request_hash,
 };
+use crate::service::checkout_session::{code_refusal, refused};
 use crate::service::ledger::{self, Retry};
 use crate::storage::{CodeClaim, FeedEntry, PostingKind};
 
