@@ -1,5 +1,6 @@
-// The members report: the tier distribution (a Chart.js doughnut) and movement, how many members there are,
-// blocked, newly enrolled, active in the last 30 and 90 days, the repeat purchase rate, and the CSV.
+// The members report: the tier distribution (a Chart.js doughnut) and movement (who reached each tier,
+// who is moving down, the moves from one tier to another), how many members there are, blocked, newly
+// enrolled, active in the last 30 and 90 days, the repeat purchase rate, and the CSV.
 import { api } from './api.js';
 import { chartCanvas, COLOURS, drawChart } from './charts.js';
 import { csvLink, errorBox, h, percent, replace, showError, table, when } from './dom.js';
@@ -34,7 +35,13 @@ export async function memberStatsPage(page) {
       table([{ title: 'Tier', cell: (t) => t.tier }, { title: 'Members', cell: (t) => String(t.members) },
         { title: 'Reached it in 30 days', cell: (t) => String(t.entered_30d) },
         { title: 'Moving down', cell: (t) => String(t.downgrading) }],
-      report.tiers, { 'data-testid': 'tiers-table' })));
+      report.tiers, { 'data-testid': 'tiers-table' })),
+    h('section', { class: 'card' }, h('h2', {}, 'Moves between tiers in the last 30 days'),
+      report.tier_moves_30d.length === 0
+        ? h('p', { class: 'muted', 'data-testid': 'tier-moves-none' }, 'Nobody changed tier in the last 30 days.')
+        : table([{ title: 'From', cell: (m) => m.from }, { title: 'To', cell: (m) => m.to },
+          { title: 'Moves', cell: (m) => String(m.moves) }],
+        report.tier_moves_30d, { 'data-testid': 'tier-moves-table' })));
   drawChart(canvas, {
     type: 'doughnut',
     data: {

@@ -282,6 +282,7 @@ async function reports(earned) {
     await byTestId('tiers-table').locator('tbody tr').first().locator('td').allTextContents(),
     ['base', '1', '1', '0'],
   );
+  await textIs(byTestId('tier-moves-none'), 'Nobody changed tier in the last 30 days.');
   await shot('memberstats');
 
   // Segments and RFM: the batch job's run is listed with its joiners; the one member is counted

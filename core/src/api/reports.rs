@@ -210,6 +210,16 @@ pub struct TierCount {
     pub downgrading: i64,
 }
 
+/// Members who moved from one tier to another in a window: up at a purchase, down at a review,
+/// or by an operator's hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TierMove {
+    pub from: String,
+    pub to: String,
+    pub moves: i64,
+}
+
 /// Who the members are and how many of them buy: the tier distribution, enrollments, activity and
 /// the repeat purchase rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +232,10 @@ pub struct MembersReport {
     pub enrolled_30d: i64,
     /// Members per tier, by tier id.
     pub tiers: Vec<TierCount>,
+    /// Moves between tiers in the last 30 days, by the tiers' ids (a member who moved twice
+    /// counts twice).
+    #[serde(default)]
+    pub tier_moves_30d: Vec<TierMove>,
     /// Members with a purchase in the last 30 and 90 days.
     pub active_30d: i64,
     pub active_90d: i64,
@@ -231,7 +245,7 @@ pub struct MembersReport {
 
 impl MembersReport {
     /// The report as CSV (`measure,value`), tiers as `tier:ID`, `tier_entered_30d:ID` and
-    /// `tier_downgrading:ID` rows.
+    /// `tier_downgrading:ID` rows, moves between tiers as `tier_moves_30d:FROM>TO` rows.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("measure,value\n");
         let figures = [
@@ -249,6 +263,9 @@ impl MembersReport {
             out.push_str(&format!("tier:{},{}\n", t.tier, t.members));
             out.push_str(&format!("tier_entered_30d:{},{}\n", t.tier, t.entered_30d));
             out.push_str(&format!("tier_downgrading:{},{}\n", t.tier, t.downgrading));
+        }
+        for m in &self.tier_moves_30d {
+            out.push_str(&format!("tier_moves_30d:{}>{},{}\n", m.from, m.to, m.moves));
         }
         out
     }

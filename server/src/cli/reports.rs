@@ -88,6 +88,9 @@ pub async fn run(client: &OperatorClient, command: ReportCommand, json: bool) ->
                     t.tier, t.members, t.entered_30d, t.downgrading
                 );
             }
+            for m in &r.tier_moves_30d {
+                println!("  moved {} -> {} in 30 days: {}", m.from, m.to, m.moves);
+            }
             Ok(())
         }
         ReportCommand::Points {

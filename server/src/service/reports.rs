@@ -4,7 +4,7 @@
 use loyalty_core::api::reports::{
     DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, MembersReport, PeriodPoints,
     PointsActivity, PointsMoved, PointsValue, ScoreSizes, SegmentRun, SegmentSizes, SegmentsReport,
-    TierCount,
+    TierCount, TierMove,
 };
 use loyalty_core::calendar::Period;
 use loyalty_core::reasons::ReasonCode;
@@ -211,6 +211,15 @@ pub async fn members(app: &App) -> Result<MembersReport, DomainError> {
                 members: t.members,
                 entered_30d: t.entered,
                 downgrading: t.downgrading,
+            })
+            .collect(),
+        tier_moves_30d: totals
+            .moves
+            .iter()
+            .map(|(from, to, moves)| TierMove {
+                from: from.clone(),
+                to: to.clone(),
+                moves: *moves,
             })
             .collect(),
         active_30d,

@@ -1225,7 +1225,8 @@ pub async fn the_ledger_is_summed_by_day_and_reason(s: Arc<dyn Storage>) {
 }
 
 /// `member_totals`: members by tier with the blocked and the newly enrolled, buyers in two
-/// windows and the repeat buyers of the longer.
+/// windows and the repeat buyers of the longer, and the moves between tiers in the window (a
+/// change of `members.tier` by any posting is one; keeping the tier is none).
 pub async fn members_are_counted_by_tier_and_activity(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
     member(&s, "m2", "6270000000000002").await;
@@ -1264,6 +1265,35 @@ pub async fn members_are_counted_by_tier_and_activity(s: Arc<dyn Storage>) {
     };
     assert_eq!(totals.tiers, [base]);
     assert_eq!((totals.active, totals.repeat), ([1, 2], 1));
+    assert!(
+        totals.moves.is_empty(),
+        "postings that keep the tier move nobody"
+    );
+
+    // m1 reaches gold a day ago; m3 went to silver 40 days ago, before the window.
+    for (key, member, tier, since) in [
+        ("k5", "m1", "gold", NOW - DAY),
+        ("k6", "m3", "silver", NOW - 40 * DAY),
+    ] {
+        let b = book(&s, member).await;
+        let mut p = purchase(key, member, b.revision, b.state.balance, 1);
+        p.state.tier.tier = tier.into();
+        p.state.tier.since_ms = since;
+        assert_eq!(s.post(p).await.unwrap(), PostOutcome::Posted);
+    }
+    let totals = s
+        .member_totals(NOW - 30 * DAY, [NOW - 30 * DAY, NOW - 90 * DAY])
+        .await
+        .unwrap();
+    assert_eq!(totals.moves, [("base".into(), "gold".into(), 1)]);
+    let all = s.member_totals(NOW - 50 * DAY, [NOW, NOW]).await.unwrap();
+    assert_eq!(
+        all.moves,
+        [
+            ("base".into(), "gold".into(), 1),
+            ("base".into(), "silver".into(), 1)
+        ]
+    );
 }
 
 /// `record_refusal`, `watch_list`: members and tills ranked by one measure over the window's

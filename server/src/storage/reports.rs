@@ -93,6 +93,9 @@ pub struct MemberTotals {
     pub active: [i64; 2],
     /// Members with two purchases or more since `active_since[1]`.
     pub repeat: i64,
+    /// (from tier, to tier, moves) since `enrolled_since`, by tier ids: every change of a
+    /// member's tier, up, down or by an operator.
+    pub moves: Vec<(String, String, i64)>,
 }
 
 /// Segments and RFM scores counted, before the service shapes the report.
@@ -132,9 +135,10 @@ pub trait ReportStore: Send + Sync + 'static {
     ) -> Result<Vec<DayMovement>, StorageError>;
 
     /// Members by tier (with how many are blocked, were created since `enrolled_since`, entered
-    /// their tier since then, and are due to move down), and buyers since each of `active_since` (the longer window second),
-    /// with how many of the second bought at least twice: one scan of members, one of the
-    /// window's postings.
+    /// their tier since then, and are due to move down), the moves between tiers since then, and
+    /// buyers since each of `active_since` (the longer window second), with how many of the
+    /// second bought at least twice: one scan of members, one of the window's tier moves and one
+    /// of its postings, in one snapshot.
     async fn member_totals(
         &self,
         enrolled_since: i64,

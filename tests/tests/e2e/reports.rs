@@ -378,7 +378,7 @@ fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
         let op = s.server.operator();
         buy(&s, &s.next_code().text, "a1", 1_000).await;
         buy(&s, &s.next_code().text, "a2", 1_000).await;
-        let (_bob, bob_phone) = s.another_member("bob").await;
+        let (bob, bob_phone) = s.another_member("bob").await;
         buy(&s, &s.code_of(&bob_phone), "b1", 1_000).await;
         let (cleo, _) = s.another_member("cleo").await;
         op.block(&cleo).await.unwrap();
@@ -439,6 +439,41 @@ fn the_members_report_counts_tiers_activity_and_repeat_buyers() {
             "{}",
             stdout(&out)
         );
+
+        // Bob earns gold (a ladder with a second tier; the operator pins it, as any change of
+        // tier counts): one move from base to gold in the last 30 days, in JSON, CSV and the CLI.
+        let mut programme = Programme::default();
+        programme.tiers.tiers.push(loyalty_core::tiers::TierDef {
+            id: "gold".into(),
+            name: "Gold".into(),
+            threshold: 1_000_000,
+            benefits: Vec::new(),
+        });
+        op.set_programme(&programme).await.unwrap();
+        op.set_tier(&bob, Some("gold")).await.unwrap();
+        let moved = op.members_report().await.unwrap();
+        assert_eq!(
+            moved.tier_moves_30d,
+            [loyalty_core::api::reports::TierMove {
+                from: "base".into(),
+                to: "gold".into(),
+                moves: 1
+            }]
+        );
+        assert!(
+            moved.to_csv().contains("tier_moves_30d:base>gold,1\n"),
+            "{}",
+            moved.to_csv()
+        );
+        let out = loyalty(&s.server.url, &["admin", "report", "members"]).await;
+        assert!(
+            stdout(&out).contains("moved base -> gold in 30 days: 1"),
+            "{}",
+            stdout(&out)
+        );
+        s.clock.advance(31 * DAY_MS);
+        let settled = op.members_report().await.unwrap();
+        assert!(settled.tier_moves_30d.is_empty(), "the move is 31 days old");
         s.server.stop().await;
     });
 }

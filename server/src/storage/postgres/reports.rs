@@ -48,6 +48,10 @@ const TIERS: &str = "
            count(*) FILTER (WHERE coalesce(tier_since, created_at) >= $1),
            count(*) FILTER (WHERE tier_downgrade_at IS NOT NULL)
     FROM members GROUP BY tier ORDER BY tier COLLATE \"C\"";
+/// Moves between tiers since $1 (`tier_moves`, written by a trigger on `members.tier`).
+const TIER_MOVES: &str = "
+    SELECT from_tier, to_tier, count(*) FROM tier_moves WHERE at >= $1
+    GROUP BY from_tier, to_tier ORDER BY from_tier COLLATE \"C\", to_tier COLLATE \"C\"";
 /// Buyers in the longer window ($2), those of the shorter ($1), and repeat buyers.
 const BUYERS: &str = "
     WITH buyers AS (
@@ -81,6 +85,15 @@ fn tier_row(r: &Row) -> Result<TierTotals, StorageError> {
     })
 }
 
+/// A row of [`TIER_MOVES`].
+fn tier_move(r: &Row) -> Result<(String, String, i64), StorageError> {
+    Ok((
+        r.try_get(0).map_err(backend)?,
+        r.try_get(1).map_err(backend)?,
+        r.try_get(2).map_err(backend)?,
+    ))
+}
+
 /// A grouped row of four columns, as the tier, day and delivery reports read them.
 fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
 where
@@ -108,6 +121,9 @@ impl ReportStore for PgStorage {
             let tiers = tx.fetch_all(TIERS, &[&enrolled_since]).await;
             let tiers = tiers.map_err(backend)?;
             let tiers = tiers.iter().map(tier_row).collect::<Result<_, _>>()?;
+            let moves = tx.fetch_all(TIER_MOVES, &[&enrolled_since]).await;
+            let moves = moves.map_err(backend)?;
+            let moves = moves.iter().map(tier_move).collect::<Result<_, _>>()?;
             let r = tx
                 .fetch_one(BUYERS, &[&active_since[0], &active_since[1]])
                 .await
@@ -119,6 +135,7 @@ impl ReportStore for PgStorage {
                     r.try_get(1).map_err(backend)?,
                 ],
                 repeat: r.try_get(2).map_err(backend)?,
+                moves,
             })
         })
         .await

@@ -124,6 +124,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "028_watch_indexes",
         include_str!("../../../migrations/postgres/028_watch_indexes.sql"),
     ),
+    (
+        "030_tier_moves",
+        include_str!("../../../migrations/postgres/030_tier_moves.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -72,6 +72,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/025_segment_runs.sql"),
     include_str!("../../../migrations/sqlite/026_postings_by_time.sql"),
     include_str!("../../../migrations/sqlite/027_watch_indexes.sql"),
+    include_str!("../../../migrations/sqlite/029_tier_moves.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -46,6 +46,10 @@ const TIERS: &str = "
     SELECT tier, count(*), sum(status = 'blocked'), sum(created_at >= ?1),
            sum(coalesce(tier_since, created_at) >= ?1), sum(tier_downgrade_at IS NOT NULL)
     FROM members GROUP BY tier ORDER BY tier";
+/// Moves between tiers since ?1 (`tier_moves`, written by a trigger on `members.tier`).
+const TIER_MOVES: &str = "
+    SELECT from_tier, to_tier, count(*) FROM tier_moves WHERE at >= ?1
+    GROUP BY from_tier, to_tier ORDER BY from_tier, to_tier";
 /// Buyers in the longer window (?2), those of the shorter (?1), and repeat buyers.
 const BUYERS: &str = "
     WITH buyers AS (
@@ -103,6 +107,13 @@ impl ReportStore for SqliteStorage {
                 .prepare_cached(TIERS)
                 .and_then(|mut s| s.query_map([enrolled_since], tier_row)?.collect())
                 .map_err(backend)?;
+            let moves = tx
+                .prepare_cached(TIER_MOVES)
+                .and_then(|mut s| {
+                    s.query_map([enrolled_since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(backend)?;
             let (short, long, repeat) = tx
                 .query_row(BUYERS, params![active_since[0], active_since[1]], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -112,6 +123,7 @@ impl ReportStore for SqliteStorage {
                 tiers,
                 active: [short, long],
                 repeat,
+                moves,
             })
         })
         .await
