@@ -292,6 +292,12 @@ mod conformance {
 /// same RFM scores, segment memberships and standing-offer fan-outs as SQLite's, on members with
 /// ties, refunds, a purchase outside the window and a member who no longer buys; and a second run
 /// only adds members who newly qualify.
+///
+/// Beside `loyalty_tests::tamper`, this is the one test that writes and reads a server's tables in
+/// SQL, the same text on both backends: it compares the two jobs row for row (every score,
+/// membership and fan-out), and no storage trait lists another member's RFM row or a segment's
+/// members — by design, as no operator needs them. The conformance suite checks the same job
+/// through the traits alone.
 #[test]
 fn the_segment_job_on_postgres_decides_as_on_sqlite() {
     use loyalty_core::api::OfferTarget;
