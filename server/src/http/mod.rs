@@ -21,6 +21,7 @@ pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod query;
+pub mod report_format;
 pub mod till;
 
 use loyalty_core::api::paths;

@@ -8,7 +8,7 @@ use axum::response::Response;
 use loyalty_core::api::offer_admin::{OfferEnd, OfferRecord, OfferUptake};
 use loyalty_core::api::paths;
 
-use super::reports::{Format, answer};
+use crate::http::report_format::{Format, answer};
 
 use crate::app::App;
 use crate::http::error::ApiError;

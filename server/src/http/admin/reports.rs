@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use loyalty_core::api::paths;
 use loyalty_core::api::reports::{
     DeliveryReport, LiabilityReport, MembersReport, PointsActivity, SegmentsReport,
@@ -14,20 +14,11 @@ use loyalty_core::api::watch_list::{WatchList, WatchOrder};
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::Operator;
-use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::http::query::Query;
+use crate::http::report_format::{Format, answer};
 use crate::service::reports;
 use crate::service::watch::{self, WatchRequest};
-
-/// How a report is answered; parsed with the query, so a bad format is refused before any work.
-#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Format {
-    #[default]
-    Json,
-    Csv,
-}
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -262,28 +253,4 @@ pub async fn watch(
     };
     let list = watch::watch_list(&app, request).await?;
     answer(q.format, list, WatchList::to_csv, "watch.csv")
-}
-
-/// The report as JSON, or with `format=csv` as a CSV attachment named `file`.
-pub(crate) fn answer<T: serde::Serialize>(
-    format: Format,
-    report: T,
-    csv: impl Fn(&T) -> String,
-    file: &str,
-) -> Result<Response, ApiError> {
-    if format == Format::Json {
-        return Ok(Json(report).into_response());
-    }
-    let disposition = format!("attachment; filename=\"{file}\"");
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/csv; charset=utf-8".to_string(),
-            ),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
-        ],
-        csv(&report),
-    )
-        .into_response())
 }
