@@ -7,7 +7,8 @@
 //! the reports read besides — a ledger movement per purchase, a redemption for one purchase in
 //! ten, the refunds' and expiries' movements, a lot per purchase (a year's life; those past it
 //! expired), one to four devices per member, two sends to every member with their deliveries, and
-//! a month of refused codes at 500 tills. Then each report is fetched as an operator would, JSON
+//! a month of refused codes at 500 tills, and tier moves for the members above the first tier;
+//! then an offer published to a segment, with activations and uses. Then each report is fetched as an operator would, JSON
 //! and CSV, and timed; peak memory is the process's VmHWM (the server runs in it), reset after
 //! seeding. `REPORT_DB=/path/file.db` keeps the seeded database there.
 
@@ -16,8 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use loyalty_core::api::PostSegment;
+use loyalty_core::api::{OfferTarget, PostOffer, PostSegment, PostTargetedOffer};
 use loyalty_core::clock::{Clock, SystemClock};
+use loyalty_core::offers::Reward;
 use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::sqlite::SqliteStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
@@ -136,6 +138,12 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
                      ELSE 'bad_signature' END,
                 1 + {rnd} % 3
          FROM members WHERE {rnd} % 20 = 0;
+         INSERT INTO tier_moves (member_id, at, from_tier, to_tier)
+         SELECT member_id, {now} - {rnd} % (2 * {year}), 'base', tier
+         FROM members WHERE tier <> 'base';
+         INSERT OR IGNORE INTO tier_moves (member_id, at, from_tier, to_tier)
+         SELECT member_id, {now} - {rnd} % (2 * {year}), 'gold', 'silver'
+         FROM members WHERE tier = 'silver' AND {rnd} % 4 = 0;
          COMMIT;
          PRAGMA wal_checkpoint(TRUNCATE);"
     );
@@ -147,6 +155,54 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
         count("SELECT count(*) FROM lots"),
         count("SELECT count(*) FROM deliveries"),
     ]
+}
+
+/// The offer whose uptake the bench reads: published to the recent buyers' segment through the
+/// API (the fan-out, not counted), then one reached member in five activates it and one in ten
+/// uses it one to three times (seeded, as the purchases are).
+async fn publish_to_recent(op: &loyalty_server::client::OperatorClient, db: &Path, now: i64) {
+    let offer = PostOffer {
+        id: Some("bench-offer".into()),
+        title: "Double points".into(),
+        description: String::new(),
+        terms: String::new(),
+        valid_from_ms: now - DAY,
+        valid_until_ms: now + 30 * DAY,
+        needs_activation: true,
+        reward: Reward::PointsMultiplier,
+        value: 200,
+        category: String::new(),
+        min_spend_minor: 0,
+        use_limit: 0,
+    };
+    let t = Instant::now();
+    let published = op
+        .publish_offer(&PostTargetedOffer {
+            offer,
+            target: OfferTarget::Segment {
+                segment_id: "recent".into(),
+            },
+        })
+        .await
+        .expect("publish");
+    println!(
+        "published an offer to {} recent buyers in {:.1} s (not counted)",
+        published.members,
+        t.elapsed().as_secs_f64()
+    );
+    let rnd = "(random() & 9223372036854775807)";
+    rusqlite::Connection::open(db)
+        .expect("open for seeding")
+        .execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO member_activations (member_id, offer_id, at)
+             SELECT member_id, offer_id, {now} FROM offer_members
+             WHERE offer_id = 'bench-offer' AND {rnd} % 5 = 0;
+             UPDATE offer_members SET uses = 1 + {rnd} % 3
+             WHERE offer_id = 'bench-offer' AND {rnd} % 10 = 0;
+             COMMIT;"
+        ))
+        .expect("seed the offer's uptake");
 }
 
 /// Fetches one report, checks it answered, and says how long it took and how big it was.
@@ -167,7 +223,7 @@ async fn fetch(http: &reqwest::Client, base: &str, path: &str) -> (Duration, usi
     (t.elapsed(), body.len())
 }
 
-const REPORTS: [(&str, &str); 13] = [
+const REPORTS: [(&str, &str); 15] = [
     ("liability", "/v1/admin/reports/liability"),
     ("liability, CSV", "/v1/admin/reports/liability?format=csv"),
     ("points by month, last 365 days", "/v1/admin/reports/points"),
@@ -201,6 +257,14 @@ const REPORTS: [(&str, &str); 13] = [
     (
         "segments and RFM scores (after a recompute)",
         "/v1/admin/reports/segments",
+    ),
+    (
+        "offer uptake by segment (an offer to the recent buyers)",
+        "/v1/admin/offers/bench-offer/uptake",
+    ),
+    (
+        "offer uptake by segment, CSV",
+        "/v1/admin/offers/bench-offer/uptake?format=csv",
     ),
 ];
 
@@ -255,6 +319,7 @@ fn main() {
             .recompute_segments(now, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
             .await
             .expect("recompute");
+        publish_to_recent(&op, &db, now).await;
         reset_peak("self");
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = sample_anon(stop.clone());
