@@ -124,6 +124,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "028_watch_indexes",
         include_str!("../../../migrations/postgres/028_watch_indexes.sql"),
     ),
+    (
+        "029_rfm_moves",
+        include_str!("../../../migrations/postgres/029_rfm_moves.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).
