@@ -412,7 +412,11 @@ fn the_segment_job_on_postgres_decides_as_on_sqlite() {
                    UNION ALL SELECT 'seg ' || segment_id || ' ' || member_id FROM segment_members
                    UNION ALL SELECT 'offer ' || offer_id || ' ' || member_id FROM offer_members
                    UNION ALL SELECT 'count ' || segment_id || ' ' || member_count FROM segments
-                   UNION ALL SELECT 'count ' || offer_id || ' ' || member_count FROM offers";
+                   UNION ALL SELECT 'count ' || offer_id || ' ' || member_count FROM offers
+                   UNION ALL SELECT 'run ' || computed_at || ' ' || coalesce(previous_at, -1)
+                             FROM rfm_runs
+                   UNION ALL SELECT 'move ' || computed_at || ' ' || dimension || ' '
+                                    || from_score || to_score || ' ' || members FROM rfm_moves";
     let newcomer = "INSERT INTO members (member_id, card_number, created_at, tier)
                     VALUES ('new', 'new', 80, 'gold')";
     let sorted = |text: String| {
@@ -475,6 +479,14 @@ fn the_segment_job_on_postgres_decides_as_on_sqlite() {
         assert_eq!(on_sqlite.0.offers, vec![("o1".to_string(), 0)]);
         assert_eq!(on_sqlite.1.offers, vec![("o1".to_string(), 1)]);
         assert!(on_sqlite.2.contains("rfm e 555 3 60000"), "{}", on_sqlite.2);
+        // The second run (at the same time, so it replaced the first) found every score where
+        // the first left it: e stayed at 5 in recency.
+        assert!(
+            on_sqlite.2.contains(&format!("move {NOW} recency 55 1\n"))
+                && on_sqlite.2.contains(&format!("run {NOW} -1")),
+            "{}",
+            on_sqlite.2
+        );
     });
 }
 
