@@ -111,7 +111,7 @@ pub struct SegmentTotals {
     pub rfm_moves: Option<RfmMoveTotals>,
 }
 
-/// The RFM dimensions in the order of [`RfmMoveTotals::moves`], as `rfm_moves.dimension` names them.
+/// The RFM dimensions in the order of [`RfmMoveTotals::moves`], named as `rfm_moves` stores them.
 pub const RFM_DIMENSIONS: [&str; 3] = ["recency", "frequency", "monetary"];
 
 /// Recomputes whose RFM moves the job keeps (the report reads the latest; 105 cells at most each).

@@ -118,3 +118,46 @@ pub(super) fn latest(conn: &Connection) -> Result<Option<RfmMoveTotals>, Storage
         moves: fold_moves(cells),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::segments::open_for_batch(&dir.path().join("s.db")).unwrap();
+        (dir, conn)
+    }
+
+    fn runs(conn: &Connection) -> (i64, i64, i64) {
+        conn.query_row(
+            "SELECT count(*), min(computed_at), (SELECT count(*) FROM rfm_moves) FROM rfm_runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_latest_runs_are_kept_and_a_rerun_replaces_its_cells() {
+        let (_d, mut conn) = db();
+        let cell = |n| vec![("recency".to_string(), 0, 3, n)];
+        for at in 1..=KEPT_RFM_RUNS + 2 {
+            record(&mut conn, at, &cell(at)).unwrap();
+        }
+        assert_eq!(
+            runs(&conn),
+            (KEPT_RFM_RUNS, 3, KEPT_RFM_RUNS),
+            "runs 1 and 2 dropped"
+        );
+        let last = KEPT_RFM_RUNS + 2;
+        record(&mut conn, last, &cell(7)).unwrap();
+        assert_eq!(runs(&conn), (KEPT_RFM_RUNS, 3, KEPT_RFM_RUNS));
+        let moves = latest(&conn).unwrap().unwrap();
+        assert_eq!(
+            (moves.computed_at, moves.previous_at),
+            (last, Some(last - 1))
+        );
+        assert_eq!(moves.moves[0][0][3], 7, "the rerun's cells, not both");
+    }
+}
