@@ -72,20 +72,28 @@ function movesSection(moves) {
     h('h2', {}, 'RFM score moves'),
     h('p', { class: 'muted' }, 'At the recompute of ' + when(moves.computed_at_ms) + ' UTC, ' + since
       + ': a row per previous score, a column per new score; 0 is no purchase in the window.'),
-    h('div', { class: 'moves' }, DIMENSIONS.map(([key, title]) => movesTable(key, title, moves[key].members))));
+    h('div', { class: 'moves' },
+      DIMENSIONS.map(([key, title]) => movesTable(key, title, moves[key].members))));
 }
 
-/** One dimension's 6×6 table; a cell's class `heat-N` (0 to 5) is its count against the largest. */
+/**
+ * One dimension's 6×6 table; a cell's class `heat-N` (0 to 5) is its count against the largest
+ * other than 0 → 0, which stays unshaded: members who bought in neither window are most of a
+ * programme and would wash out every move that matters.
+ */
 function movesTable(key, title, members) {
-  const largest = Math.max(1, ...members.flat());
-  const shade = (n) => (n > 0 ? Math.max(1, Math.ceil((5 * n) / largest)) : 0);
+  const moved = members.flatMap((row, from) => row.filter((_, to) => from > 0 || to > 0));
+  const largest = Math.max(1, ...moved);
+  const shade = (n, from, to) =>
+    (n > 0 && (from > 0 || to > 0) ? Math.max(1, Math.ceil((5 * n) / largest)) : 0);
   return h('table', { class: 'heat', 'data-testid': 'rfm-moves-' + key },
     h('caption', {}, title),
-    h('thead', {}, h('tr', {}, h('th', {}, 'from \\ to'), [0, 1, 2, 3, 4, 5].map((to) => h('th', {}, String(to))))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'from \\ to'),
+      [0, 1, 2, 3, 4, 5].map((to) => h('th', {}, String(to))))),
     h('tbody', {}, members.map((row, from) => h('tr', {},
       h('th', {}, String(from)),
       row.map((n, to) => h('td', {
-        class: 'heat-' + shade(n),
+        class: 'heat-' + shade(n, from, to),
         title: n + ' members from ' + from + ' to ' + to,
       }, String(n)))))));
 }
