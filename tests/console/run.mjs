@@ -299,6 +299,18 @@ async function reports(earned) {
     assert.equal(sum, 1, 'every member once per dimension');
   }
   assert.match(await page.locator('[data-testid^="segment-runs-"]').first().textContent(), /\+1/);
+  // How the scores moved at the batch job's one run (none before it): a 6×6 table per dimension
+  // in which the one member sits once, in the one shaded cell, the darkest.
+  assert.match(await byTestId('rfm-moves').textContent(), /from the scores held before/);
+  for (const dimension of ['recency', 'frequency', 'monetary']) {
+    const cells = byTestId('rfm-moves-' + dimension).locator('tbody td');
+    assert.equal(await cells.count(), 36, dimension + ': from 0–5 to 0–5');
+    const counts = (await cells.allTextContents()).map(Number);
+    assert.equal(counts.reduce((a, b) => a + b, 0), 1, dimension + ': every member once');
+    const classes = await cells.evaluateAll((tds) => tds.map((td) => td.className));
+    assert.deepEqual(classes.filter((c) => c !== 'heat-0'), ['heat-5'], dimension + ': one shaded cell');
+    assert.equal(classes[counts.indexOf(1)], 'heat-5', dimension + ': the member\'s cell is shaded');
+  }
   assert.match((await csvOf('rfm-csv')).text, /^row,id,computed_at_ms,members,joined,departed\nsegment,/);
   await shot('rfm');
 

@@ -304,8 +304,30 @@ pub struct ScoreSizes {
     pub members: [i64; 6],
 }
 
+/// Members per (previous score → new score) of one RFM dimension between two recomputes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScoreMoves {
+    /// `members[from][to]` members scored `from` at the recompute before and `to` at this one
+    /// (0: no purchase in the window; `[0][0]` counts everyone else, enrolled since included).
+    pub members: [[i64; 6]; 6],
+}
+
+/// How the members' RFM scores moved at the latest recompute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RfmMoves {
+    pub computed_at_ms: i64,
+    /// The recompute before it (absent: the first recorded, moves from the scores held then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_at_ms: Option<i64>,
+    pub recency: ScoreMoves,
+    pub frequency: ScoreMoves,
+    pub monetary: ScoreMoves,
+}
+
 /// The segments' sizes and their migration between recomputes, and the RFM score distribution
-/// of the latest recompute.
+/// of the latest recompute with how the scores moved since the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentsReport {
@@ -316,6 +338,9 @@ pub struct SegmentsReport {
     pub recency: ScoreSizes,
     pub frequency: ScoreSizes,
     pub monetary: ScoreSizes,
+    /// Absent until the batch job has recorded a recompute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfm_moves: Option<RfmMoves>,
 }
 
 impl SegmentsReport {
@@ -344,7 +369,34 @@ impl SegmentsReport {
                 out.push_str(&format!("{name},{score},,{n},,\n"));
             }
         }
+        if let Some(moves) = &self.rfm_moves {
+            moves.write_csv(&mut out);
+        }
         out
+    }
+}
+
+impl RfmMoves {
+    /// The moves' CSV rows, in the segments report's columns: `rfm_run,latest` and
+    /// `rfm_run,previous` (when there is one) with their times, then for each dimension all 36
+    /// cells as `recency_move,FROM>TO,computed_at_ms,members,,`, from 0 to 5 then to 0 to 5.
+    fn write_csv(&self, out: &mut String) {
+        let at = self.computed_at_ms;
+        out.push_str(&format!("rfm_run,latest,{at},,,\n"));
+        if let Some(previous) = self.previous_at_ms {
+            out.push_str(&format!("rfm_run,previous,{previous},,,\n"));
+        }
+        for (name, moves) in [
+            ("recency", &self.recency),
+            ("frequency", &self.frequency),
+            ("monetary", &self.monetary),
+        ] {
+            for (from, row) in moves.members.iter().enumerate() {
+                for (to, n) in row.iter().enumerate() {
+                    out.push_str(&format!("{name}_move,{from}>{to},{at},{n},,\n"));
+                }
+            }
+        }
     }
 }
 
@@ -446,6 +498,7 @@ mod tests {
             recency: sizes(7),
             frequency: sizes(7),
             monetary: sizes(7),
+            rfm_moves: None,
         };
         let csv = report.to_csv();
         assert!(csv.starts_with(
@@ -454,5 +507,33 @@ mod tests {
         ));
         assert!(csv.ends_with("monetary,5,,2,,\n"), "{csv}");
         assert_eq!(csv.lines().count(), 1 + 3 + 18);
+    }
+
+    #[test]
+    fn the_segments_csv_adds_the_runs_and_every_move_cell() {
+        let mut members = [[0; 6]; 6];
+        members[0][0] = 5;
+        members[3][0] = 1;
+        members[0][2] = 2;
+        let moves = ScoreMoves { members };
+        let mut csv = String::new();
+        RfmMoves {
+            computed_at_ms: 20,
+            previous_at_ms: Some(10),
+            recency: moves.clone(),
+            frequency: moves.clone(),
+            monetary: moves,
+        }
+        .write_csv(&mut csv);
+        assert!(
+            csv.starts_with(
+                "rfm_run,latest,20,,,\nrfm_run,previous,10,,,\nrecency_move,0>0,20,5,,\n\
+                 recency_move,0>1,20,0,,\nrecency_move,0>2,20,2,,\n"
+            ),
+            "{csv}"
+        );
+        assert!(csv.contains("\nfrequency_move,3>0,20,1,,\n"), "{csv}");
+        assert!(csv.ends_with("monetary_move,5>5,20,0,,\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 2 + 3 * 36);
     }
 }

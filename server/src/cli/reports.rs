@@ -296,5 +296,43 @@ async fn segments(client: &OperatorClient, runs: Option<u32>, csv: bool, json: b
             m[0], m[1], m[2], m[3], m[4], m[5]
         );
     }
+    match &r.rfm_moves {
+        Some(moves) => print_moves(moves),
+        None => println!("RFM score moves: no recompute recorded yet"),
+    }
     Ok(())
+}
+
+/// A from → to table per dimension: a row per previous score, a column per new score.
+fn print_moves(moves: &loyalty_core::api::reports::RfmMoves) {
+    let since = moves
+        .previous_at_ms
+        .map(|at| format!("since {}", show_time(at)))
+        .unwrap_or_else(|| "since the scores held before".into());
+    println!(
+        "RFM score moves at {} ({since}): rows the previous score, columns the new",
+        show_time(moves.computed_at_ms)
+    );
+    for (name, dimension) in [
+        ("recency", &moves.recency),
+        ("frequency", &moves.frequency),
+        ("monetary", &moves.monetary),
+    ] {
+        println!(
+            "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            name, "to 0", "to 1", "to 2", "to 3", "to 4", "to 5"
+        );
+        for (from, m) in dimension.members.iter().enumerate() {
+            println!(
+                "  {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                format!("from {from}"),
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5]
+            );
+        }
+    }
 }

@@ -3,15 +3,15 @@
 
 use loyalty_core::api::reports::{
     DeliveryCount, DeliveryReport, ExpiringPoints, LiabilityReport, MembersReport, PeriodPoints,
-    PointsActivity, PointsMoved, PointsValue, ScoreSizes, SegmentRun, SegmentSizes, SegmentsReport,
-    TierCount, TierMove,
+    PointsActivity, PointsMoved, PointsValue, RfmMoves, ScoreMoves, ScoreSizes, SegmentRun,
+    SegmentSizes, SegmentsReport, TierCount, TierMove,
 };
 use loyalty_core::calendar::Period;
 use loyalty_core::reasons::ReasonCode;
 
 use crate::app::App;
 use crate::error::DomainError;
-use crate::storage::{DeliveryScope, TierTotals};
+use crate::storage::{DeliveryScope, RfmMoveTotals, TierTotals};
 
 /// The horizons of the expiring points, in days.
 pub const EXPIRY_HORIZONS_DAYS: [i64; 3] = [30, 60, 90];
@@ -248,6 +248,9 @@ pub async fn segments(app: &App, runs: Option<u32>) -> Result<SegmentsReport, Do
     }
     let totals = app.storage.segment_totals(runs).await?;
     let (scored, [recency, frequency, monetary]) = score_sizes(&totals.scores, totals.members);
+    let rfm_moves = totals
+        .rfm_moves
+        .map(|moves| rfm_moves(moves, totals.members));
     let segments = totals
         .segments
         .into_iter()
@@ -276,7 +279,26 @@ pub async fn segments(app: &App, runs: Option<u32>) -> Result<SegmentsReport, Do
         recency,
         frequency,
         monetary,
+        rfm_moves,
     })
+}
+
+/// The stored moves with 0 → 0 filled in: every member not scored at either recompute, counted
+/// against all members now (as the score distribution's 0), so members enrolled since count there
+/// and each matrix's columns add up to the distribution of the latest scores.
+fn rfm_moves(totals: RfmMoveTotals, members: i64) -> RfmMoves {
+    let [recency, frequency, monetary] = totals.moves.map(|mut cells| {
+        let moved: i64 = cells.iter().flatten().sum();
+        cells[0][0] = members.saturating_sub(moved).max(0);
+        ScoreMoves { members: cells }
+    });
+    RfmMoves {
+        computed_at_ms: totals.computed_at,
+        previous_at_ms: totals.previous_at,
+        recency,
+        frequency,
+        monetary,
+    }
 }
 
 /// Members per score of each RFM dimension from the counts per (recency, frequency, monetary)
@@ -318,5 +340,28 @@ mod tests {
         assert_eq!(r.members, [7, 0, 0, 0, 0, 3]);
         assert_eq!(f.members, [7, 2, 1, 0, 0, 0]);
         assert_eq!(m.members, [7, 0, 0, 3, 0, 0]);
+    }
+
+    #[test]
+    fn moves_fill_in_the_members_never_scored() {
+        let mut moves = [[[0; 6]; 6]; 3];
+        moves[0][2][0] = 1;
+        moves[0][0][4] = 2;
+        moves[0][3][3] = 4;
+        moves[1][1][1] = 7;
+        let report = rfm_moves(
+            RfmMoveTotals {
+                computed_at: 20,
+                previous_at: Some(10),
+                moves,
+            },
+            10,
+        );
+        assert_eq!(report.recency.members[0][0], 3);
+        assert_eq!(report.recency.members[0][4], 2);
+        assert_eq!(report.recency.members[2][0], 1);
+        assert_eq!(report.frequency.members[0][0], 3);
+        assert_eq!(report.monetary.members[0][0], 10);
+        assert_eq!(report.previous_at_ms, Some(10));
     }
 }

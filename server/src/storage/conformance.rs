@@ -2154,6 +2154,83 @@ pub async fn segment_runs_record_sizes_and_migration(s: Arc<dyn Storage>) {
     assert!(gone.segments.is_empty() && gone.runs.is_empty());
 }
 
+/// `recompute_segments`, `segment_totals`: each recompute records how the RFM scores moved per
+/// dimension, counting exactly the members scored at either run — a member who bought nothing
+/// the second time goes to 0, a new buyer comes from 0, an unchanged score stays on the
+/// diagonal — never the members unscored both times (0 → 0, for the report to derive), with the
+/// recompute before it.
+pub async fn rfm_moves_count_each_member_between_two_recomputes(s: Arc<dyn Storage>) {
+    for (id, card) in [
+        ("m1", "6270000000000001"),
+        ("m2", "6270000000000002"),
+        ("m3", "6270000000000003"),
+        ("m4", "6270000000000004"),
+    ] {
+        member(&s, id, card).await;
+    }
+    let buy = async |member: &str, key: &str, at: i64| {
+        let b = book(&s, member).await;
+        let mut posting = purchase(key, member, b.revision, b.state.balance, 1);
+        posting.at_ms = at;
+        assert_eq!(s.post(posting).await.unwrap(), PostOutcome::Posted);
+    };
+    let recompute = async |now: i64| {
+        s.recompute_segments(now, DAY, Box::new(|_| {}))
+            .await
+            .unwrap();
+        s.segment_totals(1).await.unwrap().rfm_moves.unwrap()
+    };
+    // The same cells in every dimension: whoever buys later, more often, spends more here.
+    let cells = |moves: &[(usize, usize, i64)]| {
+        let mut m = [[0; 6]; 6];
+        for &(from, to, n) in moves {
+            m[from][to] = n;
+        }
+        [m; 3]
+    };
+    assert_eq!(s.segment_totals(1).await.unwrap().rfm_moves, None);
+
+    // First run: m1 bought once, m2 twice and later: both come from 0.
+    buy("m1", "till:t1:a1", NOW).await;
+    buy("m2", "till:t1:b1", NOW + 10).await;
+    buy("m2", "till:t1:b2", NOW + 20).await;
+    let first = NOW + 30;
+    let moves = recompute(first).await;
+    assert_eq!(
+        moves,
+        RfmMoveTotals {
+            computed_at: first,
+            previous_at: None,
+            moves: cells(&[(0, 1, 1), (0, 5, 1)]),
+        }
+    );
+
+    // Five days on, one-day window: m1 bought nothing (1 → 0), m2 once (5 → 1), m3 twice and
+    // later (0 → 5); m4 never bought, counted nowhere.
+    let day5 = NOW + 5 * DAY;
+    buy("m2", "till:t1:b3", day5).await;
+    buy("m3", "till:t1:c1", day5 + 10).await;
+    buy("m3", "till:t1:c2", day5 + 20).await;
+    let second = day5 + 30;
+    let moves = recompute(second).await;
+    assert_eq!(
+        moves,
+        RfmMoveTotals {
+            computed_at: second,
+            previous_at: Some(first),
+            moves: cells(&[(1, 0, 1), (5, 1, 1), (0, 5, 1)]),
+        }
+    );
+
+    // Nothing bought since: every score stays where it was; a rerun at the same time replaces
+    // its run rather than adding one.
+    let third = second + 1;
+    let same = cells(&[(1, 1, 1), (5, 5, 1)]);
+    assert_eq!(recompute(third).await.moves, same);
+    let again = recompute(third).await;
+    assert_eq!((again.previous_at, again.moves), (Some(second), same));
+}
+
 /// A recompute follows the purchases since the last one: scores that changed are rewritten (the
 /// most frequent buyer changes places), and members with no purchase left in the window lose
 /// their scores — a segment built on the scores shows both.
@@ -3100,6 +3177,7 @@ macro_rules! storage_conformance {
             segments_are_edited_and_deleted_unless_in_use,
             scores_follow_purchases_from_one_recompute_to_the_next,
             segment_runs_record_sizes_and_migration,
+            rfm_moves_count_each_member_between_two_recomputes,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
             each_recipient_gets_the_fate_the_policy_gives_it,

@@ -110,6 +110,41 @@ pub struct SegmentTotals {
     pub scores: Vec<(i64, i64, i64, i64)>,
     /// All members (those without a score bought nothing in the window).
     pub members: i64,
+    /// How the scores moved at the latest recompute recorded (none before the first).
+    pub rfm_moves: Option<RfmMoveTotals>,
+}
+
+/// The RFM dimensions in the order of [`RfmMoveTotals::moves`], named as `rfm_moves` stores them.
+pub const RFM_DIMENSIONS: [&str; 3] = ["recency", "frequency", "monetary"];
+
+/// Recomputes whose RFM moves the job keeps (the report reads the latest; 105 cells at most each).
+pub const KEPT_RFM_RUNS: i64 = 100;
+
+/// How members' RFM scores moved at one recompute, before the service shapes the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RfmMoveTotals {
+    pub computed_at: i64,
+    /// The recompute before it (none: the first recorded).
+    pub previous_at: Option<i64>,
+    /// `moves[d][from][to]`: members of dimension `d` ([`RFM_DIMENSIONS`]) who scored `from`
+    /// then `to` (0: no purchase in the window). `[0][0]` is never stored: always 0 here.
+    pub moves: [[[i64; 6]; 6]; 3],
+}
+
+/// The stored cells (dimension, from score, to score, members) of a run as matrices. A cell the
+/// table's checks would refuse (an unknown dimension, a score out of 0–5) is left out.
+pub(crate) fn fold_moves(
+    cells: impl IntoIterator<Item = (String, i64, i64, i64)>,
+) -> [[[i64; 6]; 6]; 3] {
+    let mut moves = [[[0; 6]; 6]; 3];
+    for (dimension, from, to, members) in cells {
+        let d = RFM_DIMENSIONS.iter().position(|n| *n == dimension);
+        let (from, to) = (usize::try_from(from).ok(), usize::try_from(to).ok());
+        if let (Some(d), Some(from @ 0..6), Some(to @ 0..6)) = (d, from, to) {
+            moves[d][from][to] += members;
+        }
+    }
+    moves
 }
 
 #[async_trait]
@@ -146,7 +181,7 @@ pub trait ReportStore: Send + Sync + 'static {
     ) -> Result<MemberTotals, StorageError>;
 
     /// Every segment with its size, its `runs` latest recomputes (members, joined, departed),
-    /// the members per RFM score combination and all members: one scan of the scores, the rest
-    /// small tables.
+    /// the members per RFM score combination, all members and how the scores moved at the latest
+    /// recompute: one scan of the scores, the rest small tables.
     async fn segment_totals(&self, runs: u32) -> Result<SegmentTotals, StorageError>;
 }

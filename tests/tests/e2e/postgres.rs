@@ -418,7 +418,11 @@ fn the_segment_job_on_postgres_decides_as_on_sqlite() {
                    UNION ALL SELECT 'seg ' || segment_id || ' ' || member_id FROM segment_members
                    UNION ALL SELECT 'offer ' || offer_id || ' ' || member_id FROM offer_members
                    UNION ALL SELECT 'count ' || segment_id || ' ' || member_count FROM segments
-                   UNION ALL SELECT 'count ' || offer_id || ' ' || member_count FROM offers";
+                   UNION ALL SELECT 'count ' || offer_id || ' ' || member_count FROM offers
+                   UNION ALL SELECT 'run ' || computed_at || ' ' || coalesce(previous_at, -1)
+                             FROM rfm_runs
+                   UNION ALL SELECT 'move ' || computed_at || ' ' || dimension || ' '
+                                    || from_score || to_score || ' ' || members FROM rfm_moves";
     let newcomer = "INSERT INTO members (member_id, card_number, created_at, tier)
                     VALUES ('new', 'new', 80, 'gold')";
     let sorted = |text: String| {
@@ -481,6 +485,67 @@ fn the_segment_job_on_postgres_decides_as_on_sqlite() {
         assert_eq!(on_sqlite.0.offers, vec![("o1".to_string(), 0)]);
         assert_eq!(on_sqlite.1.offers, vec![("o1".to_string(), 1)]);
         assert!(on_sqlite.2.contains("rfm e 555 3 60000"), "{}", on_sqlite.2);
+        // The second run (at the same time, so it replaced the first) found every score where
+        // the first left it: e stayed at 5 in recency.
+        assert!(
+            on_sqlite.2.contains(&format!("move {NOW} recency 55 1\n"))
+                && on_sqlite.2.contains(&format!("run {NOW} -1")),
+            "{}",
+            on_sqlite.2
+        );
+    });
+}
+
+/// The job keeps the latest recorded RFM runs only (`KEPT_RFM_RUNS`), their cells with them, and
+/// a rerun at the same time replaces its run: PostgreSQL's own statements for what SQLite's unit
+/// test checks (`storage/sqlite/rfm_moves.rs`).
+#[test]
+fn the_postgres_job_keeps_the_latest_rfm_runs() {
+    use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, KEPT_RFM_RUNS, OfferStore};
+    const NOW: i64 = 1_800_000_000_000;
+    rt().block_on(async {
+        let url = Postgres::get().database();
+        let s = PgStorage::connect(&url, 2).await.unwrap();
+        psql(
+            &url,
+            "INSERT INTO members (member_id, card_number, created_at, tier)
+             VALUES ('a', 'a', 0, 'base');
+             INSERT INTO postings (idempotency_key, request_hash, member_id, kind, till_id,
+                                   receipt_id, total_minor, earned, redeemed, at, response)
+             VALUES ('k', '\\x', 'a', 'purchase', 't', 'r', 100, 0, 0, 1799999999000, '\\x')",
+        );
+        for at in 1..=KEPT_RFM_RUNS + 2 {
+            s.recompute_segments(NOW + at, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+                .await
+                .unwrap();
+        }
+        let last = NOW + KEPT_RFM_RUNS + 2;
+        s.recompute_segments(last, DEFAULT_RFM_WINDOW_MS, Box::new(|_| {}))
+            .await
+            .unwrap();
+        assert_eq!(
+            psql(
+                &url,
+                "SELECT count(*) || ' ' || min(computed_at) || ' ' || max(previous_at)
+                        || ' ' || (SELECT count(*) FROM rfm_moves) FROM rfm_runs"
+            ),
+            format!(
+                "{KEPT_RFM_RUNS} {} {} {}",
+                NOW + 3,
+                last - 1,
+                // One buyer, at 1 in every dimension in every run kept: three cells (1 → 1)
+                // each; the first run's 0 → 1 went with it.
+                3 * KEPT_RFM_RUNS
+            )
+        );
+        assert_eq!(
+            psql(
+                &url,
+                &format!("SELECT count(*) FROM rfm_moves WHERE computed_at = {last}")
+            ),
+            "3",
+            "the rerun's cells, not both"
+        );
     });
 }
 

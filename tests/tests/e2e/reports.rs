@@ -510,10 +510,16 @@ fn the_segments_report_shows_sizes_migration_and_rfm_scores() {
         op.create_segment(&buyers).await.unwrap();
         let (_bob, bob_phone) = s.another_member("bob").await;
         buy(&s, &s.next_code().text, "a1", 1_000).await;
+        let now = || {
+            use loyalty_core::clock::Clock;
+            s.clock.now_ms()
+        };
+        let first = now();
         recompute(&s).await;
         // A day later Bob buys too: the next recompute counts him in.
         s.clock.advance(DAY_MS);
         buy(&s, &s.code_of(&bob_phone), "b1", 1_000).await;
+        let second = now();
         recompute(&s).await;
 
         let r = op.segments_report(None).await.unwrap();
@@ -540,6 +546,32 @@ fn the_segments_report_shows_sizes_migration_and_rfm_scores() {
             1
         );
 
+        // How the scores moved: Anna stays at 1 in every dimension; Bob comes from 0, to the
+        // top recency (he bought last) and to 1 in frequency and spend (the same as Anna's).
+        let moves = r.rfm_moves.as_ref().expect("two recomputes recorded");
+        assert_eq!(
+            (moves.computed_at_ms, moves.previous_at_ms),
+            (second, Some(first))
+        );
+        assert_eq!(
+            (moves.recency.members[1][1], moves.recency.members[0][5]),
+            (1, 1)
+        );
+        for dimension in [&moves.frequency, &moves.monetary] {
+            assert_eq!((dimension.members[1][1], dimension.members[0][1]), (1, 1));
+        }
+        for (dimension, sizes) in [
+            (&moves.recency, &r.recency),
+            (&moves.frequency, &r.frequency),
+            (&moves.monetary, &r.monetary),
+        ] {
+            assert_eq!(dimension.members.iter().flatten().sum::<i64>(), 2);
+            let to: Vec<i64> = (0..6)
+                .map(|to| dimension.members.iter().map(|row| row[to]).sum())
+                .collect();
+            assert_eq!(to, sizes.members, "the new scores' distribution");
+        }
+
         let http = reqwest::Client::new();
         let get = |query: &'static str| {
             http.get(format!("{}/v1/admin/reports/segments{query}", s.server.url))
@@ -549,6 +581,16 @@ fn the_segments_report_shows_sizes_migration_and_rfm_scores() {
         let csv = get("?format=csv").await.unwrap().text().await.unwrap();
         assert_eq!(csv, r.to_csv());
         assert!(csv.contains("segment,buyers,"), "{csv}");
+        assert!(
+            csv.contains(&format!(
+                "rfm_run,latest,{second},,,\nrfm_run,previous,{first},,,\n"
+            )),
+            "{csv}"
+        );
+        assert!(
+            csv.contains(&format!("\nrecency_move,0>5,{second},1,,\n")),
+            "{csv}"
+        );
         for bad in ["?runs=0", "?runs=101", "?format=pdf", "?limit=3"] {
             let response = get(bad).await.unwrap();
             assert_eq!(response.status(), 400, "{bad}");
@@ -559,6 +601,19 @@ fn the_segments_report_shows_sizes_migration_and_rfm_scores() {
             stdout(&out).contains("segment buyers (Bought this year): 2 members"),
             "{}",
             stdout(&out)
+        );
+        // The recency table: a header of new scores, then the row of those who had none.
+        let text = stdout(&out);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("RFM score moves at"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines.get(1).map(|l| l[0]), Some("recency"), "{text}");
+        assert_eq!(
+            lines.get(2).cloned().unwrap_or_default(),
+            ["from", "0", "0", "0", "0", "0", "0", "1"],
+            "{text}"
         );
         s.server.stop().await;
     });

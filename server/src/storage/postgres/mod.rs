@@ -27,6 +27,7 @@ mod offline;
 mod operators;
 mod programme;
 mod reports;
+mod rfm_moves;
 pub mod schema;
 mod segments;
 mod watch;

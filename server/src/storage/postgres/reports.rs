@@ -220,6 +220,7 @@ impl ReportStore for PgStorage {
                 runs: history.iter().map(run).collect::<Result<_, _>>()?,
                 scores: scores.iter().map(four).collect::<Result<_, _>>()?,
                 members,
+                rfm_moves: super::rfm_moves::latest(tx).await?,
             })
         })
         .await

@@ -125,6 +125,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/postgres/028_watch_indexes.sql"),
     ),
     (
+        "029_rfm_moves",
+        include_str!("../../../migrations/postgres/029_rfm_moves.sql"),
+    ),
+    (
         "030_tier_moves",
         include_str!("../../../migrations/postgres/030_tier_moves.sql"),
     ),

@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use super::Cached;
 use super::backend;
 use super::fanout::{fan_out, segments_in};
+use super::rfm_moves;
 use crate::storage::{RecomputeReport, StorageError};
 
 type Param = Box<dyn ToSql + Sync + Send>;
@@ -81,7 +82,11 @@ const SET_FOR_JOINS: &str = "SET LOCAL work_mem = '64MB'; SET LOCAL enable_merge
 /// written (a nightly recompute mostly finds the same ones), so `computed_at` is when a member's
 /// scores last changed. Plain updates, inserts and deletes over anti-joins rather than an upsert:
 /// only this job writes the table, under the recompute lock, and `ON CONFLICT` probed the index
-/// once per row (see [`segment`]). Returns the members scored.
+/// once per row (see [`segment`]). The same statement counts how the scores moved (`pairs`,
+/// `moves`): every CTE reads `member_rfm` in the statement's snapshot, so the previous scores,
+/// fully joined with the new — members scored at either run only; never scored is 0 → 0,
+/// derived by the report, so no scan of all members (`rfm_moves.rs`). Returns the members scored
+/// and the members whose scores were dropped.
 const RFM_SQL: &str = "
 WITH agg AS (
     SELECT member_id,
@@ -119,6 +124,17 @@ WITH agg AS (
     DELETE FROM member_rfm old
     WHERE NOT EXISTS (SELECT 1 FROM scored s WHERE s.member_id = old.member_id)
     RETURNING 1
+), pairs AS (
+    SELECT coalesce(o.recency, 0) AS r0, coalesce(s.recency, 0) AS r1,
+           coalesce(o.frequency, 0) AS f0, coalesce(s.frequency, 0) AS f1,
+           coalesce(o.monetary, 0) AS m0, coalesce(s.monetary, 0) AS m1, count(*) AS n
+    FROM scored s FULL JOIN member_rfm o ON o.member_id = s.member_id
+    GROUP BY 1, 2, 3, 4, 5, 6
+), moves AS (
+    INSERT INTO rfm_moves (computed_at, dimension, from_score, to_score, members)
+    SELECT $2, 'recency', r0, r1, sum(n) FROM pairs GROUP BY r0, r1
+    UNION ALL SELECT $2, 'frequency', f0, f1, sum(n) FROM pairs GROUP BY f0, f1
+    UNION ALL SELECT $2, 'monetary', m0, m1, sum(n) FROM pairs GROUP BY m0, m1
 )
 SELECT (SELECT count(*) FROM scored), (SELECT count(*) FROM gone)";
 
@@ -138,10 +154,12 @@ pub(super) async fn recompute(
     progress("rfm: scoring purchases in the window");
     let tx = client.transaction().await.map_err(backend)?;
     tx.batch_execute(SET_FOR_JOINS).await.map_err(backend)?;
+    rfm_moves::begin_run(&tx, now).await?;
     let row = tx
         .fetch_one(RFM_SQL, &[&now.saturating_sub(window_ms), &now])
         .await
         .map_err(backend)?;
+    rfm_moves::prune(&tx).await?;
     tx.commit().await.map_err(backend)?;
     let scored: i64 = row.try_get(0).map_err(backend)?;
     let dropped: i64 = row.try_get(1).map_err(backend)?;

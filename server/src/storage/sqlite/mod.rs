@@ -31,6 +31,7 @@ mod offline;
 mod operators;
 mod programme;
 mod reports;
+mod rfm_moves;
 mod segments;
 mod watch;
 mod writer;
@@ -72,6 +73,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/025_segment_runs.sql"),
     include_str!("../../../migrations/sqlite/026_postings_by_time.sql"),
     include_str!("../../../migrations/sqlite/027_watch_indexes.sql"),
+    include_str!("../../../migrations/sqlite/028_rfm_moves.sql"),
     include_str!("../../../migrations/sqlite/029_tier_moves.sql"),
 ];
 

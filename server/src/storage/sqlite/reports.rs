@@ -209,11 +209,13 @@ impl ReportStore for SqliteStorage {
             let members = tx
                 .query_row("SELECT count(*) FROM members", [], |r| r.get(0))
                 .map_err(backend)?;
+            let rfm_moves = super::rfm_moves::latest(&tx)?;
             Ok(SegmentTotals {
                 segments,
                 runs,
                 scores,
                 members,
+                rfm_moves,
             })
         })
         .await

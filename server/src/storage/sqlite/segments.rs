@@ -16,6 +16,7 @@ use rusqlite::{Connection, params, params_from_iter};
 
 use super::backend;
 use super::fanout::{fan_out, in_chunks, segments_in};
+use super::rfm_moves;
 use crate::storage::{RecomputeReport, StorageError};
 
 /// The SQL condition a member must meet for `rules`, over `members m LEFT JOIN member_rfm r`, with
@@ -130,6 +131,16 @@ pub(super) fn recompute(
         step(t)
     ));
     let t = Instant::now();
+    // Who no longer bought in the window; with the new scores, all the moves are known before
+    // anything is replaced (`rfm_moves.rs`).
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.rfm_gone;
+         CREATE TEMP TABLE rfm_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
+         INSERT INTO temp.rfm_gone SELECT member_id FROM member_rfm
+         WHERE member_id NOT IN (SELECT member_id FROM temp.rfm_new);",
+    )
+    .map_err(backend)?;
+    let moves = rfm_moves::count(conn)?;
     // Replace in chunks: new scores first, then drop members who no longer bought in the window.
     in_chunks(
         conn,
@@ -143,13 +154,6 @@ pub(super) fn recompute(
         &[Value::Integer(now)],
         None,
     )?;
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.rfm_gone;
-         CREATE TEMP TABLE rfm_gone (member_id TEXT PRIMARY KEY) WITHOUT ROWID;
-         INSERT INTO temp.rfm_gone SELECT member_id FROM member_rfm
-         WHERE member_id NOT IN (SELECT member_id FROM temp.rfm_new);",
-    )
-    .map_err(backend)?;
     in_chunks(
         conn,
         "SELECT max(member_id) FROM (SELECT member_id FROM temp.rfm_gone
@@ -161,6 +165,8 @@ pub(super) fn recompute(
     )?;
     conn.execute_batch("DROP TABLE temp.rfm_new; DROP TABLE temp.rfm_gone;")
         .map_err(backend)?;
+    // Recorded once the new scores are all in place, so a run that failed half way is not one.
+    rfm_moves::record(conn, now, &moves)?;
     progress(&format!("rfm: scores stored ({})", step(t)));
 
     // 2. Segments: evaluate into a temporary table, then apply only the difference.
