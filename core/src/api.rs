@@ -249,11 +249,58 @@ pub struct SendSummary {
     /// Only logged: no provider is configured for the channel.
     #[serde(default)]
     pub logged: i64,
+    /// Confirmed by the provider's delivery receipt to have reached the address.
+    #[serde(default)]
+    pub delivered: i64,
     pub failed: i64,
     /// Marketing not sent on its channel because the member has not consented to it.
     pub refused_no_consent: i64,
     /// Marketing not sent at all: the member had the day's maximum already.
     pub refused_rate_limited: i64,
+}
+
+/// What a provider's delivery receipt says: the delivery reached the address, or it did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptState {
+    Delivered,
+    Failed,
+}
+
+/// The longest reason a receipt may give.
+pub const MAX_RECEIPT_REASON: usize = 64;
+
+/// `POST /v1/outbound/receipts`: a provider (the gateway behind the webhook) tells what became of
+/// a delivery it accepted, naming it as the webhook's payload did. Signed like the webhook's own
+/// requests (`Loyalty-Timestamp`, `Loyalty-Signature`), with the same secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReceipt {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
+    pub message_id: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$"))]
+    pub member_id: String,
+    pub status: ReceiptState,
+    /// Why it failed, in the provider's words for machines (`bounced`, `bad_address`,
+    /// `unreachable`): lower-case letters, digits and `_`, at most 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9_]{1,64}$"))]
+    pub reason: Option<String>,
+    /// The provider's words for people (kept, clipped, for operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub detail: Option<String>,
+}
+
+/// The answer to a receipt: the delivery's status now, and whether this receipt changed it (a
+/// provider's retry of a receipt already recorded changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReceiptRecorded {
+    pub status: ReceiptState,
+    pub changed: bool,
 }
 
 /// One recipient of one message, for operators (`GET /v1/admin/deliveries`).
@@ -264,8 +311,9 @@ pub struct DeliveryRecord {
     pub member_id: String,
     pub channel: String,
     pub kind: String,
-    /// `queued`, `sent` (in-app), `handed_over` (a provider accepted it), `logged` (no provider
-    /// is configured: it only reached the log), `failed` or `refused`.
+    /// `queued`, `sent` (in-app), `handed_over` (a provider accepted it), `delivered` (the
+    /// provider's receipt says it arrived), `logged` (no provider is configured: it only reached
+    /// the log), `failed` or `refused`.
     pub status: String,
     /// `no_consent`, `rate_limited`, `no_address` or the provider's error kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]

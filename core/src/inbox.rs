@@ -49,8 +49,9 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
-    /// `queued`, `handed_over` (a provider accepted it), `logged` (no provider is configured:
-    /// nothing was delivered), `failed` or `refused`.
+    /// `queued`, `handed_over` (a provider accepted it), `delivered` (the provider's receipt says
+    /// it arrived), `logged` (no provider is configured: nothing was delivered), `failed` or
+    /// `refused`.
     pub status: String,
     /// Why it was not sent: `no_consent`, `no_address`, `rate_limited`, or the provider's reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,6 +23,7 @@ const FIGURES = [
   ['sent', 'Sent (in-app)'],
   ['queued', 'Queued'],
   ['handed_over', 'Handed over'],
+  ['delivered', 'Delivered (provider receipt)'],
   ['logged', 'Only logged'],
   ['failed', 'Failed'],
   ['refused_no_consent', 'Refused: no consent'],

@@ -22,6 +22,7 @@
 //! | `POST /v1/till/refunds` | till | refund a purchase, wholly or in part |
 //! | `GET /v1/till/keys` | till | the device keys an offline till checks codes with |
 //! | `POST /v1/till/offline-purchases` | till | purchases a till took while offline |
+//! | `POST /v1/outbound/receipts` | the gateway behind the webhook (signed) | a delivery receipt: delivered or failed |
 //! | `GET POST /v1/admin/members` | operator | find or list members; create a member |
 //! | `GET /v1/admin/members/{member_id}` | operator | the member's one window |
 //! | `GET /v1/admin/members/{member_id}/ledger` | operator | the whole ledger, paged |

@@ -124,6 +124,9 @@ pub const ADMIN_REPORT_SEGMENTS: &str = "/v1/admin/reports/segments";
 /// The fraud watch list: members and tills by velocity, redemptions, refunds and refused codes.
 pub const ADMIN_REPORT_WATCH: &str = "/v1/admin/reports/watch";
 
+/// A provider's delivery receipt for a delivery it accepted (signed as the webhook is).
+pub const OUTBOUND_RECEIPTS: &str = "/v1/outbound/receipts";
+
 /// The operators' console session: log in (`POST`), who is logged in (`GET`), log out (`DELETE`).
 pub const CONSOLE_SESSION: &str = "/console/session";
 
@@ -186,6 +189,7 @@ pub const ALL: &[&str] = &[
     ADMIN_REPORT_MEMBERS,
     ADMIN_REPORT_SEGMENTS,
     ADMIN_REPORT_WATCH,
+    OUTBOUND_RECEIPTS,
     CONSOLE_SESSION,
 ];
 

@@ -1,5 +1,5 @@
 //! The `loyalty server` flags that choose each channel's outbound adapter and configure the SMTP
-//! server and the webhook (`docs/messages.md`); secrets are taken from the environment or the
+//! server and the webhook (`docs/communications.md`); secrets are taken from the environment or the
 //! config file as well, and never echoed.
 
 use std::path::PathBuf;

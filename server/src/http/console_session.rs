@@ -3,7 +3,7 @@
 //! console_sessions`) whose id goes in the `loyalty_console` cookie — `HttpOnly` so no script can
 //! read it, `SameSite=Strict` so no other site's page can send it — and whose CSRF token goes in
 //! the answer's body, for the console's script to send back in `X-CSRF-Token` on every write.
-//! A login is held to the per-address limits as any credential is ([`LoginAttempt`]).
+//! A login is held to the per-address limits as any credential is ([`Attempt`]).
 //!
 //! A cookie-authenticated request that may change something (any method but `GET` and `HEAD`) is
 //! refused with `403 csrf_failed` unless it carries the session's CSRF token and, when it has an
@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -28,7 +28,7 @@ use loyalty_core::api::{ConsoleLogin, ConsoleSessionInfo, paths};
 
 use crate::app::App;
 use crate::http::error::ApiError;
-use crate::http::guard::Guard;
+use crate::http::guard::Attempt;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Refusals};
 use crate::service::console_sessions::{self, LiveSession, SESSION_MS};
@@ -56,7 +56,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 )]
 pub async fn login(
     State(app): State<Arc<App>>,
-    attempt: LoginAttempt,
+    attempt: Attempt,
     headers: HeaderMap,
     body: Result<Json<ConsoleLogin>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -217,35 +217,6 @@ fn answer(cookie: Option<String>, mut response: Response) -> Response {
         headers.insert(SET_COOKIE, value);
     }
     response
-}
-
-/// A console login: refused at once while its address is blocked, and a wrong token
-/// ([`LoginAttempt::failed`]) counted against it, as a wrong bearer token is.
-pub struct LoginAttempt {
-    guard: Arc<Guard>,
-    client: Option<std::net::IpAddr>,
-}
-
-impl LoginAttempt {
-    /// The answer for a failed login: `refusal`, counted when it is a `401`.
-    pub fn failed(&self, refusal: ApiError) -> ApiError {
-        if refusal.status == StatusCode::UNAUTHORIZED {
-            self.guard.failed(self.client, refusal)
-        } else {
-            refusal
-        }
-    }
-}
-
-impl FromRequestParts<Arc<App>> for LoginAttempt {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, ApiError> {
-        let guard = Guard::of(parts)?;
-        let client = guard.client(parts);
-        guard.admit(client)?;
-        Ok(LoginAttempt { guard, client })
-    }
 }
 
 #[cfg(test)]

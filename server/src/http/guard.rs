@@ -23,7 +23,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
@@ -181,6 +181,36 @@ fn key(ip: IpAddr) -> IpAddr {
                 IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
+    }
+}
+
+/// An unauthenticated request that presents a credential of its own in its body (a console
+/// login's token, a provider's signed receipt): refused at once while its address is blocked, and
+/// a wrong credential ([`Attempt::failed`]) counted against it, as a wrong bearer token is.
+pub struct Attempt {
+    guard: Arc<Guard>,
+    client: Option<IpAddr>,
+}
+
+impl Attempt {
+    /// The answer for a failed attempt: `refusal`, counted when it is a `401`.
+    pub fn failed(&self, refusal: ApiError) -> ApiError {
+        if refusal.status == StatusCode::UNAUTHORIZED {
+            self.guard.failed(self.client, refusal)
+        } else {
+            refusal
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Attempt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let guard = Guard::of(parts)?;
+        let client = guard.client(parts);
+        guard.admit(client)?;
+        Ok(Attempt { guard, client })
     }
 }
 

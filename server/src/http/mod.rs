@@ -21,6 +21,7 @@ pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod query;
+pub mod receipts;
 pub mod report_format;
 pub mod till;
 
@@ -99,6 +100,7 @@ fn routes() -> Routes {
     let (limited, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(device::routes())
         .merge(till::routes())
+        .merge(receipts::routes())
         .merge(admin::routes())
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(

@@ -40,6 +40,7 @@ use crate::http::error::CODES;
         (name = "device", description = "A member's device: enrollment, sync, documents, live updates"),
         (name = "till", description = "Checkout: scan a member's code, post purchases and refunds"),
         (name = "admin", description = "The operators' back office"),
+        (name = "outbound", description = "Message providers: delivery receipts from the gateway behind the webhook"),
         (name = "console", description = "The operators' console: logging in and out (docs/console.md)"),
         (name = "service", description = "Liveness, readiness, metrics and this document"),
     )

@@ -56,6 +56,13 @@ impl Outbound for ByChannel {
     async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError> {
         self.adapter(message.channel).send(message).await
     }
+
+    /// The first channel's adapter that takes receipts decides (there is one webhook, shared).
+    fn check_receipt(&self, timestamp: &str, body: &[u8], signature: &str) -> Option<bool> {
+        OutboundChannel::ALL
+            .iter()
+            .find_map(|c| self.adapter(*c).check_receipt(timestamp, body, signature))
+    }
 }
 
 /// Push to Android and iOS when the retailer uses FCM for one and APNs for the other: a token the

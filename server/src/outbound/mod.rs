@@ -48,6 +48,11 @@
 //! growing pause, every other error is final. A provider that cannot tell whether it delivered
 //! should answer `Unavailable`: a message sent twice is better than a service notice lost. Every
 //! delivery carries a stable [`OutboundMessage::delivery_id`] a provider can deduplicate on.
+//!
+//! Whether a handed-over delivery then arrived is the provider's to tell: a gateway behind the
+//! webhook posts a signed delivery receipt back ([`Outbound::check_receipt`],
+//! `crate::service::receipts`), and the delivery becomes `delivered` or `failed` with the
+//! gateway's reason.
 
 pub mod apns;
 pub mod channels;
@@ -213,6 +218,13 @@ pub enum SetupError {
 pub trait Outbound: Send + Sync + 'static {
     /// Carries out one delivery: [`Handover::Provider`] when a provider accepted it.
     async fn send(&self, message: &OutboundMessage) -> Result<Handover, OutboundError>;
+
+    /// Whether a delivery receipt posted back by a provider (`POST /v1/outbound/receipts`) was
+    /// signed by this adapter's key, `body` at `timestamp` with `signature`, and is fresh; `None`
+    /// when the adapter takes no receipts (the default: only the signed webhook does).
+    fn check_receipt(&self, _timestamp: &str, _body: &[u8], _signature: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// The default adapter: logs each delivery (ids and channel only) and reports it

@@ -1,6 +1,6 @@
 //! The webhook adapter: each delivery is POSTed as JSON to a URL the retailer runs, signed with an
 //! HMAC, which is how any SMS or push gateway (or a CRM's own mailer) is connected without code in
-//! this server. The contract a receiver implements is in `docs/messages.md`:
+//! this server. The contract a receiver implements is in `docs/communications.md`:
 //!
 //! - the body is a JSON object (`delivery_id`, `message_id`, `member_id`, `channel`, `kind`,
 //!   `subject`, `body`, `address`, `attempt`);
@@ -13,6 +13,11 @@
 //!   followed.
 //!
 //! Plain `http://` is allowed only to a loopback address: deliveries carry addresses and texts.
+//!
+//! The gateway may post delivery receipts back to `POST /v1/outbound/receipts`, signed the same
+//! way with the same secret (`Loyalty-Timestamp`, `Loyalty-Signature`); a receipt whose timestamp
+//! is more than [`RECEIPT_MAX_AGE_S`] from the server's clock is refused, so a captured one cannot
+//! be replayed later.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +28,9 @@ use super::{Handover, Outbound, OutboundError, OutboundMessage, SetupError};
 
 /// How long the receiver may take to answer; below the worker's own limit.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How far a receipt's `Loyalty-Timestamp` may be from the server's clock, in seconds.
+pub const RECEIPT_MAX_AGE_S: u64 = 300;
 
 /// The shortest secret accepted, in bytes: HMAC-SHA256's own output length.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -110,6 +118,44 @@ impl Outbound for WebhookOutbound {
         let text = super::http::read_some(answer).await;
         outcome(status, &text)
     }
+
+    fn check_receipt(&self, timestamp: &str, body: &[u8], signature: &str) -> Option<bool> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(verify(&self.key, now, timestamp, body, signature))
+    }
+}
+
+/// Whether `signature` is the `Loyalty-Signature` of `body` at `timestamp` under `key`, with the
+/// timestamp within [`RECEIPT_MAX_AGE_S`] of `now` (Unix seconds). The comparison is ring's,
+/// in constant time.
+pub fn verify(key: &hmac::Key, now: u64, timestamp: &str, body: &[u8], signature: &str) -> bool {
+    let Ok(at) = timestamp.parse::<u64>() else {
+        return false;
+    };
+    let Some(tag) = signature.strip_prefix("v1=").and_then(from_hex) else {
+        return false;
+    };
+    let mut message = Vec::with_capacity(timestamp.len() + 1 + body.len());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(body);
+    now.abs_diff(at) <= RECEIPT_MAX_AGE_S && hmac::verify(key, &message, &tag).is_ok()
+}
+
+/// Lower-case or upper-case hex to bytes; `None` for anything else.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
 }
 
 /// The `Loyalty-Signature` header's value for a body sent at `timestamp`.
@@ -180,6 +226,43 @@ mod tests {
         let tag = expected.sign();
         let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(sig, format!("v1={hex}"));
+    }
+
+    #[test]
+    fn a_receipt_verifies_only_signed_fresh_and_unchanged() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+        let at = 1_700_000_000;
+        let body = br#"{"status":"delivered"}"#;
+        let sig = signature(&key, at, body);
+        let ts = at.to_string();
+        assert!(verify(&key, at, &ts, body, &sig));
+        assert!(verify(&key, at + RECEIPT_MAX_AGE_S, &ts, body, &sig));
+        assert!(verify(&key, at - RECEIPT_MAX_AGE_S, &ts, body, &sig));
+        assert!(
+            !verify(&key, at + RECEIPT_MAX_AGE_S + 1, &ts, body, &sig),
+            "stale"
+        );
+        assert!(
+            !verify(&key, at, &ts, br#"{"status":"failed"}"#, &sig),
+            "another body"
+        );
+        assert!(
+            !verify(&key, at, "1700000001", body, &sig),
+            "another timestamp"
+        );
+        let other = hmac::Key::new(hmac::HMAC_SHA256, b"another secret of 32 bytes or more!");
+        assert!(!verify(&other, at, &ts, body, &sig), "another key");
+        for bad in [
+            "",
+            "v1=",
+            "v1=zz",
+            "v2=00",
+            &sig[3..],
+            &sig[..sig.len() - 1],
+        ] {
+            assert!(!verify(&key, at, &ts, body, bad), "{bad:?}");
+        }
+        assert!(!verify(&key, at, "soon", body, &sig));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod offline;
 pub mod operators;
 pub mod programme;
 pub mod prompts;
+pub mod receipts;
 pub mod reports;
 pub mod sync;
 pub mod watch;

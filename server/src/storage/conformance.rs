@@ -2534,6 +2534,116 @@ pub async fn messages_reach_the_inbox_once(s: Arc<dyn Storage>) {
     assert!(s.pending_inbox("m1").await.unwrap().is_empty());
 }
 
+/// `record_receipt`: a provider's receipt settles a handed-over delivery once (delivered, or
+/// failed with its reason, the provider's reference kept unless it brings words of its own); a
+/// repeat changes nothing; any other delivery is refused with its status; two different receipts
+/// at once: one wins, the other learns the winner's status.
+pub async fn a_providers_receipt_settles_a_handed_over_delivery(s: Arc<dyn Storage>) {
+    let members = ["m1", "m2", "m3", "m4"];
+    for (i, m) in members.iter().enumerate() {
+        member(&s, m, &format!("627000000000000{}", i + 1)).await;
+        let state = Some(member_state());
+        let committed = s.commit(m, None, Vec::new(), Vec::new(), state).await;
+        assert_eq!(committed.unwrap(), Commit::Committed);
+    }
+    let to = SendTarget::Members(members.iter().map(|m| m.to_string()).collect());
+    let sent = s.send_message(send("sms1", "service", "sms", to)).await;
+    assert!(matches!(sent.unwrap(), SendOutcome::Sent(ref sum) if sum.queued == 4));
+    assert_eq!(s.claim_outbound(NOW, 60_000, 10).await.unwrap().len(), 4);
+    for m in members {
+        let (status, reason) = match m {
+            "m2" => (FinalStatus::Failed, Some("bad_address".to_string())),
+            _ => (FinalStatus::HandedOver, None),
+        };
+        let detail = Some(format!("gw-{m}"));
+        let end = OutboundOutcome::Final {
+            status,
+            reason,
+            detail,
+        };
+        s.finish_outbound("sms1", m, end, NOW + 1).await.unwrap();
+    }
+    let receipt = |status, reason: Option<&str>, detail: Option<&str>| Receipt {
+        status,
+        reason: reason.map(str::to_string),
+        detail: detail.map(str::to_string),
+    };
+    let delivered = || receipt(ReceiptStatus::Delivered, None, None);
+    let record = |m: &'static str, r: Receipt| {
+        let s = s.clone();
+        async move { s.record_receipt("sms1", m, r, NOW + 2).await.unwrap() }
+    };
+    let row = |m: &'static str| {
+        let s = s.clone();
+        async move {
+            let filter = DeliveryFilter {
+                message_id: Some("sms1".into()),
+                member_id: Some(m.into()),
+                limit: 1,
+                ..Default::default()
+            };
+            let d = s.deliveries(filter).await.unwrap().remove(0);
+            (d.status, d.reason, d.detail)
+        }
+    };
+
+    assert_eq!(record("m1", delivered()).await, ReceiptOutcome::Recorded);
+    let kept = ("delivered".to_string(), None, Some("gw-m1".to_string()));
+    assert_eq!(row("m1").await, kept, "the gateway's reference is kept");
+    assert_eq!(record("m1", delivered()).await, ReceiptOutcome::Unchanged);
+    let late = receipt(ReceiptStatus::Failed, Some("bounced"), None);
+    assert_eq!(
+        record("m1", late).await,
+        ReceiptOutcome::NotHandedOver(DeliveryStatus::Delivered)
+    );
+    assert_eq!(
+        record("m2", delivered()).await,
+        ReceiptOutcome::NotHandedOver(DeliveryStatus::Failed)
+    );
+    let bounce = receipt(
+        ReceiptStatus::Failed,
+        Some("bounced"),
+        Some("550 5.1.1 no such user"),
+    );
+    assert_eq!(record("m3", bounce).await, ReceiptOutcome::Recorded);
+    let failed = (
+        "failed".to_string(),
+        Some("bounced".to_string()),
+        Some("550 5.1.1 no such user".to_string()),
+    );
+    assert_eq!(row("m3").await, failed);
+    let unknown = s
+        .record_receipt("nope", "m1", delivered(), NOW)
+        .await
+        .unwrap();
+    assert_eq!(unknown, ReceiptOutcome::NotFound);
+
+    let (a, b) = tokio::join!(
+        tokio::spawn(record("m4", delivered())),
+        tokio::spawn(record(
+            "m4",
+            receipt(ReceiptStatus::Failed, Some("expired"), None)
+        )),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let winner = row("m4").await.0;
+    let outcomes = [a, b];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == ReceiptOutcome::Recorded)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let lost = outcomes.iter().find(|o| **o != ReceiptOutcome::Recorded);
+    assert_eq!(
+        lost.copied(),
+        DeliveryStatus::from_name(&winner).map(ReceiptOutcome::NotHandedOver),
+        "the other receipt learns the winner's status"
+    );
+}
+
 /// `claim_outbound`, `finish_outbound`, `deliveries`: an external delivery is claimed by one
 /// worker for its lease, and its end is recorded.
 pub async fn outbound_deliveries_are_claimed_and_finished(s: Arc<dyn Storage>) {
@@ -3180,6 +3290,7 @@ macro_rules! storage_conformance {
             rfm_moves_count_each_member_between_two_recomputes,
             messages_reach_the_inbox_once,
             outbound_deliveries_are_claimed_and_finished,
+            a_providers_receipt_settles_a_handed_over_delivery,
             each_recipient_gets_the_fate_the_policy_gives_it,
             a_projection_of_an_older_version_leaves_the_newer_one_pending,
             requests_are_answered_and_closed,

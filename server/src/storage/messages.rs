@@ -154,6 +154,8 @@ pub enum DeliveryStatus {
     Sent,
     /// A provider (SMTP server, gateway) accepted it; whether it arrived is the provider's to tell.
     HandedOver,
+    /// The provider told us it arrived (a delivery receipt).
+    Delivered,
     /// No provider is configured for the channel: it only reached the server's log.
     Logged,
     /// The provider or the address failed; the reason and the provider's words say why.
@@ -164,10 +166,11 @@ pub enum DeliveryStatus {
 
 impl DeliveryStatus {
     /// Every status, in the order the docs list them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Queued,
         Self::Sent,
         Self::HandedOver,
+        Self::Delivered,
         Self::Logged,
         Self::Failed,
         Self::Refused,
@@ -179,6 +182,7 @@ impl DeliveryStatus {
             Self::Queued => "queued",
             Self::Sent => "sent",
             Self::HandedOver => "handed_over",
+            Self::Delivered => "delivered",
             Self::Logged => "logged",
             Self::Failed => "failed",
             Self::Refused => "refused",
@@ -189,6 +193,71 @@ impl DeliveryStatus {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
+}
+
+/// A receipt applied to a handed-over delivery (`?1` status, `?2` reason, `?3` detail, `?4` now,
+/// `?5` message, `?6` member), written once for both backends ([`crate::storage::dialect`]): the
+/// provider's reference kept unless the receipt brings words of its own, and the inbox entry
+/// pending again.
+pub(crate) const RECEIPT_UPDATE: &str = "
+    UPDATE deliveries
+    SET status = ?1, reason = ?2, detail = coalesce(?3, detail), updated_at = ?4,
+        projected = CASE WHEN in_inbox = 1 THEN 0 ELSE 1 END, version = version + 1
+    WHERE message_id = ?5 AND member_id = ?6 AND status = 'handed_over'";
+/// The delivery's status, when [`RECEIPT_UPDATE`] changed nothing.
+pub(crate) const RECEIPT_STATUS: &str =
+    "SELECT status FROM deliveries WHERE message_id = ?1 AND member_id = ?2";
+
+/// A receipt's outcome when its conditional update changed no row: from the delivery's status
+/// (`None`: no such delivery). One rule for every backend.
+pub(crate) fn receipt_outcome(current: Option<&str>, receipt: ReceiptStatus) -> ReceiptOutcome {
+    match current.map(|name| DeliveryStatus::from_name(name).unwrap_or(DeliveryStatus::Failed)) {
+        None => ReceiptOutcome::NotFound,
+        Some(status) if status == DeliveryStatus::from(receipt) => ReceiptOutcome::Unchanged,
+        Some(status) => ReceiptOutcome::NotHandedOver(status),
+    }
+}
+
+/// What a provider's delivery receipt says became of a delivery it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    /// It reached the address.
+    Delivered,
+    /// It did not (a bounce, an unreachable phone): `reason` says why.
+    Failed,
+}
+
+impl From<ReceiptStatus> for DeliveryStatus {
+    fn from(status: ReceiptStatus) -> Self {
+        match status {
+            ReceiptStatus::Delivered => Self::Delivered,
+            ReceiptStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A provider's delivery receipt for one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub status: ReceiptStatus,
+    /// The provider's reason for a failure (`bad_address`, `bounced`, …).
+    pub reason: Option<String>,
+    /// The provider's words, clipped to [`MAX_DETAIL_CHARS`].
+    pub detail: Option<String>,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// The delivery was handed over and now says what the receipt says.
+    Recorded,
+    /// The delivery already said so: a provider's retry of the same receipt.
+    Unchanged,
+    /// No such delivery.
+    NotFound,
+    /// The delivery is not waiting for a receipt (queued, in-app, logged, refused, or already
+    /// decided otherwise): its status now.
+    NotHandedOver(DeliveryStatus),
 }
 
 /// How an external delivery ended for good.
@@ -299,6 +368,17 @@ pub trait MessageStore: Send + Sync + 'static {
         outcome: OutboundOutcome,
         now_ms: i64,
     ) -> Result<(), StorageError>;
+
+    /// A provider's receipt for a delivery it accepted: only a `handed_over` delivery changes
+    /// (to `delivered` or `failed`, its inbox entry pending again so the member's app learns it);
+    /// the same receipt again changes nothing.
+    async fn record_receipt(
+        &self,
+        message_id: &str,
+        member_id: &str,
+        receipt: Receipt,
+        now_ms: i64,
+    ) -> Result<ReceiptOutcome, StorageError>;
 
     async fn deliveries(
         &self,

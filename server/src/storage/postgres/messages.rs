@@ -19,10 +19,11 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{PgStorage, backend};
+use crate::storage::dialect::POSTGRES;
 use crate::storage::{
     Answer, DeliveryFilter, DeliveryStatus, MessageKind, MessageStore, NewSend, OutboundJob,
-    OutboundOutcome, PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError,
-    clip_detail,
+    OutboundOutcome, PendingInbox, RECEIPT_STATUS, RECEIPT_UPDATE, Receipt, ReceiptOutcome,
+    RequestStatus, SendOutcome, SendTarget, StorageError, clip_detail, receipt_outcome,
 };
 
 /// Entries projected into one member's inbox per call; the rest follow at the next one.
@@ -78,7 +79,8 @@ async fn summary(conn: &impl GenericClient, message_id: &str) -> Result<SendSumm
                     count(*) FILTER (WHERE d.reason = 'no_consent'),
                     count(*) FILTER (WHERE d.reason = 'rate_limited'),
                     count(*) FILTER (WHERE d.status = 'handed_over'),
-                    count(*) FILTER (WHERE d.status = 'logged')
+                    count(*) FILTER (WHERE d.status = 'logged'),
+                    count(*) FILTER (WHERE d.status = 'delivered')
              FROM messages m LEFT JOIN deliveries d USING (message_id)
              WHERE m.message_id = $1 GROUP BY m.message_id",
             &[&message_id],
@@ -99,6 +101,7 @@ async fn summary(conn: &impl GenericClient, message_id: &str) -> Result<SendSumm
         refused_rate_limited: get(8)?,
         handed_over: get(9)?,
         logged: get(10)?,
+        delivered: get(11)?,
     })
 }
 
@@ -677,6 +680,44 @@ impl MessageStore for PgStorage {
         }
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn record_receipt(
+        &self,
+        message_id: &str,
+        member_id: &str,
+        receipt: Receipt,
+        now_ms: i64,
+    ) -> Result<ReceiptOutcome, StorageError> {
+        let client = self.client().await?;
+        let status = DeliveryStatus::from(receipt.status).as_str();
+        let detail = clip_detail(receipt.detail.as_deref());
+        let changed = client
+            .exec(
+                &POSTGRES.params(RECEIPT_UPDATE),
+                &[
+                    &status,
+                    &receipt.reason,
+                    &detail,
+                    &now_ms,
+                    &message_id,
+                    &member_id,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if changed == 1 {
+            return Ok(ReceiptOutcome::Recorded);
+        }
+        let current = client
+            .fetch_opt(&POSTGRES.params(RECEIPT_STATUS), &[&message_id, &member_id])
+            .await
+            .map_err(backend)?;
+        let current: Option<String> = match current {
+            Some(row) => Some(row.try_get(0).map_err(backend)?),
+            None => None,
+        };
+        Ok(receipt_outcome(current.as_deref(), receipt.status))
     }
 
     async fn deliveries(&self, f: DeliveryFilter) -> Result<Vec<DeliveryRecord>, StorageError> {

@@ -14,9 +14,11 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::{SqliteStorage, backend, cached_row};
 use crate::storage::MessageKind;
+use crate::storage::dialect::SQLITE;
 use crate::storage::{
     Answer, DeliveryFilter, DeliveryStatus, MessageStore, NewSend, OutboundJob, OutboundOutcome,
-    PendingInbox, RequestStatus, SendOutcome, SendTarget, StorageError, clip_detail,
+    PendingInbox, RECEIPT_STATUS, RECEIPT_UPDATE, Receipt, ReceiptOutcome, RequestStatus,
+    SendOutcome, SendTarget, StorageError, clip_detail, receipt_outcome,
 };
 
 impl rusqlite::ToSql for MessageKind {
@@ -82,7 +84,8 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
                 coalesce(sum(d.reason = 'no_consent'), 0),
                 coalesce(sum(d.reason = 'rate_limited'), 0),
                 coalesce(sum(d.status = 'handed_over'), 0),
-                coalesce(sum(d.status = 'logged'), 0)
+                coalesce(sum(d.status = 'logged'), 0),
+                coalesce(sum(d.status = 'delivered'), 0)
          FROM messages m LEFT JOIN deliveries d USING (message_id)
          WHERE m.message_id = ?1 GROUP BY m.message_id",
         [message_id],
@@ -100,6 +103,7 @@ fn summary(conn: &Connection, message_id: &str) -> Result<SendSummary, StorageEr
                 refused_rate_limited: r.get(8)?,
                 handed_over: r.get(9)?,
                 logged: r.get(10)?,
+                delivered: r.get(11)?,
             })
         },
     )
@@ -653,6 +657,45 @@ impl MessageStore for SqliteStorage {
             }
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_receipt(
+        &self,
+        message_id: &str,
+        member_id: &str,
+        receipt: Receipt,
+        now_ms: i64,
+    ) -> Result<ReceiptOutcome, StorageError> {
+        let (message_id, member_id) = (message_id.to_string(), member_id.to_string());
+        self.run(move |conn| {
+            let status = DeliveryStatus::from(receipt.status).as_str();
+            let detail = clip_detail(receipt.detail.as_deref());
+            let args = params![
+                status,
+                receipt.reason,
+                detail,
+                now_ms,
+                message_id,
+                member_id
+            ];
+            let changed = conn
+                .prepare_cached(&SQLITE.params(RECEIPT_UPDATE))
+                .and_then(|mut s| s.execute(args))
+                .map_err(backend)?;
+            if changed == 1 {
+                return Ok(ReceiptOutcome::Recorded);
+            }
+            let current: Option<String> = conn
+                .query_row(
+                    &SQLITE.params(RECEIPT_STATUS),
+                    [&message_id, &member_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(receipt_outcome(current.as_deref(), receipt.status))
         })
         .await
     }
