@@ -1,23 +1,29 @@
 // The points activity report: what was earned, redeemed and expired per day, week or month (a
 // Chart.js bar chart and a table with refunds and adjustments too), the window's redemption and
-// breakage rates, and the CSV for a spreadsheet. The window is the server's default: the last 365
-// days.
+// breakage rates, and the CSV for a spreadsheet, over the last 90 days to ten years (the server's
+// default: the last 365).
 import { api, query } from './api.js';
 import { chartCanvas, COLOURS, COUNT_AXES, drawChart } from './charts.js';
 import { csvLink, day, errorBox, h, percent, replace, showError, table } from './dom.js';
+import { ReportWindow } from './window.js';
 
 const MEASURES = ['earned', 'redeemed', 'expired', 'refunded', 'adjusted'];
 const CHARTED = ['earned', 'redeemed', 'expired'];
+const WINDOWS = [
+  [90, 'the last 90 days'], [365, 'the last 365 days'], [730, 'the last 2 years'],
+  [1826, 'the last 5 years'], [3652, 'the last 10 years'],
+];
 
 export function pointsPage(page) {
   const period = h('select', { name: 'period', 'data-testid': 'points-period' },
     ['month', 'week', 'day'].map((p) => h('option', { value: p }, p)));
   const error = errorBox('points-error');
   const body = h('div', {});
-  period.addEventListener('change', () => load());
+  const range = new ReportWindow('points-window', WINDOWS, 365);
+  for (const input of [period, range.select]) input.addEventListener('change', () => load());
   replace(page, h('section', { class: 'card' },
     h('h1', {}, 'Points activity'),
-    h('div', { class: 'row' }, 'Per ', period, h('span', { class: 'muted' }, '(UTC; the last 365 days)')),
+    h('div', { class: 'row' }, 'Per ', period, ' over ', range.select, h('span', { class: 'muted' }, '(UTC)')),
     error, body));
 
   let latest = 0;
@@ -26,12 +32,15 @@ export function pointsPage(page) {
   async function load() {
     const mine = ++latest;
     showError(error, null);
-    const params = { period: period.value };
+    const bounds = range.bounds();
+    const params = { period: period.value, ...bounds.params };
     try {
       const report = await api('GET', '/v1/admin/reports/points' + query(params));
       if (mine !== latest) return;
+      range.learn(bounds, report.to_ms);
       draw(body, report, '/v1/admin/reports/points' + query({ ...params, format: 'csv' }));
     } catch (e) {
+      if (mine !== latest) return;
       showError(error, e);
       replace(body);
     }

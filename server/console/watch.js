@@ -1,52 +1,55 @@
 // The fraud watch list: members and tills ranked by purchases, points redeemed, refunds or
-// refused codes over the last 7, 30 or 90 days, with their refund rates and offline exceptions;
-// the members with many live devices; the refused codes and offline exceptions by reason (a
-// Chart.js bar chart and a table); and the CSV. A list to read, not a verdict.
+// refused codes over the last 7, 30 or 90 days (the top 20 to 200), with their refund rates and
+// offline exceptions; the members with many live devices (from a number the operator sets); the
+// refused codes and offline exceptions by reason (a Chart.js bar chart and a table); and the CSV.
+// A list to read, not a verdict.
 import { api, query } from './api.js';
 import { chartCanvas, COLOURS, COUNT_AXES, drawChart } from './charts.js';
 import { csvLink, errorBox, h, percent, replace, showError, table, when } from './dom.js';
+import { ReportWindow } from './window.js';
 
-const DAY_MS = 86_400_000;
 const ORDERS = [
   ['purchases', 'purchases'],
   ['redeemed', 'points redeemed'],
   ['refunds', 'refunds'],
   ['refused_codes', 'refused codes'],
 ];
-const WINDOWS = [7, 30, 90];
-/** The server's default window, asked for without from_ms/to_ms. */
-const DEFAULT_DAYS = 7;
+/** The server's defaults: the last 7 days, the top 20, members with 3 live devices or more. */
+const WINDOWS = [[7, 'the last 7 days'], [30, 'the last 30 days'], [90, 'the last 90 days']];
+const LIMITS = [20, 50, 100, 200];
+const MIN_DEVICES = 3;
 
 export function watchPage(page) {
   const by = h('select', { name: 'by', 'data-testid': 'watch-by' },
     ORDERS.map(([value, title]) => h('option', { value }, title)));
-  const days = h('select', { name: 'days', 'data-testid': 'watch-days' },
-    WINDOWS.map((d) => h('option', { value: d }, 'the last ' + d + ' days')));
+  const range = new ReportWindow('watch-days', WINDOWS, 7);
+  const limit = h('select', { name: 'limit', 'data-testid': 'watch-limit' },
+    LIMITS.map((n) => h('option', { value: n }, 'the top ' + n)));
+  const minDevices = h('input', {
+    name: 'min_devices', type: 'number', min: 2, max: 1000, value: MIN_DEVICES, 'data-testid': 'watch-min-devices',
+  });
   const error = errorBox('watch-error');
   const body = h('div', {});
-  by.addEventListener('change', () => load());
-  days.addEventListener('change', () => load());
+  for (const input of [by, range.select, limit, minDevices]) input.addEventListener('change', () => load());
   replace(page, h('section', { class: 'card' },
     h('h1', {}, 'Watch list'),
-    h('div', { class: 'row' }, 'Rank by ', by, ' over ', days),
+    h('div', { class: 'row' }, 'Rank by ', by, ' over ', range.select, ', showing ', limit),
+    h('div', { class: 'row' }, h('label', {}, 'Members with this many live devices or more: ', minDevices)),
     h('p', { class: 'muted' }, 'Where to look first for abuse: a list to read, not a verdict. A busy family card or a refund desk tops it honestly.'),
     error), body);
 
   let latest = 0;
-  // How far the server's clock is ahead of this browser's, from the last answer: the window ends
-  // at the server's now (a till's and the reports' clock), not at a laptop's.
-  let skew = 0;
 
   // Only the latest request draws (a choice changed twice quickly).
   async function load() {
     const mine = ++latest;
     showError(error, null);
-    const params = { by: by.value, ...bounds(Number(days.value), skew) };
-    const asked = Date.now();
+    const bounds = range.bounds();
+    const params = { by: by.value, limit: limit.value, min_devices: minDevices.value, ...bounds.params };
     try {
       const list = await api('GET', '/v1/admin/reports/watch' + query(params));
       if (mine !== latest) return;
-      if (params.to_ms === undefined) skew = list.to_ms - asked;
+      range.learn(bounds, list.to_ms);
       draw(body, list, '/v1/admin/reports/watch' + query({ ...params, format: 'csv' }));
     } catch (e) {
       if (mine !== latest) return;
@@ -55,13 +58,6 @@ export function watchPage(page) {
     }
   }
   load();
-}
-
-/** The window's bounds: none for the server's default, else `days` up to the server's now. */
-function bounds(days, skew) {
-  if (days === DEFAULT_DAYS) return {};
-  const to = Date.now() + skew;
-  return { from_ms: to - days * DAY_MS, to_ms: to };
 }
 
 function draw(body, list, csv) {

@@ -270,6 +270,10 @@ async function reports(earned) {
   assert.match(points.type, /text\/csv/);
   assert.match(points.text, /^period_start,earned,redeemed,expired,refunded,adjusted\n/);
   assert.match(points.text, new RegExp(',' + earned + ',0,0,0,25\n'));
+  // A shorter window than the server's default is asked for in the server's time.
+  await byTestId('points-window').selectOption('90');
+  await page.waitForFunction(() => document.querySelector('[data-testid="points-csv"]')?.href.includes('from_ms='));
+  await textIs(byTestId('points-table').locator('tbody tr').last().locator('[data-testid="points-earned"]'), earned);
   await shot('points');
 
   await page.goto(server + '/console#/reports/members');
@@ -355,6 +359,18 @@ async function watchList(memberId, cardNumber) {
   const csv = await csvOf('watch-csv');
   assert.match(csv.type, /text\/csv/);
   assert.match(csv.text, /scan:code_replayed,/);
+  // The top 50, and members from 2 live devices: a number out of range is refused in place.
+  await byTestId('watch-limit').selectOption('50');
+  await page.waitForFunction(() => document.querySelector('[data-testid="watch-csv"]')?.href.includes('limit=50'));
+  await byTestId('watch-min-devices').fill('1');
+  await byTestId('watch-min-devices').dispatchEvent('change');
+  await byTestId('watch-error').waitFor();
+  assert.match(await byTestId('watch-error').textContent(), /min_devices must be 2 to 1000/);
+  await byTestId('watch-min-devices').fill('2');
+  await byTestId('watch-min-devices').dispatchEvent('change');
+  await page.waitForFunction(() => document.querySelector('[data-testid="watch-csv"]')?.href.includes('min_devices=2'));
+  assert.equal(await byTestId('watch-error').isHidden(), true, 'the error is gone with a good number');
+  await textIs(rowOf('watch-members', 'watch-member-link', memberId).locator('[data-testid="watch-refused_codes"]'), 1);
   await shot('watch');
   await rowOf('watch-members', 'watch-member-link', memberId).locator('[data-testid="watch-member-link"]').click();
   await byTestId('member-card').waitFor();

@@ -65,6 +65,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../console/deliveries.js"),
     ),
     ("watch.js", JS, include_str!("../../console/watch.js")),
+    ("window.js", JS, include_str!("../../console/window.js")),
     ("rfm.js", JS, include_str!("../../console/rfm.js")),
     ("uptake.js", JS, include_str!("../../console/uptake.js")),
     ("audience.js", JS, include_str!("../../console/audience.js")),
