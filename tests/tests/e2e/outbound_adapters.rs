@@ -490,22 +490,29 @@ fn signed_with(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> b
     ring::hmac::verify(&key, &message, &tag).is_ok()
 }
 
+/// A server whose SMS goes to a real receiver of the signed webhook (push only logged), on a
+/// manual clock.
+async fn webhook_server(dir: &Path) -> (Receiver, TestServer, Arc<ManualClock>) {
+    let receiver = Receiver::default();
+    let url = receiver.clone().start().await;
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let settings = OutboundSettings {
+        push: Some(Via::Log),
+        webhook: Some(WebhookSettings {
+            url,
+            secret: SECRET.into(),
+        }),
+        ..Default::default()
+    };
+    let server = server_with(dir, clock.clone(), &settings).await;
+    (receiver, server, clock)
+}
+
 #[test]
 fn sms_goes_to_the_signed_webhook_which_is_retried_until_it_accepts() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let receiver = Receiver::default();
-        let url = receiver.clone().start().await;
-        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let settings = OutboundSettings {
-            push: Some(Via::Log),
-            webhook: Some(WebhookSettings {
-                url,
-                secret: SECRET.into(),
-            }),
-            ..Default::default()
-        };
-        let server = server_with(dir.path(), clock.clone(), &settings).await;
+        let (receiver, server, clock) = webhook_server(dir.path()).await;
         let op = server.operator();
         let (anna, _) = member(&server, dir.path(), "anna", "sms", "+4915112345").await;
         let (ben, _) = member(&server, dir.path(), "ben", "sms", "+490000").await;
@@ -662,17 +669,7 @@ fn receipt_body(message: &str, member: &str, status: &str, reason: Option<&str>)
 fn the_gateways_signed_receipts_settle_what_it_accepted() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let receiver = Receiver::default();
-        let url = receiver.clone().start().await;
-        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let settings = OutboundSettings {
-            webhook: Some(WebhookSettings {
-                url,
-                secret: SECRET.into(),
-            }),
-            ..Default::default()
-        };
-        let server = server_with(dir.path(), clock.clone(), &settings).await;
+        let (_receiver, server, clock) = webhook_server(dir.path()).await;
         let op = server.operator();
         let (anna, anna_phone) = member(&server, dir.path(), "anna", "sms", "+4915112345").await;
         let (ben, _) = member(&server, dir.path(), "ben", "sms", "+4915100000").await;
