@@ -1,16 +1,21 @@
-//! Members as an operator manages them: finding, creation, blocking.
+//! Members as an operator manages them: finding, creation and activation codes, blocking, and
+//! revoking a device. What a member's documents hold for the operator is
+//! `crate::service::member_view`.
 
 use crate::app::App;
 use crate::error::DomainError;
 use crate::projection::documents::{self};
 
-use crate::storage::{MemberFilter, MemberLookup};
-use loyalty_core::api::MemberMatch;
+use crate::storage::{MemberCreation, MemberFilter, MemberLookup, NewMember};
+use loyalty_core::api::{
+    ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberMatch,
+};
 use loyalty_core::checkout_code::{card_number_to_u64, format_card_number};
+use loyalty_core::ids::{self, activation_code, card_number};
 use loyalty_core::{DocKind, card};
 
 /// Card numbers drawn before giving up on finding a free one.
-pub(crate) const CARD_NUMBER_ATTEMPTS: usize = 8;
+const CARD_NUMBER_ATTEMPTS: usize = 8;
 
 /// What an operator searches members by: one of these.
 #[derive(Debug, Clone, Default)]
@@ -139,5 +144,72 @@ pub(crate) async fn set_blocked(
     })
     .await?;
     tracing::info!(member = %member_id, blocked, "card status changed");
+    Ok(())
+}
+
+/// Creates a member with a card number nobody holds and a first activation code; a clash of card
+/// numbers draws another, at most [`CARD_NUMBER_ATTEMPTS`] times.
+pub async fn create(
+    app: &App,
+    request: CreateMemberRequest,
+) -> Result<CreateMemberResponse, DomainError> {
+    let now = app.now_ms();
+    for _ in 0..CARD_NUMBER_ATTEMPTS {
+        let member_id = ids::new_member_id();
+        let card = card_number::generate();
+        let (code, code_hash) = activation_code::issue();
+        let expires = now + app.config.activation_ttl_ms;
+        let member = NewMember {
+            documents: documents::new_member_documents(app, &member_id, &card)?,
+            member_id: member_id.clone(),
+            card_number: card.clone(),
+            external_ref: request.external_ref.clone(),
+            created_at_ms: now,
+            code_hash,
+            code_expires_at_ms: expires,
+        };
+        match app.storage.create_member(member).await? {
+            MemberCreation::Created => {
+                tracing::info!(member = %member_id, "member created");
+                return Ok(CreateMemberResponse {
+                    member_id,
+                    card_number: card,
+                    activation_code: code,
+                    activation_expires_at_ms: expires,
+                });
+            }
+            MemberCreation::Taken => continue,
+        }
+    }
+    Err(DomainError::internal(
+        "create member",
+        "no free card number found",
+    ))
+}
+
+/// A new activation code for another device of the member.
+pub async fn new_activation_code(
+    app: &App,
+    member_id: &str,
+) -> Result<ActivationCodeResponse, DomainError> {
+    ensure_member(app, member_id).await?;
+    let (code, code_hash) = activation_code::issue();
+    let expires = app.now_ms() + app.config.activation_ttl_ms;
+    app.storage
+        .add_activation_code(member_id, code_hash, expires)
+        .await?;
+    Ok(ActivationCodeResponse {
+        member_id: member_id.to_string(),
+        activation_code: code,
+        activation_expires_at_ms: expires,
+    })
+}
+
+/// Revokes a device: its credentials and its checkout key stop working at once.
+pub async fn revoke_device(app: &App, device_id: &str) -> Result<(), DomainError> {
+    if !app.storage.revoke_device(device_id, app.now_ms()).await? {
+        return Err(DomainError::not_found("device_not_found", "no such device"));
+    }
+    tracing::info!(device = %device_id, "device revoked");
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod enrollment;
 pub mod health;
 pub mod history;
 pub mod ledger;
+pub mod member_view;
 pub mod members;
 pub mod messaging;
 pub mod offer_admin;

@@ -6,6 +6,8 @@
 //! postings with an idempotency key per member and event, so each is awarded once.
 
 use crate::storage::PostingKind;
+use loyalty_core::api::PostingResponse;
+use loyalty_core::programme::Programme;
 use loyalty_core::reasons::{Reason, ReasonCode, ReasonParams};
 
 use crate::app::App;
@@ -25,6 +27,57 @@ pub(crate) fn programme_plan(key: &str, kind: PostingKind) -> Plan {
         redeemed: 0,
         always: true,
     }
+}
+
+/// Replaces the programme after validating it: the instance's cache at once, other instances'
+/// within their cache's life.
+pub async fn replace(app: &App, programme: Programme) -> Result<Programme, DomainError> {
+    programme
+        .validate()
+        .map_err(|m| DomainError::bad_request("invalid_programme", m))?;
+    app.storage.set_programme(&programme, app.now_ms()).await?;
+    app.cache_programme(std::sync::Arc::new(programme.clone()));
+    tracing::info!("programme configuration replaced");
+    Ok(programme)
+}
+
+/// Pins the member's tier (`Some`, a tier of the ladder) or hands them back to the ladder
+/// (`None`, evaluated from their current spend from today), as a posting of its own.
+pub async fn set_tier(
+    app: &App,
+    member_id: &str,
+    tier: Option<String>,
+) -> Result<PostingResponse, DomainError> {
+    let programme = app.programme().await?;
+    if let Some(t) = &tier
+        && programme.tiers.get(t).is_none()
+    {
+        return Err(DomainError::bad_request(
+            "unknown_tier",
+            format!("the programme has no tier `{t}`"),
+        ));
+    }
+    let key = format!("tier:{}", loyalty_core::ids::new_record_id("set"));
+    let outcome = ledger::transact(app, member_id, false, |draft| {
+        match &tier {
+            Some(t) => {
+                draft.tier.tier = t.clone();
+                draft.tier.manual = true;
+                draft.tier.since_ms = draft.now;
+                draft.tier.downgrade_at_ms = None;
+            }
+            None => {
+                // Back on the ladder: evaluation from the current spend decides, from today.
+                draft.tier.manual = false;
+                draft.tier.since_ms = draft.now;
+                draft.tier.review_at_ms = draft.now;
+            }
+        }
+        Ok(programme_plan(&key, PostingKind::Tier))
+    })
+    .await?;
+    tracing::info!(member = %member_id, manual = tier.is_some(), "tier set by an operator");
+    Ok(outcome.response)
 }
 
 /// Awards event points once per member and `event` (`enrollment`, `profile`, `birthday:2026`).

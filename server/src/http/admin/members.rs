@@ -1,11 +1,8 @@
-//! The operator API: create members and their activation codes, publish offers into a member's
-//! documents, and look at what the server holds for a member (messages are `crate::http::admin::messages`).
-//! Every route needs the operator token.
+//! The operator API for members: find and create them, new activation codes, what the server holds
+//! for a member, block and unblock, revoke a device, the card's QR code, start documents afresh
+//! (`crate::service::members`, `crate::service::member_view`). Every route needs an operator.
 
-use crate::projection::epochs::renew;
-use crate::service::members::CARD_NUMBER_ATTEMPTS;
-
-use crate::service::members::{ensure_member, set_blocked};
+use crate::service::members::set_blocked;
 use loyalty_core::api::{EpochsStarted, MemberMatch, StartEpochs};
 
 use std::sync::Arc;
@@ -17,10 +14,6 @@ use axum::http::StatusCode;
 use loyalty_core::api::{
     ActivationCodeResponse, CreateMemberRequest, CreateMemberResponse, MemberView,
 };
-use loyalty_core::ids::{self, activation_code, card_number};
-use loyalty_core::inbox;
-use loyalty_core::offers::{self};
-use loyalty_core::{DocKind, card, member};
 
 use crate::app::App;
 use crate::http::error::ApiError;
@@ -28,8 +21,6 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, Binary, NotFound, Refusals};
 use crate::http::query::Query;
-use crate::projection::documents::{self, load};
-use crate::storage::{MemberCreation, NewMember};
 use loyalty_core::api::paths;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -147,43 +138,8 @@ pub async fn create_member(
     } else {
         crate::http::json::parse(&body)?
     };
-    let now = app.now_ms();
-    for _ in 0..CARD_NUMBER_ATTEMPTS {
-        let member_id = ids::new_member_id();
-        let card = card_number::generate();
-        let (code, code_hash) = activation_code::issue();
-        let expires = now + app.config.activation_ttl_ms;
-        let member = NewMember {
-            documents: documents::new_member_documents(&app, &member_id, &card)?,
-            member_id: member_id.clone(),
-            card_number: card.clone(),
-            external_ref: request.external_ref.clone(),
-            created_at_ms: now,
-            code_hash,
-            code_expires_at_ms: expires,
-        };
-        match app.storage.create_member(member).await {
-            Ok(MemberCreation::Created) => {
-                tracing::info!(member = %member_id, "member created");
-                return Ok((
-                    StatusCode::CREATED,
-                    Json(CreateMemberResponse {
-                        member_id,
-                        card_number: card,
-                        activation_code: code,
-                        activation_expires_at_ms: expires,
-                    }),
-                ));
-            }
-            // A card number clash: draw another.
-            Ok(MemberCreation::Taken) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::internal(
-        "create member",
-        "no free card number found",
-    ))
+    let created = crate::service::members::create(&app, request).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// A new activation code, for another device of the member.
@@ -203,20 +159,8 @@ pub async fn new_activation_code(
     Path(member_id): Path<String>,
     _: Operator,
 ) -> Result<(StatusCode, Json<ActivationCodeResponse>), ApiError> {
-    ensure_member(&app, &member_id).await?;
-    let (code, code_hash) = activation_code::issue();
-    let expires = app.now_ms() + app.config.activation_ttl_ms;
-    app.storage
-        .add_activation_code(&member_id, code_hash, expires)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ActivationCodeResponse {
-            member_id,
-            activation_code: code,
-            activation_expires_at_ms: expires,
-        }),
-    ))
+    let code = crate::service::members::new_activation_code(&app, &member_id).await?;
+    Ok((StatusCode::CREATED, Json(code)))
 }
 
 /// What the server holds for a member: their documents as the phone will see them.
@@ -236,30 +180,9 @@ pub async fn show_member(
     Path(member_id): Path<String>,
     _: Operator,
 ) -> Result<Json<MemberView>, ApiError> {
-    ensure_member(&app, &member_id).await?;
-    // Show what the member's phone will see: the offers owed to them and the card, projected.
-    crate::projection::offers::project_pending(&app, &member_id).await?;
-    crate::projection::card::catch_up(&app, &member_id).await?;
-    let stored = app
-        .storage
-        .load_documents(&member_id, &DocKind::ALL)
-        .await?;
-    let doc = |kind: DocKind| -> Result<automerge::AutoCommit, ApiError> {
-        let s = stored
-            .iter()
-            .find(|d| d.kind == kind)
-            .ok_or_else(|| ApiError::internal("show member", format!("no {kind} document")))?;
-        Ok(load(kind, &s.bytes)?)
-    };
-    let broken = |e: loyalty_core::document::DocumentError| ApiError::internal("show member", e);
-    Ok(Json(MemberView {
-        card: card::read(&doc(DocKind::Card)?).map_err(broken)?,
-        offers: offers::read_all(&doc(DocKind::Offers)?).map_err(broken)?,
-        messages: inbox::read_all(&doc(DocKind::Inbox)?).map_err(broken)?,
-        member: member::read(&doc(DocKind::Member)?).map_err(broken)?,
-        cards: app.storage.linked_cards(&member_id).await?,
-        member_id,
-    }))
+    Ok(Json(
+        crate::service::member_view::view(&app, &member_id).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -321,10 +244,7 @@ pub async fn revoke_device(
     Path(device_id): Path<String>,
     _: Operator,
 ) -> Result<StatusCode, ApiError> {
-    if !app.storage.revoke_device(&device_id, app.now_ms()).await? {
-        return Err(ApiError::not_found("device_not_found", "no such device"));
-    }
-    tracing::info!(device = %device_id, "device revoked");
+    crate::service::members::revoke_device(&app, &device_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,28 +277,8 @@ pub async fn card_qr(
     Query(q): Query<QrQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let member = app
-        .storage
-        .member(&member_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member_not_found", "no such member"))?;
-    let matrix = loyalty_core::qr::QrMatrix::encode(&member.card_number)
-        .map_err(|e| ApiError::internal("rendering a QR code", e))?;
-    let (content_type, body) = match q.format.as_deref().unwrap_or("svg") {
-        "svg" => ("image/svg+xml", matrix.to_svg(8).into_bytes()),
-        "png" => (
-            "image/png",
-            matrix
-                .to_png(8)
-                .map_err(|e| ApiError::internal("rendering a QR code", e))?,
-        ),
-        other => {
-            return Err(ApiError::bad_request(
-                "invalid_format",
-                format!("format `{other}`: use svg or png"),
-            ));
-        }
-    };
+    let (content_type, body) =
+        crate::service::member_view::card_qr(&app, &member_id, q.format.as_deref()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
@@ -409,27 +309,6 @@ pub async fn start_epochs(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("malformed_body", format!("epochs: {e}")))?
     };
-    if app.storage.member(&member_id).await?.is_none() {
-        return Err(ApiError::not_found("member_not_found", "no such member"));
-    }
-    let mut kinds = if request.docs.is_empty() {
-        DocKind::ALL.to_vec()
-    } else {
-        request.docs
-    };
-    kinds.sort();
-    kinds.dedup();
-    if kinds.contains(&DocKind::Card) {
-        // The new epoch starts from the card as the ledger has it now.
-        crate::projection::card::catch_up(&app, &member_id).await?;
-    }
-    let documents = {
-        let _guard = app.lock_member(&member_id).await;
-        renew(&app, &member_id, &kinds).await?
-    };
-    tracing::info!(member = %member_id, docs = ?kinds, "an operator started documents afresh");
-    Ok(axum::Json(EpochsStarted {
-        member_id,
-        documents,
-    }))
+    let started = crate::service::member_view::start_epochs(&app, &member_id, request).await?;
+    Ok(axum::Json(started))
 }

@@ -6,9 +6,7 @@ use crate::http::extract::Operator;
 use crate::http::json::Json;
 use crate::http::openapi::{Authentication, NotFound, Refusals};
 use crate::jobs::settle::{SettleReport, settle};
-use crate::service::ledger::{self};
-use crate::service::programme::*;
-use crate::storage::PostingKind;
+use crate::service::programme as service;
 use axum::extract::{Path, State};
 use loyalty_core::api::SetTier;
 use loyalty_core::api::paths;
@@ -51,13 +49,7 @@ pub async fn put_programme(
     body: Result<Json<Programme>, ApiError>,
 ) -> Result<Json<Programme>, ApiError> {
     let Json(programme) = body?;
-    programme
-        .validate()
-        .map_err(|m| ApiError::bad_request("invalid_programme", m))?;
-    app.storage.set_programme(&programme, app.now_ms()).await?;
-    app.cache_programme(Arc::new(programme.clone()));
-    tracing::info!("programme configuration replaced");
-    Ok(Json(programme))
+    Ok(Json(service::replace(&app, programme).await?))
 }
 
 /// Pins the member's tier (`{"tier": "gold"}`) or hands them back to the ladder (`{"tier": null}`).
@@ -80,36 +72,9 @@ pub async fn set_tier(
     body: Result<Json<SetTier>, ApiError>,
 ) -> Result<Json<loyalty_core::api::PostingResponse>, ApiError> {
     let Json(request) = body?;
-    let programme = app.programme().await?;
-    if let Some(t) = &request.tier
-        && programme.tiers.get(t).is_none()
-    {
-        return Err(ApiError::bad_request(
-            "unknown_tier",
-            format!("the programme has no tier `{t}`"),
-        ));
-    }
-    let key = format!("tier:{}", loyalty_core::ids::new_record_id("set"));
-    let outcome = ledger::transact(&app, &member_id, false, |draft| {
-        match &request.tier {
-            Some(t) => {
-                draft.tier.tier = t.clone();
-                draft.tier.manual = true;
-                draft.tier.since_ms = draft.now;
-                draft.tier.downgrade_at_ms = None;
-            }
-            None => {
-                // Back on the ladder: evaluation from the current spend decides, from today.
-                draft.tier.manual = false;
-                draft.tier.since_ms = draft.now;
-                draft.tier.review_at_ms = draft.now;
-            }
-        }
-        Ok(programme_plan(&key, PostingKind::Tier))
-    })
-    .await?;
-    tracing::info!(member = %member_id, manual = request.tier.is_some(), "tier set by an operator");
-    Ok(Json(outcome.response))
+    Ok(Json(
+        service::set_tier(&app, &member_id, request.tier).await?,
+    ))
 }
 
 #[utoipa::path(
