@@ -19,6 +19,7 @@ use loyalty_server::client::OperatorClient;
 use loyalty_server::outbound::settings::{OutboundSettings, Via};
 use loyalty_server::outbound::smtp::SmtpSettings;
 use loyalty_server::outbound::webhook::WebhookSettings;
+use loyalty_tests::race::{Request, simultaneously};
 use loyalty_tests::*;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-webhook";
@@ -632,13 +633,10 @@ async fn post_receipt(
     at: u64,
     body: &str,
 ) -> (StatusCode, serde_json::Value) {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = ring::hmac::sign(&key, format!("{at}.{body}").as_bytes());
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let answer = reqwest::Client::new()
         .post(format!("{}{}", server.url, paths::OUTBOUND_RECEIPTS))
         .header("Loyalty-Timestamp", at.to_string())
-        .header("Loyalty-Signature", format!("v1={hex}"))
+        .header("Loyalty-Signature", sign(secret, at, body))
         .header("Content-Type", "application/json")
         .body(body.to_string())
         .send()
@@ -646,6 +644,14 @@ async fn post_receipt(
         .unwrap();
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
     (status, answer.json().await.unwrap_or_default())
+}
+
+/// `Loyalty-Signature` for `body` at `at`, as the gateway computes it.
+fn sign(secret: &str, at: u64, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{at}.{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1={hex}")
 }
 
 fn unix_now() -> u64 {
@@ -780,6 +786,51 @@ fn the_gateways_signed_receipts_settle_what_it_accepted() {
         assert_eq!(unsigned.status().as_u16(), 401);
         let list = op.deliveries(Some("pickup"), Some(&anna)).await.unwrap();
         assert_eq!(list[0].status, "delivered", "nothing unsigned changed it");
+
+        // Two different receipts for one delivery at the same moment: one decides, the other is
+        // told what it decided.
+        op.send_message(&send("second", "sms", &[&anna]))
+            .await
+            .unwrap();
+        attempted(&op, "second", &anna, 1).await;
+        clock.advance(31_000);
+        settled(&op, "second").await;
+        let now = unix_now();
+        let raced: Vec<Request> = [
+            receipt_body("second", &anna, "delivered", None),
+            receipt_body("second", &anna, "failed", Some("unreachable")),
+        ]
+        .iter()
+        .map(|body| Request {
+            addr: server.addr,
+            method: "POST",
+            path: paths::OUTBOUND_RECEIPTS.into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("loyalty-timestamp".into(), now.to_string()),
+                ("loyalty-signature".into(), sign(SECRET, now, body)),
+            ],
+            body: body.clone().into_bytes(),
+        })
+        .collect();
+        let answers = simultaneously(&raced).await.unwrap();
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert!(
+            statuses.contains(&200) && statuses.contains(&409),
+            "{answers:?}"
+        );
+        let winner = if answers[0].status == 200 {
+            "delivered"
+        } else {
+            "failed"
+        };
+        let list = op.deliveries(Some("second"), Some(&anna)).await.unwrap();
+        assert_eq!(list[0].status, winner, "{answers:?}");
+        let loser = answers.iter().find(|a| a.status == 409).unwrap();
+        assert_eq!(
+            loser.error_code().as_deref(),
+            Some("delivery_not_handed_over")
+        );
         server.stop().await;
 
         // A server with no webhook takes no receipts.
