@@ -2116,9 +2116,10 @@ public func FfiConverterTypeConsent_lower(_ value: Consent) -> RustBuffer {
 
 /**
  * A message's state on its external channel: `status` is `queued`, `handed_over` (a provider
- * accepted it), `logged` (no provider is configured: nothing was delivered), `failed` or
- * `refused`; `reason` says why it was not sent (`no_consent`: the member has not allowed
- * marketing on that channel; `no_address`; `rate_limited`).
+ * accepted it), `delivered` (the provider's receipt says it arrived), `logged` (no provider is
+ * configured: nothing was delivered), `failed` or `refused`; `reason` says why it was not sent
+ * (`no_consent`: the member has not allowed marketing on that channel; `no_address`;
+ * `rate_limited`) or did not arrive (the provider's reason).
  */
 public struct Delivery: Equatable, Hashable {
     public var status: String
