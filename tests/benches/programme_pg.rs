@@ -21,26 +21,10 @@ use loyalty_core::segments::{ScoreRange, SegmentRules};
 use loyalty_server::storage::postgres::PgStorage;
 use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, OfferStore};
 use loyalty_tests::TestServer;
-use loyalty_tests::memory::{peak_kib, reset_peak};
+use loyalty_tests::memory::{peak_kib, postgres_peak_kib, reset_peak};
 use loyalty_tests::postgres::{Postgres, psql};
 
 const DAY: i64 = 86_400_000;
-
-/// The largest VmHWM among the processes whose command is `postgres` (this bench's server is the
-/// only one it starts; the shared test server, if any, is idle meanwhile).
-fn postgres_peak_kib() -> u64 {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    procs
-        .flatten()
-        .filter(|p| {
-            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
-        })
-        .map(|p| peak_kib(&p.file_name().to_string_lossy()))
-        .max()
-        .unwrap_or(0)
-}
 
 /// The same population as the SQLite bench: 30% never buy, most buy a few times, a few per cent
 /// weekly; a third of buyers lapsed months ago; 3% of purchases half refunded; 37% like coffee;
