@@ -529,8 +529,13 @@ async fn time_reports(url: &str, members: i64, now: i64, postgres: bool) {
         "| peak anonymous memory of the process (RssAnon, sampled every 20 ms) | {:.0} MiB | |",
         anon as f64 / 1024.0
     );
+    let mapped = if postgres {
+        ""
+    } else {
+        ": also the database file mapped by the readers"
+    };
     println!(
-        "| peak resident memory (VmHWM: also the database file mapped by the readers) | {:.0} MiB | |",
+        "| peak resident memory (VmHWM{mapped}) | {:.0} MiB | |",
         peak_kib("self") as f64 / 1024.0
     );
     if postgres {
