@@ -43,26 +43,59 @@ fn sample_anon(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     })
 }
 
-/// The population (see the crate guide); answers (purchases, ledger rows, lots, deliveries).
-fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
-    let conn = rusqlite::Connection::open(db).expect("open for seeding");
-    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")
-        .expect("pragmas");
-    let rnd = "(random() & 9223372036854775807)";
+/// How the two backends spell what the seed needs and differs: a random non-negative integer, an
+/// empty blob, 24 random hex digits, and a card number from `i`.
+struct SeedDialect {
+    rnd: &'static str,
+    empty_bytes: &'static str,
+    hex24: &'static str,
+    card: &'static str,
+}
+
+const SQLITE_SEED: SeedDialect = SeedDialect {
+    rnd: "(random() & 9223372036854775807)",
+    empty_bytes: "x''",
+    hex24: "lower(hex(randomblob(12)))",
+    card: "printf('627%013d', i)",
+};
+
+const POSTGRES_SEED: SeedDialect = SeedDialect {
+    rnd: "floor(random() * 1000000000000000)::bigint",
+    empty_bytes: "'\\x'::bytea",
+    hex24: "substr(md5(i::text || random()::text), 1, 24)",
+    card: "'627' || lpad(i::text, 13, '0')",
+};
+
+/// The population (see the crate guide), written once for both backends: members, purchases and
+/// refunds, their ledger movements and lots, devices, two sends' deliveries, a month of refused
+/// codes and the tier moves.
+fn population_sql(d: &SeedDialect, members: i64, now: i64) -> String {
+    let SeedDialect {
+        rnd,
+        empty_bytes: x,
+        hex24,
+        card,
+    } = d;
+    // Spans as literals computed here: PostgreSQL multiplies two int literals in int, which
+    // overflows.
     let year = 365 * DAY;
-    let sql = format!(
-        "BEGIN;
-         CREATE TEMP TABLE nums (i INTEGER PRIMARY KEY);
-         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 59)
-         INSERT INTO nums SELECT i FROM n;
-         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {members} - 1)
+    let (two_years, five_years) = (2 * year, 5 * year);
+    let (month, fortnight) = (30 * DAY, 14 * DAY);
+    let (twenty_days, five_days) = (20 * DAY, 5 * DAY);
+    let series = |n: i64| {
+        format!(
+            "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {n} - 1) SELECT i FROM s)"
+        )
+    };
+    let (everyone, sixty) = (series(members), series(60));
+    format!(
+        "CREATE TEMP TABLE nums AS SELECT i FROM {sixty} n;
          INSERT INTO members (member_id, card_number, created_at, tier, status)
-         SELECT 'mbr_' || lower(hex(randomblob(12))), printf('627%013d', i),
-                {now} - {rnd} % (5 * {year}),
+         SELECT 'mbr_' || {hex24}, {card}, {now} - {rnd} % {five_years},
                 CASE {rnd} % 10 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' WHEN 2 THEN 'silver'
                      ELSE 'base' END,
                 CASE WHEN {rnd} % 200 = 0 THEN 'blocked' ELSE 'active' END
-         FROM n;
+         FROM {everyone} n;
          CREATE TEMP TABLE buyers AS
          WITH drawn AS MATERIALIZED (SELECT member_id, {rnd} % 100 AS r FROM members)
          SELECT member_id,
@@ -82,18 +115,18 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
          FROM buyers b JOIN nums n ON n.i < b.k;
          INSERT INTO postings (idempotency_key, request_hash, member_id, kind, till_id, receipt_id,
                                total_minor, earned, redeemed, at, response)
-         SELECT k, x'', member_id, 'purchase', till_id, receipt_id, total, total / 100, redeemed,
-                at, x''
+         SELECT k, {x}, member_id, 'purchase', till_id, receipt_id, total, total / 100, redeemed,
+                at, {x}
          FROM bought;
          INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
                                receipt_id, total_minor, earned, redeemed, at, response)
-         SELECT k || '-r', x'', member_id, 'refund', k, till_id, receipt_id || 'r', total / 2, 0, 0,
-                min(at + {DAY}, {now}), x''
-         FROM bought WHERE (random() & 127) < 4;
+         SELECT k || '-r', {x}, member_id, 'refund', k, till_id, receipt_id || 'r', total / 2, 0, 0,
+                CASE WHEN at + {DAY} < {now} THEN at + {DAY} ELSE {now} END, {x}
+         FROM bought WHERE {rnd} % 128 < 4;
          INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
                              rule, reason_code, reason_params, available_at)
          SELECT k, member_id, k, total / 100, 'Purchase', till_id, receipt_id, at, 'base',
-                'purchase', '', at + 14 * {DAY}
+                'purchase', '', at + {fortnight}
          FROM bought;
          INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
                              rule, reason_code, reason_params)
@@ -110,7 +143,7 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
          SELECT k, member_id, k, 'base', total / 100,
                 CASE WHEN at + {year} <= {now} THEN 0 ELSE total / 100 END,
                 CASE WHEN at + {year} <= {now} THEN total / 100 ELSE 0 END,
-                at, at + 14 * {DAY}, at + {year}
+                at, at + {fortnight}, at + {year}
          FROM bought;
          INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
                              rule, reason_code, reason_params)
@@ -118,15 +151,18 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
                 expires_at, 'expiry', 'expiry', ''
          FROM lots WHERE expired > 0;
          INSERT INTO devices (device_id, member_id, secret_hash, name, created_at, last_seen_at)
-         SELECT 'dev_' || m.member_id || '-' || n.i, m.member_id, x'', 'phone', m.created_at,
-                {now} - {rnd} % (30 * {DAY})
-         FROM members m JOIN nums n
-           ON n.i < CASE WHEN {rnd} % 50 = 0 THEN 4 WHEN {rnd} % 5 = 0 THEN 2 ELSE 1 END;
+         SELECT 'dev_' || m.member_id || '-' || n.i, m.member_id, {x}, 'phone', m.created_at,
+                {now} - {rnd} % {month}
+         FROM (SELECT member_id, created_at,
+                      CASE WHEN {rnd} % 50 = 0 THEN 4 WHEN {rnd} % 5 = 0 THEN 2 ELSE 1 END AS d
+               FROM members) m
+         JOIN nums n ON n.i < m.d;
          INSERT INTO messages (message_id, kind, channel, subject, body, target, request_hash,
                                created_at)
-         VALUES ('msg_spring', 'marketing', 'email', 'Spring', '…', '{{}}', x'', {now} - 20 * {DAY}),
-                ('msg_points', 'service', 'in_app', 'Your points', '…', '{{}}', x'',
-                 {now} - 5 * {DAY});
+         VALUES ('msg_spring', 'marketing', 'email', 'Spring', '…', '{{}}', {x},
+                 {now} - {twenty_days}),
+                ('msg_points', 'service', 'in_app', 'Your points', '…', '{{}}', {x},
+                 {now} - {five_days});
          INSERT INTO deliveries (message_id, member_id, kind, channel, day, status, reason,
                                  in_inbox, projected, created_at, updated_at)
          SELECT msg.message_id, m.member_id, msg.kind, msg.channel, msg.created_at / {DAY},
@@ -135,29 +171,51 @@ fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
                 NULL, 1, 1, msg.created_at, msg.created_at
          FROM messages msg CROSS JOIN members m;
          UPDATE deliveries SET reason = 'no_consent' WHERE status = 'refused';
-         INSERT OR IGNORE INTO code_refusals (day, till_id, member_id, reason, count)
-         SELECT ({now} - {rnd} % (30 * {DAY})) / {DAY}, 'till-' || ({rnd} % 500), member_id,
+         INSERT INTO code_refusals (day, till_id, member_id, reason, count)
+         SELECT ({now} - {rnd} % {month}) / {DAY}, 'till-' || ({rnd} % 500), member_id,
                 CASE {rnd} % 3 WHEN 0 THEN 'code_replayed' WHEN 1 THEN 'code_expired'
                      ELSE 'bad_signature' END,
                 1 + {rnd} % 3
-         FROM members WHERE {rnd} % 20 = 0;
+         FROM members WHERE {rnd} % 20 = 0
+         ON CONFLICT DO NOTHING;
          INSERT INTO tier_moves (member_id, at, from_tier, to_tier)
-         SELECT member_id, {now} - {rnd} % (2 * {year}), 'base', tier
+         SELECT member_id, {now} - {rnd} % {two_years}, 'base', tier
          FROM members WHERE tier <> 'base';
-         INSERT OR IGNORE INTO tier_moves (member_id, at, from_tier, to_tier)
-         SELECT member_id, {now} - {rnd} % (2 * {year}), 'gold', 'silver'
-         FROM members WHERE tier = 'silver' AND {rnd} % 4 = 0;
-         COMMIT;
-         PRAGMA wal_checkpoint(TRUNCATE);"
-    );
-    conn.execute_batch(&sql).expect("seed");
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
-    [
-        count("SELECT count(*) FROM postings WHERE kind = 'purchase'"),
-        count("SELECT count(*) FROM ledger"),
-        count("SELECT count(*) FROM lots"),
-        count("SELECT count(*) FROM deliveries"),
-    ]
+         INSERT INTO tier_moves (member_id, at, from_tier, to_tier)
+         SELECT member_id, {now} - {rnd} % {two_years}, 'gold', 'silver'
+         FROM members WHERE tier = 'silver' AND {rnd} % 4 = 0
+         ON CONFLICT DO NOTHING;"
+    )
+}
+
+/// What was seeded: purchases, ledger rows, lots, deliveries.
+const COUNTS: [&str; 4] = [
+    "SELECT count(*) FROM postings WHERE kind = 'purchase'",
+    "SELECT count(*) FROM ledger",
+    "SELECT count(*) FROM lots",
+    "SELECT count(*) FROM deliveries",
+];
+
+/// Seeds the server's SQLite file in one transaction; answers [`COUNTS`].
+fn seed(db: &Path, members: i64, now: i64) -> [i64; 4] {
+    let conn = rusqlite::Connection::open(db).expect("open for seeding");
+    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")
+        .expect("pragmas");
+    let sql = population_sql(&SQLITE_SEED, members, now);
+    conn.execute_batch(&format!(
+        "BEGIN; {sql} COMMIT; PRAGMA wal_checkpoint(TRUNCATE);"
+    ))
+    .expect("seed");
+    COUNTS.map(|sql| conn.query_row(sql, [], |r| r.get(0)).expect("count"))
+}
+
+/// Seeds a PostgreSQL database, then `VACUUM ANALYZE` as autovacuum would soon after a bulk
+/// load; answers [`COUNTS`].
+fn seed_postgres(url: &str, members: i64, now: i64) -> [i64; 4] {
+    let sql = population_sql(&POSTGRES_SEED, members, now);
+    psql(url, &format!("SET synchronous_commit = off; {sql}"));
+    psql(url, "VACUUM ANALYZE");
+    COUNTS.map(|sql| psql(url, sql).parse().expect("a count"))
 }
 
 /// The two segments the segments report and the uptake read, one recompute through the backend's
@@ -229,125 +287,6 @@ fn uptake_sql(now: i64, rnd: &str) -> String {
          UPDATE offer_members SET uses = 1 + {rnd} % 3
          WHERE offer_id = 'bench-offer' AND {rnd} % 10 = 0;"
     )
-}
-
-/// [`seed`]'s population on PostgreSQL, row for row the same shapes (its own random draws);
-/// answers (purchases, ledger rows, lots, deliveries).
-fn seed_postgres(url: &str, members: i64, now: i64) -> [i64; 4] {
-    let rnd = "floor(random() * 1000000000000000)::bigint";
-    // Spans as bigint literals: PostgreSQL multiplies two int literals in int, which overflows.
-    let year = 365 * DAY;
-    let (two_years, five_years) = (2 * year, 5 * year);
-    let (month, fortnight) = (30 * DAY, 14 * DAY);
-    let (twenty_days, five_days) = (20 * DAY, 5 * DAY);
-    let sql = format!(
-        "SET synchronous_commit = off;
-         INSERT INTO members (member_id, card_number, created_at, tier, status)
-         SELECT 'mbr_' || substr(md5(i::text || random()::text), 1, 24),
-                '627' || lpad(i::text, 13, '0'), {now} - {rnd} % {five_years},
-                CASE {rnd} % 10 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' WHEN 2 THEN 'silver'
-                     ELSE 'base' END,
-                CASE WHEN {rnd} % 200 = 0 THEN 'blocked' ELSE 'active' END
-         FROM generate_series(0, {members} - 1) AS g(i);
-         CREATE TEMP TABLE buyers AS
-         SELECT member_id,
-                CASE WHEN r < 30 THEN 0
-                     WHEN r < 60 THEN 1 + {rnd} % 2
-                     WHEN r < 85 THEN 3 + {rnd} % 6
-                     WHEN r < 97 THEN 9 + {rnd} % 16
-                     ELSE 25 + {rnd} % 36 END AS k,
-                CASE WHEN {rnd} % 3 = 0 THEN {rnd} % {year} ELSE 0 END AS lapse
-         FROM (SELECT member_id, {rnd} % 100 AS r FROM members) drawn;
-         CREATE TEMP TABLE bought AS
-         SELECT b.member_id || '-' || n.i AS k, b.member_id AS member_id,
-                'till-' || ({rnd} % 500) AS till_id, 'R-' || n.i AS receipt_id,
-                300 + {rnd} % 6000 + CASE WHEN {rnd} % 20 = 0 THEN {rnd} % 30000 ELSE 0 END AS total,
-                CASE WHEN {rnd} % 10 = 0 THEN 100 ELSE 0 END AS redeemed,
-                {now} - b.lapse - {rnd} % {year} AS at
-         FROM buyers b JOIN generate_series(0, 59) AS n(i) ON n.i < b.k;
-         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, till_id, receipt_id,
-                               total_minor, earned, redeemed, at, response)
-         SELECT k, '\\x'::bytea, member_id, 'purchase', till_id, receipt_id, total, total / 100,
-                redeemed, at, '\\x'::bytea
-         FROM bought;
-         INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
-                               receipt_id, total_minor, earned, redeemed, at, response)
-         SELECT k || '-r', '\\x'::bytea, member_id, 'refund', k, till_id, receipt_id || 'r',
-                total / 2, 0, 0, least(at + {DAY}, {now}), '\\x'::bytea
-         FROM bought WHERE {rnd} % 128 < 4;
-         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                             rule, reason_code, reason_params, available_at)
-         SELECT k, member_id, k, total / 100, 'Purchase', till_id, receipt_id, at, 'base',
-                'purchase', '', at + {fortnight}
-         FROM bought;
-         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                             rule, reason_code, reason_params)
-         SELECT k || '-x', member_id, k, -redeemed, 'Points redeemed', till_id, receipt_id, at,
-                'redeem', 'redeem', ''
-         FROM bought WHERE redeemed > 0;
-         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                             rule, reason_code, reason_params)
-         SELECT p.idempotency_key, p.member_id, p.idempotency_key, -(p.total_minor / 100),
-                'Refund', p.till_id, p.receipt_id, p.at, 'refund', 'refund', ''
-         FROM postings p WHERE p.kind = 'refund';
-         INSERT INTO lots (lot_id, member_id, posting, rule, points, remaining, expired, earned_at,
-                           available_at, expires_at)
-         SELECT k, member_id, k, 'base', total / 100,
-                CASE WHEN at + {year} <= {now} THEN 0 ELSE total / 100 END,
-                CASE WHEN at + {year} <= {now} THEN total / 100 ELSE 0 END,
-                at, at + {fortnight}, at + {year}
-         FROM bought;
-         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                             rule, reason_code, reason_params)
-         SELECT lot_id || '-e', member_id, lot_id, -expired, 'Points expired', 'settle', '',
-                expires_at, 'expiry', 'expiry', ''
-         FROM lots WHERE expired > 0;
-         INSERT INTO devices (device_id, member_id, secret_hash, name, created_at, last_seen_at)
-         SELECT 'dev_' || m.member_id || '-' || n.i, m.member_id, '\\x'::bytea, 'phone',
-                m.created_at, {now} - {rnd} % {month}
-         FROM (SELECT member_id, created_at,
-                      CASE WHEN {rnd} % 50 = 0 THEN 4 WHEN {rnd} % 5 = 0 THEN 2 ELSE 1 END AS d
-               FROM members) m
-         JOIN generate_series(0, 3) AS n(i) ON n.i < m.d;
-         INSERT INTO messages (message_id, kind, channel, subject, body, target, request_hash,
-                               created_at)
-         VALUES ('msg_spring', 'marketing', 'email', 'Spring', '…', '{{}}', '\\x'::bytea,
-                 {now} - {twenty_days}),
-                ('msg_points', 'service', 'in_app', 'Your points', '…', '{{}}', '\\x'::bytea,
-                 {now} - {five_days});
-         INSERT INTO deliveries (message_id, member_id, kind, channel, day, status, reason,
-                                 in_inbox, projected, created_at, updated_at)
-         SELECT msg.message_id, m.member_id, msg.kind, msg.channel, msg.created_at / {DAY},
-                CASE WHEN msg.channel = 'in_app' THEN 'sent'
-                     WHEN {rnd} % 4 = 0 THEN 'refused' ELSE 'handed_over' END,
-                NULL, 1, 1, msg.created_at, msg.created_at
-         FROM messages msg CROSS JOIN members m;
-         UPDATE deliveries SET reason = 'no_consent' WHERE status = 'refused';
-         INSERT INTO code_refusals (day, till_id, member_id, reason, count)
-         SELECT ({now} - {rnd} % {month}) / {DAY}, 'till-' || ({rnd} % 500), member_id,
-                CASE {rnd} % 3 WHEN 0 THEN 'code_replayed' WHEN 1 THEN 'code_expired'
-                     ELSE 'bad_signature' END,
-                1 + {rnd} % 3
-         FROM members WHERE {rnd} % 20 = 0
-         ON CONFLICT DO NOTHING;
-         INSERT INTO tier_moves (member_id, at, from_tier, to_tier)
-         SELECT member_id, {now} - {rnd} % {two_years}, 'base', tier
-         FROM members WHERE tier <> 'base';
-         INSERT INTO tier_moves (member_id, at, from_tier, to_tier)
-         SELECT member_id, {now} - {rnd} % {two_years}, 'gold', 'silver'
-         FROM members WHERE tier = 'silver' AND {rnd} % 4 = 0
-         ON CONFLICT DO NOTHING;"
-    );
-    psql(url, &sql);
-    // As autovacuum would soon after a bulk load: visibility map and statistics.
-    psql(url, "VACUUM ANALYZE");
-    let count = |sql: &str| -> i64 { psql(url, sql).parse().expect("a count") };
-    [
-        count("SELECT count(*) FROM postings WHERE kind = 'purchase'"),
-        count("SELECT count(*) FROM ledger"),
-        count("SELECT count(*) FROM lots"),
-        count("SELECT count(*) FROM deliveries"),
-    ]
 }
 
 /// Fetches one report, checks it answered, and says how long it took and how big it was.
