@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TOOLCHAINS=${LOYALTY_TOOLCHAINS:-/opt/loyalty-toolchains}
-TARGETS=${FUZZ_TARGETS:-sync_request member_document checkout_code enroll_body}
+TARGETS=${FUZZ_TARGETS:-sync_request member_document checkout_code enroll_body delivery_receipt}
 CARGO_FUZZ_VERSION=0.13.2
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -16,11 +16,12 @@ use loyalty_core::protocol::{SyncRequest, SyncResponse};
 pub type Target = fn(&[u8]);
 
 /// Every target by the name of its cargo-fuzz binary and regression folder.
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("sync_request", sync_request),
     ("member_document", member_document),
     ("checkout_code", checkout_code),
     ("enroll_body", enroll_body),
+    ("delivery_receipt", delivery_receipt),
 ];
 
 /// The sync body decoders (the server's for requests, the device's for responses): a body that
@@ -185,5 +186,50 @@ fn public_key(hex: &str) {
         assert_eq!(hex.len(), 64);
         let back: String = key.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(back, hex.to_ascii_lowercase());
+    }
+}
+
+/// A provider's delivery receipt as the server reads it: the signature check
+/// (`outbound::webhook::verify`) on the input's first line as the signature and the rest as the
+/// body, then the body's rules (`service::receipts::parse`). Only the signature the key makes
+/// verifies; a body that passes re-serializes to one that parses to the same receipt, its ids are
+/// record ids and its reason is lower-case, and a refusal is `invalid_receipt` with a message.
+pub fn delivery_receipt(data: &[u8]) {
+    use loyalty_server::outbound::webhook::{key, signature, verify};
+    let key = key("a fuzzing secret of 32 bytes or more");
+    let at = 1_700_000_000;
+    let (line, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    let real = signature(&key, at, body);
+    let given = String::from_utf8_lossy(line);
+    let verified = verify(&key, at, &at.to_string(), body, &given);
+    assert_eq!(
+        verified,
+        given == real,
+        "only the key's own signature verifies"
+    );
+    assert!(verify(&key, at, &at.to_string(), body, &real));
+    match loyalty_server::service::receipts::parse(body) {
+        Ok(receipt) => {
+            assert!(loyalty_core::ids::valid_record_id(&receipt.message_id));
+            assert!(loyalty_core::ids::valid_record_id(&receipt.member_id));
+            assert!(receipt.reason.as_ref().is_none_or(|r| {
+                r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            }));
+            let again = serde_json::to_vec(&receipt).expect("a receipt serializes");
+            let reparsed = loyalty_server::service::receipts::parse(&again);
+            assert_eq!(
+                reparsed.ok(),
+                Some(receipt),
+                "a parsed receipt must round-trip"
+            );
+        }
+        Err(e) => {
+            assert_eq!(e.code, "invalid_receipt");
+            assert!(!e.message.is_empty(), "a refusal says why");
+        }
     }
 }

@@ -79,7 +79,7 @@ impl WebhookOutbound {
         Ok(Self {
             client,
             url,
-            key: hmac::Key::new(hmac::HMAC_SHA256, settings.secret.as_bytes()),
+            key: key(&settings.secret),
         })
     }
 }
@@ -156,6 +156,11 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         })
         .collect()
+}
+
+/// The HMAC-SHA256 key a shared secret makes, for [`signature`] and [`verify`].
+pub fn key(secret: &str) -> hmac::Key {
+    hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes())
 }
 
 /// The `Loyalty-Signature` header's value for a body sent at `timestamp`.

@@ -78,8 +78,8 @@ pub async fn record(app: &App, signed: SignedReceipt<'_>) -> Result<ReceiptRecor
     }
 }
 
-/// The receipt's body, held to its rules.
-fn parse(body: &[u8]) -> Result<DeliveryReceipt, DomainError> {
+/// The receipt's body, held to its rules (`400 invalid_receipt` otherwise).
+pub fn parse(body: &[u8]) -> Result<DeliveryReceipt, DomainError> {
     let invalid = |why: String| DomainError::bad_request("invalid_receipt", why);
     let receipt: DeliveryReceipt =
         serde_json::from_slice(body).map_err(|e| invalid(format!("the receipt: {e}")))?;
