@@ -11,6 +11,7 @@ use loyalty_core::ids;
 
 use crate::app::App;
 use crate::error::{DomainError, ErrorKind};
+use crate::outbound::webhook::RECEIPT_MAX_AGE_S;
 use crate::storage::{Receipt, ReceiptOutcome, ReceiptStatus};
 
 /// The signed request as it arrived: its two headers and its body's bytes.
@@ -33,10 +34,11 @@ pub async fn record(app: &App, signed: SignedReceipt<'_>) -> Result<ReceiptRecor
             ));
         }
         Some(false) => {
-            return Err(DomainError::unauthorized(
+            return Err(DomainError::unauthorized(format!(
                 "the receipt's Loyalty-Signature does not match its body and Loyalty-Timestamp \
-                 under the webhook's secret, or the timestamp is more than 5 minutes off",
-            ));
+                 under the webhook's secret, or the timestamp is more than {RECEIPT_MAX_AGE_S} s \
+                 from the server's clock"
+            )));
         }
         Some(true) => {}
     }
