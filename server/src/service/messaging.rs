@@ -204,6 +204,42 @@ pub(crate) fn missing_kind() -> DomainError {
     )
 }
 
+/// Deliveries shown per answer by default, and at most.
+const DEFAULT_DELIVERIES: i64 = 100;
+const MAX_DELIVERIES: i64 = 1000;
+/// Requests shown per answer by default, and at most.
+const DEFAULT_REQUESTS: i64 = 100;
+const MAX_REQUESTS: i64 = 500;
+
+/// What became of each recipient, newest first: of one message or one member (one of them is
+/// needed); at most `limit` (default 100, held to 1..=1000; the filter's own limit is replaced).
+pub async fn deliveries(
+    app: &App,
+    mut filter: DeliveryFilter,
+    limit: Option<i64>,
+) -> Result<Vec<loyalty_core::api::DeliveryRecord>, DomainError> {
+    if filter.message_id.is_none() && filter.member_id.is_none() {
+        return Err(DomainError::bad_request(
+            "malformed_query",
+            "give message_id or member_id",
+        ));
+    }
+    filter.limit = limit.unwrap_or(DEFAULT_DELIVERIES).clamp(1, MAX_DELIVERIES);
+    Ok(app.storage.deliveries(filter).await?)
+}
+
+/// Members' requests with their threads, the most recently active first, optionally of one status
+/// or member; at most `limit` (default 100, held to 1..=500).
+pub async fn requests(
+    app: &App,
+    status: Option<RequestStatus>,
+    member_id: Option<String>,
+    limit: Option<i64>,
+) -> Result<Vec<RequestRecord>, DomainError> {
+    let limit = limit.unwrap_or(DEFAULT_REQUESTS).clamp(1, MAX_REQUESTS);
+    Ok(app.storage.requests(status, member_id, limit).await?)
+}
+
 /// An in-app service message to one member, for other parts of the programme (points-expiry
 /// notices, tier changes). Not rate-limited and needs no consent. Idempotent by `id`: calling
 /// again with the same id and text changes nothing. An id names one text across all members: the

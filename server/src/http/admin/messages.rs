@@ -145,12 +145,6 @@ pub async fn deliveries(
     _: Operator,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
-    if q.message_id.is_none() && q.member_id.is_none() {
-        return Err(ApiError::bad_request(
-            "malformed_query",
-            "give message_id or member_id",
-        ));
-    }
     let status = q
         .status
         .as_deref()
@@ -166,9 +160,11 @@ pub async fn deliveries(
         message_id: q.message_id,
         member_id: q.member_id,
         status,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit: 0,
     };
-    Ok(Json(app.storage.deliveries(filter).await?))
+    Ok(Json(
+        crate::service::messaging::deliveries(&app, filter, q.limit).await?,
+    ))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -215,9 +211,8 @@ pub async fn list_requests(
             ));
         }
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
     Ok(Json(
-        app.storage.requests(status, q.member_id, limit).await?,
+        crate::service::messaging::requests(&app, status, q.member_id, q.limit).await?,
     ))
 }
 
