@@ -94,8 +94,9 @@ fn tier_move(r: &Row) -> Result<(String, String, i64), StorageError> {
     ))
 }
 
-/// A grouped row of four columns, as the tier, day and delivery reports read them.
-fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
+/// A grouped row of four columns, as the tier, day and delivery reports and the RFM moves read
+/// them.
+pub(super) fn four<A, B, C, D>(r: &Row) -> Result<(A, B, C, D), StorageError>
 where
     A: for<'a> FromSql<'a>,
     B: for<'a> FromSql<'a>,

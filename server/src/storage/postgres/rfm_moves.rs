@@ -70,14 +70,7 @@ pub(super) async fn latest(tx: &Transaction<'_>) -> Result<Option<RfmMoveTotals>
         .map_err(backend)?;
     let cells = rows
         .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0).map_err(backend)?,
-                r.try_get(1).map_err(backend)?,
-                r.try_get(2).map_err(backend)?,
-                r.try_get(3).map_err(backend)?,
-            ))
-        })
+        .map(super::reports::four)
         .collect::<Result<Vec<_>, StorageError>>()?;
     Ok(Some(RfmMoveTotals {
         computed_at,
