@@ -96,10 +96,17 @@ fn main() {
         .build()
         .expect("client runtime");
     println!(
-        "| member's history | server CPU per no-op sync | per purchase | per live update (purchase + sync) | ratio |"
+        "| member's history | no-op sync | scan | purchase | live update (poll woken + sync) | ÷ purchase | ÷ scan + purchase |"
     );
-    println!("|---|---|---|---|---|");
-    for history in &HISTORIES {
+    println!("|---|---|---|---|---|---|---|");
+    // `STEADY_HISTORIES=0,3` measures those histories only (for a profiler's run).
+    let chosen: Option<Vec<usize>> = std::env::var("STEADY_HISTORIES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|i| i.trim().parse().ok()).collect());
+    for (i, history) in HISTORIES.iter().enumerate() {
+        if chosen.as_ref().is_some_and(|c| !c.contains(&i)) {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
         let server = server_rt.block_on(TestServer::start_with(
@@ -142,46 +149,114 @@ async fn measure(
     phone.sync().await.expect("sync");
     phone.sync().await.expect("sync");
 
+    // `STEADY_IDLE_SYNCS=N` runs N instead (fewer for a profiler's run).
+    let idle_syncs = std::env::var("STEADY_IDLE_SYNCS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(IDLE_SYNCS)
+        .max(1);
     let before = server_cpu_ns();
-    for _ in 0..IDLE_SYNCS {
+    for _ in 0..idle_syncs {
         let report = phone.sync().await.expect("sync");
         assert!(report.changed.is_empty(), "not a no-op: {report:?}");
     }
-    let idle_ns = (server_cpu_ns() - before) / u64::from(IDLE_SYNCS);
+    let idle_ns = (server_cpu_ns() - before) / u64::from(idle_syncs);
 
-    let (mut purchase_ns, mut update_ns) = (0, 0);
+    // Alternately: a purchase with no phone watching (the purchase alone: the till's scan, then
+    // its purchase), and a live update — the phone's long poll held while the till scans and
+    // buys, answered by the purchase, and the sync that brings the purchase. The live update's
+    // cost is the second minus the first (the scan and the purchase are in both).
+    let credentials = phone.credentials().expect("enrolled");
+    let polls = reqwest::Client::new();
+    let (mut scan_ns, mut purchase_ns, mut live_ns) = (0, 0, 0);
     for i in 0..LIVE_UPDATES {
+        let (scanned, bought) = buy(&phone, &till, clock, &format!("alone-{i}")).await;
+        scan_ns += scanned;
+        purchase_ns += bought;
+        // Settled again, and the feed's position now, outside the measurement.
+        phone.sync().await.expect("sync");
+        let since = long_poll(&polls, &server.url, &credentials, 0, 0).await.seq;
         let before = server_cpu_ns();
+        let poll = tokio::spawn({
+            let (polls, url, credentials) =
+                (polls.clone(), server.url.clone(), credentials.clone());
+            async move { long_poll(&polls, &url, &credentials, since, 25).await }
+        });
+        // The poll is held before the till starts.
+        let held = std::time::Instant::now();
+        while server.app.live.open_polls() == 0 {
+            assert!(
+                held.elapsed() < Duration::from_secs(10),
+                "the poll is never held"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         buy(&phone, &till, clock, &format!("live-{i}")).await;
-        let bought = server_cpu_ns();
+        assert!(
+            poll.await.expect("poll").changed,
+            "the purchase wakes the poll"
+        );
         let report = phone.sync().await.expect("sync");
         assert_eq!(report.changed, [loyalty_core::DocKind::Card], "{report:?}");
-        purchase_ns += bought - before;
-        update_ns += server_cpu_ns() - before;
+        live_ns += server_cpu_ns() - before;
     }
-    let purchase = purchase_ns / u64::from(LIVE_UPDATES);
-    let update = update_ns / u64::from(LIVE_UPDATES);
+    let n = u64::from(LIVE_UPDATES);
+    let (scan, purchase) = (scan_ns / n, purchase_ns / n);
+    let update = (live_ns / n).saturating_sub(scan + purchase);
     println!(
-        "| {} | {} µs | {} µs | {} µs | {:.1} |",
+        "| {} | {} µs | {} µs | {} µs | {} µs | {:.2} | {:.2} |",
         history.label,
         idle_ns / 1_000,
+        scan / 1_000,
         purchase / 1_000,
         update / 1_000,
-        update as f64 / purchase.max(1) as f64
+        update as f64 / purchase.max(1) as f64,
+        update as f64 / (scan + purchase).max(1) as f64,
     );
 }
 
-/// One purchase of 1.00 at the till with a fresh code from the phone.
+/// One long poll of the phone's changes after `since`, on a kept connection; its answer.
+async fn long_poll(
+    client: &reqwest::Client,
+    url: &str,
+    phone: &loyalty_core::store::Credentials,
+    since: u64,
+    wait_s: u64,
+) -> loyalty_core::api::ChangesResponse {
+    client
+        .get(format!(
+            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
+            phone.member_id
+        ))
+        .header(
+            "authorization",
+            loyalty_core::api::device_authorization(&phone.device_id, &phone.device_secret),
+        )
+        .send()
+        .await
+        .expect("the poll is answered")
+        .error_for_status()
+        .expect("a poll of the phone's own member")
+        .json()
+        .await
+        .expect("a changes answer")
+}
+
+/// One purchase of 1.00 at the till with a fresh code from the phone; the server's CPU for the
+/// scan and for the purchase.
 async fn buy(
     phone: &Device,
     till: &loyalty_server::client::TillClient,
     clock: &ManualClock,
     key: &str,
-) {
+) -> (u64, u64) {
     clock.advance(loyalty_core::checkout_code::STEP_SECONDS * 1000);
     let code = phone.checkout_code().expect("code");
+    let start = server_cpu_ns();
     let session = till.scan(&code.text).await.expect("scan").session_id;
+    let scanned = server_cpu_ns();
     till.purchase(&purchase(&session, key, 100, 0))
         .await
         .expect("purchase");
+    (scanned - start, server_cpu_ns() - scanned)
 }
