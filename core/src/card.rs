@@ -5,7 +5,11 @@
 use automerge::{AutoCommit, ScalarValue};
 use serde::{Deserialize, Serialize};
 
-use crate::document::{DocKind, DocumentError, Fields, check_root, ensure_map, put_if_changed};
+use std::collections::HashSet;
+
+use crate::document::{
+    DocKind, DocumentError, Fields, MapSnapshot, check_root, ensure_map, put_if_changed,
+};
 use crate::reasons::{ReasonCode, ReasonParams};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,17 +200,28 @@ pub fn set_standing(
     tier: &str,
     s: &Standing,
 ) -> Result<(), automerge::AutomergeError> {
-    let root = automerge::ROOT;
+    let root = MapSnapshot::read(doc, &automerge::ROOT);
+    write_standing(doc, &root, tier, s)
+}
+
+/// [`set_standing`] against the root as `root` read it.
+fn write_standing(
+    doc: &mut AutoCommit,
+    root: &MapSnapshot,
+    tier: &str,
+    s: &Standing,
+) -> Result<(), automerge::AutomergeError> {
+    let top = automerge::ROOT;
     let text = |v: &str| ScalarValue::Str(v.into());
-    put_if_changed(doc, &root, "tier", text(tier))?;
-    put_if_changed(doc, &root, "tier_name", text(&s.tier_name))?;
-    put_if_changed(
+    root.put_if_changed(doc, &top, "tier", text(tier))?;
+    root.put_if_changed(doc, &top, "tier_name", text(&s.tier_name))?;
+    root.put_if_changed(
         doc,
-        &root,
+        &top,
         "tier_manual",
         ScalarValue::Boolean(s.tier_manual),
     )?;
-    put_if_changed(doc, &root, "pending", ScalarValue::Int(s.pending))?;
+    root.put_if_changed(doc, &top, "pending", ScalarValue::Int(s.pending))?;
     // Zero-padded keys keep the benefits in their order when read back as map keys.
     let benefits: Vec<(String, ScalarValue)> = s
         .tier_benefits
@@ -214,13 +229,13 @@ pub fn set_standing(
         .enumerate()
         .map(|(i, b)| (format!("{i:03}"), text(b)))
         .collect();
-    replace_map(doc, "tier_benefits", &benefits)?;
+    replace_map(doc, root, "tier_benefits", &benefits)?;
     let expiries: Vec<(String, ScalarValue)> = s
         .expiries
         .iter()
         .map(|e| (e.at_ms.to_string(), ScalarValue::Int(e.points)))
         .collect();
-    replace_map(doc, "expiries", &expiries)?;
+    replace_map(doc, root, "expiries", &expiries)?;
     let mut progress = vec![
         ("metric".to_string(), text(&s.metric)),
         ("qualifying".into(), ScalarValue::Int(s.qualifying)),
@@ -234,27 +249,29 @@ pub fn set_standing(
     if let Some(at) = s.downgrade_at_ms {
         progress.push(("downgrade_at".into(), ScalarValue::Timestamp(at)));
     }
-    replace_map(doc, "progress", &progress)
+    replace_map(doc, root, "progress", &progress)
 }
 
 /// Makes the map at `root[key]` hold exactly `entries`, touching only what differs.
 fn replace_map(
     doc: &mut AutoCommit,
+    root: &MapSnapshot,
     key: &str,
     entries: &[(String, ScalarValue)],
 ) -> Result<(), automerge::AutomergeError> {
-    use automerge::ReadDoc;
     use automerge::transaction::Transactable;
-    let map = ensure_map(doc, &automerge::ROOT, key)?;
-    let stale: Vec<String> = doc
-        .keys(&map)
+    let map = root.ensure_map(doc, &automerge::ROOT, key)?;
+    let current = MapSnapshot::read(doc, &map);
+    let stale: Vec<String> = current
+        .keys()
         .filter(|k| !entries.iter().any(|(e, _)| e == k))
+        .map(str::to_string)
         .collect();
     for k in stale {
         doc.delete(&map, k.as_str())?;
     }
     for (k, v) in entries {
-        put_if_changed(doc, &map, k, v.clone())?;
+        current.put_if_changed(doc, &map, k, v.clone())?;
     }
     Ok(())
 }
@@ -303,30 +320,26 @@ fn record(
     set_balance(doc, balance)
 }
 
+/// Writes an entry the card's ledger does not show yet: a new map, so there is nothing to compare
+/// its fields with.
 fn put_entry(
     doc: &mut AutoCommit,
     ledger: &automerge::ObjId,
     entry: &LedgerEntry,
 ) -> Result<(), automerge::AutomergeError> {
-    let obj = ensure_map(doc, ledger, &entry.tx_id)?;
-    put_if_changed(doc, &obj, "points", ScalarValue::Int(entry.points))?;
-    put_if_changed(
-        doc,
+    use automerge::transaction::Transactable;
+    let obj = doc.put_object(ledger, entry.tx_id.as_str(), automerge::ObjType::Map)?;
+    doc.put(&obj, "points", ScalarValue::Int(entry.points))?;
+    doc.put(
         &obj,
         "reason",
         ScalarValue::Str(entry.reason.as_str().into()),
     )?;
-    put_if_changed(doc, &obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
+    doc.put(&obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
     if !entry.rule.is_empty() {
-        put_if_changed(
-            doc,
-            &obj,
-            "rule",
-            ScalarValue::Str(entry.rule.as_str().into()),
-        )?;
+        doc.put(&obj, "rule", ScalarValue::Str(entry.rule.as_str().into()))?;
     }
-    put_if_changed(
-        doc,
+    doc.put(
         &obj,
         "code",
         ScalarValue::Str(entry.reason_code.as_str().into()),
@@ -335,15 +348,14 @@ fn put_entry(
     // only writer and writes an entry once, so there is nothing to merge field by field, and a
     // newer server's extra parameters pass through an older reader untouched.
     if entry.reason_params != ReasonParams::default() {
-        put_if_changed(
-            doc,
+        doc.put(
             &obj,
             "params",
             ScalarValue::Str(entry.reason_params.to_stored().into()),
         )?;
     }
     if let Some(at) = entry.available_at_ms {
-        put_if_changed(doc, &obj, "available_at", ScalarValue::Timestamp(at))?;
+        doc.put(&obj, "available_at", ScalarValue::Timestamp(at))?;
     }
     Ok(())
 }
@@ -360,15 +372,18 @@ pub fn show(
     standing: &Standing,
 ) -> Result<(), automerge::AutomergeError> {
     use automerge::ReadDoc;
-    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
+    // Each map is read once and the writes checked against what was read (see `MapSnapshot`).
+    let root = MapSnapshot::read(doc, &automerge::ROOT);
+    let ledger = root.ensure_map(doc, &automerge::ROOT, "ledger")?;
+    let shown: HashSet<String> = doc.keys(&ledger).collect();
     for entry in recent.iter().take(RECENT_ENTRIES).rev() {
-        if doc.get(&ledger, entry.tx_id.as_str())?.is_none() {
+        if !shown.contains(entry.tx_id.as_str()) {
             put_entry(doc, &ledger, entry)?;
         }
     }
-    set_balance(doc, balance)?;
-    set_standing(doc, tier, standing)?;
-    trim_ledger(doc)
+    root.put_if_changed(doc, &automerge::ROOT, "balance", ScalarValue::Int(balance))?;
+    write_standing(doc, &root, tier, standing)?;
+    trim(doc, &ledger)
 }
 
 #[cfg(test)]
@@ -585,23 +600,35 @@ pub const TRIM_SLACK: usize = 25;
 /// Drops the oldest ledger entries down to [`RECENT_ENTRIES`] once there are more than
 /// [`RECENT_ENTRIES`] + [`TRIM_SLACK`], so the document's live state stays small.
 pub fn trim_ledger(doc: &mut AutoCommit) -> Result<(), automerge::AutomergeError> {
+    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
+    trim(doc, &ledger)
+}
+
+/// [`trim_ledger`] of the ledger map `ledger`.
+fn trim(doc: &mut AutoCommit, ledger: &automerge::ObjId) -> Result<(), automerge::AutomergeError> {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
-    let ledger = ensure_map(doc, &automerge::ROOT, "ledger")?;
-    if doc.length(&ledger) <= RECENT_ENTRIES + TRIM_SLACK {
+    if doc.length(ledger) <= RECENT_ENTRIES + TRIM_SLACK {
         return Ok(());
     }
+    let objects: Vec<(String, Option<automerge::ObjId>)> = doc
+        .map_range(ledger, ..)
+        .map(|item| {
+            let id = matches!(item.value, automerge::ValueRef::Object(_)).then(|| item.id());
+            (item.key.to_string(), id)
+        })
+        .collect();
     let mut entries: Vec<(i64, String)> = Vec::new();
-    for key in doc.keys(&ledger).collect::<Vec<_>>() {
-        let at = match doc.get(&ledger, &key)? {
-            Some((automerge::Value::Object(_), obj)) => match doc.get(&obj, "at")? {
+    for (key, obj) in objects {
+        let at = match obj {
+            Some(obj) => match doc.get(&obj, "at")? {
                 Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
                     ScalarValue::Timestamp(t) => *t,
                     _ => 0,
                 },
                 _ => 0,
             },
-            _ => 0,
+            None => 0,
         };
         entries.push((at, key));
     }
@@ -611,7 +638,7 @@ pub fn trim_ledger(doc: &mut AutoCommit) -> Result<(), automerge::AutomergeError
     entries.sort();
     let excess = entries.len() - RECENT_ENTRIES;
     for (_, key) in entries.into_iter().take(excess) {
-        doc.delete(&ledger, key.as_str())?;
+        doc.delete(ledger, key.as_str())?;
     }
     Ok(())
 }

@@ -312,6 +312,73 @@ pub fn put_if_changed(
     Ok(())
 }
 
+/// A map's entries as read in one pass ([`ReadDoc::map_range`]): its scalars by key and its
+/// nested objects' ids. A writer that checks many keys of one map checks them against this
+/// instead of looking each up: in Automerge 0.12 one key's look-up seeks through the map's
+/// operations, and costs about as much as reading a small map whole (`docs/benchmarks.md`, the
+/// live update).
+#[derive(Default)]
+pub struct MapSnapshot {
+    scalars: std::collections::HashMap<String, ScalarValue>,
+    objects: std::collections::HashMap<String, (ObjType, ObjId)>,
+}
+
+impl MapSnapshot {
+    /// The entries of map `obj` now.
+    pub fn read(doc: &AutoCommit, obj: &ObjId) -> Self {
+        let mut snapshot = Self::default();
+        for item in doc.map_range(obj, ..) {
+            let key = item.key.to_string();
+            if let automerge::ValueRef::Object(kind) = item.value {
+                snapshot.objects.insert(key, (kind, item.id()));
+            } else if let Value::Scalar(value) = item.value.into_value() {
+                snapshot.scalars.insert(key, value.into_owned());
+            }
+        }
+        snapshot
+    }
+
+    /// Whether the map has `key`, of any type.
+    pub fn contains(&self, key: &str) -> bool {
+        self.scalars.contains_key(key) || self.objects.contains_key(key)
+    }
+
+    /// The keys the map had.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.scalars
+            .keys()
+            .chain(self.objects.keys())
+            .map(String::as_str)
+    }
+
+    /// [`put_if_changed`] of `obj[key]`, where `obj` is the map this snapshot was read from.
+    pub fn put_if_changed(
+        &self,
+        doc: &mut AutoCommit,
+        obj: &ObjId,
+        key: &str,
+        value: ScalarValue,
+    ) -> Result<(), automerge::AutomergeError> {
+        if self.scalars.get(key) != Some(&value) {
+            doc.put(obj, key, value)?;
+        }
+        Ok(())
+    }
+
+    /// [`ensure_map`] of `parent[key]`, where `parent` is the map this snapshot was read from.
+    pub fn ensure_map(
+        &self,
+        doc: &mut AutoCommit,
+        parent: &ObjId,
+        key: &str,
+    ) -> Result<ObjId, automerge::AutomergeError> {
+        match self.objects.get(key) {
+            Some((ObjType::Map, id)) => Ok(id.clone()),
+            _ => doc.put_object(parent, key, ObjType::Map),
+        }
+    }
+}
+
 /// The map under `parent[key]`, created when absent.
 pub fn ensure_map(
     doc: &mut AutoCommit,
