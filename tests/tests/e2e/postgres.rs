@@ -504,7 +504,8 @@ fn the_postgres_job_keeps_the_latest_rfm_runs() {
     use loyalty_server::storage::{DEFAULT_RFM_WINDOW_MS, KEPT_RFM_RUNS, OfferStore};
     const NOW: i64 = 1_800_000_000_000;
     rt().block_on(async {
-        let url = Postgres::get().database();
+        let pg = Postgres::get();
+        let url = pg.database();
         let s = PgStorage::connect(&url, 2).await.unwrap();
         psql(
             &url,
