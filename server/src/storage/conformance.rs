@@ -441,6 +441,66 @@ pub async fn documents_commit_under_their_version(s: Arc<dyn Storage>) {
             .unwrap(),
         vec![(DocKind::Member, vec![5])]
     );
+
+    // Sync states alone (a commit that need not wait for the disk) are stored like any other.
+    let states = s
+        .commit(
+            "m1",
+            Some("d1"),
+            Vec::new(),
+            vec![(DocKind::Card, vec![7]), (DocKind::Member, vec![6])],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(states, Commit::Committed);
+    let mut stored = s
+        .load_peer_states("d1", &[DocKind::Card, DocKind::Member])
+        .await
+        .unwrap();
+    stored.sort_by_key(|(k, _)| k.code());
+    assert_eq!(
+        stored,
+        vec![(DocKind::Card, vec![7]), (DocKind::Member, vec![6])]
+    );
+}
+
+/// Appends, one after another, follow the document in order, each under its version; a stale
+/// append stores nothing; a whole save replaces the document and every change appended to it, and
+/// appends after it follow the new bytes.
+pub async fn appends_follow_the_document_until_a_whole_save(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let card = |s: Arc<dyn Storage>| async move {
+        let docs = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
+        (docs[0].version, docs[0].bytes.clone())
+    };
+    let commit = |s: Arc<dyn Storage>, w: DocWrite| async move {
+        s.commit("m1", None, vec![w], Vec::new(), None)
+            .await
+            .unwrap()
+    };
+    let code = DocKind::Card.code();
+    for (version, tail) in [(1, [0x00, 0x01]), (2, [0xff, 0x02]), (3, [0x28, 0x03])] {
+        let append = doc(DocKind::Card, version, &tail, true);
+        assert_eq!(commit(s.clone(), append).await, Commit::Committed);
+    }
+    assert_eq!(
+        card(s.clone()).await,
+        (4, vec![code, 0x00, 0x01, 0xff, 0x02, 0x28, 0x03])
+    );
+    let stale = doc(DocKind::Card, 3, &[0x99], true);
+    assert_eq!(commit(s.clone(), stale).await, Commit::Conflict);
+    assert_eq!(card(s.clone()).await.1.len(), 7);
+
+    let whole = doc(DocKind::Card, 4, &[0x50, 0x51], false);
+    assert_eq!(commit(s.clone(), whole).await, Commit::Committed);
+    assert_eq!(card(s.clone()).await, (5, vec![0x50, 0x51]));
+    let append = doc(DocKind::Card, 5, &[0x52], true);
+    assert_eq!(commit(s.clone(), append).await, Commit::Committed);
+    assert_eq!(card(s.clone()).await, (6, vec![0x50, 0x51, 0x52]));
+    // Another document of the member is its own: none of the card's tails.
+    let member_doc = s.load_documents("m1", &[DocKind::Member]).await.unwrap();
+    assert_eq!(member_doc[0].bytes, vec![DocKind::Member.code()]);
 }
 
 /// The revision guard: two commits at the same expected version at the same time — one is
@@ -3260,6 +3320,7 @@ macro_rules! storage_conformance {
             members_are_counted_by_tier_and_activity,
             the_watch_list_ranks_members_and_tills,
             documents_commit_under_their_version,
+            appends_follow_the_document_until_a_whole_save,
             two_commits_at_one_version_one_conflicts,
             devices_are_revoked_and_members_blocked,
             pin_tries_are_counted_and_lock,

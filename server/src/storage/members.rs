@@ -198,7 +198,9 @@ pub trait MemberStore: Send + Sync + 'static {
 
     /// Stores documents and sync states in one transaction, durably, or nothing at all: when any
     /// document is no longer at its expected version the answer is [`Commit::Conflict`]. `mirror`,
-    /// when the member document changed, replaces the relational copy of what it says.
+    /// when the member document changed, replaces the relational copy of what it says. A commit
+    /// of sync states alone ([`only_sync_states`]) need not wait for the disk: losing one in a
+    /// power failure costs the device's next sync a round trip, never a change.
     async fn commit(
         &self,
         member_id: &str,
@@ -214,4 +216,13 @@ pub trait MemberStore: Send + Sync + 'static {
     /// Marks the device revoked (at its first revocation's time); false for an unknown device.
     async fn revoke_device(&self, device_id: &str, now_ms: i64) -> Result<bool, StorageError>;
     async fn set_blocked(&self, member_id: &str, blocked: bool) -> Result<bool, StorageError>;
+}
+
+/// Whether a commit holds sync states alone: no document, no member state. What such a commit
+/// stores only says what the server told a device, which the sync protocol can learn again.
+pub(crate) fn only_sync_states(
+    documents: &[DocWrite],
+    mirror: &Option<loyalty_core::member::MemberState>,
+) -> bool {
+    documents.is_empty() && mirror.is_none()
 }

@@ -211,10 +211,16 @@ impl MemberStore for PgStorage {
         kinds: &[DocKind],
     ) -> Result<Vec<StoredDoc>, StorageError> {
         let client = self.client().await?;
+        // A document's bytes are its data followed by its tails (migration 031), in one snapshot.
         let rows = client
             .fetch_all(
-                "SELECT kind, version, data, epoch, summary_digest, summary_ops, summary_changes
-                 FROM documents WHERE member_id = $1 AND kind = ANY($2)",
+                "SELECT d.kind, d.version,
+                        d.data || coalesce((SELECT string_agg(t.data, ''::bytea ORDER BY t.version)
+                                            FROM document_tails t
+                                            WHERE t.member_id = d.member_id AND t.kind = d.kind),
+                                           ''::bytea),
+                        d.epoch, d.summary_digest, d.summary_ops, d.summary_changes
+                 FROM documents d WHERE d.member_id = $1 AND d.kind = ANY($2)",
                 &[&member_id, &kind_codes(kinds)],
             )
             .await
@@ -328,6 +334,13 @@ impl MemberStore for PgStorage {
         documents.sort_by_key(|d| d.kind.code());
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
+        if crate::storage::members::only_sync_states(&documents, &mirror) {
+            // Sync states alone: the commit need not wait for the disk or the standby (see the
+            // trait). LOCAL: the setting ends with the transaction, not with the pooled connection.
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(backend)?;
+        }
         for d in &documents {
             if !update_document(&tx, member_id, d).await? {
                 // Dropping the transaction uncommitted rolls back what was written before.
@@ -492,15 +505,23 @@ pub(super) async fn update_document(
     member_id: &str,
     d: &DocWrite,
 ) -> Result<bool, StorageError> {
+    // One statement either way. An append leaves `data` as it is (PostgreSQL keeps an unchanged
+    // TOASTed value's pointer, never its bytes, in the new row) and adds the change as a tail; a
+    // whole save replaces `data` and drops the tails. Automerge loads a save followed by change
+    // chunks as one document.
     let sql = if d.append {
-        // Automerge loads a save followed by change chunks as one document.
-        "UPDATE documents SET data = data || $1, version = version + 1,
-                summary_digest = $5, summary_ops = $6, summary_changes = $7
-         WHERE member_id = $2 AND kind = $3 AND version = $4"
+        "WITH d AS (UPDATE documents SET version = version + 1,
+                        summary_digest = $5, summary_ops = $6, summary_changes = $7
+                    WHERE member_id = $2 AND kind = $3 AND version = $4 RETURNING version)
+         INSERT INTO document_tails (member_id, kind, version, data)
+         SELECT $2, $3, d.version, $1 FROM d"
     } else {
-        "UPDATE documents SET data = $1, version = version + 1,
-                summary_digest = $5, summary_ops = $6, summary_changes = $7
-         WHERE member_id = $2 AND kind = $3 AND version = $4"
+        "WITH d AS (UPDATE documents SET data = $1, version = version + 1,
+                        summary_digest = $5, summary_ops = $6, summary_changes = $7
+                    WHERE member_id = $2 AND kind = $3 AND version = $4 RETURNING 1),
+              t AS (DELETE FROM document_tails
+                    WHERE member_id = $2 AND kind = $3 AND EXISTS (SELECT 1 FROM d))
+         SELECT 1 FROM d"
     };
     let kind = i64::from(d.kind.code());
     let (digest, ops, changes) = match &d.summary {
@@ -510,6 +531,7 @@ pub(super) async fn update_document(
         }
         None => (None, None, None),
     };
+    // Rows inserted (an append) or selected (a whole save): 1 when the version matched.
     let updated = tx
         .exec(
             sql,

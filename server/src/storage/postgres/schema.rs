@@ -132,6 +132,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "030_tier_moves",
         include_str!("../../../migrations/postgres/030_tier_moves.sql"),
     ),
+    (
+        "031_document_tails",
+        include_str!("../../../migrations/postgres/031_document_tails.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

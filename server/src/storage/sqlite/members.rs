@@ -205,30 +205,51 @@ impl MemberStore for SqliteStorage {
              FROM documents WHERE member_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
+        let tails_sql = format!(
+            "SELECT kind, data FROM document_tails
+             WHERE member_id = ?1 AND kind IN ({}) ORDER BY kind, version",
+            kinds_sql(kinds)
+        );
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map([member_id], |r| {
-                    Ok((
-                        r.get::<_, u8>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, i64>(3)?,
-                        summary_from(r.get(4)?, r.get(5)?, r.get(6)?),
-                    ))
-                })
-                .map_err(backend)?;
+            // One snapshot for the documents and their tails.
+            let tx = conn.transaction().map_err(backend)?;
             let mut docs = Vec::new();
-            for row in rows {
-                let (code, version, bytes, epoch, summary) = row.map_err(backend)?;
-                if let Some(kind) = DocKind::from_code(code) {
-                    docs.push(StoredDoc {
-                        kind,
-                        version,
-                        epoch: u64::try_from(epoch).unwrap_or(0),
-                        bytes,
-                        summary,
-                    });
+            {
+                let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map([&member_id], |r| {
+                        Ok((
+                            r.get::<_, u8>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, i64>(3)?,
+                            summary_from(r.get(4)?, r.get(5)?, r.get(6)?),
+                        ))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (code, version, bytes, epoch, summary) = row.map_err(backend)?;
+                    if let Some(kind) = DocKind::from_code(code) {
+                        docs.push(StoredDoc {
+                            kind,
+                            version,
+                            epoch: u64::try_from(epoch).unwrap_or(0),
+                            bytes,
+                            summary,
+                        });
+                    }
+                }
+                let mut tails = tx.prepare_cached(&tails_sql).map_err(backend)?;
+                let rows = tails
+                    .query_map([&member_id], |r| {
+                        Ok((r.get::<_, u8>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (code, tail) = row.map_err(backend)?;
+                    if let Some(doc) = docs.iter_mut().find(|d| d.kind.code() == code) {
+                        doc.bytes.extend_from_slice(&tail);
+                    }
                 }
             }
             Ok(docs)
@@ -285,7 +306,8 @@ impl MemberStore for SqliteStorage {
         summaries: Vec<(DocKind, i64, DocSummary)>,
     ) -> Result<(), StorageError> {
         let member_id = member_id.to_string();
-        self.run(move |conn| {
+        // Summaries can be computed again from the documents: no need to wait for the disk.
+        self.run_relaxed(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             {
                 let mut stmt = tx
@@ -343,9 +365,10 @@ impl MemberStore for SqliteStorage {
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<MemberState>,
     ) -> Result<Commit, StorageError> {
+        let relaxed = crate::storage::members::only_sync_states(&documents, &mirror);
         let member_id = member_id.to_string();
         let device_id = device_id.map(str::to_string);
-        self.run(move |conn| {
+        let write = move |conn: &mut rusqlite::Connection| {
             let tx = conn.transaction().map_err(backend)?;
             for d in &documents {
                 if !update_document(&tx, &member_id, d)? {
@@ -368,13 +391,18 @@ impl MemberStore for SqliteStorage {
             }
             tx.commit().map_err(backend)?;
             Ok(Commit::Committed)
-        })
-        .await
+        };
+        if relaxed {
+            self.run_relaxed(write).await
+        } else {
+            self.run(write).await
+        }
     }
 
     async fn device_seen(&self, device_id: &str, at_ms: i64) -> Result<(), StorageError> {
         let device_id = device_id.to_string();
-        self.run(move |conn| {
+        // When a device was last seen is for operators' eyes: no need to wait for the disk.
+        self.run_relaxed(move |conn| {
             conn.execute(
                 "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, ?1), ?1)
                  WHERE device_id = ?2",
@@ -491,23 +519,17 @@ fn mirror_member(
 }
 
 /// Writes one document if it is still at its expected version, in the caller's transaction;
-/// false (nothing written) when it is not.
+/// false (nothing written) when it is not. Appended changes go into a row of their own
+/// (`document_tails`, migration 030), so an append writes its change alone; a whole save
+/// replaces the bytes and drops the tails.
 pub(super) fn update_document(
     tx: &rusqlite::Connection,
     member_id: &str,
     d: &DocWrite,
 ) -> Result<bool, StorageError> {
-    let sql = if d.append {
-        // `||` yields text; the cast takes its bytes back as they are (no conversion happens in
-        // a UTF-8 database, and the length is kept, NULs and all).
-        "UPDATE documents SET data = CAST(data || ?1 AS BLOB), version = version + 1,
-                summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
-         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
-    } else {
-        "UPDATE documents SET data = ?1, version = version + 1,
-                summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
-         WHERE member_id = ?2 AND kind = ?3 AND version = ?4"
-    };
+    // An append leaves `data` as it is (NULL keeps it): SQLite rewrites a row of the same size in
+    // place and only the pages whose bytes differ, so the document's pages stay untouched.
+    let whole: Option<&[u8]> = (!d.append).then_some(d.bytes.as_slice());
     let (digest, ops, changes) = match &d.summary {
         Some(summary) => {
             let (digest, ops, changes) = summary_columns(summary)?;
@@ -516,10 +538,14 @@ pub(super) fn update_document(
         None => (None, None, None),
     };
     let updated = tx
-        .prepare_cached(sql)
+        .prepare_cached(
+            "UPDATE documents SET data = coalesce(?1, data), version = version + 1,
+                    summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
+             WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
+        )
         .and_then(|mut s| {
             s.execute(params![
-                d.bytes,
+                whole,
                 member_id,
                 d.kind.code(),
                 d.expected_version,
@@ -532,6 +558,23 @@ pub(super) fn update_document(
     if updated != 1 {
         return Ok(false);
     }
+    let tails = if d.append {
+        tx.prepare_cached(
+            "INSERT INTO document_tails (member_id, kind, version, data) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                member_id,
+                d.kind.code(),
+                d.expected_version + 1,
+                d.bytes
+            ])
+        })
+    } else {
+        tx.prepare_cached("DELETE FROM document_tails WHERE member_id = ?1 AND kind = ?2")
+            .and_then(|mut s| s.execute(params![member_id, d.kind.code()]))
+    };
+    tails.map_err(backend)?;
     if let Some(epoch) = d.new_epoch {
         let epoch = i64::try_from(epoch).map_err(backend)?;
         tx.prepare_cached("UPDATE documents SET epoch = ?1 WHERE member_id = ?2 AND kind = ?3")

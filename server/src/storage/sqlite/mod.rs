@@ -75,6 +75,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/027_watch_indexes.sql"),
     include_str!("../../../migrations/sqlite/028_rfm_moves.sql"),
     include_str!("../../../migrations/sqlite/029_tier_moves.sql"),
+    include_str!("../../../migrations/sqlite/030_document_tails.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
@@ -215,6 +216,31 @@ impl SqliteStorage {
         })
         .await
         .map_err(backend)?
+    }
+}
+
+impl SqliteStorage {
+    /// As [`Self::run`], for writes the server may lose in a power failure without harm (a
+    /// device's sync state, when a device was last seen, a document's summary): their commit does
+    /// not wait for the disk (`synchronous = NORMAL` for the duration of `f`). WAL keeps the file
+    /// consistent either way; a killed process loses nothing, since the commit is already the
+    /// operating system's; and the next commit that waits makes them durable with it. A sync that
+    /// only recorded what it told a device no longer pays an fsync of its own.
+    pub(crate) async fn run_relaxed<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(backend)?;
+            let result = f(conn);
+            // Back to full durability for every other write, whatever `f` did.
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(backend)?;
+            result
+        })
+        .await
     }
 }
 

@@ -505,3 +505,27 @@ fn external_deliveries_recorded_sent_before_delivery_states_read_as_logged() {
         ]
     );
 }
+
+/// A write that need not wait for the disk runs with `synchronous = NORMAL`, and the writer is
+/// back to `FULL` afterwards, also when the write failed: every other commit stays durable.
+#[tokio::test]
+async fn a_relaxed_write_leaves_the_writer_fully_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+    let level = |c: &mut Connection| {
+        c.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+            .map_err(backend)
+    };
+    // SQLite's numbers: NORMAL is 1, FULL is 2.
+    assert_eq!(storage.run(level).await.unwrap(), 2);
+    assert_eq!(storage.run_relaxed(level).await.unwrap(), 1);
+    assert_eq!(storage.run(level).await.unwrap(), 2);
+    let failed = storage
+        .run_relaxed(|c| {
+            c.execute("INSERT INTO no_such_table VALUES (1)", [])
+                .map_err(backend)
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(storage.run(level).await.unwrap(), 2);
+}
