@@ -321,42 +321,37 @@ fn record(
 }
 
 /// Writes an entry the card's ledger does not show yet: a new map, so there is nothing to compare
-/// its fields with.
+/// its fields with, created with its fields in one batch (Automerge splices its operations in
+/// twice, not once per field).
 fn put_entry(
     doc: &mut AutoCommit,
     ledger: &automerge::ObjId,
     entry: &LedgerEntry,
 ) -> Result<(), automerge::AutomergeError> {
+    use automerge::hydrate::Value;
     use automerge::transaction::Transactable;
-    let obj = doc.put_object(ledger, entry.tx_id.as_str(), automerge::ObjType::Map)?;
-    doc.put(&obj, "points", ScalarValue::Int(entry.points))?;
-    doc.put(
-        &obj,
-        "reason",
-        ScalarValue::Str(entry.reason.as_str().into()),
-    )?;
-    doc.put(&obj, "at", ScalarValue::Timestamp(entry.at_ms))?;
+    let text = |v: &str| Value::Scalar(ScalarValue::Str(v.into()));
+    let mut fields: std::collections::HashMap<&str, Value> = [
+        ("points", Value::Scalar(ScalarValue::Int(entry.points))),
+        ("reason", text(&entry.reason)),
+        ("at", Value::Scalar(ScalarValue::Timestamp(entry.at_ms))),
+        ("code", text(entry.reason_code.as_str())),
+    ]
+    .into();
     if !entry.rule.is_empty() {
-        doc.put(&obj, "rule", ScalarValue::Str(entry.rule.as_str().into()))?;
+        fields.insert("rule", text(&entry.rule));
     }
-    doc.put(
-        &obj,
-        "code",
-        ScalarValue::Str(entry.reason_code.as_str().into()),
-    )?;
     // The parameters are one JSON string rather than a nested map: the server is the document's
     // only writer and writes an entry once, so there is nothing to merge field by field, and a
     // newer server's extra parameters pass through an older reader untouched.
     if entry.reason_params != ReasonParams::default() {
-        doc.put(
-            &obj,
-            "params",
-            ScalarValue::Str(entry.reason_params.to_stored().into()),
-        )?;
+        fields.insert("params", text(&entry.reason_params.to_stored()));
     }
     if let Some(at) = entry.available_at_ms {
-        doc.put(&obj, "available_at", ScalarValue::Timestamp(at))?;
+        fields.insert("available_at", Value::Scalar(ScalarValue::Timestamp(at)));
     }
+    let value = Value::Map(fields.into());
+    doc.batch_create_object(ledger, entry.tx_id.as_str(), &value, false)?;
     Ok(())
 }
 
