@@ -64,29 +64,10 @@ pub async fn sync(
             });
         }
         let kinds: Vec<DocKind> = open.entries.iter().map(|e| e.doc).collect();
-        let docs = app.storage.load_documents(member_id, &kinds).await?;
-        let cached_card = docs
-            .iter()
-            .find(|d| d.kind == DocKind::Card)
-            .and_then(|d| app.cards.copy(member_id, d.version));
+        let (docs, cached_card) = documents(app, member_id, &check, &kinds).await?;
         let states = app.storage.load_peer_states(device_id, &kinds).await?;
-        let (policy, now) = (app.config.epochs, app.now_ms());
-        // A place among the sync jobs, taken under the member's lock (never the other way round,
-        // so a job never waits for a lock while it holds a place).
-        let job = app
-            .sync_jobs
-            .start()
-            .await
-            .map_err(|e| DomainError::internal("sync jobs", e))?;
-        // Automerge work is CPU-bound; keep it off the async workers. A panic inside it becomes a
-        // 500 for this request, not a dead server.
         let (response, writes, peer_writes, mirror, summaries) =
-            tokio::task::spawn_blocking(move || {
-                answer(open, docs, cached_card, states, policy, now)
-            })
-            .await
-            .map_err(|e| DomainError::internal("sync processing panicked", e))??;
-        drop(job);
+            answer_off_the_workers(app, open, docs, cached_card, states).await?;
         let new_epochs: Vec<DocKind> = writes
             .iter()
             .filter(|w| w.new_epoch.is_some())
@@ -134,6 +115,44 @@ pub async fn sync(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The documents of `kinds` as stored, and the card from the card cache when it holds the
+/// version the check read (a purchase's catch-up just left it there): that card's bytes are not
+/// loaded at all, and its record carries the check's header with no bytes (see [`answer`]).
+async fn documents(
+    app: &App,
+    member_id: &str,
+    check: &SyncCheck,
+    kinds: &[DocKind],
+) -> Result<(Vec<StoredDoc>, Option<automerge::AutoCommit>), DomainError> {
+    let card_header = check
+        .documents
+        .iter()
+        .find(|d| d.kind == DocKind::Card && kinds.contains(&d.kind));
+    let cached = card_header.and_then(|h| Some((h, app.cards.copy(member_id, h.version)?)));
+    let to_load: Vec<DocKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| !(*k == DocKind::Card && cached.is_some()))
+        .collect();
+    let mut docs = if to_load.is_empty() {
+        Vec::new()
+    } else {
+        app.storage.load_documents(member_id, &to_load).await?
+    };
+    let Some((header, card)) = cached else {
+        return Ok((docs, None));
+    };
+    docs.push(StoredDoc {
+        kind: DocKind::Card,
+        version: header.version,
+        epoch: header.epoch,
+        // Never loaded: `answer` takes the card from the cached copy.
+        bytes: Vec::new(),
+        summary: header.summary,
+    });
+    Ok((docs, Some(card)))
 }
 
 /// The answers when nothing changed for any entry (see [`settled`]), with no document loaded.
@@ -239,6 +258,41 @@ fn settled(check: &SyncCheck, entry: &RequestEntry, policy: &EpochPolicy) -> Opt
     })
 }
 
+/// Runs [`answer`] where its work belongs. Automerge work is CPU-bound: it runs on the blocking
+/// pool under a place among the sync jobs, taken under the member's lock (never the other way
+/// round, so a job never waits for a lock while it holds a place). A live update — the card alone,
+/// from the card cache, with no message from the device: only a sync message to compute, less
+/// work than the hop to the pool and back — runs here. Either way a panic inside becomes a 500
+/// for this request, not a dead server.
+async fn answer_off_the_workers(
+    app: &App,
+    open: SyncRequest,
+    docs: Vec<StoredDoc>,
+    cached_card: Option<automerge::AutoCommit>,
+    states: Vec<(DocKind, Vec<u8>)>,
+) -> Result<Answered, DomainError> {
+    let (policy, now) = (app.config.epochs, app.now_ms());
+    let light = cached_card.is_some()
+        && open
+            .entries
+            .iter()
+            .all(|e| e.doc == DocKind::Card && e.message.is_none());
+    if light {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            answer(open, docs, cached_card, states, policy, now)
+        }))
+        .map_err(|_| DomainError::internal("sync processing panicked", "a panic"))?;
+    }
+    let _job = app
+        .sync_jobs
+        .start()
+        .await
+        .map_err(|e| DomainError::internal("sync jobs", e))?;
+    tokio::task::spawn_blocking(move || answer(open, docs, cached_card, states, policy, now))
+        .await
+        .map_err(|e| DomainError::internal("sync processing panicked", e))?
+}
+
 pub(crate) type Answered = (
     Vec<ResponseEntry>,
     Vec<DocWrite>,
@@ -273,6 +327,7 @@ fn answer(
         } else {
             None
         };
+        let from_cache = cached.is_some();
         let mut doc = match cached {
             Some(doc) => doc,
             None => load(kind, &stored.bytes)?,
@@ -284,9 +339,19 @@ fn answer(
             .unwrap_or_default();
         let before = summary(&mut doc);
         let stored_digest = before.digest;
+        // A card answered from the cache came without its stored bytes; the epoch policy reads
+        // the bytes only past its operations threshold (`loyalty_core::epoch::due`), and then
+        // the cached copy's own save is the same document.
+        let saved;
+        let bytes = if from_cache && before.ops > policy.after_ops {
+            saved = doc.save();
+            &saved
+        } else {
+            &stored.bytes
+        };
         let context = Stored {
             epoch: stored.epoch,
-            bytes: &stored.bytes,
+            bytes,
             policy,
             now_ms,
         };
@@ -332,4 +397,72 @@ fn answer(
         }
     }
     Ok((entries, writes, peer_writes, mirror, summaries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use loyalty_core::document::{genesis, heads_digest};
+
+    /// A card whose history is past `after_ops` operations with most of them still live (one key
+    /// per change), or mostly overwritten (the same key every change).
+    fn card(changes: usize, same_key: bool) -> automerge::AutoCommit {
+        let mut doc = genesis(DocKind::Card);
+        for i in 0..changes {
+            let key = if same_key {
+                "balance".to_string()
+            } else {
+                format!("k{i}")
+            };
+            doc.put(automerge::ROOT, key, i as i64).unwrap();
+            doc.commit();
+        }
+        doc
+    }
+
+    fn answered(doc: &mut automerge::AutoCommit, from_cache: bool) -> Answered {
+        let bytes = doc.save();
+        let stored = StoredDoc {
+            kind: DocKind::Card,
+            version: 7,
+            epoch: 0,
+            bytes: if from_cache { Vec::new() } else { bytes },
+            summary: None,
+        };
+        let request = SyncRequest {
+            entries: vec![RequestEntry {
+                doc: DocKind::Card,
+                epoch: 0,
+                digest: heads_digest(&genesis(DocKind::Card).get_heads()),
+                message: None,
+            }],
+        };
+        let policy = EpochPolicy {
+            after_ops: 20,
+            after_changes: 1_000,
+        };
+        let cached = from_cache.then(|| doc.clone());
+        answer(request, vec![stored], cached, Vec::new(), policy, 1_000).unwrap()
+    }
+
+    /// A card answered from the cache comes without its stored bytes; past the operations
+    /// threshold the epoch policy reads the live operations from the cached copy's own save, and
+    /// decides as it does from the stored bytes: not due while most operations are live, due once
+    /// most are overwritten.
+    #[test]
+    fn a_cached_card_meets_the_epoch_policy_as_a_loaded_one() {
+        for (same_key, due) in [(false, false), (true, true)] {
+            let mut doc = card(40, same_key);
+            let new_epoch = |a: &Answered| a.1.iter().any(|w| w.new_epoch.is_some());
+            let loaded = answered(&mut doc, false);
+            let cached = answered(&mut doc, true);
+            assert_eq!(new_epoch(&loaded), due, "same key: {same_key}");
+            assert_eq!(new_epoch(&cached), due, "same key: {same_key}");
+            assert_eq!(
+                std::mem::discriminant(&loaded.0[0].reply),
+                std::mem::discriminant(&cached.0[0].reply)
+            );
+        }
+    }
 }

@@ -338,7 +338,8 @@ impl MemberStore for SqliteStorage {
             "SELECT kind, data FROM peer_states WHERE device_id = ?1 AND kind IN ({})",
             kinds_sql(kinds)
         );
-        self.read(move |conn| {
+        // A few small rows by key: read on the calling thread when a reader is free.
+        self.read_now(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let rows = stmt
                 .query_map([device_id], |r| {
