@@ -13,7 +13,10 @@
 //! The Automerge work of an answer runs on the blocking pool under a place from
 //! [`crate::sync_jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
 //! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
-//! document whose history is due starts a new epoch there too (`loyalty_core::epoch`).
+//! document whose history is due starts a new epoch there too (`loyalty_core::epoch`). The one
+//! exception is a live update's light answer — the card from the card cache, no message from the
+//! device, only a sync message to compute — which costs less than the hops to the pool and back
+//! and runs in place.
 
 use loyalty_core::DocKind;
 use loyalty_core::epoch::EpochPolicy;
