@@ -338,11 +338,6 @@ impl MapSnapshot {
         snapshot
     }
 
-    /// Whether the map has `key`, of any type.
-    pub fn contains(&self, key: &str) -> bool {
-        self.scalars.contains_key(key) || self.objects.contains_key(key)
-    }
-
     /// The keys the map had.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.scalars
