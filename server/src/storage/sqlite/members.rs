@@ -258,17 +258,20 @@ impl MemberStore for SqliteStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
+        // The pending checks do not depend on the document row: SQLite runs each once. Written
+        // once per process: this is the statement of every "nothing changed".
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
+                        d.summary_changes, m.card_revision < m.revision,
+                        EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
+                 FROM documents d JOIN members m ON m.member_id = d.member_id
+                 WHERE d.member_id = ?1"
+            )
+        });
         let member_id = member_id.to_string();
-        // The pending checks do not depend on the document row: SQLite runs each once.
-        let sql = format!(
-            "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
-                    m.card_revision < m.revision,
-                    EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
-             FROM documents d JOIN members m ON m.member_id = d.member_id
-             WHERE d.member_id = ?1"
-        );
         self.read_now(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
             let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
             let mut check = SyncCheck::default();
             while let Some(r) = rows.next().map_err(backend)? {
@@ -281,9 +284,12 @@ impl MemberStore for SqliteStorage {
                     ))
                 })()
                 .map_err(backend)?;
-                check.card_behind = r.get(6).map_err(backend)?;
-                check.offers_pending = r.get(7).map_err(backend)?;
-                check.inbox_pending = r.get(8).map_err(backend)?;
+                if check.documents.is_empty() {
+                    // The member's, the same on every row.
+                    check.card_behind = r.get(6).map_err(backend)?;
+                    check.offers_pending = r.get(7).map_err(backend)?;
+                    check.inbox_pending = r.get(8).map_err(backend)?;
+                }
                 let (code, version, epoch, summary) = header;
                 if let Some(kind) = DocKind::from_code(code) {
                     let epoch = u64::try_from(epoch).map_err(backend)?;
