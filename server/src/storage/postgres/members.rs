@@ -260,10 +260,13 @@ impl MemberStore for PgStorage {
             .await
             .map_err(backend)?;
         let mut check = SyncCheck::default();
-        for r in rows {
-            check.card_behind = r.try_get(6).map_err(backend)?;
-            check.offers_pending = r.try_get(7).map_err(backend)?;
-            check.inbox_pending = r.try_get(8).map_err(backend)?;
+        for (i, r) in rows.iter().enumerate() {
+            if i == 0 {
+                // The member's, the same on every row.
+                check.card_behind = r.try_get(6).map_err(backend)?;
+                check.offers_pending = r.try_get(7).map_err(backend)?;
+                check.inbox_pending = r.try_get(8).map_err(backend)?;
+            }
             let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) else {
                 continue;
             };
@@ -272,7 +275,7 @@ impl MemberStore for PgStorage {
                 kind,
                 version: r.try_get(1).map_err(backend)?,
                 epoch: u64::try_from(epoch).map_err(backend)?,
-                summary: summary_from(&r, 3)?,
+                summary: summary_from(r, 3)?,
             });
         }
         Ok(check)

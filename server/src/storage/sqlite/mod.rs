@@ -217,9 +217,7 @@ impl SqliteStorage {
         .await
         .map_err(backend)?
     }
-}
 
-impl SqliteStorage {
     /// As [`Self::run`], for writes the server may lose in a power failure without harm (a
     /// device's sync state, when a device was last seen, a document's summary): their commit does
     /// not wait for the disk (`synchronous = NORMAL` for the duration of `f`). WAL keeps the file
