@@ -175,12 +175,14 @@ async fn measure(
         purchase_ns += bought;
         // Settled again, and the feed's position now, outside the measurement.
         phone.sync().await.expect("sync");
-        let since = long_poll(&polls, &server.url, &credentials, 0, 0).await.seq;
+        let since = long_poll_on(&polls, &server.url, &credentials, 0, 0)
+            .await
+            .seq;
         let before = server_cpu_ns();
         let poll = tokio::spawn({
             let (polls, url, credentials) =
                 (polls.clone(), server.url.clone(), credentials.clone());
-            async move { long_poll(&polls, &url, &credentials, since, 25).await }
+            async move { long_poll_on(&polls, &url, &credentials, since, 25).await }
         });
         // The poll is held before the till starts.
         let held = std::time::Instant::now();
@@ -213,33 +215,6 @@ async fn measure(
         update as f64 / purchase.max(1) as f64,
         update as f64 / (scan + purchase).max(1) as f64,
     );
-}
-
-/// One long poll of the phone's changes after `since`, on a kept connection; its answer.
-async fn long_poll(
-    client: &reqwest::Client,
-    url: &str,
-    phone: &loyalty_core::store::Credentials,
-    since: u64,
-    wait_s: u64,
-) -> loyalty_core::api::ChangesResponse {
-    client
-        .get(format!(
-            "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
-            phone.member_id
-        ))
-        .header(
-            "authorization",
-            loyalty_core::api::device_authorization(&phone.device_id, &phone.device_secret),
-        )
-        .send()
-        .await
-        .expect("the poll is answered")
-        .error_for_status()
-        .expect("a poll of the phone's own member")
-        .json()
-        .await
-        .expect("a changes answer")
 }
 
 /// One purchase of 1.00 at the till with a fresh code from the phone; the server's CPU for the

@@ -407,7 +407,19 @@ pub async fn long_poll(
     since: u64,
     wait_s: u64,
 ) -> loyalty_core::api::ChangesResponse {
-    reqwest::Client::new()
+    long_poll_on(&reqwest::Client::new(), url, phone, since, wait_s).await
+}
+
+/// [`long_poll`] through `client`, so polls after the first reuse its connection (for a bench
+/// that counts the server's work per poll, not a new connection's).
+pub async fn long_poll_on(
+    client: &reqwest::Client,
+    url: &str,
+    phone: &loyalty_core::store::Credentials,
+    since: u64,
+    wait_s: u64,
+) -> loyalty_core::api::ChangesResponse {
+    client
         .get(format!(
             "{url}/v1/members/{}/changes?since={since}&wait_s={wait_s}",
             phone.member_id
