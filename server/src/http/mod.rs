@@ -152,6 +152,7 @@ pub async fn serve(
     let worker = tokio::spawn(crate::jobs::outbound::run_outbound_worker(app.clone()));
     let guard = Arc::new(guard::Guard::new(&app.config.edge));
     let housekeeper = tokio::spawn(guard_housekeeping(guard.clone()));
+    let folder = tokio::spawn(crate::metrics::fold_histograms_forever());
     let served = edge::run(
         listener,
         &app.live,
@@ -161,6 +162,7 @@ pub async fn serve(
     )
     .await;
     housekeeper.abort();
+    folder.abort();
     listener_task.abort();
     watcher.abort();
     settler.abort();
