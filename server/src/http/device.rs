@@ -3,7 +3,7 @@
 use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::extract::EnrollAttempt;
-use crate::http::extract::MemberDevice;
+use crate::http::extract::{MemberDevice, SyncingDevice};
 use crate::http::json::Json;
 use crate::http::query::Query;
 use axum::body::Bytes;
@@ -71,7 +71,7 @@ pub async fn enroll(
 pub async fn sync(
     State(app): State<Arc<App>>,
     Path(member_id): Path<String>,
-    MemberDevice(device): MemberDevice,
+    SyncingDevice { device, check }: SyncingDevice,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
@@ -81,7 +81,8 @@ pub async fn sync(
         }
         _ => ApiError::bad_request("malformed_body", format!("sync body: {e}")),
     })?;
-    let response = crate::service::sync::sync(&app, &member_id, &device.device_id, request).await?;
+    let response =
+        crate::service::sync::sync(&app, &member_id, &device.device_id, check, request).await?;
     Ok(binary(response.encode()))
 }
 

@@ -1,6 +1,7 @@
 //! Who is asking: axum extractors that authenticate a request from its head alone, before any of
 //! its body is read. A handler names the caller it needs as an argument placed before its body
-//! argument — [`Operator`], [`Till`] or [`MemberDevice`] — and axum runs it first; a wrong
+//! argument — [`Operator`], [`Till`] or [`MemberDevice`] ([`SyncingDevice`] for a sync) — and axum
+//! runs it first; a wrong
 //! credential is answered at once, and hyper then closes the connection rather than read a body
 //! nobody will use (a client sending a megabyte with a wrong token costs the server nothing).
 //! [`EnrollAttempt`] is the unauthenticated counterpart for enrollment: only the rate limit.
@@ -30,7 +31,7 @@ use crate::app::App;
 use crate::http::error::ApiError;
 use crate::http::guard::Guard;
 use crate::service::operators::{self, Identity};
-use crate::storage::DeviceRecord;
+use crate::storage::{DeviceRecord, SyncCheck};
 
 /// An operator: `Authorization: Bearer <token>` of a named account that is not disabled, or the
 /// configured operator token (the bootstrap admin, [`BOOTSTRAP_OPERATOR`]), or — without an
@@ -53,6 +54,14 @@ pub struct Till {
 /// The device of the member named by the path's `{member_id}`: `Authorization: Bearer
 /// <device_id>.<device_secret>`, not revoked, and belonging to that member.
 pub struct MemberDevice(pub DeviceRecord);
+
+/// [`MemberDevice`] for a sync, read in one statement with the member's [`SyncCheck`] (the
+/// document headers and pending work "nothing changed" is answered from): the check is taken
+/// when the request's head arrives, before its body, like any snapshot a moment older.
+pub struct SyncingDevice {
+    pub device: DeviceRecord,
+    pub check: SyncCheck,
+}
 
 /// A Prometheus scraper: `Authorization: Bearer <metrics token>`.
 pub struct MetricsScraper;
@@ -142,20 +151,60 @@ impl FromRequestParts<Arc<App>> for MemberDevice {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         let device = guarded(parts, app.authenticate_device(&parts.headers)).await?;
-        let params = RawPathParams::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::internal("reading the path", e))?;
-        let member_id = params
-            .iter()
-            .find_map(|(name, value)| (name == "member_id").then_some(value))
-            .ok_or_else(|| ApiError::internal("reading the path", "no {member_id} in the route"))?;
-        if device.member_id != member_id {
-            return Err(ApiError::forbidden(
-                "these credentials belong to another member",
-            ));
-        }
+        same_member(&device, &path_member(parts, app).await?)?;
         Ok(MemberDevice(device))
     }
+}
+
+impl FromRequestParts<Arc<App>> for SyncingDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let member_id = path_member(parts, app).await?;
+        let (device, check) = guarded(parts, async {
+            let (device_id, secret) = device_credentials(&parts.headers)?;
+            let (found, check) = app
+                .storage
+                .device_and_sync_check(device_id, &member_id, app.now_ms())
+                .await?;
+            Ok((app.verify_device(found, secret).await?, check))
+        })
+        .await?;
+        same_member(&device, &member_id)?;
+        Ok(SyncingDevice { device, check })
+    }
+}
+
+/// The path's `{member_id}`.
+async fn path_member(parts: &mut Parts, app: &Arc<App>) -> Result<String, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, app)
+        .await
+        .map_err(|e| ApiError::internal("reading the path", e))?;
+    params
+        .iter()
+        .find_map(|(name, value)| (name == "member_id").then(|| value.to_string()))
+        .ok_or_else(|| ApiError::internal("reading the path", "no {member_id} in the route"))
+}
+
+/// `403` unless the device is the path's member's.
+fn same_member(device: &DeviceRecord, member_id: &str) -> Result<(), ApiError> {
+    if device.member_id == member_id {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "these credentials belong to another member",
+        ))
+    }
+}
+
+/// The device id and secret of `Authorization: Bearer <device_id>.<device_secret>`, or 401.
+fn device_credentials(headers: &HeaderMap) -> Result<(&str, &str), ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::unauthorized("device credentials are missing"))?;
+    parse_device_token(header)
+        .ok_or_else(|| ApiError::unauthorized("device credentials are malformed"))
 }
 
 impl FromRequestParts<Arc<App>> for MetricsScraper {
@@ -183,14 +232,20 @@ impl FromRequestParts<Arc<App>> for EnrollAttempt {
 impl App {
     /// The device the request's credentials belong to, or 401/403.
     pub async fn authenticate_device(&self, headers: &HeaderMap) -> Result<DeviceRecord, ApiError> {
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("device credentials are missing"))?;
-        let (device_id, secret) = parse_device_token(header)
-            .ok_or_else(|| ApiError::unauthorized("device credentials are malformed"))?;
+        let (device_id, secret) = device_credentials(headers)?;
+        let found = self.storage.device(device_id).await?;
+        self.verify_device(found, secret).await
+    }
+
+    /// The device `found` under the credentials' id, if `secret` is its secret (else 401) and it
+    /// is not revoked (else 403); recorded as seen.
+    async fn verify_device(
+        &self,
+        found: Option<DeviceRecord>,
+        secret: &str,
+    ) -> Result<DeviceRecord, ApiError> {
         let wrong = || ApiError::unauthorized("device credentials are wrong");
-        let device = self.storage.device(device_id).await?.ok_or_else(wrong)?;
+        let device = found.ok_or_else(wrong)?;
         if !constant_time_eq(&sha256(secret.as_bytes()), &device.secret_hash) {
             return Err(wrong());
         }

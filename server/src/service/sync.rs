@@ -4,9 +4,9 @@
 //!
 //! "Nothing changed" — every entry's digest and epoch equal the stored ones, no projection has work
 //! waiting — is the request a chain's phones make most. It is answered from the documents' stored
-//! summaries ([`crate::storage::DocSummary`]) and one read
-//! ([`crate::storage::MemberStore::sync_check`]), with no document loaded, so its cost does not
-//! grow with a member's history. Otherwise only the documents whose entries the summaries do not
+//! summaries ([`crate::storage::DocSummary`]) and one read, the same that authenticates the
+//! device ([`crate::storage::MemberStore::device_and_sync_check`]), with no document loaded, so
+//! its cost does not grow with a member's history. Otherwise only the documents whose entries the summaries do not
 //! settle are loaded (a purchase's live update loads the card alone), and the full path fills in
 //! summaries that are not known yet.
 //!
@@ -35,14 +35,15 @@ use crate::storage::{Commit, DocSummary, DocWrite, StoredDoc, SyncCheck};
 /// documents and sync states in one transaction, retrying as a merge when another instance wrote
 /// first ([`crate::locks::Retry`]). Entries whose stored summary proves them in sync are answered
 /// without loading their document. A member document that changed the member's profile may earn
-/// event points, after the lock is released.
+/// event points, after the lock is released. `check` is the member's sync check as read with the
+/// device's credentials (`MemberStore::device_and_sync_check`).
 pub async fn sync(
     app: &App,
     member_id: &str,
     device_id: &str,
+    check: SyncCheck,
     request: SyncRequest,
 ) -> Result<SyncResponse, DomainError> {
-    let check = app.storage.sync_check(member_id, app.now_ms()).await?;
     if let Some(entries) = all_settled(&check, &request, &app.config.epochs) {
         metrics::counter!(crate::metrics::SYNCS, "kind" => "noop").increment(1);
         return Ok(SyncResponse {

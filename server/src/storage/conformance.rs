@@ -3161,11 +3161,9 @@ pub async fn document_summaries_follow_their_bytes(s: Arc<dyn Storage>) {
 /// and messages not yet in their documents.
 pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
+    enrolled(&s, "m1", "d1", 1).await;
     let pending = |c: SyncCheck| (c.card_behind, c.offers_pending, c.inbox_pending);
-    assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (false, false, false)
-    );
+    assert_eq!(pending(checked(&s, "m1").await), (false, false, false));
 
     let revision = book(&s, "m1").await.revision;
     let posted = s
@@ -3173,19 +3171,13 @@ pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert_eq!(posted, PostOutcome::Posted);
-    assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (true, false, false)
-    );
+    assert_eq!(pending(checked(&s, "m1").await), (true, false, false));
     let revision = book(&s, "m1").await.revision;
     assert_eq!(
         s.store_card("m1", None, revision).await.unwrap(),
         Commit::Committed
     );
-    assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (false, false, false)
-    );
+    assert_eq!(pending(checked(&s, "m1").await), (false, false, false));
 
     let target = OfferTarget::Members {
         member_ids: vec!["m1".into()],
@@ -3198,16 +3190,10 @@ pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
         matches!(published, Publication::Published(_)),
         "{published:?}"
     );
-    assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (false, true, false)
-    );
+    assert_eq!(pending(checked(&s, "m1").await), (false, true, false));
     let offers = s.pending_offers("m1", NOW).await.unwrap();
     s.mark_offers_projected("m1", &offers).await.unwrap();
-    assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (false, false, false)
-    );
+    assert_eq!(pending(checked(&s, "m1").await), (false, false, false));
 
     let to_m1 = SendTarget::Members(vec!["m1".into()]);
     let sent = s
@@ -3215,10 +3201,55 @@ pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert!(matches!(sent, SendOutcome::Sent(_)), "{sent:?}");
+    assert_eq!(pending(checked(&s, "m1").await), (false, false, true));
+}
+
+/// The member's sync check, read alone and with the member's device "d1", which must agree.
+async fn checked(s: &Arc<dyn Storage>, member: &str) -> SyncCheck {
+    let alone = s.sync_check(member, NOW).await.unwrap();
+    let (device, with_device) = s.device_and_sync_check("d1", member, NOW).await.unwrap();
+    assert_eq!(device.map(|d| d.member_id).as_deref(), Some(member));
+    assert_eq!(with_device, alone, "read with the device");
+    alone
+}
+
+/// A device is read with its own member's sync check, in one statement: another member's path
+/// gets the device and no check, an unknown device nothing, a revoked one its flag.
+pub async fn a_device_is_read_with_its_members_sync_check(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    member(&s, "m2", "6270000000000002").await;
+    enrolled(&s, "m1", "d1", 1).await;
+    s.remember_summaries("m1", vec![(DocKind::Card, 1, summary(3))])
+        .await
+        .unwrap();
+    let own = s.device_and_sync_check("d1", "m1", NOW).await.unwrap();
+    let device = s.device("d1").await.unwrap();
+    assert!(device.as_ref().is_some_and(|d| !d.revoked));
     assert_eq!(
-        pending(s.sync_check("m1", NOW).await.unwrap()),
-        (false, false, true)
+        own,
+        (device.clone(), s.sync_check("m1", NOW).await.unwrap())
     );
+    assert_eq!(own.1.documents.len(), 4, "{own:?}");
+    assert!(
+        own.1
+            .documents
+            .iter()
+            .any(|d| d.summary == Some(summary(3)))
+    );
+
+    assert_eq!(
+        s.device_and_sync_check("d1", "m2", NOW).await.unwrap(),
+        (device, SyncCheck::default()),
+        "another member's documents are not read"
+    );
+    assert_eq!(
+        s.device_and_sync_check("ghost", "m1", NOW).await.unwrap(),
+        (None, SyncCheck::default())
+    );
+
+    assert!(s.revoke_device("d1", NOW).await.unwrap());
+    let (revoked, _) = s.device_and_sync_check("d1", "m1", NOW).await.unwrap();
+    assert!(revoked.is_some_and(|d| d.revoked));
 }
 
 /// A migrated database is ready: it answers, at exactly this binary's schema version.
@@ -3357,6 +3388,7 @@ macro_rules! storage_conformance {
             requests_are_answered_and_closed,
             document_summaries_follow_their_bytes,
             the_sync_check_sees_pending_work,
+            a_device_is_read_with_its_members_sync_check,
             a_migrated_database_is_ready,
         );
     };

@@ -67,7 +67,7 @@ pub struct NewDevice {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     pub device_id: String,
     pub member_id: String,
@@ -179,6 +179,16 @@ pub trait MemberStore: Send + Sync + 'static {
     /// The member's document headers and pending projection work, as one snapshot; an unknown
     /// member has no documents. What a sync reads first, so that "nothing changed" loads nothing.
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError>;
+
+    /// The device and, when it belongs to `member_id`, that member's [`SyncCheck`] (else an empty
+    /// one), in one read: what a sync reads with the request's credentials, so that "nothing
+    /// changed" costs one indexed read in all.
+    async fn device_and_sync_check(
+        &self,
+        device_id: &str,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<(Option<DeviceRecord>, SyncCheck), StorageError>;
 
     /// Records the summaries of documents still at the given versions whose summary is unknown
     /// (written before summaries were kept, or by a writer that gave none); others are left as

@@ -195,14 +195,7 @@ impl MemberStore for PgStorage {
             )
             .await
             .map_err(backend)?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(DeviceRecord {
-            device_id: r.try_get(0).map_err(backend)?,
-            member_id: r.try_get(1).map_err(backend)?,
-            secret_hash: hash_from(r.try_get(2).map_err(backend)?)?,
-            revoked: r.try_get(3).map_err(backend)?,
-            last_seen_ms: r.try_get(4).map_err(backend)?,
-        }))
+        row.as_ref().map(device_from).transpose()
     }
 
     async fn load_documents(
@@ -243,42 +236,56 @@ impl MemberStore for PgStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
-        let client = self.client().await?;
-        // The pending checks do not depend on the document row: PostgreSQL plans each as an
-        // InitPlan, run once.
-        let rows = client
-            .fetch_all(
-                &format!(
-                    "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
-                            d.summary_changes, m.card_revision < m.revision,
-                            EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
-                     FROM documents d JOIN members m ON m.member_id = d.member_id
-                     WHERE d.member_id = $1"
-                ),
-                &[&member_id, &now_ms],
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {}
+                 FROM documents d JOIN members m ON m.member_id = d.member_id
+                 WHERE d.member_id = $1",
+                *CHECK_COLUMNS
             )
+        });
+        let client = self.client().await?;
+        let rows = client
+            .fetch_all(&SQL, &[&member_id, &now_ms])
             .await
             .map_err(backend)?;
         let mut check = SyncCheck::default();
-        for (i, r) in rows.iter().enumerate() {
-            if i == 0 {
-                // The member's, the same on every row.
-                check.card_behind = r.try_get(6).map_err(backend)?;
-                check.offers_pending = r.try_get(7).map_err(backend)?;
-                check.inbox_pending = r.try_get(8).map_err(backend)?;
-            }
-            let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) else {
-                continue;
-            };
-            let epoch: i64 = r.try_get(2).map_err(backend)?;
-            check.documents.push(DocHeader {
-                kind,
-                version: r.try_get(1).map_err(backend)?,
-                epoch: u64::try_from(epoch).map_err(backend)?,
-                summary: summary_from(r, 3)?,
-            });
+        for r in &rows {
+            read_check_row(&mut check, r, 0)?;
         }
         Ok(check)
+    }
+
+    async fn device_and_sync_check(
+        &self,
+        device_id: &str,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<(Option<DeviceRecord>, SyncCheck), StorageError> {
+        // The device's row, and the member's documents only when the device is that member's:
+        // one row per document, or one with no document.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
+                        dev.last_seen_at, {}
+                 FROM devices dev
+                 LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = $1
+                 LEFT JOIN documents d ON d.member_id = m.member_id
+                 WHERE dev.device_id = $3",
+                *CHECK_COLUMNS
+            )
+        });
+        let client = self.client().await?;
+        let rows = client
+            .fetch_all(&SQL, &[&member_id, &now_ms, &device_id])
+            .await
+            .map_err(backend)?;
+        let device = rows.first().map(device_from).transpose()?;
+        let mut check = SyncCheck::default();
+        for r in &rows {
+            read_check_row(&mut check, r, 5)?;
+        }
+        Ok((device, check))
     }
 
     async fn remember_summaries(
@@ -574,6 +581,55 @@ pub(super) async fn update_document(
 }
 
 /// The summary stored in a row's three columns from `first`, when all of it is there.
+/// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
+/// member's pending work (`m`; member id `$1`, now `$2`), which PostgreSQL plans as InitPlans,
+/// run once per statement.
+static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
+         m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}"
+    )
+});
+
+/// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
+/// member's pending flags from its first document row; a row with no document adds nothing.
+fn read_check_row(
+    check: &mut SyncCheck,
+    r: &tokio_postgres::Row,
+    at: usize,
+) -> Result<(), StorageError> {
+    let Some(code) = r.try_get::<_, Option<i64>>(at).map_err(backend)? else {
+        return Ok(());
+    };
+    if check.documents.is_empty() {
+        // The member's, the same on every row.
+        check.card_behind = r.try_get(at + 6).map_err(backend)?;
+        check.offers_pending = r.try_get(at + 7).map_err(backend)?;
+        check.inbox_pending = r.try_get(at + 8).map_err(backend)?;
+    }
+    let Some(kind) = kind_of(code) else {
+        return Ok(());
+    };
+    let epoch: i64 = r.try_get(at + 2).map_err(backend)?;
+    check.documents.push(DocHeader {
+        kind,
+        version: r.try_get(at + 1).map_err(backend)?,
+        epoch: u64::try_from(epoch).map_err(backend)?,
+        summary: summary_from(r, at + 3)?,
+    });
+    Ok(())
+}
+
+fn device_from(r: &tokio_postgres::Row) -> Result<DeviceRecord, StorageError> {
+    Ok(DeviceRecord {
+        device_id: r.try_get(0).map_err(backend)?,
+        member_id: r.try_get(1).map_err(backend)?,
+        secret_hash: hash_from(r.try_get(2).map_err(backend)?)?,
+        revoked: r.try_get(3).map_err(backend)?,
+        last_seen_ms: r.try_get(4).map_err(backend)?,
+    })
+}
+
 fn summary_from(r: &tokio_postgres::Row, first: usize) -> Result<Option<DocSummary>, StorageError> {
     let digest: Option<Vec<u8>> = r.try_get(first).map_err(backend)?;
     let ops: Option<i64> = r.try_get(first + 1).map_err(backend)?;

@@ -178,15 +178,7 @@ impl MemberStore for SqliteStorage {
                 "SELECT device_id, member_id, secret_hash, revoked_at IS NOT NULL, last_seen_at
                  FROM devices WHERE device_id = ?1",
                 [device_id],
-                |r| {
-                    Ok(DeviceRecord {
-                        device_id: r.get(0)?,
-                        member_id: r.get(1)?,
-                        secret_hash: hash_from(r.get(2)?),
-                        revoked: r.get(3)?,
-                        last_seen_ms: r.get(4)?,
-                    })
-                },
+                device_from,
             )
             .optional()
             .map_err(backend)
@@ -258,15 +250,13 @@ impl MemberStore for SqliteStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
-        // The pending checks do not depend on the document row: SQLite runs each once. Written
-        // once per process: this is the statement of every "nothing changed".
+        // Written once per process: this is the statement of every sync.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
-                        d.summary_changes, m.card_revision < m.revision,
-                        EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}
+                "SELECT {}
                  FROM documents d JOIN members m ON m.member_id = d.member_id
-                 WHERE d.member_id = ?1"
+                 WHERE d.member_id = ?1",
+                *CHECK_COLUMNS
             )
         });
         let member_id = member_id.to_string();
@@ -275,33 +265,47 @@ impl MemberStore for SqliteStorage {
             let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
             let mut check = SyncCheck::default();
             while let Some(r) = rows.next().map_err(backend)? {
-                let header = (|| {
-                    Ok::<_, rusqlite::Error>((
-                        r.get::<_, u8>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        summary_from(r.get(3)?, r.get(4)?, r.get(5)?),
-                    ))
-                })()
-                .map_err(backend)?;
-                if check.documents.is_empty() {
-                    // The member's, the same on every row.
-                    check.card_behind = r.get(6).map_err(backend)?;
-                    check.offers_pending = r.get(7).map_err(backend)?;
-                    check.inbox_pending = r.get(8).map_err(backend)?;
-                }
-                let (code, version, epoch, summary) = header;
-                if let Some(kind) = DocKind::from_code(code) {
-                    let epoch = u64::try_from(epoch).map_err(backend)?;
-                    check.documents.push(DocHeader {
-                        kind,
-                        version,
-                        epoch,
-                        summary,
-                    });
-                }
+                read_check_row(&mut check, r, 0)?;
             }
             Ok(check)
+        })
+        .await
+    }
+
+    async fn device_and_sync_check(
+        &self,
+        device_id: &str,
+        member_id: &str,
+        now_ms: i64,
+    ) -> Result<(Option<DeviceRecord>, SyncCheck), StorageError> {
+        // The device's row, and the member's documents only when the device is that member's:
+        // one row per document, or one with no document.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
+                        dev.last_seen_at, {}
+                 FROM devices dev
+                 LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = ?1
+                 LEFT JOIN documents d ON d.member_id = m.member_id
+                 WHERE dev.device_id = ?3",
+                *CHECK_COLUMNS
+            )
+        });
+        let (device_id, member_id) = (device_id.to_string(), member_id.to_string());
+        self.read_now(move |conn| {
+            let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
+            let mut rows = stmt
+                .query(params![member_id, now_ms, device_id])
+                .map_err(backend)?;
+            let mut device = None;
+            let mut check = SyncCheck::default();
+            while let Some(r) = rows.next().map_err(backend)? {
+                if device.is_none() {
+                    device = Some(device_from(r).map_err(backend)?);
+                }
+                read_check_row(&mut check, r, 5)?;
+            }
+            Ok((device, check))
         })
         .await
     }
@@ -599,6 +603,58 @@ pub(super) fn update_document(
 }
 
 /// A stored summary, when all of it is there (a row is written whole or not at all).
+/// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
+/// member's pending work (`m`; member id `?1`, now `?2`), which SQLite computes once per statement.
+static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
+         m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}"
+    )
+});
+
+/// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
+/// member's pending flags from its first document row; a row with no document adds nothing.
+fn read_check_row(
+    check: &mut SyncCheck,
+    r: &rusqlite::Row<'_>,
+    at: usize,
+) -> Result<(), StorageError> {
+    let Some(code) = r.get::<_, Option<u8>>(at).map_err(backend)? else {
+        return Ok(());
+    };
+    if check.documents.is_empty() {
+        // The member's, the same on every row.
+        check.card_behind = r.get(at + 6).map_err(backend)?;
+        check.offers_pending = r.get(at + 7).map_err(backend)?;
+        check.inbox_pending = r.get(at + 8).map_err(backend)?;
+    }
+    let Some(kind) = DocKind::from_code(code) else {
+        return Ok(());
+    };
+    let epoch: i64 = r.get(at + 2).map_err(backend)?;
+    check.documents.push(DocHeader {
+        kind,
+        version: r.get(at + 1).map_err(backend)?,
+        epoch: u64::try_from(epoch).map_err(backend)?,
+        summary: summary_from(
+            r.get(at + 3).map_err(backend)?,
+            r.get(at + 4).map_err(backend)?,
+            r.get(at + 5).map_err(backend)?,
+        ),
+    });
+    Ok(())
+}
+
+fn device_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        device_id: r.get(0)?,
+        member_id: r.get(1)?,
+        secret_hash: hash_from(r.get(2)?),
+        revoked: r.get(3)?,
+        last_seen_ms: r.get(4)?,
+    })
+}
+
 fn summary_from(
     digest: Option<Vec<u8>>,
     ops: Option<i64>,
