@@ -4,6 +4,10 @@
 
 mod cli;
 
+/// mimalloc rather than glibc's allocator: 8–10% more no-op syncs a second (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
