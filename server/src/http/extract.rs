@@ -1,9 +1,9 @@
 //! Who is asking: axum extractors that authenticate a request from its head alone, before any of
 //! its body is read. A handler names the caller it needs as an argument placed before its body
 //! argument — [`Operator`], [`Till`] or [`MemberDevice`] ([`SyncingDevice`] for a sync) — and axum
-//! runs it first; a wrong
-//! credential is answered at once, and hyper then closes the connection rather than read a body
-//! nobody will use (a client sending a megabyte with a wrong token costs the server nothing).
+//! runs it first; a wrong credential is answered at once, and hyper then closes the connection
+//! rather than read a body nobody will use (a client sending a megabyte with a wrong token costs
+//! the server nothing).
 //! [`EnrollAttempt`] is the unauthenticated counterpart for enrollment: only the rate limit.
 //!
 //! Every extractor applies the per-address limits of [`crate::http::guard`] first: a blocked address is

@@ -58,25 +58,31 @@ fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
     let document = openapi::Document::new(&document);
     // Installed before the first request, so the first scrape already has every series.
     let _ = crate::metrics::handle();
-    edge::limited(limited, &edge)
-        .merge(waiting)
-        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            audit::audit_writes,
-        ))
-        // Outermost on each route: counts and logs what the limits refused too.
+    // One stack, outermost first, given to the router as one layer: axum boxes each route once
+    // per `layer` call and moves the request's future into each box, so seven calls cost a "nothing
+    // changed" about six copies of its future more than one (docs/benchmarks.md).
+    // The body's read timeout comes last: the middleware functions take axum's own body type.
+    let around_every_route = tower::ServiceBuilder::new()
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(Extension(guard))
+        .layer(Extension(document))
+        .layer(DefaultBodyLimit::max(limit))
+        // Outside the limits: counts and logs what they refused too.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             observe::observe,
         ))
-        .layer(Extension(document))
-        .layer(Extension(guard))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit::audit_writes,
+        ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             edge.body_read_timeout,
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        ));
+    edge::limited(limited, &edge)
+        .merge(waiting)
+        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .layer(around_every_route)
         .with_state(app)
 }
 
