@@ -51,6 +51,19 @@ pub async fn sync(
             entries,
         });
     }
+    // Boxed: the full path's future is kilobytes, and axum moves a handler's whole future into
+    // a box of its own per request, so a "nothing changed" that carried it would copy it all.
+    Box::pin(sync_loaded(app, member_id, device_id, check, request)).await
+}
+
+/// [`sync`] past "nothing changed": projects, loads and answers under the member's lock.
+async fn sync_loaded(
+    app: &App,
+    member_id: &str,
+    device_id: &str,
+    check: SyncCheck,
+    request: SyncRequest,
+) -> Result<SyncResponse, DomainError> {
     let kinds: Vec<DocKind> = request.entries.iter().map(|e| e.doc).collect();
     project(app, member_id, &check, &kinds).await;
     let guard = app.lock_member(member_id).await;
