@@ -580,7 +580,6 @@ pub(super) async fn update_document(
     Ok(true)
 }
 
-/// The summary stored in a row's three columns from `first`, when all of it is there.
 /// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
 /// member's pending work (`m`; member id `$1`, now `$2`), which PostgreSQL plans as InitPlans,
 /// run once per statement.
@@ -630,6 +629,7 @@ fn device_from(r: &tokio_postgres::Row) -> Result<DeviceRecord, StorageError> {
     })
 }
 
+/// The summary stored in a row's three columns from `first`, when all of it is there.
 fn summary_from(r: &tokio_postgres::Row, first: usize) -> Result<Option<DocSummary>, StorageError> {
     let digest: Option<Vec<u8>> = r.try_get(first).map_err(backend)?;
     let ops: Option<i64> = r.try_get(first + 1).map_err(backend)?;

@@ -602,7 +602,6 @@ pub(super) fn update_document(
     Ok(true)
 }
 
-/// A stored summary, when all of it is there (a row is written whole or not at all).
 /// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
 /// member's pending work (`m`; member id `?1`, now `?2`), which SQLite computes once per statement.
 static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -655,6 +654,7 @@ fn device_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
+/// A stored summary, when all of it is there (a row is written whole or not at all).
 fn summary_from(
     digest: Option<Vec<u8>>,
     ops: Option<i64>,
