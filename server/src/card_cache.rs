@@ -16,6 +16,10 @@ use std::sync::Mutex;
 
 use automerge::{AutoCommit, ChangeHash};
 
+/// The changes a card may append after its whole save however small that save is: about sixty
+/// catch-ups' worth.
+pub const APPEND_FLOOR: usize = 16 * 1024;
+
 /// A member's card document as stored at `version`.
 pub struct CachedCard {
     /// The stored version the document (without changes made since) corresponds to.
@@ -54,11 +58,14 @@ impl CachedCard {
     }
 
     /// How the next write stores the card: appended changes while they add up to less than the
-    /// whole save they follow, then a whole save again. That keeps the stored bytes (and what a sync
-    /// loads) under twice a fresh save, while the cost of whole saves, which grows with the history,
-    /// is spread over as many postings as the history is long.
+    /// whole save they follow or [`APPEND_FLOOR`], whichever is larger, then a whole save again.
+    /// That keeps the stored bytes (and what a load reads) under a fresh save plus the larger of
+    /// it and the floor, while the cost of whole saves, which grows with the history, is spread
+    /// over as many postings as the history is long — and over at least the floor's worth of
+    /// them for a small card, whose compressed save is a few kilobytes but costs most of a
+    /// millisecond (DEFLATE sets up a compressor per column).
     pub fn next_save(&self) -> CardSave {
-        if self.base_len > 0 && self.tail_len < self.base_len {
+        if self.base_len > 0 && self.tail_len < self.base_len.max(APPEND_FLOOR) {
             CardSave::Append
         } else {
             CardSave::Whole
@@ -280,12 +287,42 @@ mod tests {
             // What is stored loads as exactly the cached document.
             let mut reloaded = AutoCommit::load(&stored).unwrap();
             assert_eq!(reloaded.get_heads(), c.doc.get_heads());
-            // Appends stop once the tail reaches the size of the save it follows: what is stored
-            // stays within twice a fresh save (plus the last change).
+            // Appends stop once the tail reaches the size of the save it follows or the floor:
+            // what is stored stays within a fresh save plus the larger of the two (plus the last
+            // change).
             let fresh = c.doc.clone().save();
-            assert!(stored.len() <= 2 * fresh.len() + bytes.len());
+            assert!(stored.len() <= fresh.len() + fresh.len().max(APPEND_FLOOR) + bytes.len());
             assert_eq!(stored.len(), c.base_len + c.tail_len);
         }
         assert!(saw_append && saw_second_whole);
+    }
+
+    #[test]
+    fn a_small_card_appends_up_to_the_floor_before_saving_whole_again() {
+        let stored = genesis(DocKind::Card).save();
+        let mut c = CachedCard::loaded(1, AutoCommit::load(&stored).unwrap(), stored.len());
+        let mut wholes = 0;
+        let mut appended_past_the_save = false;
+        for i in 0..400 {
+            edit(&mut c, i);
+            let how = c.next_save();
+            if how == CardSave::Whole {
+                wholes += 1;
+                assert!(
+                    wholes == 1 || c.tail_len >= APPEND_FLOOR,
+                    "a second whole save at {} bytes of tail",
+                    c.tail_len
+                );
+            }
+            appended_past_the_save |= how == CardSave::Append && c.tail_len > c.base_len;
+            let bytes = c.bytes(how);
+            c.stored(how, bytes.len());
+        }
+        assert!(
+            c.base_len < APPEND_FLOOR / 4,
+            "a small card: {}",
+            c.base_len
+        );
+        assert!(appended_past_the_save && wholes >= 2, "{wholes}");
     }
 }
