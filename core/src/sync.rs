@@ -285,8 +285,10 @@ fn knows(doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Stored<'a> {
     pub epoch: u64,
-    /// The stored bytes `doc` was loaded from.
-    pub bytes: &'a [u8],
+    /// The stored bytes `doc` was loaded from, or `None` when the caller holds the document
+    /// without them (a cached copy): the epoch policy then counts the live operations from a save
+    /// of `doc` itself, made only when its operations are over the threshold.
+    pub bytes: Option<&'a [u8]>,
     pub policy: EpochPolicy,
     /// The server's clock, for a new epoch's change.
     pub now_ms: i64,
@@ -309,9 +311,15 @@ pub fn server_answer(
     stored: &Stored<'_>,
 ) -> Result<Answer, Rejection> {
     let stats = doc.stats();
-    if epoch::due(&stored.policy, stats.num_ops, stats.num_changes, || {
-        epoch::live_ops(stored.bytes)
-    }) {
+    if epoch::due(
+        &stored.policy,
+        stats.num_ops,
+        stats.num_changes,
+        || match stored.bytes {
+            Some(bytes) => epoch::live_ops(bytes),
+            None => epoch::live_ops(&doc.save()),
+        },
+    ) {
         match start_epoch(kind, doc, stored) {
             Ok(answer) => return Ok(answer),
             // A stored document the typed state cannot read is left in its epoch rather than
@@ -518,7 +526,7 @@ mod tests {
             let bytes = server.doc.save();
             let stored = Stored {
                 epoch: server.epoch,
-                bytes: &bytes,
+                bytes: Some(&bytes),
                 policy: server.policy,
                 now_ms: 1_000_000,
             };
@@ -764,7 +772,7 @@ mod tests {
         let bytes = server.save();
         let stored = Stored {
             epoch: 0,
-            bytes: &bytes,
+            bytes: Some(&bytes),
             policy: EpochPolicy::default(),
             now_ms: 0,
         };
@@ -936,7 +944,7 @@ mod tests {
         let bytes = server.doc.save();
         let stored = Stored {
             epoch: 1,
-            bytes: &bytes,
+            bytes: Some(&bytes),
             policy: server.policy,
             now_ms: 0,
         };

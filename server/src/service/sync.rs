@@ -6,9 +6,9 @@
 //! waiting — is the request a chain's phones make most. It is answered from the documents' stored
 //! summaries ([`crate::storage::DocSummary`]) and one read, the same that authenticates the
 //! device ([`crate::storage::MemberStore::device_and_sync_check`]), with no document loaded, so
-//! its cost does not grow with a member's history. Otherwise only the documents whose entries the summaries do not
-//! settle are loaded (a purchase's live update loads the card alone), and the full path fills in
-//! summaries that are not known yet.
+//! its cost does not grow with a member's history. Otherwise only the documents whose entries
+//! the summaries do not settle are loaded (a purchase's live update loads the card alone), and
+//! the full path fills in summaries that are not known yet.
 //!
 //! The Automerge work of an answer runs on the blocking pool under a place from
 //! [`crate::sync_jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
@@ -356,19 +356,10 @@ fn answer(
             .unwrap_or_default();
         let before = summary(&mut doc);
         let stored_digest = before.digest;
-        // A card answered from the cache came without its stored bytes; the epoch policy reads
-        // the bytes only past its operations threshold (`loyalty_core::epoch::due`), and then
-        // the cached copy's own save is the same document.
-        let saved;
-        let bytes = if from_cache && before.ops > policy.after_ops {
-            saved = doc.save();
-            &saved
-        } else {
-            &stored.bytes
-        };
         let context = Stored {
             epoch: stored.epoch,
-            bytes,
+            // A card answered from the cache came without its stored bytes.
+            bytes: (!from_cache).then_some(stored.bytes.as_slice()),
             policy,
             now_ms,
         };

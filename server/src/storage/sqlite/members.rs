@@ -250,7 +250,7 @@ impl MemberStore for SqliteStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
-        // Written once per process: this is the statement of every sync.
+        // Written once per process: a sync past "nothing changed" reads it again under the lock.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT {}
