@@ -250,18 +250,9 @@ impl MemberStore for SqliteStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
-        // Written once per process: a sync past "nothing changed" reads it again under the lock.
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT {}
-                 FROM documents d JOIN members m ON m.member_id = d.member_id
-                 WHERE d.member_id = ?1",
-                *CHECK_COLUMNS
-            )
-        });
         let member_id = member_id.to_string();
         self.read_now(move |conn| {
-            let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
+            let mut stmt = conn.prepare_cached(&SYNC_CHECK_SQL).map_err(backend)?;
             let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
             let mut check = SyncCheck::default();
             while let Some(r) = rows.next().map_err(backend)? {
@@ -278,22 +269,11 @@ impl MemberStore for SqliteStorage {
         member_id: &str,
         now_ms: i64,
     ) -> Result<(Option<DeviceRecord>, SyncCheck), StorageError> {
-        // The device's row, and the member's documents only when the device is that member's:
-        // one row per document, or one with no document.
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
-                        dev.last_seen_at, {}
-                 FROM devices dev
-                 LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = ?1
-                 LEFT JOIN documents d ON d.member_id = m.member_id
-                 WHERE dev.device_id = ?3",
-                *CHECK_COLUMNS
-            )
-        });
         let (device_id, member_id) = (device_id.to_string(), member_id.to_string());
         self.read_now(move |conn| {
-            let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
+            let mut stmt = conn
+                .prepare_cached(&DEVICE_AND_CHECK_SQL)
+                .map_err(backend)?;
             let mut rows = stmt
                 .query(params![member_id, now_ms, device_id])
                 .map_err(backend)?;
@@ -610,6 +590,33 @@ static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
          m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}"
     )
 });
+
+/// A member's sync check (`?1`, at `?2`): written once per process, read again under the lock by
+/// a sync past "nothing changed", and by the long poll. The headers come from the index
+/// `documents_headers` (migration 031), never from a document's row.
+pub(super) static SYNC_CHECK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {}
+         FROM documents d JOIN members m ON m.member_id = d.member_id
+         WHERE d.member_id = ?1",
+        *CHECK_COLUMNS
+    )
+});
+
+/// The device `?3`'s row, and member `?1`'s check at `?2` only when the device is that member's:
+/// one row per document, or one with no document. The statement every sync starts with.
+pub(super) static DEVICE_AND_CHECK_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
+                    dev.last_seen_at, {}
+             FROM devices dev
+             LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = ?1
+             LEFT JOIN documents d ON d.member_id = m.member_id
+             WHERE dev.device_id = ?3",
+            *CHECK_COLUMNS
+        )
+    });
 
 /// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
 /// member's pending flags from its first document row; a row with no document adds nothing.

@@ -76,6 +76,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/028_rfm_moves.sql"),
     include_str!("../../../migrations/sqlite/029_tier_moves.sql"),
     include_str!("../../../migrations/sqlite/030_document_tails.sql"),
+    include_str!("../../../migrations/sqlite/031_document_headers.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -3,6 +3,7 @@
 //! behind the hot path, and guards that need a second connection or the raw file to set up.
 
 use super::ledger::{OPEN_LOTS_SQL, qualifying_sql};
+use super::members::{DEVICE_AND_CHECK_SQL, SYNC_CHECK_SQL};
 use super::writer::{PostingJob, write_batch};
 use super::*;
 use crate::storage::*;
@@ -315,6 +316,32 @@ fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes(
     for metric in [Metric::Spend, Metric::Points] {
         let q = plan(qualifying_sql(metric));
         assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
+    }
+}
+
+#[test]
+fn the_sync_checks_read_document_headers_from_their_index_never_a_documents_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connection(&dir.path().join("s.db")).unwrap();
+    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> String {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("; ")
+    };
+    // A document's epoch and summary come after its bytes in the row: read from the row, they
+    // would walk the overflow pages of every document longer than a few kilobytes.
+    for q in [
+        plan(&SYNC_CHECK_SQL, params!["m1", 0]),
+        plan(&DEVICE_AND_CHECK_SQL, params!["m1", 0, "d1"]),
+    ] {
+        assert!(
+            q.contains("SEARCH d USING COVERING INDEX documents_headers"),
+            "{q}"
+        );
     }
 }
 
