@@ -435,6 +435,8 @@ pub async fn documents_commit_under_their_version(s: Arc<dyn Storage>) {
     assert_eq!(renewed, Commit::Committed);
     let card = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
     assert_eq!((card[0].version, card[0].epoch), (3, 3));
+    let header = header(&s, "m1", DocKind::Card).await;
+    assert_eq!((header.version, header.epoch), (3, 3));
     assert_eq!(
         s.load_peer_states("d1", &[DocKind::Card, DocKind::Member])
             .await
@@ -3071,9 +3073,10 @@ fn summary(n: u8) -> DocSummary {
     }
 }
 
-/// The stored summary of one of a member's documents, as the sync check reads it.
+/// The stored summary of one of a member's documents, as the sync check reads it (with the
+/// member's device "d1", which must agree).
 async fn header(s: &Arc<dyn Storage>, member: &str, kind: DocKind) -> DocHeader {
-    let check = s.sync_check(member, NOW).await.unwrap();
+    let check = checked(s, member).await;
     check
         .documents
         .into_iter()
@@ -3085,7 +3088,8 @@ async fn header(s: &Arc<dyn Storage>, member: &str, kind: DocKind) -> DocHeader 
 /// `remember_summaries` fills in only unknown summaries of documents still at that version.
 pub async fn document_summaries_follow_their_bytes(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
-    let check = s.sync_check("m1", NOW).await.unwrap();
+    enrolled(&s, "m1", "d1", 1).await;
+    let check = checked(&s, "m1").await;
     assert_eq!(check.documents.len(), 4, "{check:?}");
     assert!(
         check

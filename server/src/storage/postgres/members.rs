@@ -262,30 +262,27 @@ impl MemberStore for PgStorage {
         member_id: &str,
         now_ms: i64,
     ) -> Result<(Option<DeviceRecord>, SyncCheck), StorageError> {
-        // The device's row, and the member's documents only when the device is that member's:
-        // one row per document, or one with no document.
+        // The device's row joined by key to its member's, which holds copies of the document
+        // headers (migration 032): one row, no document read.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
-                        dev.last_seen_at, {}
+                        dev.last_seen_at, {}, {}
                  FROM devices dev
                  LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = $1
-                 LEFT JOIN documents d ON d.member_id = m.member_id
                  WHERE dev.device_id = $3",
-                *CHECK_COLUMNS
+                *MEMBER_HEADER_COLUMNS, *PENDING_COLUMNS
             )
         });
         let client = self.client().await?;
-        let rows = client
-            .fetch_all(&SQL, &[&member_id, &now_ms, &device_id])
+        let row = client
+            .fetch_opt(&SQL, &[&member_id, &now_ms, &device_id])
             .await
             .map_err(backend)?;
-        let device = rows.first().map(device_from).transpose()?;
-        let mut check = SyncCheck::default();
-        for r in &rows {
-            read_check_row(&mut check, r, 5)?;
+        match row {
+            Some(r) => Ok((Some(device_from(&r)?), read_member_check(&r, 5)?)),
+            None => Ok((None, SyncCheck::default())),
         }
-        Ok((device, check))
     }
 
     async fn remember_summaries(
@@ -585,10 +582,60 @@ pub(super) async fn update_document(
 /// run once per statement.
 static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
-         m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}"
+        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}",
+        *PENDING_COLUMNS
     )
 });
+
+/// The member's pending work (`m`; member id `$1`, now `$2`): postings the card does not show,
+/// offers and inbox entries not yet projected.
+static PENDING_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}")
+});
+
+/// Columns of a document's header in [`MEMBER_HEADER_COLUMNS`].
+const HEADER_FIELDS: usize = 5;
+
+/// The copies of the four document headers in the member's row (migration 032, kept by a
+/// trigger), in the order of [`DocKind::ALL`], [`HEADER_FIELDS`] columns each.
+static MEMBER_HEADER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    DocKind::ALL
+        .map(|k| {
+            format!(
+                "m.{0}_doc_version, m.{0}_doc_epoch, m.{0}_doc_digest, m.{0}_doc_ops, \
+                 m.{0}_doc_changes",
+                k.name()
+            )
+        })
+        .join(", ")
+});
+
+/// The check in a row holding [`MEMBER_HEADER_COLUMNS`] then [`PENDING_COLUMNS`] from column
+/// `at`: a header for each document the member has, and the pending flags when it has any (as
+/// [`read_check_row`] reads them).
+fn read_member_check(r: &tokio_postgres::Row, at: usize) -> Result<SyncCheck, StorageError> {
+    let mut check = SyncCheck::default();
+    for (i, kind) in DocKind::ALL.into_iter().enumerate() {
+        let c = at + i * HEADER_FIELDS;
+        let Some(version) = r.try_get::<_, Option<i64>>(c).map_err(backend)? else {
+            continue;
+        };
+        let epoch: i64 = r.try_get(c + 1).map_err(backend)?;
+        check.documents.push(DocHeader {
+            kind,
+            version,
+            epoch: u64::try_from(epoch).map_err(backend)?,
+            summary: summary_from(r, c + 2)?,
+        });
+    }
+    if !check.documents.is_empty() {
+        let p = at + DocKind::ALL.len() * HEADER_FIELDS;
+        check.card_behind = r.try_get(p).map_err(backend)?;
+        check.offers_pending = r.try_get(p + 1).map_err(backend)?;
+        check.inbox_pending = r.try_get(p + 2).map_err(backend)?;
+    }
+    Ok(check)
+}
 
 /// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
 /// member's pending flags from its first document row; a row with no document adds nothing.

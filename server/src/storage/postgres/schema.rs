@@ -136,6 +136,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "031_document_tails",
         include_str!("../../../migrations/postgres/031_document_tails.sql"),
     ),
+    (
+        "032_member_document_headers",
+        include_str!("../../../migrations/postgres/032_member_document_headers.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

@@ -277,15 +277,13 @@ impl MemberStore for SqliteStorage {
             let mut rows = stmt
                 .query(params![member_id, now_ms, device_id])
                 .map_err(backend)?;
-            let mut device = None;
-            let mut check = SyncCheck::default();
-            while let Some(r) = rows.next().map_err(backend)? {
-                if device.is_none() {
-                    device = Some(device_from(r).map_err(backend)?);
-                }
-                read_check_row(&mut check, r, 5)?;
+            match rows.next().map_err(backend)? {
+                Some(r) => Ok((
+                    Some(device_from(r).map_err(backend)?),
+                    read_member_check(r, 5)?,
+                )),
+                None => Ok((None, SyncCheck::default())),
             }
-            Ok((device, check))
         })
         .await
     }
@@ -582,17 +580,40 @@ pub(super) fn update_document(
     Ok(true)
 }
 
-/// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
-/// member's pending work (`m`; member id `?1`, now `?2`), which SQLite computes once per statement.
+/// The member's pending work (`m`; member id `?1`, now `?2`): postings the card does not show,
+/// offers and inbox entries not yet projected.
+static PENDING_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}")
+});
+
+/// The sync check's columns from the documents themselves: a document's header (`d`), then the
+/// member's pending work, computed again on every document's row.
 static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes,
-         m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}"
+        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}",
+        *PENDING_COLUMNS
     )
 });
 
-/// A member's sync check (`?1`, at `?2`): written once per process, read again under the lock by
-/// a sync past "nothing changed", and by the long poll. The headers come from the index
+/// Columns of a document's header in a row of [`DEVICE_AND_CHECK_SQL`].
+const HEADER_FIELDS: usize = 5;
+
+/// The copies of the four document headers in the member's row (migration 032, kept by
+/// triggers), in the order of [`DocKind::ALL`], [`HEADER_FIELDS`] columns each.
+static MEMBER_HEADER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    DocKind::ALL
+        .map(|k| {
+            format!(
+                "m.{0}_doc_version, m.{0}_doc_epoch, m.{0}_doc_digest, m.{0}_doc_ops, \
+                 m.{0}_doc_changes",
+                k.name()
+            )
+        })
+        .join(", ")
+});
+
+/// A member's sync check (`?1`, at `?2`) from the documents themselves: read again under the
+/// lock by a sync past "nothing changed", and by the long poll. The headers come from the index
 /// `documents_headers` (migration 031), never from a document's row.
 pub(super) static SYNC_CHECK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -604,19 +625,49 @@ pub(super) static SYNC_CHECK_SQL: std::sync::LazyLock<String> = std::sync::LazyL
 });
 
 /// The device `?3`'s row, and member `?1`'s check at `?2` only when the device is that member's:
-/// one row per document, or one with no document. The statement every sync starts with.
+/// the statement every sync starts with. One row: the device's, joined by key to the member's,
+/// which holds copies of the document headers, so "nothing changed" reads two rows.
 pub(super) static DEVICE_AND_CHECK_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| {
         format!(
             "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
-                    dev.last_seen_at, {}
+                    dev.last_seen_at, {}, {}
              FROM devices dev
              LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = ?1
-             LEFT JOIN documents d ON d.member_id = m.member_id
              WHERE dev.device_id = ?3",
-            *CHECK_COLUMNS
+            *MEMBER_HEADER_COLUMNS, *PENDING_COLUMNS
         )
     });
+
+/// The check in a row of [`DEVICE_AND_CHECK_SQL`], from column `at`: a header for each document
+/// the member has, and the pending flags when it has any (as [`read_check_row`] reads them).
+fn read_member_check(r: &rusqlite::Row<'_>, at: usize) -> Result<SyncCheck, StorageError> {
+    let mut check = SyncCheck::default();
+    for (i, kind) in DocKind::ALL.into_iter().enumerate() {
+        let c = at + i * HEADER_FIELDS;
+        let Some(version) = r.get::<_, Option<i64>>(c).map_err(backend)? else {
+            continue;
+        };
+        let epoch: i64 = r.get(c + 1).map_err(backend)?;
+        check.documents.push(DocHeader {
+            kind,
+            version,
+            epoch: u64::try_from(epoch).map_err(backend)?,
+            summary: summary_from(
+                r.get(c + 2).map_err(backend)?,
+                r.get(c + 3).map_err(backend)?,
+                r.get(c + 4).map_err(backend)?,
+            ),
+        });
+    }
+    if !check.documents.is_empty() {
+        let p = at + DocKind::ALL.len() * HEADER_FIELDS;
+        check.card_behind = r.get(p).map_err(backend)?;
+        check.offers_pending = r.get(p + 1).map_err(backend)?;
+        check.inbox_pending = r.get(p + 2).map_err(backend)?;
+    }
+    Ok(check)
+}
 
 /// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
 /// member's pending flags from its first document row; a row with no document adds nothing.

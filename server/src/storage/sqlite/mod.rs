@@ -77,6 +77,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/029_tier_moves.sql"),
     include_str!("../../../migrations/sqlite/030_document_tails.sql"),
     include_str!("../../../migrations/sqlite/031_document_headers.sql"),
+    include_str!("../../../migrations/sqlite/032_member_document_headers.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
