@@ -212,7 +212,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 pub fn body_timeout(rejection: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
     let mut cause = rejection.source();
     while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<crate::http::body_timeout::BodyTimedOut>() {
             return Some(ApiError::request_timeout());
         }
         cause = e.source();

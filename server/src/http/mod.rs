@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod body_timeout;
 pub mod console;
 pub mod console_session;
 pub mod device;
@@ -50,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
 fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
     let limit = app.config.max_body_bytes;
     let edge = app.config.edge.clone();
+    let body_read_timeout = edge.body_read_timeout;
     let Routes {
         limited,
         waiting,
@@ -77,8 +79,10 @@ fn router_guarded(app: Arc<App>, guard: Arc<guard::Guard>) -> Router {
             app.clone(),
             audit::audit_writes,
         ))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            edge.body_read_timeout,
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: axum::extract::Request| {
+                request.map(|body| body_timeout::TimeoutBody::new(body_read_timeout, body))
+            },
         ));
     edge::limited(limited, &edge)
         .merge(waiting)

@@ -5,8 +5,10 @@
 //! Labels are the matched route template (`/v1/members/{member_id}/sync`), never the raw path:
 //! member and device ids would make a series per member. The access line has the method, the
 //! template, the status, the duration and the answer's length — no query string, no header, no
-//! id — so it carries neither credentials nor personal data. The template strings are interned
-//! once each ([`route_label`]), so a request costs two metric updates and no allocation.
+//! id — so it carries neither credentials nor personal data. Each template is interned once with
+//! its metric handles ([`route_metrics`]), so a request costs two atomic updates: no allocation,
+//! and no look-up of a series by its name and labels (about 2,000 instructions a request when
+//! the `metrics` macros did it each time, docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -30,27 +32,21 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| route_label(p.as_str()));
-    let method = method_label(request.method());
+        .map_or("unmatched", |p| p.as_str());
+    let route = route_metrics(route);
+    let method = Methods::of(request.method());
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status();
-    metrics::counter!(
-        HTTP_REQUESTS,
-        "route" => route,
-        "method" => method,
-        "status" => status_class(status)
-    )
-    .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    route.requests(method, status).increment(1);
+    route.duration(method).record(elapsed.as_secs_f64());
     if app.config.access_log {
         // The body's exact length, known for every answer but a stream (which logs none).
         let bytes = axum::body::HttpBody::size_hint(response.body()).exact();
         tracing::info!(
             target: ACCESS_TARGET,
-            method,
-            route,
+            method = METHODS[method],
+            route = route.label,
             status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             bytes,
@@ -60,47 +56,93 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
     response
 }
 
-/// The route template as a `'static` string: each distinct template (a few dozen, from the route
-/// table) is leaked once, then found by a read lock.
-fn route_label(template: &str) -> &'static str {
-    static ROUTES: OnceLock<RwLock<HashMap<String, &'static str>>> = OnceLock::new();
+/// The method labels; every non-standard method is `other` (a client picks the method; it must
+/// not pick label values).
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "other",
+];
+
+/// The status classes, the third label of the request count.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// An index into [`METHODS`].
+struct Methods;
+
+impl Methods {
+    fn of(method: &Method) -> usize {
+        match *method {
+            Method::GET => 0,
+            Method::POST => 1,
+            Method::PUT => 2,
+            Method::DELETE => 3,
+            Method::PATCH => 4,
+            Method::HEAD => 5,
+            Method::OPTIONS => 6,
+            _ => 7,
+        }
+    }
+}
+
+/// An index into [`STATUS_CLASSES`].
+fn status_class(status: StatusCode) -> usize {
+    match status.as_u16() {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// A route template's label and its series, each registered with the recorder the first time a
+/// request needs it. The recorder is installed before the router serves (`crate::http::router`),
+/// so a handle taken here is the recorder's and stays valid.
+struct RouteMetrics {
+    label: &'static str,
+    requests: [[OnceLock<metrics::Counter>; STATUS_CLASSES.len()]; METHODS.len()],
+    durations: [OnceLock<metrics::Histogram>; METHODS.len()],
+}
+
+impl RouteMetrics {
+    fn requests(&self, method: usize, status: StatusCode) -> &metrics::Counter {
+        let class = status_class(status);
+        self.requests[method][class].get_or_init(|| {
+            metrics::counter!(
+                HTTP_REQUESTS,
+                "route" => self.label,
+                "method" => METHODS[method],
+                "status" => STATUS_CLASSES[class]
+            )
+        })
+    }
+
+    fn duration(&self, method: usize) -> &metrics::Histogram {
+        self.durations[method].get_or_init(|| {
+            metrics::histogram!(HTTP_DURATION, "route" => self.label, "method" => METHODS[method])
+        })
+    }
+}
+
+/// The route template's metrics: each distinct template (a few dozen, from the route table) is
+/// leaked once, then found by a read lock.
+fn route_metrics(template: &str) -> &'static RouteMetrics {
+    static ROUTES: OnceLock<RwLock<HashMap<String, &'static RouteMetrics>>> = OnceLock::new();
     let routes = ROUTES.get_or_init(Default::default);
-    if let Some(label) = routes
+    if let Some(route) = routes
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .get(template)
     {
-        return label;
+        return route;
     }
     let mut routes = routes.write().unwrap_or_else(|p| p.into_inner());
-    routes
-        .entry(template.to_string())
-        .or_insert_with(|| Box::leak(template.to_string().into_boxed_str()))
-}
-
-/// The method, with every non-standard one as `other` (a client picks the method; it must not
-/// pick label values).
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    routes.entry(template.to_string()).or_insert_with(|| {
+        Box::leak(Box::new(RouteMetrics {
+            label: Box::leak(template.to_string().into_boxed_str()),
+            requests: Default::default(),
+            durations: Default::default(),
+        }))
+    })
 }
 
 #[cfg(test)]
@@ -109,11 +151,19 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
-        assert_eq!(status_class(StatusCode::SERVICE_UNAVAILABLE), "5xx");
-        assert_eq!(status_class(StatusCode::NO_CONTENT), "2xx");
-        let a = route_label("/v1/members/{member_id}/sync");
-        let b = route_label(&String::from("/v1/members/{member_id}/sync"));
+        assert_eq!(
+            METHODS[Methods::of(&Method::from_bytes(b"BREW").unwrap())],
+            "other"
+        );
+        assert_eq!(METHODS[Methods::of(&Method::PATCH)], "PATCH");
+        assert_eq!(
+            STATUS_CLASSES[status_class(StatusCode::SERVICE_UNAVAILABLE)],
+            "5xx"
+        );
+        assert_eq!(STATUS_CLASSES[status_class(StatusCode::NO_CONTENT)], "2xx");
+        let a = route_metrics("/v1/members/{member_id}/sync");
+        let b = route_metrics(&String::from("/v1/members/{member_id}/sync"));
         assert!(std::ptr::eq(a, b), "a template is interned once");
+        assert_eq!(a.label, "/v1/members/{member_id}/sync");
     }
 }
