@@ -1,8 +1,9 @@
 -- Each of a member's four document headers (version, epoch, summary) copied into the member's own
 -- row, kept by a trigger: as SQLite's 032 (the reasons are there). The sync's first statement
 -- reads the device's row and the member's, and no document row. The trigger runs in the
--- transaction of every write of a document, whatever wrote it, so the copy is never stale; the
--- document writers lock a document's row before its member's, as the trigger does.
+-- transaction of every write of a document, whatever wrote it, so the copy is never stale. The
+-- trigger locks the member's row after the document's: every writer of a document takes the
+-- member's row first (`update_document`), or two writers of one member's documents deadlock.
 ALTER TABLE members
     ADD COLUMN card_doc_version BIGINT,
     ADD COLUMN card_doc_epoch BIGINT,

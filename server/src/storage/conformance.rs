@@ -539,6 +539,40 @@ pub async fn two_commits_at_one_version_one_conflicts(s: Arc<dyn Storage>) {
     assert_eq!((stored[0].version, &stored[0].bytes), (2, &vec![winner]));
 }
 
+/// A commit of two documents racing a commit of one of them, again and again: each ends committed
+/// or in conflict, never in an error. Every write of a document also writes the member's row (the
+/// copies of the headers the sync reads), so the member's row must be taken before a document's
+/// in every transaction, or the two would wait for each other.
+pub async fn commits_of_several_documents_and_of_one_never_deadlock(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    let write = |s: Arc<dyn Storage>, docs: Vec<DocWrite>| {
+        tokio::spawn(async move { s.commit("m1", None, docs, Vec::new(), None).await })
+    };
+    for round in 0..40u8 {
+        let stored = s
+            .load_documents("m1", &[DocKind::Card, DocKind::Inbox])
+            .await
+            .unwrap();
+        let version = |k: DocKind| stored.iter().find(|d| d.kind == k).unwrap().version;
+        let (card, inbox) = (version(DocKind::Card), version(DocKind::Inbox));
+        let both = vec![
+            doc(DocKind::Card, card, &[round], false),
+            doc(DocKind::Inbox, inbox, &[round], false),
+        ];
+        let one = vec![doc(DocKind::Inbox, inbox, &[round, 1], false)];
+        let (a, b) = tokio::join!(write(s.clone(), both), write(s.clone(), one));
+        let outcomes = [a.unwrap(), b.unwrap()];
+        assert!(
+            outcomes.iter().all(Result::is_ok),
+            "round {round}: {outcomes:?}"
+        );
+        assert!(
+            outcomes.iter().any(|o| matches!(o, Ok(Commit::Committed))),
+            "round {round}: {outcomes:?}"
+        );
+    }
+}
+
 /// `revoke_device`, `set_blocked`: both report whether they found what they name.
 pub async fn devices_are_revoked_and_members_blocked(s: Arc<dyn Storage>) {
     member(&s, "m1", "6270000000000001").await;
@@ -3357,6 +3391,7 @@ macro_rules! storage_conformance {
             documents_commit_under_their_version,
             appends_follow_the_document_until_a_whole_save,
             two_commits_at_one_version_one_conflicts,
+            commits_of_several_documents_and_of_one_never_deadlock,
             devices_are_revoked_and_members_blocked,
             pin_tries_are_counted_and_lock,
             members_are_found_by_reference,

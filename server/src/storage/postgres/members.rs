@@ -295,9 +295,11 @@ impl MemberStore for PgStorage {
             let (digest, ops, changes) = summary_columns(summary)?;
             client
                 .exec(
-                    "UPDATE documents SET summary_digest = $1, summary_ops = $2, summary_changes = $3
+                    // The member's row first, as every write of a document (`update_document`).
+                    "WITH m AS (SELECT 1 FROM members WHERE member_id = $4 FOR NO KEY UPDATE)
+                     UPDATE documents SET summary_digest = $1, summary_ops = $2, summary_changes = $3
                      WHERE member_id = $4 AND kind = $5 AND version = $6
-                       AND summary_digest IS NULL",
+                       AND summary_digest IS NULL AND EXISTS (SELECT 1 FROM m)",
                     &[&digest, &ops, &changes, &member_id, &i64::from(kind.code()), version],
                 )
                 .await
@@ -336,8 +338,9 @@ impl MemberStore for PgStorage {
         peer_states: Vec<(DocKind, Vec<u8>)>,
         mirror: Option<MemberState>,
     ) -> Result<Commit, StorageError> {
-        // Rows are locked in one order (by kind) so two commits of one member's documents wait
-        // for each other instead of deadlocking; the writes are one transaction either way.
+        // Rows are locked in one order — the member's row first (`update_document`), then the
+        // documents by kind — so two commits of one member's documents wait for each other
+        // instead of deadlocking; the writes are one transaction either way.
         documents.sort_by_key(|d| d.kind.code());
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
@@ -507,6 +510,15 @@ async fn mirror_member(
 
 /// Writes one document if it is still at its expected version, in the caller's transaction;
 /// false (nothing written) when it is not.
+///
+/// Every write of a document takes its member's row before the document's (`FOR NO KEY UPDATE`,
+/// the lock the `UPDATE` would take, so foreign-key checks of other tables still pass). The
+/// trigger that copies a document's header into the member's row (migration 032) locks the
+/// member's row after the document's; a transaction writing two documents would then hold the
+/// member's row while it waits for the second document, and a writer of that document would hold
+/// the document while it waits for the member's row: a deadlock, seen in the conformance suite
+/// (`commits_of_several_documents_and_of_one_never_deadlock`). Taken first, the member's row
+/// orders every writer of the member's documents.
 pub(super) async fn update_document(
     tx: &Transaction<'_>,
     member_id: &str,
@@ -515,17 +527,21 @@ pub(super) async fn update_document(
     // One statement either way. An append leaves `data` as it is (PostgreSQL keeps an unchanged
     // TOASTed value's pointer, never its bytes, in the new row) and adds the change as a tail; a
     // whole save replaces `data` and drops the tails. Automerge loads a save followed by change
-    // chunks as one document.
+    // chunks as one document. `m` takes the member's row first (see above).
     let sql = if d.append {
-        "WITH d AS (UPDATE documents SET version = version + 1,
+        "WITH m AS (SELECT 1 FROM members WHERE member_id = $2 FOR NO KEY UPDATE),
+              d AS (UPDATE documents SET version = version + 1,
                         summary_digest = $5, summary_ops = $6, summary_changes = $7
-                    WHERE member_id = $2 AND kind = $3 AND version = $4 RETURNING version)
+                    WHERE member_id = $2 AND kind = $3 AND version = $4
+                      AND EXISTS (SELECT 1 FROM m) RETURNING version)
          INSERT INTO document_tails (member_id, kind, version, data)
          SELECT $2, $3, d.version, $1 FROM d"
     } else {
-        "WITH d AS (UPDATE documents SET data = $1, version = version + 1,
+        "WITH m AS (SELECT 1 FROM members WHERE member_id = $2 FOR NO KEY UPDATE),
+              d AS (UPDATE documents SET data = $1, version = version + 1,
                         summary_digest = $5, summary_ops = $6, summary_changes = $7
-                    WHERE member_id = $2 AND kind = $3 AND version = $4 RETURNING 1),
+                    WHERE member_id = $2 AND kind = $3 AND version = $4
+                      AND EXISTS (SELECT 1 FROM m) RETURNING 1),
               t AS (DELETE FROM document_tails
                     WHERE member_id = $2 AND kind = $3 AND EXISTS (SELECT 1 FROM d))
          SELECT 1 FROM d"
