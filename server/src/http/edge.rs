@@ -10,9 +10,9 @@
 //! - **Requests** ([`limited`], on every route but the long poll and `/healthz`): at most
 //!   `max_in_flight` at once, the rest shed at once with `503 overloaded` and `Retry-After`
 //!   (tower's `ConcurrencyLimit` under `LoadShed`), and `request_timeout` for the whole request
-//!   (tower's `Timeout`, `408 request_timeout`). Every route's body is read under tower-http's
-//!   `RequestBodyTimeout` (`body_read_timeout` between two pieces of a body). Long polls are
-//!   bounded per device by [`crate::live`] and overall by the connection limit.
+//!   (tower's `Timeout`, `408 request_timeout`). Every route's body is read under
+//!   [`crate::http::body_timeout`] (`body_read_timeout` between two pieces of a body). Long polls
+//!   are bounded per device by [`crate::live`] and overall by the connection limit.
 //! - **Shutdown**: stop accepting, answer open long polls at once ([`crate::live::Live::close`]),
 //!   let requests in progress finish for up to `shutdown_grace` (hyper-util's
 //!   `GracefulShutdown`, which also stops keep-alive), then drop what is left.

@@ -6,9 +6,9 @@
 //! member and device ids would make a series per member. The access line has the method, the
 //! template, the status, the duration and the answer's length — no query string, no header, no
 //! id — so it carries neither credentials nor personal data. Each template is interned once with
-//! its metric handles ([`route_metrics`]), so a request costs two atomic updates: no allocation,
-//! and no look-up of a series by its name and labels (about 2,000 instructions a request when
-//! the `metrics` macros did it each time, docs/benchmarks.md).
+//! its metric handles (`route_metrics`), so a request updates two handles it holds: no
+//! allocation, and no look-up of a series by its name and labels (about 2,000 instructions a
+//! request when the `metrics` macros did it each time, docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -34,7 +34,7 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str());
     let route = route_metrics(route);
-    let method = Methods::of(request.method());
+    let method = method_index(request.method());
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status();
@@ -66,20 +66,16 @@ const METHODS: [&str; 8] = [
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// An index into [`METHODS`].
-struct Methods;
-
-impl Methods {
-    fn of(method: &Method) -> usize {
-        match *method {
-            Method::GET => 0,
-            Method::POST => 1,
-            Method::PUT => 2,
-            Method::DELETE => 3,
-            Method::PATCH => 4,
-            Method::HEAD => 5,
-            Method::OPTIONS => 6,
-            _ => 7,
-        }
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
@@ -152,10 +148,10 @@ mod tests {
     #[test]
     fn labels_are_bounded() {
         assert_eq!(
-            METHODS[Methods::of(&Method::from_bytes(b"BREW").unwrap())],
+            METHODS[method_index(&Method::from_bytes(b"BREW").unwrap())],
             "other"
         );
-        assert_eq!(METHODS[Methods::of(&Method::PATCH)], "PATCH");
+        assert_eq!(METHODS[method_index(&Method::PATCH)], "PATCH");
         assert_eq!(
             STATUS_CLASSES[status_class(StatusCode::SERVICE_UNAVAILABLE)],
             "5xx"
