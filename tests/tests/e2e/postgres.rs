@@ -213,6 +213,66 @@ fn a_database_migrated_by_a_newer_program_is_refused_and_left_alone() {
 /// A ledger row written before structured reasons (a database at the version before
 /// `021_ledger_reasons`) reads back after the upgrade with its text kept and the code its rule implies.
 #[test]
+fn members_from_before_the_header_copies_are_checked_from_copies_of_their_documents() {
+    use loyalty_server::storage::MemberStore;
+    rt().block_on(async {
+        let pg = Postgres::get();
+        let url = pg.database();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "032_member_document_headers")
+            .expect("the header copies' migration");
+        psql(
+            &url,
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        );
+        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
+            psql(&url, sql);
+            psql(
+                &url,
+                &format!(
+                    "INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}')",
+                    i + 1
+                ),
+            );
+        }
+        psql(
+            &url,
+            "INSERT INTO members (member_id, card_number, external_ref, created_at)
+                 VALUES ('old', '6270000000000009', NULL, 1), ('bare', '6270000000000017', NULL, 1);
+             INSERT INTO documents (member_id, kind, version, data, epoch, summary_digest,
+                 summary_ops, summary_changes)
+                 VALUES ('old', 0, 7, '\\x01', 2, '\\x0102030405060708', 40, 4),
+                        ('old', 2, 3, '\\x02', 0, NULL, NULL, NULL);
+             INSERT INTO devices (device_id, member_id, secret_hash, name, created_at)
+                 VALUES ('old-phone', 'old', decode(repeat('00', 32), 'hex'), 'phone', 1),
+                        ('bare-phone', 'bare', decode(repeat('00', 32), 'hex'), 'phone', 1);",
+        );
+        let storage = PgStorage::connect(&url, 1).await.expect("the upgrade");
+        for (device, member, documents) in [("old-phone", "old", 2), ("bare-phone", "bare", 0)] {
+            let (found, check) = storage
+                .device_and_sync_check(device, member, 0)
+                .await
+                .unwrap();
+            assert!(found.is_some(), "{device}");
+            assert_eq!(check.documents.len(), documents, "{check:?}");
+            assert_eq!(check, storage.sync_check(member, 0).await.unwrap());
+        }
+        let (_, check) = storage
+            .device_and_sync_check("old-phone", "old", 0)
+            .await
+            .unwrap();
+        let card = &check.documents[0];
+        assert_eq!((card.version, card.epoch), (7, 2));
+        assert_eq!(
+            card.summary.map(|s| (s.digest, s.ops)),
+            Some(([1, 2, 3, 4, 5, 6, 7, 8], 40))
+        );
+    });
+}
+
+#[test]
 fn a_ledger_row_from_before_reasons_reads_with_the_code_its_rule_implies() {
     use loyalty_core::reasons::{ReasonCode, ReasonParams};
     use loyalty_server::storage::LedgerStore;
