@@ -626,13 +626,15 @@ pub(super) static SYNC_CHECK_SQL: std::sync::LazyLock<String> = std::sync::LazyL
 
 /// The device `?3`'s row, and member `?1`'s check at `?2` only when the device is that member's:
 /// the statement every sync starts with. One row: the device's, joined by key to the member's,
-/// which holds copies of the document headers, so "nothing changed" reads two rows.
+/// which holds copies of the document headers, so "nothing changed" reads two rows. The device
+/// is read from its covering index (migration 033), which the planner would pass over for the
+/// unique index on its id and a second seek into the table.
 pub(super) static DEVICE_AND_CHECK_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| {
         format!(
             "SELECT dev.device_id, dev.member_id, dev.secret_hash, dev.revoked_at IS NOT NULL,
                     dev.last_seen_at, {}, {}
-             FROM devices dev
+             FROM devices dev INDEXED BY devices_for_sync
              LEFT JOIN members m ON m.member_id = dev.member_id AND dev.member_id = ?1
              WHERE dev.device_id = ?3",
             *MEMBER_HEADER_COLUMNS, *PENDING_COLUMNS

@@ -78,6 +78,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/030_document_tails.sql"),
     include_str!("../../../migrations/sqlite/031_document_headers.sql"),
     include_str!("../../../migrations/sqlite/032_member_document_headers.sql"),
+    include_str!("../../../migrations/sqlite/033_devices_for_sync.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {
