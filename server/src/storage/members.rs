@@ -127,6 +127,26 @@ pub struct SyncCheck {
     pub inbox_pending: bool,
 }
 
+/// Columns of one document's header among [`MEMBER_HEADER_COLUMNS`].
+pub(crate) const HEADER_FIELDS: usize = 5;
+
+/// The copies of the four document headers in the member's row (`m`), as both backends name them
+/// (migration 032 of each, kept by triggers on `documents`): `<kind>_doc_<field>`, in the order
+/// of [`DocKind::ALL`], [`HEADER_FIELDS`] columns each — version (NULL: no such document), epoch,
+/// and the summary's digest, operations and changes.
+pub(crate) static MEMBER_HEADER_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        DocKind::ALL
+            .map(|k| {
+                format!(
+                    "m.{0}_doc_version, m.{0}_doc_epoch, m.{0}_doc_digest, m.{0}_doc_ops, \
+                     m.{0}_doc_changes",
+                    k.name()
+                )
+            })
+            .join(", ")
+    });
+
 /// A document to store, if it is still at `expected_version`.
 pub struct DocWrite {
     pub kind: DocKind,

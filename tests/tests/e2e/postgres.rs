@@ -210,33 +210,40 @@ fn a_database_migrated_by_a_newer_program_is_refused_and_left_alone() {
     });
 }
 
-/// A ledger row written before structured reasons (a database at the version before
-/// `021_ledger_reasons`) reads back after the upgrade with its text kept and the code its rule implies.
+/// A fresh database at the version before `migration`, its migrations recorded as the program
+/// records them, so that connecting upgrades it from there.
+fn migrated_to_before(url: &str, migration: &str) {
+    let before = MIGRATIONS
+        .iter()
+        .position(|(name, _)| *name == migration)
+        .unwrap_or_else(|| panic!("no migration {migration}"));
+    psql(
+        url,
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    );
+    for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
+        psql(url, sql);
+        psql(
+            url,
+            &format!(
+                "INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}')",
+                i + 1
+            ),
+        );
+    }
+}
+
+/// Members and documents written before the header copies (a database at the version before
+/// `032_member_document_headers`) are checked, after the upgrade, from the copies it filled in:
+/// the same answer as from the documents themselves, for a member with documents and one without.
 #[test]
 fn members_from_before_the_header_copies_are_checked_from_copies_of_their_documents() {
     use loyalty_server::storage::MemberStore;
     rt().block_on(async {
         let pg = Postgres::get();
         let url = pg.database();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "032_member_document_headers")
-            .expect("the header copies' migration");
-        psql(
-            &url,
-            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
-                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        );
-        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
-            psql(&url, sql);
-            psql(
-                &url,
-                &format!(
-                    "INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}')",
-                    i + 1
-                ),
-            );
-        }
+        migrated_to_before(&url, "032_member_document_headers");
         psql(
             &url,
             "INSERT INTO members (member_id, card_number, external_ref, created_at)
@@ -272,6 +279,8 @@ fn members_from_before_the_header_copies_are_checked_from_copies_of_their_docume
     });
 }
 
+/// A ledger row written before structured reasons (a database at the version before
+/// `021_ledger_reasons`) reads back after the upgrade with its text kept and the code its rule implies.
 #[test]
 fn a_ledger_row_from_before_reasons_reads_with_the_code_its_rule_implies() {
     use loyalty_core::reasons::{ReasonCode, ReasonParams};
@@ -279,25 +288,7 @@ fn a_ledger_row_from_before_reasons_reads_with_the_code_its_rule_implies() {
     rt().block_on(async {
         let pg = Postgres::get();
         let url = pg.database();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "021_ledger_reasons")
-            .expect("the reasons migration");
-        psql(
-            &url,
-            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
-                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        );
-        for (i, (name, sql)) in MIGRATIONS[..before].iter().enumerate() {
-            psql(&url, sql);
-            psql(
-                &url,
-                &format!(
-                    "INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}')",
-                    i + 1
-                ),
-            );
-        }
+        migrated_to_before(&url, "021_ledger_reasons");
         psql(
             &url,
             "INSERT INTO members (member_id, card_number, external_ref, created_at)

@@ -15,6 +15,7 @@ use loyalty_core::member::MemberState;
 use super::messages::INBOX_PENDING;
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
 use super::{PgStorage, backend, hash_from};
+use crate::storage::members::{HEADER_FIELDS, MEMBER_HEADER_COLUMNS};
 use crate::storage::{
     Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
     MemberStore, NewDevice, NewMember, Redemption, StorageError, StoredDoc, SyncCheck,
@@ -607,23 +608,6 @@ static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// offers and inbox entries not yet projected.
 static PENDING_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}")
-});
-
-/// Columns of a document's header in [`MEMBER_HEADER_COLUMNS`].
-const HEADER_FIELDS: usize = 5;
-
-/// The copies of the four document headers in the member's row (migration 032, kept by a
-/// trigger), in the order of [`DocKind::ALL`], [`HEADER_FIELDS`] columns each.
-static MEMBER_HEADER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    DocKind::ALL
-        .map(|k| {
-            format!(
-                "m.{0}_doc_version, m.{0}_doc_epoch, m.{0}_doc_digest, m.{0}_doc_ops, \
-                 m.{0}_doc_changes",
-                k.name()
-            )
-        })
-        .join(", ")
 });
 
 /// The check in a row holding [`MEMBER_HEADER_COLUMNS`] then [`PENDING_COLUMNS`] from column

@@ -10,6 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use super::messages::INBOX_PENDING;
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
 use super::{SqliteStorage, backend, cached_row, hash_from};
+use crate::storage::members::{HEADER_FIELDS, MEMBER_HEADER_COLUMNS};
 use crate::storage::{
     Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
     MemberStore, NewDevice, NewMember, Redemption, StorageError, StoredDoc, SyncCheck,
@@ -593,23 +594,6 @@ static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
         "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}",
         *PENDING_COLUMNS
     )
-});
-
-/// Columns of a document's header in a row of [`DEVICE_AND_CHECK_SQL`].
-const HEADER_FIELDS: usize = 5;
-
-/// The copies of the four document headers in the member's row (migration 032, kept by
-/// triggers), in the order of [`DocKind::ALL`], [`HEADER_FIELDS`] columns each.
-static MEMBER_HEADER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    DocKind::ALL
-        .map(|k| {
-            format!(
-                "m.{0}_doc_version, m.{0}_doc_epoch, m.{0}_doc_digest, m.{0}_doc_ops, \
-                 m.{0}_doc_changes",
-                k.name()
-            )
-        })
-        .join(", ")
 });
 
 /// A member's sync check (`?1`, at `?2`) from the documents themselves: read again under the
