@@ -7,7 +7,9 @@
 //!
 //! `members.card_revision` records which revision of the member's points the card shows; the card
 //! is behind while it is lower than `members.revision`, which every posting raises. Checking that is
-//! one indexed read, so a sync when nothing happened costs nothing more.
+//! one indexed read, so a sync when nothing happened costs nothing more. Each ledger movement
+//! carries the revision it was posted at, so a catch-up reads only the movements above the card's
+//! revision — one or two for a live update, whatever the member's history — not the newest fifty.
 //!
 //! Every catch-up adds a change to the card's history; once the history is past the server's
 //! epoch policy, the card starts afresh from its current state (`crate::projection::epochs`).
@@ -136,7 +138,7 @@ pub(crate) fn show(
     let standing = standing(programme, &tier, source.book.qualifying, &book, now);
     card::show(
         &mut card.doc,
-        &source.recent,
+        &source.unseen,
         book.available(now),
         &tier.tier,
         &standing,

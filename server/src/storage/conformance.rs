@@ -1244,9 +1244,9 @@ pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>)
         .expect("source");
     assert_eq!(source.book.revision, after.revision);
     assert_eq!(source.book.card_version, Some(1));
-    assert_eq!(source.recent.len(), 1);
+    assert_eq!(source.unseen.len(), 1);
     assert_eq!(
-        (source.recent[0].points, source.recent[0].rule.as_str()),
+        (source.unseen[0].points, source.unseen[0].rule.as_str()),
         (10, "base")
     );
     let stored = s
@@ -1271,6 +1271,25 @@ pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>)
     let card = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
     assert_eq!(card[0].bytes, vec![DocKind::Card.code(), 4, 2]);
     assert_eq!(book(&s, "m1").await.card_revision, after.revision);
+    let shown = s.card_source("m1", Metric::Spend, 0, 50).await.unwrap();
+    assert!(
+        shown.expect("source").unseen.is_empty(),
+        "the card shows the purchase already"
+    );
+
+    // A purchase made offline a day earlier and posted now is new to the card all the same: the
+    // card reads what was posted since its revision, not what happened since its newest entry.
+    let mut late = purchase("till:t1:k2", "m1", after.revision, 10, 3);
+    late.at_ms = NOW - DAY;
+    late.movements[0].tx_id = "tx-late".into();
+    assert_eq!(s.post(late).await.unwrap(), PostOutcome::Posted);
+    let source = s
+        .card_source("m1", Metric::Spend, 0, 50)
+        .await
+        .unwrap()
+        .expect("source");
+    let unseen: Vec<_> = source.unseen.iter().map(|e| e.tx_id.as_str()).collect();
+    assert_eq!(unseen, ["tx-late"]);
     assert!(
         s.card_source("nope", Metric::Spend, 0, 50)
             .await
@@ -1563,7 +1582,7 @@ pub async fn a_structured_reason_round_trips(s: Arc<dyn Storage>) {
         .await
         .unwrap()
         .expect("source");
-    let mut read: Vec<_> = source.recent.clone();
+    let mut read: Vec<_> = source.unseen.clone();
     read.sort_by(|a, b| a.tx_id.cmp(&b.tx_id));
     let back = |m: &LedgerMovement| {
         read.iter()
@@ -1675,11 +1694,11 @@ pub async fn an_operators_posting_records_the_operator(s: Arc<dyn Storage>) {
     assert_eq!(source.book.state.balance, 15);
     assert!(
         source
-            .recent
+            .unseen
             .iter()
             .any(|e| e.rule == "adjust:goodwill" && e.points == 5),
         "{:?}",
-        source.recent
+        source.unseen
     );
 
     // A debit computed as if the lot held more than it does: the lot's CHECK refuses it.

@@ -219,12 +219,12 @@ pub struct MemberBook {
     pub offers: Vec<crate::storage::offers::TillOffer>,
 }
 
-/// What the member's card document must show: their book and their most recent ledger movements
-/// (newest first).
+/// What the member's card document must show: their book, and the ledger movements posted since
+/// the revision the card shows (`book.card_revision`), newest first.
 #[derive(Debug, Clone)]
 pub struct CardSource {
     pub book: MemberBook,
-    pub recent: Vec<LedgerEntry>,
+    pub unseen: Vec<LedgerEntry>,
 }
 
 /// See [`LedgerStore::purchase_context`].
@@ -340,8 +340,11 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Whether the member's card document shows an older revision of their points than the
     /// ledger has (false for an unknown member).
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError>;
-    /// The member's book (as [`LedgerStore::member_book`], without offers) with their `limit`
-    /// most recent ledger movements, from one snapshot.
+    /// The member's book (as [`LedgerStore::member_book`], without offers) with the `limit` most
+    /// recent (by time, then transaction id) of the ledger movements the card has not shown:
+    /// those posted at a revision above the card's, whenever they happened (an offline purchase
+    /// is posted late with the time it was made). From one snapshot. A card that is up to date
+    /// reads no movement at all, however long the member's history.
     async fn card_source(
         &self,
         member_id: &str,

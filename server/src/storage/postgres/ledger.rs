@@ -82,9 +82,9 @@ const WRITE_POSTING: &str = "
         RETURNING idempotency_key, member_id),
     movements AS (
         INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at,
-                            rule, reason_code, reason_params, available_at)
+                            rule, reason_code, reason_params, available_at, revision)
         SELECT t.tx_id, p.member_id, p.idempotency_key, t.points, t.reason, $15, $16, $20, t.rule,
-               t.reason_code, t.reason_params, t.available_at
+               t.reason_code, t.reason_params, t.available_at, $10::BIGINT + 1
         FROM posting p,
              unnest($22::TEXT[], $23::BIGINT[], $24::TEXT[], $25::TEXT[], $36::TEXT[],
                     $37::TEXT[], $38::BIGINT[])
@@ -589,20 +589,28 @@ async fn read_session_book(
     Ok((Some(session), book))
 }
 
-/// The member's `limit` most recent ledger movements, newest first, as the card shows them.
-async fn read_recent_movements(
+/// The member's ledger movements posted after a revision, newest first, at most a number. The
+/// `OFFSET 0` keeps the order and the limit out of the inner query's plan: with them, the generic
+/// plan of a prepared statement walks the time index backwards (no sort), filtering every movement
+/// of the member by revision — the history this read is there to avoid. Public for the plan's
+/// test (tests/tests/e2e/postgres.rs).
+pub const UNSEEN_MOVEMENTS_SQL: &str = "
+    SELECT * FROM (
+        SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
+        FROM ledger WHERE member_id = $1 AND revision > $2 OFFSET 0) unseen
+    ORDER BY at DESC, tx_id DESC LIMIT $3";
+
+/// The member's `limit` most recent ledger movements posted after `card_revision`, newest first,
+/// as the card shows them (see [`LedgerStore::card_source`]).
+async fn read_unseen_movements(
     conn: &impl GenericClient,
     member_id: &str,
+    card_revision: i64,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StorageError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn
-        .fetch_all(
-            "SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
-             FROM ledger WHERE member_id = $1
-             ORDER BY at DESC, tx_id DESC LIMIT $2",
-            &[&member_id, &limit],
-        )
+        .fetch_all(UNSEEN_MOVEMENTS_SQL, &[&member_id, &card_revision, &limit])
         .await
         .map_err(backend)?;
     rows.iter().map(entry_row).collect()
@@ -830,8 +838,8 @@ impl LedgerStore for PgStorage {
             let Some(book) = read_book(tx, member_id, metric, window_start_ms, None).await? else {
                 return Ok(None);
             };
-            let recent = read_recent_movements(tx, member_id, limit).await?;
-            Ok(Some(CardSource { book, recent }))
+            let unseen = read_unseen_movements(tx, member_id, book.card_revision, limit).await?;
+            Ok(Some(CardSource { book, unseen }))
         })
         .await
     }

@@ -32,6 +32,8 @@ pub mod schema;
 mod segments;
 mod watch;
 
+pub use ledger::UNSEEN_MOVEMENTS_SQL;
+
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction,
 };

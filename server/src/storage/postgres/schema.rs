@@ -140,6 +140,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "032_member_document_headers",
         include_str!("../../../migrations/postgres/032_member_document_headers.sql"),
     ),
+    (
+        "033_ledger_revisions",
+        include_str!("../../../migrations/postgres/033_ledger_revisions.sql"),
+    ),
 ];
 
 /// The advisory lock key the migration runner holds ("LYLS", as SQLite's application id).

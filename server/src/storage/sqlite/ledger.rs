@@ -110,8 +110,8 @@ pub(super) fn apply_posting(
     let mut ledger = tx
         .prepare_cached(
             "INSERT INTO ledger (tx_id, member_id, posting, points, reason, till_id, receipt_id, at, rule,
-                                 reason_code, reason_params, available_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                 reason_code, reason_params, available_at, revision)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .map_err(backend)?;
     for m in &p.movements {
@@ -128,7 +128,8 @@ pub(super) fn apply_posting(
                 m.rule,
                 m.reason_code.as_str(),
                 m.reason_params.to_stored(),
-                m.available_at_ms
+                m.available_at_ms,
+                p.expected_revision + 1
             ])
             .map_err(backend)?;
     }
@@ -384,24 +385,30 @@ fn read_book(
     }))
 }
 
-/// The member's `limit` most recent ledger movements, newest first, as the card shows them.
-fn read_recent_movements(
+/// The member's ledger movements posted after a revision, newest first, at most a number. By the
+/// revision's index, named: the time index would spare the sort but walk every movement of the
+/// member, the history the read is there to avoid.
+pub(super) const UNSEEN_MOVEMENTS_SQL: &str =
+    "SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
+     FROM ledger INDEXED BY ledger_by_revision WHERE member_id = ?1 AND revision > ?2
+     ORDER BY at DESC, tx_id DESC LIMIT ?3";
+
+/// The member's `limit` most recent ledger movements posted after `card_revision`, newest first,
+/// as the card shows them (see [`LedgerStore::card_source`]).
+fn read_unseen_movements(
     conn: &Connection,
     member_id: &str,
+    card_revision: i64,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StorageError> {
-    conn.prepare_cached(
-        "SELECT tx_id, points, reason, at, rule, reason_code, reason_params, available_at
-         FROM ledger WHERE member_id = ?1
-         ORDER BY at DESC, tx_id DESC LIMIT ?2",
-    )
-    .and_then(|mut s| {
-        s.query_map(params![member_id, limit as i64], entry_row)?
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(backend)?
-    .into_iter()
-    .collect()
+    conn.prepare_cached(UNSEEN_MOVEMENTS_SQL)
+        .and_then(|mut s| {
+            s.query_map(params![member_id, card_revision, limit as i64], entry_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(backend)?
+        .into_iter()
+        .collect()
 }
 
 /// A ledger row whose first eight columns are `tx_id, points, reason, at, rule, reason_code,
@@ -611,8 +618,8 @@ impl LedgerStore for SqliteStorage {
             let Some(book) = read_book(&tx, &member_id, metric, window_start_ms, None)? else {
                 return Ok(None);
             };
-            let recent = read_recent_movements(&tx, &member_id, limit)?;
-            Ok(Some(CardSource { book, recent }))
+            let unseen = read_unseen_movements(&tx, &member_id, book.card_revision, limit)?;
+            Ok(Some(CardSource { book, unseen }))
         })
         .await
     }

@@ -79,6 +79,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/031_document_headers.sql"),
     include_str!("../../../migrations/sqlite/032_member_document_headers.sql"),
     include_str!("../../../migrations/sqlite/033_devices_for_sync.sql"),
+    include_str!("../../../migrations/sqlite/034_ledger_revisions.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -2,7 +2,7 @@
 //! migrations (every earlier version upgrades), the group-commit writer's batches, the indexes
 //! behind the hot path, and guards that need a second connection or the raw file to set up.
 
-use super::ledger::{OPEN_LOTS_SQL, qualifying_sql};
+use super::ledger::{OPEN_LOTS_SQL, UNSEEN_MOVEMENTS_SQL, qualifying_sql};
 use super::members::{DEVICE_AND_CHECK_SQL, SYNC_CHECK_SQL};
 use super::writer::{PostingJob, write_batch};
 use super::*;
@@ -97,6 +97,9 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
     // The ledger's `rule` column (007), and the structured reasons (020).
     const RULES: usize = 7;
     const REASONS: usize = 20;
+    // The card's own revision (009), and the ledger's revisions (034).
+    const CARD_REVISION: usize = 9;
+    const LEDGER_REVISIONS: usize = 34;
     for version in 1..=MIGRATIONS.len() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
@@ -134,6 +137,10 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
                 conn.execute("UPDATE ledger SET rule = 'offer:o1'", [])
                     .unwrap();
             }
+            if version >= CARD_REVISION {
+                // The purchase raised the member's revision; the card (at 0) has not caught up.
+                conn.execute("UPDATE members SET revision = 1", []).unwrap();
+            }
         }
         let storage = SqliteStorage::open(&path)
             .unwrap_or_else(|e| panic!("a database of version {version} does not upgrade: {e}"));
@@ -168,12 +175,8 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
                 ("old", "t1")
             );
             // An old ledger row keeps its text and reads with the code its rule implies.
-            let source = storage
-                .card_source("old", Metric::Spend, 0, 10)
-                .await
-                .unwrap()
-                .expect("the old member's book");
-            let entry = &source.recent[0];
+            let page = storage.ledger_page("old", None, 10).await.unwrap();
+            let entry = &page[0].entry;
             assert_eq!(entry.reason, "Earned (pending until 2026-12-11)");
             let code = if (RULES..REASONS).contains(&version) {
                 ReasonCode::PurchaseOffer
@@ -183,6 +186,16 @@ async fn a_database_of_every_earlier_version_upgrades_to_the_latest() {
             assert_eq!(entry.reason_code, code, "version {version}");
             assert_eq!(entry.reason_params, ReasonParams::default());
             assert_eq!(entry.available_at_ms, None);
+            // A card behind its ledger when the movements got their revisions (034) is still
+            // shown the movement; a card that was up to date (every card before 009) is not.
+            let unseen = storage
+                .card_source("old", Metric::Spend, 0, 10)
+                .await
+                .unwrap()
+                .expect("the old member's book")
+                .unseen;
+            let behind = (CARD_REVISION..LEDGER_REVISIONS).contains(&version);
+            assert_eq!(unseen.len(), usize::from(behind), "version {version}");
         }
         assert!(matches!(
             storage.create_member(member_named("new")).await.unwrap(),
@@ -327,6 +340,12 @@ fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes(
         let q = plan(qualifying_sql(metric));
         assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
     }
+    // The card's catch-up seeks the movements above its revision, never walks the history.
+    let unseen = plan(&UNSEEN_MOVEMENTS_SQL.replace("?3", "1"));
+    assert!(
+        unseen.contains("USING INDEX ledger_by_revision (member_id=? AND revision>?)"),
+        "{unseen}"
+    );
 }
 
 #[test]
