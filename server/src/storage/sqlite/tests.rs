@@ -348,6 +348,25 @@ fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes(
     );
 }
 
+/// A statement with a bound `LIMIT` is prepared once per connection: SQLite would otherwise plan
+/// it again at every execution, the parameter being bound again (the planner stability guarantee).
+#[test]
+fn a_statement_with_a_bound_limit_is_not_prepared_again_at_each_execution() {
+    use rusqlite::StatementStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connection(&dir.path().join("s.db")).unwrap();
+    for (revision, limit) in [(0, 50), (1, 50), (2, 10), (3, 50)] {
+        let mut stmt = conn.prepare_cached(UNSEEN_MOVEMENTS_SQL).unwrap();
+        let rows = stmt
+            .query_map(params!["m1", revision, limit], |_| Ok(()))
+            .unwrap()
+            .count();
+        assert_eq!(rows, 0);
+    }
+    let stmt = conn.prepare_cached(UNSEEN_MOVEMENTS_SQL).unwrap();
+    assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+}
+
 #[test]
 fn the_sync_checks_read_document_headers_from_their_index_never_a_documents_bytes() {
     let dir = tempfile::tempdir().unwrap();
