@@ -370,13 +370,15 @@ impl MemberStore for SqliteStorage {
                 mirror_member(&tx, &member_id, state)?;
             }
             if let Some(device_id) = &device_id {
-                for (kind, bytes) in &peer_states {
-                    tx.execute(
+                let mut put = tx
+                    .prepare_cached(
                         "INSERT INTO peer_states (device_id, kind, data) VALUES (?1, ?2, ?3)
                          ON CONFLICT (device_id, kind) DO UPDATE SET data = excluded.data",
-                        params![device_id, kind.code(), bytes],
                     )
                     .map_err(backend)?;
+                for (kind, bytes) in &peer_states {
+                    put.execute(params![device_id, kind.code(), bytes])
+                        .map_err(backend)?;
                 }
             }
             tx.commit().map_err(backend)?;
