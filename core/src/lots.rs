@@ -143,6 +143,15 @@ impl Lot {
         now_ms >= self.available_at_ms
     }
 
+    /// What the lot holds towards the member's balances.
+    pub fn balance(&self) -> LotBalance {
+        LotBalance {
+            remaining: self.remaining,
+            available_at_ms: self.available_at_ms,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+
     /// Spending order: the first to expire first, never-expiring last, then oldest.
     fn spend_key(&self) -> (i64, i64, String) {
         (
@@ -151,6 +160,52 @@ impl Lot {
             self.lot_id.clone(),
         )
     }
+}
+
+/// What a lot holds towards the member's balances: the points left, when they become spendable
+/// and when they expire. The card's standing needs no more of a lot, so the server reads no more
+/// for it; [`available`], [`pending`] and [`next_expiries`] are the one definition of those sums,
+/// for a [`Book`] as for the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LotBalance {
+    pub remaining: i64,
+    pub available_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Points spendable at `now_ms`: matured and not expired.
+pub fn available(lots: impl IntoIterator<Item = LotBalance>, now_ms: i64) -> i64 {
+    lots.into_iter()
+        .filter(|l| now_ms >= l.available_at_ms && l.expires_at_ms.is_none_or(|at| now_ms < at))
+        .map(|l| l.remaining)
+        .sum()
+}
+
+/// Points earned but not yet spendable at `now_ms`.
+pub fn pending(lots: impl IntoIterator<Item = LotBalance>, now_ms: i64) -> i64 {
+    lots.into_iter()
+        .filter(|l| now_ms < l.available_at_ms)
+        .map(|l| l.remaining)
+        .sum()
+}
+
+/// The next `n` instants after `now_ms` at which points expire, with how many (points expiring at
+/// the same instant added up), soonest first.
+pub fn next_expiries(
+    lots: impl IntoIterator<Item = LotBalance>,
+    now_ms: i64,
+    n: usize,
+) -> Vec<(i64, i64)> {
+    let mut by_time: std::collections::BTreeMap<i64, i64> = Default::default();
+    for l in lots {
+        if let Some(at) = l.expires_at_ms
+            && at > now_ms
+            && l.remaining > 0
+        {
+            *by_time.entry(at).or_default() += l.remaining;
+        }
+    }
+    by_time.into_iter().take(n).collect()
 }
 
 /// Points that expired from one lot.
@@ -195,22 +250,19 @@ impl Book {
         }
     }
 
-    /// Points the member can spend at `now_ms`.
+    /// Points the member can spend at `now_ms` ([`available`]).
     pub fn available(&self, now_ms: i64) -> i64 {
-        self.lots
-            .iter()
-            .filter(|l| l.available(now_ms) && !expired_at(l, now_ms))
-            .map(|l| l.remaining)
-            .sum()
+        available(self.balances(), now_ms)
     }
 
-    /// Points earned but not yet spendable.
+    /// Points earned but not yet spendable ([`pending`]).
     pub fn pending(&self, now_ms: i64) -> i64 {
-        self.lots
-            .iter()
-            .filter(|l| !l.available(now_ms))
-            .map(|l| l.remaining)
-            .sum()
+        pending(self.balances(), now_ms)
+    }
+
+    /// What each lot holds towards the balances.
+    pub fn balances(&self) -> impl Iterator<Item = LotBalance> + '_ {
+        self.lots.iter().map(Lot::balance)
     }
 
     /// All points left in the lots, pending or not.
@@ -318,18 +370,10 @@ impl Book {
         out
     }
 
-    /// The next expiries as (expiry time, points), soonest first, points on the same instant added up.
+    /// The next expiries as (expiry time, points), soonest first, points on the same instant
+    /// added up ([`next_expiries`]).
     pub fn next_expiries(&self, now_ms: i64, n: usize) -> Vec<(i64, i64)> {
-        let mut by_time: std::collections::BTreeMap<i64, i64> = Default::default();
-        for l in &self.lots {
-            if let Some(at) = l.expires_at_ms
-                && at > now_ms
-                && l.remaining > 0
-            {
-                *by_time.entry(at).or_default() += l.remaining;
-            }
-        }
-        by_time.into_iter().take(n).collect()
+        next_expiries(self.balances(), now_ms, n)
     }
 
     /// Lots expiring within `warn_days` that the member was not yet told about; marks them told.

@@ -20,7 +20,7 @@ use loyalty_core::DocKind;
 use loyalty_core::calendar::DAY_MS;
 use loyalty_core::card::{self, PointsExpiry, RECENT_ENTRIES, Standing};
 use loyalty_core::epoch;
-use loyalty_core::lots::Book;
+use loyalty_core::lots::{self, LotBalance};
 use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 
@@ -132,14 +132,19 @@ pub(crate) fn show(
     source: &CardSource,
     now: i64,
 ) -> Result<bool, DomainError> {
-    let book = Book::new(source.book.lots.clone());
     let mut tier = source.book.state.tier.clone();
     with_review_date(programme, &mut tier);
-    let standing = standing(programme, &tier, source.book.qualifying, &book, now);
+    let standing = standing(
+        programme,
+        &tier,
+        source.book.qualifying,
+        &source.balances,
+        now,
+    );
     card::show(
         &mut card.doc,
         &source.unseen,
-        book.available(now),
+        lots::available(source.balances.iter().copied(), now),
         &tier.tier,
         &standing,
     )
@@ -150,12 +155,12 @@ pub(crate) fn show(
         .is_some())
 }
 
-/// What the card shows about the member's standing.
+/// What the card shows about the member's standing, from what their open lots hold.
 pub fn standing(
     programme: &Programme,
     tier: &TierState,
     qualifying: i64,
-    book: &Book,
+    balances: &[LotBalance],
     now: i64,
 ) -> Standing {
     let def = programme.tiers.get(&tier.tier);
@@ -173,9 +178,8 @@ pub fn standing(
         needed: progress.needed,
         review_at_ms: tier.review_at_ms,
         downgrade_at_ms: tier.downgrade_at_ms,
-        pending: book.pending(now),
-        expiries: book
-            .next_expiries(now, EXPIRIES_SHOWN)
+        pending: lots::pending(balances.iter().copied(), now),
+        expiries: lots::next_expiries(balances.iter().copied(), now, EXPIRIES_SHOWN)
             .into_iter()
             .map(|(at_ms, points)| PointsExpiry { at_ms, points })
             .collect(),

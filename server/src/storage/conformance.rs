@@ -1244,6 +1244,10 @@ pub async fn a_posting_moves_points_and_the_card_catches_up(s: Arc<dyn Storage>)
         .expect("source");
     assert_eq!(source.book.revision, after.revision);
     assert_eq!(source.book.card_version, Some(1));
+    // The card is handed what the open lots hold, not the lots.
+    assert!(source.book.lots.is_empty());
+    let balances: Vec<_> = after.lots.iter().map(Lot::balance).collect();
+    assert_eq!(source.balances, balances);
     assert_eq!(source.unseen.len(), 1);
     assert_eq!(
         (source.unseen[0].points, source.unseen[0].rule.as_str()),

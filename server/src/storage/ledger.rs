@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use loyalty_core::card::LedgerEntry;
-use loyalty_core::lots::Lot;
+use loyalty_core::lots::{Lot, LotBalance};
 use loyalty_core::reasons::{ReasonCode, ReasonParams};
 use loyalty_core::tiers::{Metric, TierState};
 
@@ -219,12 +219,15 @@ pub struct MemberBook {
     pub offers: Vec<crate::storage::offers::TillOffer>,
 }
 
-/// What the member's card document must show: their book, and the ledger movements posted since
-/// the revision the card shows (`book.card_revision`), newest first.
+/// What the member's card document must show: their book, the ledger movements posted since the
+/// revision the card shows (`book.card_revision`), newest first, and what each open lot holds
+/// towards the balances. `book.lots` is left empty: the card's sums need only the balances, and
+/// reading each lot's id and rule cost a catch-up more than the rest of the book.
 #[derive(Debug, Clone)]
 pub struct CardSource {
     pub book: MemberBook,
     pub unseen: Vec<LedgerEntry>,
+    pub balances: Vec<LotBalance>,
 }
 
 /// See [`LedgerStore::purchase_context`].
@@ -340,7 +343,8 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Whether the member's card document shows an older revision of their points than the
     /// ledger has (false for an unknown member).
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError>;
-    /// The member's book (as [`LedgerStore::member_book`], without offers) with the `limit` most
+    /// The member's book (as [`LedgerStore::member_book`], without offers, its lots as their
+    /// balances: see [`CardSource`]) with the `limit` most
     /// recent (by time, then transaction id) of the ledger movements the card has not shown:
     /// those posted at a revision above the card's, whenever they happened (an offline purchase
     /// is posted late with the time it was made). From one snapshot. A card that is up to date

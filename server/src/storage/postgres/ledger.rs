@@ -835,11 +835,21 @@ impl LedgerStore for PgStorage {
     ) -> Result<Option<CardSource>, StorageError> {
         // One snapshot: the movements and the book (with its revisions) agree.
         self.snapshot(async |tx| {
-            let Some(book) = read_book(tx, member_id, metric, window_start_ms, None).await? else {
+            let Some(mut book) = read_book(tx, member_id, metric, window_start_ms, None).await?
+            else {
                 return Ok(None);
             };
             let unseen = read_unseen_movements(tx, member_id, book.card_revision, limit).await?;
-            Ok(Some(CardSource { book, unseen }))
+            // The lots come in the book's one statement; the card is handed only their balances.
+            let balances = std::mem::take(&mut book.lots)
+                .iter()
+                .map(Lot::balance)
+                .collect();
+            Ok(Some(CardSource {
+                book,
+                unseen,
+                balances,
+            }))
         })
         .await
     }

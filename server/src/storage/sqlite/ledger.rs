@@ -6,7 +6,7 @@ use crate::storage::ledger::stored_entry;
 use async_trait::async_trait;
 use loyalty_core::DocKind;
 use loyalty_core::card::LedgerEntry;
-use loyalty_core::lots::Lot;
+use loyalty_core::lots::{Lot, LotBalance};
 use loyalty_core::tiers::{Metric, TierState};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -312,8 +312,9 @@ pub(super) fn qualifying_sql(metric: Metric) -> &'static str {
     }
 }
 
-/// The member's row, lots and qualifying amount; the caller holds the snapshot (a transaction).
-fn read_book(
+/// The member's row, qualifying amount and (at `offers_at_ms`) offers, its lots left empty; the
+/// caller holds the snapshot (a transaction).
+fn read_book_without_lots(
     tx: &Connection,
     member_id: &str,
     metric: Metric,
@@ -356,13 +357,6 @@ fn read_book(
     let Some((card_number, blocked, revision, (card_version, card_revision), state)) = row else {
         return Ok(None);
     };
-    let lots = tx
-        .prepare_cached(OPEN_LOTS_SQL)
-        .and_then(|mut s| {
-            s.query_map([member_id], read_lot)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend)?;
     let qualifying = tx
         .prepare_cached(qualifying_sql(metric))
         .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
@@ -379,10 +373,53 @@ fn read_book(
         card_version,
         card_revision,
         state,
-        lots,
+        lots: Vec::new(),
         qualifying,
         offers,
     }))
+}
+
+/// The member's row, lots, qualifying amount and (at `offers_at_ms`) offers; the caller holds the
+/// snapshot (a transaction).
+fn read_book(
+    tx: &Connection,
+    member_id: &str,
+    metric: Metric,
+    window_start_ms: i64,
+    offers_at_ms: Option<i64>,
+) -> Result<Option<MemberBook>, StorageError> {
+    let Some(mut book) =
+        read_book_without_lots(tx, member_id, metric, window_start_ms, offers_at_ms)?
+    else {
+        return Ok(None);
+    };
+    book.lots = tx
+        .prepare_cached(OPEN_LOTS_SQL)
+        .and_then(|mut s| {
+            s.query_map([member_id], read_lot)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    Ok(Some(book))
+}
+
+/// What each of the member's open lots holds towards the balances; `lots_open_by_member` covers it.
+pub(super) const LOT_BALANCES_SQL: &str =
+    "SELECT remaining, available_at, expires_at FROM lots WHERE member_id = ?1 AND remaining > 0";
+
+fn read_lot_balances(tx: &Connection, member_id: &str) -> Result<Vec<LotBalance>, StorageError> {
+    tx.prepare_cached(LOT_BALANCES_SQL)
+        .and_then(|mut s| {
+            s.query_map([member_id], |r| {
+                Ok(LotBalance {
+                    remaining: r.get(0)?,
+                    available_at_ms: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(backend)
 }
 
 /// The member's ledger movements posted after a revision, newest first, at most a number. By the
@@ -620,11 +657,18 @@ impl LedgerStore for SqliteStorage {
         self.read(move |conn| {
             // One snapshot: the movements and the book (with its revisions) agree.
             let tx = conn.transaction().map_err(backend)?;
-            let Some(book) = read_book(&tx, &member_id, metric, window_start_ms, None)? else {
+            let Some(book) =
+                read_book_without_lots(&tx, &member_id, metric, window_start_ms, None)?
+            else {
                 return Ok(None);
             };
             let unseen = read_unseen_movements(&tx, &member_id, book.card_revision, limit)?;
-            Ok(Some(CardSource { book, unseen }))
+            let balances = read_lot_balances(&tx, &member_id)?;
+            Ok(Some(CardSource {
+                book,
+                unseen,
+                balances,
+            }))
         })
         .await
     }

@@ -2,7 +2,7 @@
 //! migrations (every earlier version upgrades), the group-commit writer's batches, the indexes
 //! behind the hot path, and guards that need a second connection or the raw file to set up.
 
-use super::ledger::{OPEN_LOTS_SQL, UNSEEN_MOVEMENTS_SQL, qualifying_sql};
+use super::ledger::{LOT_BALANCES_SQL, OPEN_LOTS_SQL, UNSEEN_MOVEMENTS_SQL, qualifying_sql};
 use super::members::{DEVICE_AND_CHECK_SQL, SYNC_CHECK_SQL};
 use super::writer::{PostingJob, write_batch};
 use super::*;
@@ -331,11 +331,13 @@ fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes(
         .query_row("PRAGMA mmap_size", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mapped, MMAP_BYTES, "the database is mapped");
-    let lots = plan(&OPEN_LOTS_SQL.replace("?1", "?1 AND ?2 = ?2"));
-    assert!(
-        lots.contains("COVERING INDEX lots_open_by_member"),
-        "{lots}"
-    );
+    for sql in [OPEN_LOTS_SQL, LOT_BALANCES_SQL] {
+        let lots = plan(&sql.replace("?1", "?1 AND ?2 = ?2"));
+        assert!(
+            lots.contains("COVERING INDEX lots_open_by_member"),
+            "{lots}"
+        );
+    }
     for metric in [Metric::Spend, Metric::Points] {
         let q = plan(qualifying_sql(metric));
         assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
