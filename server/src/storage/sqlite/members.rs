@@ -395,11 +395,11 @@ impl MemberStore for SqliteStorage {
         let device_id = device_id.to_string();
         // When a device was last seen is for operators' eyes: no need to wait for the disk.
         self.run_relaxed(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, ?1), ?1)
                  WHERE device_id = ?2",
-                params![at_ms, device_id],
             )
+            .and_then(|mut s| s.execute(params![at_ms, device_id]))
             .map_err(backend)?;
             Ok(())
         })
@@ -451,11 +451,9 @@ fn mirror_member(
         "member_requests",
         "member_request_followups",
     ] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE member_id = ?1"),
-            [member_id],
-        )
-        .map_err(backend)?;
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE member_id = ?1"))
+            .and_then(|mut s| s.execute([member_id]))
+            .map_err(backend)?;
     }
     let mut put = tx
         .prepare_cached(
