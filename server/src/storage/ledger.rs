@@ -344,11 +344,11 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// ledger has (false for an unknown member).
     async fn card_behind(&self, member_id: &str) -> Result<bool, StorageError>;
     /// The member's book (as [`LedgerStore::member_book`], without offers, its lots as their
-    /// balances: see [`CardSource`]) with the `limit` most
-    /// recent (by time, then transaction id) of the ledger movements the card has not shown:
-    /// those posted at a revision above the card's, whenever they happened (an offline purchase
-    /// is posted late with the time it was made). From one snapshot. A card that is up to date
-    /// reads no movement at all, however long the member's history.
+    /// balances: see [`CardSource`]) with the `limit` most recent (by time, then transaction id)
+    /// of the ledger movements the card has not shown: those posted at a revision above the
+    /// card's, whenever they happened (an offline purchase is posted late with the time it was
+    /// made). From one snapshot. A card that is up to date reads no movement at all, however long
+    /// the member's history.
     async fn card_source(
         &self,
         member_id: &str,

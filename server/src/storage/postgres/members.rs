@@ -237,12 +237,14 @@ impl MemberStore for PgStorage {
     }
 
     async fn sync_check(&self, member_id: &str, now_ms: i64) -> Result<SyncCheck, StorageError> {
+        // A row per document: its header, then the member's pending work.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT {}
+                "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops,
+                        d.summary_changes, {}
                  FROM documents d JOIN members m ON m.member_id = d.member_id
                  WHERE d.member_id = $1",
-                *CHECK_COLUMNS
+                *PENDING_COLUMNS
             )
         });
         let client = self.client().await?;
@@ -252,7 +254,7 @@ impl MemberStore for PgStorage {
             .map_err(backend)?;
         let mut check = SyncCheck::default();
         for r in &rows {
-            read_check_row(&mut check, r, 0)?;
+            read_check_row(&mut check, r)?;
         }
         Ok(check)
     }
@@ -594,25 +596,16 @@ pub(super) async fn update_document(
     Ok(true)
 }
 
-/// The sync check's columns: a document's header (`d`, possibly absent in a left join), then the
-/// member's pending work (`m`; member id `$1`, now `$2`), which PostgreSQL plans as InitPlans,
-/// run once per statement.
-static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}",
-        *PENDING_COLUMNS
-    )
-});
-
 /// The member's pending work (`m`; member id `$1`, now `$2`): postings the card does not show,
-/// offers and inbox entries not yet projected.
+/// offers and inbox entries not yet projected. PostgreSQL plans the subqueries as InitPlans, run
+/// once per statement.
 static PENDING_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}")
 });
 
 /// The check in a row holding [`MEMBER_HEADER_COLUMNS`] then [`PENDING_COLUMNS`] from column
 /// `at`: a header for each document the member has, and the pending flags when it has any (as
-/// [`read_check_row`] reads them).
+/// [`read_check_row`] reads them from the documents).
 fn read_member_check(r: &tokio_postgres::Row, at: usize) -> Result<SyncCheck, StorageError> {
     let mut check = SyncCheck::default();
     for (i, kind) in DocKind::ALL.into_iter().enumerate() {
@@ -637,31 +630,24 @@ fn read_member_check(r: &tokio_postgres::Row, at: usize) -> Result<SyncCheck, St
     Ok(check)
 }
 
-/// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
-/// member's pending flags from its first document row; a row with no document adds nothing.
-fn read_check_row(
-    check: &mut SyncCheck,
-    r: &tokio_postgres::Row,
-    at: usize,
-) -> Result<(), StorageError> {
-    let Some(code) = r.try_get::<_, Option<i64>>(at).map_err(backend)? else {
-        return Ok(());
-    };
+/// Adds the document of a row of `sync_check`'s statement to `check`, and the member's pending
+/// flags from its first row.
+fn read_check_row(check: &mut SyncCheck, r: &tokio_postgres::Row) -> Result<(), StorageError> {
     if check.documents.is_empty() {
         // The member's, the same on every row.
-        check.card_behind = r.try_get(at + 6).map_err(backend)?;
-        check.offers_pending = r.try_get(at + 7).map_err(backend)?;
-        check.inbox_pending = r.try_get(at + 8).map_err(backend)?;
+        check.card_behind = r.try_get(6).map_err(backend)?;
+        check.offers_pending = r.try_get(7).map_err(backend)?;
+        check.inbox_pending = r.try_get(8).map_err(backend)?;
     }
-    let Some(kind) = kind_of(code) else {
+    let Some(kind) = kind_of(r.try_get(0).map_err(backend)?) else {
         return Ok(());
     };
-    let epoch: i64 = r.try_get(at + 2).map_err(backend)?;
+    let epoch: i64 = r.try_get(2).map_err(backend)?;
     check.documents.push(DocHeader {
         kind,
-        version: r.try_get(at + 1).map_err(backend)?,
+        version: r.try_get(1).map_err(backend)?,
         epoch: u64::try_from(epoch).map_err(backend)?,
-        summary: summary_from(r, at + 3)?,
+        summary: summary_from(r, 3)?,
     });
     Ok(())
 }

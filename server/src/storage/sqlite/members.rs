@@ -257,7 +257,7 @@ impl MemberStore for SqliteStorage {
             let mut rows = stmt.query(params![member_id, now_ms]).map_err(backend)?;
             let mut check = SyncCheck::default();
             while let Some(r) = rows.next().map_err(backend)? {
-                read_check_row(&mut check, r, 0)?;
+                read_check_row(&mut check, r)?;
             }
             Ok(check)
         })
@@ -587,24 +587,16 @@ static PENDING_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
     format!("m.card_revision < m.revision, EXISTS (SELECT 1 {PENDING_OFFERS}), {INBOX_PENDING}")
 });
 
-/// The sync check's columns from the documents themselves: a document's header (`d`), then the
-/// member's pending work, computed again on every document's row.
-static CHECK_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}",
-        *PENDING_COLUMNS
-    )
-});
-
-/// A member's sync check (`?1`, at `?2`) from the documents themselves: read again under the
-/// lock by a sync past "nothing changed", and by the long poll. The headers come from the index
-/// `documents_headers` (migration 031), never from a document's row.
+/// A member's sync check (`?1`, at `?2`) from the documents themselves, a row per document: its
+/// header, then the member's pending work. Read again under the lock by a sync past "nothing
+/// changed", and by the long poll. The headers come from the index `documents_headers`
+/// (migration 031), never from a document's row.
 pub(super) static SYNC_CHECK_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT {}
+        "SELECT d.kind, d.version, d.epoch, d.summary_digest, d.summary_ops, d.summary_changes, {}
          FROM documents d JOIN members m ON m.member_id = d.member_id
          WHERE d.member_id = ?1",
-        *CHECK_COLUMNS
+        *PENDING_COLUMNS
     )
 });
 
@@ -626,7 +618,8 @@ pub(super) static DEVICE_AND_CHECK_SQL: std::sync::LazyLock<String> =
     });
 
 /// The check in a row of [`DEVICE_AND_CHECK_SQL`], from column `at`: a header for each document
-/// the member has, and the pending flags when it has any (as [`read_check_row`] reads them).
+/// the member has, and the pending flags when it has any (as [`read_check_row`] reads them from
+/// the documents).
 fn read_member_check(r: &rusqlite::Row<'_>, at: usize) -> Result<SyncCheck, StorageError> {
     let mut check = SyncCheck::default();
     for (i, kind) in DocKind::ALL.into_iter().enumerate() {
@@ -655,34 +648,27 @@ fn read_member_check(r: &rusqlite::Row<'_>, at: usize) -> Result<SyncCheck, Stor
     Ok(check)
 }
 
-/// Adds the document of a row of [`CHECK_COLUMNS`] (from column `at`) to `check`, and the
-/// member's pending flags from its first document row; a row with no document adds nothing.
-fn read_check_row(
-    check: &mut SyncCheck,
-    r: &rusqlite::Row<'_>,
-    at: usize,
-) -> Result<(), StorageError> {
-    let Some(code) = r.get::<_, Option<u8>>(at).map_err(backend)? else {
-        return Ok(());
-    };
+/// Adds the document of a row of [`SYNC_CHECK_SQL`] to `check`, and the member's pending flags
+/// from its first row.
+fn read_check_row(check: &mut SyncCheck, r: &rusqlite::Row<'_>) -> Result<(), StorageError> {
     if check.documents.is_empty() {
         // The member's, the same on every row.
-        check.card_behind = r.get(at + 6).map_err(backend)?;
-        check.offers_pending = r.get(at + 7).map_err(backend)?;
-        check.inbox_pending = r.get(at + 8).map_err(backend)?;
+        check.card_behind = r.get(6).map_err(backend)?;
+        check.offers_pending = r.get(7).map_err(backend)?;
+        check.inbox_pending = r.get(8).map_err(backend)?;
     }
-    let Some(kind) = DocKind::from_code(code) else {
+    let Some(kind) = DocKind::from_code(r.get(0).map_err(backend)?) else {
         return Ok(());
     };
-    let epoch: i64 = r.get(at + 2).map_err(backend)?;
+    let epoch: i64 = r.get(2).map_err(backend)?;
     check.documents.push(DocHeader {
         kind,
-        version: r.get(at + 1).map_err(backend)?,
+        version: r.get(1).map_err(backend)?,
         epoch: u64::try_from(epoch).map_err(backend)?,
         summary: summary_from(
-            r.get(at + 3).map_err(backend)?,
-            r.get(at + 4).map_err(backend)?,
-            r.get(at + 5).map_err(backend)?,
+            r.get(3).map_err(backend)?,
+            r.get(4).map_err(backend)?,
+            r.get(5).map_err(backend)?,
         ),
     });
     Ok(())

@@ -135,11 +135,12 @@ pub(super) fn cached_row<T, P: rusqlite::Params>(
 /// the pages it reads again are memory, not a system call and a copy each.
 fn connection(path: &Path) -> Result<Connection, loyalty_core::store::StoreError> {
     let conn = loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())?;
+    let failed = |what: &str, e: rusqlite::Error| loyalty_core::store::StoreError::Open {
+        path: path.to_path_buf(),
+        message: format!("cannot {what}: {e}"),
+    };
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)
-        .map_err(|e| loyalty_core::store::StoreError::Open {
-            path: path.to_path_buf(),
-            message: format!("cannot map the database: {e}"),
-        })?;
+        .map_err(|e| failed("map the database", e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // The query planner stability guarantee: plans never depend on bound values. Without it,
     // SQLite 3.50 reads a parameter bound to a `LIMIT` while planning and marks the statement to
@@ -148,10 +149,7 @@ fn connection(path: &Path) -> Result<Connection, loyalty_core::store::StoreError
     // of the unseen movements). Our plans never rest on a bound value: no `ANALYZE` statistics,
     // and the hot statements name their index.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(|e| loyalty_core::store::StoreError::Open {
-            path: path.to_path_buf(),
-            message: format!("cannot fix the query plans: {e}"),
-        })?;
+        .map_err(|e| failed("fix the query plans", e))?;
     Ok(conn)
 }
 

@@ -314,19 +314,22 @@ async fn a_posting_that_fails_in_a_group_fails_alone() {
     assert!(matches!(results[..], [Ok(PostOutcome::KeyTaken)]));
 }
 
+/// SQLite's plan for `sql` with `params` bound, its steps joined by "; ".
+fn query_plan(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(params, |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .join("; ")
+}
+
 #[test]
 fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connection(&dir.path().join("s.db")).unwrap();
-    let plan = |sql: &str| -> String {
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map(params!["m1", 0], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-            .join("; ")
-    };
+    let plan = |sql: &str| query_plan(&conn, sql, params!["m1", 0]);
     let mapped: i64 = conn
         .query_row("PRAGMA mmap_size", [], |r| r.get(0))
         .unwrap();
@@ -343,7 +346,7 @@ fn the_database_is_mapped_and_the_reads_of_every_posting_are_covered_by_indexes(
         assert!(q.contains("COVERING INDEX postings_by_member"), "{q}");
     }
     // The card's catch-up seeks the movements above its revision, never walks the history.
-    let unseen = plan(&UNSEEN_MOVEMENTS_SQL.replace("?3", "1"));
+    let unseen = query_plan(&conn, UNSEEN_MOVEMENTS_SQL, params!["m1", 0, 50]);
     assert!(
         unseen.contains("USING INDEX ledger_by_revision (member_id=? AND revision>?)"),
         "{unseen}"
@@ -373,15 +376,7 @@ fn a_statement_with_a_bound_limit_is_not_prepared_again_at_each_execution() {
 fn the_sync_checks_read_document_headers_from_their_index_never_a_documents_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connection(&dir.path().join("s.db")).unwrap();
-    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> String {
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map(params, |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-            .join("; ")
-    };
+    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| query_plan(&conn, sql, params);
     // A document's epoch and summary come after its bytes in the row: read from the row, they
     // would walk the overflow pages of every document longer than a few kilobytes.
     let check = plan(&SYNC_CHECK_SQL, params!["m1", 0]);
