@@ -315,6 +315,30 @@ async fn a_posting_that_fails_in_a_group_fails_alone() {
 }
 
 /// SQLite's plan for `sql` with `params` bound, its steps joined by "; ".
+/// The bundled SQLite is built without its two process-wide mutexes on the hot paths
+/// (`.cargo/config.toml`): each connection's page cache is its own, and allocations are not
+/// counted under a global lock. A build from outside the workspace (which would not read that
+/// file) fails here rather than quietly contending again.
+#[test]
+fn sqlite_is_built_without_its_global_page_cache_and_memory_statistics_locks() {
+    let conn = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}
+
 fn query_plan(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
     conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .unwrap()
