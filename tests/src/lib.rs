@@ -182,6 +182,7 @@ pub async fn overwrite_document(database: &Path, member_id: &str, kind: DocKind,
         append: false,
         new_epoch: None,
         summary: None,
+        shows_revision: None,
     };
     let done = storage
         .commit(member_id, None, vec![write], Vec::new(), None)

@@ -25,7 +25,7 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 
 use crate::app::App;
-use crate::card_cache::CachedCard;
+use crate::card_cache::{CachedCard, CardSave};
 use crate::error::DomainError;
 use crate::projection::documents::load;
 use crate::storage::{CardSource, Commit, DocWrite};
@@ -51,68 +51,144 @@ pub async fn catch_up_behind(app: &App, member_id: &str) -> Result<bool, DomainE
     let mut retry = Retry::default();
     loop {
         retry.another()?;
-        let now = app.now_ms();
-        let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
-        let source = app
-            .storage
-            .card_source(
-                member_id,
-                programme.tiers.metric,
-                window_start,
-                RECENT_ENTRIES,
-            )
-            .await?
-            .ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
-        let revision = source.book.revision;
-        if source.book.card_revision >= revision {
-            // Another request caught it up while this one waited for the lock.
-            return Ok(false);
-        }
-        let mut card = card_document(app, member_id, source.book.card_version).await?;
-        if !show(&programme, &mut card, &source, now)? {
-            // Nothing to show (a revision that changed no points, such as a block).
-            // No document is written, so there is no version to lose: it always commits.
-            let _always_committed = app.storage.store_card(member_id, None, revision).await?;
-            app.cards.put(member_id, card);
-            return Ok(false);
-        }
-        let save = card.next_save();
-        let bytes = card.bytes(save);
-        let saved_len = bytes.len();
-        let write = DocWrite {
-            kind: DocKind::Card,
-            expected_version: card.version,
-            bytes,
-            append: save == crate::card_cache::CardSave::Append,
-            new_epoch: None,
-            summary: Some(crate::projection::documents::summary(&mut card.doc)),
-        };
-        // On any error below, `card` is dropped with the change the database did not take.
-        match app
-            .storage
-            .store_card(member_id, Some(write), revision)
-            .await
-        {
-            Ok(Commit::Committed) => {
-                card.stored(save, saved_len);
-                if history_due(app, &mut card) {
-                    // Each catch-up adds a change: once the history is past the policy the card
-                    // starts afresh (the cached copy, of the old epoch, is dropped with it). The
-                    // catch-up itself is stored either way.
-                    if let Err(e) =
-                        crate::projection::epochs::renew(app, member_id, &[DocKind::Card]).await
-                    {
-                        tracing::warn!(member = %member_id, code = e.code, "the card could not start afresh");
-                    }
-                    return Ok(true);
-                }
-                app.cards.put(member_id, card);
-                return Ok(true);
+        match prepare(app, &programme, member_id).await? {
+            Prepared::UpToDate => return Ok(false),
+            Prepared::Unchanged(card) => {
+                card.store(app, member_id).await?;
+                return Ok(false);
             }
-            Ok(Commit::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+            Prepared::Changed(catch_up, write) => {
+                // On any error below, the card is dropped with the change the database did not
+                // take.
+                match app
+                    .storage
+                    .store_card(member_id, Some(write), catch_up.revision)
+                    .await?
+                {
+                    Commit::Committed => {
+                        catch_up.stored(app, member_id).await;
+                        return Ok(true);
+                    }
+                    Commit::Conflict => continue,
+                }
+            }
         }
     }
+}
+
+/// A catch-up of the card made under the member's lock and not stored yet (see [`prepare`]).
+pub(crate) enum Prepared {
+    /// The card already shows the member's revision: another request caught it up.
+    UpToDate,
+    /// Nothing to show (a revision that changed no points, such as a block): only the revision
+    /// the card shows moves on.
+    Unchanged(Box<UnchangedCard>),
+    /// The card with the catch-up's change, and the write that stores it.
+    Changed(Box<CardCatchUp>, DocWrite),
+}
+
+/// A card the catch-up found nothing to show on, and the revision it shows even so.
+pub(crate) struct UnchangedCard {
+    card: CachedCard,
+    revision: i64,
+}
+
+impl UnchangedCard {
+    /// Records the revision and puts the card back into the cache. No document is written, so
+    /// there is no version to lose: it always commits.
+    pub(crate) async fn store(self, app: &App, member_id: &str) -> Result<(), DomainError> {
+        let _always_committed = app
+            .storage
+            .store_card(member_id, None, self.revision)
+            .await?;
+        app.cards.put(member_id, self.card);
+        Ok(())
+    }
+}
+
+/// The card with a catch-up's change made. Its write (given beside it) stores the change
+/// appended (or a whole save) at the version the card was read at, and moves the member's card
+/// revision with it.
+pub(crate) struct CardCatchUp {
+    pub card: CachedCard,
+    /// The member's points revision the card shows with the change.
+    pub revision: i64,
+    /// The card's history is past the epoch policy with the change: once stored, it starts afresh.
+    pub due: bool,
+    save: CardSave,
+    saved_len: usize,
+}
+
+impl CardCatchUp {
+    /// After the catch-up's write committed: the card, now the stored version, goes back into the card
+    /// cache — or, once its history is past the policy, starts afresh (the cached copy, of the
+    /// old epoch, is dropped with it). The catch-up itself is stored either way.
+    pub(crate) async fn stored(mut self, app: &App, member_id: &str) {
+        self.card.stored(self.save, self.saved_len);
+        if self.due {
+            if let Err(e) = crate::projection::epochs::renew(app, member_id, &[DocKind::Card]).await
+            {
+                tracing::warn!(member = %member_id, code = e.code, "the card could not start afresh");
+            }
+            return;
+        }
+        app.cards.put(member_id, self.card);
+    }
+}
+
+/// Under the member's lock: reads what the card has not shown yet and shows it on the card (the
+/// cached copy, or the stored one), as one change that is not stored yet.
+pub(crate) async fn prepare(
+    app: &App,
+    programme: &Programme,
+    member_id: &str,
+) -> Result<Prepared, DomainError> {
+    let now = app.now_ms();
+    let window_start = now.saturating_sub(programme.tiers.window_days * DAY_MS);
+    let source = app
+        .storage
+        .card_source(
+            member_id,
+            programme.tiers.metric,
+            window_start,
+            RECENT_ENTRIES,
+        )
+        .await?
+        .ok_or_else(|| DomainError::not_found("member_not_found", "no such member"))?;
+    let revision = source.book.revision;
+    if source.book.card_revision >= revision {
+        return Ok(Prepared::UpToDate);
+    }
+    let mut card = card_document(app, member_id, source.book.card_version).await?;
+    if !show(programme, &mut card, &source, now)? {
+        return Ok(Prepared::Unchanged(Box::new(UnchangedCard {
+            card,
+            revision,
+        })));
+    }
+    let due = history_due(app, &mut card);
+    let save = card.next_save();
+    let bytes = card.bytes(save);
+    let saved_len = bytes.len();
+    let write = DocWrite {
+        kind: DocKind::Card,
+        expected_version: card.version,
+        bytes,
+        append: save == CardSave::Append,
+        new_epoch: None,
+        summary: Some(crate::projection::documents::summary(&mut card.doc)),
+        shows_revision: Some(revision),
+    };
+    Ok(Prepared::Changed(
+        Box::new(CardCatchUp {
+            card,
+            revision,
+            due,
+            save,
+            saved_len,
+        }),
+        write,
+    ))
 }
 
 /// Whether the card's history is due for a new epoch by the server's policy.

@@ -80,6 +80,7 @@ pub async fn update<T>(
             append: false,
             new_epoch: None,
             summary: Some(summary(&mut doc)),
+            shows_revision: None,
         };
         match app
             .storage

@@ -76,6 +76,7 @@ pub(crate) fn fresh_documents(
             append: false,
             new_epoch: Some(next),
             summary: Some(crate::projection::documents::summary(&mut fresh)),
+            shows_revision: None,
         });
         report.push(DocumentEpoch {
             doc: stored.kind,

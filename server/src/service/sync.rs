@@ -26,6 +26,7 @@ use loyalty_core::sync::{PeerState, Stored, server_answer};
 use crate::app::App;
 use crate::error::DomainError;
 use crate::locks::Retry;
+use crate::projection::card::{CardCatchUp, Prepared};
 use crate::projection::documents::{load, summary};
 use crate::storage::{Commit, DocSummary, DocWrite, StoredDoc, SyncCheck};
 
@@ -81,10 +82,22 @@ async fn sync_loaded(
             });
         }
         let kinds: Vec<DocKind> = open.entries.iter().map(|e| e.doc).collect();
-        let (docs, cached_card) = documents(app, member_id, &check, &kinds).await?;
+        let mut catch_up = None;
+        if check.card_behind && kinds.contains(&DocKind::Card) {
+            match card_catch_up(app, member_id).await {
+                CardCatchUpFor::Answer(card, write) => catch_up = Some((card, write)),
+                CardCatchUpFor::ReadAgain => continue,
+                CardCatchUpFor::Failed => {}
+            }
+        }
+        let caught_up_card = catch_up
+            .as_mut()
+            .map(|(c, _)| std::mem::take(&mut c.card.doc));
+        let (docs, cached_card) = documents(app, member_id, &check, &kinds, caught_up_card).await?;
         let states = app.storage.load_peer_states(device_id, &kinds).await?;
-        let (response, writes, peer_writes, mirror, summaries) =
+        let (response, mut writes, peer_writes, mirror, summaries, card_back) =
             answer_off_the_workers(app, open, docs, cached_card, states).await?;
+        let catch_up = with_catch_up(catch_up, card_back, &mut writes);
         let new_epochs: Vec<DocKind> = writes
             .iter()
             .filter(|w| w.new_epoch.is_some())
@@ -104,6 +117,9 @@ async fn sync_loaded(
         {
             Ok(Commit::Committed) => {
                 metrics::counter!(crate::metrics::SYNCS, "kind" => kind).increment(1);
+                if let Some(catch_up) = catch_up {
+                    catch_up.stored(app, member_id).await;
+                }
                 if !new_epochs.is_empty() {
                     tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
                     // The cached card (if any) is of the old epoch; the member's other devices
@@ -134,20 +150,25 @@ async fn sync_loaded(
     }
 }
 
-/// The documents of `kinds` as stored, and the card from the card cache when it holds the
-/// version the check read (a purchase's catch-up just left it there): that card's bytes are not
-/// loaded at all, and its record carries the check's header with no bytes (see [`answer`]).
+/// The documents of `kinds` as stored, and the card as `caught_up` (this sync's catch-up, not
+/// stored yet) or from the card cache when it holds the version the check read (a purchase's
+/// catch-up just left it there): that card's bytes are not loaded at all, and its record carries
+/// the check's header with no bytes (see [`answer`]).
 async fn documents(
     app: &App,
     member_id: &str,
     check: &SyncCheck,
     kinds: &[DocKind],
+    caught_up: Option<automerge::AutoCommit>,
 ) -> Result<(Vec<StoredDoc>, Option<automerge::AutoCommit>), DomainError> {
     let card_header = check
         .documents
         .iter()
         .find(|d| d.kind == DocKind::Card && kinds.contains(&d.kind));
-    let cached = card_header.and_then(|h| Some((h, app.cards.copy(member_id, h.version)?)));
+    let cached = match caught_up {
+        Some(card) => card_header.map(|h| (h, card)),
+        None => card_header.and_then(|h| Some((h, app.cards.copy(member_id, h.version)?))),
+    };
     let to_load: Vec<DocKind> = kinds
         .iter()
         .copied()
@@ -222,18 +243,12 @@ fn in_request_order(
         .collect()
 }
 
-/// Brings the requested documents that have work waiting up to date: postings into the card,
-/// targeted offers into the offers document, messages and replies into the inbox. A projection
-/// that fails is logged and the sync goes ahead with the document as it is; the next one tries
-/// again.
+/// Brings the requested documents that have work waiting up to date: targeted offers into the
+/// offers document, messages and replies into the inbox. (Postings reach the card under the
+/// sync's own lock: [`card_catch_up`].) A projection that fails is logged and the sync goes ahead
+/// with the document as it is; the next one tries again.
 async fn project(app: &App, member_id: &str, check: &SyncCheck, kinds: &[DocKind]) {
     let wants = |kind| kinds.contains(&kind);
-    if check.card_behind
-        && wants(DocKind::Card)
-        && let Err(e) = crate::projection::card::catch_up_behind(app, member_id).await
-    {
-        tracing::warn!(member = %member_id, code = e.code, "card projection failed");
-    }
     if check.offers_pending
         && wants(DocKind::Offers)
         && let Err(e) = crate::projection::offers::project_pending(app, member_id).await
@@ -246,6 +261,77 @@ async fn project(app: &App, member_id: &str, check: &SyncCheck, kinds: &[DocKind
     {
         tracing::warn!(member = %member_id, code = e.code, "inbox projection failed");
     }
+}
+
+/// What the card's catch-up leaves a sync to do (see [`card_catch_up`]).
+enum CardCatchUpFor {
+    /// Store the card's change and its write in one commit with what the sync tells the device.
+    Answer(Box<CardCatchUp>, DocWrite),
+    /// Nothing to store with the answer — the card was already up to date, had nothing to show
+    /// (the revision is stored by itself), or its history was due for a new epoch (the change is
+    /// stored and the card started afresh, as [`crate::projection::card::catch_up_behind`]
+    /// does): read the check again.
+    ReadAgain,
+    /// The projection failed (logged): the sync goes on with the card as stored, and the next
+    /// one tries again.
+    Failed,
+}
+
+/// The card's catch-up with the ledger for a sync, under the sync's lock: one transaction for
+/// the catch-up and the sync, where a catch-up of its own and the sync's commit were two.
+async fn card_catch_up(app: &App, member_id: &str) -> CardCatchUpFor {
+    match try_card_catch_up(app, member_id).await {
+        Ok(next) => next,
+        Err(e) => {
+            tracing::warn!(member = %member_id, code = e.code, "card projection failed");
+            CardCatchUpFor::Failed
+        }
+    }
+}
+
+/// [`card_catch_up`], with its failures.
+async fn try_card_catch_up(app: &App, member_id: &str) -> Result<CardCatchUpFor, DomainError> {
+    let programme = app.programme().await?;
+    match crate::projection::card::prepare(app, &programme, member_id).await? {
+        Prepared::UpToDate => Ok(CardCatchUpFor::ReadAgain),
+        Prepared::Unchanged(card) => {
+            card.store(app, member_id).await?;
+            Ok(CardCatchUpFor::ReadAgain)
+        }
+        Prepared::Changed(catch_up, write) if catch_up.due => {
+            let revision = catch_up.revision;
+            if app
+                .storage
+                .store_card(member_id, Some(write), revision)
+                .await?
+                == Commit::Committed
+            {
+                catch_up.stored(app, member_id).await;
+            }
+            Ok(CardCatchUpFor::ReadAgain)
+        }
+        Prepared::Changed(catch_up, write) => Ok(CardCatchUpFor::Answer(catch_up, write)),
+    }
+}
+
+/// Joins the card's catch-up to the answer's writes, and gives back what to put in the card cache
+/// once they are committed. When the answer rewrites the card itself (a new epoch, from the card
+/// with the change), that write carries the revision instead and the card is not cached (the
+/// commit of a new epoch forgets it). `card` is the card document the answer was given, handed
+/// back.
+fn with_catch_up(
+    catch_up: Option<(Box<CardCatchUp>, DocWrite)>,
+    card: Option<automerge::AutoCommit>,
+    writes: &mut Vec<DocWrite>,
+) -> Option<Box<CardCatchUp>> {
+    let (mut catch_up, write) = catch_up?;
+    if let Some(rewritten) = writes.iter_mut().find(|w| w.kind == DocKind::Card) {
+        rewritten.shows_revision = Some(catch_up.revision);
+        return None;
+    }
+    writes.push(write);
+    catch_up.card.doc = card?;
+    Some(catch_up)
 }
 
 /// The in-sync answer for one entry, if the stored header proves it: the entry carries no
@@ -317,10 +403,13 @@ pub(crate) type Answered = (
     Option<loyalty_core::member::MemberState>,
     // Summaries of loaded documents that had none and were not rewritten.
     Vec<(DocKind, i64, DocSummary)>,
+    // The card document given as `cached_card`, handed back.
+    Option<automerge::AutoCommit>,
 );
 
 /// Answers each entry of `request` from the stored documents; the card from `cached_card` when
-/// the card cache held it at the stored version (a copy, so nothing here touches the cache).
+/// the sync caught it up or the card cache held it at the stored version (a copy, so nothing
+/// here touches the cache), handed back with the answer.
 fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
@@ -334,6 +423,7 @@ fn answer(
     let mut peer_writes = Vec::new();
     let mut mirror = None;
     let mut summaries = Vec::new();
+    let mut card_back = None;
     for entry in &request.entries {
         let kind = entry.doc;
         let stored = docs.iter().find(|d| d.kind == kind).ok_or_else(|| {
@@ -373,6 +463,7 @@ fn answer(
                         append: false,
                         new_epoch: a.new_epoch.then_some(a.epoch),
                         summary: Some(summary(&mut doc)),
+                        shows_revision: None,
                     });
                 } else if stored.summary.is_none() {
                     summaries.push((kind, stored.version, before));
@@ -403,8 +494,11 @@ fn answer(
                 });
             }
         }
+        if from_cache {
+            card_back = Some(doc);
+        }
     }
-    Ok((entries, writes, peer_writes, mirror, summaries))
+    Ok((entries, writes, peer_writes, mirror, summaries, card_back))
 }
 
 #[cfg(test)]

@@ -168,6 +168,7 @@ fn doc(kind: DocKind, expected_version: i64, bytes: &[u8], append: bool) -> DocW
         append,
         new_epoch: None,
         summary: None,
+        shows_revision: None,
     }
 }
 
@@ -3218,6 +3219,79 @@ pub async fn document_summaries_follow_their_bytes(s: Arc<dyn Storage>) {
     assert_eq!(stored[0].summary, Some(summary(7)));
 }
 
+/// A sync stores the card's catch-up with the device's sync state in one commit: the card's write
+/// carries the revision it shows, and the member's card revision moves with the document, never
+/// back; a write at a stale version stores none of it.
+pub async fn a_sync_commits_the_cards_catch_up_with_its_revision(s: Arc<dyn Storage>) {
+    member(&s, "m1", "6270000000000001").await;
+    enrolled(&s, "m1", "d1", 1).await;
+    for key in ["till:t1:k1", "till:t1:k2"] {
+        let revision = book(&s, "m1").await.revision;
+        let posted = s.post(purchase(key, "m1", revision, 0, 10)).await.unwrap();
+        assert_eq!(posted, PostOutcome::Posted);
+    }
+    let newest = book(&s, "m1").await.revision;
+    assert!(checked(&s, "m1").await.card_behind);
+    let catch_up = |version, bytes: &[u8], revision| DocWrite {
+        shows_revision: Some(revision),
+        ..doc(DocKind::Card, version, bytes, true)
+    };
+    let state = vec![(DocKind::Card, vec![9, 9])];
+
+    let stale = s
+        .commit(
+            "m1",
+            Some("d1"),
+            vec![catch_up(0, &[5], newest)],
+            state.clone(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, Commit::Conflict);
+    assert!(checked(&s, "m1").await.card_behind, "nothing of it stored");
+    assert!(
+        s.load_peer_states("d1", &[DocKind::Card])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let committed = s
+        .commit(
+            "m1",
+            Some("d1"),
+            vec![catch_up(1, &[4, 2], newest)],
+            state,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Commit::Committed);
+    assert!(!checked(&s, "m1").await.card_behind);
+    assert_eq!(book(&s, "m1").await.card_revision, newest);
+    let card = s.load_documents("m1", &[DocKind::Card]).await.unwrap();
+    assert_eq!(card[0].bytes, vec![DocKind::Card.code(), 4, 2]);
+    assert_eq!(
+        s.load_peer_states("d1", &[DocKind::Card]).await.unwrap(),
+        [(DocKind::Card, vec![9, 9])]
+    );
+
+    // A slower catch-up of an older revision stores its document but leaves the revision.
+    let older = s
+        .commit(
+            "m1",
+            None,
+            vec![catch_up(2, &[1], newest - 1)],
+            Vec::new(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(older, Commit::Committed);
+    assert_eq!(book(&s, "m1").await.card_revision, newest);
+}
+
 /// The sync check says which projections have work: postings the card does not show, offers
 /// and messages not yet in their documents.
 pub async fn the_sync_check_sees_pending_work(s: Arc<dyn Storage>) {
@@ -3450,6 +3524,7 @@ macro_rules! storage_conformance {
             requests_are_answered_and_closed,
             document_summaries_follow_their_bytes,
             the_sync_check_sees_pending_work,
+            a_sync_commits_the_cards_catch_up_with_its_revision,
             a_device_is_read_with_its_members_sync_check,
             a_migrated_database_is_ready,
         );

@@ -163,6 +163,10 @@ pub struct DocWrite {
     /// The summary of the document as it is after this write (with `append`, of the whole), or
     /// `None` to leave it unknown.
     pub summary: Option<DocSummary>,
+    /// For the card: the member's points revision (`members.revision`) the written card shows.
+    /// The member's card revision moves up to it (never back) in the same transaction, so a sync
+    /// stores a catch-up of the card with what it tells the device in one commit.
+    pub shows_revision: Option<i64>,
 }
 
 #[async_trait]

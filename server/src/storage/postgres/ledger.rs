@@ -25,7 +25,7 @@ use loyalty_core::lots::Lot;
 use loyalty_core::tiers::{Metric, TierState};
 use tokio_postgres::Row;
 
-use super::members::update_document;
+use super::members::{card_shows, update_document};
 use super::offers::{parse_offer, record_offer_uses};
 use super::{PgStorage, backend, hash_from};
 use crate::storage::{
@@ -862,18 +862,18 @@ impl LedgerStore for PgStorage {
     ) -> Result<Commit, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        if let Some(card) = &card
-            && !update_document(&tx, member_id, card).await?
-        {
-            return Ok(Commit::Conflict);
+        match card {
+            Some(card) => {
+                let card = DocWrite {
+                    shows_revision: Some(revision),
+                    ..card
+                };
+                if !update_document(&tx, member_id, &card).await? {
+                    return Ok(Commit::Conflict);
+                }
+            }
+            None => card_shows(&tx, member_id, revision).await?,
         }
-        // Never back: a slower catch-up of an older revision must not undo a newer one.
-        tx.exec(
-            "UPDATE members SET card_revision = greatest(card_revision, $2) WHERE member_id = $1",
-            &[&member_id, &revision],
-        )
-        .await
-        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Commit::Committed)
     }

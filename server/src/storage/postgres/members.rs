@@ -593,7 +593,26 @@ pub(super) async fn update_document(
         .await
         .map_err(backend)?;
     }
+    if let Some(revision) = d.shows_revision {
+        card_shows(tx, member_id, revision).await?;
+    }
     Ok(true)
+}
+
+/// Records that the member's card shows their points up to `revision`. Never back: a slower
+/// catch-up of an older revision must not undo a newer one.
+pub(super) async fn card_shows(
+    tx: &Transaction<'_>,
+    member_id: &str,
+    revision: i64,
+) -> Result<(), StorageError> {
+    tx.exec(
+        "UPDATE members SET card_revision = greatest(card_revision, $2) WHERE member_id = $1",
+        &[&member_id, &revision],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// The member's pending work (`m`; member id `$1`, now `$2`): postings the card does not show,

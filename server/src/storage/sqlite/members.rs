@@ -578,7 +578,25 @@ pub(super) fn update_document(
         .and_then(|mut s| s.execute(params![d.kind.code(), member_id]))
         .map_err(backend)?;
     }
+    if let Some(revision) = d.shows_revision {
+        card_shows(tx, member_id, revision)?;
+    }
     Ok(true)
+}
+
+/// Records that the member's card shows their points up to `revision`. Never back: a slower
+/// catch-up of an older revision must not undo a newer one.
+pub(super) fn card_shows(
+    tx: &rusqlite::Connection,
+    member_id: &str,
+    revision: i64,
+) -> Result<(), StorageError> {
+    tx.prepare_cached(
+        "UPDATE members SET card_revision = max(card_revision, ?2) WHERE member_id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![member_id, revision]))
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// The member's pending work (`m`; member id `?1`, now `?2`): postings the card does not show,

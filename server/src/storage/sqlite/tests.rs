@@ -41,6 +41,7 @@ async fn appended_document_bytes_are_kept_exactly_and_guarded_by_the_version() {
         expected_version,
         bytes: bytes.to_vec(),
         append,
+        shows_revision: None,
     };
     let tail = [0x00, 0xc3, 0x28, 0x00, 0x80];
     assert!(matches!(
