@@ -3,7 +3,8 @@
 //! and a card document that cannot be loaded never stops a purchase. The card catches up when it
 //! is about to be read — a device's sync, the document endpoint, an operator's view of the member —
 //! under the member's lock, with everything that happened since in one change: the recent
-//! movements with their reasons, the balance and the standing.
+//! movements with their reasons, the balance and the standing. `prepare` makes the change;
+//! [`catch_up_behind`] stores it by itself, a sync (`crate::service::sync`) in its own commit.
 //!
 //! `members.card_revision` records which revision of the member's points the card shows; the card
 //! is behind while it is lower than `members.revision`, which every posting raises. Checking that is

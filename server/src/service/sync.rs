@@ -1,6 +1,7 @@
 //! A device's sync (its route is `crate::http::device::sync`): answers each document entry with the
-//! shared algorithm in `loyalty_core::sync`, and stores what changed — documents and per-(device, document)
-//! sync states — in one transaction before it answers, so an acknowledged sync is durable.
+//! shared algorithm in `loyalty_core::sync`, and stores what changed — documents, per-(device,
+//! document) sync states and the card's catch-up with the ledger — in one transaction before it
+//! answers, so an acknowledged sync is durable.
 //!
 //! "Nothing changed" — every entry's digest and epoch equal the stored ones, no projection has work
 //! waiting — is the request a chain's phones make most. It is answered from the documents' stored
@@ -14,9 +15,9 @@
 //! [`crate::sync_jobs::SyncJobs`], so a burst of heavy requests queues instead of running at once; what
 //! one request may ask for is bounded before Automerge sees it (`loyalty_core::budget`). A
 //! document whose history is due starts a new epoch there too (`loyalty_core::epoch`). The one
-//! exception is a live update's light answer — the card from the card cache, no message from the
-//! device, only a sync message to compute — which costs less than the hops to the pool and back
-//! and runs in place.
+//! exception is a live update's light answer — the card as this sync caught it up (or from the
+//! card cache), no message from the device, only a sync message to compute — which costs less
+//! than the hops to the pool and back and runs in place.
 
 use loyalty_core::DocKind;
 use loyalty_core::epoch::EpochPolicy;
@@ -151,9 +152,9 @@ async fn sync_loaded(
 }
 
 /// The documents of `kinds` as stored, and the card as `caught_up` (this sync's catch-up, not
-/// stored yet) or from the card cache when it holds the version the check read (a purchase's
-/// catch-up just left it there): that card's bytes are not loaded at all, and its record carries
-/// the check's header with no bytes (see [`answer`]).
+/// stored yet) or from the card cache when it holds the version the check read (another
+/// request's catch-up left it there): that card's bytes are not loaded at all, and its record
+/// carries the check's header with no bytes (see [`answer`]).
 async fn documents(
     app: &App,
     member_id: &str,
@@ -364,8 +365,8 @@ fn settled(check: &SyncCheck, entry: &RequestEntry, policy: &EpochPolicy) -> Opt
 /// Runs [`answer`] where its work belongs. Automerge work is CPU-bound: it runs on the blocking
 /// pool under a place among the sync jobs, taken under the member's lock (never the other way
 /// round, so a job never waits for a lock while it holds a place). A live update — the card alone,
-/// from the card cache, with no message from the device: only a sync message to compute, less
-/// work than the hop to the pool and back — runs here. Either way a panic inside becomes a 500
+/// caught up by this sync or from the card cache, with no message from the device: only a sync
+/// message to compute, less work than the hop to the pool and back — runs here. Either way a panic inside becomes a 500
 /// for this request, not a dead server.
 async fn answer_off_the_workers(
     app: &App,
@@ -408,8 +409,8 @@ pub(crate) type Answered = (
 );
 
 /// Answers each entry of `request` from the stored documents; the card from `cached_card` when
-/// the sync caught it up or the card cache held it at the stored version (a copy, so nothing
-/// here touches the cache), handed back with the answer.
+/// the sync caught it up or the card cache held it at the stored version (nothing here touches
+/// the cache), handed back with the answer.
 fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
