@@ -121,9 +121,9 @@ pub(crate) struct CardCatchUp {
 }
 
 impl CardCatchUp {
-    /// After the catch-up's write committed: the card, now the stored version, goes back into the card
-    /// cache — or, once its history is past the policy, starts afresh (the cached copy, of the
-    /// old epoch, is dropped with it). The catch-up itself is stored either way.
+    /// After the catch-up's write committed: the card, now the stored version, goes back into the
+    /// card cache — or, once its history is past the policy, starts afresh (the cached copy, of
+    /// the old epoch, is dropped with it). The catch-up itself is stored either way.
     pub(crate) async fn stored(mut self, app: &App, member_id: &str) {
         self.card.stored(self.save, self.saved_len);
         if self.due {

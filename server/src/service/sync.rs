@@ -91,6 +91,9 @@ async fn sync_loaded(
                 CardCatchUpFor::Failed => {}
             }
         }
+        // Lent to the answer, which hands it back; a catch-up whose card does not come back is
+        // stored all the same but never cached (`with_catch_up`), so the empty placeholder left
+        // here cannot reach the cache.
         let caught_up_card = catch_up
             .as_mut()
             .map(|(c, _)| std::mem::take(&mut c.card.doc));
@@ -366,8 +369,8 @@ fn settled(check: &SyncCheck, entry: &RequestEntry, policy: &EpochPolicy) -> Opt
 /// pool under a place among the sync jobs, taken under the member's lock (never the other way
 /// round, so a job never waits for a lock while it holds a place). A live update — the card alone,
 /// caught up by this sync or from the card cache, with no message from the device: only a sync
-/// message to compute, less work than the hop to the pool and back — runs here. Either way a panic inside becomes a 500
-/// for this request, not a dead server.
+/// message to compute, less work than the hop to the pool and back — runs here. Either way a
+/// panic inside becomes a 500 for this request, not a dead server.
 async fn answer_off_the_workers(
     app: &App,
     open: SyncRequest,

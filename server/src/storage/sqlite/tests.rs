@@ -315,7 +315,6 @@ async fn a_posting_that_fails_in_a_group_fails_alone() {
     assert!(matches!(results[..], [Ok(PostOutcome::KeyTaken)]));
 }
 
-/// SQLite's plan for `sql` with `params` bound, its steps joined by "; ".
 /// The bundled SQLite is built without its two process-wide mutexes on the hot paths
 /// (`.cargo/config.toml`): each connection's page cache is its own, and allocations are not
 /// counted under a global lock. A build from outside the workspace (which would not read that
@@ -340,6 +339,7 @@ fn sqlite_is_built_without_its_global_page_cache_and_memory_statistics_locks() {
     );
 }
 
+/// SQLite's plan for `sql` with `params` bound, its steps joined by "; ".
 fn query_plan(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> String {
     conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .unwrap()
