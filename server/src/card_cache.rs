@@ -34,6 +34,28 @@ pub struct CachedCard {
     pub tail_len: usize,
 }
 
+/// A [`CachedCard`] without its document, while the document is lent out (to a sync's answer):
+/// where the document stands in its stored row. [`CardPlace::with`] joins them again.
+pub struct CardPlace {
+    version: i64,
+    stored_heads: Vec<ChangeHash>,
+    base_len: usize,
+    tail_len: usize,
+}
+
+impl CardPlace {
+    /// The cached card again, with the document lent out and handed back.
+    pub fn with(self, doc: AutoCommit) -> CachedCard {
+        CachedCard {
+            version: self.version,
+            doc,
+            stored_heads: self.stored_heads,
+            base_len: self.base_len,
+            tail_len: self.tail_len,
+        }
+    }
+}
+
 /// How a card's new state is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardSave {
@@ -44,6 +66,17 @@ pub enum CardSave {
 }
 
 impl CachedCard {
+    /// The document, lent out, and the rest of the card to join it with again.
+    pub fn lend(self) -> (AutoCommit, CardPlace) {
+        let place = CardPlace {
+            version: self.version,
+            stored_heads: self.stored_heads,
+            base_len: self.base_len,
+            tail_len: self.tail_len,
+        };
+        (self.doc, place)
+    }
+
     /// A card just loaded from stored bytes. What they hold is unknown (a save, maybe followed by
     /// appended changes), so the next write is a whole save.
     pub fn loaded(version: i64, mut doc: AutoCommit, stored_len: usize) -> Self {
@@ -128,9 +161,10 @@ impl CardCache {
     }
 
     /// A copy of the member's card if it is cached at `version`, leaving the entry in place: what a
-    /// sync of the card answers from instead of loading the stored bytes (the catch-up that runs
-    /// just before it, after a purchase, leaves the card here). Copying the document costs a
-    /// fraction of loading it, which rebuilds the whole history.
+    /// sync of the card answers from instead of loading the stored bytes when another request's
+    /// catch-up left the card here (a second device of the member, a sync after the document
+    /// endpoint's catch-up; a sync that catches the card up itself answers from its own).
+    /// Copying the document costs a fraction of loading it, which rebuilds the whole history.
     pub fn copy(&self, member_id: &str, version: i64) -> Option<AutoCommit> {
         let lru = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (_, card) = lru.entries.get(member_id)?;

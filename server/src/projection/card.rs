@@ -16,6 +16,7 @@
 //! epoch policy, the card starts afresh from its current state (`crate::projection::epochs`).
 
 use crate::locks::Retry;
+use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use loyalty_core::DocKind;
 use loyalty_core::calendar::DAY_MS;
@@ -26,7 +27,7 @@ use loyalty_core::programme::Programme;
 use loyalty_core::tiers::{self, Metric, TierState};
 
 use crate::app::App;
-use crate::card_cache::{CachedCard, CardSave};
+use crate::card_cache::{CachedCard, CardPlace, CardSave};
 use crate::error::DomainError;
 use crate::projection::documents::load;
 use crate::storage::{CardSource, Commit, DocWrite};
@@ -58,7 +59,7 @@ pub async fn catch_up_behind(app: &App, member_id: &str) -> Result<bool, DomainE
                 card.store(app, member_id).await?;
                 return Ok(false);
             }
-            Prepared::Changed(catch_up, write) => {
+            Prepared::Changed(doc, catch_up, write) => {
                 // On any error below, the card is dropped with the change the database did not
                 // take.
                 match app
@@ -67,7 +68,7 @@ pub async fn catch_up_behind(app: &App, member_id: &str) -> Result<bool, DomainE
                     .await?
                 {
                     Commit::Committed => {
-                        catch_up.stored(app, member_id).await;
+                        catch_up.stored(*doc, app, member_id).await;
                         return Ok(true);
                     }
                     Commit::Conflict => continue,
@@ -84,8 +85,9 @@ pub(crate) enum Prepared {
     /// Nothing to show (a revision that changed no points, such as a block): only the revision
     /// the card shows moves on.
     Unchanged(Box<UnchangedCard>),
-    /// The card with the catch-up's change, and the write that stores it.
-    Changed(Box<CardCatchUp>, DocWrite),
+    /// The card's document with the catch-up's change, the rest of the card, and the write that
+    /// stores the change.
+    Changed(Box<AutoCommit>, CardCatchUp, DocWrite),
 }
 
 /// A card the catch-up found nothing to show on, and the revision it shows even so.
@@ -107,11 +109,11 @@ impl UnchangedCard {
     }
 }
 
-/// The card with a catch-up's change made. Its write (given beside it) stores the change
-/// appended (or a whole save) at the version the card was read at, and moves the member's card
-/// revision with it.
+/// A catch-up's change made on the card's document (given beside it, so a sync can lend the
+/// document to its answer): its write stores the change appended (or a whole save) at the
+/// version the card was read at, and moves the member's card revision with it.
 pub(crate) struct CardCatchUp {
-    pub card: CachedCard,
+    place: CardPlace,
     /// The member's points revision the card shows with the change.
     pub revision: i64,
     /// The card's history is past the epoch policy with the change: once stored, it starts afresh.
@@ -121,11 +123,13 @@ pub(crate) struct CardCatchUp {
 }
 
 impl CardCatchUp {
-    /// After the catch-up's write committed: the card, now the stored version, goes back into the
-    /// card cache — or, once its history is past the policy, starts afresh (the cached copy, of
-    /// the old epoch, is dropped with it). The catch-up itself is stored either way.
-    pub(crate) async fn stored(mut self, app: &App, member_id: &str) {
-        self.card.stored(self.save, self.saved_len);
+    /// After the catch-up's write committed: the card (`doc` and the rest), now the stored
+    /// version, goes back into the card cache — or, once its history is past the policy, starts
+    /// afresh (the cached copy, of the old epoch, is dropped with it). The catch-up itself is
+    /// stored either way.
+    pub(crate) async fn stored(self, doc: AutoCommit, app: &App, member_id: &str) {
+        let mut card = self.place.with(doc);
+        card.stored(self.save, self.saved_len);
         if self.due {
             if let Err(e) = crate::projection::epochs::renew(app, member_id, &[DocKind::Card]).await
             {
@@ -133,7 +137,7 @@ impl CardCatchUp {
             }
             return;
         }
-        app.cards.put(member_id, self.card);
+        app.cards.put(member_id, card);
     }
 }
 
@@ -180,14 +184,16 @@ pub(crate) async fn prepare(
         summary: Some(crate::projection::documents::summary(&mut card.doc)),
         shows_revision: Some(revision),
     };
+    let (doc, place) = card.lend();
     Ok(Prepared::Changed(
-        Box::new(CardCatchUp {
-            card,
+        Box::new(doc),
+        CardCatchUp {
+            place,
             revision,
             due,
             save,
             saved_len,
-        }),
+        },
         write,
     ))
 }

@@ -19,6 +19,7 @@
 //! card cache), no message from the device, only a sync message to compute — which costs less
 //! than the hops to the pool and back and runs in place.
 
+use automerge::AutoCommit;
 use loyalty_core::DocKind;
 use loyalty_core::epoch::EpochPolicy;
 use loyalty_core::protocol::{Reply, RequestEntry, ResponseEntry, SyncRequest, SyncResponse};
@@ -83,20 +84,18 @@ async fn sync_loaded(
             });
         }
         let kinds: Vec<DocKind> = open.entries.iter().map(|e| e.doc).collect();
-        let mut catch_up = None;
+        let (mut catch_up, mut caught_up_card) = (None, None);
         if check.card_behind && kinds.contains(&DocKind::Card) {
             match card_catch_up(app, member_id).await {
-                CardCatchUpFor::Answer(card, write) => catch_up = Some((card, write)),
+                // The document is lent to the answer, which hands it back.
+                CardCatchUpFor::Answer(doc, card, write) => {
+                    caught_up_card = Some(*doc);
+                    catch_up = Some((card, write));
+                }
                 CardCatchUpFor::ReadAgain => continue,
                 CardCatchUpFor::Failed => {}
             }
         }
-        // Lent to the answer, which hands it back; a catch-up whose card does not come back is
-        // stored all the same but never cached (`with_catch_up`), so the empty placeholder left
-        // here cannot reach the cache.
-        let caught_up_card = catch_up
-            .as_mut()
-            .map(|(c, _)| std::mem::take(&mut c.card.doc));
         let (docs, cached_card) = documents(app, member_id, &check, &kinds, caught_up_card).await?;
         let states = app.storage.load_peer_states(device_id, &kinds).await?;
         let (response, mut writes, peer_writes, mirror, summaries, card_back) =
@@ -121,8 +120,8 @@ async fn sync_loaded(
         {
             Ok(Commit::Committed) => {
                 metrics::counter!(crate::metrics::SYNCS, "kind" => kind).increment(1);
-                if let Some(catch_up) = catch_up {
-                    catch_up.stored(app, member_id).await;
+                if let Some((catch_up, doc)) = catch_up {
+                    catch_up.stored(doc, app, member_id).await;
                 }
                 if !new_epochs.is_empty() {
                     tracing::info!(member = %member_id, docs = ?new_epochs, "documents started a new epoch");
@@ -163,8 +162,8 @@ async fn documents(
     member_id: &str,
     check: &SyncCheck,
     kinds: &[DocKind],
-    caught_up: Option<automerge::AutoCommit>,
-) -> Result<(Vec<StoredDoc>, Option<automerge::AutoCommit>), DomainError> {
+    caught_up: Option<AutoCommit>,
+) -> Result<(Vec<StoredDoc>, Option<AutoCommit>), DomainError> {
     let card_header = check
         .documents
         .iter()
@@ -269,8 +268,9 @@ async fn project(app: &App, member_id: &str, check: &SyncCheck, kinds: &[DocKind
 
 /// What the card's catch-up leaves a sync to do (see [`card_catch_up`]).
 enum CardCatchUpFor {
-    /// Store the card's change and its write in one commit with what the sync tells the device.
-    Answer(Box<CardCatchUp>, DocWrite),
+    /// Answer from the card's document with the change, and store its write in one commit with
+    /// what the sync tells the device.
+    Answer(Box<AutoCommit>, CardCatchUp, DocWrite),
     /// Nothing to store with the answer — the card was already up to date, had nothing to show
     /// (the revision is stored by itself), or its history was due for a new epoch (the change is
     /// stored and the card started afresh, as [`crate::projection::card::catch_up_behind`]
@@ -302,7 +302,7 @@ async fn try_card_catch_up(app: &App, member_id: &str) -> Result<CardCatchUpFor,
             card.store(app, member_id).await?;
             Ok(CardCatchUpFor::ReadAgain)
         }
-        Prepared::Changed(catch_up, write) if catch_up.due => {
+        Prepared::Changed(doc, catch_up, write) if catch_up.due => {
             let revision = catch_up.revision;
             if app
                 .storage
@@ -310,32 +310,31 @@ async fn try_card_catch_up(app: &App, member_id: &str) -> Result<CardCatchUpFor,
                 .await?
                 == Commit::Committed
             {
-                catch_up.stored(app, member_id).await;
+                catch_up.stored(*doc, app, member_id).await;
             }
             Ok(CardCatchUpFor::ReadAgain)
         }
-        Prepared::Changed(catch_up, write) => Ok(CardCatchUpFor::Answer(catch_up, write)),
+        Prepared::Changed(doc, catch_up, write) => Ok(CardCatchUpFor::Answer(doc, catch_up, write)),
     }
 }
 
 /// Joins the card's catch-up to the answer's writes, and gives back what to put in the card cache
-/// once they are committed. When the answer rewrites the card itself (a new epoch, from the card
-/// with the change), that write carries the revision instead and the card is not cached (the
-/// commit of a new epoch forgets it). `card` is the card document the answer was given, handed
-/// back.
+/// once they are committed: the catch-up with `card`, the document the answer was given and
+/// handed back (without it the catch-up is stored all the same, and not cached). When the answer
+/// rewrites the card itself (a new epoch, from the card with the change), that write carries the
+/// revision instead and the card is not cached (the commit of a new epoch forgets it).
 fn with_catch_up(
-    catch_up: Option<(Box<CardCatchUp>, DocWrite)>,
-    card: Option<automerge::AutoCommit>,
+    catch_up: Option<(CardCatchUp, DocWrite)>,
+    card: Option<AutoCommit>,
     writes: &mut Vec<DocWrite>,
-) -> Option<Box<CardCatchUp>> {
-    let (mut catch_up, write) = catch_up?;
+) -> Option<(CardCatchUp, AutoCommit)> {
+    let (catch_up, write) = catch_up?;
     if let Some(rewritten) = writes.iter_mut().find(|w| w.kind == DocKind::Card) {
         rewritten.shows_revision = Some(catch_up.revision);
         return None;
     }
     writes.push(write);
-    catch_up.card.doc = card?;
-    Some(catch_up)
+    Some((catch_up, card?))
 }
 
 /// The in-sync answer for one entry, if the stored header proves it: the entry carries no
@@ -375,7 +374,7 @@ async fn answer_off_the_workers(
     app: &App,
     open: SyncRequest,
     docs: Vec<StoredDoc>,
-    cached_card: Option<automerge::AutoCommit>,
+    cached_card: Option<AutoCommit>,
     states: Vec<(DocKind, Vec<u8>)>,
 ) -> Result<Answered, DomainError> {
     let (policy, now) = (app.config.epochs, app.now_ms());
@@ -408,7 +407,7 @@ pub(crate) type Answered = (
     // Summaries of loaded documents that had none and were not rewritten.
     Vec<(DocKind, i64, DocSummary)>,
     // The card document given as `cached_card`, handed back.
-    Option<automerge::AutoCommit>,
+    Option<AutoCommit>,
 );
 
 /// Answers each entry of `request` from the stored documents; the card from `cached_card` when
@@ -417,7 +416,7 @@ pub(crate) type Answered = (
 fn answer(
     request: SyncRequest,
     docs: Vec<StoredDoc>,
-    mut cached_card: Option<automerge::AutoCommit>,
+    mut cached_card: Option<AutoCommit>,
     states: Vec<(DocKind, Vec<u8>)>,
     policy: EpochPolicy,
     now_ms: i64,
@@ -513,7 +512,7 @@ mod tests {
 
     /// A card whose history is past `after_ops` operations with most of them still live (one key
     /// per change), or mostly overwritten (the same key every change).
-    fn card(changes: usize, same_key: bool) -> automerge::AutoCommit {
+    fn card(changes: usize, same_key: bool) -> AutoCommit {
         let mut doc = genesis(DocKind::Card);
         for i in 0..changes {
             let key = if same_key {
@@ -527,7 +526,7 @@ mod tests {
         doc
     }
 
-    fn answered(doc: &mut automerge::AutoCommit, from_cache: bool) -> Answered {
+    fn answered(doc: &mut AutoCommit, from_cache: bool) -> Answered {
         let bytes = doc.save();
         let stored = StoredDoc {
             kind: DocKind::Card,

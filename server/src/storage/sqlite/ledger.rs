@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::members::{card_shows, update_document};
-use super::{SqliteStorage, backend, cached_row, hash_from};
+use super::{SqliteStorage, backend, cached_execute, cached_row, hash_from};
 use crate::storage::{
     CardSource, CheckoutOpening, CheckoutSession, Commit, DeviceKey, DocWrite, LedgerStore,
     MemberBook, MemberProgramme, PostOutcome, Posting, PostingKind, PriorPosting, PurchaseContext,
@@ -56,21 +56,28 @@ pub(super) fn apply_posting(
     // The balance is what the lots hold, and `lots.remaining` cannot go below zero (a CHECK):
     // no overdraft reaches this far.
     let st = &p.state;
-    let fresh = tx
-        .prepare_cached(
-            "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
-                                   receipt_id, total_minor, earned, redeemed, at, response,
-                                   operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                p.idempotency_key, p.request_hash.as_slice(), p.member_id, p.kind, p.refers_to,
-                p.till_id, p.receipt_id, p.total_minor, p.earned, p.redeemed, p.at_ms, p.response,
-                p.operator
-            ])
-        })
-        .map_err(backend)?;
+    let fresh = cached_execute(
+        tx,
+        "INSERT INTO postings (idempotency_key, request_hash, member_id, kind, refers_to, till_id,
+                               receipt_id, total_minor, earned, redeemed, at, response, operator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+        params![
+            p.idempotency_key,
+            p.request_hash.as_slice(),
+            p.member_id,
+            p.kind,
+            p.refers_to,
+            p.till_id,
+            p.receipt_id,
+            p.total_minor,
+            p.earned,
+            p.redeemed,
+            p.at_ms,
+            p.response,
+            p.operator
+        ],
+    )
+    .map_err(backend)?;
     if fresh != 1 {
         return Ok(PostOutcome::KeyTaken);
     }
@@ -82,28 +89,26 @@ pub(super) fn apply_posting(
     }
     // The revision guard makes a concurrent change (another instance) a conflict to retry,
     // never a lost update.
-    let moved = tx
-        .prepare_cached(
-            "UPDATE members SET balance = ?1, pending = ?2, tier = ?3, tier_manual = ?4,
-                 tier_since = ?5, tier_review_at = ?6, tier_downgrade_at = ?7, next_event_at = ?8,
-                 revision = revision + 1
-             WHERE member_id = ?9 AND revision = ?10",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                st.balance,
-                st.pending,
-                st.tier.tier,
-                st.tier.manual,
-                st.tier.since_ms,
-                st.tier.review_at_ms,
-                st.tier.downgrade_at_ms,
-                st.next_event_at_ms,
-                p.member_id,
-                p.expected_revision
-            ])
-        })
-        .map_err(backend)?;
+    let moved = cached_execute(
+        tx,
+        "UPDATE members SET balance = ?1, pending = ?2, tier = ?3, tier_manual = ?4,
+             tier_since = ?5, tier_review_at = ?6, tier_downgrade_at = ?7, next_event_at = ?8,
+             revision = revision + 1
+         WHERE member_id = ?9 AND revision = ?10",
+        params![
+            st.balance,
+            st.pending,
+            st.tier.tier,
+            st.tier.manual,
+            st.tier.since_ms,
+            st.tier.review_at_ms,
+            st.tier.downgrade_at_ms,
+            st.next_event_at_ms,
+            p.member_id,
+            p.expected_revision
+        ],
+    )
+    .map_err(backend)?;
     if moved != 1 {
         return Ok(PostOutcome::Conflict);
     }
@@ -523,12 +528,9 @@ impl LedgerStore for SqliteStorage {
         let session = session.clone();
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            // Cached statements: every checkout runs these four, and `execute` would parse each
-            // text again (about 25,000 instructions a statement).
+            // Every checkout runs these four: through the statement cache.
             let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
-                tx.prepare_cached(sql)
-                    .and_then(|mut s| s.execute(params))
-                    .map_err(backend)
+                cached_execute(&tx, sql, params).map_err(backend)
             };
             let fresh = run(
                 "INSERT INTO used_codes (code_id, used_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",

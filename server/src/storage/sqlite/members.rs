@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::messages::INBOX_PENDING;
 use super::offers::PENDING_WHERE as PENDING_OFFERS;
-use super::{SqliteStorage, backend, cached_row, hash_from};
+use super::{SqliteStorage, backend, cached_execute, cached_row, hash_from};
 use crate::storage::members::{HEADER_FIELDS, MEMBER_HEADER_COLUMNS};
 use crate::storage::{
     Commit, DeviceRecord, DocHeader, DocSummary, DocWrite, MemberCreation, MemberRecord,
@@ -395,11 +395,12 @@ impl MemberStore for SqliteStorage {
         let device_id = device_id.to_string();
         // When a device was last seen is for operators' eyes: no need to wait for the disk.
         self.run_relaxed(move |conn| {
-            conn.prepare_cached(
+            cached_execute(
+                conn,
                 "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, ?1), ?1)
                  WHERE device_id = ?2",
+                params![at_ms, device_id],
             )
-            .and_then(|mut s| s.execute(params![at_ms, device_id]))
             .map_err(backend)?;
             Ok(())
         })
@@ -451,9 +452,12 @@ fn mirror_member(
         "member_requests",
         "member_request_followups",
     ] {
-        tx.prepare_cached(&format!("DELETE FROM {table} WHERE member_id = ?1"))
-            .and_then(|mut s| s.execute([member_id]))
-            .map_err(backend)?;
+        cached_execute(
+            tx,
+            &format!("DELETE FROM {table} WHERE member_id = ?1"),
+            [member_id],
+        )
+        .map_err(backend)?;
     }
     let mut put = tx
         .prepare_cached(
@@ -527,55 +531,54 @@ pub(super) fn update_document(
         }
         None => (None, None, None),
     };
-    let updated = tx
-        .prepare_cached(
-            "UPDATE documents SET data = coalesce(?1, data), version = version + 1,
-                    summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
-             WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                whole,
-                member_id,
-                d.kind.code(),
-                d.expected_version,
-                digest,
-                ops,
-                changes
-            ])
-        })
-        .map_err(backend)?;
+    let updated = cached_execute(
+        tx,
+        "UPDATE documents SET data = coalesce(?1, data), version = version + 1,
+                summary_digest = ?5, summary_ops = ?6, summary_changes = ?7
+         WHERE member_id = ?2 AND kind = ?3 AND version = ?4",
+        params![
+            whole,
+            member_id,
+            d.kind.code(),
+            d.expected_version,
+            digest,
+            ops,
+            changes
+        ],
+    )
+    .map_err(backend)?;
     if updated != 1 {
         return Ok(false);
     }
     let tails = if d.append {
-        tx.prepare_cached(
+        cached_execute(
+            tx,
             "INSERT INTO document_tails (member_id, kind, version, data) VALUES (?1, ?2, ?3, ?4)",
+            params![member_id, d.kind.code(), d.expected_version + 1, d.bytes],
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                member_id,
-                d.kind.code(),
-                d.expected_version + 1,
-                d.bytes
-            ])
-        })
     } else {
-        tx.prepare_cached("DELETE FROM document_tails WHERE member_id = ?1 AND kind = ?2")
-            .and_then(|mut s| s.execute(params![member_id, d.kind.code()]))
+        cached_execute(
+            tx,
+            "DELETE FROM document_tails WHERE member_id = ?1 AND kind = ?2",
+            params![member_id, d.kind.code()],
+        )
     };
     tails.map_err(backend)?;
     if let Some(epoch) = d.new_epoch {
         let epoch = i64::try_from(epoch).map_err(backend)?;
-        tx.prepare_cached("UPDATE documents SET epoch = ?1 WHERE member_id = ?2 AND kind = ?3")
-            .and_then(|mut s| s.execute(params![epoch, member_id, d.kind.code()]))
-            .map_err(backend)?;
+        cached_execute(
+            tx,
+            "UPDATE documents SET epoch = ?1 WHERE member_id = ?2 AND kind = ?3",
+            params![epoch, member_id, d.kind.code()],
+        )
+        .map_err(backend)?;
         // Every device's sync state described the old history.
-        tx.prepare_cached(
+        cached_execute(
+            tx,
             "DELETE FROM peer_states WHERE kind = ?1
              AND device_id IN (SELECT device_id FROM devices WHERE member_id = ?2)",
+            params![d.kind.code(), member_id],
         )
-        .and_then(|mut s| s.execute(params![d.kind.code(), member_id]))
         .map_err(backend)?;
     }
     if let Some(revision) = d.shows_revision {
@@ -591,10 +594,11 @@ pub(super) fn card_shows(
     member_id: &str,
     revision: i64,
 ) -> Result<(), StorageError> {
-    tx.prepare_cached(
+    cached_execute(
+        tx,
         "UPDATE members SET card_revision = max(card_revision, ?2) WHERE member_id = ?1",
+        params![member_id, revision],
     )
-    .and_then(|mut s| s.execute(params![member_id, revision]))
     .map_err(backend)?;
     Ok(())
 }

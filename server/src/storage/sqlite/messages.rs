@@ -12,7 +12,7 @@ use loyalty_core::inbox::{Delivery, Message, Reply, Thread};
 use loyalty_core::requests::ThreadEntry;
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use super::{SqliteStorage, backend, cached_row};
+use super::{SqliteStorage, backend, cached_execute, cached_row};
 use crate::storage::MessageKind;
 use crate::storage::dialect::SQLITE;
 use crate::storage::{
@@ -680,10 +680,8 @@ impl MessageStore for SqliteStorage {
                 message_id,
                 member_id
             ];
-            let changed = conn
-                .prepare_cached(&SQLITE.params(RECEIPT_UPDATE))
-                .and_then(|mut s| s.execute(args))
-                .map_err(backend)?;
+            let changed =
+                cached_execute(conn, &SQLITE.params(RECEIPT_UPDATE), args).map_err(backend)?;
             if changed == 1 {
                 return Ok(ReceiptOutcome::Recorded);
             }
