@@ -660,16 +660,16 @@ impl LedgerStore for SqliteStorage {
         // covers it (the unseen movements, at most `limit`; the member's row and tier window; what
         // each open lot holds), and the hop to the blocking pool and back was about a tenth of a
         // live update's CPU (docs/benchmarks.md).
+        // One snapshot (a point read's transaction): the movements and the book (with its
+        // revisions) agree.
         self.read_now(move |conn| {
-            // One snapshot: the movements and the book (with its revisions) agree.
-            let tx = conn.transaction().map_err(backend)?;
             let Some(book) =
-                read_book_without_lots(&tx, &member_id, metric, window_start_ms, None)?
+                read_book_without_lots(conn, &member_id, metric, window_start_ms, None)?
             else {
                 return Ok(None);
             };
-            let unseen = read_unseen_movements(&tx, &member_id, book.card_revision, limit)?;
-            let balances = read_lot_balances(&tx, &member_id)?;
+            let unseen = read_unseen_movements(conn, &member_id, book.card_revision, limit)?;
+            let balances = read_lot_balances(conn, &member_id)?;
             Ok(Some(CardSource {
                 book,
                 unseen,

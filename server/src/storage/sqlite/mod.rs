@@ -2,7 +2,9 @@
 //! server has answered is on disk even if the process is killed the next instant.
 //!
 //! rusqlite is synchronous; every call runs on tokio's blocking pool so request handlers never block
-//! the runtime's worker threads.
+//! the runtime's worker threads, except point reads of a few indexed rows, which run on the calling
+//! thread when a read connection is free (`read_now`; the read connections and the snapshots they
+//! keep between point reads are `readers.rs`).
 //!
 //! This file opens, migrates and wires the backend; each aggregate trait is implemented in its own
 //! file: `members.rs`, `ledger.rs` (postings go through the group-commit writer, `writer.rs`),
@@ -31,6 +33,7 @@ pub mod offers;
 mod offline;
 mod operators;
 mod programme;
+mod readers;
 mod reports;
 mod rfm_moves;
 mod segments;
@@ -38,6 +41,7 @@ mod watch;
 mod writer;
 
 use crate::storage::StorageError;
+use readers::{READERS, Reader};
 use writer::{PostingJob, posting_writer};
 
 /// `PRAGMA application_id` of a server database ("LYLS").
@@ -91,9 +95,6 @@ pub(crate) fn migrations() -> Migrations<'static> {
 #[cfg(test)]
 const TILL_NAMESPACES: &str = MIGRATIONS[10];
 
-/// Read connections beside the writer.
-const READERS: usize = 4;
-
 #[derive(Clone)]
 pub struct SqliteStorage {
     /// The database file, for connections of their own (the batch job's).
@@ -101,8 +102,8 @@ pub struct SqliteStorage {
     /// The one connection that writes.
     conn: Arc<Mutex<Connection>>,
     /// Connections for reads, so a lookup never waits behind a write's fsync (WAL lets readers
-    /// run beside the writer, each on the last committed state).
-    readers: Arc<Vec<Mutex<Connection>>>,
+    /// run beside the writer, each on the last committed state); see `readers.rs`.
+    readers: Arc<Vec<Mutex<Reader>>>,
     /// The group-commit writer for till postings (see `writer.rs`).
     poster: std::sync::mpsc::Sender<PostingJob>,
 }
@@ -143,9 +144,11 @@ pub(super) fn cached_execute<P: rusqlite::Params>(
 
 /// A connection to the server's database, migrated. The file is memory-mapped: a connection's page
 /// cache starts over whenever another connection commits (every posting), and with the file mapped
-/// the pages it reads again are memory, not a system call and a copy each.
+/// the pages it reads again are memory, not a system call and a copy each. Its commits are counted
+/// for the readers' snapshots (`readers.rs`).
 fn connection(path: &Path) -> Result<Connection, loyalty_core::store::StoreError> {
     let conn = loyalty_core::store::open_sqlite(path, APPLICATION_ID, &migrations())?;
+    readers::count_commits(&conn);
     let failed = |what: &str, e: rusqlite::Error| loyalty_core::store::StoreError::Open {
         path: path.to_path_buf(),
         message: format!("cannot {what}: {e}"),
@@ -184,17 +187,32 @@ impl SqliteStorage {
                 message: format!("cannot start the posting writer: {e}"),
             })?;
         let readers = (0..READERS)
-            .map(|_| connection(path).map(Mutex::new))
+            .map(|_| connection(path))
             .collect::<Result<Vec<_>, _>>()?;
+        // The readers' sweeper ends when the last SqliteStorage (and so the readers) is dropped.
+        let readers =
+            readers::pool(readers).map_err(|e| loyalty_core::store::StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot start the readers' sweeper: {e}"),
+            })?;
         Ok(Self {
             path: Arc::new(path.to_path_buf()),
             conn,
-            readers: Arc::new(readers),
+            readers,
             poster,
         })
     }
 
-    /// Runs a read-only `f` on one of the read connections, on the blocking pool.
+    /// The first free reader, or the first one when all are busy.
+    fn take_reader(readers: &[Mutex<Reader>]) -> std::sync::MutexGuard<'_, Reader> {
+        readers
+            .iter()
+            .find_map(|r| r.try_lock().ok())
+            .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs a read-only `f` on one of the read connections, on the blocking pool, with no
+    /// transaction open: `f` may scan, and may begin one of its own.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
@@ -202,12 +220,8 @@ impl SqliteStorage {
     {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            // Take the first free reader; wait on one only when all are busy.
-            let mut guard = readers
-                .iter()
-                .find_map(|r| r.try_lock().ok())
-                .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
-            f(&mut guard)
+            let mut reader = Self::take_reader(&readers);
+            f(reader.autocommit().map_err(backend)?)
         })
         .await
         .map_err(backend)?
@@ -215,17 +229,22 @@ impl SqliteStorage {
 
     /// Runs a point read (an indexed look-up of a few rows, microseconds of work) on the calling
     /// thread when a read connection is free at once, sparing the hop to the blocking pool and
-    /// back, which costs more than such a read; otherwise as [`Self::read`]. Only for reads whose
-    /// work is bounded by an index: a scan belongs on the blocking pool.
+    /// back, which costs more than such a read; otherwise on the blocking pool. Only for reads
+    /// whose work is bounded by an index: a scan belongs in [`Self::read`]. `f` runs in one read
+    /// transaction, which shows every commit of this process made before the call and may have
+    /// been begun by an earlier point read (`readers.rs`): it must not begin one of its own.
     pub(crate) async fn read_now<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     {
         if let Some(mut free) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
-            return f(&mut free);
+            return free.point_read(f);
         }
-        self.read(f).await
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || Self::take_reader(&readers).point_read(f))
+            .await
+            .map_err(backend)?
     }
 
     /// Runs `f` with the connection on the blocking pool.

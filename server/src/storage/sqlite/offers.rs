@@ -577,17 +577,22 @@ impl OfferStore for SqliteStorage {
     }
 
     async fn fanout_seq(&self) -> Result<i64, StorageError> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT fanout_seq FROM programme_state WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(backend)
-        })
-        .await
+        let seq = self
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT fanout_seq FROM programme_state WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(Option::unwrap_or_default)
+                .map_err(backend)
+            })
+            .await?;
+        // The sequence is how another process's fan-out becomes known here (the phones it wakes
+        // must find it): later point reads begin a snapshot that shows it.
+        super::readers::saw_foreign_commit();
+        Ok(seq)
     }
 }
 

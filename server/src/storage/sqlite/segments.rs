@@ -70,6 +70,8 @@ pub(super) fn open_for_batch(path: &Path) -> Result<Connection, StorageError> {
         &crate::storage::sqlite::migrations(),
     )
     .map_err(backend)?;
+    // Its commits, when it runs in the server's process, are ones the readers must see at once.
+    super::readers::count_commits(&conn);
     conn.busy_timeout(std::time::Duration::from_secs(120))
         .map_err(backend)?;
     Ok(conn)
