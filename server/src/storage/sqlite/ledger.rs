@@ -659,9 +659,8 @@ impl LedgerStore for SqliteStorage {
         // On the calling thread when a reader is free: every part is read from an index that
         // covers it (the unseen movements, at most `limit`; the member's row and tier window; what
         // each open lot holds), and the hop to the blocking pool and back was about a tenth of a
-        // live update's CPU (docs/benchmarks.md).
-        // One snapshot (a point read's transaction): the movements and the book (with its
-        // revisions) agree.
+        // live update's CPU (docs/benchmarks.md). One snapshot (a point read's transaction): the
+        // movements and the book (with its revisions) agree.
         self.read_now(move |conn| {
             let Some(book) =
                 read_book_without_lots(conn, &member_id, metric, window_start_ms, None)?

@@ -90,8 +90,8 @@ pub(super) fn count_commits(conn: &Connection) {
     conn.wal_hook(Some(committed));
 }
 
-/// SQLite's WAL hook: called after each commit that wrote to the log, once the commit is durable
-/// and its write lock released.
+/// SQLite's WAL hook: called after each commit that wrote to the log, once the commit is in the
+/// log and its write lock released.
 fn committed(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
     COMMITS.fetch_add(1, Ordering::Release);
     end_idle_snapshots();
@@ -183,8 +183,10 @@ impl Reader {
         if self
             .snapshot
             .is_some_and(|(seen, _)| seen != COMMITS.load(Ordering::Acquire))
+            && let Err(e) = self.end()
         {
-            self.end().map_err(backend)?;
+            // The read itself is done; the next one on this connection tries again.
+            tracing::warn!(error = %e, "cannot end a read connection's snapshot");
         }
         result
     }
@@ -208,12 +210,18 @@ impl Reader {
         self.conn.is_autocommit()
     }
 
+    /// Ends the read transaction, if one is open. A read-only transaction's commit does not fail
+    /// in practice; if it did, a rollback ends it as well, so the next point read can begin one.
     fn end(&mut self) -> rusqlite::Result<()> {
         self.snapshot = None;
         if self.conn.is_autocommit() {
             return Ok(());
         }
-        cached_execute(&self.conn, "COMMIT", []).map(|_| ())
+        cached_execute(&self.conn, "COMMIT", [])
+            .map(|_| ())
+            .inspect_err(|_| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            })
     }
 }
 
