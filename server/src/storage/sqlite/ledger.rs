@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::members::{card_shows, update_document};
-use super::{SqliteStorage, backend, cached_execute, cached_row, hash_from};
+use super::{SqliteStorage, backend, cached_execute, cached_row, cached_rows, hash_from};
 use crate::storage::{
     CardSource, CheckoutOpening, CheckoutSession, Commit, DeviceKey, DocWrite, LedgerStore,
     MemberBook, MemberProgramme, PostOutcome, Posting, PostingKind, PriorPosting, PurchaseContext,
@@ -181,14 +181,15 @@ fn check_refund(
     purchase: &str,
     p: &Posting,
 ) -> Result<PostOutcome, StorageError> {
-    let (refunded, total): (i64, i64) = tx
-        .prepare_cached(
-            "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1),
-                    total_minor
-             FROM postings WHERE idempotency_key = ?1",
-        )
-        .and_then(|mut s| s.query_row([purchase], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(backend)?;
+    let (refunded, total): (i64, i64) = cached_row(
+        tx,
+        "SELECT (SELECT coalesce(sum(total_minor), 0) FROM postings WHERE refers_to = ?1),
+                total_minor
+         FROM postings WHERE idempotency_key = ?1",
+        [purchase],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(backend)?;
     // A refund came between: read again and recompute (it may no longer fit, which the ledger
     // then says with what is left).
     if p.refunded_before
@@ -203,12 +204,12 @@ fn check_refund(
 }
 
 fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPosting>, StorageError> {
-    conn.prepare_cached(
+    cached_row(
+        conn,
         "SELECT member_id, till_id, kind, request_hash, response, operator FROM postings
          WHERE idempotency_key = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([key], |r| {
+        [key],
+        |r| {
             Ok(PriorPosting {
                 member_id: r.get(0)?,
                 till_id: r.get(1)?,
@@ -217,49 +218,46 @@ fn read_prior_posting(conn: &Connection, key: &str) -> Result<Option<PriorPostin
                 response: r.get(4)?,
                 operator: r.get(5)?,
             })
-        })
-        .optional()
-    })
+        },
+    )
+    .optional()
     .map_err(backend)
 }
 
 /// The purchase posted under `posting`, with the lots it earned and what was refunded of it.
 fn read_purchase(conn: &Connection, posting: &str) -> Result<Option<PurchaseRecord>, StorageError> {
-    let record = conn
-        .prepare_cached(
-            "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
-                    (SELECT coalesce(sum(r.total_minor), 0) FROM postings r
-                     WHERE r.refers_to = p.idempotency_key)
-             FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
-        )
-        .and_then(|mut s| {
-            s.query_row([posting], |r| {
-                Ok(PurchaseRecord {
-                    posting: posting.to_string(),
-                    member_id: r.get(0)?,
-                    total_minor: r.get(1)?,
-                    earned: r.get(2)?,
-                    redeemed: r.get(3)?,
-                    refunded_minor: r.get(4)?,
-                    lots: Vec::new(),
-                })
+    let record = cached_row(
+        conn,
+        "SELECT p.member_id, p.total_minor, p.earned, p.redeemed,
+                (SELECT coalesce(sum(r.total_minor), 0) FROM postings r
+                 WHERE r.refers_to = p.idempotency_key)
+         FROM postings p WHERE p.idempotency_key = ?1 AND p.kind = 'purchase'",
+        [posting],
+        |r| {
+            Ok(PurchaseRecord {
+                posting: posting.to_string(),
+                member_id: r.get(0)?,
+                total_minor: r.get(1)?,
+                earned: r.get(2)?,
+                redeemed: r.get(3)?,
+                refunded_minor: r.get(4)?,
+                lots: Vec::new(),
             })
-            .optional()
-        })
-        .map_err(backend)?;
+        },
+    )
+    .optional()
+    .map_err(backend)?;
     let Some(mut record) = record else {
         return Ok(None);
     };
-    record.lots = conn
-        .prepare_cached(
-            "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
-             FROM lots WHERE posting = ?1 ORDER BY lot_id",
-        )
-        .and_then(|mut s| {
-            s.query_map([posting], read_lot)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend)?;
+    record.lots = cached_rows(
+        conn,
+        "SELECT lot_id, rule, points, remaining, expired, earned_at, available_at, expires_at, warned
+         FROM lots WHERE posting = ?1 ORDER BY lot_id",
+        [posting],
+        read_lot,
+    )
+    .map_err(backend)?;
     Ok(Some(record))
 }
 
@@ -267,20 +265,20 @@ fn read_checkout_session(
     conn: &Connection,
     session_id: &str,
 ) -> Result<Option<CheckoutSession>, StorageError> {
-    conn.prepare_cached(
+    cached_row(
+        conn,
         "SELECT session_id, member_id, till_id, expires_at FROM checkout_sessions WHERE session_id = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([session_id], |r| {
+        [session_id],
+        |r| {
             Ok(CheckoutSession {
                 session_id: r.get(0)?,
                 member_id: r.get(1)?,
                 till_id: r.get(2)?,
                 expires_at_ms: r.get(3)?,
             })
-        })
-        .optional()
-    })
+        },
+    )
+    .optional()
     .map_err(backend)
 }
 
@@ -362,10 +360,13 @@ fn read_book_without_lots(
     let Some((card_number, blocked, revision, (card_version, card_revision), state)) = row else {
         return Ok(None);
     };
-    let qualifying = tx
-        .prepare_cached(qualifying_sql(metric))
-        .and_then(|mut s| s.query_row(params![member_id, window_start_ms], |r| r.get(0)))
-        .map_err(backend)?;
+    let qualifying = cached_row(
+        tx,
+        qualifying_sql(metric),
+        params![member_id, window_start_ms],
+        |r| r.get(0),
+    )
+    .map_err(backend)?;
     let offers = match offers_at_ms {
         Some(now_ms) => crate::storage::sqlite::offers::till_offers_in(tx, member_id, now_ms)?,
         None => Vec::new(),
@@ -398,13 +399,7 @@ fn read_book(
     else {
         return Ok(None);
     };
-    book.lots = tx
-        .prepare_cached(OPEN_LOTS_SQL)
-        .and_then(|mut s| {
-            s.query_map([member_id], read_lot)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(backend)?;
+    book.lots = cached_rows(tx, OPEN_LOTS_SQL, [member_id], read_lot).map_err(backend)?;
     Ok(Some(book))
 }
 
@@ -413,18 +408,14 @@ pub(super) const LOT_BALANCES_SQL: &str =
     "SELECT remaining, available_at, expires_at FROM lots WHERE member_id = ?1 AND remaining > 0";
 
 fn read_lot_balances(tx: &Connection, member_id: &str) -> Result<Vec<LotBalance>, StorageError> {
-    tx.prepare_cached(LOT_BALANCES_SQL)
-        .and_then(|mut s| {
-            s.query_map([member_id], |r| {
-                Ok(LotBalance {
-                    remaining: r.get(0)?,
-                    available_at_ms: r.get(1)?,
-                    expires_at_ms: r.get(2)?,
-                })
-            })?
-            .collect()
+    cached_rows(tx, LOT_BALANCES_SQL, [member_id], |r| {
+        Ok(LotBalance {
+            remaining: r.get(0)?,
+            available_at_ms: r.get(1)?,
+            expires_at_ms: r.get(2)?,
         })
-        .map_err(backend)
+    })
+    .map_err(backend)
 }
 
 /// The member's ledger movements posted after a revision, newest first, at most a number. By the
@@ -443,14 +434,15 @@ fn read_unseen_movements(
     card_revision: i64,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StorageError> {
-    conn.prepare_cached(UNSEEN_MOVEMENTS_SQL)
-        .and_then(|mut s| {
-            s.query_map(params![member_id, card_revision, limit as i64], entry_row)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(backend)?
-        .into_iter()
-        .collect()
+    cached_rows(
+        conn,
+        UNSEEN_MOVEMENTS_SQL,
+        params![member_id, card_revision, limit as i64],
+        entry_row,
+    )
+    .map_err(backend)?
+    .into_iter()
+    .collect()
 }
 
 /// A ledger row whose first eight columns are `tx_id, points, reason, at, rule, reason_code,

@@ -131,6 +131,16 @@ pub(super) fn cached_row<T, P: rusqlite::Params>(
     conn.prepare_cached(sql)?.query_row(params, f)
 }
 
+/// `query_map` through the connection's statement cache, every row collected.
+pub(super) fn cached_rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    conn.prepare_cached(sql)?.query_map(params, f)?.collect()
+}
+
 /// `execute` through the connection's statement cache: `Connection::execute` (and
 /// `pragma_update`) parse the text again at every call, about 25,000 instructions a statement.
 /// The rows changed.
