@@ -60,17 +60,8 @@ pub async fn catch_up_behind(app: &App, member_id: &str) -> Result<bool, DomainE
                 return Ok(false);
             }
             Prepared::Changed(doc, catch_up, write) => {
-                // On any error below, the card is dropped with the change the database did not
-                // take.
-                match app
-                    .storage
-                    .store_card(member_id, Some(write), catch_up.revision)
-                    .await?
-                {
-                    Commit::Committed => {
-                        catch_up.stored(*doc, app, member_id).await;
-                        return Ok(true);
-                    }
+                match catch_up.store(*doc, write, app, member_id).await? {
+                    Commit::Committed => return Ok(true),
                     Commit::Conflict => continue,
                 }
             }
@@ -123,6 +114,25 @@ pub(crate) struct CardCatchUp {
 }
 
 impl CardCatchUp {
+    /// Stores the change by itself (not with a sync's commit), then as [`Self::stored`]. On a
+    /// conflict or an error the card is dropped with the change the database did not take.
+    pub(crate) async fn store(
+        self,
+        doc: AutoCommit,
+        write: DocWrite,
+        app: &App,
+        member_id: &str,
+    ) -> Result<Commit, DomainError> {
+        let committed = app
+            .storage
+            .store_card(member_id, Some(write), self.revision)
+            .await?;
+        if committed == Commit::Committed {
+            self.stored(doc, app, member_id).await;
+        }
+        Ok(committed)
+    }
+
     /// After the catch-up's write committed: the card (`doc` and the rest), now the stored
     /// version, goes back into the card cache — or, once its history is past the policy, starts
     /// afresh (the cached copy, of the old epoch, is dropped with it). The catch-up itself is

@@ -303,15 +303,8 @@ async fn try_card_catch_up(app: &App, member_id: &str) -> Result<CardCatchUpFor,
             Ok(CardCatchUpFor::ReadAgain)
         }
         Prepared::Changed(doc, catch_up, write) if catch_up.due => {
-            let revision = catch_up.revision;
-            if app
-                .storage
-                .store_card(member_id, Some(write), revision)
-                .await?
-                == Commit::Committed
-            {
-                catch_up.stored(*doc, app, member_id).await;
-            }
+            // Committed or not, the check read again says what is left.
+            let _either = catch_up.store(*doc, write, app, member_id).await?;
             Ok(CardCatchUpFor::ReadAgain)
         }
         Prepared::Changed(doc, catch_up, write) => Ok(CardCatchUpFor::Answer(doc, catch_up, write)),

@@ -41,7 +41,7 @@ mod watch;
 mod writer;
 
 use crate::storage::StorageError;
-use readers::{READERS, Reader};
+use readers::{Pool, READERS};
 use writer::{PostingJob, posting_writer};
 
 /// `PRAGMA application_id` of a server database ("LYLS").
@@ -103,7 +103,7 @@ pub struct SqliteStorage {
     conn: Arc<Mutex<Connection>>,
     /// Connections for reads, so a lookup never waits behind a write's fsync (WAL lets readers
     /// run beside the writer, each on the last committed state); see `readers.rs`.
-    readers: Arc<Vec<Mutex<Reader>>>,
+    readers: Arc<Pool>,
     /// The group-commit writer for till postings (see `writer.rs`).
     poster: std::sync::mpsc::Sender<PostingJob>,
 }
@@ -213,14 +213,6 @@ impl SqliteStorage {
         })
     }
 
-    /// The first free reader, or the first one when all are busy.
-    fn take_reader(readers: &[Mutex<Reader>]) -> std::sync::MutexGuard<'_, Reader> {
-        readers
-            .iter()
-            .find_map(|r| r.try_lock().ok())
-            .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
     /// Runs a read-only `f` on one of the read connections, on the blocking pool, with no
     /// transaction open: `f` may scan, and may begin one of its own.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -230,7 +222,7 @@ impl SqliteStorage {
     {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let mut reader = Self::take_reader(&readers);
+            let mut reader = readers::take(&readers);
             f(reader.autocommit().map_err(backend)?)
         })
         .await
@@ -248,11 +240,11 @@ impl SqliteStorage {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        if let Some(mut free) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
+        if let Some(mut free) = readers::free(&self.readers) {
             return free.point_read(f);
         }
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || Self::take_reader(&readers).point_read(f))
+        tokio::task::spawn_blocking(move || readers::take(&readers).point_read(f))
             .await
             .map_err(backend)?
     }

@@ -33,7 +33,7 @@
 
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -64,7 +64,7 @@ static COMMITS: AtomicU64 = AtomicU64::new(0);
 /// calls with no state of ours, ends their idle snapshots. One database per server process; where
 /// a process has several (the tests), a commit to one also ends the others' idle snapshots, which
 /// costs them one new snapshot each.
-type Pool = Vec<Mutex<Reader>>;
+pub(super) type Pool = Vec<Mutex<Reader>>;
 static POOLS: Mutex<Vec<Weak<Pool>>> = Mutex::new(Vec::new());
 
 /// Read connections on `conns`, known to the commit hook and swept until they are dropped.
@@ -83,6 +83,16 @@ pub(super) fn pool(conns: Vec<Connection>) -> std::io::Result<Arc<Pool>> {
     pools.retain(|p| p.strong_count() > 0);
     pools.push(Arc::downgrade(&pool));
     Ok(pool)
+}
+
+/// The first reader no read is using, if any.
+pub(super) fn free(pool: &Pool) -> Option<MutexGuard<'_, Reader>> {
+    pool.iter().find_map(|r| r.try_lock().ok())
+}
+
+/// The first free reader, or the first one (waiting for it) when all are busy.
+pub(super) fn take(pool: &Pool) -> MutexGuard<'_, Reader> {
+    free(pool).unwrap_or_else(|| pool[0].lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Makes `conn` count its commits in [`COMMITS`], and checkpoint as SQLite would by itself.
